@@ -1,0 +1,207 @@
+#include "auth/authd.h"
+
+#include <crypt.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth/scheme.h"
+#include "auth/template.h"
+#include "auth/text.h"
+#include "daemon/log.h"
+
+static int make_fallback_hash(struct authd *ad)
+{
+    char setting[CRYPT_GENSALT_OUTPUT_SIZE];
+    struct crypt_data *cd = calloc(1, sizeof(*cd));
+    int rc = -1;
+
+    if (cd == NULL)
+        return -1;
+    /* Random salt and random password: nothing can ever match it. */
+    if (crypt_gensalt_rn("$6$", 0, NULL, 0, setting, sizeof(setting)) != NULL) {
+        const char *h = crypt_rn(setting + 3, setting, cd, sizeof(*cd));
+        if (h != NULL && h[0] != '*' && strlen(h) < sizeof(ad->fallback_hash)) {
+            strcpy(ad->fallback_hash, h);
+            rc = 0;
+        }
+    }
+    explicit_bzero(cd, sizeof(*cd));
+    free(cd);
+    return rc;
+}
+
+int authd_init(struct authd *ad, const struct config *cfg)
+{
+    memset(ad, 0, sizeof(*ad));
+    ad->cfg = *cfg;
+    passwd_db_init(&ad->db, cfg->passwd_file);
+    if (make_fallback_hash(ad) == -1)
+        return -1;
+    ad->dummy = ad->fallback_hash;
+    return 0;
+}
+
+void authd_reconfigure(struct authd *ad, const struct config *cfg)
+{
+    passwd_db_free(&ad->db);
+    passwd_db_init(&ad->db, cfg->passwd_file);
+    ad->dummy = ad->fallback_hash;
+    ad->cfg = *cfg;
+}
+
+void authd_free(struct authd *ad)
+{
+    passwd_db_free(&ad->db);
+    ad->dummy = ad->fallback_hash;
+}
+
+/* One summary of a fresh load, and the dummy hash that fits it. */
+static void after_load(struct authd *ad)
+{
+    const struct passwd_db *db = &ad->db;
+    const struct passwd_stats *st = &db->stats;
+    const struct passwd_entry *first = NULL, *bad = NULL;
+    int unusable = 0;
+
+    for (size_t i = 0; i < db->count; i++) {
+        const struct passwd_entry *e = &db->entries[i];
+        if (scheme_check(e->password) != SCHEME_MATCH) {
+            if (unusable++ == 0 || e->line < bad->line)
+                bad = e;
+        } else if (first == NULL || e->line < first->line) {
+            first = e;
+        }
+    }
+    ad->dummy = first ? first->password : ad->fallback_hash;
+
+    log_info("passwd_file %s: %d users", db->path, st->users);
+    if (st->bad_lines)
+        log_warning("passwd_file %s: %d lines skipped (no user:password), first at line %d",
+                    db->path, st->bad_lines, st->first_bad_line);
+    if (st->duplicates)
+        log_warning("passwd_file %s: %d duplicate users ignored (the first line wins), "
+                    "first at line %d", db->path, st->duplicates, st->first_duplicate_line);
+    if (unusable) {
+        char name[64];
+        scheme_name(bad->password, name, sizeof(name));
+        log_warning("passwd_file %s: %d users cannot log in (unknown scheme or malformed "
+                    "hash), first at line %d: %s %s", db->path, unusable, bad->line, name,
+                    scheme_result_str(scheme_check(bad->password)));
+    }
+}
+
+static void log_outcome(const struct auth_request *req, const char *what, const char *reason)
+{
+    char user[TEXT_LOG_ESCAPE_SIZE(AUTH_USER_MAX)], ip[TEXT_LOG_ESCAPE_SIZE(AUTH_IP_MAX)];
+    char mech[TEXT_LOG_ESCAPE_SIZE(AUTH_MECH_MAX)];
+
+    text_log_escape(req->user, user, sizeof(user));
+    text_log_escape(req->ip, ip, sizeof(ip));
+    text_log_escape(req->mechanism, mech, sizeof(mech));
+    if (strcmp(what, "ok") == 0)
+        log_debug("auth ok user=%s ip=%s mechanism=%s", user, ip, mech);
+    else
+        log_info("auth %s user=%s ip=%s mechanism=%s reason=%s", what, user, ip, mech, reason);
+}
+
+static void set_result(struct auth_result *res, enum auth_status status, const char *message)
+{
+    res->status = status;
+    snprintf(res->message, sizeof(res->message), "%s", message);
+}
+
+/* The maildir of e into res; -1 with res->message set (and logged) if it cannot be made. */
+static int find_maildir(struct authd *ad, const struct passwd_entry *e, struct auth_result *res)
+{
+    char user[TEXT_LOG_ESCAPE_SIZE(AUTH_USER_MAX)];
+    const char *tmpl = e->mail[0] ? e->mail : ad->cfg.maildir;
+    const char *origin = e->mail[0] ? "userdb_mail of" : "maildir template for";
+
+    text_log_escape(e->user, user, sizeof(user));
+    if (e->mail_unsupported) {
+        log_error("passwd_file %s line %d: user %s: userdb_mail is not maildir:PATH", ad->db.path,
+                  e->line, user);
+        set_result(res, AUTH_TEMPFAIL, "userdb_mail is not a maildir");
+        return -1;
+    }
+    if (template_expand(tmpl, e->user, e->home, res->maildir, sizeof(res->maildir)) == 0)
+        return 0;
+    if (errno == ENOENT) {
+        log_error("%s %s needs %%h, but passwd_file %s line %d gives no home", origin, user,
+                  ad->db.path, e->line);
+        set_result(res, AUTH_TEMPFAIL, "maildir needs a home directory");
+    } else if (errno == ENAMETOOLONG) {
+        log_error("%s %s: the path is longer than %d bytes", origin, user, AUTH_PATH_MAX - 1);
+        set_result(res, AUTH_TEMPFAIL, "maildir path too long");
+    } else {
+        log_error("%s %s: not an absolute path, or a bad %% escape (passwd_file line %d)",
+                  origin, user, e->line);
+        set_result(res, AUTH_TEMPFAIL, "maildir is not an absolute path");
+    }
+    res->maildir[0] = '\0';
+    return -1;
+}
+
+int authd_refresh(struct authd *ad)
+{
+    int changed;
+
+    if (passwd_db_refresh(&ad->db, &changed) == -1) {
+        int err = errno;
+        ad->dummy = ad->fallback_hash;
+        if (changed)
+            log_error("passwd_file %s: %s; every login fails temporarily until it is readable",
+                      ad->db.path, strerror(err));
+        errno = err;
+        return -1;
+    }
+    if (changed)
+        after_load(ad);
+    return 0;
+}
+
+void authd_check(struct authd *ad, const struct auth_request *req, struct auth_result *res)
+{
+    memset(res, 0, sizeof(*res));
+    if (req->user[0] == '\0') {
+        set_result(res, AUTH_FAIL, "");
+        log_outcome(req, "failed", "empty-user");
+        return;
+    }
+    if (req->password[0] == '\0') {
+        set_result(res, AUTH_FAIL, "");
+        log_outcome(req, "failed", "empty-password");
+        return;
+    }
+
+    if (authd_refresh(ad) == -1) {
+        set_result(res, AUTH_TEMPFAIL, "password file unavailable");
+        log_outcome(req, "tempfail", "passwd-file-unavailable");
+        return;
+    }
+
+    const struct passwd_entry *e = passwd_db_lookup(&ad->db, req->user);
+    if (e == NULL) {
+        /* Spend what a real user costs; the result means nothing. */
+        (void)scheme_verify(ad->dummy, req->password);
+        set_result(res, AUTH_FAIL, "");
+        log_outcome(req, "failed", "unknown-user");
+        return;
+    }
+
+    enum scheme_result r = scheme_verify(e->password, req->password);
+    if (r != SCHEME_MATCH) {
+        set_result(res, AUTH_FAIL, "");
+        log_outcome(req, "failed", scheme_result_str(r));
+        return;
+    }
+    if (find_maildir(ad, e, res) == -1) {
+        log_outcome(req, "tempfail", "maildir");
+        return;
+    }
+    snprintf(res->user, sizeof(res->user), "%s", e->user);
+    res->status = AUTH_OK;
+    log_outcome(req, "ok", "");
+}

@@ -1,0 +1,241 @@
+#include "auth/server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "daemon/ipc.h"
+#include "daemon/log.h"
+
+/* epoll data of the listening socket; peers use their slot index. */
+#define LISTEN_SLOT AUTH_SERVER_MAX_PEERS
+/* What a shutdown still answers per peer before giving up on it. */
+#define SHUTDOWN_BURST 1024
+
+int auth_handle_message(struct authd *ad, const void *msg, size_t len, struct buf *reply)
+{
+    struct ipc_reader r;
+    uint32_t type, id;
+    char user[AUTH_USER_MAX], pass[AUTH_PASS_MAX], ip[AUTH_IP_MAX], mech[AUTH_MECH_MAX];
+    struct auth_result res;
+
+    int ok = ipc_reader_init(&r, msg, len, &type, &id) == 0 && type == AUTH_MSG_PASS_REQUEST;
+    if (ok) {
+        ipc_get_str(&r, user, sizeof(user));
+        ipc_get_str(&r, pass, sizeof(pass));
+        ipc_get_str(&r, ip, sizeof(ip));
+        ipc_get_str(&r, mech, sizeof(mech));
+        ok = ipc_reader_end(&r) == 0;
+    }
+    if (!ok) {
+        explicit_bzero(pass, sizeof(pass));
+        errno = EPROTO;
+        return -1;
+    }
+
+    struct auth_request req = { user, pass, ip, mech };
+    authd_check(ad, &req, &res);
+    explicit_bzero(pass, sizeof(pass));
+
+    if (ipc_begin(reply, AUTH_MSG_PASS_REPLY, id) == -1 ||
+        ipc_put_u32(reply, (uint32_t)res.status) == -1 || ipc_put_str(reply, res.user) == -1 ||
+        ipc_put_str(reply, res.maildir) == -1 || ipc_put_str(reply, res.message) == -1)
+        return -1;
+    return 0;
+}
+
+/* "pid 123 uid 45" for log lines about a peer. */
+static const char *peer_label(int fd, char *out, size_t outlen)
+{
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0)
+        snprintf(out, outlen, "pid %d uid %u", (int)cred.pid, (unsigned)cred.uid);
+    else
+        snprintf(out, outlen, "fd %d", fd);
+    return out;
+}
+
+int auth_serve_fd(struct authd *ad, int fd, struct buf *reply, int burst)
+{
+    unsigned char msg[IPC_MAX_MESSAGE];
+    char who[64];
+
+    for (int i = 0; i < burst; i++) {
+        ssize_t n = ipc_recv(fd, msg, sizeof(msg));
+        if (n == 0) {
+            errno = 0;
+            return -1;
+        }
+        if (n == -1) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return 0;
+            if (errno == EINTR)
+                continue;
+            log_warning("worker %s: %s; closing its connection", peer_label(fd, who, sizeof(who)),
+                        errno == EMSGSIZE ? "request too long" : strerror(errno));
+            return -1;
+        }
+        int rc = auth_handle_message(ad, msg, (size_t)n, reply);
+        explicit_bzero(msg, (size_t)n);
+        if (rc == -1) {
+            log_warning("worker %s: malformed request (%zd bytes); closing its connection",
+                        peer_label(fd, who, sizeof(who)), n);
+            return -1;
+        }
+        if (ipc_send(fd, reply) == -1) {
+            /* Never wait for a worker that does not read its answers. */
+            log_warning("worker %s: cannot answer (%s); closing its connection",
+                        peer_label(fd, who, sizeof(who)),
+                        errno == EAGAIN || errno == EWOULDBLOCK ? "socket full" : strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void auth_server_set_mail_user(struct auth_server *srv, const char *mail_user)
+{
+    struct passwd *pw = getpwnam(mail_user);
+
+    srv->have_mail_uid = pw != NULL;
+    srv->mail_uid = pw ? pw->pw_uid : 0;
+    if (pw == NULL)
+        log_warning("mail user %s not found; only workers running as uid %u are accepted",
+                    mail_user, (unsigned)srv->self_uid);
+}
+
+int auth_server_init(struct auth_server *srv, struct authd *ad, int listen_fd,
+                     const char *mail_user)
+{
+    memset(srv, 0, sizeof(*srv));
+    srv->ad = ad;
+    srv->listen_fd = listen_fd;
+    srv->self_uid = geteuid();
+    for (int i = 0; i < AUTH_SERVER_MAX_PEERS; i++)
+        srv->peers[i].fd = -1;
+    buf_init(&srv->reply, IPC_MAX_MESSAGE);
+    auth_server_set_mail_user(srv, mail_user);
+
+    int fl = fcntl(listen_fd, F_GETFL);
+    if (fl == -1 || fcntl(listen_fd, F_SETFL, fl | O_NONBLOCK) == -1 ||
+        fcntl(listen_fd, F_SETFD, FD_CLOEXEC) == -1)
+        return -1;
+    srv->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (srv->epfd == -1)
+        return -1;
+    struct epoll_event ev = { .events = EPOLLIN, .data.u64 = LISTEN_SLOT };
+    if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, listen_fd, &ev) == -1) {
+        int saved = errno;
+        close(srv->epfd);
+        srv->epfd = -1;
+        errno = saved;
+        return -1;
+    }
+    return 0;
+}
+
+static void close_peer(struct auth_server *srv, int slot)
+{
+    struct auth_peer *p = &srv->peers[slot];
+    log_debug("worker pid %d disconnected", (int)p->pid);
+    /* close() also takes the fd out of the epoll set. */
+    close(p->fd);
+    p->fd = -1;
+}
+
+static void accept_peers(struct auth_server *srv)
+{
+    for (int i = 0; i < AUTH_SERVER_MAX_PEERS; i++) {
+        int fd = accept4(srv->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd == -1) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+                errno != ECONNABORTED)
+                log_warning("accept on the auth socket: %s", strerror(errno));
+            return;
+        }
+        struct ucred cred;
+        socklen_t len = sizeof(cred);
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1) {
+            log_warning("auth socket peer: SO_PEERCRED: %s; refused", strerror(errno));
+            close(fd);
+            continue;
+        }
+        if (cred.uid != srv->self_uid && !(srv->have_mail_uid && cred.uid == srv->mail_uid)) {
+            log_warning("auth socket: refused pid %d uid %u (not the mail user)", (int)cred.pid,
+                        (unsigned)cred.uid);
+            close(fd);
+            continue;
+        }
+        int slot = 0;
+        while (slot < AUTH_SERVER_MAX_PEERS && srv->peers[slot].fd != -1)
+            slot++;
+        struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP, .data.u64 = (uint64_t)slot };
+        if (slot == AUTH_SERVER_MAX_PEERS) {
+            log_warning("auth socket: refused pid %d: already %d workers connected",
+                        (int)cred.pid, AUTH_SERVER_MAX_PEERS);
+            close(fd);
+            continue;
+        }
+        if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, fd, &ev) == -1) {
+            log_warning("auth socket: epoll_ctl: %s; refused pid %d", strerror(errno),
+                        (int)cred.pid);
+            close(fd);
+            continue;
+        }
+        srv->peers[slot] = (struct auth_peer){ .fd = fd, .uid = cred.uid, .pid = cred.pid };
+        log_debug("worker pid %d uid %u connected", (int)cred.pid, (unsigned)cred.uid);
+    }
+}
+
+int auth_server_run(struct auth_server *srv, volatile sig_atomic_t *stop,
+                    volatile sig_atomic_t *reload, const sigset_t *waitmask)
+{
+    struct epoll_event events[64];
+
+    while (!*stop && !*reload) {
+        int n = epoll_pwait(srv->epfd, events, 64, -1, waitmask);
+        if (n == -1) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        for (int i = 0; i < n; i++) {
+            uint64_t slot = events[i].data.u64;
+            if (slot == LISTEN_SLOT) {
+                accept_peers(srv);
+                continue;
+            }
+            struct auth_peer *p = &srv->peers[slot];
+            if (p->fd == -1)
+                continue;
+            if (auth_serve_fd(srv->ad, p->fd, &srv->reply, AUTH_SERVER_BURST) == -1)
+                close_peer(srv, (int)slot);
+        }
+    }
+    return 0;
+}
+
+void auth_server_shutdown(struct auth_server *srv)
+{
+    if (srv->listen_fd >= 0) {
+        close(srv->listen_fd);
+        srv->listen_fd = -1;
+    }
+    for (int i = 0; i < AUTH_SERVER_MAX_PEERS; i++) {
+        if (srv->peers[i].fd == -1)
+            continue;
+        (void)auth_serve_fd(srv->ad, srv->peers[i].fd, &srv->reply, SHUTDOWN_BURST);
+        close_peer(srv, i);
+    }
+    if (srv->epfd >= 0)
+        close(srv->epfd);
+    srv->epfd = -1;
+    buf_free(&srv->reply);
+}

@@ -1,0 +1,88 @@
+/*
+ * The helper's socket server: one epoll loop over the listening socket
+ * (run_dir/auth.sock, SOCK_SEQPACKET, from the master on fd 3) and one
+ * connection per worker. Every datagram is one request of auth/protocol.h,
+ * answered at once; a peer that sends a malformed message, or whose socket
+ * is too full to take an answer, is disconnected with a log line (the worker
+ * reconnects and retries). Peers are checked with SO_PEERCRED when accepted.
+ *
+ * Checks run one at a time in this single process: crypt(3) work is the
+ * helper's whole job, and a slow one delays the others in line, never a
+ * worker's event loop.
+ */
+#ifndef FASTPOP_AUTH_SERVER_H
+#define FASTPOP_AUTH_SERVER_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "auth/authd.h"
+#include "daemon/buf.h"
+
+/* Worker connections held at once; there is one per worker process. */
+#define AUTH_SERVER_MAX_PEERS 256
+/* Requests taken from one peer per wakeup, so one busy worker cannot starve the rest. */
+#define AUTH_SERVER_BURST 16
+
+struct auth_peer {
+    int fd;                 /* -1: free slot */
+    uid_t uid;
+    pid_t pid;
+};
+
+struct auth_server {
+    struct authd *ad;
+    int listen_fd;
+    int epfd;
+    uid_t self_uid;
+    uid_t mail_uid;
+    int have_mail_uid;
+    struct auth_peer peers[AUTH_SERVER_MAX_PEERS];
+    struct buf reply;
+};
+
+/*
+ * Decode one request datagram, decide it, and build the answer in reply.
+ * Returns 0, or -1 (errno EPROTO) if msg is not a well-formed
+ * AUTH_MSG_PASS_REQUEST; the caller drops the peer then. The password is
+ * wiped from every buffer of this function; the caller wipes msg.
+ */
+int auth_handle_message(struct authd *ad, const void *msg, size_t len, struct buf *reply);
+
+/*
+ * Answer the requests waiting on fd, a connected SOCK_SEQPACKET socket, at
+ * most `burst` of them. Returns 0 to keep the peer, -1 to close it (EOF,
+ * malformed message, full socket, error); the reason has been logged then,
+ * except for a plain EOF. reply is scratch space. Usable without a server:
+ * the tests drive it over a socketpair.
+ */
+int auth_serve_fd(struct authd *ad, int fd, struct buf *reply, int burst);
+
+/*
+ * Set up srv on listen_fd (made non-blocking here). mail_user is the
+ * configured mail user; peers must run as it or as the helper's own uid.
+ * Returns 0, or -1 with errno (epoll).
+ */
+int auth_server_init(struct auth_server *srv, struct authd *ad, int listen_fd,
+                     const char *mail_user);
+
+/* Resolve the mail user again, after a config reload. */
+void auth_server_set_mail_user(struct auth_server *srv, const char *mail_user);
+
+/*
+ * Serve until *stop or *reload is set by a signal handler. The signals that
+ * set them must be blocked by the caller; they are let through only while
+ * waiting (waitmask, for epoll_pwait), so a signal is never missed between
+ * the check and the wait. Returns 0, or -1 if epoll fails.
+ */
+int auth_server_run(struct auth_server *srv, volatile sig_atomic_t *stop,
+                    volatile sig_atomic_t *reload, const sigset_t *waitmask);
+
+/*
+ * For a clean exit: stop accepting, answer what the peers have already sent,
+ * and close everything.
+ */
+void auth_server_shutdown(struct auth_server *srv);
+
+#endif

@@ -1,0 +1,218 @@
+/*
+ * fastpopd: parse the command line, check or print the configuration, and
+ * start the master (daemonized with a pidfile unless -F).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "daemon/config.h"
+#include "daemon/identity.h"
+#include "daemon/log.h"
+#include "daemon/master.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: fastpopd [-F] [-c FILE]   run the POP3 server\n"
+            "       fastpopd -t [-c FILE]     check the configuration and exit\n"
+            "       fastpopd -n [-c FILE]     print the effective configuration\n"
+            "       fastpopd -V               print the version\n"
+            "  -c FILE  configuration file (default " CONFIG_DEFAULT_PATH ")\n"
+            "  -F       stay in the foreground and log to stderr\n");
+}
+
+/*
+ * Each connection can hold a socket, its mailbox lock and an open message;
+ * add headroom for listeners, IPC, the index and logs. The master logs what
+ * was obtained: running short of descriptors is how large sites fail first.
+ */
+static void raise_fd_limit(const struct config *cfg, struct master_options *opts)
+{
+    struct rlimit rl;
+    rlim_t want = (rlim_t)cfg->max_connections * 3 + 256;
+
+    opts->fd_wanted = want;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+        return;
+    if (rl.rlim_cur < want) {
+        struct rlimit next = rl;
+        next.rlim_cur = want;
+        if (next.rlim_max < want)
+            next.rlim_max = want;
+        if (setrlimit(RLIMIT_NOFILE, &next) == -1) {
+            /* Not allowed to raise the hard limit: go as high as it allows. */
+            next.rlim_max = rl.rlim_max;
+            next.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
+            setrlimit(RLIMIT_NOFILE, &next);
+        }
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    opts->fd_limit = rl.rlim_cur;
+}
+
+static int make_dir(const char *path, mode_t mode)
+{
+    if (mkdir(path, mode) == -1 && errno != EEXIST) {
+        log_error("cannot create %s: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* Lock the pidfile so a second instance is refused with a clear message. */
+static int open_pidfile(const char *path)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd == -1) {
+        log_error("cannot open pidfile %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+        char running[32] = "";
+        ssize_t n = read(fd, running, sizeof(running) - 1);
+        running[n > 0 ? n : 0] = '\0';
+        running[strcspn(running, "\n")] = '\0';
+        log_error("already running (pid %s, pidfile %s)", running[0] ? running : "?", path);
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int write_pidfile(int fd)
+{
+    char pid[32];
+    int n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+    if (ftruncate(fd, 0) == -1 || pwrite(fd, pid, (size_t)n, 0) != n)
+        return -1;
+    return 0;
+}
+
+/*
+ * The starting process waits on a pipe until the master says it is serving,
+ * so an init script's exit status means what it says.
+ */
+static int daemonize(int *ready_fd)
+{
+    int pipefd[2];
+    if (pipe2(pipefd, O_CLOEXEC) == -1)
+        return -1;
+    pid_t pid = fork();
+    if (pid == -1)
+        return -1;
+    if (pid > 0) {
+        char ok;
+        close(pipefd[1]);
+        ssize_t n;
+        do {
+            n = read(pipefd[0], &ok, 1);
+        } while (n == -1 && errno == EINTR);
+        _exit(n == 1 ? 0 : 1);
+    }
+    close(pipefd[0]);
+    if (setsid() == -1)
+        return -1;
+    if (chdir("/") == -1)
+        return -1;
+    int devnull = open("/dev/null", O_RDWR);
+    if (devnull >= 0) {
+        dup2(devnull, STDIN_FILENO);
+        dup2(devnull, STDOUT_FILENO);
+        if (devnull > STDERR_FILENO)
+            close(devnull);
+    }
+    *ready_fd = pipefd[1];
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *config_arg = CONFIG_DEFAULT_PATH;
+    int foreground = 0, test_only = 0, print_only = 0;
+    int opt;
+
+    while ((opt = getopt(argc, argv, "c:FtnVh")) != -1) {
+        switch (opt) {
+        case 'c': config_arg = optarg; break;
+        case 'F': foreground = 1; break;
+        case 't': test_only = 1; break;
+        case 'n': print_only = 1; break;
+        case 'V': printf("fastpopd %s\n", FASTPOP_VERSION); return 0;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+
+    /* Children re-read the file after a reload, from any working directory. */
+    char config_path[PATH_MAX];
+    if (realpath(config_arg, config_path) == NULL) {
+        fprintf(stderr, "fastpopd: %s: %s\n", config_arg, strerror(errno));
+        return 1;
+    }
+
+    static struct config cfg;
+    char err[512];
+    if (config_load(config_path, &cfg, err, sizeof(err)) == -1) {
+        fprintf(stderr, "fastpopd: %s\n", err);
+        return 1;
+    }
+    if (print_only) {
+        config_print(&cfg, stdout);
+        return 0;
+    }
+    struct identities ids;
+    if (identities_resolve(&cfg, &ids, err, sizeof(err)) == -1) {
+        fprintf(stderr, "fastpopd: %s\n", err);
+        return 1;
+    }
+    if (test_only) {
+        fprintf(stderr, "fastpopd: configuration file %s is valid\n", config_path);
+        return 0;
+    }
+
+    /* Until the master is serving, errors go to the terminal that started it. */
+    log_open(LOG_TO_STDERR, (enum log_level)cfg.log_level, "master", -1);
+    if (make_dir(cfg.run_dir, 0755) == -1 || make_dir(cfg.state_dir, 0755) == -1)
+        return 1;
+
+    char pid_path[CONFIG_PATH_MAX + 32];
+    config_pid_path(&cfg, pid_path, sizeof(pid_path));
+    int pidfile_fd = open_pidfile(pid_path);
+    if (pidfile_fd == -1)
+        return 1;
+
+    int ready_fd = -1;
+    if (!foreground && daemonize(&ready_fd) == -1) {
+        log_error("cannot daemonize: %s", strerror(errno));
+        return 1;
+    }
+    if (write_pidfile(pidfile_fd) == -1) {
+        log_error("cannot write pidfile %s: %s", pid_path, strerror(errno));
+        return 1;
+    }
+
+    struct master_options opts = {
+        .config_path = config_path,
+        .foreground = foreground,
+        .ready_fd = ready_fd,
+        .pidfile_fd = pidfile_fd,
+    };
+    raise_fd_limit(&cfg, &opts);
+    int status = master_run(&opts, &cfg);
+    unlink(pid_path);
+    close(pidfile_fd);
+    log_close();
+    return status;
+}

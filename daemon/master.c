@@ -1,0 +1,641 @@
+#include "master.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon/identity.h"
+#include "daemon/listen.h"
+#include "daemon/log.h"
+#include "daemon/privdrop.h"
+#include "shm/scoreboard.h"
+#include "worker/worker.h"
+
+#define MAX_CHILDREN 1024
+#define LISTEN_BACKLOG 1024
+/* A child that dies sooner than this after its start counts as crash looping. */
+#define QUICK_DEATH_SECONDS 10.0
+#define BACKOFF_FIRST 0.1
+#define BACKOFF_MAX 30.0
+
+struct master;
+struct child;
+
+/* Process roles are data: the master walks this table to fork and respawn. */
+struct role {
+    const char *name;
+    int (*count)(const struct config *cfg);
+    void (*enter)(struct master *m, struct child *c) __attribute__((noreturn));
+};
+
+enum { ROLE_AUTH, ROLE_WORKER };
+
+struct child {
+    int      in_use;
+    int      role;
+    int      index;
+    pid_t    pid;           /* 0 while waiting to be (re)spawned */
+    unsigned generation;
+    int      retiring;      /* replaced by a reload: finishing its sessions */
+    int      quick_deaths;
+    double   started;
+    double   respawn_at;
+};
+
+struct master {
+    const struct master_options *opts;
+    struct config *cfg;
+    struct identities ids;
+    int listen_fds[CONFIG_MAX_LISTEN];
+    int listen_count;
+    int auth_fd;
+    char auth_path[CONFIG_PATH_MAX + 16];
+    char helper_path[PATH_MAX];
+    struct scoreboard *sb;
+    struct child children[MAX_CHILDREN];
+    unsigned generation;
+    int stopping;
+    int helper_stopped;
+    int killed;
+    double stop_deadline;
+};
+
+static volatile sig_atomic_t got_sigchld, got_sighup, got_sigterm;
+
+static void on_signal(int sig)
+{
+    if (sig == SIGCHLD)
+        got_sigchld = 1;
+    else if (sig == SIGHUP)
+        got_sighup = 1;
+    else
+        got_sigterm = 1;
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int one_helper(const struct config *cfg)
+{
+    (void)cfg;
+    return 1;
+}
+
+static void enter_auth(struct master *m, struct child *c) __attribute__((noreturn));
+static void enter_worker(struct master *m, struct child *c) __attribute__((noreturn));
+
+static const struct role roles[] = {
+    [ROLE_AUTH] = { "auth", one_helper, enter_auth },
+    [ROLE_WORKER] = { "worker", config_worker_count, enter_worker },
+};
+
+/* In a new child: signals back to normal, nothing of the master's left open. */
+static void child_reset(struct master *m, int keep_auth_fd)
+{
+    sigset_t none;
+    struct sigaction dfl = { .sa_handler = SIG_DFL };
+    sigaction(SIGCHLD, &dfl, NULL);
+    sigaction(SIGHUP, &dfl, NULL);
+    sigaction(SIGTERM, &dfl, NULL);
+    sigaction(SIGINT, &dfl, NULL);
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    if (m->opts->pidfile_fd >= 0)
+        close(m->opts->pidfile_fd);
+    if (!keep_auth_fd && m->auth_fd >= 0)
+        close(m->auth_fd);
+}
+
+static void enter_auth(struct master *m, struct child *c)
+{
+    (void)c;
+    child_reset(m, 1);
+    for (int i = 0; i < m->listen_count; i++)
+        close(m->listen_fds[i]);
+    /* The helper finds its listening socket on fd 3 (see auth/main.c). */
+    if (m->auth_fd != 3) {
+        if (dup2(m->auth_fd, 3) == -1)
+            log_fatal("auth: dup2: %s", strerror(errno));
+        close(m->auth_fd);
+    } else {
+        int flags = fcntl(3, F_GETFD);
+        fcntl(3, F_SETFD, flags & ~FD_CLOEXEC);
+    }
+    if (privdrop_become(m->ids.auth_uid, m->ids.auth_gid) == -1)
+        log_fatal("auth: cannot drop privileges to %s: %s", m->cfg->auth_user, strerror(errno));
+    char *argv[] = { "fastpop-auth", "-c", (char *)m->opts->config_path, "--listen-fd", "3",
+                     m->opts->foreground ? "-F" : NULL, NULL };
+    execv(m->helper_path, argv);
+    log_fatal("auth: cannot run %s: %s", m->helper_path, strerror(errno));
+}
+
+static void enter_worker(struct master *m, struct child *c)
+{
+    child_reset(m, 0);
+    struct worker_setup ws = {
+        .cfg = m->cfg,
+        .index = c->index,
+        .listen_fds = m->listen_fds,
+        .listen_count = m->listen_count,
+        .sb = m->sb,
+        .uid = m->ids.mail_uid,
+        .gid = m->ids.mail_gid,
+        .auth_socket = m->auth_path,
+        .log_stderr = m->opts->foreground,
+    };
+    worker_main(&ws);
+}
+
+static void spawn(struct master *m, struct child *c)
+{
+    pid_t pid = fork();
+    if (pid == -1) {
+        log_error("cannot fork %s[%d]: %s; retrying", roles[c->role].name, c->index,
+                  strerror(errno));
+        c->respawn_at = now_seconds() + 1.0;
+        return;
+    }
+    if (pid == 0)
+        roles[c->role].enter(m, c);
+    c->pid = pid;
+    c->started = now_seconds();
+    log_debug("started %s[%d] pid %d", roles[c->role].name, c->index, (int)pid);
+}
+
+static struct child *add_child(struct master *m, int role, int index)
+{
+    for (int i = 0; i < MAX_CHILDREN; i++) {
+        struct child *c = &m->children[i];
+        if (!c->in_use) {
+            memset(c, 0, sizeof(*c));
+            c->in_use = 1;
+            c->role = role;
+            c->index = index;
+            c->generation = m->generation;
+            return c;
+        }
+    }
+    return NULL;
+}
+
+static int start_generation(struct master *m, int with_helper)
+{
+    for (size_t r = 0; r < sizeof(roles) / sizeof(roles[0]); r++) {
+        if (r == ROLE_AUTH && !with_helper)
+            continue;
+        int n = roles[r].count(m->cfg);
+        for (int i = 0; i < n; i++) {
+            struct child *c = add_child(m, (int)r, i);
+            if (c == NULL) {
+                log_error("process table full: cannot start %s[%d]", roles[r].name, i);
+                return -1;
+            }
+            spawn(m, c);
+        }
+    }
+    return 0;
+}
+
+static const char *describe_exit(int status, char *out, size_t outlen)
+{
+    if (WIFEXITED(status))
+        snprintf(out, outlen, "exited with status %d", WEXITSTATUS(status));
+    else if (WIFSIGNALED(status))
+        snprintf(out, outlen, "killed by signal %d (%s)", WTERMSIG(status),
+                 strsignal(WTERMSIG(status)));
+    else
+        snprintf(out, outlen, "stopped (status 0x%x)", status);
+    return out;
+}
+
+static void child_died(struct master *m, struct child *c, int status)
+{
+    char how[96];
+    double lived = now_seconds() - c->started;
+    pid_t pid = c->pid;
+
+    describe_exit(status, how, sizeof(how));
+    c->pid = 0;
+    if (c->role == ROLE_WORKER) {
+        unsigned freed = scoreboard_reap_owner(m->sb, pid);
+        if (freed > 0)
+            log_warning("worker[%d] pid %d left %u connection slots; released", c->index,
+                        (int)pid, freed);
+    }
+    if (m->stopping || c->retiring) {
+        log_info("%s[%d] pid %d %s", roles[c->role].name, c->index, (int)pid, how);
+        c->in_use = 0;
+        return;
+    }
+    c->quick_deaths = lived < QUICK_DEATH_SECONDS ? c->quick_deaths + 1 : 0;
+    double delay = 0.0;
+    if (c->quick_deaths > 0) {
+        delay = BACKOFF_FIRST;
+        for (int i = 1; i < c->quick_deaths && delay < BACKOFF_MAX; i++)
+            delay *= 2;
+        if (delay > BACKOFF_MAX)
+            delay = BACKOFF_MAX;
+    }
+    c->respawn_at = now_seconds() + delay;
+    log_error("%s[%d] pid %d %s after %.1fs; respawning in %.1fs", roles[c->role].name,
+              c->index, (int)pid, how, lived, delay);
+}
+
+static void reap_children(struct master *m)
+{
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        for (int i = 0; i < MAX_CHILDREN; i++) {
+            struct child *c = &m->children[i];
+            if (c->in_use && c->pid == pid) {
+                child_died(m, c, status);
+                break;
+            }
+        }
+    }
+}
+
+static void signal_children(struct master *m, int role, int sig)
+{
+    for (int i = 0; i < MAX_CHILDREN; i++) {
+        struct child *c = &m->children[i];
+        if (c->in_use && c->pid > 0 && (role < 0 || c->role == role) &&
+            kill(c->pid, sig) == -1 && errno != ESRCH)
+            log_error("cannot signal %s[%d] pid %d: %s", roles[c->role].name, c->index,
+                      (int)c->pid, strerror(errno));
+    }
+}
+
+static int count_children(struct master *m, int role)
+{
+    int n = 0;
+    for (int i = 0; i < MAX_CHILDREN; i++) {
+        const struct child *c = &m->children[i];
+        if (c->in_use && c->pid > 0 && (role < 0 || c->role == role))
+            n++;
+    }
+    return n;
+}
+
+static void close_listeners(struct master *m)
+{
+    for (int i = 0; i < m->listen_count; i++)
+        close(m->listen_fds[i]);
+    m->listen_count = 0;
+}
+
+static void begin_stop(struct master *m)
+{
+    log_info("stopping: no new connections; idle sessions are closed, busy ones have %ds "
+             "to finish", m->cfg->shutdown_timeout);
+    m->stopping = 1;
+    m->stop_deadline = now_seconds() + m->cfg->shutdown_timeout;
+    close_listeners(m);
+    /* Children waiting for a respawn are simply forgotten. */
+    for (int i = 0; i < MAX_CHILDREN; i++) {
+        if (m->children[i].in_use && m->children[i].pid == 0)
+            m->children[i].in_use = 0;
+    }
+    signal_children(m, ROLE_WORKER, SIGTERM);
+}
+
+/* Workers go first; the helper last, since in-flight logins still need it. */
+static void advance_stop(struct master *m)
+{
+    if (!m->helper_stopped && count_children(m, ROLE_WORKER) == 0) {
+        signal_children(m, ROLE_AUTH, SIGTERM);
+        m->helper_stopped = 1;
+    }
+    if (!m->killed && now_seconds() >= m->stop_deadline) {
+        int left = count_children(m, -1);
+        if (left > 0)
+            log_warning("shutdown deadline passed: killing %d remaining processes", left);
+        signal_children(m, -1, SIGKILL);
+        m->killed = 1;
+        /* If even SIGKILL was refused (no CAP_KILL), do not wait forever. */
+        m->stop_deadline = now_seconds() + 10.0;
+    } else if (m->killed && now_seconds() >= m->stop_deadline) {
+        log_error("%d children survived SIGKILL; exiting anyway", count_children(m, -1));
+        for (int i = 0; i < MAX_CHILDREN; i++)
+            m->children[i].in_use = 0;
+    }
+}
+
+/* Rebind only what changed: a listener in both configs keeps its socket. */
+static int swap_listeners(struct master *m, const struct config *next)
+{
+    int fds[CONFIG_MAX_LISTEN];
+    int reused[CONFIG_MAX_LISTEN] = { 0 };
+
+    for (int i = 0; i < next->listen_count; i++) {
+        fds[i] = -1;
+        for (int j = 0; j < m->cfg->listen_count && j < m->listen_count; j++) {
+            if (strcmp(next->listen[i].spec, m->cfg->listen[j].spec) == 0) {
+                fds[i] = m->listen_fds[j];
+                reused[j] = 1;
+            }
+        }
+        if (fds[i] == -1) {
+            fds[i] = listen_open(&next->listen[i], LISTEN_BACKLOG);
+            if (fds[i] == -1) {
+                log_error("reload: cannot listen on %s: %s; keeping the running configuration",
+                          next->listen[i].spec, strerror(errno));
+                for (int k = 0; k < i; k++) {
+                    int was_reused = 0;
+                    for (int j = 0; j < m->listen_count; j++)
+                        was_reused |= m->listen_fds[j] == fds[k];
+                    if (!was_reused)
+                        close(fds[k]);
+                }
+                return -1;
+            }
+            log_info("listening on %s", next->listen[i].spec);
+        }
+    }
+    for (int j = 0; j < m->listen_count; j++) {
+        if (!reused[j]) {
+            log_info("no longer listening on %s", m->cfg->listen[j].spec);
+            close(m->listen_fds[j]);
+        }
+    }
+    memcpy(m->listen_fds, fds, sizeof(fds[0]) * (size_t)next->listen_count);
+    m->listen_count = next->listen_count;
+    return 0;
+}
+
+static void reload(struct master *m)
+{
+    struct config next;
+    struct identities ids;
+    char err[512];
+
+    log_info("reloading %s", m->opts->config_path);
+    if (config_load(m->opts->config_path, &next, err, sizeof(err)) == -1) {
+        log_error("reload failed: %s; keeping the running configuration", err);
+        return;
+    }
+    if (identities_resolve(&next, &ids, err, sizeof(err)) == -1) {
+        log_error("reload failed: %s; keeping the running configuration", err);
+        return;
+    }
+    /* The sockets and files made at start belong to these: they need a restart. */
+    if (strcmp(next.run_dir, m->cfg->run_dir) != 0 ||
+        strcmp(next.pid_file, m->cfg->pid_file) != 0 || strcmp(next.user, m->cfg->user) != 0 ||
+        strcmp(next.group, m->cfg->group) != 0 ||
+        strcmp(next.auth_user, m->cfg->auth_user) != 0) {
+        log_warning("reload: run_dir, pid_file, user, group and auth_user changes need a "
+                    "restart; keeping the running ones");
+        memcpy(next.run_dir, m->cfg->run_dir, sizeof(next.run_dir));
+        memcpy(next.pid_file, m->cfg->pid_file, sizeof(next.pid_file));
+        memcpy(next.user, m->cfg->user, sizeof(next.user));
+        memcpy(next.group, m->cfg->group, sizeof(next.group));
+        memcpy(next.auth_user, m->cfg->auth_user, sizeof(next.auth_user));
+        ids = m->ids;
+    }
+    if ((unsigned)next.max_connections > scoreboard_capacity(m->sb)) {
+        log_warning("reload: max_connections above %u needs a restart; using %u",
+                    scoreboard_capacity(m->sb), scoreboard_capacity(m->sb));
+        next.max_connections = (int)scoreboard_capacity(m->sb);
+    }
+    if (swap_listeners(m, &next) == -1)
+        return;
+
+    *m->cfg = next;
+    m->ids = ids;
+    if (!m->opts->foreground)
+        log_open(m->cfg->log_target == CONFIG_LOG_SYSLOG ? LOG_TO_SYSLOG : LOG_TO_STDERR,
+                 (enum log_level)m->cfg->log_level, "master", -1);
+    else
+        log_set_level((enum log_level)m->cfg->log_level);
+
+    /* Old workers stop accepting and finish their sessions; new ones take over. */
+    for (int i = 0; i < MAX_CHILDREN; i++) {
+        struct child *c = &m->children[i];
+        if (!c->in_use || c->role != ROLE_WORKER || c->retiring)
+            continue;
+        if (c->pid == 0) {
+            c->in_use = 0;
+            continue;
+        }
+        c->retiring = 1;
+        kill(c->pid, SIGUSR2);
+    }
+    m->generation++;
+    signal_children(m, ROLE_AUTH, SIGHUP);
+    if (start_generation(m, 0) == -1)
+        log_error("reload: not every new worker could be started");
+    log_info("reloaded %s: generation %u, %d workers", m->opts->config_path, m->generation,
+             config_worker_count(m->cfg));
+}
+
+static void respawn_due(struct master *m, double now)
+{
+    for (int i = 0; i < MAX_CHILDREN; i++) {
+        struct child *c = &m->children[i];
+        if (c->in_use && c->pid == 0 && !c->retiring && c->respawn_at <= now)
+            spawn(m, c);
+    }
+}
+
+static int next_timeout_ms(struct master *m, double now)
+{
+    double wake = now + 60.0;
+    for (int i = 0; i < MAX_CHILDREN; i++) {
+        const struct child *c = &m->children[i];
+        if (c->in_use && c->pid == 0 && c->respawn_at < wake)
+            wake = c->respawn_at;
+    }
+    if (m->stopping && !m->killed && m->stop_deadline < wake)
+        wake = m->stop_deadline;
+    if (m->stopping && wake > now + 0.2)
+        wake = now + 0.2;
+    double ms = (wake - now) * 1000.0;
+    return ms < 0 ? 0 : (int)ms + 1;
+}
+
+static int open_auth_socket(struct master *m)
+{
+    struct sockaddr_un sun = { .sun_family = AF_UNIX };
+    snprintf(m->auth_path, sizeof(m->auth_path), "%s/auth.sock", m->cfg->run_dir);
+    if (strlen(m->auth_path) >= sizeof(sun.sun_path)) {
+        log_error("run_dir %s is too long for a socket path", m->cfg->run_dir);
+        return -1;
+    }
+    strcpy(sun.sun_path, m->auth_path);
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (fd == -1)
+        return -1;
+    unlink(m->auth_path);
+    if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1 || listen(fd, 256) == -1) {
+        log_error("cannot listen on %s: %s", m->auth_path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    /*
+     * Only the workers' group may connect; the helper checks SO_PEERCRED too.
+     * chmod first: once the file is the helper's, changing its mode would
+     * need CAP_FOWNER, which a hardened unit may not grant.
+     */
+    if (chmod(m->auth_path, 0660) == -1 ||
+        (geteuid() == 0 && chown(m->auth_path, m->ids.auth_uid, m->ids.mail_gid) == -1)) {
+        log_error("cannot set the owner and mode of %s: %s", m->auth_path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    m->auth_fd = fd;
+    return 0;
+}
+
+static int find_helper(struct master *m)
+{
+    if (m->cfg->auth_helper[0]) {
+        snprintf(m->helper_path, sizeof(m->helper_path), "%s", m->cfg->auth_helper);
+    } else {
+        char self[PATH_MAX - 32];
+        ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+        if (n <= 0)
+            return -1;
+        self[n] = '\0';
+        char *slash = strrchr(self, '/');
+        if (slash != NULL)
+            *slash = '\0';
+        snprintf(m->helper_path, sizeof(m->helper_path), "%s/fastpop-auth", self);
+    }
+    if (access(m->helper_path, X_OK) == -1) {
+        log_error("auth helper %s: %s", m->helper_path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static int open_listeners(struct master *m)
+{
+    for (int i = 0; i < m->cfg->listen_count; i++) {
+        int fd = listen_open(&m->cfg->listen[i], LISTEN_BACKLOG);
+        if (fd == -1) {
+            log_error("cannot listen on %s: %s", m->cfg->listen[i].spec, strerror(errno));
+            close_listeners(m);
+            return -1;
+        }
+        m->listen_fds[m->listen_count++] = fd;
+        log_info("listening on %s", m->cfg->listen[i].spec);
+    }
+    return 0;
+}
+
+int master_run(const struct master_options *opts, struct config *cfg)
+{
+    static struct master master;
+    struct master *m = &master;
+    char err[512];
+
+    m->opts = opts;
+    m->cfg = cfg;
+    m->auth_fd = -1;
+    if (identities_resolve(cfg, &m->ids, err, sizeof(err)) == -1) {
+        log_error("%s", err);
+        return 1;
+    }
+    if (find_helper(m) == -1 || open_listeners(m) == -1 || open_auth_socket(m) == -1)
+        return 1;
+    m->sb = scoreboard_create((unsigned)cfg->max_connections);
+    if (m->sb == NULL) {
+        log_error("cannot create the scoreboard: %s", strerror(errno));
+        return 1;
+    }
+
+    struct sigaction sa = { .sa_handler = on_signal };
+    sigemptyset(&sa.sa_mask);
+    sigset_t block, unblocked;
+    sigemptyset(&block);
+    sigaddset(&block, SIGCHLD);
+    sigaddset(&block, SIGHUP);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    sigprocmask(SIG_BLOCK, &block, &unblocked);
+    sigdelset(&unblocked, SIGCHLD);
+    sigdelset(&unblocked, SIGHUP);
+    sigdelset(&unblocked, SIGTERM);
+    sigdelset(&unblocked, SIGINT);
+    sigaction(SIGCHLD, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    /* Everything that can fail at start has been done: leave the terminal. */
+    if (!opts->foreground && cfg->log_target == CONFIG_LOG_SYSLOG) {
+        log_open(LOG_TO_SYSLOG, (enum log_level)cfg->log_level, "master", -1);
+        int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+        if (devnull >= 0) {
+            dup2(devnull, STDERR_FILENO);
+            close(devnull);
+        }
+    }
+    if (opts->fd_limit < opts->fd_wanted)
+        log_warning("open file limit is %llu, below the %llu that max_connections=%d needs",
+                    opts->fd_limit, opts->fd_wanted, cfg->max_connections);
+    else
+        log_info("open file limit: %llu (max_connections=%d)", opts->fd_limit,
+                 cfg->max_connections);
+    if (start_generation(m, 1) == -1)
+        return 1;
+    log_info("fastpopd %s started: %d workers, auth helper %s", FASTPOP_VERSION,
+             config_worker_count(cfg), m->helper_path);
+    if (opts->ready_fd >= 0) {
+        if (write(opts->ready_fd, "1", 1) != 1)
+            log_warning("could not tell the starting process we are ready");
+        close(opts->ready_fd);
+    }
+
+    for (;;) {
+        /* Signals are only flags; everything happens here, outside handlers. */
+        if (got_sigchld) {
+            got_sigchld = 0;
+            reap_children(m);
+        }
+        if (got_sigterm && !m->stopping) {
+            got_sigterm = 0;
+            begin_stop(m);
+        }
+        if (got_sighup) {
+            got_sighup = 0;
+            if (!m->stopping)
+                reload(m);
+        }
+        double now = now_seconds();
+        if (m->stopping) {
+            advance_stop(m);
+            if (count_children(m, -1) == 0)
+                break;
+        } else {
+            respawn_due(m, now);
+        }
+        int ms = next_timeout_ms(m, now);
+        struct timespec wait = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
+        ppoll(NULL, 0, &wait, &unblocked);
+    }
+    if (m->auth_fd >= 0) {
+        close(m->auth_fd);
+        unlink(m->auth_path);
+    }
+    scoreboard_destroy(m->sb);
+    log_info("stopped");
+    return 0;
+}

@@ -1,0 +1,39 @@
+/*
+ * Changing messages in cur/ on behalf of a session: deleting them at UPDATE
+ * and setting flags (Seen after RETR). Both work from the name recorded at
+ * scan time and, when another program renamed the file meanwhile, find it
+ * again by its unique part (maildir/locate.h).
+ */
+#ifndef FASTPOP_MAILDIR_EXPUNGE_H
+#define FASTPOP_MAILDIR_EXPUNGE_H
+
+#include <stddef.h>
+
+/*
+ * Unlink the message recorded as name in the directory curfd. If name is
+ * gone, the file with the same unique part is unlinked instead. *removed
+ * is 1 when this call unlinked the message, 0 when it was already gone
+ * (someone else deleted it): both are success.
+ *
+ * Returns 0, or -1 with errno from unlinkat/maildir_locate, or EAGAIN when
+ * the file kept being renamed under us (4 tries).
+ */
+int maildir_expunge(int curfd, const char *name, int *removed);
+
+/*
+ * Set flag (a letter; 'S' for Seen) on the message recorded as name in the
+ * directory curfd, by renaming it per maildir_name_with_flag(). If name is
+ * gone, the file with the same unique part is renamed instead. The name
+ * the message has afterwards goes to newname (newsz bytes, NUL-terminated;
+ * NAME_MAX + 1 is always enough): the same name when the flag was already
+ * set, "" when the message is gone, which is not an error.
+ *
+ * Returns 0, or -1 with errno EINVAL (bad flag), ERANGE (newname too
+ * small), from renameat/maildir_locate, or EAGAIN (renamed under us 4 times).
+ * Caveat: rename() replaces an existing target; the target differs from the
+ * source only in flags, so it can only be the same message.
+ */
+int maildir_add_flag(int curfd, const char *name, char flag, char *newname,
+                     size_t newsz);
+
+#endif

@@ -1,0 +1,343 @@
+#include "maildir/scan.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "maildir/filename.h"
+#include "maildir/size.h"
+#include "maildir/uidl.h"
+
+/* Close without letting close() clobber the errno being returned. */
+static void close_keep_errno(int fd)
+{
+    int saved = errno;
+    close(fd);
+    errno = saved;
+}
+
+/* A DIR on a fresh fd for directory fd, which stays the caller's. */
+static DIR *open_dir_at(int dirfd, const char *path)
+{
+    int fd = openat(dirfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd == -1)
+        return NULL;
+    DIR *dir = fdopendir(fd);
+    if (dir == NULL)
+        close_keep_errno(fd);
+    return dir;
+}
+
+static int make_dirs(int rootfd)
+{
+    static const char *const sub[] = { "cur", "new", "tmp" };
+
+    for (size_t i = 0; i < sizeof(sub) / sizeof(sub[0]); i++) {
+        if (mkdirat(rootfd, sub[i], 0700) == -1 && errno != EEXIST)
+            return -1;
+    }
+    return 0;
+}
+
+static void clean_tmp(int rootfd, time_t now)
+{
+    DIR *dir = open_dir_at(rootfd, "tmp");
+    struct dirent *de;
+    struct stat sb;
+
+    if (dir == NULL)
+        return;
+    int fd = dirfd(dir);
+    while ((de = readdir(dir)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        if (fstatat(fd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) == -1)
+            continue;
+        if (S_ISREG(sb.st_mode) && sb.st_mtime < now - MAILDIR_TMP_MAX_AGE)
+            unlinkat(fd, de->d_name, 0);
+    }
+    closedir(dir);
+}
+
+/* rename() without replacing: a file already in cur/ is never lost. */
+static int rename_noreplace(int from, const char *old, int to, const char *new)
+{
+    if (renameat2(from, old, to, new, RENAME_NOREPLACE) == 0)
+        return 0;
+    if (errno != EINVAL && errno != ENOSYS)
+        return -1;
+    /* The file system cannot refuse to replace (old NFS): check, then rename. */
+    struct stat sb;
+    if (fstatat(to, new, &sb, AT_SYMLINK_NOFOLLOW) == 0) {
+        errno = EEXIST;
+        return -1;
+    }
+    return renameat(from, old, to, new);
+}
+
+static int move_new(int rootfd, int curfd)
+{
+    DIR *dir = open_dir_at(rootfd, "new");
+    struct dirent *de;
+    char target[NAME_MAX + 1];
+    int rc = 0;
+
+    if (dir == NULL)
+        return -1;
+    errno = 0;
+    while ((de = readdir(dir)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        if (maildir_name_for_cur(de->d_name, target, sizeof(target)) == -1)
+            continue; /* cannot have a cur/ name; leave it where it is */
+        if (rename_noreplace(dirfd(dir), de->d_name, curfd, target) == -1 &&
+            errno != ENOENT && errno != EEXIST) {
+            rc = -1;
+            break;
+        }
+        errno = 0;
+    }
+    if (rc == 0 && de == NULL && errno != 0)
+        rc = -1;
+    int saved = errno;
+    closedir(dir);
+    errno = saved;
+    return rc;
+}
+
+static int strings_add(struct maildir *md, const char *s, size_t len, uint32_t *off)
+{
+    size_t need = md->strings_len + len + 1;
+
+    if (need > UINT32_MAX) {
+        errno = EOVERFLOW;
+        return -1;
+    }
+    if (need > md->strings_cap) {
+        size_t cap = md->strings_cap ? md->strings_cap : 4096;
+        while (cap < need)
+            cap *= 2;
+        char *p = realloc(md->strings, cap);
+        if (p == NULL)
+            return -1;
+        md->strings = p;
+        md->strings_cap = cap;
+    }
+    memcpy(md->strings + md->strings_len, s, len);
+    md->strings[md->strings_len + len] = '\0';
+    *off = (uint32_t)md->strings_len;
+    md->strings_len = need;
+    return 0;
+}
+
+/* Store name and, unless it is verbatim (the unique part), the UIDL. */
+static int set_strings(struct maildir *md, struct maildir_msg *m, const char *name)
+{
+    char uidl[MAILDIR_UIDL_SIZE];
+    size_t ulen = maildir_unique_len(name);
+    size_t len;
+
+    if (strings_add(md, name, strlen(name), &m->name_off) == -1)
+        return -1;
+    maildir_uidl(name, ulen, uidl, &len);
+    m->unique_len = (uint16_t)ulen;
+    m->uidl_len = (uint8_t)len;
+    if (len == ulen && memcmp(uidl, name, len) == 0) {
+        m->uidl_off = m->name_off;
+        return 0;
+    }
+    return strings_add(md, uidl, len, &m->uidl_off);
+}
+
+/*
+ * Size of a listed file, checking it is a regular file when readdir could
+ * not tell. Returns 0, 1 when it is to be skipped (vanished, not a regular
+ * file), -1 on error.
+ */
+static int file_size(int curfd, const char *name, const struct maildir_name *pn,
+                     uint64_t *size)
+{
+    int fd = openat(curfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    struct stat sb;
+
+    if (fd == -1)
+        return errno == ENOENT || errno == ELOOP ? 1 : -1;
+    if (fstat(fd, &sb) == -1) {
+        close_keep_errno(fd);
+        return -1;
+    }
+    int rc = 1;
+    if (S_ISREG(sb.st_mode)) {
+        rc = 0;
+        if (pn->has_size_w)
+            *size = pn->size_w;
+        else
+            rc = maildir_size_fd(fd, size);
+    }
+    if (rc == -1)
+        close_keep_errno(fd);
+    else
+        close(fd);
+    return rc;
+}
+
+static int add_message(struct maildir *md, int curfd, const struct dirent *de)
+{
+    struct maildir_name pn;
+    uint64_t size;
+
+    if (de->d_name[0] == '.' || (de->d_type != DT_REG && de->d_type != DT_UNKNOWN))
+        return 0;
+    maildir_name_parse(de->d_name, &pn);
+    if (pn.has_size_w && de->d_type == DT_REG) {
+        size = pn.size_w; /* no syscall at all for Dovecot-style names */
+    } else {
+        int rc = file_size(curfd, de->d_name, &pn, &size);
+        if (rc != 0)
+            return rc == 1 ? 0 : -1;
+    }
+
+    if (md->count == md->msgs_cap) {
+        size_t cap = md->msgs_cap ? md->msgs_cap * 2 : 64;
+        struct maildir_msg *p = realloc(md->msgs, cap * sizeof(*p));
+        if (p == NULL)
+            return -1;
+        md->msgs = p;
+        md->msgs_cap = cap;
+    }
+    struct maildir_msg *m = &md->msgs[md->count];
+    memset(m, 0, sizeof(*m));
+    m->size = size;
+    m->timestamp = pn.timestamp;
+    if (set_strings(md, m, de->d_name) == -1)
+        return -1;
+    md->count++;
+    md->total_size += size;
+    return 0;
+}
+
+static int list_cur(struct maildir *md, int curfd)
+{
+    DIR *dir = open_dir_at(curfd, ".");
+    struct dirent *de;
+    int rc = 0;
+
+    if (dir == NULL)
+        return -1;
+    errno = 0;
+    while ((de = readdir(dir)) != NULL) {
+        if (add_message(md, curfd, de) == -1) {
+            rc = -1;
+            break;
+        }
+        errno = 0;
+    }
+    if (rc == 0 && de == NULL && errno != 0)
+        rc = -1;
+    int saved = errno;
+    closedir(dir);
+    errno = saved;
+    return rc;
+}
+
+/* courierpop3d compares names as (signed) char strings up to ':'. */
+static int compare_signed(const char *a, size_t alen, const char *b, size_t blen)
+{
+    size_t n = alen < blen ? alen : blen;
+
+    for (size_t i = 0; i < n; i++) {
+        signed char ca = (signed char)a[i];
+        signed char cb = (signed char)b[i];
+        if (ca != cb)
+            return ca < cb ? -1 : 1;
+    }
+    return alen < blen ? -1 : alen > blen;
+}
+
+static int compare_msgs(const void *pa, const void *pb, void *arg)
+{
+    const struct maildir_msg *a = pa;
+    const struct maildir_msg *b = pb;
+    const char *strings = arg;
+    const char *na = strings + a->name_off;
+    const char *nb = strings + b->name_off;
+
+    if (a->timestamp != b->timestamp)
+        return a->timestamp < b->timestamp ? -1 : 1;
+    int c = compare_signed(na, a->unique_len, nb, b->unique_len);
+    return c != 0 ? c : strcmp(na, nb);
+}
+
+int maildir_scan(const char *root, time_t now, struct maildir **mdp)
+{
+    int rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int curfd = -1;
+    struct maildir *md = NULL;
+
+    if (rootfd == -1)
+        return -1;
+    if (make_dirs(rootfd) == -1)
+        goto fail;
+    curfd = openat(rootfd, "cur", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (curfd == -1)
+        goto fail;
+    clean_tmp(rootfd, now);
+    if (move_new(rootfd, curfd) == -1)
+        goto fail;
+    md = calloc(1, sizeof(*md));
+    if (md == NULL || list_cur(md, curfd) == -1)
+        goto fail;
+    if (md->count > 1)
+        qsort_r(md->msgs, md->count, sizeof(md->msgs[0]), compare_msgs, md->strings);
+    close(curfd);
+    close(rootfd);
+    *mdp = md;
+    return 0;
+
+fail:
+    maildir_free(md);
+    if (curfd != -1)
+        close_keep_errno(curfd);
+    close_keep_errno(rootfd);
+    return -1;
+}
+
+void maildir_free(struct maildir *md)
+{
+    if (md == NULL)
+        return;
+    int saved = errno;
+    free(md->msgs);
+    free(md->strings);
+    free(md);
+    errno = saved;
+}
+
+const char *maildir_msg_name(const struct maildir *md, size_t i)
+{
+    return md->strings + md->msgs[i].name_off;
+}
+
+const char *maildir_msg_uidl(const struct maildir *md, size_t i, size_t *len)
+{
+    *len = md->msgs[i].uidl_len;
+    return md->strings + md->msgs[i].uidl_off;
+}
+
+int maildir_msg_rename(struct maildir *md, size_t i, const char *name)
+{
+    struct maildir_msg *m = &md->msgs[i];
+
+    if (maildir_unique_len(name) != m->unique_len ||
+        memcmp(name, maildir_msg_name(md, i), m->unique_len) != 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    /* The old copy stays in the block: renames are rare within a session. */
+    return strings_add(md, name, strlen(name), &m->name_off);
+}

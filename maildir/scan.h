@@ -1,0 +1,91 @@
+/*
+ * Reading a maildir into a message list for one POP3 session: the picture
+ * the index caches (maildir/ knows nothing of the index).
+ *
+ * maildir_scan() on the root (the directory holding cur/ new/ tmp/):
+ *  1. creates cur/ new/ tmp/ (mode 0700) when missing;
+ *  2. removes regular files in tmp/ whose mtime is more than 36 hours
+ *     before now (maildir.html; a delivery never takes that long);
+ *  3. renames every new/X to cur/X:2, (X kept as is if it has a ':'),
+ *     without replacing a file already in cur/;
+ *  4. lists cur/, skipping names starting with '.' and anything not a
+ *     regular file (symlinks included), with each message's size (,W= from
+ *     the name when present, else counted per maildir/size.h) and UIDL
+ *     (maildir/uidl.h);
+ *  5. sorts the list in Courier's order: by leading timestamp of the name,
+ *     then by the unique parts compared as signed chars (what courierpop3d
+ *     does), then by the whole name.
+ */
+#ifndef FASTPOP_MAILDIR_SCAN_H
+#define FASTPOP_MAILDIR_SCAN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+/* tmp/ files older than this are abandoned deliveries (djb, Dovecot). */
+enum { MAILDIR_TMP_MAX_AGE = 36 * 60 * 60 };
+
+struct maildir_msg {
+    uint64_t size;       /* POP3 size: LIST, STAT */
+    uint64_t timestamp;  /* leading number of the name, for ordering */
+    uint32_t name_off;   /* current name in cur/: maildir_msg_name() */
+    uint32_t uidl_off;   /* maildir_msg_uidl() */
+    uint16_t unique_len; /* bytes of the name before ':' */
+    uint8_t  uidl_len;
+    uint8_t  deleted;    /* DELE mark: the session's to set and clear */
+};
+
+/*
+ * Messages in POP3 order: msgs[0] is message 1. Names and UIDLs live in
+ * one string block, so 100,000 messages cost a few allocations. Fields
+ * other than msgs[i].deleted are read-only for callers.
+ */
+struct maildir {
+    struct maildir_msg *msgs;
+    size_t              count;
+    uint64_t            total_size; /* of all messages, for STAT */
+    char               *strings;
+    size_t              strings_len;
+    size_t              strings_cap;
+    size_t              msgs_cap;
+};
+
+/*
+ * Scan the maildir at root (steps above) and put a new list in *md, to be
+ * released with maildir_free(). now is the current time, for tmp/ cleanup.
+ *
+ * Returns 0, or -1 with errno: ENOENT when root does not exist (the caller
+ * decides whether to create it), ENOTDIR, EACCES, ENOMEM, EOVERFLOW (the
+ * string block passed 4 GiB), or from a failed syscall.
+ * Caveats:
+ *  - Messages that vanish during the scan (another session deleted them)
+ *    are skipped, not errors. Any other failure to read a message, or to
+ *    move one out of new/, fails the whole scan: the caller logs it.
+ *  - tmp/ cleanup is best effort; its failures are ignored.
+ *  - A file in new/ whose cur/ name already exists stays in new/.
+ *  - Two files with the same unique part (a broken delivery agent) are
+ *    both listed, with the same UIDL.
+ */
+int maildir_scan(const char *root, time_t now, struct maildir **md);
+
+void maildir_free(struct maildir *md);
+
+/* Current file name of message i (0-based) in cur/, NUL-terminated. */
+const char *maildir_msg_name(const struct maildir *md, size_t i);
+
+/*
+ * UIDL of message i (0-based): *len bytes, NOT NUL-terminated (a verbatim
+ * UIDL is the start of the name).
+ */
+const char *maildir_msg_uidl(const struct maildir *md, size_t i, size_t *len);
+
+/*
+ * Record that message i is now called name in cur/ (after a flag change
+ * or maildir_locate()); name must have the same unique part.
+ * Returns 0, or -1 with errno EINVAL (other unique part), ENOMEM, EOVERFLOW.
+ * Caveat: pointers from maildir_msg_name()/maildir_msg_uidl() become invalid.
+ */
+int maildir_msg_rename(struct maildir *md, size_t i, const char *name);
+
+#endif

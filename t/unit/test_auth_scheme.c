@@ -1,0 +1,228 @@
+/*
+ * Password schemes and the text codecs under them. The vectors were made
+ * outside fastpop: openssl passwd (-1/-5/-6), slappasswd ({SSHA}), libxcrypt
+ * crypt_gensalt + crypt through Python ctypes ($y$, $2b$), Python hashlib
+ * ({SHA*}, {SSHA*}, SCRAM). The first SCRAM vector uses RFC 7677's salt and
+ * password; its keys reproduce the RFC's ClientProof and ServerSignature.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <string.h>
+
+#include "auth/scheme.h"
+#include "auth/text.h"
+
+#define PW "correct horse"
+
+struct vector {
+    const char *stored;
+    const char *password;
+};
+
+static const struct vector good[] = {
+    { "$6$Zq3vR8sT$f4HMMpXMnNyoFaF0r1Lph7182LWHZY2Ldmy4ZmxwSy2l6sRn1tucFGlPW1FAn5b.zIPWEwjzx81k66XymlGQn1", PW },
+    { "{SHA512-CRYPT}$6$Zq3vR8sT$f4HMMpXMnNyoFaF0r1Lph7182LWHZY2Ldmy4ZmxwSy2l6sRn1tucFGlPW1FAn5b.zIPWEwjzx81k66XymlGQn1", PW },
+    { "{CRYPT}$6$Zq3vR8sT$f4HMMpXMnNyoFaF0r1Lph7182LWHZY2Ldmy4ZmxwSy2l6sRn1tucFGlPW1FAn5b.zIPWEwjzx81k66XymlGQn1", PW },
+    { "$5$Zq3vR8sT$EhjLscO3dOAlVeoBcEhvfGtJRPdIhM2xGxddPCt/dZ4", PW },
+    { "{SHA256-CRYPT}$5$Zq3vR8sT$EhjLscO3dOAlVeoBcEhvfGtJRPdIhM2xGxddPCt/dZ4", PW },
+    { "$1$Zq3vR8sT$GRoLY3GvPSzqt1rEt1pXI.", PW },
+    { "{MD5-CRYPT}$1$Zq3vR8sT$GRoLY3GvPSzqt1rEt1pXI.", PW },
+    { "$2b$04$.OGB/.SE/ueHAeqKBO2NC.37PvdBwBBS8kyV.ffBAgLR5S5mwTpUi", PW },
+    { "{BLF-CRYPT}$2b$04$.OGB/.SE/ueHAeqKBO2NC.37PvdBwBBS8kyV.ffBAgLR5S5mwTpUi", PW },
+    { "$y$j9T$/6k.2IU/5UE08g.1Bsk1E.$VYlnMd1Xpi858y2Z2H33CmaGGTzANl084f9QUEF5YHA", PW },
+    { "{SSHA}DL3Gtr2MhmLkQZkuvRjs5bSVEn1Ug0a9", PW },          /* slappasswd */
+    { "{SSHA}5pcxo13YdJml98eQSIlT3FMEBMMBAgME", PW },
+    { "{ssha}5pcxo13YdJml98eQSIlT3FMEBMMBAgME", PW },          /* names ignore case */
+    { "{SSHA256}0hJvnJrn389Ik7M3OR+qOZl6NBsSet72zG2p4yy6GwEBAgME", PW },
+    { "{SSHA512}59hB/WwyfgQUZfHrhGKG7B924+SMQ9dsAndq2fAiQ192K1Up6+Uyb2bNkO/rs2mynGTKvujt8okIdKCusVizJwECAwQ=", PW },
+    { "{SHA}L55TUjtiq8FBorTWAZ0jy6g129A=", PW },
+    { "{SHA1}L55TUjtiq8FBorTWAZ0jy6g129A=", PW },
+    { "{SHA}L55TUjtiq8FBorTWAZ0jy6g129A", PW },                /* padding left out */
+    { "{SHA}2f9e53523b62abc141a2b4d6019d23cba835dbd0", PW },   /* hex, guessed by length */
+    { "{SHA}2F9E53523B62ABC141A2B4D6019D23CBA835DBD0", PW },
+    { "{SHA256}QQTTb42iwlQ0n4WDZ5Pr4CngyVcGOjTJHC6SAxh7VjE=", PW },
+    { "{SHA256}4104d36f8da2c254349f85836793ebe029e0c957063a34c91c2e9203187b5631", PW },
+    { "{SHA256.HEX}4104d36f8da2c254349f85836793ebe029e0c957063a34c91c2e9203187b5631", PW },
+    { "{SHA512}VraY3v7bWkNbY0r+MyC7rz/c2SC2xQOkRvx7endrKY1HnRumqLYXgI6wv1ec6aldZoNHvKtxSQhayTyyeZUZew==", PW },
+    { "{SHA512}56b698defedb5a435b634afe3320bbaf3fdcd920b6c503a446fc7b7a776b298d479d1ba6a8b617808eb0bf579ce9a95d668347bcab7149085ac93cb27995197b", PW },
+    { "{SCRAM-SHA-256}4096,W22ZaJ0SNY7soEsUEjb6gQ==,WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=,wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=", "pencil" },
+    { "{SCRAM-SHA-256}4096,EBESExQVFhcYGRobHB0eHw==,UOqfZwCbXXDTuCrizoqrtXrFV8iU37kaMGkhq/x3udE=,KzqaZikndhh8ddarwxITa3uAy5NGsw+BHAXRy6TRhpU=", PW },
+    { "{PLAIN}" PW, PW },
+    { "{CLEARTEXT}" PW, PW },
+};
+
+static void test_known_vectors_match(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        print_message("  %s\n", good[i].stored);
+        assert_int_equal(scheme_verify(good[i].stored, good[i].password), SCHEME_MATCH);
+        assert_int_equal(scheme_check(good[i].stored), SCHEME_MATCH);
+    }
+}
+
+static void test_wrong_password_mismatches(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        assert_int_equal(scheme_verify(good[i].stored, "correct horsE"), SCHEME_MISMATCH);
+        assert_int_equal(scheme_verify(good[i].stored, "x"), SCHEME_MISMATCH);
+    }
+    /* PLAIN must not match a prefix or an extension of the password. */
+    assert_int_equal(scheme_verify("{PLAIN}abc", "ab"), SCHEME_MISMATCH);
+    assert_int_equal(scheme_verify("{PLAIN}abc", "abcd"), SCHEME_MISMATCH);
+}
+
+static void test_unknown_schemes(void **state)
+{
+    (void)state;
+    assert_int_equal(scheme_verify("{ARGON2ID}$argon2id$v=19$m=65536", PW), SCHEME_UNKNOWN);
+    assert_int_equal(scheme_verify("{NOPE}abc", PW), SCHEME_UNKNOWN);
+    assert_int_equal(scheme_verify("{}abc", PW), SCHEME_UNKNOWN);
+    assert_int_equal(scheme_verify("{SHA", PW), SCHEME_UNKNOWN);
+    /* No prefix and no '$': not guessed at (it would be DES or plaintext). */
+    assert_int_equal(scheme_verify(PW, PW), SCHEME_UNKNOWN);
+    assert_int_equal(scheme_verify("", PW), SCHEME_UNKNOWN);
+    /* An encoding suffix only exists for digest schemes. */
+    assert_int_equal(scheme_verify("{PLAIN.HEX}616263", "abc"), SCHEME_UNKNOWN);
+    assert_int_equal(scheme_verify("{SHA.ROT13}abc", PW), SCHEME_UNKNOWN);
+    assert_int_equal(scheme_check("{NOPE}abc"), SCHEME_UNKNOWN);
+}
+
+static void test_malformed_hashes(void **state)
+{
+    static const char *const bad[] = {
+        "{SHA}",                                        /* empty */
+        "{SSHA}!!!!",                                   /* not base64 */
+        "{SSHA}5pcxo13YdJml98eQSIlT3FMEBMM=",           /* digest only, no salt */
+        "{SSHA}5pcx",                                   /* shorter than a digest */
+        "{SHA}L55TUjtiq8FBorTWAZ0jy6g129",              /* cut: 19 bytes */
+        "{SHA}L55TUjtiq8FBorTWAZ0jy6g129A=X",           /* junk after padding */
+        "{SHA}L55TUjtiq8FBorTWAZ0jy6g129A===",          /* too much padding */
+        "{SHA} L55TUjtiq8FBorTWAZ0jy6g129A=",           /* whitespace */
+        "{SHA256}QQTTb42iwlQ0n4WDZ5Pr4CngyVcGOjTJHC6SAxh7VjEA",  /* 33 bytes */
+        "{SHA}2f9e53523b62abc141a2b4d6019d23cba835dbzz",           /* hex length, bad digit */
+        "{SHA256.HEX}QQTTb42iwlQ0n4WDZ5Pr4CngyVcGOjTJHC6SAxh7VjE=",
+        "{SCRAM-SHA-256}",
+        "{SCRAM-SHA-256}4096",
+        "{SCRAM-SHA-256}4096,EBESExQVFhcYGRobHB0eHw==,UOqfZwCbXXDTuCrizoqrtXrFV8iU37kaMGkhq/x3udE=",
+        "{SCRAM-SHA-256}4096,EBESExQVFhcYGRobHB0eHw==,UOqfZwCbXXDTuCrizoqrtXrFV8iU37kaMGkhq/x3udE=,KzqaZikndhh8ddarwxITa3uAy5NGsw+BHAXRy6TRhpU=,extra",
+        "{SCRAM-SHA-256}4096x,EBESExQVFhcYGRobHB0eHw==,UOqfZwCbXXDTuCrizoqrtXrFV8iU37kaMGkhq/x3udE=,KzqaZikndhh8ddarwxITa3uAy5NGsw+BHAXRy6TRhpU=",
+        "{SCRAM-SHA-256}1,EBESExQVFhcYGRobHB0eHw==,UOqfZwCbXXDTuCrizoqrtXrFV8iU37kaMGkhq/x3udE=,KzqaZikndhh8ddarwxITa3uAy5NGsw+BHAXRy6TRhpU=",
+        "{SCRAM-SHA-256}999999999,EBESExQVFhcYGRobHB0eHw==,UOqfZwCbXXDTuCrizoqrtXrFV8iU37kaMGkhq/x3udE=,KzqaZikndhh8ddarwxITa3uAy5NGsw+BHAXRy6TRhpU=",
+        "{SCRAM-SHA-256}4096,,UOqfZwCbXXDTuCrizoqrtXrFV8iU37kaMGkhq/x3udE=,KzqaZikndhh8ddarwxITa3uAy5NGsw+BHAXRy6TRhpU=",
+        "{SCRAM-SHA-256}4096,EBESExQVFhcYGRobHB0eHw==,UOqfZwCbXXDTuCrizoqrtXrFV8iU37kaMGkhq/x3ud==,KzqaZikndhh8ddarwxITa3uAy5NGsw+BHAXRy6TRhpU=",
+        "{SCRAM-SHA-256}4096,EBESExQVFhcYGRobHB0eHw==,UOqfZwCbXXDTuCrizoqrtXrFV8iU37kaMGkhq/x3udE=,Kzqa#ikndhh8ddarwxITa3uAy5NGsw+BHAXRy6TRhpU=",
+        "{SCRAM-SHA-256},,,",
+        "{CRYPT}",
+        "{CRYPT}*",                                     /* locked */
+        "!$6$Zq3vR8sT$f4HMMpXMnNyoFaF0r1Lph7182LWHZY2Ldmy4ZmxwSy2l6sRn1tucFGlPW1FAn5b.zIPWEwjzx81k66XymlGQn1",
+        "$6$",
+        "$nonsense$",
+        "{PLAIN}",
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        print_message("  %s\n", bad[i]);
+        /* "!$6$..." has no scheme prefix and no leading '$': unknown, not malformed. */
+        enum scheme_result want = bad[i][0] == '!' ? SCHEME_UNKNOWN : SCHEME_MALFORMED;
+        assert_int_equal(scheme_verify(bad[i], PW), want);
+        assert_int_equal(scheme_check(bad[i]), want);
+    }
+    /* scheme_check() is only a cheap hint for crypt(3): the cost is checked
+     * by the real hashing. */
+    assert_int_equal(scheme_verify("$2b$99$.OGB/.SE/ueHAeqKBO2NC.37PvdBwBBS8kyV.ffBAgLR5S5mwTpUi", PW),
+                     SCHEME_MALFORMED);
+}
+
+static void test_scheme_name_hides_hash(void **state)
+{
+    char out[64];
+    (void)state;
+    scheme_name("{SSHA512}59hB/WwyfgQUZ", out, sizeof(out));
+    assert_string_equal(out, "{SSHA512}");
+    scheme_name("$6$Zq3vR8sT$f4HMM", out, sizeof(out));
+    assert_string_equal(out, "crypt");
+    scheme_name("secret", out, sizeof(out));
+    assert_string_equal(out, "none");
+    scheme_name("{A B}x", out, sizeof(out));
+    assert_string_equal(out, "{A\\x20B}");
+    assert_string_equal(scheme_result_str(SCHEME_MISMATCH), "bad-password");
+    assert_string_equal(scheme_result_str(SCHEME_MALFORMED), "malformed-hash");
+}
+
+static void test_base64(void **state)
+{
+    unsigned char out[16];
+    (void)state;
+    assert_int_equal(text_base64_decode("", 0, out, sizeof(out)), 0);
+    assert_int_equal(text_base64_decode("QQ==", 4, out, sizeof(out)), 1);
+    assert_int_equal(out[0], 'A');
+    assert_int_equal(text_base64_decode("QQ", 2, out, sizeof(out)), 1);
+    assert_int_equal(text_base64_decode("QUI=", 4, out, sizeof(out)), 2);
+    assert_memory_equal(out, "AB", 2);
+    assert_int_equal(text_base64_decode("QUJD", 4, out, sizeof(out)), 3);
+    assert_memory_equal(out, "ABC", 3);
+    assert_int_equal(text_base64_decode("+/+/", 4, out, sizeof(out)), 3);
+    assert_memory_equal(out, "\xfb\xff\xbf", 3);
+    assert_int_equal(text_base64_decode("Q", 1, out, sizeof(out)), -1);
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(text_base64_decode("QQ=", 3, out, sizeof(out)), -1);
+    assert_int_equal(text_base64_decode("Q===", 4, out, sizeof(out)), -1);
+    assert_int_equal(text_base64_decode("=QQ=", 4, out, sizeof(out)), -1);
+    assert_int_equal(text_base64_decode("QU-D", 4, out, sizeof(out)), -1);
+    assert_int_equal(text_base64_decode("QUJD", 4, out, 2), -1);
+    assert_int_equal(errno, ENOBUFS);
+}
+
+static void test_hex(void **state)
+{
+    unsigned char out[4];
+    (void)state;
+    assert_int_equal(text_hex_decode("00fFa9", 6, out, sizeof(out)), 3);
+    assert_memory_equal(out, "\x00\xff\xa9", 3);
+    assert_int_equal(text_hex_decode("abc", 3, out, sizeof(out)), -1);
+    assert_int_equal(text_hex_decode("0g", 2, out, sizeof(out)), -1);
+    assert_int_equal(text_hex_decode("0011223344", 10, out, sizeof(out)), -1);
+    assert_int_equal(errno, ENOBUFS);
+}
+
+static void test_log_escape(void **state)
+{
+    char out[64];
+    (void)state;
+    assert_string_equal(text_log_escape("bob@example.org", out, sizeof(out)), "bob@example.org");
+    /* A name must not be able to forge a field or a line. */
+    assert_string_equal(text_log_escape("a ip=1.2.3.4\nx", out, sizeof(out)),
+                        "a\\x20ip=1.2.3.4\\x0ax");
+    assert_string_equal(text_log_escape("\\\x7f\xc3\xa9", out, sizeof(out)),
+                        "\\x5c\\x7f\\xc3\\xa9");
+    assert_string_equal(text_log_escape("", out, sizeof(out)), "");
+    /* Cut with a visible mark, never mid-escape, always terminated. */
+    text_log_escape("abcdefghijklmnopqrstuvwxyz", out, 12);
+    assert_string_equal(out, "abcdefgh...");
+    text_log_escape("\n\n\n\n\n", out, 12);
+    assert_true(strlen(out) < 12);
+    assert_non_null(strstr(out, "..."));
+    assert_null(strchr(out, '\n'));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_known_vectors_match),
+        cmocka_unit_test(test_wrong_password_mismatches),
+        cmocka_unit_test(test_unknown_schemes),
+        cmocka_unit_test(test_malformed_hashes),
+        cmocka_unit_test(test_scheme_name_hides_hash),
+        cmocka_unit_test(test_base64),
+        cmocka_unit_test(test_hex),
+        cmocka_unit_test(test_log_escape),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

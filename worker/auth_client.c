@@ -1,0 +1,276 @@
+#include "auth_client.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "auth/protocol.h"
+#include "daemon/ipc.h"
+#include "daemon/log.h"
+#include "worker/pop3.h"
+
+/* A helper that needs longer than this is treated as down for that login. */
+#define AUTH_TIMEOUT_SECONDS 15.0
+/* Do not hammer a helper that is restarting. */
+#define AUTH_RECONNECT_SECONDS 0.5
+
+struct auth_pending {
+    uint32_t id;
+    struct conn *c;            /* NULL once cancelled */
+    double deadline;
+    struct auth_pending *next;
+};
+
+struct auth_client {
+    struct loop_handler io;
+    struct loop *lp;
+    int fd;
+    char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    uint32_t next_id;
+    double last_connect;
+    struct auth_pending *head, *tail;   /* in deadline order */
+    struct buf msg;
+};
+
+static void answer(struct auth_client *ac, struct auth_pending *p, enum auth_status st,
+                   const char *user, const char *maildir)
+{
+    struct conn *c = p->c;
+    p->c = NULL;
+    if (c != NULL && c->fd != -1) {
+        c->auth_request = 0;
+        pop3_auth_answer(c, st, user, maildir);
+    }
+    (void)ac;
+}
+
+static void drop_pending(struct auth_client *ac, struct auth_pending *prev,
+                         struct auth_pending *p)
+{
+    if (prev)
+        prev->next = p->next;
+    else
+        ac->head = p->next;
+    if (ac->tail == p)
+        ac->tail = prev;
+    free(p);
+}
+
+static void fail_all(struct auth_client *ac)
+{
+    while (ac->head != NULL) {
+        struct auth_pending *p = ac->head;
+        answer(ac, p, AUTH_TEMPFAIL, "", "");
+        drop_pending(ac, NULL, p);
+    }
+}
+
+static void disconnect(struct auth_client *ac, const char *why)
+{
+    if (ac->fd == -1)
+        return;
+    log_warning("auth helper connection lost (%s); in-flight logins get a temporary failure",
+                why);
+    loop_unwatch(ac->lp, ac->fd);
+    close(ac->fd);
+    ac->fd = -1;
+    fail_all(ac);
+}
+
+static void handle_reply(struct auth_client *ac, const unsigned char *msg, size_t len)
+{
+    struct ipc_reader r;
+    uint32_t type, id;
+    char user[AUTH_USER_MAX], maildir[AUTH_PATH_MAX], text[AUTH_MESSAGE_MAX];
+
+    if (ipc_reader_init(&r, msg, len, &type, &id) == -1 || type != AUTH_MSG_PASS_REPLY) {
+        disconnect(ac, "malformed reply");
+        return;
+    }
+    uint32_t status = ipc_get_u32(&r);
+    ipc_get_str(&r, user, sizeof(user));
+    ipc_get_str(&r, maildir, sizeof(maildir));
+    ipc_get_str(&r, text, sizeof(text));
+    if (ipc_reader_end(&r) == -1 || status > AUTH_TEMPFAIL) {
+        disconnect(ac, "malformed reply");
+        return;
+    }
+    struct auth_pending *prev = NULL;
+    for (struct auth_pending *p = ac->head; p != NULL; prev = p, p = p->next) {
+        if (p->id == id) {
+            if (status == AUTH_OK && maildir[0] != '/') {
+                log_error("auth helper gave user %s a maildir that is not absolute: \"%s\"",
+                          user, maildir);
+                status = AUTH_TEMPFAIL;
+            }
+            if (status == AUTH_TEMPFAIL && text[0])
+                log_warning("auth helper: temporary failure: %s", text);
+            answer(ac, p, (enum auth_status)status, user, maildir);
+            drop_pending(ac, prev, p);
+            return;
+        }
+    }
+    /* Already timed out or cancelled. */
+}
+
+static void on_event(struct loop *lp, struct loop_handler *h, uint32_t events)
+{
+    struct auth_client *ac = (struct auth_client *)h;
+    unsigned char msg[IPC_MAX_MESSAGE];
+    (void)lp;
+
+    for (int i = 0; i < 64 && ac->fd != -1; i++) {
+        ssize_t n = ipc_recv(ac->fd, msg, sizeof(msg));
+        if (n > 0) {
+            handle_reply(ac, msg, (size_t)n);
+            continue;
+        }
+        if (n == -1 && (errno == EAGAIN || errno == EINTR))
+            break;
+        disconnect(ac, n == 0 ? "helper closed the connection" : strerror(errno));
+        return;
+    }
+    if (ac->fd != -1 && (events & (EPOLLHUP | EPOLLERR)))
+        disconnect(ac, "hangup");
+}
+
+static int ensure_connected(struct auth_client *ac)
+{
+    if (ac->fd != -1)
+        return 0;
+    double now = loop_now();
+    if (now - ac->last_connect < AUTH_RECONNECT_SECONDS) {
+        errno = EAGAIN;
+        return -1;
+    }
+    ac->last_connect = now;
+    struct sockaddr_un sun = { .sun_family = AF_UNIX };
+    memcpy(sun.sun_path, ac->path, sizeof(sun.sun_path));
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd == -1)
+        return -1;
+    /* The master owns the listening socket: this queues even while the helper restarts. */
+    if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1 && errno != EINPROGRESS) {
+        log_warning("cannot connect to the auth helper at %s: %s", ac->path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (loop_watch(ac->lp, fd, EPOLLIN, &ac->io) == -1) {
+        close(fd);
+        return -1;
+    }
+    ac->fd = fd;
+    return 0;
+}
+
+struct auth_client *auth_client_new(struct loop *lp, const char *socket_path)
+{
+    struct auth_client *ac = calloc(1, sizeof(*ac));
+    if (ac == NULL)
+        return NULL;
+    if (strlen(socket_path) >= sizeof(ac->path)) {
+        free(ac);
+        errno = ENAMETOOLONG;
+        return NULL;
+    }
+    ac->io.on_event = on_event;
+    ac->lp = lp;
+    ac->fd = -1;
+    ac->last_connect = -AUTH_RECONNECT_SECONDS;
+    strcpy(ac->path, socket_path);
+    buf_init(&ac->msg, IPC_MAX_MESSAGE);
+    return ac;
+}
+
+void auth_client_free(struct auth_client *ac)
+{
+    if (ac == NULL)
+        return;
+    if (ac->fd != -1) {
+        loop_unwatch(ac->lp, ac->fd);
+        close(ac->fd);
+    }
+    while (ac->head != NULL)
+        drop_pending(ac, NULL, ac->head);
+    buf_free(&ac->msg);
+    free(ac);
+}
+
+int auth_client_check(struct auth_client *ac, struct conn *c, const char *user,
+                      const char *password, const char *mechanism)
+{
+    if (ensure_connected(ac) == -1)
+        return -1;
+    struct auth_pending *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return -1;
+    if (++ac->next_id == 0)
+        ac->next_id = 1;
+    p->id = ac->next_id;
+    p->c = c;
+    p->deadline = loop_now() + AUTH_TIMEOUT_SECONDS;
+
+    int rc = ipc_begin(&ac->msg, AUTH_MSG_PASS_REQUEST, p->id);
+    if (rc == 0)
+        rc = ipc_put_str(&ac->msg, user);
+    if (rc == 0)
+        rc = ipc_put_str(&ac->msg, password);
+    if (rc == 0)
+        rc = ipc_put_str(&ac->msg, c->ip);
+    if (rc == 0)
+        rc = ipc_put_str(&ac->msg, mechanism);
+    if (rc == 0)
+        rc = ipc_send(ac->fd, &ac->msg);
+    /* The message held the password: wipe it whatever happened. */
+    explicit_bzero(ac->msg.data, ac->msg.size);
+    buf_reset(&ac->msg);
+    if (rc == -1) {
+        int saved = errno;
+        free(p);
+        if (saved != EAGAIN)
+            disconnect(ac, strerror(saved));
+        errno = saved;
+        return -1;
+    }
+    if (ac->tail)
+        ac->tail->next = p;
+    else
+        ac->head = p;
+    ac->tail = p;
+    c->auth_request = p->id;
+    return 0;
+}
+
+void auth_client_cancel(struct auth_client *ac, struct conn *c)
+{
+    if (c->auth_request == 0)
+        return;
+    for (struct auth_pending *p = ac->head; p != NULL; p = p->next) {
+        if (p->c == c)
+            p->c = NULL;
+    }
+    c->auth_request = 0;
+}
+
+double auth_client_next_expiry(struct auth_client *ac, double now)
+{
+    if (ac->head == NULL)
+        return -1;
+    double left = ac->head->deadline - now;
+    return left < 0 ? 0 : left;
+}
+
+void auth_client_expire(struct auth_client *ac, double now)
+{
+    while (ac->head != NULL && ac->head->deadline <= now) {
+        struct auth_pending *p = ac->head;
+        if (p->c != NULL)
+            log_warning("auth helper did not answer within %.0fs", AUTH_TIMEOUT_SECONDS);
+        answer(ac, p, AUTH_TEMPFAIL, "", "");
+        drop_pending(ac, NULL, p);
+    }
+}

@@ -1,0 +1,35 @@
+/*
+ * The worker's side of the fastpop-auth protocol (auth/protocol.h): one
+ * SOCK_SEQPACKET connection per worker, requests with ids, answers in any
+ * order, a timeout per request. Nothing here blocks the event loop.
+ *
+ * Caveats:
+ *  - A connection that closes while its request is out must call
+ *    auth_client_cancel(); the late answer is then dropped.
+ *  - If the helper is down or restarting, requests fail at once or time out,
+ *    and the client sees -ERR [SYS/TEMP].
+ */
+#ifndef FASTPOP_AUTH_CLIENT_H
+#define FASTPOP_AUTH_CLIENT_H
+
+#include "worker/conn.h"
+#include "worker/loop.h"
+
+struct auth_client;
+
+struct auth_client *auth_client_new(struct loop *lp, const char *socket_path);
+/* Close the connection and free; pending requests are dropped unanswered. */
+void auth_client_free(struct auth_client *ac);
+
+/* Send a password check for c. The answer arrives through pop3_auth_answer(). */
+int auth_client_check(struct auth_client *ac, struct conn *c, const char *user,
+                      const char *password, const char *mechanism);
+
+void auth_client_cancel(struct auth_client *ac, struct conn *c);
+
+/* Seconds until the oldest request times out, or -1 if none is out. */
+double auth_client_next_expiry(struct auth_client *ac, double now);
+/* Answer timed-out requests with a temporary failure. */
+void auth_client_expire(struct auth_client *ac, double now);
+
+#endif

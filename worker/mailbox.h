@@ -1,0 +1,55 @@
+/*
+ * A logged-in session's mailbox: the exclusive POP3 lock (RFC 1939 section
+ * 8), the message list as it was at login, and the DELE marks.
+ *
+ * The lock is flock(2) on <maildir>/fastpop.lock: it conflicts across
+ * workers and within one worker, and the kernel drops it when its holder
+ * dies (even kill -9), so a crashed session never leaves a mailbox stuck.
+ */
+#ifndef FASTPOP_MAILBOX_H
+#define FASTPOP_MAILBOX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "maildir/scan.h"
+#include "worker/conn.h"
+
+#define MAILBOX_LOCK_NAME "fastpop.lock"
+
+enum mailbox_open_result {
+    MAILBOX_OPEN_OK,
+    MAILBOX_OPEN_IN_USE,   /* another session holds the lock */
+    MAILBOX_OPEN_FAILED,   /* logged; the client gets [SYS/TEMP] */
+};
+
+struct pop3_session {
+    int lock_fd;
+    int cur_fd;
+    struct maildir *md;
+    size_t live_count;        /* messages not marked deleted */
+    uint64_t live_size;
+    char root[];              /* the maildir path */
+};
+
+/* Lock and scan maildir for c; on success c->session is set. */
+enum mailbox_open_result mailbox_open(struct conn *c, const char *maildir);
+/* Messages numbered in this session (deleted ones included). */
+unsigned mailbox_count(const struct pop3_session *s);
+/*
+ * Open message i (0-based) for reading, following a rename by another
+ * program. Returns the fd, or -1 with errno (ENOENT: the message is gone).
+ */
+int mailbox_open_message(struct pop3_session *s, size_t i);
+/* Mark message i seen (S flag) by renaming; a vanished message is no error. */
+int mailbox_mark_seen(struct pop3_session *s, size_t i);
+/*
+ * UPDATE: unlink every message marked deleted, then fsync cur/ so a removal
+ * that was answered +OK stays removed. *deleted counts messages no longer
+ * there (removed now or already gone), *failed the rest.
+ */
+void mailbox_update(struct pop3_session *s, unsigned *deleted, unsigned *failed);
+/* Unlock and free. Deletes nothing. */
+void mailbox_close(struct pop3_session *s);
+
+#endif

@@ -1,0 +1,156 @@
+#include "pop3.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "daemon/log.h"
+#include "worker/loop.h"
+
+void pop3_set_reply(struct pop3_reply *r, const char *code, const char *fmt, ...)
+{
+    va_list ap;
+    r->code = code;
+    va_start(ap, fmt);
+    vsnprintf(r->text, sizeof(r->text), fmt, ap);
+    va_end(ap);
+}
+
+void pop3_greet(struct conn *c)
+{
+    conn_reply(c, "+OK fastpop ready.\r\n");
+}
+
+static void capa_body(struct conn *c)
+{
+    /* Only what is accepted in the current state (RFC 2449 section 5). */
+    conn_reply(c, "CAPA\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n");
+    if (c->state == CONN_AUTHORIZATION)
+        conn_reply(c, "USER\r\n");
+    conn_reply(c, "IMPLEMENTATION fastpop\r\n.\r\n");
+}
+
+enum pop3_verdict pop3_cmd_capa(struct conn *c, char *args, struct pop3_reply *r)
+{
+    (void)c;
+    if (*args != '\0') {
+        pop3_set_reply(r, NULL, "CAPA takes no arguments");
+        return POP3_BAD;
+    }
+    pop3_set_reply(r, NULL, "Capability list follows");
+    r->body = capa_body;
+    return POP3_OK;
+}
+
+enum pop3_verdict pop3_cmd_noop(struct conn *c, char *args, struct pop3_reply *r)
+{
+    (void)c;
+    (void)args;
+    r->text[0] = '\0';
+    return POP3_OK;
+}
+
+/*
+ * The entry for name valid in state; else any entry of that name (the
+ * caller then says "not valid in this state"); else NULL.
+ */
+static const struct pop3_command *find_command(const char *name, enum conn_state state)
+{
+    const struct pop3_command *tables[] = { pop3_auth_commands, pop3_trans_commands };
+    const struct pop3_command *known = NULL;
+    for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {
+        for (const struct pop3_command *cmd = tables[t]; cmd->name; cmd++) {
+            if (strcasecmp(cmd->name, name) != 0)
+                continue;
+            if (cmd->states & POP3_IN(state))
+                return cmd;
+            known = cmd;
+        }
+    }
+    return known;
+}
+
+static void count_bad(struct conn *c)
+{
+    c->bad_commands++;
+    if (c->bad_commands >= (unsigned)c->lp->cfg->max_bad_commands) {
+        conn_reply(c, "-ERR Too many bad commands, closing connection\r\n");
+        conn_finish(c, "too-many-errors");
+    }
+}
+
+static void write_reply(struct conn *c, enum pop3_verdict v, const struct pop3_reply *r)
+{
+    const char *sep = r->text[0] ? " " : "";
+    if (v == POP3_OK) {
+        conn_reply(c, "+OK%s%s\r\n", sep, r->text);
+        if (r->body)
+            r->body(c);
+        if (r->job)
+            conn_start_job(c, r->job);
+        return;
+    }
+    if (r->code)
+        conn_reply(c, "-ERR [%s]%s%s\r\n", r->code, sep, r->text);
+    else
+        conn_reply(c, "-ERR%s%s\r\n", sep, r->text);
+    if (v == POP3_BAD)
+        count_bad(c);
+}
+
+void pop3_line_too_long(struct conn *c)
+{
+    struct pop3_reply r = { 0 };
+    pop3_set_reply(&r, NULL, "Command line too long (at most %d octets)", POP3_LINE_MAX);
+    write_reply(c, POP3_BAD, &r);
+}
+
+void pop3_dispatch(struct conn *c, char *line, size_t len)
+{
+    struct pop3_reply r = { 0 };
+    char name[16];
+    size_t n = 0;
+
+    if (memchr(line, '\0', len) != NULL) {
+        pop3_set_reply(&r, NULL, "NUL byte in command");
+        write_reply(c, POP3_BAD, &r);
+        return;
+    }
+    while (n < len && line[n] != ' ' && line[n] != '\t')
+        n++;
+    if (n == 0 || n >= sizeof(name)) {
+        pop3_set_reply(&r, NULL, "Unknown command");
+        write_reply(c, POP3_BAD, &r);
+        return;
+    }
+    memcpy(name, line, n);
+    name[n] = '\0';
+    char *args = line + n;
+    /* RFC 1939 separates arguments by one space; be lenient about more. */
+    while (*args == ' ' || *args == '\t')
+        args++;
+
+    const struct pop3_command *cmd = find_command(name, c->state);
+    if (cmd == NULL) {
+        pop3_set_reply(&r, NULL, "Unknown command");
+        write_reply(c, POP3_BAD, &r);
+        return;
+    }
+    if (!(cmd->states & POP3_IN(c->state))) {
+        pop3_set_reply(&r, NULL, "%s is not valid in this state", cmd->name);
+        write_reply(c, POP3_BAD, &r);
+        return;
+    }
+    enum pop3_verdict v = cmd->run(c, args, &r);
+    if (v != POP3_DEFERRED)
+        write_reply(c, v, &r);
+    if (r.close_after && v != POP3_DEFERRED)
+        conn_set_state(c, CONN_LINGER);
+}
+
+void pop3_write_reply(struct conn *c, enum pop3_verdict v, const struct pop3_reply *r)
+{
+    write_reply(c, v, r);
+}

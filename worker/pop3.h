@@ -1,0 +1,64 @@
+/*
+ * The POP3 protocol engine (RFC 1939, RFC 2449, RFC 3206). One file per
+ * state: pop3_auth.c (AUTHORIZATION), pop3_trans.c (TRANSACTION),
+ * pop3_update.c (UPDATE). Handlers return a verdict and fill a reply; only
+ * the dispatcher (pop3.c) writes status lines.
+ */
+#ifndef FASTPOP_POP3_H
+#define FASTPOP_POP3_H
+
+#include <stddef.h>
+
+#include "auth/protocol.h"
+#include "worker/conn.h"
+
+/* RFC 2449 section 4: a command line is at most 255 octets without CRLF. */
+#define POP3_LINE_MAX 255
+
+enum pop3_verdict {
+    POP3_OK,        /* +OK text, then the body or job if any */
+    POP3_ERR,       /* -ERR [code] text */
+    POP3_BAD,       /* -ERR, and it counts toward max_bad_commands */
+    POP3_DEFERRED,  /* no reply now: it comes when an answer arrives */
+};
+
+struct pop3_reply {
+    const char *code;                       /* RFC 2449/3206 response code or NULL */
+    char text[256];
+    void (*body)(struct conn *c);           /* small multi-line body after +OK */
+    struct conn_job *job;                   /* long multi-line body after +OK */
+    int close_after;                        /* QUIT: linger after the reply */
+};
+
+struct pop3_command {
+    const char *name;
+    unsigned states;                        /* bit per enum conn_state */
+    enum pop3_verdict (*run)(struct conn *c, char *args, struct pop3_reply *r);
+};
+
+#define POP3_IN(state) (1u << (state))
+
+void pop3_greet(struct conn *c);
+void pop3_dispatch(struct conn *c, char *line, size_t len);
+void pop3_line_too_long(struct conn *c);
+/* Free the session's mailbox state (no UPDATE: nothing is deleted). */
+void pop3_release(struct conn *c);
+
+/* The answer of fastpop-auth to a PASS, delivered by the auth client. */
+void pop3_auth_answer(struct conn *c, enum auth_status status, const char *user,
+                      const char *maildir);
+
+/* Per-state command tables (NULL-name terminated). */
+extern const struct pop3_command pop3_auth_commands[];
+extern const struct pop3_command pop3_trans_commands[];
+
+/* Shared by the states. */
+enum pop3_verdict pop3_cmd_capa(struct conn *c, char *args, struct pop3_reply *r);
+enum pop3_verdict pop3_cmd_noop(struct conn *c, char *args, struct pop3_reply *r);
+enum pop3_verdict pop3_cmd_quit_update(struct conn *c, char *args, struct pop3_reply *r);
+void pop3_set_reply(struct pop3_reply *r, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Write a status line (and body) outside the dispatcher, for deferred replies. */
+void pop3_write_reply(struct conn *c, enum pop3_verdict v, const struct pop3_reply *r);
+
+#endif

@@ -1,0 +1,126 @@
+/*
+ * AUTHORIZATION state (RFC 1939 section 4, 7): USER, PASS, QUIT, CAPA, NOOP.
+ * The password goes to fastpop-auth; the worker never sees a hash.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "daemon/log.h"
+#include "worker/auth_client.h"
+#include "worker/loop.h"
+#include "worker/mailbox.h"
+#include "worker/pop3.h"
+
+static int printable_name(const char *s)
+{
+    for (; *s; s++) {
+        if ((unsigned char)*s <= 0x20 || (unsigned char)*s == 0x7f)
+            return 0;
+    }
+    return 1;
+}
+
+static enum pop3_verdict cmd_user(struct conn *c, char *args, struct pop3_reply *r)
+{
+    if (*args == '\0' || strlen(args) >= sizeof(c->user) || strlen(args) >= AUTH_USER_MAX ||
+        !printable_name(args)) {
+        c->user[0] = '\0';
+        pop3_set_reply(r, NULL, "Invalid user name");
+        return POP3_BAD;
+    }
+    snprintf(c->user, sizeof(c->user), "%s", args);
+    pop3_set_reply(r, NULL, "Send your password");
+    return POP3_OK;
+}
+
+static enum pop3_verdict cmd_pass(struct conn *c, char *args, struct pop3_reply *r)
+{
+    if (c->user[0] == '\0') {
+        pop3_set_reply(r, NULL, "Send USER first");
+        return POP3_BAD;
+    }
+    /* RFC 1939 allows spaces in the password: the whole rest of the line. */
+    if (*args == '\0' || strlen(args) >= AUTH_PASS_MAX) {
+        explicit_bzero(args, strlen(args));
+        c->user[0] = '\0';
+        pop3_set_reply(r, "AUTH", "Authentication failed");
+        return POP3_ERR;
+    }
+    int rc = auth_client_check(c->lp->auth, c, c->user, args, "USER");
+    explicit_bzero(args, strlen(args));
+    if (rc == -1) {
+        pop3_set_reply(r, "SYS/TEMP", "Authentication service unavailable, try again later");
+        return POP3_ERR;
+    }
+    conn_set_state(c, CONN_AUTH_WAIT);
+    return POP3_DEFERRED;
+}
+
+static enum pop3_verdict cmd_quit(struct conn *c, char *args, struct pop3_reply *r)
+{
+    (void)c;
+    (void)args;
+    pop3_set_reply(r, NULL, "Bye");
+    r->close_after = 1;
+    return POP3_OK;
+}
+
+const struct pop3_command pop3_auth_commands[] = {
+    { "USER", POP3_IN(CONN_AUTHORIZATION), cmd_user },
+    { "PASS", POP3_IN(CONN_AUTHORIZATION), cmd_pass },
+    { "CAPA", POP3_IN(CONN_AUTHORIZATION) | POP3_IN(CONN_TRANSACTION), pop3_cmd_capa },
+    { "NOOP", POP3_IN(CONN_AUTHORIZATION) | POP3_IN(CONN_TRANSACTION), pop3_cmd_noop },
+    { "QUIT", POP3_IN(CONN_AUTHORIZATION), cmd_quit },
+    { NULL, 0, NULL },
+};
+
+static void auth_failed(struct conn *c, struct pop3_reply *r)
+{
+    c->auth_failures++;
+    log_info("login failed user=%s ip=%s mechanism=USER failures=%u", c->user, c->ip,
+             c->auth_failures);
+    c->user[0] = '\0';
+    conn_set_state(c, CONN_AUTHORIZATION);
+    pop3_write_reply(c, POP3_ERR, r);
+    if (c->auth_failures >= (unsigned)c->lp->cfg->max_auth_failures) {
+        conn_reply(c, "-ERR [AUTH] Too many authentication failures\r\n");
+        conn_finish(c, "auth-failures");
+    }
+}
+
+void pop3_auth_answer(struct conn *c, enum auth_status status, const char *user,
+                      const char *maildir)
+{
+    struct pop3_reply r = { 0 };
+
+    if (status == AUTH_FAIL) {
+        pop3_set_reply(&r, "AUTH", "Authentication failed");
+        auth_failed(c, &r);
+    } else if (status != AUTH_OK) {
+        pop3_set_reply(&r, "SYS/TEMP", "Temporary authentication failure, try again later");
+        log_info("login tempfail user=%s ip=%s", c->user, c->ip);
+        c->user[0] = '\0';
+        conn_set_state(c, CONN_AUTHORIZATION);
+        pop3_write_reply(c, POP3_ERR, &r);
+    } else {
+        snprintf(c->user, sizeof(c->user), "%s", user);
+        enum mailbox_open_result res = mailbox_open(c, maildir);
+        if (res == MAILBOX_OPEN_OK) {
+            conn_set_state(c, CONN_TRANSACTION);
+            pop3_set_reply(&r, NULL, "Logged in, %u messages", mailbox_count(c->session));
+            pop3_write_reply(c, POP3_OK, &r);
+            log_info("login user=%s ip=%s mechanism=USER messages=%u", c->user, c->ip,
+                     mailbox_count(c->session));
+        } else {
+            if (res == MAILBOX_OPEN_IN_USE)
+                pop3_set_reply(&r, "IN-USE", "Mailbox is locked by another POP3 session");
+            else
+                pop3_set_reply(&r, "SYS/TEMP", "Cannot open the mailbox, try again later");
+            conn_set_state(c, CONN_AUTHORIZATION);
+            pop3_write_reply(c, POP3_ERR, &r);
+            c->user[0] = '\0';
+        }
+    }
+    conn_resume(c);
+}

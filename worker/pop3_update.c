@@ -1,0 +1,34 @@
+/*
+ * UPDATE state (RFC 1939 section 6): entered only by QUIT from TRANSACTION.
+ * This is the one place mail is deleted. A session that ends any other way
+ * (drop, timeout, kill) never gets here, so it deletes nothing.
+ */
+#include "daemon/log.h"
+#include "worker/mailbox.h"
+#include "worker/pop3.h"
+
+enum pop3_verdict pop3_cmd_quit_update(struct conn *c, char *args, struct pop3_reply *r)
+{
+    unsigned deleted, failed;
+    (void)args;
+
+    mailbox_update(c->session, &deleted, &failed);
+    c->stats.deleted = deleted;
+    /* Unlock now: the client may log in again before it reads our reply. */
+    mailbox_close(c->session);
+    c->session = NULL;
+    r->close_after = 1;
+    if (failed > 0) {
+        pop3_set_reply(r, "SYS/TEMP", "%u of %u deleted messages could not be removed", failed,
+                       deleted + failed);
+        return POP3_ERR;
+    }
+    pop3_set_reply(r, NULL, "Logging out, %u messages deleted", deleted);
+    return POP3_OK;
+}
+
+void pop3_release(struct conn *c)
+{
+    mailbox_close(c->session);
+    c->session = NULL;
+}

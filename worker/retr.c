@@ -1,0 +1,111 @@
+#include "retr.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "daemon/log.h"
+#include "maildir/stream.h"
+#include "worker/mailbox.h"
+
+/* One chunk read from the file at a time; small, since idle TLS and plain
+ * sessions must stay cheap and the page cache already holds the file. */
+#define RETR_CHUNK 16384
+
+struct retr_job {
+    struct conn_job job;
+    int fd;
+    size_t index;
+    int is_top;
+    uint64_t announced;          /* the POP3 size LIST gave */
+    struct maildir_stream st;
+    size_t have, pos;
+    char chunk[RETR_CHUNK];
+};
+
+static void retr_release(struct conn_job *job)
+{
+    struct retr_job *r = (struct retr_job *)job;
+    if (r->fd >= 0)
+        close(r->fd);
+    free(r);
+}
+
+static int retr_finish(struct conn *c, struct retr_job *r)
+{
+    if (maildir_stream_finish(&r->st, &c->out) == -1)
+        return -1;
+    uint64_t sent = maildir_stream_octets(&r->st);
+    if (!r->is_top && sent != r->announced) {
+        /*
+         * The file changed after login. The +OK already promised another
+         * size, so the only honest move is to drop the connection before
+         * the final dot: the client then knows this RETR failed.
+         */
+        log_error("user=%s message %zu changed during the session (%llu octets, announced "
+                  "%llu); closing", c->user, r->index + 1, (unsigned long long)sent,
+                  (unsigned long long)r->announced);
+        errno = EIO;
+        return -1;
+    }
+    if (r->is_top) {
+        c->stats.top++;
+        c->stats.top_bytes += sent;
+    } else {
+        c->stats.retr++;
+        c->stats.retr_bytes += sent;
+        if (c->lp->cfg->mark_seen && mailbox_mark_seen(c->session, r->index) == -1)
+            log_warning("user=%s: cannot mark message %zu seen: %m", c->user, r->index + 1);
+    }
+    return 1;
+}
+
+static int retr_produce(struct conn *c, struct conn_job *job, size_t high_water)
+{
+    struct retr_job *r = (struct retr_job *)job;
+
+    for (int rounds = 0; rounds < 64; rounds++) {
+        if (r->pos == r->have) {
+            if (maildir_stream_done(&r->st))
+                return retr_finish(c, r);
+            ssize_t n = read(r->fd, r->chunk, sizeof(r->chunk));
+            if (n == -1 && errno == EINTR)
+                continue;
+            if (n == -1) {
+                log_error("user=%s: reading message %zu: %m", c->user, r->index + 1);
+                return -1;
+            }
+            if (n == 0)
+                return retr_finish(c, r);
+            r->have = (size_t)n;
+            r->pos = 0;
+        }
+        size_t used = 0;
+        if (maildir_stream_feed(&r->st, r->chunk + r->pos, r->have - r->pos, &c->out,
+                                high_water, &used) == -1)
+            return -1;
+        r->pos += used;
+        if (buf_len(&c->out) >= high_water)
+            return 0;
+    }
+    return 0;
+}
+
+struct conn_job *retr_job_new(struct conn *c, size_t i, int fd, long top)
+{
+    struct retr_job *r = malloc(sizeof(*r));
+    if (r == NULL) {
+        close(fd);
+        return NULL;
+    }
+    r->job.produce = retr_produce;
+    r->job.release = retr_release;
+    r->fd = fd;
+    r->index = i;
+    r->is_top = top >= 0;
+    r->announced = c->session->md->msgs[i].size;
+    r->have = r->pos = 0;
+    maildir_stream_init(&r->st, r->is_top ? MAILDIR_STREAM_TOP : MAILDIR_STREAM_RETR,
+                        r->is_top ? (uint64_t)top : 0);
+    return &r->job;
+}
