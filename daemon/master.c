@@ -57,8 +57,7 @@ struct master {
     const struct master_options *opts;
     struct config *cfg;
     struct identities ids;
-    int listen_fds[CONFIG_MAX_LISTEN];
-    int listen_count;
+    struct listen_set listeners;
     int auth_fd;
     char auth_path[CONFIG_PATH_MAX + 16];
     char helper_path[PATH_MAX];
@@ -125,8 +124,7 @@ static void enter_auth(struct master *m, struct child *c)
 {
     (void)c;
     child_reset(m, 1);
-    for (int i = 0; i < m->listen_count; i++)
-        close(m->listen_fds[i]);
+    listen_set_close(&m->listeners);
     /* The helper finds its listening socket on fd 3 (see auth/main.c). */
     if (m->auth_fd != 3) {
         if (dup2(m->auth_fd, 3) == -1)
@@ -150,8 +148,8 @@ static void enter_worker(struct master *m, struct child *c)
     struct worker_setup ws = {
         .cfg = m->cfg,
         .index = c->index,
-        .listen_fds = m->listen_fds,
-        .listen_count = m->listen_count,
+        .listen_fds = m->listeners.fd,
+        .listen_count = m->listeners.count,
         .sb = m->sb,
         .uid = m->ids.mail_uid,
         .gid = m->ids.mail_gid,
@@ -293,20 +291,13 @@ static int count_children(struct master *m, int role)
     return n;
 }
 
-static void close_listeners(struct master *m)
-{
-    for (int i = 0; i < m->listen_count; i++)
-        close(m->listen_fds[i]);
-    m->listen_count = 0;
-}
-
 static void begin_stop(struct master *m)
 {
     log_info("stopping: no new connections; idle sessions are closed, busy ones have %ds "
              "to finish", m->cfg->shutdown_timeout);
     m->stopping = 1;
     m->stop_deadline = now_seconds() + m->cfg->shutdown_timeout;
-    close_listeners(m);
+    listen_set_close(&m->listeners);
     /* Children waiting for a respawn are simply forgotten. */
     for (int i = 0; i < MAX_CHILDREN; i++) {
         if (m->children[i].in_use && m->children[i].pid == 0)
@@ -335,48 +326,6 @@ static void advance_stop(struct master *m)
         for (int i = 0; i < MAX_CHILDREN; i++)
             m->children[i].in_use = 0;
     }
-}
-
-/* Rebind only what changed: a listener in both configs keeps its socket. */
-static int swap_listeners(struct master *m, const struct config *next)
-{
-    int fds[CONFIG_MAX_LISTEN];
-    int reused[CONFIG_MAX_LISTEN] = { 0 };
-
-    for (int i = 0; i < next->listen_count; i++) {
-        fds[i] = -1;
-        for (int j = 0; j < m->cfg->listen_count && j < m->listen_count; j++) {
-            if (strcmp(next->listen[i].spec, m->cfg->listen[j].spec) == 0) {
-                fds[i] = m->listen_fds[j];
-                reused[j] = 1;
-            }
-        }
-        if (fds[i] == -1) {
-            fds[i] = listen_open(&next->listen[i], LISTEN_BACKLOG);
-            if (fds[i] == -1) {
-                log_error("reload: cannot listen on %s: %s; keeping the running configuration",
-                          next->listen[i].spec, strerror(errno));
-                for (int k = 0; k < i; k++) {
-                    int was_reused = 0;
-                    for (int j = 0; j < m->listen_count; j++)
-                        was_reused |= m->listen_fds[j] == fds[k];
-                    if (!was_reused)
-                        close(fds[k]);
-                }
-                return -1;
-            }
-            log_info("listening on %s", next->listen[i].spec);
-        }
-    }
-    for (int j = 0; j < m->listen_count; j++) {
-        if (!reused[j]) {
-            log_info("no longer listening on %s", m->cfg->listen[j].spec);
-            close(m->listen_fds[j]);
-        }
-    }
-    memcpy(m->listen_fds, fds, sizeof(fds[0]) * (size_t)next->listen_count);
-    m->listen_count = next->listen_count;
-    return 0;
 }
 
 static void reload(struct master *m)
@@ -413,7 +362,7 @@ static void reload(struct master *m)
                     scoreboard_capacity(m->sb), scoreboard_capacity(m->sb));
         next.max_connections = (int)scoreboard_capacity(m->sb);
     }
-    if (swap_listeners(m, &next) == -1)
+    if (listen_set_swap(&m->listeners, &next, LISTEN_BACKLOG) == -1)
         return;
 
     *m->cfg = next;
@@ -524,21 +473,6 @@ static int find_helper(struct master *m)
     return 0;
 }
 
-static int open_listeners(struct master *m)
-{
-    for (int i = 0; i < m->cfg->listen_count; i++) {
-        int fd = listen_open(&m->cfg->listen[i], LISTEN_BACKLOG);
-        if (fd == -1) {
-            log_error("cannot listen on %s: %s", m->cfg->listen[i].spec, strerror(errno));
-            close_listeners(m);
-            return -1;
-        }
-        m->listen_fds[m->listen_count++] = fd;
-        log_info("listening on %s", m->cfg->listen[i].spec);
-    }
-    return 0;
-}
-
 int master_run(const struct master_options *opts, struct config *cfg)
 {
     static struct master master;
@@ -552,7 +486,8 @@ int master_run(const struct master_options *opts, struct config *cfg)
         log_error("%s", err);
         return 1;
     }
-    if (find_helper(m) == -1 || open_listeners(m) == -1 || open_auth_socket(m) == -1)
+    if (find_helper(m) == -1 || listen_set_open(&m->listeners, cfg, LISTEN_BACKLOG) == -1 ||
+        open_auth_socket(m) == -1)
         return 1;
     m->sb = scoreboard_create((unsigned)cfg->max_connections);
     if (m->sb == NULL) {

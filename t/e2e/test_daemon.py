@@ -7,7 +7,7 @@ import subprocess
 import time
 import unittest
 
-from fastpop_harness import (BIN, IS_ROOT, MAIL_USER, AUTH_USER, Daemon, DaemonTest,
+from fastpop_harness import (BIN, IS_ROOT, MAIL_USER, AUTH_USER, Daemon, DaemonTest, Pop3,
                              children_of, proc_status, wait_until, main)
 import pwd
 
@@ -124,6 +124,30 @@ class Reload(DaemonTest):
         fresh = self.d.connect()
         self.assertTrue(fresh.line().startswith("+OK"))
         fresh.close()
+
+    def test_reload_moves_listeners(self):
+        from fastpop_harness import free_port
+        self.d.start()
+        old_port, new_port = self.d.port, free_port()
+        text = self.d.config_text().replace("listen = 127.0.0.1:%d\n" % old_port,
+                                            "listen = 127.0.0.1:%d\nlisten = [::1]:%d\n"
+                                            % (new_port, new_port))
+        self.d.write_config(text)
+        self.d.signal(signal.SIGHUP)
+        self.d.wait_log("reloaded")
+        self.assertIn("no longer listening on 127.0.0.1:%d" % old_port, self.d.log())
+        for host in ("127.0.0.1", "::1"):
+            p = Pop3(new_port, host=host)
+            self.assertTrue(p.line().startswith("+OK"))
+            p.close()
+        # The old address is closed once the old workers have retired.
+        def old_refused():
+            try:
+                Pop3(old_port, timeout=1).close()
+                return False
+            except OSError:
+                return True
+        wait_until(old_refused, what="the old listener to close")
 
     def test_bad_reload_keeps_running_config(self):
         self.d.start()
@@ -306,6 +330,44 @@ class Daemonize(unittest.TestCase):
         r = self.start_daemon()
         self.assertEqual(r.returncode, 1)
         self.assertIn("cannot listen on 127.0.0.1:%d" % self.d.port, self.d.log())
+
+
+@unittest.skipUnless(IS_ROOT, "needs root to become another user for the test")
+class Unprivileged(unittest.TestCase):
+    """Started by a normal user: everything runs as that user, nothing to drop."""
+
+    def setUp(self):
+        self.user = pwd.getpwnam(MAIL_USER)
+        self.d = Daemon()
+        self.addCleanup(self.d.cleanup)
+        text = self.d.config_text()
+        text = text.replace("auth_user = %s\n" % AUTH_USER, "auth_user = %s\n" % MAIL_USER)
+        self.d.write_config(text)
+        for base, dirs, files in os.walk(self.d.dir):
+            os.chown(base, self.user.pw_uid, self.user.pw_gid)
+            for name in files:
+                os.chown(os.path.join(base, name), self.user.pw_uid, self.user.pw_gid)
+
+    def test_runs_as_the_starting_user(self):
+        self.d.log_file = open(self.d.log_path, "ab")
+        self.d.proc = subprocess.Popen(
+            ["runuser", "-u", MAIL_USER, "--", os.path.join(BIN, "fastpopd"), "-F",
+             "-c", self.d.conf],
+            stdin=subprocess.DEVNULL, stdout=self.d.log_file, stderr=self.d.log_file)
+        # runuser stays the parent: the master is its only child.
+        master = wait_until(lambda: (children_of(self.d.proc.pid) or [None])[0],
+                            what="the master under runuser")
+        wait_until(lambda: len(children_of(master)) == 3, what="helper and workers")
+        for pid in [master] + children_of(master):
+            st = proc_status(pid)
+            self.assertEqual(st["Uid"].split(), [str(self.user.pw_uid)] * 4)
+            self.assertEqual(st["CapEff"], "0000000000000000")
+        p = self.d.connect()
+        self.assertTrue(p.login("alice", "alice-secret").startswith("+OK"), self.d.log())
+        self.assertEqual(p.cmd("QUIT"), "+OK Logging out, 0 messages deleted")
+        p.close()
+        os.kill(master, signal.SIGTERM)
+        self.assertEqual(self.d.proc.wait(15), 0)
 
 
 if __name__ == "__main__":
