@@ -12,22 +12,30 @@ struct sb_conn {
     pid_t    owner;          /* SLOT_FREE when unused */
     uint32_t next_free;      /* free list link */
     uint8_t  ip[16];         /* IPv4 as v4-mapped IPv6 */
+    uint8_t  mailbox[16];    /* hash of the locked maildir's path */
+    uint8_t  has_mailbox;
 };
 
-struct sb_ip {
-    uint8_t  ip[16];
+/* A bucket of an open-addressing table keyed by 16 bytes: IPs, mailboxes. */
+struct sb_entry {
+    uint8_t  key[16];
     uint32_t count;          /* 0 = empty bucket */
+};
+
+struct sb_table {
+    uint32_t buckets;        /* power of two, at least 2 * capacity */
+    struct sb_entry *e;
 };
 
 struct scoreboard {
     pthread_mutex_t lock;
     size_t   map_size;
     uint32_t capacity;
-    uint32_t ip_buckets;     /* power of two, at least 2 * capacity */
     uint32_t active;
     uint32_t free_head;      /* capacity = no free slot */
     struct sb_conn *conns;
-    struct sb_ip *ips;
+    struct sb_table ips;       /* connections per client address */
+    struct sb_table mailboxes; /* the POP3 exclusive lock: count is 0 or 1 */
 };
 
 static void addr_key(const struct sockaddr *addr, uint8_t key[16])
@@ -42,7 +50,7 @@ static void addr_key(const struct sockaddr *addr, uint8_t key[16])
     }
 }
 
-static uint32_t ip_hash(const uint8_t key[16])
+static uint32_t key_hash(const uint8_t key[16])
 {
     uint32_t h = 2166136261u;
     for (int i = 0; i < 16; i++) {
@@ -52,18 +60,18 @@ static uint32_t ip_hash(const uint8_t key[16])
     return h;
 }
 
-static struct sb_ip *ip_find(struct scoreboard *sb, const uint8_t key[16], int create)
+static struct sb_entry *table_find(struct sb_table *t, const uint8_t key[16], int create)
 {
-    uint32_t mask = sb->ip_buckets - 1;
-    for (uint32_t i = ip_hash(key) & mask;; i = (i + 1) & mask) {
-        struct sb_ip *b = &sb->ips[i];
+    uint32_t mask = t->buckets - 1;
+    for (uint32_t i = key_hash(key) & mask;; i = (i + 1) & mask) {
+        struct sb_entry *b = &t->e[i];
         if (b->count == 0) {
             if (!create)
                 return NULL;
-            memcpy(b->ip, key, 16);
+            memcpy(b->key, key, 16);
             return b;
         }
-        if (memcmp(b->ip, key, 16) == 0)
+        if (memcmp(b->key, key, 16) == 0)
             return b;
     }
 }
@@ -72,32 +80,43 @@ static struct sb_ip *ip_find(struct scoreboard *sb, const uint8_t key[16], int c
  * Emptying a bucket with linear probing: shift later entries of the probe
  * run back so lookups never stop early (no tombstones to pile up).
  */
-static void ip_remove(struct scoreboard *sb, struct sb_ip *gone)
+static void table_remove(struct sb_table *t, struct sb_entry *gone)
 {
-    uint32_t mask = sb->ip_buckets - 1;
-    uint32_t hole = (uint32_t)(gone - sb->ips);
-    sb->ips[hole].count = 0;
-    for (uint32_t i = (hole + 1) & mask; sb->ips[i].count != 0; i = (i + 1) & mask) {
-        uint32_t home = ip_hash(sb->ips[i].ip) & mask;
+    uint32_t mask = t->buckets - 1;
+    uint32_t hole = (uint32_t)(gone - t->e);
+    t->e[hole].count = 0;
+    for (uint32_t i = (hole + 1) & mask; t->e[i].count != 0; i = (i + 1) & mask) {
+        uint32_t home = key_hash(t->e[i].key) & mask;
         /* Move entry i into the hole unless its home lies in (hole, i]. */
         int stays = hole <= i ? (home > hole && home <= i) : (home > hole || home <= i);
         if (!stays) {
-            sb->ips[hole] = sb->ips[i];
-            sb->ips[i].count = 0;
+            t->e[hole] = t->e[i];
+            t->e[i].count = 0;
             hole = i;
         }
     }
 }
 
-static void rebuild_ip_table(struct scoreboard *sb)
+static void table_decrement(struct sb_table *t, const uint8_t key[16])
 {
-    memset(sb->ips, 0, sizeof(*sb->ips) * sb->ip_buckets);
+    struct sb_entry *e = table_find(t, key, 0);
+    if (e != NULL && --e->count == 0)
+        table_remove(t, e);
+}
+
+static void rebuild_tables(struct scoreboard *sb)
+{
+    memset(sb->ips.e, 0, sizeof(*sb->ips.e) * sb->ips.buckets);
+    memset(sb->mailboxes.e, 0, sizeof(*sb->mailboxes.e) * sb->mailboxes.buckets);
     sb->active = 0;
     for (uint32_t i = 0; i < sb->capacity; i++) {
-        if (sb->conns[i].owner != SLOT_FREE) {
-            ip_find(sb, sb->conns[i].ip, 1)->count++;
-            sb->active++;
-        }
+        struct sb_conn *c = &sb->conns[i];
+        if (c->owner == SLOT_FREE)
+            continue;
+        table_find(&sb->ips, c->ip, 1)->count++;
+        if (c->has_mailbox)
+            table_find(&sb->mailboxes, c->mailbox, 1)->count = 1;
+        sb->active++;
     }
     sb->free_head = sb->capacity;
     for (uint32_t i = sb->capacity; i-- > 0;) {
@@ -113,7 +132,7 @@ static void sb_lock(struct scoreboard *sb)
     int rc = pthread_mutex_lock(&sb->lock);
     if (rc == EOWNERDEAD) {
         /* The holder died mid-update: derive everything again from the slots. */
-        rebuild_ip_table(sb);
+        rebuild_tables(sb);
         pthread_mutex_consistent(&sb->lock);
     }
 }
@@ -129,16 +148,17 @@ struct scoreboard *scoreboard_create(unsigned capacity)
     while (buckets < 2u * capacity)
         buckets *= 2;
     size_t size = sizeof(struct scoreboard) + sizeof(struct sb_conn) * capacity +
-                  sizeof(struct sb_ip) * buckets;
+                  2 * sizeof(struct sb_entry) * buckets;
     void *map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (map == MAP_FAILED)
         return NULL;
     struct scoreboard *sb = map;
     sb->map_size = size;
     sb->capacity = capacity;
-    sb->ip_buckets = buckets;
     sb->conns = (struct sb_conn *)(sb + 1);
-    sb->ips = (struct sb_ip *)(sb->conns + capacity);
+    sb->ips.buckets = sb->mailboxes.buckets = buckets;
+    sb->ips.e = (struct sb_entry *)(sb->conns + capacity);
+    sb->mailboxes.e = sb->ips.e + buckets;
 
     pthread_mutexattr_t attr;
     pthread_mutexattr_init(&attr);
@@ -151,7 +171,7 @@ struct scoreboard *scoreboard_create(unsigned capacity)
         errno = rc;
         return NULL;
     }
-    rebuild_ip_table(sb);
+    rebuild_tables(sb);
     return sb;
 }
 
@@ -178,7 +198,7 @@ int scoreboard_conn_open(struct scoreboard *sb, pid_t owner, const struct sockad
         *why = SB_LIMIT_TOTAL;
         return -1;
     }
-    struct sb_ip *ip = ip_find(sb, key, 1);
+    struct sb_entry *ip = table_find(&sb->ips, key, 1);
     if (ip->count >= max_per_ip) {
         sb_unlock(sb);
         *why = SB_LIMIT_PER_IP;
@@ -188,6 +208,7 @@ int scoreboard_conn_open(struct scoreboard *sb, pid_t owner, const struct sockad
     struct sb_conn *c = &sb->conns[slot];
     sb->free_head = c->next_free;
     memcpy(c->ip, key, 16);
+    c->has_mailbox = 0;
     c->owner = owner;
     ip->count++;
     sb->active++;
@@ -199,9 +220,10 @@ int scoreboard_conn_open(struct scoreboard *sb, pid_t owner, const struct sockad
 static void release_slot(struct scoreboard *sb, uint32_t slot)
 {
     struct sb_conn *c = &sb->conns[slot];
-    struct sb_ip *ip = ip_find(sb, c->ip, 0);
-    if (ip != NULL && --ip->count == 0)
-        ip_remove(sb, ip);
+    table_decrement(&sb->ips, c->ip);
+    if (c->has_mailbox)
+        table_decrement(&sb->mailboxes, c->mailbox);
+    c->has_mailbox = 0;
     c->owner = SLOT_FREE;
     c->next_free = sb->free_head;
     sb->free_head = slot;
@@ -248,8 +270,61 @@ unsigned scoreboard_count_ip(struct scoreboard *sb, const struct sockaddr *addr)
     uint8_t key[16];
     addr_key(addr, key);
     sb_lock(sb);
-    struct sb_ip *ip = ip_find(sb, key, 0);
+    struct sb_entry *ip = table_find(&sb->ips, key, 0);
     unsigned n = ip ? ip->count : 0;
     sb_unlock(sb);
     return n;
+}
+
+/* 128-bit FNV-1a: paths differ in a few bytes, and a false IN-USE must never happen. */
+static void path_key(const char *path, uint8_t key[16])
+{
+    unsigned __int128 h = ((unsigned __int128)0x6c62272e07bb0142ull << 64) | 0x62b821756295c58dull;
+    const unsigned __int128 prime = ((unsigned __int128)1 << 88) | 0x13b;
+    for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+        h ^= *p;
+        h *= prime;
+    }
+    memcpy(key, &h, 16);
+}
+
+int scoreboard_mailbox_lock(struct scoreboard *sb, int slot, const char *path)
+{
+    uint8_t key[16];
+    if (slot < 0 || (uint32_t)slot >= sb->capacity) {
+        errno = EINVAL;
+        return -1;
+    }
+    path_key(path, key);
+    sb_lock(sb);
+    struct sb_conn *c = &sb->conns[slot];
+    if (c->owner == SLOT_FREE || c->has_mailbox) {
+        sb_unlock(sb);
+        errno = EINVAL;
+        return -1;
+    }
+    struct sb_entry *e = table_find(&sb->mailboxes, key, 1);
+    if (e->count != 0) {
+        sb_unlock(sb);
+        errno = EBUSY;
+        return -1;
+    }
+    e->count = 1;
+    memcpy(c->mailbox, key, 16);
+    c->has_mailbox = 1;
+    sb_unlock(sb);
+    return 0;
+}
+
+void scoreboard_mailbox_unlock(struct scoreboard *sb, int slot)
+{
+    if (slot < 0 || (uint32_t)slot >= sb->capacity)
+        return;
+    sb_lock(sb);
+    struct sb_conn *c = &sb->conns[slot];
+    if (c->owner != SLOT_FREE && c->has_mailbox) {
+        table_decrement(&sb->mailboxes, c->mailbox);
+        c->has_mailbox = 0;
+    }
+    sb_unlock(sb);
 }

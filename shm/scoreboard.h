@@ -1,8 +1,9 @@
 /*
  * The scoreboard: one MAP_SHARED anonymous region the master creates before
- * forking, shared by every worker. It holds a slot per live connection and a
- * per-IP count, so max_connections and max_connections_per_ip hold across
- * all workers.
+ * forking, shared by every worker. It holds a slot per live connection, a
+ * per-IP count, and the mailbox locks, so max_connections,
+ * max_connections_per_ip and POP3's exclusive access hold across all
+ * workers.
  *
  * Caveats:
  *  - Create it in the master before fork; children inherit the mapping.
@@ -43,6 +44,17 @@ void scoreboard_conn_close(struct scoreboard *sb, int slot);
 
 /* Release every slot of a dead process. Returns how many were released. */
 unsigned scoreboard_reap_owner(struct scoreboard *sb, pid_t owner);
+
+/*
+ * The POP3 exclusive mailbox lock (RFC 1939 section 8), held by a slot:
+ * 0, or -1 with errno EBUSY when another connection of any worker holds
+ * path. Released by scoreboard_mailbox_unlock(), by closing the slot, and
+ * by scoreboard_reap_owner() when the holder's process dies, so a crashed
+ * session never leaves a mailbox locked. Paths are compared by a 128-bit
+ * hash; give the same spelling for the same maildir.
+ */
+int scoreboard_mailbox_lock(struct scoreboard *sb, int slot, const char *path);
+void scoreboard_mailbox_unlock(struct scoreboard *sb, int slot);
 
 unsigned scoreboard_active(struct scoreboard *sb);
 unsigned scoreboard_count_ip(struct scoreboard *sb, const struct sockaddr *addr);

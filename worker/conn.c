@@ -265,6 +265,10 @@ static int conn_run(struct conn *c)
         if (!progressed || budget == 0 || buf_len(&c->out) > 0)
             break;
     }
+    /* An idle connection keeps no buffer memory: thousands of them are the norm. */
+    buf_shrink_if_empty(&c->in);
+    if (c->job == NULL)
+        buf_shrink_if_empty(&c->out);
     return update_interest(c);
 }
 

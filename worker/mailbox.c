@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -14,24 +13,25 @@
 #include "daemon/log.h"
 #include "maildir/expunge.h"
 #include "maildir/locate.h"
+#include "shm/scoreboard.h"
+#include "worker/loop.h"
 
-static int take_lock(const char *root)
+/*
+ * One spelling per maildir for the lock: repeated slashes, "/./" and a
+ * trailing slash go. Symlinks are not resolved (that would cost a syscall
+ * per path component at every login).
+ */
+static void normalize_path(char *path)
 {
-    char path[PATH_MAX];
-    if (snprintf(path, sizeof(path), "%s/%s", root, MAILBOX_LOCK_NAME) >= (int)sizeof(path)) {
-        errno = ENAMETOOLONG;
-        return -1;
+    char *out = path;
+    for (const char *in = path; *in; in++) {
+        if (*in == '/' && (in[1] == '/' || (in[1] == '.' && (in[2] == '/' || in[2] == '\0'))))
+            continue;
+        *out++ = *in;
     }
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd == -1)
-        return -1;
-    if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
-        int saved = errno;
-        close(fd);
-        errno = saved;
-        return -1;
-    }
-    return fd;
+    while (out > path + 1 && out[-1] == '/')
+        out--;
+    *out = '\0';
 }
 
 enum mailbox_open_result mailbox_open(struct conn *c, const char *maildir)
@@ -43,28 +43,30 @@ enum mailbox_open_result mailbox_open(struct conn *c, const char *maildir)
         return MAILBOX_OPEN_FAILED;
     }
     memcpy(s->root, maildir, len + 1);
-    s->lock_fd = s->cur_fd = -1;
+    normalize_path(s->root);
+    s->cur_fd = -1;
+    s->sb = c->lp->sb;
+    s->slot = c->slot;
 
+    if (scoreboard_mailbox_lock(s->sb, s->slot, s->root) == -1) {
+        int busy = errno == EBUSY;
+        if (!busy)
+            log_error("user=%s: cannot lock %s: %s", c->user, s->root, strerror(errno));
+        free(s);
+        return busy ? MAILBOX_OPEN_IN_USE : MAILBOX_OPEN_FAILED;
+    }
+    s->locked = 1;
     /* A user's first login: the delivery agent may not have created it yet. */
-    if (mkdir(maildir, 0700) == -1 && errno != EEXIST) {
-        log_error("user=%s: cannot create maildir %s: %s", c->user, maildir, strerror(errno));
+    if (mkdir(s->root, 0700) == -1 && errno != EEXIST) {
+        log_error("user=%s: cannot create maildir %s: %s", c->user, s->root, strerror(errno));
         goto failed;
     }
-    s->lock_fd = take_lock(maildir);
-    if (s->lock_fd == -1) {
-        if (errno == EWOULDBLOCK) {
-            free(s);
-            return MAILBOX_OPEN_IN_USE;
-        }
-        log_error("user=%s: cannot lock %s: %s", c->user, maildir, strerror(errno));
+    if (maildir_scan(s->root, time(NULL), &s->md) == -1) {
+        log_error("user=%s: cannot read maildir %s: %s", c->user, s->root, strerror(errno));
         goto failed;
     }
-    if (maildir_scan(maildir, time(NULL), &s->md) == -1) {
-        log_error("user=%s: cannot read maildir %s: %s", c->user, maildir, strerror(errno));
-        goto failed;
-    }
-    if (maildir_open_cur(maildir, &s->cur_fd) == -1) {
-        log_error("user=%s: cannot open %s/cur: %s", c->user, maildir, strerror(errno));
+    if (maildir_open_cur(s->root, &s->cur_fd) == -1) {
+        log_error("user=%s: cannot open %s/cur: %s", c->user, s->root, strerror(errno));
         goto failed;
     }
     s->live_count = s->md->count;
@@ -132,8 +134,8 @@ void mailbox_close(struct pop3_session *s)
         return;
     if (s->cur_fd >= 0)
         close(s->cur_fd);
-    if (s->lock_fd >= 0)
-        close(s->lock_fd);
+    if (s->locked)
+        scoreboard_mailbox_unlock(s->sb, s->slot);
     maildir_free(s->md);
     free(s);
 }

@@ -2,9 +2,12 @@
  * A logged-in session's mailbox: the exclusive POP3 lock (RFC 1939 section
  * 8), the message list as it was at login, and the DELE marks.
  *
- * The lock is flock(2) on <maildir>/fastpop.lock: it conflicts across
- * workers and within one worker, and the kernel drops it when its holder
- * dies (even kill -9), so a crashed session never leaves a mailbox stuck.
+ * The lock lives in the scoreboard (shm/scoreboard.h), keyed by the
+ * normalized maildir path: it conflicts across workers and within one, costs
+ * no file descriptor per session, and the master releases it when its
+ * holder dies (even kill -9), so a crashed session never leaves a mailbox
+ * stuck. It does not lock out other servers, or another fastpop host sharing
+ * the maildirs over NFS.
  */
 #ifndef FASTPOP_MAILBOX_H
 #define FASTPOP_MAILBOX_H
@@ -15,8 +18,6 @@
 #include "maildir/scan.h"
 #include "worker/conn.h"
 
-#define MAILBOX_LOCK_NAME "fastpop.lock"
-
 enum mailbox_open_result {
     MAILBOX_OPEN_OK,
     MAILBOX_OPEN_IN_USE,   /* another session holds the lock */
@@ -24,7 +25,9 @@ enum mailbox_open_result {
 };
 
 struct pop3_session {
-    int lock_fd;
+    struct scoreboard *sb;    /* holds the lock, for the slot below */
+    int slot;
+    int locked;
     int cur_fd;
     struct maildir *md;
     size_t live_count;        /* messages not marked deleted */
