@@ -46,6 +46,9 @@ static const char *const log_levels[] = { "error", "warning", "info", "debug", N
  *    least 10 minutes, so the default is 600 s; shorter values are allowed
  *    (down to 5 s) for sites that knowingly trade that for sockets.
  *  - max_connections: each needs up to three descriptors (socket, lock, message).
+ *  - quit_linger: after the QUIT reply the client should close first, so the
+ *    TIME_WAIT state stays on its side; a client that waits for our close
+ *    instead is waited for at most this long.
  */
 static const struct setting settings[] = {
     { "listen", SET_LISTEN, 0, 0, NULL, 0, 0, NULL },
@@ -65,6 +68,7 @@ static const struct setting settings[] = {
     { "max_connections_per_ip", SET_INT, FIELD(max_connections_per_ip), "20", 1, 1000000, NULL },
     { "idle_timeout", SET_SECONDS, FIELD(idle_timeout), "10m", 5, 86400, NULL },
     { "shutdown_timeout", SET_SECONDS, FIELD(shutdown_timeout), "30s", 1, 3600, NULL },
+    { "quit_linger", SET_SECONDS, FIELD(quit_linger), "2s", 0, 30, NULL },
     { "max_bad_commands", SET_INT, FIELD(max_bad_commands), "10", 1, 1000, NULL },
     { "max_auth_failures", SET_INT, FIELD(max_auth_failures), "3", 1, 100, NULL },
     { "mark_seen", SET_BOOL, FIELD(mark_seen), "yes", 0, 0, NULL },

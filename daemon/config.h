@@ -51,6 +51,7 @@ struct config {
     int  max_connections_per_ip;
     int  idle_timeout;                    /* seconds */
     int  shutdown_timeout;                /* seconds */
+    int  quit_linger;                     /* seconds to wait for the client's close */
     int  max_bad_commands;
     int  max_auth_failures;
     int  mark_seen;                       /* RETR adds the S flag */

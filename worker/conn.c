@@ -29,7 +29,6 @@
 #define CONN_OUT_HIGH_WATER (64 * 1024)
 #define CONN_OUT_LIMIT (256 * 1024)
 #define CONN_WRITE_BUDGET (256 * 1024)
-#define CONN_LINGER_SECONDS 5.0
 
 static const char *const state_names[] = {
     [CONN_AUTHORIZATION] = "authorization",
@@ -390,7 +389,7 @@ void conn_expire_idle(struct loop *lp, double now)
 {
     expire_list(&lp->idle_head, now, lp->cfg->idle_timeout, "idle-timeout",
                 "-ERR Disconnected for inactivity\r\n");
-    expire_list(&lp->linger_head, now, CONN_LINGER_SECONDS, "quit", NULL);
+    expire_list(&lp->linger_head, now, lp->cfg->quit_linger, "quit", NULL);
 }
 
 double conn_next_expiry(struct loop *lp, double now)
@@ -399,7 +398,7 @@ double conn_next_expiry(struct loop *lp, double now)
     if (lp->idle_head != NULL)
         next = lp->idle_head->last_active + lp->cfg->idle_timeout - now;
     if (lp->linger_head != NULL) {
-        double l = lp->linger_head->last_active + CONN_LINGER_SECONDS - now;
+        double l = lp->linger_head->last_active + lp->cfg->quit_linger - now;
         if (next < 0 || l < next)
             next = l;
     }

@@ -128,8 +128,7 @@ void pop3_dispatch(struct conn *c, char *line, size_t len)
     memcpy(name, line, n);
     name[n] = '\0';
     char *args = line + n;
-    /* RFC 1939 separates arguments by one space; be lenient about more. */
-    while (*args == ' ' || *args == '\t')
+    if (*args != '\0')
         args++;
 
     const struct pop3_command *cmd = find_command(name, c->state);
@@ -142,6 +141,14 @@ void pop3_dispatch(struct conn *c, char *line, size_t len)
         pop3_set_reply(&r, NULL, "%s is not valid in this state", cmd->name);
         write_reply(c, POP3_BAD, &r);
         return;
+    }
+    /*
+     * RFC 1939 separates arguments by one space. PASS takes the rest of the
+     * line as is (a password may start with a space); elsewhere be lenient.
+     */
+    if (!(cmd->flags & POP3_RAW_ARGS)) {
+        while (*args == ' ' || *args == '\t')
+            args++;
     }
     enum pop3_verdict v = cmd->run(c, args, &r);
     if (v != POP3_DEFERRED)

@@ -30,10 +30,15 @@ struct pop3_reply {
     int close_after;                        /* QUIT: linger after the reply */
 };
 
+enum pop3_command_flags {
+    POP3_RAW_ARGS = 1,   /* the argument is everything after the one separator space */
+};
+
 struct pop3_command {
     const char *name;
     unsigned states;                        /* bit per enum conn_state */
     enum pop3_verdict (*run)(struct conn *c, char *args, struct pop3_reply *r);
+    unsigned flags;                         /* enum pop3_command_flags */
 };
 
 #define POP3_IN(state) (1u << (state))

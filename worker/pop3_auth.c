@@ -67,12 +67,12 @@ static enum pop3_verdict cmd_quit(struct conn *c, char *args, struct pop3_reply 
 }
 
 const struct pop3_command pop3_auth_commands[] = {
-    { "USER", POP3_IN(CONN_AUTHORIZATION), cmd_user },
-    { "PASS", POP3_IN(CONN_AUTHORIZATION), cmd_pass },
-    { "CAPA", POP3_IN(CONN_AUTHORIZATION) | POP3_IN(CONN_TRANSACTION), pop3_cmd_capa },
-    { "NOOP", POP3_IN(CONN_AUTHORIZATION) | POP3_IN(CONN_TRANSACTION), pop3_cmd_noop },
-    { "QUIT", POP3_IN(CONN_AUTHORIZATION), cmd_quit },
-    { NULL, 0, NULL },
+    { "USER", POP3_IN(CONN_AUTHORIZATION), cmd_user, 0 },
+    { "PASS", POP3_IN(CONN_AUTHORIZATION), cmd_pass, POP3_RAW_ARGS },
+    { "CAPA", POP3_IN(CONN_AUTHORIZATION) | POP3_IN(CONN_TRANSACTION), pop3_cmd_capa, 0 },
+    { "NOOP", POP3_IN(CONN_AUTHORIZATION) | POP3_IN(CONN_TRANSACTION), pop3_cmd_noop, 0 },
+    { "QUIT", POP3_IN(CONN_AUTHORIZATION), cmd_quit, 0 },
+    { NULL, 0, NULL, 0 },
 };
 
 static void auth_failed(struct conn *c, struct pop3_reply *r)

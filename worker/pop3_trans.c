@@ -108,9 +108,10 @@ static enum pop3_verdict listing(struct conn *c, char *args, struct pop3_reply *
     if (*args) {
         size_t i;
         const char *rest;
-        if (message_arg(c, args, &rest, &i, r) == -1 || *rest) {
-            if (*rest && r->text[0] == '\0')
-                pop3_set_reply(r, NULL, "Too many arguments");
+        if (message_arg(c, args, &rest, &i, r) == -1)
+            return POP3_ERR;
+        if (*rest) {
+            pop3_set_reply(r, NULL, "Too many arguments");
             return POP3_ERR;
         }
         if (uidl) {
@@ -195,10 +196,13 @@ static enum pop3_verdict cmd_top(struct conn *c, char *args, struct pop3_reply *
     unsigned long lines;
     if (message_arg(c, args, &rest, &i, r) == -1)
         return POP3_ERR;
-    if (parse_number(rest, &end, &lines) == -1 || *end != '\0' || lines > LONG_MAX) {
+    if (*rest < '0' || *rest > '9' || rest[strspn(rest, "0123456789")] != '\0') {
         pop3_set_reply(r, NULL, "Usage: TOP message lines");
         return POP3_ERR;
     }
+    /* More lines than a long holds is simply "the whole message". */
+    if (parse_number(rest, &end, &lines) == -1 || lines > LONG_MAX)
+        lines = LONG_MAX;
     return send_message(c, i, (long)lines, r);
 }
 
@@ -238,13 +242,13 @@ static enum pop3_verdict cmd_rset(struct conn *c, char *args, struct pop3_reply 
 }
 
 const struct pop3_command pop3_trans_commands[] = {
-    { "STAT", POP3_IN(CONN_TRANSACTION), cmd_stat },
-    { "LIST", POP3_IN(CONN_TRANSACTION), cmd_list },
-    { "UIDL", POP3_IN(CONN_TRANSACTION), cmd_uidl },
-    { "RETR", POP3_IN(CONN_TRANSACTION), cmd_retr },
-    { "TOP", POP3_IN(CONN_TRANSACTION), cmd_top },
-    { "DELE", POP3_IN(CONN_TRANSACTION), cmd_dele },
-    { "RSET", POP3_IN(CONN_TRANSACTION), cmd_rset },
-    { "QUIT", POP3_IN(CONN_TRANSACTION), pop3_cmd_quit_update },
-    { NULL, 0, NULL },
+    { "STAT", POP3_IN(CONN_TRANSACTION), cmd_stat, 0 },
+    { "LIST", POP3_IN(CONN_TRANSACTION), cmd_list, 0 },
+    { "UIDL", POP3_IN(CONN_TRANSACTION), cmd_uidl, 0 },
+    { "RETR", POP3_IN(CONN_TRANSACTION), cmd_retr, 0 },
+    { "TOP", POP3_IN(CONN_TRANSACTION), cmd_top, 0 },
+    { "DELE", POP3_IN(CONN_TRANSACTION), cmd_dele, 0 },
+    { "RSET", POP3_IN(CONN_TRANSACTION), cmd_rset, 0 },
+    { "QUIT", POP3_IN(CONN_TRANSACTION), pop3_cmd_quit_update, 0 },
+    { NULL, 0, NULL, 0 },
 };

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -35,6 +36,13 @@ struct signal_source {
 
 static struct listener listeners[CONFIG_MAX_LISTEN];
 static int listener_count;
+/*
+ * Connections this worker may hold: each can need a socket and an open
+ * message. At the cap it stops watching the listeners, so the kernel wakes
+ * the other workers instead; below 90% it watches them again.
+ */
+static unsigned conn_cap;
+static int accept_paused;
 /* A descriptor held in reserve: freed to accept-and-refuse when out of fds. */
 static int reserve_fd = -1;
 
@@ -72,7 +80,7 @@ static void on_listener(struct loop *lp, struct loop_handler *h, uint32_t events
     struct listener *l = (struct listener *)h;
     (void)events;
 
-    for (int i = 0; i < ACCEPT_BURST && !lp->retiring; i++) {
+    for (int i = 0; i < ACCEPT_BURST && !lp->retiring && lp->conn_count < conn_cap; i++) {
         struct sockaddr_storage peer;
         socklen_t len = sizeof(peer);
         int fd = accept4(l->fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -104,12 +112,40 @@ static void on_listener(struct loop *lp, struct loop_handler *h, uint32_t events
     }
 }
 
-static void stop_accepting(struct loop *lp)
+static void watch_listeners(struct loop *lp, int on)
 {
     for (int i = 0; i < listener_count; i++) {
-        loop_unwatch(lp, listeners[i].fd);
-        close(listeners[i].fd);
+        if (on) {
+            /* EPOLLEXCLUSIVE: one worker wakes per new connection, not all of them. */
+            if (loop_watch(lp, listeners[i].fd, EPOLLIN | EPOLLEXCLUSIVE, &listeners[i].io) == -1)
+                log_fatal("epoll_ctl listener: %s", strerror(errno));
+        } else {
+            loop_unwatch(lp, listeners[i].fd);
+        }
     }
+}
+
+static void balance_accepting(struct loop *lp)
+{
+    if (lp->retiring)
+        return;
+    if (!accept_paused && lp->conn_count >= conn_cap) {
+        accept_paused = 1;
+        watch_listeners(lp, 0);
+        log_warning("holding %u connections, this worker's share of the open file limit: "
+                    "leaving new ones to the other workers", lp->conn_count);
+    } else if (accept_paused && lp->conn_count < conn_cap - conn_cap / 10) {
+        accept_paused = 0;
+        watch_listeners(lp, 1);
+    }
+}
+
+static void stop_accepting(struct loop *lp)
+{
+    if (!accept_paused)
+        watch_listeners(lp, 0);
+    for (int i = 0; i < listener_count; i++)
+        close(listeners[i].fd);
     listener_count = 0;
 }
 
@@ -178,14 +214,16 @@ void worker_main(const struct worker_setup *ws)
     reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 
     for (int i = 0; i < ws->listen_count; i++) {
-        struct listener *l = &listeners[listener_count];
-        l->io.on_event = on_listener;
-        l->fd = ws->listen_fds[i];
-        /* EPOLLEXCLUSIVE: one worker wakes per new connection, not all of them. */
-        if (loop_watch(&lp, l->fd, EPOLLIN | EPOLLEXCLUSIVE, &l->io) == -1)
-            log_fatal("epoll_ctl listener: %s", strerror(errno));
-        listener_count++;
+        listeners[i].io.on_event = on_listener;
+        listeners[i].fd = ws->listen_fds[i];
     }
+    listener_count = ws->listen_count;
+    watch_listeners(&lp, 1);
+    struct rlimit rl;
+    conn_cap = (unsigned)ws->cfg->max_connections;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        (rl.rlim_cur - 64) / 2 < conn_cap)
+        conn_cap = (unsigned)((rl.rlim_cur - 64) / 2);
     lp.auth = auth_client_new(&lp, ws->auth_socket);
     if (lp.auth == NULL)
         log_fatal("auth client: %s", strerror(errno));
@@ -214,6 +252,7 @@ void worker_main(const struct worker_setup *ws)
         if (lp.stopping)
             conn_shutdown_idle(&lp);
         conn_free_closed(&lp);
+        balance_accepting(&lp);
     }
     log_info("retired");
     exit(0);

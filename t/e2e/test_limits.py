@@ -141,5 +141,33 @@ class CommandLimits(DaemonTest):
         p.close()
 
 
+class DescriptorBudget(DaemonTest):
+    """Under a low open-file limit, a worker stops taking connections at its
+    share of descriptors and its siblings take the rest: no EMFILE, no refusal."""
+    workers = 2
+    extra_config = "max_connections_per_ip = 1000\n"
+
+    def test_connections_spread_instead_of_failing(self):
+        import os, subprocess
+        from fastpop_harness import BIN
+        self.d.log_file = open(self.d.log_path, "ab")
+        self.d.proc = subprocess.Popen(
+            ["prlimit", "--nofile=200:200", "--", os.path.join(BIN, "fastpopd"), "-F",
+             "-c", self.d.conf],
+            stdin=subprocess.DEVNULL, stdout=self.d.log_file, stderr=self.d.log_file)
+        self.d.wait_ready()
+        self.assertIn("open file limit is 200", self.d.log())
+        held = []
+        # (200 - 64) / 2 = 68 per worker: 120 connections need both workers.
+        for i in range(120):
+            p = self.d.connect()
+            self.assertTrue(p.line().startswith("+OK"), "connection %d" % i)
+            held.append(p)
+        self.assertIn("leaving new ones to the other workers", self.d.log())
+        self.assertNotIn("out of file descriptors", self.d.log())
+        for p in held:
+            p.close()
+
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,52 @@
+/*
+ * LMDB environment handling shared by the mailbox index and the credential
+ * cache (the only two LMDB users). The rules it enforces, from lmdb.h and
+ * ../shared/reference/interop.md section 6:
+ *
+ *  - open an env in the process that uses it, after fork; never inherit one;
+ *  - always set the map size (LMDB's default is 1 MiB) and enough reader
+ *    slots for every worker plus tools;
+ *  - MDB_NOTLS, so an event loop may hold more than one read txn;
+ *  - MDB_MAP_FULL: abort, grow the map, retry (lmdbenv_grow);
+ *    MDB_MAP_RESIZED from txn begin: adopt the new size (lmdbenv_txn_begin);
+ *  - stale readers of dead processes are cleared with lmdbenv_reader_check,
+ *    which the master runs after reaping a child.
+ *
+ * All functions return 0 or an LMDB/errno code (LMDB's own convention: an
+ * int that mdb_strerror() explains); outputs come last.
+ *
+ * Caveat: never keep a read txn open across an epoll wait; never open the
+ * same env twice in one process (closing either drops the other's locks).
+ */
+#ifndef FASTPOP_LMDB_ENV_H
+#define FASTPOP_LMDB_ENV_H
+
+#include <lmdb.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Environments live in subdirectories of state_dir; never on NFS. */
+#define LMDBENV_DEFAULT_MAPSIZE ((size_t)1 << 30)
+#define LMDBENV_MAX_READERS 512
+
+/*
+ * Create dir (mode) if needed and open the environment in it. flags are
+ * added to MDB_NOTLS (e.g. MDB_NOSYNC for a cache that is rebuilt anyway).
+ */
+int lmdbenv_open(const char *dir, mode_t mode, size_t mapsize, unsigned maxdbs,
+                 unsigned flags, MDB_env **env);
+
+/* Begin a txn, adopting a map size another process has grown meanwhile. */
+int lmdbenv_txn_begin(MDB_env *env, unsigned flags, MDB_txn **txn);
+
+/* After MDB_MAP_FULL (with no txn open in this process): double the map. */
+int lmdbenv_grow(MDB_env *env);
+
+/*
+ * Clear the reader slots of dead processes of the env in dir, without
+ * keeping it open. *dead gets how many were cleared. ENOENT if the env
+ * does not exist yet (nothing to do).
+ */
+int lmdbenv_reader_check(const char *dir, int *dead);
+
+#endif
