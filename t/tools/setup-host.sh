@@ -22,9 +22,23 @@ if [ -n "$missing" ]; then
     fi
     echo "setup-host: installing$missing"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    # slapd's postinst would start a system slapd; tests start their own.
-    apt-get install -y -qq --no-install-recommends $missing >/dev/null
+    # Package scripts must not start system daemons (slapd, dovecot): the
+    # tests start their own on loopback. policy-rc.d exit 101 forbids it.
+    own_policy=
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+        chmod 755 /usr/sbin/policy-rc.d
+        own_policy=1
+    fi
+    status=0
+    # $missing is a list of package names: split on purpose.
+    # shellcheck disable=SC2086
+    # Another apt-get may hold the lock for a while: wait for it (bounded).
+    apt-get -o DPkg::Lock::Timeout=300 update -qq &&
+        apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends \
+            $missing >/dev/null || status=$?
+    [ -n "$own_policy" ] && rm -f /usr/sbin/policy-rc.d
+    [ "$status" -eq 0 ] || exit "$status"
 fi
 
 # System users: workers run as the mail user, the auth helper as its own user.
