@@ -40,19 +40,23 @@ int authd_init(struct authd *ad, const struct config *cfg)
     if (make_fallback_hash(ad) == -1)
         return -1;
     ad->dummy = ad->fallback_hash;
+    authd_passdb_setup(ad);
     return 0;
 }
 
 void authd_reconfigure(struct authd *ad, const struct config *cfg)
 {
+    authd_passdb_teardown(ad);
     passwd_db_free(&ad->db);
     passwd_db_init(&ad->db, cfg->passwd_file);
     ad->dummy = ad->fallback_hash;
     ad->cfg = *cfg;
+    authd_passdb_setup(ad);
 }
 
 void authd_free(struct authd *ad)
 {
+    authd_passdb_teardown(ad);
     passwd_db_free(&ad->db);
     ad->dummy = ad->fallback_hash;
 }
@@ -92,7 +96,7 @@ static void after_load(struct authd *ad)
     }
 }
 
-static void log_outcome(const struct auth_request *req, const char *what, const char *reason)
+void authd_log_outcome(const struct auth_request *req, const char *what, const char *reason)
 {
     char user[TEXT_LOG_ESCAPE_SIZE(AUTH_USER_MAX)], ip[TEXT_LOG_ESCAPE_SIZE(AUTH_IP_MAX)];
     char mech[TEXT_LOG_ESCAPE_SIZE(AUTH_MECH_MAX)];
@@ -148,6 +152,9 @@ int authd_refresh(struct authd *ad)
 {
     int changed;
 
+    if (!ad->use_file)
+        return 0;   /* passdb = ldap: the file is not ours to read */
+
     if (passwd_db_refresh(&ad->db, &changed) == -1) {
         int err = errno;
         ad->dummy = ad->fallback_hash;
@@ -162,23 +169,23 @@ int authd_refresh(struct authd *ad)
     return 0;
 }
 
-void authd_check(struct authd *ad, const struct auth_request *req, struct auth_result *res)
+void authd_check_file(struct authd *ad, const struct auth_request *req, struct auth_result *res)
 {
     memset(res, 0, sizeof(*res));
     if (req->user[0] == '\0') {
         set_result(res, AUTH_FAIL, "");
-        log_outcome(req, "failed", "empty-user");
+        authd_log_outcome(req, "failed", "empty-user");
         return;
     }
     if (req->password[0] == '\0') {
         set_result(res, AUTH_FAIL, "");
-        log_outcome(req, "failed", "empty-password");
+        authd_log_outcome(req, "failed", "empty-password");
         return;
     }
 
     if (authd_refresh(ad) == -1) {
         set_result(res, AUTH_TEMPFAIL, "password file unavailable");
-        log_outcome(req, "tempfail", "passwd-file-unavailable");
+        authd_log_outcome(req, "tempfail", "passwd-file-unavailable");
         return;
     }
 
@@ -187,21 +194,48 @@ void authd_check(struct authd *ad, const struct auth_request *req, struct auth_r
         /* Spend what a real user costs; the result means nothing. */
         (void)scheme_verify(ad->dummy, req->password);
         set_result(res, AUTH_FAIL, "");
-        log_outcome(req, "failed", "unknown-user");
+        authd_log_outcome(req, "failed", "unknown-user");
         return;
     }
 
     enum scheme_result r = scheme_verify(e->password, req->password);
     if (r != SCHEME_MATCH) {
         set_result(res, AUTH_FAIL, "");
-        log_outcome(req, "failed", scheme_result_str(r));
+        authd_log_outcome(req, "failed", scheme_result_str(r));
         return;
     }
     if (find_maildir(ad, e, res) == -1) {
-        log_outcome(req, "tempfail", "maildir");
+        authd_log_outcome(req, "tempfail", "maildir");
         return;
     }
     snprintf(res->user, sizeof(res->user), "%s", e->user);
     res->status = AUTH_OK;
-    log_outcome(req, "ok", "");
+    authd_log_outcome(req, "ok", "");
+}
+
+int authd_lookup_stored(struct authd *ad, const char *user, const char **stored)
+{
+    *stored = NULL;
+    if (authd_refresh(ad) == -1)
+        return -1;
+    const struct passwd_entry *e = passwd_db_lookup(&ad->db, user);
+    if (e != NULL)
+        *stored = e->password;
+    return 0;
+}
+
+int authd_result_ok(struct authd *ad, const char *user, struct auth_result *res)
+{
+    memset(res, 0, sizeof(*res));
+    const struct passwd_entry *e = passwd_db_lookup(&ad->db, user);
+    if (e == NULL) {
+        /* Gone between the lookup and now (the file was reloaded): ask again later. */
+        set_result(res, AUTH_TEMPFAIL, "user vanished during the exchange");
+        return -1;
+    }
+    if (find_maildir(ad, e, res) == -1)
+        return -1;
+    snprintf(res->user, sizeof(res->user), "%s", e->user);
+    res->status = AUTH_OK;
+    return 0;
 }

@@ -10,7 +10,9 @@
  *   auth failed user=<u> ip=<ip> mechanism=<m> reason=<reason>
  *
  * reason is one of unknown-user, bad-password, empty-user, empty-password,
- * unknown-scheme, malformed-hash. user, ip and mechanism are escaped with
+ * unknown-scheme, malformed-hash; from LDAP also no-password (an entry without
+ * userPassword), ambiguous-user (the filter matched several entries); from
+ * the server ip-blocked (auth/dispatch.h) and cached-failure (auth/authcache.h). user, ip and mechanism are escaped with
  * text_log_escape(), so each is one word of printable ASCII. Temporary
  * failures are logged as "auth tempfail ... reason=<reason>" (info; the cause
  * itself is logged once, at error level, where it is found), successes as
@@ -19,9 +21,24 @@
 #ifndef FASTPOP_AUTH_AUTHD_H
 #define FASTPOP_AUTH_AUTHD_H
 
+#include <stdint.h>
+
 #include "auth/passwd.h"
 #include "auth/protocol.h"
 #include "daemon/config.h"
+
+struct authd;
+struct auth_request;
+struct auth_result;
+struct ldap_backend;
+
+/*
+ * An answer that came later (LDAP): tag is what authd_start() was given; req
+ * is the request (password wiped by then), res may be changed (by the
+ * credential cache) before it is sent.
+ */
+typedef void authd_done_fn(void *arg, uint64_t tag, const struct auth_request *req,
+                           struct auth_result *res);
 
 struct authd {
     struct config cfg;
@@ -34,6 +51,12 @@ struct authd {
      */
     const char *dummy;
     char fallback_hash[128];
+
+    /* passdb: which databases, asked in this order (auth/authd_async.c). */
+    int use_file, use_ldap;
+    struct ldap_backend *ldap;     /* NULL: not configured, or its setup failed */
+    authd_done_fn *done;           /* where asynchronous answers go */
+    void *done_arg;
 };
 
 struct auth_request {
@@ -79,5 +102,46 @@ void authd_free(struct authd *ad);
  * The caller wipes req->password.
  */
 void authd_check(struct authd *ad, const struct auth_request *req, struct auth_result *res);
+
+/* authd_check() for the password file alone (what authd_check() does for passdb = passwd-file). */
+void authd_check_file(struct authd *ad, const struct auth_request *req, struct auth_result *res);
+
+/* The log line of an outcome: what is "ok", "failed" or "tempfail" (format above). */
+void authd_log_outcome(const struct auth_request *req, const char *what, const char *reason);
+
+/*
+ * The event-loop way in (auth/authd_async.c). Start checking req: returns 1
+ * with the answer in res (password file, or refused before asking), or 0
+ * when it goes to LDAP: the answer then comes through ad->done with tag.
+ * Either way it is logged as authd_check() logs it. The caller wipes
+ * req->password (a copy is kept while LDAP needs it).
+ */
+int authd_start(struct authd *ad, const struct auth_request *req, uint64_t tag,
+                struct auth_result *res);
+void authd_set_done(struct authd *ad, authd_done_fn *done, void *arg);
+/* An fd for epoll (-1 if none), the next deadline in ms (-1 if none), and the work. */
+int authd_fd(const struct authd *ad);
+int authd_timeout_ms(const struct authd *ad);
+void authd_poll(struct authd *ad);
+
+/* Set up / stop the LDAP side from ad->cfg (called by init, reconfigure, free). */
+void authd_passdb_setup(struct authd *ad);
+void authd_passdb_teardown(struct authd *ad);
+
+/*
+ * For mechanisms that prove knowledge of the password without sending it
+ * (SCRAM, see auth/scram_server.h): the stored password of user, as written
+ * in the backend ("{SCHEME}..."), valid until the next call into ad.
+ * Returns 0 with *stored set, or NULL for an unknown user; -1 when the
+ * backend cannot answer now (logged where it is found).
+ */
+int authd_lookup_stored(struct authd *ad, const char *user, const char **stored);
+
+/*
+ * The AUTH_OK result for user, whose proof the caller has checked: the
+ * canonical name and maildir into res. Returns 0, or -1 with res set to
+ * AUTH_TEMPFAIL (the maildir cannot be made; logged).
+ */
+int authd_result_ok(struct authd *ad, const char *user, struct auth_result *res);
 
 #endif

@@ -27,6 +27,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "auth/authcache.h"
 #include "auth/authd.h"
 #include "auth/server.h"
 #include "daemon/config.h"
@@ -202,7 +203,9 @@ static void reload(struct authd *ad, struct auth_server *srv, const struct optio
     }
     open_log(&cfg, o->foreground);
     authd_reconfigure(ad, &cfg);
+    authcache_reconfigure(&cfg);
     auth_server_set_mail_user(srv, cfg.user);
+    auth_server_reconfigure(srv);
     log_info("configuration reloaded from %s", o->config_path);
     (void)authd_refresh(ad);
 }
@@ -260,6 +263,8 @@ static int serve(struct authd *ad, const struct options *o)
         log_warning("running as root: set auth_user to an unprivileged user");
     log_info("fastpop-auth %s ready (passwd_file %s)", FASTPOP_VERSION, ad->cfg.passwd_file);
     (void)authd_refresh(ad);
+    /* Optional: without it every login goes to the backend (logged inside). */
+    (void)authcache_open(&ad->cfg);
 
     int rc = EXIT_OK;
     while (!got_term) {
@@ -274,6 +279,7 @@ static int serve(struct authd *ad, const struct options *o)
         }
     }
     auth_server_shutdown(&srv);
+    authcache_close();
     if (rc == EXIT_OK)
         log_info("stopping on SIGTERM");
     return rc;

@@ -18,6 +18,29 @@
  * is unreadable); the client should retry later. message is for the log only,
  * never sent to a POP3 client.
  *
+ * SCRAM-SHA-256 (RFC 5802/7677) runs in the helper, because the server side
+ * needs the stored keys, which workers must never see. The worker relays the
+ * SASL messages; the helper keeps no state between the two steps: the server
+ * nonce it makes carries an expiry and a MAC under a key the helper draws at
+ * start, so the worker hands back client-first and server-first with the
+ * client's final message, and the helper checks that they are its own.
+ *
+ *   AUTH_MSG_SCRAM_START    id  str client_first (with its gs2 header),
+ *                               str client_ip
+ *   AUTH_MSG_SCRAM_CHALLENGE id u32 status, str user (the n= name, for logs),
+ *                               str server_first, str message
+ *   AUTH_MSG_SCRAM_FINISH   id  str client_first, str server_first,
+ *                               str client_final, str client_ip
+ *   AUTH_MSG_SCRAM_RESULT   id  u32 status, str canonical_user, str maildir,
+ *                               str server_final, str message
+ *
+ * CHALLENGE status AUTH_OK means "send server_first to the client"; an
+ * unknown user gets a made-up salt and fails only at FINISH, like a wrong
+ * password. AUTH_FAIL there means the client-first message is unusable
+ * (syntax, channel binding asked for, an authzid other than the user).
+ * RESULT AUTH_OK carries the server-final message ("v=..."), which the
+ * worker sends as a last challenge (RFC 5034 has no success data).
+ *
  * A malformed message makes the helper close that worker's connection.
  */
 #ifndef FASTPOP_AUTH_PROTOCOL_H
@@ -28,6 +51,10 @@
 enum auth_msg_type {
     AUTH_MSG_PASS_REQUEST = 1,
     AUTH_MSG_PASS_REPLY = 2,
+    AUTH_MSG_SCRAM_START = 3,
+    AUTH_MSG_SCRAM_CHALLENGE = 4,
+    AUTH_MSG_SCRAM_FINISH = 5,
+    AUTH_MSG_SCRAM_RESULT = 6,
 };
 
 enum auth_status {
@@ -47,5 +74,10 @@ enum auth_status {
 #define AUTH_MECH_MAX 32
 #define AUTH_PATH_MAX 1024
 #define AUTH_MESSAGE_MAX 256
+/*
+ * One SCRAM message; real ones are under 300 bytes. Three of them fit one
+ * IPC datagram (IPC_MAX_MESSAGE) with room to spare.
+ */
+#define AUTH_SCRAM_MSG_MAX 1024
 
 #endif

@@ -176,12 +176,6 @@ static enum scheme_result verify_salted(const struct scheme *s, enum encoding en
     return compare_digest(md, raw, dlen, raw + dlen, (size_t)n - dlen, password);
 }
 
-struct scram_stored {
-    unsigned long iter;
-    unsigned char salt[SALT_MAX];
-    size_t saltlen;
-    unsigned char stored_key[SCRAM_KEY_LEN];
-};
 
 /* Decode one base64 field of exactly `want` bytes (0 = any length up to cap). */
 static int scram_field(const char *p, size_t len, unsigned char *out, size_t cap, size_t want,
@@ -194,7 +188,7 @@ static int scram_field(const char *p, size_t len, unsigned char *out, size_t cap
     return 0;
 }
 
-static int scram_parse(const char *data, struct scram_stored *st)
+static int scram_parse(const char *data, struct scheme_scram *st)
 {
     const char *f[4];
     size_t len[4];
@@ -222,12 +216,12 @@ static int scram_parse(const char *data, struct scram_stored *st)
     if (st->iter < SCHEME_SCRAM_MIN_ITER || st->iter > SCHEME_SCRAM_MAX_ITER)
         return -1;
 
-    unsigned char server_key[SCRAM_KEY_LEN];
     size_t n;
     if (scram_field(f[1], len[1], st->salt, sizeof(st->salt), 0, &st->saltlen) == -1 ||
         scram_field(f[2], len[2], st->stored_key, sizeof(st->stored_key), SCRAM_KEY_LEN, &n) ==
             -1 ||
-        scram_field(f[3], len[3], server_key, sizeof(server_key), SCRAM_KEY_LEN, &n) == -1)
+        scram_field(f[3], len[3], st->server_key, sizeof(st->server_key), SCRAM_KEY_LEN, &n) ==
+            -1)
         return -1;
     return 0;
 }
@@ -235,7 +229,7 @@ static int scram_parse(const char *data, struct scram_stored *st)
 static enum scheme_result verify_scram(const struct scheme *s, enum encoding enc,
                                        const char *data, const char *password, int check_only)
 {
-    struct scram_stored st;
+    struct scheme_scram st;
     unsigned char salted[SCRAM_KEY_LEN], client_key[SCRAM_KEY_LEN], stored_key[SCRAM_KEY_LEN];
     unsigned int klen = 0;
     enum scheme_result r = SCHEME_MALFORMED;
@@ -314,6 +308,26 @@ static enum scheme_result run(const char *stored, const char *password, int chec
     if (data[0] == '\0')
         return SCHEME_MALFORMED;
     return s->verify(s, enc, data, password, check_only);
+}
+
+enum scheme_result scheme_scram_keys(const char *stored, struct scheme_scram *keys)
+{
+    const char *data;
+    enum encoding enc;
+    const struct scheme *s = lookup(stored, &data, &enc);
+
+    if (s == NULL || s->verify != verify_scram)
+        return SCHEME_UNKNOWN;
+    return scram_parse(data, keys) == 0 ? SCHEME_MATCH : SCHEME_MALFORMED;
+}
+
+const char *scheme_plaintext(const char *stored)
+{
+    const char *data;
+    enum encoding enc;
+    const struct scheme *s = lookup(stored, &data, &enc);
+
+    return s != NULL && s->verify == verify_plain && data[0] != '\0' ? data : NULL;
 }
 
 enum scheme_result scheme_verify(const char *stored, const char *password)

@@ -38,6 +38,27 @@ enum scheme_result {
 #define SCHEME_SCRAM_MIN_ITER 4096
 #define SCHEME_SCRAM_MAX_ITER 10000000
 
+/* The keys of a {SCRAM-SHA-256} stored value (Dovecot's format). */
+#define SCHEME_SCRAM_KEY_LEN 32
+#define SCHEME_SCRAM_SALT_MAX 256
+struct scheme_scram {
+    unsigned long iter;
+    unsigned char salt[SCHEME_SCRAM_SALT_MAX];
+    size_t saltlen;
+    unsigned char stored_key[SCHEME_SCRAM_KEY_LEN];
+    unsigned char server_key[SCHEME_SCRAM_KEY_LEN];
+};
+
+/*
+ * For a SCRAM server: the keys of stored when it is {SCRAM-SHA-256}.
+ * Returns SCHEME_MATCH (keys filled), SCHEME_UNKNOWN (another scheme) or
+ * SCHEME_MALFORMED. The caller wipes keys.
+ */
+enum scheme_result scheme_scram_keys(const char *stored, struct scheme_scram *keys);
+
+/* The password itself when stored is {PLAIN}/{CLEARTEXT}, else NULL. */
+const char *scheme_plaintext(const char *stored);
+
 /*
  * Check password against stored. Never logs: the caller knows the user.
  * Returns one of enum scheme_result.

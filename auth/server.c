@@ -9,11 +9,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "auth/authcache.h"
+#include "auth/scram_server.h"
 #include "daemon/ipc.h"
 #include "daemon/log.h"
 
 /* epoll data of the listening socket; peers use their slot index. */
 #define LISTEN_SLOT AUTH_SERVER_MAX_PEERS
+/* epoll data of authd's fd (the LDAP connections). */
+#define AUTHD_SLOT (AUTH_SERVER_MAX_PEERS + 1)
 /* What a shutdown still answers per peer before giving up on it. */
 #define SHUTDOWN_BURST 1024
 
@@ -24,6 +28,8 @@ int auth_handle_message(struct authd *ad, const void *msg, size_t len, struct bu
     char user[AUTH_USER_MAX], pass[AUTH_PASS_MAX], ip[AUTH_IP_MAX], mech[AUTH_MECH_MAX];
     struct auth_result res;
 
+    if (scram_is_request(msg, len))
+        return scram_handle_message(ad, msg, len, reply);
     int ok = ipc_reader_init(&r, msg, len, &type, &id) == 0 && type == AUTH_MSG_PASS_REQUEST;
     if (ok) {
         ipc_get_str(&r, user, sizeof(user));
@@ -39,7 +45,7 @@ int auth_handle_message(struct authd *ad, const void *msg, size_t len, struct bu
     }
 
     struct auth_request req = { user, pass, ip, mech };
-    authd_check(ad, &req, &res);
+    authcache_check(ad, &req, &res);
     explicit_bzero(pass, sizeof(pass));
 
     if (ipc_begin(reply, AUTH_MSG_PASS_REPLY, id) == -1 ||
@@ -121,6 +127,10 @@ int auth_server_init(struct auth_server *srv, struct authd *ad, int listen_fd,
     for (int i = 0; i < AUTH_SERVER_MAX_PEERS; i++)
         srv->peers[i].fd = -1;
     buf_init(&srv->reply, IPC_MAX_MESSAGE);
+    srv->authd_fd = -1;
+    _Static_assert(DISPATCH_MAX_PEERS >= AUTH_SERVER_MAX_PEERS, "dispatch: too few peer slots");
+    if (dispatch_init(&srv->dispatch, ad) == -1)
+        return -1;
     auth_server_set_mail_user(srv, mail_user);
 
     int fl = fcntl(listen_fd, F_GETFL);
@@ -145,6 +155,7 @@ static void close_peer(struct auth_server *srv, int slot)
 {
     struct auth_peer *p = &srv->peers[slot];
     log_debug("worker pid %d disconnected", (int)p->pid);
+    dispatch_peer_closed(&srv->dispatch, slot);
     /* close() also takes the fd out of the epoll set. */
     close(p->fd);
     p->fd = -1;
@@ -190,6 +201,7 @@ static void accept_peers(struct auth_server *srv)
             continue;
         }
         srv->peers[slot] = (struct auth_peer){ .fd = fd, .uid = cred.uid, .pid = cred.pid };
+        dispatch_peer_open(&srv->dispatch, slot, fd);
         log_debug("worker pid %d uid %u connected", (int)cred.pid, (unsigned)cred.uid);
     }
 }
@@ -200,7 +212,17 @@ int auth_server_run(struct auth_server *srv, volatile sig_atomic_t *stop,
     struct epoll_event events[64];
 
     while (!*stop && !*reload) {
-        int n = epoll_pwait(srv->epfd, events, 64, -1, waitmask);
+        /* authd's fd is new after a reload (a new LDAP backend). */
+        int afd = authd_fd(srv->ad);
+        if (afd != srv->authd_fd) {
+            struct epoll_event aev = { .events = EPOLLIN, .data.u64 = AUTHD_SLOT };
+            if (afd >= 0 && epoll_ctl(srv->epfd, EPOLL_CTL_ADD, afd, &aev) == -1 &&
+                errno != EEXIST)
+                log_error("epoll_ctl for the LDAP backend: %s", strerror(errno));
+            srv->authd_fd = afd;
+        }
+        int n = epoll_pwait(srv->epfd, events, 64, dispatch_timeout_ms(&srv->dispatch),
+                            waitmask);
         if (n == -1) {
             if (errno == EINTR)
                 continue;
@@ -212,18 +234,23 @@ int auth_server_run(struct auth_server *srv, volatile sig_atomic_t *stop,
                 accept_peers(srv);
                 continue;
             }
+            if (slot == AUTHD_SLOT)
+                continue;   /* dispatch_run() below collects it */
             struct auth_peer *p = &srv->peers[slot];
             if (p->fd == -1)
                 continue;
-            if (auth_serve_fd(srv->ad, p->fd, &srv->reply, AUTH_SERVER_BURST) == -1)
+            if (dispatch_serve(&srv->dispatch, (int)slot, AUTH_SERVER_BURST) == -1)
                 close_peer(srv, (int)slot);
         }
+        dispatch_run(&srv->dispatch);
     }
     return 0;
 }
 
 void auth_server_shutdown(struct auth_server *srv)
 {
+    /* Held answers leave now: the workers would otherwise wait for their timeout. */
+    dispatch_free(&srv->dispatch);
     if (srv->listen_fd >= 0) {
         close(srv->listen_fd);
         srv->listen_fd = -1;
@@ -238,4 +265,11 @@ void auth_server_shutdown(struct auth_server *srv)
         close(srv->epfd);
     srv->epfd = -1;
     buf_free(&srv->reply);
+}
+
+void auth_server_reconfigure(struct auth_server *srv)
+{
+    dispatch_reconfigure(&srv->dispatch);
+    /* The LDAP backend was made anew: register its fd again, even if the number is reused. */
+    srv->authd_fd = -1;
 }

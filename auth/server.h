@@ -18,6 +18,7 @@
 #include <sys/types.h>
 
 #include "auth/authd.h"
+#include "auth/dispatch.h"
 #include "daemon/buf.h"
 
 /* Worker connections held at once; there is one per worker process. */
@@ -40,6 +41,9 @@ struct auth_server {
     int have_mail_uid;
     struct auth_peer peers[AUTH_SERVER_MAX_PEERS];
     struct buf reply;
+    /* Password requests as events: LDAP answers and penalty timers (auth/dispatch.h). */
+    struct auth_dispatch dispatch;
+    int authd_fd;           /* authd's fd as registered in epfd, or -1 */
 };
 
 /*
@@ -66,6 +70,9 @@ int auth_serve_fd(struct authd *ad, int fd, struct buf *reply, int burst);
  */
 int auth_server_init(struct auth_server *srv, struct authd *ad, int listen_fd,
                      const char *mail_user);
+
+/* After authd_reconfigure(): new penalty settings, the new LDAP backend's fd. */
+void auth_server_reconfigure(struct auth_server *srv);
 
 /* Resolve the mail user again, after a config reload. */
 void auth_server_set_mail_user(struct auth_server *srv, const char *mail_user);

@@ -51,6 +51,12 @@ void buf_consume(struct buf *b, size_t n)
         b->rpos = b->wpos = 0;
 }
 
+void buf_truncate(struct buf *b, size_t len)
+{
+    if (len < buf_len(b))
+        b->wpos = b->rpos + len;
+}
+
 void buf_commit(struct buf *b, size_t n)
 {
     if (n > buf_avail(b))

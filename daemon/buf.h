@@ -45,6 +45,8 @@ void   buf_shrink_if_empty(struct buf *b);
 size_t buf_len(const struct buf *b);
 char  *buf_rptr(const struct buf *b);
 void   buf_consume(struct buf *b, size_t n);
+/* Keep only the first len unread bytes (drop what was appended after them). */
+void   buf_truncate(struct buf *b, size_t len);
 
 /* Make at least n contiguous bytes writable at buf_wptr(); -1/ENOBUFS over limit. */
 int    buf_reserve(struct buf *b, size_t n);

@@ -21,7 +21,9 @@ enum setting_type {
     SET_BOOL,
     SET_ENUM,
     SET_WORKERS,  /* "auto" or an integer */
-    SET_LISTEN,   /* repeatable addr:port */
+    SET_LISTEN,   /* repeatable addr:port [flags] */
+    SET_PATHS,    /* repeatable absolute path, kept in order */
+    SET_CIDRS,    /* a list of networks */
     SET_TEMPLATE, /* maildir template */
 };
 
@@ -33,10 +35,14 @@ struct setting {
     const char *def;         /* parsed like a value from the file */
     long min, max;
     const char *const *choices; /* SET_ENUM, NULL-terminated, index = value */
+    size_t count_offset;        /* SET_PATHS: where the number of entries is kept */
 };
 
 static const char *const log_targets[] = { "syslog", "stderr", NULL };
 static const char *const log_levels[] = { "error", "warning", "info", "debug", NULL };
+static const char *const tls_versions[] = { "TLSv1.2", "TLSv1.3", NULL };
+static const char *const ldap_scopes[] = { "sub", "one", "base", NULL };
+static const char *const ldap_auths[] = { "bind", "password", NULL };
 
 #define FIELD(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
 
@@ -51,27 +57,83 @@ static const char *const log_levels[] = { "error", "warning", "info", "debug", N
  *    instead is waited for at most this long.
  */
 static const struct setting settings[] = {
-    { "listen", SET_LISTEN, 0, 0, NULL, 0, 0, NULL },
-    { "workers", SET_WORKERS, FIELD(workers), "auto", 1, 256, NULL },
-    { "user", SET_STRING, FIELD(user), "vmail", 0, 0, NULL },
-    { "group", SET_STRING, FIELD(group), "vmail", 0, 0, NULL },
-    { "auth_user", SET_STRING, FIELD(auth_user), "fastpop", 0, 0, NULL },
-    { "run_dir", SET_PATH, FIELD(run_dir), "/run/fastpop", 0, 0, NULL },
-    { "state_dir", SET_PATH, FIELD(state_dir), "/var/lib/fastpop", 0, 0, NULL },
-    { "pid_file", SET_PATH, FIELD(pid_file), "", 1, 0, NULL },
-    { "auth_helper", SET_PATH, FIELD(auth_helper), "", 1, 0, NULL },
-    { "passwd_file", SET_PATH, FIELD(passwd_file), "/etc/fastpop/passwd", 0, 0, NULL },
-    { "maildir", SET_TEMPLATE, FIELD(maildir), "%h/Maildir", 0, 0, NULL },
-    { "log", SET_ENUM, FIELD(log_target), "syslog", 0, 0, log_targets },
-    { "log_level", SET_ENUM, FIELD(log_level), "info", 0, 0, log_levels },
-    { "max_connections", SET_INT, FIELD(max_connections), "10000", 1, 1000000, NULL },
-    { "max_connections_per_ip", SET_INT, FIELD(max_connections_per_ip), "20", 1, 1000000, NULL },
-    { "idle_timeout", SET_SECONDS, FIELD(idle_timeout), "10m", 5, 86400, NULL },
-    { "shutdown_timeout", SET_SECONDS, FIELD(shutdown_timeout), "30s", 1, 3600, NULL },
-    { "quit_linger", SET_SECONDS, FIELD(quit_linger), "2s", 0, 30, NULL },
-    { "max_bad_commands", SET_INT, FIELD(max_bad_commands), "10", 1, 1000, NULL },
-    { "max_auth_failures", SET_INT, FIELD(max_auth_failures), "3", 1, 100, NULL },
-    { "mark_seen", SET_BOOL, FIELD(mark_seen), "yes", 0, 0, NULL },
+    { "listen", SET_LISTEN, 0, 0, NULL, 0, 0, NULL, 0 },
+    { "workers", SET_WORKERS, FIELD(workers), "auto", 1, 256, NULL, 0 },
+    { "user", SET_STRING, FIELD(user), "vmail", 0, 0, NULL, 0 },
+    { "group", SET_STRING, FIELD(group), "vmail", 0, 0, NULL, 0 },
+    { "auth_user", SET_STRING, FIELD(auth_user), "fastpop", 0, 0, NULL, 0 },
+    { "run_dir", SET_PATH, FIELD(run_dir), "/run/fastpop", 0, 0, NULL, 0 },
+    { "state_dir", SET_PATH, FIELD(state_dir), "/var/lib/fastpop", 0, 0, NULL, 0 },
+    { "pid_file", SET_PATH, FIELD(pid_file), "", 1, 0, NULL, 0 },
+    { "auth_helper", SET_PATH, FIELD(auth_helper), "", 1, 0, NULL, 0 },
+    { "passwd_file", SET_PATH, FIELD(passwd_file), "/etc/fastpop/passwd", 0, 0, NULL, 0 },
+    { "maildir", SET_TEMPLATE, FIELD(maildir), "%h/Maildir", 0, 0, NULL, 0 },
+    { "log", SET_ENUM, FIELD(log_target), "syslog", 0, 0, log_targets, 0 },
+    { "log_level", SET_ENUM, FIELD(log_level), "info", 0, 0, log_levels, 0 },
+    { "max_connections", SET_INT, FIELD(max_connections), "10000", 1, 1000000, NULL, 0 },
+    { "max_connections_per_ip", SET_INT, FIELD(max_connections_per_ip), "20", 1, 1000000, NULL, 0 },
+    { "idle_timeout", SET_SECONDS, FIELD(idle_timeout), "10m", 5, 86400, NULL, 0 },
+    { "shutdown_timeout", SET_SECONDS, FIELD(shutdown_timeout), "30s", 1, 3600, NULL, 0 },
+    { "quit_linger", SET_SECONDS, FIELD(quit_linger), "2s", 0, 30, NULL, 0 },
+    { "max_bad_commands", SET_INT, FIELD(max_bad_commands), "10", 1, 1000, NULL, 0 },
+    { "max_auth_failures", SET_INT, FIELD(max_auth_failures), "3", 1, 100, NULL, 0 },
+    { "mark_seen", SET_BOOL, FIELD(mark_seen), "yes", 0, 0, NULL, 0 },
+    { "index", SET_BOOL, FIELD(index), "yes", 0, 0, NULL, 0 },
+    { "tls_cert", SET_PATHS, FIELD(tls_cert), NULL, 0, 0, NULL,
+      offsetof(struct config, tls_cert_count) },
+    { "tls_key", SET_PATHS, FIELD(tls_key), NULL, 0, 0, NULL,
+      offsetof(struct config, tls_key_count) },
+    { "tls_min_version", SET_ENUM, FIELD(tls_min_version), "TLSv1.2", 0, 0, tls_versions, 0 },
+    { "tls_ciphers", SET_STRING, FIELD(tls_ciphers),
+      "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:!aNULL:!SHA1:!SHA256:!SHA384", 0, 0, NULL, 0 },
+    { "tls_ciphersuites", SET_STRING, FIELD(tls_ciphersuites),
+      "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256", 0, 0, NULL, 0 },
+    { "tls_handshake_timeout", SET_SECONDS, FIELD(tls_handshake_timeout), "30s", 1, 600, NULL, 0 },
+    { "plaintext_auth", SET_BOOL, FIELD(plaintext_auth), "no", 0, 0, NULL, 0 },
+    { "plaintext_trusted", SET_CIDRS, FIELD(plaintext_trusted), "", 0, 0, NULL, 0 },
+    { "proxy_trusted", SET_CIDRS, FIELD(proxy_trusted), "", 0, 0, NULL, 0 },
+    { "proxy_timeout", SET_SECONDS, FIELD(proxy_timeout), "5s", 1, 60, NULL, 0 },
+    /* Strings with min = 1 may be empty. The LDAP timeouts and the penalty delay
+     * stay under the worker's 15 s wait for the helper (worker/auth_client.c). */
+    { "passdb", SET_STRING, FIELD(passdb), "passwd-file", 0, 0, NULL, 0 },
+    { "ldap_uri", SET_STRING, FIELD(ldap_uri), "", 1, 0, NULL, 0 },
+    { "ldap_starttls", SET_BOOL, FIELD(ldap_starttls), "no", 0, 0, NULL, 0 },
+    { "ldap_tls_ca_file", SET_PATH, FIELD(ldap_tls_ca_file), "", 1, 0, NULL, 0 },
+    { "ldap_bind_dn", SET_STRING, FIELD(ldap_bind_dn), "", 1, 0, NULL, 0 },
+    { "ldap_bind_secret_file", SET_PATH, FIELD(ldap_bind_secret_file), "", 1, 0, NULL, 0 },
+    { "ldap_base", SET_STRING, FIELD(ldap_base), "", 1, 0, NULL, 0 },
+    { "ldap_scope", SET_ENUM, FIELD(ldap_scope), "sub", 0, 0, ldap_scopes, 0 },
+    { "ldap_user_filter", SET_STRING, FIELD(ldap_user_filter),
+      "(&(objectClass=posixAccount)(uid=%u))", 0, 0, NULL, 0 },
+    { "ldap_auth", SET_ENUM, FIELD(ldap_auth), "bind", 0, 0, ldap_auths, 0 },
+    { "ldap_maildir_attribute", SET_STRING, FIELD(ldap_maildir_attribute), "", 1, 0, NULL, 0 },
+    { "ldap_home_attribute", SET_STRING, FIELD(ldap_home_attribute), "", 1, 0, NULL, 0 },
+    { "ldap_user_attribute", SET_STRING, FIELD(ldap_user_attribute), "", 1, 0, NULL, 0 },
+    { "ldap_connect_timeout", SET_SECONDS, FIELD(ldap_connect_timeout), "5s", 1, 60, NULL, 0 },
+    { "ldap_timeout", SET_SECONDS, FIELD(ldap_timeout), "5s", 1, 12, NULL, 0 },
+    { "ldap_bind_connections", SET_INT, FIELD(ldap_bind_connections), "4", 1, 64, NULL, 0 },
+    { "auth_penalty", SET_BOOL, FIELD(auth_penalty), "yes", 0, 0, NULL, 0 },
+    { "auth_penalty_delay", SET_SECONDS, FIELD(auth_penalty_delay), "1s", 0, 12, NULL, 0 },
+    { "auth_penalty_max_delay", SET_SECONDS, FIELD(auth_penalty_max_delay), "8s", 0, 12, NULL, 0 },
+    { "auth_penalty_forget", SET_SECONDS, FIELD(auth_penalty_forget), "1m", 1, 86400, NULL, 0 },
+    { "auth_penalty_block_after", SET_INT, FIELD(auth_penalty_block_after), "20", 0, 1000000,
+      NULL, 0 },
+    { "auth_penalty_block_time", SET_SECONDS, FIELD(auth_penalty_block_time), "10m", 1, 86400,
+      NULL, 0 },
+    { "auth_penalty_ipv4_prefix", SET_INT, FIELD(auth_penalty_ipv4_prefix), "32", 8, 32, NULL, 0 },
+    { "auth_penalty_ipv6_prefix", SET_INT, FIELD(auth_penalty_ipv6_prefix), "64", 16, 128, NULL,
+      0 },
+    { "auth_penalty_entries", SET_INT, FIELD(auth_penalty_entries), "65536", 16, 16777216, NULL,
+      0 },
+    { "auth_penalty_trusted", SET_CIDRS, FIELD(auth_penalty_trusted), "", 0, 0, NULL, 0 },
+    /* The credential cache (shm/credcache.h): 0 turns a part off. A password
+     * changed at the backend keeps working from the cache for auth_cache_ttl. */
+    { "auth_cache_ttl", SET_SECONDS, FIELD(auth_cache_ttl), "1h", 0, 30 * 86400, NULL, 0 },
+    { "auth_cache_negative_ttl", SET_SECONDS, FIELD(auth_cache_negative_ttl), "5m", 0,
+      30 * 86400, NULL, 0 },
+    { "auth_cache_stale_ttl", SET_SECONDS, FIELD(auth_cache_stale_ttl), "24h", 0, 30 * 86400,
+      NULL, 0 },
+    { "auth_mechanisms", SET_STRING, FIELD(auth_mechanisms), "PLAIN LOGIN", 0, 0, NULL, 0 },
 };
 
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -104,12 +166,12 @@ static int parse_long(const char *v, long *out)
     return 0;
 }
 
-int config_parse_listen(const char *value, struct config_listen *l, char *err, size_t errlen)
+static int parse_listen_address(const char *value, struct config_listen *l, char *err,
+                                size_t errlen)
 {
     char host[CONFIG_NAME_MAX];
     const char *port;
 
-    memset(l, 0, sizeof(*l));
     if (strlen(value) >= sizeof(l->spec))
         return set_err(err, errlen, "listen address too long");
     if (value[0] == '[') {
@@ -157,6 +219,36 @@ int config_parse_listen(const char *value, struct config_listen *l, char *err, s
     return 0;
 }
 
+/* "addr:port [tls] [proxy_protocol] [legacy_tls]", flags after the address as nginx has them. */
+int config_parse_listen(const char *value, struct config_listen *l, char *err, size_t errlen)
+{
+    char copy[CONFIG_PATH_MAX];
+    char *save = NULL;
+
+    memset(l, 0, sizeof(*l));
+    if (strlen(value) >= sizeof(copy))
+        return set_err(err, errlen, "listen value too long");
+    strcpy(copy, value);
+    char *addr = strtok_r(copy, " \t", &save);
+    if (addr == NULL)
+        return set_err(err, errlen, "listen needs an address");
+    if (parse_listen_address(addr, l, err, errlen) == -1)
+        return -1;
+    for (char *flag = strtok_r(NULL, " \t", &save); flag; flag = strtok_r(NULL, " \t", &save)) {
+        if (strcmp(flag, "tls") == 0)
+            l->tls = 1;
+        else if (strcmp(flag, "proxy_protocol") == 0)
+            l->proxy_protocol = 1;
+        else if (strcmp(flag, "legacy_tls") == 0)
+            l->legacy_tls = 1;
+        else
+            return set_err(err, errlen,
+                           "listen %s: unknown flag \"%s\" (known: tls, proxy_protocol, "
+                           "legacy_tls)", addr, flag);
+    }
+    return 0;
+}
+
 int config_check_maildir_template(const char *tmpl, char *err, size_t errlen)
 {
     for (const char *p = tmpl; *p; p++) {
@@ -182,7 +274,8 @@ static int apply_setting(const struct setting *s, const char *value, struct conf
 
     switch (s->type) {
     case SET_STRING:
-        if (*value == '\0')
+        /* min = 1 marks a string that may be empty, as for SET_PATH. */
+        if (*value == '\0' && s->min != 1)
             return set_err(err, errlen, "%s needs a value", s->name);
         if (strlen(value) >= s->size)
             return set_err(err, errlen, "%s is too long (at most %zu characters)", s->name,
@@ -270,6 +363,28 @@ static int apply_setting(const struct setting *s, const char *value, struct conf
             }
             return set_err(err, errlen, "%s: \"%s\" is not one of %s", s->name, value, list);
         }
+    case SET_PATHS: {
+        int *count = (int *)((char *)cfg + s->count_offset);
+        size_t one = sizeof(cfg->tls_cert[0]);
+        if (*count == CONFIG_MAX_CERTS)
+            return set_err(err, errlen, "%s is given too often (at most %d)", s->name,
+                           CONFIG_MAX_CERTS);
+        if (value[0] != '/')
+            return set_err(err, errlen, "%s must be an absolute path, not \"%s\"", s->name,
+                           value);
+        if (strlen(value) >= one)
+            return set_err(err, errlen, "%s is too long", s->name);
+        strcpy(field + one * (size_t)*count, value);
+        (*count)++;
+        return 0;
+    }
+    case SET_CIDRS:
+        if (cidr_list_parse(value, (struct cidr_list *)field, err, errlen) == -1) {
+            char msg[256];
+            snprintf(msg, sizeof(msg), "%s", err);
+            return set_err(err, errlen, "%s: %s", s->name, msg);
+        }
+        return 0;
     case SET_LISTEN:
         if (cfg->listen_count == CONFIG_MAX_LISTEN)
             return set_err(err, errlen, "too many listen lines (at most %d)", CONFIG_MAX_LISTEN);
@@ -282,6 +397,7 @@ static int apply_setting(const struct setting *s, const char *value, struct conf
                 return set_err(err, errlen, "listen %s is given twice (as %s)", value,
                                a->spec);
         }
+        cfg->listen_lines[cfg->listen_count] = cfg->loading_line;
         cfg->listen_count++;
         return 0;
     }
@@ -320,6 +436,27 @@ static void strip_comment(char *line)
     }
 }
 
+/* Settings that only make sense together, reported at the line that needs the other. */
+static int check_tls_and_proxy(const struct config *cfg, char *err, size_t errlen)
+{
+    if (cfg->tls_cert_count != cfg->tls_key_count)
+        return set_err(err, errlen, "%s:%d: %d tls_cert lines but %d tls_key lines: they pair "
+                       "up in order", cfg->path, config_line_of(cfg, "tls_key") ?
+                       config_line_of(cfg, "tls_key") : config_line_of(cfg, "tls_cert"),
+                       cfg->tls_cert_count, cfg->tls_key_count);
+    for (int i = 0; i < cfg->listen_count; i++) {
+        const struct config_listen *l = &cfg->listen[i];
+        if ((l->tls || l->legacy_tls) && cfg->tls_cert_count == 0)
+            return set_err(err, errlen, "%s:%d: listen %s uses TLS but no tls_cert is set",
+                           cfg->path, cfg->listen_lines[i], l->spec);
+        if (l->proxy_protocol && cfg->proxy_trusted.count == 0)
+            return set_err(err, errlen, "%s:%d: listen %s has proxy_protocol but proxy_trusted "
+                           "is empty: set the addresses of your proxies", cfg->path,
+                           cfg->listen_lines[i], l->spec);
+    }
+    return 0;
+}
+
 static const struct setting *find_setting(const char *name)
 {
     for (size_t i = 0; i < N_SETTINGS; i++) {
@@ -327,6 +464,29 @@ static const struct setting *find_setting(const char *name)
             return &settings[i];
     }
     return NULL;
+}
+
+/* auth_mechanisms: SASL names we implement, each once (worker/pop3_sasl.c). */
+static int check_mechanisms(const struct config *cfg, char *err, size_t errlen)
+{
+    static const char *const known[] = { "PLAIN", "LOGIN", "SCRAM-SHA-256" };
+    char list[sizeof(cfg->auth_mechanisms)];
+    unsigned seen = 0;
+
+    snprintf(list, sizeof(list), "%s", cfg->auth_mechanisms);
+    for (char *save = NULL, *w = strtok_r(list, " \t", &save); w != NULL;
+         w = strtok_r(NULL, " \t", &save)) {
+        size_t i = 0;
+        while (i < sizeof(known) / sizeof(known[0]) && strcasecmp(w, known[i]) != 0)
+            i++;
+        if (i == sizeof(known) / sizeof(known[0]) || (seen & (1u << i)))
+            return set_err(err, errlen, "%s:%d: auth_mechanisms: \"%s\" is %s (choose from "
+                           "PLAIN LOGIN SCRAM-SHA-256)", cfg->path,
+                           config_line_of(cfg, "auth_mechanisms"), w,
+                           i == sizeof(known) / sizeof(known[0]) ? "unknown" : "listed twice");
+        seen |= 1u << i;
+    }
+    return 0;
 }
 
 int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
@@ -382,13 +542,14 @@ int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
             goto out;
         }
         size_t idx = (size_t)(s - settings);
-        if (s->type != SET_LISTEN && seen_line[idx]) {
+        if (s->type != SET_LISTEN && s->type != SET_PATHS && seen_line[idx]) {
             set_err(err, errlen, "%s:%d: %s is already set on line %d", path, lineno, key,
                     seen_line[idx]);
             goto out;
         }
         seen_line[idx] = lineno;
         cfg->set_on_line[idx] = lineno;
+        cfg->loading_line = lineno;
         if (apply_setting(s, value, cfg, msg, sizeof(msg)) == -1) {
             set_err(err, errlen, "%s:%d: %s", path, lineno, msg);
             goto out;
@@ -398,6 +559,10 @@ int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
         set_err(err, errlen, "%s: read error: %s", path, strerror(errno));
         goto out;
     }
+    if (check_tls_and_proxy(cfg, err, errlen) == -1)
+        goto out;
+    if (check_mechanisms(cfg, err, errlen) == -1)
+        goto out;
     if (cfg->listen_count == 0) {
         if (lineno == 0)
             set_err(err, errlen, "%s: empty file: no listen address", path);
@@ -420,13 +585,28 @@ static void print_setting(const struct setting *s, const struct config *cfg, FIL
     int n = 0;
 
     if (s->type != SET_STRING && s->type != SET_PATH && s->type != SET_TEMPLATE &&
-        s->type != SET_LISTEN)
+        s->type != SET_LISTEN && s->type != SET_PATHS && s->type != SET_CIDRS)
         n = *(const int *)field;
     switch (s->type) {
     case SET_LISTEN:
-        for (int i = 0; i < cfg->listen_count; i++)
-            fprintf(out, "listen = %s\n", cfg->listen[i].spec);
+        for (int i = 0; i < cfg->listen_count; i++) {
+            const struct config_listen *l = &cfg->listen[i];
+            fprintf(out, "listen = %s%s%s%s\n", l->spec, l->tls ? " tls" : "",
+                    l->proxy_protocol ? " proxy_protocol" : "", l->legacy_tls ? " legacy_tls" : "");
+        }
         return;
+    case SET_PATHS: {
+        int count = *(const int *)((const char *)cfg + s->count_offset);
+        for (int i = 0; i < count; i++)
+            fprintf(out, "%s = %s\n", s->name, field + sizeof(cfg->tls_cert[0]) * (size_t)i);
+        return;
+    }
+    case SET_CIDRS: {
+        char text[CIDR_LIST_MAX * 48];
+        cidr_list_format((const struct cidr_list *)field, text, sizeof(text));
+        fprintf(out, "%s = %s\n", s->name, text);
+        return;
+    }
     case SET_STRING:
     case SET_PATH:
     case SET_TEMPLATE:

@@ -14,18 +14,28 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
+#include "daemon/cidr.h"
+
 #define CONFIG_DEFAULT_PATH "/etc/fastpop/fastpop.conf"
 #define CONFIG_MAX_LISTEN 16
 #define CONFIG_NAME_MAX 64
 #define CONFIG_PATH_MAX 512
 
 enum config_log_target { CONFIG_LOG_SYSLOG, CONFIG_LOG_STDERR };
+enum config_tls_version { CONFIG_TLS_1_2, CONFIG_TLS_1_3 };
+enum config_ldap_scope { CONFIG_LDAP_SUB, CONFIG_LDAP_ONE, CONFIG_LDAP_BASE };
+enum config_ldap_auth { CONFIG_LDAP_AUTH_BIND, CONFIG_LDAP_AUTH_PASSWORD };
 
 struct config_listen {
-    char spec[CONFIG_NAME_MAX + 16];      /* as written, e.g. "[::1]:110" */
+    char spec[CONFIG_NAME_MAX + 16];      /* the address as written, e.g. "[::1]:110" */
     struct sockaddr_storage addr;
     socklen_t addrlen;
+    int tls;                              /* flag "tls": implicit TLS (RFC 8314) */
+    int proxy_protocol;                   /* flag "proxy_protocol": PROXY v1/v2 header first */
+    int legacy_tls;                       /* flag "legacy_tls": TLS 1.0 and old ciphers too */
 };
+
+#define CONFIG_MAX_CERTS 8
 
 struct config {
     char path[CONFIG_PATH_MAX];           /* the file it was read from */
@@ -55,8 +65,58 @@ struct config {
     int  max_bad_commands;
     int  max_auth_failures;
     int  mark_seen;                       /* RETR adds the S flag */
+    int  index;                           /* mailbox index in state_dir/index */
 
-    int  set_on_line[32];                 /* per table entry: line it was set on, 0 = default */
+    char tls_cert[CONFIG_MAX_CERTS][CONFIG_PATH_MAX];  /* pairs with tls_key, in order */
+    char tls_key[CONFIG_MAX_CERTS][CONFIG_PATH_MAX];
+    int  tls_cert_count;
+    int  tls_key_count;
+    int  tls_min_version;                 /* enum config_tls_version */
+    char tls_ciphers[CONFIG_PATH_MAX];    /* TLS 1.2 and older (OpenSSL cipher list) */
+    char tls_ciphersuites[CONFIG_PATH_MAX]; /* TLS 1.3 */
+    int  tls_handshake_timeout;           /* seconds */
+    int  plaintext_auth;                  /* USER/PASS, AUTH PLAIN/LOGIN without TLS */
+    struct cidr_list plaintext_trusted;   /* ...allowed anyway from these networks */
+    struct cidr_list proxy_trusted;       /* who may send a PROXY header */
+    int  proxy_timeout;                   /* seconds to wait for the PROXY header */
+
+    /* Password databases, in the order asked: "passwd-file", "ldap" or both (auth/authd.h). */
+    char passdb[CONFIG_NAME_MAX];
+    char ldap_uri[CONFIG_PATH_MAX];       /* one or more URIs, tried in order (auth/ldap.h) */
+    int  ldap_starttls;
+    char ldap_tls_ca_file[CONFIG_PATH_MAX];
+    char ldap_bind_dn[CONFIG_PATH_MAX];   /* "" = anonymous searches */
+    char ldap_bind_secret_file[CONFIG_PATH_MAX];
+    char ldap_base[CONFIG_PATH_MAX];
+    int  ldap_scope;                      /* enum config_ldap_scope */
+    char ldap_user_filter[CONFIG_PATH_MAX];
+    int  ldap_auth;                       /* enum config_ldap_auth */
+    char ldap_maildir_attribute[CONFIG_NAME_MAX];
+    char ldap_home_attribute[CONFIG_NAME_MAX];
+    char ldap_user_attribute[CONFIG_NAME_MAX];
+    int  ldap_connect_timeout;            /* seconds */
+    int  ldap_timeout;                    /* seconds, a whole lookup */
+    int  ldap_bind_connections;
+
+    /* Brute-force penalty (auth/penalty.h). */
+    int  auth_penalty;
+    int  auth_penalty_delay;              /* seconds */
+    int  auth_penalty_max_delay;
+    int  auth_penalty_forget;
+    int  auth_penalty_block_after;
+    int  auth_penalty_block_time;
+    int  auth_penalty_ipv4_prefix;
+    int  auth_penalty_ipv6_prefix;
+    int  auth_penalty_entries;
+    struct cidr_list auth_penalty_trusted;
+    int  auth_cache_ttl;                  /* seconds a verified password is answered by workers */
+    int  auth_cache_negative_ttl;         /* ...and the same wrong password refused */
+    int  auth_cache_stale_ttl;            /* how old an entry may be to log in while the backend is down */
+    char auth_mechanisms[CONFIG_NAME_MAX]; /* SASL mechanisms offered, space-separated */
+
+    int  set_on_line[128];                 /* per table entry: line it was set on, 0 = default */
+    int  loading_line;                    /* the line being applied (for listen_lines) */
+    int  listen_lines[CONFIG_MAX_LISTEN];  /* where each listen line is */
 };
 
 /* Fill cfg with every default (no listener: the file must name one). */

@@ -17,6 +17,8 @@
 #include "daemon/identity.h"
 #include "daemon/log.h"
 #include "daemon/master.h"
+#include "shm/credcache.h"
+#include "worker/tls.h"
 
 static void usage(FILE *out)
 {
@@ -178,6 +180,15 @@ int main(int argc, char **argv)
         return 1;
     }
     if (test_only) {
+        /* Certificates are part of the configuration: load them as a start would. */
+        if (cfg.tls_cert_count > 0) {
+            struct tls_context *tls = tls_context_build(&cfg, NULL, err, sizeof(err));
+            if (tls == NULL) {
+                fprintf(stderr, "fastpopd: %s\n", err);
+                return 1;
+            }
+            tls_context_free(tls);
+        }
         fprintf(stderr, "fastpopd: configuration file %s is valid\n", config_path);
         return 0;
     }
@@ -186,6 +197,12 @@ int main(int argc, char **argv)
     log_open(LOG_TO_STDERR, (enum log_level)cfg.log_level, "master", -1);
     if (make_dir(cfg.run_dir, 0755) == -1 || make_dir(cfg.state_dir, 0755) == -1)
         return 1;
+    /* The helper writes the credential cache, the workers (the mail group) read it. */
+    if (credcache_prepare_dir(cfg.state_dir, ids.auth_uid, ids.mail_gid) == -1) {
+        log_error("cannot prepare %s/%s for the credential cache: %s", cfg.state_dir,
+                  CREDCACHE_DIR, strerror(errno));
+        return 1;
+    }
 
     char pid_path[CONFIG_PATH_MAX + 32];
     config_pid_path(&cfg, pid_path, sizeof(pid_path));

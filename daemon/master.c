@@ -19,7 +19,10 @@
 #include "daemon/listen.h"
 #include "daemon/log.h"
 #include "daemon/privdrop.h"
+#include "shm/index.h"
+#include "shm/lmdb_env.h"
 #include "shm/scoreboard.h"
+#include "worker/tls.h"
 #include "worker/worker.h"
 
 #define MAX_CHILDREN 1024
@@ -62,6 +65,7 @@ struct master {
     char auth_path[CONFIG_PATH_MAX + 16];
     char helper_path[PATH_MAX];
     struct scoreboard *sb;
+    struct tls_context *tls;        /* shared by every worker forked from now on */
     struct child children[MAX_CHILDREN];
     unsigned generation;
     int stopping;
@@ -155,6 +159,7 @@ static void enter_worker(struct master *m, struct child *c)
         .gid = m->ids.mail_gid,
         .auth_socket = m->auth_path,
         .log_stderr = m->opts->foreground,
+        .tls = m->tls,
     };
     worker_main(&ws);
 }
@@ -221,6 +226,45 @@ static const char *describe_exit(int status, char *out, size_t outlen)
     return out;
 }
 
+/*
+ * A dead worker may leave a reader slot in the mailbox index taken (a
+ * SIGKILL in the middle of a login): clear the slots of dead processes.
+ */
+static void index_reader_check(struct master *m, pid_t pid)
+{
+    char dir[CONFIG_PATH_MAX + 16];
+    int dead;
+    if (!m->cfg->index)
+        return;
+    snprintf(dir, sizeof(dir), "%s/%s", m->cfg->state_dir, INDEX_SUBDIR);
+    int rc = lmdbenv_reader_check(dir, &dead);
+    if (rc != 0 && rc != ENOENT)
+        log_warning("mailbox index %s: reader check: %s", dir, mdb_strerror(rc));
+    else if (dead > 0)
+        log_info("mailbox index: cleared %d reader slot(s) after worker pid %d", dead, (int)pid);
+}
+
+/*
+ * Ready the mailbox index for workers that are not root: its directory and
+ * files belong to the mail user, and an unreadable one (a crash of the
+ * host with MDB_NOSYNC) starts afresh: it is a cache. Only at start, while
+ * no worker has it open. Failing costs speed, not service.
+ */
+static void index_prepare(struct master *m)
+{
+    char dir[CONFIG_PATH_MAX + 16];
+    int reset;
+    if (!m->cfg->index)
+        return;
+    snprintf(dir, sizeof(dir), "%s/%s", m->cfg->state_dir, INDEX_SUBDIR);
+    int rc = mbindex_prepare(dir, m->ids.mail_uid, m->ids.mail_gid, &reset);
+    if (rc != 0)
+        log_error("mailbox index %s: %s; logins will scan their maildir", dir,
+                  mdb_strerror(rc));
+    else if (reset)
+        log_warning("mailbox index %s was unreadable; started a new one", dir);
+}
+
 static void child_died(struct master *m, struct child *c, int status)
 {
     char how[96];
@@ -234,6 +278,7 @@ static void child_died(struct master *m, struct child *c, int status)
         if (freed > 0)
             log_warning("worker[%d] pid %d left %u connection slots; released", c->index,
                         (int)pid, freed);
+        index_reader_check(m, pid);
     }
     if (m->stopping || c->retiring) {
         log_info("%s[%d] pid %d %s", roles[c->role].name, c->index, (int)pid, how);
@@ -362,8 +407,22 @@ static void reload(struct master *m)
                     scoreboard_capacity(m->sb), scoreboard_capacity(m->sb));
         next.max_connections = (int)scoreboard_capacity(m->sb);
     }
-    if (listen_set_swap(&m->listeners, &next, LISTEN_BACKLOG) == -1)
+    /* A broken certificate refuses the whole reload; the running one stays. */
+    struct tls_context *tls = NULL;
+    if (next.tls_cert_count > 0) {
+        tls = tls_context_build(&next, m->tls, err, sizeof(err));
+        if (tls == NULL) {
+            log_error("reload failed: %s; keeping the running configuration", err);
+            return;
+        }
+    }
+    if (listen_set_swap(&m->listeners, &next, LISTEN_BACKLOG) == -1) {
+        tls_context_free(tls);
         return;
+    }
+    /* Retiring workers keep their own copy (made at fork): this one can go. */
+    tls_context_free(m->tls);
+    m->tls = tls;
 
     *m->cfg = next;
     m->ids = ids;
@@ -489,11 +548,19 @@ int master_run(const struct master_options *opts, struct config *cfg)
     if (find_helper(m) == -1 || listen_set_open(&m->listeners, cfg, LISTEN_BACKLOG) == -1 ||
         open_auth_socket(m) == -1)
         return 1;
+    if (cfg->tls_cert_count > 0) {
+        m->tls = tls_context_build(cfg, NULL, err, sizeof(err));
+        if (m->tls == NULL) {
+            log_error("%s", err);
+            return 1;
+        }
+    }
     m->sb = scoreboard_create((unsigned)cfg->max_connections);
     if (m->sb == NULL) {
         log_error("cannot create the scoreboard: %s", strerror(errno));
         return 1;
     }
+    index_prepare(m);
 
     struct sigaction sa = { .sa_handler = on_signal };
     sigemptyset(&sa.sa_mask);

@@ -13,6 +13,10 @@
 #include <unistd.h>
 
 #include "daemon/config.h"
+#include "daemon/privdrop.h"
+#include "shm/credcache.h"
+#include "shm/index.h"
+#include "shm/index_tool.h"
 
 /* LSB init script status codes, so init scripts can pass them through. */
 enum { STATUS_RUNNING = 0, STATUS_DEAD_PIDFILE = 1, STATUS_NOT_RUNNING = 3, STATUS_UNKNOWN = 4 };
@@ -53,8 +57,80 @@ static int verb_status(const struct config *cfg, int argc, char **argv)
     return STATUS_RUNNING;
 }
 
+/*
+ * auth flush [USER]: empty the credential cache, or forget one login name.
+ * Opened directly (there is no control socket yet); LMDB's writer lock
+ * keeps this and the helper's writes apart. Run it as root or auth_user.
+ */
+static int verb_auth(const struct config *cfg, int argc, char **argv)
+{
+    struct credcache *cc;
+    size_t removed;
+
+    if (argc < 2 || argc > 3 || strcmp(argv[1], "flush") != 0) {
+        fprintf(stderr, "usage: popctl auth flush [USER]\n");
+        return 2;
+    }
+    /* Never create the env here: as root, its files would shut the helper out. */
+    char data[CONFIG_PATH_MAX + 32];
+    snprintf(data, sizeof(data), "%s/%s/data.mdb", cfg->state_dir, CREDCACHE_DIR);
+    if (access(data, F_OK) == -1 && errno == ENOENT) {
+        printf("0 entries removed (no credential cache yet)\n");
+        return 0;
+    }
+    if (credcache_open(cfg->state_dir, 1, &cc) == -1) {
+        fprintf(stderr, "popctl: credential cache in %s/%s: %s\n", cfg->state_dir,
+                CREDCACHE_DIR, strerror(errno));
+        return 1;
+    }
+    int rc = credcache_flush(cc, argc == 3 ? argv[2] : NULL, &removed);
+    if (rc == -1)
+        fprintf(stderr, "popctl: flush: %s\n", credcache_error(cc));
+    else
+        printf("%zu entr%s removed\n", removed, removed == 1 ? "y" : "ies");
+    credcache_close(cc);
+    return rc == -1 ? 1 : 0;
+}
+
+/*
+ * index check|uidl-diff --maildir PATH: read-only looks at the mailbox
+ * index and the legacy UIDL files (shm/index_tool.h). Opened directly
+ * (there is no control socket yet). Started as root, it first becomes the
+ * mail user, so nothing it opens can end up owned by root.
+ */
+static int verb_index(const struct config *cfg, int argc, char **argv)
+{
+    const char *maildir = NULL;
+    char dir[CONFIG_PATH_MAX + 16];
+
+    if (argc == 4 && strcmp(argv[2], "--maildir") == 0)
+        maildir = argv[3];
+    if (maildir == NULL || maildir[0] != '/' ||
+        (strcmp(argv[1], "check") != 0 && strcmp(argv[1], "uidl-diff") != 0)) {
+        fprintf(stderr, "usage: popctl index check --maildir /PATH\n"
+                        "       popctl index uidl-diff --maildir /PATH\n");
+        return 2;
+    }
+    if (geteuid() == 0) {
+        uid_t uid;
+        gid_t gid;
+        if (privdrop_lookup(cfg->user, cfg->group, &uid, &gid) == -1 ||
+            privdrop_become(uid, gid) == -1) {
+            fprintf(stderr, "popctl: cannot become %s: %s\n", cfg->user, strerror(errno));
+            return 2;
+        }
+    }
+    snprintf(dir, sizeof(dir), "%s/%s", cfg->state_dir, INDEX_SUBDIR);
+    if (strcmp(argv[1], "check") == 0)
+        return index_tool_check(dir, maildir, stdout);
+    return index_tool_uidl_diff(maildir, stdout);
+}
+
 static const struct verb verbs[] = {
     { "status", "is fastpopd running (exit 0 yes, 3 no, 1 stale pidfile)", verb_status },
+    { "auth", "flush [USER]: empty the credential cache (or one user's entry)", verb_auth },
+    { "index", "check|uidl-diff --maildir PATH: the mailbox index and legacy UIDLs",
+      verb_index },
     { NULL, NULL, NULL },
 };
 

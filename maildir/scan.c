@@ -33,7 +33,7 @@ static DIR *open_dir_at(int dirfd, const char *path)
     return dir;
 }
 
-static int make_dirs(int rootfd)
+int maildir_make_dirs(int rootfd)
 {
     static const char *const sub[] = { "cur", "new", "tmp" };
 
@@ -44,7 +44,7 @@ static int make_dirs(int rootfd)
     return 0;
 }
 
-static void clean_tmp(int rootfd, time_t now)
+void maildir_clean_tmp(int rootfd, time_t now)
 {
     DIR *dir = open_dir_at(rootfd, "tmp");
     struct dirent *de;
@@ -78,36 +78,6 @@ static int rename_noreplace(int from, const char *old, int to, const char *new)
         return -1;
     }
     return renameat(from, old, to, new);
-}
-
-static int move_new(int rootfd, int curfd)
-{
-    DIR *dir = open_dir_at(rootfd, "new");
-    struct dirent *de;
-    char target[NAME_MAX + 1];
-    int rc = 0;
-
-    if (dir == NULL)
-        return -1;
-    errno = 0;
-    while ((de = readdir(dir)) != NULL) {
-        if (de->d_name[0] == '.')
-            continue;
-        if (maildir_name_for_cur(de->d_name, target, sizeof(target)) == -1)
-            continue; /* cannot have a cur/ name; leave it where it is */
-        if (rename_noreplace(dirfd(dir), de->d_name, curfd, target) == -1 &&
-            errno != ENOENT && errno != EEXIST) {
-            rc = -1;
-            break;
-        }
-        errno = 0;
-    }
-    if (rc == 0 && de == NULL && errno != 0)
-        rc = -1;
-    int saved = errno;
-    closedir(dir);
-    errno = saved;
-    return rc;
 }
 
 static int strings_add(struct maildir *md, const char *s, size_t len, uint32_t *off)
@@ -186,22 +156,9 @@ static int file_size(int curfd, const char *name, const struct maildir_name *pn,
     return rc;
 }
 
-static int add_message(struct maildir *md, int curfd, const struct dirent *de)
+static int append_msg(struct maildir *md, const char *name, uint64_t size,
+                      uint64_t timestamp)
 {
-    struct maildir_name pn;
-    uint64_t size;
-
-    if (de->d_name[0] == '.' || (de->d_type != DT_REG && de->d_type != DT_UNKNOWN))
-        return 0;
-    maildir_name_parse(de->d_name, &pn);
-    if (pn.has_size_w && de->d_type == DT_REG) {
-        size = pn.size_w; /* no syscall at all for Dovecot-style names */
-    } else {
-        int rc = file_size(curfd, de->d_name, &pn, &size);
-        if (rc != 0)
-            return rc == 1 ? 0 : -1;
-    }
-
     if (md->count == md->msgs_cap) {
         size_t cap = md->msgs_cap ? md->msgs_cap * 2 : 64;
         struct maildir_msg *p = realloc(md->msgs, cap * sizeof(*p));
@@ -213,17 +170,90 @@ static int add_message(struct maildir *md, int curfd, const struct dirent *de)
     struct maildir_msg *m = &md->msgs[md->count];
     memset(m, 0, sizeof(*m));
     m->size = size;
-    m->timestamp = pn.timestamp;
-    if (set_strings(md, m, de->d_name) == -1)
+    m->timestamp = timestamp;
+    if (set_strings(md, m, name) == -1)
         return -1;
     md->count++;
     md->total_size += size;
     return 0;
 }
 
-static int list_cur(struct maildir *md, int curfd)
+int maildir_add(struct maildir *md, const char *name, uint64_t size)
 {
-    DIR *dir = open_dir_at(curfd, ".");
+    struct maildir_name pn;
+
+    if (maildir_unique_len(name) > UINT16_MAX) {
+        errno = EOVERFLOW;
+        return -1;
+    }
+    maildir_name_parse(name, &pn);
+    return append_msg(md, name, size, pn.timestamp);
+}
+
+static int add_message(struct maildir *md, int dirfd, const char *name, unsigned char type,
+                       maildir_size_lookup lookup, void *arg)
+{
+    struct maildir_name pn;
+    uint64_t size;
+
+    if (name[0] == '.' || (type != DT_REG && type != DT_UNKNOWN))
+        return 0;
+    maildir_name_parse(name, &pn);
+    if (lookup != NULL && lookup(arg, name, pn.unique_len, &size) == 0) {
+        /* Known from an earlier scan: no syscall at all. */
+    } else if (pn.has_size_w && type == DT_REG) {
+        size = pn.size_w; /* no syscall at all for Dovecot-style names */
+    } else {
+        int rc = file_size(dirfd, name, &pn, &size);
+        if (rc != 0)
+            return rc == 1 ? 0 : -1;
+    }
+    return append_msg(md, name, size, pn.timestamp);
+}
+
+int maildir_move_new(int rootfd, int curfd, struct maildir *added, unsigned *moved)
+{
+    DIR *dir = open_dir_at(rootfd, "new");
+    struct dirent *de;
+    char target[NAME_MAX + 1];
+    int rc = 0;
+
+    *moved = 0;
+    if (dir == NULL)
+        return -1;
+    errno = 0;
+    while ((de = readdir(dir)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        if (maildir_name_for_cur(de->d_name, target, sizeof(target)) == -1)
+            continue; /* cannot have a cur/ name; leave it where it is */
+        if (rename_noreplace(dirfd(dir), de->d_name, curfd, target) == -1) {
+            if (errno != ENOENT && errno != EEXIST) {
+                rc = -1;
+                break;
+            }
+        } else {
+            (*moved)++;
+            /* The rename kept the file's type: d_type still describes it. */
+            if (added != NULL &&
+                add_message(added, curfd, target, de->d_type, NULL, NULL) == -1) {
+                rc = -1;
+                break;
+            }
+        }
+        errno = 0;
+    }
+    if (rc == 0 && de == NULL && errno != 0)
+        rc = -1;
+    int saved = errno;
+    closedir(dir);
+    errno = saved;
+    return rc;
+}
+
+int maildir_list_dir(int dirfd, struct maildir *md, maildir_size_lookup lookup, void *arg)
+{
+    DIR *dir = open_dir_at(dirfd, ".");
     struct dirent *de;
     int rc = 0;
 
@@ -231,7 +261,7 @@ static int list_cur(struct maildir *md, int curfd)
         return -1;
     errno = 0;
     while ((de = readdir(dir)) != NULL) {
-        if (add_message(md, curfd, de) == -1) {
+        if (add_message(md, dirfd, de->d_name, de->d_type, lookup, arg) == -1) {
             rc = -1;
             break;
         }
@@ -273,27 +303,65 @@ static int compare_msgs(const void *pa, const void *pb, void *arg)
     return c != 0 ? c : strcmp(na, nb);
 }
 
+struct maildir *maildir_new(void)
+{
+    return calloc(1, sizeof(struct maildir));
+}
+
+void maildir_trim(struct maildir *md)
+{
+    /* A logged-in session keeps its list for hours: keep no growth slack. */
+    if (md->strings_cap > md->strings_len && md->strings_len > 0) {
+        char *p = realloc(md->strings, md->strings_len);
+        if (p != NULL) {
+            md->strings = p;
+            md->strings_cap = md->strings_len;
+        }
+    }
+    if (md->msgs_cap > md->count && md->count > 0) {
+        struct maildir_msg *p = realloc(md->msgs, md->count * sizeof(*p));
+        if (p != NULL) {
+            md->msgs = p;
+            md->msgs_cap = md->count;
+        }
+    }
+    if (md->count == 0) {
+        free(md->strings);
+        free(md->msgs);
+        md->strings = NULL;
+        md->msgs = NULL;
+        md->strings_cap = md->strings_len = md->msgs_cap = 0;
+    }
+}
+
+void maildir_sort(struct maildir *md)
+{
+    if (md->count > 1)
+        qsort_r(md->msgs, md->count, sizeof(md->msgs[0]), compare_msgs, md->strings);
+}
+
 int maildir_scan(const char *root, time_t now, struct maildir **mdp)
 {
     int rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     int curfd = -1;
     struct maildir *md = NULL;
+    unsigned moved;
 
     if (rootfd == -1)
         return -1;
-    if (make_dirs(rootfd) == -1)
+    if (maildir_make_dirs(rootfd) == -1)
         goto fail;
     curfd = openat(rootfd, "cur", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (curfd == -1)
         goto fail;
-    clean_tmp(rootfd, now);
-    if (move_new(rootfd, curfd) == -1)
+    maildir_clean_tmp(rootfd, now);
+    if (maildir_move_new(rootfd, curfd, NULL, &moved) == -1)
         goto fail;
-    md = calloc(1, sizeof(*md));
-    if (md == NULL || list_cur(md, curfd) == -1)
+    md = maildir_new();
+    if (md == NULL || maildir_list_dir(curfd, md, NULL, NULL) == -1)
         goto fail;
-    if (md->count > 1)
-        qsort_r(md->msgs, md->count, sizeof(md->msgs[0]), compare_msgs, md->strings);
+    maildir_sort(md);
+    maildir_trim(md);
     close(curfd);
     close(rootfd);
     *mdp = md;
@@ -339,5 +407,23 @@ int maildir_msg_rename(struct maildir *md, size_t i, const char *name)
         return -1;
     }
     /* The old copy stays in the block: renames are rare within a session. */
-    return strings_add(md, name, strlen(name), &m->name_off);
+    int verbatim = m->uidl_off == m->name_off;
+    if (strings_add(md, name, strlen(name), &m->name_off) == -1)
+        return -1;
+    /* A verbatim UIDL is the start of the name: the new copy starts the same. */
+    if (verbatim)
+        m->uidl_off = m->name_off;
+    return 0;
+}
+
+int maildir_set_uidl(struct maildir *md, size_t i, const char *uidl, size_t len)
+{
+    if (len == 0 || len > UINT16_MAX) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (strings_add(md, uidl, len, &md->msgs[i].uidl_off) == -1)
+        return -1;
+    md->msgs[i].uidl_len = (uint16_t)len;
+    return 0;
 }

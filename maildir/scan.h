@@ -32,7 +32,7 @@ struct maildir_msg {
     uint32_t name_off;   /* current name in cur/: maildir_msg_name() */
     uint32_t uidl_off;   /* maildir_msg_uidl() */
     uint16_t unique_len; /* bytes of the name before ':' */
-    uint8_t  uidl_len;
+    uint16_t uidl_len;   /* legacy UIDLs (maildir/legacy.h) may pass 70 */
     uint8_t  deleted;    /* DELE mark: the session's to set and clear */
 };
 
@@ -87,5 +87,60 @@ const char *maildir_msg_uidl(const struct maildir *md, size_t i, size_t *len);
  * Caveat: pointers from maildir_msg_name()/maildir_msg_uidl() become invalid.
  */
 int maildir_msg_rename(struct maildir *md, size_t i, const char *name);
+
+/*
+ * Building blocks of maildir_scan() for a scan that reuses what a cache
+ * (shm/index_sync.h) already knows. The steps are the ones listed above;
+ * directory fds stay the caller's.
+ */
+
+/*
+ * A size the caller already knows for the message whose unique part is
+ * [name, name+unique_len): 0 with *size set, or -1 (unknown: count it).
+ * Message files never change once delivered, so a size found by unique
+ * part stays right across flag renames.
+ */
+typedef int (*maildir_size_lookup)(void *arg, const char *name, size_t unique_len,
+                                   uint64_t *size);
+
+/* An empty list (NULL with errno ENOMEM), for maildir_add()/maildir_free(). */
+struct maildir *maildir_new(void);
+
+/* Steps 1 and 2 on the open root. make_dirs: 0, or -1 with errno. */
+int  maildir_make_dirs(int rootfd);
+void maildir_clean_tmp(int rootfd, time_t now);
+
+/*
+ * Step 3. *moved counts the files renamed. When added is not NULL every
+ * moved file is also appended to it under its cur/ name, sized like step 4
+ * (a file that vanished meanwhile is left out).
+ * Returns 0, or -1 with errno (readdir, rename, size).
+ */
+int maildir_move_new(int rootfd, int curfd, struct maildir *added, unsigned *moved);
+
+/*
+ * Step 4 on the directory dirfd (cur/, or new/ for a read-only look):
+ * append its messages to md. lookup (may be NULL) is asked first, so a
+ * known message costs no syscall. Returns 0, or -1 with errno.
+ */
+int maildir_list_dir(int dirfd, struct maildir *md, maildir_size_lookup lookup, void *arg);
+
+/*
+ * Append the message called name with the given POP3 size, with its own
+ * UIDL (maildir/uidl.h). Returns 0, or -1 with errno ENOMEM, EOVERFLOW.
+ */
+int maildir_add(struct maildir *md, const char *name, uint64_t size);
+
+/*
+ * Give message i another UIDL (a legacy one: 1-65535 bytes, kept as is).
+ * Returns 0, or -1 with errno EINVAL (empty or too long), ENOMEM, EOVERFLOW.
+ * Caveat: pointers from maildir_msg_uidl() become invalid.
+ */
+int maildir_set_uidl(struct maildir *md, size_t i, const char *uidl, size_t len);
+
+/* Step 5: put the list in Courier's order. */
+/* Give back the growth slack of a finished list (it lives as long as the session). */
+void maildir_trim(struct maildir *md);
+void maildir_sort(struct maildir *md);
 
 #endif

@@ -328,3 +328,35 @@ void scoreboard_mailbox_unlock(struct scoreboard *sb, int slot)
     }
     sb_unlock(sb);
 }
+
+int scoreboard_conn_move(struct scoreboard *sb, int slot, const struct sockaddr *addr,
+                         unsigned max_per_ip, enum scoreboard_refusal *why)
+{
+    uint8_t key[16];
+    addr_key(addr, key);
+    if (slot < 0 || (uint32_t)slot >= sb->capacity) {
+        errno = EINVAL;
+        return -1;
+    }
+    sb_lock(sb);
+    struct sb_conn *c = &sb->conns[slot];
+    if (memcmp(c->ip, key, 16) != 0) {
+        struct sb_entry *to = table_find(&sb->ips, key, 1);
+        if (to->count >= max_per_ip) {
+            sb_unlock(sb);
+            *why = SB_LIMIT_PER_IP;
+            return -1;
+        }
+        to->count++;
+        table_decrement(&sb->ips, c->ip);
+        memcpy(c->ip, key, 16);
+    }
+    sb_unlock(sb);
+    *why = SB_OK;
+    return 0;
+}
+
+unsigned scoreboard_active_hint(const struct scoreboard *sb)
+{
+    return __atomic_load_n(&sb->active, __ATOMIC_RELAXED);
+}

@@ -42,6 +42,14 @@ int scoreboard_conn_open(struct scoreboard *sb, pid_t owner, const struct sockad
                          enum scoreboard_refusal *why);
 void scoreboard_conn_close(struct scoreboard *sb, int slot);
 
+/*
+ * The connection in slot turns out to come from addr (a PROXY header named
+ * the real client): count it there instead. -1 with *why = SB_LIMIT_PER_IP
+ * if addr already has max_per_ip connections (the slot is left unchanged).
+ */
+int scoreboard_conn_move(struct scoreboard *sb, int slot, const struct sockaddr *addr,
+                         unsigned max_per_ip, enum scoreboard_refusal *why);
+
 /* Release every slot of a dead process. Returns how many were released. */
 unsigned scoreboard_reap_owner(struct scoreboard *sb, pid_t owner);
 
@@ -57,6 +65,8 @@ int scoreboard_mailbox_lock(struct scoreboard *sb, int slot, const char *path);
 void scoreboard_mailbox_unlock(struct scoreboard *sb, int slot);
 
 unsigned scoreboard_active(struct scoreboard *sb);
+/* The same without taking the lock: may be a moment out of date (for balancing). */
+unsigned scoreboard_active_hint(const struct scoreboard *sb);
 unsigned scoreboard_count_ip(struct scoreboard *sb, const struct sockaddr *addr);
 
 #endif

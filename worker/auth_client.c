@@ -12,6 +12,7 @@
 #include "daemon/ipc.h"
 #include "daemon/log.h"
 #include "worker/pop3.h"
+#include "worker/pop3_sasl.h"
 
 /* A helper that needs longer than this is treated as down for that login. */
 #define AUTH_TIMEOUT_SECONDS 15.0
@@ -20,6 +21,7 @@
 
 struct auth_pending {
     uint32_t id;
+    uint32_t reply_type;       /* the answer this request waits for */
     struct conn *c;            /* NULL once cancelled */
     double deadline;
     struct auth_pending *next;
@@ -36,14 +38,28 @@ struct auth_client {
     struct buf msg;
 };
 
-static void answer(struct auth_client *ac, struct auth_pending *p, enum auth_status st,
-                   const char *user, const char *maildir)
+/* What an answer carries; the fields a reply type lacks stay "". */
+struct auth_answer {
+    enum auth_status status;
+    const char *user;
+    const char *maildir;
+    const char *sasl;          /* server-first or server-final for SCRAM */
+};
+
+static const struct auth_answer tempfail = { AUTH_TEMPFAIL, "", "", "" };
+
+static void answer(struct auth_client *ac, struct auth_pending *p, const struct auth_answer *a)
 {
     struct conn *c = p->c;
     p->c = NULL;
     if (c != NULL && c->fd != -1) {
         c->auth_request = 0;
-        pop3_auth_answer(c, st, user, maildir);
+        if (p->reply_type == AUTH_MSG_SCRAM_CHALLENGE)
+            pop3_sasl_scram_challenge(c, a->status, a->user, a->sasl);
+        else if (p->reply_type == AUTH_MSG_SCRAM_RESULT)
+            pop3_sasl_scram_result(c, a->status, a->user, a->maildir, a->sasl);
+        else
+            pop3_auth_answer(c, a->status, a->user, a->maildir);
     }
     (void)ac;
 }
@@ -64,7 +80,7 @@ static void fail_all(struct auth_client *ac)
 {
     while (ac->head != NULL) {
         struct auth_pending *p = ac->head;
-        answer(ac, p, AUTH_TEMPFAIL, "", "");
+        answer(ac, p, &tempfail);
         drop_pending(ac, NULL, p);
     }
 }
@@ -84,16 +100,22 @@ static void disconnect(struct auth_client *ac, const char *why)
 static void handle_reply(struct auth_client *ac, const unsigned char *msg, size_t len)
 {
     struct ipc_reader r;
-    uint32_t type, id;
-    char user[AUTH_USER_MAX], maildir[AUTH_PATH_MAX], text[AUTH_MESSAGE_MAX];
+    uint32_t type, id, status;
+    char user[AUTH_USER_MAX], maildir[AUTH_PATH_MAX] = "", text[AUTH_MESSAGE_MAX];
+    char sasl[AUTH_SCRAM_MSG_MAX] = "";
 
-    if (ipc_reader_init(&r, msg, len, &type, &id) == -1 || type != AUTH_MSG_PASS_REPLY) {
+    if (ipc_reader_init(&r, msg, len, &type, &id) == -1 ||
+        (type != AUTH_MSG_PASS_REPLY && type != AUTH_MSG_SCRAM_CHALLENGE &&
+         type != AUTH_MSG_SCRAM_RESULT)) {
         disconnect(ac, "malformed reply");
         return;
     }
-    uint32_t status = ipc_get_u32(&r);
+    status = ipc_get_u32(&r);
     ipc_get_str(&r, user, sizeof(user));
-    ipc_get_str(&r, maildir, sizeof(maildir));
+    if (type != AUTH_MSG_SCRAM_CHALLENGE)
+        ipc_get_str(&r, maildir, sizeof(maildir));
+    if (type != AUTH_MSG_PASS_REPLY)
+        ipc_get_str(&r, sasl, sizeof(sasl));
     ipc_get_str(&r, text, sizeof(text));
     if (ipc_reader_end(&r) == -1 || status > AUTH_TEMPFAIL) {
         disconnect(ac, "malformed reply");
@@ -101,18 +123,23 @@ static void handle_reply(struct auth_client *ac, const unsigned char *msg, size_
     }
     struct auth_pending *prev = NULL;
     for (struct auth_pending *p = ac->head; p != NULL; prev = p, p = p->next) {
-        if (p->id == id) {
-            if (status == AUTH_OK && maildir[0] != '/') {
-                log_error("auth helper gave user %s a maildir that is not absolute: \"%s\"",
-                          user, maildir);
-                status = AUTH_TEMPFAIL;
-            }
-            if (status == AUTH_TEMPFAIL && text[0])
-                log_warning("auth helper: temporary failure: %s", text);
-            answer(ac, p, (enum auth_status)status, user, maildir);
-            drop_pending(ac, prev, p);
+        if (p->id != id)
+            continue;
+        if (p->reply_type != type) {
+            disconnect(ac, "reply of the wrong type");
             return;
         }
+        if (status == AUTH_OK && type != AUTH_MSG_SCRAM_CHALLENGE && maildir[0] != '/') {
+            log_error("auth helper gave user %s a maildir that is not absolute: \"%s\"",
+                      user, maildir);
+            status = AUTH_TEMPFAIL;
+        }
+        if (status == AUTH_TEMPFAIL && text[0])
+            log_warning("auth helper: temporary failure: %s", text);
+        struct auth_answer a = { (enum auth_status)status, user, maildir, sasl };
+        answer(ac, p, &a);
+        drop_pending(ac, prev, p);
+        return;
     }
     /* Already timed out or cancelled. */
 }
@@ -200,8 +227,12 @@ void auth_client_free(struct auth_client *ac)
     free(ac);
 }
 
-int auth_client_check(struct auth_client *ac, struct conn *c, const char *user,
-                      const char *password, const char *mechanism)
+/*
+ * Send a request of type for c: the strings in fields, then the client's
+ * ip. Every buffer that held them is wiped (a password, a SCRAM proof).
+ */
+static int send_request(struct auth_client *ac, struct conn *c, uint32_t type,
+                        uint32_t reply_type, const char *const *fields, int nfields)
 {
     if (ensure_connected(ac) == -1)
         return -1;
@@ -211,21 +242,19 @@ int auth_client_check(struct auth_client *ac, struct conn *c, const char *user,
     if (++ac->next_id == 0)
         ac->next_id = 1;
     p->id = ac->next_id;
+    p->reply_type = reply_type;
     p->c = c;
     p->deadline = loop_now() + AUTH_TIMEOUT_SECONDS;
 
-    int rc = ipc_begin(&ac->msg, AUTH_MSG_PASS_REQUEST, p->id);
-    if (rc == 0)
-        rc = ipc_put_str(&ac->msg, user);
-    if (rc == 0)
-        rc = ipc_put_str(&ac->msg, password);
+    int rc = ipc_begin(&ac->msg, type, p->id);
+    for (int i = 0; rc == 0 && i < nfields; i++)
+        rc = ipc_put_str(&ac->msg, fields[i]);
     if (rc == 0)
         rc = ipc_put_str(&ac->msg, c->ip);
-    if (rc == 0)
-        rc = ipc_put_str(&ac->msg, mechanism);
+    if (rc == 0 && type == AUTH_MSG_PASS_REQUEST)
+        rc = ipc_put_str(&ac->msg, c->auth_mech ? c->auth_mech : "USER");
     if (rc == 0)
         rc = ipc_send(ac->fd, &ac->msg);
-    /* The message held the password: wipe it whatever happened. */
     explicit_bzero(ac->msg.data, ac->msg.size);
     buf_reset(&ac->msg);
     if (rc == -1) {
@@ -243,6 +272,27 @@ int auth_client_check(struct auth_client *ac, struct conn *c, const char *user,
     ac->tail = p;
     c->auth_request = p->id;
     return 0;
+}
+
+int auth_client_check(struct auth_client *ac, struct conn *c, const char *user,
+                      const char *password, const char *mechanism)
+{
+    const char *fields[] = { user, password };
+    c->auth_mech = mechanism;
+    return send_request(ac, c, AUTH_MSG_PASS_REQUEST, AUTH_MSG_PASS_REPLY, fields, 2);
+}
+
+int auth_client_scram_start(struct auth_client *ac, struct conn *c, const char *client_first)
+{
+    const char *fields[] = { client_first };
+    return send_request(ac, c, AUTH_MSG_SCRAM_START, AUTH_MSG_SCRAM_CHALLENGE, fields, 1);
+}
+
+int auth_client_scram_finish(struct auth_client *ac, struct conn *c, const char *client_first,
+                             const char *server_first, const char *client_final)
+{
+    const char *fields[] = { client_first, server_first, client_final };
+    return send_request(ac, c, AUTH_MSG_SCRAM_FINISH, AUTH_MSG_SCRAM_RESULT, fields, 3);
 }
 
 void auth_client_cancel(struct auth_client *ac, struct conn *c)
@@ -270,7 +320,7 @@ void auth_client_expire(struct auth_client *ac, double now)
         struct auth_pending *p = ac->head;
         if (p->c != NULL)
             log_warning("auth helper did not answer within %.0fs", AUTH_TIMEOUT_SECONDS);
-        answer(ac, p, AUTH_TEMPFAIL, "", "");
+        answer(ac, p, &tempfail);
         drop_pending(ac, NULL, p);
     }
 }

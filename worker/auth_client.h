@@ -25,6 +25,14 @@ void auth_client_free(struct auth_client *ac);
 int auth_client_check(struct auth_client *ac, struct conn *c, const char *user,
                       const char *password, const char *mechanism);
 
+/*
+ * SCRAM-SHA-256, relayed to the helper (auth/protocol.h). The answers arrive
+ * through pop3_sasl_scram_challenge() and pop3_sasl_scram_result().
+ */
+int auth_client_scram_start(struct auth_client *ac, struct conn *c, const char *client_first);
+int auth_client_scram_finish(struct auth_client *ac, struct conn *c, const char *client_first,
+                             const char *server_first, const char *client_final);
+
 void auth_client_cancel(struct auth_client *ac, struct conn *c);
 
 /* Seconds until the oldest request times out, or -1 if none is out. */

@@ -13,7 +13,10 @@
 #include "daemon/listen.h"
 #include "daemon/log.h"
 #include "worker/auth_client.h"
+#include "worker/conn_io.h"
+#include "worker/conn_timer.h"
 #include "worker/pop3.h"
+#include "worker/tls.h"
 
 /*
  * Why these numbers:
@@ -31,93 +34,64 @@
 #define CONN_WRITE_BUDGET (256 * 1024)
 
 static const char *const state_names[] = {
+    [CONN_PROXY] = "proxy",
+    [CONN_TLS_HANDSHAKE] = "tls-handshake",
     [CONN_AUTHORIZATION] = "authorization",
     [CONN_AUTH_WAIT] = "auth-wait",
+    [CONN_SASL] = "sasl",
     [CONN_TRANSACTION] = "transaction",
     [CONN_CLOSING] = "closing",
     [CONN_LINGER] = "linger",
 };
-
-static struct loop *conn_loop;
-
-static void list_unlink(struct conn **head, struct conn **tail, struct conn *c)
-{
-    if (c->idle_prev)
-        c->idle_prev->idle_next = c->idle_next;
-    else if (*head == c)
-        *head = c->idle_next;
-    if (c->idle_next)
-        c->idle_next->idle_prev = c->idle_prev;
-    else if (*tail == c)
-        *tail = c->idle_prev;
-    c->idle_prev = c->idle_next = NULL;
-}
-
-static void list_append(struct conn **head, struct conn **tail, struct conn *c)
-{
-    c->idle_prev = *tail;
-    c->idle_next = NULL;
-    if (*tail)
-        (*tail)->idle_next = c;
-    else
-        *head = c;
-    *tail = c;
-}
-
-static void list_remove(struct loop *lp, struct conn *c)
-{
-    if (c->state == CONN_LINGER)
-        list_unlink(&lp->linger_head, &lp->linger_tail, c);
-    else
-        list_unlink(&lp->idle_head, &lp->idle_tail, c);
-}
-
-/* Activity moves a connection to the tail: the list stays sorted by deadline. */
-static void touch(struct conn *c)
-{
-    struct loop *lp = conn_loop;
-    c->last_active = loop_now();
-    if (c->state == CONN_LINGER)
-        return;
-    list_unlink(&lp->idle_head, &lp->idle_tail, c);
-    list_append(&lp->idle_head, &lp->idle_tail, c);
-}
 
 void conn_set_state(struct conn *c, enum conn_state next)
 {
     if (c->state == next)
         return;
     log_debug("conn %s:%u %s -> %s", c->ip, c->port, state_names[c->state], state_names[next]);
-    if (next == CONN_LINGER) {
-        list_unlink(&conn_loop->idle_head, &conn_loop->idle_tail, c);
-        c->state = next;
-        c->last_active = loop_now();
-        list_append(&conn_loop->linger_head, &conn_loop->linger_tail, c);
-        return;
-    }
     c->state = next;
+    if (next == CONN_LINGER)
+        conn_timer_set(c, CONN_TIMER_LINGER);
+    else if (next == CONN_TLS_HANDSHAKE)
+        conn_timer_set(c, CONN_TIMER_HANDSHAKE);
+    else if (next == CONN_AUTHORIZATION && c->timer != CONN_TIMER_IDLE)
+        conn_timer_set(c, CONN_TIMER_IDLE);
 }
 
 static void log_session(const struct conn *c)
 {
     double duration = loop_now() - c->started;
-    log_info("session user=%s ip=%s port=%u reason=%s duration=%.3f commands=%u "
+    log_info("session user=%s ip=%s port=%u reason=%s duration=%.3f tls=%s commands=%u "
              "retr=%u/%llu top=%u/%llu dele=%u deleted=%u in=%llu out=%llu",
              c->session || c->user[0] ? c->user : "-", c->ip, c->port,
-             c->close_reason ? c->close_reason : "unknown", duration, c->stats.commands,
-             c->stats.retr, (unsigned long long)c->stats.retr_bytes, c->stats.top,
-             (unsigned long long)c->stats.top_bytes, c->stats.dele, c->stats.deleted,
-             (unsigned long long)c->stats.bytes_in, (unsigned long long)c->stats.bytes_out);
+             c->close_reason ? c->close_reason : "unknown", duration,
+             c->ssl == NULL && c->proxy_tls ? "proxy" : tls_session_version(c->ssl),
+             c->stats.commands, c->stats.retr,
+             (unsigned long long)c->stats.retr_bytes,
+             c->stats.top, (unsigned long long)c->stats.top_bytes, c->stats.dele,
+             c->stats.deleted, (unsigned long long)c->stats.bytes_in,
+             (unsigned long long)c->stats.bytes_out);
 }
 
 void conn_close(struct conn *c, const char *reason)
 {
-    struct loop *lp = conn_loop;
+    struct loop *lp = c->lp;
+    if (c->fd == -1)
+        return;
     if (c->close_reason == NULL || c->state != CONN_CLOSING)
         c->close_reason = reason;
     log_session(c);
-    list_remove(lp, c);
+    conn_timer_clear(c);
     loop_unwatch(lp, c->fd);
+    if (c->ssl != NULL) {
+        /* Orderly ends get a close_notify, and so does a client that sent one. */
+        int peer_said_bye = (SSL_get_shutdown(c->ssl) & SSL_RECEIVED_SHUTDOWN) != 0;
+        if ((c->state == CONN_LINGER || c->state == CONN_CLOSING || peer_said_bye) &&
+            !c->tls_goodbye_sent)
+            conn_io_tls_goodbye(c);
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+    }
     close(c->fd);
     if (c->job) {
         c->job->release(c->job);
@@ -132,7 +106,7 @@ void conn_close(struct conn *c, const char *reason)
     lp->conn_count--;
     /* Other events of this epoll batch may still point here: free it later. */
     c->fd = -1;
-    c->idle_next = lp->closed;
+    c->timer_next = lp->closed;
     lp->closed = c;
 }
 
@@ -140,7 +114,7 @@ void conn_free_closed(struct loop *lp)
 {
     while (lp->closed != NULL) {
         struct conn *c = lp->closed;
-        lp->closed = c->idle_next;
+        lp->closed = c->timer_next;
         free(c);
     }
 }
@@ -170,23 +144,31 @@ void conn_start_job(struct conn *c, struct conn_job *job)
     c->job = job;
 }
 
+void conn_start_tls(struct conn *c)
+{
+    buf_reset(&c->in);
+    c->user[0] = '\0';
+    c->greet_after_handshake = 0;
+    conn_set_state(c, CONN_TLS_HANDSHAKE);
+}
+
 static int accepts_commands(const struct conn *c)
 {
-    return c->state == CONN_AUTHORIZATION || c->state == CONN_TRANSACTION;
+    return c->state == CONN_AUTHORIZATION || c->state == CONN_SASL ||
+           c->state == CONN_TRANSACTION;
 }
 
 /* Returns -1 if the connection was closed. */
 static int flush_output(struct conn *c, size_t *budget)
 {
     while (buf_len(&c->out) > 0 && *budget > 0) {
-        ssize_t n = send(c->fd, buf_rptr(&c->out), buf_len(&c->out), MSG_NOSIGNAL);
+        ssize_t n = conn_io_write(c);
         if (n > 0) {
-            buf_consume(&c->out, (size_t)n);
             c->stats.bytes_out += (uint64_t)n;
             *budget = (size_t)n >= *budget ? 0 : *budget - (size_t)n;
             continue;
         }
-        if (n == -1 && (errno == EAGAIN || errno == EINTR))
+        if (n == 0)
             return 0;
         conn_close(c, "write-error");
         return -1;
@@ -194,28 +176,90 @@ static int flush_output(struct conn *c, size_t *budget)
     return 0;
 }
 
+static int wants_input(const struct conn *c)
+{
+    int has_line = buf_len(&c->in) > 0 && memchr(buf_rptr(&c->in), '\n', buf_len(&c->in));
+    return accepts_commands(c) && c->job == NULL && buf_len(&c->out) < CONN_OUT_HIGH_WATER &&
+           !has_line && buf_len(&c->in) < CONN_IN_LIMIT;
+}
+
 /* -1: the connection was closed. */
 static int update_interest(struct conn *c)
 {
     uint32_t want = 0;
-    int has_line = buf_len(&c->in) > 0 && memchr(buf_rptr(&c->in), '\n', buf_len(&c->in)) != NULL;
 
-    if (buf_len(&c->out) > 0 || c->job != NULL)
-        want |= EPOLLOUT;
-    /* Backpressure: no reading while a reply is pending or input is unprocessed. */
-    /* RDHUP only with IN: a half-closed peer would otherwise wake us forever. */
-    if ((accepts_commands(c) && c->job == NULL && buf_len(&c->out) < CONN_OUT_HIGH_WATER &&
-         !has_line && buf_len(&c->in) < CONN_IN_LIMIT) ||
-        c->state == CONN_LINGER)
-        want |= EPOLLIN | EPOLLRDHUP;
+    if (c->state == CONN_PROXY) {
+        want = EPOLLIN;
+    } else if (c->state == CONN_TLS_HANDSHAKE && c->ssl != NULL) {
+        want = c->handshake_wants_out ? EPOLLOUT : EPOLLIN;
+    } else {
+        if (buf_len(&c->out) > 0 || c->job != NULL)
+            want |= EPOLLOUT;
+        /* RDHUP only with IN: a half-closed peer would otherwise wake us forever. */
+        if (wants_input(c) || c->state == CONN_LINGER)
+            want |= EPOLLIN | EPOLLRDHUP;
+        if (c->tls_read_wants_out && wants_input(c))
+            want |= EPOLLOUT;
+        if (c->tls_write_wants_in && buf_len(&c->out) > 0)
+            want |= EPOLLIN;
+    }
     if (want != c->events) {
-        if (loop_modify(conn_loop, c->fd, want, &c->io) == -1) {
+        if (loop_modify(c->lp, c->fd, want, &c->io) == -1) {
             conn_close(c, "epoll-error");
             return -1;
         }
         c->events = want;
     }
     return 0;
+}
+
+/* Read once into c->in. -1: the connection was closed. */
+static int read_input(struct conn *c)
+{
+    ssize_t n = conn_io_read(c, CONN_READ_CHUNK);
+    if (n == 0) {
+        conn_close(c, "disconnected");
+        return -1;
+    }
+    if (n < 0 && errno != EAGAIN && errno != EINTR) {
+        conn_close(c, errno == ENOBUFS ? "input-overflow" : "read-error");
+        return -1;
+    }
+    if (n > 0) {
+        c->stats.bytes_in += (uint64_t)n;
+        conn_timer_touch(c);
+    }
+    return 0;
+}
+
+/* TLS handshake steps; 1 when the session may go on, 0 to wait, -1 closed. */
+static int advance_handshake(struct conn *c)
+{
+    char why[160];
+    if (c->ssl == NULL) {
+        /* After STLS the +OK must leave in the clear first. */
+        if (buf_len(&c->out) > 0)
+            return 0;
+        c->ssl = tls_session_new(c->lp->tls, c->fd, c->listener->legacy_tls);
+        if (c->ssl == NULL) {
+            log_error("conn %s:%u: cannot start TLS: %s", c->ip, c->port,
+                      tls_last_error(why, sizeof(why)));
+            conn_close(c, "tls-error");
+            return -1;
+        }
+    }
+    int rc = conn_io_handshake(c, why, sizeof(why));
+    if (rc == 0)
+        return 0;
+    if (rc < 0) {
+        log_info("conn %s:%u: TLS handshake failed: %s", c->ip, c->port, why);
+        conn_close(c, "tls-handshake-failed");
+        return -1;
+    }
+    conn_set_state(c, CONN_AUTHORIZATION);
+    if (c->greet_after_handshake)
+        pop3_greet(c);
+    return 1;
 }
 
 /* Run commands and jobs until output blocks or input runs dry. -1: closed. */
@@ -225,22 +269,19 @@ static int conn_run(struct conn *c)
 
     for (int round = 0; round < 1000; round++) {
         int progressed = 0;
-        if (c->job != NULL && buf_len(&c->out) < CONN_OUT_HIGH_WATER) {
-            int r = c->job->produce(c, c->job, CONN_OUT_HIGH_WATER);
-            if (r != 0) {
-                c->job->release(c->job);
-                c->job = NULL;
-                if (r < 0) {
-                    conn_close(c, "job-failed");
-                    return -1;
-                }
-            }
-            progressed = 1;
+        if (c->state == CONN_TLS_HANDSHAKE) {
+            if (flush_output(c, &budget) == -1)
+                return -1;
+            int rc = advance_handshake(c);
+            if (rc < 0)
+                return -1;
+            if (rc == 0)
+                break;
         }
         while (c->job == NULL && accepts_commands(c) && buf_len(&c->out) < CONN_OUT_HIGH_WATER) {
             char *line;
             size_t len;
-            enum buf_line got = buf_getline(&c->in, POP3_LINE_MAX, &line, &len);
+            enum buf_line got = buf_getline(&c->in, c->line_limit, &line, &len);
             if (got == BUF_LINE_NONE)
                 break;
             progressed = 1;
@@ -252,6 +293,21 @@ static int conn_run(struct conn *c)
             if (c->fd == -1)
                 return -1;
         }
+        if (c->job != NULL && buf_len(&c->out) < CONN_OUT_HIGH_WATER) {
+            int r = c->job->produce(c, c->job, CONN_OUT_HIGH_WATER);
+            if (r != 0) {
+                c->job->release(c->job);
+                c->job = NULL;
+                if (r < 0) {
+                    /* What was produced goes out, never a final dot: then close,
+                     * so the client knows the command failed. */
+                    conn_finish(c, "job-failed");
+                }
+            }
+            progressed = 1;
+        }
+        /* Commands, then the job one of them started, then one flush: a status
+         * line and the start of its body leave in one write. */
         size_t before = buf_len(&c->out);
         if (flush_output(c, &budget) == -1)
             return -1;
@@ -261,6 +317,20 @@ static int conn_run(struct conn *c)
             conn_close(c, c->close_reason ? c->close_reason : "closed");
             return -1;
         }
+        /* TLS clients wait for close_notify before they close: send it after QUIT's reply. */
+        if (c->state == CONN_LINGER && c->ssl != NULL && buf_len(&c->out) == 0 &&
+            !c->tls_goodbye_sent) {
+            conn_io_tls_goodbye(c);
+            c->tls_goodbye_sent = 1;
+        }
+        /* Bytes OpenSSL already decrypted never wake epoll: take them now. */
+        if (wants_input(c) && conn_io_pending(c)) {
+            if (read_input(c) == -1)
+                return -1;
+            progressed = 1;
+        }
+        if (c->state == CONN_TLS_HANDSHAKE)
+            progressed = 1;
         if (!progressed || budget == 0 || buf_len(&c->out) > 0)
             break;
     }
@@ -277,6 +347,51 @@ void conn_resume(struct conn *c)
         conn_run(c);
 }
 
+/* The PROXY header names the real client: limits and logs use it from now on. */
+static int apply_proxy(struct conn *c, const struct proxy_info *info)
+{
+    c->proxy_tls = info->tls;
+    if (!info->local) {
+        enum scoreboard_refusal why;
+        if (scoreboard_conn_move(c->lp->sb, c->slot, (const struct sockaddr *)&info->src,
+                                 (unsigned)c->lp->cfg->max_connections_per_ip, &why) == -1) {
+            listen_format_ip((const struct sockaddr *)&info->src, c->ip, sizeof(c->ip));
+            conn_reply(c, "-ERR [SYS/TEMP] Too many connections from your address, "
+                          "try again later\r\n");
+            log_info("session user=- ip=%s reason=refused limit=max_connections_per_ip max=%d",
+                     c->ip, c->lp->cfg->max_connections_per_ip);
+            conn_finish(c, "refused");
+            return 0;
+        }
+        memcpy(&c->peer, &info->src, sizeof(c->peer));
+        listen_format_ip((const struct sockaddr *)&c->peer, c->ip, sizeof(c->ip));
+        c->port = ntohs(((const struct sockaddr_in *)&c->peer)->sin_port);
+    }
+    if (c->listener->tls) {
+        c->greet_after_handshake = 1;
+        conn_set_state(c, CONN_TLS_HANDSHAKE);
+    } else {
+        conn_set_state(c, CONN_AUTHORIZATION);
+        pop3_greet(c);
+    }
+    return 0;
+}
+
+static void read_proxy_header(struct conn *c)
+{
+    struct proxy_info info;
+    char why[128];
+    int rc = conn_io_proxy(c, &info, why, sizeof(why));
+    if (rc == 0)
+        return;
+    if (rc < 0) {
+        log_info("conn %s:%u: closed: PROXY header: %s", c->ip, c->port, why);
+        conn_close(c, "proxy-invalid");
+        return;
+    }
+    apply_proxy(c, &info);
+}
+
 static void conn_on_event(struct loop *lp, struct loop_handler *h, uint32_t events)
 {
     struct conn *c = (struct conn *)h;
@@ -288,38 +403,33 @@ static void conn_on_event(struct loop *lp, struct loop_handler *h, uint32_t even
         conn_close(c, "disconnected");
         return;
     }
-    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) {
-        if (c->state == CONN_LINGER) {
+    if (c->state == CONN_PROXY) {
+        read_proxy_header(c);
+        if (c->fd == -1 || c->state == CONN_PROXY)
+            return;
+    } else if (c->state == CONN_LINGER) {
+        if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) {
             /* The client closed first after QUIT: TIME_WAIT stays on its side. */
             conn_close(c, "quit");
             return;
         }
-        if (c->events & EPOLLIN) {
-            ssize_t n = buf_read_fd(&c->in, c->fd, CONN_READ_CHUNK);
-            if (n == 0) {
-                conn_close(c, "disconnected");
+    } else if (c->state != CONN_TLS_HANDSHAKE) {
+        int readable = events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP);
+        if (wants_input(c) && (readable || (c->tls_read_wants_out && (events & EPOLLOUT)))) {
+            if (read_input(c) == -1)
                 return;
-            }
-            if (n < 0 && errno != EAGAIN && errno != EINTR) {
-                conn_close(c, errno == ENOBUFS ? "input-overflow" : "read-error");
-                return;
-            }
-            if (n > 0) {
-                c->stats.bytes_in += (uint64_t)n;
-                touch(c);
-            }
         } else if ((events & EPOLLHUP) && !(events & EPOLLOUT)) {
             conn_close(c, "disconnected");
             return;
         }
     }
     if (conn_run(c) == 0 && (events & EPOLLOUT))
-        touch(c);
+        conn_timer_touch(c);
 }
 
-int conn_new(struct loop *lp, int fd, const struct sockaddr *peer, int slot)
+int conn_new(struct loop *lp, int fd, const struct sockaddr *peer, int slot,
+             const struct config_listen *listener)
 {
-    conn_loop = lp;
     struct conn *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return -1;
@@ -327,7 +437,8 @@ int conn_new(struct loop *lp, int fd, const struct sockaddr *peer, int slot)
     c->lp = lp;
     c->fd = fd;
     c->slot = slot;
-    c->state = CONN_AUTHORIZATION;
+    c->listener = listener;
+    c->line_limit = POP3_LINE_MAX;
     memcpy(&c->peer, peer, peer->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
                                                        : sizeof(struct sockaddr_in));
     listen_format_ip(peer, c->ip, sizeof(c->ip));
@@ -335,19 +446,33 @@ int conn_new(struct loop *lp, int fd, const struct sockaddr *peer, int slot)
                                           : ntohs(((const struct sockaddr_in *)peer)->sin_port);
     buf_init(&c->in, CONN_IN_LIMIT);
     buf_init(&c->out, CONN_OUT_LIMIT);
-    c->started = c->last_active = loop_now();
+    c->started = loop_now();
     c->started_wall = time(NULL);
-    list_append(&lp->idle_head, &lp->idle_tail, c);
+    if (listener->proxy_protocol) {
+        c->state = CONN_PROXY;
+        conn_timer_set(c, CONN_TIMER_PROXY);
+        c->events = EPOLLIN;
+    } else if (listener->tls) {
+        c->state = CONN_TLS_HANDSHAKE;
+        c->greet_after_handshake = 1;
+        conn_timer_set(c, CONN_TIMER_HANDSHAKE);
+        c->events = EPOLLIN;
+    } else {
+        c->state = CONN_AUTHORIZATION;
+        conn_timer_set(c, CONN_TIMER_IDLE);
+        c->events = EPOLLOUT;
+    }
     lp->conn_count++;
-    c->events = EPOLLOUT;
     if (loop_watch(lp, fd, c->events, &c->io) == -1) {
-        list_remove(lp, c);
+        conn_timer_clear(c);
         lp->conn_count--;
         free(c);
         return -1;
     }
-    pop3_greet(c);
-    conn_run(c);
+    if (c->state == CONN_AUTHORIZATION)
+        pop3_greet(c);
+    if (c->state != CONN_PROXY)
+        conn_run(c);
     return 0;
 }
 
@@ -358,51 +483,19 @@ int conn_new(struct loop *lp, int fd, const struct sockaddr *peer, int slot)
  */
 void conn_shutdown_idle(struct loop *lp)
 {
-    struct conn *next;
-    for (struct conn *c = lp->idle_head; c != NULL; c = next) {
-        next = c->idle_next;
-        if (!accepts_commands(c) || c->job != NULL || buf_len(&c->out) > 0)
-            continue;
-        conn_reply(c, "-ERR [SYS/TEMP] Server is shutting down, try again later\r\n");
-        conn_finish(c, "shutdown");
-        conn_run(c);
-    }
-}
-
-static void expire_list(struct conn **head, double now, double timeout, const char *reason,
-                        const char *farewell)
-{
-    for (int n = 0; *head != NULL && n < 10000; n++) {
-        struct conn *c = *head;
-        if (c->last_active + timeout > now)
-            break;
-        if (farewell != NULL) {
-            /* Best effort: the client may not be reading at all. */
-            ssize_t ignored = send(c->fd, farewell, strlen(farewell), MSG_NOSIGNAL | MSG_DONTWAIT);
-            (void)ignored;
+    for (int t = 0; t < CONN_TIMERS; t++) {
+        struct conn *next;
+        for (struct conn *c = lp->timer_head[t]; c != NULL; c = next) {
+            next = c->timer_next;
+            if (c->state == CONN_PROXY || c->state == CONN_TLS_HANDSHAKE) {
+                conn_close(c, "shutdown");
+                continue;
+            }
+            if (!accepts_commands(c) || c->job != NULL || buf_len(&c->out) > 0)
+                continue;
+            conn_reply(c, "-ERR [SYS/TEMP] Server is shutting down, try again later\r\n");
+            conn_finish(c, "shutdown");
+            conn_run(c);
         }
-        conn_close(c, reason);
     }
-}
-
-void conn_expire_idle(struct loop *lp, double now)
-{
-    expire_list(&lp->idle_head, now, lp->cfg->idle_timeout, "idle-timeout",
-                "-ERR Disconnected for inactivity\r\n");
-    expire_list(&lp->linger_head, now, lp->cfg->quit_linger, "quit", NULL);
-}
-
-double conn_next_expiry(struct loop *lp, double now)
-{
-    double next = -1;
-    if (lp->idle_head != NULL)
-        next = lp->idle_head->last_active + lp->cfg->idle_timeout - now;
-    if (lp->linger_head != NULL) {
-        double l = lp->linger_head->last_active + lp->cfg->quit_linger - now;
-        if (next < 0 || l < next)
-            next = l;
-    }
-    if (next != -1 && next < 0)
-        next = 0;
-    return next;
 }

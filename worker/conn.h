@@ -1,33 +1,41 @@
 /*
- * A client connection inside a worker: the socket, its two buffers, the
- * session state, and its place in the idle list. One I/O callback drives it
- * (conn_on_event); every state change goes through conn_set_state().
+ * A client connection inside a worker: the socket (plain or TLS), its two
+ * buffers, the session state, and its place on a deadline list. One I/O
+ * callback drives it (conn.c), every state change goes through
+ * conn_set_state(), and bytes move only through conn_io.c.
  */
 #ifndef FASTPOP_CONN_H
 #define FASTPOP_CONN_H
 
+#include <openssl/ssl.h>
 #include <stdint.h>
 #include <sys/socket.h>
 #include <time.h>
 
 #include "daemon/buf.h"
+#include "daemon/config.h"
 #include "worker/loop.h"
 
 enum conn_state {
+    CONN_PROXY,           /* waiting for the PROXY header (proxy_protocol listeners) */
+    CONN_TLS_HANDSHAKE,   /* implicit TLS, or after STLS */
     CONN_AUTHORIZATION,   /* RFC 1939 AUTHORIZATION: waiting for USER/PASS */
     CONN_AUTH_WAIT,       /* a credential check is out at the helper */
+    CONN_SASL,            /* AUTH: waiting for the client's next SASL response line */
     CONN_TRANSACTION,     /* logged in */
     CONN_CLOSING,         /* flushing the last reply, then close */
     CONN_LINGER,          /* QUIT answered: let the client close first */
 };
 
 struct pop3_session;
+struct sasl_exchange;
 struct conn;
 
 /*
  * Long output (RETR/TOP, LIST/UIDL of a big mailbox) is produced in pieces:
  * produce() appends until the output buffer reaches high_water and returns
- * 0 (more to come), 1 (done) or -1 (failed: the connection is closed).
+ * 0 (more to come), 1 (done) or -1 (failed: what is queued is flushed, then
+ * the connection is closed; a job must not queue its terminating dot then).
  * Input is not read while a job runs.
  */
 struct conn_job {
@@ -49,29 +57,48 @@ struct conn {
     int slot;                         /* scoreboard slot */
     uint32_t events;                  /* epoll interest registered now */
     enum conn_state state;
-    struct sockaddr_storage peer;
+    const struct config_listen *listener;
+    struct sockaddr_storage peer;     /* the client (from the PROXY header if any) */
     char ip[48];
     unsigned port;
     struct buf in, out;
+    size_t line_limit;                /* longest command line accepted now */
+
+    SSL *ssl;                         /* NULL for plain connections */
+    int tls_read_wants_out;           /* SSL_read needs the socket writable */
+    int tls_write_wants_in;           /* SSL_write needs the socket readable */
+    int handshake_wants_out;
+    size_t tls_write_len;             /* an SSL_write to repeat with this length */
+    int greet_after_handshake;        /* implicit TLS: the greeting comes after */
+    int tls_goodbye_sent;             /* close_notify is out */
+    int proxy_tls;                    /* a trusted proxy says the client used TLS to it */
+
     unsigned bad_commands;
     unsigned auth_failures;
-    struct conn *idle_prev, *idle_next;  /* in the idle or the linger list */
+    enum conn_timer timer;            /* the deadline list it is on */
+    int timer_listed;
+    struct conn *timer_prev, *timer_next;
     double last_active;
     double started;
     time_t started_wall;
     const char *close_reason;
     char user[128];                   /* given with USER, canonical after login */
     uint32_t auth_request;            /* id of the request out at the helper */
+    const char *auth_mech;            /* USER, PLAIN, LOGIN, SCRAM-SHA-256: for the log */
+    int auth_cached;                  /* the login was answered by the credential cache */
+    struct sasl_exchange *sasl;       /* an AUTH exchange in progress (worker/pop3_sasl.c) */
     struct pop3_session *session;     /* mailbox state once logged in */
     struct conn_job *job;             /* long output in progress */
     struct conn_stats stats;
 };
 
 /*
- * Take over an accepted socket and its scoreboard slot: register, greet.
+ * Take over an accepted socket from listener, with its scoreboard slot:
+ * register, then greet (or wait for a PROXY header / TLS handshake).
  * -1 if it could not be set up (the caller still owns fd and slot then).
  */
-int conn_new(struct loop *lp, int fd, const struct sockaddr *peer, int slot);
+int conn_new(struct loop *lp, int fd, const struct sockaddr *peer, int slot,
+             const struct config_listen *listener);
 
 /* Enter a new state (logged at debug level). */
 void conn_set_state(struct conn *c, enum conn_state next);
@@ -91,16 +118,17 @@ void conn_resume(struct conn *c);
 /* Start producing long output (the status line is already queued). */
 void conn_start_job(struct conn *c, struct conn_job *job);
 
+/*
+ * STLS was answered: once that reply is flushed in the clear, discard any
+ * input that came with it (RFC 2595 / CVE-2011-0411: nothing sent before
+ * the handshake may be executed after it) and start TLS.
+ */
+void conn_start_tls(struct conn *c);
+
 /* Stopping: close every session that is between commands (see conn.c). */
 void conn_shutdown_idle(struct loop *lp);
 
 /* Free connections closed during this loop iteration. */
 void conn_free_closed(struct loop *lp);
-
-/* Close connections whose idle (or linger) time ran out. */
-void conn_expire_idle(struct loop *lp, double now);
-
-/* Seconds until the next connection expires, or -1 if none. */
-double conn_next_expiry(struct loop *lp, double now);
 
 #endif

@@ -15,6 +15,21 @@
 struct loop;
 struct conn;
 struct auth_client;
+struct mbindex;
+struct tls_context;
+
+/*
+ * Each connection waits on exactly one deadline list. Within a list every
+ * connection has the same timeout, so appending on activity keeps the list
+ * sorted by deadline and the head is always the next to expire.
+ */
+enum conn_timer {
+    CONN_TIMER_IDLE,       /* idle_timeout: between commands */
+    CONN_TIMER_LINGER,     /* quit_linger: QUIT answered, waiting for the client's close */
+    CONN_TIMER_PROXY,      /* proxy_timeout: waiting for the PROXY header */
+    CONN_TIMER_HANDSHAKE,  /* tls_handshake_timeout */
+    CONN_TIMERS,
+};
 
 struct loop_handler {
     void (*on_event)(struct loop *lp, struct loop_handler *h, uint32_t events);
@@ -26,13 +41,15 @@ struct loop {
     pid_t pid;
     int epfd;
     struct scoreboard *sb;
-    struct conn *idle_head, *idle_tail;  /* least recently active first */
-    struct conn *linger_head, *linger_tail; /* QUIT answered, waiting for the client's FIN */
+    struct conn *timer_head[CONN_TIMERS]; /* next to expire first */
+    struct conn *timer_tail[CONN_TIMERS];
     struct conn *closed;                 /* closed this iteration, freed after it */
+    struct tls_context *tls;             /* NULL when no certificate is configured */
     unsigned conn_count;
     int retiring;                        /* no new connections (reload or stop) */
     int stopping;                        /* shutdown: also close idle sessions */
     struct auth_client *auth;
+    struct mbindex *mbindex;             /* NULL: index = no, or it failed to open */
 };
 
 int loop_watch(struct loop *lp, int fd, uint32_t events, struct loop_handler *h);

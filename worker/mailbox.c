@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,25 +14,26 @@
 #include "daemon/log.h"
 #include "maildir/expunge.h"
 #include "maildir/locate.h"
+#include "shm/index_sync.h"
 #include "shm/scoreboard.h"
 #include "worker/loop.h"
 
 /*
- * One spelling per maildir for the lock: repeated slashes, "/./" and a
- * trailing slash go. Symlinks are not resolved (that would cost a syscall
- * per path component at every login).
+ * The index only ever costs speed: a failure is logged and the login goes
+ * on with a scan. A broken environment is reported once per worker.
  */
-static void normalize_path(char *path)
+static void report_index_error(const struct conn *c, int code)
 {
-    char *out = path;
-    for (const char *in = path; *in; in++) {
-        if (*in == '/' && (in[1] == '/' || (in[1] == '.' && (in[2] == '/' || in[2] == '\0'))))
-            continue;
-        *out++ = *in;
+    static int told_broken;
+    if (c->lp->mbindex != NULL && mbindex_broken(c->lp->mbindex)) {
+        if (!told_broken)
+            log_error("mailbox index unusable in this worker (%s): logins scan their "
+                      "maildir until the next start", mdb_strerror(code));
+        told_broken = 1;
+        return;
     }
-    while (out > path + 1 && out[-1] == '/')
-        out--;
-    *out = '\0';
+    log_warning("user=%s: mailbox index: %s; scanned the maildir instead", c->user,
+                mdb_strerror(code));
 }
 
 enum mailbox_open_result mailbox_open(struct conn *c, const char *maildir)
@@ -43,7 +45,7 @@ enum mailbox_open_result mailbox_open(struct conn *c, const char *maildir)
         return MAILBOX_OPEN_FAILED;
     }
     memcpy(s->root, maildir, len + 1);
-    normalize_path(s->root);
+    index_path_normalize(s->root);
     s->cur_fd = -1;
     s->sb = c->lp->sb;
     s->slot = c->slot;
@@ -56,19 +58,20 @@ enum mailbox_open_result mailbox_open(struct conn *c, const char *maildir)
         return busy ? MAILBOX_OPEN_IN_USE : MAILBOX_OPEN_FAILED;
     }
     s->locked = 1;
-    /* A user's first login: the delivery agent may not have created it yet. */
-    if (mkdir(s->root, 0700) == -1 && errno != EEXIST) {
-        log_error("user=%s: cannot create maildir %s: %s", c->user, s->root, strerror(errno));
-        goto failed;
-    }
-    if (maildir_scan(s->root, time(NULL), &s->md) == -1) {
+    /*
+     * The index decides whether any directory is read (shm/index_sync.h);
+     * a first login creates the maildir. cur/ is opened only when a
+     * command needs a file, so a warm login touches nothing but two stats.
+     */
+    struct index_sync_result res;
+    if (index_sync(c->lp->mbindex, s->root, time(NULL), &s->md, &res) == -1) {
         log_error("user=%s: cannot read maildir %s: %s", c->user, s->root, strerror(errno));
         goto failed;
     }
-    if (maildir_open_cur(s->root, &s->cur_fd) == -1) {
-        log_error("user=%s: cannot open %s/cur: %s", c->user, s->root, strerror(errno));
-        goto failed;
-    }
+    if (res.index_error != 0)
+        report_index_error(c, res.index_error);
+    log_debug("user=%s index %s: read new=%d cur=%d moved=%u written=%d", c->user,
+              res.warm ? "warm" : "read", res.read_new, res.read_cur, res.moved, res.written);
     s->live_count = s->md->count;
     s->live_size = s->md->total_size;
     c->session = s;
@@ -83,8 +86,18 @@ unsigned mailbox_count(const struct pop3_session *s)
     return (unsigned)s->md->count;
 }
 
+/* cur/, opened at the first command that needs a message file. */
+static int cur_fd(struct pop3_session *s)
+{
+    if (s->cur_fd == -1 && maildir_open_cur(s->root, &s->cur_fd) == -1)
+        return -1;
+    return s->cur_fd;
+}
+
 int mailbox_open_message(struct pop3_session *s, size_t i)
 {
+    if (cur_fd(s) == -1)
+        return -1;
     const char *name = maildir_msg_name(s->md, i);
     int fd = openat(s->cur_fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd >= 0 || errno != ENOENT)
@@ -101,6 +114,8 @@ int mailbox_open_message(struct pop3_session *s, size_t i)
 int mailbox_mark_seen(struct pop3_session *s, size_t i)
 {
     char renamed[NAME_MAX + 1];
+    if (cur_fd(s) == -1)
+        return -1;
     const char *name = maildir_msg_name(s->md, i);
     if (maildir_add_flag(s->cur_fd, name, 'S', renamed, sizeof(renamed)) == -1)
         return -1;
@@ -115,6 +130,12 @@ void mailbox_update(struct pop3_session *s, unsigned *deleted, unsigned *failed)
     for (size_t i = 0; i < s->md->count; i++) {
         if (!s->md->msgs[i].deleted)
             continue;
+        if (cur_fd(s) == -1) {
+            if (*failed == 0)
+                log_error("cannot open %s/cur: %s", s->root, strerror(errno));
+            (*failed)++;
+            continue;
+        }
         int removed;
         if (maildir_expunge(s->cur_fd, maildir_msg_name(s->md, i), &removed) == -1) {
             log_error("cannot delete %s/cur/%s: %s", s->root, maildir_msg_name(s->md, i),

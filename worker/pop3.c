@@ -8,6 +8,7 @@
 
 #include "daemon/log.h"
 #include "worker/loop.h"
+#include "worker/pop3_sasl.h"
 
 void pop3_set_reply(struct pop3_reply *r, const char *code, const char *fmt, ...)
 {
@@ -23,12 +24,27 @@ void pop3_greet(struct conn *c)
     conn_reply(c, "+OK fastpop ready.\r\n");
 }
 
+int pop3_plaintext_allowed(const struct conn *c)
+{
+    /* TLS to a trusted proxy (its PROXY v2 SSL TLV) protects the password too. */
+    return c->ssl != NULL || c->proxy_tls || c->lp->cfg->plaintext_auth ||
+           cidr_list_match(&c->lp->cfg->plaintext_trusted, (const struct sockaddr *)&c->peer);
+}
+
+int pop3_stls_available(const struct conn *c)
+{
+    return c->ssl == NULL && c->lp->tls != NULL && c->state == CONN_AUTHORIZATION;
+}
+
 static void capa_body(struct conn *c)
 {
     /* Only what is accepted in the current state (RFC 2449 section 5). */
     conn_reply(c, "CAPA\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n");
-    if (c->state == CONN_AUTHORIZATION)
+    if (pop3_stls_available(c))
+        conn_reply(c, "STLS\r\n");
+    if (c->state == CONN_AUTHORIZATION && pop3_plaintext_allowed(c))
         conn_reply(c, "USER\r\n");
+    pop3_sasl_capa(c);
     conn_reply(c, "IMPLEMENTATION fastpop\r\n.\r\n");
 }
 
@@ -103,6 +119,10 @@ static void write_reply(struct conn *c, enum pop3_verdict v, const struct pop3_r
 void pop3_line_too_long(struct conn *c)
 {
     struct pop3_reply r = { 0 };
+    if (c->state == CONN_SASL) {
+        pop3_sasl_too_long(c);
+        return;
+    }
     pop3_set_reply(&r, NULL, "Command line too long (at most %d octets)", POP3_LINE_MAX);
     write_reply(c, POP3_BAD, &r);
 }
@@ -113,6 +133,11 @@ void pop3_dispatch(struct conn *c, char *line, size_t len)
     char name[16];
     size_t n = 0;
 
+    /* Inside AUTH a line is a SASL response, not a command. */
+    if (c->state == CONN_SASL) {
+        pop3_sasl_response(c, line, len);
+        return;
+    }
     if (memchr(line, '\0', len) != NULL) {
         pop3_set_reply(&r, NULL, "NUL byte in command");
         write_reply(c, POP3_BAD, &r);
@@ -155,6 +180,8 @@ void pop3_dispatch(struct conn *c, char *line, size_t len)
         write_reply(c, v, &r);
     if (r.close_after && v != POP3_DEFERRED)
         conn_set_state(c, CONN_LINGER);
+    if (r.start_tls && v == POP3_OK)
+        conn_start_tls(c);
 }
 
 void pop3_write_reply(struct conn *c, enum pop3_verdict v, const struct pop3_reply *r)

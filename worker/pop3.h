@@ -28,6 +28,7 @@ struct pop3_reply {
     void (*body)(struct conn *c);           /* small multi-line body after +OK */
     struct conn_job *job;                   /* long multi-line body after +OK */
     int close_after;                        /* QUIT: linger after the reply */
+    int start_tls;                          /* STLS: TLS begins after the reply */
 };
 
 enum pop3_command_flags {
@@ -52,6 +53,12 @@ void pop3_release(struct conn *c);
 /* The answer of fastpop-auth to a PASS, delivered by the auth client. */
 void pop3_auth_answer(struct conn *c, enum auth_status status, const char *user,
                       const char *maildir);
+/*
+ * The same, without resuming the connection: for answers found while a
+ * command runs (a credential-cache hit, a SASL step). Ends any AUTH exchange.
+ */
+void pop3_auth_finish(struct conn *c, enum auth_status status, const char *user,
+                      const char *maildir);
 
 /* Per-state command tables (NULL-name terminated). */
 extern const struct pop3_command pop3_auth_commands[];
@@ -63,6 +70,13 @@ enum pop3_verdict pop3_cmd_noop(struct conn *c, char *args, struct pop3_reply *r
 enum pop3_verdict pop3_cmd_quit_update(struct conn *c, char *args, struct pop3_reply *r);
 void pop3_set_reply(struct pop3_reply *r, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/*
+ * Whether a password may cross this connection: under TLS, with
+ * plaintext_auth = yes, or from a plaintext_trusted network.
+ */
+int pop3_plaintext_allowed(const struct conn *c);
+/* STLS is offered: TLS is configured, not yet on, and no one is logged in. */
+int pop3_stls_available(const struct conn *c);
 /* Write a status line (and body) outside the dispatcher, for deferred replies. */
 void pop3_write_reply(struct conn *c, enum pop3_verdict v, const struct pop3_reply *r);
 

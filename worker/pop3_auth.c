@@ -11,6 +11,7 @@
 #include "worker/loop.h"
 #include "worker/mailbox.h"
 #include "worker/pop3.h"
+#include "worker/pop3_sasl.h"
 
 static int printable_name(const char *s)
 {
@@ -21,8 +22,38 @@ static int printable_name(const char *s)
     return 1;
 }
 
+/* RFC 2595 section 2.2 territory: never take a password in the clear unless told to. */
+static int refuse_plaintext(struct conn *c, struct pop3_reply *r)
+{
+    if (pop3_plaintext_allowed(c))
+        return 0;
+    pop3_set_reply(r, "AUTH", "Plaintext authentication is not allowed without TLS (use STLS)");
+    return 1;
+}
+
+static enum pop3_verdict cmd_stls(struct conn *c, char *args, struct pop3_reply *r)
+{
+    if (*args) {
+        pop3_set_reply(r, NULL, "STLS takes no arguments");
+        return POP3_BAD;
+    }
+    if (c->ssl != NULL) {
+        pop3_set_reply(r, NULL, "TLS is already active");
+        return POP3_ERR;
+    }
+    if (!pop3_stls_available(c)) {
+        pop3_set_reply(r, NULL, "TLS is not available");
+        return POP3_ERR;
+    }
+    pop3_set_reply(r, NULL, "Begin TLS negotiation");
+    r->start_tls = 1;
+    return POP3_OK;
+}
+
 static enum pop3_verdict cmd_user(struct conn *c, char *args, struct pop3_reply *r)
 {
+    if (refuse_plaintext(c, r))
+        return POP3_ERR;
     if (*args == '\0' || strlen(args) >= sizeof(c->user) || strlen(args) >= AUTH_USER_MAX ||
         !printable_name(args)) {
         c->user[0] = '\0';
@@ -36,6 +67,10 @@ static enum pop3_verdict cmd_user(struct conn *c, char *args, struct pop3_reply 
 
 static enum pop3_verdict cmd_pass(struct conn *c, char *args, struct pop3_reply *r)
 {
+    if (refuse_plaintext(c, r)) {
+        explicit_bzero(args, strlen(args));
+        return POP3_ERR;
+    }
     if (c->user[0] == '\0') {
         pop3_set_reply(r, NULL, "Send USER first");
         return POP3_BAD;
@@ -47,14 +82,8 @@ static enum pop3_verdict cmd_pass(struct conn *c, char *args, struct pop3_reply 
         pop3_set_reply(r, "AUTH", "Authentication failed");
         return POP3_ERR;
     }
-    int rc = auth_client_check(c->lp->auth, c, c->user, args, "USER");
-    explicit_bzero(args, strlen(args));
-    if (rc == -1) {
-        pop3_set_reply(r, "SYS/TEMP", "Authentication service unavailable, try again later");
-        return POP3_ERR;
-    }
-    conn_set_state(c, CONN_AUTH_WAIT);
-    return POP3_DEFERRED;
+    /* The credential cache, then the helper (worker/pop3_login.c). */
+    return pop3_login_password(c, c->user, args, "USER", r);
 }
 
 static enum pop3_verdict cmd_quit(struct conn *c, char *args, struct pop3_reply *r)
@@ -69,6 +98,8 @@ static enum pop3_verdict cmd_quit(struct conn *c, char *args, struct pop3_reply 
 const struct pop3_command pop3_auth_commands[] = {
     { "USER", POP3_IN(CONN_AUTHORIZATION), cmd_user, 0 },
     { "PASS", POP3_IN(CONN_AUTHORIZATION), cmd_pass, POP3_RAW_ARGS },
+    { "STLS", POP3_IN(CONN_AUTHORIZATION), cmd_stls, 0 },
+    { "AUTH", POP3_IN(CONN_AUTHORIZATION), pop3_cmd_auth, 0 },
     { "CAPA", POP3_IN(CONN_AUTHORIZATION) | POP3_IN(CONN_TRANSACTION), pop3_cmd_capa, 0 },
     { "NOOP", POP3_IN(CONN_AUTHORIZATION) | POP3_IN(CONN_TRANSACTION), pop3_cmd_noop, 0 },
     { "QUIT", POP3_IN(CONN_AUTHORIZATION), cmd_quit, 0 },
@@ -78,8 +109,8 @@ const struct pop3_command pop3_auth_commands[] = {
 static void auth_failed(struct conn *c, struct pop3_reply *r)
 {
     c->auth_failures++;
-    log_info("login failed user=%s ip=%s mechanism=USER failures=%u", c->user, c->ip,
-             c->auth_failures);
+    log_info("login failed user=%s ip=%s mechanism=%s failures=%u", c->user, c->ip,
+             c->auth_mech ? c->auth_mech : "USER", c->auth_failures);
     c->user[0] = '\0';
     conn_set_state(c, CONN_AUTHORIZATION);
     pop3_write_reply(c, POP3_ERR, r);
@@ -92,8 +123,17 @@ static void auth_failed(struct conn *c, struct pop3_reply *r)
 void pop3_auth_answer(struct conn *c, enum auth_status status, const char *user,
                       const char *maildir)
 {
+    pop3_auth_finish(c, status, user, maildir);
+    conn_resume(c);
+}
+
+void pop3_auth_finish(struct conn *c, enum auth_status status, const char *user,
+                      const char *maildir)
+{
     struct pop3_reply r = { 0 };
 
+    /* Whatever the outcome, an AUTH exchange is over (worker/pop3_sasl.c). */
+    pop3_sasl_release(c);
     if (status == AUTH_FAIL) {
         pop3_set_reply(&r, "AUTH", "Authentication failed");
         auth_failed(c, &r);
@@ -110,8 +150,9 @@ void pop3_auth_answer(struct conn *c, enum auth_status status, const char *user,
             conn_set_state(c, CONN_TRANSACTION);
             pop3_set_reply(&r, NULL, "Logged in, %u messages", mailbox_count(c->session));
             pop3_write_reply(c, POP3_OK, &r);
-            log_info("login user=%s ip=%s mechanism=USER messages=%u", c->user, c->ip,
-                     mailbox_count(c->session));
+            log_info("login user=%s ip=%s mechanism=%s messages=%u cache=%s", c->user, c->ip,
+                     c->auth_mech ? c->auth_mech : "USER", mailbox_count(c->session),
+                     c->auth_cached ? "hit" : "miss");
         } else {
             if (res == MAILBOX_OPEN_IN_USE)
                 pop3_set_reply(&r, "IN-USE", "Mailbox is locked by another POP3 session");
@@ -122,5 +163,4 @@ void pop3_auth_answer(struct conn *c, enum auth_status status, const char *user,
             c->user[0] = '\0';
         }
     }
-    conn_resume(c);
 }

@@ -6,6 +6,7 @@
 #include "daemon/log.h"
 #include "worker/mailbox.h"
 #include "worker/pop3.h"
+#include "worker/pop3_sasl.h"
 
 enum pop3_verdict pop3_cmd_quit_update(struct conn *c, char *args, struct pop3_reply *r)
 {
@@ -31,4 +32,5 @@ void pop3_release(struct conn *c)
 {
     mailbox_close(c->session);
     c->session = NULL;
+    pop3_sasl_release(c);
 }

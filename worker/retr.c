@@ -33,10 +33,13 @@ static void retr_release(struct conn_job *job)
 
 static int retr_finish(struct conn *c, struct retr_job *r)
 {
+    size_t body_end = buf_len(&c->out);
     if (maildir_stream_finish(&r->st, &c->out) == -1)
         return -1;
     uint64_t sent = maildir_stream_octets(&r->st);
     if (!r->is_top && sent != r->announced) {
+        /* The terminating dot must never follow a wrong size. */
+        buf_truncate(&c->out, body_end);
         /*
          * The file changed after login. The +OK already promised another
          * size, so the only honest move is to drop the connection before

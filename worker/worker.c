@@ -1,11 +1,15 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <lmdb.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -16,8 +20,10 @@
 #include "daemon/listen.h"
 #include "daemon/log.h"
 #include "daemon/privdrop.h"
+#include "shm/index.h"
 #include "worker/auth_client.h"
 #include "worker/conn.h"
+#include "worker/conn_timer.h"
 #include "worker/loop.h"
 
 /* Accepting in bursts keeps a connection storm from starving existing sessions. */
@@ -27,6 +33,7 @@
 struct listener {
     struct loop_handler io;
     int fd;
+    const struct config_listen *conf;
 };
 
 struct signal_source {
@@ -37,12 +44,17 @@ struct signal_source {
 static struct listener listeners[CONFIG_MAX_LISTEN];
 static int listener_count;
 /*
- * Connections this worker may hold: each can need a socket and an open
- * message. At the cap it stops watching the listeners, so the kernel wakes
- * the other workers instead; below 90% it watches them again.
+ * Connections this worker may hold: a session needs its socket, and now and
+ * then its cur/ directory and a message; conn_cap leaves room for those.
  */
 static unsigned conn_cap;
-static int accept_paused;
+/* While yielding, the listeners are not watched, until this time (0: watching). */
+static double yield_until;
+/*
+ * A yield lasts this long: long enough for a sibling to be woken, short
+ * enough that a stale decision never leaves every worker deaf for long.
+ */
+#define ACCEPT_YIELD_SECONDS 0.05
 /* A descriptor held in reserve: freed to accept-and-refuse when out of fds. */
 static int reserve_fd = -1;
 
@@ -80,7 +92,7 @@ static void on_listener(struct loop *lp, struct loop_handler *h, uint32_t events
     struct listener *l = (struct listener *)h;
     (void)events;
 
-    for (int i = 0; i < ACCEPT_BURST && !lp->retiring && lp->conn_count < conn_cap; i++) {
+    for (int i = 0; i < ACCEPT_BURST && !lp->retiring; i++) {
         struct sockaddr_storage peer;
         socklen_t len = sizeof(peer);
         int fd = accept4(l->fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -93,10 +105,24 @@ static void on_listener(struct loop *lp, struct loop_handler *h, uint32_t events
         }
         char ip[48];
         listen_format_ip((struct sockaddr *)&peer, ip, sizeof(ip));
+        if (lp->conn_count >= conn_cap) {
+            /* Every worker is full (else this one would have yielded): say so. */
+            refuse(lp, fd, ip, "open-files", (int)conn_cap);
+            continue;
+        }
+        if (l->conf->proxy_protocol &&
+            !cidr_list_match(&lp->cfg->proxy_trusted, (struct sockaddr *)&peer)) {
+            /* Anyone else could claim any address: drop without a word. */
+            close(fd);
+            log_warning("session user=- ip=%s reason=proxy-untrusted (not in proxy_trusted)", ip);
+            continue;
+        }
+        /* Behind a proxy every connection comes from it: count the real client later. */
+        unsigned per_ip = l->conf->proxy_protocol ? (unsigned)lp->cfg->max_connections
+                                                  : (unsigned)lp->cfg->max_connections_per_ip;
         enum scoreboard_refusal why;
         int slot = scoreboard_conn_open(lp->sb, lp->pid, (struct sockaddr *)&peer,
-                                        (unsigned)lp->cfg->max_connections,
-                                        (unsigned)lp->cfg->max_connections_per_ip, &why);
+                                        (unsigned)lp->cfg->max_connections, per_ip, &why);
         if (slot == -1) {
             if (why == SB_LIMIT_PER_IP)
                 refuse(lp, fd, ip, "max_connections_per_ip", lp->cfg->max_connections_per_ip);
@@ -104,7 +130,13 @@ static void on_listener(struct loop *lp, struct loop_handler *h, uint32_t events
                 refuse(lp, fd, ip, "max_connections", lp->cfg->max_connections);
             continue;
         }
-        if (conn_new(lp, fd, (struct sockaddr *)&peer, slot) == -1) {
+        /*
+         * Replies are whole buffers already: Nagle would only hold the last
+         * segment of each one back until the client's delayed ACK (~40 ms).
+         */
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        if (conn_new(lp, fd, (struct sockaddr *)&peer, slot, l->conf) == -1) {
             log_error("cannot set up a connection from %s: %s", ip, strerror(errno));
             scoreboard_conn_close(lp->sb, slot);
             close(fd);
@@ -125,25 +157,48 @@ static void watch_listeners(struct loop *lp, int on)
     }
 }
 
-static void balance_accepting(struct loop *lp)
+/*
+ * EPOLLEXCLUSIVE wakes the same idle worker again and again, so left alone
+ * one worker would take every connection of a quiet server. A worker well
+ * above its fair share of the live connections, or at its descriptor
+ * budget while others have room, yields: it stops watching the listeners
+ * for a moment and the kernel wakes the others.
+ */
+static int should_yield(struct loop *lp)
+{
+    unsigned workers = (unsigned)config_worker_count(lp->cfg);
+    if (workers < 2)
+        return 0;
+    unsigned active = scoreboard_active_hint(lp->sb);
+    if (lp->conn_count >= conn_cap)
+        return (uint64_t)active + 8u * workers < (uint64_t)workers * conn_cap;
+    unsigned fair = active / workers;
+    return lp->conn_count > fair + fair / 4 + 8;
+}
+
+static void balance_accepting(struct loop *lp, double now)
 {
     if (lp->retiring)
         return;
-    if (!accept_paused && lp->conn_count >= conn_cap) {
-        accept_paused = 1;
-        watch_listeners(lp, 0);
-        log_warning("holding %u connections, this worker's share of the open file limit: "
-                    "leaving new ones to the other workers", lp->conn_count);
-    } else if (accept_paused && lp->conn_count < conn_cap - conn_cap / 10) {
-        accept_paused = 0;
+    if (yield_until > 0) {
+        if (now < yield_until)
+            return;
+        /* Give the listeners at least one turn before deciding again. */
+        yield_until = 0;
         watch_listeners(lp, 1);
+        return;
+    }
+    if (should_yield(lp)) {
+        yield_until = now + ACCEPT_YIELD_SECONDS;
+        watch_listeners(lp, 0);
     }
 }
 
 static void stop_accepting(struct loop *lp)
 {
-    if (!accept_paused)
+    if (yield_until == 0)
         watch_listeners(lp, 0);
+    yield_until = 0;
     for (int i = 0; i < listener_count; i++)
         close(listeners[i].fd);
     listener_count = 0;
@@ -184,6 +239,25 @@ static void setup_signals(struct loop *lp, struct signal_source *src)
         log_fatal("signalfd: %s", strerror(errno));
 }
 
+/*
+ * The mailbox index env, opened here, after fork and privilege drop (LMDB
+ * envs must not cross a fork; its files belong to the mail user). Without
+ * it logins scan their maildir: slower, same answers.
+ */
+static void open_mailbox_index(struct loop *lp)
+{
+    char dir[CONFIG_PATH_MAX + 16];
+    if (!lp->cfg->index)
+        return;
+    snprintf(dir, sizeof(dir), "%s/%s", lp->cfg->state_dir, INDEX_SUBDIR);
+    int rc = mbindex_open(dir, 0, &lp->mbindex);
+    if (rc != 0) {
+        lp->mbindex = NULL;
+        log_error("mailbox index %s: %s; logins will scan their maildir", dir,
+                  mdb_strerror(rc));
+    }
+}
+
 void worker_main(const struct worker_setup *ws)
 {
     static struct loop lp;
@@ -205,6 +279,7 @@ void worker_main(const struct worker_setup *ws)
 
     lp.cfg = ws->cfg;
     lp.index = ws->index;
+    open_mailbox_index(&lp);
     lp.pid = getpid();
     lp.sb = ws->sb;
     lp.epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -216,14 +291,21 @@ void worker_main(const struct worker_setup *ws)
     for (int i = 0; i < ws->listen_count; i++) {
         listeners[i].io.on_event = on_listener;
         listeners[i].fd = ws->listen_fds[i];
+        listeners[i].conf = &ws->cfg->listen[i];
     }
+    lp.tls = ws->tls;
     listener_count = ws->listen_count;
     watch_listeners(&lp, 1);
     struct rlimit rl;
-    conn_cap = (unsigned)ws->cfg->max_connections;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
-        (rl.rlim_cur - 64) / 2 < conn_cap)
-        conn_cap = (unsigned)((rl.rlim_cur - 64) / 2);
+    /* max_connections is the scoreboard's business; this is only about descriptors. */
+    conn_cap = UINT_MAX;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+        /* 64 for the worker's own files; a quarter (at most 1024) for open messages. */
+        rlim_t usable = rl.rlim_cur > 128 ? rl.rlim_cur - 64 : 64;
+        rlim_t reserve = usable / 4 < 1024 ? usable / 4 : 1024;
+        if (usable - reserve < conn_cap)
+            conn_cap = (unsigned)(usable - reserve);
+    }
     lp.auth = auth_client_new(&lp, ws->auth_socket);
     if (lp.auth == NULL)
         log_fatal("auth client: %s", strerror(errno));
@@ -234,10 +316,12 @@ void worker_main(const struct worker_setup *ws)
         if (lp.retiring && lp.conn_count == 0)
             break;
         double now = loop_now();
-        double wait = conn_next_expiry(&lp, now);
+        double wait = conn_timer_next(&lp, now);
         double auth_wait = auth_client_next_expiry(lp.auth, now);
         if (auth_wait >= 0 && (wait < 0 || auth_wait < wait))
             wait = auth_wait;
+        if (yield_until > 0 && (wait < 0 || yield_until - now < wait))
+            wait = yield_until > now ? yield_until - now : 0;
         int timeout = wait < 0 ? 60000 : (int)(wait * 1000.0) + 1;
         int n = epoll_wait(lp.epfd, events, MAX_EVENTS, timeout);
         if (n == -1 && errno != EINTR)
@@ -248,11 +332,11 @@ void worker_main(const struct worker_setup *ws)
         }
         now = loop_now();
         auth_client_expire(lp.auth, now);
-        conn_expire_idle(&lp, now);
+        conn_timer_expire(&lp, now);
         if (lp.stopping)
             conn_shutdown_idle(&lp);
         conn_free_closed(&lp);
-        balance_accepting(&lp);
+        balance_accepting(&lp, now);
     }
     log_info("retired");
     exit(0);

@@ -15,6 +15,8 @@
 #include "daemon/config.h"
 #include "shm/scoreboard.h"
 
+struct tls_context;
+
 struct worker_setup {
     const struct config *cfg;
     int index;
@@ -25,6 +27,7 @@ struct worker_setup {
     gid_t gid;
     const char *auth_socket;   /* the helper's SOCK_SEQPACKET path */
     int log_stderr;            /* the master runs in the foreground */
+    struct tls_context *tls;   /* built by the master before fork; NULL without certificates */
 };
 
 void worker_main(const struct worker_setup *ws) __attribute__((noreturn));

@@ -197,6 +197,11 @@ class Daemon:
 
     # --- set-up -----------------------------------------------------------
     def config_text(self, extra=None):
+        extra = self.extra_config if extra is None else extra
+        # The brute-force penalty (1 s and more per failed login) would only slow
+        # tests that fail logins on purpose; its own tests turn it on.
+        if "auth_penalty" not in extra:
+            extra = "auth_penalty = no\n" + extra
         return (
             "listen = 127.0.0.1:%d\n"
             "workers = %d\n"
@@ -210,9 +215,10 @@ class Daemon:
             "log = stderr\n"
             "log_level = info\n"
             "shutdown_timeout = 5s\n"
+            # Most tests speak plain POP3 on loopback; TLS tests override this.
+            "plaintext_auth = yes\n"
             "%s" % (self.port, self.workers, MAIL_USER, MAIL_GROUP, AUTH_USER,
-                    self.run_dir, self.dir, self.passwd, self.mail,
-                    self.extra_config if extra is None else extra))
+                    self.run_dir, self.dir, self.passwd, self.mail, extra))
 
     def write_config(self, text=None):
         with open(self.conf, "w") as f:

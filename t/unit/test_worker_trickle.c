@@ -74,6 +74,7 @@ static int setup(void **state)
     config_defaults(&r->cfg);
     r->cfg.max_bad_commands = 3;
     r->cfg.mark_seen = 0;
+    r->cfg.plaintext_auth = 1;
     r->lp.cfg = &r->cfg;
     r->lp.pid = getpid();
     r->lp.epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -92,7 +93,8 @@ static int setup(void **state)
     enum scoreboard_refusal why;
     int slot = scoreboard_conn_open(r->lp.sb, r->lp.pid, (struct sockaddr *)&peer, 8, 8, &why);
     assert_true(slot >= 0);
-    assert_int_equal(conn_new(&r->lp, sv[0], (struct sockaddr *)&peer, slot), 0);
+    static struct config_listen plain;
+    assert_int_equal(conn_new(&r->lp, sv[0], (struct sockaddr *)&peer, slot, &plain), 0);
     assert_int_equal(tmd_make(r->root, 1), 0);
     *state = r;
     return 0;
@@ -101,10 +103,10 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct rig *r = *state;
-    while (r->lp.idle_head != NULL)
-        conn_close(r->lp.idle_head, "test-end");
-    while (r->lp.linger_head != NULL)
-        conn_close(r->lp.linger_head, "test-end");
+    for (int t = 0; t < CONN_TIMERS; t++) {
+        while (r->lp.timer_head[t] != NULL)
+            conn_close(r->lp.timer_head[t], "test-end");
+    }
     conn_free_closed(&r->lp);
     auth_client_free(r->lp.auth);
     close(r->client);
@@ -145,7 +147,8 @@ static void test_commands_one_byte_at_a_time(void **state)
     assert_string_equal(out, "+OK\r\n"
                              "+OK Capability list follows\r\n"
                              "CAPA\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n"
-                             "PIPELINING\r\nUSER\r\nIMPLEMENTATION fastpop\r\n.\r\n"
+                             "PIPELINING\r\nUSER\r\nSASL PLAIN LOGIN\r\n"
+                             "IMPLEMENTATION fastpop\r\n.\r\n"
                              "-ERR STAT is not valid in this state\r\n"
                              "-ERR NUL byte in command\r\n");
 }
@@ -171,7 +174,7 @@ static void test_partial_long_line_then_too_many_errors(void **state)
     assert_string_equal(out, "+OK\r\n-ERR Unknown command\r\n-ERR Unknown command\r\n"
                              "-ERR Too many bad commands, closing connection\r\n");
     pump(r, 4);
-    assert_null(r->lp.idle_head);
+    assert_null(r->lp.timer_head[CONN_TIMER_IDLE]);
     assert_int_equal(recv(r->client, out, 1, MSG_DONTWAIT), 0); /* closed */
 }
 
@@ -217,7 +220,7 @@ static void test_retr_through_a_tiny_send_buffer(void **state)
     send_trickle(r, "USER someone\r\n");
     drain(r, got, 4096, 4096);
     /* Stand in for fastpop-auth: the helper's answer arrives. */
-    struct conn *c = r->lp.idle_head;
+    struct conn *c = r->lp.timer_head[CONN_TIMER_IDLE];
     assert_non_null(c);
     pop3_auth_answer(c, AUTH_OK, "someone", r->root);
     size_t n = drain(r, got, 4096, 4096);
@@ -231,8 +234,8 @@ static void test_retr_through_a_tiny_send_buffer(void **state)
         total += drain(r, got + total, want_len + 200 - total, 1 + (size_t)(i % 13) * 97);
         pump(r, 2);
         /* Backpressure: output never piles up past the high-water mark. */
-        if (r->lp.idle_head != NULL)
-            assert_true(buf_len(&r->lp.idle_head->out) <= 64 * 1024 + 1);
+        if (r->lp.timer_head[CONN_TIMER_IDLE] != NULL)
+            assert_true(buf_len(&r->lp.timer_head[CONN_TIMER_IDLE]->out) <= 64 * 1024 + 1);
         if (total >= want_len + 15)
             break;
     }

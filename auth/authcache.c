@@ -1,0 +1,160 @@
+#include "auth/authcache.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "auth/text.h"
+#include "daemon/log.h"
+#include "shm/credcache.h"
+
+/* One helper process, one cache: module state, like the crypt(3) work area. */
+static struct credcache *cache;
+static struct credcache_ttl ttl;
+static time_t last_sweep;
+
+static void set_ttl(const struct config *cfg)
+{
+    ttl.positive = cfg->auth_cache_ttl;
+    ttl.negative = cfg->auth_cache_negative_ttl;
+    ttl.stale = cfg->auth_cache_stale_ttl;
+}
+
+int authcache_open(const struct config *cfg)
+{
+    set_ttl(cfg);
+    if (cache != NULL)
+        return 0;
+    if (credcache_open(cfg->state_dir, 1, &cache) == -1) {
+        log_error("credential cache in %s/%s unusable (%s); every login goes to the backend",
+                  cfg->state_dir, CREDCACHE_DIR, strerror(errno));
+        cache = NULL;
+        return -1;
+    }
+    log_info("credential cache %s/%s: ttl %lds, negative %lds, stale %lds", cfg->state_dir,
+             CREDCACHE_DIR, ttl.positive, ttl.negative, ttl.stale);
+    last_sweep = 0;
+    return 0;
+}
+
+void authcache_reconfigure(const struct config *cfg)
+{
+    set_ttl(cfg);
+}
+
+void authcache_close(void)
+{
+    credcache_close(cache);
+    cache = NULL;
+}
+
+static void sweep(time_t now)
+{
+    size_t removed;
+
+    if (now - last_sweep < AUTHCACHE_SWEEP_SECONDS && now >= last_sweep)
+        return;
+    last_sweep = now;
+    if (credcache_sweep(cache, now, &ttl, &removed) == -1)
+        log_warning("credential cache sweep: %s", credcache_error(cache));
+    else if (removed > 0)
+        log_debug("credential cache: %zu expired entries removed", removed);
+}
+
+/* Stale-if-error: the backend could not answer; does an old entry vouch for the password? */
+static void try_stale(const struct auth_request *req, const struct credcache_record *rec,
+                      time_t now, struct auth_result *res)
+{
+    char user[TEXT_LOG_ESCAPE_SIZE(AUTH_USER_MAX)], ip[TEXT_LOG_ESCAPE_SIZE(AUTH_IP_MAX)];
+    struct credcache_ttl stale = { ttl.positive, 0, ttl.stale };
+
+    enum credcache_verdict v = credcache_judge(rec, req->password, now, &stale);
+    if (v != CREDCACHE_HIT_OK && v != CREDCACHE_STALE_OK)
+        return;
+    log_warning("auth ok from the stale credential cache user=%s ip=%s age=%llds "
+                "(backend: %s)",
+                text_log_escape(req->user, user, sizeof(user)),
+                text_log_escape(req->ip, ip, sizeof(ip)),
+                (long long)(now - rec->verified_at), res->message[0] ? res->message : "tempfail");
+    res->status = AUTH_OK;
+    snprintf(res->user, sizeof(res->user), "%s", rec->user);
+    snprintf(res->maildir, sizeof(res->maildir), "%s", rec->maildir);
+    res->message[0] = '\0';
+}
+
+/* Write what the backend said into rec; 1 if rec changed and must be stored. */
+static int record_answer(const struct auth_request *req, const struct auth_result *res,
+                         struct credcache_record *rec, time_t now)
+{
+    if (res->status == AUTH_OK) {
+        if (ttl.positive == 0 && ttl.stale == 0)
+            return 0;
+        return credcache_record_ok(rec, req->password, res->user, res->maildir, now) == 0;
+    }
+    /* AUTH_FAIL: record_fail also forgets a positive part for this password. */
+    if (ttl.negative > 0 || rec->has_positive)
+        return credcache_record_fail(rec, req->password, now) == 0;
+    return 0;
+}
+
+int authcache_before(const struct auth_request *req, struct auth_result *res)
+{
+    struct credcache_record rec;
+    struct credcache_ttl negative = { 0, ttl.negative, 0 };
+    int found = 0;
+
+    if (cache == NULL || ttl.negative == 0 || req->user[0] == '\0' ||
+        req->password[0] == '\0' || strlen(req->user) >= CREDCACHE_KEY_MAX)
+        return 0;
+    if (credcache_get(cache, req->user, &rec, &found) == -1) {
+        log_warning("credential cache read: %s", credcache_error(cache));
+        return 0;
+    }
+    int hit = found && credcache_judge(&rec, req->password, time(NULL), &negative) ==
+                           CREDCACHE_HIT_FAIL;
+    explicit_bzero(&rec, sizeof(rec));
+    if (!hit)
+        return 0;
+    memset(res, 0, sizeof(*res));
+    res->status = AUTH_FAIL;
+    authd_log_outcome(req, "failed", "cached-failure");
+    return 1;
+}
+
+void authcache_after(const struct auth_request *req, struct auth_result *res)
+{
+    struct credcache_record rec;
+    int found = 0;
+
+    if (cache == NULL || req->user[0] == '\0' || req->password[0] == '\0' ||
+        strlen(req->user) >= CREDCACHE_KEY_MAX)
+        return;
+    time_t now = time(NULL);
+    if (credcache_get(cache, req->user, &rec, &found) == -1) {
+        log_warning("credential cache read: %s", credcache_error(cache));
+        return;
+    }
+    if (res->status == AUTH_TEMPFAIL) {
+        if (found)
+            try_stale(req, &rec, now, res);
+        explicit_bzero(&rec, sizeof(rec));
+        return;
+    }
+    if (!found && credcache_record_init(&rec) == -1) {
+        log_warning("credential cache: no random salt: %s", strerror(errno));
+        return;
+    }
+    if (record_answer(req, res, &rec, now) && credcache_put(cache, req->user, &rec) == -1)
+        log_warning("credential cache write: %s", credcache_error(cache));
+    explicit_bzero(&rec, sizeof(rec));
+    sweep(now);
+}
+
+void authcache_check(struct authd *ad, const struct auth_request *req, struct auth_result *res)
+{
+    if (authcache_before(req, res))
+        return;
+    authd_check(ad, req, res);
+    authcache_after(req, res);
+}

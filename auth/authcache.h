@@ -1,0 +1,55 @@
+/*
+ * The helper's side of the shared credential cache (shm/credcache.h): the
+ * helper is its only writer. Every password check the workers send goes
+ * through authcache_before() and authcache_after() around the backend's
+ * check (auth/dispatch.c), or authcache_check() synchronously, which
+ *
+ *  - AUTH_OK:       stores a verifier of the password, the canonical user
+ *                   and the maildir, so the workers answer the next logins
+ *                   themselves for auth_cache_ttl;
+ *  - AUTH_FAIL:     stores a verifier of the wrong password for
+ *                   auth_cache_negative_ttl (the same wrong password is then
+ *                   refused without asking the backend again), and forgets a
+ *                   positive entry for that very password;
+ *  - AUTH_TEMPFAIL: stale-if-error: if an entry younger than
+ *                   auth_cache_stale_ttl matches the password, the login is
+ *                   accepted anyway, with a warning naming the user.
+ *
+ * The cache is optional: if it cannot be opened the helper logs that once
+ * and answers from the backend alone. Expired entries are swept now and then.
+ */
+#ifndef FASTPOP_AUTH_AUTHCACHE_H
+#define FASTPOP_AUTH_AUTHCACHE_H
+
+#include "auth/authd.h"
+#include "daemon/config.h"
+
+/* How often the helper sweeps expired entries out (seconds). */
+#define AUTHCACHE_SWEEP_SECONDS 600
+
+/* Open (or create) the cache in cfg->state_dir. -1 if it cannot: logged, the helper goes on. */
+int authcache_open(const struct config *cfg);
+/* New TTLs after a reload. */
+void authcache_reconfigure(const struct config *cfg);
+void authcache_close(void);
+
+/*
+ * Before asking the backend: 1 if the cache answers req by itself, into res
+ * (the very password failed within auth_cache_negative_ttl: AUTH_FAIL,
+ * logged "auth failed ... reason=cached-failure"), else 0. Workers never
+ * answer failures themselves, so every one passes here and the brute-force
+ * penalty sees it; the backend (LDAP) is spared the repeats.
+ */
+int authcache_before(const struct auth_request *req, struct auth_result *res);
+
+/*
+ * After the backend answered req with res (req->password still set): record
+ * the answer, or apply stale-if-error, which may turn res into AUTH_OK.
+ * Not for answers authcache_before() gave (that would extend their life).
+ */
+void authcache_after(const struct auth_request *req, struct auth_result *res);
+
+/* authcache_before(), authd_check(), authcache_after(): the synchronous way. */
+void authcache_check(struct authd *ad, const struct auth_request *req, struct auth_result *res);
+
+#endif

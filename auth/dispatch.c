@@ -1,0 +1,322 @@
+#include "auth/dispatch.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "auth/authcache.h"
+#include "auth/server.h"
+#include "auth/text.h"
+#include "daemon/ipc.h"
+#include "daemon/log.h"
+
+#define NONE (-1)
+
+struct dispatch_inflight {
+    int used;
+    int next;               /* free list */
+    int slot;
+    uint32_t gen, id;
+    double arrival;
+};
+
+struct dispatch_held {
+    int slot;
+    uint32_t gen;
+    double send_at;
+    size_t len;
+    unsigned char msg[];
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void peer_send(struct auth_dispatch *d, int slot, const void *msg, size_t len)
+{
+    int fd = d->fd[slot];
+
+    if (fd < 0)
+        return;
+    if (send(fd, msg, len, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)len) {
+        /* As in auth_serve_fd(): never wait for a worker that does not read.
+         * Shutting it down makes the loop see the end and close it. */
+        log_warning("worker connection %d: cannot answer (%s); closing it", slot,
+                    errno == EAGAIN ? "socket full" : strerror(errno));
+        shutdown(fd, SHUT_RDWR);
+    }
+}
+
+static int build_reply(struct buf *b, uint32_t id, const struct auth_result *res)
+{
+    if (ipc_begin(b, AUTH_MSG_PASS_REPLY, id) == -1 ||
+        ipc_put_u32(b, (uint32_t)res->status) == -1 || ipc_put_str(b, res->user) == -1 ||
+        ipc_put_str(b, res->maildir) == -1 || ipc_put_str(b, res->message) == -1)
+        return -1;
+    return 0;
+}
+
+static void log_blocked(const struct auth_request *req, double seconds)
+{
+    char ip[TEXT_LOG_ESCAPE_SIZE(AUTH_IP_MAX)];
+    log_warning("auth penalty ip=%s blocked for %.0fs", text_log_escape(req->ip, ip, sizeof(ip)),
+                seconds);
+}
+
+/* The answer to in-flight record k: penalty, then now or later. */
+static void finish(struct auth_dispatch *d, int k, const struct auth_request *req,
+                   struct auth_result *res)
+{
+    struct dispatch_inflight *f = &d->inflight[k];
+    double now = now_s(), delay = 0;
+
+    if (d->have_penalty && res->status == AUTH_FAIL) {
+        int blocked = 0;
+        delay = penalty_failure(&d->penalty, req->ip, req->user, now, &blocked);
+        if (blocked)
+            log_blocked(req, d->penalty.cfg.block_time);
+    } else if (d->have_penalty && res->status == AUTH_OK) {
+        delay = penalty_success(&d->penalty, req->ip, req->user, now);
+    }
+    if (d->have_penalty && res->status != AUTH_TEMPFAIL && log_enabled(LOG_LVL_DEBUG)) {
+        char ip[TEXT_LOG_ESCAPE_SIZE(AUTH_IP_MAX)], user[TEXT_LOG_ESCAPE_SIZE(AUTH_USER_MAX)];
+        log_debug("auth penalty ip=%s user=%s ip_score=%.2f delay=%.1fs",
+                  text_log_escape(req->ip, ip, sizeof(ip)),
+                  text_log_escape(req->user, user, sizeof(user)),
+                  penalty_ip_score(&d->penalty, req->ip, now), delay);
+    }
+    if (f->gen == d->gen[f->slot] && build_reply(&d->reply, f->id, res) == 0) {
+        double at = f->arrival + delay;
+        struct dispatch_held *h = NULL;
+        if (at > now && d->nheld < DISPATCH_MAX_HELD &&
+            (h = malloc(sizeof(*h) + buf_len(&d->reply))) != NULL) {
+            h->slot = f->slot;
+            h->gen = f->gen;
+            h->send_at = at;
+            h->len = buf_len(&d->reply);
+            memcpy(h->msg, buf_rptr(&d->reply), h->len);
+            d->held[d->nheld++] = h;
+        } else {
+            if (at > now && !d->warned_full++)
+                log_warning("auth penalty: %d answers already held; answering at once",
+                            DISPATCH_MAX_HELD);
+            peer_send(d, f->slot, buf_rptr(&d->reply), buf_len(&d->reply));
+        }
+    }
+    f->used = 0;
+    f->next = d->free_head;
+    d->free_head = k;
+}
+
+static void on_done(void *arg, uint64_t tag, const struct auth_request *req,
+                    struct auth_result *res)
+{
+    struct auth_dispatch *d = arg;
+    /* Record LDAP's answer, or stale-if-error (may turn a tempfail into ok). */
+    authcache_after(req, res);
+    if (tag < DISPATCH_MAX_INFLIGHT && d->inflight[tag].used)
+        finish(d, (int)tag, req, res);
+}
+
+int dispatch_init(struct auth_dispatch *d, struct authd *ad)
+{
+    struct penalty_config pc;
+
+    memset(d, 0, sizeof(*d));
+    d->ad = ad;
+    for (int i = 0; i < DISPATCH_MAX_PEERS; i++)
+        d->fd[i] = -1;
+    d->inflight = calloc(DISPATCH_MAX_INFLIGHT, sizeof(*d->inflight));
+    d->held = calloc(DISPATCH_MAX_HELD, sizeof(*d->held));
+    penalty_config_from(&pc, &ad->cfg);
+    if (d->inflight == NULL || d->held == NULL || penalty_init(&d->penalty, &pc) == -1) {
+        free(d->inflight);
+        free(d->held);
+        errno = ENOMEM;
+        return -1;
+    }
+    d->have_penalty = 1;
+    for (int i = 0; i < DISPATCH_MAX_INFLIGHT; i++)
+        d->inflight[i].next = i + 1 < DISPATCH_MAX_INFLIGHT ? i + 1 : NONE;
+    buf_init(&d->reply, IPC_MAX_MESSAGE);
+    authd_set_done(ad, on_done, d);
+    return 0;
+}
+
+void dispatch_reconfigure(struct auth_dispatch *d)
+{
+    struct penalty_config pc;
+
+    penalty_config_from(&pc, &d->ad->cfg);
+    if (penalty_reconfigure(&d->penalty, &pc) == -1) {
+        log_error("auth penalty: no memory for %u entries; penalty off until the next reload",
+                  pc.entries);
+        d->have_penalty = 0;
+        return;
+    }
+    d->have_penalty = 1;
+}
+
+static void flush(struct auth_dispatch *d, int all)
+{
+    double now = now_s();
+
+    for (int i = 0; i < d->nheld;) {
+        struct dispatch_held *h = d->held[i];
+        if (!all && h->send_at > now) {
+            i++;
+            continue;
+        }
+        if (h->gen == d->gen[h->slot])
+            peer_send(d, h->slot, h->msg, h->len);
+        free(h);
+        d->held[i] = d->held[--d->nheld];
+    }
+    if (d->nheld == 0)
+        d->warned_full = 0;
+}
+
+void dispatch_free(struct auth_dispatch *d)
+{
+    flush(d, 1);
+    authd_set_done(d->ad, NULL, NULL);
+    free(d->held);
+    free(d->inflight);
+    if (d->have_penalty)
+        penalty_free(&d->penalty);
+    buf_free(&d->reply);
+}
+
+void dispatch_peer_open(struct auth_dispatch *d, int slot, int fd)
+{
+    d->fd[slot] = fd;
+}
+
+void dispatch_peer_closed(struct auth_dispatch *d, int slot)
+{
+    d->fd[slot] = -1;
+    d->gen[slot]++;
+}
+
+/* One password request: decode, refuse blocked addresses, start the check. */
+static int handle_pass(struct auth_dispatch *d, int slot, const void *msg, size_t len)
+{
+    struct ipc_reader r;
+    uint32_t type, id;
+    char user[AUTH_USER_MAX], pass[AUTH_PASS_MAX], ip[AUTH_IP_MAX], mech[AUTH_MECH_MAX];
+    struct auth_result res;
+    double left;
+
+    if (ipc_reader_init(&r, msg, len, &type, &id) == -1)
+        return -1;
+    ipc_get_str(&r, user, sizeof(user));
+    ipc_get_str(&r, pass, sizeof(pass));
+    ipc_get_str(&r, ip, sizeof(ip));
+    ipc_get_str(&r, mech, sizeof(mech));
+    if (ipc_reader_end(&r) == -1) {
+        explicit_bzero(pass, sizeof(pass));
+        errno = EPROTO;
+        return -1;
+    }
+    struct auth_request req = { user, pass, ip, mech };
+    int k = d->free_head;
+    if (k == NONE) {
+        memset(&res, 0, sizeof(res));
+        res.status = AUTH_TEMPFAIL;
+        snprintf(res.message, sizeof(res.message), "helper busy");
+        authd_log_outcome(&req, "tempfail", "helper-busy");
+    } else if (d->have_penalty && penalty_blocked(&d->penalty, ip, now_s(), &left)) {
+        memset(&res, 0, sizeof(res));
+        res.status = AUTH_FAIL;
+        authd_log_outcome(&req, "failed", "ip-blocked");
+        k = NONE;
+    } else {
+        struct dispatch_inflight *f = &d->inflight[k];
+        d->free_head = f->next;
+        *f = (struct dispatch_inflight){ .used = 1, .next = NONE, .slot = slot,
+                                         .gen = d->gen[slot], .id = id, .arrival = now_s() };
+        /* The credential cache may know this failure already (auth/authcache.h). */
+        int now = authcache_before(&req, &res);
+        if (!now && (now = authd_start(d->ad, &req, (uint64_t)k, &res)) == 1)
+            authcache_after(&req, &res);
+        if (now)
+            finish(d, k, &req, &res);
+        explicit_bzero(pass, sizeof(pass));
+        return 0;
+    }
+    explicit_bzero(pass, sizeof(pass));
+    if (build_reply(&d->reply, id, &res) == 0)
+        peer_send(d, slot, buf_rptr(&d->reply), buf_len(&d->reply));
+    return 0;
+}
+
+int dispatch_serve(struct auth_dispatch *d, int slot, int burst)
+{
+    unsigned char msg[IPC_MAX_MESSAGE];
+    int fd = d->fd[slot];
+
+    for (int i = 0; i < burst; i++) {
+        ssize_t n = ipc_recv(fd, msg, sizeof(msg));
+        uint32_t type = 0;
+        if (n == 0) {
+            errno = 0;
+            return -1;
+        }
+        if (n == -1) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return 0;
+            if (errno == EINTR)
+                continue;
+            log_warning("worker connection %d: %s; closing it", slot,
+                        errno == EMSGSIZE ? "request too long" : strerror(errno));
+            return -1;
+        }
+        if (n >= 4)
+            memcpy(&type, msg, sizeof(type));
+        int rc;
+        if (type == AUTH_MSG_PASS_REQUEST) {
+            rc = handle_pass(d, slot, msg, (size_t)n);
+        } else {
+            /* Everything else is answered on the spot, as before. */
+            rc = auth_handle_message(d->ad, msg, (size_t)n, &d->reply);
+            if (rc == 0)
+                peer_send(d, slot, buf_rptr(&d->reply), buf_len(&d->reply));
+        }
+        explicit_bzero(msg, (size_t)n);
+        if (rc == -1) {
+            log_warning("worker connection %d: malformed request (%zd bytes); closing it", slot,
+                        n);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int dispatch_timeout_ms(const struct auth_dispatch *d)
+{
+    double now = now_s(), first = -1;
+    int ms = authd_timeout_ms(d->ad);
+
+    for (int i = 0; i < d->nheld; i++) {
+        if (first < 0 || d->held[i]->send_at < first)
+            first = d->held[i]->send_at;
+    }
+    if (first >= 0) {
+        int held_ms = first <= now ? 0 : (int)((first - now) * 1000) + 1;
+        if (ms < 0 || held_ms < ms)
+            ms = held_ms;
+    }
+    return ms;
+}
+
+void dispatch_run(struct auth_dispatch *d)
+{
+    authd_poll(d->ad);
+    flush(d, 0);
+}

@@ -1,0 +1,74 @@
+/*
+ * The helper's password requests as events: each AUTH_MSG_PASS_REQUEST is
+ * started (authd_start), answered at once or when LDAP answers, and its
+ * answer is held back by the brute-force penalty (auth/penalty.h) on a
+ * timer of the event loop, never a sleep: other workers' requests, and the
+ * same worker's, keep flowing meanwhile.
+ *
+ *  - A request from a blocked address is answered AUTH_FAIL at once, without
+ *    asking any password database, and logged "auth failed ... reason=ip-blocked".
+ *  - Otherwise the answer leaves at arrival + delay (the check's own time
+ *    counts towards the delay), so with ldap_timeout and auth_penalty_max_delay
+ *    both at most 12 s an answer always beats the worker's 15 s timeout.
+ *  - At most DISPATCH_MAX_INFLIGHT requests are in progress and
+ *    DISPATCH_MAX_HELD answers held; beyond that a request is answered
+ *    tempfail, and an answer that cannot be held leaves at once (logged).
+ *
+ * Other message types (SCRAM) go through auth_handle_message() unchanged.
+ * A peer's slot carries a generation, so an answer for a worker that has
+ * reconnected meanwhile is dropped, never sent to the new connection.
+ */
+#ifndef FASTPOP_AUTH_DISPATCH_H
+#define FASTPOP_AUTH_DISPATCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "auth/authd.h"
+#include "auth/penalty.h"
+#include "daemon/buf.h"
+
+#define DISPATCH_MAX_PEERS 256
+#define DISPATCH_MAX_INFLIGHT 2048
+#define DISPATCH_MAX_HELD 4096
+
+struct dispatch_inflight;
+struct dispatch_held;
+
+struct auth_dispatch {
+    struct authd *ad;
+    struct penalty penalty;
+    int have_penalty;
+    int fd[DISPATCH_MAX_PEERS];
+    uint32_t gen[DISPATCH_MAX_PEERS];
+    struct dispatch_inflight *inflight;   /* DISPATCH_MAX_INFLIGHT, free-listed */
+    int free_head;
+    struct dispatch_held **held;          /* DISPATCH_MAX_HELD slots */
+    int nheld;
+    int warned_full;
+    struct buf reply;
+};
+
+/* Set up d for ad (and register as ad's done callback). -1: ENOMEM. */
+int dispatch_init(struct auth_dispatch *d, struct authd *ad);
+/* New penalty settings from ad->cfg (after a reload); scores are kept. */
+void dispatch_reconfigure(struct auth_dispatch *d);
+/* Send every held answer now, then free everything. */
+void dispatch_free(struct auth_dispatch *d);
+
+void dispatch_peer_open(struct auth_dispatch *d, int slot, int fd);
+/* Answers still to come for slot are dropped from now on. */
+void dispatch_peer_closed(struct auth_dispatch *d, int slot);
+
+/*
+ * Read and handle up to burst datagrams from slot's socket. Returns 0 to keep
+ * the peer, -1 to close it (EOF, malformed message, error; logged except EOF).
+ */
+int dispatch_serve(struct auth_dispatch *d, int slot, int burst);
+
+/* Milliseconds until a held answer is due or authd needs a poll, or -1. */
+int dispatch_timeout_ms(const struct auth_dispatch *d);
+/* Poll authd and send the answers that are due. */
+void dispatch_run(struct auth_dispatch *d);
+
+#endif

@@ -1,0 +1,175 @@
+/*
+ * The LDAP password database (passdb = ldap), asynchronous: the helper's
+ * event loop never waits for the directory.
+ *
+ * Why asynchronous libldap and not a thread pool: a lookup is two round
+ * trips (search, then maybe a bind) that cost the helper no CPU, so one
+ * thread can keep hundreds of them in flight, pipelined on one connection
+ * (ldap_search_ext() returns a message id at once; ldap_result() with a
+ * zero timeout collects whatever has arrived). A pool of N threads would
+ * hold up request N+1 behind N slow ones, which is what this backend must
+ * never do. The one thing libldap cannot do without blocking is opening a
+ * connection (TCP connect, StartTLS or ldaps handshake, the service bind),
+ * so that alone runs in one connector thread (auth/ldap_conn.c) that hands
+ * finished connections to the loop. A dead or stopped server can keep that
+ * thread busy for the connect and operation timeouts, never the loop.
+ *
+ * Connections:
+ *  - one service connection, bound as ldap_bind_dn with the secret from
+ *    ldap_bind_secret_file (or anonymous), carries every search, at most
+ *    LDAP_MAX_PIPELINE at once (so a request never waits on a full socket
+ *    buffer); in ldap_auth = password mode it also reads userPassword, which
+ *    is then checked here with auth/scheme.c;
+ *  - in ldap_auth = bind mode, ldap_bind_connections more connections for
+ *    binding as the user's DN: a bind changes a connection's identity and no
+ *    other request may be sent until it is answered (RFC 4511 4.2.1), so each
+ *    carries one bind at a time and never a search.
+ * All use LDAPv3 (libldap defaults to v2), no referrals, LDAP_OPT_NETWORK_TIMEOUT
+ * = ldap_connect_timeout, StartTLS (ldap_starttls) or ldaps:// URIs with
+ * certificate checks against ldap_tls_ca_file. ldap_uri may list several
+ * URIs: libldap tries them in order at each connect, which is the failover.
+ *
+ * Timing: a request has ldap_timeout in all, from arrival to answer; one that
+ * runs out is answered tempfail and its connection, which has stopped
+ * answering, is closed and opened again. A lost connection fails what was in
+ * flight on it (tempfail) and is reopened at once; a failed open is retried
+ * after LDAP_RECONNECT_MIN seconds, doubling up to LDAP_RECONNECT_MAX. While a
+ * connection is down and waiting to be retried, new requests are answered
+ * tempfail at once (the worker says [SYS/TEMP]) instead of waiting.
+ *
+ * Lookups: ldap_user_filter with %u/%n/%d escaped (auth/ldap_filter.h) under
+ * ldap_base, size limit 2: no entry is an unknown user, two are an
+ * ambiguous one (refused, logged). Empty passwords never reach the server
+ * (an empty simple bind is an "unauthenticated bind" that some servers
+ * accept, RFC 4513 5.1.2). The maildir is the ldap_maildir_attribute value
+ * if set and present (an absolute path, or "maildir:PATH"), else the maildir
+ * template with %h from ldap_home_attribute; the canonical user name is the
+ * ldap_user_attribute value if set, else the login name.
+ */
+#ifndef FASTPOP_AUTH_LDAP_H
+#define FASTPOP_AUTH_LDAP_H
+
+#include <stddef.h>
+
+#include "auth/protocol.h"
+#include "daemon/config.h"
+
+/* Searches in flight on the service connection (Dovecot keeps 8; ours are tiny). */
+#define LDAP_MAX_PIPELINE 64
+/* Requests held at once; more are answered tempfail (bounded memory). */
+#define LDAP_MAX_REQUESTS 1024
+/* Reconnect backoff, seconds. */
+#define LDAP_RECONNECT_MIN 0.5
+#define LDAP_RECONNECT_MAX 16.0
+/* Largest secret file and DN kept. */
+#define LDAP_SECRET_MAX 512
+#define LDAP_DN_MAX 1024
+
+/* What the backend needs from the configuration, with the secret read in. */
+struct ldap_settings {
+    char uri[CONFIG_PATH_MAX];
+    int starttls;
+    char ca_file[CONFIG_PATH_MAX];
+    char bind_dn[CONFIG_PATH_MAX];
+    char secret[LDAP_SECRET_MAX];
+    char base[CONFIG_PATH_MAX];
+    int scope;                        /* LDAP_SCOPE_* */
+    char filter[CONFIG_PATH_MAX];
+    int mode;                         /* enum config_ldap_auth */
+    char maildir_attr[CONFIG_NAME_MAX];
+    char home_attr[CONFIG_NAME_MAX];
+    char user_attr[CONFIG_NAME_MAX];
+    char maildir_template[CONFIG_PATH_MAX];
+    int connect_timeout;              /* seconds */
+    int timeout;                      /* seconds */
+    int bind_connections;
+    /* What an unknown user's password is checked against in password mode,
+     * so "no such user" costs what a wrong password costs (from authd). */
+    char dummy_hash[128];
+};
+
+/* One answer. reason is a word for the "reason=" of the log line. */
+struct ldap_answer {
+    enum auth_status status;
+    const char *reason;
+    char user[AUTH_USER_MAX];
+    char maildir[AUTH_PATH_MAX];
+    char message[AUTH_MESSAGE_MAX];
+};
+
+/* Called from ldap_backend_poll() (never from submit) with the ctx given to submit. */
+typedef void ldap_done_fn(void *arg, void *ctx, const struct ldap_answer *ans);
+
+struct ldap_backend;
+
+/*
+ * Fill s from cfg and read the secret file (which must not be readable by
+ * others). Returns 0, or -1 with a message in err.
+ */
+int ldap_settings_from(struct ldap_settings *s, const struct config *cfg, char *err,
+                       size_t errlen);
+
+/* Wipe the secret. */
+void ldap_settings_wipe(struct ldap_settings *s);
+
+/*
+ * Start the backend (the connector thread, and the first connection).
+ * Returns NULL with errno on failure (ENOMEM, or what pthread/socketpair said).
+ */
+struct ldap_backend *ldap_backend_new(const struct ldap_settings *s, ldap_done_fn *done,
+                                      void *arg);
+
+/*
+ * Answer every request still held (tempfail) and free everything. The
+ * connector thread is not waited for: it exits when it sees the backend gone.
+ */
+void ldap_backend_free(struct ldap_backend *lb);
+
+/*
+ * Start looking up user / checking password. Returns 0 when queued (the answer
+ * comes through done), or -1 with *ans filled when answered at once (busy,
+ * down, empty password). The password is copied and wiped when done with.
+ */
+int ldap_backend_submit(struct ldap_backend *lb, const char *user, const char *password,
+                        void *ctx, struct ldap_answer *ans);
+
+/* An fd (epoll) that becomes readable when poll has work. */
+int ldap_backend_fd(const struct ldap_backend *lb);
+/* Milliseconds until poll must run anyway (a deadline or a retry), or -1. */
+int ldap_backend_timeout_ms(const struct ldap_backend *lb);
+/* Collect results and connections, answer expired requests, send queued ones. */
+void ldap_backend_poll(struct ldap_backend *lb);
+/* Requests held (for --test, which waits until it is 0). */
+int ldap_backend_pending(const struct ldap_backend *lb);
+
+/* ---- the parts that need no server, in auth/ldap_entry.c ---- */
+
+/* The attributes of the one entry found, as NUL-terminated strings. */
+struct ldap_found {
+    const char *dn;
+    const char *const *passwords;     /* userPassword values (password mode) */
+    int npasswords;
+    const char *maildir;              /* ldap_maildir_attribute value, or NULL */
+    const char *home;                 /* ldap_home_attribute value, or NULL */
+    const char *user;                 /* ldap_user_attribute value, or NULL */
+};
+
+/*
+ * Password mode: check password against every userPassword value. Returns
+ * SCHEME_MATCH if one matches, else the most telling other result
+ * (mismatch before malformed before unknown scheme). With no values at all:
+ * SCHEME_MISMATCH (a user without a password cannot log in).
+ */
+int ldap_entry_verify(const struct ldap_found *f, const char *password);
+
+/*
+ * Fill ans->user and ans->maildir for login from f. Returns 0, or -1 with
+ * ans set to tempfail (reason "maildir", message for the log).
+ */
+int ldap_entry_result(const struct ldap_settings *s, const char *login,
+                      const struct ldap_found *f, struct ldap_answer *ans);
+
+/* Map an LDAP result code of a user bind: AUTH_OK, AUTH_FAIL or AUTH_TEMPFAIL. */
+enum auth_status ldap_bind_status(int ldap_rc);
+
+#endif

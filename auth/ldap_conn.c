@@ -1,0 +1,185 @@
+#include "auth/ldap_conn.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+struct connector {
+    int fd;
+    struct ldap_settings s;
+};
+
+int ldap_conn_options(LDAP *ld, const struct ldap_settings *s, char *err, size_t errlen)
+{
+    int v3 = LDAP_VERSION3;
+    struct timeval net = { s->connect_timeout, 0 };
+    struct timeval op = { s->timeout, 0 };
+    int demand = LDAP_OPT_X_TLS_DEMAND;
+    int zero = 0;
+    const char *what = NULL;
+
+    /* libldap defaults to LDAPv2 and to waiting forever. */
+    if (ldap_set_option(ld, LDAP_OPT_PROTOCOL_VERSION, &v3) != LDAP_OPT_SUCCESS)
+        what = "protocol version";
+    else if (ldap_set_option(ld, LDAP_OPT_NETWORK_TIMEOUT, &net) != LDAP_OPT_SUCCESS)
+        what = "network timeout";
+    else if (ldap_set_option(ld, LDAP_OPT_TIMEOUT, &op) != LDAP_OPT_SUCCESS)
+        what = "timeout";
+    else if (ldap_set_option(ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF) != LDAP_OPT_SUCCESS)
+        what = "referrals";
+    else if (ldap_set_option(ld, LDAP_OPT_X_TLS_REQUIRE_CERT, &demand) != LDAP_OPT_SUCCESS)
+        what = "TLS require cert";
+    else if (s->ca_file[0] &&
+             ldap_set_option(ld, LDAP_OPT_X_TLS_CACERTFILE, s->ca_file) != LDAP_OPT_SUCCESS)
+        what = "TLS CA file";
+    /* The TLS options above apply to this handle only once a new context is made. */
+    else if (ldap_set_option(ld, LDAP_OPT_X_TLS_NEWCTX, &zero) != LDAP_OPT_SUCCESS)
+        what = "TLS context (is ldap_tls_ca_file readable?)";
+    if (what == NULL)
+        return 0;
+    snprintf(err, errlen, "cannot set LDAP option: %s", what);
+    return -1;
+}
+
+/* One connection, start to finish, blocking (bounded by the timeouts). */
+static LDAP *open_one(const struct ldap_settings *s, int service, char *err, size_t errlen)
+{
+    LDAP *ld = NULL;
+    int rc = ldap_initialize(&ld, s->uri);
+
+    if (rc != LDAP_SUCCESS) {
+        snprintf(err, errlen, "ldap_uri \"%s\": %s", s->uri, ldap_err2string(rc));
+        return NULL;
+    }
+    if (ldap_conn_options(ld, s, err, errlen) == -1)
+        goto fail;
+    rc = ldap_connect(ld);
+    if (rc != LDAP_SUCCESS) {
+        snprintf(err, errlen, "connect to %s: %s", s->uri, ldap_err2string(rc));
+        goto fail;
+    }
+    if (s->starttls && !ldap_tls_inplace(ld)) {
+        rc = ldap_start_tls_s(ld, NULL, NULL);
+        if (rc != LDAP_SUCCESS) {
+            char *diag = NULL;
+            ldap_get_option(ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, &diag);
+            snprintf(err, errlen, "StartTLS: %s%s%s", ldap_err2string(rc), diag ? ": " : "",
+                     diag ? diag : "");
+            ldap_memfree(diag);
+            goto fail;
+        }
+    }
+    if (service && s->bind_dn[0]) {
+        struct berval cred = { strlen(s->secret), (char *)s->secret };
+        rc = ldap_sasl_bind_s(ld, s->bind_dn, LDAP_SASL_SIMPLE, &cred, NULL, NULL, NULL);
+        if (rc != LDAP_SUCCESS) {
+            snprintf(err, errlen, "bind as ldap_bind_dn %s: %s", s->bind_dn,
+                     ldap_err2string(rc));
+            goto fail;
+        }
+    }
+    return ld;
+fail:
+    ldap_unbind_ext(ld, NULL, NULL);
+    return NULL;
+}
+
+static void *run(void *arg)
+{
+    struct connector *c = arg;
+    struct ldap_conn_job job;
+
+    for (;;) {
+        ssize_t n = recv(c->fd, &job, sizeof(job), 0);
+        if (n == -1 && errno == EINTR)
+            continue;
+        if (n != (ssize_t)sizeof(job))
+            break;   /* the loop closed its end: the backend is gone */
+        struct ldap_conn_done done = { .slot = job.slot, .gen = job.gen };
+        done.ld = open_one(&c->s, job.service, done.error, sizeof(done.error));
+        if (send(c->fd, &done, sizeof(done), MSG_NOSIGNAL) != (ssize_t)sizeof(done)) {
+            if (done.ld)
+                ldap_unbind_ext(done.ld, NULL, NULL);
+            break;
+        }
+    }
+    close(c->fd);
+    explicit_bzero(&c->s, sizeof(c->s));
+    free(c);
+    return NULL;
+}
+
+int ldap_connector_start(const struct ldap_settings *s)
+{
+    int sv[2];
+    pthread_t tid;
+    pthread_attr_t attr;
+    sigset_t all, old;
+    int version;
+
+    /* libldap's global defaults are set up on first use; do it here, not in two threads. */
+    (void)ldap_get_option(NULL, LDAP_OPT_PROTOCOL_VERSION, &version);
+    struct connector *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return -1;
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == -1) {
+        free(c);
+        return -1;
+    }
+    c->fd = sv[1];
+    c->s = *s;
+    /* Signals are for the loop's epoll_pwait: the thread takes none. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int rc = pthread_create(&tid, &attr, run, c);
+    pthread_attr_destroy(&attr);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        close(sv[0]);
+        close(sv[1]);
+        explicit_bzero(&c->s, sizeof(c->s));
+        free(c);
+        errno = rc;
+        return -1;
+    }
+    return sv[0];
+}
+
+int ldap_connector_request(int fd, const struct ldap_conn_job *job)
+{
+    /* Jobs are few (one per connection slot), so the socket never fills. */
+    if (send(fd, job, sizeof(*job), MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)sizeof(*job))
+        return -1;
+    return 0;
+}
+
+int ldap_connector_read(int fd, struct ldap_conn_done *done)
+{
+    ssize_t n = recv(fd, done, sizeof(*done), MSG_DONTWAIT);
+    if (n == (ssize_t)sizeof(*done))
+        return 1;
+    if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return 0;
+    return -1;
+}
+
+void ldap_connector_stop(int fd)
+{
+    struct ldap_conn_done done;
+
+    if (fd < 0)
+        return;
+    shutdown(fd, SHUT_WR);
+    while (ldap_connector_read(fd, &done) == 1) {
+        if (done.ld)
+            ldap_unbind_ext(done.ld, NULL, NULL);
+    }
+    close(fd);
+}

@@ -1,0 +1,51 @@
+/*
+ * The LDAP connector: one thread that opens connections for auth/ldap.c,
+ * the only step libldap cannot do without blocking (TCP connect to each URI
+ * in turn, StartTLS or the ldaps handshake, the service bind). Each of those
+ * is bounded by ldap_connect_timeout / ldap_timeout, and none of it runs in
+ * the event loop.
+ *
+ * The loop sends a job {slot, gen, service} over a socketpair and gets back
+ * {slot, gen, LDAP *, error text} when the connection is ready or failed.
+ * A handle is owned by whoever holds it: the thread until it sends it, the
+ * loop after it receives it. The thread has its own copy of the settings
+ * (the secret included) and frees it when the loop closes its end; results
+ * the loop never read are unbound by ldap_connector_stop().
+ */
+#ifndef FASTPOP_AUTH_LDAP_CONN_H
+#define FASTPOP_AUTH_LDAP_CONN_H
+
+#include <ldap.h>
+#include <stdint.h>
+
+#include "auth/ldap.h"
+
+struct ldap_conn_job {
+    int slot;
+    uint32_t gen;
+    int service;        /* 1: bind as ldap_bind_dn; 0: a connection for user binds */
+};
+
+struct ldap_conn_done {
+    int slot;
+    uint32_t gen;
+    LDAP *ld;           /* NULL: failed, see error */
+    char error[200];
+};
+
+/* Start the thread. Returns the loop's end of the socketpair, or -1 with errno. */
+int ldap_connector_start(const struct ldap_settings *s);
+
+/* Ask for a connection. -1 with errno if the thread is gone. */
+int ldap_connector_request(int fd, const struct ldap_conn_job *job);
+
+/* Read one finished job: 1 got one, 0 none waiting, -1 the thread is gone. */
+int ldap_connector_read(int fd, struct ldap_conn_done *done);
+
+/* Close the loop's end; connections finished but not read are unbound. */
+void ldap_connector_stop(int fd);
+
+/* Set the per-handle options every connection gets (exposed for the tests). */
+int ldap_conn_options(LDAP *ld, const struct ldap_settings *s, char *err, size_t errlen);
+
+#endif

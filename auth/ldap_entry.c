@@ -1,0 +1,177 @@
+/*
+ * The LDAP backend's decisions that need no server: settings and the secret
+ * file, a found entry into an answer, password checks, bind result codes.
+ * Kept apart from auth/ldap.c so the unit tests can drive them directly.
+ */
+#include "auth/ldap.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ldap.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "auth/ldap_filter.h"
+#include "auth/scheme.h"
+#include "auth/template.h"
+
+static int read_secret(const char *path, char *out, size_t outlen, char *err, size_t errlen)
+{
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+    if (fd == -1) {
+        snprintf(err, errlen, "ldap_bind_secret_file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "ldap_bind_secret_file %s: not a regular file", path);
+        close(fd);
+        return -1;
+    }
+    /* The secret is the helper's alone: a file others can read is refused, not used. */
+    if (st.st_mode & S_IROTH) {
+        snprintf(err, errlen, "ldap_bind_secret_file %s is readable by others: chmod o-r it",
+                 path);
+        close(fd);
+        return -1;
+    }
+    ssize_t n = read(fd, out, outlen);
+    int saved = errno;
+    close(fd);
+    if (n < 0 || (size_t)n >= outlen) {
+        explicit_bzero(out, outlen);
+        snprintf(err, errlen, "ldap_bind_secret_file %s: %s", path,
+                 n < 0 ? strerror(saved) : "longer than 511 bytes");
+        return -1;
+    }
+    /* One line; the newline editors add is not part of the secret. */
+    out[n] = '\0';
+    out[strcspn(out, "\r\n")] = '\0';
+    return 0;
+}
+
+int ldap_settings_from(struct ldap_settings *s, const struct config *cfg, char *err,
+                       size_t errlen)
+{
+    static const int scopes[] = { LDAP_SCOPE_SUBTREE, LDAP_SCOPE_ONELEVEL, LDAP_SCOPE_BASE };
+
+    memset(s, 0, sizeof(*s));
+    if (cfg->ldap_uri[0] == '\0') {
+        snprintf(err, errlen, "passdb ldap needs ldap_uri");
+        return -1;
+    }
+    if (ldap_filter_check(cfg->ldap_user_filter) == -1) {
+        snprintf(err, errlen, "ldap_user_filter \"%s\" is not one filter in parentheses with "
+                 "%%u %%n %%d %%%% escapes", cfg->ldap_user_filter);
+        return -1;
+    }
+    if (cfg->ldap_bind_dn[0] && cfg->ldap_bind_secret_file[0] == '\0') {
+        snprintf(err, errlen, "ldap_bind_dn needs ldap_bind_secret_file");
+        return -1;
+    }
+    snprintf(s->uri, sizeof(s->uri), "%s", cfg->ldap_uri);
+    s->starttls = cfg->ldap_starttls;
+    snprintf(s->ca_file, sizeof(s->ca_file), "%s", cfg->ldap_tls_ca_file);
+    snprintf(s->bind_dn, sizeof(s->bind_dn), "%s", cfg->ldap_bind_dn);
+    snprintf(s->base, sizeof(s->base), "%s", cfg->ldap_base);
+    s->scope = scopes[cfg->ldap_scope];
+    snprintf(s->filter, sizeof(s->filter), "%s", cfg->ldap_user_filter);
+    s->mode = cfg->ldap_auth;
+    snprintf(s->maildir_attr, sizeof(s->maildir_attr), "%s", cfg->ldap_maildir_attribute);
+    snprintf(s->home_attr, sizeof(s->home_attr), "%s", cfg->ldap_home_attribute);
+    snprintf(s->user_attr, sizeof(s->user_attr), "%s", cfg->ldap_user_attribute);
+    snprintf(s->maildir_template, sizeof(s->maildir_template), "%s", cfg->maildir);
+    s->connect_timeout = cfg->ldap_connect_timeout;
+    s->timeout = cfg->ldap_timeout;
+    s->bind_connections = cfg->ldap_bind_connections;
+    if (cfg->ldap_bind_dn[0] &&
+        read_secret(cfg->ldap_bind_secret_file, s->secret, sizeof(s->secret), err, errlen) == -1)
+        return -1;
+    return 0;
+}
+
+void ldap_settings_wipe(struct ldap_settings *s)
+{
+    explicit_bzero(s->secret, sizeof(s->secret));
+}
+
+int ldap_entry_verify(const struct ldap_found *f, const char *password)
+{
+    /* Order of preference for what to report when nothing matches. */
+    static const int rank[] = { [SCHEME_MATCH] = 4, [SCHEME_MISMATCH] = 3,
+                                [SCHEME_MALFORMED] = 2, [SCHEME_UNKNOWN] = 1 };
+    int best = SCHEME_MISMATCH;
+
+    if (f->npasswords == 0)
+        return SCHEME_MISMATCH;
+    best = SCHEME_UNKNOWN;
+    for (int i = 0; i < f->npasswords; i++) {
+        enum scheme_result r = scheme_verify(f->passwords[i], password);
+        if (r == SCHEME_MATCH)
+            return SCHEME_MATCH;
+        if (rank[r] > rank[best])
+            best = (int)r;
+    }
+    return best;
+}
+
+int ldap_entry_result(const struct ldap_settings *s, const char *login,
+                      const struct ldap_found *f, struct ldap_answer *ans)
+{
+    const char *user = f->user && f->user[0] ? f->user : login;
+
+    if (strlen(user) >= sizeof(ans->user)) {
+        ans->status = AUTH_TEMPFAIL;
+        ans->reason = "user-attribute";
+        snprintf(ans->message, sizeof(ans->message), "ldap_user_attribute value too long");
+        return -1;
+    }
+    snprintf(ans->user, sizeof(ans->user), "%s", user);
+    if (f->maildir && f->maildir[0]) {
+        /* mailMessageStore holds a path; Dovecot-style "maildir:PATH[:opts]" is taken too. */
+        const char *path = f->maildir;
+        size_t len;
+        if (strncmp(path, "maildir:", 8) == 0)
+            path += 8;
+        len = strcspn(path, ":");
+        if (path[0] == '/' && len < sizeof(ans->maildir)) {
+            memcpy(ans->maildir, path, len);
+            ans->maildir[len] = '\0';
+            return 0;
+        }
+        ans->status = AUTH_TEMPFAIL;
+        ans->reason = "maildir";
+        snprintf(ans->message, sizeof(ans->message), "%s is not an absolute maildir path",
+                 s->maildir_attr);
+        return -1;
+    }
+    if (template_expand(s->maildir_template, user, f->home ? f->home : "", ans->maildir,
+                        sizeof(ans->maildir)) == 0)
+        return 0;
+    ans->maildir[0] = '\0';
+    ans->status = AUTH_TEMPFAIL;
+    ans->reason = "maildir";
+    snprintf(ans->message, sizeof(ans->message), "%s",
+             errno == ENOENT ? "maildir template needs %h but the entry has no home"
+                             : "maildir template gives no absolute path");
+    return -1;
+}
+
+enum auth_status ldap_bind_status(int rc)
+{
+    switch (rc) {
+    case LDAP_SUCCESS:
+        return AUTH_OK;
+    case LDAP_INVALID_CREDENTIALS:
+    case LDAP_INAPPROPRIATE_AUTH:   /* the entry has no password to bind with */
+    case LDAP_INVALID_DN_SYNTAX:
+    case LDAP_NO_SUCH_OBJECT:       /* deleted between the search and the bind */
+        return AUTH_FAIL;
+    default:
+        /* busy, unavailable, unwilling (e.g. account locked by policy: ask again later) */
+        return AUTH_TEMPFAIL;
+    }
+}

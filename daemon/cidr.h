@@ -1,0 +1,36 @@
+/*
+ * Lists of networks ("127.0.0.0/8 10.0.0.0/8 ::1/128"), as config values
+ * for trusted proxies, trusted plaintext clients and penalty exemptions.
+ * IPv4 addresses match IPv4 networks whether they arrive as AF_INET or as
+ * v4-mapped IPv6 (::ffff:a.b.c.d).
+ */
+#ifndef FASTPOP_CIDR_H
+#define FASTPOP_CIDR_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define CIDR_LIST_MAX 32
+
+struct cidr {
+    uint8_t addr[16];   /* IPv4 as v4-mapped IPv6 */
+    uint8_t prefix;     /* over the 128 bits (IPv4 /n is stored as 96 + n) */
+};
+
+struct cidr_list {
+    struct cidr net[CIDR_LIST_MAX];
+    int count;
+};
+
+/*
+ * Parse networks separated by spaces or commas; a bare address is a host
+ * (/32 or /128). "" gives an empty list. -1 with a message in err.
+ */
+int cidr_list_parse(const char *text, struct cidr_list *list, char *err, size_t errlen);
+/* 1 if addr (AF_INET or AF_INET6) is in one of the networks, else 0. */
+int cidr_list_match(const struct cidr_list *list, const struct sockaddr *addr);
+/* The list in the syntax cidr_list_parse() reads. */
+void cidr_list_format(const struct cidr_list *list, char *out, size_t outlen);
+
+#endif

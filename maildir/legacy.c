@@ -1,0 +1,304 @@
+#include "maildir/legacy.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "maildir/filename.h"
+
+struct legacy_list *legacy_new(enum legacy_kind kind, int version)
+{
+    struct legacy_list *lg = calloc(1, sizeof(*lg));
+    if (lg != NULL) {
+        lg->kind = kind;
+        lg->version = version;
+    }
+    return lg;
+}
+
+void legacy_free(struct legacy_list *lg)
+{
+    if (lg == NULL)
+        return;
+    int saved = errno;
+    free(lg->recs);
+    free(lg->strings);
+    free(lg);
+    errno = saved;
+}
+
+static int add_string(struct legacy_list *lg, const char *s, size_t len, uint32_t *off)
+{
+    size_t need = lg->strings_len + len + 1;
+    if (need > UINT32_MAX) {
+        errno = EOVERFLOW;
+        return -1;
+    }
+    if (need > lg->strings_cap) {
+        size_t cap = lg->strings_cap ? lg->strings_cap : 4096;
+        while (cap < need)
+            cap *= 2;
+        char *p = realloc(lg->strings, cap);
+        if (p == NULL)
+            return -1;
+        lg->strings = p;
+        lg->strings_cap = cap;
+    }
+    memcpy(lg->strings + lg->strings_len, s, len);
+    lg->strings[lg->strings_len + len] = '\0';
+    *off = (uint32_t)lg->strings_len;
+    lg->strings_len = need;
+    return 0;
+}
+
+int legacy_add(struct legacy_list *lg, const char *name, size_t name_len, const char *uidl,
+               size_t uidl_len, uint64_t uid, int has_order, uint64_t order)
+{
+    if (name_len == 0 || name_len > UINT16_MAX || uidl_len == 0 || uidl_len > UINT16_MAX) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (lg->count == lg->cap) {
+        size_t cap = lg->cap ? lg->cap * 2 : 64;
+        struct legacy_rec *p = realloc(lg->recs, cap * sizeof(*p));
+        if (p == NULL)
+            return -1;
+        lg->recs = p;
+        lg->cap = cap;
+    }
+    struct legacy_rec *r = &lg->recs[lg->count];
+    memset(r, 0, sizeof(*r));
+    if (add_string(lg, name, name_len, &r->name_off) == -1 ||
+        add_string(lg, uidl, uidl_len, &r->uidl_off) == -1)
+        return -1;
+    r->name_len = (uint16_t)name_len;
+    r->uidl_len = (uint16_t)uidl_len;
+    r->uid = uid;
+    r->has_order = has_order != 0;
+    r->order = order;
+    lg->count++;
+    return 0;
+}
+
+static int compare_names(const char *a, size_t alen, const char *b, size_t blen)
+{
+    int c = memcmp(a, b, alen < blen ? alen : blen);
+    if (c != 0)
+        return c;
+    return alen < blen ? -1 : alen > blen;
+}
+
+static int compare_recs(const void *pa, const void *pb, void *arg)
+{
+    const struct legacy_rec *a = pa;
+    const struct legacy_rec *b = pb;
+    const char *strings = arg;
+    int c = compare_names(strings + a->name_off, a->name_len, strings + b->name_off,
+                          b->name_len);
+    if (c != 0)
+        return c;
+    /* Strings are appended in file order: the earlier record sorts first. */
+    return a->name_off < b->name_off ? -1 : a->name_off > b->name_off;
+}
+
+void legacy_finish(struct legacy_list *lg)
+{
+    if (lg->count < 2)
+        return;
+    qsort_r(lg->recs, lg->count, sizeof(lg->recs[0]), compare_recs, lg->strings);
+    /* A name listed twice: the old servers' readers keep the first line. */
+    size_t out = 1;
+    for (size_t i = 1; i < lg->count; i++) {
+        const struct legacy_rec *prev = &lg->recs[out - 1];
+        const struct legacy_rec *r = &lg->recs[i];
+        if (compare_names(lg->strings + prev->name_off, prev->name_len,
+                          lg->strings + r->name_off, r->name_len) != 0)
+            lg->recs[out++] = *r;
+    }
+    lg->count = out;
+}
+
+const struct legacy_rec *legacy_find(const struct legacy_list *lg, const char *name,
+                                     size_t len)
+{
+    size_t lo = 0, hi = lg->count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const struct legacy_rec *r = &lg->recs[mid];
+        int c = compare_names(name, len, lg->strings + r->name_off, r->name_len);
+        if (c == 0)
+            return r;
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return NULL;
+}
+
+const char *legacy_rec_name(const struct legacy_list *lg, const struct legacy_rec *r)
+{
+    return lg->strings + r->name_off;
+}
+
+const char *legacy_rec_uidl(const struct legacy_list *lg, const struct legacy_rec *r)
+{
+    return lg->strings + r->uidl_off;
+}
+
+/* Order key of one message: Dovecot's O first, then uid, then the rest. */
+struct order_key {
+    uint8_t  rank;   /* 0: has O, 1: listed without O, 2: not listed */
+    uint64_t key;
+    size_t   index;  /* scan order, the last tie-break */
+};
+
+static int compare_keys(const void *pa, const void *pb)
+{
+    const struct order_key *a = pa;
+    const struct order_key *b = pb;
+    if (a->rank != b->rank)
+        return a->rank < b->rank ? -1 : 1;
+    if (a->key != b->key)
+        return a->key < b->key ? -1 : 1;
+    return a->index < b->index ? -1 : a->index > b->index;
+}
+
+static int reorder(struct maildir *md, struct order_key *keys)
+{
+    qsort(keys, md->count, sizeof(keys[0]), compare_keys);
+    struct maildir_msg *sorted = malloc(md->count * sizeof(*sorted));
+    if (sorted == NULL)
+        return -1;
+    for (size_t i = 0; i < md->count; i++)
+        sorted[i] = md->msgs[keys[i].index];
+    memcpy(md->msgs, sorted, md->count * sizeof(*sorted));
+    free(sorted);
+    return 0;
+}
+
+int legacy_apply(const struct legacy_list *lg, struct maildir *md)
+{
+    struct order_key *keys = NULL;
+    int reordered = 0;
+
+    if (lg == NULL || lg->count == 0 || md->count == 0)
+        return 0;
+    if (lg->kind == LEGACY_DOVECOT) {
+        keys = calloc(md->count, sizeof(*keys));
+        if (keys == NULL)
+            return -1;
+    }
+    for (size_t i = 0; i < md->count; i++) {
+        const char *name = maildir_msg_name(md, i);
+        const struct legacy_rec *r = legacy_find(lg, name, md->msgs[i].unique_len);
+        if (r != NULL && maildir_set_uidl(md, i, legacy_rec_uidl(lg, r), r->uidl_len) == -1) {
+            free(keys);
+            return -1;
+        }
+        if (keys == NULL)
+            continue;
+        keys[i].index = i;
+        if (r == NULL) {
+            keys[i].rank = 2;
+        } else {
+            keys[i].rank = r->has_order ? 0 : 1;
+            keys[i].key = r->has_order ? r->order : r->uid;
+            reordered = 1;
+        }
+    }
+    int rc = reordered ? reorder(md, keys) : 0;
+    free(keys);
+    return rc;
+}
+
+/* Read a whole small file; *buf is NUL-terminated for the parsers' sake. */
+static int read_file(int fd, char **buf, size_t *len)
+{
+    struct stat sb;
+    if (fstat(fd, &sb) == -1)
+        return -1;
+    if (sb.st_size > LEGACY_MAX_FILE) {
+        errno = EFBIG;
+        return -1;
+    }
+    size_t cap = (size_t)sb.st_size + 1;
+    char *p = malloc(cap);
+    size_t have = 0;
+    if (p == NULL)
+        return -1;
+    for (;;) {
+        if (have + 1 == cap) {
+            /* Grew while we read it (the old server rewrote it): keep going. */
+            if (cap > LEGACY_MAX_FILE) {
+                free(p);
+                errno = EFBIG;
+                return -1;
+            }
+            char *q = realloc(p, cap * 2);
+            if (q == NULL) {
+                free(p);
+                return -1;
+            }
+            p = q;
+            cap *= 2;
+        }
+        ssize_t n = read(fd, p + have, cap - 1 - have);
+        if (n == -1 && errno == EINTR)
+            continue;
+        if (n == -1) {
+            int saved = errno;
+            free(p);
+            errno = saved;
+            return -1;
+        }
+        if (n == 0)
+            break;
+        have += (size_t)n;
+    }
+    p[have] = '\0';
+    *buf = p;
+    *len = have;
+    return 0;
+}
+
+static int mtime_after(const struct stat *a, const struct stat *b)
+{
+    if (a->st_mtim.tv_sec != b->st_mtim.tv_sec)
+        return a->st_mtim.tv_sec > b->st_mtim.tv_sec;
+    return a->st_mtim.tv_nsec > b->st_mtim.tv_nsec;
+}
+
+int legacy_load(int rootfd, struct legacy_list **out)
+{
+    struct stat cs, ds;
+    int has_c, has_d;
+
+    *out = NULL;
+    has_c = fstatat(rootfd, LEGACY_COURIER_FILE, &cs, 0) == 0 && S_ISREG(cs.st_mode);
+    has_d = fstatat(rootfd, LEGACY_DOVECOT_FILE, &ds, 0) == 0 && S_ISREG(ds.st_mode);
+    if (!has_c && !has_d)
+        return 0;
+    int courier = has_c && (!has_d || !mtime_after(&ds, &cs));
+    const char *file = courier ? LEGACY_COURIER_FILE : LEGACY_DOVECOT_FILE;
+    int fd = openat(rootfd, file, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
+    if (fd == -1)
+        return errno == ENOENT ? 0 : -1; /* removed meanwhile: there is none */
+    char *buf;
+    size_t len;
+    int rc = read_file(fd, &buf, &len);
+    int saved = errno;
+    close(fd);
+    if (rc == -1) {
+        errno = saved;
+        return -1;
+    }
+    rc = courier ? legacy_courier_parse(buf, len, out) : legacy_dovecot_parse(buf, len, out);
+    saved = errno;
+    free(buf);
+    errno = saved;
+    return rc;
+}

@@ -1,0 +1,280 @@
+/*
+ * Credential cache records: the byte layout, the verifier and the decision a
+ * worker takes from a record. No LMDB here (see credcache.c).
+ *
+ * Layout (little-endian, version 1):
+ *   u8 version, u8 flags (1 = positive part, 2 = negative part), u16 zero,
+ *   u32 iterations, salt[16],
+ *   positive: i64 verified_at, dk[32], u16 len + user, u16 len + maildir
+ *   negative: i64 failed_at, neg_dk[32]
+ * Written by one version of the helper and read by workers that may be of
+ * the next: a version this code does not know is simply not used (a miss).
+ */
+#include "shm/credcache.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#define RECORD_VERSION 1
+#define FLAG_POSITIVE 1u
+#define FLAG_NEGATIVE 2u
+
+struct writer {
+    unsigned char *p;
+    size_t left;
+    int bad;
+};
+
+static void put(struct writer *w, const void *src, size_t n)
+{
+    if (w->bad || n > w->left) {
+        w->bad = 1;
+        return;
+    }
+    memcpy(w->p, src, n);
+    w->p += n;
+    w->left -= n;
+}
+
+static void put_uint(struct writer *w, uint64_t v, size_t bytes)
+{
+    unsigned char b[8];
+    for (size_t i = 0; i < bytes; i++)
+        b[i] = (unsigned char)(v >> (8 * i));
+    put(w, b, bytes);
+}
+
+static void put_str(struct writer *w, const char *s, size_t cap)
+{
+    size_t n = strlen(s);
+    if (n >= cap) {
+        w->bad = 1;
+        return;
+    }
+    put_uint(w, n, 2);
+    put(w, s, n);
+}
+
+long credcache_encode(const struct credcache_record *rec, unsigned char *out, size_t outlen)
+{
+    struct writer w = { out, outlen, 0 };
+    unsigned flags = (rec->has_positive ? FLAG_POSITIVE : 0) |
+                     (rec->has_negative ? FLAG_NEGATIVE : 0);
+
+    if (rec->iterations == 0 || rec->iterations > CREDCACHE_ITER_MAX) {
+        errno = EINVAL;
+        return -1;
+    }
+    put_uint(&w, RECORD_VERSION, 1);
+    put_uint(&w, flags, 1);
+    put_uint(&w, 0, 2);
+    put_uint(&w, rec->iterations, 4);
+    put(&w, rec->salt, sizeof(rec->salt));
+    if (rec->has_positive) {
+        put_uint(&w, (uint64_t)rec->verified_at, 8);
+        put(&w, rec->dk, sizeof(rec->dk));
+        put_str(&w, rec->user, sizeof(rec->user));
+        put_str(&w, rec->maildir, sizeof(rec->maildir));
+    }
+    if (rec->has_negative) {
+        put_uint(&w, (uint64_t)rec->failed_at, 8);
+        put(&w, rec->neg_dk, sizeof(rec->neg_dk));
+    }
+    if (w.bad) {
+        errno = ENOBUFS;
+        return -1;
+    }
+    return (long)(outlen - w.left);
+}
+
+struct reader {
+    const unsigned char *p;
+    size_t left;
+    int bad;
+};
+
+static void get(struct reader *r, void *dst, size_t n)
+{
+    if (r->bad || n > r->left) {
+        r->bad = 1;
+        memset(dst, 0, n);
+        return;
+    }
+    memcpy(dst, r->p, n);
+    r->p += n;
+    r->left -= n;
+}
+
+static uint64_t get_uint(struct reader *r, size_t bytes)
+{
+    unsigned char b[8];
+    uint64_t v = 0;
+    get(r, b, bytes);
+    for (size_t i = 0; i < bytes; i++)
+        v |= (uint64_t)b[i] << (8 * i);
+    return v;
+}
+
+static void get_str(struct reader *r, char *out, size_t cap)
+{
+    size_t n = (size_t)get_uint(r, 2);
+    if (r->bad || n >= cap || n > r->left || memchr(r->p, '\0', n) != NULL) {
+        r->bad = 1;
+        out[0] = '\0';
+        return;
+    }
+    get(r, out, n);
+    out[n] = '\0';
+}
+
+int credcache_decode(const void *data, size_t len, struct credcache_record *rec)
+{
+    struct reader r = { data, len, 0 };
+
+    memset(rec, 0, sizeof(*rec));
+    unsigned version = (unsigned)get_uint(&r, 1);
+    unsigned flags = (unsigned)get_uint(&r, 1);
+    unsigned zero = (unsigned)get_uint(&r, 2);
+    rec->iterations = (uint32_t)get_uint(&r, 4);
+    get(&r, rec->salt, sizeof(rec->salt));
+    if (r.bad || version != RECORD_VERSION || zero != 0 ||
+        (flags & ~(FLAG_POSITIVE | FLAG_NEGATIVE)) != 0 || rec->iterations == 0 ||
+        rec->iterations > CREDCACHE_ITER_MAX) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (flags & FLAG_POSITIVE) {
+        rec->has_positive = 1;
+        rec->verified_at = (int64_t)get_uint(&r, 8);
+        get(&r, rec->dk, sizeof(rec->dk));
+        get_str(&r, rec->user, sizeof(rec->user));
+        get_str(&r, rec->maildir, sizeof(rec->maildir));
+        if (rec->user[0] == '\0' || rec->maildir[0] != '/')
+            r.bad = 1;
+    }
+    if (flags & FLAG_NEGATIVE) {
+        rec->has_negative = 1;
+        rec->failed_at = (int64_t)get_uint(&r, 8);
+        get(&r, rec->neg_dk, sizeof(rec->neg_dk));
+    }
+    if (r.bad || r.left != 0) {
+        memset(rec, 0, sizeof(*rec));
+        errno = EINVAL;
+        return -1;
+    }
+    return 0;
+}
+
+int credcache_derive(const struct credcache_record *rec, const char *password,
+                     unsigned char dk[CREDCACHE_DK_LEN])
+{
+    if (rec->iterations == 0 || rec->iterations > CREDCACHE_ITER_MAX) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (!PKCS5_PBKDF2_HMAC(password, (int)strlen(password), rec->salt, (int)sizeof(rec->salt),
+                           (int)rec->iterations, EVP_sha256(), CREDCACHE_DK_LEN, dk)) {
+        errno = EIO;
+        return -1;
+    }
+    return 0;
+}
+
+/* Seconds since t, or -1 for a time in the future beyond the slack. */
+static int64_t age(int64_t t, time_t now)
+{
+    int64_t a = (int64_t)now - t;
+    if (a < -CREDCACHE_CLOCK_SLACK)
+        return -1;
+    return a < 0 ? 0 : a;
+}
+
+static int fresh(int64_t t, time_t now, long ttl)
+{
+    int64_t a = age(t, now);
+    return ttl > 0 && a >= 0 && a < ttl;
+}
+
+enum credcache_verdict credcache_judge(const struct credcache_record *rec, const char *password,
+                                       time_t now, const struct credcache_ttl *ttl)
+{
+    unsigned char dk[CREDCACHE_DK_LEN];
+    enum credcache_verdict v = CREDCACHE_MISS;
+
+    int pos_fresh = rec->has_positive && fresh(rec->verified_at, now, ttl->positive);
+    int pos_stale = rec->has_positive && !pos_fresh &&
+                    fresh(rec->verified_at, now, ttl->stale > ttl->positive ? ttl->stale : 0);
+    int neg_fresh = rec->has_negative && fresh(rec->failed_at, now, ttl->negative);
+    if (!pos_fresh && !pos_stale && !neg_fresh)
+        return CREDCACHE_MISS;   /* nothing to compare: spare the PBKDF2 */
+    if (credcache_derive(rec, password, dk) == -1)
+        return CREDCACHE_MISS;
+    /* Both compares always run: which one matched must not show in the time. */
+    int pos_match = CRYPTO_memcmp(dk, rec->dk, sizeof(dk)) == 0;
+    int neg_match = CRYPTO_memcmp(dk, rec->neg_dk, sizeof(dk)) == 0;
+    if (pos_match && pos_fresh)
+        v = CREDCACHE_HIT_OK;
+    else if (pos_match && pos_stale)
+        v = CREDCACHE_STALE_OK;
+    else if (neg_match && neg_fresh)
+        v = CREDCACHE_HIT_FAIL;
+    OPENSSL_cleanse(dk, sizeof(dk));
+    return v;
+}
+
+int credcache_record_init(struct credcache_record *rec)
+{
+    memset(rec, 0, sizeof(*rec));
+    rec->iterations = CREDCACHE_ITERATIONS;
+    if (RAND_bytes(rec->salt, sizeof(rec->salt)) != 1) {
+        errno = EIO;
+        return -1;
+    }
+    return 0;
+}
+
+int credcache_record_ok(struct credcache_record *rec, const char *password, const char *user,
+                        const char *maildir, time_t now)
+{
+    unsigned char dk[CREDCACHE_DK_LEN];
+
+    if (strlen(user) >= sizeof(rec->user) || strlen(maildir) >= sizeof(rec->maildir) ||
+        user[0] == '\0' || maildir[0] != '/') {
+        errno = EINVAL;
+        return -1;
+    }
+    if (credcache_derive(rec, password, dk) == -1)
+        return -1;
+    /* A password that failed before and works now must stop failing from the cache. */
+    if (rec->has_negative && CRYPTO_memcmp(dk, rec->neg_dk, sizeof(dk)) == 0) {
+        rec->has_negative = 0;
+        OPENSSL_cleanse(rec->neg_dk, sizeof(rec->neg_dk));
+    }
+    rec->has_positive = 1;
+    rec->verified_at = (int64_t)now;
+    memcpy(rec->dk, dk, sizeof(dk));
+    strcpy(rec->user, user);
+    strcpy(rec->maildir, maildir);
+    OPENSSL_cleanse(dk, sizeof(dk));
+    return 0;
+}
+
+int credcache_record_fail(struct credcache_record *rec, const char *password, time_t now)
+{
+    unsigned char dk[CREDCACHE_DK_LEN];
+
+    if (credcache_derive(rec, password, dk) == -1)
+        return -1;
+    /* The backend's word is newer: a positive part for this very password is wrong now. */
+    if (rec->has_positive && CRYPTO_memcmp(dk, rec->dk, sizeof(dk)) == 0)
+        rec->has_positive = 0;
+    rec->has_negative = 1;
+    rec->failed_at = (int64_t)now;
+    memcpy(rec->neg_dk, dk, sizeof(dk));
+    OPENSSL_cleanse(dk, sizeof(dk));
+    return 0;
+}

@@ -1,0 +1,439 @@
+#include "shm/index.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "shm/lmdb_env.h"
+
+#define INDEX_MAGIC 0x31495046u /* "FPI1" in a little-endian file */
+#define INDEX_VERSION 1u
+/* A full map is doubled and the write retried, up to 4096 times the start size. */
+#define PUT_TRIES 12
+
+struct disk_head {
+    uint32_t magic;
+    uint32_t version;
+    uint32_t path_len;
+    uint32_t legacy;
+    uint64_t count;
+    uint64_t total_size;
+    uint64_t strings_len;
+    int64_t  tmp_cleaned;
+    struct index_dirstamp new_dir;
+    struct index_dirstamp cur_dir;
+};
+
+struct disk_msg {
+    uint64_t size;
+    uint64_t timestamp;
+    uint32_t name_off;
+    uint32_t uidl_off;
+    uint16_t unique_len;
+    uint16_t uidl_len;
+    uint32_t pad;
+};
+
+_Static_assert(sizeof(struct disk_head) % 8 == 0, "disk_head keeps messages aligned");
+_Static_assert(sizeof(struct disk_msg) == 32, "disk_msg is 32 bytes");
+
+struct mbindex {
+    MDB_env *env;
+    MDB_dbi dbi;
+    int broken; /* the LMDB code that broke it, or 0 */
+};
+
+/* ---- record encoding ------------------------------------------------- */
+
+static size_t pad8(size_t n)
+{
+    return (n + 7) & ~(size_t)7;
+}
+
+static size_t encoded_len(size_t path_len, const struct maildir *md)
+{
+    return sizeof(struct disk_head) + pad8(path_len) + md->count * sizeof(struct disk_msg) +
+           md->strings_len;
+}
+
+static void encode_into(char *out, const char *path, size_t path_len,
+                        const struct index_entry *e)
+{
+    const struct maildir *md = e->md;
+    struct disk_head h = {
+        .magic = INDEX_MAGIC,
+        .version = INDEX_VERSION,
+        .path_len = (uint32_t)path_len,
+        .legacy = e->legacy,
+        .count = md->count,
+        .total_size = md->total_size,
+        .strings_len = md->strings_len,
+        .tmp_cleaned = e->tmp_cleaned,
+        .new_dir = e->new_dir,
+        .cur_dir = e->cur_dir,
+    };
+    memcpy(out, &h, sizeof(h));
+    out += sizeof(h);
+    memset(out, 0, pad8(path_len));
+    memcpy(out, path, path_len);
+    out += pad8(path_len);
+    for (size_t i = 0; i < md->count; i++) {
+        const struct maildir_msg *m = &md->msgs[i];
+        struct disk_msg d = {
+            .size = m->size,
+            .timestamp = m->timestamp,
+            .name_off = m->name_off,
+            .uidl_off = m->uidl_off,
+            .unique_len = m->unique_len,
+            .uidl_len = m->uidl_len,
+        };
+        memcpy(out, &d, sizeof(d));
+        out += sizeof(d);
+    }
+    if (md->strings_len > 0)
+        memcpy(out, md->strings, md->strings_len);
+}
+
+int index_encode(const char *path, const struct index_entry *e, void **buf, size_t *len)
+{
+    size_t path_len = strlen(path);
+    if (path_len > UINT32_MAX)
+        return ENAMETOOLONG;
+    size_t n = encoded_len(path_len, e->md);
+    char *out = malloc(n);
+    if (out == NULL)
+        return ENOMEM;
+    encode_into(out, path, path_len, e);
+    *buf = out;
+    *len = n;
+    return 0;
+}
+
+/* Every offset and length inside the block, every name NUL-terminated. */
+static int check_msg(const struct disk_msg *d, const char *strings, size_t strings_len)
+{
+    if (d->name_off >= strings_len || d->uidl_len == 0 ||
+        (uint64_t)d->uidl_off + d->uidl_len > strings_len)
+        return -1;
+    const char *name = strings + d->name_off;
+    const char *nul = memchr(name, '\0', strings_len - d->name_off);
+    if (nul == NULL || (size_t)(nul - name) < d->unique_len)
+        return -1;
+    return 0;
+}
+
+int index_decode(const void *buf, size_t len, const char *path, struct index_entry *e)
+{
+    struct disk_head h;
+    const char *p = buf;
+    size_t path_len = strlen(path);
+
+    if (len < sizeof(h))
+        return EINVAL;
+    memcpy(&h, p, sizeof(h));
+    if (h.magic != INDEX_MAGIC || h.version != INDEX_VERSION)
+        return EINVAL;
+    size_t fixed = sizeof(h) + pad8(h.path_len);
+    if (h.path_len > len || fixed > len ||
+        h.count > (len - fixed) / sizeof(struct disk_msg) ||
+        h.strings_len != len - fixed - h.count * sizeof(struct disk_msg) ||
+        h.strings_len > UINT32_MAX)
+        return EINVAL;
+    if (h.path_len != path_len || memcmp(p + sizeof(h), path, path_len) != 0)
+        return ESTALE;
+
+    struct maildir *md = calloc(1, sizeof(*md));
+    if (md == NULL)
+        return ENOMEM;
+    md->strings_len = md->strings_cap = h.strings_len;
+    md->msgs_cap = md->count = h.count;
+    md->strings = malloc(h.strings_len ? h.strings_len : 1);
+    md->msgs = malloc(h.count ? h.count * sizeof(*md->msgs) : 1);
+    if (md->strings == NULL || md->msgs == NULL) {
+        maildir_free(md);
+        return ENOMEM;
+    }
+    const char *strings = p + fixed + h.count * sizeof(struct disk_msg);
+    memcpy(md->strings, strings, h.strings_len);
+    uint64_t total = 0;
+    for (size_t i = 0; i < h.count; i++) {
+        struct disk_msg d;
+        memcpy(&d, p + fixed + i * sizeof(d), sizeof(d));
+        if (check_msg(&d, md->strings, h.strings_len) == -1 || total + d.size < total) {
+            maildir_free(md);
+            return EINVAL;
+        }
+        total += d.size;
+        md->msgs[i] = (struct maildir_msg){
+            .size = d.size,
+            .timestamp = d.timestamp,
+            .name_off = d.name_off,
+            .uidl_off = d.uidl_off,
+            .unique_len = d.unique_len,
+            .uidl_len = d.uidl_len,
+        };
+    }
+    if (total != h.total_size) {
+        maildir_free(md);
+        return EINVAL;
+    }
+    md->total_size = total;
+    e->new_dir = h.new_dir;
+    e->cur_dir = h.cur_dir;
+    e->tmp_cleaned = h.tmp_cleaned;
+    e->legacy = h.legacy;
+    e->md = md;
+    return 0;
+}
+
+/* ---- keys ------------------------------------------------------------ */
+
+void index_path_normalize(char *path)
+{
+    char *out = path;
+    const char *in = path;
+    while (*in) {
+        if (in[0] == '/' && in[1] == '/') {
+            in++;
+        } else if (in[0] == '/' && in[1] == '.' && (in[2] == '/' || in[2] == '\0')) {
+            in += 2;
+        } else {
+            *out++ = *in++;
+        }
+    }
+    if (out == path && *path == '/')
+        *out++ = '/'; /* "/." is the root */
+    while (out > path + 1 && out[-1] == '/')
+        out--;
+    *out = '\0';
+}
+
+static uint64_t mix64(uint64_t k)
+{
+    k ^= k >> 33;
+    k *= 0xff51afd7ed558ccdULL;
+    k ^= k >> 33;
+    k *= 0xc4ceb9fe1a85ec53ULL;
+    k ^= k >> 33;
+    return k;
+}
+
+static uint64_t hash64(const char *s, size_t n, uint64_t h)
+{
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 0x100000001b3ULL;
+    }
+    return mix64(h ^ n);
+}
+
+/* 'M' then 128 bits of hash: room for other kinds of keys later. */
+enum { KEY_LEN = 17 };
+
+static void make_key(const char *path, unsigned char key[KEY_LEN])
+{
+    size_t n = strlen(path);
+    uint64_t a = hash64(path, n, 0xcbf29ce484222325ULL);
+    uint64_t b = hash64(path, n, 0x6c62272e07bb0142ULL);
+    key[0] = 'M';
+    memcpy(key + 1, &a, 8);
+    memcpy(key + 9, &b, 8);
+}
+
+/* ---- environment ----------------------------------------------------- */
+
+static int is_broken_code(int rc)
+{
+    return rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND || rc == MDB_INVALID ||
+           rc == MDB_VERSION_MISMATCH || rc == MDB_PANIC;
+}
+
+static int note(struct mbindex *ix, int rc)
+{
+    if (is_broken_code(rc) && !ix->broken)
+        ix->broken = rc;
+    return rc;
+}
+
+int mbindex_broken(const struct mbindex *ix)
+{
+    return ix->broken != 0;
+}
+
+int mbindex_open(const char *dir, size_t mapsize, struct mbindex **out)
+{
+    struct mbindex *ix = calloc(1, sizeof(*ix));
+    MDB_txn *txn;
+    int rc;
+
+    if (ix == NULL)
+        return ENOMEM;
+    rc = lmdbenv_open(dir, 0700, mapsize, 0, MDB_NOSYNC, &ix->env);
+    if (rc != 0) {
+        free(ix);
+        return rc;
+    }
+    /* The unnamed database: opened once, in a txn of its own. */
+    rc = lmdbenv_txn_begin(ix->env, MDB_RDONLY, &txn);
+    if (rc == 0) {
+        rc = mdb_dbi_open(txn, NULL, 0, &ix->dbi);
+        if (rc == 0)
+            rc = mdb_txn_commit(txn);
+        else
+            mdb_txn_abort(txn);
+    }
+    if (rc != 0) {
+        mdb_env_close(ix->env);
+        free(ix);
+        return rc;
+    }
+    *out = ix;
+    return 0;
+}
+
+void mbindex_close(struct mbindex *ix)
+{
+    if (ix == NULL)
+        return;
+    mdb_env_close(ix->env);
+    free(ix);
+}
+
+static int check_env(const char *dir)
+{
+    struct mbindex *ix;
+    int rc = mbindex_open(dir, 0, &ix);
+    if (rc != 0)
+        return rc;
+    MDB_txn *txn;
+    MDB_stat st;
+    rc = lmdbenv_txn_begin(ix->env, MDB_RDONLY, &txn);
+    if (rc == 0) {
+        rc = mdb_stat(txn, ix->dbi, &st);
+        mdb_txn_abort(txn);
+    }
+    mbindex_close(ix);
+    return rc;
+}
+
+static int remove_env_files(const char *dir)
+{
+    static const char *const files[] = { "data.mdb", "lock.mdb" };
+    char path[PATH_MAX];
+    for (size_t i = 0; i < 2; i++) {
+        if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, files[i]) >= sizeof(path))
+            return ENAMETOOLONG;
+        if (unlink(path) == -1 && errno != ENOENT)
+            return errno;
+    }
+    return 0;
+}
+
+static int give_away(const char *dir, uid_t uid, gid_t gid)
+{
+    static const char *const files[] = { "", "/data.mdb", "/lock.mdb" };
+    char path[PATH_MAX];
+    for (size_t i = 0; i < 3; i++) {
+        if ((size_t)snprintf(path, sizeof(path), "%s%s", dir, files[i]) >= sizeof(path))
+            return ENAMETOOLONG;
+        if (lchown(path, uid, gid) == -1 && errno != ENOENT)
+            return errno;
+    }
+    return 0;
+}
+
+int mbindex_prepare(const char *dir, uid_t uid, gid_t gid, int *reset)
+{
+    *reset = 0;
+    int rc = check_env(dir);
+    if (is_broken_code(rc)) {
+        *reset = 1;
+        rc = remove_env_files(dir);
+        if (rc == 0)
+            rc = check_env(dir);
+    }
+    if (rc == 0 && geteuid() == 0)
+        rc = give_away(dir, uid, gid);
+    return rc;
+}
+
+/* ---- records --------------------------------------------------------- */
+
+int mbindex_get(struct mbindex *ix, const char *path, struct index_entry *e)
+{
+    unsigned char keybuf[KEY_LEN];
+    MDB_val key = { KEY_LEN, keybuf }, val;
+    MDB_txn *txn;
+
+    if (ix->broken)
+        return ix->broken;
+    make_key(path, keybuf);
+    int rc = lmdbenv_txn_begin(ix->env, MDB_RDONLY, &txn);
+    if (rc != 0)
+        return note(ix, rc);
+    rc = mdb_get(txn, ix->dbi, &key, &val);
+    if (rc == 0)
+        rc = index_decode(val.mv_data, val.mv_size, path, e);
+    /* The record is copied out: no read txn outlives this call. */
+    mdb_txn_abort(txn);
+    return note(ix, rc);
+}
+
+int mbindex_put(struct mbindex *ix, const char *path, const struct index_entry *e)
+{
+    unsigned char keybuf[KEY_LEN];
+    size_t path_len = strlen(path);
+    int rc = 0;
+
+    if (ix->broken)
+        return ix->broken;
+    if (path_len > UINT32_MAX)
+        return ENAMETOOLONG;
+    make_key(path, keybuf);
+    for (int tries = 0; tries < PUT_TRIES; tries++) {
+        MDB_val key = { KEY_LEN, keybuf };
+        MDB_val val = { encoded_len(path_len, e->md), NULL };
+        MDB_txn *txn;
+        rc = lmdbenv_txn_begin(ix->env, 0, &txn);
+        if (rc != 0)
+            break;
+        /* MDB_RESERVE: encode straight into the map, no second copy. */
+        rc = mdb_put(txn, ix->dbi, &key, &val, MDB_RESERVE);
+        if (rc == 0) {
+            encode_into(val.mv_data, path, path_len, e);
+            rc = mdb_txn_commit(txn);
+        } else {
+            mdb_txn_abort(txn);
+        }
+        if (rc != MDB_MAP_FULL)
+            break;
+        rc = lmdbenv_grow(ix->env);
+        if (rc != 0)
+            break;
+        rc = MDB_MAP_FULL;
+    }
+    return note(ix, rc);
+}
+
+int mbindex_del(struct mbindex *ix, const char *path)
+{
+    unsigned char keybuf[KEY_LEN];
+    MDB_val key = { KEY_LEN, keybuf };
+    MDB_txn *txn;
+
+    if (ix->broken)
+        return ix->broken;
+    make_key(path, keybuf);
+    int rc = lmdbenv_txn_begin(ix->env, 0, &txn);
+    if (rc != 0)
+        return note(ix, rc);
+    rc = mdb_del(txn, ix->dbi, &key, NULL);
+    if (rc == 0)
+        rc = mdb_txn_commit(txn);
+    else
+        mdb_txn_abort(txn);
+    return note(ix, rc);
+}

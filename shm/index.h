@@ -1,0 +1,108 @@
+/*
+ * The mailbox index: an LMDB environment in state_dir/index (local disk,
+ * never NFS) that every worker opens after fork. One record per maildir,
+ * keyed by a 128-bit hash of its path (LMDB keys stop at 511 bytes); the
+ * record holds the path itself, so a hash collision reads as a miss.
+ *
+ * Record layout (host byte order: the file never leaves the host), one
+ * LMDB value per mailbox, read with one mdb_get at login:
+ *   head     magic "FPI1", version, path length, legacy kind, message
+ *            count, total size, string block length, time of the last
+ *            tmp/ cleanup, and a stamp per directory (new/, cur/):
+ *            mtime seconds + nanoseconds, inode, verified flag
+ *   path     the maildir path, padded to 8 bytes
+ *   messages count x 32 bytes in POP3 order: POP3 size, leading timestamp,
+ *            offsets of the current file name and of the UIDL in the
+ *            string block, unique part length, UIDL length
+ *   strings  NUL-terminated file names and UIDLs
+ * A record that fails any bounds check (a garbage value) decodes as
+ * EINVAL and is rebuilt by a scan, like a missing one.
+ *
+ * The index is a cache; the maildir is the truth: deleting the
+ * environment, or any record, changes nothing a client sees. So commits
+ * do not fsync (MDB_NOSYNC), and a map that fills up is grown.
+ *
+ * Functions return 0, an LMDB code or an errno value (as shm/lmdb_env.h);
+ * outputs come last. mdb_strerror() explains both kinds.
+ */
+#ifndef FASTPOP_SHM_INDEX_H
+#define FASTPOP_SHM_INDEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include "maildir/scan.h"
+
+/* The environment's directory under state_dir. */
+#define INDEX_SUBDIR "index"
+
+/* What a directory looked like when its content was last read. */
+struct index_dirstamp {
+    int64_t  sec;
+    int64_t  nsec;
+    uint64_t ino;
+    uint32_t verified; /* the mtime was at least 1 s old when read: see index_sync.h */
+    uint32_t pad;
+};
+
+struct index_entry {
+    struct index_dirstamp new_dir;
+    struct index_dirstamp cur_dir;
+    int64_t tmp_cleaned;   /* time() of the last tmp/ cleanup */
+    uint32_t legacy;       /* enum legacy_kind the UIDLs came from */
+    struct maildir *md;    /* messages in POP3 order; the caller's to free */
+};
+
+struct mbindex;
+
+/*
+ * Open (creating if needed) the environment in dir, after fork. mapsize 0
+ * means LMDBENV_DEFAULT_MAPSIZE; it grows on MDB_MAP_FULL.
+ */
+int mbindex_open(const char *dir, size_t mapsize, struct mbindex **out);
+void mbindex_close(struct mbindex *ix);
+
+/*
+ * In the master, before any worker runs: create dir (0700), open and
+ * check the environment, and start a fresh one if it is unreadable
+ * (MDB_INVALID, MDB_VERSION_MISMATCH, MDB_CORRUPTED: the index is a
+ * cache); then, when running as root, give dir and its files to uid/gid.
+ * *reset is 1 when a broken environment was removed.
+ */
+int mbindex_prepare(const char *dir, uid_t uid, gid_t gid, int *reset);
+
+/*
+ * Read the record of the maildir at path into *e (e->md allocated).
+ * MDB_NOTFOUND: none; ESTALE: the key belongs to another path (collision);
+ * EINVAL: the value does not decode. All three mean "scan and put".
+ */
+int mbindex_get(struct mbindex *ix, const char *path, struct index_entry *e);
+
+/* Store e for path in one short write txn, growing the map when full. */
+int mbindex_put(struct mbindex *ix, const char *path, const struct index_entry *e);
+
+/* Forget path. MDB_NOTFOUND if there was nothing. */
+int mbindex_del(struct mbindex *ix, const char *path);
+
+/*
+ * 1 once an LMDB call of this process reported the environment itself
+ * broken (corrupt pages, a version mismatch): every later call then fails
+ * at once with that code and sessions scan; the master starts a fresh
+ * environment at its next start.
+ */
+int mbindex_broken(const struct mbindex *ix);
+
+/*
+ * One spelling per maildir, for the index key and the mailbox lock:
+ * repeated slashes, "/./" and a trailing slash go. Symlinks are not
+ * resolved (that would cost a syscall per path component at every login).
+ */
+void index_path_normalize(char *path);
+
+/* Encoding, exposed for tests: *buf is malloc'ed. */
+int index_encode(const char *path, const struct index_entry *e, void **buf, size_t *len);
+int index_decode(const void *buf, size_t len, const char *path, struct index_entry *e);
+
+#endif

@@ -1,0 +1,263 @@
+#include "shm/index_sync.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "maildir/legacy.h"
+
+int index_dir_clean(const struct index_dirstamp *stamp, const struct stat *st)
+{
+    return stamp->verified && stamp->sec == (int64_t)st->st_mtim.tv_sec &&
+           stamp->nsec == (int64_t)st->st_mtim.tv_nsec && stamp->ino == (uint64_t)st->st_ino;
+}
+
+void index_dir_stamp(struct index_dirstamp *stamp, const struct stat *st,
+                     const struct timespec *read_at, int changed_by_us)
+{
+    int64_t sec = (int64_t)st->st_mtim.tv_sec;
+    int64_t nsec = (int64_t)st->st_mtim.tv_nsec;
+    int64_t age_sec = (int64_t)read_at->tv_sec - sec;
+
+    memset(stamp, 0, sizeof(*stamp));
+    stamp->sec = sec;
+    stamp->nsec = nsec;
+    stamp->ino = (uint64_t)st->st_ino;
+    /* At least one whole second between the mtime and the read. */
+    stamp->verified = !changed_by_us &&
+                      (age_sec > 1 || (age_sec == 1 && (int64_t)read_at->tv_nsec >= nsec));
+}
+
+/* ---- sizes the index already knows, by unique part ------------------- */
+
+struct known {
+    const struct maildir *md;
+    uint32_t *slots; /* message index + 1; 0 = empty */
+    size_t mask;
+};
+
+static uint64_t name_hash(const char *s, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h ^ (h >> 29);
+}
+
+static int known_init(struct known *k, const struct maildir *md)
+{
+    memset(k, 0, sizeof(*k));
+    k->md = md;
+    if (md == NULL || md->count == 0 || md->count >= UINT32_MAX / 2)
+        return 0;
+    size_t cap = 16;
+    while (cap < md->count * 2)
+        cap *= 2;
+    k->slots = calloc(cap, sizeof(*k->slots));
+    if (k->slots == NULL)
+        return -1;
+    k->mask = cap - 1;
+    for (size_t i = 0; i < md->count; i++) {
+        const struct maildir_msg *m = &md->msgs[i];
+        size_t s = name_hash(maildir_msg_name(md, i), m->unique_len) & k->mask;
+        while (k->slots[s] != 0)
+            s = (s + 1) & k->mask;
+        k->slots[s] = (uint32_t)i + 1;
+    }
+    return 0;
+}
+
+static int known_size(void *arg, const char *name, size_t unique_len, uint64_t *size)
+{
+    const struct known *k = arg;
+    if (k->slots == NULL)
+        return -1;
+    for (size_t s = name_hash(name, unique_len) & k->mask; k->slots[s] != 0;
+         s = (s + 1) & k->mask) {
+        size_t i = k->slots[s] - 1;
+        const struct maildir_msg *m = &k->md->msgs[i];
+        if (m->unique_len == unique_len &&
+            memcmp(maildir_msg_name(k->md, i), name, unique_len) == 0) {
+            *size = m->size;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* ---- the sync -------------------------------------------------------- */
+
+struct sync {
+    const char *root;
+    int rootfd, curfd;
+    struct stat new_st, cur_st;   /* before reading */
+    struct timespec read_at;      /* when those stats were taken */
+    struct index_entry old;       /* what the index had (old.md may be NULL) */
+    int new_ok, cur_ok;
+};
+
+static void close_keep_errno(int fd)
+{
+    int saved = errno;
+    if (fd >= 0)
+        close(fd);
+    errno = saved;
+}
+
+static int stat_dirs(const char *root, struct stat *new_st, struct stat *cur_st)
+{
+    char path[PATH_MAX];
+    if ((size_t)snprintf(path, sizeof(path), "%s/new", root) >= sizeof(path)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    if (stat(path, new_st) == -1)
+        return -1;
+    memcpy(path + strlen(root), "/cur", 4);
+    return stat(path, cur_st);
+}
+
+/* Open the root (creating the maildir on a first login) and cur/. */
+static int open_dirs(struct sync *s, int have_dirs)
+{
+    if (!have_dirs && mkdir(s->root, 0700) == -1 && errno != EEXIST)
+        return -1;
+    s->rootfd = open(s->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (s->rootfd == -1)
+        return -1;
+    if (!have_dirs) {
+        if (maildir_make_dirs(s->rootfd) == -1 ||
+            fstatat(s->rootfd, "new", &s->new_st, 0) == -1 ||
+            fstatat(s->rootfd, "cur", &s->cur_st, 0) == -1)
+            return -1;
+    }
+    s->curfd = openat(s->rootfd, "cur", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    return s->curfd == -1 ? -1 : 0;
+}
+
+/* The messages of cur/ now: listed, or the index's plus what we moved. */
+static int build_list(struct sync *s, struct maildir *list, unsigned *moved,
+                      struct index_sync_result *res)
+{
+    *moved = 0;
+    if (!s->new_ok) {
+        res->read_new = 1;
+        if (maildir_move_new(s->rootfd, s->curfd, s->cur_ok ? list : NULL, moved) == -1)
+            return -1;
+    }
+    if (s->cur_ok) {
+        const struct maildir *old = s->old.md;
+        for (size_t i = 0; i < old->count; i++) {
+            if (maildir_add(list, maildir_msg_name(old, i), old->msgs[i].size) == -1)
+                return -1;
+        }
+        return 0;
+    }
+    res->read_cur = 1;
+    struct known k;
+    if (known_init(&k, s->old.md) == -1)
+        return -1;
+    int rc = maildir_list_dir(s->curfd, list, known_size, &k);
+    int saved = errno;
+    free(k.slots);
+    errno = saved;
+    return rc;
+}
+
+/* A login that reads: list, legacy UIDLs, stamps, then one write. */
+static int sync_read(struct sync *s, struct mbindex *ix, time_t now, struct maildir **mdp,
+                     struct index_sync_result *res)
+{
+    struct index_entry e = { 0 };
+    struct legacy_list *lg = NULL;
+    unsigned moved;
+
+    e.tmp_cleaned = s->old.md ? s->old.tmp_cleaned : 0;
+    if (s->old.md == NULL || now - e.tmp_cleaned >= INDEX_TMP_CLEAN_SECS ||
+        now < e.tmp_cleaned) {
+        maildir_clean_tmp(s->rootfd, now);
+        e.tmp_cleaned = now;
+    }
+    e.md = maildir_new();
+    if (e.md == NULL || build_list(s, e.md, &moved, res) == -1)
+        goto fail;
+    res->moved = moved;
+    maildir_sort(e.md);
+    /* Unreadable legacy UIDLs fail the login: serving others would re-download all. */
+    if (legacy_load(s->rootfd, &lg) == -1 || legacy_apply(lg, e.md) == -1)
+        goto fail;
+    e.legacy = lg ? (uint32_t)lg->kind : LEGACY_NONE;
+    legacy_free(lg);
+    lg = NULL;
+    maildir_trim(e.md);
+
+    /* Stamps: see index_sync.h. A directory we changed is stamped unverified. */
+    struct stat after;
+    if (s->new_ok)
+        e.new_dir = s->old.new_dir;
+    else if (moved > 0 && fstatat(s->rootfd, "new", &after, 0) == 0)
+        index_dir_stamp(&e.new_dir, &after, &s->read_at, 1);
+    else
+        index_dir_stamp(&e.new_dir, &s->new_st, &s->read_at, moved > 0);
+    if (s->cur_ok && moved == 0)
+        e.cur_dir = s->old.cur_dir;
+    else if (moved > 0 && fstat(s->curfd, &after) == 0)
+        index_dir_stamp(&e.cur_dir, &after, &s->read_at, 1);
+    else
+        index_dir_stamp(&e.cur_dir, &s->cur_st, &s->read_at, moved > 0);
+
+    if (ix != NULL) {
+        int rc = mbindex_put(ix, s->root, &e);
+        if (rc == 0)
+            res->written = 1;
+        else
+            res->index_error = rc;
+    }
+    *mdp = e.md;
+    return 0;
+
+fail:
+    legacy_free(lg);
+    maildir_free(e.md);
+    return -1;
+}
+
+int index_sync(struct mbindex *ix, const char *root, time_t now, struct maildir **mdp,
+               struct index_sync_result *res)
+{
+    struct sync s = { .root = root, .rootfd = -1, .curfd = -1 };
+
+    memset(res, 0, sizeof(*res));
+    clock_gettime(CLOCK_REALTIME, &s.read_at);
+    int have_dirs = stat_dirs(root, &s.new_st, &s.cur_st) == 0;
+    if (!have_dirs && errno != ENOENT)
+        return -1;
+    if (ix != NULL && have_dirs) {
+        int rc = mbindex_get(ix, root, &s.old);
+        if (rc != 0 && rc != MDB_NOTFOUND)
+            res->index_error = rc;
+        if (rc == 0) {
+            s.new_ok = index_dir_clean(&s.old.new_dir, &s.new_st);
+            s.cur_ok = index_dir_clean(&s.old.cur_dir, &s.cur_st);
+        }
+    }
+    if (s.new_ok && s.cur_ok) {
+        res->warm = 1;
+        *mdp = s.old.md;
+        return 0;
+    }
+    int rc = open_dirs(&s, have_dirs);
+    if (rc == 0)
+        rc = sync_read(&s, ix, now, mdp, res);
+    maildir_free(s.old.md);
+    close_keep_errno(s.curfd);
+    close_keep_errno(s.rootfd);
+    return rc;
+}

@@ -1,0 +1,377 @@
+#!/bin/sh
+# fastpop beside Dovecot and a null server, on one corpus, in one command.
+# See t/bench/README.md. Run as root from anywhere:
+#   sh t/bench/compare.sh [--rounds N] [--duration S] [--scenarios login,download,...]
+#                         [--quick] [--users N] [--concurrency C]
+#                         [--idle-connections N] [--dovecot-idle-connections N]
+#                         [--bigbox N] [--no-dovecot] [--keep] [--out FILE]
+# Writes t/bench/RESULTS.md (or --out). Everything it starts it stops by pid;
+# everything listens on 127.0.0.1 only. Work files: a fresh /tmp/fastpop-bench.*.
+set -eu
+
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
+BENCH=$SRC/t/bench
+BUILD=${BUILD:-$SRC/build}
+NCPU=$(nproc)
+ROUNDS=3
+DURATION=15
+SCENARIOS=login,download,drain,idle,bigbox
+USERS=400
+DRAIN_USERS=400
+CONC=50
+IDLE=50000
+DOVECOT_IDLE=5000
+HOLD=10
+BIGBOX=100000
+DOVECOT=yes
+KEEP=no
+OUT=$BENCH/RESULTS.md
+ARGS="$*"
+
+while [ $# -gt 0 ]; do
+    case $1 in
+    --rounds) ROUNDS=$2; shift ;;
+    --duration) DURATION=$2; shift ;;
+    --scenarios) SCENARIOS=$2; shift ;;
+    --users) USERS=$2; shift ;;
+    --concurrency) CONC=$2; shift ;;
+    --idle-connections) IDLE=$2; shift ;;
+    --dovecot-idle-connections) DOVECOT_IDLE=$2; shift ;;
+    --bigbox) BIGBOX=$2; shift ;;
+    --no-dovecot) DOVECOT=no ;;
+    --keep) KEEP=yes ;;
+    --out) OUT=$2; shift ;;
+    --quick) ROUNDS=1 DURATION=3 USERS=100 DRAIN_USERS=200 IDLE=2000 DOVECOT_IDLE=300 HOLD=3
+             BIGBOX=10000 ;;
+    *) echo "compare.sh: unknown option $1 (see t/bench/README.md)" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+say() { echo "compare.sh: $*" >&2; }
+has() { case ",$SCENARIOS," in *",$1,"*) return 0 ;; esac; return 1; }
+
+[ "$(id -u)" -eq 0 ] || { say "run as root (the servers drop to vmail/fastpop)"; exit 1; }
+id vmail >/dev/null 2>&1 && id fastpop >/dev/null 2>&1 || sh "$SRC/t/tools/setup-host.sh"
+
+# --- build -----------------------------------------------------------------
+say "building into $BUILD"
+cmake -S "$SRC" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$BUILD" -j"$NCPU" --target fastpopd fastpop-auth >/dev/null
+WORK=$(mktemp -d /tmp/fastpop-bench.XXXXXX)
+chmod 755 "$WORK"
+mkdir -p "$WORK/bin"
+if cmake --build "$BUILD" -j"$NCPU" --target popload >/dev/null 2>&1 && [ -x "$BUILD/bin/popload" ]; then
+    POPLOAD=$BUILD/bin/popload
+else
+    # t/bench is not (yet) an add_subdirectory of the top-level CMakeLists.txt.
+    POPLOAD=$WORK/bin/popload
+    ${CC:-cc} -std=c11 -O2 -g -D_GNU_SOURCE -Wall -Wextra -Werror -o "$POPLOAD" \
+        "$BENCH/popload.c" "$BENCH/client.c" "$BENCH/nullserver.c" "$BENCH/procstat.c" \
+        "$BENCH/hist.c"
+fi
+
+# --- everything we start, stopped by pid at exit ----------------------------
+PIDS=""
+cleanup() {
+    for p in $PIDS; do kill -TERM "$p" 2>/dev/null || true; done
+    for p in $PIDS; do
+        i=0
+        while kill -0 "$p" 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+        kill -KILL "$p" 2>/dev/null || true
+    done
+    if [ "$KEEP" = no ]; then rm -rf "$WORK"; else say "kept $WORK"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+port() { python3 "$BENCH/report.py" freeport; }
+wait_greeting() {  # port seconds
+    python3 "$BENCH/report.py" wait "$1" "$2" || { say "nothing answers on port $1"; exit 1; }
+}
+
+# --- corpus ------------------------------------------------------------------
+MAXIDLE=$IDLE
+[ "$DOVECOT_IDLE" -gt "$MAXIDLE" ] && MAXIDLE=$DOVECOT_IDLE
+has idle || MAXIDLE=0
+has drain || DRAIN_USERS=0
+has bigbox || BIGBOX=0
+[ "$DRAIN_USERS" -gt 0 ] && [ "$DRAIN_USERS" -lt "$CONC" ] && DRAIN_USERS=$CONC
+say "corpus: $USERS users, $DRAIN_USERS drain users, $MAXIDLE idle users, bigbox $BIGBOX"
+python3 "$BENCH/mkcorpus.py" --dir "$WORK" --seed 1 --users "$USERS" --drain-users "$DRAIN_USERS" \
+    --idle-users "$MAXIDLE" --bigbox "$BIGBOX" >&2
+chown -R vmail:vmail "$WORK/mail"
+cp "$WORK/passwd" "$WORK/passwd.dovecot"
+chown root:fastpop "$WORK/passwd"; chmod 640 "$WORK/passwd"
+chown root:dovecot "$WORK/passwd.dovecot"; chmod 640 "$WORK/passwd.dovecot"
+du -sh "$WORK/mail" >&2
+
+# --- fastpop -------------------------------------------------------------------
+FP_PORT=$(port)
+mkdir -p "$WORK/fastpop"
+cat > "$WORK/fastpop/fastpop.conf" <<EOF
+listen = 127.0.0.1:$FP_PORT
+workers = $NCPU
+user = vmail
+group = vmail
+auth_user = fastpop
+run_dir = $WORK/fastpop/run
+state_dir = $WORK/fastpop/state
+passwd_file = $WORK/passwd
+maildir = $WORK/mail/%n/Maildir
+log = stderr
+log_level = info
+max_connections = 60000
+max_connections_per_ip = 60000
+shutdown_timeout = 5s
+EOF
+FP_PID=""
+start_fastpop() {
+    rm -rf "$WORK/fastpop/state"   # no index: the next login is cold
+    "$BUILD/bin/fastpopd" -F -c "$WORK/fastpop/fastpop.conf" </dev/null >>"$WORK/fastpop/fastpop.log" 2>&1 &
+    FP_PID=$!
+    PIDS="$PIDS $FP_PID"
+    wait_greeting "$FP_PORT" 20
+}
+stop_fastpop() {
+    kill -TERM "$FP_PID"
+    wait "$FP_PID" 2>/dev/null || true
+}
+start_fastpop
+
+# --- Dovecot -------------------------------------------------------------------
+DC_PORT=""
+DC_PID=""
+if [ "$DOVECOT" = yes ]; then
+    if ! [ -x /usr/sbin/dovecot ] || ! [ -e /usr/lib/dovecot/pop3 ]; then
+        say "installing dovecot-pop3d"
+        apt-get install -y dovecot-pop3d >"$WORK/apt.log" 2>&1 ||
+            { apt-get update >/dev/null 2>&1 && apt-get install -y dovecot-pop3d >"$WORK/apt.log" 2>&1; }
+    fi
+    DC_PORT=$(port)
+    DCD=$WORK/dovecot
+    mkdir -p "$DCD"
+    PLIMIT=$((DOVECOT_IDLE + 1000))
+    cat > "$DCD/dovecot.conf" <<EOF
+# Dovecot tuned for a fair comparison: high-performance login processes
+# (service_count = 0: each one serves many logins), pop3 processes reused
+# (all users share one uid) and kept ready, the auth cache on,
+# process and client limits above the load, maildir indexes outside the
+# maildirs (INDEX=, CONTROL=) so both servers read identical maildirs, and
+# UIDLs from the file names (%f), as fastpop derives them.
+base_dir = $DCD/run
+state_dir = $DCD/state
+instance_name = fastpop-bench
+protocols = pop3
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain
+log_path = $DCD/dovecot.log
+mail_location = maildir:$WORK/mail/%n/Maildir:INDEX=$DCD/index/%n:CONTROL=$DCD/control/%n
+mail_uid = vmail
+mail_gid = vmail
+first_valid_uid = 1
+pop3_uidl_format = %f
+auth_cache_size = 64M
+auth_cache_ttl = 1 hour
+auth_cache_negative_ttl = 1 hour
+default_process_limit = $PLIMIT
+default_client_limit = 15000
+default_vsz_limit = 1G
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN $WORK/passwd.dovecot
+}
+userdb {
+  driver = static
+  args = uid=vmail gid=vmail home=$WORK/mail/%n
+}
+service pop3-login {
+  inet_listener pop3 {
+    address = 127.0.0.1
+    port = $DC_PORT
+  }
+  service_count = 0
+  process_min_avail = $NCPU
+  vsz_limit = 1G
+}
+service pop3 {
+  process_limit = $PLIMIT
+  client_limit = 1
+  # Every user is vmail here, the case where Dovecot's mail processes may be
+  # reused: 4x fewer CPU per login than a fresh process per session.
+  service_count = 1000
+  process_min_avail = $CONC
+}
+service auth {
+  client_limit = 19000
+}
+service anvil {
+  client_limit = 19000
+}
+EOF
+    mkdir -p "$DCD/index" "$DCD/control"
+    chown vmail:vmail "$DCD/index" "$DCD/control"
+    /usr/sbin/dovecot -F -c "$DCD/dovecot.conf" </dev/null >>"$DCD/stderr.log" 2>&1 &
+    DC_PID=$!
+    PIDS="$PIDS $DC_PID"
+    wait_greeting "$DC_PORT" 20
+fi
+
+# --- null server ---------------------------------------------------------------
+NL_PORT=$(port)
+"$POPLOAD" --null-server "$NL_PORT" --procs "$NCPU" 2>>"$WORK/null.log" &
+NL_PID=$!
+PIDS="$PIDS $NL_PID"
+wait_greeting "$NL_PORT" 10
+
+RESULTS=$WORK/results.jsonl
+: > "$RESULTS"
+server_port() { case $1 in fastpop) echo "$FP_PORT" ;; dovecot) echo "$DC_PORT" ;; null) echo "$NL_PORT" ;; esac; }
+server_pid() { case $1 in fastpop) echo "$FP_PID" ;; dovecot) echo "$DC_PID" ;; null) echo "$NL_PID" ;; esac; }
+
+# run SERVER SCENARIO ROUND LABEL popload-args...: one popload run, its JSON line kept.
+run() {
+    srv=$1 sc=$2 round=$3 label=$4
+    shift 4
+    say "round $round: $label against $srv"
+    line=$("$POPLOAD" --port "$(server_port "$srv")" --server-pid "$(server_pid "$srv")" \
+           --quiet --password benchpw "$@" 2>>"$WORK/popload.err" | tail -1) || true
+    [ -n "$line" ] || line='{"errors":-1}'
+    echo "{\"server\":\"$srv\",\"scenario\":\"$sc\",\"label\":\"$label\",\"round\":$round,\"run\":$line}" >>"$RESULTS"
+    echo "$line" | cut -c1-200 >&2
+}
+
+SERVERS="fastpop"
+[ "$DOVECOT" = yes ] && SERVERS="$SERVERS dovecot"
+SERVERS_NULL="$SERVERS null"
+# Each round starts with a different server, so drift does not favour one.
+rotate() {  # round list...
+    r=$1; shift
+    n=$#; k=$(( (r - 1) % n )); i=0; first=""; rest=""
+    for s in "$@"; do
+        if [ $i -lt $k ]; then rest="$rest $s"; else first="$first $s"; fi
+        i=$((i + 1))
+    done
+    echo $first $rest
+}
+
+# drain deletes its users' mail: a copy taken now puts it back before each run.
+if has drain; then
+    mkdir -p "$WORK/drain-template"
+    i=$((USERS + 1))
+    while [ $i -le $((USERS + DRAIN_USERS)) ]; do
+        cp -a "$WORK/mail/$(printf 'user%04d' $i)" "$WORK/drain-template/"
+        i=$((i + 1))
+    done
+fi
+refill_drain() {
+    for d in "$WORK/drain-template"/*; do
+        rm -rf "$WORK/mail/${d##*/}"
+    done
+    cp -a "$WORK/drain-template"/. "$WORK/mail/"
+    [ "$DOVECOT" = yes ] && rm -rf "$WORK/dovecot/index"/user* "$WORK/dovecot/control"/user*
+    return 0
+}
+
+# Warm-up: one short untimed pass per server moves new/ to cur/ everywhere and
+# fills the page cache, so round 1 does not pay for it.
+if has login || has download; then
+    for srv in $SERVERS; do
+        "$POPLOAD" --port "$(server_port "$srv")" --scenario download --users "$USERS" \
+            --concurrency "$CONC" --duration 60 --sessions "$USERS" --password benchpw --quiet \
+            >/dev/null 2>>"$WORK/popload.err" || true
+    done
+fi
+
+r=1
+while [ $r -le "$ROUNDS" ]; do
+    if has login; then
+        for srv in $(rotate $r $SERVERS_NULL); do
+            run "$srv" login $r login --scenario login --users "$USERS" --concurrency "$CONC" \
+                --duration "$DURATION"
+        done
+    fi
+    if has download; then
+        for srv in $(rotate $r $SERVERS_NULL); do
+            run "$srv" download $r download --scenario download --users "$USERS" \
+                --concurrency "$CONC" --duration "$DURATION"
+        done
+    fi
+    if has drain; then
+        for srv in $(rotate $r $SERVERS_NULL); do
+            refill_drain
+            run "$srv" drain $r drain --scenario drain --first-user $((USERS + 1)) \
+                --users "$DRAIN_USERS" --concurrency "$CONC" --duration "$DURATION"
+        done
+    fi
+    r=$((r + 1))
+done
+
+# idle: once per server (memory per connection barely varies between runs).
+if has idle; then
+    FIRST_IDLE=$((USERS + DRAIN_USERS + 1))
+    for srv in $SERVERS; do
+        n=$IDLE
+        [ "$srv" = dovecot ] && n=$DOVECOT_IDLE
+        procs=$(( (n + 17999) / 18000 ))
+        sources=$(( (n + 19999) / 20000 + 1 ))
+        run "$srv" idle 1 idle --scenario idle --first-user "$FIRST_IDLE" --users "$n" \
+            --connections "$n" --hold "$HOLD" --procs "$procs" --sources "$sources" \
+            --concurrency 100 --duration 300 --timeout 20
+        sleep 3   # let the server close the sessions before the next run
+    done
+fi
+
+# bigbox: cold (index removed, files in page cache), then warm; then syscalls.
+syscalls() {  # server user: syscalls of the whole server tree for one login+STAT+QUIT
+    srv=$1 user=$2
+    pids=$(python3 "$BENCH/report.py" pids "$(server_pid "$srv")")
+    set --
+    for p in $pids; do set -- "$@" -p "$p"; done
+    strace -f -c -o "$WORK/strace.$srv.$user" "$@" 2>/dev/null &
+    spid=$!
+    sleep 1
+    "$POPLOAD" --port "$(server_port "$srv")" --scenario bigbox --stat-only --user "$user" \
+        --password benchpw --concurrency 1 --sessions 1 --quiet >/dev/null 2>&1 || true
+    sleep 0.5
+    kill -INT "$spid"; wait "$spid" 2>/dev/null || true
+    calls=$(awk '$NF == "total" { print $4 }' "$WORK/strace.$srv.$user")
+    echo "{\"server\":\"$srv\",\"scenario\":\"bigbox\",\"label\":\"syscalls $user\",\"round\":1,\"run\":{\"syscalls\":${calls:-0}}}" >>"$RESULTS"
+    say "$srv: $user login+STAT+QUIT: ${calls:-?} syscalls"
+}
+if has bigbox && [ "$BIGBOX" -gt 0 ]; then
+    for srv in $SERVERS; do
+        # one untimed pass: moves new/ to cur/ so cold runs see the same files
+        "$POPLOAD" --port "$(server_port "$srv")" --scenario bigbox --user bigbox --password benchpw \
+            --concurrency 1 --sessions 1 --timeout 300 --quiet >/dev/null 2>&1 || true
+    done
+    r=1
+    while [ $r -le "$ROUNDS" ]; do
+        for srv in $(rotate $r $SERVERS); do
+            if [ "$srv" = fastpop ]; then stop_fastpop; start_fastpop; fi
+            [ "$srv" = dovecot ] && rm -rf "$WORK/dovecot/index/bigbox" "$WORK/dovecot/control/bigbox"
+            run "$srv" bigbox $r "cold STAT" --scenario bigbox --stat-only --user bigbox \
+                --concurrency 1 --sessions 1 --timeout 300
+            run "$srv" bigbox $r "warm STAT" --scenario bigbox --stat-only --user bigbox \
+                --concurrency 1 --sessions 5 --timeout 300
+            run "$srv" bigbox $r "warm UIDL" --scenario bigbox --user bigbox \
+                --concurrency 1 --sessions 3 --timeout 300
+        done
+        r=$((r + 1))
+    done
+    if command -v strace >/dev/null; then
+        for srv in $SERVERS; do
+            syscalls "$srv" bigbox
+            syscalls "$srv" user0001
+        done
+    fi
+fi
+
+# --- report ----------------------------------------------------------------------
+python3 "$BENCH/report.py" table "$RESULTS" "$OUT" \
+    --command "sh t/bench/compare.sh $ARGS" --dovecot "$( [ "$DOVECOT" = yes ] && /usr/sbin/dovecot --version || echo none)" \
+    --settings "rounds=$ROUNDS duration=${DURATION}s users=$USERS drain_users=$DRAIN_USERS concurrency=$CONC idle=$IDLE dovecot_idle=$DOVECOT_IDLE bigbox=$BIGBOX workers=$NCPU" \
+    --src "$SRC"
+say "wrote $OUT"

@@ -1,0 +1,253 @@
+#!/usr/bin/env python3
+"""Helpers of compare.sh (standard library only).
+
+  report.py freeport                 a free TCP port on 127.0.0.1
+  report.py wait PORT SECONDS        wait until something greets with +OK there
+  report.py pids ROOT                ROOT and all its descendants, one line
+  report.py table RESULTS OUT ...    medians, ratios and targets as Markdown
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+
+def freeport():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        print(s.getsockname()[1])
+
+
+def wait(port, seconds):
+    deadline = time.monotonic() + float(seconds)
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", int(port)), timeout=2) as s:
+                if s.recv(512).startswith(b"+OK"):
+                    s.sendall(b"QUIT\r\n")
+                    s.recv(512)
+                    return 0
+        except OSError:
+            pass
+        time.sleep(0.2)
+    return 1
+
+
+def pids(root):
+    parent = {}
+    for e in os.listdir("/proc"):
+        if e.isdigit():
+            try:
+                with open("/proc/%s/stat" % e) as f:
+                    parent[int(e)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                pass
+    out, i = [int(root)], 0
+    while i < len(out):
+        out += [p for p, pp in parent.items() if pp == out[i]]
+        i += 1
+    print(" ".join(str(p) for p in out))
+
+
+# (scenario, label, metric key, shown name, scale, better)
+ROWS = [
+    ("login", "login", "sessions_per_s", "sessions/s", 1, "high"),
+    ("login", "login", "server_cpu_ms_per_session", "server CPU ms/session", 1, "low"),
+    ("login", "login", "lat_p50_ms", "p50 session ms", 1, "low"),
+    ("login", "login", "lat_p99_ms", "p99 session ms", 1, "low"),
+    ("login", "login", "lat_p999_ms", "p99.9 session ms", 1, "low"),
+    ("login", "login", "errors", "errors", 1, "low"),
+    ("download", "download", "mb_per_s", "MB/s", 1, "high"),
+    ("download", "download", "sessions_per_s", "sessions/s", 1, "high"),
+    ("download", "download", "server_cpu_ms_per_session", "server CPU s/1000 sessions", 1, "low"),
+    ("download", "download", "lat_p50_ms", "p50 session ms", 1, "low"),
+    ("download", "download", "lat_p99_ms", "p99 session ms", 1, "low"),
+    ("download", "download", "errors", "errors", 1, "low"),
+    ("drain", "drain", "sessions_per_s", "sessions/s", 1, "high"),
+    ("drain", "drain", "mb_per_s", "MB/s", 1, "high"),
+    ("drain", "drain", "server_cpu_ms_per_session", "server CPU s/1000 sessions", 1, "low"),
+    ("drain", "drain", "lat_p99_ms", "p99 session ms", 1, "low"),
+    ("drain", "drain", "errors", "errors", 1, "low"),
+    ("idle", "idle", "established", "connections held", 1, "high"),
+    ("idle", "idle", "pss_kb_per_conn", "PSS KB/connection", 1, "low"),
+    ("idle", "idle", "rss_kb_per_conn", "RSS KB/connection", 1, "low"),
+    ("idle", "idle", "pss_kb", "PSS total MB", 1 / 1024, "low"),
+    ("idle", "idle", "errors", "errors", 1, "low"),
+    ("bigbox", "cold STAT", "lat_p50_ms", "cold login+STAT+QUIT ms", 1, "low"),
+    ("bigbox", "warm STAT", "lat_p50_ms", "warm login+STAT+QUIT ms", 1, "low"),
+    ("bigbox", "warm UIDL", "lat_p50_ms", "warm login+STAT+UIDL+QUIT ms", 1, "low"),
+    ("bigbox", "syscalls bigbox", "syscalls", "syscalls, login+STAT+QUIT, 100k msgs", 1, "low"),
+    ("bigbox", "syscalls user0001", "syscalls", "syscalls, login+STAT+QUIT, 5-20 msgs", 1, "low"),
+    ("bigbox", "warm STAT", "errors", "errors", 1, "low"),
+]
+
+
+def median_of(runs, server, scenario, label, key):
+    vals = [r["run"].get(key) for r in runs if r["server"] == server and
+            r["scenario"] == scenario and r["label"] == label and key in r["run"]]
+    vals = [v for v in vals if isinstance(v, (int, float))]
+    if not vals:
+        return None, 0
+    return statistics.median(vals), len(vals)
+
+
+def fmt(v):
+    if v is None:
+        return "-"
+    if abs(v) >= 100:
+        return "{:,.0f}".format(v)
+    if abs(v) >= 10:
+        return "%.1f" % v
+    return "%.3g" % v
+
+
+def ratio(a, b):
+    if a is None or b is None or b == 0:
+        return None
+    return a / b
+
+
+def targets(m):
+    """(text, met) per target of issue 6 that this run can check."""
+    g = lambda s, sc, l, k: m.get((s, sc, l, k))
+    out = []
+
+    def check(text, value, ok):
+        out.append((text, "-" if value is None else fmt(value),
+                    "n/a" if value is None else ("met" if ok(value) else "**missed**")))
+
+    check("login sessions/s >= 10x Dovecot", ratio(g("fastpop", "login", "login", "sessions_per_s"),
+          g("dovecot", "login", "login", "sessions_per_s")), lambda v: v >= 10)
+    check("login sessions/s >= 0.75x null", ratio(g("fastpop", "login", "login", "sessions_per_s"),
+          g("null", "login", "login", "sessions_per_s")), lambda v: v >= 0.75)
+    check("login CPU/session <= 1/15 of Dovecot",
+          ratio(g("fastpop", "login", "login", "server_cpu_ms_per_session"),
+                g("dovecot", "login", "login", "server_cpu_ms_per_session")), lambda v: v <= 1 / 15)
+    check("download MB/s >= 2x Dovecot", ratio(g("fastpop", "download", "download", "mb_per_s"),
+          g("dovecot", "download", "download", "mb_per_s")), lambda v: v >= 2)
+    check("download CPU/1000 sessions <= 1/4 of Dovecot",
+          ratio(g("fastpop", "download", "download", "server_cpu_ms_per_session"),
+                g("dovecot", "download", "download", "server_cpu_ms_per_session")),
+          lambda v: v <= 0.25)
+    check("download p99 below Dovecot's (ratio < 1)",
+          ratio(g("fastpop", "download", "download", "lat_p99_ms"),
+                g("dovecot", "download", "download", "lat_p99_ms")), lambda v: v < 1)
+    check("idle PSS per connection <= 4 KB", g("fastpop", "idle", "idle", "pss_kb_per_conn"),
+          lambda v: v <= 4)
+    est, err = g("fastpop", "idle", "idle", "established"), g("fastpop", "idle", "idle", "errors")
+    check("idle >= 30,000 connections held, no error", est,
+          lambda v: v >= 30000 and (err or 0) == 0)
+    check("bigbox warm STAT <= 1/20 of Dovecot",
+          ratio(g("fastpop", "bigbox", "warm STAT", "lat_p50_ms"),
+                g("dovecot", "bigbox", "warm STAT", "lat_p50_ms")), lambda v: v <= 0.05)
+    check("bigbox cold STAT <= 1/3 of Dovecot",
+          ratio(g("fastpop", "bigbox", "cold STAT", "lat_p50_ms"),
+                g("dovecot", "bigbox", "cold STAT", "lat_p50_ms")), lambda v: v <= 1 / 3)
+    check("bigbox syscalls do not grow with the mailbox (100k / small box)",
+          ratio(g("fastpop", "bigbox", "syscalls bigbox", "syscalls"),
+                g("fastpop", "bigbox", "syscalls user0001", "syscalls")), lambda v: v <= 1.5)
+    return out
+
+
+def machine():
+    mem = "?"
+    try:
+        with open("/proc/meminfo") as f:
+            mem = "%.1f GiB" % (int(f.readline().split()[1]) / 1048576)
+    except OSError:
+        pass
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), "?")
+    except OSError:
+        pass
+    return os.cpu_count(), mem, platform.release(), cpu
+
+
+def table(path, out, command, dovecot, settings, src):
+    runs = [json.loads(l) for l in open(path) if l.strip()]
+    m = {}
+    lines = []
+    ncpu, mem, kernel, cpu = machine()
+    rev = os.environ.get("BENCH_REV", "")
+    try:
+        rev = rev or subprocess.run(["git", "-C", src, "describe", "--always", "--dirty"],
+                                    capture_output=True, text=True).stdout.strip() or "?"
+    except OSError:
+        rev = "?"
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines += ["# fastpop benchmark results", "",
+              "Written by `t/bench/compare.sh` (see README.md for what each row measures).", "",
+              "- date: %s" % now,
+              "- machine: %s CPUs (%s), %s memory, Linux %s" % (ncpu, cpu, mem, kernel),
+              "- fastpop: git %s; Dovecot: %s" % (rev, dovecot),
+              "- command: `%s`" % command,
+              "- settings: %s" % settings, "",
+              "Each cell is the median over the rounds (n = number of runs). Ratios are "
+              "fastpop/Dovecot and fastpop/null; for rows where lower is better a ratio "
+              "below 1 favours fastpop.", "",
+              "| scenario | metric | fastpop | Dovecot | null | fastpop/Dovecot | fastpop/null | n |",
+              "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for sc, label, key, name, scale, _ in ROWS:
+        vals = {}
+        n = 0
+        for srv in ("fastpop", "dovecot", "null"):
+            v, k = median_of(runs, srv, sc, label, key)
+            if v is not None:
+                v *= scale
+            vals[srv] = v
+            m[(srv, sc, label, key)] = v
+            n = max(n, k)
+        if all(v is None for v in vals.values()):
+            continue
+        lines.append("| %s | %s | %s | %s | %s | %s | %s | %d |" % (
+            sc if label == sc else "%s (%s)" % (sc, label.split(" ")[0]) if sc != "bigbox" else sc,
+            name, fmt(vals["fastpop"]), fmt(vals["dovecot"]), fmt(vals["null"]),
+            fmt(ratio(vals["fastpop"], vals["dovecot"])), fmt(ratio(vals["fastpop"], vals["null"])),
+            n))
+    lines += ["", "## Targets (issue 6)", "", "| target | value | verdict |", "|---|---:|---|"]
+    for text, value, verdict in targets(m):
+        lines.append("| %s | %s | %s |" % (text, value, verdict))
+    lines += ["", "## Raw runs", "", "<details><summary>%d JSON lines from popload</summary>" %
+              len(runs), "", "```"]
+    lines += [json.dumps(r, sort_keys=True) for r in runs]
+    lines += ["```", "</details>", ""]
+    with open(out, "w") as f:
+        f.write("\n".join(lines))
+    print("\n".join(lines[:lines.index("## Raw runs")]))
+
+
+def main():
+    if len(sys.argv) < 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    cmd = sys.argv[1]
+    if cmd == "freeport":
+        return freeport()
+    if cmd == "wait":
+        return wait(sys.argv[2], sys.argv[3])
+    if cmd == "pids":
+        return pids(sys.argv[2])
+    if cmd == "table":
+        p = argparse.ArgumentParser()
+        p.add_argument("results")
+        p.add_argument("out")
+        p.add_argument("--command", default="")
+        p.add_argument("--dovecot", default="")
+        p.add_argument("--settings", default="")
+        p.add_argument("--src", default=".")
+        a = p.parse_args(sys.argv[2:])
+        return table(a.results, a.out, a.command, a.dovecot, a.settings, a.src)
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main() or 0)

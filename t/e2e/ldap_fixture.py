@@ -1,0 +1,169 @@
+"""A throwaway slapd for the LDAP tests: its own directory, port, mdb database
+and LDIF, started in the foreground (slapd -d 0) and stopped by pid. Nothing
+here touches a system slapd or /etc/ldap beyond reading the schema files."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+from fastpop_harness import AUTH_USER, IS_ROOT, free_port, wait_until
+
+SUFFIX = "dc=example,dc=test"
+READER_DN = "cn=reader,ou=system," + SUFFIX
+READER_PW = "reader-secret"
+# LDAP clients must not read the host's ldap.conf or ~/.ldaprc.
+ENV = dict(os.environ, LDAPNOINIT="1")
+
+
+def hash_ssha(password):
+    return subprocess.check_output(["slappasswd", "-s", password, "-h", "{SSHA}"],
+                                   env=ENV).decode().strip()
+
+
+def hash_crypt(password):
+    # A sha512-crypt string, as {CRYPT} carries it in many directories.
+    return "{CRYPT}" + subprocess.check_output(
+        ["openssl", "passwd", "-6", "-salt", "fastpopSalt", password]).decode().strip()
+
+
+def person(uid, password_value, ou="people", home=None, description=None):
+    lines = ["dn: uid=%s,ou=%s,%s" % (uid, ou, SUFFIX),
+             "objectClass: inetOrgPerson", "objectClass: posixAccount",
+             "uid: %s" % uid, "cn: %s" % uid, "sn: %s" % uid,
+             "uidNumber: 1000", "gidNumber: 1000",
+             "homeDirectory: %s" % (home or "/home/" + uid)]
+    if password_value:
+        lines.append("userPassword: %s" % password_value)
+    if description:
+        lines.append("description: %s" % description)
+    return "\n".join(lines) + "\n"
+
+
+class Slapd:
+    def __init__(self, entries, port=None):
+        self.dir = tempfile.mkdtemp(prefix="fastpop-slapd-")
+        self.port = port or free_port()
+        self.proc = None
+        self.conf = os.path.join(self.dir, "slapd.conf")
+        os.makedirs(os.path.join(self.dir, "db"))
+        with open(self.conf, "w") as f:
+            f.write("""modulepath /usr/lib/ldap
+moduleload back_mdb
+include /etc/ldap/schema/core.schema
+include /etc/ldap/schema/cosine.schema
+include /etc/ldap/schema/inetorgperson.schema
+include /etc/ldap/schema/nis.schema
+pidfile %(dir)s/slapd.pid
+database mdb
+maxsize 16777216
+directory %(dir)s/db
+suffix "%(suffix)s"
+rootdn "cn=admin,%(suffix)s"
+rootpw admin-secret
+access to attrs=userPassword by dn.exact="%(reader)s" read by anonymous auth by * none
+access to * by * read
+""" % {"dir": self.dir, "suffix": SUFFIX, "reader": READER_DN})
+        ldif = ["dn: %s\nobjectClass: dcObject\nobjectClass: organization\ndc: example\n"
+                "o: example\n" % SUFFIX]
+        for ou in ("people", "staff", "system"):
+            ldif.append("dn: ou=%s,%s\nobjectClass: organizationalUnit\nou: %s\n" %
+                        (ou, SUFFIX, ou))
+        ldif.append("dn: %s\nobjectClass: organizationalRole\nobjectClass: simpleSecurityObject\n"
+                    "cn: reader\nuserPassword: %s\n" % (READER_DN, hash_ssha(READER_PW)))
+        ldif += entries
+        path = os.path.join(self.dir, "data.ldif")
+        with open(path, "w") as f:
+            f.write("\n".join(ldif))
+        subprocess.run(["slapadd", "-q", "-f", self.conf, "-l", path], env=ENV, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    @property
+    def uri(self):
+        return "ldap://127.0.0.1:%d" % self.port
+
+    def start(self):
+        self.log = open(os.path.join(self.dir, "slapd.log"), "ab")
+        self.proc = subprocess.Popen(
+            ["slapd", "-d", "0", "-f", self.conf, "-h", "ldap://127.0.0.1:%d/" % self.port],
+            env=ENV, stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
+
+        def up():
+            if self.proc.poll() is not None:
+                raise AssertionError("slapd exited: %s" % self.read_log())
+            r = subprocess.run(["ldapwhoami", "-x", "-H", self.uri, "-D", READER_DN,
+                                "-w", READER_PW], env=ENV, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+            return r.returncode == 0
+        wait_until(up, 15, what="slapd on port %d" % self.port)
+        return self
+
+    def read_log(self):
+        with open(os.path.join(self.dir, "slapd.log"), "rb") as f:
+            return f.read().decode(errors="replace")[-2000:]
+
+    def stop(self):
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGCONT)
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+        self.log.close()
+
+    def pause(self):
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self):
+        os.kill(self.proc.pid, signal.SIGCONT)
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def secret_file(directory, secret=READER_PW):
+    """The service bind secret, readable by the auth helper alone."""
+    path = os.path.join(directory, "ldap.secret")
+    with open(path, "w") as f:
+        f.write(secret + "\n")
+    os.chmod(path, 0o600)
+    if IS_ROOT:
+        import pwd
+        os.chown(path, pwd.getpwnam(AUTH_USER).pw_uid, -1)
+    return path
+
+
+def ldap_config(slapd_uri, secret, mode, extra=""):
+    return ("passdb = passwd-file ldap\n"
+            "ldap_uri = %s\n"
+            "ldap_bind_dn = %s\n"
+            "ldap_bind_secret_file = %s\n"
+            "ldap_base = %s\n"
+            "ldap_auth = %s\n"
+            "ldap_timeout = 3s\n"
+            "ldap_connect_timeout = 2s\n"
+            "%s" % (slapd_uri, READER_DN, secret, SUFFIX, mode, extra))
+
+
+def closed_port():
+    """A loopback port nobody listens on (connection refused)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def timed(fn):
+    t = time.monotonic()
+    r = fn()
+    return r, time.monotonic() - t

@@ -1,0 +1,197 @@
+"""passdb = ldap against a real slapd started here: both modes, good and bad
+passwords, unknown users, filter injection, empty passwords, the --test
+command, LDAP down and back, LDAP stopped (SIGSTOP) while other sessions on
+the same worker keep flowing, and failover to a second URI."""
+
+import os
+import subprocess
+import time
+import unittest
+
+from fastpop_harness import BIN, Daemon, Pop3, main
+from ldap_fixture import (Slapd, closed_port, hash_crypt, hash_ssha, ldap_config, person,
+                          secret_file, timed)
+
+USERS = {"lalice": "alice-ldap-pw", "lbob": "bob ldap pw", "ldave": "dave-pw"}
+
+
+def directory_entries():
+    return [person("lalice", hash_ssha(USERS["lalice"])),
+            person("lbob", hash_crypt(USERS["lbob"]), description="maildir:/srv/mail/lbob"),
+            person("ldave", hash_ssha(USERS["ldave"]), home="/home/dave"),
+            # two entries with one uid: ambiguous, refused
+            person("twin", hash_ssha("twin-pw"), ou="people"),
+            person("twin", hash_ssha("twin-pw"), ou="staff"),
+            # a user with no password at all
+            person("nopw", None)]
+
+
+class LdapTest(unittest.TestCase):
+    slapd = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.slapd = Slapd(directory_entries()).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.slapd.cleanup()
+
+    def daemon(self, mode, uri=None, extra="", workers=2):
+        d = Daemon(workers=workers, users={"local": "local-secret"})
+        self.addCleanup(d.cleanup)
+        secret = secret_file(d.dir)
+        d.extra_config = ldap_config(uri or self.slapd.uri, secret, mode, extra)
+        d.write_config()
+        for u in USERS:
+            d.maildir(u)
+        return d
+
+    def login(self, d, user, password, **kw):
+        """One login on a new connection, closed afterwards (max_connections_per_ip)."""
+        p = d.connect(**kw)
+        try:
+            greeting = p.line()
+            self.assertTrue(greeting.startswith("+OK"), greeting)
+            self.assertTrue(p.cmd("USER " + user).startswith("+OK"))
+            return p.cmd("PASS " + password)
+        finally:
+            p.close()
+
+    def check_modes_common(self, d):
+        self.assertTrue(self.login(d, "lalice", USERS["lalice"]).startswith("+OK"))
+        # {CRYPT} ($6$ by openssl passwd), checked by slapd or by auth/scheme.c
+        self.assertTrue(self.login(d, "lbob", USERS["lbob"]).startswith("+OK"))
+        self.assertTrue(self.login(d, "lalice", "wrong").startswith("-ERR [AUTH]"))
+        self.assertTrue(self.login(d, "nobody", "whatever").startswith("-ERR [AUTH]"))
+        # filter injection: the name is a literal, never a wildcard
+        for name in ("*", ")(uid=*", "lal*", "*)(uid=lalice", "lalice)(|(uid=*", "\\2a"):
+            r = self.login(d, name, USERS["lalice"])
+            self.assertTrue(r.startswith("-ERR [AUTH]"), "%r got %r" % (name, r))
+        self.assertTrue(self.login(d, "twin", "twin-pw").startswith("-ERR [AUTH]"))
+        self.assertTrue(self.login(d, "nopw", "x").startswith("-ERR [AUTH]"))
+        # a file user next to LDAP
+        self.assertTrue(self.login(d, "local", "local-secret").startswith("+OK"))
+        d.wait_log("reason=ambiguous-user")
+        log = d.log()
+        self.assertIn("auth failed user=)(uid=* ip=127.0.0.1 mechanism=USER "
+                      "reason=unknown-user", log)
+        self.assertNotIn(USERS["lalice"], log)
+        self.assertNotIn("reader-secret", log)
+
+    def test_password_mode(self):
+        d = self.daemon("password").start()
+        self.check_modes_common(d)
+        self.assertIn("reason=bad-password", d.log())
+
+    def test_bind_mode(self):
+        d = self.daemon("bind").start()
+        self.check_modes_common(d)
+        self.assertTrue(self.login(d, "lbob", "bob ldap").startswith("-ERR [AUTH]"))
+
+    def auth_test(self, d, user, password, mode):
+        d.write_config(d.config_text().replace("ldap_auth = bind", "ldap_auth = " + mode))
+        r = subprocess.run([os.path.join(BIN, "fastpop-auth"), "-c", d.conf, "--test", user],
+                           input=password.encode() + b"\n", stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=30)
+        return r.returncode, r.stdout.decode(), r.stderr.decode()
+
+    def test_auth_cli(self):
+        d = self.daemon("bind", extra="ldap_maildir_attribute = description\n"
+                                      "ldap_home_attribute = homeDirectory\n")
+        for mode in ("bind", "password"):
+            rc, out, err = self.auth_test(d, "lbob", USERS["lbob"], mode)
+            self.assertEqual((rc, out), (0, "ok user=lbob maildir=/srv/mail/lbob\n"), err)
+            # no description: the template (maildir = .../%n/Maildir)
+            rc, out, err = self.auth_test(d, "ldave", USERS["ldave"], mode)
+            self.assertEqual(rc, 0, err)
+            self.assertTrue(out.endswith("/ldave/Maildir\n"), out)
+            rc, out, err = self.auth_test(d, "lbob", "nope", mode)
+            self.assertEqual((rc, out), (1, "fail\n"), err)
+            # an empty password is refused before any bind
+            rc, out, err = self.auth_test(d, "lbob", "", mode)
+            self.assertEqual((rc, out), (1, "fail\n"), err)
+            self.assertIn("reason=empty-password", err)
+
+    def test_ldap_down_then_back(self):
+        s = Slapd(directory_entries()).start()
+        self.addCleanup(s.cleanup)
+        d = self.daemon("bind", uri=s.uri).start()
+        self.assertTrue(self.login(d, "lalice", USERS["lalice"]).startswith("+OK"))
+        s.stop()
+        # ldave never logged in, so no credential cache entry can answer for it
+        self.assertTrue(self.login(d, "ldave", USERS["ldave"]).startswith("-ERR [SYS/TEMP]"))
+        # the password file does not depend on LDAP
+        self.assertTrue(self.login(d, "local", "local-secret").startswith("+OK"))
+        # a user who logged in before keeps logging in (the credential cache)
+        self.assertTrue(self.login(d, "lalice", USERS["lalice"]).startswith("+OK"))
+        s.start()
+        deadline = time.monotonic() + 40
+        while True:
+            # a user not in the credential cache, so the answer must come from LDAP
+            r = self.login(d, "lbob", USERS["lbob"])
+            if r.startswith("+OK") or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        self.assertTrue(r.startswith("+OK"), r)
+        d.wait_log("connection to %s is back" % s.uri)
+
+    def test_ldap_stopped_does_not_hold_the_worker(self):
+        s = Slapd(directory_entries()).start()
+        self.addCleanup(s.cleanup)
+        d = self.daemon("password", uri=s.uri, workers=1).start()
+        self.assertTrue(self.login(d, "lalice", USERS["lalice"]).startswith("+OK"))
+        idle = d.connect()
+        self.addCleanup(idle.close)
+        self.assertTrue(idle.line().startswith("+OK"))
+        s.pause()
+        self.addCleanup(s.resume)
+        slow = d.connect()
+        self.addCleanup(slow.close)
+        self.assertTrue(slow.line().startswith("+OK"))
+        slow.send("USER ldave\r\nPASS %s\r\n" % USERS["ldave"])
+        self.assertTrue(slow.line().startswith("+OK"))
+        time.sleep(0.3)
+        # same worker: its other sessions and the file users do not wait
+        r, took = timed(lambda: idle.cmd("NOOP"))
+        self.assertEqual(r, "+OK")
+        r, took = timed(lambda: self.login(d, "local", "local-secret"))
+        self.assertTrue(r.startswith("+OK"), r)
+        self.assertTrue(slow.line().startswith("-ERR [SYS/TEMP]"))
+        d.wait_log("no answer within ldap_timeout")
+        s.resume()
+
+    def test_failover_to_second_uri(self):
+        dead = "ldap://127.0.0.1:%d" % closed_port()
+        d = self.daemon("bind", uri=dead + " " + self.slapd.uri).start()
+        self.assertTrue(self.login(d, "lalice", USERS["lalice"]).startswith("+OK"))
+        self.assertTrue(self.login(d, "lalice", "bad").startswith("-ERR [AUTH]"))
+
+    def test_failover_when_first_server_stops(self):
+        a = Slapd(directory_entries()).start()
+        self.addCleanup(a.cleanup)
+        d = self.daemon("bind", uri=a.uri + " " + self.slapd.uri).start()
+        self.assertTrue(self.login(d, "lalice", USERS["lalice"]).startswith("+OK"))
+        a.stop()
+        deadline = time.monotonic() + 20
+        while True:
+            r = self.login(d, "lbob", USERS["lbob"])
+            if r.startswith("+OK") or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+        self.assertTrue(r.startswith("+OK"), r)
+
+    def test_bad_secret_is_a_tempfail(self):
+        d = Daemon(users={"local": "local-secret"})
+        self.addCleanup(d.cleanup)
+        secret = secret_file(d.dir, "not-the-secret")
+        d.extra_config = ldap_config(self.slapd.uri, secret, "bind")
+        d.write_config()
+        d.start()
+        self.assertTrue(self.login(d, "lalice", USERS["lalice"]).startswith("-ERR [SYS/TEMP]"))
+        self.assertIn("bind as ldap_bind_dn", d.log())
+        self.assertTrue(self.login(d, "local", "local-secret").startswith("+OK"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,149 @@
+"""The brute-force penalty end to end: failed logins from one address get
+slower and the delay stops growing at the cap, another address and a trusted
+one are not slowed, and an address over the limit is refused even with the
+right password. Timings are asserted as lower bounds only; the exact delays
+are read from the helper's debug line "auth penalty ... delay=Ns"."""
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+import unittest
+
+from fastpop_harness import SRC, DaemonTest, main
+
+PENALTY = ("auth_penalty = yes\n"
+           "auth_penalty_delay = 1s\n"
+           "auth_penalty_max_delay = 2s\n"
+           "auth_penalty_block_after = 5\n"
+           "auth_penalty_block_time = 1m\n"
+           "auth_penalty_trusted = 127.0.0.3/32\n"
+           "max_auth_failures = 10\n")
+
+
+class PenaltyTest(DaemonTest):
+    extra_config = PENALTY
+
+    def setUp(self):
+        super().setUp()
+        self.d.write_config(self.d.config_text().replace("log_level = info",
+                                                         "log_level = debug"))
+        self.d.start()
+
+    def attempt(self, source, password="wrong"):
+        p = self.d.connect(source=(source, 0), timeout=20)
+        try:
+            self.assertTrue(p.line().startswith("+OK"))
+            self.assertTrue(p.cmd("USER alice").startswith("+OK"))
+            t = time.monotonic()
+            r = p.cmd("PASS " + password)
+            return r, time.monotonic() - t
+        finally:
+            p.close()
+
+    def delays(self, ip):
+        return [float(m) for m in re.findall(r"auth penalty ip=%s user=\S+ ip_score=\S+ "
+                                             r"delay=([0-9.]+)s" % re.escape(ip), self.d.log())]
+
+    def test_grows_caps_and_spares_others(self):
+        took = []
+        for _ in range(3):
+            r, t = self.attempt("127.0.0.1")
+            self.assertTrue(r.startswith("-ERR [AUTH]"), r)
+            took.append(t)
+        # 1 s, then 2 s, then still 2 s (the cap); lower bounds with a margin
+        self.assertGreater(took[0], 0.8)
+        self.assertGreater(took[1], 1.6)
+        self.assertGreater(took[2], 1.6)
+        self.d.wait_log("delay=", count=3)
+        self.assertEqual(self.delays("127.0.0.1")[:3], [1.0, 2.0, 2.0])
+
+        # another address: its own score, but alice's user score counts (4th failure: cap)
+        r, t = self.attempt("127.0.0.2")
+        self.assertTrue(r.startswith("-ERR [AUTH]"))
+        self.d.wait_log("ip=127.0.0.2 user=alice", count=1)
+        self.assertIn("auth penalty ip=127.0.0.2 user=alice ip_score=1.00", self.d.log())
+
+        # a trusted address is never delayed
+        r, t = self.attempt("127.0.0.3")
+        self.assertTrue(r.startswith("-ERR [AUTH]"))
+        self.d.wait_log("ip=127.0.0.3 user=alice")
+        self.assertNotIn("auth penalty ip=127.0.0.3 user=alice ip_score=0.00 delay=1", self.d.log())
+        self.assertEqual(self.delays("127.0.0.3"), [0.0])
+
+        # the right password from a clean address works (and clears alice's score)
+        r, t = self.attempt("127.0.0.4", "alice-secret")
+        self.assertTrue(r.startswith("+OK"), r)
+        self.assertIn("auth failed user=alice ip=127.0.0.1 mechanism=USER reason=bad-password",
+                      self.d.log())
+
+    def test_blocked_address_refused_even_with_right_password(self):
+        for _ in range(5):
+            r, _ = self.attempt("127.0.0.5")
+            self.assertTrue(r.startswith("-ERR [AUTH]"))
+        self.d.wait_log("auth penalty ip=127.0.0.5 blocked for 60s")
+        r, _ = self.attempt("127.0.0.5", "alice-secret")
+        self.assertTrue(r.startswith("-ERR [AUTH]"), r)
+        self.d.wait_log("auth failed user=alice ip=127.0.0.5 mechanism=USER reason=ip-blocked")
+        # others are not blocked
+        r, _ = self.attempt("127.0.0.6", "alice-secret")
+        self.assertTrue(r.startswith("+OK"), r)
+
+
+SYSLOG_SAMPLE = """\
+Nov 23 01:30:15 mx1 fastpop[1234]: auth: auth failed user=alice ip=192.0.2.7 mechanism=USER reason=bad-password
+Nov 23 01:30:16 mx1 fastpop[1234]: auth: auth failed user=)(uid=* ip=2001:db8::5 mechanism=PLAIN reason=unknown-user
+Nov 23 01:30:17 mx1 fastpop[1234]: auth: auth failed user=x\\x20ip=198.51.100.9 ip=192.0.2.8 mechanism=USER reason=bad-password
+Nov 23 01:30:18 mx1 fastpop[1234]: auth: auth tempfail user=bob ip=192.0.2.9 mechanism=USER reason=ldap-down
+Nov 23 01:30:19 mx1 fastpop[1234]: worker[0]: login failed user=alice ip=192.0.2.7 mechanism=USER failures=1
+"""
+
+
+@unittest.skipUnless(shutil.which("fail2ban-regex"), "fail2ban-regex not installed")
+class Fail2banTest(DaemonTest):
+    """etc/fail2ban/filter.d/fastpop.conf against real log lines, with fail2ban-regex."""
+
+    def run_regex(self, text):
+        conf = tempfile.mkdtemp(prefix="fastpop-f2b-")
+        self.addCleanup(shutil.rmtree, conf, True)
+        os.makedirs(os.path.join(conf, "filter.d"))
+        for name in os.listdir("/etc/fail2ban"):
+            if name.startswith("paths-"):
+                shutil.copy(os.path.join("/etc/fail2ban", name), conf)
+        shutil.copy("/etc/fail2ban/filter.d/common.conf", os.path.join(conf, "filter.d"))
+        filt = os.path.join(conf, "filter.d", "fastpop.conf")
+        shutil.copy(os.path.join(SRC, "etc/fail2ban/filter.d/fastpop.conf"), filt)
+        log = os.path.join(conf, "test.log")
+        with open(log, "w") as f:
+            f.write(text)
+        out = subprocess.run(["fail2ban-regex", "--config", conf, "-v", log, filt],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+        text = out.stdout.decode()
+        self.assertEqual(out.returncode, 0, text)
+        return text
+
+    def test_filter_matches_each_failure_once(self):
+        self.d.start()
+        for user, pw in (("alice", "bad"), ("ghost", "x"), ("alice", "alice-secret")):
+            p = self.d.connect()
+            p.line()
+            p.cmd("USER " + user)
+            p.cmd("PASS " + pw)
+            p.close()
+        self.d.wait_log("auth failed", count=2)
+        self.d.wait_log("login user=alice")
+        out = self.run_regex(self.d.log())
+        self.assertIn("Lines: ", out)
+        self.assertRegex(out, r"\b2 matched\b")
+
+    def test_filter_on_syslog_lines_and_forged_names(self):
+        out = self.run_regex(SYSLOG_SAMPLE)
+        self.assertRegex(out, r"\b3 matched\b")
+        self.assertIn("192.0.2.8", out)
+        self.assertNotIn("198.51.100.9  ", out)
+
+
+if __name__ == "__main__":
+    main()

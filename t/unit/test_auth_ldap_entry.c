@@ -1,0 +1,212 @@
+/*
+ * The LDAP backend's decisions that need no server: settings and the secret
+ * file, a found entry into user and maildir, userPassword checks, bind
+ * result codes, and the backend refusing empty passwords before any request.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <ldap.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "auth/ldap.h"
+#include "auth/scheme.h"
+#include "daemon/config.h"
+#include "daemon/log.h"
+
+/* slappasswd -s secret -h {SSHA} */
+#define SSHA_SECRET "{SSHA}4Wbg15sufYygnd4dkiINoct1YgqkLqp+"
+
+static struct config base_config(void)
+{
+    struct config cfg;
+    config_defaults(&cfg);
+    snprintf(cfg.ldap_uri, sizeof(cfg.ldap_uri), "ldap://127.0.0.1:1");
+    snprintf(cfg.maildir, sizeof(cfg.maildir), "/var/mail/%%d/%%n");
+    return cfg;
+}
+
+static void test_settings(void **state)
+{
+    (void)state;
+    struct config cfg = base_config();
+    struct ldap_settings s;
+    char err[256];
+    char dir[] = "/tmp/fastpop-ldap-test.XXXXXX", path[64];
+
+    assert_int_equal(ldap_settings_from(&s, &cfg, err, sizeof(err)), 0);
+    assert_int_equal(s.scope, LDAP_SCOPE_SUBTREE);
+    assert_int_equal(s.timeout, 5);
+    assert_int_equal(s.connect_timeout, 5);
+    assert_int_equal(s.bind_connections, 4);
+    assert_int_equal(s.mode, CONFIG_LDAP_AUTH_BIND);
+
+    cfg.ldap_uri[0] = '\0';
+    assert_int_equal(ldap_settings_from(&s, &cfg, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "ldap_uri"));
+    cfg = base_config();
+    snprintf(cfg.ldap_user_filter, sizeof(cfg.ldap_user_filter), "uid=%%u");
+    assert_int_equal(ldap_settings_from(&s, &cfg, err, sizeof(err)), -1);
+    cfg = base_config();
+    snprintf(cfg.ldap_bind_dn, sizeof(cfg.ldap_bind_dn), "cn=reader");
+    assert_int_equal(ldap_settings_from(&s, &cfg, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "ldap_bind_secret_file"));
+
+    /* the secret: first line only, and never from a world-readable file */
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/secret", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("s3cret\nignored\n", f);
+    fclose(f);
+    chmod(path, 0600);
+    snprintf(cfg.ldap_bind_secret_file, sizeof(cfg.ldap_bind_secret_file), "%s", path);
+    assert_int_equal(ldap_settings_from(&s, &cfg, err, sizeof(err)), 0);
+    assert_string_equal(s.secret, "s3cret");
+    ldap_settings_wipe(&s);
+    assert_string_equal(s.secret, "");
+    chmod(path, 0644);
+    assert_int_equal(ldap_settings_from(&s, &cfg, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "readable by others"));
+    unlink(path);
+    assert_int_equal(ldap_settings_from(&s, &cfg, err, sizeof(err)), -1);
+    rmdir(dir);
+}
+
+static void test_entry_result(void **state)
+{
+    (void)state;
+    struct config cfg = base_config();
+    struct ldap_settings s;
+    struct ldap_answer a;
+    char err[256];
+    assert_int_equal(ldap_settings_from(&s, &cfg, err, sizeof(err)), 0);
+
+    struct ldap_found f = { "uid=bob,dc=x", NULL, 0, NULL, NULL, NULL };
+    memset(&a, 0, sizeof(a));
+    assert_int_equal(ldap_entry_result(&s, "bob@example.org", &f, &a), 0);
+    assert_string_equal(a.user, "bob@example.org");
+    assert_string_equal(a.maildir, "/var/mail/example.org/bob");
+
+    f.maildir = "/srv/mail/bob/";
+    assert_int_equal(ldap_entry_result(&s, "bob", &f, &a), 0);
+    assert_string_equal(a.maildir, "/srv/mail/bob/");
+    f.maildir = "maildir:/srv/mail/bob:LAYOUT=fs";
+    assert_int_equal(ldap_entry_result(&s, "bob", &f, &a), 0);
+    assert_string_equal(a.maildir, "/srv/mail/bob");
+    f.maildir = "relative/path";
+    assert_int_equal(ldap_entry_result(&s, "bob", &f, &a), -1);
+    assert_int_equal(a.status, AUTH_TEMPFAIL);
+    assert_string_equal(a.reason, "maildir");
+
+    /* the canonical name from ldap_user_attribute, %h from the home attribute */
+    snprintf(s.maildir_template, sizeof(s.maildir_template), "%%h/Maildir");
+    f.maildir = NULL;
+    f.user = "Bob";
+    f.home = "/home/bob";
+    memset(&a, 0, sizeof(a));
+    assert_int_equal(ldap_entry_result(&s, "BOB", &f, &a), 0);
+    assert_string_equal(a.user, "Bob");
+    assert_string_equal(a.maildir, "/home/bob/Maildir");
+    f.home = NULL;
+    assert_int_equal(ldap_entry_result(&s, "BOB", &f, &a), -1);
+    assert_string_equal(a.reason, "maildir");
+}
+
+static void test_entry_verify(void **state)
+{
+    (void)state;
+    const char *one[] = { SSHA_SECRET };
+    const char *several[] = { "{NOPE}x", "{SSHA}!!", "{PLAIN}other", SSHA_SECRET };
+    const char *bad[] = { "{NOPE}x" };
+    struct ldap_found f = { "dn", one, 1, NULL, NULL, NULL };
+
+    assert_int_equal(ldap_entry_verify(&f, "secret"), SCHEME_MATCH);
+    assert_int_equal(ldap_entry_verify(&f, "Secret"), SCHEME_MISMATCH);
+    f.passwords = several;
+    f.npasswords = 4;
+    assert_int_equal(ldap_entry_verify(&f, "secret"), SCHEME_MATCH);
+    assert_int_equal(ldap_entry_verify(&f, "other"), SCHEME_MATCH);
+    assert_int_equal(ldap_entry_verify(&f, "nope"), SCHEME_MISMATCH);
+    f.passwords = bad;
+    f.npasswords = 1;
+    assert_int_equal(ldap_entry_verify(&f, "x"), SCHEME_UNKNOWN);
+    f.npasswords = 0;
+    assert_int_equal(ldap_entry_verify(&f, "x"), SCHEME_MISMATCH);
+}
+
+static void test_bind_status(void **state)
+{
+    (void)state;
+    assert_int_equal(ldap_bind_status(LDAP_SUCCESS), AUTH_OK);
+    assert_int_equal(ldap_bind_status(LDAP_INVALID_CREDENTIALS), AUTH_FAIL);
+    assert_int_equal(ldap_bind_status(LDAP_INAPPROPRIATE_AUTH), AUTH_FAIL);
+    assert_int_equal(ldap_bind_status(LDAP_BUSY), AUTH_TEMPFAIL);
+    assert_int_equal(ldap_bind_status(LDAP_UNAVAILABLE), AUTH_TEMPFAIL);
+    assert_int_equal(ldap_bind_status(LDAP_SERVER_DOWN), AUTH_TEMPFAIL);
+}
+
+static int answers;
+static void count_done(void *arg, void *ctx, const struct ldap_answer *ans)
+{
+    (void)arg;
+    (void)ctx;
+    assert_int_equal(ans->status, AUTH_TEMPFAIL);
+    answers++;
+}
+
+static void test_backend_without_server(void **state)
+{
+    (void)state;
+    struct config cfg = base_config();
+    struct ldap_settings s;
+    struct ldap_answer a;
+    char err[256];
+
+    /* port 1 on loopback: refused at once */
+    cfg.ldap_timeout = 2;
+    assert_int_equal(ldap_settings_from(&s, &cfg, err, sizeof(err)), 0);
+    struct ldap_backend *lb = ldap_backend_new(&s, count_done, NULL);
+    assert_non_null(lb);
+    /* refused before anything is sent */
+    assert_int_equal(ldap_backend_submit(lb, "bob", "", NULL, &a), -1);
+    assert_int_equal(a.status, AUTH_FAIL);
+    assert_string_equal(a.reason, "empty-password");
+    assert_int_equal(ldap_backend_submit(lb, "", "pw", NULL, &a), -1);
+    assert_string_equal(a.reason, "empty-user");
+    assert_int_equal(ldap_backend_pending(lb), 0);
+    /* a real request ends as a tempfail (server down), within ldap_timeout */
+    assert_int_equal(ldap_backend_submit(lb, "bob", "pw", NULL, &a), 0);
+    assert_int_equal(ldap_backend_pending(lb), 1);
+    for (int i = 0; i < 300 && ldap_backend_pending(lb) > 0; i++) {
+        ldap_backend_poll(lb);
+        usleep(10000);
+    }
+    assert_int_equal(answers, 1);
+    assert_int_equal(ldap_backend_pending(lb), 0);
+    /* held requests are answered when the backend stops */
+    assert_int_equal(ldap_backend_submit(lb, "carol", "pw", NULL, &a), 0);
+    ldap_backend_free(lb);
+    assert_int_equal(answers, 2);
+}
+
+int main(void)
+{
+    log_open(LOG_TO_STDERR, LOG_LVL_ERROR, "auth", -1);
+    setenv("LDAPNOINIT", "1", 1);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_settings),
+        cmocka_unit_test(test_entry_result),
+        cmocka_unit_test(test_entry_verify),
+        cmocka_unit_test(test_bind_status),
+        cmocka_unit_test(test_backend_without_server),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,225 @@
+/*
+ * The mailbox index record and environment: encode/decode, garbage and
+ * foreign values, a map that fills up, an unreadable environment.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "maildir/scan.h"
+#include "shm/index.h"
+#include "t/unit/helper_maildir.h"
+
+static struct maildir *sample(size_t n)
+{
+    struct maildir *md = maildir_new();
+    char name[64];
+    assert_non_null(md);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(name, sizeof(name), "%zu.M%zuP1.host:2,%s", 1700000000 + i, i, i % 2 ? "S" : "");
+        assert_int_equal(maildir_add(md, name, i * 10 + 1), 0);
+    }
+    return md;
+}
+
+static void assert_same(const struct maildir *a, const struct maildir *b)
+{
+    assert_int_equal(a->count, b->count);
+    assert_int_equal(a->total_size, b->total_size);
+    for (size_t i = 0; i < a->count; i++) {
+        size_t la, lb;
+        const char *ua = maildir_msg_uidl(a, i, &la);
+        const char *ub = maildir_msg_uidl(b, i, &lb);
+        assert_string_equal(maildir_msg_name(a, i), maildir_msg_name(b, i));
+        assert_int_equal(la, lb);
+        assert_memory_equal(ua, ub, la);
+        assert_int_equal(a->msgs[i].size, b->msgs[i].size);
+        assert_int_equal(a->msgs[i].unique_len, b->msgs[i].unique_len);
+    }
+}
+
+static void test_roundtrip(void **state)
+{
+    (void)state;
+    struct index_entry e = { .tmp_cleaned = 1234, .legacy = 2 };
+    e.md = sample(50);
+    e.new_dir = (struct index_dirstamp){ .sec = 1, .nsec = 2, .ino = 3, .verified = 1 };
+    e.cur_dir = (struct index_dirstamp){ .sec = 4, .nsec = 5, .ino = 6, .verified = 0 };
+    /* A long legacy UIDL and a rename leave extra strings: both must survive. */
+    char longuidl[200];
+    memset(longuidl, 'u', sizeof(longuidl));
+    assert_int_equal(maildir_set_uidl(e.md, 3, longuidl, sizeof(longuidl)), 0);
+    assert_int_equal(maildir_msg_rename(e.md, 4, "1700000004.M4P1.host:2,RS"), 0);
+
+    void *buf;
+    size_t len;
+    assert_int_equal(index_encode("/var/mail/a", &e, &buf, &len), 0);
+    struct index_entry d = { 0 };
+    assert_int_equal(index_decode(buf, len, "/var/mail/a", &d), 0);
+    assert_same(e.md, d.md);
+    assert_int_equal(d.tmp_cleaned, 1234);
+    assert_int_equal(d.legacy, 2);
+    assert_int_equal(d.new_dir.verified, 1);
+    assert_int_equal(d.cur_dir.ino, 6);
+    maildir_free(d.md);
+
+    /* The same key for another path (a hash collision) reads as a miss. */
+    assert_int_equal(index_decode(buf, len, "/var/mail/b", &d), ESTALE);
+    /* Truncated, or any byte of the header changed: never decoded. */
+    for (size_t cut = 0; cut < len; cut += 7)
+        assert_int_equal(index_decode(buf, cut, "/var/mail/a", &d), EINVAL);
+    for (size_t i = 0; i < 64; i++) {
+        unsigned char *p = buf;
+        p[i] ^= 0x5a;
+        int rc = index_decode(buf, len, "/var/mail/a", &d);
+        assert_true(rc == EINVAL || rc == ESTALE || (rc == 0 && (maildir_free(d.md), 1)));
+        p[i] ^= 0x5a;
+    }
+    /* A message offset pointing outside the strings. */
+    unsigned char *msg0 = (unsigned char *)buf + len - e.md->strings_len - 50 * 32;
+    memset(msg0 + 16, 0xff, 4);
+    assert_int_equal(index_decode(buf, len, "/var/mail/a", &d), EINVAL);
+    free(buf);
+
+    /* Random garbage. */
+    unsigned char junk[4096];
+    srand(7);
+    for (int round = 0; round < 100; round++) {
+        for (size_t i = 0; i < sizeof(junk); i++)
+            junk[i] = (unsigned char)rand();
+        assert_int_equal(index_decode(junk, (size_t)(rand() % (int)sizeof(junk)), "/x", &d),
+                         EINVAL);
+    }
+    maildir_free(e.md);
+}
+
+static void test_empty_mailbox(void **state)
+{
+    (void)state;
+    struct index_entry e = { 0 };
+    e.md = maildir_new();
+    void *buf;
+    size_t len;
+    assert_int_equal(index_encode("/m", &e, &buf, &len), 0);
+    struct index_entry d = { 0 };
+    assert_int_equal(index_decode(buf, len, "/m", &d), 0);
+    assert_int_equal(d.md->count, 0);
+    maildir_free(d.md);
+    maildir_free(e.md);
+    free(buf);
+}
+
+static void test_env_put_get_grow(void **state)
+{
+    (void)state;
+    char dir[PATH_MAX], env[PATH_MAX + 16];
+    assert_int_equal(tmd_make(dir, 0), 0);
+    snprintf(env, sizeof(env), "%s/index", dir);
+
+    /* 256 KiB of map, then a 2 MB record: MDB_MAP_FULL grows the map. */
+    struct mbindex *ix;
+    assert_int_equal(mbindex_open(env, 256 * 1024, &ix), 0);
+    struct index_entry e = { .tmp_cleaned = 1 };
+    e.md = sample(40000);
+    struct index_entry d = { 0 };
+    assert_int_equal(mbindex_get(ix, "/mail/big", &d), MDB_NOTFOUND);
+    assert_int_equal(mbindex_put(ix, "/mail/big", &e), 0);
+    assert_int_equal(mbindex_get(ix, "/mail/big", &d), 0);
+    assert_same(e.md, d.md);
+    maildir_free(d.md);
+    assert_int_equal(mbindex_del(ix, "/mail/big"), 0);
+    assert_int_equal(mbindex_get(ix, "/mail/big", &d), MDB_NOTFOUND);
+    assert_false(mbindex_broken(ix));
+
+    /* A garbage value under the right key decodes as EINVAL, not a crash. */
+    assert_int_equal(mbindex_put(ix, "/mail/small", &e), 0);
+    mbindex_close(ix);
+    MDB_env *raw;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    assert_int_equal(mdb_env_create(&raw), 0);
+    assert_int_equal(mdb_env_set_mapsize(raw, 64 << 20), 0);
+    assert_int_equal(mdb_env_open(raw, env, MDB_NOTLS, 0600), 0);
+    assert_int_equal(mdb_txn_begin(raw, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, NULL, 0, &dbi), 0);
+    assert_int_equal(mdb_cursor_open(txn, dbi, &cur), 0);
+    assert_int_equal(mdb_cursor_get(cur, &k, &v, MDB_FIRST), 0);
+    char junk[100];
+    memset(junk, 0x42, sizeof(junk));
+    v.mv_data = junk;
+    v.mv_size = sizeof(junk);
+    assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+    mdb_cursor_close(cur);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(raw);
+    assert_int_equal(mbindex_open(env, 0, &ix), 0);
+    assert_int_equal(mbindex_get(ix, "/mail/small", &d), EINVAL);
+    assert_false(mbindex_broken(ix));
+    mbindex_close(ix);
+
+    maildir_free(e.md);
+    assert_int_equal(tmd_remove(dir), 0);
+}
+
+/* An unreadable environment is replaced by mbindex_prepare (a cache). */
+static void test_prepare_resets_garbage(void **state)
+{
+    (void)state;
+    char dir[PATH_MAX], env[PATH_MAX + 16];
+    int reset;
+    assert_int_equal(tmd_make(dir, 0), 0);
+    snprintf(env, sizeof(env), "%s/index", dir);
+    assert_int_equal(mbindex_prepare(env, getuid(), getgid(), &reset), 0);
+    assert_int_equal(reset, 0);
+
+    char junk[65536];
+    memset(junk, 0x17, sizeof(junk));
+    assert_int_equal(tmd_write(dir, "index/data.mdb", junk, sizeof(junk)), 0);
+    struct mbindex *ix;
+    assert_int_not_equal(mbindex_open(env, 0, &ix), 0);
+    assert_int_equal(mbindex_prepare(env, getuid(), getgid(), &reset), 0);
+    assert_int_equal(reset, 1);
+    assert_int_equal(mbindex_open(env, 0, &ix), 0);
+    mbindex_close(ix);
+    assert_int_equal(tmd_remove(dir), 0);
+}
+
+static void test_path_normalize(void **state)
+{
+    (void)state;
+    static const char *const cases[][2] = {
+        { "/var/mail/a", "/var/mail/a" }, { "/var//mail///a/", "/var/mail/a" },
+        { "/var/./mail/./a/.", "/var/mail/a" }, { "/var/.hidden/a", "/var/.hidden/a" },
+        { "/a/..b/./c", "/a/..b/c" }, { "/", "/" }, { "/.", "/" }, { "//", "/" },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char p[64];
+        strcpy(p, cases[i][0]);
+        index_path_normalize(p);
+        assert_string_equal(p, cases[i][1]);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_path_normalize),
+        cmocka_unit_test(test_roundtrip),
+        cmocka_unit_test(test_empty_mailbox),
+        cmocka_unit_test(test_env_put_get_grow),
+        cmocka_unit_test(test_prepare_resets_garbage),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

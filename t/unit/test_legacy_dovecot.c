@@ -1,0 +1,171 @@
+/*
+ * dovecot-uidlist: v1 and v3 as Dovecot 2.3 and courier-dovecot-migrate.pl
+ * write them, P/O/W fields, mixed old/new mail, names with spaces, and the
+ * choice between a Courier and a Dovecot file found together.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <limits.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "maildir/legacy.h"
+#include "maildir/scan.h"
+#include "t/unit/helper_maildir.h"
+
+static struct maildir *list_of(const char *const *names, size_t n)
+{
+    struct maildir *md = maildir_new();
+    assert_non_null(md);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(maildir_add(md, names[i], 10), 0);
+    maildir_sort(md);
+    return md;
+}
+
+static void assert_msg(const struct maildir *md, size_t i, const char *name, const char *uidl)
+{
+    size_t len;
+    const char *u = maildir_msg_uidl(md, i, &len);
+    if (strcmp(maildir_msg_name(md, i), name) != 0)
+        fail_msg("message %zu is %s, want %s", i + 1, maildir_msg_name(md, i), name);
+    if (len != strlen(uidl) || memcmp(u, uidl, len) != 0)
+        fail_msg("message %zu: UIDL \"%.*s\", want \"%s\"", i + 1, (int)len, u, uidl);
+}
+
+static struct maildir *apply(const char *file, const char *const *names, size_t n)
+{
+    struct legacy_list *lg;
+    assert_int_equal(legacy_dovecot_parse(file, strlen(file), &lg), 0);
+    assert_non_null(lg);
+    struct maildir *md = list_of(names, n);
+    assert_int_equal(legacy_apply(lg, md), 0);
+    legacy_free(lg);
+    return md;
+}
+
+/* As Dovecot 2.3 writes it after a first POP3 session (no pop3_save_uidl). */
+static void test_v3_default_format(void **state)
+{
+    (void)state;
+    static const char *const names[] = {
+        "1700000001.M1P1.host,S=10,W=12:2,S",
+        "1700000002.M2P2.host:2,F",
+        "1700000003.M3P3.host:2,",   /* arrived after the switch */
+    };
+    const char *file = "3 V1700000000 N3 G3085f01b7f11094c501100008c4a11c1\n"
+                       "1 :1700000001.M1P1.host,S=10,W=12\n"
+                       "2 W2481 :1700000002.M2P2.host:2,F\n";
+    struct maildir *md = apply(file, names, 3);
+    /* %08Xu%08Xv prints lower-case hex: 1700000000 = 0x6553f100. */
+    assert_msg(md, 0, names[0], "000000016553f100");
+    assert_msg(md, 1, names[1], "000000026553f100");
+    assert_msg(md, 2, names[2], "1700000003.M3P3.host");
+    maildir_free(md);
+}
+
+/* v1: Dovecot 1.0 and courierimapuiddb layout. */
+static void test_v1(void **state)
+{
+    (void)state;
+    static const char *const names[] = { "1700000001.a:2,S", "1700000002.b b:2," };
+    struct maildir *md = apply("1 1275660208 3\n1 1700000001.a\n2 1700000002.b b:2,S\n",
+                               names, 2);
+    assert_msg(md, 0, names[0], "000000014c0907b0");
+    assert_msg(md, 1, names[1], "000000024c0907b0");
+    maildir_free(md);
+}
+
+/*
+ * As courier-dovecot-migrate.pl writes it: O keeps Courier's order, P its
+ * UIDLs, W its sizes. Records without O follow by uid; new mail comes last.
+ */
+static void test_v3_migrated_order(void **state)
+{
+    (void)state;
+    static const char *const names[] = {
+        "1000000001.a:2,S", "1000000002.b:2,", "1000000003.c:2,", "1000000004.d:2,",
+        "1000000005.e:2,", "0999999999.new:2,",
+    };
+    const char *file = "3 V1277387390 N20\n"
+                       "10 O2 PUID10-1277387390 W100 :1000000003.c:2,\n"
+                       "11 O1 P1000000004.d W100 :1000000004.d\n"
+                       "12 P :1000000002.b\n"
+                       "14 PUID3 :1000000005.e\n"
+                       "15 :1000000001.a:2,S\n";
+    struct maildir *md = apply(file, names, 6);
+    assert_msg(md, 0, "1000000004.d:2,", "1000000004.d");
+    assert_msg(md, 1, "1000000003.c:2,", "UID10-1277387390");
+    assert_msg(md, 2, "1000000002.b:2,", "1000000002.b"); /* empty P: the file name */
+    assert_msg(md, 3, "1000000005.e:2,", "UID3");
+    assert_msg(md, 4, "1000000001.a:2,S", "0000000f4c23627e");
+    assert_msg(md, 5, "0999999999.new:2,", "0999999999.new");
+    maildir_free(md);
+}
+
+static void test_rejected_and_malformed(void **state)
+{
+    (void)state;
+    struct legacy_list *lg;
+    assert_int_equal(legacy_dovecot_parse("2 V1 N2\n1 :a\n", 13, &lg), 0);
+    assert_null(lg);
+    assert_int_equal(legacy_dovecot_parse("garbage", 7, &lg), 0);
+    assert_null(lg);
+    const char *file = "3 V5 N9\n"
+                       "x :bad uid\n"
+                       "0 :zero.uid\n"
+                       "4 Pnever-ends\n"
+                       "5 :1.ok name\n";
+    assert_int_equal(legacy_dovecot_parse(file, strlen(file), &lg), 0);
+    assert_non_null(lg);
+    assert_int_equal(lg->count, 1);
+    const struct legacy_rec *r = legacy_find(lg, "1.ok name", 9);
+    assert_non_null(r);
+    assert_string_equal(legacy_rec_uidl(lg, r), "0000000500000005");
+    legacy_free(lg);
+}
+
+/* Both files in one maildir: the one written last wins. */
+static void test_load_picks_newest(void **state)
+{
+    (void)state;
+    char root[PATH_MAX];
+    assert_int_equal(tmd_make(root, 1), 0);
+    const char *c = "/3 4 200\n1000000001.a:2,S 69 2:200:0\n";
+    const char *d = "3 V16 N5\n3 :1000000001.a\n";
+    assert_int_equal(tmd_write(root, LEGACY_COURIER_FILE, c, strlen(c)), 0);
+    assert_int_equal(tmd_write(root, LEGACY_DOVECOT_FILE, d, strlen(d)), 0);
+    assert_int_equal(tmd_set_mtime(root, LEGACY_COURIER_FILE, 1000000000), 0);
+    assert_int_equal(tmd_set_mtime(root, LEGACY_DOVECOT_FILE, 1100000000), 0);
+    int fd = open(root, O_RDONLY | O_DIRECTORY);
+    assert_true(fd >= 0);
+    struct legacy_list *lg;
+    assert_int_equal(legacy_load(fd, &lg), 0);
+    assert_non_null(lg);
+    assert_int_equal(lg->kind, LEGACY_DOVECOT);
+    legacy_free(lg);
+    assert_int_equal(tmd_set_mtime(root, LEGACY_COURIER_FILE, 1200000000), 0);
+    assert_int_equal(legacy_load(fd, &lg), 0);
+    assert_int_equal(lg->kind, LEGACY_COURIER);
+    assert_string_equal(legacy_rec_uidl(lg, legacy_find(lg, "1000000001.a", 12)), "UID2-200");
+    legacy_free(lg);
+    close(fd);
+    assert_int_equal(tmd_remove(root), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_v3_default_format),
+        cmocka_unit_test(test_v1),
+        cmocka_unit_test(test_v3_migrated_order),
+        cmocka_unit_test(test_rejected_and_malformed),
+        cmocka_unit_test(test_load_picks_newest),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,94 @@
+/*
+ * Where a password enters a session: the credential cache first, then the
+ * helper (see pop3_sasl.h). The cache is opened lazily in this worker, after
+ * fork and the privilege drop, and only read here: fastpop-auth writes it.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "daemon/log.h"
+#include "shm/credcache.h"
+#include "worker/auth_client.h"
+#include "worker/loop.h"
+#include "worker/pop3_sasl.h"
+
+/* Until the helper has created the env, look again at most this often. */
+#define CACHE_RETRY_SECONDS 5.0
+
+static struct credcache *cache;
+static double next_open;
+static int open_error_logged;
+
+static struct credcache *worker_cache(const struct config *cfg)
+{
+    if (cache != NULL || cfg->auth_cache_ttl == 0)
+        return cache;
+    double now = loop_now();
+    if (now < next_open)
+        return NULL;
+    next_open = now + CACHE_RETRY_SECONDS;
+    if (credcache_open(cfg->state_dir, 0, &cache) == 0) {
+        log_debug("credential cache %s/%s opened", cfg->state_dir, CREDCACHE_DIR);
+        open_error_logged = 0;
+        return cache;
+    }
+    cache = NULL;
+    /* ENOENT: the helper has not written its first entry yet; normal at start. */
+    if (errno != ENOENT && !open_error_logged) {
+        log_warning("credential cache %s/%s: %s; every login goes to the helper", cfg->state_dir,
+                    CREDCACHE_DIR, strerror(errno));
+        open_error_logged = 1;
+    }
+    return NULL;
+}
+
+/*
+ * A fresh positive entry matching password: 1 with the canonical user and
+ * maildir in rec. Anything else (a miss, expired, another password, a
+ * remembered failure) is 0: the helper decides those, and counts them.
+ */
+static int cache_hit(struct conn *c, const char *user, const char *password,
+                     struct credcache_record *rec)
+{
+    const struct config *cfg = c->lp->cfg;
+    struct credcache *cc = worker_cache(cfg);
+    struct credcache_ttl ttl = { cfg->auth_cache_ttl, 0, 0 };
+    int found;
+
+    if (cc == NULL || strlen(user) >= CREDCACHE_KEY_MAX)
+        return 0;
+    if (credcache_get(cc, user, rec, &found) == -1) {
+        log_warning("credential cache read: %s", credcache_error(cc));
+        return 0;
+    }
+    return found && credcache_judge(rec, password, time(NULL), &ttl) == CREDCACHE_HIT_OK;
+}
+
+enum pop3_verdict pop3_login_password(struct conn *c, const char *user, char *password,
+                                      const char *mech, struct pop3_reply *r)
+{
+    struct credcache_record rec;
+
+    c->auth_mech = mech;
+    c->auth_cached = 0;
+    if (user != c->user)
+        snprintf(c->user, sizeof(c->user), "%s", user);
+    if (cache_hit(c, c->user, password, &rec)) {
+        explicit_bzero(password, strlen(password));
+        c->auth_cached = 1;
+        pop3_auth_finish(c, AUTH_OK, rec.user, rec.maildir);
+        explicit_bzero(&rec, sizeof(rec));
+        return POP3_DEFERRED;
+    }
+    explicit_bzero(&rec, sizeof(rec));
+    int rc = auth_client_check(c->lp->auth, c, c->user, password, mech);
+    explicit_bzero(password, strlen(password));
+    if (rc == -1) {
+        c->user[0] = '\0';
+        pop3_set_reply(r, "SYS/TEMP", "Authentication service unavailable, try again later");
+        return POP3_ERR;
+    }
+    conn_set_state(c, CONN_AUTH_WAIT);
+    return POP3_DEFERRED;
+}

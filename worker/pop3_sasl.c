@@ -1,0 +1,368 @@
+/*
+ * AUTH (RFC 5034): one exchange per connection at a time, in c->sasl while
+ * it runs. See pop3_sasl.h for the rules.
+ */
+#include "worker/pop3_sasl.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/log.h"
+#include "worker/auth_client.h"
+#include "worker/loop.h"
+#include "worker/sasl.h"
+
+/* Decoded response: POP3_SASL_LINE_MAX of base64, and a NUL. */
+#define DECODED_MAX (POP3_SASL_LINE_MAX / 4 * 3 + 1)
+
+enum sasl_step {
+    STEP_PLAIN,            /* PLAIN: want the whole message */
+    STEP_LOGIN_USER,       /* LOGIN: want the user name */
+    STEP_LOGIN_PASS,       /* LOGIN: want the password */
+    STEP_SCRAM_FIRST,      /* want client-first */
+    STEP_SCRAM_FINAL,      /* want client-final (server-first was sent) */
+    STEP_SCRAM_DONE,       /* server-final was sent: want the empty response */
+};
+
+struct sasl_exchange {
+    enum sasl_mech mech;
+    enum sasl_step step;
+    char client_first[AUTH_SCRAM_MSG_MAX];
+    char server_first[AUTH_SCRAM_MSG_MAX];
+    char user[AUTH_USER_MAX];          /* LOGIN's name; SCRAM's canonical user */
+    char maildir[AUTH_PATH_MAX];       /* SCRAM: where to go after the empty response */
+};
+
+/* LOGIN's prompts, as every client expects them: "Username:" and "Password:". */
+#define LOGIN_USER_PROMPT "VXNlcm5hbWU6"
+#define LOGIN_PASS_PROMPT "UGFzc3dvcmQ6"
+
+static unsigned offered(const struct conn *c)
+{
+    unsigned set = sasl_mechs_parse(c->lp->cfg->auth_mechanisms);
+    /* SCRAM never shows the password; the other two do. */
+    if (!pop3_plaintext_allowed(c))
+        set &= 1u << SASL_SCRAM_SHA_256;
+    return set;
+}
+
+void pop3_sasl_capa(struct conn *c)
+{
+    unsigned set = offered(c);
+    if (c->state != CONN_AUTHORIZATION || set == 0)
+        return;
+    conn_reply(c, "SASL");
+    for (int m = 0; m < SASL_MECHS; m++) {
+        if (set & (1u << m))
+            conn_reply(c, " %s", sasl_mech_name((enum sasl_mech)m));
+    }
+    conn_reply(c, "\r\n");
+}
+
+static void list_body(struct conn *c)
+{
+    unsigned set = offered(c);
+    for (int m = 0; m < SASL_MECHS; m++) {
+        if (set & (1u << m))
+            conn_reply(c, "%s\r\n", sasl_mech_name((enum sasl_mech)m));
+    }
+    conn_reply(c, ".\r\n");
+}
+
+void pop3_sasl_release(struct conn *c)
+{
+    if (c->sasl != NULL) {
+        explicit_bzero(c->sasl, sizeof(*c->sasl));
+        free(c->sasl);
+        c->sasl = NULL;
+    }
+    c->line_limit = POP3_LINE_MAX;
+}
+
+/* Send a challenge and wait for the client's next line. */
+static void challenge(struct conn *c, enum sasl_step next, const char *b64)
+{
+    c->sasl->step = next;
+    conn_reply(c, "+ %s\r\n", b64);
+    c->line_limit = POP3_SASL_LINE_MAX;
+    conn_set_state(c, CONN_SASL);
+}
+
+/* The exchange failed the way a wrong password does. */
+static void fail(struct conn *c, const char *user)
+{
+    if (user != c->user)
+        snprintf(c->user, sizeof(c->user), "%s", user);
+    pop3_auth_finish(c, AUTH_FAIL, "", "");
+}
+
+/* Same rule as USER: one word of printable ASCII, short enough for the session. */
+static int usable_name(const char *s)
+{
+    if (*s == '\0' || strlen(s) >= sizeof(((struct conn *)0)->user))
+        return 0;
+    for (; *s; s++) {
+        if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f)
+            return 0;
+    }
+    return 1;
+}
+
+/* The name to log for a failure now: what the client gave, if usable. */
+static const char *name_so_far(const struct conn *c)
+{
+    if (c->user[0])
+        return c->user;
+    if (c->sasl != NULL && usable_name(c->sasl->user))
+        return c->sasl->user;
+    return "-";
+}
+
+static void ask_helper_failed(struct conn *c, const struct pop3_reply *r)
+{
+    pop3_sasl_release(c);
+    conn_set_state(c, CONN_AUTHORIZATION);
+    pop3_write_reply(c, POP3_ERR, r);
+}
+
+/* Hand a user name and password to the login path (cache, then helper). */
+static void login(struct conn *c, const char *user, char *password)
+{
+    struct pop3_reply r = { 0 };
+    enum sasl_mech mech = c->sasl->mech;
+
+    if (!usable_name(user) || strlen(password) >= AUTH_PASS_MAX) {
+        explicit_bzero(password, strlen(password));
+        c->auth_mech = sasl_mech_name(mech);
+        fail(c, usable_name(user) ? user : "-");
+        return;
+    }
+    snprintf(c->user, sizeof(c->user), "%s", user);
+    enum pop3_verdict v = pop3_login_password(c, c->user, password, sasl_mech_name(mech), &r);
+    if (v == POP3_ERR)
+        ask_helper_failed(c, &r);
+}
+
+static void step_plain(struct conn *c, char *msg, size_t len)
+{
+    const char *authzid, *authcid, *passwd;
+
+    c->auth_mech = "PLAIN";
+    if (sasl_plain_parse(msg, len, &authzid, &authcid, &passwd) == -1) {
+        fail(c, "-");
+        return;
+    }
+    /* No proxy authorization: acting as someone else is not a thing here. */
+    if (authzid[0] != '\0' && strcmp(authzid, authcid) != 0) {
+        explicit_bzero(msg, len);
+        fail(c, usable_name(authcid) ? authcid : "-");
+        return;
+    }
+    login(c, authcid, (char *)passwd);
+}
+
+static void scram_send(struct conn *c, int final, const char *msg)
+{
+    struct pop3_reply r = { 0 };
+    c->auth_mech = "SCRAM-SHA-256";
+    int rc = final ? auth_client_scram_finish(c->lp->auth, c, c->sasl->client_first,
+                                              c->sasl->server_first, msg)
+                   : auth_client_scram_start(c->lp->auth, c, msg);
+    if (rc == -1) {
+        pop3_set_reply(&r, "SYS/TEMP", "Authentication service unavailable, try again later");
+        ask_helper_failed(c, &r);
+        return;
+    }
+    conn_set_state(c, CONN_AUTH_WAIT);
+}
+
+/* One decoded client response for the current step. */
+static void step(struct conn *c, char *msg, size_t len)
+{
+    struct sasl_exchange *x = c->sasl;
+    int text_ok = memchr(msg, '\0', len) == NULL && len < AUTH_SCRAM_MSG_MAX;
+
+    switch (x->step) {
+    case STEP_PLAIN:
+        step_plain(c, msg, len);
+        return;
+    case STEP_LOGIN_USER:
+        c->auth_mech = "LOGIN";
+        if (memchr(msg, '\0', len) != NULL || len >= sizeof(x->user)) {
+            fail(c, "-");
+            return;
+        }
+        memcpy(x->user, msg, len + 1);
+        challenge(c, STEP_LOGIN_PASS, LOGIN_PASS_PROMPT);
+        return;
+    case STEP_LOGIN_PASS:
+        if (memchr(msg, '\0', len) != NULL || len == 0) {
+            explicit_bzero(msg, len);
+            fail(c, name_so_far(c));
+            return;
+        }
+        login(c, x->user, msg);
+        return;
+    case STEP_SCRAM_FIRST:
+        if (!text_ok || len == 0) {
+            c->auth_mech = "SCRAM-SHA-256";
+            fail(c, "-");
+            return;
+        }
+        memcpy(x->client_first, msg, len + 1);
+        scram_send(c, 0, msg);
+        return;
+    case STEP_SCRAM_FINAL:
+        if (!text_ok || len == 0) {
+            fail(c, name_so_far(c));
+            return;
+        }
+        scram_send(c, 1, msg);
+        explicit_bzero(msg, len);
+        return;
+    case STEP_SCRAM_DONE:
+        /* RFC 5034 has no success data: the empty line acknowledges server-final. */
+        if (len != 0) {
+            fail(c, name_so_far(c));
+            return;
+        }
+        {
+            /* Copies: pop3_auth_finish() frees the exchange first. */
+            char user[AUTH_USER_MAX], maildir[AUTH_PATH_MAX];
+            memcpy(user, x->user, sizeof(user));
+            memcpy(maildir, x->maildir, sizeof(maildir));
+            pop3_auth_finish(c, AUTH_OK, user, maildir);
+        }
+        return;
+    }
+}
+
+/* Decode a response (or the initial response) and run the step. */
+static void respond(struct conn *c, const char *b64, size_t b64len)
+{
+    unsigned char decoded[DECODED_MAX];
+    long n;
+
+    /* "=" is the empty initial response (RFC 5034 section 4). */
+    if (b64len == 1 && b64[0] == '=')
+        n = 0;
+    else
+        n = sasl_b64_decode(b64, b64len, decoded, sizeof(decoded) - 1);
+    if (n < 0) {
+        log_debug("conn %s:%u: AUTH %s: the response is not base64", c->ip, c->port,
+                  c->auth_mech);
+        fail(c, name_so_far(c));
+        return;
+    }
+    decoded[n] = '\0';
+    step(c, (char *)decoded, (size_t)n);
+    explicit_bzero(decoded, (size_t)n + 1);
+}
+
+void pop3_sasl_response(struct conn *c, char *line, size_t len)
+{
+    if (c->sasl == NULL) {
+        conn_set_state(c, CONN_AUTHORIZATION);
+        return;
+    }
+    if (len == 1 && line[0] == '*') {
+        /* Cancelled by the client: -ERR (RFC 5034), not a failed login. */
+        pop3_sasl_release(c);
+        c->user[0] = '\0';
+        conn_set_state(c, CONN_AUTHORIZATION);
+        conn_reply(c, "-ERR Authentication cancelled\r\n");
+        return;
+    }
+    respond(c, line, len);
+    explicit_bzero(line, len);
+}
+
+void pop3_sasl_too_long(struct conn *c)
+{
+    if (c->sasl != NULL)
+        c->auth_mech = sasl_mech_name(c->sasl->mech);
+    fail(c, name_so_far(c));
+}
+
+enum pop3_verdict pop3_cmd_auth(struct conn *c, char *args, struct pop3_reply *r)
+{
+    char *mech_name = args, *initial = strchr(args, ' ');
+
+    if (*args == '\0') {
+        /* Not in RFC 5034, but old Outlook asks: the list, like CAPA's SASL line. */
+        pop3_set_reply(r, NULL, "Supported mechanisms follow");
+        r->body = list_body;
+        return POP3_OK;
+    }
+    if (initial != NULL)
+        *initial++ = '\0';
+    int mech = sasl_mech_lookup(mech_name);
+    if (mech < 0 || !(offered(c) & (1u << mech))) {
+        if (mech >= 0 && !pop3_plaintext_allowed(c)) {
+            pop3_set_reply(r, "AUTH", "Plaintext authentication is not allowed without TLS");
+            return POP3_ERR;
+        }
+        pop3_set_reply(r, NULL, "Unrecognized authentication type");
+        return POP3_ERR;
+    }
+    if (initial != NULL && (*initial == '\0' || strchr(initial, ' ') != NULL)) {
+        pop3_set_reply(r, NULL, "Bad initial response");
+        return POP3_BAD;
+    }
+    c->sasl = calloc(1, sizeof(*c->sasl));
+    if (c->sasl == NULL) {
+        pop3_set_reply(r, "SYS/TEMP", "Out of memory, try again later");
+        return POP3_ERR;
+    }
+    c->sasl->mech = (enum sasl_mech)mech;
+    c->auth_mech = sasl_mech_name((enum sasl_mech)mech);
+    c->user[0] = '\0';
+    enum sasl_step first = mech == SASL_PLAIN   ? STEP_PLAIN
+                           : mech == SASL_LOGIN ? STEP_LOGIN_USER
+                                                : STEP_SCRAM_FIRST;
+    c->sasl->step = first;
+    if (initial == NULL) {
+        challenge(c, first, first == STEP_LOGIN_USER ? LOGIN_USER_PROMPT : "");
+        return POP3_DEFERRED;
+    }
+    /* The reply comes from the step (now, or when the helper answers). */
+    respond(c, initial, strlen(initial));
+    explicit_bzero(initial, strlen(initial));
+    return POP3_DEFERRED;
+}
+
+void pop3_sasl_scram_challenge(struct conn *c, enum auth_status status, const char *user,
+                               const char *server_first)
+{
+    char b64[2 * AUTH_SCRAM_MSG_MAX];
+
+    c->auth_mech = "SCRAM-SHA-256";
+    snprintf(c->user, sizeof(c->user), "%s", usable_name(user) ? user : "-");
+    if (c->sasl == NULL || status != AUTH_OK ||
+        strlen(server_first) >= sizeof(c->sasl->server_first) ||
+        sasl_b64_encode(server_first, strlen(server_first), b64, sizeof(b64)) == -1) {
+        pop3_auth_finish(c, status == AUTH_OK ? AUTH_TEMPFAIL : status, "", "");
+    } else {
+        strcpy(c->sasl->server_first, server_first);
+        challenge(c, STEP_SCRAM_FINAL, b64);
+    }
+    conn_resume(c);
+}
+
+void pop3_sasl_scram_result(struct conn *c, enum auth_status status, const char *user,
+                            const char *maildir, const char *server_final)
+{
+    char b64[256];
+
+    if (c->sasl == NULL || status != AUTH_OK ||
+        sasl_b64_encode(server_final, strlen(server_final), b64, sizeof(b64)) == -1) {
+        pop3_auth_finish(c, status == AUTH_OK ? AUTH_TEMPFAIL : status, "", "");
+    } else {
+        snprintf(c->sasl->user, sizeof(c->sasl->user), "%s", user);
+        snprintf(c->sasl->maildir, sizeof(c->sasl->maildir), "%s", maildir);
+        challenge(c, STEP_SCRAM_DONE, b64);
+    }
+    conn_resume(c);
+}
