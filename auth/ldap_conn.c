@@ -78,7 +78,8 @@ static LDAP *open_one(const struct ldap_settings *s, int service, char *err, siz
         struct berval cred = { strlen(s->secret), (char *)s->secret };
         rc = ldap_sasl_bind_s(ld, s->bind_dn, LDAP_SASL_SIMPLE, &cred, NULL, NULL, NULL);
         if (rc != LDAP_SUCCESS) {
-            snprintf(err, errlen, "bind as ldap_bind_dn %s: %s", s->bind_dn,
+            /* A long DN is cut in the message rather than the message refused. */
+            snprintf(err, errlen, "bind as ldap_bind_dn %.120s: %s", s->bind_dn,
                      ldap_err2string(rc));
             goto fail;
         }

@@ -16,9 +16,28 @@ else
     MAILUSER=$(id -un) MAILGROUP=$(id -gn) AUTHUSER=$(id -un)
 fi
 
+# A demo CA and a server certificate for 127.0.0.1 and localhost, so the
+# demo speaks TLS like a real site (passwords never cross in the clear).
+if [ ! -s "$DEMO/tls/server.pem" ]; then
+    mkdir -p "$DEMO/tls"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 825 -subj "/CN=fastpop demo CA" \
+        -keyout "$DEMO/tls/ca.key" -out "$DEMO/tls/ca.pem" 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+        -keyout "$DEMO/tls/server.key" -out "$DEMO/tls/server.csr" 2>/dev/null
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > "$DEMO/tls/ext"
+    openssl x509 -req -in "$DEMO/tls/server.csr" -CA "$DEMO/tls/ca.pem" \
+        -CAkey "$DEMO/tls/ca.key" -CAcreateserial -days 825 -extfile "$DEMO/tls/ext" \
+        -out "$DEMO/tls/server.pem" 2>/dev/null
+    chmod 600 "$DEMO/tls/server.key" "$DEMO/tls/ca.key"
+fi
+
 cat > "$DEMO/fastpop.conf" <<CONF
 # fastpop demo configuration (written by t/tools/make-demo.sh)
-listen = 127.0.0.1:1110
+# POP3 with STLS on 1110, implicit TLS (pop3s) on 1995.
+listen = 127.0.0.1:${FASTPOP_DEMO_PORT:-1110}
+listen = 127.0.0.1:${FASTPOP_DEMO_TLS_PORT:-1995} tls
+tls_cert = $DEMO/tls/server.pem
+tls_key = $DEMO/tls/server.key
 workers = 2
 user = $MAILUSER
 group = $MAILGROUP

@@ -4,13 +4,17 @@
 set -eu
 BUILD=${1:-build}
 DEMO=$(cd "$BUILD" && pwd)/demo
+PORT=${FASTPOP_DEMO_PORT:-1110}
+TLS_PORT=${FASTPOP_DEMO_TLS_PORT:-1995}
 cat <<MSG
 
-fastpop demo: POP3 on 127.0.0.1:1110, user "demo", password "demo".
+fastpop demo: POP3 with STLS on 127.0.0.1:$PORT and POP3S on 127.0.0.1:$TLS_PORT,
+user "demo", password "demo", certificates signed by $DEMO/tls/ca.pem.
 In another terminal:
-  curl pop3://demo:demo@127.0.0.1:1110/          # list the mailbox
-  curl pop3://demo:demo@127.0.0.1:1110/1         # fetch message 1
-  curl -X UIDL pop3://demo:demo@127.0.0.1:1110/  # unique ids
+  curl --ssl-reqd --cacert $DEMO/tls/ca.pem pop3://demo:demo@127.0.0.1:$PORT/    # list the mailbox
+  curl --cacert $DEMO/tls/ca.pem pop3s://demo:demo@127.0.0.1:$TLS_PORT/1             # fetch message 1
+  curl --ssl-reqd --cacert $DEMO/tls/ca.pem -X UIDL pop3://demo:demo@127.0.0.1:$PORT/
+Passwords are refused without TLS (plaintext_auth = no, the default).
 Stop with Ctrl-C.
 
 MSG

@@ -324,7 +324,7 @@ static void client_final(const char *first_bare, const char *server_first, const
     for (int i = 0; i < 32; i++)
         proof[i] = ck[i] ^ sig[i];
     b64enc(proof, 32, proof_b64);
-    snprintf(out, outlen, "%s,p=%s", without, proof_b64);
+    assert_true(snprintf(out, outlen, "%s,p=%s", without, proof_b64) < (int)outlen);
     HMAC(EVP_sha256(), sk, 32, (unsigned char *)auth, strlen(auth), sig, &len);
     b64enc(sig, 32, v);
     sprintf(expect_v, "v=%s", v);
