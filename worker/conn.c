@@ -399,6 +399,11 @@ static void conn_on_event(struct loop *lp, struct loop_handler *h, uint32_t even
 
     if (c->fd == -1)
         return;
+    /* After QUIT's reply any event is the client going away: its RST included. */
+    if (c->state == CONN_LINGER && (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
+        conn_close(c, "quit");
+        return;
+    }
     if (events & EPOLLERR) {
         conn_close(c, "disconnected");
         return;
@@ -407,12 +412,6 @@ static void conn_on_event(struct loop *lp, struct loop_handler *h, uint32_t even
         read_proxy_header(c);
         if (c->fd == -1 || c->state == CONN_PROXY)
             return;
-    } else if (c->state == CONN_LINGER) {
-        if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) {
-            /* The client closed first after QUIT: TIME_WAIT stays on its side. */
-            conn_close(c, "quit");
-            return;
-        }
     } else if (c->state != CONN_TLS_HANDSHAKE) {
         int readable = events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP);
         if (wants_input(c) && (readable || (c->tls_read_wants_out && (events & EPOLLOUT)))) {
