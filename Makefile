@@ -28,13 +28,13 @@ run: demo
 
 # Every test twice: the release build, then under ASan+UBSan.
 test: demo build-sanitize
-	cd $(BUILD) && ctest --output-on-failure --timeout 300
+	cd $(BUILD) && ctest -j$(JOBS) --output-on-failure --timeout 300
 	cd $(SANBUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure --timeout 300
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest -j$(JOBS) --output-on-failure --timeout 300
 
 # The release build only (quicker while developing).
 test-fast: demo
-	cd $(BUILD) && ctest --output-on-failure --timeout 300
+	cd $(BUILD) && ctest -j$(JOBS) --output-on-failure --timeout 300
 
 clean:
 	rm -rf $(BUILD) $(SANBUILD)

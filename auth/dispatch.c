@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "auth/authcache.h"
+#include "auth/scram_server.h"
 #include "auth/server.h"
 #include "auth/text.h"
 #include "daemon/ipc.h"
@@ -62,11 +63,63 @@ static int build_reply(struct buf *b, uint32_t id, const struct auth_result *res
     return 0;
 }
 
-static void log_blocked(const struct auth_request *req, double seconds)
+static void log_blocked(const char *ip, double seconds)
 {
-    char ip[TEXT_LOG_ESCAPE_SIZE(AUTH_IP_MAX)];
-    log_warning("auth penalty ip=%s blocked for %.0fs", text_log_escape(req->ip, ip, sizeof(ip)),
+    char i[TEXT_LOG_ESCAPE_SIZE(AUTH_IP_MAX)];
+    log_warning("auth penalty ip=%s blocked for %.0fs", text_log_escape(ip, i, sizeof(i)),
                 seconds);
+}
+
+/*
+ * Count a final outcome for ip and user; returns how long its answer must
+ * wait (seconds). Shared by password requests and SCRAM exchanges, so no
+ * mechanism is a way around the penalty.
+ */
+static double penalize(struct auth_dispatch *d, const char *ip, const char *user,
+                       enum auth_status status, double now)
+{
+    double delay = 0;
+
+    if (!d->have_penalty || status == AUTH_TEMPFAIL)
+        return 0;
+    if (status == AUTH_FAIL) {
+        int blocked = 0;
+        delay = penalty_failure(&d->penalty, ip, user, now, &blocked);
+        if (blocked)
+            log_blocked(ip, d->penalty.cfg.block_time);
+    } else {
+        delay = penalty_success(&d->penalty, ip, user, now);
+    }
+    if (log_enabled(LOG_LVL_DEBUG)) {
+        char i[TEXT_LOG_ESCAPE_SIZE(AUTH_IP_MAX)], u[TEXT_LOG_ESCAPE_SIZE(AUTH_USER_MAX)];
+        log_debug("auth penalty ip=%s user=%s ip_score=%.2f delay=%.1fs",
+                  text_log_escape(ip, i, sizeof(i)), text_log_escape(user, u, sizeof(u)),
+                  penalty_ip_score(&d->penalty, ip, now), delay);
+    }
+    return delay;
+}
+
+/* Send the answer in d->reply to slot at time at: now, or held on the timer. */
+static void send_at(struct auth_dispatch *d, int slot, uint32_t gen, double at, double now)
+{
+    struct dispatch_held *h = NULL;
+
+    if (gen != d->gen[slot])
+        return;
+    if (at > now && d->nheld < DISPATCH_MAX_HELD &&
+        (h = malloc(sizeof(*h) + buf_len(&d->reply))) != NULL) {
+        h->slot = slot;
+        h->gen = gen;
+        h->send_at = at;
+        h->len = buf_len(&d->reply);
+        memcpy(h->msg, buf_rptr(&d->reply), h->len);
+        d->held[d->nheld++] = h;
+        return;
+    }
+    if (at > now && !d->warned_full++)
+        log_warning("auth penalty: %d answers already held; answering at once",
+                    DISPATCH_MAX_HELD);
+    peer_send(d, slot, buf_rptr(&d->reply), buf_len(&d->reply));
 }
 
 /* The answer to in-flight record k: penalty, then now or later. */
@@ -74,41 +127,11 @@ static void finish(struct auth_dispatch *d, int k, const struct auth_request *re
                    struct auth_result *res)
 {
     struct dispatch_inflight *f = &d->inflight[k];
-    double now = now_s(), delay = 0;
+    double now = now_s();
+    double delay = penalize(d, req->ip, req->user, res->status, now);
 
-    if (d->have_penalty && res->status == AUTH_FAIL) {
-        int blocked = 0;
-        delay = penalty_failure(&d->penalty, req->ip, req->user, now, &blocked);
-        if (blocked)
-            log_blocked(req, d->penalty.cfg.block_time);
-    } else if (d->have_penalty && res->status == AUTH_OK) {
-        delay = penalty_success(&d->penalty, req->ip, req->user, now);
-    }
-    if (d->have_penalty && res->status != AUTH_TEMPFAIL && log_enabled(LOG_LVL_DEBUG)) {
-        char ip[TEXT_LOG_ESCAPE_SIZE(AUTH_IP_MAX)], user[TEXT_LOG_ESCAPE_SIZE(AUTH_USER_MAX)];
-        log_debug("auth penalty ip=%s user=%s ip_score=%.2f delay=%.1fs",
-                  text_log_escape(req->ip, ip, sizeof(ip)),
-                  text_log_escape(req->user, user, sizeof(user)),
-                  penalty_ip_score(&d->penalty, req->ip, now), delay);
-    }
-    if (f->gen == d->gen[f->slot] && build_reply(&d->reply, f->id, res) == 0) {
-        double at = f->arrival + delay;
-        struct dispatch_held *h = NULL;
-        if (at > now && d->nheld < DISPATCH_MAX_HELD &&
-            (h = malloc(sizeof(*h) + buf_len(&d->reply))) != NULL) {
-            h->slot = f->slot;
-            h->gen = f->gen;
-            h->send_at = at;
-            h->len = buf_len(&d->reply);
-            memcpy(h->msg, buf_rptr(&d->reply), h->len);
-            d->held[d->nheld++] = h;
-        } else {
-            if (at > now && !d->warned_full++)
-                log_warning("auth penalty: %d answers already held; answering at once",
-                            DISPATCH_MAX_HELD);
-            peer_send(d, f->slot, buf_rptr(&d->reply), buf_len(&d->reply));
-        }
-    }
+    if (f->gen == d->gen[f->slot] && build_reply(&d->reply, f->id, res) == 0)
+        send_at(d, f->slot, f->gen, f->arrival + delay, now);
     f->used = 0;
     f->next = d->free_head;
     d->free_head = k;
@@ -256,6 +279,36 @@ static int handle_pass(struct auth_dispatch *d, int slot, const void *msg, size_
     return 0;
 }
 
+/*
+ * One SCRAM step, answered on the spot (no backend waits) but under the
+ * penalty like a password: a blocked address is refused at START and at
+ * FINISH without any key lookup, and the answer that ends an exchange
+ * counts for the address and the n= user and waits its delay.
+ */
+static int handle_scram(struct auth_dispatch *d, int slot, const void *msg, size_t len)
+{
+    struct scram_outcome out;
+    double arrival = now_s(), left;
+
+    if (scram_peek(msg, len, &out) == -1)
+        return -1;
+    if (d->have_penalty && penalty_blocked(&d->penalty, out.ip, arrival, &left)) {
+        struct auth_request req = { out.user, "", out.ip, "SCRAM-SHA-256" };
+        authd_log_outcome(&req, "failed", "ip-blocked");
+        if (scram_refusal(&out, &d->reply) == -1)
+            return -1;
+        peer_send(d, slot, buf_rptr(&d->reply), buf_len(&d->reply));
+        return 0;
+    }
+    if (scram_handle_message_outcome(d->ad, msg, len, &d->reply, &out) == -1)
+        return -1;
+    double now = now_s(), delay = 0;
+    if (out.final)
+        delay = penalize(d, out.ip, out.user, out.status, now);
+    send_at(d, slot, d->gen[slot], arrival + delay, now);
+    return 0;
+}
+
 int dispatch_serve(struct auth_dispatch *d, int slot, int burst)
 {
     unsigned char msg[IPC_MAX_MESSAGE];
@@ -282,6 +335,8 @@ int dispatch_serve(struct auth_dispatch *d, int slot, int burst)
         int rc;
         if (type == AUTH_MSG_PASS_REQUEST) {
             rc = handle_pass(d, slot, msg, (size_t)n);
+        } else if (scram_is_request(msg, (size_t)n)) {
+            rc = handle_scram(d, slot, msg, (size_t)n);
         } else {
             /* Everything else is answered on the spot, as before. */
             rc = auth_handle_message(d->ad, msg, (size_t)n, &d->reply);

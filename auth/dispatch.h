@@ -14,7 +14,10 @@
  *    DISPATCH_MAX_HELD answers held; beyond that a request is answered
  *    tempfail, and an answer that cannot be held leaves at once (logged).
  *
- * Other message types (SCRAM) go through auth_handle_message() unchanged.
+ * SCRAM steps (auth/scram_server.h) are answered on the spot but under the
+ * same penalty: a blocked address is refused at START and FINISH, and the
+ * answer that ends an exchange (FINISH, or a START that fails) counts for
+ * the address and the n= user and waits the same delay as a password's.
  * A peer's slot carries a generation, so an answer for a worker that has
  * reconnected meanwhile is dropped, never sent to the new connection.
  */

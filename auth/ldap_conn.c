@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -46,6 +47,21 @@ int ldap_conn_options(LDAP *ld, const struct ldap_settings *s, char *err, size_t
     return -1;
 }
 
+/*
+ * The log text for a failed TLS handshake. libldap does not say why (with
+ * GnuTLS its message is often "(unknown error code)"), and an untrusted or
+ * mismatched certificate is by far the usual cause, so the text names it and
+ * the setting to check.
+ */
+static void tls_failed(char *err, size_t errlen, const char *prefix, const char *uri,
+                       const char *diag)
+{
+    snprintf(err, errlen,
+             "%sTLS handshake with %s failed (server certificate not trusted by "
+             "ldap_tls_ca_file, or not issued for this host?)%s%s",
+             prefix, uri, diag ? ": " : "", diag ? diag : "");
+}
+
 /* One connection, start to finish, blocking (bounded by the timeouts). */
 static LDAP *open_one(const struct ldap_settings *s, int service, char *err, size_t errlen)
 {
@@ -60,7 +76,15 @@ static LDAP *open_one(const struct ldap_settings *s, int service, char *err, siz
         goto fail;
     rc = ldap_connect(ld);
     if (rc != LDAP_SUCCESS) {
-        snprintf(err, errlen, "connect to %s: %s", s->uri, ldap_err2string(rc));
+        char *diag = NULL;
+        ldap_get_option(ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, &diag);
+        /* A refused or timed-out TCP connect leaves no diagnostic; a failed
+         * ldaps handshake does (libldap's TLS layer sets one). */
+        if (diag != NULL && strncasecmp(s->uri, "ldaps:", 6) == 0)
+            tls_failed(err, errlen, "", s->uri, diag);
+        else
+            snprintf(err, errlen, "connect to %s: %s", s->uri, ldap_err2string(rc));
+        ldap_memfree(diag);
         goto fail;
     }
     if (s->starttls && !ldap_tls_inplace(ld)) {
@@ -68,8 +92,14 @@ static LDAP *open_one(const struct ldap_settings *s, int service, char *err, siz
         if (rc != LDAP_SUCCESS) {
             char *diag = NULL;
             ldap_get_option(ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, &diag);
-            snprintf(err, errlen, "StartTLS: %s%s%s", ldap_err2string(rc), diag ? ": " : "",
-                     diag ? diag : "");
+            /* LDAP_CONNECT_ERROR: the server said yes to StartTLS and the
+             * handshake (certificate check included) failed on our side;
+             * any other code is the server refusing StartTLS. */
+            if (rc == LDAP_CONNECT_ERROR)
+                tls_failed(err, errlen, "StartTLS: ", s->uri, diag);
+            else
+                snprintf(err, errlen, "StartTLS: %s%s%s", ldap_err2string(rc),
+                         diag ? ": " : "", diag ? diag : "");
             ldap_memfree(diag);
             goto fail;
         }

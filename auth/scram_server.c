@@ -469,33 +469,97 @@ int scram_is_request(const void *msg, size_t len)
            (type == AUTH_MSG_SCRAM_START || type == AUTH_MSG_SCRAM_FINISH);
 }
 
-int scram_handle_message(struct authd *ad, const void *msg, size_t len, struct buf *reply)
-{
-    struct ipc_reader r;
+/* The fields of a request, shared by scram_peek and the handler. */
+struct request {
     uint32_t type, id;
     char first[AUTH_SCRAM_MSG_MAX], server_first[AUTH_SCRAM_MSG_MAX];
     char final[AUTH_SCRAM_MSG_MAX], ip[AUTH_IP_MAX];
+};
 
-    if (ensure_secret() == -1)
-        return -1;
-    if (ipc_reader_init(&r, msg, len, &type, &id) == -1)
+static int read_request(const void *msg, size_t len, struct request *q)
+{
+    struct ipc_reader r;
+
+    q->server_first[0] = q->final[0] = '\0';
+    if (ipc_reader_init(&r, msg, len, &q->type, &q->id) == -1)
         goto bad;
-    ipc_get_str(&r, first, sizeof(first));
-    if (type == AUTH_MSG_SCRAM_START) {
-        ipc_get_str(&r, ip, sizeof(ip));
-        if (ipc_reader_end(&r) == -1)
-            goto bad;
-        return handle_start(ad, id, first, ip, reply);
+    ipc_get_str(&r, q->first, sizeof(q->first));
+    if (q->type == AUTH_MSG_SCRAM_FINISH) {
+        ipc_get_str(&r, q->server_first, sizeof(q->server_first));
+        ipc_get_str(&r, q->final, sizeof(q->final));
+    } else if (q->type != AUTH_MSG_SCRAM_START) {
+        goto bad;
     }
-    if (type != AUTH_MSG_SCRAM_FINISH)
-        goto bad;
-    ipc_get_str(&r, server_first, sizeof(server_first));
-    ipc_get_str(&r, final, sizeof(final));
-    ipc_get_str(&r, ip, sizeof(ip));
+    ipc_get_str(&r, q->ip, sizeof(q->ip));
     if (ipc_reader_end(&r) == -1)
         goto bad;
-    return handle_finish(ad, id, first, server_first, final, ip, reply);
+    return 0;
 bad:
     errno = EPROTO;
     return -1;
+}
+
+/* Fill out's who and where from q; the status is the handler's to set. */
+static void describe(const struct request *q, struct scram_outcome *out)
+{
+    struct scram_client_first cf;
+
+    memset(out, 0, sizeof(*out));
+    out->type = q->type;
+    out->id = q->id;
+    /* cf.user is whatever was decoded before a parse error: keep only a clean parse. */
+    if (scram_parse_client_first(q->first, &cf) == 0)
+        snprintf(out->user, sizeof(out->user), "%s", cf.user);
+    snprintf(out->ip, sizeof(out->ip), "%s", q->ip);
+}
+
+int scram_peek(const void *msg, size_t len, struct scram_outcome *out)
+{
+    struct request q;
+
+    if (read_request(msg, len, &q) == -1)
+        return -1;
+    describe(&q, out);
+    return 0;
+}
+
+int scram_refusal(const struct scram_outcome *in, struct buf *reply)
+{
+    struct auth_result res = { .status = AUTH_FAIL };
+
+    if (in->type == AUTH_MSG_SCRAM_START)
+        return reply_challenge(reply, in->id, AUTH_FAIL, in->user, "", "");
+    return reply_result(reply, in->id, &res, "");
+}
+
+int scram_handle_message_outcome(struct authd *ad, const void *msg, size_t len,
+                                 struct buf *reply, struct scram_outcome *out)
+{
+    struct request q;
+    struct ipc_reader r;
+    uint32_t type, id;
+    int rc;
+
+    if (ensure_secret() == -1 || read_request(msg, len, &q) == -1)
+        return -1;
+    describe(&q, out);
+    if (q.type == AUTH_MSG_SCRAM_START)
+        rc = handle_start(ad, q.id, q.first, q.ip, reply);
+    else
+        rc = handle_finish(ad, q.id, q.first, q.server_first, q.final, q.ip, reply);
+    OPENSSL_cleanse(&q, sizeof(q));
+    if (rc == -1)
+        return -1;
+    /* The status is the answer's first field: read it back rather than thread it through. */
+    if (ipc_reader_init(&r, buf_rptr(reply), buf_len(reply), &type, &id) == -1)
+        return -1;
+    out->status = (enum auth_status)ipc_get_u32(&r);
+    out->final = type == AUTH_MSG_SCRAM_RESULT || out->status != AUTH_OK;
+    return 0;
+}
+
+int scram_handle_message(struct authd *ad, const void *msg, size_t len, struct buf *reply)
+{
+    struct scram_outcome out;
+    return scram_handle_message_outcome(ad, msg, len, reply, &out);
 }

@@ -62,6 +62,8 @@ static const struct setting settings[] = {
     { "user", SET_STRING, FIELD(user), "vmail", 0, 0, NULL, 0 },
     { "group", SET_STRING, FIELD(group), "vmail", 0, 0, NULL, 0 },
     { "auth_user", SET_STRING, FIELD(auth_user), "fastpop", 0, 0, NULL, 0 },
+    { "control_group", SET_STRING, FIELD(control_group), "", 1, 0, NULL, 0 },
+    { "admin_group", SET_STRING, FIELD(admin_group), "", 1, 0, NULL, 0 },
     { "run_dir", SET_PATH, FIELD(run_dir), "/run/fastpop", 0, 0, NULL, 0 },
     { "state_dir", SET_PATH, FIELD(state_dir), "/var/lib/fastpop", 0, 0, NULL, 0 },
     { "pid_file", SET_PATH, FIELD(pid_file), "", 1, 0, NULL, 0 },
@@ -639,6 +641,14 @@ void config_print(const struct config *cfg, FILE *out)
     fprintf(out, "# effective configuration of %s\n", cfg->path);
     for (size_t i = 0; i < N_SETTINGS; i++)
         print_setting(&settings[i], cfg, out);
+}
+
+const char *config_login_warning(const struct config *cfg)
+{
+    if (cfg->plaintext_auth || cfg->tls_cert_count > 0 || cfg->plaintext_trusted.count > 0)
+        return NULL;
+    return "no tls_cert and plaintext_auth = no: no client can log in (configure a "
+           "certificate, or set plaintext_auth = yes or plaintext_trusted)";
 }
 
 int config_line_of(const struct config *cfg, const char *name)

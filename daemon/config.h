@@ -47,6 +47,8 @@ struct config {
     char user[CONFIG_NAME_MAX];
     char group[CONFIG_NAME_MAX];
     char auth_user[CONFIG_NAME_MAX];
+    char control_group[CONFIG_NAME_MAX]; /* may use popctl's read-only verbs; "" = root's */
+    char admin_group[CONFIG_NAME_MAX];   /* may also change things; "" = root only */
     char run_dir[CONFIG_PATH_MAX];
     char state_dir[CONFIG_PATH_MAX];
     char pid_file[CONFIG_PATH_MAX];       /* "" = run_dir/fastpopd.pid */
@@ -125,6 +127,11 @@ void config_defaults(struct config *cfg);
 int  config_load(const char *path, struct config *cfg, char *err, size_t errlen);
 /* The line a setting was given on (0: the default was used). */
 int  config_line_of(const struct config *cfg, const char *name);
+/*
+ * A sane-looking file that lets nobody log in: no certificate, passwords
+ * refused in the clear, no trusted network. Returns the warning, or NULL.
+ */
+const char *config_login_warning(const struct config *cfg);
 /* Print the effective configuration in the file's own syntax. */
 void config_print(const struct config *cfg, FILE *out);
 /* Workers to run: the configured count, or the online CPUs for auto. */

@@ -189,6 +189,8 @@ int main(int argc, char **argv)
             }
             tls_context_free(tls);
         }
+        if (config_login_warning(&cfg) != NULL)
+            fprintf(stderr, "fastpopd: warning: %s\n", config_login_warning(&cfg));
         fprintf(stderr, "fastpopd: configuration file %s is valid\n", config_path);
         return 0;
     }

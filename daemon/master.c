@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon/control.h"
 #include "daemon/identity.h"
 #include "daemon/listen.h"
 #include "daemon/log.h"
@@ -65,6 +66,7 @@ struct master {
     char auth_path[CONFIG_PATH_MAX + 16];
     char helper_path[PATH_MAX];
     struct scoreboard *sb;
+    struct control *ctl;            /* NULL if the control socket could not be made */
     struct tls_context *tls;        /* shared by every worker forked from now on */
     struct child children[MAX_CHILDREN];
     unsigned generation;
@@ -117,7 +119,13 @@ static void child_reset(struct master *m, int keep_auth_fd)
     sigaction(SIGTERM, &dfl, NULL);
     sigaction(SIGINT, &dfl, NULL);
     sigemptyset(&none);
+    /*
+     * SIGUSR1 stays blocked: the master may send it (popctl kick/drain)
+     * before a new worker has its signalfd, and its default action kills.
+     */
+    sigaddset(&none, SIGUSR1);
     sigprocmask(SIG_SETMASK, &none, NULL);
+    control_forget(m->ctl);
     if (m->opts->pidfile_fd >= 0)
         close(m->opts->pidfile_fd);
     if (!keep_auth_fd && m->auth_fd >= 0)
@@ -336,12 +344,12 @@ static int count_children(struct master *m, int role)
     return n;
 }
 
-static void begin_stop(struct master *m)
+static void begin_stop(struct master *m, int deadline)
 {
     log_info("stopping: no new connections; idle sessions are closed, busy ones have %ds "
-             "to finish", m->cfg->shutdown_timeout);
+             "to finish", deadline);
     m->stopping = 1;
-    m->stop_deadline = now_seconds() + m->cfg->shutdown_timeout;
+    m->stop_deadline = now_seconds() + deadline;
     listen_set_close(&m->listeners);
     /* Children waiting for a respawn are simply forgotten. */
     for (int i = 0; i < MAX_CHILDREN; i++) {
@@ -373,20 +381,17 @@ static void advance_stop(struct master *m)
     }
 }
 
-static void reload(struct master *m)
+/* 0, or -1 with the reason in err (also logged): the running configuration stays. */
+static int reload(struct master *m, char *err, size_t errlen)
 {
     struct config next;
     struct identities ids;
-    char err[512];
 
     log_info("reloading %s", m->opts->config_path);
-    if (config_load(m->opts->config_path, &next, err, sizeof(err)) == -1) {
+    if (config_load(m->opts->config_path, &next, err, errlen) == -1 ||
+        identities_resolve(&next, &ids, err, errlen) == -1) {
         log_error("reload failed: %s; keeping the running configuration", err);
-        return;
-    }
-    if (identities_resolve(&next, &ids, err, sizeof(err)) == -1) {
-        log_error("reload failed: %s; keeping the running configuration", err);
-        return;
+        return -1;
     }
     /* The sockets and files made at start belong to these: they need a restart. */
     if (strcmp(next.run_dir, m->cfg->run_dir) != 0 ||
@@ -410,15 +415,16 @@ static void reload(struct master *m)
     /* A broken certificate refuses the whole reload; the running one stays. */
     struct tls_context *tls = NULL;
     if (next.tls_cert_count > 0) {
-        tls = tls_context_build(&next, m->tls, err, sizeof(err));
+        tls = tls_context_build(&next, m->tls, err, errlen);
         if (tls == NULL) {
             log_error("reload failed: %s; keeping the running configuration", err);
-            return;
+            return -1;
         }
     }
     if (listen_set_swap(&m->listeners, &next, LISTEN_BACKLOG) == -1) {
+        snprintf(err, errlen, "%s: cannot open the new listeners (see the log)", next.path);
         tls_context_free(tls);
-        return;
+        return -1;
     }
     /* Retiring workers keep their own copy (made at fork): this one can go. */
     tls_context_free(m->tls);
@@ -450,6 +456,48 @@ static void reload(struct master *m)
         log_error("reload: not every new worker could be started");
     log_info("reloaded %s: generation %u, %d workers", m->opts->config_path, m->generation,
              config_worker_count(m->cfg));
+    return 0;
+}
+
+/* What the control socket (daemon/control.c) may ask of the master. */
+static int hook_reload(void *ctx, char *err, size_t errlen)
+{
+    struct master *m = ctx;
+    if (m->stopping) {
+        snprintf(err, errlen, "fastpopd is stopping");
+        return -1;
+    }
+    return reload(m, err, errlen);
+}
+
+static void hook_stop(void *ctx, int deadline)
+{
+    struct master *m = ctx;
+    if (!m->stopping)
+        begin_stop(m, deadline);
+}
+
+static void hook_wake_workers(void *ctx)
+{
+    signal_children(ctx, ROLE_WORKER, SIGUSR1);
+}
+
+static int hook_children(void *ctx, struct control_child *out, int max)
+{
+    struct master *m = ctx;
+    int n = 0;
+    for (int i = 0; i < MAX_CHILDREN && n < max; i++) {
+        const struct child *c = &m->children[i];
+        if (c->in_use && c->pid > 0)
+            out[n++] = (struct control_child){ roles[c->role].name, c->index, c->pid,
+                                               c->retiring };
+    }
+    return n;
+}
+
+static int hook_stopping(void *ctx)
+{
+    return ((struct master *)ctx)->stopping;
 }
 
 static void respawn_due(struct master *m, double now)
@@ -561,6 +609,14 @@ int master_run(const struct master_options *opts, struct config *cfg)
         return 1;
     }
     index_prepare(m);
+    /* Without it popctl falls back to the pidfile; the service itself runs on. */
+    static const struct control_hooks hooks_template = {
+        .reload = hook_reload, .stop = hook_stop, .wake_workers = hook_wake_workers,
+        .children = hook_children, .stopping = hook_stopping,
+    };
+    struct control_hooks hooks = hooks_template;
+    hooks.ctx = m;
+    m->ctl = control_open(cfg, m->sb, &hooks);
 
     struct sigaction sa = { .sa_handler = on_signal };
     sigemptyset(&sa.sa_mask);
@@ -590,6 +646,8 @@ int master_run(const struct master_options *opts, struct config *cfg)
             close(devnull);
         }
     }
+    if (config_login_warning(cfg) != NULL)
+        log_warning("%s", config_login_warning(cfg));
     if (opts->fd_limit < opts->fd_wanted)
         log_warning("open file limit is %llu, below the %llu that max_connections=%d needs",
                     opts->fd_limit, opts->fd_wanted, cfg->max_connections);
@@ -614,12 +672,12 @@ int master_run(const struct master_options *opts, struct config *cfg)
         }
         if (got_sigterm && !m->stopping) {
             got_sigterm = 0;
-            begin_stop(m);
+            begin_stop(m, m->cfg->shutdown_timeout);
         }
         if (got_sighup) {
             got_sighup = 0;
             if (!m->stopping)
-                reload(m);
+                reload(m, err, sizeof(err));
         }
         double now = now_seconds();
         if (m->stopping) {
@@ -630,9 +688,17 @@ int master_run(const struct master_options *opts, struct config *cfg)
             respawn_due(m, now);
         }
         int ms = next_timeout_ms(m, now);
+        double control_wake = control_next_wake(m->ctl, now);
+        if (control_wake >= 0 && control_wake * 1000.0 < ms)
+            ms = (int)(control_wake * 1000.0) + 1;
         struct timespec wait = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
-        ppoll(NULL, 0, &wait, &unblocked);
+        struct pollfd pfd[32];
+        int npfd = control_pollfds(m->ctl, pfd, 32);
+        if (ppoll(pfd, (nfds_t)npfd, &wait, &unblocked) > 0)
+            control_handle(m->ctl, pfd, npfd);
+        control_tick(m->ctl, now_seconds());
     }
+    control_close(m->ctl);
     if (m->auth_fd >= 0) {
         close(m->auth_fd);
         unlink(m->auth_path);

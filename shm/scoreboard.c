@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -14,6 +15,8 @@ struct sb_conn {
     uint8_t  ip[16];         /* IPv4 as v4-mapped IPv6 */
     uint8_t  mailbox[16];    /* hash of the locked maildir's path */
     uint8_t  has_mailbox;
+    uint8_t  kick;           /* enum scoreboard_kick, written by the master */
+    struct scoreboard_session session;
 };
 
 /* A bucket of an open-addressing table keyed by 16 bytes: IPs, mailboxes. */
@@ -36,6 +39,9 @@ struct scoreboard {
     struct sb_conn *conns;
     struct sb_table ips;       /* connections per client address */
     struct sb_table mailboxes; /* the POP3 exclusive lock: count is 0 or 1 */
+    uint32_t draining;         /* the global drain flag */
+    uint32_t changes;          /* bumped on drain, undrain and kicks */
+    char drain_message[SCOREBOARD_DRAIN_MESSAGE_MAX + 1];
 };
 
 static void addr_key(const struct sockaddr *addr, uint8_t key[16])
@@ -209,6 +215,8 @@ int scoreboard_conn_open(struct scoreboard *sb, pid_t owner, const struct sockad
     sb->free_head = c->next_free;
     memcpy(c->ip, key, 16);
     c->has_mailbox = 0;
+    c->kick = SB_KICK_NONE;
+    memset(&c->session, 0, sizeof(c->session));
     c->owner = owner;
     ip->count++;
     sb->active++;
@@ -359,4 +367,73 @@ int scoreboard_conn_move(struct scoreboard *sb, int slot, const struct sockaddr 
 unsigned scoreboard_active_hint(const struct scoreboard *sb)
 {
     return __atomic_load_n(&sb->active, __ATOMIC_RELAXED);
+}
+
+struct scoreboard_session *scoreboard_session(struct scoreboard *sb, int slot)
+{
+    if (slot < 0 || (uint32_t)slot >= sb->capacity)
+        return NULL;
+    return &sb->conns[slot].session;
+}
+
+int scoreboard_peek(struct scoreboard *sb, unsigned slot, struct scoreboard_session *out,
+                    uint8_t ip[16], pid_t *owner)
+{
+    if (slot >= sb->capacity)
+        return -1;
+    sb_lock(sb);
+    const struct sb_conn *c = &sb->conns[slot];
+    *owner = c->owner;
+    if (c->owner != SLOT_FREE) {
+        memcpy(ip, c->ip, 16);
+        *out = c->session;
+        out->user[sizeof(out->user) - 1] = '\0';
+        out->state[sizeof(out->state) - 1] = '\0';
+        out->tls[sizeof(out->tls) - 1] = '\0';
+    }
+    sb_unlock(sb);
+    return *owner != SLOT_FREE;
+}
+
+void scoreboard_kick(struct scoreboard *sb, unsigned slot, enum scoreboard_kick how)
+{
+    if (slot >= sb->capacity)
+        return;
+    __atomic_store_n(&sb->conns[slot].kick, (uint8_t)how, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&sb->changes, 1, __ATOMIC_RELEASE);
+}
+
+enum scoreboard_kick scoreboard_kicked(const struct scoreboard *sb, int slot)
+{
+    if (slot < 0 || (uint32_t)slot >= sb->capacity)
+        return SB_KICK_NONE;
+    return (enum scoreboard_kick)__atomic_load_n(&sb->conns[slot].kick, __ATOMIC_RELAXED);
+}
+
+void scoreboard_set_drain(struct scoreboard *sb, int on, const char *message)
+{
+    sb_lock(sb);
+    snprintf(sb->drain_message, sizeof(sb->drain_message), "%s", message ? message : "");
+    sb->drain_message[strcspn(sb->drain_message, "\r\n")] = '\0';
+    __atomic_store_n(&sb->draining, on ? 1u : 0u, __ATOMIC_RELEASE);
+    sb_unlock(sb);
+    __atomic_add_fetch(&sb->changes, 1, __ATOMIC_RELEASE);
+}
+
+int scoreboard_draining(struct scoreboard *sb, char *message, size_t len)
+{
+    /* The common case, not draining, must not take the lock on every accept. */
+    if (!__atomic_load_n(&sb->draining, __ATOMIC_ACQUIRE))
+        return 0;
+    sb_lock(sb);
+    int on = (int)sb->draining;
+    if (message != NULL && len > 0)
+        snprintf(message, len, "%s", sb->drain_message);
+    sb_unlock(sb);
+    return on;
+}
+
+uint32_t scoreboard_changes(const struct scoreboard *sb)
+{
+    return __atomic_load_n(&sb->changes, __ATOMIC_ACQUIRE);
 }

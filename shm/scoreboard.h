@@ -69,4 +69,54 @@ unsigned scoreboard_active(struct scoreboard *sb);
 unsigned scoreboard_active_hint(const struct scoreboard *sb);
 unsigned scoreboard_count_ip(struct scoreboard *sb, const struct sockaddr *addr);
 
+/*
+ * What `popctl who` shows of a connection. Written only by the worker that
+ * owns the slot, without the lock (the master reads it as a snapshot that
+ * may be a moment old or, for a slot just reused, a mix of two sessions:
+ * it is for display only). Claiming a slot clears it.
+ */
+#define SCOREBOARD_USER_MAX 64
+struct scoreboard_session {
+    char     user[SCOREBOARD_USER_MAX];  /* "" until logged in */
+    char     state[16];                  /* conn.c's state name */
+    char     tls[16];                    /* "" plain, else the TLS version */
+    int64_t  since;                      /* wall clock, seconds */
+    int64_t  active;                     /* last command, wall clock */
+    uint64_t bytes;                      /* in + out */
+    uint16_t port;
+    uint16_t worker;
+};
+
+/* How the master asks a worker to end a session (scoreboard_kick()). */
+enum scoreboard_kick {
+    SB_KICK_NONE = 0,
+    SB_KICK_IDLE,     /* at its next command boundary, told -ERR [SYS/TEMP] */
+    SB_KICK_NOW,      /* at once (a drain deadline passed); nothing is deleted */
+};
+
+/* The owner's record of slot (NULL for a bad slot). */
+struct scoreboard_session *scoreboard_session(struct scoreboard *sb, int slot);
+
+/*
+ * Copy slot's record and its client address (v4-mapped for IPv4) into the
+ * caller's space: 1 if the slot is in use, 0 if free, -1 past the end.
+ */
+int scoreboard_peek(struct scoreboard *sb, unsigned slot, struct scoreboard_session *out,
+                    uint8_t ip[16], pid_t *owner);
+
+/* Mark slot for ending (the master), and read the mark (its worker). */
+void scoreboard_kick(struct scoreboard *sb, unsigned slot, enum scoreboard_kick how);
+enum scoreboard_kick scoreboard_kicked(const struct scoreboard *sb, int slot);
+
+/*
+ * The global drain flag and its message, set by the master; workers read
+ * them on every accept and when woken (SIGUSR1). *changes counts every
+ * drain, undrain and kick, so a woken worker knows whether to look again.
+ * The message is cut to 200 bytes and must be one line.
+ */
+#define SCOREBOARD_DRAIN_MESSAGE_MAX 200
+void scoreboard_set_drain(struct scoreboard *sb, int on, const char *message);
+int scoreboard_draining(struct scoreboard *sb, char *message, size_t len);
+uint32_t scoreboard_changes(const struct scoreboard *sb);
+
 #endif

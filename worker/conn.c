@@ -44,12 +44,45 @@ static const char *const state_names[] = {
     [CONN_LINGER] = "linger",
 };
 
+/* Cut to fit: a long user name is still recognisable in `popctl who`. */
+static void copy_cut(char *dst, size_t size, const char *src)
+{
+    size_t n = strnlen(src, size - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+/* The scoreboard's record of this session, for `popctl who` (shm/scoreboard.h). */
+static void publish(struct conn *c)
+{
+    struct scoreboard_session *s = scoreboard_session(c->lp->sb, c->slot);
+    if (s == NULL)
+        return;
+    copy_cut(s->state, sizeof(s->state), state_names[c->state]);
+    copy_cut(s->user, sizeof(s->user), c->state == CONN_TRANSACTION ? c->user : "");
+    copy_cut(s->tls, sizeof(s->tls), c->ssl != NULL ? tls_session_version(c->ssl)
+                                     : c->proxy_tls ? "proxy" : "");
+    s->port = (uint16_t)c->port;
+    s->worker = (uint16_t)c->lp->index;
+    s->since = (int64_t)c->started_wall;
+}
+
+static void publish_traffic(struct conn *c)
+{
+    struct scoreboard_session *s = scoreboard_session(c->lp->sb, c->slot);
+    if (s != NULL) {
+        s->bytes = c->stats.bytes_in + c->stats.bytes_out;
+        s->active = (int64_t)time(NULL);
+    }
+}
+
 void conn_set_state(struct conn *c, enum conn_state next)
 {
     if (c->state == next)
         return;
     log_debug("conn %s:%u %s -> %s", c->ip, c->port, state_names[c->state], state_names[next]);
     c->state = next;
+    publish(c);
     if (next == CONN_LINGER)
         conn_timer_set(c, CONN_TIMER_LINGER);
     else if (next == CONN_TLS_HANDSHAKE)
@@ -80,6 +113,18 @@ void conn_close(struct conn *c, const char *reason)
         return;
     if (c->close_reason == NULL || c->state != CONN_CLOSING)
         c->close_reason = reason;
+    /*
+     * Release the mailbox lock and the connection slot before the session is
+     * reported ended: whoever reads that line may log in again at once.
+     */
+    if (c->job) {
+        c->job->release(c->job);
+        c->job = NULL;
+    }
+    if (c->auth_request != 0)
+        auth_client_cancel(lp->auth, c);
+    pop3_release(c);
+    scoreboard_conn_close(lp->sb, c->slot);
     log_session(c);
     conn_timer_clear(c);
     loop_unwatch(lp, c->fd);
@@ -93,14 +138,6 @@ void conn_close(struct conn *c, const char *reason)
         c->ssl = NULL;
     }
     close(c->fd);
-    if (c->job) {
-        c->job->release(c->job);
-        c->job = NULL;
-    }
-    if (c->auth_request != 0)
-        auth_client_cancel(lp->auth, c);
-    pop3_release(c);
-    scoreboard_conn_close(lp->sb, c->slot);
     buf_free(&c->in);
     buf_free(&c->out);
     lp->conn_count--;
@@ -165,6 +202,7 @@ static int flush_output(struct conn *c, size_t *budget)
         ssize_t n = conn_io_write(c);
         if (n > 0) {
             c->stats.bytes_out += (uint64_t)n;
+            publish_traffic(c);
             *budget = (size_t)n >= *budget ? 0 : *budget - (size_t)n;
             continue;
         }
@@ -227,6 +265,7 @@ static int read_input(struct conn *c)
     }
     if (n > 0) {
         c->stats.bytes_in += (uint64_t)n;
+        publish_traffic(c);
         conn_timer_touch(c);
     }
     return 0;
@@ -468,6 +507,8 @@ int conn_new(struct loop *lp, int fd, const struct sockaddr *peer, int slot,
         free(c);
         return -1;
     }
+    publish(c);
+    publish_traffic(c);
     if (c->state == CONN_AUTHORIZATION)
         pop3_greet(c);
     if (c->state != CONN_PROXY)
@@ -476,25 +517,66 @@ int conn_new(struct loop *lp, int fd, const struct sockaddr *peer, int slot,
 }
 
 /*
- * Shutdown: a session between commands is told and closed now; one in the
- * middle of a command (RETR streaming, a login at the helper) is closed at
- * its next command boundary. Nothing is deleted either way: no UPDATE.
+ * End the sessions that match: one between commands is told text and
+ * closed now; one in the middle of a command (RETR streaming, a login at
+ * the helper) at its next command boundary, so keep calling while this
+ * returns more than 0. force closes at once. Nothing is deleted either
+ * way: no UPDATE state.
  */
-void conn_shutdown_idle(struct loop *lp)
+static unsigned end_sessions(struct loop *lp, int (*match)(struct conn *c), const char *text,
+                             const char *reason)
 {
+    unsigned pending = 0;
     for (int t = 0; t < CONN_TIMERS; t++) {
         struct conn *next;
         for (struct conn *c = lp->timer_head[t]; c != NULL; c = next) {
             next = c->timer_next;
-            if (c->state == CONN_PROXY || c->state == CONN_TLS_HANDSHAKE) {
-                conn_close(c, "shutdown");
+            int how = match(c);
+            if (how == 0 || (how != SB_KICK_NOW &&
+                             (c->state == CONN_CLOSING || c->state == CONN_LINGER)))
+                continue;
+            if (how == SB_KICK_NOW || c->state == CONN_PROXY ||
+                c->state == CONN_TLS_HANDSHAKE) {
+                conn_close(c, how == SB_KICK_NOW ? "cut" : reason);
                 continue;
             }
-            if (!accepts_commands(c) || c->job != NULL || buf_len(&c->out) > 0)
+            if (!accepts_commands(c) || c->job != NULL || buf_len(&c->out) > 0) {
+                pending++;
                 continue;
-            conn_reply(c, "-ERR [SYS/TEMP] Server is shutting down, try again later\r\n");
-            conn_finish(c, "shutdown");
+            }
+            conn_reply(c, "-ERR [SYS/TEMP] %s\r\n", text);
+            conn_finish(c, reason);
             conn_run(c);
         }
     }
+    return pending;
+}
+
+static int match_all(struct conn *c)
+{
+    (void)c;
+    return SB_KICK_IDLE;
+}
+
+static int match_kicked(struct conn *c)
+{
+    return (int)scoreboard_kicked(c->lp->sb, c->slot);
+}
+
+void conn_shutdown_idle(struct loop *lp)
+{
+    end_sessions(lp, match_all, "Server is shutting down, try again later", "shutdown");
+}
+
+unsigned conn_sweep(struct loop *lp, int draining, const char *message)
+{
+    char text[SCOREBOARD_DRAIN_MESSAGE_MAX + 1];
+    unsigned pending = end_sessions(lp, match_kicked, "Disconnected by the administrator",
+                                    "kicked");
+    if (draining) {
+        snprintf(text, sizeof(text), "%s",
+                 message && message[0] ? message : "Server is going down for maintenance");
+        pending += end_sessions(lp, match_all, text, "drain");
+    }
+    return pending;
 }

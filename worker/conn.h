@@ -128,6 +128,15 @@ void conn_start_tls(struct conn *c);
 /* Stopping: close every session that is between commands (see conn.c). */
 void conn_shutdown_idle(struct loop *lp);
 
+/*
+ * End the sessions the master marked in the scoreboard (kick, or a drain
+ * deadline: scoreboard_kick()) and, when draining, every session: the
+ * ones between commands are told message and closed now, busy ones at
+ * their next command boundary. Returns how many are still to end, so the
+ * worker knows to call again.
+ */
+unsigned conn_sweep(struct loop *lp, int draining, const char *message);
+
 /* Free connections closed during this loop iteration. */
 void conn_free_closed(struct loop *lp);
 

@@ -48,6 +48,8 @@ struct loop {
     unsigned conn_count;
     int retiring;                        /* no new connections (reload or stop) */
     int stopping;                        /* shutdown: also close idle sessions */
+    uint32_t sb_changes;                 /* scoreboard_changes() last acted on */
+    int sweep_pending;                   /* kicked or drained sessions still busy */
     struct auth_client *auth;
     struct mbindex *mbindex;             /* NULL: index = no, or it failed to open */
 };

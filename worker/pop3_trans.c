@@ -57,6 +57,20 @@ static int message_arg(struct conn *c, const char *arg, const char **rest, size_
     return 0;
 }
 
+/* A message number and nothing after it (RETR, DELE, LIST n, UIDL n). */
+static int only_message_arg(struct conn *c, const char *args, size_t *index,
+                            struct pop3_reply *r)
+{
+    const char *rest;
+    if (message_arg(c, args, &rest, index, r) == -1)
+        return -1;
+    if (*rest) {
+        pop3_set_reply(r, NULL, "Too many arguments");
+        return -1;
+    }
+    return 0;
+}
+
 static enum pop3_verdict cmd_stat(struct conn *c, char *args, struct pop3_reply *r)
 {
     if (*args) {
@@ -107,13 +121,8 @@ static enum pop3_verdict listing(struct conn *c, char *args, struct pop3_reply *
 {
     if (*args) {
         size_t i;
-        const char *rest;
-        if (message_arg(c, args, &rest, &i, r) == -1)
+        if (only_message_arg(c, args, &i, r) == -1)
             return POP3_ERR;
-        if (*rest) {
-            pop3_set_reply(r, NULL, "Too many arguments");
-            return POP3_ERR;
-        }
         if (uidl) {
             size_t len;
             const char *u = maildir_msg_uidl(c->session->md, i, &len);
@@ -179,13 +188,8 @@ static enum pop3_verdict send_message(struct conn *c, size_t i, long top, struct
 static enum pop3_verdict cmd_retr(struct conn *c, char *args, struct pop3_reply *r)
 {
     size_t i;
-    const char *rest;
-    if (message_arg(c, args, &rest, &i, r) == -1)
+    if (only_message_arg(c, args, &i, r) == -1)
         return POP3_ERR;
-    if (*rest) {
-        pop3_set_reply(r, NULL, "Too many arguments");
-        return POP3_ERR;
-    }
     return send_message(c, i, -1, r);
 }
 
@@ -209,13 +213,8 @@ static enum pop3_verdict cmd_top(struct conn *c, char *args, struct pop3_reply *
 static enum pop3_verdict cmd_dele(struct conn *c, char *args, struct pop3_reply *r)
 {
     size_t i;
-    const char *rest;
-    if (message_arg(c, args, &rest, &i, r) == -1)
+    if (only_message_arg(c, args, &i, r) == -1)
         return POP3_ERR;
-    if (*rest) {
-        pop3_set_reply(r, NULL, "Too many arguments");
-        return POP3_ERR;
-    }
     struct pop3_session *s = c->session;
     s->md->msgs[i].deleted = 1;
     s->live_count--;

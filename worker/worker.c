@@ -73,6 +73,18 @@ static void refuse(struct loop *lp, int fd, const char *ip, const char *limit, i
     log_info("session user=- ip=%s reason=refused limit=%s max=%d", ip, limit, value);
 }
 
+/* popctl drain: every listener answers new clients with the drain message. */
+static void refuse_draining(int fd, const char *ip, const char *text)
+{
+    char msg[SCOREBOARD_DRAIN_MESSAGE_MAX + 32];
+    int n = snprintf(msg, sizeof(msg), "-ERR [SYS/TEMP] %s\r\n",
+                     text[0] ? text : "Server is going down for maintenance");
+    ssize_t ignored = send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    (void)ignored;
+    close(fd);
+    log_info("session user=- ip=%s reason=refused limit=draining", ip);
+}
+
 static void accept_out_of_fds(struct loop *lp, int listen_fd)
 {
     if (reserve_fd == -1)
@@ -105,6 +117,11 @@ static void on_listener(struct loop *lp, struct loop_handler *h, uint32_t events
         }
         char ip[48];
         listen_format_ip((struct sockaddr *)&peer, ip, sizeof(ip));
+        char drain_text[SCOREBOARD_DRAIN_MESSAGE_MAX + 1];
+        if (scoreboard_draining(lp->sb, drain_text, sizeof(drain_text))) {
+            refuse_draining(fd, ip, drain_text);
+            continue;
+        }
         if (lp->conn_count >= conn_cap) {
             /* Every worker is full (else this one would have yielded): say so. */
             refuse(lp, fd, ip, "open-files", (int)conn_cap);
@@ -211,6 +228,9 @@ static void on_signal(struct loop *lp, struct loop_handler *h, uint32_t events)
     (void)events;
 
     while (read(s->fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        /* SIGUSR1 only wakes the loop to look at the scoreboard (worker_main). */
+        if (si.ssi_signo == SIGUSR1)
+            continue;
         if (!lp->retiring) {
             lp->retiring = 1;
             stop_accepting(lp);
@@ -228,6 +248,7 @@ static void setup_signals(struct loop *lp, struct signal_source *src)
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);   /* stop: close idle sessions too */
     sigaddset(&set, SIGUSR2);   /* retire after a reload: sessions run to their end */
+    sigaddset(&set, SIGUSR1);   /* popctl kick/drain: look at the scoreboard's flags */
     sigprocmask(SIG_BLOCK, &set, NULL);
     /* Ctrl-C reaches the whole process group; only the master decides. */
     signal(SIGINT, SIG_IGN);
@@ -256,6 +277,22 @@ static void open_mailbox_index(struct loop *lp)
         log_error("mailbox index %s: %s; logins will scan their maildir", dir,
                   mdb_strerror(rc));
     }
+}
+
+/*
+ * Kicks and drains arrive through the scoreboard; the master's SIGUSR1
+ * only ends the epoll wait. Busy sessions end at a later command boundary,
+ * so the sweep repeats while any is pending.
+ */
+static void sweep(struct loop *lp)
+{
+    uint32_t changes = scoreboard_changes(lp->sb);
+    char text[SCOREBOARD_DRAIN_MESSAGE_MAX + 1] = "";
+    if (changes == lp->sb_changes && !lp->sweep_pending)
+        return;
+    lp->sb_changes = changes;
+    int draining = scoreboard_draining(lp->sb, text, sizeof(text));
+    lp->sweep_pending = conn_sweep(lp, draining, text) > 0;
 }
 
 void worker_main(const struct worker_setup *ws)
@@ -335,6 +372,7 @@ void worker_main(const struct worker_setup *ws)
         conn_timer_expire(&lp, now);
         if (lp.stopping)
             conn_shutdown_idle(&lp);
+        sweep(&lp);
         conn_free_closed(&lp);
         balance_accepting(&lp, now);
     }

@@ -1,6 +1,10 @@
 """A throwaway slapd for the LDAP tests: its own directory, port, mdb database
 and LDIF, started in the foreground (slapd -d 0) and stopped by pid. Nothing
-here touches a system slapd or /etc/ldap beyond reading the schema files."""
+here touches a system slapd or /etc/ldap beyond reading the schema files.
+
+With tls=True it also serves TLS: a test CA and a server certificate for
+127.0.0.1 made here with the openssl CLI, StartTLS on the ldap:// port and
+a second, ldaps:// port."""
 
 import os
 import shutil
@@ -30,6 +34,46 @@ def hash_crypt(password):
         ["openssl", "passwd", "-6", "-salt", "fastpopSalt", password]).decode().strip()
 
 
+def openssl(*args, cwd):
+    subprocess.run(["openssl"] + list(args), cwd=cwd, check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.PIPE)
+
+
+def make_ca(directory, name):
+    """A self-signed CA (EC P-256, valid two days): returns (cert path, key path)."""
+    cert, key = os.path.join(directory, name + ".pem"), os.path.join(directory, name + ".key")
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+            "-nodes", "-keyout", key, "-out", cert, "-days", "2",
+            "-subj", "/CN=fastpop test %s" % name,
+            "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=directory)
+    return cert, key
+
+
+def make_server_cert(directory, ca_cert, ca_key):
+    """A server certificate for 127.0.0.1 signed by the CA: returns (cert path, key path)."""
+    cert, key = os.path.join(directory, "server.pem"), os.path.join(directory, "server.key")
+    csr, ext = os.path.join(directory, "server.csr"), os.path.join(directory, "server.ext")
+    with open(ext, "w") as f:
+        # libldap checks the URI's host against the subjectAltName, here an IP address.
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n"
+                "extendedKeyUsage=serverAuth\n")
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", key, "-out", csr, "-subj", "/CN=127.0.0.1", cwd=directory)
+    openssl("x509", "-req", "-in", csr, "-CA", ca_cert, "-CAkey", ca_key, "-CAcreateserial",
+            "-out", cert, "-days", "2", "-extfile", ext, cwd=directory)
+    return cert, key
+
+
+def public_copy(src, directory, name):
+    """A copy of a certificate in directory, readable by the auth helper's user
+    (the slapd directory is private)."""
+    path = os.path.join(directory, name)
+    shutil.copyfile(src, path)
+    os.chmod(path, 0o644)
+    return path
+
+
 def person(uid, password_value, ou="people", home=None, description=None):
     lines = ["dn: uid=%s,ou=%s,%s" % (uid, ou, SUFFIX),
              "objectClass: inetOrgPerson", "objectClass: posixAccount",
@@ -44,13 +88,23 @@ def person(uid, password_value, ou="people", home=None, description=None):
 
 
 class Slapd:
-    def __init__(self, entries, port=None):
+    def __init__(self, entries, port=None, tls=False):
         self.dir = tempfile.mkdtemp(prefix="fastpop-slapd-")
         self.port = port or free_port()
+        self.tls_port = free_port() if tls else None
         self.proc = None
         self.conf = os.path.join(self.dir, "slapd.conf")
         os.makedirs(os.path.join(self.dir, "db"))
+        tls_conf = ""
+        if tls:
+            self.ca_cert, ca_key = make_ca(self.dir, "ca")
+            # Another CA that signed nothing here: trusting it alone must fail.
+            self.other_ca_cert, _ = make_ca(self.dir, "other-ca")
+            cert, key = make_server_cert(self.dir, self.ca_cert, ca_key)
+            tls_conf = ("TLSCACertificateFile %s\nTLSCertificateFile %s\n"
+                        "TLSCertificateKeyFile %s\n" % (self.ca_cert, cert, key))
         with open(self.conf, "w") as f:
+            f.write(tls_conf)
             f.write("""modulepath /usr/lib/ldap
 moduleload back_mdb
 include /etc/ldap/schema/core.schema
@@ -85,10 +139,17 @@ access to * by * read
     def uri(self):
         return "ldap://127.0.0.1:%d" % self.port
 
+    @property
+    def ldaps_uri(self):
+        return "ldaps://127.0.0.1:%d" % self.tls_port
+
     def start(self):
         self.log = open(os.path.join(self.dir, "slapd.log"), "ab")
+        urls = "ldap://127.0.0.1:%d/" % self.port
+        if self.tls_port:
+            urls += " ldaps://127.0.0.1:%d/" % self.tls_port
         self.proc = subprocess.Popen(
-            ["slapd", "-d", "0", "-f", self.conf, "-h", "ldap://127.0.0.1:%d/" % self.port],
+            ["slapd", "-d", "0", "-f", self.conf, "-h", urls],
             env=ENV, stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
 
         def up():

@@ -1,7 +1,8 @@
 """passdb = ldap against a real slapd started here: both modes, good and bad
 passwords, unknown users, filter injection, empty passwords, the --test
 command, LDAP down and back, LDAP stopped (SIGSTOP) while other sessions on
-the same worker keep flowing, and failover to a second URI."""
+the same worker keep flowing, failover to a second URI, and TLS (StartTLS and
+ldaps://, against a CA made by the fixture, and refused with another CA)."""
 
 import os
 import subprocess
@@ -10,7 +11,7 @@ import unittest
 
 from fastpop_harness import BIN, Daemon, Pop3, main
 from ldap_fixture import (Slapd, closed_port, hash_crypt, hash_ssha, ldap_config, person,
-                          secret_file, timed)
+                          public_copy, secret_file, timed)
 
 USERS = {"lalice": "alice-ldap-pw", "lbob": "bob ldap pw", "ldave": "dave-pw"}
 
@@ -191,6 +192,78 @@ class LdapTest(unittest.TestCase):
         self.assertTrue(self.login(d, "lalice", USERS["lalice"]).startswith("-ERR [SYS/TEMP]"))
         self.assertIn("bind as ldap_bind_dn", d.log())
         self.assertTrue(self.login(d, "local", "local-secret").startswith("+OK"))
+
+
+class LdapTlsTest(unittest.TestCase):
+    """One slapd with its own CA, serving StartTLS on ldap:// and ldaps://."""
+    slapd = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.slapd = Slapd(directory_entries(), tls=True).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.slapd.cleanup()
+
+    def daemon(self, uri, ca, extra=""):
+        d = Daemon(users={"local": "local-secret"})
+        self.addCleanup(d.cleanup)
+        secret = secret_file(d.dir)
+        ca_file = public_copy(ca, d.dir, "ldap-ca.pem")
+        d.extra_config = ldap_config(uri, secret, "bind",
+                                     "ldap_tls_ca_file = %s\n%s" % (ca_file, extra))
+        d.write_config()
+        d.maildir("lalice")
+        return d.start()
+
+    def login(self, d, user, password):
+        p = d.connect()
+        try:
+            self.assertTrue(p.line().startswith("+OK"))
+            self.assertTrue(p.cmd("USER " + user).startswith("+OK"))
+            return p.cmd("PASS " + password)
+        finally:
+            p.close()
+
+    def check_logins(self, d):
+        self.assertTrue(self.login(d, "lalice", USERS["lalice"]).startswith("+OK"))
+        self.assertTrue(self.login(d, "lalice", "wrong").startswith("-ERR [AUTH]"))
+
+    def test_starttls(self):
+        d = self.daemon(self.slapd.uri, self.slapd.ca_cert, "ldap_starttls = yes\n")
+        self.check_logins(d)
+        self.assertNotIn("connection failed", d.log())
+
+    def test_ldaps(self):
+        d = self.daemon(self.slapd.ldaps_uri, self.slapd.ca_cert)
+        self.check_logins(d)
+        self.assertNotIn("connection failed", d.log())
+
+    def check_wrong_ca(self, d, what):
+        r = self.login(d, "lalice", USERS["lalice"])
+        self.assertTrue(r.startswith("-ERR [SYS/TEMP]"), r)
+        d.wait_log("ldap: service connection failed: " + what)
+        line = [l for l in d.log().splitlines() if "connection failed: " + what in l][0]
+        self.assertIn("server certificate not trusted by ldap_tls_ca_file", line)
+        self.assertNotIn("auth ok user=lalice", d.log())
+        # the password file does not depend on LDAP
+        self.assertTrue(self.login(d, "local", "local-secret").startswith("+OK"))
+
+    def test_starttls_wrong_ca_refused(self):
+        d = self.daemon(self.slapd.uri, self.slapd.other_ca_cert, "ldap_starttls = yes\n")
+        self.check_wrong_ca(d, "StartTLS: TLS handshake with %s failed" % self.slapd.uri)
+
+    def test_ldaps_wrong_ca_refused(self):
+        d = self.daemon(self.slapd.ldaps_uri, self.slapd.other_ca_cert)
+        self.check_wrong_ca(d, "TLS handshake with %s failed" % self.slapd.ldaps_uri)
+
+    def test_ldaps_nobody_listening_is_not_called_a_tls_failure(self):
+        uri = "ldaps://127.0.0.1:%d" % closed_port()
+        d = self.daemon(uri, self.slapd.ca_cert)
+        self.assertTrue(self.login(d, "lalice", USERS["lalice"]).startswith("-ERR [SYS/TEMP]"))
+        d.wait_log("ldap: service connection failed: connect to %s: " % uri)
+        self.assertNotIn("TLS handshake", d.log())
 
 
 if __name__ == "__main__":

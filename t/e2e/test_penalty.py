@@ -1,7 +1,8 @@
 """The brute-force penalty end to end: failed logins from one address get
 slower and the delay stops growing at the cap, another address and a trusted
 one are not slowed, and an address over the limit is refused even with the
-right password. Timings are asserted as lower bounds only; the exact delays
+right password; SCRAM-SHA-256 exchanges are counted, delayed and refused the
+same way. Timings are asserted as lower bounds only; the exact delays
 are read from the helper's debug line "auth penalty ... delay=Ns"."""
 
 import os
@@ -13,6 +14,7 @@ import time
 import unittest
 
 from fastpop_harness import SRC, DaemonTest, main
+from test_sasl import ScramClient, b64, unb64
 
 PENALTY = ("auth_penalty = yes\n"
            "auth_penalty_delay = 1s\n"
@@ -23,7 +25,7 @@ PENALTY = ("auth_penalty = yes\n"
            "max_auth_failures = 10\n")
 
 
-class PenaltyTest(DaemonTest):
+class PenaltyBase(DaemonTest):
     extra_config = PENALTY
 
     def setUp(self):
@@ -46,6 +48,9 @@ class PenaltyTest(DaemonTest):
     def delays(self, ip):
         return [float(m) for m in re.findall(r"auth penalty ip=%s user=\S+ ip_score=\S+ "
                                              r"delay=([0-9.]+)s" % re.escape(ip), self.d.log())]
+
+
+class PenaltyTest(PenaltyBase):
 
     def test_grows_caps_and_spares_others(self):
         took = []
@@ -90,6 +95,82 @@ class PenaltyTest(DaemonTest):
         # others are not blocked
         r, _ = self.attempt("127.0.0.6", "alice-secret")
         self.assertTrue(r.startswith("+OK"), r)
+
+
+class ScramPenaltyTest(PenaltyBase):
+    """SCRAM goes through the same accounting as USER/PASS, PLAIN and LOGIN."""
+    extra_config = PENALTY.replace("auth_penalty_block_after = 5",
+                                   "auth_penalty_block_after = 4") + \
+        "auth_mechanisms = PLAIN SCRAM-SHA-256\n"
+
+    def scram(self, source, password):
+        """One SCRAM exchange for alice; returns (answer, seconds the last step took)."""
+        p = self.d.connect(source=(source, 0), timeout=20)
+        try:
+            self.assertTrue(p.line().startswith("+OK"))
+            cl = ScramClient("alice", "alice-secret")
+            t = time.monotonic()
+            r = p.cmd("AUTH SCRAM-SHA-256 " + b64(cl.first()))
+            if not r.startswith("+ "):
+                return r, time.monotonic() - t
+            final = b64(cl.final(unb64(r[2:]).decode(), password))
+            t = time.monotonic()
+            r = p.cmd(final)
+            if r.startswith("+ "):
+                self.assertEqual(unb64(r[2:]).decode(), cl.expect_v)
+                r = p.cmd("")
+            return r, time.monotonic() - t
+        finally:
+            p.close()
+
+    def test_scram_failures_delay_and_block(self):
+        took = []
+        for _ in range(2):
+            r, t = self.scram("127.0.0.7", "wrong")
+            self.assertTrue(r.startswith("-ERR [AUTH]"), r)
+            took.append(t)
+        # 1 s, then 2 s: the same growth as for PASS (lower bounds, with a margin)
+        self.assertGreater(took[0], 0.8)
+        self.assertGreater(took[1], 1.6)
+        # a PASS failure from that address continues the same score (the cap: 2 s)
+        r, t = self.attempt("127.0.0.7")
+        self.assertTrue(r.startswith("-ERR [AUTH]"), r)
+        self.assertGreater(t, 1.6)
+        self.d.wait_log("auth penalty ip=127.0.0.7 ", count=3)
+        self.assertEqual(self.delays("127.0.0.7")[:3], [1.0, 2.0, 2.0])
+        # three failures (less a little decay) on one score, whatever the mechanism
+        score = re.findall(r"auth penalty ip=127\.0\.0\.7 user=alice ip_score=([0-9.]+)",
+                           self.d.log())[2]
+        self.assertGreater(float(score), 2.5)
+        self.assertIn("auth failed user=alice ip=127.0.0.7 mechanism=SCRAM-SHA-256 "
+                      "reason=bad-password", self.d.log())
+
+        # the fourth failure (SCRAM again) blocks the address...
+        r, _ = self.scram("127.0.0.7", "wrong")
+        self.assertTrue(r.startswith("-ERR [AUTH]"), r)
+        self.d.wait_log("auth penalty ip=127.0.0.7 blocked for 60s")
+        # ...and then even the right password is refused at the first SCRAM step,
+        # with no server-first challenge
+        r, _ = self.scram("127.0.0.7", None)
+        self.assertTrue(r.startswith("-ERR [AUTH]"), r)
+        self.d.wait_log("auth failed user=alice ip=127.0.0.7 mechanism=SCRAM-SHA-256 "
+                        "reason=ip-blocked")
+        r, _ = self.attempt("127.0.0.7", "alice-secret")
+        self.assertTrue(r.startswith("-ERR [AUTH]"), r)
+
+        # another address logs in with SCRAM (alice's user score is cleared by it)
+        r, _ = self.scram("127.0.0.8", None)
+        self.assertTrue(r.startswith("+OK"), r)
+        self.d.wait_log("auth penalty ip=127.0.0.8 user=alice")
+
+    def test_scram_success_waits_the_address_delay(self):
+        r, t = self.attempt("127.0.0.9")
+        self.assertTrue(r.startswith("-ERR [AUTH]"), r)
+        # the right password from an address with one failure: its 1 s delay still applies,
+        # so timing does not tell a right password from a wrong one
+        r, t = self.scram("127.0.0.9", None)
+        self.assertTrue(r.startswith("+OK"), r)
+        self.assertGreater(t, 0.8)
 
 
 SYSLOG_SAMPLE = """\

@@ -6,7 +6,7 @@ set -eu
 
 PACKAGES="build-essential cmake pkg-config clang libssl-dev libldap-dev liblmdb-dev
 libcap-dev libcrypt-dev libcmocka-dev python3 curl fetchmail getmail6 slapd ldap-utils
-procps psmisc openssl fail2ban strace dovecot-pop3d haproxy"
+procps psmisc openssl fail2ban strace dovecot-pop3d haproxy whois"
 
 missing=""
 for p in $PACKAGES; do

@@ -56,6 +56,59 @@ static const struct vector good[] = {
     { "{CLEARTEXT}" PW, PW },
 };
 
+/*
+ * Made by the tools operators use, with the password "correct horse"
+ * (dovecot-core 2.3.19, whois 5.5.17 for mkpasswd, slapd 2.5.13 for
+ * slappasswd; the command above each). t/e2e/test_auth_schemes.py makes
+ * fresh ones at test time with the tools installed on the host.
+ */
+static const struct vector tool_made[] = {
+    /* doveadm pw -s SHA512-CRYPT */
+    { "{SHA512-CRYPT}$6$9tYEajEx4lDcdmhV$lyQLq2rPMXlFwJtt2gOofpDnqp/kyFA.IaFzZURh.mKdEOviFkbBtloCziSFtGOIv0Gx8EITIiY3/x9vJIMQ70", PW },
+    /* doveadm pw -s SHA256-CRYPT */
+    { "{SHA256-CRYPT}$5$ua68hzqIin5DLt0C$mywwJBjVEQ80/kEs4KRfGTNRKn4xvFktDccO455Nyg0", PW },
+    /* doveadm pw -s BLF-CRYPT */
+    { "{BLF-CRYPT}$2y$05$PNGlXHZ/JAjOgaE0oBCT4eGY0t7vlCa6LnjaeFo7o3vu9cnb3k5Om", PW },
+    /* doveadm pw -s CRYPT */
+    { "{CRYPT}$2y$05$NxlznRm.SpDxHXz/FnrVKu3bxQj4A9HyXQxv5eHZKskJD8T82wtlq", PW },
+    /* doveadm pw -s MD5-CRYPT */
+    { "{MD5-CRYPT}$1$15LSL2D8$7HDH7mGa32nYRqvHJdLu/.", PW },
+    /* doveadm pw -s SSHA */
+    { "{SSHA}j0XS33DOCCoIX0V7iZPwZFV4xdqe4YGN", PW },
+    /* doveadm pw -s SSHA256 */
+    { "{SSHA256}xfOJuS1peRvvETjwbNEr7UAnU5DD+CVTDOE3Fcmnz92AL8by", PW },
+    /* doveadm pw -s SSHA512 */
+    { "{SSHA512}PMkCOBXxUJn7vcOELm4kpB5EuozpBwBIxRIU6W2svK4E130hsVW7RdacL+lK8VCU80Yii2PwVA+s7esxDWQUfvSFLMY=", PW },
+    /* doveadm pw -s SHA */
+    { "{SHA}L55TUjtiq8FBorTWAZ0jy6g129A=", PW },
+    /* doveadm pw -s SHA256 */
+    { "{SHA256}QQTTb42iwlQ0n4WDZ5Pr4CngyVcGOjTJHC6SAxh7VjE=", PW },
+    /* doveadm pw -s SHA512 */
+    { "{SHA512}VraY3v7bWkNbY0r+MyC7rz/c2SC2xQOkRvx7endrKY1HnRumqLYXgI6wv1ec6aldZoNHvKtxSQhayTyyeZUZew==", PW },
+    /* doveadm pw -s SCRAM-SHA-256 */
+    { "{SCRAM-SHA-256}4096,M+1J17RW3Ee1JFCk41Mslg==,aQSd2bvPnxtHBWzc7HuIzNlVURCV0opIlm7wiPSk5iw=,K3Q+i51roGwwOHvj38LBL62XuItHgy3xH4wxtFhdwHg=", PW },
+    /* doveadm pw -s PLAIN */
+    { "{PLAIN}correct horse", PW },
+    /* doveadm pw -s CLEARTEXT */
+    { "{CLEARTEXT}correct horse", PW },
+    /* mkpasswd -m yescrypt */
+    { "$y$j9T$5n/nRfVIwDbbvh81GXeMf1$O42GTeSVRPI7pK5LLyApvnDzrpZThE7/.DMwBQ0wp/.", PW },
+    /* mkpasswd -m bcrypt */
+    { "$2b$05$Wy7b1.NIJa.Klm6wYX.sreHG8FLfHiSh/d1YdquTV3MOdcXuMmkse", PW },
+    /* mkpasswd -m sha512crypt */
+    { "$6$1XbCcJOL9DNSlqy8$xy2arNJyVu71x.nrnG4Nt6skbqIFU9WOTkjsaz4q.Xvr3dg0lsfc6se2BMxcDwP.cqY.q71Z74oZU57mQ71Hh/", PW },
+    /* mkpasswd -m sha256crypt */
+    { "$5$dbAvKHYqm95oYf/r$wxVOBgh53sFctVbKPeS8JZK1F53.ePWbBjvWOW.jd./", PW },
+    /* mkpasswd -m md5crypt */
+    { "$1$wWEZQmqE$7AmYasSDzdQlkpSCO3esh0", PW },
+    /* slappasswd -h {SSHA} */
+    { "{SSHA}tVJkK/sYmT6Rchu1+rT3Rh9sQHg2lgBS", PW },
+    /* slappasswd -h {SHA} */
+    { "{SHA}L55TUjtiq8FBorTWAZ0jy6g129A=", PW },
+    /* slappasswd -h {CRYPT} -c '$6$%.16s' */
+    { "{CRYPT}$6$4RWAYLA7ovGfUNIM$O8pxnwXb2g7utz8pK9bOt9jP91sJvGtHIIsbtPoG..l5TQ.jvHUSaJrm/26fL18ZEvWWD4ipJuGeCUWk7rq.L/", PW },
+};
+
 static void test_known_vectors_match(void **state)
 {
     (void)state;
@@ -63,6 +116,30 @@ static void test_known_vectors_match(void **state)
         print_message("  %s\n", good[i].stored);
         assert_int_equal(scheme_verify(good[i].stored, good[i].password), SCHEME_MATCH);
         assert_int_equal(scheme_check(good[i].stored), SCHEME_MATCH);
+    }
+}
+
+static void test_tool_made_vectors(void **state)
+{
+    struct scheme_scram keys;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(tool_made) / sizeof(tool_made[0]); i++) {
+        print_message("  %s\n", tool_made[i].stored);
+        assert_int_equal(scheme_check(tool_made[i].stored), SCHEME_MATCH);
+        assert_int_equal(scheme_verify(tool_made[i].stored, tool_made[i].password),
+                         SCHEME_MATCH);
+        assert_int_equal(scheme_verify(tool_made[i].stored, "correct horsE"), SCHEME_MISMATCH);
+        assert_int_equal(scheme_verify(tool_made[i].stored, "correct horse "), SCHEME_MISMATCH);
+        assert_int_equal(scheme_verify(tool_made[i].stored, "x"), SCHEME_MISMATCH);
+    }
+    /* doveadm's SCRAM line also gives the keys SCRAM logins need. */
+    for (size_t i = 0; i < sizeof(tool_made) / sizeof(tool_made[0]); i++) {
+        if (strncmp(tool_made[i].stored, "{SCRAM-SHA-256}", 15) != 0)
+            continue;
+        assert_int_equal(scheme_scram_keys(tool_made[i].stored, &keys), SCHEME_MATCH);
+        assert_int_equal(keys.iter, 4096);
+        assert_int_equal(keys.saltlen, 16);
     }
 }
 
@@ -216,6 +293,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_known_vectors_match),
+        cmocka_unit_test(test_tool_made_vectors),
         cmocka_unit_test(test_wrong_password_mismatches),
         cmocka_unit_test(test_unknown_schemes),
         cmocka_unit_test(test_malformed_hashes),
