@@ -54,7 +54,7 @@ static double yield_until;
  * A yield lasts this long: long enough for a sibling to be woken, short
  * enough that a stale decision never leaves every worker deaf for long.
  */
-#define ACCEPT_YIELD_SECONDS 0.05
+#define ACCEPT_YIELD_SECONDS 0.02
 /* A descriptor held in reserve: freed to accept-and-refuse when out of fds. */
 static int reserve_fd = -1;
 
@@ -99,12 +99,20 @@ static void accept_out_of_fds(struct loop *lp, int listen_fd)
                 "or lower max_connections)");
 }
 
+static int should_yield(struct loop *lp);
+static void start_yield(struct loop *lp);
+
 static void on_listener(struct loop *lp, struct loop_handler *h, uint32_t events)
 {
     struct listener *l = (struct listener *)h;
     (void)events;
 
     for (int i = 0; i < ACCEPT_BURST && !lp->retiring; i++) {
+        if (lp->conn_count >= conn_cap && should_yield(lp)) {
+            /* Full here, room elsewhere: leave the queue to the other workers. */
+            start_yield(lp);
+            return;
+        }
         struct sockaddr_storage peer;
         socklen_t len = sizeof(peer);
         int fd = accept4(l->fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -189,8 +197,20 @@ static int should_yield(struct loop *lp)
     unsigned active = scoreboard_active_hint(lp->sb);
     if (lp->conn_count >= conn_cap)
         return (uint64_t)active + 8u * workers < (uint64_t)workers * conn_cap;
+    /*
+     * Only a clear imbalance counts: short sessions come and go too fast for
+     * shares to matter, and every yield delays new connections a little.
+     */
     unsigned fair = active / workers;
-    return lp->conn_count > fair + fair / 4 + 8;
+    return lp->conn_count > fair + fair / 2 + 64;
+}
+
+static void start_yield(struct loop *lp)
+{
+    if (yield_until > 0)
+        return;
+    yield_until = loop_now() + ACCEPT_YIELD_SECONDS;
+    watch_listeners(lp, 0);
 }
 
 static void balance_accepting(struct loop *lp, double now)
@@ -205,10 +225,8 @@ static void balance_accepting(struct loop *lp, double now)
         watch_listeners(lp, 1);
         return;
     }
-    if (should_yield(lp)) {
-        yield_until = now + ACCEPT_YIELD_SECONDS;
-        watch_listeners(lp, 0);
-    }
+    if (should_yield(lp))
+        start_yield(lp);
 }
 
 static void stop_accepting(struct loop *lp)

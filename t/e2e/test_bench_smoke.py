@@ -17,6 +17,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 import fastpop_harness as h  # noqa: E402
 
 BENCH = os.path.join(h.SRC, "t", "bench")
+OPENSSL = shutil.which("openssl")
 SOURCES = ("popload.c", "client.c", "nullserver.c", "procstat.c", "hist.c")
 _built = {}
 
@@ -62,6 +63,25 @@ class BenchSmoke(h.DaemonTest):
             import grp
             os.chown(self.d.passwd, 0, grp.getgrnam(h.AUTH_USER).gr_gid)
             os.chmod(self.d.passwd, 0o640)
+        # An implicit-TLS listener beside the plain one, as compare.sh has it (idle TLS),
+        # with a throwaway self-signed certificate.
+        self.tls_port = None
+        extra = ""
+        if OPENSSL:
+            cert, key = os.path.join(self.d.dir, "tls.pem"), os.path.join(self.d.dir, "tls.key")
+            subprocess.run([OPENSSL, "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                            "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj",
+                            "/CN=fastpop-bench", "-keyout", key, "-out", cert],
+                           check=True, capture_output=True, timeout=60)
+            os.chmod(key, 0o600)
+            self.tls_port = h.free_port()
+            extra = "listen = 127.0.0.1:%d tls\ntls_cert = %s\ntls_key = %s\n" % (
+                self.tls_port, cert, key)
+        text = self.d.config_text(extra)
+        # The scenarios send USER/PASS in the clear: the default (plaintext_auth = no)
+        # would refuse them, so the benchmark's config (and this one) must say yes.
+        self.assertIn("plaintext_auth = yes\n", text)
+        self.d.write_config(text)
         self.d.start()
 
     def run_ok(self, *args):
@@ -91,6 +111,23 @@ class BenchSmoke(h.DaemonTest):
         self.assertEqual(r["sessions"], 4, r)
         for n in range(11, 15):
             self.assertEqual(self.d.messages("user%04d" % n), [])
+
+    def test_idle_tls(self):
+        if not self.tls_port:
+            self.skipTest("no openssl CLI for a throwaway certificate")
+        p = subprocess.run([sys.executable, os.path.join(BENCH, "tlsidle.py"), "--port",
+                            str(self.tls_port), "--server-pid", str(self.d.pid), "--first-user",
+                            "15", "--connections", "5", "--hold", "0.5", "--concurrency", "5",
+                            "--timeout", "10", "--duration", "20", "--password", "benchpw",
+                            "--quiet"], capture_output=True, text=True, timeout=90)
+        lines = [l for l in p.stdout.splitlines() if l.startswith("{")]
+        self.assertTrue(lines, "tlsidle printed no JSON (exit %d):\n%s\n%s" % (
+            p.returncode, p.stdout, p.stderr))
+        r = json.loads(lines[-1])
+        self.assertEqual(r["errors"], 0, "%s\n%s" % (r, p.stderr))
+        self.assertEqual(r["established"], 5, r)
+        self.assertTrue(r["tls_version"].startswith("TLS"), r)
+        self.assertIn("pss_kb_per_conn", r)
 
     def test_refuses_non_loopback(self):
         r = subprocess.run([popload_path(), "--host", "192.0.2.1", "--port", "110",

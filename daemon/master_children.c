@@ -1,0 +1,302 @@
+/*
+ * The master's children: the role table, fork and exec, reaping, respawn
+ * with backoff, signalling. See master_state.h.
+ */
+#include "daemon/master_state.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon/control.h"
+#include "daemon/identity.h"
+#include "daemon/listen.h"
+#include "daemon/log.h"
+#include "daemon/privdrop.h"
+#include "shm/index.h"
+#include "shm/lmdb_env.h"
+#include "shm/scoreboard.h"
+#include "worker/tls.h"
+#include "worker/worker.h"
+
+double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int one_helper(const struct config *cfg)
+{
+    (void)cfg;
+    return 1;
+}
+
+static void enter_auth(struct master *m, struct child *c) __attribute__((noreturn));
+static void enter_worker(struct master *m, struct child *c) __attribute__((noreturn));
+
+static const struct role roles[] = {
+    [ROLE_AUTH] = { "auth", one_helper, enter_auth },
+    [ROLE_WORKER] = { "worker", config_worker_count, enter_worker },
+};
+
+/* In a new child: signals back to normal, nothing of the master's left open. */
+static void child_reset(struct master *m, int keep_auth_fd)
+{
+    sigset_t none;
+    struct sigaction dfl = { .sa_handler = SIG_DFL };
+    sigaction(SIGCHLD, &dfl, NULL);
+    sigaction(SIGHUP, &dfl, NULL);
+    sigaction(SIGTERM, &dfl, NULL);
+    sigaction(SIGINT, &dfl, NULL);
+    sigemptyset(&none);
+    /*
+     * SIGUSR1 stays blocked: the master may send it (popctl kick/drain)
+     * before a new worker has its signalfd, and its default action kills.
+     */
+    sigaddset(&none, SIGUSR1);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    control_forget(m->ctl);
+    if (m->opts->pidfile_fd >= 0)
+        close(m->opts->pidfile_fd);
+    if (!keep_auth_fd && m->auth_fd >= 0)
+        close(m->auth_fd);
+}
+
+static void enter_auth(struct master *m, struct child *c)
+{
+    (void)c;
+    child_reset(m, 1);
+    listen_set_close(&m->listeners);
+    /* The helper finds its listening socket on fd 3 (see auth/main.c). */
+    if (m->auth_fd != 3) {
+        if (dup2(m->auth_fd, 3) == -1)
+            log_fatal("auth: dup2: %s", strerror(errno));
+        close(m->auth_fd);
+    } else {
+        int flags = fcntl(3, F_GETFD);
+        fcntl(3, F_SETFD, flags & ~FD_CLOEXEC);
+    }
+    if (privdrop_become(m->ids.auth_uid, m->ids.auth_gid) == -1)
+        log_fatal("auth: cannot drop privileges to %s: %s", m->cfg->auth_user, strerror(errno));
+    char *argv[] = { "fastpop-auth", "-c", (char *)m->opts->config_path, "--listen-fd", "3",
+                     m->opts->foreground ? "-F" : NULL, NULL };
+    execv(m->helper_path, argv);
+    log_fatal("auth: cannot run %s: %s", m->helper_path, strerror(errno));
+}
+
+static void enter_worker(struct master *m, struct child *c)
+{
+    child_reset(m, 0);
+    struct worker_setup ws = {
+        .cfg = m->cfg,
+        .index = c->index,
+        .listen_fds = m->listeners.fd,
+        .listen_count = m->listeners.count,
+        .sb = m->sb,
+        .uid = m->ids.mail_uid,
+        .gid = m->ids.mail_gid,
+        .auth_socket = m->auth_path,
+        .log_stderr = m->opts->foreground,
+        .tls = m->tls,
+    };
+    worker_main(&ws);
+}
+
+void spawn(struct master *m, struct child *c)
+{
+    pid_t pid = fork();
+    if (pid == -1) {
+        log_error("cannot fork %s[%d]: %s; retrying", roles[c->role].name, c->index,
+                  strerror(errno));
+        c->respawn_at = now_seconds() + 1.0;
+        return;
+    }
+    if (pid == 0)
+        roles[c->role].enter(m, c);
+    c->pid = pid;
+    c->started = now_seconds();
+    log_debug("started %s[%d] pid %d", roles[c->role].name, c->index, (int)pid);
+}
+
+struct child *add_child(struct master *m, int role, int index)
+{
+    for (int i = 0; i < MAX_CHILDREN; i++) {
+        struct child *c = &m->children[i];
+        if (!c->in_use) {
+            memset(c, 0, sizeof(*c));
+            c->in_use = 1;
+            c->role = role;
+            c->index = index;
+            c->generation = m->generation;
+            return c;
+        }
+    }
+    return NULL;
+}
+
+int start_generation(struct master *m, int with_helper)
+{
+    for (size_t r = 0; r < sizeof(roles) / sizeof(roles[0]); r++) {
+        if (r == ROLE_AUTH && !with_helper)
+            continue;
+        int n = roles[r].count(m->cfg);
+        for (int i = 0; i < n; i++) {
+            struct child *c = add_child(m, (int)r, i);
+            if (c == NULL) {
+                log_error("process table full: cannot start %s[%d]", roles[r].name, i);
+                return -1;
+            }
+            spawn(m, c);
+        }
+    }
+    return 0;
+}
+
+static const char *describe_exit(int status, char *out, size_t outlen)
+{
+    if (WIFEXITED(status))
+        snprintf(out, outlen, "exited with status %d", WEXITSTATUS(status));
+    else if (WIFSIGNALED(status))
+        snprintf(out, outlen, "killed by signal %d (%s)", WTERMSIG(status),
+                 strsignal(WTERMSIG(status)));
+    else
+        snprintf(out, outlen, "stopped (status 0x%x)", status);
+    return out;
+}
+
+/*
+ * A dead worker may leave a reader slot in the mailbox index taken (a
+ * SIGKILL in the middle of a login): clear the slots of dead processes.
+ */
+void index_reader_check(struct master *m, pid_t pid)
+{
+    char dir[CONFIG_PATH_MAX + 16];
+    int dead;
+    if (!m->cfg->index)
+        return;
+    snprintf(dir, sizeof(dir), "%s/%s", m->cfg->state_dir, INDEX_SUBDIR);
+    int rc = lmdbenv_reader_check(dir, &dead);
+    if (rc != 0 && rc != ENOENT)
+        log_warning("mailbox index %s: reader check: %s", dir, mdb_strerror(rc));
+    else if (dead > 0)
+        log_info("mailbox index: cleared %d reader slot(s) after worker pid %d", dead, (int)pid);
+}
+
+/*
+ * Ready the mailbox index for workers that are not root: its directory and
+ * files belong to the mail user, and an unreadable one (a crash of the
+ * host with MDB_NOSYNC) starts afresh: it is a cache. Only at start, while
+ * no worker has it open. Failing costs speed, not service.
+ */
+void index_prepare(struct master *m)
+{
+    char dir[CONFIG_PATH_MAX + 16];
+    int reset;
+    if (!m->cfg->index)
+        return;
+    snprintf(dir, sizeof(dir), "%s/%s", m->cfg->state_dir, INDEX_SUBDIR);
+    int rc = mbindex_prepare(dir, m->ids.mail_uid, m->ids.mail_gid, &reset);
+    if (rc != 0)
+        log_error("mailbox index %s: %s; logins will scan their maildir", dir,
+                  mdb_strerror(rc));
+    else if (reset)
+        log_warning("mailbox index %s was unreadable; started a new one", dir);
+}
+
+void child_died(struct master *m, struct child *c, int status)
+{
+    char how[96];
+    double lived = now_seconds() - c->started;
+    pid_t pid = c->pid;
+
+    describe_exit(status, how, sizeof(how));
+    c->pid = 0;
+    if (c->role == ROLE_WORKER) {
+        unsigned freed = scoreboard_reap_owner(m->sb, pid);
+        if (freed > 0)
+            log_warning("worker[%d] pid %d left %u connection slots; released", c->index,
+                        (int)pid, freed);
+        index_reader_check(m, pid);
+    }
+    if (m->stopping || c->retiring) {
+        log_info("%s[%d] pid %d %s", roles[c->role].name, c->index, (int)pid, how);
+        c->in_use = 0;
+        return;
+    }
+    c->quick_deaths = lived < QUICK_DEATH_SECONDS ? c->quick_deaths + 1 : 0;
+    double delay = 0.0;
+    if (c->quick_deaths > 0) {
+        delay = BACKOFF_FIRST;
+        for (int i = 1; i < c->quick_deaths && delay < BACKOFF_MAX; i++)
+            delay *= 2;
+        if (delay > BACKOFF_MAX)
+            delay = BACKOFF_MAX;
+    }
+    c->respawn_at = now_seconds() + delay;
+    log_error("%s[%d] pid %d %s after %.1fs; respawning in %.1fs", roles[c->role].name,
+              c->index, (int)pid, how, lived, delay);
+}
+
+void reap_children(struct master *m)
+{
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        for (int i = 0; i < MAX_CHILDREN; i++) {
+            struct child *c = &m->children[i];
+            if (c->in_use && c->pid == pid) {
+                child_died(m, c, status);
+                break;
+            }
+        }
+    }
+}
+
+void signal_children(struct master *m, int role, int sig)
+{
+    for (int i = 0; i < MAX_CHILDREN; i++) {
+        struct child *c = &m->children[i];
+        if (c->in_use && c->pid > 0 && (role < 0 || c->role == role) &&
+            kill(c->pid, sig) == -1 && errno != ESRCH)
+            log_error("cannot signal %s[%d] pid %d: %s", roles[c->role].name, c->index,
+                      (int)c->pid, strerror(errno));
+    }
+}
+
+int count_children(struct master *m, int role)
+{
+    int n = 0;
+    for (int i = 0; i < MAX_CHILDREN; i++) {
+        const struct child *c = &m->children[i];
+        if (c->in_use && c->pid > 0 && (role < 0 || c->role == role))
+            n++;
+    }
+    return n;
+}
+
+void respawn_due(struct master *m, double now)
+{
+    for (int i = 0; i < MAX_CHILDREN; i++) {
+        struct child *c = &m->children[i];
+        if (c->in_use && c->pid == 0 && !c->retiring && c->respawn_at <= now)
+            spawn(m, c);
+    }
+}
+
+
+const char *role_name(int role)
+{
+    return roles[role].name;
+}
