@@ -164,8 +164,11 @@ class HelperKilled(CacheCase):
         # Cached users keep logging in, with or without a helper.
         self.assertTrue(self.login("alice", "alice-secret").startswith("+OK"))
         # The master starts a new helper; uncached users work again.
-        wait_until(lambda: self.d.helper_pids() and self.d.helper_pids()[0] != helper,
-                   timeout=15, what="a new helper")
+        def replaced():
+            # One snapshot per check: a child just forked looks like a worker until it execs.
+            now = self.d.helper_pids()
+            return len(now) == 1 and now[0] != helper
+        wait_until(replaced, timeout=15, what="a new helper")
 
         def bob_ok():
             return self.login("bob", "bob-secret").startswith("+OK")
