@@ -3,6 +3,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "daemon/hash.h"
+
 enum {
     HASH_PREFIX_MAX = MAILDIR_UIDL_MAX - 1 - 32, /* room for '/' + 32 hex */
 };
@@ -13,25 +15,6 @@ static const char hex_lower[] = "0123456789abcdef";
 static int needs_escape(unsigned char c)
 {
     return c < 0x21 || c > 0x7E || c == ':' || c == '/';
-}
-
-static uint64_t fmix64(uint64_t k)
-{
-    k ^= k >> 33;
-    k *= 0xff51afd7ed558ccdULL;
-    k ^= k >> 33;
-    k *= 0xc4ceb9fe1a85ec53ULL;
-    k ^= k >> 33;
-    return k;
-}
-
-static uint64_t fnv1a64(const unsigned char *p, size_t n, uint64_t h)
-{
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ULL;
-    }
-    return fmix64(h);
 }
 
 static void put_hex64(char *out, uint64_t v)
@@ -78,8 +61,8 @@ int maildir_uidl(const char *unique, size_t len, char *uidl, size_t *uidl_len)
     if (!all || len == 0) {
         o = escape(p, len, uidl, HASH_PREFIX_MAX, &all);
         uidl[o++] = '/';
-        put_hex64(uidl + o, fnv1a64(p, len, 0xcbf29ce484222325ULL));
-        put_hex64(uidl + o + 16, fnv1a64(p, len, 0x84222325cbf29ce4ULL));
+        put_hex64(uidl + o, hash64(p, len, HASH_SEED_A));
+        put_hex64(uidl + o + 16, hash64(p, len, HASH_SEED_B));
         o += 32;
     }
     uidl[o] = '\0';

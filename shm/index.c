@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "daemon/hash.h"
 #include "shm/lmdb_env.h"
 
 #define INDEX_MAGIC 0x31495046u /* "FPI1" in a little-endian file */
@@ -211,36 +212,13 @@ void index_path_normalize(char *path)
     *out = '\0';
 }
 
-static uint64_t mix64(uint64_t k)
-{
-    k ^= k >> 33;
-    k *= 0xff51afd7ed558ccdULL;
-    k ^= k >> 33;
-    k *= 0xc4ceb9fe1a85ec53ULL;
-    k ^= k >> 33;
-    return k;
-}
-
-static uint64_t hash64(const char *s, size_t n, uint64_t h)
-{
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 0x100000001b3ULL;
-    }
-    return mix64(h ^ n);
-}
-
 /* 'M' then 128 bits of hash: room for other kinds of keys later. */
 enum { KEY_LEN = 17 };
 
 static void make_key(const char *path, unsigned char key[KEY_LEN])
 {
-    size_t n = strlen(path);
-    uint64_t a = hash64(path, n, 0xcbf29ce484222325ULL);
-    uint64_t b = hash64(path, n, 0x6c62272e07bb0142ULL);
     key[0] = 'M';
-    memcpy(key + 1, &a, 8);
-    memcpy(key + 9, &b, 8);
+    hash128(path, strlen(path), key + 1);
 }
 
 /* ---- environment ----------------------------------------------------- */

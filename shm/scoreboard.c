@@ -1,5 +1,7 @@
 #include "scoreboard.h"
 
+#include "daemon/hash.h"
+
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -284,17 +286,6 @@ unsigned scoreboard_count_ip(struct scoreboard *sb, const struct sockaddr *addr)
     return n;
 }
 
-/* 128-bit FNV-1a: paths differ in a few bytes, and a false IN-USE must never happen. */
-static void path_key(const char *path, uint8_t key[16])
-{
-    unsigned __int128 h = ((unsigned __int128)0x6c62272e07bb0142ull << 64) | 0x62b821756295c58dull;
-    const unsigned __int128 prime = ((unsigned __int128)1 << 88) | 0x13b;
-    for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
-        h ^= *p;
-        h *= prime;
-    }
-    memcpy(key, &h, 16);
-}
 
 int scoreboard_mailbox_lock(struct scoreboard *sb, int slot, const char *path)
 {
@@ -303,7 +294,8 @@ int scoreboard_mailbox_lock(struct scoreboard *sb, int slot, const char *path)
         errno = EINVAL;
         return -1;
     }
-    path_key(path, key);
+    /* The same key as the mailbox index: a false IN-USE must never happen. */
+    hash128(path, strlen(path), key);
     sb_lock(sb);
     struct sb_conn *c = &sb->conns[slot];
     if (c->owner == SLOT_FREE || c->has_mailbox) {
