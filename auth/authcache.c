@@ -7,6 +7,7 @@
 
 #include "auth/text.h"
 #include "daemon/log.h"
+#include "shm/stats.h"
 #include "shm/credcache.h"
 
 /* One helper process, one cache: module state, like the crypt(3) work area. */
@@ -77,6 +78,7 @@ static void try_stale(const struct auth_request *req, const struct credcache_rec
                 text_log_escape(req->user, user, sizeof(user)),
                 text_log_escape(req->ip, ip, sizeof(ip)),
                 (long long)(now - rec->verified_at), res->message[0] ? res->message : "tempfail");
+    stats_cache(STATS_CACHE_STALE);
     res->status = AUTH_OK;
     snprintf(res->user, sizeof(res->user), "%s", rec->user);
     snprintf(res->maildir, sizeof(res->maildir), "%s", rec->maildir);
@@ -117,6 +119,7 @@ int authcache_before(const struct auth_request *req, struct auth_result *res)
     if (!hit)
         return 0;
     memset(res, 0, sizeof(*res));
+    stats_cache(STATS_CACHE_NEGATIVE);
     res->status = AUTH_FAIL;
     authd_log_outcome(req, "failed", "cached-failure");
     return 1;

@@ -14,6 +14,7 @@
 #include "auth/ldap_filter.h"
 #include "auth/scheme.h"
 #include "daemon/log.h"
+#include "shm/stats.h"
 
 #define SERVICE 0
 #define MAX_CONNS (1 + 64)
@@ -39,6 +40,7 @@ struct lreq {
     int prev, next;             /* in the search or the bind queue */
     void *ctx;
     double deadline;
+    uint64_t started;           /* stats_clock(): the LDAP timing histogram */
     int conn, msgid;
     char user[AUTH_USER_MAX];
     char password[AUTH_PASS_MAX];
@@ -107,6 +109,10 @@ static void answer(struct ldap_backend *lb, int i, enum auth_status st, const ch
         q_remove(lb, &lb->bind_q, i);
     r->ans.status = st;
     r->ans.reason = reason;
+    /* A lookup (search, and bind when binding): counted whatever the outcome. */
+    stats_timing(STATS_TIME_LDAP, stats_clock() - r->started);
+    if (st == AUTH_TEMPFAIL)
+        stats_add(SV_LDAP_ERRORS, 1);
     if (message != NULL)
         snprintf(r->ans.message, sizeof(r->ans.message), "%s", message);
     if (st != AUTH_OK)
@@ -585,6 +591,7 @@ int ldap_backend_submit(struct ldap_backend *lb, const char *user, const char *p
     r->stage = R_QUEUED;
     r->ctx = ctx;
     r->deadline = now_s() + lb->s.timeout;
+    r->started = stats_clock();
     snprintf(r->user, sizeof(r->user), "%s", user);
     snprintf(r->password, sizeof(r->password), "%s", password);
     q_push(lb, &lb->search_q, i);

@@ -1,10 +1,12 @@
 /*
  * fastpop-auth: the credential helper. Started by fastpopd as
  *
- *   fastpop-auth -c /etc/fastpop/fastpop.conf --listen-fd 3 [-F]
+ *   fastpop-auth -c /etc/fastpop/fastpop.conf --listen-fd 3 [--stats-slot N] [-F]
  *
  * already running as auth_user, with the bound auth.sock on fd 3 (see
- * daemon/master.c). SIGHUP re-reads the configuration (the old one stays on
+ * daemon/master_children.c) and, with --stats-slot, the master's stats
+ * region on fd 4: the helper counts LDAP timings and errors and credential
+ * cache outcomes in block N of it. SIGHUP re-reads the configuration (the old one stays on
  * error), SIGTERM answers what is in flight and exits 0, SIGINT is ignored:
  * the master decides when the helper stops.
  *
@@ -32,12 +34,17 @@
 #include "auth/server.h"
 #include "daemon/config.h"
 #include "daemon/log.h"
+#include "shm/stats.h"
+
+/* Where the master leaves the stats region's memfd (with --stats-slot). */
+#define STATS_FD 4
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_TEMPFAIL = 2 };
 
 struct options {
     const char *config_path;
     int listen_fd;
+    int stats_slot;
     int foreground;
     const char *test_user;
 };
@@ -55,7 +62,7 @@ static void on_signal(int sig)
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: fastpop-auth [-c FILE] --listen-fd N [-F]\n"
+    fprintf(out, "usage: fastpop-auth [-c FILE] --listen-fd N [--stats-slot N] [-F]\n"
                  "       fastpop-auth [-c FILE] --test USER   (password on stdin)\n");
 }
 
@@ -64,6 +71,7 @@ static int parse_args(int argc, char **argv, struct options *o)
     static const struct option longopts[] = {
         { "config", required_argument, NULL, 'c' },
         { "listen-fd", required_argument, NULL, 'l' },
+        { "stats-slot", required_argument, NULL, 's' },
         { "foreground", no_argument, NULL, 'F' },
         { "test", required_argument, NULL, 't' },
         { "help", no_argument, NULL, 'h' },
@@ -74,6 +82,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 
     o->config_path = CONFIG_DEFAULT_PATH;
     o->listen_fd = -1;
+    o->stats_slot = -1;
     while ((c = getopt_long(argc, argv, "c:Fh", longopts, NULL)) != -1) {
         switch (c) {
         case 'c':
@@ -87,6 +96,16 @@ static int parse_args(int argc, char **argv, struct options *o)
                 return -1;
             }
             o->listen_fd = (int)fd;
+            break;
+        }
+        case 's': {
+            errno = 0;
+            long slot = strtol(optarg, &end, 10);
+            if (errno || *end || end == optarg || slot < -1 || slot > 65535) {
+                fprintf(stderr, "fastpop-auth: bad --stats-slot \"%s\"\n", optarg);
+                return -1;
+            }
+            o->stats_slot = (int)slot;
             break;
         }
         case 'F':
@@ -254,6 +273,12 @@ static int serve(struct authd *ad, const struct options *o)
         log_error("--listen-fd %d is not a SOCK_SEQPACKET socket: %s", o->listen_fd,
                   strerror(errno));
         return EXIT_TEMPFAIL;
+    }
+    if (o->stats_slot >= 0) {
+        if (stats_attach_fd(STATS_FD, o->stats_slot) == -1)
+            log_warning("statistics: cannot map fd %d: %s; LDAP timings are not counted",
+                        STATS_FD, strerror(errno));
+        close(STATS_FD);
     }
     if (auth_server_init(&srv, ad, o->listen_fd, ad->cfg.user) == -1) {
         log_error("cannot set up the auth socket: %s", strerror(errno));

@@ -64,6 +64,7 @@ static const struct setting settings[] = {
     { "auth_user", SET_STRING, FIELD(auth_user), "fastpop", 0, 0, NULL, 0 },
     { "control_group", SET_STRING, FIELD(control_group), "", 1, 0, NULL, 0 },
     { "admin_group", SET_STRING, FIELD(admin_group), "", 1, 0, NULL, 0 },
+    { "metrics_listen", SET_STRING, FIELD(metrics_listen), "", 1, 0, NULL, 0 },
     { "run_dir", SET_PATH, FIELD(run_dir), "/run/fastpop", 0, 0, NULL, 0 },
     { "state_dir", SET_PATH, FIELD(state_dir), "/var/lib/fastpop", 0, 0, NULL, 0 },
     { "pid_file", SET_PATH, FIELD(pid_file), "", 1, 0, NULL, 0 },
@@ -165,89 +166,6 @@ static int parse_long(const char *v, long *out)
     if (errno != 0 || *end != '\0')
         return -1;
     *out = n;
-    return 0;
-}
-
-static int parse_listen_address(const char *value, struct config_listen *l, char *err,
-                                size_t errlen)
-{
-    char host[CONFIG_NAME_MAX];
-    const char *port;
-
-    if (strlen(value) >= sizeof(l->spec))
-        return set_err(err, errlen, "listen address too long");
-    if (value[0] == '[') {
-        const char *close = strchr(value, ']');
-        if (close == NULL || close[1] != ':')
-            return set_err(err, errlen, "bad listen address \"%s\": expected [ipv6]:port", value);
-        size_t n = (size_t)(close - value - 1);
-        if (n >= sizeof(host))
-            return set_err(err, errlen, "bad listen address \"%s\"", value);
-        memcpy(host, value + 1, n);
-        host[n] = '\0';
-        port = close + 2;
-    } else {
-        const char *colon = strrchr(value, ':');
-        if (colon == NULL || strchr(value, ':') != colon)
-            return set_err(err, errlen,
-                           "bad listen address \"%s\": expected addr:port or [ipv6]:port", value);
-        size_t n = (size_t)(colon - value);
-        if (n >= sizeof(host))
-            return set_err(err, errlen, "bad listen address \"%s\"", value);
-        memcpy(host, value, n);
-        host[n] = '\0';
-        port = colon + 1;
-    }
-    long p;
-    if (parse_long(port, &p) == -1 || p < 1 || p > 65535)
-        return set_err(err, errlen, "bad port in listen address \"%s\" (1-65535)", value);
-
-    struct sockaddr_in *in4 = (struct sockaddr_in *)&l->addr;
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&l->addr;
-    if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
-        in4->sin_family = AF_INET;
-        in4->sin_port = htons((uint16_t)p);
-        l->addrlen = sizeof(*in4);
-    } else if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
-        in6->sin6_family = AF_INET6;
-        in6->sin6_port = htons((uint16_t)p);
-        l->addrlen = sizeof(*in6);
-    } else {
-        return set_err(err, errlen,
-                       "bad listen address \"%s\": \"%s\" is not an IPv4 or IPv6 address",
-                       value, host);
-    }
-    snprintf(l->spec, sizeof(l->spec), "%s", value);
-    return 0;
-}
-
-/* "addr:port [tls] [proxy_protocol] [legacy_tls]", flags after the address as nginx has them. */
-int config_parse_listen(const char *value, struct config_listen *l, char *err, size_t errlen)
-{
-    char copy[CONFIG_PATH_MAX];
-    char *save = NULL;
-
-    memset(l, 0, sizeof(*l));
-    if (strlen(value) >= sizeof(copy))
-        return set_err(err, errlen, "listen value too long");
-    strcpy(copy, value);
-    char *addr = strtok_r(copy, " \t", &save);
-    if (addr == NULL)
-        return set_err(err, errlen, "listen needs an address");
-    if (parse_listen_address(addr, l, err, errlen) == -1)
-        return -1;
-    for (char *flag = strtok_r(NULL, " \t", &save); flag; flag = strtok_r(NULL, " \t", &save)) {
-        if (strcmp(flag, "tls") == 0)
-            l->tls = 1;
-        else if (strcmp(flag, "proxy_protocol") == 0)
-            l->proxy_protocol = 1;
-        else if (strcmp(flag, "legacy_tls") == 0)
-            l->legacy_tls = 1;
-        else
-            return set_err(err, errlen,
-                           "listen %s: unknown flag \"%s\" (known: tls, proxy_protocol, "
-                           "legacy_tls)", addr, flag);
-    }
     return 0;
 }
 
@@ -459,6 +377,19 @@ static int check_tls_and_proxy(const struct config *cfg, char *err, size_t errle
     return 0;
 }
 
+/* metrics_listen: one address, no flags; the master serves GET /metrics there. */
+static int check_metrics(struct config *cfg, char *err, size_t errlen)
+{
+    char why[256];
+    memset(&cfg->metrics, 0, sizeof(cfg->metrics));
+    if (cfg->metrics_listen[0] == '\0')
+        return 0;
+    if (config_parse_address(cfg->metrics_listen, &cfg->metrics, why, sizeof(why)) == -1)
+        return set_err(err, errlen, "%s:%d: metrics_listen: %s", cfg->path,
+                       config_line_of(cfg, "metrics_listen"), why);
+    return 0;
+}
+
 static const struct setting *find_setting(const char *name)
 {
     for (size_t i = 0; i < N_SETTINGS; i++) {
@@ -563,7 +494,7 @@ int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
     }
     if (check_tls_and_proxy(cfg, err, errlen) == -1)
         goto out;
-    if (check_mechanisms(cfg, err, errlen) == -1)
+    if (check_mechanisms(cfg, err, errlen) == -1 || check_metrics(cfg, err, errlen) == -1)
         goto out;
     if (cfg->listen_count == 0) {
         if (lineno == 0)

@@ -49,6 +49,8 @@ struct config {
     char auth_user[CONFIG_NAME_MAX];
     char control_group[CONFIG_NAME_MAX]; /* may use popctl's read-only verbs; "" = root's */
     char admin_group[CONFIG_NAME_MAX];   /* may also change things; "" = root only */
+    char metrics_listen[CONFIG_NAME_MAX + 16]; /* "" = no /metrics endpoint */
+    struct config_listen metrics;         /* metrics_listen parsed (addrlen 0 when off) */
     char run_dir[CONFIG_PATH_MAX];
     char state_dir[CONFIG_PATH_MAX];
     char pid_file[CONFIG_PATH_MAX];       /* "" = run_dir/fastpopd.pid */
@@ -140,6 +142,8 @@ int  config_worker_count(const struct config *cfg);
 void config_pid_path(const struct config *cfg, char *out, size_t outlen);
 /* Parse "addr:port" / "[v6]:port" into l. -1 with a message in err. */
 int  config_parse_listen(const char *value, struct config_listen *l, char *err, size_t errlen);
+/* Only the address part ("addr:port" or "[ipv6]:port"), as metrics_listen takes it. */
+int  config_parse_address(const char *value, struct config_listen *l, char *err, size_t errlen);
 /* Check a maildir template's % escapes. -1 with a message in err. */
 int  config_check_maildir_template(const char *tmpl, char *err, size_t errlen);
 

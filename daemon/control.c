@@ -14,10 +14,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "daemon/cidr.h"
+#include "daemon/control_args.h"
 #include "daemon/ipc.h"
 #include "daemon/log.h"
 #include "shm/scoreboard.h"
+#include "shm/stats.h"
+#include "shm/stats_render.h"
 
 /* popctl connects, asks, and goes: a handful at a time is plenty. */
 #define CONTROL_MAX_CLIENTS 16
@@ -36,6 +38,7 @@ struct control_client {
 struct control {
     const struct config *cfg;
     struct scoreboard *sb;
+    struct stats_region *stats;
     struct control_hooks hooks;
     int listen_fd;
     char path[CONFIG_PATH_MAX + 32];
@@ -119,77 +122,6 @@ static int reply_end(struct reply *r, enum control_status status, const char *fm
     return (int)status;
 }
 
-/* "name=value" options after the verb; NULL when absent. */
-static const char *option(int argc, char **argv, const char *name)
-{
-    size_t len = strlen(name);
-    for (int i = 1; i < argc; i++) {
-        if (strncmp(argv[i], name, len) == 0 && argv[i][len] == '=')
-            return argv[i] + len + 1;
-    }
-    return NULL;
-}
-
-/* A whole number of seconds; -1 if text is not one. */
-static long parse_seconds(const char *text)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0' || v < 0 || v > 86400)
-        return -1;
-    return v;
-}
-
-static void format_ip(const uint8_t key[16], char *out, size_t len)
-{
-    static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
-    if (memcmp(key, mapped, 12) == 0)
-        inet_ntop(AF_INET, key + 12, out, (socklen_t)len);
-    else
-        inet_ntop(AF_INET6, key, out, (socklen_t)len);
-}
-
-/* Which sessions a who/kick target names: a user, or an address or network. */
-struct target {
-    int any;
-    int by_ip;
-    struct cidr_list nets;
-    const char *user;
-};
-
-static int parse_target(const char *text, struct target *t)
-{
-    char err[128];
-    memset(t, 0, sizeof(*t));
-    if (text == NULL) {
-        t->any = 1;
-        return 0;
-    }
-    /* User names never hold ':' or '/' with digits only; addresses always parse. */
-    if (strpbrk(text, " ,") == NULL && cidr_list_parse(text, &t->nets, err, sizeof(err)) == 0 &&
-        t->nets.count == 1) {
-        t->by_ip = 1;
-        return 0;
-    }
-    if (text[0] == '\0')
-        return -1;
-    t->user = text;
-    return 0;
-}
-
-static int target_match(const struct target *t, const struct scoreboard_session *s,
-                        const uint8_t ip[16])
-{
-    if (t->any)
-        return 1;
-    if (!t->by_ip)
-        return s->user[0] != '\0' && strcmp(s->user, t->user) == 0;
-    struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6 };
-    memcpy(&sin6.sin6_addr, ip, 16);
-    return cidr_list_match(&t->nets, (const struct sockaddr *)&sin6);
-}
-
 static int verb_status(struct reply *r, int argc, char **argv)
 {
     struct control *ctl = r->ctl;
@@ -223,8 +155,8 @@ static int verb_status(struct reply *r, int argc, char **argv)
 
 static int verb_who(struct reply *r, int argc, char **argv)
 {
-    struct target t;
-    if (argc > 2 || parse_target(argc == 2 ? argv[1] : NULL, &t) == -1)
+    struct control_target t;
+    if (argc > 2 || control_parse_target(argc == 2 ? argv[1] : NULL, &t) == -1)
         return reply_end(r, CONTROL_BAD, "usage: who [USER|IP[/PREFIX]]");
     struct scoreboard *sb = r->ctl->sb;
     unsigned shown = 0;
@@ -233,10 +165,10 @@ static int verb_who(struct reply *r, int argc, char **argv)
         struct scoreboard_session s;
         uint8_t ip[16];
         pid_t owner;
-        if (scoreboard_peek(sb, i, &s, ip, &owner) != 1 || !target_match(&t, &s, ip))
+        if (scoreboard_peek(sb, i, &s, ip, &owner) != 1 || !control_target_match(&t, s.user, ip))
             continue;
         char ipt[INET6_ADDRSTRLEN], port[8], worker[24], since[24], idle[24], bytes[24];
-        format_ip(ip, ipt, sizeof(ipt));
+        control_format_ip(ip, ipt, sizeof(ipt));
         snprintf(port, sizeof(port), "%u", (unsigned)s.port);
         snprintf(worker, sizeof(worker), "%u", (unsigned)s.worker);
         snprintf(since, sizeof(since), "%lld", (long long)s.since);
@@ -255,8 +187,8 @@ static int verb_who(struct reply *r, int argc, char **argv)
 
 static int verb_kick(struct reply *r, int argc, char **argv)
 {
-    struct target t;
-    if (argc != 2 || parse_target(argv[1], &t) == -1)
+    struct control_target t;
+    if (argc != 2 || control_parse_target(argv[1], &t) == -1)
         return reply_end(r, CONTROL_BAD, "usage: kick USER|IP[/PREFIX]");
     struct scoreboard *sb = r->ctl->sb;
     unsigned kicked = 0;
@@ -264,7 +196,7 @@ static int verb_kick(struct reply *r, int argc, char **argv)
         struct scoreboard_session s;
         uint8_t ip[16];
         pid_t owner;
-        if (scoreboard_peek(sb, i, &s, ip, &owner) == 1 && target_match(&t, &s, ip)) {
+        if (scoreboard_peek(sb, i, &s, ip, &owner) == 1 && control_target_match(&t, s.user, ip)) {
             scoreboard_kick(sb, i, SB_KICK_IDLE);
             kicked++;
         }
@@ -278,9 +210,9 @@ static int verb_kick(struct reply *r, int argc, char **argv)
 static int verb_drain(struct reply *r, int argc, char **argv)
 {
     struct control *ctl = r->ctl;
-    const char *deadline = option(argc, argv, "deadline");
-    const char *message = option(argc, argv, "message");
-    long seconds = deadline ? parse_seconds(deadline) : ctl->cfg->shutdown_timeout;
+    const char *deadline = control_option(argc, argv, "deadline");
+    const char *message = control_option(argc, argv, "message");
+    long seconds = deadline ? control_parse_seconds(deadline) : ctl->cfg->shutdown_timeout;
     if (seconds < 0)
         return reply_end(r, CONTROL_BAD, "drain: deadline must be 0..86400 seconds");
     scoreboard_set_drain(ctl->sb, 1, message);
@@ -335,8 +267,8 @@ static int verb_reload(struct reply *r, int argc, char **argv)
 
 static int verb_stop(struct reply *r, int argc, char **argv)
 {
-    const char *deadline = option(argc, argv, "deadline");
-    long seconds = deadline ? parse_seconds(deadline) : r->ctl->cfg->shutdown_timeout;
+    const char *deadline = control_option(argc, argv, "deadline");
+    long seconds = deadline ? control_parse_seconds(deadline) : r->ctl->cfg->shutdown_timeout;
     if (seconds < 0)
         return reply_end(r, CONTROL_BAD, "stop: deadline must be 0..86400 seconds");
     reply_end(r, CONTROL_OK, "stopping");
@@ -344,7 +276,83 @@ static int verb_stop(struct reply *r, int argc, char **argv)
     return CONTROL_OK;
 }
 
+void control_gauges(struct control *ctl, struct stats_gauges *g)
+{
+    static struct control_child kids[CONTROL_MAX_CHILDREN];
+    memset(g, 0, sizeof(*g));
+    int n = ctl->hooks.children(ctl->hooks.ctx, kids, CONTROL_MAX_CHILDREN);
+    for (int i = 0; i < n; i++)
+        g->workers += strcmp(kids[i].role, "worker") == 0;
+    for (unsigned i = 0; i < scoreboard_capacity(ctl->sb); i++) {
+        struct scoreboard_session s;
+        uint8_t ip[16];
+        pid_t owner;
+        if (scoreboard_peek(ctl->sb, i, &s, ip, &owner) != 1)
+            continue;
+        g->connections++;
+        g->logged_in += s.user[0] != '\0' && strcmp(s.state, "transaction") == 0;
+    }
+    g->draining = scoreboard_draining(ctl->sb, NULL, 0);
+    g->now = time(NULL);
+    g->started = g->now - (time_t)(mono_now() - ctl->started);
+}
+
+int control_render_stats(struct control *ctl, enum stats_format f, enum stats_read how,
+                         struct buf *out)
+{
+    struct stats_snapshot snap;
+    struct stats_gauges g;
+    if (ctl->stats == NULL)
+        return -1;
+    stats_region_read(ctl->stats, &snap, how);
+    control_gauges(ctl, &g);
+    return stats_render(&snap, &g, f, out);
+}
+
+/* stats [format=text|json|prometheus]: the document in rows of {"text": piece}. */
+static int send_stats(struct reply *r, int argc, char **argv, enum stats_read how)
+{
+    enum stats_format f = STATS_TEXT;
+    const char *format = control_option(argc, argv, "format");
+    if ((format != NULL && stats_format_parse(format, &f) == -1) ||
+        argc > 1 + (format != NULL))
+        return reply_end(r, CONTROL_BAD, "usage: stats [format=text|json|prometheus]");
+    struct buf doc;
+    buf_init(&doc, CONTROL_STATS_MAX);
+    if (control_render_stats(r->ctl, f, how, &doc) == -1) {
+        buf_free(&doc);
+        return reply_end(r, CONTROL_FAILED, "no statistics (see the log at start)");
+    }
+    for (size_t at = 0; at < buf_len(&doc) && !r->failed;) {
+        char piece[CONTROL_STATS_PIECE + 1];
+        size_t n = buf_len(&doc) - at;
+        if (n > CONTROL_STATS_PIECE)
+            n = CONTROL_STATS_PIECE;
+        memcpy(piece, buf_rptr(&doc) + at, n);
+        piece[n] = '\0';
+        const char *row[] = { "text", piece, NULL };
+        reply_row(r, row);
+        at += n;
+    }
+    buf_free(&doc);
+    if (how == STATS_AND_RESET)
+        log_info("control: statistics reset");
+    return reply_end(r, CONTROL_OK, "%s", how == STATS_AND_RESET ? "reset" : "ok");
+}
+
+static int verb_stats(struct reply *r, int argc, char **argv)
+{
+    return send_stats(r, argc, argv, STATS_SINCE_RESET);
+}
+
+static int verb_stats_reset(struct reply *r, int argc, char **argv)
+{
+    return send_stats(r, argc, argv, STATS_AND_RESET);
+}
+
 static const struct ctl_verb ctl_verbs[] = {
+    { "stats", 0, verb_stats },
+    { "stats-reset", 1, verb_stats_reset },
     { "status", 0, verb_status },
     { "who", 0, verb_who },
     { "drain-status", 0, verb_drain_status },
@@ -525,7 +533,7 @@ void control_tick(struct control *ctl, double now)
 }
 
 struct control *control_open(const struct config *cfg, struct scoreboard *sb,
-                             const struct control_hooks *hooks)
+                             struct stats_region *stats, const struct control_hooks *hooks)
 {
     struct sockaddr_un sun = { .sun_family = AF_UNIX };
     struct control *ctl = calloc(1, sizeof(*ctl));
@@ -535,6 +543,7 @@ struct control *control_open(const struct config *cfg, struct scoreboard *sb,
     }
     ctl->cfg = cfg;
     ctl->sb = sb;
+    ctl->stats = stats;
     ctl->hooks = *hooks;
     ctl->started = mono_now();
     for (int i = 0; i < CONTROL_MAX_CLIENTS; i++)

@@ -4,9 +4,9 @@
  * Access. The socket is mode 0660, owned by root (or the user the daemon
  * runs as) and the group control_group (default: root's group). Every
  * caller is checked again with SO_PEERCRED / SO_PEERGROUPS: read-only
- * verbs (status, who, drain-status) need root, the daemon's own user or
- * membership of control_group; changing verbs (kick, drain, undrain,
- * reload, stop) need root, the daemon's own user or admin_group.
+ * verbs (status, stats, who, drain-status) need root, the daemon's own user or
+ * membership of control_group; changing verbs (stats-reset, kick,
+ * drain, undrain, reload, stop) need root, the daemon's own user or admin_group.
  *
  * Protocol, version 1. SOCK_SEQPACKET; every message is one datagram in
  * the one IPC layer's format (daemon/ipc.h: header {u32 type, u32 id},
@@ -23,6 +23,11 @@
  * within one version.
  *
  * Verbs (arguments):
+ *   stats [format=text|json|prometheus]
+ *                               rows {"text": piece}: the pieces, joined, are
+ *                               the document (shm/stats_render.h)
+ *   stats-reset [format=...]    the same, then counting starts anew (a
+ *                               changing verb; /metrics is never reset)
  *   status                      version, pid, uptime, config, workers, helper,
  *                               draining, stopping, sessions
  *   who [USER|IP[/PREFIX]]      one row per session
@@ -43,10 +48,17 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "daemon/buf.h"
 #include "daemon/config.h"
+#include "shm/stats.h"
+#include "shm/stats_render.h"
 
 struct scoreboard;
 struct control;
+
+/* A stats document travels in rows of at most this many bytes of text. */
+#define CONTROL_STATS_PIECE 3000
+#define CONTROL_STATS_MAX (1024 * 1024)
 
 #define CONTROL_VERSION 1
 #define CONTROL_SOCKET_NAME "control.sock"
@@ -89,7 +101,7 @@ struct control_hooks {
  * reloads into the same struct). NULL after logging the reason once.
  */
 struct control *control_open(const struct config *cfg, struct scoreboard *sb,
-                             const struct control_hooks *hooks);
+                             struct stats_region *stats, const struct control_hooks *hooks);
 void control_close(struct control *ctl);
 /* In a forked child: close the descriptors, leave the socket file and memory. */
 void control_forget(struct control *ctl);
@@ -98,6 +110,12 @@ void control_forget(struct control *ctl);
 int control_pollfds(const struct control *ctl, struct pollfd *pfd, int max);
 /* Serve what poll reported on the descriptors control_pollfds() gave. */
 void control_handle(struct control *ctl, const struct pollfd *pfd, int n);
+
+/* The statistics document (also GET /metrics); -1 without a stats region. */
+int control_render_stats(struct control *ctl, enum stats_format f, enum stats_read how,
+                         struct buf *out);
+/* The gauges beside the counters: connections, logged in, workers, draining. */
+void control_gauges(struct control *ctl, struct stats_gauges *g);
 
 /* Seconds until control_tick() has work (a drain deadline), or -1. */
 double control_next_wake(const struct control *ctl, double now);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "daemon/control.h"
+#include "daemon/metrics_http.h"
 #include "daemon/identity.h"
 #include "daemon/listen.h"
 #include "daemon/log.h"
@@ -23,6 +24,7 @@
 #include "shm/index.h"
 #include "shm/lmdb_env.h"
 #include "shm/scoreboard.h"
+#include "shm/stats.h"
 #include "worker/tls.h"
 #include "worker/worker.h"
 
@@ -73,6 +75,18 @@ static void advance_stop(struct master *m)
         for (int i = 0; i < MAX_CHILDREN; i++)
             m->children[i].in_use = 0;
     }
+}
+
+/* metrics_listen as the configuration has it now: opened, moved or closed. */
+static void update_metrics(struct master *m)
+{
+    const struct config_listen *want = &m->cfg->metrics;
+    if (want->addrlen != 0 && metrics_http_same(m->metrics, want))
+        return;
+    metrics_http_close(m->metrics);
+    m->metrics = NULL;
+    if (want->addrlen != 0 && m->ctl != NULL)
+        m->metrics = metrics_http_open(want, m->ctl);
 }
 
 /* 0, or -1 with the reason in err (also logged): the running configuration stays. */
@@ -144,6 +158,7 @@ static int reload(struct master *m, char *err, size_t errlen)
         c->retiring = 1;
         kill(c->pid, SIGUSR2);
     }
+    update_metrics(m);
     m->generation++;
     signal_children(m, ROLE_AUTH, SIGHUP);
     if (start_generation(m, 0) == -1)
@@ -293,6 +308,11 @@ int master_run(const struct master_options *opts, struct config *cfg)
         log_error("cannot create the scoreboard: %s", strerror(errno));
         return 1;
     }
+    /* Room for every child a reload can have alive at once (old and new generations). */
+    m->stats = stats_region_create(MAX_CHILDREN);
+    if (m->stats == NULL)
+        log_error("cannot create the statistics region: %s; popctl stats stays empty",
+                  strerror(errno));
     index_prepare(m);
     /* Without it popctl falls back to the pidfile; the service itself runs on. */
     static const struct control_hooks hooks_template = {
@@ -301,7 +321,8 @@ int master_run(const struct master_options *opts, struct config *cfg)
     };
     struct control_hooks hooks = hooks_template;
     hooks.ctx = m;
-    m->ctl = control_open(cfg, m->sb, &hooks);
+    m->ctl = control_open(cfg, m->sb, m->stats, &hooks);
+    update_metrics(m);
 
     struct sigaction sa = { .sa_handler = on_signal };
     sigemptyset(&sa.sa_mask);
@@ -376,19 +397,28 @@ int master_run(const struct master_options *opts, struct config *cfg)
         double control_wake = control_next_wake(m->ctl, now);
         if (control_wake >= 0 && control_wake * 1000.0 < ms)
             ms = (int)(control_wake * 1000.0) + 1;
+        double metrics_wake = metrics_http_next_wake(m->metrics, now);
+        if (metrics_wake >= 0 && metrics_wake * 1000.0 < ms)
+            ms = (int)(metrics_wake * 1000.0) + 1;
         struct timespec wait = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
         struct pollfd pfd[32];
-        int npfd = control_pollfds(m->ctl, pfd, 32);
-        if (ppoll(pfd, (nfds_t)npfd, &wait, &unblocked) > 0)
-            control_handle(m->ctl, pfd, npfd);
+        int nctl = control_pollfds(m->ctl, pfd, 32);
+        int npfd = nctl + metrics_http_pollfds(m->metrics, pfd + nctl, 32 - nctl);
+        if (ppoll(pfd, (nfds_t)npfd, &wait, &unblocked) > 0) {
+            control_handle(m->ctl, pfd, nctl);
+            metrics_http_handle(m->metrics, pfd + nctl, npfd - nctl);
+        }
         control_tick(m->ctl, now_seconds());
+        metrics_http_tick(m->metrics, now_seconds());
     }
+    metrics_http_close(m->metrics);
     control_close(m->ctl);
     if (m->auth_fd >= 0) {
         close(m->auth_fd);
         unlink(m->auth_path);
     }
     scoreboard_destroy(m->sb);
+    stats_region_destroy(m->stats);
     log_info("stopped");
     return 0;
 }

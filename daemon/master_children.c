@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "daemon/control.h"
+#include "daemon/metrics_http.h"
 #include "daemon/identity.h"
 #include "daemon/listen.h"
 #include "daemon/log.h"
@@ -27,6 +28,7 @@
 #include "shm/index.h"
 #include "shm/lmdb_env.h"
 #include "shm/scoreboard.h"
+#include "shm/stats.h"
 #include "worker/tls.h"
 #include "worker/worker.h"
 
@@ -52,7 +54,7 @@ static const struct role roles[] = {
 };
 
 /* In a new child: signals back to normal, nothing of the master's left open. */
-static void child_reset(struct master *m, int keep_auth_fd)
+static void child_reset(struct master *m, struct child *c, int keep_auth_fd)
 {
     sigset_t none;
     struct sigaction dfl = { .sa_handler = SIG_DFL };
@@ -68,6 +70,8 @@ static void child_reset(struct master *m, int keep_auth_fd)
     sigaddset(&none, SIGUSR1);
     sigprocmask(SIG_SETMASK, &none, NULL);
     control_forget(m->ctl);
+    metrics_http_forget(m->metrics);
+    stats_attach(m->stats, c->stats_slot);
     if (m->opts->pidfile_fd >= 0)
         close(m->opts->pidfile_fd);
     if (!keep_auth_fd && m->auth_fd >= 0)
@@ -76,9 +80,12 @@ static void child_reset(struct master *m, int keep_auth_fd)
 
 static void enter_auth(struct master *m, struct child *c)
 {
-    (void)c;
-    child_reset(m, 1);
+    child_reset(m, c, 1);
     listen_set_close(&m->listeners);
+    /* Out of the way of fds 3 and 4 before they are set up. */
+    int stats_fd = m->stats != NULL && c->stats_slot >= 0
+                       ? fcntl(stats_region_fd(m->stats), F_DUPFD_CLOEXEC, 5)
+                       : -1;
     /* The helper finds its listening socket on fd 3 (see auth/main.c). */
     if (m->auth_fd != 3) {
         if (dup2(m->auth_fd, 3) == -1)
@@ -88,17 +95,23 @@ static void enter_auth(struct master *m, struct child *c)
         int flags = fcntl(3, F_GETFD);
         fcntl(3, F_SETFD, flags & ~FD_CLOEXEC);
     }
+    /* Its stats block is in the memfd on fd 4 (the mapping does not survive exec). */
+    char slot[16];
+    int stats_ok = stats_fd >= 0 && dup2(stats_fd, 4) == 4;
+    snprintf(slot, sizeof(slot), "%d", stats_ok ? c->stats_slot : -1);
     if (privdrop_become(m->ids.auth_uid, m->ids.auth_gid) == -1)
         log_fatal("auth: cannot drop privileges to %s: %s", m->cfg->auth_user, strerror(errno));
     char *argv[] = { "fastpop-auth", "-c", (char *)m->opts->config_path, "--listen-fd", "3",
-                     m->opts->foreground ? "-F" : NULL, NULL };
+                     "--stats-slot", slot, m->opts->foreground ? "-F" : NULL, NULL };
     execv(m->helper_path, argv);
     log_fatal("auth: cannot run %s: %s", m->helper_path, strerror(errno));
 }
 
 static void enter_worker(struct master *m, struct child *c)
 {
-    child_reset(m, 0);
+    child_reset(m, c, 0);
+    if (m->stats != NULL)
+        close(stats_region_fd(m->stats));   /* the mapping is all a worker needs */
     struct worker_setup ws = {
         .cfg = m->cfg,
         .index = c->index,
@@ -116,8 +129,11 @@ static void enter_worker(struct master *m, struct child *c)
 
 void spawn(struct master *m, struct child *c)
 {
+    c->stats_slot = m->stats != NULL ? stats_region_claim(m->stats) : -1;
     pid_t pid = fork();
     if (pid == -1) {
+        stats_region_release(m->stats, c->stats_slot);
+        c->stats_slot = -1;
         log_error("cannot fork %s[%d]: %s; retrying", roles[c->role].name, c->index,
                   strerror(errno));
         c->respawn_at = now_seconds() + 1.0;
@@ -223,6 +239,9 @@ void child_died(struct master *m, struct child *c, int status)
 
     describe_exit(status, how, sizeof(how));
     c->pid = 0;
+    if (m->stats != NULL)
+        stats_region_release(m->stats, c->stats_slot);
+    c->stats_slot = -1;
     if (c->role == ROLE_WORKER) {
         unsigned freed = scoreboard_reap_owner(m->sb, pid);
         if (freed > 0)

@@ -24,7 +24,9 @@
 struct master;
 struct child;
 struct control;
+struct metrics_http;
 struct scoreboard;
+struct stats_region;
 struct tls_context;
 
 /* Process roles are data: the master walks this table to fork and respawn. */
@@ -46,6 +48,7 @@ struct child {
     int      quick_deaths;
     double   started;
     double   respawn_at;
+    int      stats_slot;    /* its block of the stats region, -1 for none */
 };
 
 struct master {
@@ -57,7 +60,9 @@ struct master {
     char auth_path[CONFIG_PATH_MAX + 16];
     char helper_path[PATH_MAX];
     struct scoreboard *sb;
+    struct stats_region *stats;     /* NULL if it could not be made: nothing is counted */
     struct control *ctl;            /* NULL if the control socket could not be made */
+    struct metrics_http *metrics;   /* GET /metrics, when metrics_listen is set */
     struct tls_context *tls;        /* shared by every worker forked from now on */
     struct child children[MAX_CHILDREN];
     unsigned generation;

@@ -24,6 +24,7 @@
 #include "daemon/config.h"
 #include "daemon/control.h"
 #include "daemon/ipc.h"
+#include "daemon/popctl_client.h"
 #include "daemon/privdrop.h"
 #include "shm/credcache.h"
 #include "shm/index.h"
@@ -38,188 +39,17 @@ struct verb {
     int (*run)(const struct config *cfg, int argc, char **argv);
 };
 
-enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_DOWN = 3, EXIT_REFUSED = 4 };
 
-static const char *socket_path;   /* -s, else run_dir/control.sock */
 static int json_output;           /* --json */
-
-/* A control socket connection and the answer to the last request. */
-#define MAX_ROWS 4096
-#define MAX_FIELDS 16
-struct answer {
-    int status;                    /* enum control_status */
-    char message[1024];
-    int rows;
-    int fields[MAX_ROWS];
-    char (*key)[MAX_FIELDS][32];
-    char (*value)[MAX_FIELDS][256];
-};
-
-static int control_connect(const struct config *cfg)
-{
-    char path[CONFIG_PATH_MAX + 32];
-    struct sockaddr_un sun = { .sun_family = AF_UNIX };
-    if (socket_path != NULL)
-        snprintf(path, sizeof(path), "%s", socket_path);
-    else
-        snprintf(path, sizeof(path), "%s/%s", cfg->run_dir, CONTROL_SOCKET_NAME);
-    if (strlen(path) >= sizeof(sun.sun_path)) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    strcpy(sun.sun_path, path);
-    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-    if (fd == -1)
-        return -1;
-    if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
-        int e = errno;
-        close(fd);
-        errno = e;
-        return -1;
-    }
-    return fd;
-}
-
-/* Send verb with its arguments and read rows until END; -1 on a broken answer. */
-static int ask(int fd, int argc, char **argv, struct answer *a)
-{
-    static uint32_t next_id;
-    struct buf b;
-    unsigned char msg[IPC_MAX_MESSAGE];
-    uint32_t id = ++next_id;
-
-    a->rows = 0;
-    buf_init(&b, IPC_MAX_MESSAGE);
-    ipc_begin(&b, CONTROL_REQUEST, id);
-    ipc_put_u32(&b, CONTROL_VERSION);
-    ipc_put_str(&b, argv[0]);
-    ipc_put_u32(&b, (uint32_t)(argc - 1));
-    for (int i = 1; i < argc; i++)
-        ipc_put_str(&b, argv[i]);
-    /* The master reads with MSG_DONTWAIT semantics only; a request always fits. */
-    int rc = ipc_send(fd, &b);
-    buf_free(&b);
-    if (rc == -1)
-        return -1;
-    for (;;) {
-        struct pollfd p = { .fd = fd, .events = POLLIN };
-        if (poll(&p, 1, 30000) != 1)
-            return -1;
-        ssize_t n = ipc_recv(fd, msg, sizeof(msg));
-        if (n <= 0)
-            return -1;
-        struct ipc_reader r;
-        uint32_t type, got;
-        if (ipc_reader_init(&r, msg, (size_t)n, &type, &got) == -1 || got != id)
-            return -1;
-        if (type == CONTROL_END) {
-            a->status = (int)ipc_get_u32(&r);
-            ipc_get_str(&r, a->message, sizeof(a->message));
-            return ipc_reader_end(&r);
-        }
-        if (type != CONTROL_ROW || a->rows >= MAX_ROWS)
-            return -1;
-        uint32_t nf = ipc_get_u32(&r);
-        if (nf > MAX_FIELDS)
-            return -1;
-        for (uint32_t i = 0; i < nf; i++) {
-            ipc_get_str(&r, a->key[a->rows][i], sizeof(a->key[0][0]));
-            ipc_get_str(&r, a->value[a->rows][i], sizeof(a->value[0][0]));
-        }
-        if (ipc_reader_end(&r) == -1)
-            return -1;
-        a->fields[a->rows++] = (int)nf;
-    }
-}
-
-static const char *field(const struct answer *a, int row, const char *key)
-{
-    for (int i = 0; row < a->rows && i < a->fields[row]; i++) {
-        if (strcmp(a->key[row][i], key) == 0)
-            return a->value[row][i];
-    }
-    return "";
-}
-
-static void json_string(const char *s)
-{
-    putchar('"');
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            printf("\\%c", *p);
-        else if (*p < 0x20)
-            printf("\\u%04x", *p);
-        else
-            putchar(*p);
-    }
-    putchar('"');
-}
-
-static void print_json(const struct answer *a)
-{
-    printf("{\"status\": %d, \"message\": ", a->status);
-    json_string(a->message);
-    printf(", \"rows\": [");
-    for (int r = 0; r < a->rows; r++) {
-        printf("%s{", r ? ", " : "");
-        for (int i = 0; i < a->fields[r]; i++) {
-            printf("%s", i ? ", " : "");
-            json_string(a->key[r][i]);
-            printf(": ");
-            json_string(a->value[r][i]);
-        }
-        printf("}");
-    }
-    printf("]}\n");
-}
-
-static struct answer *answer_new(void)
-{
-    static struct answer a;
-    static char keys[MAX_ROWS][MAX_FIELDS][32];
-    static char values[MAX_ROWS][MAX_FIELDS][256];
-    a.key = keys;
-    a.value = values;
-    return &a;
-}
-
-/*
- * Connect, ask, and turn a refusal or a broken answer into a message and
- * an exit status: returns -1 (and sets *exit_status) unless the verb ran.
- */
-static int request(const struct config *cfg, int argc, char **argv, struct answer *a,
-                   int *exit_status)
-{
-    int fd = control_connect(cfg);
-    if (fd == -1) {
-        fprintf(stderr, "popctl: fastpopd is not running (control socket: %s)\n",
-                strerror(errno));
-        *exit_status = EXIT_DOWN;
-        return -1;
-    }
-    int rc = ask(fd, argc, argv, a);
-    close(fd);
-    if (rc == -1) {
-        fprintf(stderr, "popctl: no readable answer from fastpopd\n");
-        *exit_status = EXIT_REFUSED;
-        return -1;
-    }
-    if (a->status == CONTROL_DENIED || a->status == CONTROL_BAD) {
-        fprintf(stderr, "popctl: %s\n", a->message);
-        *exit_status = a->status == CONTROL_DENIED ? EXIT_REFUSED : EXIT_USAGE;
-        return -1;
-    }
-    return 0;
-}
 
 static int status_from_socket(const struct config *cfg, int *exit_status)
 {
-    struct answer *a = answer_new();
+    struct answer *a = popctl_answer_new();
     char *argv[] = { "status", NULL };
-    int fd = control_connect(cfg);
+    int fd = popctl_connect(cfg);
     if (fd == -1)
         return -1;
-    int rc = ask(fd, 1, argv, a);
+    int rc = popctl_ask(fd, 1, argv, a);
     close(fd);
     if (rc == -1 || a->status != CONTROL_OK || a->rows != 1) {
         fprintf(stderr, "popctl: %s\n", rc == -1 ? "no readable answer from fastpopd"
@@ -229,16 +59,16 @@ static int status_from_socket(const struct config *cfg, int *exit_status)
     }
     *exit_status = STATUS_RUNNING;
     if (json_output) {
-        print_json(a);
+        popctl_print_json(a);
         return 0;
     }
     /* The first line reads as the pidfile fallback's: scripts match it. */
     printf("fastpopd is running (pid %s)\n  version:  %s\n  uptime:   %ss\n"
            "  config:   %s\n  workers:  %s\n  helper:   %s\n  sessions: %s\n"
            "  draining: %s\n  stopping: %s\n",
-           field(a, 0, "pid"), field(a, 0, "version"), field(a, 0, "uptime"),
-           field(a, 0, "config"), field(a, 0, "workers"), field(a, 0, "helper"),
-           field(a, 0, "sessions"), field(a, 0, "draining"), field(a, 0, "stopping"));
+           popctl_field(a, 0, "pid"), popctl_field(a, 0, "version"), popctl_field(a, 0, "uptime"),
+           popctl_field(a, 0, "config"), popctl_field(a, 0, "workers"), popctl_field(a, 0, "helper"),
+           popctl_field(a, 0, "sessions"), popctl_field(a, 0, "draining"), popctl_field(a, 0, "stopping"));
     return 0;
 }
 
@@ -350,30 +180,63 @@ static int verb_index(const struct config *cfg, int argc, char **argv)
 
 static int verb_who(const struct config *cfg, int argc, char **argv)
 {
-    struct answer *a = answer_new();
+    struct answer *a = popctl_answer_new();
     int exit_status;
     if (argc > 2) {
         fprintf(stderr, "usage: popctl who [USER|IP[/PREFIX]]\n");
         return EXIT_USAGE;
     }
-    if (request(cfg, argc, argv, a, &exit_status) == -1)
+    if (popctl_request(cfg, argc, argv, a, &exit_status) == -1)
         return exit_status;
     if (json_output) {
-        print_json(a);
+        popctl_print_json(a);
         return EXIT_OK;
     }
     printf("%-24s %-39s %5s %6s %-13s %-19s %6s %10s %s\n", "USER", "IP", "PORT", "WORKER",
            "STATE", "SINCE", "IDLE", "BYTES", "TLS");
     for (int r = 0; r < a->rows; r++) {
         char since[32] = "-";
-        time_t t = (time_t)strtoll(field(a, r, "since"), NULL, 10);
+        time_t t = (time_t)strtoll(popctl_field(a, r, "since"), NULL, 10);
         struct tm tm;
         if (t > 0 && localtime_r(&t, &tm) != NULL)
             strftime(since, sizeof(since), "%Y-%m-%d %H:%M:%S", &tm);
-        printf("%-24s %-39s %5s %6s %-13s %-19s %6s %10s %s\n", field(a, r, "user"),
-               field(a, r, "ip"), field(a, r, "port"), field(a, r, "worker"),
-               field(a, r, "state"), since, field(a, r, "idle"), field(a, r, "bytes"),
-               field(a, r, "tls"));
+        printf("%-24s %-39s %5s %6s %-13s %-19s %6s %10s %s\n", popctl_field(a, r, "user"),
+               popctl_field(a, r, "ip"), popctl_field(a, r, "port"), popctl_field(a, r, "worker"),
+               popctl_field(a, r, "state"), since, popctl_field(a, r, "idle"), popctl_field(a, r, "bytes"),
+               popctl_field(a, r, "tls"));
+    }
+    return EXIT_OK;
+}
+
+/*
+ * stats [--json|--prometheus] [--reset]: the master renders the document
+ * (shm/stats_render.h); popctl passes it through. --reset is a changing
+ * verb: it prints the totals it ends.
+ */
+static int verb_stats(const struct config *cfg, int argc, char **argv)
+{
+    struct answer *a = popctl_answer_new();
+    const char *format = json_output ? "format=json" : "format=text";
+    int reset = 0, exit_status;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0) {
+            format = "format=json";
+        } else if (strcmp(argv[i], "--prometheus") == 0) {
+            format = "format=prometheus";
+        } else if (strcmp(argv[i], "--reset") == 0) {
+            reset = 1;
+        } else {
+            fprintf(stderr, "usage: popctl stats [--json|--prometheus] [--reset]\n");
+            return EXIT_USAGE;
+        }
+    }
+    char *args[] = { reset ? "stats-reset" : "stats", (char *)format, NULL };
+    a->sink = stdout;
+    if (popctl_request(cfg, 2, args, a, &exit_status) == -1)
+        return exit_status;
+    if (a->status != CONTROL_OK) {
+        fprintf(stderr, "popctl: stats: %s\n", a->message);
+        return EXIT_FAILED;
     }
     return EXIT_OK;
 }
@@ -382,16 +245,16 @@ static int verb_who(const struct config *cfg, int argc, char **argv)
 static int simple_change(const struct config *cfg, int argc, char **argv, const char *usage,
                          int min_args, int max_args)
 {
-    struct answer *a = answer_new();
+    struct answer *a = popctl_answer_new();
     int exit_status;
     if (argc - 1 < min_args || argc - 1 > max_args) {
         fprintf(stderr, "usage: popctl %s\n", usage);
         return EXIT_USAGE;
     }
-    if (request(cfg, argc, argv, a, &exit_status) == -1)
+    if (popctl_request(cfg, argc, argv, a, &exit_status) == -1)
         return exit_status;
     if (json_output)
-        print_json(a);
+        popctl_print_json(a);
     else if (strcmp(argv[0], "kick") == 0)
         printf("%s session(s) kicked\n", a->message);
     else if (a->status != CONTROL_OK)
@@ -447,13 +310,34 @@ static int drain_args(int argc, char **argv, char *out[], char deadline[32], cha
 }
 
 /*
+ * How a drain ended, for people (one line; failures on stderr) or for
+ * scripts with --json: {"status": EXIT, "result": "drained"|"cut"|"stuck"|
+ * "undrained"|"draining" (drain), "stopped"|"running" (stop), "sessions": N,
+ * "cut": N, "message": "..."}.
+ */
+static int drain_outcome(int exit_status, const char *result, long sessions, long cut,
+                         const char *text)
+{
+    if (json_output) {
+        printf("{\"status\": %d, \"result\": \"%s\", \"sessions\": %ld, \"cut\": %ld, "
+               "\"message\": ", exit_status, result, sessions, cut);
+        popctl_json_string(text);
+        printf("}\n");
+    } else {
+        fprintf(exit_status == EXIT_OK || strcmp(result, "cut") == 0 ? stdout : stderr, "%s\n",
+                text);
+    }
+    return exit_status;
+}
+
+/*
  * drain: the master refuses new connections and closes idle sessions at
  * once; popctl then watches until every session is gone (exit 0) or the
  * master cut the last ones at the deadline (exit 1, with the count).
  */
 static int verb_drain(const struct config *cfg, int argc, char **argv)
 {
-    struct answer *a = answer_new();
+    struct answer *a = popctl_answer_new();
     char *args[8], deadline[32], message[256];
     int no_wait = 0, exit_status;
     int n = argc <= 6 ? drain_args(argc, argv, args, deadline, message, &no_wait, 1) : -1;
@@ -462,39 +346,43 @@ static int verb_drain(const struct config *cfg, int argc, char **argv)
                         "[--no-wait]\n");
         return EXIT_USAGE;
     }
-    if (request(cfg, n, args, a, &exit_status) == -1)
+    if (popctl_request(cfg, n, args, a, &exit_status) == -1)
         return exit_status;
     if (no_wait) {
-        printf("draining: %s session(s) open\n", a->message);
-        return EXIT_OK;
+        long open_now = strtol(a->message, NULL, 10);
+        char text[64];
+        snprintf(text, sizeof(text), "draining: %ld session(s) open", open_now);
+        return drain_outcome(EXIT_OK, "draining", open_now, 0, text);
     }
     char *status_argv[] = { "drain-status", NULL };
     double give_up = -1;
     for (;;) {
-        if (request(cfg, 1, status_argv, a, &exit_status) == -1)
+        if (popctl_request(cfg, 1, status_argv, a, &exit_status) == -1)
             return exit_status;
-        long sessions = strtol(field(a, 0, "sessions"), NULL, 10);
-        long cut = strtol(field(a, 0, "cut"), NULL, 10);
-        if (strcmp(field(a, 0, "draining"), "yes") != 0) {
-            fprintf(stderr, "popctl: the drain was ended (undrain) before all sessions were "
-                            "gone\n");
-            return EXIT_FAILED;
+        long sessions = strtol(popctl_field(a, 0, "sessions"), NULL, 10);
+        long cut = strtol(popctl_field(a, 0, "cut"), NULL, 10);
+        if (strcmp(popctl_field(a, 0, "draining"), "yes") != 0) {
+            return drain_outcome(EXIT_FAILED, "undrained", sessions, cut,
+                                 "popctl: the drain was ended (undrain) before all sessions "
+                                 "were gone");
         }
         if (sessions == 0) {
             if (cut > 0) {
-                printf("drained: %ld session(s) cut at the deadline\n", cut);
-                return EXIT_FAILED;
+                char text[64];
+                snprintf(text, sizeof(text), "drained: %ld session(s) cut at the deadline", cut);
+                return drain_outcome(EXIT_FAILED, "cut", 0, cut, text);
             }
-            printf("drained: no sessions left\n");
-            return EXIT_OK;
+            return drain_outcome(EXIT_OK, "drained", 0, 0, "drained: no sessions left");
         }
         /* Sessions cut at the deadline take a moment to close; then give up. */
-        double left = strtod(field(a, 0, "deadline_left"), NULL);
+        double left = strtod(popctl_field(a, 0, "deadline_left"), NULL);
         if (give_up < 0 || left > 0)
             give_up = mono() + left + 5.0;
         if (mono() > give_up) {
-            printf("%ld session(s) still open after the deadline\n", sessions);
-            return EXIT_FAILED;
+            char text[64];
+            snprintf(text, sizeof(text), "%ld session(s) still open after the deadline",
+                     sessions);
+            return drain_outcome(EXIT_FAILED, "stuck", sessions, cut, text);
         }
         struct timespec pause = { 0, 100 * 1000000L };
         nanosleep(&pause, NULL);
@@ -504,7 +392,7 @@ static int verb_drain(const struct config *cfg, int argc, char **argv)
 /* stop: a drain by another name, then the master exits; wait for it to be gone. */
 static int verb_stop(const struct config *cfg, int argc, char **argv)
 {
-    struct answer *a = answer_new();
+    struct answer *a = popctl_answer_new();
     char *args[8], deadline[32], unused[256];
     int no_wait = 0, exit_status;
     int n = argc <= 3 ? drain_args(argc, argv, args, deadline, unused, &no_wait, 0) : -1;
@@ -514,26 +402,29 @@ static int verb_stop(const struct config *cfg, int argc, char **argv)
     }
     long seconds = n == 2 ? strtol(deadline + strlen("deadline="), NULL, 10)
                           : cfg->shutdown_timeout;
-    if (request(cfg, n, args, a, &exit_status) == -1)
+    if (popctl_request(cfg, n, args, a, &exit_status) == -1)
         return exit_status;
     /* The master closes the socket last, as it exits. */
     double give_up = mono() + (double)seconds + 15.0;
     while (mono() < give_up) {
-        int fd = control_connect(cfg);
+        int fd = popctl_connect(cfg);
         if (fd == -1) {
-            printf("fastpopd stopped\n");
-            return EXIT_OK;
+            return drain_outcome(EXIT_OK, "stopped", 0, 0, "fastpopd stopped");
         }
         close(fd);
         struct timespec pause = { 0, 100 * 1000000L };
         nanosleep(&pause, NULL);
     }
-    fprintf(stderr, "popctl: fastpopd is still running %lds after stop\n", seconds + 15);
-    return EXIT_FAILED;
+    char text[96];
+    snprintf(text, sizeof(text), "popctl: fastpopd is still running %lds after stop",
+             seconds + 15);
+    return drain_outcome(EXIT_FAILED, "running", -1, 0, text);
 }
 
 static const struct verb verbs[] = {
     { "status", "is fastpopd running (exit 0 yes, 3 no, 1 stale pidfile)", verb_status },
+    { "stats", "[--json|--prometheus] [--reset]: counters and timings since start or reset",
+      verb_stats },
     { "who", "[USER|IP[/PREFIX]]: the sessions, one line each", verb_who },
     { "kick", "USER|IP[/PREFIX]: end those sessions (-ERR [SYS/TEMP]; nothing deleted)",
       verb_kick },
@@ -553,7 +444,7 @@ static void usage(FILE *out)
     fprintf(out, "usage: popctl [-c FILE] [-s SOCKET] [--json] VERB [ARGS]\n"
                  "  -c FILE    fastpopd configuration (default " CONFIG_DEFAULT_PATH ")\n"
                  "  -s SOCKET  the control socket (default run_dir/" CONTROL_SOCKET_NAME ")\n"
-                 "  --json     answers for scripts (status, who, kick, undrain, reload)\n"
+                 "  --json     answers for scripts (every verb that talks to fastpopd)\n"
                  "verbs:\n");
     for (const struct verb *v = verbs; v->name; v++)
         fprintf(out, "  %-10s %s\n", v->name, v->help);
@@ -571,7 +462,7 @@ int main(int argc, char **argv)
     while ((opt = getopt_long(argc, argv, "+c:s:h", longopts, NULL)) != -1) {
         switch (opt) {
         case 'c': config_path = optarg; break;
-        case 's': socket_path = optarg; break;
+        case 's': popctl_socket_path = optarg; break;
         case 'j': json_output = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
@@ -588,7 +479,7 @@ int main(int argc, char **argv)
          * With -s the socket is known: a broken file (about to be reloaded,
          * and refused) must not stop popctl from asking the running daemon.
          */
-        if (socket_path == NULL) {
+        if (popctl_socket_path == NULL) {
             fprintf(stderr, "popctl: %s (give the control socket with -s)\n", err);
             return STATUS_UNKNOWN;
         }

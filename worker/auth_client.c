@@ -10,6 +10,7 @@
 
 #include "auth/protocol.h"
 #include "daemon/ipc.h"
+#include "shm/stats.h"
 #include "daemon/log.h"
 #include "worker/pop3.h"
 #include "worker/pop3_sasl.h"
@@ -24,6 +25,7 @@ struct auth_pending {
     uint32_t reply_type;       /* the answer this request waits for */
     struct conn *c;            /* NULL once cancelled */
     double deadline;
+    uint64_t sent;             /* stats_clock() */
     struct auth_pending *next;
 };
 
@@ -52,6 +54,8 @@ static void answer(struct auth_client *ac, struct auth_pending *p, const struct 
 {
     struct conn *c = p->c;
     p->c = NULL;
+    /* Timeouts too: a slow helper shows in the top bucket. */
+    stats_timing(STATS_TIME_HELPER, stats_clock() - p->sent);
     if (c != NULL && c->fd != -1) {
         c->auth_request = 0;
         if (p->reply_type == AUTH_MSG_SCRAM_CHALLENGE)
@@ -245,6 +249,7 @@ static int send_request(struct auth_client *ac, struct conn *c, uint32_t type,
     p->reply_type = reply_type;
     p->c = c;
     p->deadline = loop_now() + AUTH_TIMEOUT_SECONDS;
+    p->sent = stats_clock();
 
     int rc = ipc_begin(&ac->msg, type, p->id);
     for (int i = 0; rc == 0 && i < nfields; i++)

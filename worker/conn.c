@@ -12,6 +12,7 @@
 
 #include "daemon/listen.h"
 #include "daemon/log.h"
+#include "shm/stats.h"
 #include "worker/auth_client.h"
 #include "worker/conn_io.h"
 #include "worker/conn_timer.h"
@@ -125,6 +126,7 @@ void conn_close(struct conn *c, const char *reason)
         auth_client_cancel(lp->auth, c);
     pop3_release(c);
     scoreboard_conn_close(lp->sb, c->slot);
+    stats_session_end(c->close_reason);
     log_session(c);
     conn_timer_clear(c);
     loop_unwatch(lp, c->fd);
@@ -292,9 +294,11 @@ static int advance_handshake(struct conn *c)
         return 0;
     if (rc < 0) {
         log_info("conn %s:%u: TLS handshake failed: %s", c->ip, c->port, why);
+        stats_tls_handshake(NULL);
         conn_close(c, "tls-handshake-failed");
         return -1;
     }
+    stats_tls_handshake(tls_session_version(c->ssl));
     conn_set_state(c, CONN_AUTHORIZATION);
     if (c->greet_after_handshake)
         pop3_greet(c);
@@ -337,6 +341,8 @@ static int conn_run(struct conn *c)
             if (r != 0) {
                 c->job->release(c->job);
                 c->job = NULL;
+                if (r > 0)
+                    pop3_command_done(c);
                 if (r < 0) {
                     /* What was produced goes out, never a final dot: then close,
                      * so the client knows the command failed. */
@@ -397,6 +403,7 @@ static int apply_proxy(struct conn *c, const struct proxy_info *info)
             listen_format_ip((const struct sockaddr *)&info->src, c->ip, sizeof(c->ip));
             conn_reply(c, "-ERR [SYS/TEMP] Too many connections from your address, "
                           "try again later\r\n");
+            stats_refused(STATS_REFUSED_PER_IP);
             log_info("session user=- ip=%s reason=refused limit=max_connections_per_ip max=%d",
                      c->ip, c->lp->cfg->max_connections_per_ip);
             conn_finish(c, "refused");
@@ -475,6 +482,7 @@ int conn_new(struct loop *lp, int fd, const struct sockaddr *peer, int slot,
     c->lp = lp;
     c->fd = fd;
     c->slot = slot;
+    c->cmd_timing = -1;
     c->listener = listener;
     c->line_limit = POP3_LINE_MAX;
     memcpy(&c->peer, peer, peer->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)

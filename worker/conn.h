@@ -89,6 +89,8 @@ struct conn {
     struct sasl_exchange *sasl;       /* an AUTH exchange in progress (worker/pop3_sasl.c) */
     struct pop3_session *session;     /* mailbox state once logged in */
     struct conn_job *job;             /* long output in progress */
+    int cmd_timing;                   /* enum stats_command being timed, or -1 */
+    uint64_t cmd_started;             /* stats_clock() at its command line */
     struct conn_stats stats;
 };
 

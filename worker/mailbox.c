@@ -15,6 +15,7 @@
 #include "maildir/expunge.h"
 #include "maildir/locate.h"
 #include "shm/index_sync.h"
+#include "shm/stats.h"
 #include "shm/scoreboard.h"
 #include "worker/loop.h"
 
@@ -64,10 +65,13 @@ enum mailbox_open_result mailbox_open(struct conn *c, const char *maildir)
      * command needs a file, so a warm login touches nothing but two stats.
      */
     struct index_sync_result res;
+    uint64_t sync_started = stats_clock();
     if (index_sync(c->lp->mbindex, s->root, time(NULL), &s->md, &res) == -1) {
         log_error("user=%s: cannot read maildir %s: %s", c->user, s->root, strerror(errno));
         goto failed;
     }
+    stats_timing(res.warm ? STATS_TIME_INDEX_UNCHANGED : STATS_TIME_INDEX_RESCAN,
+                 stats_clock() - sync_started);
     if (res.index_error != 0)
         report_index_error(c, res.index_error);
     log_debug("user=%s index %s: read new=%d cur=%d moved=%u written=%d", c->user,

@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "daemon/log.h"
+#include "shm/stats.h"
 #include "worker/loop.h"
 #include "worker/pop3_sasl.h"
 
@@ -127,17 +128,32 @@ void pop3_line_too_long(struct conn *c)
     write_reply(c, POP3_BAD, &r);
 }
 
-void pop3_dispatch(struct conn *c, char *line, size_t len)
+void pop3_command_done(struct conn *c)
+{
+    if (c->cmd_timing < 0)
+        return;
+    stats_command_time((enum stats_command)c->cmd_timing, stats_clock() - c->cmd_started);
+    c->cmd_timing = -1;
+}
+
+/*
+ * Every command line is timed until its answer is complete: here for most,
+ * when the helper answers for PASS and AUTH (pop3_auth_finish), when the
+ * last chunk is queued for RETR and TOP (conn.c). Lines the client sends
+ * inside an AUTH exchange are part of AUTH.
+ */
+static void time_command(struct conn *c, const char *name)
+{
+    c->cmd_timing = (int)stats_command_id(name);
+    c->cmd_started = stats_clock();
+}
+
+static void dispatch_command(struct conn *c, char *line, size_t len)
 {
     struct pop3_reply r = { 0 };
     char name[16];
     size_t n = 0;
 
-    /* Inside AUTH a line is a SASL response, not a command. */
-    if (c->state == CONN_SASL) {
-        pop3_sasl_response(c, line, len);
-        return;
-    }
     if (memchr(line, '\0', len) != NULL) {
         pop3_set_reply(&r, NULL, "NUL byte in command");
         write_reply(c, POP3_BAD, &r);
@@ -157,6 +173,8 @@ void pop3_dispatch(struct conn *c, char *line, size_t len)
         args++;
 
     const struct pop3_command *cmd = find_command(name, c->state);
+    if (cmd != NULL)
+        c->cmd_timing = (int)stats_command_id(cmd->name);
     if (cmd == NULL) {
         pop3_set_reply(&r, NULL, "Unknown command");
         write_reply(c, POP3_BAD, &r);
@@ -182,6 +200,20 @@ void pop3_dispatch(struct conn *c, char *line, size_t len)
         conn_set_state(c, CONN_LINGER);
     if (r.start_tls && v == POP3_OK)
         conn_start_tls(c);
+}
+
+void pop3_dispatch(struct conn *c, char *line, size_t len)
+{
+    /* Inside AUTH a line is a SASL response, not a command. */
+    if (c->state == CONN_SASL) {
+        pop3_sasl_response(c, line, len);
+        return;
+    }
+    time_command(c, "");
+    dispatch_command(c, line, len);
+    /* Still waiting for the helper, the client's SASL response, or a job: timed later. */
+    if (c->job == NULL && c->state != CONN_AUTH_WAIT && c->state != CONN_SASL)
+        pop3_command_done(c);
 }
 
 void pop3_write_reply(struct conn *c, enum pop3_verdict v, const struct pop3_reply *r)

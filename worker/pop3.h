@@ -47,6 +47,8 @@ struct pop3_command {
 void pop3_greet(struct conn *c);
 void pop3_dispatch(struct conn *c, char *line, size_t len);
 void pop3_line_too_long(struct conn *c);
+/* The command being timed has its whole answer (see worker/pop3.c); no-op if none. */
+void pop3_command_done(struct conn *c);
 /* Free the session's mailbox state (no UPDATE: nothing is deleted). */
 void pop3_release(struct conn *c);
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "daemon/log.h"
+#include "shm/stats.h"
 #include "worker/auth_client.h"
 #include "worker/loop.h"
 #include "worker/mailbox.h"
@@ -135,10 +136,12 @@ void pop3_auth_finish(struct conn *c, enum auth_status status, const char *user,
     /* Whatever the outcome, an AUTH exchange is over (worker/pop3_sasl.c). */
     pop3_sasl_release(c);
     if (status == AUTH_FAIL) {
+        stats_login(c->auth_mech, STATS_LOGIN_FAILED);
         pop3_set_reply(&r, "AUTH", "Authentication failed");
         auth_failed(c, &r);
     } else if (status != AUTH_OK) {
         pop3_set_reply(&r, "SYS/TEMP", "Temporary authentication failure, try again later");
+        stats_login(c->auth_mech, STATS_LOGIN_TEMPFAIL);
         log_info("login tempfail user=%s ip=%s", c->user, c->ip);
         c->user[0] = '\0';
         conn_set_state(c, CONN_AUTHORIZATION);
@@ -148,12 +151,15 @@ void pop3_auth_finish(struct conn *c, enum auth_status status, const char *user,
         enum mailbox_open_result res = mailbox_open(c, maildir);
         if (res == MAILBOX_OPEN_OK) {
             conn_set_state(c, CONN_TRANSACTION);
+            stats_login(c->auth_mech, STATS_LOGIN_OK);
             pop3_set_reply(&r, NULL, "Logged in, %u messages", mailbox_count(c->session));
             pop3_write_reply(c, POP3_OK, &r);
             log_info("login user=%s ip=%s mechanism=%s messages=%u cache=%s", c->user, c->ip,
                      c->auth_mech ? c->auth_mech : "USER", mailbox_count(c->session),
                      c->auth_cached ? "hit" : "miss");
         } else {
+            stats_login(c->auth_mech, res == MAILBOX_OPEN_IN_USE ? STATS_LOGIN_IN_USE
+                                                                 : STATS_LOGIN_TEMPFAIL);
             if (res == MAILBOX_OPEN_IN_USE)
                 pop3_set_reply(&r, "IN-USE", "Mailbox is locked by another POP3 session");
             else
@@ -163,4 +169,6 @@ void pop3_auth_finish(struct conn *c, enum auth_status status, const char *user,
             c->user[0] = '\0';
         }
     }
+    /* PASS or AUTH is answered: its time includes the helper and the mailbox sync. */
+    pop3_command_done(c);
 }

@@ -9,6 +9,7 @@
 
 #include "daemon/log.h"
 #include "shm/credcache.h"
+#include "shm/stats.h"
 #include "worker/auth_client.h"
 #include "worker/loop.h"
 #include "worker/pop3_sasl.h"
@@ -77,11 +78,13 @@ enum pop3_verdict pop3_login_password(struct conn *c, const char *user, char *pa
     if (cache_hit(c, c->user, password, &rec)) {
         explicit_bzero(password, strlen(password));
         c->auth_cached = 1;
+        stats_cache(STATS_CACHE_HIT);
         pop3_auth_finish(c, AUTH_OK, rec.user, rec.maildir);
         explicit_bzero(&rec, sizeof(rec));
         return POP3_DEFERRED;
     }
     explicit_bzero(&rec, sizeof(rec));
+    stats_cache(STATS_CACHE_MISS);
     int rc = auth_client_check(c->lp->auth, c, c->user, password, mech);
     explicit_bzero(password, strlen(password));
     if (rc == -1) {

@@ -4,6 +4,7 @@
  * (drop, timeout, kill) never gets here, so it deletes nothing.
  */
 #include "daemon/log.h"
+#include "shm/stats.h"
 #include "worker/mailbox.h"
 #include "worker/pop3.h"
 #include "worker/pop3_sasl.h"
@@ -15,6 +16,7 @@ enum pop3_verdict pop3_cmd_quit_update(struct conn *c, char *args, struct pop3_r
 
     mailbox_update(c->session, &deleted, &failed);
     c->stats.deleted = deleted;
+    stats_add(SV_DELETED, deleted);
     /* Unlock now: the client may log in again before it reads our reply. */
     mailbox_close(c->session);
     c->session = NULL;

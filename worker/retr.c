@@ -6,6 +6,7 @@
 
 #include "daemon/log.h"
 #include "maildir/stream.h"
+#include "shm/stats.h"
 #include "worker/mailbox.h"
 
 /* One chunk read from the file at a time; small, since idle TLS and plain
@@ -54,9 +55,11 @@ static int retr_finish(struct conn *c, struct retr_job *r)
     if (r->is_top) {
         c->stats.top++;
         c->stats.top_bytes += sent;
+        stats_add(SV_TOP_BYTES, sent);
     } else {
         c->stats.retr++;
         c->stats.retr_bytes += sent;
+        stats_add(SV_RETR_BYTES, sent);
         if (c->lp->cfg->mark_seen && mailbox_mark_seen(c->session, r->index) == -1)
             log_warning("user=%s: cannot mark message %zu seen: %m", c->user, r->index + 1);
     }

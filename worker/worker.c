@@ -21,6 +21,7 @@
 #include "daemon/log.h"
 #include "daemon/privdrop.h"
 #include "shm/index.h"
+#include "shm/stats.h"
 #include "worker/auth_client.h"
 #include "worker/conn.h"
 #include "worker/conn_timer.h"
@@ -58,7 +59,8 @@ static double yield_until;
 /* A descriptor held in reserve: freed to accept-and-refuse when out of fds. */
 static int reserve_fd = -1;
 
-static void refuse(struct loop *lp, int fd, const char *ip, const char *limit, int value)
+static void refuse(struct loop *lp, int fd, const char *ip, const char *limit, int value,
+                   enum stats_refusal why)
 {
     char msg[160];
     int n = snprintf(msg, sizeof(msg), "-ERR [SYS/TEMP] %s\r\n",
@@ -70,6 +72,7 @@ static void refuse(struct loop *lp, int fd, const char *ip, const char *limit, i
     (void)ignored;
     close(fd);
     (void)lp;
+    stats_refused(why);
     log_info("session user=- ip=%s reason=refused limit=%s max=%d", ip, limit, value);
 }
 
@@ -82,6 +85,7 @@ static void refuse_draining(int fd, const char *ip, const char *text)
     ssize_t ignored = send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
     (void)ignored;
     close(fd);
+    stats_refused(STATS_REFUSED_DRAINING);
     log_info("session user=- ip=%s reason=refused limit=draining", ip);
 }
 
@@ -93,7 +97,7 @@ static void accept_out_of_fds(struct loop *lp, int listen_fd)
     reserve_fd = -1;
     int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
     if (fd >= 0)
-        refuse(lp, fd, "?", "open-files", 0);
+        refuse(lp, fd, "?", "open-files", 0, STATS_REFUSED_DESCRIPTORS);
     reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     log_warning("out of file descriptors: refusing connections (raise the open file limit "
                 "or lower max_connections)");
@@ -123,6 +127,7 @@ static void on_listener(struct loop *lp, struct loop_handler *h, uint32_t events
                 log_warning("accept: %s", strerror(errno));
             return;
         }
+        stats_add(SV_ACCEPTED, 1);
         char ip[48];
         listen_format_ip((struct sockaddr *)&peer, ip, sizeof(ip));
         char drain_text[SCOREBOARD_DRAIN_MESSAGE_MAX + 1];
@@ -132,13 +137,14 @@ static void on_listener(struct loop *lp, struct loop_handler *h, uint32_t events
         }
         if (lp->conn_count >= conn_cap) {
             /* Every worker is full (else this one would have yielded): say so. */
-            refuse(lp, fd, ip, "open-files", (int)conn_cap);
+            refuse(lp, fd, ip, "open-files", (int)conn_cap, STATS_REFUSED_DESCRIPTORS);
             continue;
         }
         if (l->conf->proxy_protocol &&
             !cidr_list_match(&lp->cfg->proxy_trusted, (struct sockaddr *)&peer)) {
             /* Anyone else could claim any address: drop without a word. */
             close(fd);
+            stats_refused(STATS_REFUSED_PROXY_UNTRUSTED);
             log_warning("session user=- ip=%s reason=proxy-untrusted (not in proxy_trusted)", ip);
             continue;
         }
@@ -150,9 +156,11 @@ static void on_listener(struct loop *lp, struct loop_handler *h, uint32_t events
                                         (unsigned)lp->cfg->max_connections, per_ip, &why);
         if (slot == -1) {
             if (why == SB_LIMIT_PER_IP)
-                refuse(lp, fd, ip, "max_connections_per_ip", lp->cfg->max_connections_per_ip);
+                refuse(lp, fd, ip, "max_connections_per_ip", lp->cfg->max_connections_per_ip,
+                       STATS_REFUSED_PER_IP);
             else
-                refuse(lp, fd, ip, "max_connections", lp->cfg->max_connections);
+                refuse(lp, fd, ip, "max_connections", lp->cfg->max_connections,
+                       STATS_REFUSED_MAX_CONNECTIONS);
             continue;
         }
         /*

@@ -20,7 +20,8 @@ class Demo(unittest.TestCase):
         os.chmod(self.build, 0o755)
         os.symlink(os.path.abspath(BIN), os.path.join(self.build, "bin"))
         self.env = dict(os.environ, FASTPOP_DEMO_PORT=str(free_port()),
-                        FASTPOP_DEMO_TLS_PORT=str(free_port()))
+                        FASTPOP_DEMO_TLS_PORT=str(free_port()),
+                        FASTPOP_DEMO_METRICS_PORT=str(free_port()))
         self.proc = None
         self.addCleanup(self.cleanup)
 
@@ -44,7 +45,7 @@ class Demo(unittest.TestCase):
         wait_until(lambda: "started:" in output(), timeout=20, what="the demo server")
         commands = [l.split("#")[0].strip() for l in output().splitlines()
                     if l.strip().startswith("curl ")]
-        self.assertEqual(len(commands), 3, output())
+        self.assertEqual(len(commands), 4, output())
         listing = subprocess.run(shlex.split(commands[0]), capture_output=True, text=True,
                                  timeout=30)
         self.assertEqual(listing.returncode, 0, listing.stderr)
@@ -56,6 +57,21 @@ class Demo(unittest.TestCase):
         uidl = subprocess.run(shlex.split(commands[2]), capture_output=True, text=True,
                               timeout=30)
         self.assertRegex(uidl.stdout, r"^1 \d+\.M1P1\.demo\r?\n2 ")
+        # The metrics line counts those three logins.
+        metrics = subprocess.run(commands[3], shell=True, capture_output=True, text=True,
+                                 timeout=30)
+        ok = re.findall(r'(?m)^fastpop_logins_total\{mechanism="[^"]+",result="ok"\} (\d+)$',
+                        metrics.stdout)
+        self.assertEqual(sum(map(int, ok)), 3, metrics.stdout)
+        popctl = [l.split("#")[0].strip() for l in output().splitlines()
+                  if "/popctl " in l]
+        self.assertEqual(len(popctl), 1, output())
+        stats = subprocess.run(shlex.split(popctl[0]), capture_output=True, text=True,
+                               timeout=30)
+        self.assertEqual(stats.returncode, 0, stats.stderr)
+        logins = re.search(r"(?m)^logins +(.*)$", stats.stdout).group(1)
+        self.assertEqual(sum(int(v) for k, v in re.findall(r"(\S+)/ok=(\d+)", logins)), 3,
+                         stats.stdout)
         # The same listing without TLS is refused: the demo follows the default policy.
         plain = commands[0].replace("--ssl-reqd", "")
         self.assertEqual(subprocess.run(shlex.split(plain), capture_output=True,

@@ -2,8 +2,10 @@
 passwords, unknown users, filter injection, empty passwords, the --test
 command, LDAP down and back, LDAP stopped (SIGSTOP) while other sessions on
 the same worker keep flowing, failover to a second URI, and TLS (StartTLS and
-ldaps://, against a CA made by the fixture, and refused with another CA)."""
+ldaps://, against a CA made by the fixture, and refused with another CA). The
+helper's LDAP timings and errors show in popctl stats."""
 
+import json
 import os
 import subprocess
 import time
@@ -59,6 +61,14 @@ class LdapTest(unittest.TestCase):
         finally:
             p.close()
 
+    @staticmethod
+    def stats(d):
+        r = subprocess.run([os.path.join(BIN, "popctl"), "-c", d.conf, "-s",
+                            os.path.join(d.run_dir, "control.sock"), "--json", "stats"],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)
+
     def check_modes_common(self, d):
         self.assertTrue(self.login(d, "lalice", USERS["lalice"]).startswith("+OK"))
         # {CRYPT} ($6$ by openssl passwd), checked by slapd or by auth/scheme.c
@@ -84,6 +94,13 @@ class LdapTest(unittest.TestCase):
         d = self.daemon("password").start()
         self.check_modes_common(d)
         self.assertIn("reason=bad-password", d.log())
+        # Every LDAP lookup was one helper request; a healthy server gave no errors.
+        s = self.stats(d)
+        self.assertGreaterEqual(s["ldap_duration_seconds"]["count"], 10)
+        self.assertLessEqual(s["ldap_duration_seconds"]["count"],
+                             s["auth_helper_duration_seconds"]["count"])
+        self.assertEqual(s["ldap_errors"], 0)
+        self.assertEqual(s["logins"]["USER"]["ok"], 3)
 
     def test_bind_mode(self):
         d = self.daemon("bind").start()
@@ -136,6 +153,10 @@ class LdapTest(unittest.TestCase):
             time.sleep(0.5)
         self.assertTrue(r.startswith("+OK"), r)
         d.wait_log("connection to %s is back" % s.uri)
+        st = self.stats(d)
+        self.assertGreaterEqual(st["ldap_errors"], 1)
+        self.assertGreaterEqual(st["logins"]["USER"]["tempfail"], 1)
+        self.assertGreaterEqual(st["auth_cache_lookups"]["hit"], 1)
 
     def test_ldap_stopped_does_not_hold_the_worker(self):
         s = Slapd(directory_entries()).start()

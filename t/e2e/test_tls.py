@@ -6,6 +6,7 @@ reload, handshake timeouts, garbage handshakes and a big RETR.
 Certificates come from a test CA made per test class (tls_fixture.py).
 """
 import hashlib
+import json
 import os
 import re
 import signal
@@ -395,6 +396,31 @@ class Versions(TlsTest):
                     port = p.sock.getsockname()[1]
                     self.assertTrue(p.cmd("QUIT").startswith("+OK"))
                     self.assertIn(" tls=%s " % name, self.session_line(port))
+
+    def test_handshakes_counted_by_version(self):
+        """popctl stats counts handshakes by negotiated version, and the failed ones."""
+        def counts():
+            r = subprocess.run([os.path.join(BIN, "popctl"), "-c", self.d.conf, "-s",
+                                os.path.join(self.d.run_dir, "control.sock"), "--json",
+                                "stats"], capture_output=True, text=True, timeout=30)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            return json.loads(r.stdout)["tls_handshakes"]
+
+        before = counts()
+        for version in (V12, V13, V13):
+            p = tls_connect(self.port(), client_context(self.ca, min_version=version,
+                                                        max_version=version))
+            self.addCleanup(p.close)
+            self.assertEqual(p.line(), "+OK fastpop ready.")
+        p = self.d.connect()
+        self.addCleanup(p.close)
+        p.line()
+        starttls(p, client_context(self.ca, min_version=V12, max_version=V12))
+        self.assertTrue(p.cmd("NOOP").startswith("+OK"))
+        self.handshake_refused(self.port(), legacy_context(ssl.TLSVersion.TLSv1))
+        after = counts()
+        self.assertEqual({k: after[k] - before[k] for k in after},
+                         {"TLSv1.2": 2, "TLSv1.3": 2, "other": 0, "failed": 1})
 
     def test_version_in_session_log(self):
         for version, name in ((V12, "TLSv1.2"), (V13, "TLSv1.3")):

@@ -36,6 +36,7 @@ cat > "$DEMO/fastpop.conf" <<CONF
 # POP3 with STLS on 1110, implicit TLS (pop3s) on 1995.
 listen = 127.0.0.1:${FASTPOP_DEMO_PORT:-1110}
 listen = 127.0.0.1:${FASTPOP_DEMO_TLS_PORT:-1995} tls
+metrics_listen = 127.0.0.1:${FASTPOP_DEMO_METRICS_PORT:-9110}
 tls_cert = $DEMO/tls/server.pem
 tls_key = $DEMO/tls/server.key
 workers = 2
