@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "daemon/config_private.h"
 #include "daemon/log.h"
 
 enum setting_type {
@@ -144,10 +145,7 @@ static const struct setting settings[] = {
 _Static_assert(N_SETTINGS <= sizeof(((struct config *)0)->set_on_line) / sizeof(int),
                "struct config: set_on_line too small for the settings table");
 
-static int set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int set_err(char *err, size_t errlen, const char *fmt, ...)
+int config_error(char *err, size_t errlen, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -156,7 +154,7 @@ static int set_err(char *err, size_t errlen, const char *fmt, ...)
     return -1;
 }
 
-static int parse_long(const char *v, long *out)
+int config_parse_long(const char *v, long *out)
 {
     char *end;
     if (*v == '\0')
@@ -176,13 +174,13 @@ int config_check_maildir_template(const char *tmpl, char *err, size_t errlen)
             continue;
         p++;
         if (*p == '\0')
-            return set_err(err, errlen, "maildir template ends with a lone %%");
+            return config_error(err, errlen, "maildir template ends with a lone %%");
         if (strchr("undh%", *p) == NULL)
-            return set_err(err, errlen,
+            return config_error(err, errlen,
                            "maildir template has unknown escape %%%c (use %%u %%n %%d %%h %%%%)", *p);
     }
     if (tmpl[0] != '/' && strncmp(tmpl, "%h", 2) != 0)
-        return set_err(err, errlen, "maildir template must start with / or %%h");
+        return config_error(err, errlen, "maildir template must start with / or %%h");
     return 0;
 }
 
@@ -196,9 +194,9 @@ static int apply_setting(const struct setting *s, const char *value, struct conf
     case SET_STRING:
         /* min = 1 marks a string that may be empty, as for SET_PATH. */
         if (*value == '\0' && s->min != 1)
-            return set_err(err, errlen, "%s needs a value", s->name);
+            return config_error(err, errlen, "%s needs a value", s->name);
         if (strlen(value) >= s->size)
-            return set_err(err, errlen, "%s is too long (at most %zu characters)", s->name,
+            return config_error(err, errlen, "%s is too long (at most %zu characters)", s->name,
                            s->size - 1);
         strcpy(field, value);
         return 0;
@@ -209,14 +207,14 @@ static int apply_setting(const struct setting *s, const char *value, struct conf
             return 0;
         }
         if (value[0] != '/')
-            return set_err(err, errlen, "%s must be an absolute path, not \"%s\"", s->name, value);
+            return config_error(err, errlen, "%s must be an absolute path, not \"%s\"", s->name, value);
         if (strlen(value) >= s->size)
-            return set_err(err, errlen, "%s is too long", s->name);
+            return config_error(err, errlen, "%s is too long", s->name);
         strcpy(field, value);
         return 0;
     case SET_TEMPLATE:
         if (strlen(value) >= s->size)
-            return set_err(err, errlen, "%s is too long", s->name);
+            return config_error(err, errlen, "%s is too long", s->name);
         if (config_check_maildir_template(value, err, errlen) == -1)
             return -1;
         strcpy(field, value);
@@ -229,10 +227,10 @@ static int apply_setting(const struct setting *s, const char *value, struct conf
         /* a number: bounded like any integer */
         __attribute__((fallthrough));
     case SET_INT:
-        if (parse_long(value, &n) == -1)
-            return set_err(err, errlen, "%s: \"%s\" is not a number", s->name, value);
+        if (config_parse_long(value, &n) == -1)
+            return config_error(err, errlen, "%s: \"%s\" is not a number", s->name, value);
         if (n < s->min || n > s->max)
-            return set_err(err, errlen, "%s: %ld is out of range (%ld-%ld)", s->name, n, s->min,
+            return config_error(err, errlen, "%s: %ld is out of range (%ld-%ld)", s->name, n, s->min,
                            s->max);
         *(int *)field = (int)n;
         return 0;
@@ -241,20 +239,20 @@ static int apply_setting(const struct setting *s, const char *value, struct conf
         size_t len = strlen(value);
         long mult = 1;
         if (len == 0 || len >= sizeof(num))
-            return set_err(err, errlen, "%s: \"%s\" is not a duration", s->name, value);
+            return config_error(err, errlen, "%s: \"%s\" is not a duration", s->name, value);
         memcpy(num, value, len + 1);
         char unit = num[len - 1];
         if (unit == 's' || unit == 'm' || unit == 'h') {
             mult = unit == 's' ? 1 : unit == 'm' ? 60 : 3600;
             num[len - 1] = '\0';
         }
-        if (parse_long(num, &n) == -1 || n < 0 || n > LONG_MAX / mult)
-            return set_err(err, errlen,
+        if (config_parse_long(num, &n) == -1 || n < 0 || n > LONG_MAX / mult)
+            return config_error(err, errlen,
                            "%s: \"%s\" is not a duration (a number with s, m or h)", s->name,
                            value);
         n *= mult;
         if (n < s->min || n > s->max)
-            return set_err(err, errlen, "%s: %ld seconds is out of range (%ld-%ld)", s->name, n,
+            return config_error(err, errlen, "%s: %ld seconds is out of range (%ld-%ld)", s->name, n,
                            s->min, s->max);
         *(int *)field = (int)n;
         return 0;
@@ -266,7 +264,7 @@ static int apply_setting(const struct setting *s, const char *value, struct conf
                  strcmp(value, "false") == 0)
             *(int *)field = 0;
         else
-            return set_err(err, errlen, "%s: \"%s\" is not yes or no", s->name, value);
+            return config_error(err, errlen, "%s: \"%s\" is not yes or no", s->name, value);
         return 0;
     case SET_ENUM:
         for (int i = 0; s->choices[i]; i++) {
@@ -281,19 +279,19 @@ static int apply_setting(const struct setting *s, const char *value, struct conf
                 strncat(list, i ? ", " : "", sizeof(list) - strlen(list) - 1);
                 strncat(list, s->choices[i], sizeof(list) - strlen(list) - 1);
             }
-            return set_err(err, errlen, "%s: \"%s\" is not one of %s", s->name, value, list);
+            return config_error(err, errlen, "%s: \"%s\" is not one of %s", s->name, value, list);
         }
     case SET_PATHS: {
         int *count = (int *)((char *)cfg + s->count_offset);
         size_t one = sizeof(cfg->tls_cert[0]);
         if (*count == CONFIG_MAX_CERTS)
-            return set_err(err, errlen, "%s is given too often (at most %d)", s->name,
+            return config_error(err, errlen, "%s is given too often (at most %d)", s->name,
                            CONFIG_MAX_CERTS);
         if (value[0] != '/')
-            return set_err(err, errlen, "%s must be an absolute path, not \"%s\"", s->name,
+            return config_error(err, errlen, "%s must be an absolute path, not \"%s\"", s->name,
                            value);
         if (strlen(value) >= one)
-            return set_err(err, errlen, "%s is too long", s->name);
+            return config_error(err, errlen, "%s is too long", s->name);
         strcpy(field + one * (size_t)*count, value);
         (*count)++;
         return 0;
@@ -302,26 +300,26 @@ static int apply_setting(const struct setting *s, const char *value, struct conf
         if (cidr_list_parse(value, (struct cidr_list *)field, err, errlen) == -1) {
             char msg[256];
             snprintf(msg, sizeof(msg), "%s", err);
-            return set_err(err, errlen, "%s: %s", s->name, msg);
+            return config_error(err, errlen, "%s: %s", s->name, msg);
         }
         return 0;
     case SET_LISTEN:
         if (cfg->listen_count == CONFIG_MAX_LISTEN)
-            return set_err(err, errlen, "too many listen lines (at most %d)", CONFIG_MAX_LISTEN);
+            return config_error(err, errlen, "too many listen lines (at most %d)", CONFIG_MAX_LISTEN);
         if (config_parse_listen(value, &cfg->listen[cfg->listen_count], err, errlen) == -1)
             return -1;
         for (int i = 0; i < cfg->listen_count; i++) {
             const struct config_listen *a = &cfg->listen[i], *b = &cfg->listen[cfg->listen_count];
             /* The same socket address spelled another way is still the same. */
             if (a->addrlen == b->addrlen && memcmp(&a->addr, &b->addr, a->addrlen) == 0)
-                return set_err(err, errlen, "listen %s is given twice (as %s)", value,
+                return config_error(err, errlen, "listen %s is given twice (as %s)", value,
                                a->spec);
         }
         cfg->listen_lines[cfg->listen_count] = cfg->loading_line;
         cfg->listen_count++;
         return 0;
     }
-    return set_err(err, errlen, "internal: unknown setting type");
+    return config_error(err, errlen, "internal: unknown setting type");
 }
 
 void config_defaults(struct config *cfg)
@@ -360,17 +358,17 @@ static void strip_comment(char *line)
 static int check_tls_and_proxy(const struct config *cfg, char *err, size_t errlen)
 {
     if (cfg->tls_cert_count != cfg->tls_key_count)
-        return set_err(err, errlen, "%s:%d: %d tls_cert lines but %d tls_key lines: they pair "
+        return config_error(err, errlen, "%s:%d: %d tls_cert lines but %d tls_key lines: they pair "
                        "up in order", cfg->path, config_line_of(cfg, "tls_key") ?
                        config_line_of(cfg, "tls_key") : config_line_of(cfg, "tls_cert"),
                        cfg->tls_cert_count, cfg->tls_key_count);
     for (int i = 0; i < cfg->listen_count; i++) {
         const struct config_listen *l = &cfg->listen[i];
         if ((l->tls || l->legacy_tls) && cfg->tls_cert_count == 0)
-            return set_err(err, errlen, "%s:%d: listen %s uses TLS but no tls_cert is set",
+            return config_error(err, errlen, "%s:%d: listen %s uses TLS but no tls_cert is set",
                            cfg->path, cfg->listen_lines[i], l->spec);
         if (l->proxy_protocol && cfg->proxy_trusted.count == 0)
-            return set_err(err, errlen, "%s:%d: listen %s has proxy_protocol but proxy_trusted "
+            return config_error(err, errlen, "%s:%d: listen %s has proxy_protocol but proxy_trusted "
                            "is empty: set the addresses of your proxies", cfg->path,
                            cfg->listen_lines[i], l->spec);
     }
@@ -385,7 +383,7 @@ static int check_metrics(struct config *cfg, char *err, size_t errlen)
     if (cfg->metrics_listen[0] == '\0')
         return 0;
     if (config_parse_address(cfg->metrics_listen, &cfg->metrics, why, sizeof(why)) == -1)
-        return set_err(err, errlen, "%s:%d: metrics_listen: %s", cfg->path,
+        return config_error(err, errlen, "%s:%d: metrics_listen: %s", cfg->path,
                        config_line_of(cfg, "metrics_listen"), why);
     return 0;
 }
@@ -413,7 +411,7 @@ static int check_mechanisms(const struct config *cfg, char *err, size_t errlen)
         while (i < sizeof(known) / sizeof(known[0]) && strcasecmp(w, known[i]) != 0)
             i++;
         if (i == sizeof(known) / sizeof(known[0]) || (seen & (1u << i)))
-            return set_err(err, errlen, "%s:%d: auth_mechanisms: \"%s\" is %s (choose from "
+            return config_error(err, errlen, "%s:%d: auth_mechanisms: \"%s\" is %s (choose from "
                            "PLAIN LOGIN SCRAM-SHA-256)", cfg->path,
                            config_line_of(cfg, "auth_mechanisms"), w,
                            i == sizeof(known) / sizeof(known[0]) ? "unknown" : "listed twice");
@@ -431,12 +429,12 @@ int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
 
     config_defaults(cfg);
     if (strlen(path) >= sizeof(cfg->path))
-        return set_err(err, errlen, "%s: path too long", path);
+        return config_error(err, errlen, "%s: path too long", path);
     snprintf(cfg->path, sizeof(cfg->path), "%s", path);
 
     FILE *f = fopen(path, "r");
     if (f == NULL)
-        return set_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return config_error(err, errlen, "%s: cannot open: %s", path, strerror(errno));
 
     char *raw = NULL;
     size_t rawcap = 0;
@@ -448,12 +446,12 @@ int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
         if (got > 0 && raw[got - 1] == '\n')
             raw[--got] = '\0';
         if ((size_t)got >= sizeof(line)) {
-            set_err(err, errlen, "%s:%d: line too long (at most %zu characters)", path, lineno,
+            config_error(err, errlen, "%s:%d: line too long (at most %zu characters)", path, lineno,
                     sizeof(line) - 1);
             goto out;
         }
         if (memchr(raw, '\0', (size_t)got) != NULL) {
-            set_err(err, errlen, "%s:%d: NUL byte in line", path, lineno);
+            config_error(err, errlen, "%s:%d: NUL byte in line", path, lineno);
             goto out;
         }
         memcpy(line, raw, (size_t)got + 1);
@@ -463,7 +461,7 @@ int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
             continue;
         char *eq = strchr(key, '=');
         if (eq == NULL) {
-            set_err(err, errlen, "%s:%d: expected \"key = value\"", path, lineno);
+            config_error(err, errlen, "%s:%d: expected \"key = value\"", path, lineno);
             goto out;
         }
         *eq = '\0';
@@ -471,12 +469,12 @@ int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
         key = trim(key);
         const struct setting *s = find_setting(key);
         if (s == NULL) {
-            set_err(err, errlen, "%s:%d: unknown setting \"%s\"", path, lineno, key);
+            config_error(err, errlen, "%s:%d: unknown setting \"%s\"", path, lineno, key);
             goto out;
         }
         size_t idx = (size_t)(s - settings);
         if (s->type != SET_LISTEN && s->type != SET_PATHS && seen_line[idx]) {
-            set_err(err, errlen, "%s:%d: %s is already set on line %d", path, lineno, key,
+            config_error(err, errlen, "%s:%d: %s is already set on line %d", path, lineno, key,
                     seen_line[idx]);
             goto out;
         }
@@ -484,12 +482,12 @@ int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
         cfg->set_on_line[idx] = lineno;
         cfg->loading_line = lineno;
         if (apply_setting(s, value, cfg, msg, sizeof(msg)) == -1) {
-            set_err(err, errlen, "%s:%d: %s", path, lineno, msg);
+            config_error(err, errlen, "%s:%d: %s", path, lineno, msg);
             goto out;
         }
     }
     if (ferror(f)) {
-        set_err(err, errlen, "%s: read error: %s", path, strerror(errno));
+        config_error(err, errlen, "%s: read error: %s", path, strerror(errno));
         goto out;
     }
     if (check_tls_and_proxy(cfg, err, errlen) == -1)
@@ -498,9 +496,9 @@ int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
         goto out;
     if (cfg->listen_count == 0) {
         if (lineno == 0)
-            set_err(err, errlen, "%s: empty file: no listen address", path);
+            config_error(err, errlen, "%s: empty file: no listen address", path);
         else
-            set_err(err, errlen,
+            config_error(err, errlen,
                     "%s:%d: no listen address (add e.g. \"listen = 0.0.0.0:110\")", path,
                     lineno);
         goto out;

@@ -5,34 +5,11 @@
 #include "config.h"
 
 #include <arpa/inet.h>
-#include <errno.h>
 #include <netinet/in.h>
-#include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
-static int set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
-static int parse_port(const char *v, long *out)
-{
-    char *end;
-    if (*v == '\0')
-        return -1;
-    errno = 0;
-    *out = strtol(v, &end, 10);
-    return errno != 0 || *end != '\0' ? -1 : 0;
-}
+#include "daemon/config_private.h"
 
 int config_parse_address(const char *value, struct config_listen *l, char *err, size_t errlen)
 {
@@ -40,32 +17,32 @@ int config_parse_address(const char *value, struct config_listen *l, char *err, 
     const char *port;
 
     if (strlen(value) >= sizeof(l->spec))
-        return set_err(err, errlen, "listen address too long");
+        return config_error(err, errlen, "listen address too long");
     if (value[0] == '[') {
         const char *close = strchr(value, ']');
         if (close == NULL || close[1] != ':')
-            return set_err(err, errlen, "bad listen address \"%s\": expected [ipv6]:port", value);
+            return config_error(err, errlen, "bad listen address \"%s\": expected [ipv6]:port", value);
         size_t n = (size_t)(close - value - 1);
         if (n >= sizeof(host))
-            return set_err(err, errlen, "bad listen address \"%s\"", value);
+            return config_error(err, errlen, "bad listen address \"%s\"", value);
         memcpy(host, value + 1, n);
         host[n] = '\0';
         port = close + 2;
     } else {
         const char *colon = strrchr(value, ':');
         if (colon == NULL || strchr(value, ':') != colon)
-            return set_err(err, errlen,
+            return config_error(err, errlen,
                            "bad listen address \"%s\": expected addr:port or [ipv6]:port", value);
         size_t n = (size_t)(colon - value);
         if (n >= sizeof(host))
-            return set_err(err, errlen, "bad listen address \"%s\"", value);
+            return config_error(err, errlen, "bad listen address \"%s\"", value);
         memcpy(host, value, n);
         host[n] = '\0';
         port = colon + 1;
     }
     long p;
-    if (parse_port(port, &p) == -1 || p < 1 || p > 65535)
-        return set_err(err, errlen, "bad port in listen address \"%s\" (1-65535)", value);
+    if (config_parse_long(port, &p) == -1 || p < 1 || p > 65535)
+        return config_error(err, errlen, "bad port in listen address \"%s\" (1-65535)", value);
 
     struct sockaddr_in *in4 = (struct sockaddr_in *)&l->addr;
     struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&l->addr;
@@ -78,7 +55,7 @@ int config_parse_address(const char *value, struct config_listen *l, char *err, 
         in6->sin6_port = htons((uint16_t)p);
         l->addrlen = sizeof(*in6);
     } else {
-        return set_err(err, errlen,
+        return config_error(err, errlen,
                        "bad listen address \"%s\": \"%s\" is not an IPv4 or IPv6 address",
                        value, host);
     }
@@ -94,11 +71,11 @@ int config_parse_listen(const char *value, struct config_listen *l, char *err, s
 
     memset(l, 0, sizeof(*l));
     if (strlen(value) >= sizeof(copy))
-        return set_err(err, errlen, "listen value too long");
+        return config_error(err, errlen, "listen value too long");
     strcpy(copy, value);
     char *addr = strtok_r(copy, " \t", &save);
     if (addr == NULL)
-        return set_err(err, errlen, "listen needs an address");
+        return config_error(err, errlen, "listen needs an address");
     if (config_parse_address(addr, l, err, errlen) == -1)
         return -1;
     for (char *flag = strtok_r(NULL, " \t", &save); flag; flag = strtok_r(NULL, " \t", &save)) {
@@ -109,7 +86,7 @@ int config_parse_listen(const char *value, struct config_listen *l, char *err, s
         else if (strcmp(flag, "legacy_tls") == 0)
             l->legacy_tls = 1;
         else
-            return set_err(err, errlen,
+            return config_error(err, errlen,
                            "listen %s: unknown flag \"%s\" (known: tls, proxy_protocol, "
                            "legacy_tls)", addr, flag);
     }

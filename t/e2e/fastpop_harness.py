@@ -174,6 +174,38 @@ def pop3_size(data):
     return bytes(out)
 
 
+
+def stuff(body):
+    """Dot-stuff a POP3 body (every LF already preceded by CR, as pop3_size gives)."""
+    if body.startswith(b"."):
+        body = b"." + body
+    return body.replace(b"\n.", b"\n..")
+
+
+def retr_wire(data):
+    """Everything RETR must send for a file: status line, stuffed body, final dot."""
+    body = pop3_size(data)
+    return b"+OK %d octets\r\n" % len(body) + stuff(body) + b".\r\n"
+
+
+def read_exact(p, n, timeout=10.0):
+    """Exactly n bytes from a Pop3 (its buffer first), or fewer on EOF, reset or timeout."""
+    deadline = time.monotonic() + timeout
+    while len(p.buf) < n:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        p.sock.settimeout(left)
+        try:
+            chunk = p.sock.recv(1 << 20)
+        except (socket.timeout, ConnectionResetError, BrokenPipeError):
+            break
+        if not chunk:
+            break
+        p.buf += chunk
+    got, p.buf = p.buf[:n], p.buf[n:]
+    return got
+
 class Daemon:
     """One fastpopd with its own directory, config, users and maildirs."""
 

@@ -316,16 +316,22 @@ exec cat > "%(out)s/$(printf %%05d "$n")"
 """
 
 
+def make_mda(work):
+    """fetchmail's delivery script: each message into work/out, in order. (out, script)"""
+    out = os.path.join(work, "out")
+    os.mkdir(out)
+    mda = os.path.join(work, "mda.sh")
+    with open(mda, "w") as f:
+        f.write(MDA_SCRIPT % {"out": out})
+    os.chmod(mda, 0o755)
+    return out, mda
+
+
 class Fetchmail(ClientTest):
 
     def setUp(self):
         super().setUp()
-        self.out = os.path.join(self.work, "out")
-        os.mkdir(self.out)
-        self.mda = os.path.join(self.work, "mda.sh")
-        with open(self.mda, "w") as f:
-            f.write(MDA_SCRIPT % {"out": self.out})
-        os.chmod(self.mda, 0o755)
+        self.out, self.mda = make_mda(self.work)
         self.idfile = os.path.join(self.work, "fetchids")
         self.local = pwd.getpwuid(os.getuid()).pw_name
 

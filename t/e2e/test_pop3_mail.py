@@ -10,20 +10,11 @@ import socket
 import threading
 import time
 
-from fastpop_harness import (DaemonTest, Pop3, main, pop3_size, proc_status, rss_kib,
-                             wait_until)
+from fastpop_harness import (DaemonTest, Pop3, main, pop3_size, proc_status, read_exact,
+                             retr_wire, rss_kib, stuff, wait_until)
 
 
-# --- helpers (candidates for fastpop_harness) ------------------------------
-
-def stuff(body):
-    """Dot-stuff a POP3 body (every LF already preceded by CR, as pop3_size gives)."""
-    if not body:
-        return b""
-    if body.startswith(b"."):
-        body = b"." + body
-    return body.replace(b"\n.", b"\n..")
-
+# --- helpers ----------------------------------------------------------------
 
 def fast_pop3_size(data):
     """pop3_size() with regexes, for files of tens of megabytes."""
@@ -31,30 +22,6 @@ def fast_pop3_size(data):
     if data and not data.endswith(b"\n"):
         out += b"\n" if data.endswith(b"\r") else b"\r\n"
     return out
-
-
-def retr_wire(data):
-    body = pop3_size(data)
-    return b"+OK %d octets\r\n" % len(body) + stuff(body) + b".\r\n"
-
-
-def read_exact(p, n, timeout=10.0):
-    """Exactly n bytes from a harness Pop3 (its buffer first), or fewer on EOF/timeout."""
-    deadline = time.monotonic() + timeout
-    while len(p.buf) < n:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            break
-        p.sock.settimeout(left)
-        try:
-            chunk = p.sock.recv(1 << 20)
-        except (socket.timeout, ConnectionResetError):
-            break
-        if not chunk:
-            break
-        p.buf += chunk
-    got, p.buf = p.buf[:n], p.buf[n:]
-    return got
 
 
 def server_socket_inode(server_port, client_port):

@@ -5,47 +5,10 @@ import os
 import socket
 import time
 
-from fastpop_harness import DaemonTest, main, pop3_size, wait_until
+from fastpop_harness import DaemonTest, main, pop3_size, read_exact, retr_wire, stuff, wait_until
 
 
-# --- helpers (candidates for fastpop_harness) ------------------------------
-
-def stuff(body):
-    """Dot-stuff a POP3 body (every LF already preceded by CR, as pop3_size gives)."""
-    if not body:
-        return b""
-    lines = body.split(b"\n")
-    out = [b"." + l if l.startswith(b".") else l for l in lines[:-1]]
-    out.append(lines[-1])
-    return b"\n".join(out)
-
-
-def retr_wire(data):
-    """Everything RETR must send for a file: status line, stuffed body, final dot."""
-    body = pop3_size(data)
-    return b"+OK %d octets\r\n" % len(body) + stuff(body) + b".\r\n"
-
-
-def read_exact(p, n, timeout=10.0):
-    """Exactly n bytes from a harness Pop3 (its buffer first), or fewer on EOF/timeout."""
-    deadline = time.monotonic() + timeout
-    while len(p.buf) < n:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            break
-        p.sock.settimeout(left)
-        try:
-            chunk = p.sock.recv(1 << 20)
-        except socket.timeout:
-            break
-        except (ConnectionResetError, BrokenPipeError):
-            break
-        if not chunk:
-            break
-        p.buf += chunk
-    got, p.buf = p.buf[:n], p.buf[n:]
-    return got
-
+# --- helpers ----------------------------------------------------------------
 
 def capa_set(p):
     r = p.cmd("CAPA")

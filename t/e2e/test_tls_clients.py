@@ -17,8 +17,8 @@ import ssl
 import tempfile
 
 from fastpop_harness import IS_ROOT, MAIL_USER, MAIL_GROUP, pop3_size, wait_until, main
-from test_clients import (MDA_SCRIPT, big_message, client_env, crlf_to_lf, deliver_corpus,
-                          maildir_files, require, run, strip_added_fields, uidl)
+from test_clients import (big_message, client_env, crlf_to_lf, deliver_corpus,
+                          maildir_files, make_mda, require, run, strip_added_fields, uidl)
 from tls_fixture import TlsTest, client_context
 
 USER = "alice"
@@ -111,12 +111,7 @@ class Fetchmail(TlsClientTest):
 
     def setUp(self):
         super().setUp()
-        self.out = os.path.join(self.work, "out")
-        os.mkdir(self.out)
-        self.mda = os.path.join(self.work, "mda.sh")
-        with open(self.mda, "w") as f:
-            f.write(MDA_SCRIPT % {"out": self.out})
-        os.chmod(self.mda, 0o755)
+        self.out, self.mda = make_mda(self.work)
         self.local = pwd.getpwuid(os.getuid()).pw_name
 
     def fetchmail(self, port, ssl_options, *args):
