@@ -1,9 +1,7 @@
 #include "control.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <grp.h>
-#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,58 +12,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "daemon/control_args.h"
+#include "daemon/control_state.h"
 #include "daemon/ipc.h"
 #include "daemon/log.h"
 #include "shm/scoreboard.h"
-#include "shm/stats.h"
-#include "shm/stats_render.h"
 
-/* popctl connects, asks, and goes: a handful at a time is plenty. */
-#define CONTROL_MAX_CLIENTS 16
-#define CONTROL_MAX_ARGS 8
-#define CONTROL_ARG_MAX 256
-/* How long one reply message may wait for room in a slow client's socket. */
-#define CONTROL_SEND_WAIT_MS 1000
-#define CONTROL_MAX_CHILDREN 1024
-
-struct control_client {
-    int fd;                /* -1: free */
-    int may_read;
-    int may_change;
-};
-
-struct control {
-    const struct config *cfg;
-    struct scoreboard *sb;
-    struct stats_region *stats;
-    struct control_hooks hooks;
-    int listen_fd;
-    char path[CONFIG_PATH_MAX + 32];
-    gid_t socket_gid;
-    struct control_client clients[CONTROL_MAX_CLIENTS];
-    double started;        /* monotonic */
-    /* The drain in progress: its deadline, and how many sessions it cut. */
-    int drain_deadline_set;
-    double drain_deadline;
-    unsigned drain_cut;
-};
-
-struct reply {
-    struct control *ctl;
-    int fd;
-    uint32_t id;
-    struct buf b;
-    int failed;            /* a send failed: the client is dropped */
-};
-
-struct ctl_verb {
-    const char *name;
-    int changes;           /* needs root, the daemon's user or admin_group */
-    int (*run)(struct reply *r, int argc, char **argv);
-};
-
-static double mono_now(void)
+double control_mono_now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -93,7 +45,7 @@ static void reply_send(struct reply *r)
 }
 
 /* One record: keys and values alternate, NULL ends the list. */
-static void reply_row(struct reply *r, const char *const *kv)
+void control_reply_row(struct reply *r, const char *const *kv)
 {
     uint32_t n = 0;
     while (kv[2 * n] != NULL)
@@ -105,10 +57,7 @@ static void reply_row(struct reply *r, const char *const *kv)
     reply_send(r);
 }
 
-static int reply_end(struct reply *r, enum control_status status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int reply_end(struct reply *r, enum control_status status, const char *fmt, ...)
+int control_reply_end(struct reply *r, enum control_status status, const char *fmt, ...)
 {
     char text[1024];
     va_list ap;
@@ -121,248 +70,6 @@ static int reply_end(struct reply *r, enum control_status status, const char *fm
     reply_send(r);
     return (int)status;
 }
-
-static int verb_status(struct reply *r, int argc, char **argv)
-{
-    struct control *ctl = r->ctl;
-    static struct control_child kids[CONTROL_MAX_CHILDREN];
-    char uptime[32], pid[16], workers[2048] = "", helper[16] = "-", sessions[16];
-    (void)argv;
-    if (argc != 1)
-        return reply_end(r, CONTROL_BAD, "usage: status");
-    int n = ctl->hooks.children(ctl->hooks.ctx, kids, CONTROL_MAX_CHILDREN);
-    size_t used = 0;
-    for (int i = 0; i < n; i++) {
-        if (strcmp(kids[i].role, "auth") == 0) {
-            snprintf(helper, sizeof(helper), "%d", (int)kids[i].pid);
-        } else if (used + 16 < sizeof(workers)) {
-            int w = snprintf(workers + used, sizeof(workers) - used, "%s%d%s", used ? " " : "",
-                             (int)kids[i].pid, kids[i].retiring ? "(retiring)" : "");
-            used += w > 0 ? (size_t)w : 0;
-        }
-    }
-    snprintf(uptime, sizeof(uptime), "%.0f", mono_now() - ctl->started);
-    snprintf(pid, sizeof(pid), "%d", (int)getpid());
-    snprintf(sessions, sizeof(sessions), "%u", scoreboard_active(ctl->sb));
-    const char *row[] = { "version", FASTPOP_VERSION, "pid", pid, "uptime", uptime,
-                          "config", ctl->cfg->path, "workers", workers, "helper", helper,
-                          "draining", scoreboard_draining(ctl->sb, NULL, 0) ? "yes" : "no",
-                          "stopping", ctl->hooks.stopping(ctl->hooks.ctx) ? "yes" : "no",
-                          "sessions", sessions, NULL };
-    reply_row(r, row);
-    return reply_end(r, CONTROL_OK, "running");
-}
-
-static int verb_who(struct reply *r, int argc, char **argv)
-{
-    struct control_target t;
-    if (argc > 2 || control_parse_target(argc == 2 ? argv[1] : NULL, &t) == -1)
-        return reply_end(r, CONTROL_BAD, "usage: who [USER|IP[/PREFIX]]");
-    struct scoreboard *sb = r->ctl->sb;
-    unsigned shown = 0;
-    time_t now = time(NULL);
-    for (unsigned i = 0; i < scoreboard_capacity(sb) && !r->failed; i++) {
-        struct scoreboard_session s;
-        uint8_t ip[16];
-        pid_t owner;
-        if (scoreboard_peek(sb, i, &s, ip, &owner) != 1 || !control_target_match(&t, s.user, ip))
-            continue;
-        char ipt[INET6_ADDRSTRLEN], port[8], worker[24], since[24], idle[24], bytes[24];
-        control_format_ip(ip, ipt, sizeof(ipt));
-        snprintf(port, sizeof(port), "%u", (unsigned)s.port);
-        snprintf(worker, sizeof(worker), "%u", (unsigned)s.worker);
-        snprintf(since, sizeof(since), "%lld", (long long)s.since);
-        snprintf(idle, sizeof(idle), "%lld",
-                 (long long)(s.active > 0 && now > s.active ? now - s.active : 0));
-        snprintf(bytes, sizeof(bytes), "%llu", (unsigned long long)s.bytes);
-        const char *row[] = { "user", s.user[0] ? s.user : "-", "ip", ipt, "port", port,
-                              "worker", worker, "state", s.state, "since", since,
-                              "idle", idle, "bytes", bytes, "tls", s.tls[0] ? s.tls : "no",
-                              NULL };
-        reply_row(r, row);
-        shown++;
-    }
-    return reply_end(r, CONTROL_OK, "%u", shown);
-}
-
-static int verb_kick(struct reply *r, int argc, char **argv)
-{
-    struct control_target t;
-    if (argc != 2 || control_parse_target(argv[1], &t) == -1)
-        return reply_end(r, CONTROL_BAD, "usage: kick USER|IP[/PREFIX]");
-    struct scoreboard *sb = r->ctl->sb;
-    unsigned kicked = 0;
-    for (unsigned i = 0; i < scoreboard_capacity(sb); i++) {
-        struct scoreboard_session s;
-        uint8_t ip[16];
-        pid_t owner;
-        if (scoreboard_peek(sb, i, &s, ip, &owner) == 1 && control_target_match(&t, s.user, ip)) {
-            scoreboard_kick(sb, i, SB_KICK_IDLE);
-            kicked++;
-        }
-    }
-    if (kicked > 0)
-        r->ctl->hooks.wake_workers(r->ctl->hooks.ctx);
-    log_info("control: kick %s: %u session(s)", argv[1], kicked);
-    return reply_end(r, CONTROL_OK, "%u", kicked);
-}
-
-static int verb_drain(struct reply *r, int argc, char **argv)
-{
-    struct control *ctl = r->ctl;
-    const char *deadline = control_option(argc, argv, "deadline");
-    const char *message = control_option(argc, argv, "message");
-    long seconds = deadline ? control_parse_seconds(deadline) : ctl->cfg->shutdown_timeout;
-    if (seconds < 0)
-        return reply_end(r, CONTROL_BAD, "drain: deadline must be 0..86400 seconds");
-    scoreboard_set_drain(ctl->sb, 1, message);
-    ctl->drain_deadline_set = 1;
-    ctl->drain_deadline = mono_now() + (double)seconds;
-    ctl->drain_cut = 0;
-    ctl->hooks.wake_workers(ctl->hooks.ctx);
-    log_info("control: draining: new connections refused, %u session(s) have %lds to end",
-             scoreboard_active(ctl->sb), seconds);
-    return reply_end(r, CONTROL_OK, "%u", scoreboard_active(ctl->sb));
-}
-
-static int verb_drain_status(struct reply *r, int argc, char **argv)
-{
-    struct control *ctl = r->ctl;
-    char sessions[16], cut[16], left[32];
-    (void)argv;
-    if (argc != 1)
-        return reply_end(r, CONTROL_BAD, "usage: drain-status");
-    double rest = ctl->drain_deadline_set ? ctl->drain_deadline - mono_now() : -1.0;
-    snprintf(sessions, sizeof(sessions), "%u", scoreboard_active(ctl->sb));
-    snprintf(cut, sizeof(cut), "%u", ctl->drain_cut);
-    snprintf(left, sizeof(left), "%.1f", rest < 0 ? 0.0 : rest);
-    const char *row[] = { "draining", scoreboard_draining(ctl->sb, NULL, 0) ? "yes" : "no",
-                          "sessions", sessions, "cut", cut, "deadline_left", left, NULL };
-    reply_row(r, row);
-    return reply_end(r, CONTROL_OK, "ok");
-}
-
-static int verb_undrain(struct reply *r, int argc, char **argv)
-{
-    (void)argv;
-    if (argc != 1)
-        return reply_end(r, CONTROL_BAD, "usage: undrain");
-    scoreboard_set_drain(r->ctl->sb, 0, NULL);
-    r->ctl->drain_deadline_set = 0;
-    r->ctl->hooks.wake_workers(r->ctl->hooks.ctx);
-    log_info("control: drain ended: accepting connections");
-    return reply_end(r, CONTROL_OK, "accepting");
-}
-
-static int verb_reload(struct reply *r, int argc, char **argv)
-{
-    char err[512];
-    (void)argv;
-    if (argc != 1)
-        return reply_end(r, CONTROL_BAD, "usage: reload");
-    if (r->ctl->hooks.reload(r->ctl->hooks.ctx, err, sizeof(err)) == -1)
-        return reply_end(r, CONTROL_FAILED, "%s", err);
-    return reply_end(r, CONTROL_OK, "reloaded %s", r->ctl->cfg->path);
-}
-
-static int verb_stop(struct reply *r, int argc, char **argv)
-{
-    const char *deadline = control_option(argc, argv, "deadline");
-    long seconds = deadline ? control_parse_seconds(deadline) : r->ctl->cfg->shutdown_timeout;
-    if (seconds < 0)
-        return reply_end(r, CONTROL_BAD, "stop: deadline must be 0..86400 seconds");
-    reply_end(r, CONTROL_OK, "stopping");
-    r->ctl->hooks.stop(r->ctl->hooks.ctx, (int)seconds);
-    return CONTROL_OK;
-}
-
-void control_gauges(struct control *ctl, struct stats_gauges *g)
-{
-    static struct control_child kids[CONTROL_MAX_CHILDREN];
-    memset(g, 0, sizeof(*g));
-    int n = ctl->hooks.children(ctl->hooks.ctx, kids, CONTROL_MAX_CHILDREN);
-    for (int i = 0; i < n; i++)
-        g->workers += strcmp(kids[i].role, "worker") == 0;
-    for (unsigned i = 0; i < scoreboard_capacity(ctl->sb); i++) {
-        struct scoreboard_session s;
-        uint8_t ip[16];
-        pid_t owner;
-        if (scoreboard_peek(ctl->sb, i, &s, ip, &owner) != 1)
-            continue;
-        g->connections++;
-        g->logged_in += s.user[0] != '\0' && strcmp(s.state, "transaction") == 0;
-    }
-    g->draining = scoreboard_draining(ctl->sb, NULL, 0);
-    g->now = time(NULL);
-    g->started = g->now - (time_t)(mono_now() - ctl->started);
-}
-
-int control_render_stats(struct control *ctl, enum stats_format f, enum stats_read how,
-                         struct buf *out)
-{
-    struct stats_snapshot snap;
-    struct stats_gauges g;
-    if (ctl->stats == NULL)
-        return -1;
-    stats_region_read(ctl->stats, &snap, how);
-    control_gauges(ctl, &g);
-    return stats_render(&snap, &g, f, out);
-}
-
-/* stats [format=text|json|prometheus]: the document in rows of {"text": piece}. */
-static int send_stats(struct reply *r, int argc, char **argv, enum stats_read how)
-{
-    enum stats_format f = STATS_TEXT;
-    const char *format = control_option(argc, argv, "format");
-    if ((format != NULL && stats_format_parse(format, &f) == -1) ||
-        argc > 1 + (format != NULL))
-        return reply_end(r, CONTROL_BAD, "usage: stats [format=text|json|prometheus]");
-    struct buf doc;
-    buf_init(&doc, CONTROL_STATS_MAX);
-    if (control_render_stats(r->ctl, f, how, &doc) == -1) {
-        buf_free(&doc);
-        return reply_end(r, CONTROL_FAILED, "no statistics (see the log at start)");
-    }
-    for (size_t at = 0; at < buf_len(&doc) && !r->failed;) {
-        char piece[CONTROL_STATS_PIECE + 1];
-        size_t n = buf_len(&doc) - at;
-        if (n > CONTROL_STATS_PIECE)
-            n = CONTROL_STATS_PIECE;
-        memcpy(piece, buf_rptr(&doc) + at, n);
-        piece[n] = '\0';
-        const char *row[] = { "text", piece, NULL };
-        reply_row(r, row);
-        at += n;
-    }
-    buf_free(&doc);
-    if (how == STATS_AND_RESET)
-        log_info("control: statistics reset");
-    return reply_end(r, CONTROL_OK, "%s", how == STATS_AND_RESET ? "reset" : "ok");
-}
-
-static int verb_stats(struct reply *r, int argc, char **argv)
-{
-    return send_stats(r, argc, argv, STATS_SINCE_RESET);
-}
-
-static int verb_stats_reset(struct reply *r, int argc, char **argv)
-{
-    return send_stats(r, argc, argv, STATS_AND_RESET);
-}
-
-static const struct ctl_verb ctl_verbs[] = {
-    { "stats", 0, verb_stats },
-    { "stats-reset", 1, verb_stats_reset },
-    { "status", 0, verb_status },
-    { "who", 0, verb_who },
-    { "drain-status", 0, verb_drain_status },
-    { "kick", 1, verb_kick },
-    { "drain", 1, verb_drain },
-    { "undrain", 1, verb_undrain },
-    { "reload", 1, verb_reload },
-    { "stop", 1, verb_stop },
-    { NULL, 0, NULL },
-};
 
 /* One request; -1 when the client is to be dropped. */
 static int serve(struct control *ctl, struct control_client *cl)
@@ -388,20 +95,20 @@ static int serve(struct control *ctl, struct control_client *cl)
     for (uint32_t i = 0; !bad && i < argc; i++)
         ipc_get_str(&rd, args[i + 1], sizeof(args[i + 1]));
     if (bad || ipc_reader_end(&rd) == -1 || version != CONTROL_VERSION) {
-        reply_end(&r, CONTROL_BAD, "bad request (this fastpopd speaks control protocol %d)",
+        control_reply_end(&r, CONTROL_BAD, "bad request (this fastpopd speaks control protocol %d)",
                   CONTROL_VERSION);
         buf_free(&r.b);
         return -1;
     }
     for (uint32_t i = 0; i <= argc; i++)
         argv[i] = args[i];
-    const struct ctl_verb *v = ctl_verbs;
+    const struct ctl_verb *v = control_verbs;
     while (v->name != NULL && strcmp(v->name, argv[0]) != 0)
         v++;
     if (v->name == NULL)
-        reply_end(&r, CONTROL_BAD, "unknown verb \"%s\"", argv[0]);
+        control_reply_end(&r, CONTROL_BAD, "unknown verb \"%s\"", argv[0]);
     else if (v->changes ? !cl->may_change : !cl->may_read)
-        reply_end(&r, CONTROL_DENIED, "permission denied: %s needs root%s", v->name,
+        control_reply_end(&r, CONTROL_DENIED, "permission denied: %s needs root%s", v->name,
                   v->changes ? " or admin_group" : " or control_group");
     else
         v->run(&r, (int)argc + 1, argv);
@@ -545,7 +252,7 @@ struct control *control_open(const struct config *cfg, struct scoreboard *sb,
     ctl->sb = sb;
     ctl->stats = stats;
     ctl->hooks = *hooks;
-    ctl->started = mono_now();
+    ctl->started = control_mono_now();
     for (int i = 0; i < CONTROL_MAX_CLIENTS; i++)
         ctl->clients[i].fd = -1;
     snprintf(ctl->path, sizeof(ctl->path), "%s/%s", cfg->run_dir, CONTROL_SOCKET_NAME);
