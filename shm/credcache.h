@@ -21,7 +21,10 @@
  * file (a compromised worker, a leaked backup) gets: the user names that
  * logged in recently, their maildirs, and one salted verifier per name to
  * attack offline at about 2,500 guesses per second per core (the count is
- * modest because a worker verifies in its event loop, ~0.4 ms per login).
+ * modest because a worker verifies in its event loop, ~0.4 ms). A worker
+ * pays that once per record and password, not per login: it remembers the
+ * match in its own memory under a key that never leaves the process
+ * (shm/credcache_memo.h), and still reads the record at every login.
  * A weak password falls to that; a strong one does not, and the backend's
  * own hash (which may be weaker, e.g. {SHA}) is never exposed. A compromised
  * worker already sees the plaintext of every login it serves, so the cache
@@ -109,6 +112,23 @@ int credcache_derive(const struct credcache_record *rec, const char *password,
 /* Classify rec for password at time now under ttl (constant-time compares). */
 enum credcache_verdict credcache_judge(const struct credcache_record *rec, const char *password,
                                        time_t now, const struct credcache_ttl *ttl);
+
+/*
+ * credcache_judge in three steps, for a caller that may know the answer of
+ * the middle one already (shm/credcache_memo.h):
+ *  - credcache_live: 1 if any part of rec is fresh or stale-usable at now, so
+ *    that a compare can change the verdict (0: the verdict is MISS);
+ *  - credcache_match: PBKDF2 of password, compared with both verifiers
+ *    (pos_match/neg_match only for parts rec has); -1 if PBKDF2 failed;
+ *  - credcache_classify: the verdict from those matches.
+ */
+int credcache_live(const struct credcache_record *rec, time_t now,
+                   const struct credcache_ttl *ttl);
+int credcache_match(const struct credcache_record *rec, const char *password, int *pos_match,
+                    int *neg_match);
+enum credcache_verdict credcache_classify(const struct credcache_record *rec, int pos_match,
+                                          int neg_match, time_t now,
+                                          const struct credcache_ttl *ttl);
 
 /* A new record for a name never seen: random salt, default iterations. */
 int credcache_record_init(struct credcache_record *rec);

@@ -199,31 +199,65 @@ static int fresh(int64_t t, time_t now, long ttl)
     return ttl > 0 && a >= 0 && a < ttl;
 }
 
+/* Which parts of rec are live at now under ttl. */
+static void liveness(const struct credcache_record *rec, time_t now,
+                     const struct credcache_ttl *ttl, int *pos_fresh, int *pos_stale,
+                     int *neg_fresh)
+{
+    *pos_fresh = rec->has_positive && fresh(rec->verified_at, now, ttl->positive);
+    *pos_stale = rec->has_positive && !*pos_fresh &&
+                 fresh(rec->verified_at, now, ttl->stale > ttl->positive ? ttl->stale : 0);
+    *neg_fresh = rec->has_negative && fresh(rec->failed_at, now, ttl->negative);
+}
+
+int credcache_live(const struct credcache_record *rec, time_t now,
+                   const struct credcache_ttl *ttl)
+{
+    int pos_fresh, pos_stale, neg_fresh;
+    liveness(rec, now, ttl, &pos_fresh, &pos_stale, &neg_fresh);
+    return pos_fresh || pos_stale || neg_fresh;
+}
+
+int credcache_match(const struct credcache_record *rec, const char *password, int *pos_match,
+                    int *neg_match)
+{
+    unsigned char dk[CREDCACHE_DK_LEN];
+
+    *pos_match = *neg_match = 0;
+    if (credcache_derive(rec, password, dk) == -1)
+        return -1;
+    /* Both compares always run: which one matched must not show in the time. */
+    *pos_match = rec->has_positive && CRYPTO_memcmp(dk, rec->dk, sizeof(dk)) == 0;
+    *neg_match = rec->has_negative && CRYPTO_memcmp(dk, rec->neg_dk, sizeof(dk)) == 0;
+    OPENSSL_cleanse(dk, sizeof(dk));
+    return 0;
+}
+
+enum credcache_verdict credcache_classify(const struct credcache_record *rec, int pos_match,
+                                          int neg_match, time_t now,
+                                          const struct credcache_ttl *ttl)
+{
+    int pos_fresh, pos_stale, neg_fresh;
+    liveness(rec, now, ttl, &pos_fresh, &pos_stale, &neg_fresh);
+    if (pos_match && pos_fresh)
+        return CREDCACHE_HIT_OK;
+    if (pos_match && pos_stale)
+        return CREDCACHE_STALE_OK;
+    if (neg_match && neg_fresh)
+        return CREDCACHE_HIT_FAIL;
+    return CREDCACHE_MISS;
+}
+
 enum credcache_verdict credcache_judge(const struct credcache_record *rec, const char *password,
                                        time_t now, const struct credcache_ttl *ttl)
 {
-    unsigned char dk[CREDCACHE_DK_LEN];
-    enum credcache_verdict v = CREDCACHE_MISS;
+    int pos_match, neg_match;
 
-    int pos_fresh = rec->has_positive && fresh(rec->verified_at, now, ttl->positive);
-    int pos_stale = rec->has_positive && !pos_fresh &&
-                    fresh(rec->verified_at, now, ttl->stale > ttl->positive ? ttl->stale : 0);
-    int neg_fresh = rec->has_negative && fresh(rec->failed_at, now, ttl->negative);
-    if (!pos_fresh && !pos_stale && !neg_fresh)
+    if (!credcache_live(rec, now, ttl))
         return CREDCACHE_MISS;   /* nothing to compare: spare the PBKDF2 */
-    if (credcache_derive(rec, password, dk) == -1)
+    if (credcache_match(rec, password, &pos_match, &neg_match) == -1)
         return CREDCACHE_MISS;
-    /* Both compares always run: which one matched must not show in the time. */
-    int pos_match = CRYPTO_memcmp(dk, rec->dk, sizeof(dk)) == 0;
-    int neg_match = CRYPTO_memcmp(dk, rec->neg_dk, sizeof(dk)) == 0;
-    if (pos_match && pos_fresh)
-        v = CREDCACHE_HIT_OK;
-    else if (pos_match && pos_stale)
-        v = CREDCACHE_STALE_OK;
-    else if (neg_match && neg_fresh)
-        v = CREDCACHE_HIT_FAIL;
-    OPENSSL_cleanse(dk, sizeof(dk));
-    return v;
+    return credcache_classify(rec, pos_match, neg_match, now, ttl);
 }
 
 int credcache_record_init(struct credcache_record *rec)

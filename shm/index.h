@@ -6,15 +6,21 @@
  *
  * Record layout (host byte order: the file never leaves the host), one
  * LMDB value per mailbox, read with one mdb_get at login:
- *   head     magic "FPI1", version, path length, legacy kind, message
+ *   head     magic "FPI1", version (2), path length, legacy kind, message
  *            count, total size, string block length, time of the last
- *            tmp/ cleanup, and a stamp per directory (new/, cur/):
- *            mtime seconds + nanoseconds, inode, verified flag
+ *            tmp/ cleanup, a serial that differs for every record written,
+ *            and a stamp per directory (new/, cur/): mtime seconds +
+ *            nanoseconds, inode, verified flag
  *   path     the maildir path, padded to 8 bytes
  *   messages count x 32 bytes in POP3 order: POP3 size, leading timestamp,
  *            offsets of the current file name and of the UIDL in the
- *            string block, unique part length, UIDL length
+ *            string block, unique part length, UIDL length, name length
  *   strings  NUL-terminated file names and UIDLs
+ * The head alone answers a warm login (STAT needs only count and size):
+ * mbindex_get_head reads it without touching the messages, which a session
+ * loads with mbindex_get when a command needs them (shm/index_sync.h).
+ * A record of another version reads as absent (MDB_NOTFOUND): an upgrade
+ * costs each mailbox one scan, and no warning.
  * A record that fails any bounds check (a garbage value) decodes as
  * EINVAL and is rebuilt by a scan, like a missing one.
  *
@@ -52,7 +58,19 @@ struct index_entry {
     struct index_dirstamp cur_dir;
     int64_t tmp_cleaned;   /* time() of the last tmp/ cleanup */
     uint32_t legacy;       /* enum legacy_kind the UIDLs came from */
+    uint64_t serial;       /* set by a read: which record this was (put makes a new one) */
     struct maildir *md;    /* messages in POP3 order; the caller's to free */
+};
+
+/* A record without its messages: what a warm login needs. */
+struct index_head {
+    struct index_dirstamp new_dir;
+    struct index_dirstamp cur_dir;
+    int64_t tmp_cleaned;
+    uint32_t legacy;
+    uint64_t count;        /* messages, and their total POP3 size: STAT */
+    uint64_t total_size;
+    uint64_t serial;       /* equal serials: the same record, the same messages */
 };
 
 struct mbindex;
@@ -75,10 +93,18 @@ int mbindex_prepare(const char *dir, uid_t uid, gid_t gid, int *reset);
 
 /*
  * Read the record of the maildir at path into *e (e->md allocated).
- * MDB_NOTFOUND: none; ESTALE: the key belongs to another path (collision);
+ * MDB_NOTFOUND: none (or one of another version); ESTALE: the key belongs to another path (collision);
  * EINVAL: the value does not decode. All three mean "scan and put".
  */
 int mbindex_get(struct mbindex *ix, const char *path, struct index_entry *e);
+
+/*
+ * Read only the head of the record of path: O(1) whatever the mailbox
+ * holds. Same codes as mbindex_get. The count and size are those the
+ * messages add up to only once mbindex_get has checked them; a caller that
+ * answers from the head checks when it loads (index_load).
+ */
+int mbindex_get_head(struct mbindex *ix, const char *path, struct index_head *head);
 
 /* Store e for path in one short write txn, growing the map when full. */
 int mbindex_put(struct mbindex *ix, const char *path, const struct index_entry *e);
@@ -104,5 +130,6 @@ void index_path_normalize(char *path);
 /* Encoding, exposed for tests: *buf is malloc'ed. */
 int index_encode(const char *path, const struct index_entry *e, void **buf, size_t *len);
 int index_decode(const void *buf, size_t len, const char *path, struct index_entry *e);
+int index_decode_head(const void *buf, size_t len, const char *path, struct index_head *head);
 
 #endif

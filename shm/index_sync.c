@@ -229,16 +229,45 @@ fail:
     return -1;
 }
 
-int index_sync(struct mbindex *ix, const char *root, time_t now, struct maildir **mdp,
-               struct index_sync_result *res)
+static void head_of(const struct index_entry *e, struct index_head *head)
+{
+    head->new_dir = e->new_dir;
+    head->cur_dir = e->cur_dir;
+    head->tmp_cleaned = e->tmp_cleaned;
+    head->legacy = e->legacy;
+    head->count = e->md->count;
+    head->total_size = e->md->total_size;
+    head->serial = e->serial;
+}
+
+/*
+ * Both sync flavours. lazy: a warm login stops at the head (*mdp NULL).
+ * Otherwise the whole record is read, as a changed directory needs the
+ * sizes it knows, and head describes the list handed back.
+ */
+static int sync_any(struct mbindex *ix, const char *root, time_t now, int lazy,
+                    struct index_head *head, struct maildir **mdp,
+                    struct index_sync_result *res)
 {
     struct sync s = { .root = root, .rootfd = -1, .curfd = -1 };
+    struct index_head h;
 
     memset(res, 0, sizeof(*res));
+    *mdp = NULL;
     clock_gettime(CLOCK_REALTIME, &s.read_at);
     int have_dirs = stat_dirs(root, &s.new_st, &s.cur_st) == 0;
     if (!have_dirs && errno != ENOENT)
         return -1;
+    if (ix != NULL && have_dirs && lazy) {
+        int rc = mbindex_get_head(ix, root, &h);
+        if (rc == 0 && index_dir_clean(&h.new_dir, &s.new_st) &&
+            index_dir_clean(&h.cur_dir, &s.cur_st)) {
+            res->warm = 1;
+            *head = h;
+            return 0;
+        }
+        /* Anything else is decided on the whole record, read below. */
+    }
     if (ix != NULL && have_dirs) {
         int rc = mbindex_get(ix, root, &s.old);
         if (rc != 0 && rc != MDB_NOTFOUND)
@@ -251,6 +280,7 @@ int index_sync(struct mbindex *ix, const char *root, time_t now, struct maildir 
     if (s.new_ok && s.cur_ok) {
         res->warm = 1;
         *mdp = s.old.md;
+        head_of(&s.old, head);
         return 0;
     }
     int rc = open_dirs(&s, have_dirs);
@@ -259,5 +289,43 @@ int index_sync(struct mbindex *ix, const char *root, time_t now, struct maildir 
     maildir_free(s.old.md);
     close_keep_errno(s.curfd);
     close_keep_errno(s.rootfd);
+    if (rc == 0) {
+        /* A list we built: its serial is unknown here, and nothing loads it again. */
+        memset(head, 0, sizeof(*head));
+        head->count = (*mdp)->count;
+        head->total_size = (*mdp)->total_size;
+    }
     return rc;
+}
+
+int index_sync(struct mbindex *ix, const char *root, time_t now, struct maildir **mdp,
+               struct index_sync_result *res)
+{
+    struct index_head head;
+    return sync_any(ix, root, now, 0, &head, mdp, res);
+}
+
+int index_sync_lazy(struct mbindex *ix, const char *root, time_t now, struct index_head *head,
+                    struct maildir **mdp, struct index_sync_result *res)
+{
+    return sync_any(ix, root, now, 1, head, mdp, res);
+}
+
+int index_load(struct mbindex *ix, const char *root, const struct index_head *head,
+               struct maildir **mdp)
+{
+    struct index_entry e = { 0 };
+    int rc = mbindex_get(ix, root, &e);
+    if (rc == MDB_NOTFOUND)
+        return ESTALE;
+    if (rc != 0)
+        return rc;
+    /* The decode checked that the messages add up to the record's own count and size. */
+    if (e.serial != head->serial || e.md->count != head->count ||
+        e.md->total_size != head->total_size) {
+        maildir_free(e.md);
+        return ESTALE;
+    }
+    *mdp = e.md;
+    return 0;
 }

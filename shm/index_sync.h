@@ -63,6 +63,27 @@ struct index_sync_result {
 int index_sync(struct mbindex *ix, const char *root, time_t now, struct maildir **md,
                struct index_sync_result *res);
 
+/*
+ * index_sync for a session that may never need its messages (a poller's
+ * USER, PASS, STAT, QUIT): when the index answers alone (res->warm) only
+ * the record's head is read, whatever the mailbox holds, and *md is NULL;
+ * head->count and head->total_size answer STAT. Otherwise (and on a warm
+ * login whose head could not be used) exactly index_sync: *md is the list
+ * and head its count and size.
+ */
+int index_sync_lazy(struct mbindex *ix, const char *root, time_t now, struct index_head *head,
+                    struct maildir **md, struct index_sync_result *res);
+
+/*
+ * The messages of the record index_sync_lazy's warm head came from, for
+ * the first command that needs them. ESTALE when the record is no longer
+ * that one (written again or removed since: not while the session holds
+ * the mailbox lock, unless another host or tool writes the index), else
+ * mbindex_get's codes. The caller must not serve a different list then.
+ */
+int index_load(struct mbindex *ix, const char *root, const struct index_head *head,
+               struct maildir **md);
+
 /* The rules above, exposed for tests. */
 int  index_dir_clean(const struct index_dirstamp *stamp, const struct stat *st);
 void index_dir_stamp(struct index_dirstamp *stamp, const struct stat *st,

@@ -62,11 +62,13 @@ enum mailbox_open_result mailbox_open(struct conn *c, const char *maildir)
     /*
      * The index decides whether any directory is read (shm/index_sync.h);
      * a first login creates the maildir. cur/ is opened only when a
-     * command needs a file, so a warm login touches nothing but two stats.
+     * command needs a file, and a warm login reads only the record's head,
+     * so it touches nothing but two stats and costs the same at any size.
      */
     struct index_sync_result res;
+    s->ix = c->lp->mbindex;
     uint64_t sync_started = stats_clock();
-    if (index_sync(c->lp->mbindex, s->root, time(NULL), &s->md, &res) == -1) {
+    if (index_sync_lazy(s->ix, s->root, time(NULL), &s->head, &s->md, &res) == -1) {
         log_error("user=%s: cannot read maildir %s: %s", c->user, s->root, strerror(errno));
         goto failed;
     }
@@ -76,8 +78,8 @@ enum mailbox_open_result mailbox_open(struct conn *c, const char *maildir)
         report_index_error(c, res.index_error);
     log_debug("user=%s index %s: read new=%d cur=%d moved=%u written=%d", c->user,
               res.warm ? "warm" : "read", res.read_new, res.read_cur, res.moved, res.written);
-    s->live_count = s->md->count;
-    s->live_size = s->md->total_size;
+    s->live_count = s->count = s->head.count;
+    s->live_size = s->total_size = s->head.total_size;
     c->session = s;
     return MAILBOX_OPEN_OK;
 failed:
@@ -87,7 +89,41 @@ failed:
 
 unsigned mailbox_count(const struct pop3_session *s)
 {
-    return (unsigned)s->md->count;
+    return (unsigned)s->count;
+}
+
+int mailbox_load(struct pop3_session *s, const char *user)
+{
+    if (s->md != NULL)
+        return 0;
+    if (s->load_failed)
+        return -1;
+    int rc = s->ix != NULL ? index_load(s->ix, s->root, &s->head, &s->md) : ESTALE;
+    if (rc == 0)
+        return 0;
+    /*
+     * The record changed or the index broke since the login (another host
+     * or a tool wrote it: we hold the lock). A scan that finds exactly the
+     * count and size the client was told is that list; anything else is
+     * not served, since message numbers must not change within a session.
+     */
+    struct maildir *md;
+    struct index_sync_result res;
+    if (index_sync(NULL, s->root, time(NULL), &md, &res) == 0) {
+        if (md->count == s->count && md->total_size == s->total_size) {
+            log_warning("user=%s: mailbox index record of %s changed during the session "
+                        "(%s); the maildir, scanned again, still matches", user, s->root,
+                        mdb_strerror(rc));
+            s->md = md;
+            return 0;
+        }
+        maildir_free(md);
+    }
+    log_error("user=%s: mailbox index record of %s changed during the session (%s) and the "
+              "maildir no longer matches what the login announced", user, s->root,
+              mdb_strerror(rc));
+    s->load_failed = 1;
+    return -1;
 }
 
 /* cur/, opened at the first command that needs a message file. */
@@ -131,6 +167,9 @@ int mailbox_mark_seen(struct pop3_session *s, size_t i)
 void mailbox_update(struct pop3_session *s, unsigned *deleted, unsigned *failed)
 {
     *deleted = *failed = 0;
+    /* DELE loads the list and lowers live_count: nothing marked, nothing to walk. */
+    if (s->md == NULL || s->live_count == s->count)
+        return;
     for (size_t i = 0; i < s->md->count; i++) {
         if (!s->md->msgs[i].deleted)
             continue;

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "maildir/scan.h"
+#include "shm/index.h"
 #include "worker/conn.h"
 
 enum mailbox_open_result {
@@ -24,12 +25,23 @@ enum mailbox_open_result {
     MAILBOX_OPEN_FAILED,   /* logged; the client gets [SYS/TEMP] */
 };
 
+/*
+ * The message list is loaded lazily: a warm login reads only the index
+ * record's head (count and size answer STAT), and md stays NULL until a
+ * command needs a message (mailbox_load). A poller's USER, PASS, STAT,
+ * QUIT thus costs the same on 10 messages or 100,000.
+ */
 struct pop3_session {
     struct scoreboard *sb;    /* holds the lock, for the slot below */
     int slot;
     int locked;
     int cur_fd;
-    struct maildir *md;
+    struct mbindex *ix;       /* where md comes from while it is NULL */
+    struct index_head head;   /* the record the login answered from */
+    struct maildir *md;       /* NULL until mailbox_load */
+    int load_failed;          /* mailbox_load failed once: it is not tried again */
+    size_t count;             /* messages numbered in this session */
+    uint64_t total_size;
     size_t live_count;        /* messages not marked deleted */
     uint64_t live_size;
     char root[];              /* the maildir path */
@@ -39,6 +51,12 @@ struct pop3_session {
 enum mailbox_open_result mailbox_open(struct conn *c, const char *maildir);
 /* Messages numbered in this session (deleted ones included). */
 unsigned mailbox_count(const struct pop3_session *s);
+/*
+ * Make s->md available (a no-op once loaded). -1 (logged, with user) when
+ * the index can no longer give the list the login announced: the command
+ * fails with [SYS/TEMP] and nothing is served from another list.
+ */
+int mailbox_load(struct pop3_session *s, const char *user);
 /*
  * Open message i (0-based) for reading, following a rename by another
  * program. Returns the fd, or -1 with errno (ENOENT: the message is gone).

@@ -10,6 +10,7 @@
 #include "daemon/log.h"
 #include "shm/credcache.h"
 #include "shm/stats.h"
+#include "shm/credcache_memo.h"
 #include "worker/auth_client.h"
 #include "worker/loop.h"
 #include "worker/pop3_sasl.h"
@@ -18,6 +19,8 @@
 #define CACHE_RETRY_SECONDS 5.0
 
 static struct credcache *cache;
+/* PBKDF2 results this worker already knows (shm/credcache_memo.h); NULL if it could not be made. */
+static struct credmemo *memo;
 static double next_open;
 static int open_error_logged;
 
@@ -31,6 +34,10 @@ static struct credcache *worker_cache(const struct config *cfg)
     next_open = now + CACHE_RETRY_SECONDS;
     if (credcache_open(cfg->state_dir, 0, &cache) == 0) {
         log_debug("credential cache %s/%s opened", cfg->state_dir, CREDCACHE_DIR);
+        /* Made here, after fork: each worker draws its own key. */
+        if (memo == NULL && credmemo_new(CREDMEMO_DEFAULT_ENTRIES, &memo) == -1)
+            log_warning("credential memo: %s; every cached login pays the full verifier",
+                        strerror(errno));
         open_error_logged = 0;
         return cache;
     }
@@ -63,7 +70,12 @@ static int cache_hit(struct conn *c, const char *user, const char *password,
         log_warning("credential cache read: %s", credcache_error(cc));
         return 0;
     }
-    return found && credcache_judge(rec, password, time(NULL), &ttl) == CREDCACHE_HIT_OK;
+    if (!found)
+        return 0;
+    time_t now = time(NULL);
+    enum credcache_verdict v = memo != NULL ? credmemo_judge(memo, user, rec, password, now, &ttl)
+                                            : credcache_judge(rec, password, now, &ttl);
+    return v == CREDCACHE_HIT_OK;
 }
 
 enum pop3_verdict pop3_login_password(struct conn *c, const char *user, char *password,
@@ -89,6 +101,7 @@ enum pop3_verdict pop3_login_password(struct conn *c, const char *user, char *pa
     explicit_bzero(password, strlen(password));
     if (rc == -1) {
         c->user[0] = '\0';
+        stats_login(mech, STATS_LOGIN_TEMPFAIL);
         pop3_set_reply(r, "SYS/TEMP", "Authentication service unavailable, try again later");
         return POP3_ERR;
     }

@@ -1,7 +1,9 @@
 /*
  * TRANSACTION state (RFC 1939 section 5): STAT, LIST, UIDL, RETR, TOP,
- * DELE, RSET, NOOP. Everything answers from the list made at login; only
- * RETR/TOP touch message files. QUIT lives in pop3_update.c.
+ * DELE, RSET, NOOP. Everything answers from the list fixed at login; only
+ * RETR/TOP touch message files. QUIT lives in pop3_update.c. STAT needs
+ * only the count and size; the first command about messages loads the
+ * list (worker/mailbox.h: mailbox_load).
  */
 #include <errno.h>
 #include <limits.h>
@@ -32,6 +34,16 @@ static int parse_number(const char *s, const char **end, unsigned long *out)
     return 0;
 }
 
+/* The session's messages, loaded at the first command that needs them. */
+static const struct maildir *messages(struct conn *c, struct pop3_reply *r)
+{
+    if (mailbox_load(c->session, c->user) == -1) {
+        pop3_set_reply(r, "SYS/TEMP", "Cannot read the mailbox, try again later");
+        return NULL;
+    }
+    return c->session->md;
+}
+
 /* A message number naming a message that is not marked deleted. */
 static int message_arg(struct conn *c, const char *arg, const char **rest, size_t *index,
                        struct pop3_reply *r)
@@ -42,11 +54,14 @@ static int message_arg(struct conn *c, const char *arg, const char **rest, size_
         pop3_set_reply(r, NULL, "Invalid message number");
         return -1;
     }
-    if (n == 0 || n > c->session->md->count) {
+    if (n == 0 || n > c->session->count) {
         pop3_set_reply(r, NULL, "No such message");
         return -1;
     }
-    if (c->session->md->msgs[n - 1].deleted) {
+    const struct maildir *md = messages(c, r);
+    if (md == NULL)
+        return -1;
+    if (md->msgs[n - 1].deleted) {
         pop3_set_reply(r, NULL, "Message %lu is deleted", n);
         return -1;
     }
@@ -133,6 +148,8 @@ static enum pop3_verdict listing(struct conn *c, char *args, struct pop3_reply *
         }
         return POP3_OK;
     }
+    if (messages(c, r) == NULL)
+        return POP3_ERR;
     struct listing_job *l = calloc(1, sizeof(*l));
     if (l == NULL) {
         pop3_set_reply(r, "SYS/TEMP", "Out of memory");
@@ -231,10 +248,11 @@ static enum pop3_verdict cmd_rset(struct conn *c, char *args, struct pop3_reply 
         pop3_set_reply(r, NULL, "RSET takes no arguments");
         return POP3_BAD;
     }
-    for (size_t i = 0; i < s->md->count; i++)
+    /* Not loaded yet: nothing can be marked. */
+    for (size_t i = 0; s->md != NULL && i < s->md->count; i++)
         s->md->msgs[i].deleted = 0;
-    s->live_count = s->md->count;
-    s->live_size = s->md->total_size;
+    s->live_count = s->count;
+    s->live_size = s->total_size;
     pop3_set_reply(r, NULL, "%zu messages (%llu octets)", s->live_count,
                    (unsigned long long)s->live_size);
     return POP3_OK;

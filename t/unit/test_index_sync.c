@@ -249,6 +249,76 @@ static void test_lost_index(void **state)
     maildir_free(plain);
 }
 
+/*
+ * A warm lazy login reads only the head; the messages load later, from the
+ * same record only; anything that is not warm is an ordinary sync.
+ */
+static void test_lazy_head_then_load(void **state)
+{
+    struct fixture *f = *state;
+    struct index_sync_result r;
+    struct index_head head;
+    struct maildir *md;
+
+    put(f, "cur/1700000001.M1P1.h:2,S", "a\n");
+    put(f, "cur/1700000002.M2P2.h,W=99:2,", "b\n");
+    put(f, "new/1700000003.M3P3.h", "c\nc\n");
+    age_dirs(f);
+    /* Not warm (first login, then our own moves): a list, and head describes it. */
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(index_sync_lazy(f->ix, f->root, time(NULL), &head, &md, &r), 0);
+        assert_false(r.warm);
+        assert_non_null(md);
+        assert_int_equal(head.count, 3);
+        assert_int_equal(head.total_size, 3 + 99 + 6);
+        maildir_free(md);
+        age_dirs(f);
+    }
+    struct maildir *eager = sync_ok(f, &r);
+    assert_false(r.warm);   /* the aged stamps are stored verified now */
+
+    assert_int_equal(index_sync_lazy(f->ix, f->root, time(NULL), &head, &md, &r), 0);
+    assert_true(r.warm);
+    assert_null(md);
+    assert_int_equal(head.count, 3);
+    assert_int_equal(head.total_size, 3 + 99 + 6);
+    assert_int_equal(index_load(f->ix, f->root, &head, &md), 0);
+    assert_same_list(eager, md);
+    maildir_free(md);
+    /* Loading twice from the same head is fine (nothing was written). */
+    assert_int_equal(index_load(f->ix, f->root, &head, &md), 0);
+    maildir_free(md);
+
+    /* The record written again meanwhile (another sync): not that list any more. */
+    struct index_head old = head;
+    put(f, "new/1700000004.M4P4.h", "d\n");
+    age_dirs(f);
+    maildir_free(sync_ok(f, &r));
+    assert_true(r.written);
+    assert_int_equal(index_load(f->ix, f->root, &old, &md), ESTALE);
+    /* Written again with the very same messages: still another record. */
+    age_dirs(f);
+    maildir_free(sync_ok(f, &r));
+    age_dirs(f);
+    maildir_free(sync_ok(f, &r));
+    assert_int_equal(index_sync_lazy(f->ix, f->root, time(NULL), &head, &md, &r), 0);
+    assert_true(r.warm);
+    old = head;
+    age_dirs(f);
+    maildir_free(sync_ok(f, &r));
+    assert_true(r.written);
+    assert_int_equal(index_load(f->ix, f->root, &old, &md), ESTALE);
+    /* The record removed: ESTALE too. */
+    assert_int_equal(mbindex_del(f->ix, f->root), 0);
+    assert_int_equal(index_load(f->ix, f->root, &old, &md), ESTALE);
+    /* No index at all: never warm, always a list. */
+    assert_int_equal(index_sync_lazy(NULL, f->root, time(NULL), &head, &md, &r), 0);
+    assert_false(r.warm);
+    assert_int_equal(head.count, 4);
+    maildir_free(md);
+    maildir_free(eager);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -256,6 +326,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cold_warm_changed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_same_second, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lost_index, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lazy_head_then_load, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
