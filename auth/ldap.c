@@ -54,6 +54,7 @@ struct queue {
 
 struct ldap_backend {
     struct ldap_settings s;
+    int stopping;               /* ldap_backend_free: answers now are not LDAP's */
     ldap_done_fn *done;
     void *arg;
     int epfd;
@@ -109,10 +110,12 @@ static void answer(struct ldap_backend *lb, int i, enum auth_status st, const ch
         q_remove(lb, &lb->bind_q, i);
     r->ans.status = st;
     r->ans.reason = reason;
-    /* A lookup (search, and bind when binding): counted whatever the outcome. */
-    stats_timing(STATS_TIME_LDAP, stats_clock() - r->started);
-    if (st == AUTH_TEMPFAIL)
-        stats_add(SV_LDAP_ERRORS, 1);
+    /* A lookup (queue, search, bind when binding), whatever the outcome; not our own stop. */
+    if (!lb->stopping) {
+        stats_timing(STATS_TIME_LDAP, stats_clock() - r->started);
+        if (st == AUTH_TEMPFAIL)
+            stats_add(SV_LDAP_ERRORS, 1);
+    }
     if (message != NULL)
         snprintf(r->ans.message, sizeof(r->ans.message), "%s", message);
     if (st != AUTH_OK)
@@ -548,6 +551,7 @@ void ldap_backend_free(struct ldap_backend *lb)
 {
     if (lb == NULL)
         return;
+    lb->stopping = 1;
     for (int i = 0; i < LDAP_MAX_REQUESTS; i++) {
         if (lb->reqs[i].stage != R_FREE)
             answer(lb, i, AUTH_TEMPFAIL, "ldap-down", "LDAP backend stopped");

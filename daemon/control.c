@@ -253,6 +253,7 @@ struct control *control_open(const struct config *cfg, struct scoreboard *sb,
     ctl->stats = stats;
     ctl->hooks = *hooks;
     ctl->started = control_mono_now();
+    ctl->started_wall = time(NULL);
     for (int i = 0; i < CONTROL_MAX_CLIENTS; i++)
         ctl->clients[i].fd = -1;
     snprintf(ctl->path, sizeof(ctl->path), "%s/%s", cfg->run_dir, CONTROL_SOCKET_NAME);

@@ -111,9 +111,12 @@ int control_pollfds(const struct control *ctl, struct pollfd *pfd, int max);
 /* Serve what poll reported on the descriptors control_pollfds() gave. */
 void control_handle(struct control *ctl, const struct pollfd *pfd, int n);
 
-/* The statistics document (also GET /metrics); -1 without a stats region. */
+/*
+ * The statistics document (also GET /metrics); -1 without a stats region.
+ * shown (may be NULL) receives the numbers it was made of.
+ */
 int control_render_stats(struct control *ctl, enum stats_format f, enum stats_read how,
-                         struct buf *out);
+                         struct buf *out, struct stats_snapshot *shown);
 /* The gauges beside the counters: connections, logged in, workers, draining. */
 void control_gauges(struct control *ctl, struct stats_gauges *g);
 

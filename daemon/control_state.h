@@ -35,6 +35,7 @@ struct control {
     gid_t socket_gid;
     struct control_client clients[CONTROL_MAX_CLIENTS];
     double started;        /* monotonic */
+    time_t started_wall;   /* the same moment, for fastpop_start_time_seconds */
     /* The drain in progress: its deadline, and how many sessions it cut. */
     int drain_deadline_set;
     double drain_deadline;

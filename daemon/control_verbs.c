@@ -187,11 +187,11 @@ void control_gauges(struct control *ctl, struct stats_gauges *g)
     }
     g->draining = scoreboard_draining(ctl->sb, NULL, 0);
     g->now = time(NULL);
-    g->started = g->now - (time_t)(control_mono_now() - ctl->started);
+    g->started = ctl->started_wall;
 }
 
 int control_render_stats(struct control *ctl, enum stats_format f, enum stats_read how,
-                         struct buf *out)
+                         struct buf *out, struct stats_snapshot *shown)
 {
     struct stats_snapshot snap;
     struct stats_gauges g;
@@ -199,12 +199,19 @@ int control_render_stats(struct control *ctl, enum stats_format f, enum stats_re
         return -1;
     stats_region_read(ctl->stats, &snap, how);
     control_gauges(ctl, &g);
+    if (shown != NULL)
+        *shown = snap;
     return stats_render(&snap, &g, f, out);
 }
 
-/* stats [format=text|json|prometheus]: the document in rows of {"text": piece}. */
-static int send_stats(struct reply *r, int argc, char **argv, enum stats_read how)
+/*
+ * stats [format=text|json|prometheus]: the document in rows of {"text": piece}.
+ * With reset, counting starts anew only once the whole answer went out: a
+ * popctl that failed to read it has lost nothing.
+ */
+static int send_stats(struct reply *r, int argc, char **argv, int reset)
 {
+    struct stats_snapshot shown;
     enum stats_format f = STATS_TEXT;
     const char *format = control_option(argc, argv, "format");
     if ((format != NULL && stats_format_parse(format, &f) == -1) ||
@@ -212,7 +219,7 @@ static int send_stats(struct reply *r, int argc, char **argv, enum stats_read ho
         return control_reply_end(r, CONTROL_BAD, "usage: stats [format=text|json|prometheus]");
     struct buf doc;
     buf_init(&doc, CONTROL_STATS_MAX);
-    if (control_render_stats(r->ctl, f, how, &doc) == -1) {
+    if (control_render_stats(r->ctl, f, STATS_SINCE_RESET, &doc, &shown) == -1) {
         buf_free(&doc);
         return control_reply_end(r, CONTROL_FAILED, "no statistics (see the log at start)");
     }
@@ -228,19 +235,22 @@ static int send_stats(struct reply *r, int argc, char **argv, enum stats_read ho
         at += n;
     }
     buf_free(&doc);
-    if (how == STATS_AND_RESET)
+    control_reply_end(r, CONTROL_OK, "%s", reset ? "reset" : "ok");
+    if (reset && !r->failed) {
+        stats_region_reset(r->ctl->stats, &shown);
         log_info("control: statistics reset");
-    return control_reply_end(r, CONTROL_OK, "%s", how == STATS_AND_RESET ? "reset" : "ok");
+    }
+    return CONTROL_OK;
 }
 
 static int verb_stats(struct reply *r, int argc, char **argv)
 {
-    return send_stats(r, argc, argv, STATS_SINCE_RESET);
+    return send_stats(r, argc, argv, 0);
 }
 
 static int verb_stats_reset(struct reply *r, int argc, char **argv)
 {
-    return send_stats(r, argc, argv, STATS_AND_RESET);
+    return send_stats(r, argc, argv, 1);
 }
 
 const struct ctl_verb control_verbs[] = {

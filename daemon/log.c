@@ -1,6 +1,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,9 +13,26 @@
 static enum log_target log_target = LOG_TO_STDERR;
 static enum log_level log_level = LOG_LVL_INFO;
 static char log_tag[32] = "fastpop";
+/*
+ * Every line of a busy worker carries the pid and the time: both are kept
+ * instead of asked for per line (glibc has not cached getpid() since 2.25).
+ * A fork clears the pid (pthread_atfork), so a child never logs its parent's.
+ */
+static pid_t log_pid;
+static time_t log_second = -1;
+static char log_when[32];
+
+static void forget_pid(void)
+{
+    log_pid = 0;
+}
 
 void log_open(enum log_target target, enum log_level level, const char *role, int index)
 {
+    static int atfork_set;
+    if (!atfork_set && pthread_atfork(NULL, NULL, forget_pid) == 0)
+        atfork_set = 1;
+    log_pid = 0;
     if (index >= 0)
         snprintf(log_tag, sizeof(log_tag), "%s[%d]", role, index);
     else
@@ -51,15 +69,19 @@ static void log_emit(enum log_level level, const char *fmt, va_list ap)
         syslog(prio[level], "%s: %s", log_tag, msg);
     } else {
         struct timespec ts;
-        struct tm tm;
-        char when[32];
         clock_gettime(CLOCK_REALTIME, &ts);
-        localtime_r(&ts.tv_sec, &tm);
-        strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+        if (ts.tv_sec != log_second) {
+            struct tm tm;
+            localtime_r(&ts.tv_sec, &tm);
+            strftime(log_when, sizeof(log_when), "%Y-%m-%d %H:%M:%S", &tm);
+            log_second = ts.tv_sec;
+        }
+        if (log_pid == 0)
+            log_pid = getpid();
         /* One write(2) per line keeps lines of several processes whole. */
         char line[2200];
-        int n = snprintf(line, sizeof(line), "%s.%03ld fastpop %s %d %s: %s\n", when,
-                         ts.tv_nsec / 1000000, log_tag, (int)getpid(), names[level], msg);
+        int n = snprintf(line, sizeof(line), "%s.%03ld fastpop %s %d %s: %s\n", log_when,
+                         ts.tv_nsec / 1000000, log_tag, (int)log_pid, names[level], msg);
         if (n > (int)sizeof(line) - 1)
             n = (int)sizeof(line) - 1;
         if (n > 0 && write(STDERR_FILENO, line, (size_t)n) < 0) {

@@ -85,7 +85,9 @@ static void update_metrics(struct master *m)
         return;
     metrics_http_close(m->metrics);
     m->metrics = NULL;
-    if (want->addrlen != 0 && m->ctl != NULL)
+    if (want->addrlen != 0 && m->ctl == NULL)
+        log_error("metrics_listen %s: off, since the control socket (its data) is", want->spec);
+    else if (want->addrlen != 0)
         m->metrics = metrics_http_open(want, m->ctl);
 }
 

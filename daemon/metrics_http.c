@@ -17,6 +17,7 @@
 struct metrics_client {
     int fd;                /* -1: free */
     int answering;         /* the request is read; out is being written */
+    int finishing;         /* out is sent and our side shut: reading to the client's EOF */
     double deadline;       /* monotonic */
     struct buf in, out;
 };
@@ -61,9 +62,12 @@ static void respond(struct metrics_client *cl, const char *status, const char *t
 static void answer(struct metrics_http *mh, struct metrics_client *cl)
 {
     char method[16], target[256];
+    int version_at = -1;
     char *line = buf_rptr(&cl->in);
     line[strcspn(line, "\r\n")] = '\0';
-    if (sscanf(line, "%15s %255s HTTP/1.%*1[01]", method, target) != 2) {
+    if (sscanf(line, "%15s %255s %n", method, target, &version_at) != 2 || version_at < 0 ||
+        (strcmp(line + version_at, "HTTP/1.0") != 0 &&
+         strcmp(line + version_at, "HTTP/1.1") != 0)) {
         respond(cl, "400 Bad Request", "text/plain", NULL, 0, "");
         return;
     }
@@ -79,7 +83,7 @@ static void answer(struct metrics_http *mh, struct metrics_client *cl)
     }
     struct buf doc;
     buf_init(&doc, CONTROL_STATS_MAX);
-    if (control_render_stats(mh->ctl, STATS_PROMETHEUS, STATS_SINCE_START, &doc) == -1)
+    if (control_render_stats(mh->ctl, STATS_PROMETHEUS, STATS_SINCE_START, &doc, NULL) == -1)
         respond(cl, "503 Service Unavailable", "text/plain", NULL, head, "");
     else
         respond(cl, "200 OK", "text/plain; version=0.0.4; charset=utf-8", &doc, head, "");
@@ -108,12 +112,32 @@ static void read_request(struct metrics_http *mh, struct metrics_client *cl)
     cl->answering = 1;
 }
 
+/*
+ * Closing with unread request bytes would make the kernel send RST, and the
+ * client could lose the answer: shut our side, then read until its EOF.
+ */
 static void write_answer(struct metrics_client *cl)
 {
     ssize_t n = buf_write_fd(&cl->out, cl->fd);
     if (n == -1 && (errno == EAGAIN || errno == EINTR))
         return;
-    if (n == -1 || buf_len(&cl->out) == 0)
+    if (n == -1) {
+        drop(cl);
+        return;
+    }
+    if (buf_len(&cl->out) > 0)
+        return;
+    if (shutdown(cl->fd, SHUT_WR) == -1)
+        drop(cl);
+    else
+        cl->finishing = 1;
+}
+
+static void read_to_eof(struct metrics_client *cl)
+{
+    char sink[4096];
+    ssize_t n = recv(cl->fd, sink, sizeof(sink), MSG_DONTWAIT);
+    if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR))
         drop(cl);
 }
 
@@ -127,6 +151,7 @@ static void accept_client(struct metrics_http *mh)
         if (cl->fd == -1) {
             cl->fd = fd;
             cl->answering = 0;
+            cl->finishing = 0;
             cl->deadline = mono_now() + METRICS_CLIENT_SECONDS;
             buf_init(&cl->in, REQUEST_MAX);
             buf_init(&cl->out, CONTROL_STATS_MAX + 1024);
@@ -206,8 +231,9 @@ int metrics_http_pollfds(const struct metrics_http *mh, struct pollfd *pfd, int 
     for (int i = 0; i < METRICS_MAX_CLIENTS && n < max; i++) {
         const struct metrics_client *cl = &mh->clients[i];
         if (cl->fd != -1)
-            pfd[n++] = (struct pollfd){ .fd = cl->fd, .events = cl->answering ? POLLOUT
-                                                                                : POLLIN };
+            pfd[n++] = (struct pollfd){ .fd = cl->fd,
+                                        .events = cl->answering && !cl->finishing ? POLLOUT
+                                                                                  : POLLIN };
     }
     return n;
 }
@@ -227,6 +253,10 @@ void metrics_http_handle(struct metrics_http *mh, const struct pollfd *pfd, int 
             struct metrics_client *cl = &mh->clients[i];
             if (cl->fd != pfd[k].fd)
                 continue;
+            if (cl->finishing) {
+                read_to_eof(cl);
+                break;
+            }
             if (!cl->answering)
                 read_request(mh, cl);
             /* Usually the whole answer fits the socket buffer at once. */

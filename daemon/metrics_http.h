@@ -7,7 +7,7 @@
  * one request per connection (then close), at most METRICS_MAX_CLIENTS at
  * once, each given METRICS_CLIENT_SECONDS to send its request and read the
  * answer, requests of at most 8 KB. Anything but GET (or HEAD) of /metrics
- * gets 404 or 405. Bind it to loopback or a management network: it has no
+ * gets 404 or 405, a request line that is not HTTP/1.0 or 1.1 gets 400. Bind it to loopback or a management network: it has no
  * authentication (as node_exporter has none by default).
  */
 #ifndef FASTPOP_METRICS_HTTP_H

@@ -1,6 +1,7 @@
 #include "stats.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -183,10 +184,12 @@ struct stats_region *stats_region_create(unsigned blocks)
     r->baseline = calloc(STATS_VALUES, sizeof(uint64_t));
     if (r->in_use == NULL || r->retired == NULL || r->baseline == NULL)
         goto fail;
-    r->fd = memfd_create("fastpop-stats", MFD_CLOEXEC);
+    r->fd = memfd_create("fastpop-stats", MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (r->fd == -1)
         goto fail;
-    if (ftruncate(r->fd, (off_t)region_bytes(blocks)) == -1) {
+    /* Sealed at its size: a child holding the fd cannot shrink it under the master. */
+    if (ftruncate(r->fd, (off_t)region_bytes(blocks)) == -1 ||
+        fcntl(r->fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) == -1) {
         close(r->fd);
         goto fail;
     }
@@ -261,15 +264,17 @@ void stats_region_read(struct stats_region *r, struct stats_snapshot *out, enum 
         out->since = r->started;
         return;
     }
-    uint64_t totals[STATS_VALUES];
-    memcpy(totals, out->v, sizeof(totals));
     for (unsigned v = 0; v < STATS_VALUES; v++) {
         /* A child may scribble its block smaller; never report a wrapped count. */
         out->v[v] = out->v[v] >= r->baseline[v] ? out->v[v] - r->baseline[v] : 0;
     }
     out->since = r->since;
-    if (how == STATS_AND_RESET) {
-        memcpy(r->baseline, totals, sizeof(totals));
-        r->since = time(NULL);
-    }
+}
+
+void stats_region_reset(struct stats_region *r, const struct stats_snapshot *shown)
+{
+    /* baseline + what was shown = the totals at the moment they were read */
+    for (unsigned v = 0; v < STATS_VALUES; v++)
+        r->baseline[v] += shown->v[v];
+    r->since = time(NULL);
 }

@@ -9,8 +9,11 @@
  * Everything the master trusts stays in its own memory: which process owns
  * which block, the totals of processes that have exited (folded in when the
  * master reaps them, so counters never go backwards across a respawn or a
- * reload), and the baseline of `popctl stats --reset`. A child can only
- * write wrong numbers into its own block; the master reads them as numbers.
+ * reload), and the baseline of `popctl stats --reset`. The region itself is
+ * writable by every child (a worker maps all blocks): a compromised one can
+ * make the numbers wrong, nothing more. The master reads them only as
+ * numbers, and the memfd is sealed against shrinking, so no child can make
+ * the master's reads fault.
  *
  * A block is a flat array of STATS_VALUES counters; the enums below name
  * the offsets. A histogram is STATS_BUCKETS bucket counts (not cumulative),
@@ -76,7 +79,7 @@ enum stats_command {
 /* Histograms other than the per-command ones. */
 enum stats_timing {
     STATS_TIME_HELPER,          /* worker: auth request to the helper's answer */
-    STATS_TIME_LDAP,            /* helper: one LDAP search or bind */
+    STATS_TIME_LDAP,            /* helper: one LDAP lookup, request to answer (queue, search, bind) */
     STATS_TIME_INDEX_UNCHANGED, /* worker: index sync that read no directory */
     STATS_TIME_INDEX_RESCAN,    /* worker: index sync that scanned the maildir */
     STATS_TIMINGS,
@@ -163,10 +166,14 @@ void stats_region_release(struct stats_region *region, int slot);
 enum stats_read {
     STATS_SINCE_START,     /* /metrics: counters only ever grow */
     STATS_SINCE_RESET,     /* popctl stats */
-    STATS_AND_RESET,       /* popctl stats --reset: these totals, then count anew */
 };
 void stats_region_read(struct stats_region *region, struct stats_snapshot *out,
                        enum stats_read how);
+/*
+ * popctl stats --reset, once shown was delivered: count anew from the
+ * moment shown (a STATS_SINCE_RESET read) was taken.
+ */
+void stats_region_reset(struct stats_region *region, const struct stats_snapshot *shown);
 
 /* The total of one histogram's buckets; the sum is v[base + STATS_BUCKETS]. */
 uint64_t stats_hist_count(const uint64_t *hist);

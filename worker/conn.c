@@ -95,12 +95,12 @@ void conn_set_state(struct conn *c, enum conn_state next)
 static void log_session(const struct conn *c)
 {
     double duration = loop_now() - c->started;
-    log_info("session user=%s ip=%s port=%u reason=%s duration=%.3f tls=%s commands=%u "
-             "retr=%u/%llu top=%u/%llu dele=%u deleted=%u in=%llu out=%llu",
+    log_info("session user=%s ip=%s port=%u reason=%s duration=%.3f tls=%s mechanism=%s "
+             "commands=%u retr=%u/%llu top=%u/%llu dele=%u deleted=%u in=%llu out=%llu",
              c->session || c->user[0] ? c->user : "-", c->ip, c->port,
              c->close_reason ? c->close_reason : "unknown", duration,
              c->ssl == NULL && c->proxy_tls ? "proxy" : tls_session_version(c->ssl),
-             c->stats.commands, c->stats.retr,
+             c->auth_mech ? c->auth_mech : "-", c->stats.commands, c->stats.retr,
              (unsigned long long)c->stats.retr_bytes,
              c->stats.top, (unsigned long long)c->stats.top_bytes, c->stats.dele,
              c->stats.deleted, (unsigned long long)c->stats.bytes_in,
@@ -124,6 +124,7 @@ void conn_close(struct conn *c, const char *reason)
     }
     if (c->auth_request != 0)
         auth_client_cancel(lp->auth, c);
+    pop3_command_done(c);   /* a command cut short still took its time */
     pop3_release(c);
     scoreboard_conn_close(lp->sb, c->slot);
     stats_session_end(c->close_reason);
@@ -341,8 +342,7 @@ static int conn_run(struct conn *c)
             if (r != 0) {
                 c->job->release(c->job);
                 c->job = NULL;
-                if (r > 0)
-                    pop3_command_done(c);
+                pop3_command_done(c);
                 if (r < 0) {
                     /* What was produced goes out, never a final dot: then close,
                      * so the client knows the command failed. */

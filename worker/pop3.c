@@ -139,8 +139,9 @@ void pop3_command_done(struct conn *c)
 /*
  * Every command line is timed until its answer is complete: here for most,
  * when the helper answers for PASS and AUTH (pop3_auth_finish), when the
- * last chunk is queued for RETR and TOP (conn.c). Lines the client sends
- * inside an AUTH exchange are part of AUTH.
+ * last chunk is queued for RETR and TOP (conn.c), or when the session ends
+ * first. AUTH counts from the client's last line of the exchange, so the
+ * client's own pauses between SASL steps are not counted as ours.
  */
 static void time_command(struct conn *c, const char *name)
 {
@@ -204,13 +205,14 @@ static void dispatch_command(struct conn *c, char *line, size_t len)
 
 void pop3_dispatch(struct conn *c, char *line, size_t len)
 {
-    /* Inside AUTH a line is a SASL response, not a command. */
     if (c->state == CONN_SASL) {
+        /* A SASL response, not a command: AUTH is timed from the client's last line. */
+        c->cmd_started = stats_clock();
         pop3_sasl_response(c, line, len);
-        return;
+    } else {
+        time_command(c, "");
+        dispatch_command(c, line, len);
     }
-    time_command(c, "");
-    dispatch_command(c, line, len);
     /* Still waiting for the helper, the client's SASL response, or a job: timed later. */
     if (c->job == NULL && c->state != CONN_AUTH_WAIT && c->state != CONN_SASL)
         pop3_command_done(c);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "daemon/log.h"
+#include "shm/stats.h"
 #include "worker/auth_client.h"
 #include "worker/loop.h"
 #include "worker/sasl.h"
@@ -171,6 +172,7 @@ static void scram_send(struct conn *c, int final, const char *msg)
                                               c->sasl->server_first, msg)
                    : auth_client_scram_start(c->lp->auth, c, msg);
     if (rc == -1) {
+        stats_login(c->auth_mech, STATS_LOGIN_TEMPFAIL);
         pop3_set_reply(&r, "SYS/TEMP", "Authentication service unavailable, try again later");
         ask_helper_failed(c, &r);
         return;

@@ -172,10 +172,10 @@ class StatsTest(DaemonTest):
         t.join(60)
         self.assertFalse(errors, errors)
         self.assertGreater(len(scrapes), 0)
-        # Counters never go backwards between scrapes.
+        # Counters and histograms never go backwards between scrapes.
         for a, b in zip([before] + scrapes, scrapes):
             for key, v in a.items():
-                if key[0].endswith("_total"):
+                if key[0].endswith(("_total", "_bucket", "_count", "_sum")):
                     self.assertGreaterEqual(b[key], v, key)
 
         # A wrong password, then AUTH PLAIN for bob with one DELE.
@@ -196,6 +196,9 @@ class StatsTest(DaemonTest):
         quits = lambda m: value(m, "fastpop_sessions_ended_total", reason="quit")
         after = wait_until(lambda: (lambda m: m if quits(m) - quits(before) >= 7 else None)(
             self.scrape()), 10, what="seven sessions ended by QUIT")
+        # The session line names the mechanism ("-" for none).
+        self.assertRegex(self.d.log(), r"session user=bob .* tls=no mechanism=PLAIN commands=3 ")
+        self.assertRegex(self.d.log(), r"session user=- .* tls=no mechanism=- commands=0 ")
         delta = lambda name, **l: value(after, name, **l) - value(before, name, **l)
         retr_bytes = sum(r[0] for r in results)
         top_bytes = sum(r[1] for r in results)
@@ -233,8 +236,10 @@ class StatsTest(DaemonTest):
         self.assertEqual(value(prom, "fastpop_logins_total", mechanism="USER", result="ok"),
                          value(after, "fastpop_logins_total", mechanism="USER", result="ok"))
 
-        # A worker killed with kill -9, and a reload: nothing counted is lost.
-        victim = self.d.workers_pids()[0]
+        # A worker that served sessions killed with kill -9, and a reload: nothing is lost.
+        served = {int(pid) for pid in
+                  re.findall(r"fastpop worker\[\d+\] (\d+) info: session user=alice ", self.d.log())}
+        victim = next(pid for pid in self.d.workers_pids() if pid in served)
         os.kill(victim, signal.SIGKILL)
         wait_until(lambda: victim not in self.d.workers_pids() and
                    len(self.d.workers_pids()) == 2, 15, what="worker respawn")
@@ -245,7 +250,7 @@ class StatsTest(DaemonTest):
                    len(self.d.workers_pids()) == 2, 20, what="old workers to retire")
         kept = self.scrape()
         for key, v in after.items():
-            if key[0].endswith("_total") or key[0].endswith("_count"):
+            if key[0].endswith(("_total", "_bucket", "_count", "_sum")):
                 self.assertGreaterEqual(kept[key], v, key)
         self.assertEqual(value(kept, "fastpop_logins_total", mechanism="USER", result="ok"),
                          value(after, "fastpop_logins_total", mechanism="USER", result="ok"))
@@ -306,10 +311,18 @@ class StatsTest(DaemonTest):
         r = self.curl("-o", "/dev/null", "-w", "%{http_code}", path="/metrics?x=1")
         self.assertEqual(r.stdout, "200")
 
-        s = socket.create_connection(("127.0.0.1", self.metrics_port), timeout=10)
-        self.addCleanup(s.close)
-        s.sendall(b"BLAH\r\n\r\n")
-        self.assertTrue(s.recv(4096).startswith(b"HTTP/1.0 400"))
+        for request in (b"BLAH\r\n\r\n", b"GET /metrics HTTP/2.7\r\n\r\n",
+                        b"GET /metrics\r\n\r\n", b"GET /metrics FOO\r\n\r\n"):
+            s = socket.create_connection(("127.0.0.1", self.metrics_port), timeout=10)
+            self.addCleanup(s.close)
+            s.sendall(request)
+            self.assertTrue(s.recv(4096).startswith(b"HTTP/1.0 400"), request)
+            # The server shut its side and waits for ours: answered, not reset.
+            self.assertEqual(s.recv(4096), b"")
+            s.close()
+        # Those slots are free again once the master saw the closes.
+        wait_until(lambda: self.curl("-o", "/dev/null", "-w", "%{http_code}").stdout == "200",
+                   10, what="a scrape to be answered")
 
         # Eight silent clients fill the table: the ninth is told 503, none hangs the master.
         silent = []
@@ -335,6 +348,31 @@ class StatsTest(DaemonTest):
         self.addCleanup(s.close)
         s.sendall(b"GET /metrics HTTP/1.1\r\n" + b"X-Long: " + b"a" * 9000)
         self.assertTrue(s.recv(4096).startswith(b"HTTP/1.0 431"))
+
+    def test_unfinished_commands_are_timed(self):
+        """A cancelled AUTH and a RETR cut by the client's close still count."""
+        def count(command):
+            doc = json.loads(self.popctl("--json", "stats").stdout)
+            return doc["command_duration_seconds"][command]["count"]
+
+        p = self.d.connect()
+        self.addCleanup(p.close)
+        p.line()
+        self.assertEqual(p.cmd("AUTH PLAIN"), "+ ")
+        self.assertEqual(p.cmd("*"), "-ERR Authentication cancelled")
+        self.assertEqual(count("AUTH"), 1)
+
+        self.d.deliver("bob", b"Subject: big\n\n" + b"y" * 1000 + b"\n" * 4000000)
+        p = self.d.connect()
+        self.addCleanup(p.close)
+        p.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.assertTrue(p.login("bob", "bob-secret").startswith("+OK"))
+        p.send("RETR 3\r\n")
+        self.assertTrue(p.line().startswith("+OK"))
+        p.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
+        p.close()
+        wait_until(lambda: count("RETR") == 1, 10, what="the cut RETR to be counted")
+        self.assertIn("reason=", self.d.log())
 
     def test_metrics_listen_errors(self):
         for bad, why in (("127.0.0.1", "expected addr:port"),

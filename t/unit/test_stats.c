@@ -94,19 +94,40 @@ static void test_reset_leaves_since_start_alone(void **state)
 {
     (void)state;
     struct stats_region *r = stats_region_create(2);
-    struct stats_snapshot s;
+    struct stats_snapshot s, shown;
     int a = stats_region_claim(r);
     run_child(count_logins, r, a);
 
-    stats_region_read(r, &s, STATS_AND_RESET);
-    assert_int_equal(login_count(&s, STATS_MECH_USER, STATS_LOGIN_OK), 6);
+    stats_region_read(r, &shown, STATS_SINCE_RESET);
+    assert_int_equal(login_count(&shown, STATS_MECH_USER, STATS_LOGIN_OK), 6);
+    /* Counted after the read but before the reset takes effect: not lost. */
+    run_child(count_logins, r, a);
+    stats_region_reset(r, &shown);
     stats_region_read(r, &s, STATS_SINCE_RESET);
-    assert_int_equal(login_count(&s, STATS_MECH_USER, STATS_LOGIN_OK), 0);
+    assert_int_equal(login_count(&s, STATS_MECH_USER, STATS_LOGIN_OK), 6);
     run_child(count_logins, r, a);
     stats_region_read(r, &s, STATS_SINCE_RESET);
-    assert_int_equal(login_count(&s, STATS_MECH_USER, STATS_LOGIN_OK), 6);
-    stats_region_read(r, &s, STATS_SINCE_START);
     assert_int_equal(login_count(&s, STATS_MECH_USER, STATS_LOGIN_OK), 12);
+    stats_region_read(r, &s, STATS_SINCE_START);
+    assert_int_equal(login_count(&s, STATS_MECH_USER, STATS_LOGIN_OK), 18);
+
+    /* The process exits after the reset: folding keeps both views. */
+    stats_region_release(r, a);
+    stats_region_read(r, &s, STATS_SINCE_RESET);
+    assert_int_equal(login_count(&s, STATS_MECH_USER, STATS_LOGIN_OK), 12);
+    stats_region_read(r, &s, STATS_SINCE_START);
+    assert_int_equal(login_count(&s, STATS_MECH_USER, STATS_LOGIN_OK), 18);
+    stats_region_destroy(r);
+}
+
+static void test_region_cannot_shrink(void **state)
+{
+    (void)state;
+    /* A child holding the fd must not be able to make the master's reads fault. */
+    struct stats_region *r = stats_region_create(2);
+    assert_int_equal(ftruncate(stats_region_fd(r), 0), -1);
+    struct stats_snapshot s;
+    stats_region_read(r, &s, STATS_SINCE_START);
     stats_region_destroy(r);
 }
 
@@ -255,6 +276,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_children_fold_into_totals),
         cmocka_unit_test(test_reset_leaves_since_start_alone),
+        cmocka_unit_test(test_region_cannot_shrink),
         cmocka_unit_test(test_full_region_and_bad_slots),
         cmocka_unit_test(test_names_map_to_values),
         cmocka_unit_test(test_sessions_tls_and_buckets),
