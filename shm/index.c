@@ -399,7 +399,13 @@ int mbindex_prepare(const char *dir, uid_t uid, gid_t gid, int *reset)
 
 /* ---- records --------------------------------------------------------- */
 
-int mbindex_get(struct mbindex *ix, const char *path, struct index_entry *e)
+/*
+ * path's record decoded into e, or only its head into head (the other is
+ * NULL): then the messages' pages are not even touched. The record is
+ * copied out, so no read txn outlives the call.
+ */
+static int record_get(struct mbindex *ix, const char *path, struct index_entry *e,
+                      struct index_head *head)
 {
     unsigned char keybuf[KEY_LEN];
     MDB_val key = { KEY_LEN, keybuf }, val;
@@ -413,30 +419,20 @@ int mbindex_get(struct mbindex *ix, const char *path, struct index_entry *e)
         return note(ix, rc);
     rc = mdb_get(txn, ix->dbi, &key, &val);
     if (rc == 0)
-        rc = index_decode(val.mv_data, val.mv_size, path, e);
-    /* The record is copied out: no read txn outlives this call. */
+        rc = e != NULL ? index_decode(val.mv_data, val.mv_size, path, e)
+                       : index_decode_head(val.mv_data, val.mv_size, path, head);
     mdb_txn_abort(txn);
     return note(ix, rc);
 }
 
+int mbindex_get(struct mbindex *ix, const char *path, struct index_entry *e)
+{
+    return record_get(ix, path, e, NULL);
+}
+
 int mbindex_get_head(struct mbindex *ix, const char *path, struct index_head *head)
 {
-    unsigned char keybuf[KEY_LEN];
-    MDB_val key = { KEY_LEN, keybuf }, val;
-    MDB_txn *txn;
-
-    if (ix->broken)
-        return ix->broken;
-    make_key(path, keybuf);
-    int rc = lmdbenv_txn_begin(ix->env, MDB_RDONLY, &txn);
-    if (rc != 0)
-        return note(ix, rc);
-    rc = mdb_get(txn, ix->dbi, &key, &val);
-    /* Only the head is read: the messages' pages are not even touched. */
-    if (rc == 0)
-        rc = index_decode_head(val.mv_data, val.mv_size, path, head);
-    mdb_txn_abort(txn);
-    return note(ix, rc);
+    return record_get(ix, path, NULL, head);
 }
 
 int mbindex_put(struct mbindex *ix, const char *path, const struct index_entry *e)
