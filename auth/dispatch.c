@@ -312,24 +312,14 @@ static int handle_scram(struct auth_dispatch *d, int slot, const void *msg, size
 int dispatch_serve(struct auth_dispatch *d, int slot, int burst)
 {
     unsigned char msg[IPC_MAX_MESSAGE];
-    int fd = d->fd[slot];
+    char who[32];
 
+    snprintf(who, sizeof(who), "connection %d", slot);
     for (int i = 0; i < burst; i++) {
-        ssize_t n = ipc_recv(fd, msg, sizeof(msg));
+        ssize_t n = auth_recv_request(d->fd[slot], msg, sizeof(msg), who);
         uint32_t type = 0;
-        if (n == 0) {
-            errno = 0;
-            return -1;
-        }
-        if (n == -1) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                return 0;
-            if (errno == EINTR)
-                continue;
-            log_warning("worker connection %d: %s; closing it", slot,
-                        errno == EMSGSIZE ? "request too long" : strerror(errno));
-            return -1;
-        }
+        if (n <= 0)
+            return (int)n;
         if (n >= 4)
             memcpy(&type, msg, sizeof(type));
         int rc;
@@ -345,7 +335,7 @@ int dispatch_serve(struct auth_dispatch *d, int slot, int burst)
         }
         explicit_bzero(msg, (size_t)n);
         if (rc == -1) {
-            log_warning("worker connection %d: malformed request (%zd bytes); closing it", slot,
+            log_warning("worker %s: malformed request (%zd bytes); closing its connection", who,
                         n);
             return -1;
         }

@@ -68,37 +68,46 @@ static const char *peer_label(int fd, char *out, size_t outlen)
     return out;
 }
 
+ssize_t auth_recv_request(int fd, unsigned char *msg, size_t len, const char *who)
+{
+    for (;;) {
+        ssize_t n = ipc_recv(fd, msg, len);
+        if (n > 0)
+            return n;
+        if (n == 0) {
+            errno = 0;
+            return -1;
+        }
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return 0;
+        if (errno != EINTR) {
+            log_warning("worker %s: %s; closing its connection", who,
+                        errno == EMSGSIZE ? "request too long" : strerror(errno));
+            return -1;
+        }
+    }
+}
+
 int auth_serve_fd(struct authd *ad, int fd, struct buf *reply, int burst)
 {
     unsigned char msg[IPC_MAX_MESSAGE];
     char who[64];
 
+    peer_label(fd, who, sizeof(who));
     for (int i = 0; i < burst; i++) {
-        ssize_t n = ipc_recv(fd, msg, sizeof(msg));
-        if (n == 0) {
-            errno = 0;
-            return -1;
-        }
-        if (n == -1) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                return 0;
-            if (errno == EINTR)
-                continue;
-            log_warning("worker %s: %s; closing its connection", peer_label(fd, who, sizeof(who)),
-                        errno == EMSGSIZE ? "request too long" : strerror(errno));
-            return -1;
-        }
+        ssize_t n = auth_recv_request(fd, msg, sizeof(msg), who);
+        if (n <= 0)
+            return (int)n;
         int rc = auth_handle_message(ad, msg, (size_t)n, reply);
         explicit_bzero(msg, (size_t)n);
         if (rc == -1) {
             log_warning("worker %s: malformed request (%zd bytes); closing its connection",
-                        peer_label(fd, who, sizeof(who)), n);
+                        who, n);
             return -1;
         }
         if (ipc_send(fd, reply) == -1) {
             /* Never wait for a worker that does not read its answers. */
-            log_warning("worker %s: cannot answer (%s); closing its connection",
-                        peer_label(fd, who, sizeof(who)),
+            log_warning("worker %s: cannot answer (%s); closing its connection", who,
                         errno == EAGAIN || errno == EWOULDBLOCK ? "socket full" : strerror(errno));
             return -1;
         }

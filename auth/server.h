@@ -64,6 +64,13 @@ int auth_handle_message(struct authd *ad, const void *msg, size_t len, struct bu
 int auth_serve_fd(struct authd *ad, int fd, struct buf *reply, int burst);
 
 /*
+ * One request from a worker's connection into msg: its length, 0 when none
+ * is waiting, -1 when the connection is to be closed (errno 0 at EOF; other
+ * errors are logged, naming the worker as who).
+ */
+ssize_t auth_recv_request(int fd, unsigned char *msg, size_t len, const char *who);
+
+/*
  * Set up srv on listen_fd (made non-blocking here). mail_user is the
  * configured mail user; peers must run as it or as the helper's own uid.
  * Returns 0, or -1 with errno (epoll).

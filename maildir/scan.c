@@ -22,6 +22,20 @@ static void close_keep_errno(int fd)
 }
 
 /* A DIR on a fresh fd for directory fd, which stays the caller's. */
+/*
+ * The end of a readdir loop: readdir's NULL with errno set is a failure
+ * too (ended says the loop ran to that NULL). closedir keeps errno.
+ */
+static int close_listing(DIR *dir, int rc, int ended)
+{
+    if (rc == 0 && ended && errno != 0)
+        rc = -1;
+    int saved = errno;
+    closedir(dir);
+    errno = saved;
+    return rc;
+}
+
 static DIR *open_dir_at(int dirfd, const char *path)
 {
     int fd = openat(dirfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -243,12 +257,7 @@ int maildir_move_new(int rootfd, int curfd, struct maildir *added, unsigned *mov
         }
         errno = 0;
     }
-    if (rc == 0 && de == NULL && errno != 0)
-        rc = -1;
-    int saved = errno;
-    closedir(dir);
-    errno = saved;
-    return rc;
+    return close_listing(dir, rc, de == NULL);
 }
 
 int maildir_list_dir(int dirfd, struct maildir *md, maildir_size_lookup lookup, void *arg)
@@ -267,12 +276,7 @@ int maildir_list_dir(int dirfd, struct maildir *md, maildir_size_lookup lookup, 
         }
         errno = 0;
     }
-    if (rc == 0 && de == NULL && errno != 0)
-        rc = -1;
-    int saved = errno;
-    closedir(dir);
-    errno = saved;
-    return rc;
+    return close_listing(dir, rc, de == NULL);
 }
 
 /* courierpop3d compares names as (signed) char strings up to ':'. */

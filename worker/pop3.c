@@ -143,9 +143,9 @@ void pop3_command_done(struct conn *c)
  * first. AUTH counts from the client's last line of the exchange, so the
  * client's own pauses between SASL steps are not counted as ours.
  */
-static void time_command(struct conn *c, const char *name)
+static void time_command(struct conn *c)
 {
-    c->cmd_timing = (int)stats_command_id(name);
+    c->cmd_timing = STATS_CMD_OTHER;   /* until the line names a known command */
     c->cmd_started = stats_clock();
 }
 
@@ -210,7 +210,7 @@ void pop3_dispatch(struct conn *c, char *line, size_t len)
         c->cmd_started = stats_clock();
         pop3_sasl_response(c, line, len);
     } else {
-        time_command(c, "");
+        time_command(c);
         dispatch_command(c, line, len);
     }
     /* Still waiting for the helper, the client's SASL response, or a job: timed later. */
