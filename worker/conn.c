@@ -107,6 +107,20 @@ static void log_session(const struct conn *c)
              (unsigned long long)c->stats.bytes_out);
 }
 
+/*
+ * Closing a socket with unread bytes makes the kernel send a reset, which
+ * can discard the last reply still on its way (a client that pipelined
+ * something after QUIT). Read what is there, a bounded amount, first.
+ */
+static void discard_unread(int fd)
+{
+    char sink[4096];
+    for (int i = 0; i < 16; i++) {
+        if (recv(fd, sink, sizeof(sink), MSG_DONTWAIT) <= 0)
+            break;
+    }
+}
+
 void conn_close(struct conn *c, const char *reason)
 {
     struct loop *lp = c->lp;
@@ -140,6 +154,8 @@ void conn_close(struct conn *c, const char *reason)
         SSL_free(c->ssl);
         c->ssl = NULL;
     }
+    if (c->state == CONN_CLOSING || c->state == CONN_LINGER)
+        discard_unread(c->fd);
     close(c->fd);
     buf_free(&c->in);
     buf_free(&c->out);

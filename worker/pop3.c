@@ -197,8 +197,16 @@ static void dispatch_command(struct conn *c, char *line, size_t len)
     enum pop3_verdict v = cmd->run(c, args, &r);
     if (v != POP3_DEFERRED)
         write_reply(c, v, &r);
-    if (r.close_after && v != POP3_DEFERRED)
-        conn_set_state(c, CONN_LINGER);
+    /*
+     * RFC 1939: the server closes after QUIT's reply. Lingering for the
+     * client's close first is opt-in: a client that reads to EOF would wait.
+     */
+    if (r.close_after && v != POP3_DEFERRED) {
+        if (c->lp->cfg->quit_linger > 0)
+            conn_set_state(c, CONN_LINGER);
+        else
+            conn_finish(c, "quit");
+    }
     if (r.start_tls && v == POP3_OK)
         conn_start_tls(c);
 }
