@@ -1,11 +1,16 @@
 # Thin wrapper: the build is CMake's, the tests are ctest's.
 #   make run    install what is missing, build, start a demo server on 127.0.0.1:1110
-#   make test   the same set-up, then every test (normal and ASan+UBSan builds)
+#   make test   the same set-up, then every test (normal and ASan+UBSan builds, and each
+#               fuzzer for FUZZ_SMOKE_SECONDS)
+#   make fuzz   build the libFuzzer harnesses (clang) and run each for FUZZ_SECONDS
 BUILD ?= build
 SANBUILD ?= build-sanitize
+FUZZBUILD ?= build-fuzz
+FUZZ_SECONDS ?= 600
+FUZZ_SMOKE_SECONDS ?= 20
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build build-sanitize demo run test test-fast clean
+.PHONY: all deps build build-sanitize build-fuzz demo run test test-fast fuzz fuzz-smoke clean
 
 all: build
 
@@ -20,6 +25,20 @@ build-sanitize: deps
 	cmake -S . -B $(SANBUILD) -DCMAKE_BUILD_TYPE=Debug -DFASTPOP_SANITIZE=ON >/dev/null
 	cmake --build $(SANBUILD) -j$(JOBS)
 
+# The fuzzers: clang with libFuzzer, ASan and UBSan (t/fuzz/README.md).
+build-fuzz: deps
+	cmake -S . -B $(FUZZBUILD) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \
+	  -DFASTPOP_FUZZ=ON -DFASTPOP_FUZZ_SECONDS=$(FUZZ_SECONDS) >/dev/null
+	cmake --build $(FUZZBUILD) -j$(JOBS)
+
+# Every fuzzer for FUZZ_SECONDS, two at a time; findings land in $(FUZZBUILD)/fuzz/crashes.
+fuzz: build-fuzz
+	cd $(FUZZBUILD) && ctest -L fuzz -j$(JOBS) --output-on-failure --timeout 0
+
+# A short run of each, so CI keeps every harness alive.
+fuzz-smoke:
+	$(MAKE) fuzz FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS)
+
 demo: build
 	@sh t/tools/make-demo.sh $(BUILD)
 
@@ -31,10 +50,11 @@ test: demo build-sanitize
 	cd $(BUILD) && ctest -j$(JOBS) --output-on-failure --timeout 300
 	cd $(SANBUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest -j$(JOBS) --output-on-failure --timeout 300
+	$(MAKE) fuzz-smoke
 
 # The release build only (quicker while developing).
 test-fast: demo
 	cd $(BUILD) && ctest -j$(JOBS) --output-on-failure --timeout 300
 
 clean:
-	rm -rf $(BUILD) $(SANBUILD)
+	rm -rf $(BUILD) $(SANBUILD) $(FUZZBUILD)

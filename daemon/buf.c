@@ -38,8 +38,14 @@ void buf_shrink_if_empty(struct buf *b)
 }
 
 size_t buf_len(const struct buf *b) { return b->wpos - b->rpos; }
-char *buf_rptr(const struct buf *b) { return b->data + b->rpos; }
-char *buf_wptr(const struct buf *b) { return b->data + b->wpos; }
+/*
+ * An empty buffer may own no memory at all (idle connections give theirs
+ * back); NULL + 0 is undefined in C, so such a buffer points at a shared
+ * empty string instead. Nothing is ever written there: its avail is 0.
+ */
+static char no_data[1];
+char *buf_rptr(const struct buf *b) { return b->data ? b->data + b->rpos : no_data; }
+char *buf_wptr(const struct buf *b) { return b->data ? b->data + b->wpos : no_data; }
 size_t buf_avail(const struct buf *b) { return b->size - b->wpos; }
 
 void buf_consume(struct buf *b, size_t n)

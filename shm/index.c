@@ -136,16 +136,19 @@ int index_encode(const char *path, const struct index_entry *e, void **buf, size
 }
 
 /*
- * Every offset and length inside the block and every name NUL-terminated
- * where its length says: O(1) per message, so a 100,000-message record
- * decodes at memcpy speed. A NUL earlier inside a name of a garbage record
- * only shortens it; nothing is read outside the block.
+ * Every offset and length inside the block, every name NUL-terminated
+ * exactly where its length says and no NUL inside a name or a UIDL (memchr,
+ * so a 100,000-message record still decodes at memcpy speed). A record that
+ * passes is one index_encode() could have written: the session's view of it
+ * is consistent, and nothing is read outside the block.
  */
 static int check_msg(const struct disk_msg *d, const char *strings, size_t strings_len)
 {
     if ((uint64_t)d->name_off + d->name_len >= strings_len || d->uidl_len == 0 ||
         d->unique_len > d->name_len || (uint64_t)d->uidl_off + d->uidl_len > strings_len ||
-        strings[d->name_off + d->name_len] != '\0')
+        strings[d->name_off + d->name_len] != '\0' ||
+        memchr(strings + d->name_off, '\0', d->name_len) != NULL ||
+        memchr(strings + d->uidl_off, '\0', d->uidl_len) != NULL)
         return -1;
     return 0;
 }
