@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -80,6 +81,7 @@ static void child_reset(struct master *m, struct child *c, int keep_auth_fd)
 
 static void enter_auth(struct master *m, struct child *c)
 {
+    pid_t master = getppid();
     child_reset(m, c, 1);
     listen_set_close(&m->listeners);
     /* Out of the way of fds 3 and 4 before they are set up. */
@@ -101,6 +103,14 @@ static void enter_auth(struct master *m, struct child *c)
     snprintf(slot, sizeof(slot), "%d", stats_ok ? c->stats_slot : -1);
     if (privdrop_become(m->ids.auth_uid, m->ids.auth_gid) == -1)
         log_fatal("auth: cannot drop privileges to %s: %s", m->cfg->auth_user, strerror(errno));
+    /*
+     * The helper goes with the master (a kill -9 of the master must leave no
+     * orphan holding auth.sock). Set after the drop, which clears it; exec
+     * keeps it, fastpop-auth being neither set-uid nor file-capable.
+     */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != master)
+        _exit(0);
     char *argv[] = { "fastpop-auth", "-c", (char *)m->opts->config_path, "--listen-fd", "3",
                      "--stats-slot", slot, m->opts->foreground ? "-F" : NULL, NULL };
     execv(m->helper_path, argv);
@@ -254,9 +264,17 @@ void child_died(struct master *m, struct child *c, int status)
         c->in_use = 0;
         return;
     }
-    c->quick_deaths = lived < QUICK_DEATH_SECONDS ? c->quick_deaths + 1 : 0;
+    /*
+     * Back off only from a child that fails on its own soon after its start
+     * (a bad config, a missing file): restarting it at once would spin. One
+     * killed with SIGKILL (the OOM killer, an operator, a crash test) did not
+     * fail; it comes back at once, as does one that lived long enough.
+     */
+    int killed = WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+    if (!killed)
+        c->quick_deaths = lived < QUICK_DEATH_SECONDS ? c->quick_deaths + 1 : 0;
     double delay = 0.0;
-    if (c->quick_deaths > 0) {
+    if (c->quick_deaths > 0 && !killed) {
         delay = BACKOFF_FIRST;
         for (int i = 1; i < c->quick_deaths && delay < BACKOFF_MAX; i++)
             delay *= 2;

@@ -82,11 +82,13 @@ class CrashLoop(DaemonTest):
     workers = 1
 
     def test_crash_loop_backs_off(self):
+        """A worker that dies on its own (SIGABRT: what a failed assertion or a
+        crash looks like) soon after its start is restarted ever later."""
         self.d.start()
         before = self.d.workers_pids()
         for round_ in range(4):
             self.assertEqual(len(before), 1)
-            os.kill(before[0], signal.SIGKILL)
+            os.kill(before[0], signal.SIGABRT)
 
             def respawned():
                 now = self.d.workers_pids()
@@ -98,6 +100,22 @@ class CrashLoop(DaemonTest):
         self.assertIn("respawning in 0.2s", log)
         self.assertIn("respawning in 0.4s", log)
         self.assertIn("respawning in 0.8s", log)
+
+    def test_sigkill_is_not_a_crash_loop(self):
+        """SIGKILL comes from outside (the OOM killer, an operator): the worker
+        did not fail, so it is back at once however often it happens."""
+        self.d.start()
+        before = self.d.workers_pids()
+        for round_ in range(6):
+            os.kill(before[0], signal.SIGKILL)
+
+            def respawned():
+                now = self.d.workers_pids()
+                return now if len(now) == 1 and now != before else None
+            before = wait_until(respawned, timeout=15, what="respawn %d" % round_)
+        log = self.d.log()
+        self.assertEqual(log.count("killed by signal 9"), 6, log)
+        self.assertEqual(log.count("respawning in 0.0s"), 6, log)
 
 
 class Reload(DaemonTest):
