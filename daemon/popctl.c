@@ -23,6 +23,7 @@
 
 #include "daemon/config.h"
 #include "daemon/control.h"
+#include "daemon/escape.h"
 #include "daemon/ipc.h"
 #include "daemon/popctl_client.h"
 #include "daemon/privdrop.h"
@@ -224,10 +225,20 @@ static int verb_who(const struct config *cfg, int argc, char **argv)
         struct tm tm;
         if (t > 0 && localtime_r(&t, &tm) != NULL)
             strftime(since, sizeof(since), "%Y-%m-%d %H:%M:%S", &tm);
-        printf("%-24s %-39s %5s %6s %-13s %-19s %6s %10s %s\n", popctl_field(a, r, "user"),
-               popctl_field(a, r, "ip"), popctl_field(a, r, "port"), popctl_field(a, r, "worker"),
-               popctl_field(a, r, "state"), since, popctl_field(a, r, "idle"), popctl_field(a, r, "bytes"),
-               popctl_field(a, r, "tls"));
+        /*
+         * A user name is the client's text, and the rest comes from memory a
+         * worker writes: a control byte must never reach the terminal, and a
+         * space must not shift the columns. Escaped as \xNN (JSON has its own).
+         */
+        enum { ESCAPED = TEXT_LOG_ESCAPE_SIZE(sizeof(a->value[0][0])) };
+        char user[ESCAPED], ip[ESCAPED], state[ESCAPED], tls[ESCAPED];
+        printf("%-24s %-39s %5s %6s %-13s %-19s %6s %10s %s\n",
+               text_log_escape(popctl_field(a, r, "user"), user, sizeof(user)),
+               text_log_escape(popctl_field(a, r, "ip"), ip, sizeof(ip)),
+               popctl_field(a, r, "port"), popctl_field(a, r, "worker"),
+               text_log_escape(popctl_field(a, r, "state"), state, sizeof(state)), since,
+               popctl_field(a, r, "idle"), popctl_field(a, r, "bytes"),
+               text_log_escape(popctl_field(a, r, "tls"), tls, sizeof(tls)));
     }
     return EXIT_OK;
 }
