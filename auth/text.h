@@ -7,6 +7,9 @@
 
 #include <stddef.h>
 
+/* text_log_escape(): shared with the master and popctl, so it lives in daemon/. */
+#include "daemon/escape.h"
+
 /*
  * Decode standard base64 (RFC 4648 alphabet, '=' padding optional but, when
  * present, only at the end). No whitespace is accepted: stored hashes never
@@ -19,19 +22,5 @@ long text_base64_decode(const char *in, size_t inlen, unsigned char *out, size_t
 
 /* Decode hex digits (either case). Returns the length, or -1 like base64. */
 long text_hex_decode(const char *in, size_t inlen, unsigned char *out, size_t outlen);
-
-/*
- * Copy s into out so that the result is one word of printable ASCII: bytes
- * outside 0x21-0x7E and the backslash become \xHH. Log lines are parsed by
- * tools such as fail2ban, so a user name must never be able to add a space,
- * a fake "ip=" field or a line break. Always NUL-terminates (when outlen > 0);
- * an over-long result is cut and ends in "...".
- *
- * Returns out, so the call can sit inside a log call's arguments.
- */
-const char *text_log_escape(const char *s, char *out, size_t outlen);
-
-/* Room for escaping a string of n bytes completely. */
-#define TEXT_LOG_ESCAPE_SIZE(n) ((n) * 4 + 1)
 
 #endif

@@ -10,6 +10,7 @@
 
 #include "daemon/control_args.h"
 #include "daemon/control_state.h"
+#include "daemon/escape.h"
 #include "daemon/log.h"
 #include "shm/scoreboard.h"
 #include "shm/stats.h"
@@ -46,11 +47,34 @@ static int verb_status(struct reply *r, int argc, char **argv)
     return control_reply_end(r, CONTROL_OK, "running");
 }
 
+/*
+ * who's and kick's target. Sessions keep their whole user name (up to
+ * SCOREBOARD_USER_MAX - 1 bytes): a longer one can match nothing, so it
+ * is refused rather than answered "0".
+ */
+static int parse_target(struct reply *r, const char *text, struct control_target *t,
+                        const char *usage)
+{
+    if (control_parse_target(text, t) == -1) {
+        control_reply_end(r, CONTROL_BAD, "%s", usage);
+        return -1;
+    }
+    if (t->user != NULL && strlen(t->user) >= SCOREBOARD_USER_MAX) {
+        control_reply_end(r, CONTROL_BAD, "user names are at most %d bytes",
+                          SCOREBOARD_USER_MAX - 1);
+        return -1;
+    }
+    return 0;
+}
+
 static int verb_who(struct reply *r, int argc, char **argv)
 {
     struct control_target t;
-    if (argc > 2 || control_parse_target(argc == 2 ? argv[1] : NULL, &t) == -1)
-        return control_reply_end(r, CONTROL_BAD, "usage: who [USER|IP[/PREFIX]]");
+    static const char usage[] = "usage: who [USER|IP[/PREFIX]]";
+    if (argc > 2)
+        return control_reply_end(r, CONTROL_BAD, "%s", usage);
+    if (parse_target(r, argc == 2 ? argv[1] : NULL, &t, usage) == -1)
+        return CONTROL_BAD;
     struct scoreboard *sb = r->ctl->sb;
     unsigned shown = 0;
     time_t now = time(NULL);
@@ -81,8 +105,11 @@ static int verb_who(struct reply *r, int argc, char **argv)
 static int verb_kick(struct reply *r, int argc, char **argv)
 {
     struct control_target t;
-    if (argc != 2 || control_parse_target(argv[1], &t) == -1)
-        return control_reply_end(r, CONTROL_BAD, "usage: kick USER|IP[/PREFIX]");
+    static const char usage[] = "usage: kick USER|IP[/PREFIX]";
+    if (argc != 2)
+        return control_reply_end(r, CONTROL_BAD, "%s", usage);
+    if (parse_target(r, argv[1], &t, usage) == -1)
+        return CONTROL_BAD;
     struct scoreboard *sb = r->ctl->sb;
     unsigned kicked = 0;
     for (unsigned i = 0; i < scoreboard_capacity(sb); i++) {
@@ -96,7 +123,9 @@ static int verb_kick(struct reply *r, int argc, char **argv)
     }
     if (kicked > 0)
         r->ctl->hooks.wake_workers(r->ctl->hooks.ctx);
-    log_info("control: kick %s: %u session(s)", argv[1], kicked);
+    char target[TEXT_LOG_ESCAPE_SIZE(SCOREBOARD_USER_MAX)];
+    log_info("control: kick %s: %u session(s)", text_log_escape(argv[1], target, sizeof(target)),
+             kicked);
     return control_reply_end(r, CONTROL_OK, "%u", kicked);
 }
 

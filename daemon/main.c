@@ -17,6 +17,7 @@
 #include "daemon/identity.h"
 #include "daemon/log.h"
 #include "daemon/master.h"
+#include "daemon/trusted_dir.h"
 #include "shm/credcache.h"
 #include "worker/tls.h"
 
@@ -60,21 +61,41 @@ static void raise_fd_limit(const struct config *cfg, struct master_options *opts
     opts->fd_limit = rl.rlim_cur;
 }
 
-static int make_dir(const char *path, mode_t mode)
+/*
+ * Lock the pidfile so a second instance is refused with a clear message.
+ * It lives in a directory no one else may write, and is never a symlink:
+ * root truncates and writes it.
+ */
+static int open_pidfile(const char *path, uid_t owner)
 {
-    if (mkdir(path, mode) == -1 && errno != EEXIST) {
-        log_error("cannot create %s: %s", path, strerror(errno));
+    char dir[CONFIG_PATH_MAX + 32], err[CONFIG_PATH_MAX * 3 + 256];
+    snprintf(dir, sizeof(dir), "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == NULL) {
+        log_error("pidfile %s: not an absolute path", path);
         return -1;
     }
-    return 0;
-}
-
-/* Lock the pidfile so a second instance is refused with a clear message. */
-static int open_pidfile(const char *path)
-{
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd == -1) {
-        log_error("cannot open pidfile %s: %s", path, strerror(errno));
+    const char *base = path + (slash - dir) + 1;
+    slash[slash == dir ? 1 : 0] = '\0';
+    int dir_fd = trusted_dir_open(dir, "the pidfile's directory", owner, err, sizeof(err));
+    if (dir_fd == -1) {
+        log_error("pidfile %s: %s", path, err);
+        return -1;
+    }
+    int fd = openat(dir_fd, base, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644);
+    int saved = errno;
+    close(dir_fd);
+    struct stat st;
+    if (fd == -1 && saved == ELOOP) {
+        log_error("pidfile %s is a symbolic link; refusing to write through it (remove it)",
+                  path);
+        return -1;
+    }
+    if (fd == -1 || fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
+        log_error("cannot open pidfile %s: %s", path,
+                  fd == -1 ? strerror(saved) : "not a regular file");
+        if (fd >= 0)
+            close(fd);
         return -1;
     }
     if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
@@ -197,8 +218,17 @@ int main(int argc, char **argv)
 
     /* Until the master is serving, errors go to the terminal that started it. */
     log_open(LOG_TO_STDERR, (enum log_level)cfg.log_level, "master", -1);
-    if (make_dir(cfg.run_dir, 0755) == -1 || make_dir(cfg.state_dir, 0755) == -1)
+    /*
+     * Root creates and uses names in these: no one else may write to them
+     * (daemon/trusted_dir.h). Started unprivileged, they are the user's own.
+     */
+    uid_t dir_owner = ids.privileged ? 0 : geteuid();
+    char dir_err[CONFIG_PATH_MAX * 3 + 256];
+    if (trusted_dir_make(cfg.run_dir, "run_dir", dir_owner, dir_err, sizeof(dir_err)) == -1 ||
+        trusted_dir_make(cfg.state_dir, "state_dir", dir_owner, dir_err, sizeof(dir_err)) == -1) {
+        log_error("%s", dir_err);
         return 1;
+    }
     /* The helper writes the credential cache, the workers (the mail group) read it. */
     if (credcache_prepare_dir(cfg.state_dir, ids.auth_uid, ids.mail_gid) == -1) {
         log_error("cannot prepare %s/%s for the credential cache: %s", cfg.state_dir,
@@ -208,7 +238,7 @@ int main(int argc, char **argv)
 
     char pid_path[CONFIG_PATH_MAX + 32];
     config_pid_path(&cfg, pid_path, sizeof(pid_path));
-    int pidfile_fd = open_pidfile(pid_path);
+    int pidfile_fd = open_pidfile(pid_path, dir_owner);
     if (pidfile_fd == -1)
         return 1;
 

@@ -22,7 +22,6 @@
 #include "daemon/log.h"
 #include "daemon/privdrop.h"
 #include "shm/index.h"
-#include "shm/lmdb_env.h"
 #include "shm/scoreboard.h"
 #include "shm/stats.h"
 #include "worker/tls.h"

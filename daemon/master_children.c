@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <lmdb.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -26,8 +27,8 @@
 #include "daemon/listen.h"
 #include "daemon/log.h"
 #include "daemon/privdrop.h"
+#include "daemon/trusted_dir.h"
 #include "shm/index.h"
-#include "shm/lmdb_env.h"
 #include "shm/scoreboard.h"
 #include "shm/stats.h"
 #include "worker/tls.h"
@@ -202,43 +203,48 @@ static const char *describe_exit(int status, char *out, size_t outlen)
     return out;
 }
 
-/*
- * A dead worker may leave a reader slot in the mailbox index taken (a
- * SIGKILL in the middle of a login): clear the slots of dead processes.
- */
-void index_reader_check(struct master *m, pid_t pid)
+/* In a child that is the mail user: see index_prepare(). */
+static int prepare_index_as_mail_user(void *dir)
 {
-    char dir[CONFIG_PATH_MAX + 16];
-    int dead;
-    if (!m->cfg->index)
-        return;
-    snprintf(dir, sizeof(dir), "%s/%s", m->cfg->state_dir, INDEX_SUBDIR);
-    int rc = lmdbenv_reader_check(dir, &dead);
-    if (rc != 0 && rc != ENOENT)
-        log_warning("mailbox index %s: reader check: %s", dir, mdb_strerror(rc));
-    else if (dead > 0)
-        log_info("mailbox index: cleared %d reader slot(s) after worker pid %d", dead, (int)pid);
+    int reset;
+    int rc = mbindex_prepare(dir, &reset);
+    if (rc != 0) {
+        log_error("mailbox index %s: %s; logins will scan their maildir", (char *)dir,
+                  mdb_strerror(rc));
+        return -1;
+    }
+    if (reset)
+        log_warning("mailbox index %s was unreadable; started a new one", (char *)dir);
+    return 0;
 }
 
 /*
- * Ready the mailbox index for workers that are not root: its directory and
- * files belong to the mail user, and an unreadable one (a crash of the
- * host with MDB_NOSYNC) starts afresh: it is a cache. Only at start, while
- * no worker has it open. Failing costs speed, not service.
+ * Ready the mailbox index for the workers: root makes state_dir/index (in
+ * state_dir, which only root may write) and gives it to the mail user;
+ * everything inside is then done by a child that has become that user,
+ * so a symlink planted there can only lead to files the mail user may
+ * touch anyway. An unreadable environment (a crash of the host with
+ * MDB_NOSYNC) starts afresh: it is a cache. Only at start, while no worker
+ * has it open. Failing costs speed, not service.
  */
 void index_prepare(struct master *m)
 {
     char dir[CONFIG_PATH_MAX + 16];
-    int reset;
     if (!m->cfg->index)
         return;
     snprintf(dir, sizeof(dir), "%s/%s", m->cfg->state_dir, INDEX_SUBDIR);
-    int rc = mbindex_prepare(dir, m->ids.mail_uid, m->ids.mail_gid, &reset);
-    if (rc != 0)
-        log_error("mailbox index %s: %s; logins will scan their maildir", dir,
-                  mdb_strerror(rc));
-    else if (reset)
-        log_warning("mailbox index %s was unreadable; started a new one", dir);
+    int state_fd = open(m->cfg->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (state_fd == -1 ||
+        trusted_dir_give(state_fd, INDEX_SUBDIR, 0700, m->ids.mail_uid, m->ids.mail_gid) == -1) {
+        log_error("mailbox index %s: %s; logins will scan their maildir", dir, strerror(errno));
+        if (state_fd >= 0)
+            close(state_fd);
+        return;
+    }
+    close(state_fd);
+    if (privdrop_run_as(m->ids.mail_uid, m->ids.mail_gid, prepare_index_as_mail_user, dir) == -1)
+        log_error("mailbox index %s: cannot check it as %s: %s", dir, m->cfg->user,
+                  strerror(errno));
 }
 
 void child_died(struct master *m, struct child *c, int status)
@@ -257,7 +263,6 @@ void child_died(struct master *m, struct child *c, int status)
         if (freed > 0)
             log_warning("worker[%d] pid %d left %u connection slots; released", c->index,
                         (int)pid, freed);
-        index_reader_check(m, pid);
     }
     if (m->stopping || c->retiring) {
         log_info("%s[%d] pid %d %s", roles[c->role].name, c->index, (int)pid, how);

@@ -85,6 +85,5 @@ void signal_children(struct master *m, int role, int sig);
 int count_children(struct master *m, int role);
 void respawn_due(struct master *m, double now);
 void index_prepare(struct master *m);
-void index_reader_check(struct master *m, pid_t pid);
 
 #endif

@@ -23,6 +23,7 @@
 
 #include "daemon/config.h"
 #include "daemon/control.h"
+#include "daemon/escape.h"
 #include "daemon/ipc.h"
 #include "daemon/popctl_client.h"
 #include "daemon/privdrop.h"
@@ -110,9 +111,37 @@ static int verb_status(const struct config *cfg, int argc, char **argv)
 }
 
 /*
+ * Verbs that open a store (an LMDB environment in state_dir) do it as the
+ * store's owner, never as root: its directory belongs to that user, who
+ * could have put a symlink to any file of root's in it. Started by anyone
+ * else, popctl stays who it is (and the store's own permissions decide).
+ */
+static int become_store_owner(const char *user, const char *group)
+{
+    uid_t uid;
+    gid_t gid;
+    if (geteuid() != 0)
+        return 0;
+    if (privdrop_lookup(user, group, &uid, &gid) == -1) {
+        fprintf(stderr, "popctl: cannot become %s: %s\n", user, strerror(errno));
+        return -1;
+    }
+    if (uid == 0) {
+        fprintf(stderr, "popctl: %s is root; fastpopd refuses that too\n", user);
+        return -1;
+    }
+    if (privdrop_become(uid, gid) == -1) {
+        fprintf(stderr, "popctl: cannot become %s: %s\n", user, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/*
  * auth flush [USER]: empty the credential cache, or forget one login name.
- * Opened directly (there is no control socket yet); LMDB's writer lock
- * keeps this and the helper's writes apart. Run it as root or auth_user.
+ * Opened directly, as auth_user (the helper's user, who owns the cache);
+ * LMDB's writer lock keeps this and the helper's writes apart. Run it as
+ * root or auth_user.
  */
 static int verb_auth(const struct config *cfg, int argc, char **argv)
 {
@@ -123,7 +152,9 @@ static int verb_auth(const struct config *cfg, int argc, char **argv)
         fprintf(stderr, "usage: popctl auth flush [USER]\n");
         return 2;
     }
-    /* Never create the env here: as root, its files would shut the helper out. */
+    if (become_store_owner(cfg->auth_user, NULL) == -1)
+        return 2;
+    /* Never create the env here: that is the helper's job, with its modes. */
     char data[CONFIG_PATH_MAX + 32];
     snprintf(data, sizeof(data), "%s/%s/data.mdb", cfg->state_dir, CREDCACHE_DIR);
     if (access(data, F_OK) == -1 && errno == ENOENT) {
@@ -146,9 +177,10 @@ static int verb_auth(const struct config *cfg, int argc, char **argv)
 
 /*
  * index check|uidl-diff --maildir PATH: read-only looks at the mailbox
- * index and the legacy UIDL files (shm/index_tool.h). Opened directly
- * (there is no control socket yet). Started as root, it first becomes the
- * mail user, so nothing it opens can end up owned by root.
+ * index and the legacy UIDL files (shm/index_tool.h), opened directly.
+ * Started as root, it first becomes the mail user, who owns the index and
+ * the maildirs: nothing it opens can end up owned by root, and no symlink
+ * in them leads root anywhere.
  */
 static int verb_index(const struct config *cfg, int argc, char **argv)
 {
@@ -163,15 +195,8 @@ static int verb_index(const struct config *cfg, int argc, char **argv)
                         "       popctl index uidl-diff --maildir /PATH\n");
         return 2;
     }
-    if (geteuid() == 0) {
-        uid_t uid;
-        gid_t gid;
-        if (privdrop_lookup(cfg->user, cfg->group, &uid, &gid) == -1 ||
-            privdrop_become(uid, gid) == -1) {
-            fprintf(stderr, "popctl: cannot become %s: %s\n", cfg->user, strerror(errno));
-            return 2;
-        }
-    }
+    if (become_store_owner(cfg->user, cfg->group) == -1)
+        return 2;
     snprintf(dir, sizeof(dir), "%s/%s", cfg->state_dir, INDEX_SUBDIR);
     if (strcmp(argv[1], "check") == 0)
         return index_tool_check(dir, maildir, stdout);
@@ -200,10 +225,20 @@ static int verb_who(const struct config *cfg, int argc, char **argv)
         struct tm tm;
         if (t > 0 && localtime_r(&t, &tm) != NULL)
             strftime(since, sizeof(since), "%Y-%m-%d %H:%M:%S", &tm);
-        printf("%-24s %-39s %5s %6s %-13s %-19s %6s %10s %s\n", popctl_field(a, r, "user"),
-               popctl_field(a, r, "ip"), popctl_field(a, r, "port"), popctl_field(a, r, "worker"),
-               popctl_field(a, r, "state"), since, popctl_field(a, r, "idle"), popctl_field(a, r, "bytes"),
-               popctl_field(a, r, "tls"));
+        /*
+         * A user name is the client's text, and the rest comes from memory a
+         * worker writes: a control byte must never reach the terminal, and a
+         * space must not shift the columns. Escaped as \xNN (JSON has its own).
+         */
+        enum { ESCAPED = TEXT_LOG_ESCAPE_SIZE(sizeof(a->value[0][0])) };
+        char user[ESCAPED], ip[ESCAPED], state[ESCAPED], tls[ESCAPED];
+        printf("%-24s %-39s %5s %6s %-13s %-19s %6s %10s %s\n",
+               text_log_escape(popctl_field(a, r, "user"), user, sizeof(user)),
+               text_log_escape(popctl_field(a, r, "ip"), ip, sizeof(ip)),
+               popctl_field(a, r, "port"), popctl_field(a, r, "worker"),
+               text_log_escape(popctl_field(a, r, "state"), state, sizeof(state)), since,
+               popctl_field(a, r, "idle"), popctl_field(a, r, "bytes"),
+               text_log_escape(popctl_field(a, r, "tls"), tls, sizeof(tls)));
     }
     return EXIT_OK;
 }

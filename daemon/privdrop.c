@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/capability.h>
 #include <sys/prctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 int privdrop_lookup(const char *user, const char *group, uid_t *uid, gid_t *gid)
@@ -79,4 +80,29 @@ int privdrop_become(uid_t uid, gid_t gid)
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
         return -1;
     return 0;
+}
+
+/* The child's exit status when the drop itself failed. */
+#define RUN_AS_NO_DROP 126
+
+int privdrop_run_as(uid_t uid, gid_t gid, int (*fn)(void *arg), void *arg)
+{
+    int status;
+    pid_t pid = fork();
+    if (pid == -1)
+        return -1;
+    if (pid == 0) {
+        if (privdrop_become(uid, gid) == -1)
+            _exit(RUN_AS_NO_DROP);
+        /* _exit: the parent's stdio buffers and atexit handlers are not the child's. */
+        _exit(fn(arg) == 0 ? 0 : 1);
+    }
+    while (waitpid(pid, &status, 0) == -1) {
+        if (errno != EINTR)
+            return -1;
+    }
+    if (WIFEXITED(status) && WEXITSTATUS(status) <= 1)
+        return WEXITSTATUS(status);
+    errno = WIFEXITED(status) && WEXITSTATUS(status) == RUN_AS_NO_DROP ? EPERM : EIO;
+    return -1;
 }

@@ -21,4 +21,15 @@ int privdrop_lookup(const char *user, const char *group, uid_t *uid, gid_t *gid)
  */
 int privdrop_become(uid_t uid, gid_t gid);
 
+/*
+ * Run fn(arg) in a short-lived child that has become uid/gid first, and wait
+ * for it: how root does something inside a directory a less privileged user
+ * owns (README, "Security model"). Returns 0 when fn returned 0, 1 when it
+ * returned anything else, -1 when fn could not run: no child (fork's
+ * errno), no drop (EPERM) or a child that died otherwise (EIO). fn runs in
+ * the child: what it changes in memory is lost, and it logs its own
+ * failures. Call it while no SIGCHLD handler reaps children.
+ */
+int privdrop_run_as(uid_t uid, gid_t gid, int (*fn)(void *arg), void *arg);
+
 #endif

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "daemon/trusted_dir.h"
 #include "shm/lmdb_env.h"
 
 /* Room for the largest record: header, both parts and both strings. */
@@ -49,53 +50,47 @@ static int cache_dir(const char *state_dir, char *out, size_t outlen)
     return 0;
 }
 
-/* Set a file's mode if it exists; its owner is whoever created it (the helper). */
-static int fix_mode(const char *dir, const char *name, mode_t mode)
-{
-    char path[PATH_MAX];
-    if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path)) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    if (chmod(path, mode) == -1 && errno != ENOENT)
-        return -1;
-    return 0;
-}
-
 int credcache_prepare_dir(const char *state_dir, uid_t owner, gid_t group)
 {
-    char dir[PATH_MAX];
     int shared = geteuid() == 0 && owner != 0;
     /* Shared: the helper writes, the mail group reads; setgid passes the group on. */
     mode_t mode = shared ? 02750 : 0700;
 
-    if (cache_dir(state_dir, dir, sizeof(dir)) == -1)
+    /*
+     * Only the directory: state_dir is root's alone, so the name is ours to
+     * make and give away. Its files are the helper's, which sets their modes
+     * (credcache_open); root never opens a name inside it.
+     */
+    int state_fd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (state_fd == -1)
         return -1;
-    if (mkdir(dir, mode & 0777) == -1 && errno != EEXIST)
+    int rc = trusted_dir_give(state_fd, CREDCACHE_DIR, mode, owner, group);
+    int saved = errno;
+    close(state_fd);
+    errno = saved;
+    return rc;
+}
+
+/*
+ * Whatever the umask: in a shared (setgid) directory the workers, the
+ * group, read data.mdb and must write lock.mdb to take reader slots. By
+ * descriptor, never following a symlink: see daemon/trusted_dir.h.
+ */
+static int fix_modes(const char *dir)
+{
+    struct stat st;
+    int dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dir_fd == -1)
         return -1;
-    if (shared) {
-        /* A symlink planted here must not redirect the chown. */
-        int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd == -1)
-            return -1;
-        int rc = fchown(fd, owner, group) == -1 || fchmod(fd, mode) == -1 ? -1 : 0;
-        for (int i = 0; rc == 0 && i < 2; i++) {
-            const char *name = i == 0 ? "data.mdb" : "lock.mdb";
-            if (fchownat(fd, name, owner, group, AT_SYMLINK_NOFOLLOW) == -1 && errno != ENOENT)
-                rc = -1;
-        }
-        int saved = errno;
-        close(fd);
-        errno = saved;
-        if (rc == -1)
-            return -1;
-    } else if (chmod(dir, mode) == -1) {
-        return -1;
-    }
-    if (fix_mode(dir, "data.mdb", shared ? 0640 : 0600) == -1 ||
-        fix_mode(dir, "lock.mdb", shared ? 0660 : 0600) == -1)
-        return -1;
-    return 0;
+    int shared = fstat(dir_fd, &st) == 0 && (st.st_mode & S_ISGID);
+    int rc = file_set_mode_nofollow(dir_fd, "data.mdb", shared ? 0640 : 0600) == -1 ||
+                     file_set_mode_nofollow(dir_fd, "lock.mdb", shared ? 0660 : 0600) == -1
+                 ? -1
+                 : 0;
+    int saved = errno;
+    close(dir_fd);
+    errno = saved;
+    return rc;
 }
 
 int credcache_open(const char *state_dir, int writable, struct credcache **out)
@@ -137,18 +132,9 @@ int credcache_open(const char *state_dir, int writable, struct credcache **out)
         fail_mdb(cc, "open", rc);
         goto fail_errno;
     }
-    if (writable) {
-        /*
-         * Whatever the umask: in a shared (setgid) directory the workers, the
-         * group, read data.mdb and must write lock.mdb to take reader slots.
-         */
-        struct stat st;
-        int shared = stat(cc->dir, &st) == 0 && (st.st_mode & S_ISGID);
-        if (fix_mode(cc->dir, "data.mdb", shared ? 0640 : 0600) == -1 ||
-            fix_mode(cc->dir, "lock.mdb", shared ? 0660 : 0600) == -1) {
-            snprintf(cc->error, sizeof(cc->error), "chmod: %s", strerror(errno));
-            goto fail_errno;
-        }
+    if (writable && fix_modes(cc->dir) == -1) {
+        snprintf(cc->error, sizeof(cc->error), "chmod: %s", strerror(errno));
+        goto fail_errno;
     }
     rc = lmdbenv_txn_begin(cc->env, writable ? 0 : MDB_RDONLY, &txn);
     if (rc == 0)

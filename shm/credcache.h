@@ -35,7 +35,9 @@
  * Files: the master creates the directory owned by auth_user, group of the
  * mail user, mode 02750 (setgid, so the helper's files get that group); the
  * helper makes data.mdb 0640 and lock.mdb 0660. Nothing is readable by others.
- * Unprivileged (one uid for everything) it is 0700/0600.
+ * Unprivileged (one uid for everything) it is 0700/0600. Root never opens,
+ * chowns or chmods a file in it: the helper (and popctl, which becomes
+ * auth_user first) set the modes of files they own, by descriptor.
  *
  * API: int return (0, or -1 with errno, LMDB errors mapped to EIO with the
  * LMDB text in credcache_error()), outputs last. Nothing here logs: the
@@ -143,14 +145,16 @@ int credcache_record_fail(struct credcache_record *rec, const char *password, ti
 
 /*
  * Master, before forking: make state_dir/authcache owned by owner:group with
- * mode 02750 (or 0700 when owner is our own uid and not root). Idempotent;
- * also repairs the modes of files already in it.
+ * mode 02750 (or 0700 when owner is our own uid and not root). Idempotent.
+ * Touches the directory only (O_NOFOLLOW), never a file in it; state_dir
+ * must be one no one else may write (daemon/trusted_dir.h).
  */
 int credcache_prepare_dir(const char *state_dir, uid_t owner, gid_t group);
 
 /*
  * Open the cache in state_dir. writable: the helper (creates the env, fixes
- * the file modes). Otherwise read-only: ENOENT until the helper created it.
+ * the modes of its files, refusing symlinks and files it does not own).
+ * Otherwise read-only: ENOENT until the helper created it.
  */
 int credcache_open(const char *state_dir, int writable, struct credcache **out);
 void credcache_close(struct credcache *cc);

@@ -330,6 +330,14 @@ int mbindex_open(const char *dir, size_t mapsize, struct mbindex **out)
         free(ix);
         return rc;
     }
+    /*
+     * A process killed inside a read txn leaves its reader slot taken, which
+     * pins old pages: clear the slots of dead processes here, as the mail
+     * user, since every replacement of a dead worker passes by. Best effort:
+     * a failure only leaves the slots for the next opener.
+     */
+    int dead;
+    (void)mdb_reader_check(ix->env, &dead);
     *out = ix;
     return 0;
 }
@@ -372,31 +380,21 @@ static int remove_env_files(const char *dir)
     return 0;
 }
 
-static int give_away(const char *dir, uid_t uid, gid_t gid)
-{
-    static const char *const files[] = { "", "/data.mdb", "/lock.mdb" };
-    char path[PATH_MAX];
-    for (size_t i = 0; i < 3; i++) {
-        if ((size_t)snprintf(path, sizeof(path), "%s%s", dir, files[i]) >= sizeof(path))
-            return ENAMETOOLONG;
-        if (lchown(path, uid, gid) == -1 && errno != ENOENT)
-            return errno;
-    }
-    return 0;
-}
-
-int mbindex_prepare(const char *dir, uid_t uid, gid_t gid, int *reset)
+int mbindex_prepare(const char *dir, int *reset)
 {
     *reset = 0;
     int rc = check_env(dir);
-    if (is_broken_code(rc)) {
+    /*
+     * Files its user may not open are not its index (left by another user,
+     * or planted symlinks): they go like broken ones. Only names in dir,
+     * which belongs to that user, are removed, never what they point to.
+     */
+    if (is_broken_code(rc) || rc == EACCES) {
         *reset = 1;
         rc = remove_env_files(dir);
         if (rc == 0)
             rc = check_env(dir);
     }
-    if (rc == 0 && geteuid() == 0)
-        rc = give_away(dir, uid, gid);
     return rc;
 }
 

@@ -77,19 +77,22 @@ struct mbindex;
 
 /*
  * Open (creating if needed) the environment in dir, after fork. mapsize 0
- * means LMDBENV_DEFAULT_MAPSIZE; it grows on MDB_MAP_FULL.
+ * means LMDBENV_DEFAULT_MAPSIZE; it grows on MDB_MAP_FULL. Also clears the
+ * reader slots of dead processes (a worker killed inside a read txn): the
+ * worker that replaces a dead one does it as it starts.
  */
 int mbindex_open(const char *dir, size_t mapsize, struct mbindex **out);
 void mbindex_close(struct mbindex *ix);
 
 /*
- * In the master, before any worker runs: create dir (0700), open and
+ * Before any worker runs, as the mail user (the master runs it in a child
+ * that dropped to that user, in the directory it made for it): open and
  * check the environment, and start a fresh one if it is unreadable
  * (MDB_INVALID, MDB_VERSION_MISMATCH, MDB_CORRUPTED: the index is a
- * cache); then, when running as root, give dir and its files to uid/gid.
- * *reset is 1 when a broken environment was removed.
+ * cache) or not openable by this user (EACCES). *reset is 1 when the old
+ * files were removed.
  */
-int mbindex_prepare(const char *dir, uid_t uid, gid_t gid, int *reset);
+int mbindex_prepare(const char *dir, int *reset);
 
 /*
  * Read the record of the maildir at path into *e (e->md allocated).

@@ -1,11 +1,8 @@
 #include "lmdb_env.h"
 
 #include <errno.h>
-#include <limits.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 int lmdbenv_open(const char *dir, mode_t mode, size_t mapsize, unsigned maxdbs,
                  unsigned flags, MDB_env **env)
@@ -54,27 +51,4 @@ int lmdbenv_grow(MDB_env *env)
     if (info.me_mapsize > SIZE_MAX / 2)
         return MDB_MAP_FULL;
     return mdb_env_set_mapsize(env, info.me_mapsize * 2);
-}
-
-int lmdbenv_reader_check(const char *dir, int *dead)
-{
-    char lockfile[PATH_MAX];
-    MDB_env *e = NULL;
-    int rc;
-
-    *dead = 0;
-    if (snprintf(lockfile, sizeof(lockfile), "%s/lock.mdb", dir) >= (int)sizeof(lockfile))
-        return ENAMETOOLONG;
-    if (access(lockfile, F_OK) == -1)
-        return errno;
-    rc = mdb_env_create(&e);
-    if (rc != 0)
-        return rc;
-    rc = mdb_env_set_maxreaders(e, LMDBENV_MAX_READERS);
-    if (rc == 0)
-        rc = mdb_env_open(e, dir, MDB_NOTLS | MDB_RDONLY, 0600);
-    if (rc == 0)
-        rc = mdb_reader_check(e, dead);
-    mdb_env_close(e);
-    return rc;
 }

@@ -9,8 +9,10 @@
  *  - MDB_NOTLS, so an event loop may hold more than one read txn;
  *  - MDB_MAP_FULL: abort, grow the map, retry (lmdbenv_grow);
  *    MDB_MAP_RESIZED from txn begin: adopt the new size (lmdbenv_txn_begin);
- *  - stale readers of dead processes are cleared with lmdbenv_reader_check,
- *    which the master runs after reaping a child.
+ *  - stale readers of dead processes are cleared (mdb_reader_check) by the
+ *    unprivileged processes that use the env, never by root: every worker
+ *    as it opens the index (so the one replacing a dead worker does), the
+ *    helper at each cache sweep.
  *
  * All functions return 0 or an LMDB/errno code (LMDB's own convention: an
  * int that mdb_strerror() explains); outputs come last.
@@ -41,12 +43,5 @@ int lmdbenv_txn_begin(MDB_env *env, unsigned flags, MDB_txn **txn);
 
 /* After MDB_MAP_FULL (with no txn open in this process): double the map. */
 int lmdbenv_grow(MDB_env *env);
-
-/*
- * Clear the reader slots of dead processes of the env in dir, without
- * keeping it open. *dead gets how many were cleared. ENOENT if the env
- * does not exist yet (nothing to do).
- */
-int lmdbenv_reader_check(const char *dir, int *dead);
 
 #endif

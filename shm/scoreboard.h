@@ -75,7 +75,11 @@ unsigned scoreboard_count_ip(struct scoreboard *sb, const struct sockaddr *addr)
  * may be a moment old or, for a slot just reused, a mix of two sessions:
  * it is for display only). Claiming a slot clears it.
  */
-#define SCOREBOARD_USER_MAX 64
+/*
+ * Room for every name a session can have (worker/conn.h's user, checked
+ * there), so who and kick compare whole names, never a cut prefix.
+ */
+#define SCOREBOARD_USER_MAX 128
 struct scoreboard_session {
     char     user[SCOREBOARD_USER_MAX];  /* "" until logged in */
     char     state[16];                  /* conn.c's state name */

@@ -53,6 +53,10 @@ static void copy_cut(char *dst, size_t size, const char *src)
     dst[n] = '\0';
 }
 
+/* popctl who/kick match the whole name: the scoreboard must hold any session's. */
+_Static_assert(sizeof(((struct conn *)0)->user) <= SCOREBOARD_USER_MAX,
+               "the scoreboard's user field holds every user name");
+
 /* The scoreboard's record of this session, for `popctl who` (shm/scoreboard.h). */
 static void publish(struct conn *c)
 {

@@ -9,6 +9,8 @@ mkdir -p "$BUILD"
 DEMO=$(cd "$BUILD" && pwd)/demo
 mkdir -p "$DEMO/run" "$DEMO/state" "$DEMO/mail/demo/Maildir/new" \
          "$DEMO/mail/demo/Maildir/cur" "$DEMO/mail/demo/Maildir/tmp"
+# fastpopd refuses run_dir and state_dir that group or others may write.
+chmod go-w "$DEMO/run" "$DEMO/state"
 
 if [ "$(id -u)" -eq 0 ]; then
     MAILUSER=vmail MAILGROUP=vmail AUTHUSER=fastpop

@@ -246,7 +246,7 @@ static void test_prepare_resets_garbage(void **state)
     int reset;
     assert_int_equal(tmd_make(dir, 0), 0);
     snprintf(env, sizeof(env), "%s/index", dir);
-    assert_int_equal(mbindex_prepare(env, getuid(), getgid(), &reset), 0);
+    assert_int_equal(mbindex_prepare(env, &reset), 0);
     assert_int_equal(reset, 0);
 
     char junk[65536];
@@ -254,7 +254,7 @@ static void test_prepare_resets_garbage(void **state)
     assert_int_equal(tmd_write(dir, "index/data.mdb", junk, sizeof(junk)), 0);
     struct mbindex *ix;
     assert_int_not_equal(mbindex_open(env, 0, &ix), 0);
-    assert_int_equal(mbindex_prepare(env, getuid(), getgid(), &reset), 0);
+    assert_int_equal(mbindex_prepare(env, &reset), 0);
     assert_int_equal(reset, 1);
     assert_int_equal(mbindex_open(env, 0, &ix), 0);
     mbindex_close(ix);
