@@ -141,7 +141,7 @@ static int set_strings(struct maildir *md, struct maildir_msg *m, const char *na
 /*
  * Size of a listed file, checking it is a regular file when readdir could
  * not tell. Returns 0, 1 when it is to be skipped (vanished, not a regular
- * file), -1 on error.
+ * file), 2 when it may not be opened (EACCES, EPERM), -1 on error.
  */
 static int file_size(int curfd, const char *name, const struct maildir_name *pn,
                      uint64_t *size)
@@ -149,8 +149,11 @@ static int file_size(int curfd, const char *name, const struct maildir_name *pn,
     int fd = openat(curfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
     struct stat sb;
 
-    if (fd == -1)
+    if (fd == -1) {
+        if (errno == EACCES || errno == EPERM)
+            return 2;
         return errno == ENOENT || errno == ELOOP ? 1 : -1;
+    }
     if (fstat(fd, &sb) == -1) {
         close_keep_errno(fd);
         return -1;
@@ -219,30 +222,46 @@ static int add_message(struct maildir *md, int dirfd, const char *name, unsigned
         size = pn.size_w; /* no syscall at all for Dovecot-style names */
     } else {
         int rc = file_size(dirfd, name, &pn, &size);
+        if (rc == 2)
+            md->unreadable++;
         if (rc != 0)
-            return rc == 1 ? 0 : -1;
+            return rc == -1 ? -1 : 0;
     }
     return append_msg(md, name, size, pn.timestamp);
 }
 
-int maildir_move_new(int rootfd, int curfd, struct maildir *added, unsigned *moved)
+/* d_type when the filesystem gives it, else an lstat (a vanished file is not one). */
+static int is_regular(int dirfd, const struct dirent *de)
+{
+    if (de->d_type != DT_UNKNOWN)
+        return de->d_type == DT_REG;
+    struct stat sb;
+    return fstatat(dirfd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(sb.st_mode);
+}
+
+int maildir_move_new(int rootfd, int curfd, struct maildir *added, unsigned *moved,
+                     unsigned *left)
 {
     DIR *dir = open_dir_at(rootfd, "new");
     struct dirent *de;
     char target[NAME_MAX + 1];
     int rc = 0;
 
-    *moved = 0;
+    *moved = *left = 0;
     if (dir == NULL)
         return -1;
     errno = 0;
     while ((de = readdir(dir)) != NULL) {
-        if (de->d_name[0] == '.')
-            continue;
+        if (de->d_name[0] == '.' || !is_regular(dirfd(dir), de))
+            continue; /* not a message: a directory, FIFO, socket or symlink stays */
+        /* A name too long for ":2," moves as it is (cur/ names need no info). */
         if (maildir_name_for_cur(de->d_name, target, sizeof(target)) == -1)
-            continue; /* cannot have a cur/ name; leave it where it is */
+            snprintf(target, sizeof(target), "%s", de->d_name);
         if (rename_noreplace(dirfd(dir), de->d_name, curfd, target) == -1) {
-            if (errno != ENOENT && errno != EEXIST) {
+            /* Taken in cur/, or not ours to move (another owner's file): left. */
+            if (errno == EEXIST || errno == EACCES || errno == EPERM)
+                (*left)++;
+            else if (errno != ENOENT) {
                 rc = -1;
                 break;
             }
@@ -338,10 +357,33 @@ void maildir_trim(struct maildir *md)
     }
 }
 
+/* Sorted, files with one unique part are neighbours: keep the first of each run. */
+static void drop_duplicates(struct maildir *md)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < md->count; i++) {
+        const struct maildir_msg *m = &md->msgs[i];
+        if (kept > 0) {
+            const struct maildir_msg *prev = &md->msgs[kept - 1];
+            if (prev->unique_len == m->unique_len &&
+                memcmp(md->strings + prev->name_off, md->strings + m->name_off,
+                       m->unique_len) == 0) {
+                md->total_size -= m->size;
+                md->duplicates++;
+                continue;
+            }
+        }
+        md->msgs[kept++] = *m;
+    }
+    md->count = kept;
+}
+
 void maildir_sort(struct maildir *md)
 {
-    if (md->count > 1)
+    if (md->count > 1) {
         qsort_r(md->msgs, md->count, sizeof(md->msgs[0]), compare_msgs, md->strings);
+        drop_duplicates(md);
+    }
 }
 
 int maildir_scan(const char *root, time_t now, struct maildir **mdp)
@@ -349,7 +391,7 @@ int maildir_scan(const char *root, time_t now, struct maildir **mdp)
     int rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     int curfd = -1;
     struct maildir *md = NULL;
-    unsigned moved;
+    unsigned moved, left;
 
     if (rootfd == -1)
         return -1;
@@ -359,11 +401,12 @@ int maildir_scan(const char *root, time_t now, struct maildir **mdp)
     if (curfd == -1)
         goto fail;
     maildir_clean_tmp(rootfd, now);
-    if (maildir_move_new(rootfd, curfd, NULL, &moved) == -1)
+    if (maildir_move_new(rootfd, curfd, NULL, &moved, &left) == -1)
         goto fail;
     md = maildir_new();
     if (md == NULL || maildir_list_dir(curfd, md, NULL, NULL) == -1)
         goto fail;
+    md->stuck_in_new = left;
     maildir_sort(md);
     maildir_trim(md);
     close(curfd);

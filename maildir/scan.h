@@ -6,8 +6,9 @@
  *  1. creates cur/ new/ tmp/ (mode 0700) when missing;
  *  2. removes regular files in tmp/ whose mtime is more than 36 hours
  *     before now (maildir.html; a delivery never takes that long);
- *  3. renames every new/X to cur/X:2, (X kept as is if it has a ':'),
- *     without replacing a file already in cur/;
+ *  3. renames every regular file new/X to cur/X:2, (X kept as is if it has
+ *     a ':' or is too long for the suffix), without replacing a file
+ *     already in cur/;
  *  4. lists cur/, skipping names starting with '.' and anything not a
  *     regular file (symlinks included), with each message's size (,W= from
  *     the name when present, else counted per maildir/size.h) and UIDL
@@ -49,6 +50,10 @@ struct maildir {
     size_t              strings_len;
     size_t              strings_cap;
     size_t              msgs_cap;
+    /* Files not served (see the caveats of maildir_scan), for the log. */
+    unsigned            unreadable;  /* could not be opened: EACCES, EPERM */
+    unsigned            duplicates;  /* their unique part is another file's too */
+    unsigned            stuck_in_new; /* left in new/ (see maildir_move_new) */
 };
 
 /*
@@ -60,12 +65,18 @@ struct maildir {
  * string block passed 4 GiB), or from a failed syscall.
  * Caveats:
  *  - Messages that vanish during the scan (another session deleted them)
- *    are skipped, not errors. Any other failure to read a message, or to
- *    move one out of new/, fails the whole scan: the caller logs it.
+ *    are skipped, not errors. So are files this user may not open (owned
+ *    by someone else: a misdelivery), counted in md->unreadable: one such
+ *    file must not make the whole mailbox unusable. Any other failure to
+ *    read a message, or to move one out of new/, fails the whole scan.
  *  - tmp/ cleanup is best effort; its failures are ignored.
- *  - A file in new/ whose cur/ name already exists stays in new/.
- *  - Two files with the same unique part (a broken delivery agent) are
- *    both listed, with the same UIDL.
+ *  - A file in new/ whose cur/ name already exists, or that this user may
+ *    not move, stays in new/ (counted in md->stuck_in_new); anything in
+ *    new/ that is not a regular file stays there, uncounted.
+ *  - Of two files with the same unique part (a restored backup, a broken
+ *    delivery agent) only the first in name order is served, so UIDLs stay
+ *    unique (RFC 1939); the other is counted in md->duplicates and left on
+ *    disk, to be served once the first is deleted.
  */
 int maildir_scan(const char *root, time_t now, struct maildir **md);
 
@@ -111,12 +122,14 @@ int  maildir_make_dirs(int rootfd);
 void maildir_clean_tmp(int rootfd, time_t now);
 
 /*
- * Step 3. *moved counts the files renamed. When added is not NULL every
- * moved file is also appended to it under its cur/ name, sized like step 4
- * (a file that vanished meanwhile is left out).
+ * Step 3. *moved counts the files renamed, *left those left in new/ because
+ * their cur/ name exists or they may not be moved (EACCES, EPERM). When added is not NULL every moved file is also
+ * appended to it under its cur/ name, sized like step 4 (a file that
+ * vanished meanwhile is left out).
  * Returns 0, or -1 with errno (readdir, rename, size).
  */
-int maildir_move_new(int rootfd, int curfd, struct maildir *added, unsigned *moved);
+int maildir_move_new(int rootfd, int curfd, struct maildir *added, unsigned *moved,
+                     unsigned *left);
 
 /*
  * Step 4 on the directory dirfd (cur/, or new/ for a read-only look):

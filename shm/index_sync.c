@@ -149,8 +149,10 @@ static int build_list(struct sync *s, struct maildir *list, unsigned *moved,
     *moved = 0;
     if (!s->new_ok) {
         res->read_new = 1;
-        if (maildir_move_new(s->rootfd, s->curfd, s->cur_ok ? list : NULL, moved) == -1)
+        unsigned left;
+        if (maildir_move_new(s->rootfd, s->curfd, s->cur_ok ? list : NULL, moved, &left) == -1)
             return -1;
+        list->stuck_in_new = left;
     }
     if (s->cur_ok) {
         const struct maildir *old = s->old.md;
@@ -190,6 +192,9 @@ static int sync_read(struct sync *s, struct mbindex *ix, time_t now, struct mail
         goto fail;
     res->moved = moved;
     maildir_sort(e.md);
+    res->unreadable = e.md->unreadable;
+    res->duplicates = e.md->duplicates;
+    res->stuck_in_new = e.md->stuck_in_new;
     /* Unreadable legacy UIDLs fail the login: serving others would re-download all. */
     if (legacy_load(s->rootfd, &lg) == -1 || legacy_apply(lg, e.md) == -1)
         goto fail;
@@ -213,7 +218,15 @@ static int sync_read(struct sync *s, struct mbindex *ix, time_t now, struct mail
     else
         index_dir_stamp(&e.cur_dir, &s->cur_st, &s->read_at, moved > 0);
 
-    if (ix != NULL) {
+    /*
+     * Sizes are remembered by unique part (known_size), which two files
+     * with one unique part break: once the served one is gone the other
+     * would inherit its size. Such a mailbox is not indexed until it has
+     * none; every login reads its sizes from the files.
+     */
+    if (ix != NULL && e.md->duplicates > 0) {
+        mbindex_del(ix, s->root);
+    } else if (ix != NULL) {
         int rc = mbindex_put(ix, s->root, &e);
         if (rc == 0)
             res->written = 1;

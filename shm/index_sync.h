@@ -51,6 +51,9 @@ struct index_sync_result {
     unsigned moved;       /* files moved from new/ to cur/ */
     int      written;     /* the record was stored */
     int      index_error; /* an LMDB/errno code the index gave (0: none) */
+    unsigned unreadable;  /* files not served (maildir/scan.h), counted */
+    unsigned duplicates;  /* only when a directory was read */
+    unsigned stuck_in_new;
 };
 
 /*

@@ -76,6 +76,11 @@ enum mailbox_open_result mailbox_open(struct conn *c, const char *maildir)
                  stats_clock() - sync_started);
     if (res.index_error != 0)
         report_index_error(c, res.index_error);
+    if (res.unreadable > 0 || res.duplicates > 0 || res.stuck_in_new > 0)
+        log_warning("user=%s: %s: files not served: %u unreadable (another owner?), %u with "
+                    "the unique name of another message, %u left in new/ (name taken in cur/ "
+                    "or not movable)", c->user, s->root, res.unreadable, res.duplicates,
+                    res.stuck_in_new);
     log_debug("user=%s index %s: read new=%d cur=%d moved=%u written=%d", c->user,
               res.warm ? "warm" : "read", res.read_new, res.read_cur, res.moved, res.written);
     s->live_count = s->count = s->head.count;
@@ -202,4 +207,10 @@ void mailbox_close(struct pop3_session *s)
         scoreboard_mailbox_unlock(s->sb, s->slot);
     maildir_free(s->md);
     free(s);
+}
+
+void mailbox_forget_index(struct pop3_session *s)
+{
+    if (s != NULL && s->ix != NULL)
+        mbindex_del(s->ix, s->root);
 }

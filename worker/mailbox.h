@@ -73,4 +73,11 @@ void mailbox_update(struct pop3_session *s, unsigned *deleted, unsigned *failed)
 /* Unlock and free. Deletes nothing. */
 void mailbox_close(struct pop3_session *s);
 
+/*
+ * A message's file no longer has the size the session announced (it
+ * changed, or the index carried a wrong size): drop the mailbox's index
+ * record, so the next login reads every size from the files again.
+ */
+void mailbox_forget_index(struct pop3_session *s);
+
 #endif

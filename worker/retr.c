@@ -49,6 +49,8 @@ static int retr_finish(struct conn *c, struct retr_job *r)
         log_error("user=%s message %zu changed during the session (%llu octets, announced "
                   "%llu); closing", c->user, r->index + 1, (unsigned long long)sent,
                   (unsigned long long)r->announced);
+        /* The size may have come from the index: never announce it again. */
+        mailbox_forget_index(c->session);
         errno = EIO;
         return -1;
     }
