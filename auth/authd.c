@@ -185,6 +185,7 @@ void authd_check_file(struct authd *ad, const struct auth_request *req, struct a
 
     if (authd_refresh(ad) == -1) {
         set_result(res, AUTH_TEMPFAIL, "password file unavailable");
+        res->outage = 1;   /* the file is the database: stale-if-error may answer */
         authd_log_outcome(req, "tempfail", "passwd-file-unavailable");
         return;
     }

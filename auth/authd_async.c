@@ -60,10 +60,11 @@ static void to_result(const struct ldap_answer *ans, struct auth_result *res)
 {
     memset(res, 0, sizeof(*res));
     res->status = ans->status;
-    if (ans->status == AUTH_OK) {
-        snprintf(res->user, sizeof(res->user), "%s", ans->user);
+    res->outage = ans->outage;
+    res->account_refused = ans->account_refused;
+    snprintf(res->user, sizeof(res->user), "%s", ans->user);
+    if (ans->status == AUTH_OK)
         snprintf(res->maildir, sizeof(res->maildir), "%s", ans->maildir);
-    }
     snprintf(res->message, sizeof(res->message), "%s", ans->message);
 }
 

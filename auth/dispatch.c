@@ -56,8 +56,11 @@ static void peer_send(struct auth_dispatch *d, int slot, const void *msg, size_t
 
 static int build_reply(struct buf *b, uint32_t id, const struct auth_result *res)
 {
+    /* The canonical name of a failed login stays in the helper (auth/authd.h). */
+    const char *user = res->status == AUTH_OK ? res->user : "";
+
     if (ipc_begin(b, AUTH_MSG_PASS_REPLY, id) == -1 ||
-        ipc_put_u32(b, (uint32_t)res->status) == -1 || ipc_put_str(b, res->user) == -1 ||
+        ipc_put_u32(b, (uint32_t)res->status) == -1 || ipc_put_str(b, user) == -1 ||
         ipc_put_str(b, res->maildir) == -1 || ipc_put_str(b, res->message) == -1)
         return -1;
     return 0;

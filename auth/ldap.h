@@ -88,9 +88,16 @@ struct ldap_settings {
     char dummy_hash[128];
 };
 
-/* One answer. reason is a word for the "reason=" of the log line. */
+/*
+ * One answer. reason is a word for the "reason=" of the log line. outage and
+ * account_refused tell the credential cache (auth/authcache.h) what the
+ * answer means: only an outage may be answered from a stale entry, and a
+ * refusal of the account makes it forget the account's cached logins.
+ */
 struct ldap_answer {
     enum auth_status status;
+    int outage;                       /* tempfail: no answer from the directory in time */
+    int account_refused;              /* fail: the directory refused the account itself */
     const char *reason;
     char user[AUTH_USER_MAX];
     char maildir[AUTH_PATH_MAX];
@@ -169,7 +176,24 @@ int ldap_entry_verify(const struct ldap_found *f, const char *password);
 int ldap_entry_result(const struct ldap_settings *s, const char *login,
                       const struct ldap_found *f, struct ldap_answer *ans);
 
-/* Map an LDAP result code of a user bind: AUTH_OK, AUTH_FAIL or AUTH_TEMPFAIL. */
-enum auth_status ldap_bind_status(int ldap_rc);
+/*
+ * What an LDAP result code means for a login. Why these classes: a cached
+ * password may stand in for the directory only while the directory cannot
+ * answer (stale-if-error); when it does answer that the account may not log
+ * in (locked, disabled, a policy), that answer wins at once, or a locked
+ * account would keep working for auth_cache_stale_ttl.
+ */
+enum ldap_outcome {
+    LDAP_OUTCOME_OK,          /* 0: success */
+    LDAP_OUTCOME_BAD_LOGIN,   /* 49 48 34 32: wrong password, no password, no entry: fail */
+    LDAP_OUTCOME_REFUSED,     /* 53 19 50: the account is refused (locked, disabled): fail */
+    LDAP_OUTCOME_OUTAGE,      /* down, connect error, timeout, 3 51 52: tempfail, stale ok */
+    LDAP_OUTCOME_ERROR,       /* anything else (setup, protocol, server error): tempfail */
+};
+
+/* The outcome of a user bind's result code. */
+enum ldap_outcome ldap_bind_outcome(int ldap_rc);
+/* The outcome of the service connection's search result code: never a refusal of the user. */
+enum ldap_outcome ldap_search_outcome(int ldap_rc);
 
 #endif

@@ -160,18 +160,35 @@ int ldap_entry_result(const struct ldap_settings *s, const char *login,
     return -1;
 }
 
-enum auth_status ldap_bind_status(int rc)
+enum ldap_outcome ldap_bind_outcome(int rc)
 {
     switch (rc) {
     case LDAP_SUCCESS:
-        return AUTH_OK;
-    case LDAP_INVALID_CREDENTIALS:
+        return LDAP_OUTCOME_OK;
+    case LDAP_INVALID_CREDENTIALS:  /* also slapo-ppolicy's answer for a locked account */
     case LDAP_INAPPROPRIATE_AUTH:   /* the entry has no password to bind with */
     case LDAP_INVALID_DN_SYNTAX:
     case LDAP_NO_SUCH_OBJECT:       /* deleted between the search and the bind */
-        return AUTH_FAIL;
+        return LDAP_OUTCOME_BAD_LOGIN;
+    case LDAP_UNWILLING_TO_PERFORM: /* account inactivated (389-ds), disabled, locked */
+    case LDAP_CONSTRAINT_VIOLATION: /* retry limit exceeded (389-ds lockout) */
+    case LDAP_INSUFFICIENT_ACCESS:  /* the account may not authenticate */
+        return LDAP_OUTCOME_REFUSED;
+    case LDAP_SERVER_DOWN:
+    case LDAP_CONNECT_ERROR:
+    case LDAP_TIMEOUT:
+    case LDAP_TIMELIMIT_EXCEEDED:
+    case LDAP_BUSY:
+    case LDAP_UNAVAILABLE:
+        return LDAP_OUTCOME_OUTAGE;
     default:
-        /* busy, unavailable, unwilling (e.g. account locked by policy: ask again later) */
-        return AUTH_TEMPFAIL;
+        return LDAP_OUTCOME_ERROR;
     }
+}
+
+enum ldap_outcome ldap_search_outcome(int rc)
+{
+    enum ldap_outcome o = ldap_bind_outcome(rc);
+    /* A refused or failed search is about our service account: a setup error. */
+    return o == LDAP_OUTCOME_OUTAGE || o == LDAP_OUTCOME_OK ? o : LDAP_OUTCOME_ERROR;
 }

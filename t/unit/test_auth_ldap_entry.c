@@ -142,15 +142,32 @@ static void test_entry_verify(void **state)
     assert_int_equal(ldap_entry_verify(&f, "x"), SCHEME_MISMATCH);
 }
 
-static void test_bind_status(void **state)
+static void test_bind_outcome(void **state)
 {
     (void)state;
-    assert_int_equal(ldap_bind_status(LDAP_SUCCESS), AUTH_OK);
-    assert_int_equal(ldap_bind_status(LDAP_INVALID_CREDENTIALS), AUTH_FAIL);
-    assert_int_equal(ldap_bind_status(LDAP_INAPPROPRIATE_AUTH), AUTH_FAIL);
-    assert_int_equal(ldap_bind_status(LDAP_BUSY), AUTH_TEMPFAIL);
-    assert_int_equal(ldap_bind_status(LDAP_UNAVAILABLE), AUTH_TEMPFAIL);
-    assert_int_equal(ldap_bind_status(LDAP_SERVER_DOWN), AUTH_TEMPFAIL);
+    assert_int_equal(ldap_bind_outcome(LDAP_SUCCESS), LDAP_OUTCOME_OK);
+    assert_int_equal(ldap_bind_outcome(LDAP_INVALID_CREDENTIALS), LDAP_OUTCOME_BAD_LOGIN);
+    assert_int_equal(ldap_bind_outcome(LDAP_INAPPROPRIATE_AUTH), LDAP_OUTCOME_BAD_LOGIN);
+    assert_int_equal(ldap_bind_outcome(LDAP_NO_SUCH_OBJECT), LDAP_OUTCOME_BAD_LOGIN);
+    /* the directory's word about the account: a failure, never stale-if-error */
+    assert_int_equal(ldap_bind_outcome(LDAP_UNWILLING_TO_PERFORM), LDAP_OUTCOME_REFUSED);
+    assert_int_equal(ldap_bind_outcome(LDAP_CONSTRAINT_VIOLATION), LDAP_OUTCOME_REFUSED);
+    assert_int_equal(ldap_bind_outcome(LDAP_INSUFFICIENT_ACCESS), LDAP_OUTCOME_REFUSED);
+    /* no answer from the directory: the only case for stale-if-error */
+    assert_int_equal(ldap_bind_outcome(LDAP_BUSY), LDAP_OUTCOME_OUTAGE);
+    assert_int_equal(ldap_bind_outcome(LDAP_UNAVAILABLE), LDAP_OUTCOME_OUTAGE);
+    assert_int_equal(ldap_bind_outcome(LDAP_SERVER_DOWN), LDAP_OUTCOME_OUTAGE);
+    assert_int_equal(ldap_bind_outcome(LDAP_TIMEOUT), LDAP_OUTCOME_OUTAGE);
+    assert_int_equal(ldap_bind_outcome(LDAP_CONNECT_ERROR), LDAP_OUTCOME_OUTAGE);
+    assert_int_equal(ldap_bind_outcome(LDAP_TIMELIMIT_EXCEEDED), LDAP_OUTCOME_OUTAGE);
+    /* anything else: a temporary failure the cache does not paper over */
+    assert_int_equal(ldap_bind_outcome(LDAP_OTHER), LDAP_OUTCOME_ERROR);
+    assert_int_equal(ldap_bind_outcome(LDAP_CONFIDENTIALITY_REQUIRED), LDAP_OUTCOME_ERROR);
+    assert_int_equal(ldap_bind_outcome(LDAP_PROTOCOL_ERROR), LDAP_OUTCOME_ERROR);
+    /* a search refused is about the service account, not the user */
+    assert_int_equal(ldap_search_outcome(LDAP_INSUFFICIENT_ACCESS), LDAP_OUTCOME_ERROR);
+    assert_int_equal(ldap_search_outcome(LDAP_INVALID_CREDENTIALS), LDAP_OUTCOME_ERROR);
+    assert_int_equal(ldap_search_outcome(LDAP_BUSY), LDAP_OUTCOME_OUTAGE);
 }
 
 static int answers;
@@ -159,6 +176,8 @@ static void count_done(void *arg, void *ctx, const struct ldap_answer *ans)
     (void)arg;
     (void)ctx;
     assert_int_equal(ans->status, AUTH_TEMPFAIL);
+    /* nobody listens: an outage, which stale-if-error may answer */
+    assert_int_equal(ans->outage, 1);
     answers++;
 }
 
@@ -205,7 +224,7 @@ int main(void)
         cmocka_unit_test(test_settings),
         cmocka_unit_test(test_entry_result),
         cmocka_unit_test(test_entry_verify),
-        cmocka_unit_test(test_bind_status),
+        cmocka_unit_test(test_bind_outcome),
         cmocka_unit_test(test_backend_without_server),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
