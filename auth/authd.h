@@ -12,7 +12,8 @@
  * reason is one of unknown-user, bad-password, empty-user, empty-password,
  * unknown-scheme, malformed-hash; from LDAP also no-password (an entry without
  * userPassword), ambiguous-user (the filter matched several entries),
- * account-refused (a bind refused as locked/disabled, auth/ldap.h); from
+ * account-refused (a bind refused as locked/disabled, auth/ldap.h);
+ * bad-user-name (outside the rule of daemon/username.h); from
  * the server ip-blocked (auth/dispatch.h) and cached-failure (auth/authcache.h). user, ip and mechanism are escaped with
  * text_log_escape(), so each is one word of printable ASCII. Temporary
  * failures are logged as "auth tempfail ... reason=<reason>" (info; the cause

@@ -131,7 +131,8 @@ static void finish(struct auth_dispatch *d, int k, const struct auth_request *re
 {
     struct dispatch_inflight *f = &d->inflight[k];
     double now = now_s();
-    double delay = penalize(d, req->ip, req->user, res->status, now);
+    /* The canonical name when the database found the account: "ALICE" is alice. */
+    double delay = penalize(d, req->ip, res->user[0] ? res->user : req->user, res->status, now);
 
     if (f->gen == d->gen[f->slot] && build_reply(&d->reply, f->id, res) == 0)
         send_at(d, f->slot, f->gen, f->arrival + delay, now);

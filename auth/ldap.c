@@ -276,6 +276,31 @@ static char *first_value(LDAP *ld, LDAPMessage *e, const char *attr)
     return s;
 }
 
+/* The canonical user name: of attr's values, the one that is the login (ldap_entry_pick_user). */
+static char *user_value(LDAP *ld, LDAPMessage *e, const char *attr, const char *login)
+{
+    struct berval **v = ldap_get_values_len(ld, e, attr);
+    const char *vals[16];
+    char *s = NULL;
+    int n = 0;
+
+    if (v == NULL)
+        return NULL;
+    for (int k = 0; v[k] != NULL && n < 16; k++) {
+        /* A value with a NUL cannot be a name; it is skipped, not cut. */
+        if (memchr(v[k]->bv_val, '\0', v[k]->bv_len) == NULL &&
+            (vals[n] = strndup(v[k]->bv_val, v[k]->bv_len)) != NULL)
+            n++;
+    }
+    const char *pick = ldap_entry_pick_user(vals, n, login);
+    if (pick != NULL)
+        s = strdup(pick);
+    for (int k = 0; k < n; k++)
+        free((char *)vals[k]);
+    ldap_value_free_len(v);
+    return s;
+}
+
 static void on_search(struct ldap_backend *lb, int i, LDAP *ld, LDAPMessage *msg)
 {
     struct lreq *r = &lb->reqs[i];
@@ -313,7 +338,7 @@ static void on_search(struct ldap_backend *lb, int i, LDAP *ld, LDAPMessage *msg
     char *dn = ldap_get_dn(ld, e);
     char *maildir = first_value(ld, e, lb->s.maildir_attr);
     char *home = first_value(ld, e, lb->s.home_attr);
-    char *user = first_value(ld, e, lb->s.user_attr);
+    char *user = user_value(ld, e, lb->s.user_attr, r->user);
     struct berval **pw = NULL;
     char *pwv[16];
     int npw = 0;
@@ -329,7 +354,7 @@ static void on_search(struct ldap_backend *lb, int i, LDAP *ld, LDAPMessage *msg
 
     if (dn == NULL) {
         answer(lb, i, LDAP_OUTCOME_ERROR, "ldap-error", "entry without a DN");
-    } else if (ldap_entry_result(&lb->s, r->user, &f, &r->ans) == -1) {
+    } else if (ldap_entry_result(&lb->s, &f, &r->ans) == -1) {
         answer(lb, i, LDAP_OUTCOME_ERROR, r->ans.reason, NULL);
     } else if (lb->s.mode == CONFIG_LDAP_AUTH_PASSWORD) {
         int v = ldap_entry_verify(&f, r->password);

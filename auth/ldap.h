@@ -43,8 +43,11 @@
  * (an empty simple bind is an "unauthenticated bind" that some servers
  * accept, RFC 4513 5.1.2). The maildir is the ldap_maildir_attribute value
  * if set and present (an absolute path, or "maildir:PATH"), else the maildir
- * template with %h from ldap_home_attribute; the canonical user name is the
- * ldap_user_attribute value if set, else the login name.
+ * template with %h from ldap_home_attribute. The canonical user name always
+ * comes from the entry: the ldap_user_attribute value, by default the
+ * attribute the filter compares with %u ("uid"), the value that equals the
+ * login without regard to ASCII case if it has several, else its first. So
+ * "ALICE" and "alice" are one user "alice", as the directory sees them.
  */
 #ifndef FASTPOP_AUTH_LDAP_H
 #define FASTPOP_AUTH_LDAP_H
@@ -158,8 +161,11 @@ struct ldap_found {
     int npasswords;
     const char *maildir;              /* ldap_maildir_attribute value, or NULL */
     const char *home;                 /* ldap_home_attribute value, or NULL */
-    const char *user;                 /* ldap_user_attribute value, or NULL */
+    const char *user;                 /* the user attribute's value (ldap_entry_pick_user), or NULL */
 };
+
+/* Of the user attribute's n values, the one equal to login ignoring ASCII case, else the first; NULL if n is 0. */
+const char *ldap_entry_pick_user(const char *const *values, int n, const char *login);
 
 /*
  * Password mode: check password against every userPassword value. Returns
@@ -170,11 +176,12 @@ struct ldap_found {
 int ldap_entry_verify(const struct ldap_found *f, const char *password);
 
 /*
- * Fill ans->user and ans->maildir for login from f. Returns 0, or -1 with
- * ans set to tempfail (reason "maildir", message for the log).
+ * Fill ans->user (f->user, which must follow daemon/username.h) and
+ * ans->maildir from f. Returns 0, or -1 with ans set to tempfail
+ * (reason "user-attribute" or "maildir", message for the log).
  */
-int ldap_entry_result(const struct ldap_settings *s, const char *login,
-                      const struct ldap_found *f, struct ldap_answer *ans);
+int ldap_entry_result(const struct ldap_settings *s, const struct ldap_found *f,
+                      struct ldap_answer *ans);
 
 /*
  * What an LDAP result code means for a login. Why these classes: a cached

@@ -76,8 +76,10 @@ class LdapPolicyTest(unittest.TestCase):
                           add_ldif(person(uid, hash_ssha(PASSWORDS[uid]), ou="errors")),
                           manage_dsa_it=True)
 
-    def test_ppolicy_lock_fails_and_forgets_the_account(self):
+    def test_ppolicy_lock_fails_and_forgets_every_spelling(self):
+        # Two spellings of one account, both cached (as one canonical user); lbob stays good.
         self.assert_login("lalice", "+OK")
+        self.assert_login("LALICE", "+OK")
         self.assert_login("lbob", "+OK")
         self.slapd.modify("dn: uid=lalice,ou=people,%s\nchangetype: modify\n"
                           "replace: pwdAccountLockedTime\npwdAccountLockedTime: 000001010000Z\n"
@@ -85,13 +87,15 @@ class LdapPolicyTest(unittest.TestCase):
         time.sleep(FRESH_TTL + 0.5)
         # Locked: a plain failure, neither ok from the cache nor a tempfail.
         self.assert_login("lalice", "-ERR [AUTH]")
-        self.d.wait_log("credential cache: forgot 1 cached login(s) of user=lalice")
+        self.d.wait_log("credential cache: forgot 2 cached login(s) of user=lalice")
         # The directory goes away: nothing vouches for the locked account any more,
-        # while a good user still logs in from the stale cache.
+        # under either spelling, while a good user still logs in from the stale cache.
         self.slapd.stop()
         self.assert_login("lalice", "-ERR [AUTH]")
+        self.assert_login("LALICE", "-ERR [SYS/TEMP]")
         self.assert_login("lbob", "+OK")
         self.d.wait_log("auth ok from the stale credential cache user=lbob")
+        self.assertNotIn("stale credential cache user=LALICE", self.d.log())
         self.assertNotIn("stale credential cache user=lalice", self.d.log())
 
     def test_refusals_fail_and_outages_serve_stale(self):

@@ -737,6 +737,19 @@ static void test_print_round_trip_value_starting_with_hash(void **state)
  * another way gets through, and the daemon then fails at bind() with
  * EADDRINUSE and no file:line.
  */
+/* passdb ldap: the user attribute is known. */
+static void test_ldap_checks(void **state)
+{
+    (void)state;
+#define LDAP1 LISTEN1 "passdb = passwd-file ldap\n"
+    /* the canonical user name needs an attribute */
+    load_err(LDAP1 "ldap_uri = ldapi:///\nldap_user_filter = (&(uid=%n)(dc=%d))\n", 4,
+             "set ldap_user_attribute");
+    load_ok(LDAP1 "ldap_uri = ldapi:///\nldap_user_filter = (&(uid=%n)(dc=%d))\n"
+                  "ldap_user_attribute = mail\n");
+#undef LDAP1
+}
+
 static void test_listen_same_address_other_spelling(void **state)
 {
     (void)state;
@@ -772,6 +785,7 @@ int main(void)
         cmocka_unit_test(test_print_content),
         cmocka_unit_test(test_print_round_trip_value_starting_with_hash),
         cmocka_unit_test(test_listen_same_address_other_spelling),
+        cmocka_unit_test(test_ldap_checks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
