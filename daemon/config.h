@@ -154,7 +154,8 @@ int  config_check_maildir_template(const char *tmpl, char *err, size_t errlen);
  */
 int config_ldap_filter_attribute(const char *filter, char *out, size_t outlen);
 int config_ldap_user_attribute(const struct config *cfg, char *out, size_t outlen);
-/* With passdb ldap: the user attribute is known. -1 with a file:line error. */
+/* With passdb ldap: every ldap_uri is ldaps://, ldapi://, ldap:// with StartTLS or
+ * ldap:// to loopback, and the user attribute is known. -1 with a file:line error. */
 int config_check_ldap(const struct config *cfg, char *err, size_t errlen);
 
 #endif
