@@ -98,25 +98,12 @@ static void q_remove(struct ldap_backend *lb, struct queue *q, int i)
         q->tail = r->prev;
 }
 
-static enum auth_status outcome_status(enum ldap_outcome out)
-{
-    switch (out) {
-    case LDAP_OUTCOME_OK:
-        return AUTH_OK;
-    case LDAP_OUTCOME_BAD_LOGIN:
-    case LDAP_OUTCOME_REFUSED:
-        return AUTH_FAIL;
-    default:
-        return AUTH_TEMPFAIL;
-    }
-}
-
 /* Hand the answer over and free the request. */
 static void answer(struct ldap_backend *lb, int i, enum ldap_outcome out, const char *reason,
                    const char *message)
 {
     struct lreq *r = &lb->reqs[i];
-    enum auth_status st = outcome_status(out);
+    enum auth_status st = ldap_outcome_status(out);
 
     if (r->stage == R_QUEUED)
         q_remove(lb, &lb->search_q, i);

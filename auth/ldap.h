@@ -202,5 +202,7 @@ enum ldap_outcome {
 enum ldap_outcome ldap_bind_outcome(int ldap_rc);
 /* The outcome of the service connection's search result code: never a refusal of the user. */
 enum ldap_outcome ldap_search_outcome(int ldap_rc);
+/* The answer an outcome gives: ok, fail (bad login, refused) or tempfail (outage, error). */
+enum auth_status ldap_outcome_status(enum ldap_outcome out);
 
 #endif

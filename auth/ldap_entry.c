@@ -211,3 +211,16 @@ enum ldap_outcome ldap_search_outcome(int rc)
     /* A refused or failed search is about our service account: a setup error. */
     return o == LDAP_OUTCOME_OUTAGE || o == LDAP_OUTCOME_OK ? o : LDAP_OUTCOME_ERROR;
 }
+
+enum auth_status ldap_outcome_status(enum ldap_outcome out)
+{
+    switch (out) {
+    case LDAP_OUTCOME_OK:
+        return AUTH_OK;
+    case LDAP_OUTCOME_BAD_LOGIN:
+    case LDAP_OUTCOME_REFUSED:
+        return AUTH_FAIL;
+    default:
+        return AUTH_TEMPFAIL;
+    }
+}

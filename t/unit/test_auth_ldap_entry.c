@@ -219,6 +219,11 @@ static void test_bind_outcome(void **state)
     assert_int_equal(ldap_search_outcome(LDAP_INSUFFICIENT_ACCESS), LDAP_OUTCOME_ERROR);
     assert_int_equal(ldap_search_outcome(LDAP_INVALID_CREDENTIALS), LDAP_OUTCOME_ERROR);
     assert_int_equal(ldap_search_outcome(LDAP_BUSY), LDAP_OUTCOME_OUTAGE);
+    assert_int_equal(ldap_outcome_status(LDAP_OUTCOME_OK), AUTH_OK);
+    assert_int_equal(ldap_outcome_status(LDAP_OUTCOME_BAD_LOGIN), AUTH_FAIL);
+    assert_int_equal(ldap_outcome_status(LDAP_OUTCOME_REFUSED), AUTH_FAIL);
+    assert_int_equal(ldap_outcome_status(LDAP_OUTCOME_OUTAGE), AUTH_TEMPFAIL);
+    assert_int_equal(ldap_outcome_status(LDAP_OUTCOME_ERROR), AUTH_TEMPFAIL);
 }
 
 static int answers;
