@@ -10,10 +10,32 @@
 #include "shm/stats.h"
 #include "shm/credcache.h"
 
+/*
+ * Users whose positive entries were all forgotten and who have had none
+ * since: forgetting one again would read the whole cache (about 20 ms per
+ * 100,000 records) to find nothing, and a refused account can be asked for
+ * as often as a client likes. Exact, because this process writes every
+ * positive entry (authcache_after() takes a user off the list when it does).
+ * A ring: past AUTHCACHE_FORGOTTEN_MAX refused users, the oldest is read
+ * again once.
+ */
+#define AUTHCACHE_FORGOTTEN_MAX 64
+
 /* One helper process, one cache: module state, like the crypt(3) work area. */
 static struct credcache *cache;
 static struct credcache_ttl ttl;
 static time_t last_sweep;
+static char forgotten[AUTHCACHE_FORGOTTEN_MAX][CREDCACHE_USER_MAX];
+static unsigned forgotten_next;
+
+static int forgotten_index(const char *user)
+{
+    for (int i = 0; i < AUTHCACHE_FORGOTTEN_MAX; i++) {
+        if (forgotten[i][0] && strcmp(forgotten[i], user) == 0)
+            return i;
+    }
+    return -1;
+}
 
 static void set_ttl(const struct config *cfg)
 {
@@ -33,6 +55,7 @@ int authcache_open(const struct config *cfg)
         cache = NULL;
         return -1;
     }
+    memset(forgotten, 0, sizeof(forgotten));   /* knowledge about the cache just opened only */
     log_info("credential cache %s/%s: ttl %lds, negative %lds, stale %lds", cfg->state_dir,
              CREDCACHE_DIR, ttl.positive, ttl.negative, ttl.stale);
     last_sweep = 0;
@@ -85,6 +108,30 @@ static void try_stale(const struct auth_request *req, const struct credcache_rec
     res->message[0] = '\0';
 }
 
+/*
+ * No cached password may vouch for user any more: the backend refused the
+ * account, or refused a password the cache held for it. Every spelling of
+ * the login that maps to user goes (credcache_forget_user()).
+ */
+static void forget_user(const char *user, const char *why, size_t already)
+{
+    char u[TEXT_LOG_ESCAPE_SIZE(AUTH_USER_MAX)];
+    size_t n;
+
+    text_log_escape(user, u, sizeof(u));
+    if (forgotten_index(user) >= 0) {
+        log_debug("credential cache: user=%s has no cached login (%s)", u, why);
+        return;
+    }
+    if (credcache_forget_user(cache, user, &n) == -1) {
+        log_warning("credential cache: cannot forget user=%s: %s", u, credcache_error(cache));
+        return;
+    }
+    log_info("credential cache: forgot %zu cached login(s) of user=%s (%s)", n + already, u, why);
+    snprintf(forgotten[forgotten_next], sizeof(forgotten[0]), "%s", user);
+    forgotten_next = (forgotten_next + 1) % AUTHCACHE_FORGOTTEN_MAX;
+}
+
 /* Write what the backend said into rec; 1 if rec changed and must be stored. */
 static int record_answer(const struct auth_request *req, const struct auth_result *res,
                          struct credcache_record *rec, time_t now)
@@ -92,6 +139,9 @@ static int record_answer(const struct auth_request *req, const struct auth_resul
     if (res->status == AUTH_OK) {
         if (ttl.positive == 0 && ttl.stale == 0)
             return 0;
+        int i = forgotten_index(res->user);
+        if (i >= 0)
+            forgotten[i][0] = '\0';   /* it has a cached login again */
         return credcache_record_ok(rec, req->password, res->user, res->maildir, now) == 0;
     }
     /* AUTH_FAIL: record_fail also forgets a positive part for this password. */
@@ -139,17 +189,29 @@ void authcache_after(const struct auth_request *req, struct auth_result *res)
         return;
     }
     if (res->status == AUTH_TEMPFAIL) {
-        if (found)
+        /* Only an outage: a backend that answers (even "error") is not vouched for. */
+        if (found && res->outage)
             try_stale(req, &rec, now, res);
         explicit_bzero(&rec, sizeof(rec));
         return;
     }
+    int had_positive = found && rec.has_positive;
+    char vouched_user[CREDCACHE_USER_MAX];
+    snprintf(vouched_user, sizeof(vouched_user), "%s", had_positive ? rec.user : "");
     if (!found && credcache_record_init(&rec) == -1) {
         log_warning("credential cache: no random salt: %s", strerror(errno));
-        return;
-    }
-    if (record_answer(req, res, &rec, now) && credcache_put(cache, req->user, &rec) == -1)
+    } else if (record_answer(req, res, &rec, now) &&
+               credcache_put(cache, req->user, &rec) == -1) {
         log_warning("credential cache write: %s", credcache_error(cache));
+    }
+    /* record_fail() already dropped this name's positive part if the password was its. */
+    size_t dropped_here = had_positive && !rec.has_positive;
+    if (res->status == AUTH_FAIL && res->account_refused &&
+        (res->user[0] || vouched_user[0]))
+        forget_user(res->user[0] ? res->user : vouched_user, "the backend refused the account",
+                    dropped_here);
+    else if (res->status == AUTH_FAIL && dropped_here)
+        forget_user(vouched_user, "the backend refused a password the cache held", dropped_here);
     explicit_bzero(&rec, sizeof(rec));
     sweep(now);
 }

@@ -9,11 +9,17 @@
  *                   themselves for auth_cache_ttl;
  *  - AUTH_FAIL:     stores a verifier of the wrong password for
  *                   auth_cache_negative_ttl (the same wrong password is then
- *                   refused without asking the backend again), and forgets a
- *                   positive entry for that very password;
- *  - AUTH_TEMPFAIL: stale-if-error: if an entry younger than
- *                   auth_cache_stale_ttl matches the password, the login is
- *                   accepted anyway, with a warning naming the user.
+ *                   refused without asking the backend again). If the
+ *                   backend refused the account itself (res->account_refused:
+ *                   locked, disabled), or refused a password the cache held
+ *                   for it, every positive entry of that canonical user is
+ *                   forgotten, under every login name it was cached as;
+ *  - AUTH_TEMPFAIL: stale-if-error, for outages only (res->outage: the
+ *                   database could not be reached or did not answer in time):
+ *                   if an entry younger than auth_cache_stale_ttl matches the
+ *                   password, the login is accepted anyway, with a warning
+ *                   naming the user. Any other temporary failure (a setup or
+ *                   server error) is passed on as it is.
  *
  * The cache is optional: if it cannot be opened the helper logs that once
  * and answers from the backend alone. Expired entries are swept now and then.

@@ -136,6 +136,11 @@ static int find_maildir(struct authd *ad, const struct passwd_entry *e, struct a
         log_error("%s %s needs %%h, but passwd_file %s line %d gives no home", origin, user,
                   ad->db.path, e->line);
         set_result(res, AUTH_TEMPFAIL, "maildir needs a home directory");
+    } else if (errno == EPERM) {
+        log_error("%s %s: the name cannot be used in a path (a '/', a leading '.', a '%%', a "
+                  "control byte, an empty part) or the path has a . or .. component "
+                  "(passwd_file line %d)", origin, user, e->line);
+        set_result(res, AUTH_TEMPFAIL, "user name unusable in the maildir path");
     } else if (errno == ENAMETOOLONG) {
         log_error("%s %s: the path is longer than %d bytes", origin, user, AUTH_PATH_MAX - 1);
         set_result(res, AUTH_TEMPFAIL, "maildir path too long");
@@ -185,6 +190,7 @@ void authd_check_file(struct authd *ad, const struct auth_request *req, struct a
 
     if (authd_refresh(ad) == -1) {
         set_result(res, AUTH_TEMPFAIL, "password file unavailable");
+        res->outage = 1;   /* the file is the database: stale-if-error may answer */
         authd_log_outcome(req, "tempfail", "passwd-file-unavailable");
         return;
     }

@@ -11,7 +11,9 @@
  *
  * reason is one of unknown-user, bad-password, empty-user, empty-password,
  * unknown-scheme, malformed-hash; from LDAP also no-password (an entry without
- * userPassword), ambiguous-user (the filter matched several entries); from
+ * userPassword), ambiguous-user (the filter matched several entries),
+ * account-refused (a bind refused as locked/disabled, auth/ldap.h);
+ * bad-user-name (outside the rule of daemon/username.h); from
  * the server ip-blocked (auth/dispatch.h) and cached-failure (auth/authcache.h). user, ip and mechanism are escaped with
  * text_log_escape(), so each is one word of printable ASCII. Temporary
  * failures are logged as "auth tempfail ... reason=<reason>" (info; the cause
@@ -68,7 +70,16 @@ struct auth_request {
 
 struct auth_result {
     enum auth_status status;
-    char user[AUTH_USER_MAX];        /* canonical name, on AUTH_OK */
+    /* AUTH_TEMPFAIL: the database could not be read or did not answer in time.
+     * Only then may stale-if-error answer (auth/authcache.h). */
+    int outage;
+    /* AUTH_FAIL: the database refused the account itself (locked, disabled):
+     * every cached login of user is forgotten (auth/authcache.h). */
+    int account_refused;
+    /* The canonical name: on AUTH_OK, and on a failure when the database
+     * found the account (the penalty and the cache go by it). A worker gets
+     * it only with AUTH_OK. */
+    char user[AUTH_USER_MAX];
     char maildir[AUTH_PATH_MAX];     /* absolute, on AUTH_OK */
     char message[AUTH_MESSAGE_MAX];  /* for the worker's log; never for the client */
 };

@@ -23,6 +23,7 @@
 #include "auth/ldap.h"
 #include "auth/text.h"
 #include "daemon/log.h"
+#include "daemon/username.h"
 
 /* What authd keeps of a request while LDAP works on it. */
 struct pending {
@@ -60,10 +61,11 @@ static void to_result(const struct ldap_answer *ans, struct auth_result *res)
 {
     memset(res, 0, sizeof(*res));
     res->status = ans->status;
-    if (ans->status == AUTH_OK) {
-        snprintf(res->user, sizeof(res->user), "%s", ans->user);
+    res->outage = ans->outage;
+    res->account_refused = ans->account_refused;
+    snprintf(res->user, sizeof(res->user), "%s", ans->user);
+    if (ans->status == AUTH_OK)
         snprintf(res->maildir, sizeof(res->maildir), "%s", ans->maildir);
-    }
     snprintf(res->message, sizeof(res->message), "%s", ans->message);
 }
 
@@ -183,11 +185,28 @@ static int start_ldap(struct authd *ad, const struct auth_request *req, uint64_t
     return 0;
 }
 
+/*
+ * A name outside the rule (daemon/username.h) never reaches a database: a
+ * worker checks it already, so only a broken or hostile worker sends one.
+ * 1 with a failure in res, else 0.
+ */
+static int refuse_name(const struct auth_request *req, struct auth_result *res)
+{
+    if (req->user[0] == '\0' || username_check(req->user) == 0)
+        return 0;   /* empty: the databases answer "empty-user" themselves */
+    memset(res, 0, sizeof(*res));
+    res->status = AUTH_FAIL;
+    authd_log_outcome(req, "failed", "bad-user-name");
+    return 1;
+}
+
 int authd_start(struct authd *ad, const struct auth_request *req, uint64_t tag,
                 struct auth_result *res)
 {
     struct pending *p;
 
+    if (refuse_name(req, res))
+        return 1;
     if (!ad->use_file && !ad->use_ldap) {
         memset(res, 0, sizeof(*res));
         res->status = AUTH_TEMPFAIL;
@@ -207,6 +226,8 @@ void authd_check(struct authd *ad, const struct auth_request *req, struct auth_r
     struct pending *p;
     int done = 0;
 
+    if (refuse_name(req, res))
+        return;
     if (!ad->use_ldap && !ad->use_file) {
         (void)authd_start(ad, req, 0, res);   /* the passdb-config tempfail */
         return;

@@ -56,8 +56,11 @@ static void peer_send(struct auth_dispatch *d, int slot, const void *msg, size_t
 
 static int build_reply(struct buf *b, uint32_t id, const struct auth_result *res)
 {
+    /* The canonical name of a failed login stays in the helper (auth/authd.h). */
+    const char *user = res->status == AUTH_OK ? res->user : "";
+
     if (ipc_begin(b, AUTH_MSG_PASS_REPLY, id) == -1 ||
-        ipc_put_u32(b, (uint32_t)res->status) == -1 || ipc_put_str(b, res->user) == -1 ||
+        ipc_put_u32(b, (uint32_t)res->status) == -1 || ipc_put_str(b, user) == -1 ||
         ipc_put_str(b, res->maildir) == -1 || ipc_put_str(b, res->message) == -1)
         return -1;
     return 0;
@@ -128,7 +131,8 @@ static void finish(struct auth_dispatch *d, int k, const struct auth_request *re
 {
     struct dispatch_inflight *f = &d->inflight[k];
     double now = now_s();
-    double delay = penalize(d, req->ip, req->user, res->status, now);
+    /* The canonical name when the database found the account: "ALICE" is alice. */
+    double delay = penalize(d, req->ip, res->user[0] ? res->user : req->user, res->status, now);
 
     if (f->gen == d->gen[f->slot] && build_reply(&d->reply, f->id, res) == 0)
         send_at(d, f->slot, f->gen, f->arrival + delay, now);

@@ -99,16 +99,19 @@ static void q_remove(struct ldap_backend *lb, struct queue *q, int i)
 }
 
 /* Hand the answer over and free the request. */
-static void answer(struct ldap_backend *lb, int i, enum auth_status st, const char *reason,
+static void answer(struct ldap_backend *lb, int i, enum ldap_outcome out, const char *reason,
                    const char *message)
 {
     struct lreq *r = &lb->reqs[i];
+    enum auth_status st = ldap_outcome_status(out);
 
     if (r->stage == R_QUEUED)
         q_remove(lb, &lb->search_q, i);
     else if (r->stage == R_BIND_QUEUED)
         q_remove(lb, &lb->bind_q, i);
     r->ans.status = st;
+    r->ans.outage = out == LDAP_OUTCOME_OUTAGE;
+    r->ans.account_refused = out == LDAP_OUTCOME_REFUSED;
     r->ans.reason = reason;
     /* A lookup (queue, search, bind when binding), whatever the outcome; not our own stop. */
     if (!lb->stopping) {
@@ -118,8 +121,10 @@ static void answer(struct ldap_backend *lb, int i, enum auth_status st, const ch
     }
     if (message != NULL)
         snprintf(r->ans.message, sizeof(r->ans.message), "%s", message);
+    /* The canonical name stays when the entry was found: the penalty and the
+     * cache go by it (auth/dispatch.c, auth/authcache.c); the worker never gets it. */
     if (st != AUTH_OK)
-        r->ans.user[0] = r->ans.maildir[0] = '\0';
+        r->ans.maildir[0] = '\0';
     void *ctx = r->ctx;
     struct ldap_answer ans = r->ans;
     explicit_bzero(r->password, sizeof(r->password));
@@ -189,7 +194,7 @@ static void conn_lost(struct ldap_backend *lb, int ci, const char *why, const ch
     for (int i = 0; i < LDAP_MAX_REQUESTS; i++) {
         struct lreq *r = &lb->reqs[i];
         if ((r->stage == R_SEARCH || r->stage == R_BIND) && r->conn == ci)
-            answer(lb, i, AUTH_TEMPFAIL, reason, why);
+            answer(lb, i, LDAP_OUTCOME_OUTAGE, reason, why);
     }
 }
 
@@ -258,6 +263,31 @@ static char *first_value(LDAP *ld, LDAPMessage *e, const char *attr)
     return s;
 }
 
+/* The canonical user name: of attr's values, the one that is the login (ldap_entry_pick_user). */
+static char *user_value(LDAP *ld, LDAPMessage *e, const char *attr, const char *login)
+{
+    struct berval **v = ldap_get_values_len(ld, e, attr);
+    const char *vals[16];
+    char *s = NULL;
+    int n = 0;
+
+    if (v == NULL)
+        return NULL;
+    for (int k = 0; v[k] != NULL && n < 16; k++) {
+        /* A value with a NUL cannot be a name; it is skipped, not cut. */
+        if (memchr(v[k]->bv_val, '\0', v[k]->bv_len) == NULL &&
+            (vals[n] = strndup(v[k]->bv_val, v[k]->bv_len)) != NULL)
+            n++;
+    }
+    const char *pick = ldap_entry_pick_user(vals, n, login);
+    if (pick != NULL)
+        s = strdup(pick);
+    for (int k = 0; k < n; k++)
+        free((char *)vals[k]);
+    ldap_value_free_len(v);
+    return s;
+}
+
 static void on_search(struct ldap_backend *lb, int i, LDAP *ld, LDAPMessage *msg)
 {
     struct lreq *r = &lb->reqs[i];
@@ -274,18 +304,20 @@ static void on_search(struct ldap_backend *lb, int i, LDAP *ld, LDAPMessage *msg
         if (err == LDAP_NO_SUCH_OBJECT)
             log_error("ldap: ldap_base \"%s\" does not exist", lb->s.base);
         ldap_memfree(errmsg);
-        answer(lb, i, AUTH_TEMPFAIL, "ldap-error", why);
+        /* Busy, unavailable, a server time limit: an outage; the rest a setup error. */
+        answer(lb, i, rc != LDAP_SUCCESS ? LDAP_OUTCOME_ERROR : ldap_search_outcome(err),
+               "ldap-error", why);
         return;
     }
     ldap_memfree(errmsg);
     if (n > 1 || err == LDAP_SIZELIMIT_EXCEEDED) {
-        answer(lb, i, AUTH_FAIL, "ambiguous-user", "ldap_user_filter matches several entries");
+        answer(lb, i, LDAP_OUTCOME_BAD_LOGIN, "ambiguous-user", "ldap_user_filter matches several entries");
         return;
     }
     if (n <= 0) {
         if (lb->s.mode == CONFIG_LDAP_AUTH_PASSWORD)
             (void)scheme_verify(lb->s.dummy_hash, r->password);
-        answer(lb, i, AUTH_FAIL, "unknown-user", "");
+        answer(lb, i, LDAP_OUTCOME_BAD_LOGIN, "unknown-user", "");
         return;
     }
 
@@ -293,7 +325,7 @@ static void on_search(struct ldap_backend *lb, int i, LDAP *ld, LDAPMessage *msg
     char *dn = ldap_get_dn(ld, e);
     char *maildir = first_value(ld, e, lb->s.maildir_attr);
     char *home = first_value(ld, e, lb->s.home_attr);
-    char *user = first_value(ld, e, lb->s.user_attr);
+    char *user = user_value(ld, e, lb->s.user_attr, r->user);
     struct berval **pw = NULL;
     char *pwv[16];
     int npw = 0;
@@ -308,17 +340,17 @@ static void on_search(struct ldap_backend *lb, int i, LDAP *ld, LDAPMessage *msg
     struct ldap_found f = { dn, (const char *const *)pwv, npw, maildir, home, user };
 
     if (dn == NULL) {
-        answer(lb, i, AUTH_TEMPFAIL, "ldap-error", "entry without a DN");
-    } else if (ldap_entry_result(&lb->s, r->user, &f, &r->ans) == -1) {
-        answer(lb, i, AUTH_TEMPFAIL, r->ans.reason, NULL);
+        answer(lb, i, LDAP_OUTCOME_ERROR, "ldap-error", "entry without a DN");
+    } else if (ldap_entry_result(&lb->s, &f, &r->ans) == -1) {
+        answer(lb, i, LDAP_OUTCOME_ERROR, r->ans.reason, NULL);
     } else if (lb->s.mode == CONFIG_LDAP_AUTH_PASSWORD) {
         int v = ldap_entry_verify(&f, r->password);
         if (v == SCHEME_MATCH)
-            answer(lb, i, AUTH_OK, "", "");
+            answer(lb, i, LDAP_OUTCOME_OK, "", "");
         else
-            answer(lb, i, AUTH_FAIL, npw ? scheme_result_str(v) : "no-password", "");
+            answer(lb, i, LDAP_OUTCOME_BAD_LOGIN, npw ? scheme_result_str(v) : "no-password", "");
     } else if ((r->dn = strdup(dn)) == NULL) {
-        answer(lb, i, AUTH_TEMPFAIL, "ldap-error", "out of memory");
+        answer(lb, i, LDAP_OUTCOME_ERROR, "ldap-error", "out of memory");
     } else {
         r->stage = R_BIND_QUEUED;
         q_push(lb, &lb->bind_q, i);
@@ -338,17 +370,31 @@ static void on_search(struct ldap_backend *lb, int i, LDAP *ld, LDAPMessage *msg
 static void on_bind(struct ldap_backend *lb, int i, LDAP *ld, LDAPMessage *msg)
 {
     int err = LDAP_OTHER;
+    char *errmsg = NULL;
+    char why[AUTH_MESSAGE_MAX];
 
     lb->conns[lb->reqs[i].conn].inflight--;
-    if (ldap_parse_result(ld, msg, &err, NULL, NULL, NULL, NULL, 0) != LDAP_SUCCESS)
+    if (ldap_parse_result(ld, msg, &err, NULL, &errmsg, NULL, NULL, 0) != LDAP_SUCCESS)
         err = LDAP_OTHER;
-    enum auth_status st = ldap_bind_status(err);
-    if (st == AUTH_OK)
-        answer(lb, i, AUTH_OK, "", "");
-    else if (st == AUTH_FAIL)
-        answer(lb, i, AUTH_FAIL, "bad-password", "");
-    else
-        answer(lb, i, AUTH_TEMPFAIL, "ldap-error", ldap_err2string(err));
+    /* The server's own words say why (e.g. "account inactivated"): for the log. */
+    snprintf(why, sizeof(why), "bind: %s%s%s", ldap_err2string(err),
+             errmsg && *errmsg ? ": " : "", errmsg ? errmsg : "");
+    ldap_memfree(errmsg);
+    enum ldap_outcome out = ldap_bind_outcome(err);
+    switch (out) {
+    case LDAP_OUTCOME_OK:
+        answer(lb, i, out, "", "");
+        break;
+    case LDAP_OUTCOME_BAD_LOGIN:
+        answer(lb, i, out, "bad-password", "");
+        break;
+    case LDAP_OUTCOME_REFUSED:
+        answer(lb, i, out, "account-refused", why);
+        break;
+    default:
+        answer(lb, i, out, "ldap-error", why);
+        break;
+    }
 }
 
 static void read_conn(struct ldap_backend *lb, int ci)
@@ -403,7 +449,7 @@ static void start_search(struct ldap_backend *lb, int i)
     r->stage = R_SEARCH;   /* so a failure below is answered like any in-flight one */
     r->conn = SERVICE;
     if (ldap_filter_expand(lb->s.filter, r->user, filter, sizeof(filter)) == -1) {
-        answer(lb, i, AUTH_FAIL, "unknown-user", "user name too long for the filter");
+        answer(lb, i, LDAP_OUTCOME_BAD_LOGIN, "unknown-user", "user name too long for the filter");
         return;
     }
     if (lb->s.maildir_attr[0])
@@ -446,7 +492,7 @@ static void start_bind(struct ldap_backend *lb, int i, int ci)
 static void fail_queue(struct ldap_backend *lb, struct queue *q, const char *why)
 {
     while (q->head != NONE)
-        answer(lb, q->head, AUTH_TEMPFAIL, "ldap-down", why);
+        answer(lb, q->head, LDAP_OUTCOME_OUTAGE, "ldap-down", why);
 }
 
 /* Move queued requests onto connections, opening connections as needed. */
@@ -498,7 +544,7 @@ static void expire(struct ldap_backend *lb)
         if (r->stage == R_SEARCH || r->stage == R_BIND)
             conn_lost(lb, r->conn, "no answer within ldap_timeout", "ldap-timeout");
         else
-            answer(lb, i, AUTH_TEMPFAIL, "ldap-timeout", "no LDAP connection within ldap_timeout");
+            answer(lb, i, LDAP_OUTCOME_OUTAGE, "ldap-timeout", "no LDAP connection within ldap_timeout");
     }
 }
 
@@ -554,7 +600,7 @@ void ldap_backend_free(struct ldap_backend *lb)
     lb->stopping = 1;
     for (int i = 0; i < LDAP_MAX_REQUESTS; i++) {
         if (lb->reqs[i].stage != R_FREE)
-            answer(lb, i, AUTH_TEMPFAIL, "ldap-down", "LDAP backend stopped");
+            answer(lb, i, LDAP_OUTCOME_OUTAGE, "ldap-down", "LDAP backend stopped");
     }
     for (int ci = 0; ci < lb->nconns; ci++) {
         if (lb->conns[ci].ld)
@@ -583,6 +629,7 @@ int ldap_backend_submit(struct ldap_backend *lb, const char *user, const char *p
     }
     if (lb->free_head == NONE) {
         ans->status = AUTH_TEMPFAIL;
+        ans->outage = 1;   /* the directory is not keeping up */
         ans->reason = "ldap-busy";
         snprintf(ans->message, sizeof(ans->message), "%d LDAP lookups already waiting",
                  LDAP_MAX_REQUESTS);

@@ -43,8 +43,11 @@
  * (an empty simple bind is an "unauthenticated bind" that some servers
  * accept, RFC 4513 5.1.2). The maildir is the ldap_maildir_attribute value
  * if set and present (an absolute path, or "maildir:PATH"), else the maildir
- * template with %h from ldap_home_attribute; the canonical user name is the
- * ldap_user_attribute value if set, else the login name.
+ * template with %h from ldap_home_attribute. The canonical user name always
+ * comes from the entry: the ldap_user_attribute value, by default the
+ * attribute the filter compares with %u ("uid"), the value that equals the
+ * login without regard to ASCII case if it has several, else its first. So
+ * "ALICE" and "alice" are one user "alice", as the directory sees them.
  */
 #ifndef FASTPOP_AUTH_LDAP_H
 #define FASTPOP_AUTH_LDAP_H
@@ -88,9 +91,16 @@ struct ldap_settings {
     char dummy_hash[128];
 };
 
-/* One answer. reason is a word for the "reason=" of the log line. */
+/*
+ * One answer. reason is a word for the "reason=" of the log line. outage and
+ * account_refused tell the credential cache (auth/authcache.h) what the
+ * answer means: only an outage may be answered from a stale entry, and a
+ * refusal of the account makes it forget the account's cached logins.
+ */
 struct ldap_answer {
     enum auth_status status;
+    int outage;                       /* tempfail: no answer from the directory in time */
+    int account_refused;              /* fail: the directory refused the account itself */
     const char *reason;
     char user[AUTH_USER_MAX];
     char maildir[AUTH_PATH_MAX];
@@ -151,8 +161,11 @@ struct ldap_found {
     int npasswords;
     const char *maildir;              /* ldap_maildir_attribute value, or NULL */
     const char *home;                 /* ldap_home_attribute value, or NULL */
-    const char *user;                 /* ldap_user_attribute value, or NULL */
+    const char *user;                 /* the user attribute's value (ldap_entry_pick_user), or NULL */
 };
+
+/* Of the user attribute's n values, the one equal to login ignoring ASCII case, else the first; NULL if n is 0. */
+const char *ldap_entry_pick_user(const char *const *values, int n, const char *login);
 
 /*
  * Password mode: check password against every userPassword value. Returns
@@ -163,13 +176,33 @@ struct ldap_found {
 int ldap_entry_verify(const struct ldap_found *f, const char *password);
 
 /*
- * Fill ans->user and ans->maildir for login from f. Returns 0, or -1 with
- * ans set to tempfail (reason "maildir", message for the log).
+ * Fill ans->user (f->user, which must follow daemon/username.h) and
+ * ans->maildir from f. Returns 0, or -1 with ans set to tempfail
+ * (reason "user-attribute" or "maildir", message for the log).
  */
-int ldap_entry_result(const struct ldap_settings *s, const char *login,
-                      const struct ldap_found *f, struct ldap_answer *ans);
+int ldap_entry_result(const struct ldap_settings *s, const struct ldap_found *f,
+                      struct ldap_answer *ans);
 
-/* Map an LDAP result code of a user bind: AUTH_OK, AUTH_FAIL or AUTH_TEMPFAIL. */
-enum auth_status ldap_bind_status(int ldap_rc);
+/*
+ * What an LDAP result code means for a login. Why these classes: a cached
+ * password may stand in for the directory only while the directory cannot
+ * answer (stale-if-error); when it does answer that the account may not log
+ * in (locked, disabled, a policy), that answer wins at once, or a locked
+ * account would keep working for auth_cache_stale_ttl.
+ */
+enum ldap_outcome {
+    LDAP_OUTCOME_OK,          /* 0: success */
+    LDAP_OUTCOME_BAD_LOGIN,   /* 49 48 34 32: wrong password, no password, no entry: fail */
+    LDAP_OUTCOME_REFUSED,     /* 53 19 50: the account is refused (locked, disabled): fail */
+    LDAP_OUTCOME_OUTAGE,      /* down, connect error, timeout, 3 51 52: tempfail, stale ok */
+    LDAP_OUTCOME_ERROR,       /* anything else (setup, protocol, server error): tempfail */
+};
+
+/* The outcome of a user bind's result code. */
+enum ldap_outcome ldap_bind_outcome(int ldap_rc);
+/* The outcome of the service connection's search result code: never a refusal of the user. */
+enum ldap_outcome ldap_search_outcome(int ldap_rc);
+/* The answer an outcome gives: ok, fail (bad login, refused) or tempfail (outage, error). */
+enum auth_status ldap_outcome_status(enum ldap_outcome out);
 
 #endif

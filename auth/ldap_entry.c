@@ -10,12 +10,14 @@
 #include <ldap.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "auth/ldap_filter.h"
 #include "auth/scheme.h"
 #include "auth/template.h"
+#include "daemon/username.h"
 
 static int read_secret(const char *path, char *out, size_t outlen, char *err, size_t errlen)
 {
@@ -82,7 +84,11 @@ int ldap_settings_from(struct ldap_settings *s, const struct config *cfg, char *
     s->mode = cfg->ldap_auth;
     snprintf(s->maildir_attr, sizeof(s->maildir_attr), "%s", cfg->ldap_maildir_attribute);
     snprintf(s->home_attr, sizeof(s->home_attr), "%s", cfg->ldap_home_attribute);
-    snprintf(s->user_attr, sizeof(s->user_attr), "%s", cfg->ldap_user_attribute);
+    if (config_ldap_user_attribute(cfg, s->user_attr, sizeof(s->user_attr)) == -1) {
+        snprintf(err, errlen, "ldap_user_filter compares no attribute with %%u alone: set "
+                 "ldap_user_attribute");
+        return -1;
+    }
     snprintf(s->maildir_template, sizeof(s->maildir_template), "%s", cfg->maildir);
     s->connect_timeout = cfg->ldap_connect_timeout;
     s->timeout = cfg->ldap_timeout;
@@ -118,15 +124,27 @@ int ldap_entry_verify(const struct ldap_found *f, const char *password)
     return best;
 }
 
-int ldap_entry_result(const struct ldap_settings *s, const char *login,
-                      const struct ldap_found *f, struct ldap_answer *ans)
+const char *ldap_entry_pick_user(const char *const *values, int n, const char *login)
 {
-    const char *user = f->user && f->user[0] ? f->user : login;
+    for (int i = 0; i < n; i++) {
+        if (strcasecmp(values[i], login) == 0)
+            return values[i];
+    }
+    return n > 0 ? values[0] : NULL;
+}
 
-    if (strlen(user) >= sizeof(ans->user)) {
+int ldap_entry_result(const struct ldap_settings *s, const struct ldap_found *f,
+                      struct ldap_answer *ans)
+{
+    const char *user = f->user;
+
+    /* Never the login as typed: the directory matches names without regard to
+     * case, and "alice" and "ALICE" must be one user (penalty, cache, lock, kick). */
+    if (user == NULL || username_check(user) == -1) {
         ans->status = AUTH_TEMPFAIL;
         ans->reason = "user-attribute";
-        snprintf(ans->message, sizeof(ans->message), "ldap_user_attribute value too long");
+        snprintf(ans->message, sizeof(ans->message), "the entry's %s %s", s->user_attr,
+                 user == NULL ? "is missing" : "is not a usable user name");
         return -1;
     }
     snprintf(ans->user, sizeof(ans->user), "%s", user);
@@ -155,23 +173,54 @@ int ldap_entry_result(const struct ldap_settings *s, const char *login,
     ans->status = AUTH_TEMPFAIL;
     ans->reason = "maildir";
     snprintf(ans->message, sizeof(ans->message), "%s",
-             errno == ENOENT ? "maildir template needs %h but the entry has no home"
-                             : "maildir template gives no absolute path");
+             errno == ENOENT  ? "maildir template needs %h but the entry has no home"
+             : errno == EPERM ? "the user name cannot be used in the maildir path"
+                              : "maildir template gives no absolute path");
     return -1;
 }
 
-enum auth_status ldap_bind_status(int rc)
+enum ldap_outcome ldap_bind_outcome(int rc)
 {
     switch (rc) {
     case LDAP_SUCCESS:
-        return AUTH_OK;
-    case LDAP_INVALID_CREDENTIALS:
+        return LDAP_OUTCOME_OK;
+    case LDAP_INVALID_CREDENTIALS:  /* also slapo-ppolicy's answer for a locked account */
     case LDAP_INAPPROPRIATE_AUTH:   /* the entry has no password to bind with */
     case LDAP_INVALID_DN_SYNTAX:
     case LDAP_NO_SUCH_OBJECT:       /* deleted between the search and the bind */
+        return LDAP_OUTCOME_BAD_LOGIN;
+    case LDAP_UNWILLING_TO_PERFORM: /* account inactivated (389-ds), disabled, locked */
+    case LDAP_CONSTRAINT_VIOLATION: /* retry limit exceeded (389-ds lockout) */
+    case LDAP_INSUFFICIENT_ACCESS:  /* the account may not authenticate */
+        return LDAP_OUTCOME_REFUSED;
+    case LDAP_SERVER_DOWN:
+    case LDAP_CONNECT_ERROR:
+    case LDAP_TIMEOUT:
+    case LDAP_TIMELIMIT_EXCEEDED:
+    case LDAP_BUSY:
+    case LDAP_UNAVAILABLE:
+        return LDAP_OUTCOME_OUTAGE;
+    default:
+        return LDAP_OUTCOME_ERROR;
+    }
+}
+
+enum ldap_outcome ldap_search_outcome(int rc)
+{
+    enum ldap_outcome o = ldap_bind_outcome(rc);
+    /* A refused or failed search is about our service account: a setup error. */
+    return o == LDAP_OUTCOME_OUTAGE || o == LDAP_OUTCOME_OK ? o : LDAP_OUTCOME_ERROR;
+}
+
+enum auth_status ldap_outcome_status(enum ldap_outcome out)
+{
+    switch (out) {
+    case LDAP_OUTCOME_OK:
+        return AUTH_OK;
+    case LDAP_OUTCOME_BAD_LOGIN:
+    case LDAP_OUTCOME_REFUSED:
         return AUTH_FAIL;
     default:
-        /* busy, unavailable, unwilling (e.g. account locked by policy: ask again later) */
         return AUTH_TEMPFAIL;
     }
 }

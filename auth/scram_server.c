@@ -13,6 +13,7 @@
 #include "auth/text.h"
 #include "daemon/ipc.h"
 #include "daemon/log.h"
+#include "daemon/username.h"
 
 #define MECH "SCRAM-SHA-256"
 #define KEY_LEN SCHEME_SCRAM_KEY_LEN
@@ -141,7 +142,9 @@ int scram_parse_client_first(const char *msg, struct scram_client_first *cf)
     if (p[0] != 'n' || p[1] != '=')
         goto bad;
     n = value_len(p + 2);
-    if (decode_saslname(p + 2, n, cf->user, sizeof(cf->user)) == -1)
+    /* The name rule of every mechanism (daemon/username.h). */
+    if (decode_saslname(p + 2, n, cf->user, sizeof(cf->user)) == -1 ||
+        username_check(cf->user) == -1)
         goto bad;
     p += 2 + n;
     if (strncmp(p, ",r=", 3) != 0)

@@ -20,6 +20,40 @@ static void put(struct out *o, const char *s, size_t n)
     o->len += n;
 }
 
+/*
+ * A user name part (%u %n %d) must stay one path component below the
+ * template's fixed text: no '/', no leading '.' (so neither "." nor ".."
+ * nor a hidden name), no '%' (never a second expansion, e.g. by a tool that
+ * reads the path as a template), no control bytes. Empty only where allowed
+ * (%d of a name without '@').
+ */
+static int component_ok(const char *s, size_t n, int may_be_empty)
+{
+    if (n == 0)
+        return may_be_empty;
+    if (s[0] == '.')
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '/' || ch == '%' || ch < 0x20 || ch == 0x7f)
+            return 0;
+    }
+    return 1;
+}
+
+/* 1 if path has a "." or ".." component: whatever put it there, it may climb. */
+static int has_dot_component(const char *path)
+{
+    for (const char *p = path; *p; p++) {
+        if (*p != '.' || (p != path && p[-1] != '/'))
+            continue;
+        size_t dots = p[1] == '.' ? 2 : 1;
+        if (p[dots] == '/' || p[dots] == '\0')
+            return 1;
+    }
+    return 0;
+}
+
 int template_expand(const char *tmpl, const char *user, const char *home, char *out,
                     size_t outlen)
 {
@@ -30,6 +64,12 @@ int template_expand(const char *tmpl, const char *user, const char *home, char *
 
     if (outlen == 0) {
         errno = ENAMETOOLONG;
+        return -1;
+    }
+    /* Checked whether or not the template uses them: a name is usable everywhere or nowhere. */
+    if (!component_ok(user, strlen(user), 0) || !component_ok(user, local_len, 0) ||
+        !component_ok(domain, strlen(domain), 1)) {
+        errno = EPERM;
         return -1;
     }
     if (tmpl[0] == '~') {
@@ -78,6 +118,10 @@ int template_expand(const char *tmpl, const char *user, const char *home, char *
     out[o.len] = '\0';
     if (out[0] != '/') {
         errno = EINVAL;
+        return -1;
+    }
+    if (has_dot_component(out)) {
+        errno = EPERM;
         return -1;
     }
     return 0;

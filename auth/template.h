@@ -11,9 +11,16 @@
 
 /*
  * Expand tmpl for user into out. The result must be an absolute path.
+ * A user name can never climb out of the template's fixed text: user, its
+ * local part and its domain (when not empty) must each be usable as one path
+ * component (no '/', no leading '.', no '%', no control bytes; %u and %n not
+ * empty), and the result may hold no "." or ".." component at all (whatever
+ * put it there, %h included).
  * Returns 0, or -1 with errno:
  *   ENOENT      the template needs the home directory and home is empty
  *   EINVAL      an unknown or trailing % escape, or the result is not absolute
+ *   EPERM       the user name is not usable in a path, or the result has a
+ *               "." or ".." component
  *   ENAMETOOLONG the result does not fit in outlen
  */
 int template_expand(const char *tmpl, const char *user, const char *home, char *out,

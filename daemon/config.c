@@ -493,7 +493,8 @@ int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
     }
     if (check_tls_and_proxy(cfg, err, errlen) == -1)
         goto out;
-    if (check_mechanisms(cfg, err, errlen) == -1 || check_metrics(cfg, err, errlen) == -1)
+    if (check_mechanisms(cfg, err, errlen) == -1 || check_metrics(cfg, err, errlen) == -1 ||
+        config_check_ldap(cfg, err, errlen) == -1)
         goto out;
     if (cfg->listen_count == 0) {
         if (lineno == 0)

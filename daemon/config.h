@@ -147,4 +147,15 @@ int  config_parse_address(const char *value, struct config_listen *l, char *err,
 /* Check a maildir template's % escapes. -1 with a message in err. */
 int  config_check_maildir_template(const char *tmpl, char *err, size_t errlen);
 
+/*
+ * LDAP (daemon/config_ldap.c). The canonical user name comes from the
+ * directory entry: ldap_user_attribute, or else the attribute the filter
+ * compares with %u alone (the first "(attr=%u)"). Into out; -1 if neither.
+ */
+int config_ldap_filter_attribute(const char *filter, char *out, size_t outlen);
+int config_ldap_user_attribute(const struct config *cfg, char *out, size_t outlen);
+/* With passdb ldap: every ldap_uri is ldaps://, ldapi://, ldap:// with StartTLS or
+ * ldap:// to loopback, and the user attribute is known. -1 with a file:line error. */
+int config_check_ldap(const struct config *cfg, char *err, size_t errlen);
+
 #endif

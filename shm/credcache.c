@@ -294,58 +294,122 @@ int credcache_flush(struct credcache *cc, const char *name, size_t *removed)
     return rc;
 }
 
-struct sweep_arg {
-    time_t now;
-    const struct credcache_ttl *ttl;
-    size_t removed;
+/* What a walk over every record does with one. */
+enum walk_action { WALK_KEEP, WALK_REWRITE, WALK_DELETE };
+
+struct walk_arg {
+    enum walk_action (*visit)(struct credcache_record *rec, void *arg);
+    void *arg;
+    size_t deleted;
 };
 
-static int sweep_body(struct credcache *cc, MDB_txn *txn, void *arg)
+/* Visit every record in one write txn; one that does not decode is deleted. */
+static int walk_body(struct credcache *cc, MDB_txn *txn, void *arg)
 {
-    struct sweep_arg *a = arg;
+    struct walk_arg *w = arg;
     MDB_cursor *cur;
     MDB_val key, val;
-    long keep = a->ttl->stale > a->ttl->positive ? a->ttl->stale : a->ttl->positive;
+    unsigned char data[RECORD_MAX];
 
-    a->removed = 0;
+    w->deleted = 0;
     int rc = mdb_cursor_open(txn, cc->dbi, &cur);
     if (rc != 0)
         return rc;
     for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0;
          rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
         struct credcache_record rec;
-        int dead = credcache_decode(val.mv_data, val.mv_size, &rec) == -1;
-        if (!dead) {
-            int64_t pos_age = (int64_t)a->now - rec.verified_at;
-            int64_t neg_age = (int64_t)a->now - rec.failed_at;
-            int pos_live = rec.has_positive && pos_age < keep && pos_age > -CREDCACHE_CLOCK_SLACK;
-            int neg_live = rec.has_negative && neg_age < a->ttl->negative &&
-                           neg_age > -CREDCACHE_CLOCK_SLACK;
-            dead = !pos_live && !neg_live;
+        enum walk_action act = credcache_decode(val.mv_data, val.mv_size, &rec) == -1
+                                   ? WALK_DELETE
+                                   : w->visit(&rec, w->arg);
+        if (act == WALK_REWRITE) {
+            long n = credcache_encode(&rec, data, sizeof(data));
+            if (n < 0) {
+                act = WALK_DELETE;
+            } else {
+                MDB_val nval = { (size_t)n, data };
+                rc = mdb_cursor_put(cur, &key, &nval, MDB_CURRENT);
+            }
         }
         explicit_bzero(&rec, sizeof(rec));
-        if (dead) {
+        if (act == WALK_DELETE) {
             rc = mdb_cursor_del(cur, 0);
-            if (rc != 0)
-                break;
-            a->removed++;
+            w->deleted += rc == 0;
         }
+        if (rc != 0)
+            break;
     }
+    explicit_bzero(data, sizeof(data));
     mdb_cursor_close(cur);
     return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+struct sweep_arg {
+    time_t now;
+    const struct credcache_ttl *ttl;
+};
+
+static enum walk_action sweep_visit(struct credcache_record *rec, void *arg)
+{
+    struct sweep_arg *a = arg;
+    long keep = a->ttl->stale > a->ttl->positive ? a->ttl->stale : a->ttl->positive;
+    int64_t pos_age = (int64_t)a->now - rec->verified_at;
+    int64_t neg_age = (int64_t)a->now - rec->failed_at;
+    int pos_live = rec->has_positive && pos_age < keep && pos_age > -CREDCACHE_CLOCK_SLACK;
+    int neg_live = rec->has_negative && neg_age < a->ttl->negative &&
+                   neg_age > -CREDCACHE_CLOCK_SLACK;
+
+    return pos_live || neg_live ? WALK_KEEP : WALK_DELETE;
 }
 
 int credcache_sweep(struct credcache *cc, time_t now, const struct credcache_ttl *ttl,
                     size_t *removed)
 {
-    struct sweep_arg a = { now, ttl, 0 };
+    struct sweep_arg a = { now, ttl };
+    struct walk_arg w = { sweep_visit, &a, 0 };
     int dead;
 
     *removed = 0;
     /* Slots of workers that died inside a read txn would pin old pages forever. */
     (void)mdb_reader_check(cc->env, &dead);
-    int rc = write_txn(cc, sweep_body, &a);
+    int rc = write_txn(cc, walk_body, &w);
     if (rc == 0)
-        *removed = a.removed;
+        *removed = w.deleted;
+    return rc;
+}
+
+struct forget_arg {
+    const char *user;
+    size_t forgotten;
+};
+
+static enum walk_action forget_visit(struct credcache_record *rec, void *arg)
+{
+    struct forget_arg *a = arg;
+
+    if (!rec->has_positive || strcmp(rec->user, a->user) != 0)
+        return WALK_KEEP;
+    a->forgotten++;
+    rec->has_positive = 0;
+    rec->verified_at = 0;
+    explicit_bzero(rec->dk, sizeof(rec->dk));
+    explicit_bzero(rec->user, sizeof(rec->user));
+    explicit_bzero(rec->maildir, sizeof(rec->maildir));
+    /* A remembered failure is still worth keeping: it spares the backend. */
+    return rec->has_negative ? WALK_REWRITE : WALK_DELETE;
+}
+
+int credcache_forget_user(struct credcache *cc, const char *user, size_t *forgotten)
+{
+    struct forget_arg a = { user, 0 };
+    struct walk_arg w = { forget_visit, &a, 0 };
+
+    *forgotten = 0;
+    if (user[0] == '\0') {
+        errno = EINVAL;
+        return -1;
+    }
+    int rc = write_txn(cc, walk_body, &w);
+    if (rc == 0)
+        *forgotten = a.forgotten;
     return rc;
 }

@@ -177,6 +177,16 @@ int credcache_flush(struct credcache *cc, const char *name, size_t *removed);
 int credcache_sweep(struct credcache *cc, time_t now, const struct credcache_ttl *ttl,
                     size_t *removed);
 
+/*
+ * Forget every positive part whose canonical user is user, under whatever
+ * login name it is stored ("alice", "ALICE", ...): the backend refused that
+ * account, so no cached password may vouch for it any more. A record left
+ * with nothing is deleted. *forgotten gets the number of positive parts
+ * dropped. Reads every record (one write txn): for the rare refusal, not
+ * for every login.
+ */
+int credcache_forget_user(struct credcache *cc, const char *user, size_t *forgotten);
+
 /* The text of the last LMDB failure of cc ("" if none), for the caller's log line. */
 const char *credcache_error(const struct credcache *cc);
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "daemon/log.h"
+#include "daemon/username.h"
 #include "shm/stats.h"
 #include "worker/auth_client.h"
 #include "worker/loop.h"
@@ -14,14 +15,8 @@
 #include "worker/pop3.h"
 #include "worker/pop3_sasl.h"
 
-static int printable_name(const char *s)
-{
-    for (; *s; s++) {
-        if ((unsigned char)*s <= 0x20 || (unsigned char)*s == 0x7f)
-            return 0;
-    }
-    return 1;
-}
+_Static_assert(USERNAME_MAX <= sizeof(((struct conn *)0)->user) && USERNAME_MAX <= AUTH_USER_MAX,
+               "a name the rule accepts must fit the session and the helper protocol");
 
 /* RFC 2595 section 2.2 territory: never take a password in the clear unless told to. */
 static int refuse_plaintext(struct conn *c, struct pop3_reply *r)
@@ -55,8 +50,8 @@ static enum pop3_verdict cmd_user(struct conn *c, char *args, struct pop3_reply 
 {
     if (refuse_plaintext(c, r))
         return POP3_ERR;
-    if (*args == '\0' || strlen(args) >= sizeof(c->user) || strlen(args) >= AUTH_USER_MAX ||
-        !printable_name(args)) {
+    /* The one name rule of every mechanism (daemon/username.h). */
+    if (username_check(args) == -1) {
         c->user[0] = '\0';
         pop3_set_reply(r, NULL, "Invalid user name");
         return POP3_BAD;

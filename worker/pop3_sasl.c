@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "daemon/log.h"
+#include "daemon/username.h"
 #include "shm/stats.h"
 #include "worker/auth_client.h"
 #include "worker/loop.h"
@@ -94,21 +95,19 @@ static void challenge(struct conn *c, enum sasl_step next, const char *b64)
 /* The exchange failed the way a wrong password does. */
 static void fail(struct conn *c, const char *user)
 {
-    if (user != c->user)
-        snprintf(c->user, sizeof(c->user), "%s", user);
+    if (user != c->user) {
+        /* Callers pass a name the rule took (it fits) or "-". */
+        size_t n = strnlen(user, sizeof(c->user) - 1);
+        memcpy(c->user, user, n);
+        c->user[n] = '\0';
+    }
     pop3_auth_finish(c, AUTH_FAIL, "", "");
 }
 
-/* Same rule as USER: one word of printable ASCII, short enough for the session. */
+/* The rule USER applies too (daemon/username.h): one rule for every mechanism. */
 static int usable_name(const char *s)
 {
-    if (*s == '\0' || strlen(s) >= sizeof(((struct conn *)0)->user))
-        return 0;
-    for (; *s; s++) {
-        if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f)
-            return 0;
-    }
-    return 1;
+    return username_check(s) == 0;
 }
 
 /* The name to log for a failure now: what the client gave, if usable. */

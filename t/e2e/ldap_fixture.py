@@ -88,7 +88,10 @@ def person(uid, password_value, ou="people", home=None, description=None):
 
 
 class Slapd:
-    def __init__(self, entries, port=None, tls=False):
+    """modules: extra slapd modules to load (e.g. "ppolicy", "retcode");
+    database_conf: directives for the database, e.g. its overlays."""
+
+    def __init__(self, entries, port=None, tls=False, modules=(), database_conf=""):
         self.dir = tempfile.mkdtemp(prefix="fastpop-slapd-")
         self.port = port or free_port()
         self.tls_port = free_port() if tls else None
@@ -107,7 +110,7 @@ class Slapd:
             f.write(tls_conf)
             f.write("""modulepath /usr/lib/ldap
 moduleload back_mdb
-include /etc/ldap/schema/core.schema
+%(modules)sinclude /etc/ldap/schema/core.schema
 include /etc/ldap/schema/cosine.schema
 include /etc/ldap/schema/inetorgperson.schema
 include /etc/ldap/schema/nis.schema
@@ -118,12 +121,14 @@ directory %(dir)s/db
 suffix "%(suffix)s"
 rootdn "cn=admin,%(suffix)s"
 rootpw admin-secret
-access to attrs=userPassword by dn.exact="%(reader)s" read by anonymous auth by * none
+%(database_conf)saccess to attrs=userPassword by dn.exact="%(reader)s" read by anonymous auth by * none
 access to * by * read
-""" % {"dir": self.dir, "suffix": SUFFIX, "reader": READER_DN})
+""" % {"dir": self.dir, "suffix": SUFFIX, "reader": READER_DN,
+       "modules": "".join("moduleload %s\n" % m for m in modules),
+       "database_conf": database_conf})
         ldif = ["dn: %s\nobjectClass: dcObject\nobjectClass: organization\ndc: example\n"
                 "o: example\n" % SUFFIX]
-        for ou in ("people", "staff", "system"):
+        for ou in ("people", "staff", "system", "errors"):
             ldif.append("dn: ou=%s,%s\nobjectClass: organizationalUnit\nou: %s\n" %
                         (ou, SUFFIX, ou))
         ldif.append("dn: %s\nobjectClass: organizationalRole\nobjectClass: simpleSecurityObject\n"
@@ -161,6 +166,16 @@ access to * by * read
             return r.returncode == 0
         wait_until(up, 15, what="slapd on port %d" % self.port)
         return self
+
+    def modify(self, ldif, manage_dsa_it=False):
+        """Change the directory as its administrator (ldapmodify). manage_dsa_it
+        sends the ManageDsaIT control, which also bypasses slapo-retcode."""
+        args = ["ldapmodify", "-x", "-H", self.uri, "-D", "cn=admin," + SUFFIX,
+                "-w", "admin-secret"] + (["-M"] if manage_dsa_it else [])
+        r = subprocess.run(args, input=ldif.encode(), env=ENV, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=30)
+        if r.returncode != 0:
+            raise AssertionError("ldapmodify: %s" % r.stderr.decode(errors="replace"))
 
     def read_log(self):
         with open(os.path.join(self.dir, "slapd.log"), "rb") as f:

@@ -89,20 +89,22 @@ static void test_entry_result(void **state)
     char err[256];
     assert_int_equal(ldap_settings_from(&s, &cfg, err, sizeof(err)), 0);
 
-    struct ldap_found f = { "uid=bob,dc=x", NULL, 0, NULL, NULL, NULL };
+    /* the default filter compares uid with %u: uid names the user */
+    assert_string_equal(s.user_attr, "uid");
+    struct ldap_found f = { "uid=bob,dc=x", NULL, 0, NULL, NULL, "bob@example.org" };
     memset(&a, 0, sizeof(a));
-    assert_int_equal(ldap_entry_result(&s, "bob@example.org", &f, &a), 0);
+    assert_int_equal(ldap_entry_result(&s, &f, &a), 0);
     assert_string_equal(a.user, "bob@example.org");
     assert_string_equal(a.maildir, "/var/mail/example.org/bob");
 
     f.maildir = "/srv/mail/bob/";
-    assert_int_equal(ldap_entry_result(&s, "bob", &f, &a), 0);
+    assert_int_equal(ldap_entry_result(&s, &f, &a), 0);
     assert_string_equal(a.maildir, "/srv/mail/bob/");
     f.maildir = "maildir:/srv/mail/bob:LAYOUT=fs";
-    assert_int_equal(ldap_entry_result(&s, "bob", &f, &a), 0);
+    assert_int_equal(ldap_entry_result(&s, &f, &a), 0);
     assert_string_equal(a.maildir, "/srv/mail/bob");
     f.maildir = "relative/path";
-    assert_int_equal(ldap_entry_result(&s, "bob", &f, &a), -1);
+    assert_int_equal(ldap_entry_result(&s, &f, &a), -1);
     assert_int_equal(a.status, AUTH_TEMPFAIL);
     assert_string_equal(a.reason, "maildir");
 
@@ -112,12 +114,61 @@ static void test_entry_result(void **state)
     f.user = "Bob";
     f.home = "/home/bob";
     memset(&a, 0, sizeof(a));
-    assert_int_equal(ldap_entry_result(&s, "BOB", &f, &a), 0);
+    assert_int_equal(ldap_entry_result(&s, &f, &a), 0);
     assert_string_equal(a.user, "Bob");
     assert_string_equal(a.maildir, "/home/bob/Maildir");
     f.home = NULL;
-    assert_int_equal(ldap_entry_result(&s, "BOB", &f, &a), -1);
+    assert_int_equal(ldap_entry_result(&s, &f, &a), -1);
     assert_string_equal(a.reason, "maildir");
+
+    /* never the login as typed: an entry without the attribute is a tempfail */
+    f.home = "/home/bob";
+    f.user = NULL;
+    assert_int_equal(ldap_entry_result(&s, &f, &a), -1);
+    assert_string_equal(a.reason, "user-attribute");
+    /* nor a value outside the name rule, nor one that would climb out of the mail root */
+    f.user = "bob smith";
+    assert_int_equal(ldap_entry_result(&s, &f, &a), -1);
+    assert_string_equal(a.reason, "user-attribute");
+    snprintf(s.maildir_template, sizeof(s.maildir_template), "/var/mail/%%d/%%n");
+    f.user = "bob@..";
+    assert_int_equal(ldap_entry_result(&s, &f, &a), -1);
+    assert_string_equal(a.reason, "maildir");
+}
+
+static void test_canonical_attribute(void **state)
+{
+    (void)state;
+    struct config cfg = base_config();
+    struct ldap_settings s;
+    char attr[64], err[256];
+
+    assert_int_equal(config_ldap_filter_attribute("(&(objectClass=posixAccount)(uid=%u))", attr,
+                                                  sizeof(attr)), 0);
+    assert_string_equal(attr, "uid");
+    assert_int_equal(config_ldap_filter_attribute("(|(mail=%u)(uid=%u))", attr, sizeof(attr)), 0);
+    assert_string_equal(attr, "mail");
+    assert_int_equal(config_ldap_filter_attribute("(&(uid>=%u)(mail=%u))", attr, sizeof(attr)),
+                     0);
+    assert_string_equal(attr, "mail");
+    /* %u not alone, or only %n/%d: no attribute holds the whole login */
+    assert_int_equal(config_ldap_filter_attribute("(mail=x%u)", attr, sizeof(attr)), -1);
+    assert_int_equal(config_ldap_filter_attribute("(&(uid=%n)(domain=%d))", attr, sizeof(attr)),
+                     -1);
+    /* then ldap_user_attribute must say */
+    snprintf(cfg.ldap_user_filter, sizeof(cfg.ldap_user_filter), "(&(uid=%%n)(dc=%%d))");
+    assert_int_equal(ldap_settings_from(&s, &cfg, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "ldap_user_attribute"));
+    snprintf(cfg.ldap_user_attribute, sizeof(cfg.ldap_user_attribute), "mail");
+    assert_int_equal(ldap_settings_from(&s, &cfg, err, sizeof(err)), 0);
+    assert_string_equal(s.user_attr, "mail");
+
+    /* of several values, the one the login spells, else the first */
+    const char *vals[] = { "alice", "Alice.Smith", "asmith" };
+    assert_string_equal(ldap_entry_pick_user(vals, 3, "ASMITH"), "asmith");
+    assert_string_equal(ldap_entry_pick_user(vals, 3, "ALICE.SMITH"), "Alice.Smith");
+    assert_string_equal(ldap_entry_pick_user(vals, 3, "other"), "alice");
+    assert_null(ldap_entry_pick_user(vals, 0, "alice"));
 }
 
 static void test_entry_verify(void **state)
@@ -142,15 +193,37 @@ static void test_entry_verify(void **state)
     assert_int_equal(ldap_entry_verify(&f, "x"), SCHEME_MISMATCH);
 }
 
-static void test_bind_status(void **state)
+static void test_bind_outcome(void **state)
 {
     (void)state;
-    assert_int_equal(ldap_bind_status(LDAP_SUCCESS), AUTH_OK);
-    assert_int_equal(ldap_bind_status(LDAP_INVALID_CREDENTIALS), AUTH_FAIL);
-    assert_int_equal(ldap_bind_status(LDAP_INAPPROPRIATE_AUTH), AUTH_FAIL);
-    assert_int_equal(ldap_bind_status(LDAP_BUSY), AUTH_TEMPFAIL);
-    assert_int_equal(ldap_bind_status(LDAP_UNAVAILABLE), AUTH_TEMPFAIL);
-    assert_int_equal(ldap_bind_status(LDAP_SERVER_DOWN), AUTH_TEMPFAIL);
+    assert_int_equal(ldap_bind_outcome(LDAP_SUCCESS), LDAP_OUTCOME_OK);
+    assert_int_equal(ldap_bind_outcome(LDAP_INVALID_CREDENTIALS), LDAP_OUTCOME_BAD_LOGIN);
+    assert_int_equal(ldap_bind_outcome(LDAP_INAPPROPRIATE_AUTH), LDAP_OUTCOME_BAD_LOGIN);
+    assert_int_equal(ldap_bind_outcome(LDAP_NO_SUCH_OBJECT), LDAP_OUTCOME_BAD_LOGIN);
+    /* the directory's word about the account: a failure, never stale-if-error */
+    assert_int_equal(ldap_bind_outcome(LDAP_UNWILLING_TO_PERFORM), LDAP_OUTCOME_REFUSED);
+    assert_int_equal(ldap_bind_outcome(LDAP_CONSTRAINT_VIOLATION), LDAP_OUTCOME_REFUSED);
+    assert_int_equal(ldap_bind_outcome(LDAP_INSUFFICIENT_ACCESS), LDAP_OUTCOME_REFUSED);
+    /* no answer from the directory: the only case for stale-if-error */
+    assert_int_equal(ldap_bind_outcome(LDAP_BUSY), LDAP_OUTCOME_OUTAGE);
+    assert_int_equal(ldap_bind_outcome(LDAP_UNAVAILABLE), LDAP_OUTCOME_OUTAGE);
+    assert_int_equal(ldap_bind_outcome(LDAP_SERVER_DOWN), LDAP_OUTCOME_OUTAGE);
+    assert_int_equal(ldap_bind_outcome(LDAP_TIMEOUT), LDAP_OUTCOME_OUTAGE);
+    assert_int_equal(ldap_bind_outcome(LDAP_CONNECT_ERROR), LDAP_OUTCOME_OUTAGE);
+    assert_int_equal(ldap_bind_outcome(LDAP_TIMELIMIT_EXCEEDED), LDAP_OUTCOME_OUTAGE);
+    /* anything else: a temporary failure the cache does not paper over */
+    assert_int_equal(ldap_bind_outcome(LDAP_OTHER), LDAP_OUTCOME_ERROR);
+    assert_int_equal(ldap_bind_outcome(LDAP_CONFIDENTIALITY_REQUIRED), LDAP_OUTCOME_ERROR);
+    assert_int_equal(ldap_bind_outcome(LDAP_PROTOCOL_ERROR), LDAP_OUTCOME_ERROR);
+    /* a search refused is about the service account, not the user */
+    assert_int_equal(ldap_search_outcome(LDAP_INSUFFICIENT_ACCESS), LDAP_OUTCOME_ERROR);
+    assert_int_equal(ldap_search_outcome(LDAP_INVALID_CREDENTIALS), LDAP_OUTCOME_ERROR);
+    assert_int_equal(ldap_search_outcome(LDAP_BUSY), LDAP_OUTCOME_OUTAGE);
+    assert_int_equal(ldap_outcome_status(LDAP_OUTCOME_OK), AUTH_OK);
+    assert_int_equal(ldap_outcome_status(LDAP_OUTCOME_BAD_LOGIN), AUTH_FAIL);
+    assert_int_equal(ldap_outcome_status(LDAP_OUTCOME_REFUSED), AUTH_FAIL);
+    assert_int_equal(ldap_outcome_status(LDAP_OUTCOME_OUTAGE), AUTH_TEMPFAIL);
+    assert_int_equal(ldap_outcome_status(LDAP_OUTCOME_ERROR), AUTH_TEMPFAIL);
 }
 
 static int answers;
@@ -159,6 +232,8 @@ static void count_done(void *arg, void *ctx, const struct ldap_answer *ans)
     (void)arg;
     (void)ctx;
     assert_int_equal(ans->status, AUTH_TEMPFAIL);
+    /* nobody listens: an outage, which stale-if-error may answer */
+    assert_int_equal(ans->outage, 1);
     answers++;
 }
 
@@ -205,7 +280,8 @@ int main(void)
         cmocka_unit_test(test_settings),
         cmocka_unit_test(test_entry_result),
         cmocka_unit_test(test_entry_verify),
-        cmocka_unit_test(test_bind_status),
+        cmocka_unit_test(test_canonical_attribute),
+        cmocka_unit_test(test_bind_outcome),
         cmocka_unit_test(test_backend_without_server),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -290,6 +290,41 @@ static void test_template(void **state)
     assert_int_equal(strlen(out), 63);
 }
 
+/* A user name never climbs out of the template's fixed text (%u %n %d). */
+static void test_template_refuses_escapes(void **state)
+{
+    char out[128];
+    (void)state;
+    const char *bad[] = {
+        "../x", "..", ".", "a/b", "/abs", ".hidden", "%h", "a%u", "a\x01b", "a\nb", "a\x7f",
+        "user@..", "user@.", "user@../../etc", "user@a/b", "user@.hidden", "../x@example.org",
+        "@example.org",   /* empty local part: %n would name the domain's directory */
+        "",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        /* Refused whatever the template uses: the same name is usable everywhere or nowhere. */
+        const char *tmpls[] = { "/var/mail/%d/%n", "/var/mail/%u", "%h/Maildir" };
+        for (size_t k = 0; k < sizeof(tmpls) / sizeof(tmpls[0]); k++) {
+            errno = 0;
+            assert_int_equal(template_expand(tmpls[k], bad[i], "/home/x", out, sizeof(out)), -1);
+            assert_int_equal(errno, EPERM);
+        }
+    }
+    /* Dots inside a name are fine; only a leading one is refused. */
+    assert_int_equal(template_expand("/var/mail/%d/%n", "a.b..c@ex.ample.org", "", out,
+                                     sizeof(out)), 0);
+    assert_string_equal(out, "/var/mail/ex.ample.org/a.b..c");
+    assert_int_equal(template_expand("/var/mail/%u", "j\xc3\xbcrgen", "", out, sizeof(out)), 0);
+    /* A "." or ".." component from anywhere (here the home field) is refused too. */
+    assert_int_equal(template_expand("%h/Maildir", "bob", "/home/../etc", out, sizeof(out)), -1);
+    assert_int_equal(errno, EPERM);
+    assert_int_equal(template_expand("%h/Maildir", "bob", "/home/./bob", out, sizeof(out)), -1);
+    assert_int_equal(errno, EPERM);
+    assert_int_equal(template_expand("%h/..", "bob", "/home/bob", out, sizeof(out)), -1);
+    assert_int_equal(errno, EPERM);
+    assert_int_equal(template_expand("%h/Mail..dir/.x", "bob", "/home/bob", out, sizeof(out)), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -298,6 +333,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reload_on_change, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unreadable, setup, teardown),
         cmocka_unit_test(test_template),
+        cmocka_unit_test(test_template_refuses_escapes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

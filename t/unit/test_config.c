@@ -737,6 +737,34 @@ static void test_print_round_trip_value_starting_with_hash(void **state)
  * another way gets through, and the daemon then fails at bind() with
  * EADDRINUSE and no file:line.
  */
+/* passdb ldap: no password in the clear to another host; the user attribute is known. */
+static void test_ldap_checks(void **state)
+{
+    (void)state;
+#define LDAP1 LISTEN1 "passdb = passwd-file ldap\n"
+    /* loopback, TLS or a local socket: fine */
+    load_ok(LDAP1 "ldap_uri = ldap://127.0.0.1:389\n");
+    load_ok(LDAP1 "ldap_uri = ldap://127.0.0.2 ldap://[::1]:3389/ ldap://localhost\n");
+    load_ok(LDAP1 "ldap_uri = ldaps://ldap.example.org ldapi://%2frun%2fslapd%2fldapi\n");
+    load_ok(LDAP1 "ldap_uri = ldap://ldap.example.org\nldap_starttls = yes\n");
+    /* plain ldap:// elsewhere: refused at the ldap_uri line */
+    load_err(LDAP1 "ldap_uri = ldap://ldap.example.org\n", 3, "in the clear");
+    load_err(LDAP1 "ldap_uri = ldap://127.0.0.1 ldap://10.0.0.5:389\n", 3,
+             "ldap://10.0.0.5:389 would send passwords in the clear");
+    load_err(LDAP1 "ldap_uri = ldap://[2001:db8::1]\n", 3, "in the clear");
+    load_err(LDAP1 "ldap_uri = ldap:///\n", 3, "in the clear");
+    load_err(LDAP1 "ldap_uri = ldap://127.0.0.1.example.org\n", 3, "in the clear");
+    load_err(LDAP1 "ldap_uri = http://127.0.0.1\n", 3, "not an ldap://");
+    /* without passdb ldap the LDAP settings are not used, so not checked */
+    load_ok(LISTEN1 "ldap_uri = ldap://ldap.example.org\n");
+    /* the canonical user name needs an attribute */
+    load_err(LDAP1 "ldap_uri = ldapi:///\nldap_user_filter = (&(uid=%n)(dc=%d))\n", 4,
+             "set ldap_user_attribute");
+    load_ok(LDAP1 "ldap_uri = ldapi:///\nldap_user_filter = (&(uid=%n)(dc=%d))\n"
+                  "ldap_user_attribute = mail\n");
+#undef LDAP1
+}
+
 static void test_listen_same_address_other_spelling(void **state)
 {
     (void)state;
@@ -772,6 +800,7 @@ int main(void)
         cmocka_unit_test(test_print_content),
         cmocka_unit_test(test_print_round_trip_value_starting_with_hash),
         cmocka_unit_test(test_listen_same_address_other_spelling),
+        cmocka_unit_test(test_ldap_checks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

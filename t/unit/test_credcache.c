@@ -259,6 +259,56 @@ static void test_survives_reopen_and_sweep(void **state)
     remove_state_dir(dir);
 }
 
+/*
+ * A refused account: every positive part naming it goes, under every login
+ * name it was cached as; remembered failures stay; other users are untouched.
+ */
+static void test_forget_user(void **state)
+{
+    char *dir = make_state_dir();
+    struct credcache *w;
+    struct credcache_record rec, got;
+    int found;
+    size_t forgotten;
+    (void)state;
+
+    assert_int_equal(credcache_open(dir, 1, &w), 0);
+    make_ok(&rec, "pw", NOW);
+    assert_int_equal(credcache_put(w, "alice", &rec), 0);
+    /* "ALICE" also remembers a failed password: that part is kept */
+    assert_int_equal(credcache_record_fail(&rec, "wrong", NOW), 0);
+    assert_int_equal(credcache_put(w, "ALICE", &rec), 0);
+    assert_int_equal(credcache_record_init(&rec), 0);
+    assert_int_equal(credcache_record_ok(&rec, "pw", "bob", "/var/mail/bob", NOW), 0);
+    assert_int_equal(credcache_put(w, "bob", &rec), 0);
+    /* "alicia" only remembers a failure: no positive part to forget */
+    assert_int_equal(credcache_record_init(&rec), 0);
+    assert_int_equal(credcache_record_fail(&rec, "x", NOW), 0);
+    assert_int_equal(credcache_put(w, "alicia", &rec), 0);
+
+    assert_int_equal(credcache_forget_user(w, "alice", &forgotten), 0);
+    assert_int_equal(forgotten, 2);
+    assert_int_equal(credcache_get(w, "alice", &got, &found), 0);
+    assert_false(found);
+    assert_int_equal(credcache_get(w, "ALICE", &got, &found), 0);
+    assert_true(found);
+    assert_false(got.has_positive);
+    assert_string_equal(got.user, "");
+    assert_int_equal(credcache_judge(&got, "pw", NOW + 1, &TTL), CREDCACHE_MISS);
+    assert_int_equal(credcache_judge(&got, "wrong", NOW + 1, &TTL), CREDCACHE_HIT_FAIL);
+    assert_int_equal(credcache_get(w, "bob", &got, &found), 0);
+    assert_true(found);
+    assert_int_equal(credcache_judge(&got, "pw", NOW + 1, &TTL), CREDCACHE_HIT_OK);
+    assert_int_equal(credcache_get(w, "alicia", &got, &found), 0);
+    assert_true(found);
+    /* nothing left: a second call finds nothing */
+    assert_int_equal(credcache_forget_user(w, "alice", &forgotten), 0);
+    assert_int_equal(forgotten, 0);
+    assert_int_equal(credcache_forget_user(w, "", &forgotten), -1);
+    credcache_close(w);
+    remove_state_dir(dir);
+}
+
 /* A reader in another process sees writes, and many writes grow the map. */
 static void test_many_entries_other_process(void **state)
 {
@@ -302,6 +352,7 @@ int main(void)
         cmocka_unit_test(test_negative_and_transitions),
         cmocka_unit_test(test_env_put_get_flush),
         cmocka_unit_test(test_survives_reopen_and_sweep),
+        cmocka_unit_test(test_forget_user),
         cmocka_unit_test(test_many_entries_other_process),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
