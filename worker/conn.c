@@ -138,6 +138,7 @@ void conn_close(struct conn *c, const char *reason)
     }
     if (c->auth_request != 0)
         auth_client_cancel(lp->auth, c);
+    conn_ready_remove(c);
     pop3_command_done(c);   /* a command cut short still took its time */
     pop3_release(c);
     scoreboard_conn_close(lp->sb, c->slot);
@@ -322,8 +323,7 @@ static int advance_handshake(struct conn *c)
     return 1;
 }
 
-/* Run commands and jobs until output blocks or input runs dry. -1: closed. */
-static int conn_run(struct conn *c)
+int conn_run(struct conn *c)
 {
     size_t budget = CONN_WRITE_BUDGET;
 
@@ -400,12 +400,6 @@ static int conn_run(struct conn *c)
     if (c->job == NULL)
         buf_shrink_if_empty(&c->out);
     return update_interest(c);
-}
-
-void conn_resume(struct conn *c)
-{
-    if (c->fd != -1)
-        conn_run(c);
 }
 
 /* The PROXY header names the real client: limits and logs use it from now on. */

@@ -386,6 +386,8 @@ void worker_main(const struct worker_setup *ws)
         if (yield_until > 0 && (wait < 0 || yield_until - now < wait))
             wait = yield_until > now ? yield_until - now : 0;
         int timeout = wait < 0 ? 60000 : (int)(wait * 1000.0) + 1;
+        if (lp.ready_head != NULL)
+            timeout = 0;   /* connections still queued to run (conn_run_ready) */
         int n = epoll_wait(lp.epfd, events, MAX_EVENTS, timeout);
         if (n == -1 && errno != EINTR)
             log_fatal("epoll_wait: %s", strerror(errno));
@@ -399,6 +401,8 @@ void worker_main(const struct worker_setup *ws)
         if (lp.stopping)
             conn_shutdown_idle(&lp);
         sweep(&lp);
+        /* Helper answers of this batch: their connections run now, then frees. */
+        conn_run_ready(&lp);
         conn_free_closed(&lp);
         balance_accepting(&lp, now);
     }
