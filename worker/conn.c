@@ -15,6 +15,7 @@
 #include "shm/stats.h"
 #include "worker/auth_client.h"
 #include "worker/conn_io.h"
+#include "worker/conn_limits.h"
 #include "worker/conn_timer.h"
 #include "worker/pop3.h"
 #include "worker/tls.h"
@@ -90,6 +91,8 @@ void conn_set_state(struct conn *c, enum conn_state next)
         conn_timer_set(c, CONN_TIMER_HANDSHAKE);
     else if (next == CONN_AUTHORIZATION && c->timer != CONN_TIMER_IDLE)
         conn_timer_set(c, CONN_TIMER_IDLE);
+    if (next == CONN_TRANSACTION)
+        conn_limits_untrack(c);   /* logged in: login_timeout and eviction are over */
 }
 
 static void log_session(const struct conn *c)
@@ -139,6 +142,7 @@ void conn_close(struct conn *c, const char *reason)
     if (c->auth_request != 0)
         auth_client_cancel(lp->auth, c);
     conn_ready_remove(c);
+    conn_limits_untrack(c);
     pop3_command_done(c);   /* a command cut short still took its time */
     pop3_release(c);
     scoreboard_conn_close(lp->sb, c->slot);
@@ -286,7 +290,6 @@ static int read_input(struct conn *c)
     if (n > 0) {
         c->stats.bytes_in += (uint64_t)n;
         publish_traffic(c);
-        conn_timer_touch(c);
     }
     return 0;
 }
@@ -346,6 +349,10 @@ int conn_run(struct conn *c)
                 break;
             progressed = 1;
             c->stats.commands++;
+            /* Only a whole line restarts the idle timer: a byte at a time does not. */
+            conn_timer_touch(c);
+            if (conn_limits_preauth_command(c))
+                continue;   /* one too many before login: closing */
             if (got == BUF_LINE_TOOLONG)
                 pop3_line_too_long(c);
             else
@@ -478,7 +485,11 @@ static void conn_on_event(struct loop *lp, struct loop_handler *h, uint32_t even
             return;
         }
     }
-    if (conn_run(c) == 0 && (events & EPOLLOUT))
+    /*
+     * A client reading a long reply is not idle. Only the idle timer: the
+     * TLS handshake's and the PROXY header's deadlines are absolute.
+     */
+    if (conn_run(c) == 0 && (events & EPOLLOUT) && c->timer == CONN_TIMER_IDLE)
         conn_timer_touch(c);
 }
 
@@ -504,6 +515,7 @@ int conn_new(struct loop *lp, int fd, const struct sockaddr *peer, int slot,
     buf_init(&c->out, CONN_OUT_LIMIT);
     c->started = loop_now();
     c->started_wall = time(NULL);
+    conn_limits_track(c);
     if (listener->proxy_protocol) {
         c->state = CONN_PROXY;
         conn_timer_set(c, CONN_TIMER_PROXY);
@@ -521,6 +533,7 @@ int conn_new(struct loop *lp, int fd, const struct sockaddr *peer, int slot,
     lp->conn_count++;
     if (loop_watch(lp, fd, c->events, &c->io) == -1) {
         conn_timer_clear(c);
+        conn_limits_untrack(c);
         lp->conn_count--;
         free(c);
         return -1;

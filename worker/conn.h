@@ -80,6 +80,9 @@ struct conn {
     struct conn *timer_prev, *timer_next;
     int ready_listed;                 /* queued to run after this batch */
     struct conn *ready_prev, *ready_next;
+    int preauth_listed;               /* not logged in yet (worker/conn_limits.c) */
+    struct conn *preauth_prev, *preauth_next;
+    unsigned preauth_commands;        /* command lines before login */
     double last_active;
     double started;
     time_t started_wall;
