@@ -53,6 +53,15 @@ static const char *const ldap_auths[] = { "bind", "password", NULL };
  *    least 10 minutes, so the default is 600 s; shorter values are allowed
  *    (down to 5 s) for sites that knowingly trade that for sockets.
  *  - max_connections: each needs up to three descriptors (socket, lock, message).
+ *  - login_timeout: from connect to a successful login, whatever the client
+ *    sends meanwhile (issue 12 item 8: otherwise silent or trickling clients
+ *    hold max_connections for ever). 60 s as in Courier and Dovecot: a real
+ *    client logs in within a few round trips; the bounds keep room for the
+ *    TLS handshake plus a penalised answer (auth_penalty_max_delay <= 12 s).
+ *  - max_preauth_commands: an honest client needs about ten lines before it
+ *    is logged in (CAPA, STLS, CAPA, USER/PASS per try up to
+ *    max_auth_failures, QUIT); 50 leaves room for odd ones while bounding
+ *    what an anonymous connection can make the worker do.
  *  - quit_linger: 0 (close right after QUIT's reply, as RFC 1939 says). A
  *    value makes the server wait that long for the client to close first, so
  *    TIME_WAIT stays on its side; a client that reads to EOF then waits that
@@ -78,6 +87,8 @@ static const struct setting settings[] = {
     { "max_connections", SET_INT, FIELD(max_connections), "10000", 1, 1000000, NULL, 0 },
     { "max_connections_per_ip", SET_INT, FIELD(max_connections_per_ip), "20", 1, 1000000, NULL, 0 },
     { "idle_timeout", SET_SECONDS, FIELD(idle_timeout), "10m", 5, 86400, NULL, 0 },
+    { "login_timeout", SET_SECONDS, FIELD(login_timeout), "60s", 5, 3600, NULL, 0 },
+    { "max_preauth_commands", SET_INT, FIELD(max_preauth_commands), "50", 5, 10000, NULL, 0 },
     { "shutdown_timeout", SET_SECONDS, FIELD(shutdown_timeout), "30s", 1, 3600, NULL, 0 },
     { "quit_linger", SET_SECONDS, FIELD(quit_linger), "0s", 0, 30, NULL, 0 },
     { "max_bad_commands", SET_INT, FIELD(max_bad_commands), "10", 1, 1000, NULL, 0 },

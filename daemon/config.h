@@ -64,6 +64,8 @@ struct config {
     int  max_connections;
     int  max_connections_per_ip;
     int  idle_timeout;                    /* seconds */
+    int  login_timeout;                   /* seconds from connect to a successful login */
+    int  max_preauth_commands;            /* command lines before login */
     int  shutdown_timeout;                /* seconds */
     int  quit_linger;                     /* seconds to wait for the client's close */
     int  max_bad_commands;

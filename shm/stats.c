@@ -48,7 +48,8 @@ const char *const stats_end_reasons[STATS_END_REASONS] = {
     "quit", "disconnected", "idle-timeout", "proxy-timeout", "tls-timeout", "kicked",
     "cut", "drain", "shutdown", "auth-failures", "too-many-errors", "write-error",
     "read-error", "input-overflow", "output-overflow", "epoll-error", "job-failed",
-    "proxy-invalid", "tls-error", "tls-handshake-failed", "refused", "other",
+    "proxy-invalid", "tls-error", "tls-handshake-failed", "refused", "login-timeout",
+    "too-many-commands", "evicted", "other",
 };
 
 /* This process's block; NULL (nothing counted) until attached. */

@@ -50,10 +50,15 @@ struct auth_answer {
 
 static const struct auth_answer tempfail = { AUTH_TEMPFAIL, "", "", "" };
 
-static void answer(struct auth_client *ac, struct auth_pending *p, const struct auth_answer *a)
+/*
+ * Hand a request's answer to its connection and free the request. The
+ * request is already off the list: whatever the callback does (the answer
+ * is recorded and the connection queued to run after the event batch, see
+ * conn_resume()), the list stays whole for the code that walks it.
+ */
+static void deliver(struct auth_pending *p, const struct auth_answer *a)
 {
     struct conn *c = p->c;
-    p->c = NULL;
     /* Timeouts too: a slow helper shows in the top bucket. */
     stats_timing(STATS_TIME_HELPER, stats_clock() - p->sent);
     if (c != NULL && c->fd != -1) {
@@ -65,11 +70,11 @@ static void answer(struct auth_client *ac, struct auth_pending *p, const struct 
         else
             pop3_auth_answer(c, a->status, a->user, a->maildir);
     }
-    (void)ac;
+    free(p);
 }
 
-static void drop_pending(struct auth_client *ac, struct auth_pending *prev,
-                         struct auth_pending *p)
+static void unlink_pending(struct auth_client *ac, struct auth_pending *prev,
+                           struct auth_pending *p)
 {
     if (prev)
         prev->next = p->next;
@@ -77,15 +82,18 @@ static void drop_pending(struct auth_client *ac, struct auth_pending *prev,
         ac->head = p->next;
     if (ac->tail == p)
         ac->tail = prev;
-    free(p);
+    p->next = NULL;
 }
 
+/* Every request out gets a temporary failure; the list is taken whole first. */
 static void fail_all(struct auth_client *ac)
 {
-    while (ac->head != NULL) {
-        struct auth_pending *p = ac->head;
-        answer(ac, p, &tempfail);
-        drop_pending(ac, NULL, p);
+    struct auth_pending *p = ac->head;
+    ac->head = ac->tail = NULL;
+    while (p != NULL) {
+        struct auth_pending *next = p->next;
+        deliver(p, &tempfail);
+        p = next;
     }
 }
 
@@ -141,8 +149,8 @@ static void handle_reply(struct auth_client *ac, const unsigned char *msg, size_
         if (status == AUTH_TEMPFAIL && text[0])
             log_warning("auth helper: temporary failure: %s", text);
         struct auth_answer a = { (enum auth_status)status, user, maildir, sasl };
-        answer(ac, p, &a);
-        drop_pending(ac, prev, p);
+        unlink_pending(ac, prev, p);
+        deliver(p, &a);
         return;
     }
     /* Already timed out or cancelled. */
@@ -225,8 +233,11 @@ void auth_client_free(struct auth_client *ac)
         loop_unwatch(ac->lp, ac->fd);
         close(ac->fd);
     }
-    while (ac->head != NULL)
-        drop_pending(ac, NULL, ac->head);
+    while (ac->head != NULL) {
+        struct auth_pending *p = ac->head;
+        unlink_pending(ac, NULL, p);
+        free(p);
+    }
     buf_free(&ac->msg);
     free(ac);
 }
@@ -325,7 +336,7 @@ void auth_client_expire(struct auth_client *ac, double now)
         struct auth_pending *p = ac->head;
         if (p->c != NULL)
             log_warning("auth helper did not answer within %.0fs", AUTH_TIMEOUT_SECONDS);
-        answer(ac, p, &tempfail);
-        drop_pending(ac, NULL, p);
+        unlink_pending(ac, NULL, p);
+        deliver(p, &tempfail);
     }
 }

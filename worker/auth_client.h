@@ -8,6 +8,9 @@
  *    auth_client_cancel(); the late answer is then dropped.
  *  - If the helper is down or restarting, requests fail at once or time out,
  *    and the client sees -ERR [SYS/TEMP].
+ *  - An answer is taken off the request list before its callback runs, and
+ *    the callback only records it: the connection runs after the epoll
+ *    batch (conn_resume()), never inside this client.
  */
 #ifndef FASTPOP_AUTH_CLIENT_H
 #define FASTPOP_AUTH_CLIENT_H

@@ -15,6 +15,7 @@
 #include "shm/stats.h"
 #include "worker/auth_client.h"
 #include "worker/conn_io.h"
+#include "worker/conn_limits.h"
 #include "worker/conn_timer.h"
 #include "worker/pop3.h"
 #include "worker/tls.h"
@@ -94,6 +95,8 @@ void conn_set_state(struct conn *c, enum conn_state next)
         conn_timer_set(c, CONN_TIMER_HANDSHAKE);
     else if (next == CONN_AUTHORIZATION && c->timer != CONN_TIMER_IDLE)
         conn_timer_set(c, CONN_TIMER_IDLE);
+    if (next == CONN_TRANSACTION)
+        conn_limits_untrack(c);   /* logged in: login_timeout and eviction are over */
 }
 
 static void log_session(const struct conn *c)
@@ -142,6 +145,8 @@ void conn_close(struct conn *c, const char *reason)
     }
     if (c->auth_request != 0)
         auth_client_cancel(lp->auth, c);
+    conn_ready_remove(c);
+    conn_limits_untrack(c);
     pop3_command_done(c);   /* a command cut short still took its time */
     pop3_release(c);
     scoreboard_conn_close(lp->sb, c->slot);
@@ -289,7 +294,6 @@ static int read_input(struct conn *c)
     if (n > 0) {
         c->stats.bytes_in += (uint64_t)n;
         publish_traffic(c);
-        conn_timer_touch(c);
     }
     return 0;
 }
@@ -326,8 +330,7 @@ static int advance_handshake(struct conn *c)
     return 1;
 }
 
-/* Run commands and jobs until output blocks or input runs dry. -1: closed. */
-static int conn_run(struct conn *c)
+int conn_run(struct conn *c)
 {
     size_t budget = CONN_WRITE_BUDGET;
 
@@ -350,6 +353,10 @@ static int conn_run(struct conn *c)
                 break;
             progressed = 1;
             c->stats.commands++;
+            /* Only a whole line restarts the idle timer: a byte at a time does not. */
+            conn_timer_touch(c);
+            if (conn_limits_preauth_command(c))
+                continue;   /* one too many before login: closing */
             if (got == BUF_LINE_TOOLONG)
                 pop3_line_too_long(c);
             else
@@ -404,12 +411,6 @@ static int conn_run(struct conn *c)
     if (c->job == NULL)
         buf_shrink_if_empty(&c->out);
     return update_interest(c);
-}
-
-void conn_resume(struct conn *c)
-{
-    if (c->fd != -1)
-        conn_run(c);
 }
 
 /* The PROXY header names the real client: limits and logs use it from now on. */
@@ -488,7 +489,11 @@ static void conn_on_event(struct loop *lp, struct loop_handler *h, uint32_t even
             return;
         }
     }
-    if (conn_run(c) == 0 && (events & EPOLLOUT))
+    /*
+     * A client reading a long reply is not idle. Only the idle timer: the
+     * TLS handshake's and the PROXY header's deadlines are absolute.
+     */
+    if (conn_run(c) == 0 && (events & EPOLLOUT) && c->timer == CONN_TIMER_IDLE)
         conn_timer_touch(c);
 }
 
@@ -514,6 +519,7 @@ int conn_new(struct loop *lp, int fd, const struct sockaddr *peer, int slot,
     buf_init(&c->out, CONN_OUT_LIMIT);
     c->started = loop_now();
     c->started_wall = time(NULL);
+    conn_limits_track(c);
     if (listener->proxy_protocol) {
         c->state = CONN_PROXY;
         conn_timer_set(c, CONN_TIMER_PROXY);
@@ -531,6 +537,7 @@ int conn_new(struct loop *lp, int fd, const struct sockaddr *peer, int slot,
     lp->conn_count++;
     if (loop_watch(lp, fd, c->events, &c->io) == -1) {
         conn_timer_clear(c);
+        conn_limits_untrack(c);
         lp->conn_count--;
         free(c);
         return -1;

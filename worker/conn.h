@@ -78,6 +78,11 @@ struct conn {
     enum conn_timer timer;            /* the deadline list it is on */
     int timer_listed;
     struct conn *timer_prev, *timer_next;
+    int ready_listed;                 /* queued to run after this batch */
+    struct conn *ready_prev, *ready_next;
+    int preauth_listed;               /* not logged in yet (worker/conn_limits.c) */
+    struct conn *preauth_prev, *preauth_next;
+    unsigned preauth_commands;        /* command lines before login */
     double last_active;
     double started;
     time_t started_wall;
@@ -114,8 +119,23 @@ void conn_finish(struct conn *c, const char *reason);
 /* Close now, without flushing, logging the session line. */
 void conn_close(struct conn *c, const char *reason);
 
-/* Call after work finished outside the I/O callback (e.g. an auth answer). */
+/*
+ * Work for c finished outside its I/O callback (an answer of the auth
+ * helper was recorded): queue c to run once this epoll batch is done. It
+ * never runs c's next command here, inside the caller: a helper callback
+ * must not re-enter the helper client through the client's pipelined PASS.
+ * Queued at most once; a connection closed meanwhile is taken off the queue.
+ */
 void conn_resume(struct conn *c);
+/* Take c off the run queue (it is closing). */
+void conn_ready_remove(struct conn *c);
+/* Run the queued connections; the worker calls this after each epoll batch. */
+void conn_run_ready(struct loop *lp);
+/*
+ * Run c's commands and jobs until output blocks or input runs dry; -1 if
+ * it was closed. Only from c's own event or conn_run_ready().
+ */
+int conn_run(struct conn *c);
 
 /* Start producing long output (the status line is already queued). */
 void conn_start_job(struct conn *c, struct conn_job *job);

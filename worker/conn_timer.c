@@ -1,8 +1,6 @@
 #include "conn_timer.h"
 
-#include <string.h>
-#include <sys/socket.h>
-
+#include "worker/conn_limits.h"
 #include "worker/loop.h"
 
 static double timeout_of(const struct loop *lp, enum conn_timer t)
@@ -88,11 +86,8 @@ void conn_timer_expire(struct loop *lp, double now)
             if (c->last_active + timeout > now)
                 break;
             const char *bye = farewell((enum conn_timer)t);
-            /* Best effort, in the clear only: the client may not be reading at all. */
-            if (bye != NULL && c->ssl == NULL) {
-                ssize_t ignored = send(c->fd, bye, strlen(bye), MSG_NOSIGNAL | MSG_DONTWAIT);
-                (void)ignored;
-            }
+            if (bye != NULL)
+                conn_limits_farewell(c, bye);
             conn_close(c, reason((enum conn_timer)t));
         }
     }

@@ -44,6 +44,8 @@ struct loop {
     struct conn *timer_head[CONN_TIMERS]; /* next to expire first */
     struct conn *timer_tail[CONN_TIMERS];
     struct conn *closed;                 /* closed this iteration, freed after it */
+    struct conn *ready_head, *ready_tail; /* to run after this batch (worker/conn_ready.c) */
+    struct conn *preauth_head, *preauth_tail; /* not logged in, oldest first (conn_limits.c) */
     struct tls_context *tls;             /* NULL when no certificate is configured */
     unsigned conn_count;
     int retiring;                        /* no new connections (reload or stop) */

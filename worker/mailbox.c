@@ -139,12 +139,42 @@ static int cur_fd(struct pop3_session *s)
     return s->cur_fd;
 }
 
+/*
+ * Open a message file only if it is a regular file. O_NONBLOCK: a FIFO put
+ * in its place (by anyone with the mail uid) would otherwise block the
+ * whole worker in open(2) until a writer came; O_NOFOLLOW: a symlink could
+ * point anywhere the mail uid can read. Reads of a regular file ignore
+ * O_NONBLOCK. Anything else (a symlink included): -1 with ENOTSUP.
+ */
+static int open_regular(int dirfd, const char *name)
+{
+    int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+    if (fd == -1) {
+        if (errno == ELOOP)
+            errno = ENOTSUP;
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fd, &st) == -1) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        errno = ENOTSUP;
+        return -1;
+    }
+    return fd;
+}
+
 int mailbox_open_message(struct pop3_session *s, size_t i)
 {
     if (cur_fd(s) == -1)
         return -1;
     const char *name = maildir_msg_name(s->md, i);
-    int fd = openat(s->cur_fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    int fd = open_regular(s->cur_fd, name);
     if (fd >= 0 || errno != ENOENT)
         return fd;
     /* Another program changed its flags: same unique part, new name. */
@@ -153,7 +183,7 @@ int mailbox_open_message(struct pop3_session *s, size_t i)
         return -1;
     if (maildir_msg_rename(s->md, i, found) == -1)
         return -1;
-    return openat(s->cur_fd, maildir_msg_name(s->md, i), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    return open_regular(s->cur_fd, maildir_msg_name(s->md, i));
 }
 
 int mailbox_mark_seen(struct pop3_session *s, size_t i)

@@ -59,7 +59,8 @@ unsigned mailbox_count(const struct pop3_session *s);
 int mailbox_load(struct pop3_session *s, const char *user);
 /*
  * Open message i (0-based) for reading, following a rename by another
- * program. Returns the fd, or -1 with errno (ENOENT: the message is gone).
+ * program. Returns the fd, or -1 with errno (ENOENT: the message is gone;
+ * ENOTSUP: it is not a regular file, e.g. a FIFO or a symlink put there).
  */
 int mailbox_open_message(struct pop3_session *s, size_t i);
 /* Mark message i seen (S flag) by renaming; a vanished message is no error. */

@@ -185,6 +185,14 @@ static enum pop3_verdict send_message(struct conn *c, size_t i, long top, struct
             pop3_set_reply(r, NULL, "Message %zu is no longer available", i + 1);
             return POP3_ERR;
         }
+        if (errno == ENOTSUP) {
+            /* Retrying will not help: someone put something else in its place. */
+            log_error("user=%s: message %zu (cur/%s) is not a regular file; not served",
+                      c->user, i + 1, maildir_msg_name(c->session->md, i));
+            pop3_set_reply(r, "SYS/PERM", "Message %zu cannot be read (not a regular file)",
+                           i + 1);
+            return POP3_ERR;
+        }
         log_error("user=%s: cannot open message %zu: %m", c->user, i + 1);
         pop3_set_reply(r, "SYS/TEMP", "Cannot read the message, try again later");
         return POP3_ERR;

@@ -24,6 +24,7 @@
 #include "shm/stats.h"
 #include "worker/auth_client.h"
 #include "worker/conn.h"
+#include "worker/conn_limits.h"
 #include "worker/conn_timer.h"
 #include "worker/loop.h"
 
@@ -153,6 +154,15 @@ static void on_listener(struct loop *lp, struct loop_handler *h, uint32_t events
                                                   : (unsigned)lp->cfg->max_connections_per_ip;
         enum scoreboard_refusal why;
         int slot = scoreboard_conn_open(lp->sb, lp->pid, (struct sockaddr *)&peer,
+                                        (unsigned)lp->cfg->max_connections, per_ip, &why);
+        /*
+         * Full: this worker's oldest connection that has not logged in makes
+         * room (as Dovecot does), so silent clients cannot lock users out.
+         * Only its own: the others belong to other workers, and a worker
+         * holding none refuses as before (see README, max_connections).
+         */
+        if (slot == -1 && why == SB_LIMIT_TOTAL && conn_limits_evict_oldest(lp, ip))
+            slot = scoreboard_conn_open(lp->sb, lp->pid, (struct sockaddr *)&peer,
                                         (unsigned)lp->cfg->max_connections, per_ip, &why);
         if (slot == -1) {
             if (why == SB_LIMIT_PER_IP)
@@ -380,12 +390,17 @@ void worker_main(const struct worker_setup *ws)
             break;
         double now = loop_now();
         double wait = conn_timer_next(&lp, now);
+        double login_wait = conn_limits_next(&lp, now);
+        if (login_wait >= 0 && (wait < 0 || login_wait < wait))
+            wait = login_wait;
         double auth_wait = auth_client_next_expiry(lp.auth, now);
         if (auth_wait >= 0 && (wait < 0 || auth_wait < wait))
             wait = auth_wait;
         if (yield_until > 0 && (wait < 0 || yield_until - now < wait))
             wait = yield_until > now ? yield_until - now : 0;
         int timeout = wait < 0 ? 60000 : (int)(wait * 1000.0) + 1;
+        if (lp.ready_head != NULL)
+            timeout = 0;   /* connections still queued to run (conn_run_ready) */
         int n = epoll_wait(lp.epfd, events, MAX_EVENTS, timeout);
         if (n == -1 && errno != EINTR)
             log_fatal("epoll_wait: %s", strerror(errno));
@@ -396,9 +411,12 @@ void worker_main(const struct worker_setup *ws)
         now = loop_now();
         auth_client_expire(lp.auth, now);
         conn_timer_expire(&lp, now);
+        conn_limits_expire(&lp, now);
         if (lp.stopping)
             conn_shutdown_idle(&lp);
         sweep(&lp);
+        /* Helper answers of this batch: their connections run now, then frees. */
+        conn_run_ready(&lp);
         conn_free_closed(&lp);
         balance_accepting(&lp, now);
     }

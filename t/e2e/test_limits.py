@@ -40,13 +40,16 @@ class PerIpLimit(DaemonTest):
 class TotalLimit(DaemonTest):
     workers = 2
     extra_config = "max_connections = 4\n"
+    # Logged in: a connection that has not logged in would make room instead
+    # (test_conn_exhaustion.py).
+    users = {"u%d" % i: "pw%d" % i for i in range(4)}
 
     def test_fifth_connection_is_refused(self):
         self.d.start()
         held = []
         for i in range(4):
             p = Pop3(self.d.port, source=("127.0.0.%d" % (10 + i), 0))
-            self.assertTrue(p.line().startswith("+OK"))
+            self.assertTrue(p.login("u%d" % i, "pw%d" % i).startswith("+OK Logged in"))
             held.append(p)
         extra = Pop3(self.d.port, source=("127.0.0.20", 0))
         self.assertEqual(extra.line(), "-ERR [SYS/TEMP] Server busy, try again later")

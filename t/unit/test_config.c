@@ -107,6 +107,8 @@ static void test_defaults(void **state)
     assert_int_equal(c->max_connections, 10000);
     assert_int_equal(c->max_connections_per_ip, 20);
     assert_int_equal(c->idle_timeout, 600); /* RFC 1939: at least 10 minutes */
+    assert_int_equal(c->login_timeout, 60);  /* as Courier and Dovecot */
+    assert_int_equal(c->max_preauth_commands, 50);
     assert_int_equal(c->shutdown_timeout, 30);
     assert_int_equal(c->max_bad_commands, 10);
     assert_int_equal(c->max_auth_failures, 3);
@@ -344,6 +346,8 @@ static void test_integers(void **state)
     load_err(LISTEN1 "max_connections_per_ip = 0\n", 2, "out of range");
     load_err(LISTEN1 "max_bad_commands = 1001\n", 2, "out of range");
     load_err(LISTEN1 "max_auth_failures = 101\n", 2, "out of range");
+    load_err(LISTEN1 "max_preauth_commands = 4\n", 2, "out of range");
+    load_err(LISTEN1 "max_preauth_commands = 10001\n", 2, "out of range");
     load_err(LISTEN1 "max_connections = 99999999999999999999999\n", 2, "not a number");
     load_err(LISTEN1 "max_connections = 4294967297\n", 2, "out of range"); /* not truncated to 1 */
     load_err(LISTEN1 "max_connections = ten\n", 2, "not a number");
@@ -405,6 +409,8 @@ static void test_durations(void **state)
     load_err(LISTEN1 "idle_timeout = 86401\n", 2, "out of range");
     load_err(LISTEN1 "idle_timeout = 25h\n", 2, "out of range");
     load_err(LISTEN1 "idle_timeout = 1441m\n", 2, "out of range");
+    load_err(LISTEN1 "login_timeout = 4s\n", 2, "out of range");
+    load_err(LISTEN1 "login_timeout = 61m\n", 2, "out of range");
     load_err(LISTEN1 "shutdown_timeout = 0\n", 2, "out of range");
     load_err(LISTEN1 "shutdown_timeout = 61m\n", 2, "out of range");
     static const char *const bad[] = {

@@ -11,7 +11,9 @@
 
 #include <fcntl.h>
 #include <limits.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "maildir/legacy.h"
@@ -158,6 +160,33 @@ static void test_load_picks_newest(void **state)
     assert_int_equal(tmd_remove(root), 0);
 }
 
+/*
+ * A FIFO under a legacy file's name is no list, and reading it must not
+ * block (issue 12 item 10: the worker would hang in open(2)). The alarm
+ * ends a run that blocks.
+ */
+static void test_load_skips_a_fifo(void **state)
+{
+    (void)state;
+    char root[PATH_MAX], path[PATH_MAX + 32];
+    assert_int_equal(tmd_make(root, 1), 0);
+    for (int courier = 0; courier < 2; courier++) {
+        const char *name = courier ? LEGACY_COURIER_FILE : LEGACY_DOVECOT_FILE;
+        snprintf(path, sizeof(path), "%s/%s", root, name);
+        assert_int_equal(mkfifo(path, 0600), 0);
+        int fd = open(root, O_RDONLY | O_DIRECTORY);
+        assert_true(fd >= 0);
+        struct legacy_list *lg = (struct legacy_list *)1;
+        alarm(10);
+        assert_int_equal(legacy_load(fd, &lg), 0);
+        alarm(0);
+        assert_null(lg);
+        close(fd);
+        assert_int_equal(unlink(path), 0);
+    }
+    assert_int_equal(tmd_remove(root), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -166,6 +195,7 @@ int main(void)
         cmocka_unit_test(test_v3_migrated_order),
         cmocka_unit_test(test_rejected_and_malformed),
         cmocka_unit_test(test_load_picks_newest),
+        cmocka_unit_test(test_load_skips_a_fifo),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -45,6 +45,7 @@ static void pump(struct rig *r, int rounds)
             struct loop_handler *h = ev[k].data.ptr;
             h->on_event(&r->lp, h, ev[k].events);
         }
+        conn_run_ready(&r->lp);
         conn_free_closed(&r->lp);
         if (n <= 0)
             return;
@@ -223,6 +224,7 @@ static void test_retr_through_a_tiny_send_buffer(void **state)
     struct conn *c = r->lp.timer_head[CONN_TIMER_IDLE];
     assert_non_null(c);
     pop3_auth_answer(c, AUTH_OK, "someone", r->root);
+    pump(r, 4);
     size_t n = drain(r, got, 4096, 4096);
     got[n] = '\0';
     assert_string_equal(got, "+OK Logged in, 1 messages\r\n");

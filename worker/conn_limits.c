@@ -1,0 +1,96 @@
+#include "worker/conn_limits.h"
+
+#include <string.h>
+#include <sys/socket.h>
+
+#include "daemon/log.h"
+#include "worker/loop.h"
+
+void conn_limits_track(struct conn *c)
+{
+    struct loop *lp = c->lp;
+    if (c->preauth_listed)
+        return;
+    c->preauth_prev = lp->preauth_tail;
+    c->preauth_next = NULL;
+    if (lp->preauth_tail)
+        lp->preauth_tail->preauth_next = c;
+    else
+        lp->preauth_head = c;
+    lp->preauth_tail = c;
+    c->preauth_listed = 1;
+}
+
+void conn_limits_untrack(struct conn *c)
+{
+    struct loop *lp = c->lp;
+    if (!c->preauth_listed)
+        return;
+    if (c->preauth_prev)
+        c->preauth_prev->preauth_next = c->preauth_next;
+    else
+        lp->preauth_head = c->preauth_next;
+    if (c->preauth_next)
+        c->preauth_next->preauth_prev = c->preauth_prev;
+    else
+        lp->preauth_tail = c->preauth_prev;
+    c->preauth_prev = c->preauth_next = NULL;
+    c->preauth_listed = 0;
+}
+
+void conn_limits_farewell(struct conn *c, const char *line)
+{
+    /* Not between the lines of a reply still queued either. */
+    if (c->ssl != NULL || buf_len(&c->out) > 0 ||
+        (c->state != CONN_AUTHORIZATION && c->state != CONN_AUTH_WAIT && c->state != CONN_SASL &&
+         c->state != CONN_TRANSACTION))
+        return;
+    /* The client may not be reading at all: one try, never wait. */
+    ssize_t ignored = send(c->fd, line, strlen(line), MSG_NOSIGNAL | MSG_DONTWAIT);
+    (void)ignored;
+}
+
+int conn_limits_preauth_command(struct conn *c)
+{
+    if (c->state != CONN_AUTHORIZATION)
+        return 0;
+    if (++c->preauth_commands <= (unsigned)c->lp->cfg->max_preauth_commands)
+        return 0;
+    conn_reply(c, "-ERR Too many commands before login, closing connection\r\n");
+    conn_finish(c, "too-many-commands");
+    return 1;
+}
+
+void conn_limits_expire(struct loop *lp, double now)
+{
+    double timeout = lp->cfg->login_timeout;
+    for (int n = 0; lp->preauth_head != NULL && n < 10000; n++) {
+        struct conn *c = lp->preauth_head;
+        if (c->started + timeout > now)
+            break;
+        conn_limits_farewell(c, "-ERR [SYS/TEMP] Login took too long, closing connection\r\n");
+        /* conn_close() takes c off the list. */
+        conn_close(c, "login-timeout");
+    }
+}
+
+double conn_limits_next(struct loop *lp, double now)
+{
+    if (lp->preauth_head == NULL)
+        return -1;
+    double left = lp->preauth_head->started + lp->cfg->login_timeout - now;
+    return left < 0 ? 0 : left;
+}
+
+int conn_limits_evict_oldest(struct loop *lp, const char *ip)
+{
+    struct conn *c = lp->preauth_head;
+    if (c == NULL)
+        return 0;
+    log_info("max_connections reached: closing the oldest connection not logged in "
+             "(ip=%s port=%u, %.1fs old) to make room for ip=%s", c->ip, c->port,
+             loop_now() - c->started, ip);
+    conn_limits_farewell(c, "-ERR [SYS/TEMP] Server busy, closing connections not logged in\r\n");
+    conn_close(c, "evicted");
+    return 1;
+}
