@@ -67,6 +67,8 @@ static const struct setting settings[] = {
     { "control_group", SET_STRING, FIELD(control_group), "", 1, 0, NULL, 0 },
     { "admin_group", SET_STRING, FIELD(admin_group), "", 1, 0, NULL, 0 },
     { "metrics_listen", SET_STRING, FIELD(metrics_listen), "", 1, 0, NULL, 0 },
+    /* The metrics process parses HTTP from the network: an account that owns nothing. */
+    { "metrics_user", SET_STRING, FIELD(metrics_user), "nobody", 0, 0, NULL, 0 },
     { "run_dir", SET_PATH, FIELD(run_dir), "/run/fastpop", 0, 0, NULL, 0 },
     { "state_dir", SET_PATH, FIELD(state_dir), "/var/lib/fastpop", 0, 0, NULL, 0 },
     { "pid_file", SET_PATH, FIELD(pid_file), "", 1, 0, NULL, 0 },
@@ -376,7 +378,7 @@ static int check_tls_and_proxy(const struct config *cfg, char *err, size_t errle
     return 0;
 }
 
-/* metrics_listen: one address, no flags; the master serves GET /metrics there. */
+/* metrics_listen: one address, no flags; the metrics process serves GET /metrics there. */
 static int check_metrics(struct config *cfg, char *err, size_t errlen)
 {
     char why[256];

@@ -51,6 +51,7 @@ struct config {
     char admin_group[CONFIG_NAME_MAX];   /* may also change things; "" = root only */
     char metrics_listen[CONFIG_NAME_MAX + 16]; /* "" = no /metrics endpoint */
     struct config_listen metrics;         /* metrics_listen parsed (addrlen 0 when off) */
+    char metrics_user[CONFIG_NAME_MAX];   /* the metrics process runs as this user */
     char run_dir[CONFIG_PATH_MAX];
     char state_dir[CONFIG_PATH_MAX];
     char pid_file[CONFIG_PATH_MAX];       /* "" = run_dir/fastpopd.pid */
