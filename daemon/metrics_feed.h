@@ -56,7 +56,7 @@ int metrics_feed_answer(int fd, uint32_t id, const struct stats_snapshot *s,
  * Child: ask with id and wait up to timeout seconds for the answer, leaving
  * aside answers to earlier asks. 1 with *s and *g filled; 0 if the master
  * has no statistics; -1 with errno ETIMEDOUT, EPIPE (the master is gone) or
- * EPROTO.
+ * EPROTO; or the errno of the failed send of the ask.
  */
 int metrics_feed_fetch(int fd, uint32_t id, double timeout, struct stats_snapshot *s,
                        struct stats_gauges *g);
