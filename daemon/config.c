@@ -95,6 +95,11 @@ static const struct setting settings[] = {
       "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:!aNULL:!SHA1:!SHA256:!SHA384", 0, 0, NULL, 0 },
     { "tls_ciphersuites", SET_STRING, FIELD(tls_ciphersuites),
       "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256", 0, 0, NULL, 0 },
+    /* Tickets encrypted with a key that rotates this often; the previous key still
+     * decrypts, so a ticket resumes for one to two of these (worker/tls_ticket.h).
+     * 10 s is there for tests; a day at most keeps old keys out of memory. */
+    { "tls_ticket_lifetime", SET_SECONDS, FIELD(tls_ticket_lifetime), "1h", 10, 86400, NULL,
+      0 },
     { "tls_handshake_timeout", SET_SECONDS, FIELD(tls_handshake_timeout), "30s", 1, 600, NULL, 0 },
     { "plaintext_auth", SET_BOOL, FIELD(plaintext_auth), "no", 0, 0, NULL, 0 },
     { "plaintext_trusted", SET_CIDRS, FIELD(plaintext_trusted), "", 0, 0, NULL, 0 },

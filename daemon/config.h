@@ -79,6 +79,7 @@ struct config {
     int  tls_min_version;                 /* enum config_tls_version */
     char tls_ciphers[CONFIG_PATH_MAX];    /* TLS 1.2 and older (OpenSSL cipher list) */
     char tls_ciphersuites[CONFIG_PATH_MAX]; /* TLS 1.3 */
+    int  tls_ticket_lifetime;             /* seconds between ticket key rotations */
     int  tls_handshake_timeout;           /* seconds */
     int  plaintext_auth;                  /* USER/PASS, AUTH PLAIN/LOGIN without TLS */
     struct cidr_list plaintext_trusted;   /* ...allowed anyway from these networks */

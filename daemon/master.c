@@ -379,6 +379,7 @@ int master_run(const struct master_options *opts, struct config *cfg)
             if (!m->stopping)
                 reload(m, err, sizeof(err));
         }
+        tls_context_tick(m->tls, time(NULL));
         double now = now_seconds();
         if (m->stopping) {
             advance_stop(m);
