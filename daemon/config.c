@@ -76,6 +76,8 @@ static const struct setting settings[] = {
     { "control_group", SET_STRING, FIELD(control_group), "", 1, 0, NULL, 0 },
     { "admin_group", SET_STRING, FIELD(admin_group), "", 1, 0, NULL, 0 },
     { "metrics_listen", SET_STRING, FIELD(metrics_listen), "", 1, 0, NULL, 0 },
+    /* The metrics process parses HTTP from the network: an account that owns nothing. */
+    { "metrics_user", SET_STRING, FIELD(metrics_user), "nobody", 0, 0, NULL, 0 },
     { "run_dir", SET_PATH, FIELD(run_dir), "/run/fastpop", 0, 0, NULL, 0 },
     { "state_dir", SET_PATH, FIELD(state_dir), "/var/lib/fastpop", 0, 0, NULL, 0 },
     { "pid_file", SET_PATH, FIELD(pid_file), "", 1, 0, NULL, 0 },
@@ -104,6 +106,11 @@ static const struct setting settings[] = {
       "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:!aNULL:!SHA1:!SHA256:!SHA384", 0, 0, NULL, 0 },
     { "tls_ciphersuites", SET_STRING, FIELD(tls_ciphersuites),
       "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256", 0, 0, NULL, 0 },
+    /* Tickets encrypted with a key that rotates this often; the previous key still
+     * decrypts, so a ticket resumes for one to two of these (worker/tls_ticket.h).
+     * 10 s is there for tests; a day at most keeps old keys out of memory. */
+    { "tls_ticket_lifetime", SET_SECONDS, FIELD(tls_ticket_lifetime), "1h", 10, 86400, NULL,
+      0 },
     { "tls_handshake_timeout", SET_SECONDS, FIELD(tls_handshake_timeout), "30s", 1, 600, NULL, 0 },
     { "plaintext_auth", SET_BOOL, FIELD(plaintext_auth), "no", 0, 0, NULL, 0 },
     { "plaintext_trusted", SET_CIDRS, FIELD(plaintext_trusted), "", 0, 0, NULL, 0 },
@@ -387,7 +394,7 @@ static int check_tls_and_proxy(const struct config *cfg, char *err, size_t errle
     return 0;
 }
 
-/* metrics_listen: one address, no flags; the master serves GET /metrics there. */
+/* metrics_listen: one address, no flags; the metrics process serves GET /metrics there. */
 static int check_metrics(struct config *cfg, char *err, size_t errlen)
 {
     char why[256];

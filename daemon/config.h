@@ -51,6 +51,7 @@ struct config {
     char admin_group[CONFIG_NAME_MAX];   /* may also change things; "" = root only */
     char metrics_listen[CONFIG_NAME_MAX + 16]; /* "" = no /metrics endpoint */
     struct config_listen metrics;         /* metrics_listen parsed (addrlen 0 when off) */
+    char metrics_user[CONFIG_NAME_MAX];   /* the metrics process runs as this user */
     char run_dir[CONFIG_PATH_MAX];
     char state_dir[CONFIG_PATH_MAX];
     char pid_file[CONFIG_PATH_MAX];       /* "" = run_dir/fastpopd.pid */
@@ -80,6 +81,7 @@ struct config {
     int  tls_min_version;                 /* enum config_tls_version */
     char tls_ciphers[CONFIG_PATH_MAX];    /* TLS 1.2 and older (OpenSSL cipher list) */
     char tls_ciphersuites[CONFIG_PATH_MAX]; /* TLS 1.3 */
+    int  tls_ticket_lifetime;             /* seconds between ticket key rotations */
     int  tls_handshake_timeout;           /* seconds */
     int  plaintext_auth;                  /* USER/PASS, AUTH PLAIN/LOGIN without TLS */
     struct cidr_list plaintext_trusted;   /* ...allowed anyway from these networks */

@@ -29,7 +29,8 @@
  *   stats-reset [format=...]    the same, then counting starts anew (a
  *                               changing verb; /metrics is never reset)
  *   status                      version, pid, uptime, config, workers, helper,
- *                               draining, stopping, sessions
+ *                               draining, stopping, sessions, metrics (the
+ *                               metrics process's pid, "-" for none)
  *   who [USER|IP[/PREFIX]]      one row per session
  *   kick USER|IP[/PREFIX]       END message "N": sessions told to end
  *   drain [deadline=S] [message=TEXT]
@@ -77,7 +78,7 @@ enum control_status {
 };
 
 struct control_child {
-    const char *role;      /* "auth" or "worker" */
+    const char *role;      /* "auth", "worker" or "metrics" */
     int index;
     pid_t pid;
     int retiring;

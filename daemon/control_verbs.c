@@ -20,7 +20,8 @@ static int verb_status(struct reply *r, int argc, char **argv)
 {
     struct control *ctl = r->ctl;
     static struct control_child kids[CONTROL_MAX_CHILDREN];
-    char uptime[32], pid[16], workers[2048] = "", helper[16] = "-", sessions[16];
+    char uptime[32], pid[16], workers[2048] = "", helper[16] = "-", metrics[16] = "-";
+    char sessions[16];
     (void)argv;
     if (argc != 1)
         return control_reply_end(r, CONTROL_BAD, "usage: status");
@@ -29,6 +30,8 @@ static int verb_status(struct reply *r, int argc, char **argv)
     for (int i = 0; i < n; i++) {
         if (strcmp(kids[i].role, "auth") == 0) {
             snprintf(helper, sizeof(helper), "%d", (int)kids[i].pid);
+        } else if (strcmp(kids[i].role, "metrics") == 0) {
+            snprintf(metrics, sizeof(metrics), "%d", (int)kids[i].pid);
         } else if (used + 16 < sizeof(workers)) {
             int w = snprintf(workers + used, sizeof(workers) - used, "%s%d%s", used ? " " : "",
                              (int)kids[i].pid, kids[i].retiring ? "(retiring)" : "");
@@ -42,7 +45,7 @@ static int verb_status(struct reply *r, int argc, char **argv)
                           "config", ctl->cfg->path, "workers", workers, "helper", helper,
                           "draining", scoreboard_draining(ctl->sb, NULL, 0) ? "yes" : "no",
                           "stopping", ctl->hooks.stopping(ctl->hooks.ctx) ? "yes" : "no",
-                          "sessions", sessions, NULL };
+                          "sessions", sessions, "metrics", metrics, NULL };
     control_reply_row(r, row);
     return control_reply_end(r, CONTROL_OK, "running");
 }

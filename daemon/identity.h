@@ -1,6 +1,7 @@
 /*
  * Which user each process runs as. Started as root: workers become
- * user/group, the helper auth_user. Started as anyone else: everything
+ * user/group, the helper auth_user, the metrics process metrics_user (and
+ * its primary group; looked up only when metrics_listen is set). Started as anyone else: everything
  * stays that user and nothing is dropped (ports above 1023 then).
  */
 #ifndef FASTPOP_IDENTITY_H
@@ -17,6 +18,8 @@ struct identities {
     gid_t mail_gid;
     uid_t auth_uid;
     gid_t auth_gid;
+    uid_t metrics_uid;
+    gid_t metrics_gid;
 };
 
 /* -1 with a "file:line: message" in err (unknown user, or root as a user). */

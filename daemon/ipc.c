@@ -17,6 +17,11 @@ int ipc_put_u32(struct buf *b, uint32_t v)
     return buf_append(b, &v, sizeof(v));
 }
 
+int ipc_put_u64(struct buf *b, uint64_t v)
+{
+    return buf_append(b, &v, sizeof(v));
+}
+
 int ipc_put_bytes(struct buf *b, const void *p, size_t n)
 {
     if (n > UINT16_MAX) {
@@ -48,6 +53,19 @@ int ipc_reader_init(struct ipc_reader *r, const void *msg, size_t len, uint32_t 
 uint32_t ipc_get_u32(struct ipc_reader *r)
 {
     uint32_t v = 0;
+    if (r->bad || r->left < sizeof(v)) {
+        r->bad = 1;
+        return 0;
+    }
+    memcpy(&v, r->p, sizeof(v));
+    r->p += sizeof(v);
+    r->left -= sizeof(v);
+    return v;
+}
+
+uint64_t ipc_get_u64(struct ipc_reader *r)
+{
+    uint64_t v = 0;
     if (r->bad || r->left < sizeof(v)) {
         r->bad = 1;
         return 0;

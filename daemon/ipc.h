@@ -1,7 +1,7 @@
 /*
  * The one IPC layer: typed builders and getters over framed messages.
- * A message is a header {u32 type, u32 id} then fields, each a u32 or a
- * string (u16 length + bytes, no NUL). Over SOCK_SEQPACKET one datagram is
+ * A message is a header {u32 type, u32 id} then fields, each a u32, a u64
+ * or a string (u16 length + bytes, no NUL). Over SOCK_SEQPACKET one datagram is
  * one message, so framing is the kernel's; over a stream it would need a
  * length prefix (not used).
  *
@@ -31,6 +31,7 @@ struct ipc_reader {
 /* Start a message in b (which is reset). */
 int ipc_begin(struct buf *b, uint32_t type, uint32_t id);
 int ipc_put_u32(struct buf *b, uint32_t v);
+int ipc_put_u64(struct buf *b, uint64_t v);
 int ipc_put_str(struct buf *b, const char *s);
 int ipc_put_bytes(struct buf *b, const void *p, size_t n);
 
@@ -38,6 +39,7 @@ int ipc_put_bytes(struct buf *b, const void *p, size_t n);
 int ipc_reader_init(struct ipc_reader *r, const void *msg, size_t len, uint32_t *type,
                     uint32_t *id);
 uint32_t ipc_get_u32(struct ipc_reader *r);
+uint64_t ipc_get_u64(struct ipc_reader *r);
 /* Copies into out (NUL-terminated); the string must fit in outlen - 1. */
 void ipc_get_str(struct ipc_reader *r, char *out, size_t outlen);
 /* 0 if every field was read and nothing is left over, else -1. */

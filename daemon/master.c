@@ -16,7 +16,6 @@
 #include <unistd.h>
 
 #include "daemon/control.h"
-#include "daemon/metrics_http.h"
 #include "daemon/identity.h"
 #include "daemon/listen.h"
 #include "daemon/log.h"
@@ -46,6 +45,7 @@ static void begin_stop(struct master *m, int deadline)
     m->stopping = 1;
     m->stop_deadline = now_seconds() + deadline;
     listen_set_close(&m->listeners);
+    metrics_stop(m);
     /* Children waiting for a respawn are simply forgotten. */
     for (int i = 0; i < MAX_CHILDREN; i++) {
         if (m->children[i].in_use && m->children[i].pid == 0)
@@ -59,6 +59,7 @@ static void advance_stop(struct master *m)
 {
     if (!m->helper_stopped && count_children(m, ROLE_WORKER) == 0) {
         signal_children(m, ROLE_AUTH, SIGTERM);
+        signal_children(m, ROLE_METRICS, SIGTERM);
         m->helper_stopped = 1;
     }
     if (!m->killed && now_seconds() >= m->stop_deadline) {
@@ -74,20 +75,6 @@ static void advance_stop(struct master *m)
         for (int i = 0; i < MAX_CHILDREN; i++)
             m->children[i].in_use = 0;
     }
-}
-
-/* metrics_listen as the configuration has it now: opened, moved or closed. */
-static void update_metrics(struct master *m)
-{
-    const struct config_listen *want = &m->cfg->metrics;
-    if (want->addrlen != 0 && metrics_http_same(m->metrics, want))
-        return;
-    metrics_http_close(m->metrics);
-    m->metrics = NULL;
-    if (want->addrlen != 0 && m->ctl == NULL)
-        log_error("metrics_listen %s: off, since the control socket (its data) is", want->spec);
-    else if (want->addrlen != 0)
-        m->metrics = metrics_http_open(want, m->ctl);
 }
 
 /* 0, or -1 with the reason in err (also logged): the running configuration stays. */
@@ -114,7 +101,11 @@ static int reload(struct master *m, char *err, size_t errlen)
         memcpy(next.user, m->cfg->user, sizeof(next.user));
         memcpy(next.group, m->cfg->group, sizeof(next.group));
         memcpy(next.auth_user, m->cfg->auth_user, sizeof(next.auth_user));
+        /* metrics_user takes effect at the next metrics process: keep its lookup. */
+        struct identities fresh = ids;
         ids = m->ids;
+        ids.metrics_uid = fresh.metrics_uid;
+        ids.metrics_gid = fresh.metrics_gid;
     }
     if ((unsigned)next.max_connections > scoreboard_capacity(m->sb)) {
         log_warning("reload: max_connections above %u needs a restart; using %u",
@@ -159,7 +150,7 @@ static int reload(struct master *m, char *err, size_t errlen)
         c->retiring = 1;
         kill(c->pid, SIGUSR2);
     }
-    update_metrics(m);
+    metrics_update(m);
     m->generation++;
     signal_children(m, ROLE_AUTH, SIGHUP);
     if (start_generation(m, 0) == -1)
@@ -290,6 +281,7 @@ int master_run(const struct master_options *opts, struct config *cfg)
     m->opts = opts;
     m->cfg = cfg;
     m->auth_fd = -1;
+    m->metrics_listen_fd = m->metrics_feed_fd = m->metrics_child_end = -1;
     if (identities_resolve(cfg, &m->ids, err, sizeof(err)) == -1) {
         log_error("%s", err);
         return 1;
@@ -323,7 +315,6 @@ int master_run(const struct master_options *opts, struct config *cfg)
     struct control_hooks hooks = hooks_template;
     hooks.ctx = m;
     m->ctl = control_open(cfg, m->sb, m->stats, &hooks);
-    update_metrics(m);
 
     struct sigaction sa = { .sa_handler = on_signal };
     sigemptyset(&sa.sa_mask);
@@ -363,6 +354,7 @@ int master_run(const struct master_options *opts, struct config *cfg)
                  cfg->max_connections);
     if (start_generation(m, 1) == -1)
         return 1;
+    metrics_update(m);
     log_info("fastpopd %s started: %d workers, auth helper %s", FASTPOP_VERSION,
              config_worker_count(cfg), m->helper_path);
     if (opts->ready_fd >= 0) {
@@ -386,6 +378,7 @@ int master_run(const struct master_options *opts, struct config *cfg)
             if (!m->stopping)
                 reload(m, err, sizeof(err));
         }
+        tls_context_tick(m->tls, time(NULL));
         double now = now_seconds();
         if (m->stopping) {
             advance_stop(m);
@@ -398,21 +391,17 @@ int master_run(const struct master_options *opts, struct config *cfg)
         double control_wake = control_next_wake(m->ctl, now);
         if (control_wake >= 0 && control_wake * 1000.0 < ms)
             ms = (int)(control_wake * 1000.0) + 1;
-        double metrics_wake = metrics_http_next_wake(m->metrics, now);
-        if (metrics_wake >= 0 && metrics_wake * 1000.0 < ms)
-            ms = (int)(metrics_wake * 1000.0) + 1;
         struct timespec wait = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
         struct pollfd pfd[32];
         int nctl = control_pollfds(m->ctl, pfd, 32);
-        int npfd = nctl + metrics_http_pollfds(m->metrics, pfd + nctl, 32 - nctl);
+        int npfd = nctl + metrics_pollfds(m, pfd + nctl, 32 - nctl);
         if (ppoll(pfd, (nfds_t)npfd, &wait, &unblocked) > 0) {
             control_handle(m->ctl, pfd, nctl);
-            metrics_http_handle(m->metrics, pfd + nctl, npfd - nctl);
+            metrics_handle(m, pfd + nctl, npfd - nctl);
         }
         control_tick(m->ctl, now_seconds());
-        metrics_http_tick(m->metrics, now_seconds());
     }
-    metrics_http_close(m->metrics);
+    metrics_stop(m);
     control_close(m->ctl);
     if (m->auth_fd >= 0) {
         close(m->auth_fd);

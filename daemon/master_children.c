@@ -22,7 +22,6 @@
 #include <unistd.h>
 
 #include "daemon/control.h"
-#include "daemon/metrics_http.h"
 #include "daemon/identity.h"
 #include "daemon/listen.h"
 #include "daemon/log.h"
@@ -51,12 +50,14 @@ static void enter_auth(struct master *m, struct child *c) __attribute__((noretur
 static void enter_worker(struct master *m, struct child *c) __attribute__((noreturn));
 
 static const struct role roles[] = {
-    [ROLE_AUTH] = { "auth", one_helper, enter_auth },
-    [ROLE_WORKER] = { "worker", config_worker_count, enter_worker },
+    [ROLE_AUTH] = { "auth", one_helper, enter_auth, NULL, NULL },
+    [ROLE_WORKER] = { "worker", config_worker_count, enter_worker, NULL, NULL },
+    /* Started and moved by metrics_update(), not per generation; respawned like the rest. */
+    [ROLE_METRICS] = { "metrics", metrics_count, metrics_enter, metrics_prepare,
+                       metrics_forked },
 };
 
-/* In a new child: signals back to normal, nothing of the master's left open. */
-static void child_reset(struct master *m, struct child *c, int keep_auth_fd)
+void child_reset(struct master *m, struct child *c, int keep_auth_fd)
 {
     sigset_t none;
     struct sigaction dfl = { .sa_handler = SIG_DFL };
@@ -72,7 +73,13 @@ static void child_reset(struct master *m, struct child *c, int keep_auth_fd)
     sigaddset(&none, SIGUSR1);
     sigprocmask(SIG_SETMASK, &none, NULL);
     control_forget(m->ctl);
-    metrics_http_forget(m->metrics);
+    /* The metrics process takes its copies before this (metrics_enter). */
+    if (m->metrics_listen_fd >= 0)
+        close(m->metrics_listen_fd);
+    if (m->metrics_feed_fd >= 0)
+        close(m->metrics_feed_fd);
+    if (m->metrics_child_end >= 0)
+        close(m->metrics_child_end);
     stats_attach(m->stats, c->stats_slot);
     if (m->opts->pidfile_fd >= 0)
         close(m->opts->pidfile_fd);
@@ -140,8 +147,15 @@ static void enter_worker(struct master *m, struct child *c)
 
 void spawn(struct master *m, struct child *c)
 {
+    const struct role *r = &roles[c->role];
+    if (r->prepare != NULL && r->prepare(m, c) == -1) {
+        c->respawn_at = now_seconds() + 1.0;
+        return;
+    }
     c->stats_slot = m->stats != NULL ? stats_region_claim(m->stats) : -1;
     pid_t pid = fork();
+    if (pid != 0 && r->forked != NULL)
+        r->forked(m, c);
     if (pid == -1) {
         stats_region_release(m->stats, c->stats_slot);
         c->stats_slot = -1;
@@ -264,6 +278,8 @@ void child_died(struct master *m, struct child *c, int status)
             log_warning("worker[%d] pid %d left %u connection slots; released", c->index,
                         (int)pid, freed);
     }
+    if (c->role == ROLE_METRICS)
+        metrics_child_gone(m, c);
     if (m->stopping || c->retiring) {
         log_info("%s[%d] pid %d %s", roles[c->role].name, c->index, (int)pid, how);
         c->in_use = 0;

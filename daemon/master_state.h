@@ -7,6 +7,7 @@
 #define FASTPOP_MASTER_STATE_H
 
 #include <limits.h>
+#include <poll.h>
 #include <sys/types.h>
 
 #include "daemon/config.h"
@@ -24,7 +25,6 @@
 struct master;
 struct child;
 struct control;
-struct metrics_http;
 struct scoreboard;
 struct stats_region;
 struct tls_context;
@@ -34,9 +34,12 @@ struct role {
     const char *name;
     int (*count)(const struct config *cfg);
     void (*enter)(struct master *m, struct child *c) __attribute__((noreturn));
+    /* Optional: before the fork (-1: not now, retried later); after it, in the master. */
+    int (*prepare)(struct master *m, struct child *c);
+    void (*forked)(struct master *m, struct child *c);
 };
 
-enum { ROLE_AUTH, ROLE_WORKER };
+enum { ROLE_AUTH, ROLE_WORKER, ROLE_METRICS };
 
 struct child {
     int      in_use;
@@ -62,7 +65,14 @@ struct master {
     struct scoreboard *sb;
     struct stats_region *stats;     /* NULL if it could not be made: nothing is counted */
     struct control *ctl;            /* NULL if the control socket could not be made */
-    struct metrics_http *metrics;   /* GET /metrics, when metrics_listen is set */
+    /* GET /metrics (daemon/master_metrics.c): served by a child, never here. */
+    int metrics_listen_fd;          /* metrics_listen bound by the master; -1 when off */
+    struct config_listen metrics_addr;
+    uid_t metrics_uid;              /* who the running metrics process is */
+    int metrics_feed_fd;            /* the master's end of the socketpair; -1 none */
+    int metrics_child_end;          /* the child's end, from prepare until the fork */
+    struct child *metrics_child;    /* the metrics process serving now, or NULL */
+    char metrics_path[PATH_MAX];    /* fastpop-metrics beside fastpopd */
     struct tls_context *tls;        /* shared by every worker forked from now on */
     struct child children[MAX_CHILDREN];
     unsigned generation;
@@ -85,5 +95,21 @@ void signal_children(struct master *m, int role, int sig);
 int count_children(struct master *m, int role);
 void respawn_due(struct master *m, double now);
 void index_prepare(struct master *m);
+/* In a new child: signals back to normal, nothing of the master's left open. */
+void child_reset(struct master *m, struct child *c, int keep_auth_fd);
+
+/* /metrics (daemon/master_metrics.c). */
+int metrics_count(const struct config *cfg);
+int metrics_prepare(struct master *m, struct child *c);
+void metrics_forked(struct master *m, struct child *c);
+void metrics_enter(struct master *m, struct child *c) __attribute__((noreturn));
+/* metrics_listen as the configuration has it now: opened, moved or closed. */
+void metrics_update(struct master *m);
+/* Stopping: no new metrics process; the running one ends with the helper. */
+void metrics_stop(struct master *m);
+/* The metrics process c has exited. */
+void metrics_child_gone(struct master *m, struct child *c);
+int metrics_pollfds(struct master *m, struct pollfd *pfd, int max);
+void metrics_handle(struct master *m, const struct pollfd *pfd, int n);
 
 #endif

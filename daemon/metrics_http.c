@@ -12,6 +12,7 @@
 #include "daemon/control.h"
 #include "daemon/log.h"
 
+/* Any real scraper's request is a few hundred bytes; more is not a scraper. */
 #define REQUEST_MAX 8192
 
 struct metrics_client {
@@ -24,8 +25,8 @@ struct metrics_client {
 
 struct metrics_http {
     int listen_fd;
-    struct config_listen addr;
-    struct control *ctl;
+    metrics_render_fn render;
+    void *render_ctx;
     struct metrics_client clients[METRICS_MAX_CLIENTS];
 };
 
@@ -83,7 +84,7 @@ static void answer(struct metrics_http *mh, struct metrics_client *cl)
     }
     struct buf doc;
     buf_init(&doc, CONTROL_STATS_MAX);
-    if (control_render_stats(mh->ctl, STATS_PROMETHEUS, STATS_SINCE_START, &doc, NULL) == -1)
+    if (mh->render(mh->render_ctx, &doc) == -1)
         respond(cl, "503 Service Unavailable", "text/plain", NULL, head, "");
     else
         respond(cl, "200 OK", "text/plain; version=0.0.4; charset=utf-8", &doc, head, "");
@@ -158,7 +159,7 @@ static void accept_client(struct metrics_http *mh)
             return;
         }
     }
-    /* Scrapers retry; the master's loop is not to be held up by a crowd. */
+    /* Scrapers retry; a crowd gets no more of this process than eight clients do. */
     static const char busy[] = "HTTP/1.0 503 Service Unavailable\r\nContent-Length: 0\r\n"
                                "Connection: close\r\n\r\n";
     ssize_t ignored = send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -166,42 +167,17 @@ static void accept_client(struct metrics_http *mh)
     close(fd);
 }
 
-struct metrics_http *metrics_http_open(const struct config_listen *addr, struct control *ctl)
+struct metrics_http *metrics_http_new(int listen_fd, metrics_render_fn render, void *ctx)
 {
     struct metrics_http *mh = calloc(1, sizeof(*mh));
-    int one = 1;
-    if (mh == NULL) {
-        log_error("metrics_listen %s: %s", addr->spec, strerror(errno));
+    if (mh == NULL)
         return NULL;
-    }
-    mh->addr = *addr;
-    mh->ctl = ctl;
+    mh->listen_fd = listen_fd;
+    mh->render = render;
+    mh->render_ctx = ctx;
     for (int i = 0; i < METRICS_MAX_CLIENTS; i++)
         mh->clients[i].fd = -1;
-    mh->listen_fd = socket(addr->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (mh->listen_fd == -1 ||
-        setsockopt(mh->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
-        bind(mh->listen_fd, (const struct sockaddr *)&addr->addr, addr->addrlen) == -1 ||
-        listen(mh->listen_fd, 16) == -1) {
-        log_error("metrics_listen %s: %s; /metrics is off", addr->spec, strerror(errno));
-        if (mh->listen_fd != -1)
-            close(mh->listen_fd);
-        free(mh);
-        return NULL;
-    }
-    log_info("serving GET /metrics on %s", addr->spec);
     return mh;
-}
-
-void metrics_http_forget(struct metrics_http *mh)
-{
-    if (mh == NULL)
-        return;
-    for (int i = 0; i < METRICS_MAX_CLIENTS; i++) {
-        if (mh->clients[i].fd != -1)
-            close(mh->clients[i].fd);
-    }
-    close(mh->listen_fd);
 }
 
 void metrics_http_close(struct metrics_http *mh)
@@ -214,12 +190,6 @@ void metrics_http_close(struct metrics_http *mh)
     }
     close(mh->listen_fd);
     free(mh);
-}
-
-int metrics_http_same(const struct metrics_http *mh, const struct config_listen *addr)
-{
-    return mh != NULL && mh->addr.addrlen == addr->addrlen &&
-           memcmp(&mh->addr.addr, &addr->addr, addr->addrlen) == 0;
 }
 
 int metrics_http_pollfds(const struct metrics_http *mh, struct pollfd *pfd, int max)

@@ -10,6 +10,7 @@
 
 #include "maildir/filename.h"
 #include "maildir/locate.h"
+#include "maildir/scan.h"
 
 /* Each retry follows a rename by someone else; 4 in a row means churn. */
 enum { RENAME_TRIES = 4 };
@@ -51,7 +52,18 @@ int maildir_add_flag(int curfd, const char *name, char flag, char *newname,
             struct stat sb;
             if (fstatat(curfd, try, &sb, AT_SYMLINK_NOFOLLOW) == 0)
                 return 0;
-        } else if (renameat(curfd, try, curfd, newname) == 0) {
+        } else if (maildir_rename_noreplace(curfd, try, curfd, newname) == 0) {
+            return 0;
+        } else if (errno == EEXIST) {
+            /*
+             * Some other file has that name: the flag is not worth its loss.
+             * The message stays unflagged under the name it has now.
+             */
+            if (strlen(try) >= newsz) {
+                errno = ERANGE;
+                return -1;
+            }
+            memmove(newname, try, strlen(try) + 1);
             return 0;
         }
         if (errno != ENOENT)

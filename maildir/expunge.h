@@ -28,10 +28,12 @@ int maildir_expunge(int curfd, const char *name, int *removed);
  * NAME_MAX + 1 is always enough): the same name when the flag was already
  * set, "" when the message is gone, which is not an error.
  *
+ * The rename never replaces a file (RENAME_NOREPLACE): when some other file
+ * already has the flagged name (any process of the mail user can put one
+ * there), the flag is skipped and newname is the message's current name.
+ *
  * Returns 0, or -1 with errno EINVAL (bad flag), ERANGE (newname too
- * small), from renameat/maildir_locate, or EAGAIN (renamed under us 4 times).
- * Caveat: rename() replaces an existing target; the target differs from the
- * source only in flags, so it can only be the same message.
+ * small), from renameat2/maildir_locate, or EAGAIN (renamed under us 4 times).
  */
 int maildir_add_flag(int curfd, const char *name, char flag, char *newname,
                      size_t newsz);

@@ -104,10 +104,47 @@ static int compare_recs(const void *pa, const void *pb, void *arg)
     return a->name_off < b->name_off ? -1 : a->name_off > b->name_off;
 }
 
-void legacy_finish(struct legacy_list *lg)
+static int compare_uidls(const void *pa, const void *pb, void *arg)
+{
+    const struct legacy_rec *a = *(const struct legacy_rec *const *)pa;
+    const struct legacy_rec *b = *(const struct legacy_rec *const *)pb;
+    const char *strings = arg;
+    int c = compare_names(strings + a->uidl_off, a->uidl_len, strings + b->uidl_off,
+                          b->uidl_len);
+    if (c != 0)
+        return c;
+    return a->uidl_off < b->uidl_off ? -1 : a->uidl_off > b->uidl_off;
+}
+
+/* Of records sharing a UIDL, the first one in the file keeps it; the others go. */
+static int drop_repeated_uidls(struct legacy_list *lg)
+{
+    struct legacy_rec **by_uidl = malloc(lg->count * sizeof(*by_uidl));
+    if (by_uidl == NULL)
+        return -1;
+    for (size_t i = 0; i < lg->count; i++)
+        by_uidl[i] = &lg->recs[i];
+    qsort_r(by_uidl, lg->count, sizeof(*by_uidl), compare_uidls, lg->strings);
+    for (size_t i = 1; i < lg->count; i++) {
+        const struct legacy_rec *prev = by_uidl[i - 1];
+        if (compare_names(lg->strings + prev->uidl_off, prev->uidl_len,
+                          lg->strings + by_uidl[i]->uidl_off, by_uidl[i]->uidl_len) == 0)
+            by_uidl[i]->uidl_len = 0;   /* marked: removed below */
+    }
+    free(by_uidl);
+    size_t out = 0;
+    for (size_t i = 0; i < lg->count; i++) {
+        if (lg->recs[i].uidl_len != 0)
+            lg->recs[out++] = lg->recs[i];
+    }
+    lg->count = out;
+    return 0;
+}
+
+int legacy_finish(struct legacy_list *lg)
 {
     if (lg->count < 2)
-        return;
+        return 0;
     qsort_r(lg->recs, lg->count, sizeof(lg->recs[0]), compare_recs, lg->strings);
     /* A name listed twice: the old servers' readers keep the first line. */
     size_t out = 1;
@@ -119,6 +156,7 @@ void legacy_finish(struct legacy_list *lg)
             lg->recs[out++] = *r;
     }
     lg->count = out;
+    return drop_repeated_uidls(lg);
 }
 
 const struct legacy_rec *legacy_find(const struct legacy_list *lg, const char *name,

@@ -87,8 +87,12 @@ struct legacy_list *legacy_new(enum legacy_kind kind, int version);
 /* Returns 0, or -1 with errno ENOMEM, EOVERFLOW, EINVAL (empty/too long). */
 int legacy_add(struct legacy_list *lg, const char *name, size_t name_len, const char *uidl,
                size_t uidl_len, uint64_t uid, int has_order, uint64_t order);
-/* Sort by name; of two records with one name the first one added wins. */
-void legacy_finish(struct legacy_list *lg);
+/*
+ * Sort by name; of two records with one name the first one added wins, and
+ * of two with one UIDL too (a UIDL names one message within the mailbox).
+ * Returns 0, or -1 with errno ENOMEM.
+ */
+int legacy_finish(struct legacy_list *lg);
 
 /* Parsers (one file each): the whole file is in buf[0..len). */
 int legacy_courier_parse(const char *buf, size_t len, struct legacy_list **out);

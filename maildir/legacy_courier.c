@@ -157,7 +157,10 @@ int legacy_courier_parse(const char *buf, size_t len, struct legacy_list **out)
         }
         p = nl ? nl + 1 : end;
     }
-    legacy_finish(lg);
+    if (legacy_finish(lg) == -1) {
+        legacy_free(lg);
+        return -1;
+    }
     *out = lg;
     return 0;
 }

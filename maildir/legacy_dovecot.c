@@ -13,7 +13,9 @@
  * which prints lower-case hex. Sites that changed pop3_uidl_format must
  * convert with pop3_save_uidl first (README, migration).
  * Version 2 (a few development releases of 2007) and unknown versions are
- * not read. A line that does not parse is skipped.
+ * not read. A line that does not parse is skipped, and so is a record whose
+ * UIDL is not one (maildir_uidl_valid()) or repeats an earlier record's
+ * (legacy_finish()): that message keeps fastpop's own UIDL.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -21,6 +23,7 @@
 
 #include "maildir/filename.h"
 #include "maildir/legacy.h"
+#include "maildir/uidl.h"
 
 /* Leading decimal digits at *p (advanced past them); -1 if none or too big. */
 static int take_u64(const char **p, const char *end, uint64_t *out)
@@ -109,6 +112,9 @@ static int parse_record(struct legacy_list *lg, uint64_t uidv, const char *line,
         ulen = (size_t)snprintf(uidl, sizeof(uidl), "%08llx%08llx", (unsigned long long)uid,
                                 (unsigned long long)uidv);
     }
+    /* A P value (or a file name standing in for one) is served as is: it must be a UIDL. */
+    if (!maildir_uidl_valid(u, ulen))
+        return 0;
     int rc = legacy_add(lg, f.name, name_len, u, ulen, uid, f.has_order, f.order);
     /* A record no server could have used (an absurd length) is skipped. */
     return rc == -1 && errno == EINVAL ? 0 : rc;
@@ -159,7 +165,10 @@ int legacy_dovecot_parse(const char *buf, size_t len, struct legacy_list **out)
         }
         p = nl ? nl + 1 : end;
     }
-    legacy_finish(lg);
+    if (legacy_finish(lg) == -1) {
+        legacy_free(lg);
+        return -1;
+    }
     *out = lg;
     return 0;
 }

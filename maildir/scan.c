@@ -79,7 +79,7 @@ void maildir_clean_tmp(int rootfd, time_t now)
 }
 
 /* rename() without replacing: a file already in cur/ is never lost. */
-static int rename_noreplace(int from, const char *old, int to, const char *new)
+int maildir_rename_noreplace(int from, const char *old, int to, const char *new)
 {
     if (renameat2(from, old, to, new, RENAME_NOREPLACE) == 0)
         return 0;
@@ -257,7 +257,7 @@ int maildir_move_new(int rootfd, int curfd, struct maildir *added, unsigned *mov
         /* A name too long for ":2," moves as it is (cur/ names need no info). */
         if (maildir_name_for_cur(de->d_name, target, sizeof(target)) == -1)
             snprintf(target, sizeof(target), "%s", de->d_name);
-        if (rename_noreplace(dirfd(dir), de->d_name, curfd, target) == -1) {
+        if (maildir_rename_noreplace(dirfd(dir), de->d_name, curfd, target) == -1) {
             /* Taken in cur/, or not ours to move (another owner's file): left. */
             if (errno == EEXIST || errno == EACCES || errno == EPERM)
                 (*left)++;

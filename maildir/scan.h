@@ -132,6 +132,14 @@ int maildir_move_new(int rootfd, int curfd, struct maildir *added, unsigned *mov
                      unsigned *left);
 
 /*
+ * rename() that never replaces an existing target: -1 with errno EEXIST
+ * then, so a file already there (another message, a planted link) is never
+ * lost. Where the file system cannot refuse (old NFS) it checks first,
+ * which leaves a race, but no worse than plain rename.
+ */
+int maildir_rename_noreplace(int from, const char *old, int to, const char *new);
+
+/*
  * Step 4 on the directory dirfd (cur/, or new/ for a read-only look):
  * append its messages to md. lookup (may be NULL) is asked first, so a
  * known message costs no syscall. Returns 0, or -1 with errno.

@@ -12,9 +12,25 @@ enum {
 static const char hex_upper[] = "0123456789ABCDEF";
 static const char hex_lower[] = "0123456789abcdef";
 
+static int rfc1939_char(unsigned char c)
+{
+    return c >= 0x21 && c <= 0x7E;
+}
+
 static int needs_escape(unsigned char c)
 {
-    return c < 0x21 || c > 0x7E || c == ':' || c == '/';
+    return !rfc1939_char(c) || c == ':' || c == '/';
+}
+
+int maildir_uidl_valid(const char *uidl, size_t len)
+{
+    if (len == 0 || len > MAILDIR_UIDL_MAX)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        if (!rfc1939_char((unsigned char)uidl[i]))
+            return 0;
+    }
+    return 1;
 }
 
 static void put_hex64(char *out, uint64_t v)

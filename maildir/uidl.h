@@ -44,4 +44,11 @@ enum {
  */
 int maildir_uidl(const char *unique, size_t len, char *uidl, size_t *uidl_len);
 
+/*
+ * Whether [uidl, uidl+len) may be served as a UIDL: 1-70 characters, each
+ * in 0x21-0x7E (RFC 1939 section 7). For UIDLs taken from files another
+ * server left (maildir/legacy.h).
+ */
+int maildir_uidl_valid(const char *uidl, size_t len);
+
 #endif

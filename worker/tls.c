@@ -7,9 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
+
+#include "worker/tls_ticket.h"
 
 #define TLS_MAX_NAMES 16
-#define TLS_TICKET_KEYS 80
 
 /* The certificates for one set of names (an RSA and an ECDSA pair may share it). */
 struct tls_group {
@@ -21,6 +23,7 @@ struct tls_group {
 struct tls_context {
     struct tls_group group[CONFIG_MAX_CERTS];
     int count;
+    struct tls_ticket_keys tickets;   /* shared by every group's SSL_CTX */
 };
 
 const char *tls_last_error(char *buf, size_t len)
@@ -209,19 +212,35 @@ static int load_pair(const struct config *cfg, int i, struct tls_context *t, cha
     return 0;
 }
 
-/* Every context must decrypt every ticket, whichever certificate SNI chose. */
-static int share_ticket_keys(struct tls_context *t, const struct tls_context *previous)
+/*
+ * Every context encrypts and decrypts tickets with the same rotating keys
+ * (worker/tls_ticket.h), whichever certificate SNI chose. A reload carries
+ * the schedule over, so tickets issued before still resume; a changed
+ * tls_ticket_lifetime starts a new one (periods of another length).
+ */
+static int use_ticket_keys(struct tls_context *t, const struct config *cfg,
+                           const struct tls_context *previous)
 {
-    unsigned char keys[TLS_TICKET_KEYS];
-    SSL_CTX *source = previous && previous->count > 0 ? previous->group[0].ctx : t->group[0].ctx;
-    if (SSL_CTX_get_tlsext_ticket_keys(source, keys, sizeof(keys)) != 1)
+    if (previous != NULL && previous->tickets.lifetime == (unsigned)cfg->tls_ticket_lifetime)
+        t->tickets = previous->tickets;
+    else if (tls_ticket_keys_init(&t->tickets, (unsigned)cfg->tls_ticket_lifetime,
+                                  time(NULL)) == -1)
         return -1;
+    /* A ticket may be read while its key is kept: from one period to two. */
+    long timeout = 2L * cfg->tls_ticket_lifetime;
     for (int g = 0; g < t->count; g++) {
-        if (SSL_CTX_set_tlsext_ticket_keys(t->group[g].ctx, keys, sizeof(keys)) != 1)
+        SSL_CTX_set_app_data(t->group[g].ctx, &t->tickets);
+        SSL_CTX_set_timeout(t->group[g].ctx, timeout);
+        if (SSL_CTX_set_tlsext_ticket_key_evp_cb(t->group[g].ctx, tls_ticket_key_cb) != 1)
             return -1;
     }
-    OPENSSL_cleanse(keys, sizeof(keys));
     return 0;
+}
+
+void tls_context_tick(struct tls_context *t, time_t now)
+{
+    if (t != NULL)
+        tls_ticket_keys_advance(&t->tickets, now);
 }
 
 struct tls_context *tls_context_build(const struct config *cfg,
@@ -239,7 +258,7 @@ struct tls_context *tls_context_build(const struct config *cfg,
             return NULL;
         }
     }
-    if (t->count > 0 && share_ticket_keys(t, previous) == -1) {
+    if (t->count > 0 && use_ticket_keys(t, cfg, previous) == -1) {
         snprintf(err, errlen, "cannot set the session ticket keys");
         tls_context_free(t);
         return NULL;
@@ -253,6 +272,7 @@ void tls_context_free(struct tls_context *t)
         return;
     for (int g = 0; g < t->count; g++)
         SSL_CTX_free(t->group[g].ctx);
+    tls_ticket_keys_wipe(&t->tickets);
     free(t);
 }
 

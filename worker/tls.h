@@ -3,9 +3,11 @@
  * certificate names, chosen by SNI, the first being the default.
  *
  * Built by the master before it forks (certificates and keys are read while
- * still root, and every worker inherits the same session-ticket keys, so a
- * client resumes whichever worker it reaches). A reload builds a new one and
- * carries the ticket keys over, so tickets issued before still resume.
+ * still root, and every worker inherits the same session-ticket key
+ * schedule, so a client resumes whichever worker it reaches). Ticket keys
+ * rotate every tls_ticket_lifetime, the previous one still decrypting
+ * (worker/tls_ticket.h). A reload builds a new context and carries the
+ * schedule over, so tickets issued before still resume.
  *
  * Policy: tls_min_version (default TLS 1.2), tls_ciphers / tls_ciphersuites,
  * server cipher preference, no renegotiation, no compression, buffers
@@ -17,6 +19,7 @@
 
 #include <openssl/ssl.h>
 #include <stddef.h>
+#include <time.h>
 
 #include "daemon/config.h"
 
@@ -31,6 +34,9 @@ struct tls_context *tls_context_build(const struct config *cfg,
                                       const struct tls_context *previous, char *err,
                                       size_t errlen);
 void tls_context_free(struct tls_context *t);
+
+/* The master, now and then: step its ticket keys forward, forgetting old ones. */
+void tls_context_tick(struct tls_context *t, time_t now);
 
 /* A server-side SSL on fd with the listener's policy; NULL on failure. */
 SSL *tls_session_new(struct tls_context *t, int fd, int legacy);

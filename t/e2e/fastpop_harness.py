@@ -358,15 +358,23 @@ class Daemon:
                 and self._is_worker(p)]
 
     def helper_pids(self):
-        return [p for p in children_of(self.pid) if not self._is_worker(p)]
+        return [p for p in children_of(self.pid) if self._exe(p) == "fastpop-auth"]
+
+    def metrics_pids(self):
+        """The /metrics process (metrics_listen), once it has exec'd fastpop-metrics."""
+        return [p for p in children_of(self.pid) if self._exe(p) == "fastpop-metrics"]
 
     @staticmethod
-    def _is_worker(pid):
-        # Workers are forked without exec: their executable is fastpopd itself.
+    def _exe(pid):
         try:
-            return os.path.basename(os.readlink("/proc/%d/exe" % pid)) == "fastpopd"
+            return os.path.basename(os.readlink("/proc/%d/exe" % pid))
         except OSError:
-            return False
+            return ""
+
+    @classmethod
+    def _is_worker(cls, pid):
+        # Workers are forked without exec: their executable is fastpopd itself.
+        return cls._exe(pid) == "fastpopd"
 
     def signal(self, sig):
         os.kill(self.pid, sig)

@@ -6,6 +6,7 @@ limits, and metrics_listen errors with file:line."""
 import base64
 import json
 import os
+import pwd
 import re
 import signal
 import socket
@@ -14,7 +15,8 @@ import threading
 import time
 import unittest
 
-from fastpop_harness import BIN, IS_ROOT, DaemonTest, free_port, main, wait_until
+from fastpop_harness import (BIN, IS_ROOT, DaemonTest, children_of, free_port, main,
+                             proc_status, wait_until)
 
 SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)'
                     r'(?:\{((?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*",?)*)\})?'
@@ -79,6 +81,35 @@ def parse_prometheus(text, test):
             test.assertEqual(counts[-1], samples[(name + "_count", rest)])
             test.assertIn((name + "_sum", rest), samples)
     return samples
+
+
+def listening_inode(port):
+    """The inode of the TCP socket listening on 127.0.0.1:port, or None."""
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state == "0A" and local == "0100007F:%04X" % port:
+                return inode
+    return None
+
+
+def holders(pids, inode):
+    """Those of pids that hold socket inode open."""
+    found = []
+    for pid in pids:
+        try:
+            fds = os.listdir("/proc/%d/fd" % pid)
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink("/proc/%d/fd/%s" % (pid, fd)) == "socket:[%s]" % inode:
+                    found.append(pid)
+                    break
+            except OSError:
+                pass
+    return found
 
 
 def value(samples, name, **labels):
@@ -348,6 +379,109 @@ class StatsTest(DaemonTest):
         self.addCleanup(s.close)
         s.sendall(b"GET /metrics HTTP/1.1\r\n" + b"X-Long: " + b"a" * 9000)
         self.assertTrue(s.recv(4096).startswith(b"HTTP/1.0 431"))
+
+    def metrics_server(self):
+        """The one child of the master holding the metrics socket (it serves it)."""
+        inode = listening_inode(self.metrics_port)
+        self.assertIsNotNone(inode, "nothing listens on the metrics port")
+        found = holders(children_of(self.d.pid), inode)
+        return found[0] if len(found) == 1 else None
+
+    @unittest.skipUnless(IS_ROOT, "privileges are only dropped when started as root")
+    def test_metrics_served_by_an_unprivileged_child(self):
+        """No HTTP parser in root: the child holding the socket has no uid 0, no caps."""
+        pid = wait_until(self.metrics_server, 10, what="a child holding the metrics socket")
+        self.assertNotEqual(pid, self.d.pid)
+        st = proc_status(pid)
+        nobody = pwd.getpwnam("nobody")
+        self.assertEqual(st["Uid"].split(), [str(nobody.pw_uid)] * 4)
+        self.assertEqual(st["Gid"].split(), [str(nobody.pw_gid)] * 4)
+        self.assertEqual(int(st["CapEff"], 16), 0)
+        self.assertEqual(int(st["CapPrm"], 16), 0)
+        self.assertEqual(int(st["CapAmb"], 16), 0)
+        self.assertEqual(st["NoNewPrivs"], "1")
+        # Neither a worker nor the helper: a process of its own, shown by popctl status.
+        self.assertNotIn(pid, self.d.workers_pids() + self.d.helper_pids())
+        self.assertEqual(self.d.metrics_pids(), [pid])
+        r = self.popctl("--json", "status")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        status = json.loads(r.stdout)["rows"][0]
+        self.assertEqual(status["metrics"], str(pid))
+        self.assertNotIn(str(pid), status["workers"].split())
+        self.scrape()
+
+    def test_metrics_child_respawns_after_kill(self):
+        pid = wait_until(self.metrics_server, 10, what="a child holding the metrics socket")
+        before = self.scrape()
+        os.kill(pid, signal.SIGKILL)
+        fresh = wait_until(lambda: (lambda p: p if p not in (None, pid) else None)(
+            self.metrics_server()), 15, what="a new metrics process")
+        self.assertIn("metrics[0] pid %d killed by signal 9" % pid, self.d.log())
+        after = self.scrape()
+        self.assertGreaterEqual(value(after, "fastpop_connections_accepted_total"),
+                                value(before, "fastpop_connections_accepted_total"))
+        self.assertEqual(self.d.metrics_pids(), [fresh])
+
+    def test_malformed_flood_leaves_the_master_alone(self):
+        """Garbage, half requests and oversized headers at /metrics: popctl keeps answering."""
+        stop = threading.Event()
+        sent = []
+
+        def flood():
+            garbage = [b"\x00\xff" * 3000, b"GET /metrics HTTP/1.1\r\n" + b"X: " + b"a" * 9000,
+                       b"GET " + b"/" * 5000 + b" HTTP/1.1\r\n\r\n", b"\r\n\r\n",
+                       b"GET /metrics HTTP/1.1\r\nHost: x", b"%n%s%x" * 100 + b"\n\n"]
+            deadline = time.monotonic() + 20
+            while not stop.is_set() and time.monotonic() < deadline:
+                for g in garbage:
+                    try:
+                        c = socket.create_connection(("127.0.0.1", self.metrics_port), timeout=2)
+                        c.sendall(g)
+                        c.close()
+                        sent.append(1)
+                    except OSError:
+                        pass
+
+        threads = [threading.Thread(target=flood) for _ in range(4)]
+        for t in threads:
+            t.start()
+        try:
+            for _ in range(5):
+                r = self.popctl("status")
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertIn("running", r.stdout + r.stderr)
+                time.sleep(0.2)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(30)
+        self.assertGreater(len(sent), 20)
+        self.assertIsNone(self.d.proc.poll())
+        wait_until(lambda: self.curl("-o", "/dev/null", "-w", "%{http_code}").stdout == "200",
+                   15, what="a scrape to be answered after the flood")
+
+    def test_reload_moves_and_closes_metrics(self):
+        old_port, old_pid = self.metrics_port, wait_until(self.metrics_server, 10,
+                                                          what="the metrics process")
+        self.metrics_port = free_port()
+        self.d.write_config(self.d.config_text(
+            "metrics_listen = 127.0.0.1:%d\n" % self.metrics_port +
+            ("control_group = vmail\n" if IS_ROOT else "")))
+        r = self.popctl("reload")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.scrape()
+        wait_until(lambda: listening_inode(old_port) is None, 10, what="the old port to close")
+        wait_until(lambda: old_pid not in children_of(self.d.pid), 10,
+                   what="the old metrics process to end")
+        self.assertEqual(len(self.d.metrics_pids()), 1)
+
+        self.d.write_config(self.d.config_text("control_group = vmail\n" if IS_ROOT else ""))
+        r = self.popctl("reload")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        wait_until(lambda: listening_inode(self.metrics_port) is None and
+                   not self.d.metrics_pids(), 10, what="/metrics to be off")
+        r = self.popctl("status")
+        self.assertEqual(r.returncode, 0, r.stderr)
 
     def test_unfinished_commands_are_timed(self):
         """A cancelled AUTH and a RETR cut by the client's close still count."""

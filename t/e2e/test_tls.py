@@ -614,6 +614,60 @@ class Resumption(TlsTest):
         self.resume_on_other_worker(V12)
 
 
+class TicketKeyRotation(TlsTest):
+    """Ticket keys rotate every tls_ticket_lifetime (here the minimum, 10 s): a ticket
+    resumes after one rotation (the previous key still decrypts), not after two."""
+
+    workers = 2
+    tls_extra = "tls_ticket_lifetime = 10s\n"
+    PERIOD = 10.0
+
+    def at_phase(self, period, phase):
+        """Wait until period (time // PERIOD) has run phase seconds."""
+        start = period * self.PERIOD + phase
+        wait_until(lambda: time.time() >= start, 3 * self.PERIOD,
+                   what="%.1fs into period %d" % (phase, period))
+
+    def connect(self, ctx, session=None):
+        p = tls_connect(self.port(), ctx, session=session)
+        self.addCleanup(p.close)
+        self.assertEqual(p.line(), "+OK fastpop ready.")
+        result = p.sock.session, p.sock.session_reused
+        p.cmd("QUIT")
+        p.close()
+        return result
+
+    def rotation(self, version):
+        ctx = client_context(self.ca, min_version=version, max_version=version)
+        # Late in a period, so that two rotations later the ticket is younger than the
+        # session timeout (2 periods): only its key's age can refuse it.
+        now = time.time()
+        period = int(now // self.PERIOD)
+        if now - period * self.PERIOD > 6.0:
+            period += 1
+        self.at_phase(period, 6.0)
+        ticket, reused = self.connect(ctx)
+        self.assertIsNotNone(ticket)
+        self.assertFalse(reused)
+        self.assertEqual(int(time.time() // self.PERIOD), period, "the test machine is too slow")
+        # Next period, new key: the previous one still decrypts, in every worker.
+        self.at_phase(period + 1, 0.5)
+        for _ in range(4):
+            self.assertTrue(self.connect(ctx, ticket)[1], "not resumed after one rotation")
+        # Two rotations: its key is gone; a full handshake, which still works.
+        self.at_phase(period + 2, 0.5)
+        for _ in range(4):
+            self.assertFalse(self.connect(ctx, ticket)[1], "resumed after two rotations")
+        self.assertLess(time.time() - period * self.PERIOD - 6.0, 2 * self.PERIOD,
+                        "the ticket outlived the session timeout: the test proves nothing")
+
+    def test_rotation_tls13(self):
+        self.rotation(V13)
+
+    def test_rotation_tls12(self):
+        self.rotation(V12)
+
+
 # --- reload ---------------------------------------------------------------------------
 
 class Reload(TlsTest):

@@ -52,6 +52,31 @@ static void test_roundtrip(void **state)
     buf_free(&b);
 }
 
+/* u64 fields (the /metrics counters): every bit survives, a short one is refused. */
+static void test_u64(void **state)
+{
+    struct buf b;
+    struct ipc_reader r;
+    uint32_t type, id;
+
+    (void)state;
+    buf_init(&b, IPC_MAX_MESSAGE);
+    assert_int_equal(ipc_begin(&b, 1, 2), 0);
+    assert_int_equal(ipc_put_u64(&b, UINT64_MAX - 1), 0);
+    assert_int_equal(ipc_put_u64(&b, 0x0123456789abcdefULL), 0);
+    assert_int_equal(buf_len(&b), 8 + 16);
+    assert_int_equal(ipc_reader_init(&r, buf_rptr(&b), buf_len(&b), &type, &id), 0);
+    assert_true(ipc_get_u64(&r) == UINT64_MAX - 1);
+    assert_true(ipc_get_u64(&r) == 0x0123456789abcdefULL);
+    assert_int_equal(ipc_reader_end(&r), 0);
+    /* Seven bytes are not a u64. */
+    assert_int_equal(ipc_reader_init(&r, buf_rptr(&b), 8 + 8 + 7, &type, &id), 0);
+    ipc_get_u64(&r);
+    assert_true(ipc_get_u64(&r) == 0);
+    assert_int_equal(ipc_reader_end(&r), -1);
+    buf_free(&b);
+}
+
 static void test_begin_resets(void **state)
 {
     struct buf b;
@@ -385,6 +410,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip),
+        cmocka_unit_test(test_u64),
         cmocka_unit_test(test_begin_resets),
         cmocka_unit_test(test_short_header),
         cmocka_unit_test(test_read_past_end),

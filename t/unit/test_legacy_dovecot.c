@@ -132,6 +132,49 @@ static void test_rejected_and_malformed(void **state)
     legacy_free(lg);
 }
 
+/*
+ * A P value is served as the UIDL, so it must be one: 1-70 characters of
+ * 0x21-0x7E (RFC 1939), unique within the mailbox. A record whose P is not
+ * is skipped like any record that does not parse: that message gets
+ * fastpop's own UIDL and comes after the listed ones. (A space cannot be
+ * inside a P value: it ends the token.)
+ */
+static void test_p_uidl_validated(void **state)
+{
+    (void)state;
+    char too_long[71 + 1];
+    memset(too_long, 'x', 71);
+    too_long[71] = '\0';
+    char file[1024];
+    snprintf(file, sizeof(file),
+             "3 V5 N9\n"
+             "1 Pgood-one :1.a\n"
+             "2 Pctl\001byte :2.b\n"
+             "3 Ptab\there :3.c\n"
+             "4 Pdel\177 :4.d\n"
+             "5 Phigh\303\251 :5.e\n"
+             "6 P%s :6.f\n"
+             "7 P%.70s :7.g\n"
+             "8 Pgood-one :8.h\n"
+             "9 Pnine :9.i\n",
+             too_long, too_long);
+    static const char *const names[] = { "1.a:2,", "2.b:2,", "3.c:2,", "4.d:2,", "5.e:2,",
+                                         "6.f:2,", "7.g:2,", "8.h:2,", "9.i:2," };
+    struct maildir *md = apply(file, names, 9);
+    /* Listed and valid first, by uid: 1, 7 (exactly 70), 9. */
+    assert_msg(md, 0, "1.a:2,", "good-one");
+    assert_msg(md, 1, "7.g:2,", too_long + 1);
+    assert_msg(md, 2, "9.i:2,", "nine");
+    /* The rest keep their own UIDLs, in name order; 8.h's P was 1.a's already. */
+    assert_msg(md, 3, "2.b:2,", "2.b");
+    assert_msg(md, 4, "3.c:2,", "3.c");
+    assert_msg(md, 5, "4.d:2,", "4.d");
+    assert_msg(md, 6, "5.e:2,", "5.e");
+    assert_msg(md, 7, "6.f:2,", "6.f");
+    assert_msg(md, 8, "8.h:2,", "8.h");
+    maildir_free(md);
+}
+
 /* Both files in one maildir: the one written last wins. */
 static void test_load_picks_newest(void **state)
 {
@@ -194,6 +237,7 @@ int main(void)
         cmocka_unit_test(test_v1),
         cmocka_unit_test(test_v3_migrated_order),
         cmocka_unit_test(test_rejected_and_malformed),
+        cmocka_unit_test(test_p_uidl_validated),
         cmocka_unit_test(test_load_picks_newest),
         cmocka_unit_test(test_load_skips_a_fifo),
     };

@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -149,6 +150,48 @@ static void test_add_flag(void **state)
     assert_string_equal(name, "2.b:2,S");
 }
 
+static void read_back(struct fixture *fx, const char *name, char *out, size_t outlen)
+{
+    int fd = openat(fx->curfd, name, O_RDONLY);
+    assert_true(fd >= 0);
+    ssize_t n = read(fd, out, outlen - 1);
+    close(fd);
+    assert_true(n >= 0);
+    out[n] = '\0';
+}
+
+/*
+ * Another file already has the name the flag would give (a link or a file
+ * planted by any process of the mail user): it is never replaced. The flag
+ * is skipped, the message keeps its name, both files keep their bytes.
+ */
+static void test_add_flag_never_replaces(void **state)
+{
+    struct fixture *fx = *state;
+    char name[NAME_MAX + 1], text[64];
+
+    assert_int_equal(tmd_write(fx->root, "cur/1.a:2,", "message\n", 8), 0);
+    assert_int_equal(tmd_write(fx->root, "cur/1.a:2,S", "someone else's\n", 15), 0);
+    assert_int_equal(maildir_add_flag(fx->curfd, "1.a:2,", 'S', name, sizeof(name)), 0);
+    assert_string_equal(name, "1.a:2,");
+    read_back(fx, "1.a:2,", text, sizeof(text));
+    assert_string_equal(text, "message\n");
+    read_back(fx, "1.a:2,S", text, sizeof(text));
+    assert_string_equal(text, "someone else's\n");
+    assert_int_equal(tmd_count(fx->root, "cur"), 2);
+
+    /* The same for a message with other flags, renamed by someone else before. */
+    assert_int_equal(tmd_write(fx->root, "cur/2.b:2,", "message\n", 8), 0);
+    other_rename(fx, "2.b:2,", "2.b:2,F");
+    assert_int_equal(tmd_write(fx->root, "cur/2.b:2,FS", "planted\n", 8), 0);
+    assert_int_equal(maildir_add_flag(fx->curfd, "2.b:2,F", 'S', name, sizeof(name)), 0);
+    assert_string_equal(name, "2.b:2,F");
+    read_back(fx, "2.b:2,F", text, sizeof(text));
+    assert_string_equal(text, "message\n");
+    read_back(fx, "2.b:2,FS", text, sizeof(text));
+    assert_string_equal(text, "planted\n");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -156,6 +199,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_locate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expunge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_add_flag, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_add_flag_never_replaces, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
