@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "daemon/cidr.h"
 #include "daemon/listen.h"
 #include "daemon/log.h"
 #include "daemon/privdrop.h"
@@ -128,6 +129,8 @@ static void on_listener(struct loop *lp, struct loop_handler *h, uint32_t events
             return;
         }
         stats_add(SV_ACCEPTED, 1);
+        /* An IPv4 client on an IPv6 socket is counted, matched and logged as IPv4. */
+        cidr_unmap_v4(&peer);
         char ip[48];
         listen_format_ip((struct sockaddr *)&peer, ip, sizeof(ip));
         char drain_text[SCOREBOARD_DRAIN_MESSAGE_MAX + 1];
