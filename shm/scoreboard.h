@@ -5,12 +5,20 @@
  * max_connections_per_ip and POP3's exclusive access hold across all
  * workers.
  *
+ * Trust: every worker (mail uid) can write every byte of the region, and
+ * the master is root. So the master never takes the workers' lock and never
+ * follows anything read from the region: geometry and pointers live in the
+ * struct scoreboard, which is private memory (each worker has its own copy
+ * from fork), and shared values are only data, checked before use. The
+ * functions the master calls are marked [master]: they are lock-free and
+ * return at once whatever a worker did to the region.
+ *
  * Caveats:
  *  - Create it in the master before fork; children inherit the mapping.
  *  - A worker that dies (even kill -9, even inside the lock) leaves slots
  *    behind: the master calls scoreboard_reap_owner() after reaping it. The
- *    lock is a robust process-shared mutex, so a holder's death is detected
- *    and the per-IP table is rebuilt from the slots.
+ *    workers' lock is a robust process-shared mutex, so a holder's death is
+ *    detected and the tables are rebuilt from the slots.
  *  - Capacity is fixed at creation; a reload can lower the limits, not raise
  *    them past that capacity.
  */
@@ -31,6 +39,7 @@ enum scoreboard_refusal {
 
 struct scoreboard *scoreboard_create(unsigned capacity);
 void scoreboard_destroy(struct scoreboard *sb);
+/* [master] From private memory. */
 unsigned scoreboard_capacity(const struct scoreboard *sb);
 
 /*
@@ -50,7 +59,10 @@ void scoreboard_conn_close(struct scoreboard *sb, int slot);
 int scoreboard_conn_move(struct scoreboard *sb, int slot, const struct sockaddr *addr,
                          unsigned max_per_ip, enum scoreboard_refusal *why);
 
-/* Release every slot of a dead process. Returns how many were released. */
+/*
+ * [master] Release every slot of a dead process. Returns how many were
+ * released. The workers' tables follow at their next use.
+ */
 unsigned scoreboard_reap_owner(struct scoreboard *sb, pid_t owner);
 
 /*
@@ -64,8 +76,9 @@ unsigned scoreboard_reap_owner(struct scoreboard *sb, pid_t owner);
 int scoreboard_mailbox_lock(struct scoreboard *sb, int slot, const char *path);
 void scoreboard_mailbox_unlock(struct scoreboard *sb, int slot);
 
+/* [master] Connections now, counted from the slots. */
 unsigned scoreboard_active(struct scoreboard *sb);
-/* The same without taking the lock: may be a moment out of date (for balancing). */
+/* The workers' running count: may be a moment out of date (for balancing). */
 unsigned scoreboard_active_hint(const struct scoreboard *sb);
 unsigned scoreboard_count_ip(struct scoreboard *sb, const struct sockaddr *addr);
 
@@ -98,13 +111,15 @@ enum scoreboard_kick {
 struct scoreboard_session *scoreboard_session(struct scoreboard *sb, int slot);
 
 /*
- * Copy slot's record and its client address (v4-mapped for IPv4) into the
- * caller's space: 1 if the slot is in use, 0 if free, -1 past the end.
+ * [master] Copy slot's record and its client address (v4-mapped for IPv4)
+ * into the caller's space: 1 if the slot is in use, 0 if free, -1 past the
+ * end. The strings come out terminated; the rest is whatever the owner
+ * wrote (numbers, for display only).
  */
 int scoreboard_peek(struct scoreboard *sb, unsigned slot, struct scoreboard_session *out,
                     uint8_t ip[16], pid_t *owner);
 
-/* Mark slot for ending (the master), and read the mark (its worker). */
+/* [master] Mark slot for ending; its worker reads the mark. */
 void scoreboard_kick(struct scoreboard *sb, unsigned slot, enum scoreboard_kick how);
 enum scoreboard_kick scoreboard_kicked(const struct scoreboard *sb, int slot);
 
@@ -115,7 +130,11 @@ enum scoreboard_kick scoreboard_kicked(const struct scoreboard *sb, int slot);
  * The message is cut to 200 bytes and must be one line.
  */
 #define SCOREBOARD_DRAIN_MESSAGE_MAX 200
+/* [master] */
 void scoreboard_set_drain(struct scoreboard *sb, int on, const char *message);
+/* [master] The flag as the master last set it, from its own memory. */
+int scoreboard_master_draining(const struct scoreboard *sb);
+/* The workers' view, read from the region. */
 int scoreboard_draining(struct scoreboard *sb, char *message, size_t len);
 uint32_t scoreboard_changes(const struct scoreboard *sb);
 
