@@ -62,7 +62,8 @@ struct config {
     int  log_level;                       /* enum log_level */
 
     int  max_connections;
-    int  max_connections_per_ip;
+    int  max_connections_per_ip;        /* per IPv4 address and per IPv6 /64 */
+    int  max_connections_per_ipv6_48;
     int  idle_timeout;                    /* seconds */
     int  shutdown_timeout;                /* seconds */
     int  quit_linger;                     /* seconds to wait for the client's close */

@@ -5,9 +5,11 @@
  */
 #include "shm/scoreboard_region.h"
 
+#include "daemon/cidr.h"
 #include "daemon/hash.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +36,24 @@ static void addr_key(const struct sockaddr *addr, uint8_t key[16])
     } else if (addr->sa_family == AF_INET6) {
         memcpy(key, &((const struct sockaddr_in6 *)addr)->sin6_addr, 16);
     }
+}
+
+/* The blocks an address is counted in (see struct scoreboard_limits). */
+struct blocks {
+    uint8_t ip[16];        /* the IPv4 address (v4-mapped), or the IPv6 /64 */
+    uint8_t net48[16];     /* the IPv6 /48 */
+    int     has_net48;     /* 0 for IPv4 */
+};
+
+static void address_blocks(const uint8_t addr[16], struct blocks *b)
+{
+    memset(b, 0, sizeof(*b));
+    memcpy(b->ip, addr, 16);
+    if (cidr_is_v4_mapped(addr))
+        return;
+    memset(b->ip + 8, 0, 8);
+    memcpy(b->net48, addr, 6);
+    b->has_net48 = 1;
 }
 
 static uint32_t key_hash(const uint8_t key[16])
@@ -100,6 +120,39 @@ static void table_decrement(struct sb_table *t, const uint8_t key[16])
         table_remove(t, e);
 }
 
+/* A connection from addr leaves its blocks. */
+static void blocks_decrement(struct scoreboard *sb, const uint8_t addr[16])
+{
+    struct blocks b;
+    address_blocks(addr, &b);
+    table_decrement(&sb->ips, b.ip);
+    if (b.has_net48)
+        table_decrement(&sb->nets48, b.net48);
+}
+
+/*
+ * The buckets a connection from b would be counted in, if both have room
+ * under limits: SB_OK, or the limit that refuses (*ip and *net48 are then
+ * not to be used). A NULL bucket means a worker scribbled the table full:
+ * refused, and the next holder of the lock starts afresh.
+ */
+static enum scoreboard_refusal blocks_room(struct scoreboard *sb, const struct blocks *b,
+                                           const struct scoreboard_limits *limits,
+                                           struct sb_entry **ip, struct sb_entry **net48)
+{
+    *ip = table_find(&sb->ips, b->ip, 1);
+    *net48 = b->has_net48 ? table_find(&sb->nets48, b->net48, 1) : NULL;
+    if (*ip == NULL || (b->has_net48 && *net48 == NULL)) {
+        sb->shared->stale = 1;
+        return SB_LIMIT_PER_IP;
+    }
+    if ((*ip)->count >= limits->per_ip)
+        return SB_LIMIT_PER_IP;
+    if (*net48 != NULL && (*net48)->count >= limits->per_ipv6_48)
+        return SB_LIMIT_PER_IPV6_48;
+    return SB_OK;
+}
+
 /*
  * Derive the tables, the free list and the count again from the slots
  * alone: after a holder of the lock died, after the master freed slots
@@ -109,6 +162,7 @@ static void rebuild_tables(struct scoreboard *sb)
 {
     struct sb_shared *sh = sb->shared;
     memset(sb->ips.e, 0, sizeof(*sb->ips.e) * sb->ips.buckets);
+    memset(sb->nets48.e, 0, sizeof(*sb->nets48.e) * sb->nets48.buckets);
     memset(sb->mailboxes.e, 0, sizeof(*sb->mailboxes.e) * sb->mailboxes.buckets);
     sh->active = 0;
     sh->free_head = sb->capacity;
@@ -122,7 +176,12 @@ static void rebuild_tables(struct scoreboard *sb)
             continue;
         }
         /* Never NULL: at most capacity keys in 2 * capacity buckets. */
-        struct sb_entry *e = table_find(&sb->ips, c->ip, 1);
+        struct blocks b;
+        address_blocks(c->ip, &b);
+        struct sb_entry *e = table_find(&sb->ips, b.ip, 1);
+        if (e != NULL)
+            e->count++;
+        e = b.has_net48 ? table_find(&sb->nets48, b.net48, 1) : NULL;
         if (e != NULL)
             e->count++;
         if (c->has_mailbox) {
@@ -168,7 +227,7 @@ struct scoreboard *scoreboard_create(unsigned capacity)
         return NULL;
     sb->capacity = capacity;
     sb->map_size = sizeof(struct sb_shared) + sizeof(struct sb_conn) * capacity +
-                   2 * sizeof(struct sb_entry) * buckets;
+                   3 * sizeof(struct sb_entry) * buckets;
     sb->map = mmap(NULL, sb->map_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1,
                    0);
     if (sb->map == MAP_FAILED) {
@@ -177,9 +236,10 @@ struct scoreboard *scoreboard_create(unsigned capacity)
     }
     sb->shared = sb->map;
     sb->conns = (struct sb_conn *)(sb->shared + 1);
-    sb->ips.buckets = sb->mailboxes.buckets = buckets;
+    sb->ips.buckets = sb->nets48.buckets = sb->mailboxes.buckets = buckets;
     sb->ips.e = (struct sb_entry *)(sb->conns + capacity);
-    sb->mailboxes.e = sb->ips.e + buckets;
+    sb->nets48.e = sb->ips.e + buckets;
+    sb->mailboxes.e = sb->nets48.e + buckets;
 
     pthread_mutexattr_t attr;
     pthread_mutexattr_init(&attr);
@@ -216,14 +276,15 @@ static int free_list_sound(const struct scoreboard *sb)
             sb->conns[slot].next_free <= sb->capacity);
 }
 
-int scoreboard_conn_open(struct scoreboard *sb, pid_t owner, const struct sockaddr *addr,
-                         unsigned max_total, unsigned max_per_ip,
-                         enum scoreboard_refusal *why)
+int scoreboard_conn_open_within(struct scoreboard *sb, pid_t owner, const struct sockaddr *addr,
+                                const struct scoreboard_limits *limits,
+                                enum scoreboard_refusal *why)
 {
     uint8_t key[16];
+    struct blocks b;
     addr_key(addr, key);
-    if (max_total > sb->capacity)
-        max_total = sb->capacity;
+    address_blocks(key, &b);
+    unsigned max_total = limits->total < sb->capacity ? limits->total : sb->capacity;
 
     *why = SB_LIMIT_TOTAL;
     if (owner <= 0 || sb_lock(sb) == -1)
@@ -235,13 +296,10 @@ int scoreboard_conn_open(struct scoreboard *sb, pid_t owner, const struct sockad
         sb_unlock(sb);
         return -1;
     }
-    struct sb_entry *ip = table_find(&sb->ips, key, 1);
-    if (ip == NULL || ip->count >= max_per_ip) {
-        /* NULL: a worker filled the table with garbage; the next holder starts afresh. */
-        if (ip == NULL)
-            sh->stale = 1;
+    struct sb_entry *ip, *net48;
+    *why = blocks_room(sb, &b, limits, &ip, &net48);
+    if (*why != SB_OK) {
         sb_unlock(sb);
-        *why = SB_LIMIT_PER_IP;
         return -1;
     }
     uint32_t slot = sh->free_head;
@@ -253,17 +311,26 @@ int scoreboard_conn_open(struct scoreboard *sb, pid_t owner, const struct sockad
     memset(&c->session, 0, sizeof(c->session));
     sb_slot_set_owner(c, owner);
     ip->count++;
+    if (net48 != NULL)
+        net48->count++;
     sh->active++;
     sb_unlock(sb);
-    *why = SB_OK;
     return (int)slot;
+}
+
+int scoreboard_conn_open(struct scoreboard *sb, pid_t owner, const struct sockaddr *addr,
+                         unsigned max_total, unsigned max_per_ip,
+                         enum scoreboard_refusal *why)
+{
+    const struct scoreboard_limits limits = { max_total, max_per_ip, UINT_MAX };
+    return scoreboard_conn_open_within(sb, owner, addr, &limits, why);
 }
 
 static void release_slot(struct scoreboard *sb, uint32_t slot)
 {
     struct sb_shared *sh = sb->shared;
     struct sb_conn *c = &sb->conns[slot];
-    table_decrement(&sb->ips, c->ip);
+    blocks_decrement(sb, c->ip);
     if (c->has_mailbox)
         table_decrement(&sb->mailboxes, c->mailbox);
     c->has_mailbox = 0;
@@ -289,16 +356,28 @@ void scoreboard_conn_close(struct scoreboard *sb, int slot)
     sb_unlock(sb);
 }
 
-unsigned scoreboard_count_ip(struct scoreboard *sb, const struct sockaddr *addr)
+static unsigned count_block(struct scoreboard *sb, const struct sockaddr *addr, int net48)
 {
     uint8_t key[16];
+    struct blocks b;
     addr_key(addr, key);
-    if (sb_lock(sb) == -1)
+    address_blocks(key, &b);
+    if ((net48 && !b.has_net48) || sb_lock(sb) == -1)
         return 0;
-    struct sb_entry *ip = table_find(&sb->ips, key, 0);
-    unsigned n = ip ? ip->count : 0;
+    struct sb_entry *e = net48 ? table_find(&sb->nets48, b.net48, 0) : table_find(&sb->ips, b.ip, 0);
+    unsigned n = e ? e->count : 0;
     sb_unlock(sb);
     return n;
+}
+
+unsigned scoreboard_count_ip(struct scoreboard *sb, const struct sockaddr *addr)
+{
+    return count_block(sb, addr, 0);
+}
+
+unsigned scoreboard_count_ipv6_48(struct scoreboard *sb, const struct sockaddr *addr)
+{
+    return count_block(sb, addr, 1);
 }
 
 int scoreboard_mailbox_lock(struct scoreboard *sb, int slot, const char *path)
@@ -345,11 +424,14 @@ void scoreboard_mailbox_unlock(struct scoreboard *sb, int slot)
     sb_unlock(sb);
 }
 
-int scoreboard_conn_move(struct scoreboard *sb, int slot, const struct sockaddr *addr,
-                         unsigned max_per_ip, enum scoreboard_refusal *why)
+int scoreboard_conn_move_within(struct scoreboard *sb, int slot, const struct sockaddr *addr,
+                                const struct scoreboard_limits *limits,
+                                enum scoreboard_refusal *why)
 {
     uint8_t key[16];
+    struct blocks to, from;
     addr_key(addr, key);
+    address_blocks(key, &to);
     if (slot < 0 || (uint32_t)slot >= sb->capacity) {
         errno = EINVAL;
         return -1;
@@ -358,19 +440,38 @@ int scoreboard_conn_move(struct scoreboard *sb, int slot, const struct sockaddr 
     if (sb_lock(sb) == -1)
         return -1;
     struct sb_conn *c = &sb->conns[slot];
-    if (memcmp(c->ip, key, 16) != 0) {
-        struct sb_entry *to = table_find(&sb->ips, key, 1);
-        if (to == NULL || to->count >= max_per_ip) {
-            if (to == NULL)
-                sb->shared->stale = 1;
-            sb_unlock(sb);
-            return -1;
-        }
-        to->count++;
-        table_decrement(&sb->ips, c->ip);
-        memcpy(c->ip, key, 16);
+    address_blocks(c->ip, &from);
+    int new_ip = memcmp(from.ip, to.ip, 16) != 0;
+    int new_net48 = to.has_net48 && (!from.has_net48 || memcmp(from.net48, to.net48, 16) != 0);
+    /* A block the connection is already counted in has room for it by definition. */
+    struct scoreboard_limits room = *limits;
+    if (!new_ip)
+        room.per_ip = UINT_MAX;
+    if (!new_net48)
+        room.per_ipv6_48 = UINT_MAX;
+    struct sb_entry *ip, *net48;
+    *why = blocks_room(sb, &to, &room, &ip, &net48);
+    if (*why != SB_OK) {
+        sb_unlock(sb);
+        return -1;
     }
+    /* Count in the new blocks before leaving the old: removal may move entries. */
+    if (new_ip)
+        ip->count++;
+    if (new_net48)
+        net48->count++;
+    if (new_ip)
+        table_decrement(&sb->ips, from.ip);
+    if (from.has_net48 && (!to.has_net48 || memcmp(from.net48, to.net48, 16) != 0))
+        table_decrement(&sb->nets48, from.net48);
+    memcpy(c->ip, key, 16);
     sb_unlock(sb);
-    *why = SB_OK;
     return 0;
+}
+
+int scoreboard_conn_move(struct scoreboard *sb, int slot, const struct sockaddr *addr,
+                         unsigned max_per_ip, enum scoreboard_refusal *why)
+{
+    const struct scoreboard_limits limits = { 0, max_per_ip, UINT_MAX };
+    return scoreboard_conn_move_within(sb, slot, addr, &limits, why);
 }

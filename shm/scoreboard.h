@@ -1,9 +1,9 @@
 /*
  * The scoreboard: one MAP_SHARED anonymous region the master creates before
- * forking, shared by every worker. It holds a slot per live connection, a
- * per-IP count, and the mailbox locks, so max_connections,
- * max_connections_per_ip and POP3's exclusive access hold across all
- * workers.
+ * forking, shared by every worker. It holds a slot per live connection,
+ * counts per address block, and the mailbox locks, so max_connections,
+ * max_connections_per_ip, max_connections_per_ipv6_48 and POP3's exclusive
+ * access hold across all workers.
  *
  * Trust: every worker (mail uid) can write every byte of the region, and
  * the master is root. So the master never takes the workers' lock and never
@@ -33,8 +33,22 @@ struct scoreboard;
 
 enum scoreboard_refusal {
     SB_OK = 0,
-    SB_LIMIT_TOTAL,    /* max_connections reached */
-    SB_LIMIT_PER_IP,   /* max_connections_per_ip reached */
+    SB_LIMIT_TOTAL,        /* max_connections reached */
+    SB_LIMIT_PER_IP,       /* max_connections_per_ip reached (IPv4 address or IPv6 /64) */
+    SB_LIMIT_PER_IPV6_48,  /* max_connections_per_ipv6_48 reached */
+};
+
+/*
+ * What a new connection must fit in. per_ip counts an IPv4 address or an
+ * IPv6 /64: a /64 is one subnet, handed whole to one host or household, so
+ * counting its 2^64 addresses apart would let one client take every slot.
+ * per_ipv6_48 counts the /48 around it, one site (RFC 6177), which can
+ * hold 65,536 such /64s. IPv4-mapped IPv6 counts as IPv4.
+ */
+struct scoreboard_limits {
+    unsigned total;
+    unsigned per_ip;
+    unsigned per_ipv6_48;
 };
 
 struct scoreboard *scoreboard_create(unsigned capacity);
@@ -46,6 +60,10 @@ unsigned scoreboard_capacity(const struct scoreboard *sb);
  * Claim a slot for a new connection from addr, owned by process owner.
  * Returns the slot index, or -1 with *why saying which limit refused it.
  */
+int scoreboard_conn_open_within(struct scoreboard *sb, pid_t owner, const struct sockaddr *addr,
+                                const struct scoreboard_limits *limits,
+                                enum scoreboard_refusal *why);
+/* The same without a /48 limit. */
 int scoreboard_conn_open(struct scoreboard *sb, pid_t owner, const struct sockaddr *addr,
                          unsigned max_total, unsigned max_per_ip,
                          enum scoreboard_refusal *why);
@@ -54,8 +72,13 @@ void scoreboard_conn_close(struct scoreboard *sb, int slot);
 /*
  * The connection in slot turns out to come from addr (a PROXY header named
  * the real client): count it there instead. -1 with *why = SB_LIMIT_PER_IP
- * if addr already has max_per_ip connections (the slot is left unchanged).
+ * or SB_LIMIT_PER_IPV6_48 if addr's blocks are full (the slot is left
+ * unchanged); limits->total is not looked at.
  */
+int scoreboard_conn_move_within(struct scoreboard *sb, int slot, const struct sockaddr *addr,
+                                const struct scoreboard_limits *limits,
+                                enum scoreboard_refusal *why);
+/* The same without a /48 limit. */
 int scoreboard_conn_move(struct scoreboard *sb, int slot, const struct sockaddr *addr,
                          unsigned max_per_ip, enum scoreboard_refusal *why);
 
@@ -80,7 +103,9 @@ void scoreboard_mailbox_unlock(struct scoreboard *sb, int slot);
 unsigned scoreboard_active(struct scoreboard *sb);
 /* The workers' running count: may be a moment out of date (for balancing). */
 unsigned scoreboard_active_hint(const struct scoreboard *sb);
+/* Connections in addr's per_ip block (its IPv4 address or IPv6 /64), and in its IPv6 /48. */
 unsigned scoreboard_count_ip(struct scoreboard *sb, const struct sockaddr *addr);
+unsigned scoreboard_count_ipv6_48(struct scoreboard *sb, const struct sockaddr *addr);
 
 /*
  * What `popctl who` shows of a connection. Written only by the worker that

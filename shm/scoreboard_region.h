@@ -66,6 +66,7 @@ struct scoreboard {
     struct sb_shared *shared;
     struct sb_conn *conns;
     struct sb_table ips;         /* connections per IPv4 address / IPv6 /64 */
+    struct sb_table nets48;      /* connections per IPv6 /48 */
     struct sb_table mailboxes;   /* the POP3 exclusive lock: count is 0 or 1 */
     int      master_draining;    /* the master's own copy of the drain flag */
     uint32_t master_drain_seq;   /* the master's own drain_seq counter */

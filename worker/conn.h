@@ -14,6 +14,7 @@
 
 #include "daemon/buf.h"
 #include "daemon/config.h"
+#include "shm/scoreboard.h"
 #include "worker/loop.h"
 
 enum conn_state {
@@ -101,6 +102,13 @@ struct conn {
  */
 int conn_new(struct loop *lp, int fd, const struct sockaddr *peer, int slot,
              const struct config_listen *listener);
+
+/*
+ * The scoreboard limits a new connection must fit in. Behind a proxy every
+ * connection comes from the proxy: only the total applies until the PROXY
+ * header names the real client (then the full limits, via conn.c).
+ */
+struct scoreboard_limits conn_limits(const struct config *cfg, int behind_proxy);
 
 /* Enter a new state (logged at debug level). */
 void conn_set_state(struct conn *c, enum conn_state next);

@@ -67,6 +67,8 @@ static void refuse(struct loop *lp, int fd, const char *ip, const char *limit, i
     int n = snprintf(msg, sizeof(msg), "-ERR [SYS/TEMP] %s\r\n",
                      strcmp(limit, "max_connections_per_ip") == 0
                          ? "Too many connections from your address, try again later"
+                     : strcmp(limit, "max_connections_per_ipv6_48") == 0
+                         ? "Too many connections from your network, try again later"
                          : "Server busy, try again later");
     /* A fresh socket has room for one short line; if not, the client just sees a close. */
     ssize_t ignored = send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -152,15 +154,17 @@ static void on_listener(struct loop *lp, struct loop_handler *h, uint32_t events
             continue;
         }
         /* Behind a proxy every connection comes from it: count the real client later. */
-        unsigned per_ip = l->conf->proxy_protocol ? (unsigned)lp->cfg->max_connections
-                                                  : (unsigned)lp->cfg->max_connections_per_ip;
+        const struct scoreboard_limits limits = conn_limits(lp->cfg, l->conf->proxy_protocol);
         enum scoreboard_refusal why;
-        int slot = scoreboard_conn_open(lp->sb, lp->pid, (struct sockaddr *)&peer,
-                                        (unsigned)lp->cfg->max_connections, per_ip, &why);
+        int slot = scoreboard_conn_open_within(lp->sb, lp->pid, (struct sockaddr *)&peer,
+                                               &limits, &why);
         if (slot == -1) {
             if (why == SB_LIMIT_PER_IP)
                 refuse(lp, fd, ip, "max_connections_per_ip", lp->cfg->max_connections_per_ip,
                        STATS_REFUSED_PER_IP);
+            else if (why == SB_LIMIT_PER_IPV6_48)
+                refuse(lp, fd, ip, "max_connections_per_ipv6_48",
+                       lp->cfg->max_connections_per_ipv6_48, STATS_REFUSED_PER_IP);
             else
                 refuse(lp, fd, ip, "max_connections", lp->cfg->max_connections,
                        STATS_REFUSED_MAX_CONNECTIONS);
