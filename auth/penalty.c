@@ -1,5 +1,7 @@
 #include "auth/penalty.h"
 
+#include "daemon/cidr.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <errno.h>
@@ -25,8 +27,11 @@ static int parse_addr(const char *s, unsigned char out[16], int *is_v4)
         *is_v4 = 1;
         return 0;
     }
-    *is_v4 = 0;
-    return inet_pton(AF_INET6, s, out) == 1 ? 0 : -1;
+    if (inet_pton(AF_INET6, s, out) != 1)
+        return -1;
+    /* "::ffff:192.0.2.1" is that IPv4 client: its own /32 group, not an IPv6 /64. */
+    *is_v4 = cidr_is_v4_mapped(out);
+    return 0;
 }
 
 static void mask(unsigned char a[16], int prefix)

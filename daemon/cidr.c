@@ -8,6 +8,25 @@
 
 static const uint8_t v4_mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
 
+int cidr_is_v4_mapped(const uint8_t addr[16])
+{
+    return memcmp(addr, v4_mapped, sizeof(v4_mapped)) == 0;
+}
+
+int cidr_unmap_v4(struct sockaddr_storage *ss)
+{
+    if (ss->ss_family != AF_INET6)
+        return 0;
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
+    if (!cidr_is_v4_mapped(in6->sin6_addr.s6_addr))
+        return 0;
+    struct sockaddr_in in4 = { .sin_family = AF_INET, .sin_port = in6->sin6_port };
+    memcpy(&in4.sin_addr, in6->sin6_addr.s6_addr + 12, 4);
+    memset(ss, 0, sizeof(*ss));
+    memcpy(ss, &in4, sizeof(in4));
+    return 1;
+}
+
 static int parse_one(const char *text, struct cidr *net)
 {
     char host[64];
@@ -111,7 +130,7 @@ void cidr_list_format(const struct cidr_list *list, char *out, size_t outlen)
         const struct cidr *net = &list->net[n];
         char host[INET6_ADDRSTRLEN];
         int bits;
-        if (memcmp(net->addr, v4_mapped, 12) == 0 && net->prefix >= 96) {
+        if (cidr_is_v4_mapped(net->addr) && net->prefix >= 96) {
             inet_ntop(AF_INET, net->addr + 12, host, sizeof(host));
             bits = net->prefix - 96;
         } else {

@@ -33,4 +33,14 @@ int cidr_list_match(const struct cidr_list *list, const struct sockaddr *addr);
 /* The list in the syntax cidr_list_parse() reads. */
 void cidr_list_format(const struct cidr_list *list, char *out, size_t outlen);
 
+/*
+ * IPv4-mapped IPv6 (::ffff:a.b.c.d, RFC 4291 section 2.5.5.2) is an IPv4
+ * client seen through an IPv6 socket or a dual-stack proxy. Everything that
+ * keys, limits or logs by address must see it as the IPv4 address it is,
+ * else all IPv4 clients behind such a proxy fall into one IPv6 /64.
+ */
+int cidr_is_v4_mapped(const uint8_t addr[16]);
+/* Turn a v4-mapped AF_INET6 address into AF_INET in place (port kept); 1 if it was one. */
+int cidr_unmap_v4(struct sockaddr_storage *ss);
+
 #endif

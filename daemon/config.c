@@ -62,6 +62,12 @@ static const char *const ldap_auths[] = { "bind", "password", NULL };
  *    is logged in (CAPA, STLS, CAPA, USER/PASS per try up to
  *    max_auth_failures, QUIT); 50 leaves room for odd ones while bounding
  *    what an anonymous connection can make the worker do.
+ *  - max_connections_per_ip counts an IPv4 address or an IPv6 /64 (one
+ *    subnet, which one host or household gets whole). 20: a family or small
+ *    office behind one NAT address, each with a mail client or two.
+ *  - max_connections_per_ipv6_48: one site (RFC 6177) holds 65,536 /64s,
+ *    enough to take every slot 20 at a time. 100 = five busy /64s, room
+ *    for an office or a campus building; a flooder needs a /48 per 100.
  *  - quit_linger: 0 (close right after QUIT's reply, as RFC 1939 says). A
  *    value makes the server wait that long for the client to close first, so
  *    TIME_WAIT stays on its side; a client that reads to EOF then waits that
@@ -88,6 +94,8 @@ static const struct setting settings[] = {
     { "log_level", SET_ENUM, FIELD(log_level), "info", 0, 0, log_levels, 0 },
     { "max_connections", SET_INT, FIELD(max_connections), "10000", 1, 1000000, NULL, 0 },
     { "max_connections_per_ip", SET_INT, FIELD(max_connections_per_ip), "20", 1, 1000000, NULL, 0 },
+    { "max_connections_per_ipv6_48", SET_INT, FIELD(max_connections_per_ipv6_48), "100", 1,
+      1000000, NULL, 0 },
     { "idle_timeout", SET_SECONDS, FIELD(idle_timeout), "10m", 5, 86400, NULL, 0 },
     { "login_timeout", SET_SECONDS, FIELD(login_timeout), "60s", 5, 3600, NULL, 0 },
     { "max_preauth_commands", SET_INT, FIELD(max_preauth_commands), "50", 5, 10000, NULL, 0 },

@@ -63,7 +63,8 @@ struct config {
     int  log_level;                       /* enum log_level */
 
     int  max_connections;
-    int  max_connections_per_ip;
+    int  max_connections_per_ip;        /* per IPv4 address and per IPv6 /64 */
+    int  max_connections_per_ipv6_48;
     int  idle_timeout;                    /* seconds */
     int  login_timeout;                   /* seconds from connect to a successful login */
     int  max_preauth_commands;            /* command lines before login */

@@ -210,7 +210,7 @@ void control_handle(struct control *ctl, const struct pollfd *pfd, int n)
 
 double control_next_wake(const struct control *ctl, double now)
 {
-    if (ctl == NULL || !ctl->drain_deadline_set || !scoreboard_draining(ctl->sb, NULL, 0))
+    if (ctl == NULL || !ctl->drain_deadline_set || !scoreboard_master_draining(ctl->sb))
         return -1.0;
     return ctl->drain_deadline > now ? ctl->drain_deadline - now : 0.0;
 }
@@ -220,7 +220,7 @@ void control_tick(struct control *ctl, double now)
     if (ctl == NULL || !ctl->drain_deadline_set || now < ctl->drain_deadline)
         return;
     ctl->drain_deadline_set = 0;
-    if (!scoreboard_draining(ctl->sb, NULL, 0))
+    if (!scoreboard_master_draining(ctl->sb))
         return;
     unsigned cut = 0;
     for (unsigned i = 0; i < scoreboard_capacity(ctl->sb); i++) {

@@ -43,7 +43,7 @@ static int verb_status(struct reply *r, int argc, char **argv)
     snprintf(sessions, sizeof(sessions), "%u", scoreboard_active(ctl->sb));
     const char *row[] = { "version", FASTPOP_VERSION, "pid", pid, "uptime", uptime,
                           "config", ctl->cfg->path, "workers", workers, "helper", helper,
-                          "draining", scoreboard_draining(ctl->sb, NULL, 0) ? "yes" : "no",
+                          "draining", scoreboard_master_draining(ctl->sb) ? "yes" : "no",
                           "stopping", ctl->hooks.stopping(ctl->hooks.ctx) ? "yes" : "no",
                           "sessions", sessions, "metrics", metrics, NULL };
     control_reply_row(r, row);
@@ -161,7 +161,7 @@ static int verb_drain_status(struct reply *r, int argc, char **argv)
     snprintf(sessions, sizeof(sessions), "%u", scoreboard_active(ctl->sb));
     snprintf(cut, sizeof(cut), "%u", ctl->drain_cut);
     snprintf(left, sizeof(left), "%.1f", rest < 0 ? 0.0 : rest);
-    const char *row[] = { "draining", scoreboard_draining(ctl->sb, NULL, 0) ? "yes" : "no",
+    const char *row[] = { "draining", scoreboard_master_draining(ctl->sb) ? "yes" : "no",
                           "sessions", sessions, "cut", cut, "deadline_left", left, NULL };
     control_reply_row(r, row);
     return control_reply_end(r, CONTROL_OK, "ok");
@@ -217,7 +217,7 @@ void control_gauges(struct control *ctl, struct stats_gauges *g)
         g->connections++;
         g->logged_in += s.user[0] != '\0' && strcmp(s.state, "transaction") == 0;
     }
-    g->draining = scoreboard_draining(ctl->sb, NULL, 0);
+    g->draining = scoreboard_master_draining(ctl->sb);
     g->now = time(NULL);
     g->started = ctl->started_wall;
 }

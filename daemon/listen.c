@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "daemon/cidr.h"
 #include "daemon/log.h"
 
 int listen_open(const struct config_listen *l, int backlog)
@@ -35,9 +36,20 @@ fail:;
     return -1;
 }
 
+/* sa itself, or its IPv4 form in *plain if it is v4-mapped: logged as the IPv4 address it is. */
+static const struct sockaddr *unmapped(const struct sockaddr *sa, struct sockaddr_storage *plain)
+{
+    if (sa->sa_family != AF_INET6)
+        return sa;
+    memcpy(plain, sa, sizeof(struct sockaddr_in6));
+    return cidr_unmap_v4(plain) ? (const struct sockaddr *)plain : sa;
+}
+
 void listen_format_ip(const struct sockaddr *sa, char *out, size_t outlen)
 {
     char ip[INET6_ADDRSTRLEN] = "?";
+    struct sockaddr_storage plain;
+    sa = unmapped(sa, &plain);
     if (sa->sa_family == AF_INET)
         inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, ip, sizeof(ip));
     else if (sa->sa_family == AF_INET6)
@@ -48,6 +60,8 @@ void listen_format_ip(const struct sockaddr *sa, char *out, size_t outlen)
 void listen_format_addr(const struct sockaddr *sa, char *out, size_t outlen)
 {
     char ip[INET6_ADDRSTRLEN];
+    struct sockaddr_storage plain;
+    sa = unmapped(sa, &plain);
     listen_format_ip(sa, ip, sizeof(ip));
     if (sa->sa_family == AF_INET6)
         snprintf(out, outlen, "[%s]:%u", ip,

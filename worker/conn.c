@@ -419,14 +419,18 @@ static int apply_proxy(struct conn *c, const struct proxy_info *info)
     c->proxy_tls = info->tls;
     if (!info->local) {
         enum scoreboard_refusal why;
-        if (scoreboard_conn_move(c->lp->sb, c->slot, (const struct sockaddr *)&info->src,
-                                 (unsigned)c->lp->cfg->max_connections_per_ip, &why) == -1) {
+        const struct config *cfg = c->lp->cfg;
+        const struct scoreboard_limits limits = conn_limits(cfg, 0);
+        if (scoreboard_conn_move_within(c->lp->sb, c->slot, (const struct sockaddr *)&info->src,
+                                        &limits, &why) == -1) {
+            int net = why == SB_LIMIT_PER_IPV6_48;
             listen_format_ip((const struct sockaddr *)&info->src, c->ip, sizeof(c->ip));
-            conn_reply(c, "-ERR [SYS/TEMP] Too many connections from your address, "
-                          "try again later\r\n");
+            conn_reply(c, "-ERR [SYS/TEMP] Too many connections from your %s, "
+                          "try again later\r\n", net ? "network" : "address");
             stats_refused(STATS_REFUSED_PER_IP);
-            log_info("session user=- ip=%s reason=refused limit=max_connections_per_ip max=%d",
-                     c->ip, c->lp->cfg->max_connections_per_ip);
+            log_info("session user=- ip=%s reason=refused limit=%s max=%d", c->ip,
+                     net ? "max_connections_per_ipv6_48" : "max_connections_per_ip",
+                     net ? cfg->max_connections_per_ipv6_48 : cfg->max_connections_per_ip);
             conn_finish(c, "refused");
             return 0;
         }

@@ -14,6 +14,7 @@
 
 #include "daemon/buf.h"
 #include "daemon/config.h"
+#include "shm/scoreboard.h"
 #include "worker/loop.h"
 
 enum conn_state {

@@ -94,3 +94,13 @@ int conn_limits_evict_oldest(struct loop *lp, const char *ip)
     conn_close(c, "evicted");
     return 1;
 }
+
+struct scoreboard_limits conn_limits(const struct config *cfg, int behind_proxy)
+{
+    unsigned total = (unsigned)cfg->max_connections;
+    struct scoreboard_limits limits = { total, (unsigned)cfg->max_connections_per_ip,
+                                        (unsigned)cfg->max_connections_per_ipv6_48 };
+    if (behind_proxy)
+        limits.per_ip = limits.per_ipv6_48 = total;
+    return limits;
+}

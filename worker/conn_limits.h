@@ -42,4 +42,11 @@ int conn_limits_evict_oldest(struct loop *lp, const char *ip);
  */
 void conn_limits_farewell(struct conn *c, const char *line);
 
+/*
+ * The scoreboard limits a new connection must fit in. Behind a proxy every
+ * connection comes from the proxy: only the total applies until the PROXY
+ * header names the real client (then the full limits, via conn.c).
+ */
+struct scoreboard_limits conn_limits(const struct config *cfg, int behind_proxy);
+
 #endif

@@ -1,5 +1,7 @@
 #include "proxy.h"
 
+#include "daemon/cidr.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdint.h>
@@ -165,11 +167,17 @@ enum proxy_result proxy_parse(const unsigned char *data, size_t len, struct prox
 {
     size_t n;
     /* A prefix of either signature may still become a header. */
+    enum proxy_result rc = PROXY_INVALID;
     n = len < sizeof(v2_sig) ? len : sizeof(v2_sig);
+    size_t n1 = len < sizeof(v1_sig) - 1 ? len : sizeof(v1_sig) - 1;
     if (memcmp(data, v2_sig, n) == 0)
-        return len < sizeof(v2_sig) ? PROXY_INCOMPLETE : parse_v2(data, len, info, used);
-    n = len < sizeof(v1_sig) - 1 ? len : sizeof(v1_sig) - 1;
-    if (memcmp(data, v1_sig, n) == 0)
-        return len < sizeof(v1_sig) - 1 ? PROXY_INCOMPLETE : parse_v1(data, len, info, used);
-    return PROXY_INVALID;
+        rc = len < sizeof(v2_sig) ? PROXY_INCOMPLETE : parse_v2(data, len, info, used);
+    else if (memcmp(data, v1_sig, n1) == 0)
+        rc = len < sizeof(v1_sig) - 1 ? PROXY_INCOMPLETE : parse_v1(data, len, info, used);
+    /* A dual-stack proxy names IPv4 clients as ::ffff:a.b.c.d: they are IPv4 clients. */
+    if (rc == PROXY_COMPLETE && !info->local) {
+        cidr_unmap_v4(&info->src);
+        cidr_unmap_v4(&info->dst);
+    }
+    return rc;
 }

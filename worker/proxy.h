@@ -20,7 +20,7 @@
 
 struct proxy_info {
     int local;                      /* LOCAL/UNKNOWN/UNIX: keep the socket's own addresses */
-    struct sockaddr_storage src;    /* the client, when !local */
+    struct sockaddr_storage src;    /* the client, when !local (v4-mapped IPv6 comes as AF_INET) */
     struct sockaddr_storage dst;
     int version;                    /* 1 or 2 */
     int tls;                        /* v2 SSL TLV: the client spoke TLS to the proxy */

@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "daemon/cidr.h"
 #include "daemon/listen.h"
 #include "daemon/log.h"
 #include "daemon/privdrop.h"
@@ -67,6 +68,8 @@ static void refuse(struct loop *lp, int fd, const char *ip, const char *limit, i
     int n = snprintf(msg, sizeof(msg), "-ERR [SYS/TEMP] %s\r\n",
                      strcmp(limit, "max_connections_per_ip") == 0
                          ? "Too many connections from your address, try again later"
+                     : strcmp(limit, "max_connections_per_ipv6_48") == 0
+                         ? "Too many connections from your network, try again later"
                          : "Server busy, try again later");
     /* A fresh socket has room for one short line; if not, the client just sees a close. */
     ssize_t ignored = send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -129,6 +132,8 @@ static void on_listener(struct loop *lp, struct loop_handler *h, uint32_t events
             return;
         }
         stats_add(SV_ACCEPTED, 1);
+        /* An IPv4 client on an IPv6 socket is counted, matched and logged as IPv4. */
+        cidr_unmap_v4(&peer);
         char ip[48];
         listen_format_ip((struct sockaddr *)&peer, ip, sizeof(ip));
         char drain_text[SCOREBOARD_DRAIN_MESSAGE_MAX + 1];
@@ -150,11 +155,10 @@ static void on_listener(struct loop *lp, struct loop_handler *h, uint32_t events
             continue;
         }
         /* Behind a proxy every connection comes from it: count the real client later. */
-        unsigned per_ip = l->conf->proxy_protocol ? (unsigned)lp->cfg->max_connections
-                                                  : (unsigned)lp->cfg->max_connections_per_ip;
+        const struct scoreboard_limits limits = conn_limits(lp->cfg, l->conf->proxy_protocol);
         enum scoreboard_refusal why;
-        int slot = scoreboard_conn_open(lp->sb, lp->pid, (struct sockaddr *)&peer,
-                                        (unsigned)lp->cfg->max_connections, per_ip, &why);
+        int slot = scoreboard_conn_open_within(lp->sb, lp->pid, (struct sockaddr *)&peer,
+                                               &limits, &why);
         /*
          * Full: this worker's oldest connection that has not logged in makes
          * room (as Dovecot does), so silent clients cannot lock users out.
@@ -162,12 +166,15 @@ static void on_listener(struct loop *lp, struct loop_handler *h, uint32_t events
          * holding none refuses as before (see README, max_connections).
          */
         if (slot == -1 && why == SB_LIMIT_TOTAL && conn_limits_evict_oldest(lp, ip))
-            slot = scoreboard_conn_open(lp->sb, lp->pid, (struct sockaddr *)&peer,
-                                        (unsigned)lp->cfg->max_connections, per_ip, &why);
+            slot = scoreboard_conn_open_within(lp->sb, lp->pid, (struct sockaddr *)&peer,
+                                               &limits, &why);
         if (slot == -1) {
             if (why == SB_LIMIT_PER_IP)
                 refuse(lp, fd, ip, "max_connections_per_ip", lp->cfg->max_connections_per_ip,
                        STATS_REFUSED_PER_IP);
+            else if (why == SB_LIMIT_PER_IPV6_48)
+                refuse(lp, fd, ip, "max_connections_per_ipv6_48",
+                       lp->cfg->max_connections_per_ipv6_48, STATS_REFUSED_PER_IP);
             else
                 refuse(lp, fd, ip, "max_connections", lp->cfg->max_connections,
                        STATS_REFUSED_MAX_CONNECTIONS);

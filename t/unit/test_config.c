@@ -106,6 +106,7 @@ static void test_defaults(void **state)
     assert_int_equal(c->log_level, LOG_LVL_INFO);
     assert_int_equal(c->max_connections, 10000);
     assert_int_equal(c->max_connections_per_ip, 20);
+    assert_int_equal(c->max_connections_per_ipv6_48, 100);
     assert_int_equal(c->idle_timeout, 600); /* RFC 1939: at least 10 minutes */
     assert_int_equal(c->login_timeout, 60);  /* as Courier and Dovecot */
     assert_int_equal(c->max_preauth_commands, 50);
@@ -337,6 +338,9 @@ static void test_integers(void **state)
     assert_int_equal(cfg_a.max_connections_per_ip, 1000000);
     assert_int_equal(cfg_a.max_bad_commands, 1000);
     assert_int_equal(cfg_a.max_auth_failures, 100);
+    load_ok(LISTEN1 "max_connections_per_ipv6_48 = 1\n");
+    assert_int_equal(cfg_a.max_connections_per_ipv6_48, 1);
+    load_err(LISTEN1 "max_connections_per_ipv6_48 = 0\n", 2, "max_connections_per_ipv6_48");
     load_ok(LISTEN1 "max_connections = 1000000\nmax_bad_commands = 1\nmax_auth_failures = 1\n");
     assert_int_equal(cfg_a.max_connections, 1000000);
 

@@ -126,6 +126,25 @@ static void test_ipv6_prefix_grouping(void **state)
     penalty_free(&p);
 }
 
+/*
+ * A worker behind a dual-stack proxy may name an IPv4 client ::ffff:a.b.c.d:
+ * it is that IPv4 address, not one /64 shared by every IPv4 client.
+ */
+static void test_v4_mapped_is_ipv4(void **state)
+{
+    (void)state;
+    struct penalty_config pc = defaults();
+    struct penalty p;
+    int blocked;
+    assert_int_equal(penalty_init(&p, &pc), 0);
+    (void)penalty_failure(&p, "::ffff:192.0.2.1", "a", 0, &blocked);
+    (void)penalty_failure(&p, "::ffff:192.0.2.1", "b", 0, &blocked);
+    assert_true(penalty_ip_score(&p, "192.0.2.1", 0) == 2);
+    assert_true(penalty_ip_score(&p, "::ffff:192.0.2.2", 0) == 0);
+    assert_true(penalty_ip_score(&p, "192.0.2.2", 0) == 0);
+    penalty_free(&p);
+}
+
 static void test_trusted_networks(void **state)
 {
     (void)state;
@@ -260,6 +279,7 @@ int main(void)
         cmocka_unit_test(test_other_address_and_user_unaffected),
         cmocka_unit_test(test_decay),
         cmocka_unit_test(test_ipv6_prefix_grouping),
+        cmocka_unit_test(test_v4_mapped_is_ipv4),
         cmocka_unit_test(test_trusted_networks),
         cmocka_unit_test(test_block_and_unblock),
         cmocka_unit_test(test_disabled),

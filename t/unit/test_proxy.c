@@ -162,6 +162,36 @@ static void test_v2_tcp6_local_unix(void **state)
     assert_true(info.local);
 }
 
+/* Dual-stack proxies name IPv4 clients as ::ffff:a.b.c.d: they come out as AF_INET. */
+static void test_v4_mapped_sources_are_ipv4(void **state)
+{
+    (void)state;
+    struct proxy_info info;
+    size_t used;
+    assert_int_equal(parse_str("PROXY TCP6 ::ffff:192.0.2.1 ::ffff:203.0.113.1 40001 110\r\n",
+                               &info, &used),
+                     PROXY_COMPLETE);
+    const struct sockaddr_in *s4 = (const struct sockaddr_in *)&info.src;
+    const struct sockaddr_in *d4 = (const struct sockaddr_in *)&info.dst;
+    assert_int_equal(s4->sin_family, AF_INET);
+    assert_int_equal(ntohs(s4->sin_port), 40001);
+    assert_int_equal(ntohl(s4->sin_addr.s_addr), 0xC0000201);
+    assert_int_equal(d4->sin_family, AF_INET);
+    assert_int_equal(ntohl(d4->sin_addr.s_addr), 0xCB007101);
+
+    unsigned char body[36] = { 0 }, h[64];
+    body[10] = body[11] = 0xff;
+    body[12] = 192, body[13] = 0, body[14] = 2, body[15] = 9;     /* src ::ffff:192.0.2.9 */
+    body[16] = 0x20, body[17] = 0x01, body[31] = 1;                /* dst 2001::1 */
+    body[32] = 0x9c, body[33] = 0x41;                              /* sport 40001 */
+    size_t len = v2_header(h, 0x21, 0x21, body, 36);
+    assert_int_equal(proxy_parse(h, len, &info, &used), PROXY_COMPLETE);
+    assert_int_equal(s4->sin_family, AF_INET);
+    assert_int_equal(ntohl(s4->sin_addr.s_addr), 0xC0000209);
+    assert_int_equal(ntohs(s4->sin_port), 40001);
+    assert_int_equal(info.dst.ss_family, AF_INET6);              /* a real IPv6 address stays */
+}
+
 static void test_v2_invalid(void **state)
 {
     (void)state;
@@ -193,6 +223,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_v1_tcp4_with_data_after),
         cmocka_unit_test(test_v1_tcp6_and_unknown),
+        cmocka_unit_test(test_v4_mapped_sources_are_ipv4),
         cmocka_unit_test(test_v1_invalid),
         cmocka_unit_test(test_v2_tcp4_with_tlvs),
         cmocka_unit_test(test_v2_tcp6_local_unix),
