@@ -71,7 +71,7 @@ class UntrustedScoreboard(DaemonTest):
         rows = json.loads(r.stdout)["rows"]
         self.assertLessEqual(len(rows), CAPACITY)
         for row in rows:
-            self.assertLessEqual(len(row["user"]), 63)
+            self.assertLessEqual(len(row["user"]), 127)  # SCOREBOARD_USER_MAX - 1
         r = self.popctl("kick", "nobody-at-all")
         self.assertEqual(r.returncode, 0, r.stderr)
         r = self.popctl("stats")
@@ -112,7 +112,7 @@ class UntrustedScoreboard(DaemonTest):
              b"A" * (self.end - self.start - MUTEX_BYTES))
         rows = self.assert_master_answers()
         self.assertEqual(len(rows), CAPACITY)
-        self.assertEqual(rows[0]["user"], "A" * 63)
+        self.assertEqual(rows[0]["user"], "A" * 127)  # cut at SCOREBOARD_USER_MAX - 1
         os.kill(self.worker, signal.SIGKILL)
         self.d.wait_log("pid %d killed by signal 9" % self.worker)
         self.assert_master_answers()
