@@ -523,12 +523,12 @@ int scram_peek(const void *msg, size_t len, struct scram_outcome *out)
     return 0;
 }
 
-int scram_refusal(const struct scram_outcome *in, struct buf *reply)
+int scram_refusal(const struct scram_outcome *in, enum auth_status status, struct buf *reply)
 {
-    struct auth_result res = { .status = AUTH_FAIL };
+    struct auth_result res = { .status = status };
 
     if (in->type == AUTH_MSG_SCRAM_START)
-        return reply_challenge(reply, in->id, AUTH_FAIL, in->user, "", "");
+        return reply_challenge(reply, in->id, status, in->user, "", "");
     return reply_result(reply, in->id, &res, "");
 }
 

@@ -91,8 +91,11 @@ int scram_handle_message_outcome(struct authd *ad, const void *msg, size_t len,
  */
 int scram_peek(const void *msg, size_t len, struct scram_outcome *out);
 
-/* The answer that fails the request peeked into in at once (a blocked address). */
-int scram_refusal(const struct scram_outcome *in, struct buf *reply);
+/*
+ * The answer that ends the request peeked into in without handling it:
+ * AUTH_FAIL (a blocked address) or AUTH_TEMPFAIL (the helper is overloaded).
+ */
+int scram_refusal(const struct scram_outcome *in, enum auth_status status, struct buf *reply);
 
 /* Is this datagram one of the SCRAM requests? (the type field only) */
 int scram_is_request(const void *msg, size_t len);

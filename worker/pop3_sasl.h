@@ -64,4 +64,11 @@ void pop3_sasl_scram_result(struct conn *c, enum auth_status status, const char 
 enum pop3_verdict pop3_login_password(struct conn *c, const char *user, char *password,
                                       const char *mech, struct pop3_reply *r);
 
+/*
+ * The helper's penalty view (shm/penalty_view.h), received by the auth
+ * client: fd is taken (mapped, then closed) and replaces the view in use.
+ * Until a worker has one, no login is answered from the credential cache.
+ */
+void pop3_login_adopt_view(int fd);
+
 #endif
