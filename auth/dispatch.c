@@ -102,23 +102,27 @@ static double penalize(struct auth_dispatch *d, const char *ip, const char *user
 
 /*
  * Send the answer in d->reply to slot at time at: now, or held on the timer.
- * The request's pending reservation (reserve()) ends here: a held answer
- * always finds room. If it cannot be held (no memory) it is dropped, never
- * sent early: the worker's own timeout turns it into a temporary failure.
+ * The request's reservation (reserve()) ends when the answer leaves (here or
+ * in flush()): a held answer always finds room. If it cannot be held (no
+ * memory) it is dropped, never sent early: the worker's own timeout turns it
+ * into a temporary failure.
  */
 static void send_at(struct auth_dispatch *d, int slot, uint32_t gen, double at, double now)
 {
     struct dispatch_held *h = NULL;
 
-    d->pending--;
-    if (gen != d->gen[slot])
+    if (gen != d->gen[slot]) {
+        d->pending--;
         return;
+    }
     if (at <= now) {
+        d->pending--;
         peer_send(d, slot, buf_rptr(&d->reply), buf_len(&d->reply));
         return;
     }
     if (d->nheld >= DISPATCH_MAX_PENDING ||
         (h = malloc(sizeof(*h) + buf_len(&d->reply))) == NULL) {
+        d->pending--;
         log_error("auth penalty: cannot hold an answer (%s); dropped, the worker times out",
                   d->nheld >= DISPATCH_MAX_PENDING ? "table full" : "no memory");
         return;
@@ -178,6 +182,7 @@ static void on_done(void *arg, uint64_t tag, const struct auth_request *req,
 int dispatch_init(struct auth_dispatch *d, struct authd *ad)
 {
     struct penalty_config pc;
+    struct ratelimit_config rc;
 
     memset(d, 0, sizeof(*d));
     d->ad = ad;
@@ -186,9 +191,13 @@ int dispatch_init(struct auth_dispatch *d, struct authd *ad)
     d->inflight = calloc(DISPATCH_MAX_INFLIGHT, sizeof(*d->inflight));
     d->held = calloc(DISPATCH_MAX_PENDING, sizeof(*d->held));
     penalty_config_from(&pc, &ad->cfg);
-    if (d->inflight == NULL || d->held == NULL || penalty_init(&d->penalty, &pc) == -1) {
+    ratelimit_config_from(&rc, &ad->cfg);
+    if (d->inflight == NULL || d->held == NULL ||
+        ratelimit_init(&d->rate, &rc, RATELIMIT_ENTRIES) == -1 ||
+        penalty_init(&d->penalty, &pc) == -1) {
         free(d->inflight);
         free(d->held);
+        ratelimit_free(&d->rate);
         errno = ENOMEM;
         return -1;
     }
@@ -210,7 +219,10 @@ int dispatch_init(struct auth_dispatch *d, struct authd *ad)
 void dispatch_reconfigure(struct auth_dispatch *d)
 {
     struct penalty_config pc;
+    struct ratelimit_config rc;
 
+    ratelimit_config_from(&rc, &d->ad->cfg);
+    ratelimit_reconfigure(&d->rate, &rc);
     penalty_config_from(&pc, &d->ad->cfg);
     if (penalty_reconfigure(&d->penalty, &pc) == -1) {
         log_error("auth penalty: no memory for %u entries; penalty off until the next reload",
@@ -237,6 +249,7 @@ static void flush(struct auth_dispatch *d, int all)
             peer_send(d, h->slot, h->msg, h->len);
         free(h);
         d->held[i] = d->held[--d->nheld];
+        d->pending--;
     }
     if (d->pending == 0 && d->nheld == 0)
         d->warned_full = 0;
@@ -252,6 +265,7 @@ void dispatch_free(struct auth_dispatch *d)
         penalty_free(&d->penalty);
     penalty_view_free(d->view);
     d->view = NULL;
+    ratelimit_free(&d->rate);
     buf_free(&d->reply);
 }
 
@@ -271,6 +285,27 @@ static void tempfail_result(struct auth_result *res, const char *why)
     memset(res, 0, sizeof(*res));
     res->status = AUTH_TEMPFAIL;
     snprintf(res->message, sizeof(res->message), "%s", why);
+}
+
+/*
+ * Whether req's client group may have work done now (auth/ratelimit.h). A
+ * refusal is logged: the first of a flood as a warning, the rest at debug.
+ */
+static int admit(struct auth_dispatch *d, const struct auth_request *req, double now)
+{
+    int first;
+
+    if (ratelimit_take(&d->rate, req->ip, now, &first))
+        return 1;
+    if (first) {
+        char i[TEXT_LOG_ESCAPE_SIZE(AUTH_IP_MAX)];
+        log_warning("auth rate limit: ip=%s over %.0f requests/s (burst %.0f); refusing its "
+                    "logins with a temporary failure", text_log_escape(req->ip, i, sizeof(i)),
+                    d->rate.cfg.rate, d->rate.cfg.burst);
+    }
+    if (first || log_enabled(LOG_LVL_DEBUG))
+        authd_log_outcome(req, "tempfail", "rate-limited");
+    return 0;
 }
 
 /*
@@ -309,6 +344,13 @@ static int handle_pass(struct auth_dispatch *d, int slot, const void *msg, size_
     }
     struct auth_request req = { user, pass, ip, mech };
     int k = d->free_head;
+    if (!admit(d, &req, arrival)) {
+        tempfail_result(&res, "rate limited");
+        explicit_bzero(pass, sizeof(pass));
+        if (build_reply(&d->reply, id, &res) == 0)
+            peer_send(d, slot, buf_rptr(&d->reply), buf_len(&d->reply));
+        return 0;
+    }
     if (k == NONE || !reserve(d)) {
         tempfail_result(&res, "helper busy");
         authd_log_outcome(&req, "tempfail", "helper-busy");
@@ -356,6 +398,14 @@ static int handle_scram(struct auth_dispatch *d, int slot, const void *msg, size
 
     if (scram_peek(msg, len, &out) == -1)
         return -1;
+    struct auth_request who = { out.user, "", out.ip, "SCRAM-SHA-256" };
+    /* START too: it costs a key lookup, FINISH a derivation (issue 12, item 9). */
+    if (!admit(d, &who, arrival)) {
+        if (scram_refusal(&out, AUTH_TEMPFAIL, &d->reply) == -1)
+            return -1;
+        peer_send(d, slot, buf_rptr(&d->reply), buf_len(&d->reply));
+        return 0;
+    }
     if (!reserve(d)) {
         struct auth_request req = { out.user, "", out.ip, "SCRAM-SHA-256" };
         authd_log_outcome(&req, "tempfail", "helper-busy");

@@ -12,6 +12,10 @@
  *  - Otherwise the answer leaves at arrival + delay (the check's own time
  *    counts towards the delay), so with ldap_timeout and auth_penalty_max_delay
  *    both at most 12 s an answer always beats the worker's 15 s timeout.
+ *  - Before any work, a request takes a token of its client group
+ *    (auth/ratelimit.h); without one it is answered tempfail at once,
+ *    unhashed, logged "auth tempfail ... reason=rate-limited" (the first of
+ *    a flood at warning level, the rest at debug).
  *  - At most DISPATCH_MAX_INFLIGHT requests are in progress and
  *    DISPATCH_MAX_PENDING between arrival and answer (in progress or held);
  *    beyond that a request is answered tempfail at arrival, before any
@@ -36,6 +40,7 @@
 
 #include "auth/authd.h"
 #include "auth/penalty.h"
+#include "auth/ratelimit.h"
 #include "daemon/buf.h"
 #include "shm/penalty_view.h"
 
@@ -55,6 +60,7 @@ struct auth_dispatch {
     struct authd *ad;
     struct penalty penalty;
     int have_penalty;
+    struct ratelimit rate;                /* helper work per client group (auth/ratelimit.h) */
     int fd[DISPATCH_MAX_PEERS];
     uint32_t gen[DISPATCH_MAX_PEERS];
     struct dispatch_inflight *inflight;   /* DISPATCH_MAX_INFLIGHT, free-listed */

@@ -234,6 +234,9 @@ class Daemon:
         # tests that fail logins on purpose; its own tests turn it on.
         if "auth_penalty" not in extra:
             extra = "auth_penalty = no\n" + extra
+        # Likewise the helper's rate limit per address: every test client is 127.0.0.1.
+        if "auth_rate_limit" not in extra:
+            extra = "auth_rate_limit = 0\n" + extra
         return (
             "listen = 127.0.0.1:%d\n"
             "workers = %d\n"

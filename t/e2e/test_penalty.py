@@ -248,6 +248,41 @@ class ScramPenaltyTest(PenaltyBase):
         self.assertGreater(t, 0.8)
 
 
+class RateLimitTest(DaemonTest):
+    """Helper work is limited per address before any hashing (issue 12, item 11): a
+    flood from one address gets [SYS/TEMP] while another address still logs in."""
+    users = {"alice": "alice-secret", "bob": "bob-secret"}
+    extra_config = "auth_rate_limit = 2\nauth_rate_burst = 4\nauth_cache_ttl = 0s\n"
+
+    def test_flood_gets_tempfail_others_log_in(self):
+        self.d.start()
+        flood = []
+        try:
+            for _ in range(12):
+                p = self.d.connect(source=("127.0.0.30", 0), timeout=20)
+                self.assertTrue(p.line().startswith("+OK"))
+                self.assertTrue(p.cmd("USER alice").startswith("+OK"))
+                flood.append(p)
+            for p in flood:
+                p.send("PASS guess\r\n")
+            answers = [p.line() for p in flood]
+        finally:
+            for p in flood:
+                p.close()
+        temp = [a for a in answers if a.startswith("-ERR [SYS/TEMP]")]
+        # at most the burst plus what refilled meanwhile was worked on; the rest was refused
+        self.assertGreaterEqual(len(temp), 12 - 4 - 4, answers)
+        self.assertTrue(all(a.startswith("-ERR [AUTH]") or a.startswith("-ERR [SYS/TEMP]")
+                            for a in answers), answers)
+        self.d.wait_log("auth rate limit: ip=127.0.0.30 over 2 requests/s (burst 4)")
+        # another address is not affected
+        p = self.d.connect(source=("127.0.0.31", 0), timeout=20)
+        try:
+            self.assertTrue(p.login("bob", "bob-secret").startswith("+OK"))
+        finally:
+            p.close()
+
+
 SYSLOG_SAMPLE = """\
 Nov 23 01:30:15 mx1 fastpop[1234]: auth: auth failed user=alice ip=192.0.2.7 mechanism=USER reason=bad-password
 Nov 23 01:30:16 mx1 fastpop[1234]: auth: auth failed user=)(uid=* ip=2001:db8::5 mechanism=PLAIN reason=unknown-user
