@@ -6,10 +6,11 @@
  *
  * Mechanisms: PLAIN (RFC 4616), LOGIN (draft-murchison-sasl-login), and
  * SCRAM-SHA-256 (RFC 7677), relayed to the helper, which alone holds the
- * keys (auth/scram_server.h). The offered set is auth_mechanisms, minus
- * PLAIN and LOGIN where a password may not cross in the clear
- * (pop3_plaintext_allowed); CAPA's SASL line and a bare "AUTH" list exactly
- * that set, and AUTH refuses anything else.
+ * keys (auth/scram_server.h). The offered set is auth_mechanisms, and
+ * nothing at all where a password may not cross in the clear
+ * (pop3_plaintext_allowed: before STLS when plaintext_auth = no), SCRAM
+ * included; CAPA's SASL line and a bare "AUTH" list exactly that set, and
+ * AUTH refuses anything else.
  *
  * Exchange rules: a client response is one line of base64 (strict, see
  * worker/sasl.h), "=" for an empty initial response, "*" to cancel (-ERR).

@@ -207,6 +207,38 @@ static void test_blocked_held_for_max_delay_and_counted(void **state)
     assert_true(penalty_user_score(&f->d.penalty, "bob", now) >= before + 0.99);
 }
 
+/* SCRAM START is charged to the address's budget too (issue 12, item 9). */
+static void test_scram_start_is_charged(void **state)
+{
+    struct fixture *f = *state;
+    unsigned char msg[IPC_MAX_MESSAGE];
+    int ok = 0, temp = 0;
+    ssize_t n;
+
+    f->cfg.auth_penalty = 0;
+    f->cfg.auth_rate_limit = 1;
+    f->cfg.auth_rate_burst = 2;
+    start(f);
+    for (uint32_t i = 1; i <= 3; i++) {
+        assert_int_equal(ipc_begin(&f->req, AUTH_MSG_SCRAM_START, i), 0);
+        assert_int_equal(ipc_put_str(&f->req, "n,,n=bob,r=abcdef"), 0);
+        assert_int_equal(ipc_put_str(&f->req, "192.0.2.5"), 0);
+        assert_int_equal(ipc_send(f->sv[1], &f->req), 0);
+    }
+    assert_int_equal(dispatch_serve(&f->d, 0, 3), 0);
+    while ((n = ipc_recv(f->sv[1], msg, sizeof(msg))) > 0) {
+        struct ipc_reader r;
+        uint32_t type, id;
+        assert_int_equal(ipc_reader_init(&r, msg, (size_t)n, &type, &id), 0);
+        assert_int_equal(type, AUTH_MSG_SCRAM_CHALLENGE);
+        uint32_t status = ipc_get_u32(&r);
+        ok += status == AUTH_OK;
+        temp += status == AUTH_TEMPFAIL;
+    }
+    assert_int_equal(ok, 2);
+    assert_int_equal(temp, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -215,6 +247,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_blocked_held_for_max_delay_and_counted, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_scram_start_is_charged, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
