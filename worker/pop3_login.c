@@ -42,6 +42,8 @@ void pop3_login_adopt_view(int fd)
                     strerror(errno));
         return;
     }
+    /* Once per helper (re)start and worker: the cache answers from now on. */
+    log_info("penalty view received from the auth helper");
     penalty_view_free(view);
     view = v;
 }

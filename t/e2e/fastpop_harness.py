@@ -216,6 +216,7 @@ class Daemon:
         self.workers = workers
         self.extra_config = extra_config
         self.proc = None
+        self.log_start = 0      # where the current run's log lines begin (see start())
         self.conf = os.path.join(self.dir, "fastpop.conf")
         self.passwd = os.path.join(self.dir, "passwd")
         self.mail = os.path.join(self.dir, "mail")
@@ -312,6 +313,8 @@ class Daemon:
 
     # --- process ----------------------------------------------------------
     def start(self, wait=True, args=()):
+        # Where this run's lines begin (the log is appended to across restarts).
+        self.log_start = len(self.log())
         self.log_file = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [os.path.join(BIN, "fastpopd"), "-F", "-c", self.conf] + list(args),
@@ -338,6 +341,11 @@ class Daemon:
             except OSError:
                 return False
         probe_port = wait_until(ready, timeout, what="fastpopd to serve")
+        # Workers answer nothing from the credential cache until the helper's penalty view
+        # has reached them: a test that expects a cache hit must not race that.
+        wait_until(lambda: self.log()[self.log_start:].count(
+            "penalty view received from the auth helper") >= self.workers, timeout,
+            what="the workers' penalty views")
         # The probe must be gone from the connection counts before a test starts.
         self.wait_log("port=%d reason=" % probe_port)
 
