@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "auth/authcache.h"
 #include "auth/scram_server.h"
@@ -102,27 +103,56 @@ static double penalize(struct auth_dispatch *d, const char *ip, const char *user
     return delay;
 }
 
-/* Send the answer in d->reply to slot at time at: now, or held on the timer. */
+/*
+ * Send the answer in d->reply to slot at time at: now, or held on the timer.
+ * The request's reservation (reserve()) ends when the answer leaves (here or
+ * in flush()): a held answer always finds room. If it cannot be held (no
+ * memory) it is dropped, never sent early: the worker's own timeout turns it
+ * into a temporary failure.
+ */
 static void send_at(struct auth_dispatch *d, int slot, uint32_t gen, double at, double now)
 {
     struct dispatch_held *h = NULL;
 
-    if (gen != d->gen[slot])
-        return;
-    if (at > now && d->nheld < DISPATCH_MAX_HELD &&
-        (h = malloc(sizeof(*h) + buf_len(&d->reply))) != NULL) {
-        h->slot = slot;
-        h->gen = gen;
-        h->send_at = at;
-        h->len = buf_len(&d->reply);
-        memcpy(h->msg, buf_rptr(&d->reply), h->len);
-        d->held[d->nheld++] = h;
+    if (gen != d->gen[slot]) {
+        d->pending--;
         return;
     }
-    if (at > now && !d->warned_full++)
-        log_warning("auth penalty: %d answers already held; answering at once",
-                    DISPATCH_MAX_HELD);
-    peer_send(d, slot, buf_rptr(&d->reply), buf_len(&d->reply));
+    if (at <= now) {
+        d->pending--;
+        peer_send(d, slot, buf_rptr(&d->reply), buf_len(&d->reply));
+        return;
+    }
+    if (d->nheld >= DISPATCH_MAX_PENDING ||
+        (h = malloc(sizeof(*h) + buf_len(&d->reply))) == NULL) {
+        d->pending--;
+        log_error("auth penalty: cannot hold an answer (%s); dropped, the worker times out",
+                  d->nheld >= DISPATCH_MAX_PENDING ? "table full" : "no memory");
+        return;
+    }
+    h->slot = slot;
+    h->gen = gen;
+    h->send_at = at;
+    h->len = buf_len(&d->reply);
+    memcpy(h->msg, buf_rptr(&d->reply), h->len);
+    d->held[d->nheld++] = h;
+}
+
+/*
+ * Room for one more request from arrival to answer; 0 when DISPATCH_MAX_PENDING
+ * are already waiting: the request is then answered tempfail at once, before
+ * any work, so an overload never makes answers leave early.
+ */
+static int reserve(struct auth_dispatch *d)
+{
+    if (d->pending >= DISPATCH_MAX_PENDING) {
+        if (!d->warned_full++)
+            log_warning("auth: %d answers pending; new requests get a temporary failure",
+                        DISPATCH_MAX_PENDING);
+        return 0;
+    }
+    d->pending++;
+    return 1;
 }
 
 /* The answer to in-flight record k: penalty, then now or later. */
@@ -134,8 +164,10 @@ static void finish(struct auth_dispatch *d, int k, const struct auth_request *re
     /* The canonical name when the database found the account: "ALICE" is alice. */
     double delay = penalize(d, req->ip, res->user[0] ? res->user : req->user, res->status, now);
 
-    if (f->gen == d->gen[f->slot] && build_reply(&d->reply, f->id, res) == 0)
+    if (build_reply(&d->reply, f->id, res) == 0)
         send_at(d, f->slot, f->gen, f->arrival + delay, now);
+    else
+        d->pending--;
     f->used = 0;
     f->next = d->free_head;
     d->free_head = k;
@@ -154,21 +186,33 @@ static void on_done(void *arg, uint64_t tag, const struct auth_request *req,
 int dispatch_init(struct auth_dispatch *d, struct authd *ad)
 {
     struct penalty_config pc;
+    struct ratelimit_config rc;
 
     memset(d, 0, sizeof(*d));
     d->ad = ad;
     for (int i = 0; i < DISPATCH_MAX_PEERS; i++)
         d->fd[i] = -1;
     d->inflight = calloc(DISPATCH_MAX_INFLIGHT, sizeof(*d->inflight));
-    d->held = calloc(DISPATCH_MAX_HELD, sizeof(*d->held));
+    d->held = calloc(DISPATCH_MAX_PENDING, sizeof(*d->held));
     penalty_config_from(&pc, &ad->cfg);
-    if (d->inflight == NULL || d->held == NULL || penalty_init(&d->penalty, &pc) == -1) {
+    ratelimit_config_from(&rc, &ad->cfg);
+    if (d->inflight == NULL || d->held == NULL ||
+        ratelimit_init(&d->rate, &rc, RATELIMIT_ENTRIES) == -1 ||
+        penalty_init(&d->penalty, &pc) == -1) {
         free(d->inflight);
         free(d->held);
+        ratelimit_free(&d->rate);
         errno = ENOMEM;
         return -1;
     }
     d->have_penalty = 1;
+    /* Without a view the workers answer nothing from their cache: slower, never wrong. */
+    if (penalty_view_create(pc.entries, pc.ipv4_prefix, pc.ipv6_prefix, &d->view) == -1) {
+        log_error("auth penalty: no view for the workers (%s); no login is answered from "
+                  "the credential cache", strerror(errno));
+        d->view = NULL;
+    }
+    penalty_set_view(&d->penalty, d->view, now_s());
     for (int i = 0; i < DISPATCH_MAX_INFLIGHT; i++)
         d->inflight[i].next = i + 1 < DISPATCH_MAX_INFLIGHT ? i + 1 : NONE;
     buf_init(&d->reply, IPC_MAX_MESSAGE);
@@ -179,7 +223,10 @@ int dispatch_init(struct auth_dispatch *d, struct authd *ad)
 void dispatch_reconfigure(struct auth_dispatch *d)
 {
     struct penalty_config pc;
+    struct ratelimit_config rc;
 
+    ratelimit_config_from(&rc, &d->ad->cfg);
+    ratelimit_reconfigure(&d->rate, &rc);
     penalty_config_from(&pc, &d->ad->cfg);
     if (penalty_reconfigure(&d->penalty, &pc) == -1) {
         log_error("auth penalty: no memory for %u entries; penalty off until the next reload",
@@ -188,6 +235,8 @@ void dispatch_reconfigure(struct auth_dispatch *d)
         return;
     }
     d->have_penalty = 1;
+    /* New prefixes or a new table: the workers' view is rewritten from it. */
+    penalty_set_view(&d->penalty, d->view, now_s());
 }
 
 static void flush(struct auth_dispatch *d, int all)
@@ -204,8 +253,9 @@ static void flush(struct auth_dispatch *d, int all)
             peer_send(d, h->slot, h->msg, h->len);
         free(h);
         d->held[i] = d->held[--d->nheld];
+        d->pending--;
     }
-    if (d->nheld == 0)
+    if (d->pending == 0 && d->nheld == 0)
         d->warned_full = 0;
 }
 
@@ -217,6 +267,9 @@ void dispatch_free(struct auth_dispatch *d)
     free(d->inflight);
     if (d->have_penalty)
         penalty_free(&d->penalty);
+    penalty_view_free(d->view);
+    d->view = NULL;
+    ratelimit_free(&d->rate);
     buf_free(&d->reply);
 }
 
@@ -231,6 +284,48 @@ void dispatch_peer_closed(struct auth_dispatch *d, int slot)
     d->gen[slot]++;
 }
 
+static void tempfail_result(struct auth_result *res, const char *why)
+{
+    memset(res, 0, sizeof(*res));
+    res->status = AUTH_TEMPFAIL;
+    snprintf(res->message, sizeof(res->message), "%s", why);
+}
+
+/*
+ * Whether req's client group may have work done now (auth/ratelimit.h). A
+ * refusal is logged: the first of a flood as a warning, the rest at debug.
+ */
+static int admit(struct auth_dispatch *d, const struct auth_request *req, double now)
+{
+    int first;
+
+    if (ratelimit_take(&d->rate, req->ip, now, &first))
+        return 1;
+    if (first) {
+        char i[TEXT_LOG_ESCAPE_SIZE(AUTH_IP_MAX)];
+        log_warning("auth rate limit: ip=%s over %.0f requests/s (burst %.0f); refusing its "
+                    "logins with a temporary failure", text_log_escape(req->ip, i, sizeof(i)),
+                    d->rate.cfg.rate, d->rate.cfg.burst);
+    }
+    if (first || log_enabled(LOG_LVL_DEBUG))
+        authd_log_outcome(req, "tempfail", "rate-limited");
+    return 0;
+}
+
+/*
+ * A blocked address: no password database is asked (it learns nothing, even
+ * with the right password), but the attempt counts against the user and the
+ * address like any failure, and its answer waits the longest delay there is,
+ * so being blocked never makes guessing faster. Returns when the answer may go.
+ */
+static double refuse_blocked(struct auth_dispatch *d, const struct auth_request *req,
+                             double arrival)
+{
+    authd_log_outcome(req, "failed", "ip-blocked");
+    (void)penalize(d, req->ip, req->user, AUTH_FAIL, now_s());
+    return arrival + d->penalty.cfg.max_delay;
+}
+
 /* One password request: decode, refuse blocked addresses, start the check. */
 static int handle_pass(struct auth_dispatch *d, int slot, const void *msg, size_t len)
 {
@@ -238,7 +333,7 @@ static int handle_pass(struct auth_dispatch *d, int slot, const void *msg, size_
     uint32_t type, id;
     char user[AUTH_USER_MAX], pass[AUTH_PASS_MAX], ip[AUTH_IP_MAX], mech[AUTH_MECH_MAX];
     struct auth_result res;
-    double left;
+    double arrival = now_s(), left;
 
     if (ipc_reader_init(&r, msg, len, &type, &id) == -1)
         return -1;
@@ -253,41 +348,52 @@ static int handle_pass(struct auth_dispatch *d, int slot, const void *msg, size_
     }
     struct auth_request req = { user, pass, ip, mech };
     int k = d->free_head;
-    if (k == NONE) {
-        memset(&res, 0, sizeof(res));
-        res.status = AUTH_TEMPFAIL;
-        snprintf(res.message, sizeof(res.message), "helper busy");
-        authd_log_outcome(&req, "tempfail", "helper-busy");
-    } else if (d->have_penalty && penalty_blocked(&d->penalty, ip, now_s(), &left)) {
-        memset(&res, 0, sizeof(res));
-        res.status = AUTH_FAIL;
-        authd_log_outcome(&req, "failed", "ip-blocked");
-        k = NONE;
-    } else {
-        struct dispatch_inflight *f = &d->inflight[k];
-        d->free_head = f->next;
-        *f = (struct dispatch_inflight){ .used = 1, .next = NONE, .slot = slot,
-                                         .gen = d->gen[slot], .id = id, .arrival = now_s() };
-        /* The credential cache may know this failure already (auth/authcache.h). */
-        int now = authcache_before(&req, &res);
-        if (!now && (now = authd_start(d->ad, &req, (uint64_t)k, &res)) == 1)
-            authcache_after(&req, &res);
-        if (now)
-            finish(d, k, &req, &res);
+    if (!admit(d, &req, arrival)) {
+        tempfail_result(&res, "rate limited");
         explicit_bzero(pass, sizeof(pass));
+        if (build_reply(&d->reply, id, &res) == 0)
+            peer_send(d, slot, buf_rptr(&d->reply), buf_len(&d->reply));
         return 0;
     }
+    if (k == NONE || !reserve(d)) {
+        tempfail_result(&res, "helper busy");
+        authd_log_outcome(&req, "tempfail", "helper-busy");
+        explicit_bzero(pass, sizeof(pass));
+        if (build_reply(&d->reply, id, &res) == 0)
+            peer_send(d, slot, buf_rptr(&d->reply), buf_len(&d->reply));
+        return 0;
+    }
+    if (d->have_penalty && penalty_blocked(&d->penalty, ip, arrival, &left)) {
+        explicit_bzero(pass, sizeof(pass));
+        double at = refuse_blocked(d, &req, arrival);
+        memset(&res, 0, sizeof(res));
+        res.status = AUTH_FAIL;
+        if (build_reply(&d->reply, id, &res) == 0)
+            send_at(d, slot, d->gen[slot], at, now_s());
+        else
+            d->pending--;
+        return 0;
+    }
+    struct dispatch_inflight *f = &d->inflight[k];
+    d->free_head = f->next;
+    *f = (struct dispatch_inflight){ .used = 1, .next = NONE, .slot = slot,
+                                     .gen = d->gen[slot], .id = id, .arrival = arrival };
+    /* The credential cache may know this failure already (auth/authcache.h). */
+    int now = authcache_before(&req, &res);
+    if (!now && (now = authd_start(d->ad, &req, (uint64_t)k, &res)) == 1)
+        authcache_after(&req, &res);
+    if (now)
+        finish(d, k, &req, &res);
     explicit_bzero(pass, sizeof(pass));
-    if (build_reply(&d->reply, id, &res) == 0)
-        peer_send(d, slot, buf_rptr(&d->reply), buf_len(&d->reply));
     return 0;
 }
 
 /*
  * One SCRAM step, answered on the spot (no backend waits) but under the
  * penalty like a password: a blocked address is refused at START and at
- * FINISH without any key lookup, and the answer that ends an exchange
- * counts for the address and the n= user and waits its delay.
+ * FINISH without any key lookup, counted and held like a password from it,
+ * and the answer that ends an exchange counts for the address and the n=
+ * user and waits its delay.
  */
 static int handle_scram(struct auth_dispatch *d, int slot, const void *msg, size_t len)
 {
@@ -296,20 +402,72 @@ static int handle_scram(struct auth_dispatch *d, int slot, const void *msg, size
 
     if (scram_peek(msg, len, &out) == -1)
         return -1;
-    if (d->have_penalty && penalty_blocked(&d->penalty, out.ip, arrival, &left)) {
-        struct auth_request req = { out.user, "", out.ip, "SCRAM-SHA-256" };
-        authd_log_outcome(&req, "failed", "ip-blocked");
-        if (scram_refusal(&out, &d->reply) == -1)
+    struct auth_request who = { out.user, "", out.ip, "SCRAM-SHA-256" };
+    /* START too: it costs a key lookup, FINISH a derivation (issue 12, item 9). */
+    if (!admit(d, &who, arrival)) {
+        if (scram_refusal(&out, AUTH_TEMPFAIL, &d->reply) == -1)
             return -1;
         peer_send(d, slot, buf_rptr(&d->reply), buf_len(&d->reply));
         return 0;
     }
-    if (scram_handle_message_outcome(d->ad, msg, len, &d->reply, &out) == -1)
+    if (!reserve(d)) {
+        struct auth_request req = { out.user, "", out.ip, "SCRAM-SHA-256" };
+        authd_log_outcome(&req, "tempfail", "helper-busy");
+        if (scram_refusal(&out, AUTH_TEMPFAIL, &d->reply) == -1)
+            return -1;
+        peer_send(d, slot, buf_rptr(&d->reply), buf_len(&d->reply));
+        return 0;
+    }
+    if (d->have_penalty && penalty_blocked(&d->penalty, out.ip, arrival, &left)) {
+        struct auth_request req = { out.user, "", out.ip, "SCRAM-SHA-256" };
+        double at = refuse_blocked(d, &req, arrival);
+        if (scram_refusal(&out, AUTH_FAIL, &d->reply) == -1) {
+            d->pending--;
+            return -1;
+        }
+        send_at(d, slot, d->gen[slot], at, now_s());
+        return 0;
+    }
+    if (scram_handle_message_outcome(d->ad, msg, len, &d->reply, &out) == -1) {
+        d->pending--;
         return -1;
+    }
     double now = now_s(), delay = 0;
     if (out.final)
         delay = penalize(d, out.ip, out.user, out.status, now);
     send_at(d, slot, d->gen[slot], arrival + delay, now);
+    return 0;
+}
+
+/* A worker asks for the penalty view: a read-only descriptor of it, passed along. */
+static int handle_view(struct auth_dispatch *d, int slot, const void *msg, size_t len)
+{
+    struct ipc_reader r;
+    uint32_t type, id;
+    int fd = d->view != NULL ? penalty_view_reader_fd(d->view) : -1;
+
+    if (ipc_reader_init(&r, msg, len, &type, &id) == -1 || ipc_reader_end(&r) == -1) {
+        if (fd >= 0)
+            close(fd);
+        errno = EPROTO;
+        return -1;
+    }
+    if (ipc_begin(&d->reply, AUTH_MSG_VIEW, id) == -1 ||
+        ipc_put_u32(&d->reply, fd >= 0 ? AUTH_OK : AUTH_TEMPFAIL) == -1) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    if (fd < 0) {
+        peer_send(d, slot, buf_rptr(&d->reply), buf_len(&d->reply));
+        return 0;
+    }
+    if (d->fd[slot] >= 0 && ipc_send_fd(d->fd[slot], &d->reply, fd) == -1) {
+        log_warning("worker connection %d: cannot pass the penalty view (%s); closing it", slot,
+                    strerror(errno));
+        shutdown(d->fd[slot], SHUT_RDWR);
+    }
+    close(fd);
     return 0;
 }
 
@@ -329,6 +487,8 @@ int dispatch_serve(struct auth_dispatch *d, int slot, int burst)
         int rc;
         if (type == AUTH_MSG_PASS_REQUEST) {
             rc = handle_pass(d, slot, msg, (size_t)n);
+        } else if (type == AUTH_MSG_VIEW_REQUEST) {
+            rc = handle_view(d, slot, msg, (size_t)n);
         } else if (scram_is_request(msg, (size_t)n)) {
             rc = handle_scram(d, slot, msg, (size_t)n);
         } else {

@@ -5,14 +5,25 @@
  * timer of the event loop, never a sleep: other workers' requests, and the
  * same worker's, keep flowing meanwhile.
  *
- *  - A request from a blocked address is answered AUTH_FAIL at once, without
- *    asking any password database, and logged "auth failed ... reason=ip-blocked".
+ *  - A request from a blocked address is answered AUTH_FAIL without asking
+ *    any password database, logged "auth failed ... reason=ip-blocked",
+ *    counted against the user and the address like any failure, and held
+ *    for auth_penalty_max_delay: a blocked address never guesses faster.
  *  - Otherwise the answer leaves at arrival + delay (the check's own time
  *    counts towards the delay), so with ldap_timeout and auth_penalty_max_delay
  *    both at most 12 s an answer always beats the worker's 15 s timeout.
+ *  - Before any work, a request takes a token of its client group
+ *    (auth/ratelimit.h); without one it is answered tempfail at once,
+ *    unhashed, logged "auth tempfail ... reason=rate-limited" (the first of
+ *    a flood at warning level, the rest at debug).
  *  - At most DISPATCH_MAX_INFLIGHT requests are in progress and
- *    DISPATCH_MAX_HELD answers held; beyond that a request is answered
- *    tempfail, and an answer that cannot be held leaves at once (logged).
+ *    DISPATCH_MAX_PENDING between arrival and answer (in progress or held);
+ *    beyond that a request is answered tempfail at arrival, before any
+ *    work. A request admitted always has room to be held, so no answer ever
+ *    leaves before its delay because of load.
+ *  - Every score is published to the workers' penalty view
+ *    (shm/penalty_view.h), which a worker asks for (AUTH_MSG_VIEW) and
+ *    consults before answering a login from its credential cache.
  *
  * SCRAM steps (auth/scram_server.h) are answered on the spot but under the
  * same penalty: a blocked address is refused at START and FINISH, and the
@@ -29,11 +40,18 @@
 
 #include "auth/authd.h"
 #include "auth/penalty.h"
+#include "auth/ratelimit.h"
 #include "daemon/buf.h"
+#include "shm/penalty_view.h"
 
 #define DISPATCH_MAX_PEERS 256
 #define DISPATCH_MAX_INFLIGHT 2048
-#define DISPATCH_MAX_HELD 4096
+/*
+ * Answers between arrival and sending: each held one costs its message (up to
+ * IPC_MAX_MESSAGE) for up to auth_penalty_max_delay; 4,096 is 16 MiB at worst
+ * and, at the 12 s maximum delay, 340 failed logins a second held in full.
+ */
+#define DISPATCH_MAX_PENDING 4096
 
 struct dispatch_inflight;
 struct dispatch_held;
@@ -42,13 +60,16 @@ struct auth_dispatch {
     struct authd *ad;
     struct penalty penalty;
     int have_penalty;
+    struct ratelimit rate;                /* helper work per client group (auth/ratelimit.h) */
     int fd[DISPATCH_MAX_PEERS];
     uint32_t gen[DISPATCH_MAX_PEERS];
     struct dispatch_inflight *inflight;   /* DISPATCH_MAX_INFLIGHT, free-listed */
     int free_head;
-    struct dispatch_held **held;          /* DISPATCH_MAX_HELD slots */
+    struct dispatch_held **held;          /* DISPATCH_MAX_PENDING slots */
     int nheld;
+    int pending;                          /* admitted, not yet answered (reserve()) */
     int warned_full;
+    struct penalty_view *view;            /* what the workers see; NULL if it failed */
     struct buf reply;
 };
 

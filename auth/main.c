@@ -31,9 +31,12 @@
 
 #include "auth/authcache.h"
 #include "auth/authd.h"
+#include "auth/private_dir.h"
+#include "auth/scram_server.h"
 #include "auth/server.h"
 #include "daemon/config.h"
 #include "daemon/log.h"
+#include "shm/credcache.h"
 #include "shm/stats.h"
 
 /* Where the master leaves the stats region's memfd (with --stats-slot). */
@@ -290,6 +293,10 @@ static int serve(struct authd *ad, const struct options *o)
     (void)authd_refresh(ad);
     /* Optional: without it every login goes to the backend (logged inside). */
     (void)authcache_open(&ad->cfg);
+    if (scram_load_salt_secret(ad->cfg.state_dir) == -1)
+        log_error("SCRAM: cannot keep a salt secret in %s/%s/%s (%s); made-up salts change "
+                  "at each restart", ad->cfg.state_dir, CREDCACHE_DIR, PRIVATE_DIR,
+                  strerror(errno));
 
     int rc = EXIT_OK;
     while (!got_term) {

@@ -15,35 +15,6 @@
 
 enum { KIND_IP = 1, KIND_USER = 2 };
 
-/* "1.2.3.4" or "2001:db8::1" into 16 bytes (IPv4 mapped); -1 if neither. */
-static int parse_addr(const char *s, unsigned char out[16], int *is_v4)
-{
-    struct in_addr a4;
-
-    if (inet_pton(AF_INET, s, &a4) == 1) {
-        memset(out, 0, 10);
-        out[10] = out[11] = 0xff;
-        memcpy(out + 12, &a4, 4);
-        *is_v4 = 1;
-        return 0;
-    }
-    if (inet_pton(AF_INET6, s, out) != 1)
-        return -1;
-    /* "::ffff:192.0.2.1" is that IPv4 client: its own /32 group, not an IPv6 /64. */
-    *is_v4 = cidr_is_v4_mapped(out);
-    return 0;
-}
-
-static void mask(unsigned char a[16], int prefix)
-{
-    for (int i = 0; i < 16; i++) {
-        int bits = prefix - i * 8;
-        if (bits >= 8)
-            continue;
-        a[i] &= bits <= 0 ? 0 : (unsigned char)(0xff << (8 - bits));
-    }
-}
-
 void penalty_config_from(struct penalty_config *pc, const struct config *cfg)
 {
     memset(pc, 0, sizeof(*pc));
@@ -137,14 +108,61 @@ static void make_key(const struct penalty *p, int kind, const void *data, size_t
 /* The key of ip's group; -1 if ip is not an address. */
 static int ip_key(const struct penalty *p, const char *ip, unsigned char key[16])
 {
-    unsigned char a[16];
-    int v4;
+    uint8_t a[16];
 
-    if (ip == NULL || parse_addr(ip, a, &v4) == -1)
+    if (cidr_client_prefix(ip, p->cfg.ipv4_prefix, p->cfg.ipv6_prefix, a) == -1)
         return -1;
-    mask(a, v4 ? 96 + p->cfg.ipv4_prefix : p->cfg.ipv6_prefix);
     make_key(p, KIND_IP, a, sizeof(a), key);
     return 0;
+}
+
+/* Until when e counts for the workers: its score decays to zero, its block ends. */
+static int64_t listed_until_ms(const struct penalty *p, const struct penalty_entry *e)
+{
+    double until = e->blocked_until;
+
+    if (e->score > 0) {
+        if (p->cfg.forget <= 0)
+            return INT64_MAX;   /* nothing is ever forgiven */
+        double zero = e->updated + e->score * p->cfg.forget;
+        if (zero > until)
+            until = zero;
+    }
+    return (int64_t)(until * 1000.0);
+}
+
+static void rebuild_view(struct penalty *p, double now);
+
+/* Tell the workers what e says now (a no-op without a view). */
+static void publish(struct penalty *p, const struct penalty_entry *e, double now)
+{
+    if (p->view == NULL || e->view_tag == 0)
+        return;
+    int64_t now_ms = (int64_t)(now * 1000.0);
+    int64_t until = e->used ? listed_until_ms(p, e) : 0;
+    if (penalty_view_set(p->view, e->view_tag, until, now_ms) == -1 ||
+        penalty_view_needs_rebuild(p->view))
+        rebuild_view(p, now);
+}
+
+static void rebuild_view(struct penalty *p, double now)
+{
+    int64_t now_ms = (int64_t)(now * 1000.0);
+
+    penalty_view_rebuild_begin(p->view, p->cfg.ipv4_prefix, p->cfg.ipv6_prefix);
+    for (uint32_t i = p->head; i != NIL; i = p->e[i].next) {
+        const struct penalty_entry *e = &p->e[i];
+        if (e->view_tag != 0)
+            (void)penalty_view_set(p->view, e->view_tag, listed_until_ms(p, e), now_ms);
+    }
+    penalty_view_rebuild_end(p->view);
+}
+
+void penalty_set_view(struct penalty *p, struct penalty_view *view, double now)
+{
+    p->view = view;
+    if (view != NULL)
+        rebuild_view(p, now);
 }
 
 static uint32_t bucket_of(const struct penalty *p, const unsigned char key[16])
@@ -187,6 +205,7 @@ static void remove_entry(struct penalty *p, uint32_t i)
     *link = p->e[i].hnext;
     lru_unlink(p, i);
     p->e[i].used = 0;
+    publish(p, &p->e[i], p->e[i].updated);
     p->e[i].hnext = p->free_list;
     p->free_list = i;
     p->used--;
@@ -251,12 +270,11 @@ static struct penalty_entry *get(struct penalty *p, const unsigned char key[16],
 int penalty_trusted(const struct penalty *p, const char *ip)
 {
     struct sockaddr_in6 sa;
-    int v4;
 
     /* cidr_list_match() takes v4-mapped IPv6 for IPv4 networks too. */
     memset(&sa, 0, sizeof(sa));
     sa.sin6_family = AF_INET6;
-    if (ip == NULL || parse_addr(ip, sa.sin6_addr.s6_addr, &v4) == -1)
+    if (cidr_client_prefix(ip, 32, 128, sa.sin6_addr.s6_addr) == -1)
         return 0;
     return cidr_list_match(&p->cfg.trusted, (const struct sockaddr *)&sa);
 }
@@ -301,10 +319,16 @@ double penalty_failure(struct penalty *p, const char *ip, const char *user, doub
         make_key(p, KIND_USER, user, strlen(user), key);
         struct penalty_entry *e = get(p, key, 1, now);
         user_score = e->score += 1;
+        if (p->view != NULL && e->view_tag == 0)
+            e->view_tag = penalty_view_user_tag(p->view, user);
+        publish(p, e, now);
     }
     if (!penalty_trusted(p, ip) && ip_key(p, ip, key) == 0) {
         struct penalty_entry *e = get(p, key, 1, now);
         ip_score = e->score += 1;
+        if (p->view != NULL && e->view_tag == 0 &&
+            penalty_view_ip_tag(p->view, ip, &e->view_tag) == -1)
+            e->view_tag = 0;
         /* Counted like the delay: a failure decayed by a few seconds still counts whole. */
         int whole = (int)ip_score;
         if (whole < ip_score)
@@ -313,6 +337,7 @@ double penalty_failure(struct penalty *p, const char *ip, const char *user, doub
             e->blocked_until = now + p->cfg.block_time;
             *blocked = 1;
         }
+        publish(p, e, now);
     } else if (penalty_trusted(p, ip)) {
         /* A trusted network is never kept waiting, whoever it names. */
         return 0;

@@ -38,6 +38,7 @@
 #include <stdint.h>
 
 #include "daemon/config.h"
+#include "shm/penalty_view.h"
 
 struct penalty_config {
     int enabled;
@@ -53,6 +54,7 @@ struct penalty_config {
 
 struct penalty_entry {
     unsigned char key[16];
+    uint64_t view_tag;          /* its key in the workers' view (shm/penalty_view.h) */
     double score;
     double updated;             /* when score was last brought up to date */
     double blocked_until;
@@ -70,6 +72,7 @@ struct penalty {
     uint32_t free_list;
     uint32_t head, tail;
     unsigned char seed[16];
+    struct penalty_view *view;  /* published to the workers; NULL: none */
 };
 
 /* Fill pc from the configuration. */
@@ -80,6 +83,14 @@ int penalty_init(struct penalty *p, const struct penalty_config *pc);
 /* Take new settings; the scores are kept unless the table size changed. -1: ENOMEM. */
 int penalty_reconfigure(struct penalty *p, const struct penalty_config *pc);
 void penalty_free(struct penalty *p);
+
+/*
+ * Publish every score from now on in view (not owned; NULL stops), which is
+ * rewritten now from the table: an address or name is listed there for as
+ * long as its score is above zero or it is blocked. Workers consult it before
+ * answering a login from the credential cache (worker/pop3_login.c).
+ */
+void penalty_set_view(struct penalty *p, struct penalty_view *view, double now);
 
 /* 1 if ip is in a trusted network (an unparsable ip is not). */
 int penalty_trusted(const struct penalty *p, const char *ip);

@@ -4,7 +4,9 @@
  * daemon/ipc.h. Version 1.
  *
  * The helper accepts only peers whose SO_PEERCRED uid is the mail user
- * (or its own uid when fastpop runs unprivileged). Requests carry an id
+ * (or its own uid when fastpop runs unprivileged) and whose process is a
+ * child of the helper's parent, the master (a worker), or the master
+ * itself; at most two connections per process (auth/server.h). Requests carry an id
  * chosen by the worker; answers echo it and may come in any order.
  *
  *   AUTH_MSG_PASS_REQUEST   id  str user, str password, str client_ip, str mechanism
@@ -41,6 +43,15 @@
  * RESULT AUTH_OK carries the server-final message ("v=..."), which the
  * worker sends as a last challenge (RFC 5034 has no success data).
  *
+ * The penalty view (shm/penalty_view.h): a worker asks once per connection
+ * and gets a read-only descriptor of it passed along (SCM_RIGHTS):
+ *
+ *   AUTH_MSG_VIEW_REQUEST   id  (no fields)
+ *   AUTH_MSG_VIEW           id  u32 status: AUTH_OK with the descriptor,
+ *                               AUTH_TEMPFAIL without one (the helper has no view)
+ *
+ * A worker without a view answers no login from its credential cache.
+ *
  * A malformed message makes the helper close that worker's connection.
  */
 #ifndef FASTPOP_AUTH_PROTOCOL_H
@@ -55,6 +66,8 @@ enum auth_msg_type {
     AUTH_MSG_SCRAM_CHALLENGE = 4,
     AUTH_MSG_SCRAM_FINISH = 5,
     AUTH_MSG_SCRAM_RESULT = 6,
+    AUTH_MSG_VIEW_REQUEST = 7,
+    AUTH_MSG_VIEW = 8,
 };
 
 enum auth_status {

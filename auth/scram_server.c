@@ -3,12 +3,14 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include "auth/private_dir.h"
 #include "auth/protocol.h"
 #include "auth/text.h"
 #include "daemon/ipc.h"
@@ -23,9 +25,41 @@
 #define SNONCE_RAW (SNONCE_RANDOM + 8 + SNONCE_MAC)
 #define DERIVED_SALT_LEN 16
 
+/* Per start: the MAC key of server nonces (an exchange does not outlive the helper). */
 static unsigned char secret[SECRET_LEN];
 static int have_secret;
+/* Persistent (auth/private_dir.h): the made-up salts, the same after a restart. */
+static unsigned char salt_secret[SECRET_LEN];
+static int have_salt_secret;
 static time_t (*clock_fn)(void);
+static uint64_t kdf_runs;
+
+#define SALT_SECRET_FILE "scram-salt.key"
+
+int scram_load_salt_secret(const char *state_dir)
+{
+    int dirfd = private_dir_open(state_dir);
+    if (dirfd == -1)
+        return -1;
+    int rc = private_secret(dirfd, SALT_SECRET_FILE, salt_secret, sizeof(salt_secret));
+    int saved = errno;
+    close(dirfd);
+    have_salt_secret = rc == 0;
+    errno = saved;
+    return rc;
+}
+
+void scram_forget_secrets(void)
+{
+    OPENSSL_cleanse(secret, sizeof(secret));
+    OPENSSL_cleanse(salt_secret, sizeof(salt_secret));
+    have_secret = have_salt_secret = 0;
+}
+
+uint64_t scram_kdf_runs(void)
+{
+    return kdf_runs;
+}
 
 void scram_set_secret(const unsigned char *s, size_t len)
 {
@@ -177,6 +211,7 @@ int scram_derive_keys(const char *password, const unsigned char *salt, size_t sa
     memset(keys, 0, sizeof(*keys));
     if (saltlen > sizeof(keys->salt))
         return -1;
+    kdf_runs++;
     keys->iter = iter;
     memcpy(keys->salt, salt, saltlen);
     keys->saltlen = saltlen;
@@ -261,36 +296,70 @@ struct exchange {
     const char *why;            /* reason= when not usable */
 };
 
-/* The salt a user without stored SCRAM keys is shown: stable for this helper run. */
+/*
+ * The salt a user without stored SCRAM keys is shown: from the persistent
+ * secret, so it is the same after a restart (a salt that changed with every
+ * restart would tell "no such user" from a stored one, whose salt never
+ * changes). Without that secret (it could not be loaded, logged at start),
+ * from the per-start one.
+ */
 static int derived_salt(const char *user, unsigned char *salt)
 {
     unsigned char mac[KEY_LEN];
-    if (hmac3(secret, sizeof(secret), "salt", 5, user, strlen(user), "", 0, mac) == -1)
+    const unsigned char *key = have_salt_secret ? salt_secret : secret;
+    if (hmac3(key, SECRET_LEN, "salt", 5, user, strlen(user), "", 0, mac) == -1)
         return -1;
     memcpy(salt, mac, DERIVED_SALT_LEN);
     return 0;
 }
 
 /*
- * The keys for user. -1: the backend cannot answer (tempfail). Unknown users
- * and users without a usable secret get made-up keys that never verify, at
- * the cost of a real derivation, so the time does not tell them apart.
+ * What START shows user: the salt and iteration count, and nothing derived,
+ * for anyone: a stored user's own, else made-up ones (a {PLAIN} user's keys
+ * are derived from that salt at FINISH). -1: the backend cannot answer.
+ */
+static int find_salt(struct authd *ad, const char *user, struct scheme_scram *keys)
+{
+    const char *stored;
+
+    memset(keys, 0, sizeof(*keys));
+    if (authd_lookup_stored(ad, user, &stored) == -1)
+        return -1;
+    if (stored != NULL && scheme_scram_keys(stored, keys) == SCHEME_MATCH)
+        return 0;
+    memset(keys, 0, sizeof(*keys));
+    if (derived_salt(user, keys->salt) == -1)
+        return -1;
+    keys->saltlen = DERIVED_SALT_LEN;
+    keys->iter = SCRAM_ITERATIONS_DERIVED;
+    return 0;
+}
+
+/*
+ * The keys for user, at the cost of exactly one derivation whoever user is:
+ * a {PLAIN} user's keys are derived, an unknown user or one without a usable
+ * secret gets made-up keys that never verify, and a user with stored keys
+ * pays a derivation that is thrown away. So FINISH takes the same time for
+ * all of them. -1: the backend cannot answer (tempfail).
  */
 static int find_keys(struct authd *ad, const char *user, struct exchange *ex)
 {
     const char *stored;
     unsigned char salt[DERIVED_SALT_LEN], junk[16];
+    struct scheme_scram wasted;
 
     memset(ex, 0, sizeof(*ex));
     if (authd_lookup_stored(ad, user, &stored) == -1)
         return -1;
-    if (stored != NULL && scheme_scram_keys(stored, &ex->keys) == SCHEME_MATCH) {
-        ex->usable = 1;
-        return 0;
-    }
-    const char *plain = stored ? scheme_plaintext(stored) : NULL;
     if (derived_salt(user, salt) == -1)
         return -1;
+    if (stored != NULL && scheme_scram_keys(stored, &ex->keys) == SCHEME_MATCH) {
+        ex->usable = 1;
+        int rc = scram_derive_keys("", salt, sizeof(salt), SCRAM_ITERATIONS_DERIVED, &wasted);
+        OPENSSL_cleanse(&wasted, sizeof(wasted));
+        return rc;
+    }
+    const char *plain = stored ? scheme_plaintext(stored) : NULL;
     if (plain != NULL) {
         if (scram_derive_keys(plain, salt, sizeof(salt), SCRAM_ITERATIONS_DERIVED, &ex->keys) ==
             -1)
@@ -373,7 +442,7 @@ static int handle_start(struct authd *ad, uint32_t id, const char *client_first,
                         struct buf *reply)
 {
     struct scram_client_first cf;
-    struct exchange ex;
+    struct scheme_scram keys;
     char snonce[2 * SNONCE_RAW], server_first[AUTH_SCRAM_MSG_MAX];
 
     if (scram_parse_client_first(client_first, &cf) == -1) {
@@ -385,14 +454,14 @@ static int handle_start(struct authd *ad, uint32_t id, const char *client_first,
         log_failure(cf.user, ip, "failed", "authzid");
         return reply_challenge(reply, id, AUTH_FAIL, cf.user, "", "authzid");
     }
-    if (find_keys(ad, cf.user, &ex) == -1) {
+    if (find_salt(ad, cf.user, &keys) == -1) {
         log_failure(cf.user, ip, "tempfail", "backend");
         return reply_challenge(reply, id, AUTH_TEMPFAIL, cf.user, "", "backend unavailable");
     }
     int rc = make_snonce(cf.bare, now_wall() + SCRAM_EXCHANGE_SECONDS, snonce, sizeof(snonce));
     if (rc == 0)
-        rc = server_first_for(&cf, snonce, &ex.keys, server_first, sizeof(server_first));
-    OPENSSL_cleanse(&ex, sizeof(ex));
+        rc = server_first_for(&cf, snonce, &keys, server_first, sizeof(server_first));
+    OPENSSL_cleanse(&keys, sizeof(keys));
     if (rc == -1)
         return reply_challenge(reply, id, AUTH_TEMPFAIL, cf.user, "", "cannot make a nonce");
     return reply_challenge(reply, id, AUTH_OK, cf.user, server_first, "");
@@ -526,12 +595,12 @@ int scram_peek(const void *msg, size_t len, struct scram_outcome *out)
     return 0;
 }
 
-int scram_refusal(const struct scram_outcome *in, struct buf *reply)
+int scram_refusal(const struct scram_outcome *in, enum auth_status status, struct buf *reply)
 {
-    struct auth_result res = { .status = AUTH_FAIL };
+    struct auth_result res = { .status = status };
 
     if (in->type == AUTH_MSG_SCRAM_START)
-        return reply_challenge(reply, in->id, AUTH_FAIL, in->user, "", "");
+        return reply_challenge(reply, in->id, status, in->user, "", "");
     return reply_result(reply, in->id, &res, "");
 }
 

@@ -5,11 +5,17 @@
  *
  * Who can use it: users stored as {SCRAM-SHA-256} (Dovecot's format), and
  * users stored as {PLAIN}/{CLEARTEXT}, whose keys are derived on the fly
- * (salt made from a per-start secret and the name, 4096 iterations). A user
+ * (salt made from a persistent secret and the name, 4096 iterations). A user
  * with a one-way hash of another kind ($6$, {SSHA}...) cannot: SCRAM needs
  * what that hash does not keep. Such a user, and an unknown one, still gets
- * a normal-looking challenge (a salt made the same way) and fails at the
- * end, so the exchange does not tell who exists or how they are stored.
+ * a normal-looking challenge (a salt made the same way, the same after a
+ * restart) and fails at the end, so the exchange does not tell who exists
+ * or how they are stored.
+ *
+ * Equal cost: START derives nothing for anyone (it only looks the user up
+ * for the salt and count); FINISH runs exactly one PBKDF2 (4096 iterations)
+ * for everyone, a thrown-away one for users with stored keys. Both steps
+ * take a token of the client's rate limit first (auth/dispatch.c).
  *
  * Stateless between the two steps: the server nonce is
  * base64(random[12] || expiry[8] || HMAC-SHA256(secret, random || expiry ||
@@ -91,14 +97,27 @@ int scram_handle_message_outcome(struct authd *ad, const void *msg, size_t len,
  */
 int scram_peek(const void *msg, size_t len, struct scram_outcome *out);
 
-/* The answer that fails the request peeked into in at once (a blocked address). */
-int scram_refusal(const struct scram_outcome *in, struct buf *reply);
+/*
+ * The answer that ends the request peeked into in without handling it:
+ * AUTH_FAIL (a blocked address) or AUTH_TEMPFAIL (the helper is overloaded).
+ */
+int scram_refusal(const struct scram_outcome *in, enum auth_status status, struct buf *reply);
 
 /* Is this datagram one of the SCRAM requests? (the type field only) */
 int scram_is_request(const void *msg, size_t len);
 
-/* For tests: replace the per-start secret and the clock. */
+/*
+ * Load (or make, once) the secret of the made-up salts from the helper's
+ * private directory (auth/private_dir.h) under state_dir. 0, or -1 with
+ * errno: the caller logs it, and salts come from a per-start secret.
+ */
+int scram_load_salt_secret(const char *state_dir);
+
+/* For tests: replace the per-start secret and the clock; forget both secrets (a "restart"). */
 void scram_set_secret(const unsigned char *secret, size_t len);
 void scram_set_clock(time_t (*now)(void));
+void scram_forget_secrets(void);
+/* PBKDF2 runs so far in this process (for tests: the cost of each step). */
+uint64_t scram_kdf_runs(void);
 
 #endif

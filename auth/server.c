@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "auth/authcache.h"
@@ -170,6 +171,58 @@ static void close_peer(struct auth_server *srv, int slot)
     p->fd = -1;
 }
 
+/* The parent of pid, from /proc/PID/stat ("pid (comm) state ppid ..."); -1 if unknown. */
+static pid_t parent_of(pid_t pid)
+{
+    char path[64], text[512];
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd == -1)
+        return -1;
+    ssize_t n = read(fd, text, sizeof(text) - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    text[n] = '\0';
+    /* comm may hold spaces and parentheses: the state follows the last ')'. */
+    char *p = strrchr(text, ')');
+    int ppid;
+    char state;
+    if (p == NULL || sscanf(p + 1, " %c %d", &state, &ppid) != 2 || ppid <= 0)
+        return -1;
+    return (pid_t)ppid;
+}
+
+/*
+ * Only the master's children (the workers) and the master itself may hold a
+ * connection: any other process with the mail uid (a delivery filter,
+ * webmail, something a compromised worker forked) could otherwise fill the
+ * AUTH_SERVER_MAX_PEERS slots and cut the workers off, or claim any client
+ * address in its requests. The master is our parent; workers are its other
+ * children. /proc must show other users' processes (no hidepid).
+ */
+static int peer_is_sibling(pid_t pid)
+{
+    pid_t master = getppid();
+    return pid > 0 && (pid == master || parent_of(pid) == master);
+}
+
+/* A refused peer, logged at most once per AUTH_SERVER_REFUSAL_LOG_SECONDS with a count. */
+static void refused(struct auth_server *srv, const struct ucred *cred, const char *why)
+{
+    time_t now = time(NULL);
+
+    srv->refusals++;
+    if (now - srv->refusal_logged < AUTH_SERVER_REFUSAL_LOG_SECONDS &&
+        now >= srv->refusal_logged)
+        return;
+    log_warning("auth socket: refused pid %d uid %u (%s); %lu refused since the last such line",
+                (int)cred->pid, (unsigned)cred->uid, why, srv->refusals);
+    srv->refusal_logged = now;
+    srv->refusals = 0;
+}
+
 static void accept_peers(struct auth_server *srv)
 {
     for (int i = 0; i < AUTH_SERVER_MAX_PEERS; i++) {
@@ -188,11 +241,26 @@ static void accept_peers(struct auth_server *srv)
             continue;
         }
         if (cred.uid != srv->self_uid && !(srv->have_mail_uid && cred.uid == srv->mail_uid)) {
-            log_warning("auth socket: refused pid %d uid %u (not the mail user)", (int)cred.pid,
-                        (unsigned)cred.uid);
+            refused(srv, &cred, "not the mail user");
             close(fd);
             continue;
         }
+        if (!peer_is_sibling(cred.pid)) {
+            refused(srv, &cred, "not a worker of this server");
+            close(fd);
+            continue;
+        }
+        /* A process over its share gives up its oldest connection for the new one. */
+        int held = 0, oldest = -1;
+        for (int k = 0; k < AUTH_SERVER_MAX_PEERS; k++) {
+            if (srv->peers[k].fd == -1 || srv->peers[k].pid != cred.pid)
+                continue;
+            held++;
+            if (oldest == -1 || srv->peers[k].serial < srv->peers[oldest].serial)
+                oldest = k;
+        }
+        if (held >= AUTH_SERVER_PEERS_PER_PROCESS)
+            close_peer(srv, oldest);
         int slot = 0;
         while (slot < AUTH_SERVER_MAX_PEERS && srv->peers[slot].fd != -1)
             slot++;
@@ -209,7 +277,8 @@ static void accept_peers(struct auth_server *srv)
             close(fd);
             continue;
         }
-        srv->peers[slot] = (struct auth_peer){ .fd = fd, .uid = cred.uid, .pid = cred.pid };
+        srv->peers[slot] = (struct auth_peer){ .fd = fd, .uid = cred.uid, .pid = cred.pid,
+                                               .serial = ++srv->accepted };
         dispatch_peer_open(&srv->dispatch, slot, fd);
         log_debug("worker pid %d uid %u connected", (int)cred.pid, (unsigned)cred.uid);
     }

@@ -4,7 +4,9 @@
  * connection per worker. Every datagram is one request of auth/protocol.h,
  * answered at once; a peer that sends a malformed message, or whose socket
  * is too full to take an answer, is disconnected with a log line (the worker
- * reconnects and retries). Peers are checked with SO_PEERCRED when accepted.
+ * reconnects and retries). Peers are checked with SO_PEERCRED when accepted:
+ * the mail user's uid (or ours), and a child of our parent, the master (or
+ * the master itself), AUTH_SERVER_PEERS_PER_PROCESS connections per process.
  *
  * Checks run one at a time in this single process: crypt(3) work is the
  * helper's whole job, and a slow one delays the others in line, never a
@@ -15,14 +17,28 @@
 
 #include <signal.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "auth/authd.h"
 #include "auth/dispatch.h"
 #include "daemon/buf.h"
 
-/* Worker connections held at once; there is one per worker process. */
+/*
+ * Worker connections held at once: one per worker process (workers are
+ * 1-256), and only the master's children get one (auth/server.c), so no
+ * other process can use them up.
+ */
 #define AUTH_SERVER_MAX_PEERS 256
+/*
+ * Connections one process may hold: a worker uses one, and briefly two while
+ * it reconnects; beyond that its oldest is closed, so even a compromised
+ * worker holds no more than its share of the slots.
+ */
+#define AUTH_SERVER_PEERS_PER_PROCESS 2
+/* Refused connections are logged at most this often (with a count), so a flood does not flood the log. */
+#define AUTH_SERVER_REFUSAL_LOG_SECONDS 10
 /* Requests taken from one peer per wakeup, so one busy worker cannot starve the rest. */
 #define AUTH_SERVER_BURST 16
 
@@ -30,6 +46,7 @@ struct auth_peer {
     int fd;                 /* -1: free slot */
     uid_t uid;
     pid_t pid;
+    uint64_t serial;        /* order of acceptance: the oldest goes first */
 };
 
 struct auth_server {
@@ -44,6 +61,9 @@ struct auth_server {
     /* Password requests as events: LDAP answers and penalty timers (auth/dispatch.h). */
     struct auth_dispatch dispatch;
     int authd_fd;           /* authd's fd as registered in epfd, or -1 */
+    uint64_t accepted;      /* connections accepted so far */
+    time_t refusal_logged;  /* when a refused peer was last logged */
+    unsigned long refusals; /* refused since then */
 };
 
 /*

@@ -74,6 +74,26 @@ static int parse_one(const char *text, struct cidr *net)
     return 0;
 }
 
+int cidr_client_prefix(const char *ip, int v4_prefix, int v6_prefix, uint8_t out[16])
+{
+    struct cidr net;
+
+    if (ip == NULL || strchr(ip, '/') != NULL || parse_one(ip, &net) == -1)
+        return -1;
+    /* A v4-mapped IPv6 address is the IPv4 client it names (dual-stack proxies send them). */
+    int v4 = memcmp(net.addr, v4_mapped, sizeof(v4_mapped)) == 0;
+    int bits = v4 ? 96 + v4_prefix : v6_prefix;
+    for (int i = 0; i < 16; i++) {
+        int keep = bits - i * 8;
+        if (keep <= 0)
+            net.addr[i] = 0;
+        else if (keep < 8)
+            net.addr[i] &= (uint8_t)(0xff << (8 - keep));
+    }
+    memcpy(out, net.addr, 16);
+    return 0;
+}
+
 int cidr_list_parse(const char *text, struct cidr_list *list, char *err, size_t errlen)
 {
     char copy[1024];

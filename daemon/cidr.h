@@ -30,6 +30,12 @@ struct cidr_list {
 int cidr_list_parse(const char *text, struct cidr_list *list, char *err, size_t errlen);
 /* 1 if addr (AF_INET or AF_INET6) is in one of the networks, else 0. */
 int cidr_list_match(const struct cidr_list *list, const struct sockaddr *addr);
+/*
+ * The client group an address string belongs to: IPv4 (also written as
+ * v4-mapped IPv6) masked to v4_prefix bits (as v4-mapped IPv6 in out), IPv6
+ * masked to v6_prefix bits. -1 if ip is not a plain address.
+ */
+int cidr_client_prefix(const char *ip, int v4_prefix, int v6_prefix, uint8_t out[16]);
 /* The list in the syntax cidr_list_parse() reads. */
 void cidr_list_format(const struct cidr_list *list, char *out, size_t outlen);
 

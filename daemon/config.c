@@ -157,6 +157,11 @@ static const struct setting settings[] = {
     { "auth_penalty_entries", SET_INT, FIELD(auth_penalty_entries), "65536", 16, 16777216, NULL,
       0 },
     { "auth_penalty_trusted", SET_CIDRS, FIELD(auth_penalty_trusted), "", 0, 0, NULL, 0 },
+    /* Helper work per client group before any hashing (auth/ratelimit.h): 5/s covers a
+     * NAT of ~1,500 uncached clients polling every 5 minutes; 20 at once, a client's
+     * reconnect storm (several accounts and devices after a network change). */
+    { "auth_rate_limit", SET_INT, FIELD(auth_rate_limit), "5", 0, 100000, NULL, 0 },
+    { "auth_rate_burst", SET_INT, FIELD(auth_rate_burst), "20", 1, 100000, NULL, 0 },
     /* The credential cache (shm/credcache.h): 0 turns a part off. A password
      * changed at the backend keeps working from the cache for auth_cache_ttl. */
     { "auth_cache_ttl", SET_SECONDS, FIELD(auth_cache_ttl), "1h", 0, 30 * 86400, NULL, 0 },

@@ -118,6 +118,8 @@ struct config {
     int  auth_penalty_ipv6_prefix;
     int  auth_penalty_entries;
     struct cidr_list auth_penalty_trusted;
+    int  auth_rate_limit;                 /* helper requests per second per client group; 0: off */
+    int  auth_rate_burst;                 /* ...taken at once (auth/ratelimit.h) */
     int  auth_cache_ttl;                  /* seconds a verified password is answered by workers */
     int  auth_cache_negative_ttl;         /* ...and the same wrong password refused */
     int  auth_cache_stale_ttl;            /* how old an entry may be to log in while the backend is down */

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 int ipc_begin(struct buf *b, uint32_t type, uint32_t id)
 {
@@ -118,6 +119,62 @@ ssize_t ipc_recv(int fd, void *msg, size_t cap)
 {
     ssize_t n = recv(fd, msg, cap, MSG_DONTWAIT | MSG_TRUNC);
     if (n > (ssize_t)cap) {
+        errno = EMSGSIZE;
+        return -1;
+    }
+    return n;
+}
+
+int ipc_send_fd(int fd, const struct buf *b, int passfd)
+{
+    union {
+        struct cmsghdr align;
+        char space[CMSG_SPACE(sizeof(int))];
+    } ctl;
+    struct iovec iov = { .iov_base = (void *)buf_rptr(b), .iov_len = buf_len(b) };
+    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.space,
+                         .msg_controllen = sizeof(ctl.space) };
+
+    memset(&ctl, 0, sizeof(ctl));
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &passfd, sizeof(int));
+    ssize_t n = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n == -1)
+        return -1;
+    if ((size_t)n != buf_len(b)) {
+        errno = EMSGSIZE;
+        return -1;
+    }
+    return 0;
+}
+
+ssize_t ipc_recv_fd(int fd, void *msg, size_t cap, int *passfd)
+{
+    union {
+        struct cmsghdr align;
+        char space[CMSG_SPACE(sizeof(int))];
+    } ctl;
+    struct iovec iov = { .iov_base = msg, .iov_len = cap };
+    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.space,
+                         .msg_controllen = sizeof(ctl.space) };
+
+    *passfd = -1;
+    ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_TRUNC | MSG_CMSG_CLOEXEC);
+    if (n == -1)
+        return -1;
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm != NULL; cm = CMSG_NXTHDR(&mh, cm)) {
+        if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
+            cm->cmsg_len == CMSG_LEN(sizeof(int)) && *passfd == -1)
+            memcpy(passfd, CMSG_DATA(cm), sizeof(int));
+    }
+    /* More descriptors than the one room was made for were closed by the kernel. */
+    if (n > (ssize_t)cap) {
+        if (*passfd != -1)
+            close(*passfd);
+        *passfd = -1;
         errno = EMSGSIZE;
         return -1;
     }

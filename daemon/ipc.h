@@ -50,4 +50,12 @@ int ipc_send(int fd, const struct buf *b);
 /* Returns the length, 0 on EOF, -1 on error (EAGAIN too). EMSGSIZE if truncated. */
 ssize_t ipc_recv(int fd, void *msg, size_t cap);
 
+/*
+ * The same with one file descriptor passed along (SCM_RIGHTS). ipc_recv_fd()
+ * sets *passfd to the descriptor received (close-on-exec) or -1; the caller
+ * owns it and closes it if the message is not one that carries a descriptor.
+ */
+int ipc_send_fd(int fd, const struct buf *b, int passfd);
+ssize_t ipc_recv_fd(int fd, void *msg, size_t cap, int *passfd);
+
 #endif

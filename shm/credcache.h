@@ -132,6 +132,18 @@ enum credcache_verdict credcache_classify(const struct credcache_record *rec, in
                                           int neg_match, time_t now,
                                           const struct credcache_ttl *ttl);
 
+/*
+ * credcache_judge for a worker: the same verdicts, but one PBKDF2 is computed
+ * whether rec is NULL (no entry), expired or live, so a wrong password takes
+ * the same time for a name with an entry and one without (no timing list of
+ * recently active accounts). The work on a missing entry goes to
+ * credcache_dummy_record(), a fixed record with the default iterations.
+ */
+enum credcache_verdict credcache_judge_even(const struct credcache_record *rec,
+                                            const char *password, time_t now,
+                                            const struct credcache_ttl *ttl);
+const struct credcache_record *credcache_dummy_record(void);
+
 /* A new record for a name never seen: random salt, default iterations. */
 int credcache_record_init(struct credcache_record *rec);
 

@@ -173,13 +173,14 @@ enum credcache_verdict credmemo_judge(struct credmemo *m, const char *name,
     int pos_match, neg_match, have_tag = 0;
     uint64_t name_hash = 0;
     size_t name_len = strlen(name);
+    /* No entry or nothing live: the same tag and verifier work on a dummy, then MISS. */
+    int live = rec != NULL && credcache_live(rec, now, ttl);
+    const struct credcache_record *work = live ? rec : credcache_dummy_record();
 
-    if (!credcache_live(rec, now, ttl))
-        return CREDCACHE_MISS;   /* nothing to compare: spare the work */
-    if (rec->has_positive && make_tag(m, name, name_len, rec, password, tag) == 0) {
-        have_tag = 1;
+    if (make_tag(m, name, name_len, work, password, tag) == 0) {
+        have_tag = live && rec->has_positive;
         name_hash = hash64(name, name_len, m->seed);
-        struct memo_entry *e = find(m, name_hash);
+        struct memo_entry *e = have_tag ? find(m, name_hash) : NULL;
         if (e != NULL && CRYPTO_memcmp(e->tag, tag, TAG_LEN) == 0) {
             e->used = ++m->tick;
             m->stats.hits++;
@@ -191,7 +192,8 @@ enum credcache_verdict credmemo_judge(struct credmemo *m, const char *name,
         }
     }
     m->stats.misses++;
-    if (credcache_match(rec, password, &pos_match, &neg_match) == -1) {
+    int rc = credcache_match(work, password, &pos_match, &neg_match);
+    if (rc == -1 || !live) {
         OPENSSL_cleanse(tag, sizeof(tag));
         return CREDCACHE_MISS;
     }

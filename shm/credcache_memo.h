@@ -65,6 +65,9 @@ void credmemo_free(struct credmemo *m);
  * credcache_judge(rec, password, now, ttl) for the record read under name,
  * computing the PBKDF2 only when the memo cannot vouch for the match; a
  * positive match found the slow way is remembered. Same verdicts, always.
+ * rec may be NULL (no entry): like credcache_judge_even(), a password the
+ * memo does not vouch for costs one tag and one PBKDF2 whether the entry is
+ * missing, expired or live, so timing does not tell which (counted in misses).
  */
 enum credcache_verdict credmemo_judge(struct credmemo *m, const char *name,
                                       const struct credcache_record *rec, const char *password,

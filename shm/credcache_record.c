@@ -260,6 +260,30 @@ enum credcache_verdict credcache_judge(const struct credcache_record *rec, const
     return credcache_classify(rec, pos_match, neg_match, now, ttl);
 }
 
+const struct credcache_record *credcache_dummy_record(void)
+{
+    /* Never matches anything that matters: its verdict is always thrown away. */
+    static const struct credcache_record dummy = {
+        .iterations = CREDCACHE_ITERATIONS, .has_positive = 1, .has_negative = 1,
+    };
+    return &dummy;
+}
+
+enum credcache_verdict credcache_judge_even(const struct credcache_record *rec,
+                                            const char *password, time_t now,
+                                            const struct credcache_ttl *ttl)
+{
+    int pos_match, neg_match;
+
+    if (rec == NULL || !credcache_live(rec, now, ttl)) {
+        (void)credcache_match(credcache_dummy_record(), password, &pos_match, &neg_match);
+        return CREDCACHE_MISS;
+    }
+    if (credcache_match(rec, password, &pos_match, &neg_match) == -1)
+        return CREDCACHE_MISS;
+    return credcache_classify(rec, pos_match, neg_match, now, ttl);
+}
+
 int credcache_record_init(struct credcache_record *rec)
 {
     memset(rec, 0, sizeof(*rec));

@@ -156,6 +156,27 @@ static void handle_reply(struct auth_client *ac, const unsigned char *msg, size_
     /* Already timed out or cancelled. */
 }
 
+/* The penalty view (auth/protocol.h, AUTH_MSG_VIEW); takes passfd. */
+static void handle_view(const unsigned char *msg, size_t len, int passfd)
+{
+    struct ipc_reader r;
+    uint32_t type, id, status;
+
+    if (ipc_reader_init(&r, msg, len, &type, &id) == -1) {
+        if (passfd >= 0)
+            close(passfd);
+        return;
+    }
+    status = ipc_get_u32(&r);
+    if (ipc_reader_end(&r) == -1 || status != AUTH_OK || passfd < 0) {
+        log_warning("auth helper gave no penalty view; logins go to the helper");
+        if (passfd >= 0)
+            close(passfd);
+        return;
+    }
+    pop3_login_adopt_view(passfd);
+}
+
 static void on_event(struct loop *lp, struct loop_handler *h, uint32_t events)
 {
     struct auth_client *ac = (struct auth_client *)h;
@@ -163,7 +184,18 @@ static void on_event(struct loop *lp, struct loop_handler *h, uint32_t events)
     (void)lp;
 
     for (int i = 0; i < 64 && ac->fd != -1; i++) {
-        ssize_t n = ipc_recv(ac->fd, msg, sizeof(msg));
+        int passfd = -1;
+        ssize_t n = ipc_recv_fd(ac->fd, msg, sizeof(msg), &passfd);
+        uint32_t type = 0;
+        if (n >= 4)
+            memcpy(&type, msg, sizeof(type));
+        if (n > 0 && type == AUTH_MSG_VIEW) {
+            handle_view(msg, (size_t)n, passfd);
+            continue;
+        }
+        /* Only the view comes with a descriptor. */
+        if (passfd >= 0)
+            close(passfd);
         if (n > 0) {
             handle_reply(ac, msg, (size_t)n);
             continue;
@@ -203,7 +235,16 @@ static int ensure_connected(struct auth_client *ac)
         return -1;
     }
     ac->fd = fd;
+    /* Each helper (a restarted one too) has its own view: ask for it first thing. */
+    if (ipc_begin(&ac->msg, AUTH_MSG_VIEW_REQUEST, 0) == -1 || ipc_send(fd, &ac->msg) == -1)
+        log_warning("auth helper: cannot ask for the penalty view: %s", strerror(errno));
+    buf_reset(&ac->msg);
     return 0;
+}
+
+int auth_client_connect(struct auth_client *ac)
+{
+    return ensure_connected(ac);
 }
 
 struct auth_client *auth_client_new(struct loop *lp, const char *socket_path)

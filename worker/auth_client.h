@@ -21,6 +21,14 @@
 struct auth_client;
 
 struct auth_client *auth_client_new(struct loop *lp, const char *socket_path);
+/*
+ * Be connected to the helper (a no-op when connected; at most one attempt
+ * per AUTH_RECONNECT_SECONDS otherwise). Each new connection asks for the
+ * helper's penalty view, so a restarted helper's view replaces the old one.
+ * 0, or -1 with errno.
+ */
+int auth_client_connect(struct auth_client *ac);
+
 /* Close the connection and free; pending requests are dropped unanswered. */
 void auth_client_free(struct auth_client *ac);
 

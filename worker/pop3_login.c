@@ -2,6 +2,12 @@
  * Where a password enters a session: the credential cache first, then the
  * helper (see pop3_sasl.h). The cache is opened lazily in this worker, after
  * fork and the privilege drop, and only read here: fastpop-auth writes it.
+ *
+ * The cache never answers for an address or a name under the brute-force
+ * penalty (the helper's view, shm/penalty_view.h; no view, no cache): those
+ * logins must reach the helper, which counts them and holds their answers.
+ * And a wrong password costs the same here whether or not the name has an
+ * entry (one verifier computed either way): timing does not list accounts.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -9,8 +15,9 @@
 
 #include "daemon/log.h"
 #include "shm/credcache.h"
-#include "shm/stats.h"
 #include "shm/credcache_memo.h"
+#include "shm/penalty_view.h"
+#include "shm/stats.h"
 #include "worker/auth_client.h"
 #include "worker/loop.h"
 #include "worker/pop3_sasl.h"
@@ -23,6 +30,23 @@ static struct credcache *cache;
 static struct credmemo *memo;
 static double next_open;
 static int open_error_logged;
+/* The helper's penalty view; NULL until the auth client has received one. */
+static struct penalty_view *view;
+
+void pop3_login_adopt_view(int fd)
+{
+    struct penalty_view *v;
+
+    if (penalty_view_map(fd, &v) == -1) {
+        log_warning("penalty view from the auth helper unusable: %s; logins go to the helper",
+                    strerror(errno));
+        return;
+    }
+    /* Once per helper (re)start and worker: the cache answers from now on. */
+    log_info("penalty view received from the auth helper");
+    penalty_view_free(view);
+    view = v;
+}
 
 static struct credcache *worker_cache(const struct config *cfg)
 {
@@ -52,9 +76,10 @@ static struct credcache *worker_cache(const struct config *cfg)
 }
 
 /*
- * A fresh positive entry matching password: 1 with the canonical user and
- * maildir in rec. Anything else (a miss, expired, another password, a
- * remembered failure) is 0: the helper decides those, and counts them.
+ * A fresh positive entry matching password, for a login the penalty does not
+ * concern: 1 with the canonical user and maildir in rec. Anything else (a
+ * miss, expired, another password, a remembered failure, an address or name
+ * under penalty) is 0: the helper decides those, and counts them.
  */
 static int cache_hit(struct conn *c, const char *user, const char *password,
                      struct credcache_record *rec)
@@ -62,20 +87,34 @@ static int cache_hit(struct conn *c, const char *user, const char *password,
     const struct config *cfg = c->lp->cfg;
     struct credcache *cc = worker_cache(cfg);
     struct credcache_ttl ttl = { cfg->auth_cache_ttl, 0, 0 };
-    int found;
+    int found = 0;
 
     if (cc == NULL || strlen(user) >= CREDCACHE_KEY_MAX)
         return 0;
+    /*
+     * A helper that went away may have been replaced: reconnecting fetches the
+     * new helper's view. Until it arrives the old one stands (the only word
+     * there is while no helper runs).
+     */
+    (void)auth_client_connect(c->lp->auth);
+    /* Cheap, and first: a penalized login costs no verifier here, the helper delays it. */
+    if (penalty_view_listed(view, c->ip, user, NULL, penalty_view_now_ms()))
+        return 0;
     if (credcache_get(cc, user, rec, &found) == -1) {
         log_warning("credential cache read: %s", credcache_error(cc));
-        return 0;
+        found = 0;
     }
-    if (!found)
-        return 0;
     time_t now = time(NULL);
-    enum credcache_verdict v = memo != NULL ? credmemo_judge(memo, user, rec, password, now, &ttl)
-                                            : credcache_judge(rec, password, now, &ttl);
-    return v == CREDCACHE_HIT_OK;
+    /* Found or not, live or not: the same work, so a wrong password takes the same time. */
+    enum credcache_verdict v = memo != NULL
+                                   ? credmemo_judge(memo, user, found ? rec : NULL, password,
+                                                    now, &ttl)
+                                   : credcache_judge_even(found ? rec : NULL, password, now,
+                                                            &ttl);
+    if (v != CREDCACHE_HIT_OK)
+        return 0;
+    /* The canonical name may be what the penalty counts (a login by another spelling). */
+    return !penalty_view_listed(view, c->ip, user, rec->user, penalty_view_now_ms());
 }
 
 enum pop3_verdict pop3_login_password(struct conn *c, const char *user, char *password,

@@ -43,11 +43,15 @@ struct sasl_exchange {
 
 static unsigned offered(const struct conn *c)
 {
-    unsigned set = sasl_mechs_parse(c->lp->cfg->auth_mechanisms);
-    /* SCRAM never shows the password; the other two do. */
+    /*
+     * Nothing before TLS where passwords may not cross in the clear: PLAIN and
+     * LOGIN show the password, and SCRAM, while it does not, still hands a
+     * listener the salt, the nonces and a proof to attack offline, and a
+     * client that falls back to it would be talked out of using TLS.
+     */
     if (!pop3_plaintext_allowed(c))
-        set &= 1u << SASL_SCRAM_SHA_256;
-    return set;
+        return 0;
+    return sasl_mechs_parse(c->lp->cfg->auth_mechanisms);
 }
 
 void pop3_sasl_capa(struct conn *c)

@@ -6,10 +6,11 @@
  *
  * Mechanisms: PLAIN (RFC 4616), LOGIN (draft-murchison-sasl-login), and
  * SCRAM-SHA-256 (RFC 7677), relayed to the helper, which alone holds the
- * keys (auth/scram_server.h). The offered set is auth_mechanisms, minus
- * PLAIN and LOGIN where a password may not cross in the clear
- * (pop3_plaintext_allowed); CAPA's SASL line and a bare "AUTH" list exactly
- * that set, and AUTH refuses anything else.
+ * keys (auth/scram_server.h). The offered set is auth_mechanisms, and
+ * nothing at all where a password may not cross in the clear
+ * (pop3_plaintext_allowed: before STLS when plaintext_auth = no), SCRAM
+ * included; CAPA's SASL line and a bare "AUTH" list exactly that set, and
+ * AUTH refuses anything else.
  *
  * Exchange rules: a client response is one line of base64 (strict, see
  * worker/sasl.h), "=" for an empty initial response, "*" to cancel (-ERR).
@@ -63,5 +64,12 @@ void pop3_sasl_scram_result(struct conn *c, enum auth_status status, const char 
  */
 enum pop3_verdict pop3_login_password(struct conn *c, const char *user, char *password,
                                       const char *mech, struct pop3_reply *r);
+
+/*
+ * The helper's penalty view (shm/penalty_view.h), received by the auth
+ * client: fd is taken (mapped, then closed) and replaces the view in use.
+ * Until a worker has one, no login is answered from the credential cache.
+ */
+void pop3_login_adopt_view(int fd);
 
 #endif

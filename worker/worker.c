@@ -389,6 +389,8 @@ void worker_main(const struct worker_setup *ws)
     lp.auth = auth_client_new(&lp, ws->auth_socket);
     if (lp.auth == NULL)
         log_fatal("auth client: %s", strerror(errno));
+    /* At once, for the penalty view: without it no login is answered from the cache. */
+    (void)auth_client_connect(lp.auth);
     log_info("serving as uid %d", (int)getuid());
 
     struct epoll_event events[MAX_EVENTS];

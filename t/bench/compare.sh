@@ -139,6 +139,8 @@ log = stderr
 log_level = info
 max_connections = 60000
 max_connections_per_ip = 60000
+# Every benchmark client comes from 127.0.0.1: no per-address limit on helper work.
+auth_rate_limit = 0
 shutdown_timeout = 5s
 EOF
 FP_PID=""

@@ -216,6 +216,7 @@ class Daemon:
         self.workers = workers
         self.extra_config = extra_config
         self.proc = None
+        self.log_start = 0      # where the current run's log lines begin (see start())
         self.conf = os.path.join(self.dir, "fastpop.conf")
         self.passwd = os.path.join(self.dir, "passwd")
         self.mail = os.path.join(self.dir, "mail")
@@ -234,6 +235,9 @@ class Daemon:
         # tests that fail logins on purpose; its own tests turn it on.
         if "auth_penalty" not in extra:
             extra = "auth_penalty = no\n" + extra
+        # Likewise the helper's rate limit per address: every test client is 127.0.0.1.
+        if "auth_rate_limit" not in extra:
+            extra = "auth_rate_limit = 0\n" + extra
         return (
             "listen = 127.0.0.1:%d\n"
             "workers = %d\n"
@@ -309,6 +313,8 @@ class Daemon:
 
     # --- process ----------------------------------------------------------
     def start(self, wait=True, args=()):
+        # Where this run's lines begin (the log is appended to across restarts).
+        self.log_start = len(self.log())
         self.log_file = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [os.path.join(BIN, "fastpopd"), "-F", "-c", self.conf] + list(args),
@@ -335,6 +341,11 @@ class Daemon:
             except OSError:
                 return False
         probe_port = wait_until(ready, timeout, what="fastpopd to serve")
+        # Workers answer nothing from the credential cache until the helper's penalty view
+        # has reached them: a test that expects a cache hit must not race that.
+        wait_until(lambda: self.log()[self.log_start:].count(
+            "penalty view received from the auth helper") >= self.workers, timeout,
+            what="the workers' penalty views")
         # The probe must be gone from the connection counts before a test starts.
         self.wait_log("port=%d reason=" % probe_port)
 

@@ -97,6 +97,81 @@ class PenaltyTest(PenaltyBase):
         self.assertTrue(r.startswith("+OK"), r)
 
 
+class BlockedAddressTest(PenaltyBase):
+    """A blocked address never guesses faster, still counts against the user,
+    and never logs in from a worker's credential cache (issue 12, item 1)."""
+    users = {"alice": "alice-secret", "bob": "bob-secret"}
+    MAX_DELAY = 2.0   # auth_penalty_max_delay in PENALTY
+
+    def attempt_as(self, source, user, password):
+        p = self.d.connect(source=(source, 0), timeout=20)
+        try:
+            self.assertTrue(p.line().startswith("+OK"))
+            self.assertTrue(p.cmd("USER " + user).startswith("+OK"))
+            t = time.monotonic()
+            r = p.cmd("PASS " + password)
+            return r, time.monotonic() - t
+        finally:
+            p.close()
+
+    def block(self, source):
+        """Five failures for an unknown name block source; alice's score stays 0."""
+        for _ in range(5):
+            r, _ = self.attempt_as(source, "ghost", "x")
+            self.assertTrue(r.startswith("-ERR [AUTH]"), r)
+        self.d.wait_log("auth penalty ip=%s blocked for 60s" % source)
+
+    def cache_alice(self, source):
+        """alice logs in (filling the credential cache) and again from its cache."""
+        self.assertTrue(self.attempt_as(source, "alice", "alice-secret")[0].startswith("+OK"))
+        self.d.wait_log("login user=alice ip=%s mechanism=USER messages=0 cache=miss" % source)
+
+    def test_blocked_address_is_slow_and_gets_no_cache_hit(self):
+        self.cache_alice("127.0.0.20")
+        self.block("127.0.0.21")
+        hits = self.d.log().count("cache=hit")
+        # the right password from the blocked address does not log in, from the cache or not
+        r, t = self.attempt_as("127.0.0.21", "alice", "alice-secret")
+        self.assertTrue(r.startswith("-ERR [AUTH]"), r)
+        self.assertGreater(t, 0.8 * self.MAX_DELAY)
+        # wrong guesses for a cached user: never answered before the maximum delay
+        for _ in range(2):
+            r, t = self.attempt_as("127.0.0.21", "alice", "guess")
+            self.assertTrue(r.startswith("-ERR [AUTH]"), r)
+            self.assertGreater(t, 0.8 * self.MAX_DELAY)
+        self.d.wait_log("auth failed user=alice ip=127.0.0.21 mechanism=USER reason=ip-blocked",
+                        count=3)
+        self.assertEqual(self.d.log().count("cache=hit"), hits)
+
+    def test_blocked_failures_count_against_the_user(self):
+        self.block("127.0.0.22")
+        # three refusals from the blocked address count for bob: score 3, delay at the cap
+        for _ in range(3):
+            r, _ = self.attempt_as("127.0.0.22", "bob", "guess")
+            self.assertTrue(r.startswith("-ERR [AUTH]"), r)
+        # so bob's next failure from a clean address waits the cap (2 s), not the first step (1 s)
+        r, t = self.attempt_as("127.0.0.23", "bob", "guess")
+        self.assertTrue(r.startswith("-ERR [AUTH]"), r)
+        self.assertGreater(t, 0.8 * self.MAX_DELAY)
+        self.d.wait_log("auth penalty ip=127.0.0.23 user=bob")
+        score = re.findall(r"auth penalty ip=127\.0\.0\.22 user=bob ip_score=([0-9.]+)",
+                           self.d.log())
+        self.assertEqual(len(score), 3, self.d.log()[-3000:])
+
+    def test_user_under_penalty_gets_no_cache_hit(self):
+        self.cache_alice("127.0.0.24")
+        r, _ = self.attempt_as("127.0.0.25", "alice", "guess")
+        self.assertTrue(r.startswith("-ERR [AUTH]"), r)
+        # alice is under penalty now: her right password goes to the helper, from any address
+        r, _ = self.attempt_as("127.0.0.26", "alice", "alice-secret")
+        self.assertTrue(r.startswith("+OK"), r)
+        self.d.wait_log("login user=alice ip=127.0.0.26 mechanism=USER messages=0 cache=miss")
+        # the success cleared her score: the next login is answered by the cache again
+        r, _ = self.attempt_as("127.0.0.26", "alice", "alice-secret")
+        self.assertTrue(r.startswith("+OK"), r)
+        self.d.wait_log("login user=alice ip=127.0.0.26 mechanism=USER messages=0 cache=hit")
+
+
 class ScramPenaltyTest(PenaltyBase):
     """SCRAM goes through the same accounting as USER/PASS, PLAIN and LOGIN."""
     extra_config = PENALTY.replace("auth_penalty_block_after = 5",
@@ -171,6 +246,41 @@ class ScramPenaltyTest(PenaltyBase):
         r, t = self.scram("127.0.0.9", None)
         self.assertTrue(r.startswith("+OK"), r)
         self.assertGreater(t, 0.8)
+
+
+class RateLimitTest(DaemonTest):
+    """Helper work is limited per address before any hashing (issue 12, item 11): a
+    flood from one address gets [SYS/TEMP] while another address still logs in."""
+    users = {"alice": "alice-secret", "bob": "bob-secret"}
+    extra_config = "auth_rate_limit = 2\nauth_rate_burst = 4\nauth_cache_ttl = 0s\n"
+
+    def test_flood_gets_tempfail_others_log_in(self):
+        self.d.start()
+        flood = []
+        try:
+            for _ in range(12):
+                p = self.d.connect(source=("127.0.0.30", 0), timeout=20)
+                self.assertTrue(p.line().startswith("+OK"))
+                self.assertTrue(p.cmd("USER alice").startswith("+OK"))
+                flood.append(p)
+            for p in flood:
+                p.send("PASS guess\r\n")
+            answers = [p.line() for p in flood]
+        finally:
+            for p in flood:
+                p.close()
+        temp = [a for a in answers if a.startswith("-ERR [SYS/TEMP]")]
+        # at most the burst plus what refilled meanwhile was worked on; the rest was refused
+        self.assertGreaterEqual(len(temp), 12 - 4 - 4, answers)
+        self.assertTrue(all(a.startswith("-ERR [AUTH]") or a.startswith("-ERR [SYS/TEMP]")
+                            for a in answers), answers)
+        self.d.wait_log("auth rate limit: ip=127.0.0.30 over 2 requests/s (burst 4)")
+        # another address is not affected
+        p = self.d.connect(source=("127.0.0.31", 0), timeout=20)
+        try:
+            self.assertTrue(p.login("bob", "bob-secret").startswith("+OK"))
+        finally:
+            p.close()
 
 
 SYSLOG_SAMPLE = """\

@@ -9,6 +9,7 @@ import hmac
 import os
 
 from fastpop_harness import DaemonTest, main
+from tls_fixture import TlsTest, capa as tls_capa, client_context, sasl_mechs, starttls
 
 ALL = "auth_mechanisms = PLAIN LOGIN SCRAM-SHA-256\n"
 
@@ -240,18 +241,44 @@ class Scram(SaslCase):
         final = cl.final(server_first).replace("r=" + cl.nonce, "r=X" + cl.nonce)
         self.assertTrue(p2.cmd(b64(final)).startswith("-ERR"))
 
-    def test_scram_offered_without_tls_when_plaintext_refused(self):
+    def test_scram_not_offered_without_tls_when_plaintext_refused(self):
         self.d.stop()
         self.d.write_config(self.d.config_text().replace("plaintext_auth = yes",
                                                          "plaintext_auth = no"))
         self.d.start()
         p = self.greet()
         caps = capa(p)
-        self.assertIn("SASL SCRAM-SHA-256", caps)
+        # No TLS here (no certificate): nothing is offered, SCRAM included (issue 12, item 9).
+        self.assertFalse([c for c in caps if c.startswith("SASL")], caps)
         self.assertNotIn("USER", caps)
+        self.assertEqual(p.cmd("AUTH"), "+OK Supported mechanisms follow")
+        self.assertEqual(p.multiline(), b"")
         self.assertTrue(p.cmd("AUTH PLAIN " + b64("\0alice\0alice-secret")).startswith("-ERR"))
-        r, _ = self.scram_login(p, "carol", "carol-pw")
-        self.assertTrue(r.startswith("+OK"), r)
+        r = p.cmd("AUTH SCRAM-SHA-256 " + b64(ScramClient("carol", "carol-pw").first()))
+        self.assertTrue(r.startswith("-ERR [AUTH]"), r)
+        self.assertNotIn("login user=carol", self.d.log())
+
+
+class ScramAfterStls(TlsTest):
+    """With plaintext_auth = no, SCRAM is offered and works once STLS is done."""
+    plaintext_auth = None
+    listeners = {}
+    tls_extra = ALL
+
+    def test_scram_offered_after_stls_only(self):
+        p = self.d.connect()
+        self.addCleanup(p.close)
+        self.assertTrue(p.line().startswith("+OK"))
+        self.assertEqual(sasl_mechs(tls_capa(p)), [])
+        starttls(p, client_context(self.ca))
+        self.assertEqual(sasl_mechs(tls_capa(p)), ["PLAIN", "LOGIN", "SCRAM-SHA-256"])
+        cl = ScramClient("alice", "alice-secret")
+        r = p.cmd("AUTH SCRAM-SHA-256 " + b64(cl.first()))
+        self.assertTrue(r.startswith("+ "), r)
+        r = p.cmd(b64(cl.final(unb64(r[2:]).decode())))
+        self.assertTrue(r.startswith("+ "), r)
+        self.assertEqual(unb64(r[2:]).decode(), cl.expect_v)
+        self.assertTrue(p.cmd("").startswith("+OK"))
 
 
 class DefaultMechanisms(DaemonTest):

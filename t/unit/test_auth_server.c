@@ -556,6 +556,46 @@ static void test_event_loop(void **state)
         assert_int_equal(WEXITSTATUS(status), 0);
     }
 
+    /* A process holds at most AUTH_SERVER_PEERS_PER_PROCESS connections: a third one
+     * closes its oldest (c1; c2 is gone already). */
+    int c3 = connect_to(sun.sun_path);
+    int c4 = connect_to(sun.sun_path);
+    send_request(c4, AUTH_MSG_PASS_REQUEST, 16, "bob", "bobpw", "192.0.2.1", "USER");
+    assert_int_equal(wait_readable(c4), 1);
+    read_reply(c4, &r);
+    assert_int_equal(r.id, 16);
+    assert_int_equal(wait_readable(c1), 1);
+    assert_int_equal(recv(c1, tmp, sizeof(tmp), 0), 0);
+    close(c1);
+    c1 = c3;
+
+    /* A process that is neither our parent nor its child (a grandchild here, as anything a
+     * worker forks would be) is refused unanswered, whatever its uid. */
+    pid_t mid = fork();
+    assert_true(mid >= 0);
+    if (mid == 0) {
+        pid_t grand = fork();
+        if (grand == -1)
+            _exit(20);
+        if (grand == 0) {
+            struct sockaddr_un to = sun;
+            int c = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+            if (c == -1 || connect(c, (struct sockaddr *)&to, sizeof(to)) == -1)
+                _exit(21);
+            if (wait_readable(c) != 1)
+                _exit(22);
+            ssize_t n = recv(c, tmp, sizeof(tmp), 0);
+            _exit(n == 0 || (n == -1 && errno == ECONNRESET) ? 0 : 23);
+        }
+        int st;
+        if (waitpid(grand, &st, 0) != grand || !WIFEXITED(st))
+            _exit(24);
+        _exit(WEXITSTATUS(st));
+    }
+    assert_int_equal(waitpid(mid, &status, 0), mid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+
     /* SIGTERM: what is already queued is answered, then a clean exit. */
     send_request(c1, AUTH_MSG_PASS_REQUEST, 15, "bob", "bobpw", "192.0.2.1", "USER");
     assert_int_equal(kill(pid, SIGTERM), 0);

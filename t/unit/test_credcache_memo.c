@@ -155,6 +155,42 @@ static void test_wrong_password(void **state)
     credmemo_free(m);
 }
 
+/*
+ * A wrong password costs one verifier whatever the name's entry: missing,
+ * expired or live (issue 12: no timing list of recently active accounts).
+ * misses counts the PBKDF2 runs.
+ */
+static void test_wrong_password_same_work_with_or_without_entry(void **state)
+{
+    struct credmemo *m;
+    struct credcache_record rec;
+    (void)state;
+
+    assert_int_equal(credmemo_new(64, &m), 0);
+    make_ok(&rec, "secret", NOW);
+    assert_int_equal(credmemo_judge(m, "alice", &rec, "guess", NOW, &TTL), CREDCACHE_MISS);
+    assert_int_equal(stats(m).misses, 1);
+    /* no entry at all */
+    assert_int_equal(credmemo_judge(m, "nobody", NULL, "guess", NOW, &TTL), CREDCACHE_MISS);
+    assert_int_equal(stats(m).misses, 2);
+    /* an entry past every TTL */
+    assert_int_equal(credmemo_judge(m, "alice", &rec, "guess", NOW + 10 * 86400, &TTL),
+                     CREDCACHE_MISS);
+    assert_int_equal(stats(m).misses, 3);
+    /* even the right password of an expired entry is only a miss */
+    assert_int_equal(credmemo_judge(m, "alice", &rec, "secret", NOW + 10 * 86400, &TTL),
+                     CREDCACHE_MISS);
+    assert_int_equal(stats(m).entries, 0);
+    credmemo_free(m);
+
+    /* Without a memo: the same verdicts from the even judge. */
+    assert_int_equal(credcache_judge_even(NULL, "guess", NOW, &TTL), CREDCACHE_MISS);
+    assert_int_equal(credcache_judge_even(&rec, "guess", NOW, &TTL), CREDCACHE_MISS);
+    assert_int_equal(credcache_judge_even(&rec, "secret", NOW, &TTL), CREDCACHE_HIT_OK);
+    assert_int_equal(credcache_judge_even(&rec, "secret", NOW + 10 * 86400, &TTL),
+                     CREDCACHE_MISS);
+}
+
 static void test_eviction_bound(void **state)
 {
     struct credmemo *m;
@@ -197,6 +233,7 @@ int main(void)
         cmocka_unit_test(test_hit_spares_pbkdf2),
         cmocka_unit_test(test_changed_record_takes_slow_path),
         cmocka_unit_test(test_wrong_password),
+        cmocka_unit_test(test_wrong_password_same_work_with_or_without_entry),
         cmocka_unit_test(test_eviction_bound),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

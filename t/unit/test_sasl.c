@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -429,6 +430,88 @@ static void test_scram_server_first_is_ours(void **state)
     buf_free(&reply);
 }
 
+/* The s= of the challenge START gives user. */
+static void start_salt(const char *user, char *salt, size_t len)
+{
+    char first[128];
+    struct answer ch;
+    snprintf(first, sizeof(first), "n,,n=%s,r=abc", user);
+    const char *start[] = { first };
+    exchange(AUTH_MSG_SCRAM_START, start, 1, &ch);
+    assert_int_equal(ch.status, AUTH_OK);
+    const char *s = strstr(ch.sasl, ",s=");
+    assert_non_null(s);
+    snprintf(salt, len, "%.*s", (int)strcspn(s + 3, ","), s + 3);
+}
+
+/* Made-up salts come from a secret kept in the helper's private directory: same after a restart. */
+static void test_fake_salt_stable_across_restart(void **state)
+{
+    char state_dir[128], other[128], path[256], s1[64], s2[64], s3[64], carol[64];
+    struct stat st;
+    (void)state;
+
+    snprintf(state_dir, sizeof(state_dir), "%s/state", tmpdir);
+    snprintf(other, sizeof(other), "%s/other", tmpdir);
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof(path), "%s/authcache", i ? other : state_dir);
+        assert_int_equal(mkdir(i ? other : state_dir, 0755), 0);
+        assert_int_equal(mkdir(path, 0750), 0);
+    }
+    scram_forget_secrets();
+    assert_int_equal(scram_load_salt_secret(state_dir), 0);
+    start_salt("nobody", s1, sizeof(s1));
+    start_salt("carol", carol, sizeof(carol));
+    assert_string_equal(carol, "W22ZaJ0SNY7soEsUEjb6gQ==");   /* a stored user's own salt */
+    snprintf(path, sizeof(path), "%s/authcache/private", state_dir);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0700);
+    snprintf(path, sizeof(path), "%s/authcache/private/scram-salt.key", state_dir);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0600);
+    assert_int_equal(st.st_size, 32);
+
+    /* "restart": every secret forgotten, the file read again */
+    scram_forget_secrets();
+    assert_int_equal(scram_load_salt_secret(state_dir), 0);
+    start_salt("nobody", s2, sizeof(s2));
+    assert_string_equal(s1, s2);
+    /* another installation: another secret, another salt */
+    scram_forget_secrets();
+    assert_int_equal(scram_load_salt_secret(other), 0);
+    start_salt("nobody", s3, sizeof(s3));
+    assert_string_not_equal(s1, s3);
+    /* a secret others may read is refused, not used */
+    assert_int_equal(chmod(path, 0640), 0);
+    scram_forget_secrets();
+    assert_int_equal(scram_load_salt_secret(state_dir), -1);
+    assert_int_equal(errno, EPERM);
+}
+
+/* START derives nothing for anyone; FINISH exactly one PBKDF2 for everyone. */
+static void test_scram_equal_cost(void **state)
+{
+    const char *users[] = { "carol", "alice", "dave", "nobody" };
+    char first[128], final[512], v[64];
+    struct answer ch, res;
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(users) / sizeof(users[0]); i++) {
+        snprintf(first, sizeof(first), "n,,n=%s,r=clientnonce", users[i]);
+        const char *start[] = { first };
+        uint64_t before = scram_kdf_runs();
+        exchange(AUTH_MSG_SCRAM_START, start, 1, &ch);
+        assert_int_equal(ch.status, AUTH_OK);
+        assert_int_equal(scram_kdf_runs() - before, 0);
+        client_final(first + 3, ch.sasl, "wrong", final, sizeof(final), v);
+        const char *finish[] = { first, ch.sasl, final };
+        before = scram_kdf_runs();
+        exchange(AUTH_MSG_SCRAM_FINISH, finish, 3, &res);
+        assert_int_equal(res.status, AUTH_FAIL);
+        assert_int_equal(scram_kdf_runs() - before, 1);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -440,6 +523,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_scram_exchange, setup_helper, teardown_helper),
         cmocka_unit_test_setup_teardown(test_scram_server_first_is_ours, setup_helper,
                                         teardown_helper),
+        cmocka_unit_test_setup_teardown(test_fake_salt_stable_across_restart, setup_helper,
+                                        teardown_helper),
+        cmocka_unit_test_setup_teardown(test_scram_equal_cost, setup_helper, teardown_helper),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

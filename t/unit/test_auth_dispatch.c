@@ -1,0 +1,253 @@
+/*
+ * auth/dispatch over a SOCK_SEQPACKET socketpair: the per-group rate limit
+ * answers tempfail before any work while another address is served; at the
+ * bound on pending answers new requests get tempfail and no held answer
+ * leaves early; a blocked address is held for the maximum delay and still
+ * counts against the user.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "auth/authd.h"
+#include "auth/dispatch.h"
+#include "auth/protocol.h"
+#include "daemon/config.h"
+#include "daemon/ipc.h"
+#include "daemon/log.h"
+
+struct fixture {
+    char dir[64];
+    char path[128];
+    struct config cfg;
+    struct authd ad;
+    struct auth_dispatch d;
+    int sv[2];              /* sv[0]: the helper's end, sv[1]: the "worker" */
+    struct buf req;
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    if (f == NULL)
+        return -1;
+    snprintf(f->dir, sizeof(f->dir), "/tmp/fastpop-dispatch-test.XXXXXX");
+    if (mkdtemp(f->dir) == NULL)
+        return -1;
+    snprintf(f->path, sizeof(f->path), "%s/passwd", f->dir);
+    FILE *fp = fopen(f->path, "w");
+    if (fp == NULL)
+        return -1;
+    fputs("bob:{PLAIN}bobpw\n", fp);
+    fclose(fp);
+    config_defaults(&f->cfg);
+    snprintf(f->cfg.passwd_file, sizeof(f->cfg.passwd_file), "%s", f->path);
+    snprintf(f->cfg.maildir, sizeof(f->cfg.maildir), "/var/mail/%%n");
+    buf_init(&f->req, IPC_MAX_MESSAGE);
+    log_open(LOG_TO_STDERR, LOG_LVL_ERROR, "auth", -1);
+    *state = f;
+    return 0;
+}
+
+/* Start the dispatcher with f->cfg as the test left it. */
+static void start(struct fixture *f)
+{
+    assert_int_equal(authd_init(&f->ad, &f->cfg), 0);
+    assert_int_equal(dispatch_init(&f->d, &f->ad), 0);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, f->sv), 0);
+    assert_int_equal(fcntl(f->sv[0], F_SETFL, O_NONBLOCK), 0);
+    assert_int_equal(fcntl(f->sv[1], F_SETFL, O_NONBLOCK), 0);
+    dispatch_peer_open(&f->d, 0, f->sv[0]);
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    /* Held answers are dropped, not flushed into a socket nobody reads. */
+    dispatch_peer_closed(&f->d, 0);
+    dispatch_free(&f->d);
+    authd_free(&f->ad);
+    close(f->sv[0]);
+    close(f->sv[1]);
+    buf_free(&f->req);
+    unlink(f->path);
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+static void send_pass(struct fixture *f, uint32_t id, const char *pw, const char *ip)
+{
+    assert_int_equal(ipc_begin(&f->req, AUTH_MSG_PASS_REQUEST, id), 0);
+    assert_int_equal(ipc_put_str(&f->req, "bob"), 0);
+    assert_int_equal(ipc_put_str(&f->req, pw), 0);
+    assert_int_equal(ipc_put_str(&f->req, ip), 0);
+    assert_int_equal(ipc_put_str(&f->req, "USER"), 0);
+    assert_int_equal(ipc_send(f->sv[1], &f->req), 0);
+}
+
+/* Answers waiting on the worker's end, counted by status. */
+static void drain(struct fixture *f, int count[3])
+{
+    unsigned char msg[IPC_MAX_MESSAGE];
+    ssize_t n;
+
+    while ((n = ipc_recv(f->sv[1], msg, sizeof(msg))) > 0) {
+        struct ipc_reader r;
+        uint32_t type, id;
+        assert_int_equal(ipc_reader_init(&r, msg, (size_t)n, &type, &id), 0);
+        assert_int_equal(type, AUTH_MSG_PASS_REPLY);
+        uint32_t status = ipc_get_u32(&r);
+        assert_true(status <= AUTH_TEMPFAIL);
+        count[status]++;
+    }
+}
+
+static void test_rate_limit_before_work(void **state)
+{
+    struct fixture *f = *state;
+    int count[3] = { 0, 0, 0 };
+
+    f->cfg.auth_penalty = 0;
+    f->cfg.auth_rate_limit = 5;
+    f->cfg.auth_rate_burst = 20;
+    start(f);
+    for (uint32_t i = 1; i <= 25; i++)
+        send_pass(f, i, "bobpw", "192.0.2.1");
+    assert_int_equal(dispatch_serve(&f->d, 0, 25), 0);
+    drain(f, count);
+    /* the burst is served (the right password), the rest refused unhashed */
+    assert_int_equal(count[AUTH_OK], 20);
+    assert_int_equal(count[AUTH_TEMPFAIL], 5);
+    assert_int_equal(count[AUTH_FAIL], 0);
+    /* meanwhile another address logs in */
+    send_pass(f, 26, "bobpw", "192.0.2.2");
+    assert_int_equal(dispatch_serve(&f->d, 0, 1), 0);
+    drain(f, count);
+    assert_int_equal(count[AUTH_OK], 21);
+}
+
+static void test_pending_cap_answers_tempfail_never_early(void **state)
+{
+    struct fixture *f = *state;
+    int count[3] = { 0, 0, 0 };
+    uint32_t id = 1;
+
+    f->cfg.auth_rate_limit = 0;
+    f->cfg.auth_penalty_delay = 0;
+    f->cfg.auth_penalty_max_delay = 12;
+    f->cfg.auth_penalty_block_after = 1;
+    start(f);
+    /* one failure (answered at once) blocks the address: from now on its answers
+     * are held 12 s, unhashed */
+    send_pass(f, id++, "wrong", "192.0.2.66");
+    assert_int_equal(dispatch_serve(&f->d, 0, 1), 0);
+    drain(f, count);
+    assert_int_equal(count[AUTH_FAIL], 1);
+    count[AUTH_FAIL] = 0;
+    int extra = 10;
+    int total = DISPATCH_MAX_PENDING + extra;
+    for (int sent = 0; sent < total;) {
+        int batch = total - sent < 16 ? total - sent : 16;
+        for (int i = 0; i < batch; i++)
+            send_pass(f, id++, "bobpw", "192.0.2.66");
+        assert_int_equal(dispatch_serve(&f->d, 0, batch), 0);
+        sent += batch;
+        drain(f, count);
+    }
+    dispatch_run(&f->d);
+    drain(f, count);
+    /* exactly the requests over the bound were refused, at once; nothing else left early */
+    assert_int_equal(count[AUTH_TEMPFAIL], extra);
+    assert_int_equal(count[AUTH_FAIL], 0);
+    assert_int_equal(count[AUTH_OK], 0);
+    assert_int_equal(f->d.pending, DISPATCH_MAX_PENDING);
+    assert_true(dispatch_timeout_ms(&f->d) > 10000);
+}
+
+static void test_blocked_held_for_max_delay_and_counted(void **state)
+{
+    struct fixture *f = *state;
+    int count[3] = { 0, 0, 0 };
+    struct timespec ts;
+
+    f->cfg.auth_rate_limit = 0;
+    f->cfg.auth_penalty_delay = 0;          /* failures themselves are not delayed... */
+    f->cfg.auth_penalty_max_delay = 8;
+    f->cfg.auth_penalty_block_after = 1;    /* ...and the first one blocks */
+    start(f);
+    send_pass(f, 1, "wrong", "192.0.2.77");
+    assert_int_equal(dispatch_serve(&f->d, 0, 1), 0);
+    drain(f, count);
+    assert_int_equal(count[AUTH_FAIL], 1);
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    double now = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    double before = penalty_user_score(&f->d.penalty, "bob", now);
+    /* the right password from the blocked address: refused, held the maximum delay */
+    send_pass(f, 2, "bobpw", "192.0.2.77");
+    assert_int_equal(dispatch_serve(&f->d, 0, 1), 0);
+    dispatch_run(&f->d);
+    drain(f, count);
+    assert_int_equal(count[AUTH_OK] + count[AUTH_TEMPFAIL], 0);
+    assert_int_equal(count[AUTH_FAIL], 1);
+    assert_int_equal(f->d.nheld, 1);
+    assert_true(dispatch_timeout_ms(&f->d) > 7000);
+    /* and it counted against bob like any failure */
+    assert_true(penalty_user_score(&f->d.penalty, "bob", now) >= before + 0.99);
+}
+
+/* SCRAM START is charged to the address's budget too (issue 12, item 9). */
+static void test_scram_start_is_charged(void **state)
+{
+    struct fixture *f = *state;
+    unsigned char msg[IPC_MAX_MESSAGE];
+    int ok = 0, temp = 0;
+    ssize_t n;
+
+    f->cfg.auth_penalty = 0;
+    f->cfg.auth_rate_limit = 1;
+    f->cfg.auth_rate_burst = 2;
+    start(f);
+    for (uint32_t i = 1; i <= 3; i++) {
+        assert_int_equal(ipc_begin(&f->req, AUTH_MSG_SCRAM_START, i), 0);
+        assert_int_equal(ipc_put_str(&f->req, "n,,n=bob,r=abcdef"), 0);
+        assert_int_equal(ipc_put_str(&f->req, "192.0.2.5"), 0);
+        assert_int_equal(ipc_send(f->sv[1], &f->req), 0);
+    }
+    assert_int_equal(dispatch_serve(&f->d, 0, 3), 0);
+    while ((n = ipc_recv(f->sv[1], msg, sizeof(msg))) > 0) {
+        struct ipc_reader r;
+        uint32_t type, id;
+        assert_int_equal(ipc_reader_init(&r, msg, (size_t)n, &type, &id), 0);
+        assert_int_equal(type, AUTH_MSG_SCRAM_CHALLENGE);
+        uint32_t status = ipc_get_u32(&r);
+        ok += status == AUTH_OK;
+        temp += status == AUTH_TEMPFAIL;
+    }
+    assert_int_equal(ok, 2);
+    assert_int_equal(temp, 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_rate_limit_before_work, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pending_cap_answers_tempfail_never_early, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_blocked_held_for_max_delay_and_counted, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_scram_start_is_charged, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
