@@ -186,6 +186,10 @@ static void serve_helper(void)
             int ok = strstr(c, ",p=cHc=") != NULL;
             const char *s[] = { "scram", ok ? rig.root : "", ok ? "v=c2ln" : "", "" };
             reply(AUTH_MSG_SCRAM_RESULT, id, ok ? AUTH_OK : AUTH_FAIL, s, 4);
+        } else if (type == AUTH_MSG_VIEW_REQUEST) {
+            /* No penalty view here: the worker then never answers from its cache. */
+            fuzz_check(ipc_reader_end(&r) == 0, "a malformed view request from the worker");
+            reply(AUTH_MSG_VIEW, id, AUTH_TEMPFAIL, NULL, 0);
         } else {
             fuzz_check(0, "the worker sent an unknown request type");
         }
