@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -71,6 +72,7 @@ void metrics_forked(struct master *m, struct child *c)
 
 void metrics_enter(struct master *m, struct child *c)
 {
+    pid_t master = getppid();
     /* Above 4, so that moving them to 3 and 4 below overwrites neither. */
     int listen_fd = fcntl(m->metrics_listen_fd, F_DUPFD_CLOEXEC, 5);
     int feed_fd = fcntl(m->metrics_child_end, F_DUPFD_CLOEXEC, 5);
@@ -85,6 +87,10 @@ void metrics_enter(struct master *m, struct child *c)
     if (privdrop_become(m->ids.metrics_uid, m->ids.metrics_gid) == -1)
         log_fatal("metrics: cannot drop privileges to %s: %s", m->cfg->metrics_user,
                   strerror(errno));
+    /* It holds metrics_listen: it goes with the master (set after the drop, which clears it). */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != master)
+        _exit(0);
     char level[16];
     snprintf(level, sizeof(level), "%d", m->cfg->log_level);
     int to_stderr = m->opts->foreground || m->cfg->log_target == CONFIG_LOG_STDERR;
