@@ -51,29 +51,30 @@ int ipc_reader_init(struct ipc_reader *r, const void *msg, size_t len, uint32_t 
     return r->bad ? -1 : 0;
 }
 
+/* n bytes of a fixed-size field into out (zeroed if the message is short). */
+static void get_fixed(struct ipc_reader *r, void *out, size_t n)
+{
+    if (r->bad || r->left < n) {
+        r->bad = 1;
+        memset(out, 0, n);
+        return;
+    }
+    memcpy(out, r->p, n);
+    r->p += n;
+    r->left -= n;
+}
+
 uint32_t ipc_get_u32(struct ipc_reader *r)
 {
-    uint32_t v = 0;
-    if (r->bad || r->left < sizeof(v)) {
-        r->bad = 1;
-        return 0;
-    }
-    memcpy(&v, r->p, sizeof(v));
-    r->p += sizeof(v);
-    r->left -= sizeof(v);
+    uint32_t v;
+    get_fixed(r, &v, sizeof(v));
     return v;
 }
 
 uint64_t ipc_get_u64(struct ipc_reader *r)
 {
-    uint64_t v = 0;
-    if (r->bad || r->left < sizeof(v)) {
-        r->bad = 1;
-        return 0;
-    }
-    memcpy(&v, r->p, sizeof(v));
-    r->p += sizeof(v);
-    r->left -= sizeof(v);
+    uint64_t v;
+    get_fixed(r, &v, sizeof(v));
     return v;
 }
 

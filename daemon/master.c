@@ -250,20 +250,29 @@ static int open_auth_socket(struct master *m)
     return 0;
 }
 
+int sibling_program(const char *name, char *out, size_t outlen)
+{
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n <= 0)
+        return -1;
+    self[n] = '\0';
+    char *slash = strrchr(self, '/');
+    if (slash != NULL)
+        *slash = '\0';
+    if ((size_t)snprintf(out, outlen, "%s/%s", self, name) >= outlen) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    return 0;
+}
+
 static int find_helper(struct master *m)
 {
     if (m->cfg->auth_helper[0]) {
         snprintf(m->helper_path, sizeof(m->helper_path), "%s", m->cfg->auth_helper);
-    } else {
-        char self[PATH_MAX - 32];
-        ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-        if (n <= 0)
-            return -1;
-        self[n] = '\0';
-        char *slash = strrchr(self, '/');
-        if (slash != NULL)
-            *slash = '\0';
-        snprintf(m->helper_path, sizeof(m->helper_path), "%s/fastpop-auth", self);
+    } else if (sibling_program("fastpop-auth", m->helper_path, sizeof(m->helper_path)) == -1) {
+        return -1;
     }
     if (access(m->helper_path, X_OK) == -1) {
         log_error("auth helper %s: %s", m->helper_path, strerror(errno));

@@ -35,15 +35,8 @@ int metrics_count(const struct config *cfg)
 
 static int find_program(struct master *m)
 {
-    char self[PATH_MAX - 32];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-    if (n <= 0)
+    if (sibling_program("fastpop-metrics", m->metrics_path, sizeof(m->metrics_path)) == -1)
         return -1;
-    self[n] = '\0';
-    char *slash = strrchr(self, '/');
-    if (slash != NULL)
-        *slash = '\0';
-    snprintf(m->metrics_path, sizeof(m->metrics_path), "%s/fastpop-metrics", self);
     return access(m->metrics_path, X_OK);
 }
 

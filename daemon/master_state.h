@@ -95,6 +95,8 @@ void signal_children(struct master *m, int role, int sig);
 int count_children(struct master *m, int role);
 void respawn_due(struct master *m, double now);
 void index_prepare(struct master *m);
+/* out = name in the directory of the running fastpopd (fastpop-auth, fastpop-metrics). */
+int sibling_program(const char *name, char *out, size_t outlen);
 /* In a new child: signals back to normal, nothing of the master's left open. */
 void child_reset(struct master *m, struct child *c, int keep_auth_fd);
 

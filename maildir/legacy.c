@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "maildir/filename.h"
+#include "maildir/open_file.h"
 
 struct legacy_list *legacy_new(enum legacy_kind kind, int version)
 {
@@ -323,24 +324,13 @@ int legacy_load(int rootfd, struct legacy_list **out)
     int courier = has_c && (!has_d || !mtime_after(&ds, &cs));
     const char *file = courier ? LEGACY_COURIER_FILE : LEGACY_DOVECOT_FILE;
     /*
-     * The stat above may be of another file than the one opened now:
-     * O_NONBLOCK so a FIFO renamed in meanwhile cannot block the worker in
-     * open(2), and the opened file is checked again.
+     * The stat above may be of another file than the one opened now: a FIFO
+     * renamed in meanwhile must not block the worker, so the opened file is
+     * checked again (maildir/open_file.h).
      */
-    int fd = openat(rootfd, file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-    if (fd == -1)
-        return errno == ENOENT ? 0 : -1; /* removed meanwhile: there is none */
-    struct stat opened;
-    if (fstat(fd, &opened) == -1) {
-        int saved = errno;
-        close(fd);
-        errno = saved;
-        return -1;
-    }
-    if (!S_ISREG(opened.st_mode)) {
-        close(fd);
-        return 0; /* not a regular file: as above, there is none */
-    }
+    int fd = maildir_open_file(rootfd, file, NULL);
+    if (fd == -1) /* removed meanwhile, or not a regular file now: there is none */
+        return errno == ENOENT || errno == ENOTSUP || errno == ELOOP ? 0 : -1;
     char *buf;
     size_t len;
     int rc = read_file(fd, &buf, &len);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "maildir/filename.h"
+#include "maildir/open_file.h"
 #include "maildir/size.h"
 #include "maildir/uidl.h"
 
@@ -146,26 +147,17 @@ static int set_strings(struct maildir *md, struct maildir_msg *m, const char *na
 static int file_size(int curfd, const char *name, const struct maildir_name *pn,
                      uint64_t *size)
 {
-    int fd = openat(curfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-    struct stat sb;
-
+    int fd = maildir_open_file(curfd, name, NULL);
     if (fd == -1) {
         if (errno == EACCES || errno == EPERM)
             return 2;
-        return errno == ENOENT || errno == ELOOP ? 1 : -1;
+        return errno == ENOENT || errno == ELOOP || errno == ENOTSUP ? 1 : -1;
     }
-    if (fstat(fd, &sb) == -1) {
-        close_keep_errno(fd);
-        return -1;
-    }
-    int rc = 1;
-    if (S_ISREG(sb.st_mode)) {
-        rc = 0;
-        if (pn->has_size_w)
-            *size = pn->size_w;
-        else
-            rc = maildir_size_fd(fd, size);
-    }
+    int rc = 0;
+    if (pn->has_size_w)
+        *size = pn->size_w;
+    else
+        rc = maildir_size_fd(fd, size);
     if (rc == -1)
         close_keep_errno(fd);
     else

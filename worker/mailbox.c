@@ -14,6 +14,7 @@
 #include "daemon/log.h"
 #include "maildir/expunge.h"
 #include "maildir/locate.h"
+#include "maildir/open_file.h"
 #include "shm/index_sync.h"
 #include "shm/stats.h"
 #include "shm/scoreboard.h"
@@ -139,33 +140,12 @@ static int cur_fd(struct pop3_session *s)
     return s->cur_fd;
 }
 
-/*
- * Open a message file only if it is a regular file. O_NONBLOCK: a FIFO put
- * in its place (by anyone with the mail uid) would otherwise block the
- * whole worker in open(2) until a writer came; O_NOFOLLOW: a symlink could
- * point anywhere the mail uid can read. Reads of a regular file ignore
- * O_NONBLOCK. Anything else (a symlink included): -1 with ENOTSUP.
- */
+/* A message file only if it is a regular file (maildir/open_file.h); else ENOTSUP. */
 static int open_regular(int dirfd, const char *name)
 {
-    int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
-    if (fd == -1) {
-        if (errno == ELOOP)
-            errno = ENOTSUP;
-        return -1;
-    }
-    struct stat st;
-    if (fstat(fd, &st) == -1) {
-        int saved = errno;
-        close(fd);
-        errno = saved;
-        return -1;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
+    int fd = maildir_open_file(dirfd, name, NULL);
+    if (fd == -1 && errno == ELOOP)
         errno = ENOTSUP;
-        return -1;
-    }
     return fd;
 }
 
