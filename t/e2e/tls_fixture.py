@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import socket
+import base64
 import ssl
 import subprocess
 import tempfile
@@ -255,6 +256,43 @@ class TlsTest(DaemonTest):
         return found[-1]
 
 
-__all__ = ["TlsTest", "CertFactory", "Cert", "der_info", "peer_info", "client_context", "legacy_context",
+# --- helpers the TLS tests share ------------------------------------------------
+TLS_USER = "alice"
+TLS_PASSWORD = "alice-secret"
+V12 = ssl.TLSVersion.TLSv1_2
+V13 = ssl.TLSVersion.TLSv1_3
+
+
+def plain_b64(user=TLS_USER, password=TLS_PASSWORD):
+    return base64.b64encode(b"\0" + user.encode() + b"\0" + password.encode()).decode()
+
+
+def nothing_arrives(p, wait=1.0):
+    """True if no byte arrives within wait seconds (and the socket stays open)."""
+    p.sock.settimeout(wait)
+    try:
+        data = p.sock.recv(4096)
+    except (socket.timeout, TimeoutError):
+        return True
+    finally:
+        p.sock.settimeout(10)
+    raise AssertionError("unexpected bytes (or EOF) from the server: %r" % data)
+
+
+def login(p):
+    r = p.cmd("USER " + TLS_USER)
+    assert r.startswith("+OK"), r
+    r = p.cmd("PASS " + TLS_PASSWORD)
+    assert r.startswith("+OK Logged in"), r
+    return r
+
+
+def worker_of(line):
+    m = re.search(r"\bworker\[(\d+)\]", line)
+    assert m, line
+    return int(m.group(1))
+
+
+__all__ = ["V12", "V13", "plain_b64", "nothing_arrives", "login", "worker_of", "TlsTest", "CertFactory", "Cert", "der_info", "peer_info", "client_context", "legacy_context",
            "tls_connect", "starttls", "capa", "sasl_mechs", "client_hello_bytes", "free_port",
            "socket"]
