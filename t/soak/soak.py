@@ -111,6 +111,13 @@ class Soak:
                     __import__("grp").getgrgid(os.getgid()).gr_name))
         self.d = Daemon(workers=2, extra_config=extra, users=self.users)
         self.ctx = client_context(self.certs.ca)
+        self.roots = {u: self.d.maildir(u) for u in self.users}
+        self.owner = None
+        if os.geteuid() == 0:
+            import grp
+            import pwd
+            from fastpop_harness import MAIL_GROUP, MAIL_USER
+            self.owner = (pwd.getpwnam(MAIL_USER).pw_uid, grp.getgrnam(MAIL_GROUP).gr_gid)
         self.seq = 0
         self.seq_lock = threading.Lock()
 
@@ -154,11 +161,23 @@ class Soak:
                 ("line %d of %s\r\n" % (seq, mid)) * (size // 20)).encode()
         with self.ledger.lock:
             self.ledger.delivered[user].add(mid)
-        self.d.deliver(user, body, name="%d.M%dP%d.soak" % (int(time.time()), seq, os.getpid()))
+        # As an MTA does: write in tmp/, then rename into new/ (owned by the mail user).
+        # Not the harness's deliver(): it walks the whole maildir, racing the server.
+        name = "%d.M%dP%d.soak" % (int(time.time()), seq, os.getpid())
+        root = self.roots[user]
+        tmp = os.path.join(root, "tmp", name)
+        with open(tmp, "wb") as f:
+            f.write(body)
+        if self.owner is not None:
+            os.chown(tmp, *self.owner)
+        os.rename(tmp, os.path.join(root, "new", name))
 
     def mta(self):
         while not self.stop.is_set() and not self.no_deliveries.is_set():
-            self.deliver(random.choice(DELETERS + KEEPERS))
+            try:
+                self.deliver(random.choice(DELETERS + KEEPERS))
+            except OSError as e:
+                self.ledger.problem("delivery failed: %s" % e)
             time.sleep(1.0 / self.args.rate)
 
     def connect(self, how, source="127.0.0.1"):
@@ -321,7 +340,7 @@ class Soak:
         self.no_deliveries.set()
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
-            left = sum(len([n for n in os.listdir(os.path.join(self.d.maildir(u), sub))
+            left = sum(len([n for n in os.listdir(os.path.join(self.roots[u], sub))
                             if not n.startswith(".")])
                        for u in DELETERS for sub in ("new", "cur"))
             if left == 0:
@@ -348,7 +367,7 @@ class Soak:
                         len(twice)))
         on_disk = set()
         for u in KEEPERS:
-            root = self.d.maildir(u)
+            root = self.roots[u]
             for sub in ("new", "cur"):
                 for n in os.listdir(os.path.join(root, sub)):
                     with open(os.path.join(root, sub, n), "rb") as f:
