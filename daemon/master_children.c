@@ -27,6 +27,8 @@
 #include "daemon/log.h"
 #include "daemon/privdrop.h"
 #include "daemon/trusted_dir.h"
+#include "shm/credcache.h"
+#include "shm/credcache_check.h"
 #include "shm/index.h"
 #include "shm/scoreboard.h"
 #include "shm/stats.h"
@@ -280,6 +282,44 @@ void index_prepare(struct master *m)
         log_warning("mailbox index %s removed; the workers start a new one", dir);
 }
 
+/* In a child that is auth_user: see cache_prepare(). 0 if the cache is sound. */
+static int check_cache_as_auth_user(void *state_dir)
+{
+    int rc = credcache_check(state_dir);
+    if (rc == 0)
+        return 0;
+    log_warning("credential cache %s/%s unreadable or not ours (%s); starting a new one",
+                (char *)state_dir, CREDCACHE_DIR, mdb_strerror(rc));
+    rc = credcache_remove(state_dir);
+    if (rc != 0)
+        log_error("credential cache %s/%s: cannot remove it: %s", (char *)state_dir,
+                  CREDCACHE_DIR, strerror(rc));
+    return -1;
+}
+
+static int remove_cache_as_auth_user(void *state_dir)
+{
+    return credcache_remove(state_dir) == 0 ? 0 : -1;
+}
+
+int cache_prepare(struct master *m)
+{
+    const char *state_dir = m->cfg->state_dir;
+    int rc = privdrop_run_as(m->ids.auth_uid, m->ids.mail_gid, check_cache_as_auth_user,
+                             (void *)state_dir);
+    if (rc >= 0)
+        return rc;   /* 1: the check replaced it, or logged why it could not */
+    if (errno != EIO) {
+        log_error("credential cache %s/%s: cannot check it: %s", state_dir, CREDCACHE_DIR,
+                  strerror(errno));
+        return 0;
+    }
+    /* The check itself faulted on the file: it goes unread (see index_prepare). */
+    log_error("credential cache %s/%s: its check died; removing it", state_dir, CREDCACHE_DIR);
+    return privdrop_run_as(m->ids.auth_uid, m->ids.mail_gid, remove_cache_as_auth_user,
+                           (void *)state_dir) == 0;
+}
+
 /* Signals of a process that faulted, as opposed to one that was told to stop. */
 static int died_of_fault(int status)
 {
@@ -320,6 +360,14 @@ void child_died(struct master *m, struct child *c, int status)
      */
     if (c->role == ROLE_WORKER && died_of_fault(status))
         index_prepare(m);
+    /*
+     * The same for the credential cache, which the workers and the helper
+     * read. A helper still running has the old files open: restarted, it
+     * writes the new cache the workers will read.
+     */
+    if ((c->role == ROLE_WORKER || c->role == ROLE_AUTH) && died_of_fault(status) &&
+        cache_prepare(m) == 1 && c->role != ROLE_AUTH)
+        signal_children(m, ROLE_AUTH, SIGTERM);
     /*
      * Back off only from a child that fails on its own soon after its start
      * (a bad config, a missing file): restarting it at once would spin. One

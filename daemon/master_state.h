@@ -95,6 +95,12 @@ void signal_children(struct master *m, int role, int sig);
 int count_children(struct master *m, int role);
 void respawn_due(struct master *m, double now);
 void index_prepare(struct master *m);
+/*
+ * Check the credential cache as auth_user and replace it if damaged or not
+ * ours (shm/credcache_check.h): before the helper starts, and after a worker
+ * or the helper faulted. 1 if it was replaced.
+ */
+int cache_prepare(struct master *m);
 /* In a new child: signals back to normal, nothing of the master's left open. */
 void child_reset(struct master *m, struct child *c, int keep_auth_fd);
 
