@@ -15,7 +15,8 @@ import tempfile
 import time
 import unittest
 
-from fastpop_harness import (BIN, IS_ROOT, MAIL_USER, DaemonTest, main, wait_until)
+from fastpop_harness import (BIN, IS_ROOT, MAIL_GROUP, MAIL_USER, DaemonTest, main,
+                             wait_until)
 
 # Another program's LMDB environment: named sub-databases, keys that are not ours.
 FOREIGN_ENV_C = r"""
@@ -413,6 +414,62 @@ class MaildirFull(DaemonTest):
         p.close()
         self.assertEqual(len(d.messages("alice")), 2)
         self.assertTrue(any(n.endswith(":2,S") for n in d.messages("alice")))
+
+
+@unittest.skipUnless(IS_ROOT and shutil.which("prlimit"), "needs prlimit and runuser")
+class OutOfDescriptors(DaemonTest):
+    workers = 1
+
+    def test_sessions_are_served_while_the_worker_has_no_descriptor_left(self):
+        d = self.d
+        for i in range(3):
+            d.deliver("alice", "Subject: %d\n\nbody %d\n" % (i, i), subdir="cur",
+                      name="1700000%03d.M%dP1.fd:2," % (i, i))
+        d.start()
+        a = d.connect()
+        self.assertTrue(a.login("alice", "alice-secret").startswith("+OK"))
+        self.assertTrue(a.cmd("RETR 1").startswith("+OK"))   # cur/ is open from now on
+        a.multiline()
+        worker = d.workers_pids()[0]
+        used = len(os.listdir("/proc/%d/fd" % worker))
+        # Room for a few more: then accept(2) fails with EMFILE.
+        limit = used + 3
+        # As the worker's own user: root here may lack CAP_SYS_RESOURCE (a container).
+        subprocess.run(["runuser", "-u", MAIL_USER, "-g", MAIL_GROUP, "--", "prlimit", "--pid",
+                        str(worker), "--nofile=%d:%d" % (limit, limit)], check=True, timeout=30)
+        extra = []
+        try:
+            for _ in range(12):
+                extra.append(d.connect())
+            refused = 0
+            for p in extra:
+                try:
+                    line = p.line()
+                except (OSError, EOFError):
+                    line = ""
+                refused += not line.startswith("+OK")
+            self.assertGreater(refused, 0, "the limit was never reached")
+            # The logged-in session goes on: a message needs a descriptor of its own,
+            # which it gets or answers -ERR for, and the session stays.
+            r = a.cmd("RETR 2")
+            if r.startswith("+OK"):
+                self.assertIn(b"body 1", a.multiline())
+            else:
+                self.assertTrue(r.startswith("-ERR"), r)
+            self.assertTrue(a.cmd("NOOP").startswith("+OK"))
+        finally:
+            for p in extra:
+                p.close()
+        # The descriptors are back: the same session and new ones are served.
+        wait_until(lambda: len(os.listdir("/proc/%d/fd" % worker)) <= used, 10,
+                   what="the extra connections to close")
+        self.assertTrue(a.cmd("RETR 3").startswith("+OK"))
+        self.assertIn(b"body 2", a.multiline())
+        self.assertTrue(a.cmd("QUIT").startswith("+OK"))
+        a.close()
+        self.assertEqual(d.workers_pids(), [worker])
+        self.assertIn("out of file descriptors", d.log())
+        self.assertGreaterEqual(stats(d)["connections_refused"]["descriptors"], 1)
 
 
 if __name__ == "__main__":
