@@ -472,5 +472,65 @@ class OutOfDescriptors(DaemonTest):
         self.assertGreaterEqual(stats(d)["connections_refused"]["descriptors"], 1)
 
 
+def sanitized():
+    """ASan reserves terabytes of address space: an RLIMIT_AS cannot be tested under it."""
+    out = subprocess.run(["ldd", os.path.join(BIN, "fastpopd")], capture_output=True,
+                         text=True, timeout=30).stdout
+    return "libasan" in out or "libubsan" in out
+
+
+@unittest.skipUnless(IS_ROOT and shutil.which("prlimit"), "needs prlimit and runuser")
+class OutOfMemoryForOneSession(DaemonTest):
+    workers = 1
+    users = {"alice": "alice-secret", "big": "big-secret"}
+    MESSAGES = 200000
+
+    def test_huge_mailbox_gets_sys_temp_and_the_worker_serves_others(self):
+        if sanitized():
+            self.skipTest("address-space limit under a sanitizer")
+        d = self.d
+        d.deliver("alice", "Subject: x\n\nbody\n", subdir="cur")
+        root = d.maildir("big")
+        # On a tmpfs: 200,000 files are made (and gone at the unmount) in seconds.
+        mount(self, root, "-t", "tmpfs", "-o", "size=64m,nr_inodes=300000,mode=0700", "tmpfs")
+        d.maildir("big")
+        uid, gid = os.stat(os.path.join(root, "cur")).st_uid, os.stat(root).st_gid
+        cur_fd = os.open(os.path.join(root, "cur"), os.O_RDONLY | os.O_DIRECTORY)
+        # Names only, empty files: the listing, not the bytes, is what costs memory.
+        try:
+            for i in range(self.MESSAGES):
+                fd = os.open("1600000000.M%dP1.%s:2,S" % (i, "h" * 40),
+                             os.O_CREAT | os.O_WRONLY, 0o600, dir_fd=cur_fd)
+                os.fchown(fd, uid, gid)
+                os.close(fd)
+        finally:
+            os.close(cur_fd)
+        d.start()
+        a = d.connect()
+        self.assertTrue(a.login("alice", "alice-secret").startswith("+OK"))
+        worker = d.workers_pids()[0]
+        with open("/proc/%d/status" % worker) as f:
+            vm = [int(l.split()[1]) for l in f if l.startswith("VmSize:")][0] * 1024
+        # A few MB more than it has now: 200,000 names need more than that.
+        limit = vm + 6 * 1024 * 1024
+        subprocess.run(["runuser", "-u", MAIL_USER, "-g", MAIL_GROUP, "--", "prlimit", "--pid",
+                        str(worker), "--as=%d:%d" % (limit, limit)], check=True, timeout=30)
+        b = d.connect()
+        r = b.login("big", "big-secret")
+        self.assertTrue(r.startswith("-ERR [SYS/TEMP]"), r)
+        b.close()
+        # The worker and its other session go on.
+        self.assertTrue(a.cmd("STAT").startswith("+OK 1 "))
+        self.assertTrue(a.cmd("RETR 1").startswith("+OK"))
+        self.assertIn(b"body", a.multiline())
+        self.assertTrue(a.cmd("QUIT").startswith("+OK"))
+        a.close()
+        self.assertEqual(session(d)[0][:6], "+OK 1 ")
+        self.assertEqual(d.workers_pids(), [worker])
+        self.assertEqual(crashes(d), 0)
+        self.assertIn("user=big: cannot read maildir", d.log())
+        self.assertIn("Cannot allocate memory", d.log())
+
+
 if __name__ == "__main__":
     main()
