@@ -37,6 +37,22 @@ static int forgotten_index(const char *user)
     return -1;
 }
 
+/*
+ * A failed read or write of the cache: counted each time, logged once until
+ * one works again (a damaged cache fails every request; the master replaces
+ * it at the next start, or at once if a process faulted on it).
+ */
+static int trouble_logged;
+
+static void cache_trouble(const char *what)
+{
+    stats_store_error(STATS_STORE_AUTH_CACHE);
+    if (!trouble_logged)
+        log_warning("credential cache %s: %s (not logged again until it works)", what,
+                    credcache_error(cache));
+    trouble_logged = 1;
+}
+
 static void set_ttl(const struct config *cfg)
 {
     ttl.positive = cfg->auth_cache_ttl;
@@ -50,6 +66,7 @@ int authcache_open(const struct config *cfg)
     if (cache != NULL)
         return 0;
     if (credcache_open(cfg->state_dir, 1, &cache) == -1) {
+        stats_store_error(STATS_STORE_AUTH_CACHE);
         log_error("credential cache in %s/%s unusable (%s); every login goes to the backend",
                   cfg->state_dir, CREDCACHE_DIR, strerror(errno));
         cache = NULL;
@@ -160,7 +177,7 @@ int authcache_before(const struct auth_request *req, struct auth_result *res)
         req->password[0] == '\0' || strlen(req->user) >= CREDCACHE_KEY_MAX)
         return 0;
     if (credcache_get(cache, req->user, &rec, &found) == -1) {
-        log_warning("credential cache read: %s", credcache_error(cache));
+        cache_trouble("read");
         return 0;
     }
     int hit = found && credcache_judge(&rec, req->password, time(NULL), &negative) ==
@@ -185,7 +202,7 @@ void authcache_after(const struct auth_request *req, struct auth_result *res)
         return;
     time_t now = time(NULL);
     if (credcache_get(cache, req->user, &rec, &found) == -1) {
-        log_warning("credential cache read: %s", credcache_error(cache));
+        cache_trouble("read");
         return;
     }
     if (res->status == AUTH_TEMPFAIL) {
@@ -202,7 +219,9 @@ void authcache_after(const struct auth_request *req, struct auth_result *res)
         log_warning("credential cache: no random salt: %s", strerror(errno));
     } else if (record_answer(req, res, &rec, now) &&
                credcache_put(cache, req->user, &rec) == -1) {
-        log_warning("credential cache write: %s", credcache_error(cache));
+        cache_trouble("write");
+    } else {
+        trouble_logged = 0;
     }
     /* record_fail() already dropped this name's positive part if the password was its. */
     size_t dropped_here = had_positive && !rec.has_positive;

@@ -316,6 +316,7 @@ int master_run(const struct master_options *opts, struct config *cfg)
         log_error("cannot create the statistics region: %s; popctl stats stays empty",
                   strerror(errno));
     index_prepare(m);
+    (void)cache_prepare(m);
     /* Without it popctl falls back to the pidfile; the service itself runs on. */
     static const struct control_hooks hooks_template = {
         .reload = hook_reload, .stop = hook_stop, .wake_workers = hook_wake_workers,

@@ -27,6 +27,8 @@
 #include "daemon/log.h"
 #include "daemon/privdrop.h"
 #include "daemon/trusted_dir.h"
+#include "shm/credcache.h"
+#include "shm/credcache_check.h"
 #include "shm/index.h"
 #include "shm/scoreboard.h"
 #include "shm/stats.h"
@@ -232,14 +234,24 @@ static int prepare_index_as_mail_user(void *dir)
     return 0;
 }
 
+/* In a child that is the mail user, after a check that died of a fault. */
+static int remove_index_as_mail_user(void *dir)
+{
+    int rc = mbindex_remove(dir);
+    if (rc != 0)
+        log_error("mailbox index %s: cannot remove it: %s", (char *)dir, mdb_strerror(rc));
+    return rc == 0 ? 0 : -1;
+}
+
 /*
  * Ready the mailbox index for the workers: root makes state_dir/index (in
  * state_dir, which only root may write) and gives it to the mail user;
  * everything inside is then done by a child that has become that user,
  * so a symlink planted there can only lead to files the mail user may
  * touch anyway. An unreadable environment (a crash of the host with
- * MDB_NOSYNC) starts afresh: it is a cache. Only at start, while no worker
- * has it open. Failing costs speed, not service.
+ * MDB_NOSYNC) starts afresh: it is a cache. At start, and after a worker
+ * faulted (workers that still have old files open go on with them, or
+ * replace them themselves: mbindex_rebuild). Failing costs speed, not service.
  */
 void index_prepare(struct master *m)
 {
@@ -256,9 +268,65 @@ void index_prepare(struct master *m)
         return;
     }
     close(state_fd);
-    if (privdrop_run_as(m->ids.mail_uid, m->ids.mail_gid, prepare_index_as_mail_user, dir) == -1)
-        log_error("mailbox index %s: cannot check it as %s: %s", dir, m->cfg->user,
+    if (privdrop_run_as(m->ids.mail_uid, m->ids.mail_gid, prepare_index_as_mail_user, dir) == 0)
+        return;
+    int faulted = errno == EIO;
+    log_error("mailbox index %s: cannot check it as %s: %s", dir, m->cfg->user,
+              faulted ? "the check died" : strerror(errno));
+    /*
+     * LMDB trusts its pages: a page of garbage can kill the reader with
+     * SIGSEGV, and did kill the checking child. Unread, the files go.
+     */
+    if (faulted &&
+        privdrop_run_as(m->ids.mail_uid, m->ids.mail_gid, remove_index_as_mail_user, dir) == 0)
+        log_warning("mailbox index %s removed; the workers start a new one", dir);
+}
+
+/* In a child that is auth_user: see cache_prepare(). 0 if the cache is sound. */
+static int check_cache_as_auth_user(void *state_dir)
+{
+    int rc = credcache_check(state_dir);
+    if (rc == 0)
+        return 0;
+    log_warning("credential cache %s/%s unreadable or not ours (%s); starting a new one",
+                (char *)state_dir, CREDCACHE_DIR, mdb_strerror(rc));
+    rc = credcache_remove(state_dir);
+    if (rc != 0)
+        log_error("credential cache %s/%s: cannot remove it: %s", (char *)state_dir,
+                  CREDCACHE_DIR, strerror(rc));
+    return -1;
+}
+
+static int remove_cache_as_auth_user(void *state_dir)
+{
+    return credcache_remove(state_dir) == 0 ? 0 : -1;
+}
+
+int cache_prepare(struct master *m)
+{
+    const char *state_dir = m->cfg->state_dir;
+    int rc = privdrop_run_as(m->ids.auth_uid, m->ids.mail_gid, check_cache_as_auth_user,
+                             (void *)state_dir);
+    if (rc >= 0)
+        return rc;   /* 1: the check replaced it, or logged why it could not */
+    if (errno != EIO) {
+        log_error("credential cache %s/%s: cannot check it: %s", state_dir, CREDCACHE_DIR,
                   strerror(errno));
+        return 0;
+    }
+    /* The check itself faulted on the file: it goes unread (see index_prepare). */
+    log_error("credential cache %s/%s: its check died; removing it", state_dir, CREDCACHE_DIR);
+    return privdrop_run_as(m->ids.auth_uid, m->ids.mail_gid, remove_cache_as_auth_user,
+                           (void *)state_dir) == 0;
+}
+
+/* Signals of a process that faulted, as opposed to one that was told to stop. */
+static int died_of_fault(int status)
+{
+    if (!WIFSIGNALED(status))
+        return 0;
+    int sig = WTERMSIG(status);
+    return sig == SIGSEGV || sig == SIGBUS || sig == SIGABRT || sig == SIGILL || sig == SIGFPE;
 }
 
 void child_died(struct master *m, struct child *c, int status)
@@ -285,6 +353,21 @@ void child_died(struct master *m, struct child *c, int status)
         c->in_use = 0;
         return;
     }
+    /*
+     * A worker that faulted may have read a damaged index (a page of garbage,
+     * a file cut short while mapped): its replacement would fault on it too.
+     * Checked, and replaced if damaged, as at a start, before the respawn.
+     */
+    if (c->role == ROLE_WORKER && died_of_fault(status))
+        index_prepare(m);
+    /*
+     * The same for the credential cache, which the workers and the helper
+     * read. A helper still running has the old files open: restarted, it
+     * writes the new cache the workers will read.
+     */
+    if ((c->role == ROLE_WORKER || c->role == ROLE_AUTH) && died_of_fault(status) &&
+        cache_prepare(m) == 1 && c->role != ROLE_AUTH)
+        signal_children(m, ROLE_AUTH, SIGTERM);
     /*
      * Back off only from a child that fails on its own soon after its start
      * (a bad config, a missing file): restarting it at once would spin. One

@@ -97,6 +97,12 @@ void respawn_due(struct master *m, double now);
 void index_prepare(struct master *m);
 /* out = name in the directory of the running fastpopd (fastpop-auth, fastpop-metrics). */
 int sibling_program(const char *name, char *out, size_t outlen);
+/*
+ * Check the credential cache as auth_user and replace it if damaged or not
+ * ours (shm/credcache_check.h): before the helper starts, and after a worker
+ * or the helper faulted. 1 if it was replaced.
+ */
+int cache_prepare(struct master *m);
 /* In a new child: signals back to normal, nothing of the master's left open. */
 void child_reset(struct master *m, struct child *c, int keep_auth_fd);
 

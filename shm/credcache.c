@@ -117,6 +117,8 @@ int credcache_open(const char *state_dir, int writable, struct credcache **out)
             rc = mdb_env_set_maxreaders(cc->env, LMDBENV_MAX_READERS);
         if (rc == 0)
             rc = mdb_env_open(cc->env, cc->dir, MDB_NOTLS | MDB_RDONLY, 0);
+        if (rc == 0)
+            rc = lmdbenv_check_size(cc->env);
         if (rc != 0) {
             mdb_env_close(cc->env);
             cc->env = NULL;

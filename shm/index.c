@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -45,9 +46,11 @@ _Static_assert(sizeof(struct disk_head) % 8 == 0, "disk_head keeps messages alig
 _Static_assert(sizeof(struct disk_msg) == 32, "disk_msg is 32 bytes");
 
 struct mbindex {
-    MDB_env *env;
+    MDB_env *env;      /* NULL after a rebuild that could not open a new one */
     MDB_dbi dbi;
-    int broken; /* the LMDB code that broke it, or 0 */
+    int broken;        /* the LMDB code that broke it, or 0 */
+    size_t mapsize;
+    char dir[PATH_MAX];
 };
 
 /* ---- record encoding ------------------------------------------------- */
@@ -288,7 +291,7 @@ static void make_key(const char *path, unsigned char key[KEY_LEN])
 static int is_broken_code(int rc)
 {
     return rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND || rc == MDB_INVALID ||
-           rc == MDB_VERSION_MISMATCH || rc == MDB_PANIC;
+           rc == MDB_VERSION_MISMATCH || rc == MDB_PANIC || rc == MDB_INCOMPATIBLE;
 }
 
 static int note(struct mbindex *ix, int rc)
@@ -303,17 +306,13 @@ int mbindex_broken(const struct mbindex *ix)
     return ix->broken != 0;
 }
 
-int mbindex_open(const char *dir, size_t mapsize, struct mbindex **out)
+/* Open the env in ix->dir into ix->env and ix->dbi. */
+static int open_env(struct mbindex *ix)
 {
-    struct mbindex *ix = calloc(1, sizeof(*ix));
     MDB_txn *txn;
-    int rc;
-
-    if (ix == NULL)
-        return ENOMEM;
-    rc = lmdbenv_open(dir, 0700, mapsize, 0, MDB_NOSYNC, &ix->env);
+    int rc = lmdbenv_open(ix->dir, 0700, ix->mapsize, 0, MDB_NOSYNC, &ix->env);
     if (rc != 0) {
-        free(ix);
+        ix->env = NULL;
         return rc;
     }
     /* The unnamed database: opened once, in a txn of its own. */
@@ -327,7 +326,7 @@ int mbindex_open(const char *dir, size_t mapsize, struct mbindex **out)
     }
     if (rc != 0) {
         mdb_env_close(ix->env);
-        free(ix);
+        ix->env = NULL;
         return rc;
     }
     /*
@@ -338,6 +337,24 @@ int mbindex_open(const char *dir, size_t mapsize, struct mbindex **out)
      */
     int dead;
     (void)mdb_reader_check(ix->env, &dead);
+    return 0;
+}
+
+int mbindex_open(const char *dir, size_t mapsize, struct mbindex **out)
+{
+    struct mbindex *ix = calloc(1, sizeof(*ix));
+    if (ix == NULL)
+        return ENOMEM;
+    if ((size_t)snprintf(ix->dir, sizeof(ix->dir), "%s", dir) >= sizeof(ix->dir)) {
+        free(ix);
+        return ENAMETOOLONG;
+    }
+    ix->mapsize = mapsize;
+    int rc = open_env(ix);
+    if (rc != 0) {
+        free(ix);
+        return rc;
+    }
     *out = ix;
     return 0;
 }
@@ -346,8 +363,32 @@ void mbindex_close(struct mbindex *ix)
 {
     if (ix == NULL)
         return;
-    mdb_env_close(ix->env);
+    if (ix->env != NULL)
+        mdb_env_close(ix->env);
     free(ix);
+}
+
+/*
+ * Every key is one of ours ('M' and a hash): anything else is another
+ * program's environment (MDB_INCOMPATIBLE), which is not written into.
+ * The walk also reads every branch and leaf page, so a page of garbage is
+ * found here, before the workers run, and not at some login.
+ */
+static int check_keys(MDB_txn *txn, MDB_dbi dbi)
+{
+    MDB_cursor *cur;
+    MDB_val key, val;
+    int rc = mdb_cursor_open(txn, dbi, &cur);
+    if (rc != 0)
+        return rc;
+    while ((rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) == 0) {
+        if (key.mv_size != KEY_LEN || ((const char *)key.mv_data)[0] != 'M') {
+            rc = MDB_INCOMPATIBLE;
+            break;
+        }
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
 static int check_env(const char *dir)
@@ -357,14 +398,18 @@ static int check_env(const char *dir)
     if (rc != 0)
         return rc;
     MDB_txn *txn;
-    MDB_stat st;
     rc = lmdbenv_txn_begin(ix->env, MDB_RDONLY, &txn);
     if (rc == 0) {
-        rc = mdb_stat(txn, ix->dbi, &st);
+        rc = check_keys(txn, ix->dbi);
         mdb_txn_abort(txn);
     }
     mbindex_close(ix);
     return rc;
+}
+
+static int data_file(const char *dir, char *path, size_t len)
+{
+    return (size_t)snprintf(path, len, "%s/data.mdb", dir) >= len ? ENAMETOOLONG : 0;
 }
 
 static int remove_env_files(const char *dir)
@@ -378,6 +423,11 @@ static int remove_env_files(const char *dir)
             return errno;
     }
     return 0;
+}
+
+int mbindex_remove(const char *dir)
+{
+    return remove_env_files(dir);
 }
 
 int mbindex_prepare(const char *dir, int *reset)
@@ -395,6 +445,64 @@ int mbindex_prepare(const char *dir, int *reset)
         if (rc == 0)
             rc = check_env(dir);
     }
+    return rc;
+}
+
+/*
+ * Remove the files of a broken env, unless another process already
+ * replaced them: data.mdb must still be the file with inode ino on dev. Two workers that find the same damage then make one
+ * new env, not two that undo each other.
+ */
+static int remove_if_same(const char *dir, ino_t ino, dev_t dev)
+{
+    char path[PATH_MAX];
+    struct stat st;
+    int rc = data_file(dir, path, sizeof(path));
+    if (rc != 0)
+        return rc;
+    if (stat(path, &st) == -1)
+        return errno == ENOENT ? 0 : errno;
+    if (st.st_ino != ino || st.st_dev != dev)
+        return 0;
+    return remove_env_files(dir);
+}
+
+int mbindex_open_rebuilding(const char *dir, size_t mapsize, struct mbindex **out, int *reset)
+{
+    char path[PATH_MAX];
+    struct stat before;
+    *reset = 0;
+    int rc = data_file(dir, path, sizeof(path));
+    if (rc != 0)
+        return rc;
+    int known = stat(path, &before) == 0;
+    rc = mbindex_open(dir, mapsize, out);
+    if (!is_broken_code(rc) || !known)
+        return rc;
+    rc = remove_if_same(dir, before.st_ino, before.st_dev);
+    if (rc != 0)
+        return rc;
+    *reset = 1;
+    return mbindex_open(dir, mapsize, out);
+}
+
+int mbindex_rebuild(struct mbindex *ix)
+{
+    mdb_filehandle_t fd;
+    struct stat ours;
+    int rc = 0;
+    /* Without an env (a rebuild failed before), or not knowing its file: remove nothing. */
+    if (ix->env != NULL) {
+        if (mdb_env_get_fd(ix->env, &fd) == 0 && fstat(fd, &ours) == 0)
+            rc = remove_if_same(ix->dir, ours.st_ino, ours.st_dev);
+        /* No txn is open: every call of this file ends its own. */
+        mdb_env_close(ix->env);
+        ix->env = NULL;
+    }
+    if (rc == 0)
+        rc = open_env(ix);
+    /* Until an env opens again every call fails at once, as while broken. */
+    ix->broken = rc == 0 ? 0 : rc;
     return rc;
 }
 

@@ -87,12 +87,17 @@ void mbindex_close(struct mbindex *ix);
 /*
  * Before any worker runs, as the mail user (the master runs it in a child
  * that dropped to that user, in the directory it made for it): open and
- * check the environment, and start a fresh one if it is unreadable
- * (MDB_INVALID, MDB_VERSION_MISMATCH, MDB_CORRUPTED: the index is a
- * cache) or not openable by this user (EACCES). *reset is 1 when the old
+ * check the environment (every page of the key tree is read), and start a
+ * fresh one if it is unreadable (MDB_INVALID, MDB_VERSION_MISMATCH,
+ * MDB_CORRUPTED, a data file shorter than its pages: the index is a
+ * cache), another program's (a key that is not one of ours:
+ * MDB_INCOMPATIBLE) or not openable by this user (EACCES). *reset is 1 when the old
  * files were removed.
  */
 int mbindex_prepare(const char *dir, int *reset);
+
+/* As the mail user: remove the environment's files in dir, unread (its check faulted). */
+int mbindex_remove(const char *dir);
 
 /*
  * Read the record of the maildir at path into *e (e->md allocated).
@@ -117,11 +122,27 @@ int mbindex_del(struct mbindex *ix, const char *path);
 
 /*
  * 1 once an LMDB call of this process reported the environment itself
- * broken (corrupt pages, a version mismatch): every later call then fails
- * at once with that code and sessions scan; the master starts a fresh
- * environment at its next start.
+ * broken (corrupt pages, a version mismatch, a file cut short): every
+ * later call then fails at once with that code and sessions scan, until
+ * mbindex_rebuild() (a worker) or the master's next start replaces it.
  */
 int mbindex_broken(const struct mbindex *ix);
+
+/*
+ * As the mail user, in a worker: close ix's broken environment, remove its
+ * files unless another process already replaced them (data.mdb is no
+ * longer the file ix had open), and open what dir holds now, a new env.
+ * ix stays valid for the sessions that hold it. 0, or the code that keeps
+ * ix broken.
+ */
+int mbindex_rebuild(struct mbindex *ix);
+
+/*
+ * mbindex_open, but an environment that does not open because it is broken
+ * (garbage, cut short: found by a worker that replaces one that died of
+ * it) is removed and made anew. *reset is 1 when that happened.
+ */
+int mbindex_open_rebuilding(const char *dir, size_t mapsize, struct mbindex **out, int *reset);
 
 /*
  * One spelling per maildir, for the index key and the mailbox lock:

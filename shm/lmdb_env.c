@@ -22,11 +22,36 @@ int lmdbenv_open(const char *dir, mode_t mode, size_t mapsize, unsigned maxdbs,
         rc = mdb_env_set_maxdbs(e, maxdbs);
     if (rc == 0)
         rc = mdb_env_open(e, dir, MDB_NOTLS | flags, mode & 0666);
+    if (rc == 0)
+        rc = lmdbenv_check_size(e);
     if (rc != 0) {
         mdb_env_close(e);
         return rc;
     }
     *env = e;
+    return 0;
+}
+
+int lmdbenv_check_size(MDB_env *env)
+{
+    mdb_filehandle_t fd;
+    struct stat st;
+    MDB_envinfo info;
+    MDB_stat ms;
+
+    int rc = mdb_env_get_fd(env, &fd);
+    if (rc != 0)
+        return rc;
+    if (fstat(fd, &st) == -1)
+        return errno;
+    /* mdb_env_open read both meta pages with pread: reading them again is safe. */
+    rc = mdb_env_info(env, &info);
+    if (rc == 0)
+        rc = mdb_env_stat(env, &ms);
+    if (rc != 0)
+        return rc;
+    if (st.st_size < 0 || (uint64_t)st.st_size / ms.ms_psize < (uint64_t)info.me_last_pgno + 1)
+        return MDB_CORRUPTED;
     return 0;
 }
 

@@ -38,6 +38,15 @@
 int lmdbenv_open(const char *dir, mode_t mode, size_t mapsize, unsigned maxdbs,
                  unsigned flags, MDB_env **env);
 
+/*
+ * MDB_CORRUPTED unless the data file holds every page its newest meta page
+ * names. LMDB maps the file and trusts it: a file cut short (truncated by
+ * hand, a host crash with MDB_NOSYNC) opens fine, and the first read of a
+ * missing page is a SIGBUS, again in every process that reopens it. Run
+ * right after mdb_env_open (lmdbenv_open does).
+ */
+int lmdbenv_check_size(MDB_env *env);
+
 /* Begin a txn, adopting a map size another process has grown meanwhile. */
 int lmdbenv_txn_begin(MDB_env *env, unsigned flags, MDB_txn **txn);
 

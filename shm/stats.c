@@ -38,6 +38,7 @@ const char *const stats_login_names[STATS_LOGIN_RESULTS] = { "ok", "failed", "te
                                                              "in_use" };
 const char *const stats_cache_names[STATS_CACHE_RESULTS] = { "hit", "miss", "negative",
                                                              "stale" };
+const char *const stats_store_names[STATS_STORES] = { "index", "auth_cache" };
 const char *const stats_tls_names[STATS_TLS_RESULTS] = { "TLSv1.2", "TLSv1.3", "other",
                                                          "failed" };
 const char *const stats_command_names[STATS_COMMANDS] = {
@@ -109,6 +110,12 @@ void stats_cache(enum stats_cache what)
 {
     if ((unsigned)what < STATS_CACHE_RESULTS)
         stats_add(SV_CACHE + what, 1);
+}
+
+void stats_store_error(enum stats_store which)
+{
+    if ((unsigned)which < STATS_STORES)
+        stats_add(SV_STORE_ERRORS + which, 1);
 }
 
 void stats_session_end(const char *reason)

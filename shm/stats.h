@@ -61,6 +61,17 @@ enum stats_cache {
     STATS_CACHE_RESULTS,
 };
 
+/*
+ * The LMDB stores that are only caches: an operation on one that failed
+ * (full disk, a map that cannot grow, a corrupt or foreign file). Logins go
+ * on without it; see README "When resources run out".
+ */
+enum stats_store {
+    STATS_STORE_INDEX,       /* worker: a login whose mailbox index read or write failed */
+    STATS_STORE_AUTH_CACHE,  /* worker or helper: a credential cache open, read or write */
+    STATS_STORES,
+};
+
 enum stats_tls {
     STATS_TLS_1_2,
     STATS_TLS_1_3,
@@ -103,7 +114,8 @@ enum stats_value {
     SV_TOP_BYTES,
     SV_DELETED,
     SV_LDAP_ERRORS,
-    SV_COMMAND_HIST,                                    /* + command * HIST_VALUES */
+    SV_STORE_ERRORS,                                    /* + enum stats_store */
+    SV_COMMAND_HIST = SV_STORE_ERRORS + STATS_STORES,   /* + command * HIST_VALUES */
     SV_TIMING_HIST = SV_COMMAND_HIST + STATS_COMMANDS * STATS_HIST_VALUES,
     STATS_VALUES = SV_TIMING_HIST + STATS_TIMINGS * STATS_HIST_VALUES,
 };
@@ -117,6 +129,7 @@ extern const char *const stats_mech_names[STATS_MECHS];
 extern const char *const stats_login_names[STATS_LOGIN_RESULTS];
 extern const char *const stats_cache_names[STATS_CACHE_RESULTS];
 extern const char *const stats_tls_names[STATS_TLS_RESULTS];
+extern const char *const stats_store_names[STATS_STORES];
 extern const char *const stats_command_names[STATS_COMMANDS];
 /* The session log's reason= values; the last one, "other", takes the rest. */
 extern const char *const stats_end_reasons[STATS_END_REASONS];
@@ -135,6 +148,7 @@ void stats_refused(enum stats_refusal why);
 /* mech as the session log names it ("USER", "PLAIN", ...). */
 void stats_login(const char *mech, enum stats_login result);
 void stats_cache(enum stats_cache what);
+void stats_store_error(enum stats_store which);
 /* reason as the session log gives it; unknown ones count as "other". */
 void stats_session_end(const char *reason);
 /* version as SSL_get_version() names it; NULL for a failed handshake. */

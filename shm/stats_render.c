@@ -49,6 +49,9 @@ static const struct family families[] = {
       NULL, NULL, 1 },
     { "ldap_errors", "LDAP operations that failed (server down, timeout, error result).",
       COUNTER, SV_LDAP_ERRORS, 1, NULL, NULL, 1, NULL, NULL, 1 },
+    { "store_errors", "Failed operations on a cache store (mailbox index, credential cache): "
+      "full disk, corrupt or foreign file; logins went on without it.", COUNTER,
+      SV_STORE_ERRORS, 1, "store", stats_store_names, STATS_STORES, NULL, NULL, 1 },
     { "command_duration_seconds", "POP3 commands: from the command line to the end of its "
       "answer.", HISTOGRAM, SV_COMMAND_HIST, STATS_HIST_VALUES, "command", stats_command_names,
       STATS_COMMANDS, NULL, NULL, 1 },

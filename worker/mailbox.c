@@ -21,21 +21,57 @@
 #include "worker/loop.h"
 
 /*
- * The index only ever costs speed: a failure is logged and the login goes
- * on with a scan. A broken environment is reported once per worker.
+ * A broken index is replaced by this worker at most this often: a disk
+ * that keeps damaging it would otherwise cost a removal and a new env at
+ * every login. Between two tries logins scan, as they would anyway.
+ */
+#define INDEX_REBUILD_SECONDS 60.0
+
+/* Set once a trouble with the index is logged; cleared when it works again. */
+static int index_trouble_logged;
+static double index_rebuilt_at = -INDEX_REBUILD_SECONDS;
+
+/*
+ * The index only ever costs speed: a failure is counted, logged once per
+ * spell of trouble (not per login: a full state_dir fails every write),
+ * and the login goes on with a scan. A broken environment is replaced.
  */
 static void report_index_error(const struct conn *c, int code)
 {
-    static int told_broken;
-    if (c->lp->mbindex != NULL && mbindex_broken(c->lp->mbindex)) {
-        if (!told_broken)
+    struct mbindex *ix = c->lp->mbindex;
+    stats_store_error(STATS_STORE_INDEX);
+    if (ix != NULL && mbindex_broken(ix)) {
+        double now = loop_now();
+        if (now - index_rebuilt_at >= INDEX_REBUILD_SECONDS) {
+            index_rebuilt_at = now;
+            int rc = mbindex_rebuild(ix);
+            if (rc == 0) {
+                log_warning("mailbox index unusable (%s); this worker started a new one",
+                            mdb_strerror(code));
+                index_trouble_logged = 0;
+                return;
+            }
+            code = rc;
+        }
+        if (!index_trouble_logged)
             log_error("mailbox index unusable in this worker (%s): logins scan their "
-                      "maildir until the next start", mdb_strerror(code));
-        told_broken = 1;
+                      "maildir until it is replaced", mdb_strerror(code));
+        index_trouble_logged = 1;
         return;
     }
-    log_warning("user=%s: mailbox index: %s; scanned the maildir instead", c->user,
-                mdb_strerror(code));
+    if (!index_trouble_logged)
+        log_warning("user=%s: mailbox index: %s; logins scan their maildir until it works "
+                    "again (not logged again until then)", c->user, mdb_strerror(code));
+    index_trouble_logged = 1;
+}
+
+/* A login that used the index without trouble ends a spell of it. */
+static void report_index_ok(void)
+{
+    if (!index_trouble_logged)
+        return;
+    log_info("mailbox index works again");
+    index_trouble_logged = 0;
 }
 
 enum mailbox_open_result mailbox_open(struct conn *c, const char *maildir)
@@ -77,6 +113,8 @@ enum mailbox_open_result mailbox_open(struct conn *c, const char *maildir)
                  stats_clock() - sync_started);
     if (res.index_error != 0)
         report_index_error(c, res.index_error);
+    else if (s->ix != NULL && (res.warm || res.written))
+        report_index_ok();
     if (res.unreadable > 0 || res.duplicates > 0 || res.stuck_in_new > 0)
         log_warning("user=%s: %s: files not served: %u unreadable (another owner?), %u with "
                     "the unique name of another message, %u left in new/ (name taken in cur/ "

@@ -30,6 +30,7 @@ static struct credcache *cache;
 static struct credmemo *memo;
 static double next_open;
 static int open_error_logged;
+static int read_error_logged;
 /* The helper's penalty view; NULL until the auth client has received one. */
 static struct penalty_view *view;
 
@@ -67,6 +68,8 @@ static struct credcache *worker_cache(const struct config *cfg)
     }
     cache = NULL;
     /* ENOENT: the helper has not written its first entry yet; normal at start. */
+    if (errno != ENOENT)
+        stats_store_error(STATS_STORE_AUTH_CACHE);
     if (errno != ENOENT && !open_error_logged) {
         log_warning("credential cache %s/%s: %s; every login goes to the helper", cfg->state_dir,
                     CREDCACHE_DIR, strerror(errno));
@@ -101,8 +104,21 @@ static int cache_hit(struct conn *c, const char *user, const char *password,
     if (penalty_view_listed(view, c->ip, user, NULL, penalty_view_now_ms()))
         return 0;
     if (credcache_get(cc, user, rec, &found) == -1) {
-        log_warning("credential cache read: %s", credcache_error(cc));
+        /*
+         * A damaged cache fails every read: logged once until a read works,
+         * and reopened later, when the master may have replaced its files.
+         */
+        stats_store_error(STATS_STORE_AUTH_CACHE);
+        if (!read_error_logged)
+            log_warning("credential cache read: %s; logins go to the helper until it works "
+                        "again (not logged again until then)", credcache_error(cc));
+        read_error_logged = 1;
+        credcache_close(cache);
+        cache = NULL;
+        next_open = loop_now() + CACHE_RETRY_SECONDS;
         found = 0;
+    } else {
+        read_error_logged = 0;
     }
     time_t now = time(NULL);
     /* Found or not, live or not: the same work, so a wrong password takes the same time. */

@@ -314,11 +314,17 @@ static void open_mailbox_index(struct loop *lp)
     if (!lp->cfg->index)
         return;
     snprintf(dir, sizeof(dir), "%s/%s", lp->cfg->state_dir, INDEX_SUBDIR);
-    int rc = mbindex_open(dir, 0, &lp->mbindex);
+    int reset;
+    int rc = mbindex_open_rebuilding(dir, 0, &lp->mbindex, &reset);
     if (rc != 0) {
         lp->mbindex = NULL;
+        stats_store_error(STATS_STORE_INDEX);
         log_error("mailbox index %s: %s; logins will scan their maildir", dir,
                   mdb_strerror(rc));
+    } else if (reset) {
+        /* A worker before this one may have died of it: see lmdbenv_check_size(). */
+        stats_store_error(STATS_STORE_INDEX);
+        log_warning("mailbox index %s was unreadable; started a new one", dir);
     }
 }
 
