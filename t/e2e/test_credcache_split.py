@@ -24,21 +24,25 @@ from fastpop_harness import (AUTH_USER, IS_ROOT, MAIL_USER, Daemon, DaemonTest, 
 from ldap_fixture import Slapd, hash_ssha, ldap_config, person, secret_file
 from test_credcache import CacheCase
 
-ITERATIONS = (10000).to_bytes(4, "little")
+# A verifier record's head: version 2 (or 1, the format before the split), flags (1
+# positive, 2 negative), a zero u16 and the iteration count (10,000; 1,024 before).
+RECORD_HEAD = re.compile(b"[\x01\x02][\x01\x02\x03]\x00\x00(?:\x10\x27|\x00\x04)\x00\x00",
+                         re.S)
 
 
 def private_records(data):
-    """(salt, verifiers) of every verifier record found in the private store's bytes:
-    version 2, flags, zero, iterations, salt, then the parts the flags say."""
+    """(salt, verifiers) of every verifier record found in a file's bytes: version,
+    flags, zero, iterations, salt, then the parts the flags say."""
     found = []
-    for m in re.finditer(re.escape(b"\x02") + b"[\x01\x02\x03]\x00\x00" + re.escape(ITERATIONS),
-                         data, re.S):
+    for m in RECORD_HEAD.finditer(data):
         flags, p = data[m.start() + 1], m.end()
         salt, p = data[p:p + 16], p + 16
         verifiers = []
         if flags & 1:
-            verifiers.append(data[p + 16:p + 48])   # after verified_at and generation
-            p += 48
+            # after verified_at and (version 2) the generation
+            skip = 16 if data[m.start()] == 2 else 8
+            verifiers.append(data[p + skip:p + skip + 32])
+            p += skip + 32
             for _ in range(2):                      # user, maildir
                 p += 2 + int.from_bytes(data[p:p + 2], "little")
         if flags & 2:
@@ -61,10 +65,17 @@ class SplitFiles(CacheCase):
         self.assertTrue(self.login("bob", "old-password").startswith("-ERR [AUTH]"))
         self.assertTrue(self.login("nobody", "guess").startswith("-ERR [AUTH]"))
         self.d.wait_log("auth failed user=nobody ")
+        # Everything the mail group may read in authcache/ (the files, not private/).
+        shared = b""
+        for name in sorted(os.listdir(self.cache())):
+            st = os.stat(self.cache(name))
+            if stat.S_ISREG(st.st_mode) and st.st_mode & 0o044:
+                with open(self.cache(name), "rb") as f:
+                    shared += f.read()
+        self.assertIn(b"/Maildir", shared)   # the workers' list is there...
+        self.assertEqual(private_records(shared), [])   # ...but no verifier record
         with open(self.cache("private", "verifiers.mdb"), "rb") as f:
             private = f.read()
-        with open(self.cache("logins.mdb"), "rb") as f:
-            shared = f.read()
         records = private_records(private)
         # alice and bob (positive; bob also negative), nobody (negative only); LMDB may
         # keep older copies of a record in free pages, so count the salts
@@ -74,12 +85,10 @@ class SplitFiles(CacheCase):
             self.assertNotIn(salt, shared)
             for v in verifiers:
                 self.assertNotIn(v, shared)
-        self.assertEqual(private_records(shared), [])
         for secret in (b"alice-secret", b"bob-secret", b"old-password", b"guess"):
             self.assertNotIn(secret, shared)
             self.assertNotIn(secret, private)
-        # what the list does hold: the two logins, a failed name not at all
-        self.assertIn(b"/Maildir", shared)
+        # a failed name is not listed at all
         self.assertNotIn(b"nobody", shared)
         # the previous format's file is not there
         self.assertFalse(os.path.exists(self.cache("data.mdb")))
