@@ -157,8 +157,8 @@ enum credcache_verdict credcache_judge(const struct credcache_record *rec, const
                                        time_t now, const struct credcache_ttl *ttl);
 
 /*
- * credcache_judge in three steps, for a caller that may know the answer of
- * the middle one already (shm/credcache_memo.h):
+ * credcache_judge in three steps (so credcache_judge_even can do the middle
+ * one on a stand-in record):
  *  - credcache_live: 1 if any part of rec is fresh or stale-usable at now, so
  *    that a compare can change the verdict (0: the verdict is MISS);
  *  - credcache_match: PBKDF2 of password, compared with both verifiers
