@@ -4,7 +4,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "auth/private_dir.h"
 #include "auth/text.h"
 #include "daemon/log.h"
 #include "shm/stats.h"
@@ -21,8 +23,14 @@
  */
 #define AUTHCACHE_FORGOTTEN_MAX 64
 
-/* One helper process, one cache: module state, like the crypt(3) work area. */
+/*
+ * One helper process, one cache: module state, like the crypt(3) work area.
+ * cache: the verifiers (private/, the helper's alone); logins: what the
+ * workers may read (no verifier). Without cache nothing is cached; without
+ * logins the helper still answers from cache, the workers answer nothing.
+ */
 static struct credcache *cache;
+static struct credcache *logins;
 static struct credcache_ttl ttl;
 static time_t last_sweep;
 static char forgotten[AUTHCACHE_FORGOTTEN_MAX][CREDCACHE_USER_MAX];
@@ -62,16 +70,35 @@ static void set_ttl(const struct config *cfg)
 
 int authcache_open(const struct config *cfg)
 {
+    int old = 0;
+
     set_ttl(cfg);
     if (cache != NULL)
         return 0;
-    if (credcache_open(cfg->state_dir, 1, &cache) == -1) {
+    /* Made (0700) and checked (ours, closed to others) before LMDB creates files in it. */
+    int dir_fd = private_dir_open(cfg->state_dir);
+    if (dir_fd >= 0)
+        close(dir_fd);
+    if (dir_fd == -1 || credcache_open(cfg->state_dir, CREDCACHE_PRIVATE, 1, &cache) == -1) {
         stats_store_error(STATS_STORE_AUTH_CACHE);
-        log_error("credential cache in %s/%s unusable (%s); every login goes to the backend",
-                  cfg->state_dir, CREDCACHE_DIR, strerror(errno));
+        log_error("credential cache in %s/%s/%s unusable (%s); every login goes to the backend",
+                  cfg->state_dir, CREDCACHE_DIR, CREDCACHE_PRIVATE_DIR, strerror(errno));
         cache = NULL;
         return -1;
     }
+    if (credcache_open(cfg->state_dir, CREDCACHE_SHARED, 1, &logins) == -1) {
+        log_error("credential cache: login list %s/%s/%s unusable (%s); the workers ask the "
+                  "helper for every login", cfg->state_dir, CREDCACHE_DIR,
+                  CREDCACHE_SHARED_FILE, strerror(errno));
+        logins = NULL;
+    }
+    /* The previous format kept verifiers where the mail group reads: never read, deleted. */
+    if (credcache_remove_old_format(cfg->state_dir, &old) == -1)
+        log_error("credential cache: cannot delete the old cache files in %s/%s (%s)",
+                  cfg->state_dir, CREDCACHE_DIR, strerror(errno));
+    else if (old > 0)
+        log_info("credential cache: deleted the previous format's files in %s/%s",
+                 cfg->state_dir, CREDCACHE_DIR);
     memset(forgotten, 0, sizeof(forgotten));   /* knowledge about the cache just opened only */
     log_info("credential cache %s/%s: ttl %lds, negative %lds, stale %lds", cfg->state_dir,
              CREDCACHE_DIR, ttl.positive, ttl.negative, ttl.stale);
@@ -87,7 +114,8 @@ void authcache_reconfigure(const struct config *cfg)
 void authcache_close(void)
 {
     credcache_close(cache);
-    cache = NULL;
+    credcache_close(logins);
+    cache = logins = NULL;
 }
 
 static void sweep(time_t now)
@@ -101,6 +129,29 @@ static void sweep(time_t now)
         log_warning("credential cache sweep: %s", credcache_error(cache));
     else if (removed > 0)
         log_debug("credential cache: %zu expired entries removed", removed);
+    if (logins != NULL && credcache_sweep(logins, now, &ttl, &removed) == -1)
+        log_warning("credential cache: login list sweep: %s", credcache_error(logins));
+}
+
+/*
+ * What the workers may know of name's entry: its positive part without the
+ * verifier, or nothing. Written after every change of the private record,
+ * so the login list never vouches for more than the verifiers do.
+ */
+static void publish(const char *name, const struct credcache_record *rec)
+{
+    struct credcache_login login;
+    size_t removed;
+    int rc;
+
+    if (logins == NULL)
+        return;
+    if (credcache_login_of(rec, &login) == 0)
+        rc = credcache_put_login(logins, name, &login);
+    else
+        rc = credcache_flush(logins, name, &removed);
+    if (rc == -1)
+        log_warning("credential cache: login list write: %s", credcache_error(logins));
 }
 
 /* Stale-if-error: the backend could not answer; does an old entry vouch for the password? */
@@ -140,6 +191,11 @@ static void forget_user(const char *user, const char *why, size_t already)
         log_debug("credential cache: user=%s has no cached login (%s)", u, why);
         return;
     }
+    size_t listed;
+    /* The login list first: a worker must stop vouching before anything else changes. */
+    if (logins != NULL && credcache_forget_user(logins, user, &listed) == -1)
+        log_warning("credential cache: cannot forget user=%s in the login list: %s", u,
+                    credcache_error(logins));
     if (credcache_forget_user(cache, user, &n) == -1) {
         log_warning("credential cache: cannot forget user=%s: %s", u, credcache_error(cache));
         return;
@@ -170,25 +226,38 @@ static int record_answer(const struct auth_request *req, const struct auth_resul
 int authcache_before(const struct auth_request *req, struct auth_result *res)
 {
     struct credcache_record rec;
-    struct credcache_ttl negative = { 0, ttl.negative, 0 };
+    /* Fresh parts only: stale-if-error is for outages, after the backend failed. */
+    struct credcache_ttl fresh = { ttl.positive, ttl.negative, 0 };
     int found = 0;
 
-    if (cache == NULL || ttl.negative == 0 || req->user[0] == '\0' ||
+    if (cache == NULL || (ttl.positive == 0 && ttl.negative == 0) || req->user[0] == '\0' ||
         req->password[0] == '\0' || strlen(req->user) >= CREDCACHE_KEY_MAX)
         return 0;
     if (credcache_get(cache, req->user, &rec, &found) == -1) {
         cache_trouble("read");
+        found = 0;
+    }
+    /* One PBKDF2 whatever is stored: the answer's time does not tell who has an entry. */
+    enum credcache_verdict v = credcache_judge_even(found ? &rec : NULL, req->password,
+                                                    time(NULL), &fresh);
+    if (v != CREDCACHE_HIT_OK && v != CREDCACHE_HIT_FAIL) {
+        explicit_bzero(&rec, sizeof(rec));
         return 0;
     }
-    int hit = found && credcache_judge(&rec, req->password, time(NULL), &negative) ==
-                           CREDCACHE_HIT_FAIL;
-    explicit_bzero(&rec, sizeof(rec));
-    if (!hit)
-        return 0;
     memset(res, 0, sizeof(*res));
-    stats_cache(STATS_CACHE_NEGATIVE);
-    res->status = AUTH_FAIL;
-    authd_log_outcome(req, "failed", "cached-failure");
+    if (v == CREDCACHE_HIT_FAIL) {
+        stats_cache(STATS_CACHE_NEGATIVE);
+        res->status = AUTH_FAIL;
+        authd_log_outcome(req, "failed", "cached-failure");
+    } else {
+        /* Not a refresh: verified_at stays the backend's word, so the entry still expires. */
+        res->status = AUTH_OK;
+        res->generation = rec.generation;
+        snprintf(res->user, sizeof(res->user), "%s", rec.user);
+        snprintf(res->maildir, sizeof(res->maildir), "%s", rec.maildir);
+        authd_log_outcome(req, "ok", "cached");
+    }
+    explicit_bzero(&rec, sizeof(rec));
     return 1;
 }
 
@@ -217,11 +286,16 @@ void authcache_after(const struct auth_request *req, struct auth_result *res)
     snprintf(vouched_user, sizeof(vouched_user), "%s", had_positive ? rec.user : "");
     if (!found && credcache_record_init(&rec) == -1) {
         log_warning("credential cache: no random salt: %s", strerror(errno));
-    } else if (record_answer(req, res, &rec, now) &&
-               credcache_put(cache, req->user, &rec) == -1) {
-        cache_trouble("write");
-    } else {
-        trouble_logged = 0;
+    } else if (record_answer(req, res, &rec, now)) {
+        if (credcache_put(cache, req->user, &rec) == -1) {
+            cache_trouble("write");
+        } else {
+            trouble_logged = 0;
+            publish(req->user, &rec);
+        }
+        /* The worker remembers this login under the generation its password has now. */
+        if (res->status == AUTH_OK && rec.has_positive)
+            res->generation = rec.generation;
     }
     /* record_fail() already dropped this name's positive part if the password was its. */
     size_t dropped_here = had_positive && !rec.has_positive;

@@ -1,12 +1,18 @@
 /*
- * The helper's side of the shared credential cache (shm/credcache.h): the
- * helper is its only writer. Every password check the workers send goes
- * through authcache_before() and authcache_after() around the backend's
- * check (auth/dispatch.c), or authcache_check() synchronously, which
+ * The helper's side of the credential cache (shm/credcache.h): the helper is
+ * its only writer, and the only reader of its verifiers (authcache/private).
+ * Every password check the workers send goes through authcache_before() and
+ * authcache_after() around the backend's check (auth/dispatch.c), or
+ * authcache_check() synchronously. Before: a fresh positive match is
+ * AUTH_OK and a fresh negative match AUTH_FAIL, without the backend. After
+ * the backend's answer:
  *
  *  - AUTH_OK:       stores a verifier of the password, the canonical user
- *                   and the maildir, so the workers answer the next logins
- *                   themselves for auth_cache_ttl;
+ *                   and the maildir, and publishes the entry without its
+ *                   verifier in the workers' login list; res->generation
+ *                   tells the worker under which generation to remember
+ *                   the login (shm/credcache_memo.h), so it answers the next
+ *                   ones itself for auth_cache_ttl;
  *  - AUTH_FAIL:     stores a verifier of the wrong password for
  *                   auth_cache_negative_ttl (the same wrong password is then
  *                   refused without asking the backend again). If the
@@ -41,10 +47,12 @@ void authcache_close(void);
 
 /*
  * Before asking the backend: 1 if the cache answers req by itself, into res
- * (the very password failed within auth_cache_negative_ttl: AUTH_FAIL,
- * logged "auth failed ... reason=cached-failure"), else 0. Workers never
- * answer failures themselves, so every one passes here and the brute-force
- * penalty sees it; the backend (LDAP) is spared the repeats.
+ * (the very password was accepted within auth_cache_ttl: AUTH_OK with the
+ * entry's generation, debug-logged "auth ok ... reason=cached"; or it failed
+ * within auth_cache_negative_ttl: AUTH_FAIL, logged "auth failed ...
+ * reason=cached-failure"), else 0. One PBKDF2 either way, entry or not.
+ * Workers never answer failures themselves, so every one passes here and
+ * the brute-force penalty sees it; the backend (LDAP) is spared the repeats.
  */
 int authcache_before(const struct auth_request *req, struct auth_result *res);
 

@@ -104,8 +104,10 @@ void authd_log_outcome(const struct auth_request *req, const char *what, const c
     text_log_escape(req->user, user, sizeof(user));
     text_log_escape(req->ip, ip, sizeof(ip));
     text_log_escape(req->mechanism, mech, sizeof(mech));
-    if (strcmp(what, "ok") == 0)
+    if (strcmp(what, "ok") == 0 && reason[0] == '\0')
         log_debug("auth ok user=%s ip=%s mechanism=%s", user, ip, mech);
+    else if (strcmp(what, "ok") == 0)
+        log_debug("auth ok user=%s ip=%s mechanism=%s reason=%s", user, ip, mech, reason);
     else
         log_info("auth %s user=%s ip=%s mechanism=%s reason=%s", what, user, ip, mech, reason);
 }

@@ -82,6 +82,10 @@ struct auth_result {
     char user[AUTH_USER_MAX];
     char maildir[AUTH_PATH_MAX];     /* absolute, on AUTH_OK */
     char message[AUTH_MESSAGE_MAX];  /* for the worker's log; never for the client */
+    /* AUTH_OK answered from or recorded in the credential cache: the generation
+     * of this password's entry, for the worker's memo (shm/credcache_memo.h);
+     * 0 otherwise (nothing to remember, e.g. a stale-if-error answer). */
+    uint64_t generation;
 };
 
 /*

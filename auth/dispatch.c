@@ -62,7 +62,8 @@ static int build_reply(struct buf *b, uint32_t id, const struct auth_result *res
 
     if (ipc_begin(b, AUTH_MSG_PASS_REPLY, id) == -1 ||
         ipc_put_u32(b, (uint32_t)res->status) == -1 || ipc_put_str(b, user) == -1 ||
-        ipc_put_str(b, res->maildir) == -1 || ipc_put_str(b, res->message) == -1)
+        ipc_put_str(b, res->maildir) == -1 || ipc_put_str(b, res->message) == -1 ||
+        ipc_put_u64(b, res->status == AUTH_OK ? res->generation : 0) == -1)
         return -1;
     return 0;
 }

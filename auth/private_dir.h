@@ -7,7 +7,8 @@
  * It holds what must survive a restart and stay out of the workers' reach:
  * the secret behind SCRAM's made-up salts (auth/scram_server.h), so a user
  * without SCRAM keys, or one who does not exist, is shown the same salt
- * before and after a restart.
+ * before and after a restart; and the credential cache's verifiers
+ * (verifiers.mdb, shm/credcache.h).
  *
  * Files are opened without following links; a directory or file that is
  * not ours, is open to group or others, or has the wrong size is refused

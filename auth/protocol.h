@@ -11,14 +11,16 @@
  *
  *   AUTH_MSG_PASS_REQUEST   id  str user, str password, str client_ip, str mechanism
  *   AUTH_MSG_PASS_REPLY     id  u32 status (enum auth_status), str canonical_user,
- *                               str maildir, str message
+ *                               str maildir, str message, u64 generation
  *
  * status AUTH_OK: the password matched; maildir is the absolute path of the
  * user's maildir (template already expanded). AUTH_FAIL: unknown user or
  * wrong password (the helper does not say which, and spends the same work on
  * both). AUTH_TEMPFAIL: the backend could not answer (e.g. the password file
  * is unreadable); the client should retry later. message is for the log only,
- * never sent to a POP3 client.
+ * never sent to a POP3 client. generation: with AUTH_OK, the credential
+ * cache's generation of this password's entry (shm/credcache.h), under
+ * which the worker may remember the login; 0 when it must not.
  *
  * SCRAM-SHA-256 (RFC 5802/7677) runs in the helper, because the server side
  * needs the stored keys, which workers must never see. The worker relays the

@@ -51,7 +51,8 @@ int auth_handle_message(struct authd *ad, const void *msg, size_t len, struct bu
 
     if (ipc_begin(reply, AUTH_MSG_PASS_REPLY, id) == -1 ||
         ipc_put_u32(reply, (uint32_t)res.status) == -1 || ipc_put_str(reply, res.user) == -1 ||
-        ipc_put_str(reply, res.maildir) == -1 || ipc_put_str(reply, res.message) == -1)
+        ipc_put_str(reply, res.maildir) == -1 || ipc_put_str(reply, res.message) == -1 ||
+        ipc_put_u64(reply, res.status == AUTH_OK ? res.generation : 0) == -1)
         return -1;
     return 0;
 }

@@ -138,15 +138,40 @@ static int become_store_owner(const char *user, const char *group)
 }
 
 /*
- * auth flush [USER]: empty the credential cache, or forget one login name.
- * Opened directly, as auth_user (the helper's user, who owns the cache);
- * LMDB's writer lock keeps this and the helper's writes apart. Run it as
- * root or auth_user.
+ * auth flush [USER]: empty the credential cache, or forget one login name,
+ * in both of its stores (shm/credcache.h): the login list the workers read
+ * first, so no worker vouches for a login whose verifier is gone, then the
+ * helper's verifiers. Opened directly, as auth_user (the helper's user, who
+ * owns both); LMDB's writer lock keeps this and the helper's writes apart.
+ * Run it as root or auth_user. The count is of verifier records (one per
+ * login name).
  */
-static int verb_auth(const struct config *cfg, int argc, char **argv)
+static int flush_store(const struct config *cfg, enum credcache_kind kind, const char *name,
+                       size_t *removed)
 {
     struct credcache *cc;
-    size_t removed;
+
+    *removed = 0;
+    /* Never create an env here: that is the helper's job, with its modes. */
+    int exists = credcache_exists(cfg->state_dir, kind);
+    if (exists == 0)
+        return 0;
+    if (exists == -1 || credcache_open(cfg->state_dir, kind, 1, &cc) == -1) {
+        fprintf(stderr, "popctl: credential cache in %s/%s (%s): %s\n", cfg->state_dir,
+                CREDCACHE_DIR, kind == CREDCACHE_PRIVATE ? "verifiers" : "login list",
+                strerror(errno));
+        return -1;
+    }
+    int rc = credcache_flush(cc, name, removed);
+    if (rc == -1)
+        fprintf(stderr, "popctl: flush: %s\n", credcache_error(cc));
+    credcache_close(cc);
+    return rc;
+}
+
+static int verb_auth(const struct config *cfg, int argc, char **argv)
+{
+    size_t listed, removed;
 
     if (argc < 2 || argc > 3 || strcmp(argv[1], "flush") != 0) {
         fprintf(stderr, "usage: popctl auth flush [USER]\n");
@@ -154,25 +179,12 @@ static int verb_auth(const struct config *cfg, int argc, char **argv)
     }
     if (become_store_owner(cfg->auth_user, NULL) == -1)
         return 2;
-    /* Never create the env here: that is the helper's job, with its modes. */
-    char data[CONFIG_PATH_MAX + 32];
-    snprintf(data, sizeof(data), "%s/%s/data.mdb", cfg->state_dir, CREDCACHE_DIR);
-    if (access(data, F_OK) == -1 && errno == ENOENT) {
-        printf("0 entries removed (no credential cache yet)\n");
-        return 0;
-    }
-    if (credcache_open(cfg->state_dir, 1, &cc) == -1) {
-        fprintf(stderr, "popctl: credential cache in %s/%s: %s\n", cfg->state_dir,
-                CREDCACHE_DIR, strerror(errno));
+    const char *name = argc == 3 ? argv[2] : NULL;
+    if (flush_store(cfg, CREDCACHE_SHARED, name, &listed) == -1 ||
+        flush_store(cfg, CREDCACHE_PRIVATE, name, &removed) == -1)
         return 1;
-    }
-    int rc = credcache_flush(cc, argc == 3 ? argv[2] : NULL, &removed);
-    if (rc == -1)
-        fprintf(stderr, "popctl: flush: %s\n", credcache_error(cc));
-    else
-        printf("%zu entr%s removed\n", removed, removed == 1 ? "y" : "ies");
-    credcache_close(cc);
-    return rc == -1 ? 1 : 0;
+    printf("%zu entr%s removed\n", removed, removed == 1 ? "y" : "ies");
+    return 0;
 }
 
 /*

@@ -11,8 +11,9 @@
 #define FASTPOP_CREDCACHE_CHECK_H
 
 /*
- * Open state_dir/authcache read-only and read every page and record: 0 if
- * it is sound or there is none yet; MDB_CORRUPTED (also for a data file
+ * Open both stores of state_dir/authcache (the login list and, in private/,
+ * the verifiers) read-only and read every page and record: 0 if they are
+ * sound or there are none yet; MDB_CORRUPTED (also for a data file
  * shorter than its pages), MDB_INVALID, MDB_VERSION_MISMATCH... if it is
  * damaged; MDB_INCOMPATIBLE if a record is not one of ours (another
  * program's environment, or a record format this version cannot read);
@@ -20,7 +21,7 @@
  */
 int credcache_check(const char *state_dir);
 
-/* Remove data.mdb and lock.mdb of state_dir/authcache (names only). 0 or an errno value. */
+/* Remove both stores' data and lock files (names only). 0 or an errno value. */
 int credcache_remove(const char *state_dir);
 
 #endif

@@ -1,6 +1,6 @@
 /*
- * The per-worker memo of credential-cache matches (see credcache_memo.h for
- * what it remembers and why that is safe).
+ * The per-worker memo of logins the helper accepted (see credcache_memo.h
+ * for what it remembers and why that is safe).
  */
 #include "shm/credcache_memo.h"
 
@@ -97,34 +97,59 @@ static int mac_update(EVP_MAC_CTX *ctx, const void *p, size_t n)
     return EVP_MAC_update(ctx, p, n) == 1 ? 0 : -1;
 }
 
-/*
- * T = HMAC(K, len(name) name salt iterations dk len(password) password):
- * every field that makes the record this record, lengths first so no two
- * inputs read alike. Fed piece by piece: the password is never copied.
- */
-static int make_tag(struct credmemo *m, const char *name, size_t name_len,
-                    const struct credcache_record *rec, const char *password,
-                    unsigned char tag[TAG_LEN])
+/* Two little-endian length or number fields feed the MAC; 4 or 8 bytes. */
+static void le_bytes(uint64_t v, unsigned char *out, size_t n)
 {
-    size_t pw_len = strlen(password), out_len = 0;
-    unsigned char lens[2 + 4 + 4] = {
-        (unsigned char)name_len, (unsigned char)(name_len >> 8),
-        (unsigned char)rec->iterations, (unsigned char)(rec->iterations >> 8),
-        (unsigned char)(rec->iterations >> 16), (unsigned char)(rec->iterations >> 24),
-        (unsigned char)pw_len, (unsigned char)(pw_len >> 8),
-        (unsigned char)(pw_len >> 16), (unsigned char)(pw_len >> 24),
-    };
+    for (size_t i = 0; i < n; i++)
+        out[i] = (unsigned char)(v >> (8 * i));
+}
 
-    if (name_len > 0xffff || pw_len > 0xffffffffu)
+/*
+ * P = HMAC(K, 1 len(name) name len(password) password), fed piece by piece
+ * so the password is never copied; lengths first so no two inputs read
+ * alike, a leading domain byte so a pre-tag is never a tag.
+ */
+int credmemo_pretag(struct credmemo *m, const char *name, const char *password,
+                    unsigned char pretag[CREDMEMO_PRETAG_LEN])
+{
+    static const unsigned char domain = 1;
+    size_t name_len = strlen(name), pw_len = strlen(password), out_len = 0;
+    unsigned char nlen[4], plen[4];
+
+    if (name_len > 0xffffffffu || pw_len > 0xffffffffu) {
+        errno = EINVAL;
         return -1;
+    }
+    le_bytes(name_len, nlen, 4);
+    le_bytes(pw_len, plen, 4);
     if (EVP_MAC_init(m->ctx, NULL, 0, NULL) != 1 ||   /* same key, fresh state */
-        mac_update(m->ctx, lens, 2) == -1 || mac_update(m->ctx, name, name_len) == -1 ||
-        mac_update(m->ctx, rec->salt, sizeof(rec->salt)) == -1 ||
-        mac_update(m->ctx, lens + 2, 4) == -1 ||
-        mac_update(m->ctx, rec->dk, sizeof(rec->dk)) == -1 ||
-        mac_update(m->ctx, lens + 6, 4) == -1 || mac_update(m->ctx, password, pw_len) == -1 ||
-        EVP_MAC_final(m->ctx, tag, &out_len, TAG_LEN) != 1 || out_len != TAG_LEN)
+        mac_update(m->ctx, &domain, 1) == -1 || mac_update(m->ctx, nlen, 4) == -1 ||
+        mac_update(m->ctx, name, name_len) == -1 || mac_update(m->ctx, plen, 4) == -1 ||
+        mac_update(m->ctx, password, pw_len) == -1 ||
+        EVP_MAC_final(m->ctx, pretag, &out_len, CREDMEMO_PRETAG_LEN) != 1 ||
+        out_len != CREDMEMO_PRETAG_LEN) {
+        errno = EIO;
         return -1;
+    }
+    return 0;
+}
+
+/* T = HMAC(K, 2 pretag generation). */
+static int make_tag(struct credmemo *m, const unsigned char pretag[CREDMEMO_PRETAG_LEN],
+                    uint64_t generation, unsigned char tag[TAG_LEN])
+{
+    static const unsigned char domain = 2;
+    unsigned char gen[8];
+    size_t out_len = 0;
+
+    le_bytes(generation, gen, 8);
+    if (EVP_MAC_init(m->ctx, NULL, 0, NULL) != 1 || mac_update(m->ctx, &domain, 1) == -1 ||
+        mac_update(m->ctx, pretag, CREDMEMO_PRETAG_LEN) == -1 ||
+        mac_update(m->ctx, gen, sizeof(gen)) == -1 ||
+        EVP_MAC_final(m->ctx, tag, &out_len, TAG_LEN) != 1 || out_len != TAG_LEN) {
+        errno = EIO;
+        return -1;
+    }
     return 0;
 }
 
@@ -165,42 +190,42 @@ static void remember(struct credmemo *m, uint64_t name_hash, const unsigned char
     memcpy(e->tag, tag, TAG_LEN);
 }
 
-enum credcache_verdict credmemo_judge(struct credmemo *m, const char *name,
-                                      const struct credcache_record *rec, const char *password,
-                                      time_t now, const struct credcache_ttl *ttl)
+int credmemo_check(struct credmemo *m, const char *name,
+                   const unsigned char pretag[CREDMEMO_PRETAG_LEN], uint64_t generation)
 {
-    unsigned char tag[TAG_LEN];
-    int pos_match, neg_match, have_tag = 0;
-    uint64_t name_hash = 0;
+    unsigned char tag[TAG_LEN] = { 0 };
     size_t name_len = strlen(name);
-    /* No entry or nothing live: the same tag and verifier work on a dummy, then MISS. */
-    int live = rec != NULL && credcache_live(rec, now, ttl);
-    const struct credcache_record *work = live ? rec : credcache_dummy_record();
+    /* The same work whatever the memo holds: the tag and the compare always run. */
+    int ok = make_tag(m, pretag, generation, tag) == 0;
+    uint64_t name_hash = hash64(name, name_len, m->seed);
+    struct memo_entry *e = find(m, name_hash);
+    static const unsigned char nothing[TAG_LEN];
+    int match = CRYPTO_memcmp(e != NULL ? e->tag : nothing, tag, TAG_LEN) == 0;
 
-    if (make_tag(m, name, name_len, work, password, tag) == 0) {
-        have_tag = live && rec->has_positive;
-        name_hash = hash64(name, name_len, m->seed);
-        struct memo_entry *e = have_tag ? find(m, name_hash) : NULL;
-        if (e != NULL && CRYPTO_memcmp(e->tag, tag, TAG_LEN) == 0) {
-            e->used = ++m->tick;
-            m->stats.hits++;
-            OPENSSL_cleanse(tag, sizeof(tag));
-            /* The password's verifier is rec->dk: the negative part matches iff it is the same. */
-            neg_match = rec->has_negative &&
-                        CRYPTO_memcmp(rec->dk, rec->neg_dk, sizeof(rec->dk)) == 0;
-            return credcache_classify(rec, 1, neg_match, now, ttl);
-        }
+    OPENSSL_cleanse(tag, sizeof(tag));
+    if (ok && match && e != NULL && generation != 0) {
+        e->used = ++m->tick;
+        m->stats.hits++;
+        return 1;
     }
     m->stats.misses++;
-    int rc = credcache_match(work, password, &pos_match, &neg_match);
-    if (rc == -1 || !live) {
-        OPENSSL_cleanse(tag, sizeof(tag));
-        return CREDCACHE_MISS;
+    return 0;
+}
+
+int credmemo_remember(struct credmemo *m, const char *name,
+                      const unsigned char pretag[CREDMEMO_PRETAG_LEN], uint64_t generation)
+{
+    unsigned char tag[TAG_LEN];
+
+    if (generation == 0) {
+        errno = EINVAL;
+        return -1;
     }
-    if (pos_match && have_tag)
-        remember(m, name_hash, tag);
+    if (make_tag(m, pretag, generation, tag) == -1)
+        return -1;
+    remember(m, hash64(name, strlen(name), m->seed), tag);
     OPENSSL_cleanse(tag, sizeof(tag));
-    return credcache_classify(rec, pos_match, neg_match, now, ttl);
+    return 0;
 }
 
 void credmemo_get_stats(const struct credmemo *m, struct credmemo_stats *out)

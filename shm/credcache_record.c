@@ -1,14 +1,18 @@
 /*
- * Credential cache records: the byte layout, the verifier and the decision a
- * worker takes from a record. No LMDB here (see credcache.c).
+ * Credential cache records: the byte layouts, the verifier and the decision
+ * the helper takes from a record. No LMDB here (see credcache.c).
  *
- * Layout (little-endian, version 1):
+ * Verifier record (private env; little-endian, version 2):
  *   u8 version, u8 flags (1 = positive part, 2 = negative part), u16 zero,
  *   u32 iterations, salt[16],
- *   positive: i64 verified_at, dk[32], u16 len + user, u16 len + maildir
+ *   positive: i64 verified_at, u64 generation, dk[32], u16 len + user,
+ *             u16 len + maildir
  *   negative: i64 failed_at, neg_dk[32]
- * Written by one version of the helper and read by workers that may be of
- * the next: a version this code does not know is simply not used (a miss).
+ * Login-list record (shared env; version 3, so neither decodes as the other):
+ *   u8 version, u8 zero, u16 zero, i64 verified_at, u64 generation,
+ *   u16 len + user, u16 len + maildir
+ * Version 1 (the verifier record in the shared env) is no longer read.
+ * A version this code does not know is simply not used (a miss).
  */
 #include "shm/credcache.h"
 
@@ -19,7 +23,8 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
-#define RECORD_VERSION 1
+#define RECORD_VERSION 2
+#define LOGIN_VERSION 3
 #define FLAG_POSITIVE 1u
 #define FLAG_NEGATIVE 2u
 
@@ -76,6 +81,7 @@ long credcache_encode(const struct credcache_record *rec, unsigned char *out, si
     put(&w, rec->salt, sizeof(rec->salt));
     if (rec->has_positive) {
         put_uint(&w, (uint64_t)rec->verified_at, 8);
+        put_uint(&w, rec->generation, 8);
         put(&w, rec->dk, sizeof(rec->dk));
         put_str(&w, rec->user, sizeof(rec->user));
         put_str(&w, rec->maildir, sizeof(rec->maildir));
@@ -150,10 +156,11 @@ int credcache_decode(const void *data, size_t len, struct credcache_record *rec)
     if (flags & FLAG_POSITIVE) {
         rec->has_positive = 1;
         rec->verified_at = (int64_t)get_uint(&r, 8);
+        rec->generation = get_uint(&r, 8);
         get(&r, rec->dk, sizeof(rec->dk));
         get_str(&r, rec->user, sizeof(rec->user));
         get_str(&r, rec->maildir, sizeof(rec->maildir));
-        if (rec->user[0] == '\0' || rec->maildir[0] != '/')
+        if (rec->user[0] == '\0' || rec->maildir[0] != '/' || rec->generation == 0)
             r.bad = 1;
     }
     if (flags & FLAG_NEGATIVE) {
@@ -166,6 +173,62 @@ int credcache_decode(const void *data, size_t len, struct credcache_record *rec)
         errno = EINVAL;
         return -1;
     }
+    return 0;
+}
+
+long credcache_login_encode(const struct credcache_login *login, unsigned char *out,
+                            size_t outlen)
+{
+    struct writer w = { out, outlen, 0 };
+
+    if (login->generation == 0 || login->user[0] == '\0' || login->maildir[0] != '/') {
+        errno = EINVAL;
+        return -1;
+    }
+    put_uint(&w, LOGIN_VERSION, 1);
+    put_uint(&w, 0, 3);
+    put_uint(&w, (uint64_t)login->verified_at, 8);
+    put_uint(&w, login->generation, 8);
+    put_str(&w, login->user, sizeof(login->user));
+    put_str(&w, login->maildir, sizeof(login->maildir));
+    if (w.bad) {
+        errno = ENOBUFS;
+        return -1;
+    }
+    return (long)(outlen - w.left);
+}
+
+int credcache_login_decode(const void *data, size_t len, struct credcache_login *login)
+{
+    struct reader r = { data, len, 0 };
+
+    memset(login, 0, sizeof(*login));
+    unsigned version = (unsigned)get_uint(&r, 1);
+    unsigned zero = (unsigned)get_uint(&r, 3);
+    login->verified_at = (int64_t)get_uint(&r, 8);
+    login->generation = get_uint(&r, 8);
+    get_str(&r, login->user, sizeof(login->user));
+    get_str(&r, login->maildir, sizeof(login->maildir));
+    if (r.bad || r.left != 0 || version != LOGIN_VERSION || zero != 0 ||
+        login->generation == 0 || login->user[0] == '\0' || login->maildir[0] != '/') {
+        memset(login, 0, sizeof(*login));
+        errno = EINVAL;
+        return -1;
+    }
+    return 0;
+}
+
+int credcache_login_of(const struct credcache_record *rec, struct credcache_login *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!rec->has_positive || rec->generation == 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    out->verified_at = rec->verified_at;
+    out->generation = rec->generation;
+    memcpy(out->user, rec->user, sizeof(out->user));
+    memcpy(out->maildir, rec->maildir, sizeof(out->maildir));
     return 0;
 }
 
@@ -197,6 +260,11 @@ static int fresh(int64_t t, time_t now, long ttl)
 {
     int64_t a = age(t, now);
     return ttl > 0 && a >= 0 && a < ttl;
+}
+
+int credcache_login_fresh(const struct credcache_login *login, time_t now, long ttl)
+{
+    return fresh(login->verified_at, now, ttl);
 }
 
 /* Which parts of rec are live at now under ttl. */
@@ -312,6 +380,23 @@ int credcache_record_ok(struct credcache_record *rec, const char *password, cons
         rec->has_negative = 0;
         OPENSSL_cleanse(rec->neg_dk, sizeof(rec->neg_dk));
     }
+    /*
+     * Another password (or none before): the workers' memories of the old
+     * one are bound to the old generation and must stop answering. Random,
+     * not a counter: a flushed and re-created record starts from nothing.
+     */
+    if (!rec->has_positive || rec->generation == 0 ||
+        CRYPTO_memcmp(dk, rec->dk, sizeof(dk)) != 0) {
+        uint64_t gen = 0;
+        while (gen == 0) {
+            if (RAND_bytes((unsigned char *)&gen, sizeof(gen)) != 1) {
+                OPENSSL_cleanse(dk, sizeof(dk));
+                errno = EIO;
+                return -1;
+            }
+        }
+        rec->generation = gen;
+    }
     rec->has_positive = 1;
     rec->verified_at = (int64_t)now;
     memcpy(rec->dk, dk, sizeof(dk));
@@ -328,8 +413,10 @@ int credcache_record_fail(struct credcache_record *rec, const char *password, ti
     if (credcache_derive(rec, password, dk) == -1)
         return -1;
     /* The backend's word is newer: a positive part for this very password is wrong now. */
-    if (rec->has_positive && CRYPTO_memcmp(dk, rec->dk, sizeof(dk)) == 0)
+    if (rec->has_positive && CRYPTO_memcmp(dk, rec->dk, sizeof(dk)) == 0) {
         rec->has_positive = 0;
+        rec->generation = 0;
+    }
     rec->has_negative = 1;
     rec->failed_at = (int64_t)now;
     memcpy(rec->neg_dk, dk, sizeof(dk));

@@ -46,9 +46,10 @@ struct auth_answer {
     const char *user;
     const char *maildir;
     const char *sasl;          /* server-first or server-final for SCRAM */
+    uint64_t generation;       /* PASS replies: the credential cache's, for the memo */
 };
 
-static const struct auth_answer tempfail = { AUTH_TEMPFAIL, "", "", "" };
+static const struct auth_answer tempfail = { AUTH_TEMPFAIL, "", "", "", 0 };
 
 /*
  * Hand a request's answer to its connection and free the request. The
@@ -67,8 +68,10 @@ static void deliver(struct auth_pending *p, const struct auth_answer *a)
             pop3_sasl_scram_challenge(c, a->status, a->user, a->sasl);
         else if (p->reply_type == AUTH_MSG_SCRAM_RESULT)
             pop3_sasl_scram_result(c, a->status, a->user, a->maildir, a->sasl);
-        else
+        else {
+            c->auth_generation = a->generation;
             pop3_auth_answer(c, a->status, a->user, a->maildir);
+        }
     }
     free(p);
 }
@@ -129,6 +132,7 @@ static void handle_reply(struct auth_client *ac, const unsigned char *msg, size_
     if (type != AUTH_MSG_PASS_REPLY)
         ipc_get_str(&r, sasl, sizeof(sasl));
     ipc_get_str(&r, text, sizeof(text));
+    uint64_t generation = type == AUTH_MSG_PASS_REPLY ? ipc_get_u64(&r) : 0;
     if (ipc_reader_end(&r) == -1 || status > AUTH_TEMPFAIL) {
         disconnect(ac, "malformed reply");
         return;
@@ -148,7 +152,7 @@ static void handle_reply(struct auth_client *ac, const unsigned char *msg, size_
         }
         if (status == AUTH_TEMPFAIL && text[0])
             log_warning("auth helper: temporary failure: %s", text);
-        struct auth_answer a = { (enum auth_status)status, user, maildir, sasl };
+        struct auth_answer a = { (enum auth_status)status, user, maildir, sasl, generation };
         unlink_pending(ac, prev, p);
         deliver(p, &a);
         return;

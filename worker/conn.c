@@ -168,6 +168,8 @@ void conn_close(struct conn *c, const char *reason)
     close(c->fd);
     buf_free(&c->in);
     buf_free(&c->out);
+    /* A login still out at the helper leaves its pre-tag (worker/pop3_login.c). */
+    explicit_bzero(c->memo_pretag, sizeof(c->memo_pretag));
     lp->conn_count--;
     /* Other events of this epoll batch may still point here: free it later. */
     c->fd = -1;

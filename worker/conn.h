@@ -92,6 +92,11 @@ struct conn {
     uint32_t auth_request;            /* id of the request out at the helper */
     const char *auth_mech;            /* USER, PLAIN, LOGIN, SCRAM-SHA-256: for the log */
     int auth_cached;                  /* the login was answered by the credential cache */
+    /* A password login out at the helper: HMAC(K, name, password) under the
+     * worker's memo key (shm/credcache_memo.h), to remember it if accepted. */
+    unsigned char memo_pretag[32];
+    int memo_pending;
+    uint64_t auth_generation;         /* the helper's answer: the cache generation, or 0 */
     struct sasl_exchange *sasl;       /* an AUTH exchange in progress (worker/pop3_sasl.c) */
     struct pop3_session *session;     /* mailbox state once logged in */
     struct conn_job *job;             /* long output in progress */

@@ -130,6 +130,8 @@ void pop3_auth_finish(struct conn *c, enum auth_status status, const char *user,
 
     /* Whatever the outcome, an AUTH exchange is over (worker/pop3_sasl.c). */
     pop3_sasl_release(c);
+    /* c->user is still the name as typed: what the memo is keyed by. */
+    pop3_login_settle(c, status);
     if (status == AUTH_FAIL) {
         stats_login(c->auth_mech, STATS_LOGIN_FAILED);
         pop3_set_reply(&r, "AUTH", "Authentication failed");

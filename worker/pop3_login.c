@@ -1,13 +1,17 @@
 /*
- * Where a password enters a session: the credential cache first, then the
- * helper (see pop3_sasl.h). The cache is opened lazily in this worker, after
- * fork and the privilege drop, and only read here: fastpop-auth writes it.
+ * Where a password enters a session: this worker's memo of logins the helper
+ * accepted first, then the helper (see pop3_sasl.h). The credential cache's
+ * login list is opened lazily in this worker, after fork and the privilege
+ * drop, and only read here: fastpop-auth writes it. It holds no verifier;
+ * the worker computes none (shm/credcache.h, shm/credcache_memo.h).
  *
- * The cache never answers for an address or a name under the brute-force
- * penalty (the helper's view, shm/penalty_view.h; no view, no cache): those
+ * The memo never answers for an address or a name under the brute-force
+ * penalty (the helper's view, shm/penalty_view.h; no view, no hit): those
  * logins must reach the helper, which counts them and holds their answers.
- * And a wrong password costs the same here whether or not the name has an
- * entry (one verifier computed either way): timing does not list accounts.
+ * Nor for a name whose login-list record is missing, older than
+ * auth_cache_ttl or of another generation. And a wrong password costs the
+ * same here whether or not the name has an entry (two HMACs and one read
+ * either way): timing does not list accounts.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -26,7 +30,7 @@
 #define CACHE_RETRY_SECONDS 5.0
 
 static struct credcache *cache;
-/* PBKDF2 results this worker already knows (shm/credcache_memo.h); NULL if it could not be made. */
+/* Logins this worker saw the helper accept (shm/credcache_memo.h); NULL if it could not be made. */
 static struct credmemo *memo;
 static double next_open;
 static int open_error_logged;
@@ -57,11 +61,11 @@ static struct credcache *worker_cache(const struct config *cfg)
     if (now < next_open)
         return NULL;
     next_open = now + CACHE_RETRY_SECONDS;
-    if (credcache_open(cfg->state_dir, 0, &cache) == 0) {
+    if (credcache_open(cfg->state_dir, CREDCACHE_SHARED, 0, &cache) == 0) {
         log_debug("credential cache %s/%s opened", cfg->state_dir, CREDCACHE_DIR);
         /* Made here, after fork: each worker draws its own key. */
         if (memo == NULL && credmemo_new(CREDMEMO_DEFAULT_ENTRIES, &memo) == -1)
-            log_warning("credential memo: %s; every cached login pays the full verifier",
+            log_warning("credential memo: %s; every login goes to the helper",
                         strerror(errno));
         open_error_logged = 0;
         return cache;
@@ -78,32 +82,39 @@ static struct credcache *worker_cache(const struct config *cfg)
     return NULL;
 }
 
+_Static_assert(sizeof(((struct conn *)0)->memo_pretag) == CREDMEMO_PRETAG_LEN,
+               "conn.h holds one pre-tag");
+
 /*
- * A fresh positive entry matching password, for a login the penalty does not
- * concern: 1 with the canonical user and maildir in rec. Anything else (a
- * miss, expired, another password, a remembered failure, an address or name
- * under penalty) is 0: the helper decides those, and counts them.
+ * A login the memo vouches for, under a fresh login-list record of the same
+ * generation, that the penalty does not concern: 1 with the canonical user
+ * and maildir in login. Anything else (no record, expired, another
+ * generation or password, an address or name under penalty) is 0: the
+ * helper decides those, and counts them. The pre-tag is left in
+ * c->memo_pretag (c->memo_pending) for pop3_login_settle().
  */
 static int cache_hit(struct conn *c, const char *user, const char *password,
-                     struct credcache_record *rec)
+                     struct credcache_login *login)
 {
     const struct config *cfg = c->lp->cfg;
     struct credcache *cc = worker_cache(cfg);
-    struct credcache_ttl ttl = { cfg->auth_cache_ttl, 0, 0 };
     int found = 0;
 
-    if (cc == NULL || strlen(user) >= CREDCACHE_KEY_MAX)
+    if (cc == NULL || memo == NULL || strlen(user) >= CREDCACHE_KEY_MAX)
         return 0;
+    if (credmemo_pretag(memo, user, password, c->memo_pretag) == -1)
+        return 0;
+    c->memo_pending = 1;
     /*
      * A helper that went away may have been replaced: reconnecting fetches the
      * new helper's view. Until it arrives the old one stands (the only word
      * there is while no helper runs).
      */
     (void)auth_client_connect(c->lp->auth);
-    /* Cheap, and first: a penalized login costs no verifier here, the helper delays it. */
+    /* Cheap, and first: a penalized login costs nothing more here, the helper delays it. */
     if (penalty_view_listed(view, c->ip, user, NULL, penalty_view_now_ms()))
         return 0;
-    if (credcache_get(cc, user, rec, &found) == -1) {
+    if (credcache_get_login(cc, user, login, &found) == -1) {
         /*
          * A damaged cache fails every read: logged once until a read works,
          * and reopened later, when the master may have replaced its files.
@@ -120,41 +131,49 @@ static int cache_hit(struct conn *c, const char *user, const char *password,
     } else {
         read_error_logged = 0;
     }
-    time_t now = time(NULL);
-    /* Found or not, live or not: the same work, so a wrong password takes the same time. */
-    enum credcache_verdict v = memo != NULL
-                                   ? credmemo_judge(memo, user, found ? rec : NULL, password,
-                                                    now, &ttl)
-                                   : credcache_judge_even(found ? rec : NULL, password, now,
-                                                            &ttl);
-    if (v != CREDCACHE_HIT_OK)
+    int fresh = found && credcache_login_fresh(login, time(NULL), cfg->auth_cache_ttl);
+    /* Found or not, fresh or not: the same tag and compare, so timing lists no one. */
+    if (!credmemo_check(memo, user, c->memo_pretag, fresh ? login->generation : 0))
         return 0;
     /* The canonical name may be what the penalty counts (a login by another spelling). */
-    return !penalty_view_listed(view, c->ip, user, rec->user, penalty_view_now_ms());
+    return !penalty_view_listed(view, c->ip, user, login->user, penalty_view_now_ms());
+}
+
+void pop3_login_settle(struct conn *c, enum auth_status status)
+{
+    if (c->memo_pending && status == AUTH_OK && !c->auth_cached && memo != NULL &&
+        c->auth_generation != 0 &&
+        credmemo_remember(memo, c->user, c->memo_pretag, c->auth_generation) == -1)
+        log_warning("credential memo: %s", strerror(errno));
+    explicit_bzero(c->memo_pretag, sizeof(c->memo_pretag));
+    c->memo_pending = 0;
+    c->auth_generation = 0;
 }
 
 enum pop3_verdict pop3_login_password(struct conn *c, const char *user, char *password,
                                       const char *mech, struct pop3_reply *r)
 {
-    struct credcache_record rec;
+    struct credcache_login login;
 
     c->auth_mech = mech;
     c->auth_cached = 0;
+    c->auth_generation = 0;
     if (user != c->user)
         snprintf(c->user, sizeof(c->user), "%s", user);
-    if (cache_hit(c, c->user, password, &rec)) {
+    if (cache_hit(c, c->user, password, &login)) {
         explicit_bzero(password, strlen(password));
         c->auth_cached = 1;
         stats_cache(STATS_CACHE_HIT);
-        pop3_auth_finish(c, AUTH_OK, rec.user, rec.maildir);
-        explicit_bzero(&rec, sizeof(rec));
+        pop3_auth_finish(c, AUTH_OK, login.user, login.maildir);
+        explicit_bzero(&login, sizeof(login));
         return POP3_DEFERRED;
     }
-    explicit_bzero(&rec, sizeof(rec));
+    explicit_bzero(&login, sizeof(login));
     stats_cache(STATS_CACHE_MISS);
     int rc = auth_client_check(c->lp->auth, c, c->user, password, mech);
     explicit_bzero(password, strlen(password));
     if (rc == -1) {
+        pop3_login_settle(c, AUTH_TEMPFAIL);
         c->user[0] = '\0';
         stats_login(mech, STATS_LOGIN_TEMPFAIL);
         pop3_set_reply(r, "SYS/TEMP", "Authentication service unavailable, try again later");

@@ -66,6 +66,14 @@ enum pop3_verdict pop3_login_password(struct conn *c, const char *user, char *pa
                                       const char *mech, struct pop3_reply *r);
 
 /*
+ * A login the helper answered (status): if it accepted a password that
+ * pop3_login_password() sent, remember it in this worker's memo under the
+ * generation the helper named (c->auth_generation), so the next login with
+ * that password is answered here. Forgets the pending pre-tag either way.
+ */
+void pop3_login_settle(struct conn *c, enum auth_status status);
+
+/*
  * The helper's penalty view (shm/penalty_view.h), received by the auth
  * client: fd is taken (mapped, then closed) and replaces the view in use.
  * Until a worker has one, no login is answered from the credential cache.

@@ -19,6 +19,8 @@ DEBUG = "auth_mechanisms = PLAIN LOGIN SCRAM-SHA-256\n"
 
 
 class CacheCase(DaemonTest):
+    # One worker: a worker answers only the logins it saw the helper accept.
+    workers = 1
     users = {"alice": "alice-secret", "bob": "bob-secret"}
     extra_config = DEBUG
 
@@ -84,11 +86,15 @@ class HitPath(CacheCase):
         self.assertTrue(self.login("alice", "alice-secret").startswith("+OK"))
         self.d.stop()
         self.d.start()
+        # The new worker remembers nothing; the helper answers from its store, not the file...
+        self.assertTrue(self.login("alice", "alice-secret").startswith("+OK"))
+        self.d.wait_log("auth ok user=alice ip=127.0.0.1 mechanism=USER reason=cached")
+        # ...and the worker answers the next one itself.
         self.assertTrue(self.login("alice", "alice-secret").startswith("+OK"))
         self.d.wait_log("cache=hit")
         cache = os.path.join(self.d.dir, "state", "authcache")
-        data = os.stat(os.path.join(cache, "data.mdb"))
-        lock = os.stat(os.path.join(cache, "lock.mdb"))
+        data = os.stat(os.path.join(cache, "logins.mdb"))
+        lock = os.stat(os.path.join(cache, "logins.mdb-lock"))
         top = os.stat(cache)
         self.assertEqual(stat.S_IMODE(data.st_mode) & 0o007, 0)
         self.assertEqual(stat.S_IMODE(lock.st_mode) & 0o007, 0)
@@ -101,8 +107,9 @@ class HitPath(CacheCase):
             mail_gid = grp.getgrnam(MAIL_GROUP).gr_gid
             for st in (top, data, lock):
                 self.assertEqual((st.st_uid, st.st_gid), (auth_uid, mail_gid))
-        with open(os.path.join(cache, "data.mdb"), "rb") as f:
-            self.assertNotIn(b"alice-secret", f.read())
+        for name in ("logins.mdb", "private/verifiers.mdb"):
+            with open(os.path.join(cache, name), "rb") as f:
+                self.assertNotIn(b"alice-secret", f.read())
 
     def test_popctl_flush(self):
         self.d.start()

@@ -100,6 +100,8 @@ class PenaltyTest(PenaltyBase):
 class BlockedAddressTest(PenaltyBase):
     """A blocked address never guesses faster, still counts against the user,
     and never logs in from a worker's credential cache (issue 12, item 1)."""
+    # One worker: a worker answers from its memory only logins it saw the helper accept.
+    workers = 1
     users = {"alice": "alice-secret", "bob": "bob-secret"}
     MAX_DELAY = 2.0   # auth_penalty_max_delay in PENALTY
 

@@ -135,8 +135,8 @@ class CredcacheSymlinks(DaemonTest, RootFiles):
         before = (self.snapshot(data_victim), self.snapshot(lock_victim))
         self.d.stop()
         self.d.log_file.close()
-        as_user(AUTH_USER, plant(self.cache_dir(), "data.mdb", data_victim))
-        as_user(AUTH_USER, plant(self.cache_dir(), "lock.mdb", lock_victim))
+        as_user(AUTH_USER, plant(self.cache_dir(), "logins.mdb", data_victim))
+        as_user(AUTH_USER, plant(self.cache_dir(), "logins.mdb-lock", lock_victim))
         self.d.start()
         self.login_works()   # the backend answers; the cache is unusable, not the service
         self.assertEqual((self.snapshot(data_victim), self.snapshot(lock_victim)), before)
@@ -146,7 +146,7 @@ class CredcacheSymlinks(DaemonTest, RootFiles):
         self.login_works()
         victim = self.victim("victim-lock", b"root's lock\n" * 100)
         before = self.snapshot(victim)
-        as_user(AUTH_USER, plant(self.cache_dir(), "lock.mdb", victim))
+        as_user(AUTH_USER, plant(self.cache_dir(), "logins.mdb-lock", victim))
         r = subprocess.run([os.path.join(BIN, "popctl"), "-c", self.d.conf, "auth", "flush"],
                            capture_output=True, text=True, timeout=30)
         self.assertEqual(self.snapshot(victim), before, r.stdout + r.stderr)

@@ -131,6 +131,9 @@ static void reply(uint32_t type, uint32_t id, uint32_t status, const char *const
     int rc = ipc_begin(&b, type, id) | ipc_put_u32(&b, status);
     for (int i = 0; i < n; i++)
         rc |= ipc_put_str(&b, strs[i]);
+    /* A password reply ends with the cache generation: the stand-in has none. */
+    if (type == AUTH_MSG_PASS_REPLY)
+        rc |= ipc_put_u64(&b, 0);
     fuzz_check(rc == 0, "encode a reply");
     if (ipc_send(rig.helper, &b) == -1)
         fuzz_check(errno == EAGAIN || errno == EPIPE || errno == ECONNRESET, "send a reply");

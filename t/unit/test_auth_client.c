@@ -202,6 +202,7 @@ static void answer_fail(struct rig *r, uint32_t id)
     assert_int_equal(ipc_put_str(&b, "a"), 0);
     assert_int_equal(ipc_put_str(&b, ""), 0);
     assert_int_equal(ipc_put_str(&b, ""), 0);
+    assert_int_equal(ipc_put_u64(&b, 0), 0);   /* no cache generation */
     assert_int_equal(ipc_send(r->helper, &b), 0);
     buf_free(&b);
 }

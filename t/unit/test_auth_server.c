@@ -220,6 +220,7 @@ struct reply {
     char user[AUTH_USER_MAX];
     char maildir[AUTH_PATH_MAX];
     char message[AUTH_MESSAGE_MAX];
+    uint64_t generation;
 };
 
 static void read_reply(int fd, struct reply *r)
@@ -236,6 +237,7 @@ static void read_reply(int fd, struct reply *r)
     ipc_get_str(&rd, r->user, sizeof(r->user));
     ipc_get_str(&rd, r->maildir, sizeof(r->maildir));
     ipc_get_str(&rd, r->message, sizeof(r->message));
+    r->generation = ipc_get_u64(&rd);
     assert_int_equal(ipc_reader_end(&rd), 0);
 }
 
