@@ -47,8 +47,9 @@ int main(int argc, char **argv)
 """
 
 
-def foreign_env(test, directory):
-    """Write another program's LMDB env into directory (a C program built now)."""
+def foreign_env(test, directory, names=("data.mdb", "lock.mdb")):
+    """Write another program's LMDB env into directory (a C program built now), as
+    names (data file, lock file): LMDB's own names, or those of a one-file env."""
     if not shutil.which("cc"):
         test.skipTest("no C compiler")
     work = tempfile.mkdtemp(prefix="fp-foreign-")
@@ -57,15 +58,18 @@ def foreign_env(test, directory):
     with open(src, "w") as f:
         f.write(FOREIGN_ENV_C)
     subprocess.run(["cc", "-o", exe, src, "-llmdb"], check=True, timeout=120)
-    for name in ("data.mdb", "lock.mdb"):
+    for name in names:
         try:
             os.unlink(os.path.join(directory, name))
         except FileNotFoundError:
             pass
-    subprocess.run([exe, directory], check=True, timeout=30)
+    made = tempfile.mkdtemp(prefix="fp-foreign-env-")
+    test.addCleanup(shutil.rmtree, made, True)
+    subprocess.run([exe, made], check=True, timeout=30)
     # Owned like ours: a file of another owner is replaced for that reason alone.
     st = os.stat(directory)
-    for name in ("data.mdb", "lock.mdb"):
+    for made_name, name in zip(("data.mdb", "lock.mdb"), names):
+        shutil.move(os.path.join(made, made_name), os.path.join(directory, name))
         os.chown(os.path.join(directory, name), st.st_uid, st.st_gid)
 
 
@@ -239,13 +243,15 @@ class IndexDamage(DaemonTest):
 
 
 class CacheDamage(DaemonTest):
-    """The credential cache (state_dir/authcache), which workers and the helper read."""
-    workers = 2
+    """The credential cache's login list (state_dir/authcache/logins.mdb), which workers
+    and the helper read. One worker: a worker answers from the cache only logins it saw
+    the helper accept."""
+    workers = 1
 
     def setUp(self):
         super().setUp()
         self.d.deliver("alice", "Subject: x\n\nbody\n")
-        self.data = os.path.join(self.d.dir, "state", "authcache", "data.mdb")
+        self.data = os.path.join(self.d.dir, "state", "authcache", "logins.mdb")
 
     def hits(self):
         return self.d.log().count("cache=hit")
@@ -289,13 +295,23 @@ class CacheDamage(DaemonTest):
                 f.write(os.urandom(os.path.getsize(self.data)))
         self.damage_while_stopped(garbage)
 
+    def test_garbage_verifier_store_while_stopped(self):
+        """The helper's private store (private/verifiers.mdb) is checked the same way."""
+        private = os.path.join(os.path.dirname(self.data), "private", "verifiers.mdb")
+
+        def garbage():
+            with open(private, "r+b") as f:
+                f.write(os.urandom(os.path.getsize(private)))
+        self.damage_while_stopped(garbage)
+
     def test_cache_cut_short_while_stopped(self):
         self.damage_while_stopped(
             lambda: os.truncate(self.data, os.path.getsize(self.data) - 4096))
 
     def test_another_programs_lmdb_file_as_cache(self):
         directory = os.path.dirname(self.data)
-        self.damage_while_stopped(lambda: foreign_env(self, directory))
+        self.damage_while_stopped(
+            lambda: foreign_env(self, directory, ("logins.mdb", "logins.mdb-lock")))
 
     def test_garbage_cache_pages_while_running(self):
         if sanitized():
