@@ -104,9 +104,9 @@ int ipc_reader_end(const struct ipc_reader *r)
     return r->bad || r->left != 0 ? -1 : 0;
 }
 
-int ipc_send(int fd, const struct buf *b)
+/* A datagram goes whole or not at all: a short send is an error for the sender. */
+static int sent_whole(ssize_t n, const struct buf *b)
 {
-    ssize_t n = send(fd, buf_rptr(b), buf_len(b), MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n == -1)
         return -1;
     if ((size_t)n != buf_len(b)) {
@@ -114,6 +114,11 @@ int ipc_send(int fd, const struct buf *b)
         return -1;
     }
     return 0;
+}
+
+int ipc_send(int fd, const struct buf *b)
+{
+    return sent_whole(send(fd, buf_rptr(b), buf_len(b), MSG_NOSIGNAL | MSG_DONTWAIT), b);
 }
 
 ssize_t ipc_recv(int fd, void *msg, size_t cap)
@@ -142,14 +147,7 @@ int ipc_send_fd(int fd, const struct buf *b, int passfd)
     cm->cmsg_type = SCM_RIGHTS;
     cm->cmsg_len = CMSG_LEN(sizeof(int));
     memcpy(CMSG_DATA(cm), &passfd, sizeof(int));
-    ssize_t n = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n == -1)
-        return -1;
-    if ((size_t)n != buf_len(b)) {
-        errno = EMSGSIZE;
-        return -1;
-    }
-    return 0;
+    return sent_whole(sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT), b);
 }
 
 ssize_t ipc_recv_fd(int fd, void *msg, size_t cap, int *passfd)

@@ -11,19 +11,18 @@
 #include <string.h>
 
 #include "auth/ldap_filter.h"
+#include "auth/text.h"
 #include "t/fuzz/fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static int hexval(char c)
+/* The byte of the escape "\XX" at s (two hex digits after the backslash), or -1. */
+static int escaped_byte(const char *s, size_t left)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
+    unsigned char byte;
+    if (left < 3 || text_hex_decode(s + 1, 2, &byte, 1) != 1)
+        return -1;
+    return byte;
 }
 
 /* The parentheses and '*' of a filter, with escapes skipped: its skeleton. */
@@ -32,7 +31,7 @@ static size_t skeleton(const char *f, char *out)
     size_t o = 0;
     for (size_t i = 0; f[i]; i++) {
         if (f[i] == '\\') {
-            fuzz_check(hexval(f[i + 1]) >= 0 && hexval(f[i + 2]) >= 0, "a bad escape");
+            fuzz_check(escaped_byte(f + i, strlen(f + i)) >= 0, "a bad escape");
             i += 2;
         } else if (f[i] == '(' || f[i] == ')' || f[i] == '*') {
             out[o++] = f[i];
@@ -64,9 +63,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                    "an unescaped special byte in the value");
         int v = c;
         if (c == '\\') {
-            int hi = hexval(escaped[i + 1]), lo = i + 2 < n ? hexval(escaped[i + 2]) : -1;
-            fuzz_check(hi >= 0 && lo >= 0, "a backslash that is not an escape");
-            v = hi * 16 + lo;
+            v = escaped_byte(escaped + i, (size_t)(n - i));
+            fuzz_check(v >= 0, "a backslash that is not an escape");
             i += 2;
         }
         fuzz_check(back < size && data[back] == (uint8_t)v, "the escape does not round-trip");
