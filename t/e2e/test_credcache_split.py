@@ -25,9 +25,10 @@ from ldap_fixture import Slapd, hash_ssha, ldap_config, person, secret_file
 from test_credcache import CacheCase
 
 # A verifier record's head: version 2 (or 1, the format before the split), flags (1
-# positive, 2 negative), a zero u16 and the iteration count (10,000; 1,024 before).
-RECORD_HEAD = re.compile(b"[\x01\x02][\x01\x02\x03]\x00\x00(?:\x10\x27|\x00\x04)\x00\x00",
-                         re.S)
+# positive, 2 negative), a zero u16 and the iteration count (CREDCACHE_ITERATIONS:
+# 2,048 now, 10,000 for a while, 1,024 before the split), little-endian u32.
+RECORD_HEAD = re.compile(b"[\x01\x02][\x01\x02\x03]\x00\x00(?:\x00\x08|\x10\x27|\x00\x04)"
+                         b"\x00\x00", re.S)
 
 
 def private_records(data):
