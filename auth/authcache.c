@@ -8,7 +8,7 @@
 
 #include "auth/private_dir.h"
 #include "auth/text.h"
-#include "daemon/log.h"
+#include "daemon/runtime/log.h"
 #include "shm/stats.h"
 #include "shm/credcache.h"
 

@@ -11,7 +11,7 @@
  *                   and the maildir, and publishes the entry without its
  *                   verifier in the workers' login list; res->generation
  *                   tells the worker under which generation to remember
- *                   the login (shm/credcache_memo.h), so it answers the next
+ *                   the login (worker/credcache_memo.h), so it answers the next
  *                   ones itself for auth_cache_ttl;
  *  - AUTH_FAIL:     stores a verifier of the wrong password for
  *                   auth_cache_negative_ttl (the same wrong password is then
@@ -34,7 +34,7 @@
 #define FASTPOP_AUTH_AUTHCACHE_H
 
 #include "auth/authd.h"
-#include "daemon/config.h"
+#include "daemon/runtime/config.h"
 
 /* How often the helper sweeps expired entries out (seconds). */
 #define AUTHCACHE_SWEEP_SECONDS 600

@@ -9,7 +9,7 @@
 #include "auth/scheme.h"
 #include "auth/template.h"
 #include "auth/text.h"
-#include "daemon/log.h"
+#include "daemon/runtime/log.h"
 
 static int make_fallback_hash(struct authd *ad)
 {

@@ -13,7 +13,7 @@
  * unknown-scheme, malformed-hash; from LDAP also no-password (an entry without
  * userPassword), ambiguous-user (the filter matched several entries),
  * account-refused (a bind refused as locked/disabled, auth/ldap.h);
- * bad-user-name (outside the rule of daemon/username.h); from
+ * bad-user-name (outside the rule of daemon/runtime/username.h); from
  * the server ip-blocked (auth/dispatch.h) and cached-failure (auth/authcache.h). user, ip and mechanism are escaped with
  * text_log_escape(), so each is one word of printable ASCII. Temporary
  * failures are logged as "auth tempfail ... reason=<reason>" (info; the cause
@@ -27,7 +27,7 @@
 
 #include "auth/passwd.h"
 #include "auth/protocol.h"
-#include "daemon/config.h"
+#include "daemon/runtime/config.h"
 
 struct authd;
 struct auth_request;
@@ -83,7 +83,7 @@ struct auth_result {
     char maildir[AUTH_PATH_MAX];     /* absolute, on AUTH_OK */
     char message[AUTH_MESSAGE_MAX];  /* for the worker's log; never for the client */
     /* AUTH_OK answered from or recorded in the credential cache: the generation
-     * of this password's entry, for the worker's memo (shm/credcache_memo.h);
+     * of this password's entry, for the worker's memo (worker/credcache_memo.h);
      * 0 otherwise (nothing to remember, e.g. a stale-if-error answer). */
     uint64_t generation;
 };

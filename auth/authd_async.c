@@ -22,8 +22,8 @@
 #include "auth/authd.h"
 #include "auth/ldap.h"
 #include "auth/text.h"
-#include "daemon/log.h"
-#include "daemon/username.h"
+#include "daemon/runtime/log.h"
+#include "daemon/runtime/username.h"
 
 /* What authd keeps of a request while LDAP works on it. */
 struct pending {
@@ -186,7 +186,7 @@ static int start_ldap(struct authd *ad, const struct auth_request *req, uint64_t
 }
 
 /*
- * A name outside the rule (daemon/username.h) never reaches a database: a
+ * A name outside the rule (daemon/runtime/username.h) never reaches a database: a
  * worker checks it already, so only a broken or hostile worker sends one.
  * 1 with a failure in res, else 0.
  */

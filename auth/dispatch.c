@@ -12,8 +12,8 @@
 #include "auth/scram_server.h"
 #include "auth/server.h"
 #include "auth/text.h"
-#include "daemon/ipc.h"
-#include "daemon/log.h"
+#include "daemon/runtime/ipc.h"
+#include "daemon/runtime/log.h"
 
 #define NONE (-1)
 

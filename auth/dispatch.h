@@ -41,7 +41,7 @@
 #include "auth/authd.h"
 #include "auth/penalty.h"
 #include "auth/ratelimit.h"
-#include "daemon/buf.h"
+#include "daemon/runtime/buf.h"
 #include "shm/penalty_view.h"
 
 #define DISPATCH_MAX_PEERS 256

@@ -13,7 +13,7 @@
 #include "auth/ldap_conn.h"
 #include "auth/ldap_filter.h"
 #include "auth/scheme.h"
-#include "daemon/log.h"
+#include "daemon/runtime/log.h"
 #include "shm/stats.h"
 
 #define SERVICE 0

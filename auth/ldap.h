@@ -55,7 +55,7 @@
 #include <stddef.h>
 
 #include "auth/protocol.h"
-#include "daemon/config.h"
+#include "daemon/runtime/config.h"
 
 /* Searches in flight on the service connection (Dovecot keeps 8; ours are tiny). */
 #define LDAP_MAX_PIPELINE 64
@@ -176,7 +176,7 @@ const char *ldap_entry_pick_user(const char *const *values, int n, const char *l
 int ldap_entry_verify(const struct ldap_found *f, const char *password);
 
 /*
- * Fill ans->user (f->user, which must follow daemon/username.h) and
+ * Fill ans->user (f->user, which must follow daemon/runtime/username.h) and
  * ans->maildir from f. Returns 0, or -1 with ans set to tempfail
  * (reason "user-attribute" or "maildir", message for the log).
  */

@@ -17,7 +17,7 @@
 #include "auth/ldap_filter.h"
 #include "auth/scheme.h"
 #include "auth/template.h"
-#include "daemon/username.h"
+#include "daemon/runtime/username.h"
 
 static int read_secret(const char *path, char *out, size_t outlen, char *err, size_t errlen)
 {

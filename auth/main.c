@@ -4,7 +4,7 @@
  *   fastpop-auth -c /etc/fastpop/fastpop.conf --listen-fd 3 [--stats-slot N] [-F]
  *
  * already running as auth_user, with the bound auth.sock on fd 3 (see
- * daemon/master_children.c) and, with --stats-slot, the master's stats
+ * daemon/master/master_children.c) and, with --stats-slot, the master's stats
  * region on fd 4: the helper counts LDAP timings and errors and credential
  * cache outcomes in block N of it. SIGHUP re-reads the configuration (the old one stays on
  * error), SIGTERM answers what is in flight and exits 0, SIGINT is ignored:
@@ -34,8 +34,8 @@
 #include "auth/private_dir.h"
 #include "auth/scram_server.h"
 #include "auth/server.h"
-#include "daemon/config.h"
-#include "daemon/log.h"
+#include "daemon/runtime/config.h"
+#include "daemon/runtime/log.h"
 #include "shm/credcache.h"
 #include "shm/stats.h"
 

@@ -1,6 +1,6 @@
 #include "auth/penalty.h"
 
-#include "daemon/cidr.h"
+#include "daemon/runtime/cidr.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

@@ -37,7 +37,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "daemon/config.h"
+#include "daemon/runtime/config.h"
 #include "shm/penalty_view.h"
 
 struct penalty_config {

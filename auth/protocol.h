@@ -1,7 +1,7 @@
 /*
  * The worker <-> fastpop-auth protocol, over the helper's SOCK_SEQPACKET
  * socket (run_dir/auth.sock), one message per datagram, framed by
- * daemon/ipc.h. Version 1.
+ * daemon/runtime/ipc.h. Version 1.
  *
  * The helper accepts only peers whose SO_PEERCRED uid is the mail user
  * (or its own uid when fastpop runs unprivileged) and whose process is a

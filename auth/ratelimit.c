@@ -9,7 +9,7 @@
 #include <string.h>
 #include <sys/random.h>
 
-#include "daemon/hash.h"
+#include "daemon/runtime/hash.h"
 
 _Static_assert(sizeof(struct ratelimit_bucket) == 48, "buckets are 48 bytes (documented)");
 

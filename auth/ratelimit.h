@@ -27,8 +27,8 @@
 
 #include <stdint.h>
 
-#include "daemon/cidr.h"
-#include "daemon/config.h"
+#include "daemon/runtime/cidr.h"
+#include "daemon/runtime/config.h"
 
 /* 16,384 groups x 48 bytes = 768 KiB: far more groups than one helper serves in 4 s. */
 #define RATELIMIT_ENTRIES 16384

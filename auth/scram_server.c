@@ -13,9 +13,9 @@
 #include "auth/private_dir.h"
 #include "auth/protocol.h"
 #include "auth/text.h"
-#include "daemon/ipc.h"
-#include "daemon/log.h"
-#include "daemon/username.h"
+#include "daemon/runtime/ipc.h"
+#include "daemon/runtime/log.h"
+#include "daemon/runtime/username.h"
 
 #define MECH "SCRAM-SHA-256"
 #define KEY_LEN SCHEME_SCRAM_KEY_LEN
@@ -176,7 +176,7 @@ int scram_parse_client_first(const char *msg, struct scram_client_first *cf)
     if (p[0] != 'n' || p[1] != '=')
         goto bad;
     n = value_len(p + 2);
-    /* The name rule of every mechanism (daemon/username.h). */
+    /* The name rule of every mechanism (daemon/runtime/username.h). */
     if (decode_saslname(p + 2, n, cf->user, sizeof(cf->user)) == -1 ||
         username_check(cf->user) == -1)
         goto bad;

@@ -37,7 +37,7 @@
 
 #include "auth/authd.h"
 #include "auth/scheme.h"
-#include "daemon/buf.h"
+#include "daemon/runtime/buf.h"
 
 #define SCRAM_NONCE_MAX 256
 #define SCRAM_ITERATIONS_DERIVED 4096

@@ -12,8 +12,8 @@
 
 #include "auth/authcache.h"
 #include "auth/scram_server.h"
-#include "daemon/ipc.h"
-#include "daemon/log.h"
+#include "daemon/runtime/ipc.h"
+#include "daemon/runtime/log.h"
 
 /* epoll data of the listening socket; peers use their slot index. */
 #define LISTEN_SLOT AUTH_SERVER_MAX_PEERS

@@ -23,7 +23,7 @@
 
 #include "auth/authd.h"
 #include "auth/dispatch.h"
-#include "daemon/buf.h"
+#include "daemon/runtime/buf.h"
 
 /*
  * Worker connections held at once: one per worker process (workers are

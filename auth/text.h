@@ -8,7 +8,7 @@
 #include <stddef.h>
 
 /* text_log_escape(): shared with the master and popctl, so it lives in daemon/. */
-#include "daemon/escape.h"
+#include "daemon/runtime/escape.h"
 
 /*
  * Decode standard base64 (RFC 4648 alphabet, '=' padding optional but, when

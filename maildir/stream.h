@@ -26,7 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "daemon/buf.h"
+#include "daemon/runtime/buf.h"
 
 enum maildir_stream_mode {
     MAILDIR_STREAM_RETR,

@@ -15,7 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "daemon/trusted_dir.h"
+#include "daemon/runtime/trusted_dir.h"
 #include "shm/lmdb_env.h"
 
 /* Room for the largest record: header, both parts and both strings. */
@@ -126,7 +126,7 @@ int credcache_prepare_dir(const char *state_dir, uid_t owner, gid_t group)
  * group, read the login list and must write its lock file to take reader
  * slots. The private env is the helper's alone (0600), even though private/
  * inherits the setgid bit. By descriptor, never following a symlink: see
- * daemon/trusted_dir.h.
+ * daemon/runtime/trusted_dir.h.
  */
 static int fix_modes(const struct credcache *cc)
 {

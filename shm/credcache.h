@@ -20,7 +20,7 @@
  * canonical user and the maildir. No salt, no verifier, no negative part:
  * reading it tells who logged in recently and where their mail is, nothing
  * about any password. A worker answers a repeat login only from its own
- * memory of a login the helper accepted (shm/credcache_memo.h), bound to
+ * memory of a login the helper accepted (worker/credcache_memo.h), bound to
  * the generation it reads here, and only while verified_at is fresh.
  *
  * The generation is drawn from the random source whenever the accepted
@@ -206,7 +206,7 @@ int credcache_record_fail(struct credcache_record *rec, const char *password, ti
  * Master, before forking: make state_dir/authcache owned by owner:group with
  * mode 02750 (or 0700 when owner is our own uid and not root). Idempotent.
  * Touches the directory only (O_NOFOLLOW), never a file in it; state_dir
- * must be one no one else may write (daemon/trusted_dir.h).
+ * must be one no one else may write (daemon/runtime/trusted_dir.h).
  */
 int credcache_prepare_dir(const char *state_dir, uid_t owner, gid_t group);
 

@@ -9,7 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "daemon/hash.h"
+#include "daemon/runtime/hash.h"
 #include "shm/lmdb_env.h"
 
 #define INDEX_MAGIC 0x31495046u /* "FPI1" in a little-endian file */

@@ -16,8 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "daemon/cidr.h"
-#include "daemon/hash.h"
+#include "daemon/runtime/cidr.h"
+#include "daemon/runtime/hash.h"
 
 #define VIEW_MAGIC 0x56506670u   /* "pfPV" */
 #define VIEW_VERSION 1

@@ -5,8 +5,8 @@
  */
 #include "shm/scoreboard_region.h"
 
-#include "daemon/cidr.h"
-#include "daemon/hash.h"
+#include "daemon/runtime/cidr.h"
+#include "daemon/runtime/hash.h"
 
 #include <errno.h>
 #include <limits.h>

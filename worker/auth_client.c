@@ -9,9 +9,9 @@
 #include <unistd.h>
 
 #include "auth/protocol.h"
-#include "daemon/ipc.h"
+#include "daemon/runtime/ipc.h"
 #include "shm/stats.h"
-#include "daemon/log.h"
+#include "daemon/runtime/log.h"
 #include "worker/pop3.h"
 #include "worker/pop3_sasl.h"
 

@@ -10,8 +10,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "daemon/listen.h"
-#include "daemon/log.h"
+#include "daemon/runtime/listen.h"
+#include "daemon/runtime/log.h"
 #include "shm/stats.h"
 #include "worker/auth_client.h"
 #include "worker/conn_io.h"

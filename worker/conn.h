@@ -12,8 +12,8 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#include "daemon/buf.h"
-#include "daemon/config.h"
+#include "daemon/runtime/buf.h"
+#include "daemon/runtime/config.h"
 #include "shm/scoreboard.h"
 #include "worker/loop.h"
 
@@ -93,7 +93,7 @@ struct conn {
     const char *auth_mech;            /* USER, PLAIN, LOGIN, SCRAM-SHA-256: for the log */
     int auth_cached;                  /* the login was answered by the credential cache */
     /* A password login out at the helper: HMAC(K, name, password) under the
-     * worker's memo key (shm/credcache_memo.h), to remember it if accepted. */
+     * worker's memo key (worker/credcache_memo.h), to remember it if accepted. */
     unsigned char memo_pretag[32];
     int memo_pending;
     uint64_t auth_generation;         /* the helper's answer: the cache generation, or 0 */

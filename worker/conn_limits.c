@@ -3,7 +3,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "daemon/log.h"
+#include "daemon/runtime/log.h"
 #include "worker/loop.h"
 
 void conn_limits_track(struct conn *c)

@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "daemon/config.h"
+#include "daemon/runtime/config.h"
 #include "shm/scoreboard.h"
 
 struct loop;

@@ -11,7 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "daemon/log.h"
+#include "daemon/runtime/log.h"
 #include "maildir/expunge.h"
 #include "maildir/locate.h"
 #include "maildir/open_file.h"

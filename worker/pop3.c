@@ -6,7 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "daemon/log.h"
+#include "daemon/runtime/log.h"
 #include "shm/stats.h"
 #include "worker/loop.h"
 #include "worker/pop3_sasl.h"

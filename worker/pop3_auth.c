@@ -6,8 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "daemon/log.h"
-#include "daemon/username.h"
+#include "daemon/runtime/log.h"
+#include "daemon/runtime/username.h"
 #include "shm/stats.h"
 #include "worker/auth_client.h"
 #include "worker/loop.h"
@@ -50,7 +50,7 @@ static enum pop3_verdict cmd_user(struct conn *c, char *args, struct pop3_reply 
 {
     if (refuse_plaintext(c, r))
         return POP3_ERR;
-    /* The one name rule of every mechanism (daemon/username.h). */
+    /* The one name rule of every mechanism (daemon/runtime/username.h). */
     if (username_check(args) == -1) {
         c->user[0] = '\0';
         pop3_set_reply(r, NULL, "Invalid user name");

@@ -3,7 +3,7 @@
  * accepted first, then the helper (see pop3_sasl.h). The credential cache's
  * login list is opened lazily in this worker, after fork and the privilege
  * drop, and only read here: fastpop-auth writes it. It holds no verifier;
- * the worker computes none (shm/credcache.h, shm/credcache_memo.h).
+ * the worker computes none (shm/credcache.h, worker/credcache_memo.h).
  *
  * The memo never answers for an address or a name under the brute-force
  * penalty (the helper's view, shm/penalty_view.h; no view, no hit): those
@@ -17,9 +17,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "daemon/log.h"
+#include "daemon/runtime/log.h"
 #include "shm/credcache.h"
-#include "shm/credcache_memo.h"
+#include "worker/credcache_memo.h"
 #include "shm/penalty_view.h"
 #include "shm/stats.h"
 #include "worker/auth_client.h"
@@ -30,7 +30,7 @@
 #define CACHE_RETRY_SECONDS 5.0
 
 static struct credcache *cache;
-/* Logins this worker saw the helper accept (shm/credcache_memo.h); NULL if it could not be made. */
+/* Logins this worker saw the helper accept (worker/credcache_memo.h); NULL if it could not be made. */
 static struct credmemo *memo;
 static double next_open;
 static int open_error_logged;

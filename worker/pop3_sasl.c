@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/log.h"
-#include "daemon/username.h"
+#include "daemon/runtime/log.h"
+#include "daemon/runtime/username.h"
 #include "shm/stats.h"
 #include "worker/auth_client.h"
 #include "worker/loop.h"
@@ -108,7 +108,7 @@ static void fail(struct conn *c, const char *user)
     pop3_auth_finish(c, AUTH_FAIL, "", "");
 }
 
-/* The rule USER applies too (daemon/username.h): one rule for every mechanism. */
+/* The rule USER applies too (daemon/runtime/username.h): one rule for every mechanism. */
 static int usable_name(const char *s)
 {
     return username_check(s) == 0;

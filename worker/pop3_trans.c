@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/log.h"
+#include "daemon/runtime/log.h"
 #include "worker/loop.h"
 #include "worker/mailbox.h"
 #include "worker/pop3.h"

@@ -3,7 +3,7 @@
  * This is the one place mail is deleted. A session that ends any other way
  * (drop, timeout, kill) never gets here, so it deletes nothing.
  */
-#include "daemon/log.h"
+#include "daemon/runtime/log.h"
 #include "shm/stats.h"
 #include "worker/mailbox.h"
 #include "worker/pop3.h"

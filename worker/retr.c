@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "daemon/log.h"
+#include "daemon/runtime/log.h"
 #include "maildir/stream.h"
 #include "shm/stats.h"
 #include "worker/mailbox.h"

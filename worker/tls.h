@@ -21,7 +21,7 @@
 #include <stddef.h>
 #include <time.h>
 
-#include "daemon/config.h"
+#include "daemon/runtime/config.h"
 
 struct tls_context;
 

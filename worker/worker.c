@@ -17,10 +17,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "daemon/cidr.h"
-#include "daemon/listen.h"
-#include "daemon/log.h"
-#include "daemon/privdrop.h"
+#include "daemon/runtime/cidr.h"
+#include "daemon/runtime/listen.h"
+#include "daemon/runtime/log.h"
+#include "daemon/runtime/privdrop.h"
 #include "shm/index.h"
 #include "shm/stats.h"
 #include "worker/auth_client.h"

@@ -12,7 +12,7 @@
 
 #include <sys/types.h>
 
-#include "daemon/config.h"
+#include "daemon/runtime/config.h"
 #include "shm/scoreboard.h"
 
 struct tls_context;

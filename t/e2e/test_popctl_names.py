@@ -42,7 +42,7 @@ class Names(DaemonTest):
         return sorted(row["user"] for row in json.loads(r.stdout.decode())["rows"])
 
     def test_no_session_carries_control_bytes_to_popctl_who(self):
-        """The one name rule (daemon/username.c) refuses C0/C1 controls at
+        """The one name rule (daemon/runtime/username.c) refuses C0/C1 controls at
         login, so no session can put a terminal escape into popctl who; who
         still escapes what it prints (text_log_escape, unit-tested), so the
         table stays plain ASCII whatever the scoreboard holds."""

@@ -1,5 +1,5 @@
 /*
- * CIDR lists (daemon/cidr.c: plaintext_trusted, proxy_trusted, popctl
+ * CIDR lists (daemon/runtime/cidr.c: plaintext_trusted, proxy_trusted, popctl
  * targets). Invariants: a list that parses formats to text that parses to
  * the same list (round trip), and matching an address never reads past it.
  */
@@ -8,7 +8,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "daemon/cidr.h"
+#include "daemon/runtime/cidr.h"
 #include "t/fuzz/fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -1,5 +1,5 @@
 /*
- * The configuration file parser (daemon/config.c). The config comes from
+ * The configuration file parser (daemon/runtime/config.c). The config comes from
  * the administrator, but a parser that crashes or loops on a typo is still
  * a bug. Invariants: a refused file names its line ("file:line: ..."); an
  * accepted one prints (fastpopd -n) to a file that loads to the same
@@ -12,7 +12,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "daemon/config.h"
+#include "daemon/runtime/config.h"
 #include "t/fuzz/fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -1,5 +1,5 @@
 /*
- * popctl targets (daemon/control_args.c): who/kick take a user name or an
+ * popctl targets (daemon/runtime/control_args.c): who/kick take a user name or an
  * address list from a caller of the control socket. Invariants: a parsed
  * target matches consistently; "any" matches everything; a user target
  * matches that user from any address and nothing else by name.
@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "daemon/control_args.h"
+#include "daemon/runtime/control_args.h"
 #include "t/fuzz/fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

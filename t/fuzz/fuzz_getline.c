@@ -1,5 +1,5 @@
 /*
- * The command line reader (daemon/buf.c buf_getline), fed in pieces whose
+ * The command line reader (daemon/runtime/buf.c buf_getline), fed in pieces whose
  * sizes come from the input. Invariants: a line has no LF and at most maxlen
  * octets and is NUL-terminated; a partial line is never kept past maxlen;
  * the buffer's limit holds; the reader always makes progress.
@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "daemon/buf.h"
+#include "daemon/runtime/buf.h"
 #include "t/fuzz/fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

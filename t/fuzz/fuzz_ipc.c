@@ -1,5 +1,5 @@
 /*
- * The IPC codec (daemon/ipc.c): every process decodes its peers' messages
+ * The IPC codec (daemon/runtime/ipc.c): every process decodes its peers' messages
  * with it. The first byte picks a field layout; the rest is the message.
  * Invariants: decoded strings are NUL-terminated, NUL-free and fit their
  * buffer; a message re-encoded from what was decoded decodes to the same
@@ -8,8 +8,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "daemon/buf.h"
-#include "daemon/ipc.h"
+#include "daemon/runtime/buf.h"
+#include "daemon/runtime/ipc.h"
 #include "t/fuzz/fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/buf.h"
+#include "daemon/runtime/buf.h"
 #include "maildir/size.h"
 #include "maildir/stream.h"
 #include "t/fuzz/fuzz_check.h"

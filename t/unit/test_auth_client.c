@@ -26,9 +26,9 @@
 #include <unistd.h>
 
 #include "auth/protocol.h"
-#include "daemon/config.h"
-#include "daemon/ipc.h"
-#include "daemon/log.h"
+#include "daemon/runtime/config.h"
+#include "daemon/runtime/ipc.h"
+#include "daemon/runtime/log.h"
 #include "shm/scoreboard.h"
 #include "worker/auth_client.h"
 #include "worker/conn.h"

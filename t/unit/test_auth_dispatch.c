@@ -23,9 +23,9 @@
 #include "auth/authd.h"
 #include "auth/dispatch.h"
 #include "auth/protocol.h"
-#include "daemon/config.h"
-#include "daemon/ipc.h"
-#include "daemon/log.h"
+#include "daemon/runtime/config.h"
+#include "daemon/runtime/ipc.h"
+#include "daemon/runtime/log.h"
 
 struct fixture {
     char dir[64];

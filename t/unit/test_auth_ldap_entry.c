@@ -18,8 +18,8 @@
 
 #include "auth/ldap.h"
 #include "auth/scheme.h"
-#include "daemon/config.h"
-#include "daemon/log.h"
+#include "daemon/runtime/config.h"
+#include "daemon/runtime/log.h"
 
 /* slappasswd -s secret -h {SSHA} */
 #define SSHA_SECRET "{SSHA}4Wbg15sufYygnd4dkiINoct1YgqkLqp+"

@@ -26,9 +26,9 @@
 #include "auth/authd.h"
 #include "auth/protocol.h"
 #include "auth/server.h"
-#include "daemon/config.h"
-#include "daemon/ipc.h"
-#include "daemon/log.h"
+#include "daemon/runtime/config.h"
+#include "daemon/runtime/ipc.h"
+#include "daemon/runtime/log.h"
 
 #define HASH6 "$6$Zq3vR8sT$f4HMMpXMnNyoFaF0r1Lph7182LWHZY2Ldmy4ZmxwSy2l6sRn1tucFGlPW1FAn5b.zIPWEwjzx81k66XymlGQn1"
 #define HASHY "$y$j9T$/6k.2IU/5UE08g.1Bsk1E.$VYlnMd1Xpi858y2Z2H33CmaGGTzANl084f9QUEF5YHA"
@@ -419,7 +419,7 @@ static void test_log_line(void **state)
     assert_true(n > 0);
     text[n] = '\0';
 
-    /* Outside the name rule (daemon/username.h): refused before any database, still escaped. */
+    /* Outside the name rule (daemon/runtime/username.h): refused before any database, still escaped. */
     assert_non_null(strstr(text, "auth failed user=ev\\x20il\\x20ip=6.6.6.6\\x0a ip=192.0.2.1 "
                                  "mechanism=PLAIN reason=bad-user-name\n"));
     assert_non_null(strstr(text, "auth failed user=alice@example.org ip=192.0.2.2 "

@@ -1,4 +1,4 @@
-/* daemon/buf: append/consume/reserve/limit, printf, getline, fd I/O. */
+/* daemon/runtime/buf: append/consume/reserve/limit, printf, getline, fd I/O. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -14,7 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "daemon/buf.h"
+#include "daemon/runtime/buf.h"
 
 /* A small deterministic PRNG so failures reproduce. */
 static uint32_t rng_state;

@@ -1,5 +1,5 @@
 /*
- * daemon/cidr: IPv4-mapped IPv6 addresses (::ffff:a.b.c.d) become the IPv4
+ * daemon/runtime/cidr: IPv4-mapped IPv6 addresses (::ffff:a.b.c.d) become the IPv4
  * address they are, and network lists match either spelling of an IPv4
  * client.
  */
@@ -13,8 +13,8 @@
 #include <netinet/in.h>
 #include <string.h>
 
-#include "daemon/cidr.h"
-#include "daemon/listen.h"
+#include "daemon/runtime/cidr.h"
+#include "daemon/runtime/listen.h"
 
 static struct sockaddr_storage v6(const char *ip, uint16_t port)
 {

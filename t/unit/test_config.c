@@ -1,4 +1,4 @@
-/* daemon/config: parser, settings table, errors with file:line, print round trip. */
+/* daemon/runtime/config: parser, settings table, errors with file:line, print round trip. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -13,8 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "daemon/config.h"
-#include "daemon/log.h"
+#include "daemon/runtime/config.h"
+#include "daemon/runtime/log.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 

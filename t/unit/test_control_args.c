@@ -1,4 +1,4 @@
-/* daemon/control_args: the arguments of popctl's verbs as the master reads them. */
+/* daemon/runtime/control_args: the arguments of popctl's verbs as the master reads them. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -8,7 +8,7 @@
 #include <arpa/inet.h>
 #include <string.h>
 
-#include "daemon/control_args.h"
+#include "daemon/runtime/control_args.h"
 
 static void ip_of(const char *text, uint8_t out[16])
 {

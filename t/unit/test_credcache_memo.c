@@ -1,5 +1,5 @@
 /*
- * shm/credcache_memo: a worker vouches for a login only if the helper
+ * worker/credcache_memo: a worker vouches for a login only if the helper
  * accepted that very name and password under the login list's current
  * generation; another password, name, generation (a new password, a
  * flushed and re-created record) or another worker's key never matches;
@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "shm/credcache.h"
-#include "shm/credcache_memo.h"
+#include "worker/credcache_memo.h"
 
 static const time_t NOW = 1700000000;
 

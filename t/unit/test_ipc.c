@@ -1,4 +1,4 @@
-/* daemon/ipc: typed builders/getters, strict decoding, SEQPACKET transport. */
+/* daemon/runtime/ipc: typed builders/getters, strict decoding, SEQPACKET transport. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -10,8 +10,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "daemon/buf.h"
-#include "daemon/ipc.h"
+#include "daemon/runtime/buf.h"
+#include "daemon/runtime/ipc.h"
 
 static void test_roundtrip(void **state)
 {

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "daemon/buf.h"
+#include "daemon/runtime/buf.h"
 #include "maildir/size.h"
 #include "maildir/stream.h"
 #include "t/unit/helper_maildir.h"

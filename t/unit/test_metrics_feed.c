@@ -1,5 +1,5 @@
 /*
- * daemon/metrics_feed: the master reads nothing of the metrics process but
+ * daemon/metrics/metrics_feed: the master reads nothing of the metrics process but
  * a bare ask; the process gets every counter and the gauges back.
  */
 #include <stdarg.h>
@@ -13,9 +13,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "daemon/buf.h"
-#include "daemon/ipc.h"
-#include "daemon/metrics_feed.h"
+#include "daemon/runtime/buf.h"
+#include "daemon/runtime/ipc.h"
+#include "daemon/metrics/metrics_feed.h"
 
 struct pair {
     int master, child;

@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "auth/penalty.h"
-#include "daemon/config.h"
+#include "daemon/runtime/config.h"
 
 static struct penalty_config defaults(void)
 {

@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "auth/penalty.h"
-#include "daemon/config.h"
+#include "daemon/runtime/config.h"
 #include "shm/penalty_view.h"
 
 /* A worker's mapping of the helper's view v. */

@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "auth/ratelimit.h"
-#include "daemon/config.h"
+#include "daemon/runtime/config.h"
 
 static struct ratelimit_config config(double rate, double burst)
 {

@@ -22,7 +22,7 @@
 
 #include "auth/authd.h"
 #include "auth/scram_server.h"
-#include "daemon/ipc.h"
+#include "daemon/runtime/ipc.h"
 #include "worker/sasl.h"
 
 /* --- base64 ---------------------------------------------------------------- */

@@ -1,4 +1,4 @@
-/* shm/stats and shm/stats_render: blocks per process, folding, reset, histograms, formats. */
+/* shm/stats and daemon/metrics/stats_render: blocks per process, folding, reset, histograms, formats. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -11,9 +11,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "daemon/buf.h"
+#include "daemon/runtime/buf.h"
 #include "shm/stats.h"
-#include "shm/stats_render.h"
+#include "daemon/metrics/stats_render.h"
 
 static void run_child(void (*body)(struct stats_region *r, int slot), struct stats_region *r,
                       int slot)

@@ -1,5 +1,5 @@
 /*
- * daemon/trusted_dir and privdrop_run_as: directories others may write are
+ * daemon/runtime/trusted_dir and privdrop_run_as: directories others may write are
  * refused, symlinks are never followed when a directory is handed out or a
  * mode is changed, and a child does the work as another user.
  */
@@ -17,8 +17,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "daemon/privdrop.h"
-#include "daemon/trusted_dir.h"
+#include "daemon/runtime/privdrop.h"
+#include "daemon/runtime/trusted_dir.h"
 #include "helper_maildir.h"
 
 /* Not root's and not ours: what a less privileged user would own. */

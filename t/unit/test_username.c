@@ -1,4 +1,4 @@
-/* daemon/username.c: the one rule for a login name, for every mechanism. */
+/* daemon/runtime/username.c: the one rule for a login name, for every mechanism. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -7,7 +7,7 @@
 
 #include <string.h>
 
-#include "daemon/username.h"
+#include "daemon/runtime/username.h"
 
 static void test_accepted(void **state)
 {

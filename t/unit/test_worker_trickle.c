@@ -20,8 +20,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "daemon/config.h"
-#include "daemon/log.h"
+#include "daemon/runtime/config.h"
+#include "daemon/runtime/log.h"
 #include "shm/scoreboard.h"
 #include "t/unit/helper_maildir.h"
 #include "worker/auth_client.h"

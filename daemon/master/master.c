@@ -1,0 +1,424 @@
+#include "daemon/master/master_state.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon/master/control.h"
+#include "daemon/runtime/identity.h"
+#include "daemon/runtime/listen.h"
+#include "daemon/runtime/log.h"
+#include "daemon/runtime/privdrop.h"
+#include "shm/index.h"
+#include "shm/scoreboard.h"
+#include "shm/stats.h"
+#include "worker/tls.h"
+#include "worker/worker.h"
+
+static volatile sig_atomic_t got_sigchld, got_sighup, got_sigterm;
+
+static void on_signal(int sig)
+{
+    if (sig == SIGCHLD)
+        got_sigchld = 1;
+    else if (sig == SIGHUP)
+        got_sighup = 1;
+    else
+        got_sigterm = 1;
+}
+
+static void begin_stop(struct master *m, int deadline)
+{
+    log_info("stopping: no new connections; idle sessions are closed, busy ones have %ds "
+             "to finish", deadline);
+    m->stopping = 1;
+    m->stop_deadline = now_seconds() + deadline;
+    listen_set_close(&m->listeners);
+    metrics_stop(m);
+    /* Children waiting for a respawn are simply forgotten. */
+    for (int i = 0; i < MAX_CHILDREN; i++) {
+        if (m->children[i].in_use && m->children[i].pid == 0)
+            m->children[i].in_use = 0;
+    }
+    signal_children(m, ROLE_WORKER, SIGTERM);
+}
+
+/* Workers go first; the helper last, since in-flight logins still need it. */
+static void advance_stop(struct master *m)
+{
+    if (!m->helper_stopped && count_children(m, ROLE_WORKER) == 0) {
+        signal_children(m, ROLE_AUTH, SIGTERM);
+        signal_children(m, ROLE_METRICS, SIGTERM);
+        m->helper_stopped = 1;
+    }
+    if (!m->killed && now_seconds() >= m->stop_deadline) {
+        int left = count_children(m, -1);
+        if (left > 0)
+            log_warning("shutdown deadline passed: killing %d remaining processes", left);
+        signal_children(m, -1, SIGKILL);
+        m->killed = 1;
+        /* If even SIGKILL was refused (no CAP_KILL), do not wait forever. */
+        m->stop_deadline = now_seconds() + 10.0;
+    } else if (m->killed && now_seconds() >= m->stop_deadline) {
+        log_error("%d children survived SIGKILL; exiting anyway", count_children(m, -1));
+        for (int i = 0; i < MAX_CHILDREN; i++)
+            m->children[i].in_use = 0;
+    }
+}
+
+/* 0, or -1 with the reason in err (also logged): the running configuration stays. */
+static int reload(struct master *m, char *err, size_t errlen)
+{
+    struct config next;
+    struct identities ids;
+
+    log_info("reloading %s", m->opts->config_path);
+    if (config_load(m->opts->config_path, &next, err, errlen) == -1 ||
+        identities_resolve(&next, &ids, err, errlen) == -1) {
+        log_error("reload failed: %s; keeping the running configuration", err);
+        return -1;
+    }
+    /* The sockets and files made at start belong to these: they need a restart. */
+    if (strcmp(next.run_dir, m->cfg->run_dir) != 0 ||
+        strcmp(next.pid_file, m->cfg->pid_file) != 0 || strcmp(next.user, m->cfg->user) != 0 ||
+        strcmp(next.group, m->cfg->group) != 0 ||
+        strcmp(next.auth_user, m->cfg->auth_user) != 0) {
+        log_warning("reload: run_dir, pid_file, user, group and auth_user changes need a "
+                    "restart; keeping the running ones");
+        memcpy(next.run_dir, m->cfg->run_dir, sizeof(next.run_dir));
+        memcpy(next.pid_file, m->cfg->pid_file, sizeof(next.pid_file));
+        memcpy(next.user, m->cfg->user, sizeof(next.user));
+        memcpy(next.group, m->cfg->group, sizeof(next.group));
+        memcpy(next.auth_user, m->cfg->auth_user, sizeof(next.auth_user));
+        /* metrics_user takes effect at the next metrics process: keep its lookup. */
+        struct identities fresh = ids;
+        ids = m->ids;
+        ids.metrics_uid = fresh.metrics_uid;
+        ids.metrics_gid = fresh.metrics_gid;
+    }
+    if ((unsigned)next.max_connections > scoreboard_capacity(m->sb)) {
+        log_warning("reload: max_connections above %u needs a restart; using %u",
+                    scoreboard_capacity(m->sb), scoreboard_capacity(m->sb));
+        next.max_connections = (int)scoreboard_capacity(m->sb);
+    }
+    /* A broken certificate refuses the whole reload; the running one stays. */
+    struct tls_context *tls = NULL;
+    if (next.tls_cert_count > 0) {
+        tls = tls_context_build(&next, m->tls, err, errlen);
+        if (tls == NULL) {
+            log_error("reload failed: %s; keeping the running configuration", err);
+            return -1;
+        }
+    }
+    if (listen_set_swap(&m->listeners, &next, LISTEN_BACKLOG) == -1) {
+        snprintf(err, errlen, "%s: cannot open the new listeners (see the log)", next.path);
+        tls_context_free(tls);
+        return -1;
+    }
+    /* Retiring workers keep their own copy (made at fork): this one can go. */
+    tls_context_free(m->tls);
+    m->tls = tls;
+
+    *m->cfg = next;
+    m->ids = ids;
+    if (!m->opts->foreground)
+        log_open(m->cfg->log_target == CONFIG_LOG_SYSLOG ? LOG_TO_SYSLOG : LOG_TO_STDERR,
+                 (enum log_level)m->cfg->log_level, "master", -1);
+    else
+        log_set_level((enum log_level)m->cfg->log_level);
+
+    /* Old workers stop accepting and finish their sessions; new ones take over. */
+    for (int i = 0; i < MAX_CHILDREN; i++) {
+        struct child *c = &m->children[i];
+        if (!c->in_use || c->role != ROLE_WORKER || c->retiring)
+            continue;
+        if (c->pid == 0) {
+            c->in_use = 0;
+            continue;
+        }
+        c->retiring = 1;
+        kill(c->pid, SIGUSR2);
+    }
+    metrics_update(m);
+    m->generation++;
+    signal_children(m, ROLE_AUTH, SIGHUP);
+    if (start_generation(m, 0) == -1)
+        log_error("reload: not every new worker could be started");
+    log_info("reloaded %s: generation %u, %d workers", m->opts->config_path, m->generation,
+             config_worker_count(m->cfg));
+    return 0;
+}
+
+/* What the control socket (daemon/master/control.c) may ask of the master. */
+static int hook_reload(void *ctx, char *err, size_t errlen)
+{
+    struct master *m = ctx;
+    if (m->stopping) {
+        snprintf(err, errlen, "fastpopd is stopping");
+        return -1;
+    }
+    return reload(m, err, errlen);
+}
+
+static void hook_stop(void *ctx, int deadline)
+{
+    struct master *m = ctx;
+    if (!m->stopping)
+        begin_stop(m, deadline);
+}
+
+static void hook_wake_workers(void *ctx)
+{
+    signal_children(ctx, ROLE_WORKER, SIGUSR1);
+}
+
+static int hook_children(void *ctx, struct control_child *out, int max)
+{
+    struct master *m = ctx;
+    int n = 0;
+    for (int i = 0; i < MAX_CHILDREN && n < max; i++) {
+        const struct child *c = &m->children[i];
+        if (c->in_use && c->pid > 0)
+            out[n++] = (struct control_child){ role_name(c->role), c->index, c->pid,
+                                               c->retiring };
+    }
+    return n;
+}
+
+static int hook_stopping(void *ctx)
+{
+    return ((struct master *)ctx)->stopping;
+}
+
+static int next_timeout_ms(struct master *m, double now)
+{
+    double wake = now + 60.0;
+    for (int i = 0; i < MAX_CHILDREN; i++) {
+        const struct child *c = &m->children[i];
+        if (c->in_use && c->pid == 0 && c->respawn_at < wake)
+            wake = c->respawn_at;
+    }
+    if (m->stopping && !m->killed && m->stop_deadline < wake)
+        wake = m->stop_deadline;
+    if (m->stopping && wake > now + 0.2)
+        wake = now + 0.2;
+    double ms = (wake - now) * 1000.0;
+    return ms < 0 ? 0 : (int)ms + 1;
+}
+
+static int open_auth_socket(struct master *m)
+{
+    struct sockaddr_un sun = { .sun_family = AF_UNIX };
+    snprintf(m->auth_path, sizeof(m->auth_path), "%s/auth.sock", m->cfg->run_dir);
+    if (strlen(m->auth_path) >= sizeof(sun.sun_path)) {
+        log_error("run_dir %s is too long for a socket path", m->cfg->run_dir);
+        return -1;
+    }
+    strcpy(sun.sun_path, m->auth_path);
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (fd == -1)
+        return -1;
+    unlink(m->auth_path);
+    if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1 || listen(fd, 256) == -1) {
+        log_error("cannot listen on %s: %s", m->auth_path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    /*
+     * Only the workers' group may connect; the helper checks SO_PEERCRED too.
+     * chmod first: once the file is the helper's, changing its mode would
+     * need CAP_FOWNER, which a hardened unit may not grant.
+     */
+    if (chmod(m->auth_path, 0660) == -1 ||
+        (geteuid() == 0 && chown(m->auth_path, m->ids.auth_uid, m->ids.mail_gid) == -1)) {
+        log_error("cannot set the owner and mode of %s: %s", m->auth_path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    m->auth_fd = fd;
+    return 0;
+}
+
+int sibling_program(const char *name, char *out, size_t outlen)
+{
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n <= 0)
+        return -1;
+    self[n] = '\0';
+    char *slash = strrchr(self, '/');
+    if (slash != NULL)
+        *slash = '\0';
+    if ((size_t)snprintf(out, outlen, "%s/%s", self, name) >= outlen) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    return 0;
+}
+
+static int find_helper(struct master *m)
+{
+    if (m->cfg->auth_helper[0]) {
+        snprintf(m->helper_path, sizeof(m->helper_path), "%s", m->cfg->auth_helper);
+    } else if (sibling_program("fastpop-auth", m->helper_path, sizeof(m->helper_path)) == -1) {
+        return -1;
+    }
+    if (access(m->helper_path, X_OK) == -1) {
+        log_error("auth helper %s: %s", m->helper_path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int master_run(const struct master_options *opts, struct config *cfg)
+{
+    static struct master master;
+    struct master *m = &master;
+    char err[512];
+
+    m->opts = opts;
+    m->cfg = cfg;
+    m->auth_fd = -1;
+    m->metrics_listen_fd = m->metrics_feed_fd = m->metrics_child_end = -1;
+    if (identities_resolve(cfg, &m->ids, err, sizeof(err)) == -1) {
+        log_error("%s", err);
+        return 1;
+    }
+    if (find_helper(m) == -1 || listen_set_open(&m->listeners, cfg, LISTEN_BACKLOG) == -1 ||
+        open_auth_socket(m) == -1)
+        return 1;
+    if (cfg->tls_cert_count > 0) {
+        m->tls = tls_context_build(cfg, NULL, err, sizeof(err));
+        if (m->tls == NULL) {
+            log_error("%s", err);
+            return 1;
+        }
+    }
+    m->sb = scoreboard_create((unsigned)cfg->max_connections);
+    if (m->sb == NULL) {
+        log_error("cannot create the scoreboard: %s", strerror(errno));
+        return 1;
+    }
+    /* Room for every child a reload can have alive at once (old and new generations). */
+    m->stats = stats_region_create(MAX_CHILDREN);
+    if (m->stats == NULL)
+        log_error("cannot create the statistics region: %s; popctl stats stays empty",
+                  strerror(errno));
+    index_prepare(m);
+    (void)cache_prepare(m);
+    /* Without it popctl falls back to the pidfile; the service itself runs on. */
+    static const struct control_hooks hooks_template = {
+        .reload = hook_reload, .stop = hook_stop, .wake_workers = hook_wake_workers,
+        .children = hook_children, .stopping = hook_stopping,
+    };
+    struct control_hooks hooks = hooks_template;
+    hooks.ctx = m;
+    m->ctl = control_open(cfg, m->sb, m->stats, &hooks);
+
+    struct sigaction sa = { .sa_handler = on_signal };
+    sigemptyset(&sa.sa_mask);
+    sigset_t block, unblocked;
+    sigemptyset(&block);
+    sigaddset(&block, SIGCHLD);
+    sigaddset(&block, SIGHUP);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    sigprocmask(SIG_BLOCK, &block, &unblocked);
+    sigdelset(&unblocked, SIGCHLD);
+    sigdelset(&unblocked, SIGHUP);
+    sigdelset(&unblocked, SIGTERM);
+    sigdelset(&unblocked, SIGINT);
+    sigaction(SIGCHLD, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    /* Everything that can fail at start has been done: leave the terminal. */
+    if (!opts->foreground && cfg->log_target == CONFIG_LOG_SYSLOG) {
+        log_open(LOG_TO_SYSLOG, (enum log_level)cfg->log_level, "master", -1);
+        int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+        if (devnull >= 0) {
+            dup2(devnull, STDERR_FILENO);
+            close(devnull);
+        }
+    }
+    if (config_login_warning(cfg) != NULL)
+        log_warning("%s", config_login_warning(cfg));
+    if (opts->fd_limit < opts->fd_wanted)
+        log_warning("open file limit is %llu, below the %llu that max_connections=%d needs",
+                    opts->fd_limit, opts->fd_wanted, cfg->max_connections);
+    else
+        log_info("open file limit: %llu (max_connections=%d)", opts->fd_limit,
+                 cfg->max_connections);
+    if (start_generation(m, 1) == -1)
+        return 1;
+    metrics_update(m);
+    log_info("fastpopd %s started: %d workers, auth helper %s", FASTPOP_VERSION,
+             config_worker_count(cfg), m->helper_path);
+    if (opts->ready_fd >= 0) {
+        if (write(opts->ready_fd, "1", 1) != 1)
+            log_warning("could not tell the starting process we are ready");
+        close(opts->ready_fd);
+    }
+
+    for (;;) {
+        /* Signals are only flags; everything happens here, outside handlers. */
+        if (got_sigchld) {
+            got_sigchld = 0;
+            reap_children(m);
+        }
+        if (got_sigterm && !m->stopping) {
+            got_sigterm = 0;
+            begin_stop(m, m->cfg->shutdown_timeout);
+        }
+        if (got_sighup) {
+            got_sighup = 0;
+            if (!m->stopping)
+                reload(m, err, sizeof(err));
+        }
+        tls_context_tick(m->tls, time(NULL));
+        double now = now_seconds();
+        if (m->stopping) {
+            advance_stop(m);
+            if (count_children(m, -1) == 0)
+                break;
+        } else {
+            respawn_due(m, now);
+        }
+        int ms = next_timeout_ms(m, now);
+        double control_wake = control_next_wake(m->ctl, now);
+        if (control_wake >= 0 && control_wake * 1000.0 < ms)
+            ms = (int)(control_wake * 1000.0) + 1;
+        struct timespec wait = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
+        struct pollfd pfd[32];
+        int nctl = control_pollfds(m->ctl, pfd, 32);
+        int npfd = nctl + metrics_pollfds(m, pfd + nctl, 32 - nctl);
+        if (ppoll(pfd, (nfds_t)npfd, &wait, &unblocked) > 0) {
+            control_handle(m->ctl, pfd, nctl);
+            metrics_handle(m, pfd + nctl, npfd - nctl);
+        }
+        control_tick(m->ctl, now_seconds());
+    }
+    metrics_stop(m);
+    control_close(m->ctl);
+    if (m->auth_fd >= 0) {
+        close(m->auth_fd);
+        unlink(m->auth_path);
+    }
+    scoreboard_destroy(m->sb);
+    stats_region_destroy(m->stats);
+    log_info("stopped");
+    return 0;
+}

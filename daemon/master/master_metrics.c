@@ -1,0 +1,222 @@
+/*
+ * /metrics, the master's side. The master binds metrics_listen (as root, so
+ * any port will do) and hands the socket to the metrics process (role
+ * "metrics", daemon/metrics/metrics_main.c), which it starts as metrics_user like
+ * any other child and respawns with the same backoff. Each metrics process
+ * gets a fresh socketpair; over it the master answers asks for the numbers
+ * (daemon/metrics/metrics_feed.h) and reads nothing else. The master never accepts
+ * on the socket and never reads HTTP.
+ */
+#include "daemon/master/master_state.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "daemon/master/control.h"
+#include "daemon/runtime/log.h"
+#include "daemon/metrics/metrics_feed.h"
+#include "daemon/runtime/privdrop.h"
+#include "shm/stats.h"
+
+/* A scraper is answered within one round trip; 16 queued connections are plenty. */
+#define METRICS_BACKLOG 16
+
+int metrics_count(const struct config *cfg)
+{
+    (void)cfg;
+    return 0;
+}
+
+static int find_program(struct master *m)
+{
+    if (sibling_program("fastpop-metrics", m->metrics_path, sizeof(m->metrics_path)) == -1)
+        return -1;
+    return access(m->metrics_path, X_OK);
+}
+
+int metrics_prepare(struct master *m, struct child *c)
+{
+    int sv[2];
+    (void)c;
+    if (m->metrics_feed_fd >= 0)
+        close(m->metrics_feed_fd);
+    m->metrics_feed_fd = -1;
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == -1) {
+        log_error("metrics: socketpair: %s; retrying", strerror(errno));
+        return -1;
+    }
+    m->metrics_feed_fd = sv[0];
+    m->metrics_child_end = sv[1];
+    return 0;
+}
+
+void metrics_forked(struct master *m, struct child *c)
+{
+    (void)c;
+    close(m->metrics_child_end);
+    m->metrics_child_end = -1;
+}
+
+void metrics_enter(struct master *m, struct child *c)
+{
+    pid_t master = getppid();
+    /* Above 4, so that moving them to 3 and 4 below overwrites neither. */
+    int listen_fd = fcntl(m->metrics_listen_fd, F_DUPFD_CLOEXEC, 5);
+    int feed_fd = fcntl(m->metrics_child_end, F_DUPFD_CLOEXEC, 5);
+    child_reset(m, c, 0);
+    listen_set_close(&m->listeners);
+    if (listen_fd == -1 || feed_fd == -1 || dup2(listen_fd, 3) != 3 || dup2(feed_fd, 4) != 4)
+        log_fatal("metrics: cannot set up descriptors: %s", strerror(errno));
+    /* Nothing else of the master's crosses the exec, whatever its flags. */
+    close_range(5, ~0U, 0);
+    if (m->ids.privileged && m->ids.metrics_uid == 0)
+        log_fatal("metrics: refusing to run as root");
+    if (privdrop_become(m->ids.metrics_uid, m->ids.metrics_gid) == -1)
+        log_fatal("metrics: cannot drop privileges to %s: %s", m->cfg->metrics_user,
+                  strerror(errno));
+    /* It holds metrics_listen: it goes with the master (set after the drop, which clears it). */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != master)
+        _exit(0);
+    char level[16];
+    snprintf(level, sizeof(level), "%d", m->cfg->log_level);
+    int to_stderr = m->opts->foreground || m->cfg->log_target == CONFIG_LOG_STDERR;
+    char *argv[] = { "fastpop-metrics", "--listen-fd", "3", "--feed-fd", "4", "--log-level",
+                     level, to_stderr ? "-F" : NULL, NULL };
+    execv(m->metrics_path, argv);
+    log_fatal("metrics: cannot run %s: %s", m->metrics_path, strerror(errno));
+}
+
+/* The running metrics process (if any) finishes; a new one is not started. */
+static void retire(struct master *m)
+{
+    struct child *c = m->metrics_child;
+    m->metrics_child = NULL;
+    if (m->metrics_feed_fd >= 0)
+        close(m->metrics_feed_fd);
+    m->metrics_feed_fd = -1;
+    if (c == NULL)
+        return;
+    if (c->pid == 0) {
+        c->in_use = 0;   /* was waiting for a respawn */
+        return;
+    }
+    c->retiring = 1;
+    kill(c->pid, SIGTERM);
+}
+
+void metrics_update(struct master *m)
+{
+    const struct config_listen *want = &m->cfg->metrics;
+    if (want->addrlen != 0 && m->metrics_listen_fd >= 0 && m->metrics_child != NULL &&
+        m->metrics_addr.addrlen == want->addrlen &&
+        memcmp(&m->metrics_addr.addr, &want->addr, want->addrlen) == 0 &&
+        m->metrics_uid == m->ids.metrics_uid)
+        return;
+    retire(m);
+    metrics_stop(m);
+    if (want->addrlen == 0)
+        return;
+    if (m->ctl == NULL) {
+        log_error("metrics_listen %s: off, since the control socket (its data) is", want->spec);
+        return;
+    }
+    if (find_program(m) == -1) {
+        log_error("metrics_listen %s: %s: %s; /metrics is off", want->spec, m->metrics_path,
+                  strerror(errno));
+        return;
+    }
+    m->metrics_listen_fd = listen_open(want, METRICS_BACKLOG);
+    if (m->metrics_listen_fd == -1) {
+        log_error("metrics_listen %s: %s; /metrics is off", want->spec, strerror(errno));
+        return;
+    }
+    m->metrics_addr = *want;
+    m->metrics_uid = m->ids.metrics_uid;
+    m->metrics_child = add_child(m, ROLE_METRICS, 0);
+    if (m->metrics_child == NULL) {
+        log_error("process table full: /metrics is off");
+        metrics_stop(m);
+        return;
+    }
+    spawn(m, m->metrics_child);
+    log_info("serving GET /metrics on %s (process metrics, user %s)", want->spec,
+             m->cfg->metrics_user);
+}
+
+void metrics_stop(struct master *m)
+{
+    if (m->metrics_listen_fd >= 0)
+        close(m->metrics_listen_fd);
+    m->metrics_listen_fd = -1;
+}
+
+void metrics_child_gone(struct master *m, struct child *c)
+{
+    if (c != m->metrics_child)
+        return;
+    if (m->metrics_feed_fd >= 0)
+        close(m->metrics_feed_fd);
+    m->metrics_feed_fd = -1;
+    /* Not respawned: stopping, or it had been told to go. */
+    if (m->stopping || c->retiring)
+        m->metrics_child = NULL;
+}
+
+int metrics_pollfds(struct master *m, struct pollfd *pfd, int max)
+{
+    if (m->metrics_feed_fd < 0 || max < 1)
+        return 0;
+    pfd[0] = (struct pollfd){ .fd = m->metrics_feed_fd, .events = POLLIN };
+    return 1;
+}
+
+/* It broke the protocol or stopped reading: it goes, and is respawned fresh. */
+static void end_child(struct master *m, const char *why)
+{
+    struct child *c = m->metrics_child;
+    close(m->metrics_feed_fd);
+    m->metrics_feed_fd = -1;
+    if (c == NULL || c->pid <= 0)
+        return;
+    log_warning("metrics[%d] pid %d %s; killing it", c->index, (int)c->pid, why);
+    kill(c->pid, SIGKILL);
+}
+
+void metrics_handle(struct master *m, const struct pollfd *pfd, int n)
+{
+    if (n < 1 || m->metrics_feed_fd < 0 || pfd[0].fd != m->metrics_feed_fd ||
+        pfd[0].revents == 0)
+        return;
+    for (int i = 0; i < METRICS_FEED_ASKS_PER_TURN; i++) {
+        uint32_t id;
+        int rc = metrics_feed_next_ask(m->metrics_feed_fd, &id);
+        if (rc == 0)
+            return;
+        if (rc == -1) {
+            if (errno == EPIPE) {
+                close(m->metrics_feed_fd);   /* it exited; SIGCHLD tells the rest */
+                m->metrics_feed_fd = -1;
+            } else {
+                end_child(m, "sent a message that is not an ask");
+            }
+            return;
+        }
+        struct stats_snapshot snap;
+        struct stats_gauges g;
+        control_gauges(m->ctl, &g);
+        if (m->stats != NULL)
+            stats_region_read(m->stats, &snap, STATS_SINCE_START);
+        if (metrics_feed_answer(m->metrics_feed_fd, id, m->stats != NULL ? &snap : NULL,
+                                &g) == -1) {
+            end_child(m, "does not read its answers");
+            return;
+        }
+    }
+}

@@ -1,0 +1,123 @@
+/*
+ * The master's state and its child bookkeeping, shared by master.c (the
+ * loop, reload, stop, control hooks) and master_children.c (the role table,
+ * fork, reap, respawn). Private to fastpopd: nothing else includes this.
+ */
+#ifndef FASTPOP_MASTER_STATE_H
+#define FASTPOP_MASTER_STATE_H
+
+#include <limits.h>
+#include <poll.h>
+#include <sys/types.h>
+
+#include "daemon/runtime/config.h"
+#include "daemon/runtime/identity.h"
+#include "daemon/runtime/listen.h"
+#include "daemon/master/master.h"
+
+#define MAX_CHILDREN 1024
+#define LISTEN_BACKLOG 1024
+/* A child that dies sooner than this after its start counts as crash looping. */
+#define QUICK_DEATH_SECONDS 10.0
+#define BACKOFF_FIRST 0.1
+#define BACKOFF_MAX 30.0
+
+struct master;
+struct child;
+struct control;
+struct scoreboard;
+struct stats_region;
+struct tls_context;
+
+/* Process roles are data: the master walks this table to fork and respawn. */
+struct role {
+    const char *name;
+    int (*count)(const struct config *cfg);
+    void (*enter)(struct master *m, struct child *c) __attribute__((noreturn));
+    /* Optional: before the fork (-1: not now, retried later); after it, in the master. */
+    int (*prepare)(struct master *m, struct child *c);
+    void (*forked)(struct master *m, struct child *c);
+};
+
+enum { ROLE_AUTH, ROLE_WORKER, ROLE_METRICS };
+
+struct child {
+    int      in_use;
+    int      role;
+    int      index;
+    pid_t    pid;           /* 0 while waiting to be (re)spawned */
+    unsigned generation;
+    int      retiring;      /* replaced by a reload: finishing its sessions */
+    int      quick_deaths;
+    double   started;
+    double   respawn_at;
+    int      stats_slot;    /* its block of the stats region, -1 for none */
+};
+
+struct master {
+    const struct master_options *opts;
+    struct config *cfg;
+    struct identities ids;
+    struct listen_set listeners;
+    int auth_fd;
+    char auth_path[CONFIG_PATH_MAX + 16];
+    char helper_path[PATH_MAX];
+    struct scoreboard *sb;
+    struct stats_region *stats;     /* NULL if it could not be made: nothing is counted */
+    struct control *ctl;            /* NULL if the control socket could not be made */
+    /* GET /metrics (daemon/master/master_metrics.c): served by a child, never here. */
+    int metrics_listen_fd;          /* metrics_listen bound by the master; -1 when off */
+    struct config_listen metrics_addr;
+    uid_t metrics_uid;              /* who the running metrics process is */
+    int metrics_feed_fd;            /* the master's end of the socketpair; -1 none */
+    int metrics_child_end;          /* the child's end, from prepare until the fork */
+    struct child *metrics_child;    /* the metrics process serving now, or NULL */
+    char metrics_path[PATH_MAX];    /* fastpop-metrics beside fastpopd */
+    struct tls_context *tls;        /* shared by every worker forked from now on */
+    struct child children[MAX_CHILDREN];
+    unsigned generation;
+    int stopping;
+    int helper_stopped;
+    int killed;
+    double stop_deadline;
+};
+
+
+double now_seconds(void);
+/* The role table: name of a role, for logs. */
+const char *role_name(int role);
+void spawn(struct master *m, struct child *c);
+struct child *add_child(struct master *m, int role, int index);
+int start_generation(struct master *m, int with_helper);
+void child_died(struct master *m, struct child *c, int status);
+void reap_children(struct master *m);
+void signal_children(struct master *m, int role, int sig);
+int count_children(struct master *m, int role);
+void respawn_due(struct master *m, double now);
+void index_prepare(struct master *m);
+/* out = name in the directory of the running fastpopd (fastpop-auth, fastpop-metrics). */
+int sibling_program(const char *name, char *out, size_t outlen);
+/*
+ * Check the credential cache as auth_user and replace it if damaged or not
+ * ours (shm/credcache_check.h): before the helper starts, and after a worker
+ * or the helper faulted. 1 if it was replaced.
+ */
+int cache_prepare(struct master *m);
+/* In a new child: signals back to normal, nothing of the master's left open. */
+void child_reset(struct master *m, struct child *c, int keep_auth_fd);
+
+/* /metrics (daemon/master/master_metrics.c). */
+int metrics_count(const struct config *cfg);
+int metrics_prepare(struct master *m, struct child *c);
+void metrics_forked(struct master *m, struct child *c);
+void metrics_enter(struct master *m, struct child *c) __attribute__((noreturn));
+/* metrics_listen as the configuration has it now: opened, moved or closed. */
+void metrics_update(struct master *m);
+/* Stopping: no new metrics process; the running one ends with the helper. */
+void metrics_stop(struct master *m);
+/* The metrics process c has exited. */
+void metrics_child_gone(struct master *m, struct child *c);
+int metrics_pollfds(struct master *m, struct pollfd *pfd, int max);
+void metrics_handle(struct master *m, const struct pollfd *pfd, int n);
+
+#endif

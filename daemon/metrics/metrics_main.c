@@ -1,0 +1,170 @@
+/*
+ * fastpop-metrics: the process that serves GET /metrics (metrics_http.h).
+ *
+ *   fastpop-metrics --listen-fd 3 --feed-fd 4 [--log-level 0-3] [-F]
+ *
+ * The master (daemon/master/master_metrics.c) starts it with the listening socket
+ * it bound and its end of a socketpair (daemon/metrics/metrics_feed.h), already as
+ * metrics_user with no capabilities and no_new_privs, and through an exec,
+ * so nothing of the master's memory (TLS keys, ticket keys, the
+ * configuration) is left in it. It parses the scrapers' HTTP, asks the
+ * master for the numbers at each scrape and renders the document itself
+ * (daemon/metrics/stats_render.h). It reads no file and holds no secret; whoever takes
+ * it over can answer scrapers wrongly and ask the master for numbers.
+ *
+ * -F logs to stderr (fastpopd -F, or log = stderr), else to syslog. It ends
+ * on SIGTERM, or when the master goes away (EOF on the feed).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon/runtime/ipc.h"
+#include "daemon/runtime/log.h"
+#include "daemon/metrics/metrics_feed.h"
+#include "daemon/metrics/metrics_http.h"
+#include "shm/stats.h"
+#include "daemon/metrics/stats_render.h"
+
+/*
+ * How long a scrape waits for the master's numbers. The master answers
+ * from its loop in microseconds; it pauses only for a reload or a burst of
+ * forks. 2 s leaves the scraper 3 of its 5 s to read the answer.
+ */
+#define METRICS_FEED_SECONDS 2.0
+
+struct options {
+    int listen_fd;
+    int feed_fd;
+    int log_level;
+    int foreground;
+};
+
+struct feed {
+    int fd;
+    uint32_t next_id;
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: fastpop-metrics --listen-fd N --feed-fd N [--log-level 0-3] [-F]\n"
+                 "Started by fastpopd for metrics_listen; not meant to be run by hand.\n");
+}
+
+static int parse_fd(const char *s, int *out)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (*s == '\0' || *end != '\0' || v < 0 || v > 1024)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+static int parse_args(int argc, char **argv, struct options *o)
+{
+    static const struct option longopts[] = {
+        { "listen-fd", required_argument, NULL, 'l' },
+        { "feed-fd", required_argument, NULL, 'f' },
+        { "log-level", required_argument, NULL, 'v' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    int c;
+    *o = (struct options){ .listen_fd = -1, .feed_fd = -1, .log_level = LOG_LVL_INFO };
+    while ((c = getopt_long(argc, argv, "Fh", longopts, NULL)) != -1) {
+        if (c == 'l' && parse_fd(optarg, &o->listen_fd) == 0)
+            continue;
+        if (c == 'f' && parse_fd(optarg, &o->feed_fd) == 0)
+            continue;
+        if (c == 'v' && parse_fd(optarg, &o->log_level) == 0 && o->log_level <= LOG_LVL_DEBUG)
+            continue;
+        if (c == 'F') {
+            o->foreground = 1;
+            continue;
+        }
+        if (c == 'h') {
+            usage(stdout);
+            exit(0);
+        }
+        usage(stderr);
+        return -1;
+    }
+    if (optind != argc || o->listen_fd < 0 || o->feed_fd < 0 || o->listen_fd == o->feed_fd) {
+        usage(stderr);
+        return -1;
+    }
+    return 0;
+}
+
+static int render(void *ctx, struct buf *doc)
+{
+    struct feed *f = ctx;
+    struct stats_snapshot s;
+    struct stats_gauges g;
+    int rc = metrics_feed_fetch(f->fd, f->next_id++, METRICS_FEED_SECONDS, &s, &g);
+    if (rc == 1)
+        return stats_render(&s, &g, STATS_PROMETHEUS, doc);
+    if (rc == -1)
+        log_warning("no numbers from the master: %s; answering 503", strerror(errno));
+    return -1;
+}
+
+/* Between scrapes only late answers (to an ask that timed out) arrive: drop them. */
+static void drain_feed(int fd)
+{
+    unsigned char msg[IPC_MAX_MESSAGE];
+    for (;;) {
+        ssize_t n = ipc_recv(fd, msg, sizeof(msg));
+        if (n > 0 || (n == -1 && errno == EMSGSIZE))
+            continue;
+        if (n == 0) {
+            log_info("the master is gone; exiting");
+            exit(0);
+        }
+        if (errno == EAGAIN || errno == EINTR)
+            return;
+        log_fatal("feed from the master: %s", strerror(errno));
+    }
+}
+
+static double now_seconds(void)
+{
+    return (double)stats_clock() / 1e6;
+}
+
+int main(int argc, char **argv)
+{
+    struct options o;
+    if (parse_args(argc, argv, &o) == -1)
+        return 2;
+    log_open(o.foreground ? LOG_TO_STDERR : LOG_TO_SYSLOG, (enum log_level)o.log_level,
+             "metrics", -1);
+    signal(SIGPIPE, SIG_IGN);
+    if (chdir("/") == -1)
+        log_fatal("chdir /: %s", strerror(errno));
+
+    struct feed feed = { .fd = o.feed_fd, .next_id = 1 };
+    struct metrics_http *mh = metrics_http_new(o.listen_fd, render, &feed);
+    if (mh == NULL)
+        log_fatal("out of memory");
+    log_debug("serving GET /metrics");
+    for (;;) {
+        struct pollfd pfd[2 + METRICS_MAX_CLIENTS];
+        pfd[0] = (struct pollfd){ .fd = feed.fd, .events = POLLIN };
+        int n = 1 + metrics_http_pollfds(mh, pfd + 1, METRICS_MAX_CLIENTS + 1);
+        double wake = metrics_http_next_wake(mh, now_seconds());
+        int ms = wake < 0 ? -1 : (int)(wake * 1000.0) + 1;
+        if (poll(pfd, (nfds_t)n, ms) == -1 && errno != EINTR)
+            log_fatal("poll: %s", strerror(errno));
+        if (pfd[0].revents != 0)
+            drain_feed(feed.fd);
+        metrics_http_handle(mh, pfd + 1, n - 1);
+        metrics_http_tick(mh, now_seconds());
+    }
+}

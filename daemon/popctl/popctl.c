@@ -1,0 +1,542 @@
+/*
+ * popctl: the operator's command line for fastpopd. Verbs are a table; each
+ * returns the process exit status. Most talk to the master over its control
+ * socket (protocol in daemon/runtime/control_proto.h); status falls back to the pidfile
+ * when the socket is not there.
+ *
+ * Exit status: 0 done; 1 failed (a refused reload, a drain that had to cut
+ * sessions); 2 usage; 3 fastpopd is not running; 4 refused (permission) or
+ * an answer popctl cannot read.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <time.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "daemon/runtime/config.h"
+#include "daemon/runtime/control_proto.h"
+#include "daemon/runtime/escape.h"
+#include "daemon/runtime/ipc.h"
+#include "daemon/popctl/popctl_client.h"
+#include "daemon/runtime/privdrop.h"
+#include "shm/credcache.h"
+#include "shm/index.h"
+#include "daemon/popctl/index_tool.h"
+
+/* LSB init script status codes, so init scripts can pass them through. */
+enum { STATUS_RUNNING = 0, STATUS_DEAD_PIDFILE = 1, STATUS_NOT_RUNNING = 3, STATUS_UNKNOWN = 4 };
+
+struct verb {
+    const char *name;
+    const char *help;
+    int (*run)(const struct config *cfg, int argc, char **argv);
+};
+
+
+static int json_output;           /* --json */
+
+static int status_from_socket(const struct config *cfg, int *exit_status)
+{
+    struct answer *a = popctl_answer_new();
+    char *argv[] = { "status", NULL };
+    int fd = popctl_connect(cfg);
+    if (fd == -1)
+        return -1;
+    int rc = popctl_ask(fd, 1, argv, a);
+    close(fd);
+    if (rc == -1 || a->status != CONTROL_OK || a->rows != 1) {
+        fprintf(stderr, "popctl: %s\n", rc == -1 ? "no readable answer from fastpopd"
+                                                 : a->message);
+        *exit_status = STATUS_UNKNOWN;
+        return 0;
+    }
+    *exit_status = STATUS_RUNNING;
+    if (json_output) {
+        popctl_print_json(a);
+        return 0;
+    }
+    /* The first line reads as the pidfile fallback's: scripts match it. */
+    printf("fastpopd is running (pid %s)\n  version:  %s\n  uptime:   %ss\n"
+           "  config:   %s\n  workers:  %s\n  helper:   %s\n  sessions: %s\n"
+           "  draining: %s\n  stopping: %s\n",
+           popctl_field(a, 0, "pid"), popctl_field(a, 0, "version"), popctl_field(a, 0, "uptime"),
+           popctl_field(a, 0, "config"), popctl_field(a, 0, "workers"), popctl_field(a, 0, "helper"),
+           popctl_field(a, 0, "sessions"), popctl_field(a, 0, "draining"), popctl_field(a, 0, "stopping"));
+    return 0;
+}
+
+/*
+ * Through the control socket when it answers. Otherwise fastpopd's flock
+ * on its pidfile, not kill(pid, 0), says whether it is up: a reused pid
+ * cannot fool it.
+ */
+static int verb_status(const struct config *cfg, int argc, char **argv)
+{
+    char path[CONFIG_PATH_MAX + 32];
+    char text[32] = "";
+    int exit_status;
+    (void)argv;
+    if (argc != 1) {
+        fprintf(stderr, "usage: popctl status\n");
+        return EXIT_USAGE;
+    }
+    if (status_from_socket(cfg, &exit_status) == 0)
+        return exit_status;
+
+    config_pid_path(cfg, path, sizeof(path));
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd == -1) {
+        printf("fastpopd is not running (no pidfile %s)\n", path);
+        return STATUS_NOT_RUNNING;
+    }
+    ssize_t n = read(fd, text, sizeof(text) - 1);
+    text[n > 0 ? n : 0] = '\0';
+    text[strcspn(text, "\n")] = '\0';
+    int locked = flock(fd, LOCK_SH | LOCK_NB) == -1 && errno == EWOULDBLOCK;
+    close(fd);
+    if (!locked) {
+        printf("fastpopd is not running (stale pidfile %s)\n", path);
+        return STATUS_DEAD_PIDFILE;
+    }
+    printf("fastpopd is running (pid %s)\n", text[0] ? text : "starting");
+    return STATUS_RUNNING;
+}
+
+/*
+ * Verbs that open a store (an LMDB environment in state_dir) do it as the
+ * store's owner, never as root: its directory belongs to that user, who
+ * could have put a symlink to any file of root's in it. Started by anyone
+ * else, popctl stays who it is (and the store's own permissions decide).
+ */
+static int become_store_owner(const char *user, const char *group)
+{
+    uid_t uid;
+    gid_t gid;
+    if (geteuid() != 0)
+        return 0;
+    if (privdrop_lookup(user, group, &uid, &gid) == -1) {
+        fprintf(stderr, "popctl: cannot become %s: %s\n", user, strerror(errno));
+        return -1;
+    }
+    if (uid == 0) {
+        fprintf(stderr, "popctl: %s is root; fastpopd refuses that too\n", user);
+        return -1;
+    }
+    if (privdrop_become(uid, gid) == -1) {
+        fprintf(stderr, "popctl: cannot become %s: %s\n", user, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * auth flush [USER]: empty the credential cache, or forget one login name,
+ * in both of its stores (shm/credcache.h): the login list the workers read
+ * first, so no worker vouches for a login whose verifier is gone, then the
+ * helper's verifiers. Opened directly, as auth_user (the helper's user, who
+ * owns both); LMDB's writer lock keeps this and the helper's writes apart.
+ * Run it as root or auth_user. The count is of verifier records (one per
+ * login name).
+ */
+static int flush_store(const struct config *cfg, enum credcache_kind kind, const char *name,
+                       size_t *removed)
+{
+    struct credcache *cc;
+
+    *removed = 0;
+    /* Never create an env here: that is the helper's job, with its modes. */
+    int exists = credcache_exists(cfg->state_dir, kind);
+    if (exists == 0)
+        return 0;
+    if (exists == -1 || credcache_open(cfg->state_dir, kind, 1, &cc) == -1) {
+        fprintf(stderr, "popctl: credential cache in %s/%s (%s): %s\n", cfg->state_dir,
+                CREDCACHE_DIR, kind == CREDCACHE_PRIVATE ? "verifiers" : "login list",
+                strerror(errno));
+        return -1;
+    }
+    int rc = credcache_flush(cc, name, removed);
+    if (rc == -1)
+        fprintf(stderr, "popctl: flush: %s\n", credcache_error(cc));
+    credcache_close(cc);
+    return rc;
+}
+
+static int verb_auth(const struct config *cfg, int argc, char **argv)
+{
+    size_t listed, removed;
+
+    if (argc < 2 || argc > 3 || strcmp(argv[1], "flush") != 0) {
+        fprintf(stderr, "usage: popctl auth flush [USER]\n");
+        return 2;
+    }
+    if (become_store_owner(cfg->auth_user, NULL) == -1)
+        return 2;
+    const char *name = argc == 3 ? argv[2] : NULL;
+    if (flush_store(cfg, CREDCACHE_SHARED, name, &listed) == -1 ||
+        flush_store(cfg, CREDCACHE_PRIVATE, name, &removed) == -1)
+        return 1;
+    printf("%zu entr%s removed\n", removed, removed == 1 ? "y" : "ies");
+    return 0;
+}
+
+/*
+ * index check|uidl-diff --maildir PATH: read-only looks at the mailbox
+ * index and the legacy UIDL files (daemon/popctl/index_tool.h), opened directly.
+ * Started as root, it first becomes the mail user, who owns the index and
+ * the maildirs: nothing it opens can end up owned by root, and no symlink
+ * in them leads root anywhere.
+ */
+static int verb_index(const struct config *cfg, int argc, char **argv)
+{
+    const char *maildir = NULL;
+    char dir[CONFIG_PATH_MAX + 16];
+
+    if (argc == 4 && strcmp(argv[2], "--maildir") == 0)
+        maildir = argv[3];
+    if (maildir == NULL || maildir[0] != '/' ||
+        (strcmp(argv[1], "check") != 0 && strcmp(argv[1], "uidl-diff") != 0)) {
+        fprintf(stderr, "usage: popctl index check --maildir /PATH\n"
+                        "       popctl index uidl-diff --maildir /PATH\n");
+        return 2;
+    }
+    if (become_store_owner(cfg->user, cfg->group) == -1)
+        return 2;
+    snprintf(dir, sizeof(dir), "%s/%s", cfg->state_dir, INDEX_SUBDIR);
+    if (strcmp(argv[1], "check") == 0)
+        return index_tool_check(dir, maildir, stdout);
+    return index_tool_uidl_diff(maildir, stdout);
+}
+
+static int verb_who(const struct config *cfg, int argc, char **argv)
+{
+    struct answer *a = popctl_answer_new();
+    int exit_status;
+    if (argc > 2) {
+        fprintf(stderr, "usage: popctl who [USER|IP[/PREFIX]]\n");
+        return EXIT_USAGE;
+    }
+    if (popctl_request(cfg, argc, argv, a, &exit_status) == -1)
+        return exit_status;
+    if (json_output) {
+        popctl_print_json(a);
+        return EXIT_OK;
+    }
+    printf("%-24s %-39s %5s %6s %-13s %-19s %6s %10s %s\n", "USER", "IP", "PORT", "WORKER",
+           "STATE", "SINCE", "IDLE", "BYTES", "TLS");
+    for (int r = 0; r < a->rows; r++) {
+        char since[32] = "-";
+        time_t t = (time_t)strtoll(popctl_field(a, r, "since"), NULL, 10);
+        struct tm tm;
+        if (t > 0 && localtime_r(&t, &tm) != NULL)
+            strftime(since, sizeof(since), "%Y-%m-%d %H:%M:%S", &tm);
+        /*
+         * A user name is the client's text, and the rest comes from memory a
+         * worker writes: a control byte must never reach the terminal, and a
+         * space must not shift the columns. Escaped as \xNN (JSON has its own).
+         */
+        enum { ESCAPED = TEXT_LOG_ESCAPE_SIZE(sizeof(a->value[0][0])) };
+        char user[ESCAPED], ip[ESCAPED], state[ESCAPED], tls[ESCAPED];
+        printf("%-24s %-39s %5s %6s %-13s %-19s %6s %10s %s\n",
+               text_log_escape(popctl_field(a, r, "user"), user, sizeof(user)),
+               text_log_escape(popctl_field(a, r, "ip"), ip, sizeof(ip)),
+               popctl_field(a, r, "port"), popctl_field(a, r, "worker"),
+               text_log_escape(popctl_field(a, r, "state"), state, sizeof(state)), since,
+               popctl_field(a, r, "idle"), popctl_field(a, r, "bytes"),
+               text_log_escape(popctl_field(a, r, "tls"), tls, sizeof(tls)));
+    }
+    return EXIT_OK;
+}
+
+/*
+ * stats [--json|--prometheus] [--reset]: the master renders the document
+ * (daemon/metrics/stats_render.h); popctl passes it through. --reset is a changing
+ * verb: it prints the totals it ends.
+ */
+static int verb_stats(const struct config *cfg, int argc, char **argv)
+{
+    struct answer *a = popctl_answer_new();
+    const char *format = json_output ? "format=json" : "format=text";
+    int reset = 0, exit_status;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0) {
+            format = "format=json";
+        } else if (strcmp(argv[i], "--prometheus") == 0) {
+            format = "format=prometheus";
+        } else if (strcmp(argv[i], "--reset") == 0) {
+            reset = 1;
+        } else {
+            fprintf(stderr, "usage: popctl stats [--json|--prometheus] [--reset]\n");
+            return EXIT_USAGE;
+        }
+    }
+    char *args[] = { reset ? "stats-reset" : "stats", (char *)format, NULL };
+    a->sink = stdout;
+    if (popctl_request(cfg, 2, args, a, &exit_status) == -1)
+        return exit_status;
+    if (a->status != CONTROL_OK) {
+        fprintf(stderr, "popctl: stats: %s\n", a->message);
+        return EXIT_FAILED;
+    }
+    return EXIT_OK;
+}
+
+/* Verbs that change something and answer with one line. */
+static int simple_change(const struct config *cfg, int argc, char **argv, const char *usage,
+                         int min_args, int max_args)
+{
+    struct answer *a = popctl_answer_new();
+    int exit_status;
+    if (argc - 1 < min_args || argc - 1 > max_args) {
+        fprintf(stderr, "usage: popctl %s\n", usage);
+        return EXIT_USAGE;
+    }
+    if (popctl_request(cfg, argc, argv, a, &exit_status) == -1)
+        return exit_status;
+    if (json_output)
+        popctl_print_json(a);
+    else if (strcmp(argv[0], "kick") == 0)
+        printf("%s session(s) kicked\n", a->message);
+    else if (a->status != CONTROL_OK)
+        fprintf(stderr, "popctl: %s failed: %s\n", argv[0], a->message);
+    else
+        printf("%s\n", a->message);
+    return a->status == CONTROL_OK ? EXIT_OK : EXIT_FAILED;
+}
+
+static int verb_kick(const struct config *cfg, int argc, char **argv)
+{
+    return simple_change(cfg, argc, argv, "kick USER|IP[/PREFIX]", 1, 1);
+}
+
+static int verb_undrain(const struct config *cfg, int argc, char **argv)
+{
+    return simple_change(cfg, argc, argv, "undrain", 0, 0);
+}
+
+static int verb_reload(const struct config *cfg, int argc, char **argv)
+{
+    return simple_change(cfg, argc, argv, "reload", 0, 0);
+}
+
+static double mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* --deadline S, --message TEXT, --no-wait into name=value arguments for the master. */
+static int drain_args(int argc, char **argv, char *out[], char deadline[32], char message[256],
+                      int *no_wait, int allow_message)
+{
+    int n = 1;
+    out[0] = argv[0];
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--deadline") == 0 && i + 1 < argc) {
+            snprintf(deadline, 32, "deadline=%s", argv[++i]);
+            out[n++] = deadline;
+        } else if (allow_message && strcmp(argv[i], "--message") == 0 && i + 1 < argc) {
+            snprintf(message, 256, "message=%s", argv[++i]);
+            out[n++] = message;
+        } else if (allow_message && strcmp(argv[i], "--no-wait") == 0) {
+            *no_wait = 1;
+        } else {
+            return -1;
+        }
+    }
+    out[n] = NULL;
+    return n;
+}
+
+/*
+ * How a drain ended, for people (one line; failures on stderr) or for
+ * scripts with --json: {"status": EXIT, "result": "drained"|"cut"|"stuck"|
+ * "undrained"|"draining" (drain), "stopped"|"running" (stop), "sessions": N,
+ * "cut": N, "message": "..."}.
+ */
+static int drain_outcome(int exit_status, const char *result, long sessions, long cut,
+                         const char *text)
+{
+    if (json_output) {
+        printf("{\"status\": %d, \"result\": \"%s\", \"sessions\": %ld, \"cut\": %ld, "
+               "\"message\": ", exit_status, result, sessions, cut);
+        popctl_json_string(text);
+        printf("}\n");
+    } else {
+        fprintf(exit_status == EXIT_OK || strcmp(result, "cut") == 0 ? stdout : stderr, "%s\n",
+                text);
+    }
+    return exit_status;
+}
+
+/*
+ * drain: the master refuses new connections and closes idle sessions at
+ * once; popctl then watches until every session is gone (exit 0) or the
+ * master cut the last ones at the deadline (exit 1, with the count).
+ */
+static int verb_drain(const struct config *cfg, int argc, char **argv)
+{
+    struct answer *a = popctl_answer_new();
+    char *args[8], deadline[32], message[256];
+    int no_wait = 0, exit_status;
+    int n = argc <= 6 ? drain_args(argc, argv, args, deadline, message, &no_wait, 1) : -1;
+    if (n == -1) {
+        fprintf(stderr, "usage: popctl drain [--deadline SECONDS] [--message TEXT] "
+                        "[--no-wait]\n");
+        return EXIT_USAGE;
+    }
+    if (popctl_request(cfg, n, args, a, &exit_status) == -1)
+        return exit_status;
+    if (no_wait) {
+        long open_now = strtol(a->message, NULL, 10);
+        char text[64];
+        snprintf(text, sizeof(text), "draining: %ld session(s) open", open_now);
+        return drain_outcome(EXIT_OK, "draining", open_now, 0, text);
+    }
+    char *status_argv[] = { "drain-status", NULL };
+    double give_up = -1;
+    for (;;) {
+        if (popctl_request(cfg, 1, status_argv, a, &exit_status) == -1)
+            return exit_status;
+        long sessions = strtol(popctl_field(a, 0, "sessions"), NULL, 10);
+        long cut = strtol(popctl_field(a, 0, "cut"), NULL, 10);
+        if (strcmp(popctl_field(a, 0, "draining"), "yes") != 0) {
+            return drain_outcome(EXIT_FAILED, "undrained", sessions, cut,
+                                 "popctl: the drain was ended (undrain) before all sessions "
+                                 "were gone");
+        }
+        if (sessions == 0) {
+            if (cut > 0) {
+                char text[64];
+                snprintf(text, sizeof(text), "drained: %ld session(s) cut at the deadline", cut);
+                return drain_outcome(EXIT_FAILED, "cut", 0, cut, text);
+            }
+            return drain_outcome(EXIT_OK, "drained", 0, 0, "drained: no sessions left");
+        }
+        /* Sessions cut at the deadline take a moment to close; then give up. */
+        double left = strtod(popctl_field(a, 0, "deadline_left"), NULL);
+        if (give_up < 0 || left > 0)
+            give_up = mono() + left + 5.0;
+        if (mono() > give_up) {
+            char text[64];
+            snprintf(text, sizeof(text), "%ld session(s) still open after the deadline",
+                     sessions);
+            return drain_outcome(EXIT_FAILED, "stuck", sessions, cut, text);
+        }
+        struct timespec pause = { 0, 100 * 1000000L };
+        nanosleep(&pause, NULL);
+    }
+}
+
+/* stop: a drain by another name, then the master exits; wait for it to be gone. */
+static int verb_stop(const struct config *cfg, int argc, char **argv)
+{
+    struct answer *a = popctl_answer_new();
+    char *args[8], deadline[32], unused[256];
+    int no_wait = 0, exit_status;
+    int n = argc <= 3 ? drain_args(argc, argv, args, deadline, unused, &no_wait, 0) : -1;
+    if (n == -1) {
+        fprintf(stderr, "usage: popctl stop [--deadline SECONDS]\n");
+        return EXIT_USAGE;
+    }
+    long seconds = n == 2 ? strtol(deadline + strlen("deadline="), NULL, 10)
+                          : cfg->shutdown_timeout;
+    if (popctl_request(cfg, n, args, a, &exit_status) == -1)
+        return exit_status;
+    /* The master closes the socket last, as it exits. */
+    double give_up = mono() + (double)seconds + 15.0;
+    while (mono() < give_up) {
+        int fd = popctl_connect(cfg);
+        if (fd == -1) {
+            return drain_outcome(EXIT_OK, "stopped", 0, 0, "fastpopd stopped");
+        }
+        close(fd);
+        struct timespec pause = { 0, 100 * 1000000L };
+        nanosleep(&pause, NULL);
+    }
+    char text[96];
+    snprintf(text, sizeof(text), "popctl: fastpopd is still running %lds after stop",
+             seconds + 15);
+    return drain_outcome(EXIT_FAILED, "running", -1, 0, text);
+}
+
+static const struct verb verbs[] = {
+    { "status", "is fastpopd running (exit 0 yes, 3 no, 1 stale pidfile)", verb_status },
+    { "stats", "[--json|--prometheus] [--reset]: counters and timings since start or reset",
+      verb_stats },
+    { "who", "[USER|IP[/PREFIX]]: the sessions, one line each", verb_who },
+    { "kick", "USER|IP[/PREFIX]: end those sessions (-ERR [SYS/TEMP]; nothing deleted)",
+      verb_kick },
+    { "drain", "[--deadline S] [--message TEXT] [--no-wait]: refuse new sessions, end the "
+               "rest", verb_drain },
+    { "undrain", "accept connections again", verb_undrain },
+    { "reload", "reread the configuration; says whether it was accepted", verb_reload },
+    { "stop", "[--deadline S]: end the sessions, then fastpopd", verb_stop },
+    { "auth", "flush [USER]: empty the credential cache (or one user's entry)", verb_auth },
+    { "index", "check|uidl-diff --maildir PATH: the mailbox index and legacy UIDLs",
+      verb_index },
+    { NULL, NULL, NULL },
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: popctl [-c FILE] [-s SOCKET] [--json] VERB [ARGS]\n"
+                 "  -c FILE    fastpopd configuration (default " CONFIG_DEFAULT_PATH ")\n"
+                 "  -s SOCKET  the control socket (default run_dir/" CONTROL_SOCKET_NAME ")\n"
+                 "  --json     answers for scripts (every verb that talks to fastpopd)\n"
+                 "verbs:\n");
+    for (const struct verb *v = verbs; v->name; v++)
+        fprintf(out, "  %-10s %s\n", v->name, v->help);
+}
+
+int main(int argc, char **argv)
+{
+    const char *config_path = CONFIG_DEFAULT_PATH;
+    int opt;
+    static const struct option longopts[] = {
+        { "json", no_argument, NULL, 'j' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    while ((opt = getopt_long(argc, argv, "+c:s:h", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'c': config_path = optarg; break;
+        case 's': popctl_socket_path = optarg; break;
+        case 'j': json_output = 1; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind >= argc) {
+        usage(stderr);
+        return 2;
+    }
+    static struct config cfg;
+    char err[512];
+    if (config_load(config_path, &cfg, err, sizeof(err)) == -1) {
+        /*
+         * With -s the socket is known: a broken file (about to be reloaded,
+         * and refused) must not stop popctl from asking the running daemon.
+         */
+        if (popctl_socket_path == NULL) {
+            fprintf(stderr, "popctl: %s (give the control socket with -s)\n", err);
+            return STATUS_UNKNOWN;
+        }
+        config_defaults(&cfg);
+    }
+    for (const struct verb *v = verbs; v->name; v++) {
+        if (strcmp(v->name, argv[optind]) == 0)
+            return v->run(&cfg, argc - optind, argv + optind);
+    }
+    fprintf(stderr, "popctl: unknown verb \"%s\"\n", argv[optind]);
+    usage(stderr);
+    return 2;
+}

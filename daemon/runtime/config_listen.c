@@ -1,0 +1,94 @@
+/*
+ * Listening addresses in the configuration: "addr:port" or "[ipv6]:port",
+ * and the listen setting's flags after it.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "daemon/runtime/config_private.h"
+
+int config_parse_address(const char *value, struct config_listen *l, char *err, size_t errlen)
+{
+    char host[CONFIG_NAME_MAX];
+    const char *port;
+
+    if (strlen(value) >= sizeof(l->spec))
+        return config_error(err, errlen, "listen address too long");
+    if (value[0] == '[') {
+        const char *close = strchr(value, ']');
+        if (close == NULL || close[1] != ':')
+            return config_error(err, errlen, "bad listen address \"%s\": expected [ipv6]:port", value);
+        size_t n = (size_t)(close - value - 1);
+        if (n >= sizeof(host))
+            return config_error(err, errlen, "bad listen address \"%s\"", value);
+        memcpy(host, value + 1, n);
+        host[n] = '\0';
+        port = close + 2;
+    } else {
+        const char *colon = strrchr(value, ':');
+        if (colon == NULL || strchr(value, ':') != colon)
+            return config_error(err, errlen,
+                           "bad listen address \"%s\": expected addr:port or [ipv6]:port", value);
+        size_t n = (size_t)(colon - value);
+        if (n >= sizeof(host))
+            return config_error(err, errlen, "bad listen address \"%s\"", value);
+        memcpy(host, value, n);
+        host[n] = '\0';
+        port = colon + 1;
+    }
+    long p;
+    if (config_parse_long(port, &p) == -1 || p < 1 || p > 65535)
+        return config_error(err, errlen, "bad port in listen address \"%s\" (1-65535)", value);
+
+    struct sockaddr_in *in4 = (struct sockaddr_in *)&l->addr;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&l->addr;
+    if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
+        in4->sin_family = AF_INET;
+        in4->sin_port = htons((uint16_t)p);
+        l->addrlen = sizeof(*in4);
+    } else if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)p);
+        l->addrlen = sizeof(*in6);
+    } else {
+        return config_error(err, errlen,
+                       "bad listen address \"%s\": \"%s\" is not an IPv4 or IPv6 address",
+                       value, host);
+    }
+    snprintf(l->spec, sizeof(l->spec), "%s", value);
+    return 0;
+}
+
+/* "addr:port [tls] [proxy_protocol] [legacy_tls]", flags after the address as nginx has them. */
+int config_parse_listen(const char *value, struct config_listen *l, char *err, size_t errlen)
+{
+    char copy[CONFIG_PATH_MAX];
+    char *save = NULL;
+
+    memset(l, 0, sizeof(*l));
+    if (strlen(value) >= sizeof(copy))
+        return config_error(err, errlen, "listen value too long");
+    strcpy(copy, value);
+    char *addr = strtok_r(copy, " \t", &save);
+    if (addr == NULL)
+        return config_error(err, errlen, "listen needs an address");
+    if (config_parse_address(addr, l, err, errlen) == -1)
+        return -1;
+    for (char *flag = strtok_r(NULL, " \t", &save); flag; flag = strtok_r(NULL, " \t", &save)) {
+        if (strcmp(flag, "tls") == 0)
+            l->tls = 1;
+        else if (strcmp(flag, "proxy_protocol") == 0)
+            l->proxy_protocol = 1;
+        else if (strcmp(flag, "legacy_tls") == 0)
+            l->legacy_tls = 1;
+        else
+            return config_error(err, errlen,
+                           "listen %s: unknown flag \"%s\" (known: tls, proxy_protocol, "
+                           "legacy_tls)", addr, flag);
+    }
+    return 0;
+}
