@@ -9,6 +9,7 @@
 
 #include "maildir/filename.h"
 #include "maildir/open_file.h"
+#include "maildir/uidl.h"
 
 struct legacy_list *legacy_new(enum legacy_kind kind, int version)
 {
@@ -219,6 +220,60 @@ static int reorder(struct maildir *md, struct order_key *keys)
     return 0;
 }
 
+/* Every record's UIDL, sorted, to ask whether a UIDL is the legacy one of some message. */
+static const struct legacy_rec **legacy_uidls(const struct legacy_list *lg)
+{
+    const struct legacy_rec **by_uidl = malloc(lg->count * sizeof(*by_uidl));
+    if (by_uidl == NULL)
+        return NULL;
+    for (size_t i = 0; i < lg->count; i++)
+        by_uidl[i] = &lg->recs[i];
+    qsort_r(by_uidl, lg->count, sizeof(*by_uidl), compare_uidls, lg->strings);
+    return by_uidl;
+}
+
+static int uidl_taken(const struct legacy_list *lg, const struct legacy_rec **by_uidl,
+                      const char *uidl, size_t len)
+{
+    size_t lo = 0, hi = lg->count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const struct legacy_rec *r = by_uidl[mid];
+        int c = compare_names(uidl, len, lg->strings + r->uidl_off, r->uidl_len);
+        if (c == 0)
+            return 1;
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return 0;
+}
+
+/*
+ * A message the list does not know keeps its own UIDL unless a record uses
+ * it (a P value equal to this message's name): then the old server's
+ * clients hold that UIDL for another message and would never fetch this
+ * one. It gets its hashed form; each record blocks at most one round, so
+ * count + 1 rounds always find a free one.
+ */
+static int avoid_legacy_uidl(const struct legacy_list *lg, const struct legacy_rec **by_uidl,
+                             struct maildir *md, size_t i)
+{
+    size_t len;
+    const char *own = maildir_msg_uidl(md, i, &len);
+    if (!uidl_taken(lg, by_uidl, own, len))
+        return 0;
+    const char *name = maildir_msg_name(md, i);
+    char uidl[MAILDIR_UIDL_SIZE];
+    for (size_t round = 0; round <= lg->count; round++) {
+        maildir_uidl_hashed(name, md->msgs[i].unique_len, (unsigned)round, uidl, &len);
+        if (!uidl_taken(lg, by_uidl, uidl, len))
+            return maildir_set_uidl(md, i, uidl, len);
+    }
+    return 0; /* not reached: see above */
+}
+
 int legacy_apply(const struct legacy_list *lg, struct maildir *md)
 {
     struct order_key *keys = NULL;
@@ -226,18 +281,24 @@ int legacy_apply(const struct legacy_list *lg, struct maildir *md)
 
     if (lg == NULL || lg->count == 0 || md->count == 0)
         return 0;
+    const struct legacy_rec **by_uidl = legacy_uidls(lg);
+    if (by_uidl == NULL)
+        return -1;
     if (lg->kind == LEGACY_DOVECOT) {
         keys = calloc(md->count, sizeof(*keys));
-        if (keys == NULL)
-            return -1;
-    }
-    for (size_t i = 0; i < md->count; i++) {
-        const char *name = maildir_msg_name(md, i);
-        const struct legacy_rec *r = legacy_find(lg, name, md->msgs[i].unique_len);
-        if (r != NULL && maildir_set_uidl(md, i, legacy_rec_uidl(lg, r), r->uidl_len) == -1) {
-            free(keys);
+        if (keys == NULL) {
+            free(by_uidl);
             return -1;
         }
+    }
+    int rc = 0;
+    for (size_t i = 0; i < md->count && rc == 0; i++) {
+        const char *name = maildir_msg_name(md, i);
+        const struct legacy_rec *r = legacy_find(lg, name, md->msgs[i].unique_len);
+        if (r != NULL)
+            rc = maildir_set_uidl(md, i, legacy_rec_uidl(lg, r), r->uidl_len);
+        else
+            rc = avoid_legacy_uidl(lg, by_uidl, md, i);
         if (keys == NULL)
             continue;
         keys[i].index = i;
@@ -249,8 +310,10 @@ int legacy_apply(const struct legacy_list *lg, struct maildir *md)
             reordered = 1;
         }
     }
-    int rc = reordered ? reorder(md, keys) : 0;
+    if (rc == 0 && reordered)
+        rc = reorder(md, keys);
     free(keys);
+    free(by_uidl);
     return rc;
 }
 

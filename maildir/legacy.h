@@ -68,7 +68,9 @@ int legacy_load(int rootfd, struct legacy_list **out);
 
 /*
  * Give every message of md that the list knows its legacy UIDL, and put md
- * in the old server's order (see above). md must be in scan order.
+ * in the old server's order (see above). md must be in scan order. A
+ * message the list does not know whose own UIDL some record uses gets its
+ * hashed form instead (maildir/uidl.h), so no UIDL names two messages.
  * Returns 0, or -1 with errno ENOMEM/EOVERFLOW (md is then still valid,
  * possibly with some UIDLs changed).
  */

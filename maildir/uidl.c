@@ -3,7 +3,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "daemon/hash.h"
+#include "daemon/runtime/hash.h"
 
 enum {
     HASH_PREFIX_MAX = MAILDIR_UIDL_MAX - 1 - 32, /* room for '/' + 32 hex */
@@ -67,6 +67,21 @@ static size_t escape(const unsigned char *p, size_t n, char *out, size_t max, in
     return o;
 }
 
+int maildir_uidl_hashed(const char *unique, size_t len, unsigned round, char *uidl,
+                        size_t *uidl_len)
+{
+    const unsigned char *p = (const unsigned char *)unique;
+    int all;
+    size_t o = escape(p, len, uidl, HASH_PREFIX_MAX, &all);
+    uidl[o++] = '/';
+    put_hex64(uidl + o, hash64(p, len, HASH_SEED_A + round));
+    put_hex64(uidl + o + 16, hash64(p, len, HASH_SEED_B + round));
+    o += 32;
+    uidl[o] = '\0';
+    *uidl_len = o;
+    return 0;
+}
+
 int maildir_uidl(const char *unique, size_t len, char *uidl, size_t *uidl_len)
 {
     const unsigned char *p = (const unsigned char *)unique;
@@ -74,13 +89,8 @@ int maildir_uidl(const char *unique, size_t len, char *uidl, size_t *uidl_len)
 
     /* Verbatim is the escaped form of a name that needed no escape. */
     size_t o = escape(p, len, uidl, MAILDIR_UIDL_MAX, &all);
-    if (!all || len == 0) {
-        o = escape(p, len, uidl, HASH_PREFIX_MAX, &all);
-        uidl[o++] = '/';
-        put_hex64(uidl + o, hash64(p, len, HASH_SEED_A));
-        put_hex64(uidl + o + 16, hash64(p, len, HASH_SEED_B));
-        o += 32;
-    }
+    if (!all || len == 0)
+        return maildir_uidl_hashed(unique, len, 0, uidl, uidl_len);
     uidl[o] = '\0';
     *uidl_len = o;
     return 0;

@@ -45,6 +45,16 @@ enum {
 int maildir_uidl(const char *unique, size_t len, char *uidl, size_t *uidl_len);
 
 /*
+ * Form 3 (hashed) of the unique name, whatever its length; round 0 uses
+ * the seeds of maildir_uidl(), round n shifts both by n. For a message
+ * whose own UIDL another message already holds (a legacy UIDL, see
+ * maildir/legacy.h): the caller tries rounds until the result is free.
+ * Returns 0; it cannot fail.
+ */
+int maildir_uidl_hashed(const char *unique, size_t len, unsigned round, char *uidl,
+                        size_t *uidl_len);
+
+/*
  * Whether [uidl, uidl+len) may be served as a UIDL: 1-70 characters, each
  * in 0x21-0x7E (RFC 1939 section 7). For UIDLs taken from files another
  * server left (maildir/legacy.h).

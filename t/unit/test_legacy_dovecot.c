@@ -18,6 +18,7 @@
 
 #include "maildir/legacy.h"
 #include "maildir/scan.h"
+#include "maildir/uidl.h"
 #include "t/unit/helper_maildir.h"
 
 static struct maildir *list_of(const char *const *names, size_t n)
@@ -175,6 +176,41 @@ static void test_p_uidl_validated(void **state)
     maildir_free(md);
 }
 
+/*
+ * A legacy UIDL that equals the own UIDL of another message, listed or not,
+ * present or not: that message must not be served under it (a client that
+ * saw the old one would take the new message for it and never fetch it).
+ * It gets its hashed form instead, which holds a '/' as no name does.
+ */
+static void test_legacy_uidl_is_another_messages_own(void **state)
+{
+    (void)state;
+    /* 1.a was served as "3.c"; 3.c is not listed (mail that came later).
+     * The record for gone.x (a message deleted since) used "4.d". */
+    static const char file[] = "3 V5 N9\n"
+                               "1 P3.c :1.a\n"
+                               "2 P4.d :gone.x\n";
+    static const char *const names[] = { "1.a:2,", "3.c:2,", "4.d:2,", "5.e:2," };
+    struct maildir *md = apply(file, names, 4);
+    assert_msg(md, 0, "1.a:2,", "3.c");
+    char want[MAILDIR_UIDL_SIZE];
+    size_t want_len;
+    for (size_t i = 1; i <= 2; i++) {
+        size_t len;
+        const char *u = maildir_msg_uidl(md, i, &len);
+        const char *name = maildir_msg_name(md, i);
+        assert_non_null(memchr(u, '/', len));
+        assert_true(len <= MAILDIR_UIDL_MAX);
+        assert_false(len == 3 && memcmp(u, name, 3) == 0);
+        /* The same every time: derived from the name alone. */
+        assert_int_equal(maildir_uidl_hashed(name, 3, 0, want, &want_len), 0);
+        assert_int_equal(len, want_len);
+        assert_memory_equal(u, want, len);
+    }
+    assert_msg(md, 3, "5.e:2,", "5.e");
+    maildir_free(md);
+}
+
 /* Both files in one maildir: the one written last wins. */
 static void test_load_picks_newest(void **state)
 {
@@ -238,6 +274,7 @@ int main(void)
         cmocka_unit_test(test_v3_migrated_order),
         cmocka_unit_test(test_rejected_and_malformed),
         cmocka_unit_test(test_p_uidl_validated),
+        cmocka_unit_test(test_legacy_uidl_is_another_messages_own),
         cmocka_unit_test(test_load_picks_newest),
         cmocka_unit_test(test_load_skips_a_fifo),
     };
