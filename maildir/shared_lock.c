@@ -12,29 +12,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "daemon/runtime/config.h"
+
 /* What a lock file holds; longer files are not ours to judge. */
 #define LOCK_TEXT_MAX 160
 
 struct lock_owner {
-    char host[SHARED_LOCK_HOST_MAX + 1];
+    char host[CONFIG_HOST_NAME_MAX + 1];
     long pid;
     char token[17];
 };
-
-int shared_lock_host_valid(const char *name)
-{
-    size_t n = strlen(name);
-    if (n == 0 || n > SHARED_LOCK_HOST_MAX)
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        char ch = name[i];
-        int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-                 (ch >= '0' && ch <= '9') || ch == '.' || ch == '-' || ch == '_';
-        if (!ok)
-            return 0;
-    }
-    return 1;
-}
 
 static int lock_path(const char *root, const char *name, char *out, size_t len)
 {
@@ -58,14 +45,14 @@ static int new_token(char token[17])
 /* "fastpop-lock 1 host=H pid=P token=T\n"; -1 when it is not that. */
 static int parse_owner(const char *text, struct lock_owner *o)
 {
-    char host[SHARED_LOCK_HOST_MAX + 2];
+    char host[CONFIG_HOST_NAME_MAX + 2];
     char token[18];
     long pid;
     int used = 0;
     if (sscanf(text, "fastpop-lock 1 host=%65s pid=%ld token=%17s%n", host, &pid, token,
                &used) != 3 || used == 0)
         return -1;
-    if (!shared_lock_host_valid(host) || strlen(token) != 16 || pid <= 0 || pid > INT_MAX)
+    if (!config_host_name_valid(host) || strlen(token) != 16 || pid <= 0 || pid > INT_MAX)
         return -1;
     memcpy(o->host, host, strlen(host) + 1);
     memcpy(o->token, token, 17);
@@ -188,7 +175,7 @@ int shared_lock_acquire(const char *root, const char *host, pid_t pid, int stale
     char path[PATH_MAX], mine[PATH_MAX], name[128];
     struct stat own, st;
     memset(lk, 0, sizeof(*lk));
-    if (!shared_lock_host_valid(host)) {
+    if (!config_host_name_valid(host)) {
         errno = EINVAL;
         return -1;
     }

@@ -4,7 +4,8 @@
  * the holder's own, which is atomic on NFS too (a lost reply is caught by
  * the link count, as in the classic NFS-safe dotlock).
  *
- * The file says who holds it:  "fastpop-lock 1 host=H pid=P token=T\n".
+ * The file says who holds it:  "fastpop-lock 1 host=H pid=P token=T\n"
+ * (H follows config_host_name_valid()).
  * Its holder touches it every heartbeat (a third of the stale time); a lock
  * is stale when
  *   - its host is this host and its pid is gone (a crash here: at once), or
@@ -29,7 +30,6 @@
 #include <sys/types.h>
 
 #define SHARED_LOCK_NAME "fastpop.lock"
-#define SHARED_LOCK_HOST_MAX 64
 
 struct shared_lock {
     dev_t dev;
@@ -37,12 +37,6 @@ struct shared_lock {
     char token[17];          /* 16 hex digits, random */
     int held;
 };
-
-/*
- * Whether name may identify a host in a lock file: 1-64 characters of
- * letters, digits, '.', '-' and '_'.
- */
-int shared_lock_host_valid(const char *name);
 
 /*
  * Take the lock of the maildir root as (host, pid). Returns 0 with lk held;

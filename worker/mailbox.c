@@ -27,6 +27,9 @@
  */
 #define INDEX_REBUILD_SECONDS 60.0
 
+/* Sessions of this worker holding a shared lock, the longest untouched first. */
+static struct pop3_session *beat_head, *beat_tail;
+
 /* Set once a trouble with the index is logged; cleared when it works again. */
 static int index_trouble_logged;
 static double index_rebuilt_at = -INDEX_REBUILD_SECONDS;
@@ -74,6 +77,55 @@ static void report_index_ok(void)
     index_trouble_logged = 0;
 }
 
+static void beat_unlink(struct pop3_session *s)
+{
+    if (s->beat_prev)
+        s->beat_prev->beat_next = s->beat_next;
+    else if (beat_head == s)
+        beat_head = s->beat_next;
+    if (s->beat_next)
+        s->beat_next->beat_prev = s->beat_prev;
+    else if (beat_tail == s)
+        beat_tail = s->beat_prev;
+    s->beat_prev = s->beat_next = NULL;
+}
+
+static void beat_append(struct pop3_session *s, double now)
+{
+    s->beat_at = now;
+    s->beat_prev = beat_tail;
+    s->beat_next = NULL;
+    if (beat_tail)
+        beat_tail->beat_next = s;
+    else
+        beat_head = s;
+    beat_tail = s;
+}
+
+/* The lock file other hosts see; the maildir is made here on a first login. */
+static enum mailbox_open_result take_shared_lock(struct conn *c, struct pop3_session *s)
+{
+    const struct config *cfg = c->lp->cfg;
+    char holder[96] = "";
+    int rc = shared_lock_acquire(s->root, cfg->host_name, getpid(), cfg->mailbox_lock_stale,
+                                 &s->shared, holder, sizeof(holder));
+    if (rc == -1 && errno == ENOENT && mkdir(s->root, 0700) == 0)
+        rc = shared_lock_acquire(s->root, cfg->host_name, getpid(), cfg->mailbox_lock_stale,
+                                 &s->shared, holder, sizeof(holder));
+    if (rc == 0) {
+        s->uses_shared = 1;
+        beat_append(s, loop_now());
+        return MAILBOX_OPEN_OK;
+    }
+    if (errno == EBUSY) {
+        log_info("user=%s: %s is in use by %s (shared lock)", c->user, s->root, holder);
+        return MAILBOX_OPEN_IN_USE;
+    }
+    log_error("user=%s: cannot take the shared lock of %s: %s", c->user, s->root,
+              strerror(errno));
+    return MAILBOX_OPEN_FAILED;
+}
+
 enum mailbox_open_result mailbox_open(struct conn *c, const char *maildir)
 {
     size_t len = strlen(maildir);
@@ -96,6 +148,13 @@ enum mailbox_open_result mailbox_open(struct conn *c, const char *maildir)
         return busy ? MAILBOX_OPEN_IN_USE : MAILBOX_OPEN_FAILED;
     }
     s->locked = 1;
+    if (c->lp->cfg->mailbox_lock == CONFIG_MAILBOX_LOCK_SHARED) {
+        enum mailbox_open_result shared = take_shared_lock(c, s);
+        if (shared != MAILBOX_OPEN_OK) {
+            mailbox_close(s);
+            return shared;
+        }
+    }
     /*
      * The index decides whether any directory is read (shm/index_sync.h);
      * a first login creates the maildir. cur/ is opened only when a
@@ -245,10 +304,51 @@ void mailbox_update(struct pop3_session *s, unsigned *deleted, unsigned *failed)
         log_warning("fsync %s/cur: %s", s->root, strerror(errno));
 }
 
+int mailbox_still_locked(struct pop3_session *s, const char *user)
+{
+    /* held drops to 0 when a heartbeat already found the lock gone. */
+    if (!s->uses_shared || (s->shared.held && shared_lock_held(s->root, &s->shared)))
+        return 1;
+    log_warning("user=%s: the shared lock of %s was taken over by another server: this "
+                "session changes nothing", user, s->root);
+    return 0;
+}
+
+double mailbox_locks_next(const struct config *cfg, double now)
+{
+    if (beat_head == NULL)
+        return -1;
+    double left = beat_head->beat_at + cfg->mailbox_lock_stale / 3.0 - now;
+    return left < 0 ? 0 : left;
+}
+
+void mailbox_locks_beat(const struct config *cfg, double now)
+{
+    double interval = cfg->mailbox_lock_stale / 3.0;
+    /* Bounded: each session is touched at most once per call. */
+    for (struct pop3_session *s = beat_head; s != NULL && s->beat_at + interval <= now;
+         s = beat_head) {
+        beat_unlink(s);
+        if (shared_lock_refresh(s->root, &s->shared) == -1) {
+            if (errno == ENOLCK) {
+                log_warning("%s: the shared lock was taken over by another server (this "
+                            "session held it too long without a heartbeat)", s->root);
+                continue;   /* no longer held: QUIT will delete nothing */
+            }
+            log_warning("%s: cannot touch the shared lock: %s", s->root, strerror(errno));
+        }
+        beat_append(s, now);
+    }
+}
+
 void mailbox_close(struct pop3_session *s)
 {
     if (s == NULL)
         return;
+    if (s->shared.held || s->beat_prev != NULL || beat_head == s) {
+        beat_unlink(s);
+        shared_lock_release(s->root, &s->shared);
+    }
     if (s->cur_fd >= 0)
         close(s->cur_fd);
     if (s->locked)

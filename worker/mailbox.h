@@ -6,8 +6,11 @@
  * normalized maildir path: it conflicts across workers and within one, costs
  * no file descriptor per session, and the master releases it when its
  * holder dies (even kill -9), so a crashed session never leaves a mailbox
- * stuck. It does not lock out other servers, or another fastpop host sharing
- * the maildirs over NFS.
+ * stuck. With mailbox_lock = shared a session also holds the maildir's lock
+ * file (maildir/shared_lock.h), which fastpop hosts sharing the maildirs over
+ * NFS all respect; the worker touches it every third of mailbox_lock_stale
+ * (mailbox_locks_beat), and a session whose lock was taken over meanwhile
+ * deletes nothing at QUIT. Neither lock keeps out other servers.
  */
 #ifndef FASTPOP_MAILBOX_H
 #define FASTPOP_MAILBOX_H
@@ -16,6 +19,7 @@
 #include <stdint.h>
 
 #include "maildir/scan.h"
+#include "maildir/shared_lock.h"
 #include "shm/index.h"
 #include "worker/conn.h"
 
@@ -35,6 +39,10 @@ struct pop3_session {
     struct scoreboard *sb;    /* holds the lock, for the slot below */
     int slot;
     int locked;
+    int uses_shared;              /* mailbox_lock = shared: holds (or lost) the one below */
+    struct shared_lock shared;
+    double beat_at;               /* when shared was last touched (loop_now) */
+    struct pop3_session *beat_prev, *beat_next; /* sessions holding one, oldest beat first */
     int cur_fd;
     struct mbindex *ix;       /* where md comes from while it is NULL */
     struct index_head head;   /* the record the login answered from */
@@ -71,6 +79,15 @@ int mailbox_mark_seen(struct pop3_session *s, size_t i);
  * there (removed now or already gone), *failed the rest.
  */
 void mailbox_update(struct pop3_session *s, unsigned *deleted, unsigned *failed);
+/*
+ * Whether the session may still change the mailbox: 0 when its shared lock
+ * was taken over by another host (logged with user), 1 otherwise.
+ */
+int mailbox_still_locked(struct pop3_session *s, const char *user);
+/* Seconds until a shared lock is due for its heartbeat, or -1 when none is held. */
+double mailbox_locks_next(const struct config *cfg, double now);
+/* Touch the shared locks that are due (worker loop, after each batch). */
+void mailbox_locks_beat(const struct config *cfg, double now);
 /* Unlock and free. Deletes nothing. */
 void mailbox_close(struct pop3_session *s);
 

@@ -14,6 +14,14 @@ enum pop3_verdict pop3_cmd_quit_update(struct conn *c, char *args, struct pop3_r
     unsigned deleted, failed;
     (void)args;
 
+    if (!mailbox_still_locked(c->session, c->user)) {
+        /* Another host took the mailbox over: its session decides what goes. */
+        mailbox_close(c->session);
+        c->session = NULL;
+        r->close_after = 1;
+        pop3_set_reply(r, "IN-USE", "Mailbox lock lost to another server, nothing deleted");
+        return POP3_ERR;
+    }
     mailbox_update(c->session, &deleted, &failed);
     c->stats.deleted = deleted;
     stats_add(SV_DELETED, deleted);

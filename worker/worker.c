@@ -28,6 +28,7 @@
 #include "worker/conn_limits.h"
 #include "worker/conn_timer.h"
 #include "worker/loop.h"
+#include "worker/mailbox.h"
 
 /* Accepting in bursts keeps a connection storm from starving existing sessions. */
 #define ACCEPT_BURST 64
@@ -411,6 +412,9 @@ void worker_main(const struct worker_setup *ws)
         double auth_wait = auth_client_next_expiry(lp.auth, now);
         if (auth_wait >= 0 && (wait < 0 || auth_wait < wait))
             wait = auth_wait;
+        double beat_wait = mailbox_locks_next(lp.cfg, now);
+        if (beat_wait >= 0 && (wait < 0 || beat_wait < wait))
+            wait = beat_wait;
         if (yield_until > 0 && (wait < 0 || yield_until - now < wait))
             wait = yield_until > now ? yield_until - now : 0;
         int timeout = wait < 0 ? 60000 : (int)(wait * 1000.0) + 1;
@@ -427,6 +431,7 @@ void worker_main(const struct worker_setup *ws)
         auth_client_expire(lp.auth, now);
         conn_timer_expire(&lp, now);
         conn_limits_expire(&lp, now);
+        mailbox_locks_beat(lp.cfg, now);
         if (lp.stopping)
             conn_shutdown_idle(&lp);
         sweep(&lp);

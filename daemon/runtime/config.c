@@ -44,6 +44,7 @@ static const char *const log_levels[] = { "error", "warning", "info", "debug", N
 static const char *const tls_versions[] = { "TLSv1.2", "TLSv1.3", NULL };
 static const char *const ldap_scopes[] = { "sub", "one", "base", NULL };
 static const char *const ldap_auths[] = { "bind", "password", NULL };
+static const char *const mailbox_locks[] = { "local", "shared", NULL };
 
 #define FIELD(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
 
@@ -105,6 +106,13 @@ static const struct setting settings[] = {
     { "max_auth_failures", SET_INT, FIELD(max_auth_failures), "3", 1, 100, NULL, 0 },
     { "mark_seen", SET_BOOL, FIELD(mark_seen), "yes", 0, 0, NULL, 0 },
     { "index", SET_BOOL, FIELD(index), "yes", 0, 0, NULL, 0 },
+    /* Hosts sharing maildirs lock them with a file (maildir/shared_lock.h). A lock
+     * not touched for mailbox_lock_stale is free: long enough for an NFS server's
+     * hiccup (holders touch it every third of it), short enough that the users of a
+     * crashed host get their mailboxes back within a minute. */
+    { "mailbox_lock", SET_ENUM, FIELD(mailbox_lock), "local", 0, 0, mailbox_locks, 0 },
+    { "mailbox_lock_stale", SET_SECONDS, FIELD(mailbox_lock_stale), "60s", 3, 3600, NULL, 0 },
+    { "host_name", SET_STRING, FIELD(host_name), "", 1, 0, NULL, 0 },
     { "tls_cert", SET_PATHS, FIELD(tls_cert), NULL, 0, 0, NULL,
       offsetof(struct config, tls_cert_count) },
     { "tls_key", SET_PATHS, FIELD(tls_key), NULL, 0, 0, NULL,
@@ -407,6 +415,44 @@ static int check_tls_and_proxy(const struct config *cfg, char *err, size_t errle
     return 0;
 }
 
+int config_host_name_valid(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > CONFIG_HOST_NAME_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = name[i];
+        int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                 (ch >= '0' && ch <= '9') || ch == '.' || ch == '-' || ch == '_';
+        if (!ok)
+            return 0;
+    }
+    return 1;
+}
+
+/* host_name names this host in shared locks: the system's name unless set. */
+static int check_host_name(struct config *cfg, char *err, size_t errlen)
+{
+    int line = config_line_of(cfg, "host_name");
+    if (cfg->host_name[0] == '\0') {
+        char name[256];
+        if (gethostname(name, sizeof(name)) == -1 || !config_host_name_valid(name)) {
+            if (cfg->mailbox_lock != CONFIG_MAILBOX_LOCK_SHARED)
+                return 0;
+            return config_error(err, errlen, "%s:%d: mailbox_lock = shared needs host_name: "
+                                "the system's host name is not usable", cfg->path,
+                                config_line_of(cfg, "mailbox_lock"));
+        }
+        strcpy(cfg->host_name, name);
+        return 0;
+    }
+    if (!config_host_name_valid(cfg->host_name))
+        return config_error(err, errlen, "%s:%d: host_name: \"%s\" is not a host name (1-%d "
+                            "letters, digits, '.', '-', '_')", cfg->path, line, cfg->host_name,
+                            CONFIG_HOST_NAME_MAX);
+    return 0;
+}
+
 /* metrics_listen: one address, no flags; the metrics process serves GET /metrics there. */
 static int check_metrics(struct config *cfg, char *err, size_t errlen)
 {
@@ -525,7 +571,7 @@ int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
     if (check_tls_and_proxy(cfg, err, errlen) == -1)
         goto out;
     if (check_mechanisms(cfg, err, errlen) == -1 || check_metrics(cfg, err, errlen) == -1 ||
-        config_check_ldap(cfg, err, errlen) == -1)
+        config_check_ldap(cfg, err, errlen) == -1 || check_host_name(cfg, err, errlen) == -1)
         goto out;
     if (cfg->listen_count == 0) {
         if (lineno == 0)

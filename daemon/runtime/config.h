@@ -19,6 +19,13 @@
 #define CONFIG_DEFAULT_PATH "/etc/fastpop/fastpop.conf"
 #define CONFIG_MAX_LISTEN 16
 #define CONFIG_NAME_MAX 64
+/* A host in a shared mailbox lock file (maildir/shared_lock.h). */
+#define CONFIG_HOST_NAME_MAX 64
+
+enum config_mailbox_lock {
+    CONFIG_MAILBOX_LOCK_LOCAL,   /* the scoreboard: sessions of this host only */
+    CONFIG_MAILBOX_LOCK_SHARED,  /* and a lock file in the maildir, for hosts sharing it */
+};
 #define CONFIG_PATH_MAX 512
 
 enum config_log_target { CONFIG_LOG_SYSLOG, CONFIG_LOG_STDERR };
@@ -74,6 +81,9 @@ struct config {
     int  max_auth_failures;
     int  mark_seen;                       /* RETR adds the S flag */
     int  index;                           /* mailbox index in state_dir/index */
+    int  mailbox_lock;                    /* enum config_mailbox_lock */
+    int  mailbox_lock_stale;              /* seconds: a shared lock not touched is free */
+    char host_name[CONFIG_HOST_NAME_MAX + 1]; /* in shared locks; "" = gethostname() */
 
     char tls_cert[CONFIG_MAX_CERTS][CONFIG_PATH_MAX];  /* pairs with tls_key, in order */
     char tls_key[CONFIG_MAX_CERTS][CONFIG_PATH_MAX];
@@ -144,6 +154,12 @@ const char *config_login_warning(const struct config *cfg);
 /* Print the effective configuration in the file's own syntax. */
 void config_print(const struct config *cfg, FILE *out);
 /* Workers to run: the configured count, or the online CPUs for auto. */
+/*
+ * Whether name may stand for this host in a shared lock file: 1-64 of
+ * letters, digits, '.', '-' and '_' (it is written into, and parsed back
+ * from, a file other hosts read).
+ */
+int  config_host_name_valid(const char *name);
 int  config_worker_count(const struct config *cfg);
 /* The pidfile path (pid_file, or run_dir/fastpopd.pid). */
 void config_pid_path(const struct config *cfg, char *out, size_t outlen);

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon/runtime/config.h"
 #include "maildir/shared_lock.h"
 #include "t/unit/helper_maildir.h"
 
@@ -199,16 +200,16 @@ static void test_errors(void **state)
 {
     (void)state;
     struct shared_lock a;
-    assert_false(shared_lock_host_valid(""));
-    assert_false(shared_lock_host_valid("a b"));
-    assert_false(shared_lock_host_valid("a/b"));
-    char longname[SHARED_LOCK_HOST_MAX + 2];
+    assert_false(config_host_name_valid(""));
+    assert_false(config_host_name_valid("a b"));
+    assert_false(config_host_name_valid("a/b"));
+    char longname[CONFIG_HOST_NAME_MAX + 2];
     memset(longname, 'h', sizeof(longname) - 1);
     longname[sizeof(longname) - 1] = '\0';
-    assert_false(shared_lock_host_valid(longname));
-    longname[SHARED_LOCK_HOST_MAX] = '\0';
-    assert_true(shared_lock_host_valid(longname));
-    assert_true(shared_lock_host_valid("pop-3.example_org"));
+    assert_false(config_host_name_valid(longname));
+    longname[CONFIG_HOST_NAME_MAX] = '\0';
+    assert_true(config_host_name_valid(longname));
+    assert_true(config_host_name_valid("pop-3.example_org"));
     assert_int_equal(shared_lock_acquire("/tmp", "bad host", 1, STALE, &a, NULL, 0), -1);
     assert_int_equal(errno, EINVAL);
     assert_int_equal(shared_lock_acquire("/nonexistent/maildir", "h", 1, STALE, &a, NULL, 0),
