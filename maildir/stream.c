@@ -12,6 +12,19 @@ void maildir_stream_init(struct maildir_stream *st, enum maildir_stream_mode mod
     st->bol = 1;
 }
 
+void maildir_stream_workarounds(struct maildir_stream *st, unsigned flags)
+{
+    st->no_nuls = (flags & MAILDIR_STREAM_NO_NULS) != 0;
+    st->add_eoh = (flags & MAILDIR_STREAM_ADD_EOH) != 0;
+}
+
+static void replace_nuls(char *p, size_t n)
+{
+    char *end = p + n;
+    while ((p = memchr(p, '\0', (size_t)(end - p))) != NULL)
+        *p++ = (char)0x80;
+}
+
 static void end_of_line(struct maildir_stream *st)
 {
     int empty = st->line_len == 0 || (st->line_len == 1 && st->prev_cr);
@@ -48,6 +61,8 @@ static size_t convert(struct maildir_stream *st, const char *in, size_t n,
         size_t seg = lf ? (size_t)(lf - (in + i)) : n - i;
         if (seg > 0) {
             memcpy(w + o, in + i, seg);
+            if (st->no_nuls)
+                replace_nuls(w + o, seg);
             o += seg;
             st->octets += seg;
             st->prev_cr = in[i + seg - 1] == '\r';
@@ -102,12 +117,17 @@ int maildir_stream_feed(struct maildir_stream *st, const char *in, size_t n,
 
 int maildir_stream_finish(struct maildir_stream *st, struct buf *out)
 {
-    char tail[5];
+    char tail[7];
     size_t t = 0;
 
     if (!st->bol) {
         if (!st->prev_cr)
             tail[t++] = '\r';
+        tail[t++] = '\n';
+    }
+    /* TOP of a message with no empty line: the headers never ended. */
+    if (st->top && st->add_eoh && !st->in_body) {
+        tail[t++] = '\r';
         tail[t++] = '\n';
     }
     size_t eol = t;

@@ -33,6 +33,20 @@ enum maildir_stream_mode {
     MAILDIR_STREAM_TOP,
 };
 
+/*
+ * Workarounds for clients that break on valid input, as Dovecot's
+ * pop3_workarounds of the same names (off unless asked for):
+ *  - NO_NULS: a NUL byte is sent as 0x80 (Outlook stops reading a message
+ *    at a NUL). One octet for one: sizes do not change.
+ *  - ADD_EOH: TOP of a message that has no empty line ends its headers
+ *    with one (Outlook Express and Netscape wait for it). TOP output is
+ *    then RETR's plus "\r\n", no longer a prefix of it.
+ */
+enum maildir_stream_workaround {
+    MAILDIR_STREAM_NO_NULS = 1,
+    MAILDIR_STREAM_ADD_EOH = 2,
+};
+
 /* Plain data so a connection can embed it; touch it only through the API. */
 struct maildir_stream {
     uint64_t      octets;    /* sent, without stuffing dots and ".\r\n" */
@@ -43,11 +57,16 @@ struct maildir_stream {
     unsigned char line_len;  /* bytes of the current line, saturates at 2 */
     unsigned char in_body;   /* TOP: the headers have ended */
     unsigned char done;      /* TOP: every wanted line has been sent */
+    unsigned char no_nuls;   /* MAILDIR_STREAM_NO_NULS */
+    unsigned char add_eoh;   /* MAILDIR_STREAM_ADD_EOH */
 };
 
 /* top_lines is the TOP line count; RETR ignores it. */
 void maildir_stream_init(struct maildir_stream *st, enum maildir_stream_mode mode,
                          uint64_t top_lines);
+
+/* Turn on workarounds (enum maildir_stream_workaround), after init. */
+void maildir_stream_workarounds(struct maildir_stream *st, unsigned flags);
 
 /*
  * Convert bytes from in[0..n) and append them to out, until all are

@@ -115,5 +115,9 @@ struct conn_job *retr_job_new(struct conn *c, size_t i, int fd, long top)
     r->have = r->pos = 0;
     maildir_stream_init(&r->st, r->is_top ? MAILDIR_STREAM_TOP : MAILDIR_STREAM_RETR,
                         r->is_top ? (uint64_t)top : 0);
+    int w = c->lp->cfg->pop3_workarounds_set;
+    maildir_stream_workarounds(&r->st,
+                               ((w & CONFIG_WORKAROUND_OUTLOOK_NO_NULS) ? MAILDIR_STREAM_NO_NULS : 0) |
+                               ((w & CONFIG_WORKAROUND_OE_NS_EOH) ? MAILDIR_STREAM_ADD_EOH : 0));
     return &r->job;
 }

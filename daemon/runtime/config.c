@@ -106,6 +106,8 @@ static const struct setting settings[] = {
     { "max_auth_failures", SET_INT, FIELD(max_auth_failures), "3", 1, 100, NULL, 0 },
     { "mark_seen", SET_BOOL, FIELD(mark_seen), "yes", 0, 0, NULL, 0 },
     { "index", SET_BOOL, FIELD(index), "yes", 0, 0, NULL, 0 },
+    /* Off by default, as in Dovecot and Courier: they change what clients get. */
+    { "pop3_workarounds", SET_STRING, FIELD(pop3_workarounds), "", 1, 0, NULL, 0 },
     /* Hosts sharing maildirs lock them with a file (maildir/shared_lock.h). A lock
      * not touched for mailbox_lock_stale is free: long enough for an NFS server's
      * hiccup (holders touch it every third of it), short enough that the users of a
@@ -430,6 +432,30 @@ int config_host_name_valid(const char *name)
     return 1;
 }
 
+/* pop3_workarounds: words, each a workaround Dovecot's admins know by that name. */
+static int check_workarounds(struct config *cfg, char *err, size_t errlen)
+{
+    static const struct { const char *name; int flag; } known[] = {
+        { "outlook-no-nuls", CONFIG_WORKAROUND_OUTLOOK_NO_NULS },
+        { "oe-ns-eoh", CONFIG_WORKAROUND_OE_NS_EOH },
+    };
+    char words[sizeof(cfg->pop3_workarounds)];
+    strcpy(words, cfg->pop3_workarounds);
+    cfg->pop3_workarounds_set = 0;
+    for (char *save = NULL, *w = strtok_r(words, " \t,", &save); w != NULL;
+         w = strtok_r(NULL, " \t,", &save)) {
+        size_t i = 0;
+        while (i < sizeof(known) / sizeof(known[0]) && strcmp(w, known[i].name) != 0)
+            i++;
+        if (i == sizeof(known) / sizeof(known[0]))
+            return config_error(err, errlen, "%s:%d: pop3_workarounds: unknown \"%s\" (known: "
+                                "outlook-no-nuls oe-ns-eoh)", cfg->path,
+                                config_line_of(cfg, "pop3_workarounds"), w);
+        cfg->pop3_workarounds_set |= known[i].flag;
+    }
+    return 0;
+}
+
 /* host_name names this host in shared locks: the system's name unless set. */
 static int check_host_name(struct config *cfg, char *err, size_t errlen)
 {
@@ -571,7 +597,8 @@ int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
     if (check_tls_and_proxy(cfg, err, errlen) == -1)
         goto out;
     if (check_mechanisms(cfg, err, errlen) == -1 || check_metrics(cfg, err, errlen) == -1 ||
-        config_check_ldap(cfg, err, errlen) == -1 || check_host_name(cfg, err, errlen) == -1)
+        config_check_ldap(cfg, err, errlen) == -1 || check_host_name(cfg, err, errlen) == -1 ||
+        check_workarounds(cfg, err, errlen) == -1)
         goto out;
     if (cfg->listen_count == 0) {
         if (lineno == 0)

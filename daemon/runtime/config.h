@@ -22,6 +22,12 @@
 /* A host in a shared mailbox lock file (maildir/shared_lock.h). */
 #define CONFIG_HOST_NAME_MAX 64
 
+/* pop3_workarounds, as Dovecot names them (maildir/stream.h). */
+enum config_workaround {
+    CONFIG_WORKAROUND_OUTLOOK_NO_NULS = 1,
+    CONFIG_WORKAROUND_OE_NS_EOH = 2,
+};
+
 enum config_mailbox_lock {
     CONFIG_MAILBOX_LOCK_LOCAL,   /* the scoreboard: sessions of this host only */
     CONFIG_MAILBOX_LOCK_SHARED,  /* and a lock file in the maildir, for hosts sharing it */
@@ -81,6 +87,8 @@ struct config {
     int  max_auth_failures;
     int  mark_seen;                       /* RETR adds the S flag */
     int  index;                           /* mailbox index in state_dir/index */
+    char pop3_workarounds[CONFIG_NAME_MAX]; /* as written */
+    int  pop3_workarounds_set;            /* enum config_workaround, or-ed */
     int  mailbox_lock;                    /* enum config_mailbox_lock */
     int  mailbox_lock_stale;              /* seconds: a shared lock not touched is free */
     char host_name[CONFIG_HOST_NAME_MAX + 1]; /* in shared locks; "" = gethostname() */

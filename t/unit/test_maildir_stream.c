@@ -235,6 +235,68 @@ static void test_top_done_stops_reading(void **state)
     buf_free(&out);
 }
 
+/* Feed msg whole with workarounds; the result (with ".\r\n") goes to out. */
+static void stream_with(const char *msg, size_t n, long top, unsigned flags, struct buf *out,
+                        uint64_t *octets)
+{
+    struct maildir_stream st;
+    size_t c;
+    maildir_stream_init(&st, top < 0 ? MAILDIR_STREAM_RETR : MAILDIR_STREAM_TOP,
+                        top < 0 ? 0 : (uint64_t)top);
+    maildir_stream_workarounds(&st, flags);
+    assert_int_equal(maildir_stream_feed(&st, msg, n, out, 4096, &c), 0);
+    assert_int_equal(c, n);
+    assert_int_equal(maildir_stream_finish(&st, out), 0);
+    *octets = maildir_stream_octets(&st);
+}
+
+/* outlook-no-nuls: every NUL becomes 0x80, one for one, so LIST's size still holds. */
+static void test_workaround_no_nuls(void **state)
+{
+    static const char msg[] = "H: a\0b\r\n\r\n\0\0body\n";
+    static const char want[] = "H: a\x80" "b\r\n\r\n\x80\x80" "body\r\n.\r\n";
+    struct buf out;
+    uint64_t octets;
+    (void)state;
+    buf_init(&out, 4096);
+    stream_with(msg, sizeof(msg) - 1, NO_TOP, MAILDIR_STREAM_NO_NULS, &out, &octets);
+    assert_int_equal(buf_len(&out), sizeof(want) - 1);
+    assert_memory_equal(buf_rptr(&out), want, sizeof(want) - 1);
+    assert_int_equal(octets, size_of(msg, sizeof(msg) - 1, 3));
+    buf_consume(&out, buf_len(&out));
+    /* Off (the default): NULs go out as they are. */
+    stream_with(msg, sizeof(msg) - 1, NO_TOP, 0, &out, &octets);
+    assert_int_equal(buf_rptr(&out)[4], '\0');
+    buf_free(&out);
+}
+
+/* oe-ns-eoh: TOP of a headers-only message ends the headers with an empty line. */
+static void test_workaround_add_eoh(void **state)
+{
+    struct buf out;
+    uint64_t octets;
+    (void)state;
+    buf_init(&out, 4096);
+    stream_with("H: 1\r\nI: 2", 10, 0, MAILDIR_STREAM_ADD_EOH, &out, &octets);
+    assert_int_equal(buf_len(&out), strlen("H: 1\r\nI: 2\r\n\r\n.\r\n"));
+    assert_memory_equal(buf_rptr(&out), "H: 1\r\nI: 2\r\n\r\n.\r\n", buf_len(&out));
+    buf_consume(&out, buf_len(&out));
+    /* A message that has its empty line gets nothing more. */
+    stream_with("H: 1\n\nbody\n", 11, 0, MAILDIR_STREAM_ADD_EOH, &out, &octets);
+    assert_memory_equal(buf_rptr(&out), "H: 1\r\n\r\n.\r\n", buf_len(&out));
+    assert_int_equal(buf_len(&out), strlen("H: 1\r\n\r\n.\r\n"));
+    buf_consume(&out, buf_len(&out));
+    /* RETR is never changed by it: its size is what LIST said. */
+    stream_with("H: 1\r\n", 6, NO_TOP, MAILDIR_STREAM_ADD_EOH, &out, &octets);
+    assert_memory_equal(buf_rptr(&out), "H: 1\r\n.\r\n", buf_len(&out));
+    assert_int_equal(octets, 6);
+    buf_consume(&out, buf_len(&out));
+    /* Off: TOP stays a prefix of RETR. */
+    stream_with("H: 1\r\n", 6, 0, 0, &out, &octets);
+    assert_memory_equal(buf_rptr(&out), "H: 1\r\n.\r\n", buf_len(&out));
+    buf_free(&out);
+}
+
 static void test_backpressure_stops(void **state)
 {
     struct maildir_stream st;
@@ -310,6 +372,8 @@ int main(void)
         cmocka_unit_test(test_top_literals),
         cmocka_unit_test(test_top_done_stops_reading),
         cmocka_unit_test(test_backpressure_stops),
+        cmocka_unit_test(test_workaround_no_nuls),
+        cmocka_unit_test(test_workaround_add_eoh),
         cmocka_unit_test(test_random_inputs),
         cmocka_unit_test(test_size_fd_across_chunks),
     };
