@@ -34,7 +34,8 @@
  *   who [USER|IP[/PREFIX]]      one row per session
  *   kick USER|IP[/PREFIX]       END message "N": sessions told to end
  *   drain [deadline=S] [message=TEXT]
- *   drain-status                draining, sessions, cut, deadline_left
+ *   drain-status                draining, sessions, logged_in, cut, deadline_left,
+ *                               idle_limit (drain_idle_timeout)
  *   undrain
  *   reload                      END CONTROL_FAILED with "file:line: ..." if refused
  *   stop [deadline=S]

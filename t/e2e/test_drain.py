@@ -101,16 +101,21 @@ class DrainLetsSessionsFinish(DrainBase):
         self.addCleanup(half.close)
         self.assertTrue(half.line().startswith("+OK"))
         self.assertTrue(half.cmd("USER alice").startswith("+OK"))
+        sasl = self.d.connect()
+        self.addCleanup(sasl.close)
+        self.assertTrue(sasl.line().startswith("+OK"))
+        self.assertEqual(sasl.cmd("AUTH PLAIN"), "+ ")
         user = self.logged_in()
         started = time.monotonic()
         r = self.popctl("drain", "--no-wait", "--message", "Back soon")
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-        for p in (greeted, half):
+        for p in (greeted, half, sasl):
             self.assertEqual(p.line(), "-ERR [SYS/TEMP] Back soon")
             self.assertTrue(p.closed_by_server())
         # At once: long before the drain idle limit of 10 s.
         self.assertLess(time.monotonic() - started, 8.0)
         self.assertEqual(self.drain_status()["sessions"], "1")
+        self.assertEqual(self.ended("drain"), 3)
         self.assertTrue(user.cmd("NOOP").startswith("+OK"))
         self.assertTrue(user.cmd("DELE 1").startswith("+OK"))
         self.assertTrue(user.cmd("QUIT").startswith("+OK"))
@@ -171,14 +176,14 @@ class DrainDeadline(DrainBase):
 
     def test_deadline_cuts_what_is_left(self):
         self.d.deliver("alice", "Subject: keep\r\n\r\nbody\r\n")
-        chatty = self.logged_in()
-        self.assertTrue(chatty.cmd("DELE 1").startswith("+OK"))
+        held = self.logged_in()
+        self.assertTrue(held.cmd("DELE 1").startswith("+OK"))
         r = self.popctl("drain", "--deadline", "2", "--message", "Maint")
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
         self.assertIn("1 session(s) cut at the deadline", r.stdout)
         # Between commands when cut: told why, and nothing deleted.
-        self.assertEqual(chatty.line(), "-ERR [SYS/TEMP] Maint")
-        self.assertTrue(chatty.closed_by_server())
+        self.assertEqual(held.line(), "-ERR [SYS/TEMP] Maint")
+        self.assertTrue(held.closed_by_server())
         self.assertEqual(len(self.d.messages("alice")), 1)
         self.assertEqual(self.ended("drain-deadline"), 1)
         self.assertEqual(self.ended("drain-idle"), 0)
