@@ -10,9 +10,11 @@ import os
 import pty
 import select
 import subprocess
+import ssl
 import time
 
 from fastpop_harness import BIN, DaemonTest, main, wait_until
+from tls_fixture import TlsTest, client_context, login, tls_connect
 
 # Shorter than any drain idle limit below, so a pausing client is never "idle".
 PAUSE = 0.4
@@ -169,6 +171,37 @@ class DrainIdleLimit(DrainBase):
         self.addCleanup(fresh.close)
         self.assertTrue(fresh.line().startswith("+OK"))
         self.assertEqual(self.ended("drain-idle"), 0)
+
+
+class DrainOverTls(TlsTest):
+    """The drain's -ERR goes through TLS too, then the close_notify."""
+    tls_extra = "drain_idle_timeout = 1s\n"
+
+    def test_tls_sessions_told_inside_tls(self):
+        ctx = client_context(self.ca)
+        sessions = []
+        for logged_in in (False, True):
+            p = tls_connect(self.port(), ctx)
+            self.addCleanup(p.close)
+            self.assertTrue(p.line().startswith("+OK"))
+            if logged_in:
+                login(p)
+            sessions.append(p)
+        sock = os.path.join(self.d.run_dir, "control.sock")
+        r = subprocess.run([os.path.join(BIN, "popctl"), "-c", self.d.conf, "-s", sock,
+                            "drain", "--no-wait", "--message", "Maint"],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        for p in sessions:
+            self.assertEqual(p.line(), "-ERR [SYS/TEMP] Maint")
+            p.sock.settimeout(10)
+            try:
+                p.sock = p.sock.unwrap()   # returns once the server's close_notify came
+            except (ssl.SSLError, OSError) as e:
+                self.fail("no close_notify after the drain's -ERR: %r" % e)
+        log = self.d.log()
+        self.assertRegex(log, r"session user=alice .*reason=drain-idle .*tls=TLSv1\.[23]")
+        self.assertRegex(log, r"session user=- .*reason=drain .*tls=TLSv1\.[23]")
 
 
 class DrainDeadline(DrainBase):
