@@ -160,7 +160,9 @@ class PopctlTest(DaemonTest):
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
         self.assertIn("1 session(s) cut", r.stdout)
         self.assertGreaterEqual(took, 1.9)
-        self.assertLess(took, 3.0)
+        # Returned at the deadline, not at popctl's give-up (deadline + 5 s); generous,
+        # as the machine may be loaded (3.6 s seen under the sanitizers at load 11).
+        self.assertLess(took, 6.5)
         self.assertEqual(len(self.d.messages("alice")), 1)
         # Still draining after a reload, with the new workers too.
         r = self.popctl("reload")
