@@ -421,7 +421,8 @@ static void test_durations(void **state)
     assert_int_equal(cfg_a.drain_idle_timeout, 1);
     load_ok(LISTEN1 "drain_idle_timeout = 1h\n");
     assert_int_equal(cfg_a.drain_idle_timeout, 3600);
-    load_err(LISTEN1 "drain_idle_timeout = 0\n", 2, "drain_idle_timeout: 0 seconds is out of range");
+    load_err(LISTEN1 "drain_idle_timeout = 0\n", 2,
+             "drain_idle_timeout: 0 seconds is out of range");
     load_err(LISTEN1 "\ndrain_idle_timeout = 61m\n", 3, "out of range");
     load_err(LISTEN1 "drain_idle_timeout = 5x\n", 2, "drain_idle_timeout");
     load_err(LISTEN1 "drain_idle_timeout = -1\n", 2, "drain_idle_timeout");
