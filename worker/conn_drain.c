@@ -4,8 +4,7 @@
 
 #include "worker/conn_io.h"
 
-/* What drained sessions are told when popctl drain gave no --message. */
-static const char default_message[] = "Server is going down for maintenance";
+const char conn_drain_default_message[] = "Server is going down for maintenance";
 
 /* The client waits for a command's answer or sends the next: an -ERR reads as one. */
 static int between_commands(const struct conn *c)
@@ -34,7 +33,7 @@ static void tell_and_close(struct conn *c, const char *reason)
 void conn_drain_update(struct loop *lp, int draining, const char *message)
 {
     snprintf(lp->drain_message, sizeof(lp->drain_message), "%s",
-             message != NULL && message[0] != '\0' ? message : default_message);
+             message != NULL && message[0] != '\0' ? message : conn_drain_default_message);
     lp->draining = draining != 0;
     if (!lp->draining)
         return;

@@ -10,6 +10,9 @@
 
 #include "worker/conn.h"
 
+/* What clients are told when popctl drain gave no --message. */
+extern const char conn_drain_default_message[];
+
 /*
  * The drain flag and message as the worker just read them from the
  * scoreboard: remembered in lp and, while draining, every session not
