@@ -47,8 +47,8 @@ const char *const stats_command_names[STATS_COMMANDS] = {
 };
 const char *const stats_end_reasons[STATS_END_REASONS] = {
     "quit", "disconnected", "idle-timeout", "proxy-timeout", "tls-timeout", "kicked",
-    "cut", "drain", "shutdown", "auth-failures", "too-many-errors", "write-error",
-    "read-error", "input-overflow", "output-overflow", "epoll-error", "job-failed",
+    "drain", "drain-idle", "drain-deadline", "shutdown", "auth-failures", "too-many-errors",
+    "write-error", "read-error", "input-overflow", "output-overflow", "epoll-error", "job-failed",
     "proxy-invalid", "tls-error", "tls-handshake-failed", "refused", "login-timeout",
     "too-many-commands", "evicted", "other",
 };

@@ -97,7 +97,7 @@ enum stats_timing {
 };
 
 /* Session end reasons (stats_end_reasons), "other" last. */
-#define STATS_END_REASONS 25
+#define STATS_END_REASONS 26
 
 #define STATS_BUCKETS 17        /* 16 bounds below, then +Inf */
 #define STATS_HIST_VALUES (STATS_BUCKETS + 1)

@@ -14,6 +14,7 @@
 #include "daemon/runtime/log.h"
 #include "shm/stats.h"
 #include "worker/auth_client.h"
+#include "worker/conn_drain.h"
 #include "worker/conn_io.h"
 #include "worker/conn_limits.h"
 #include "worker/conn_timer.h"
@@ -561,8 +562,8 @@ int conn_new(struct loop *lp, int fd, const struct sockaddr *peer, int slot,
  * End the sessions that match: one between commands is told text and
  * closed now; one in the middle of a command (RETR streaming, a login at
  * the helper) at its next command boundary, so keep calling while this
- * returns more than 0. force closes at once. Nothing is deleted either
- * way: no UPDATE state.
+ * returns more than 0. SB_KICK_NOW (a drain's deadline) closes at once.
+ * Nothing is deleted either way: no UPDATE state.
  */
 static unsigned end_sessions(struct loop *lp, int (*match)(struct conn *c), const char *text,
                              const char *reason)
@@ -576,9 +577,12 @@ static unsigned end_sessions(struct loop *lp, int (*match)(struct conn *c), cons
             if (how == 0 || (how != SB_KICK_NOW &&
                              (c->state == CONN_CLOSING || c->state == CONN_LINGER)))
                 continue;
-            if (how == SB_KICK_NOW || c->state == CONN_PROXY ||
-                c->state == CONN_TLS_HANDSHAKE) {
-                conn_close(c, how == SB_KICK_NOW ? "cut" : reason);
+            if (how == SB_KICK_NOW) {
+                conn_drain_cut(c);
+                continue;
+            }
+            if (c->state == CONN_PROXY || c->state == CONN_TLS_HANDSHAKE) {
+                conn_close(c, reason);
                 continue;
             }
             if (!accepts_commands(c) || c->job != NULL || buf_len(&c->out) > 0) {
@@ -611,13 +615,6 @@ void conn_shutdown_idle(struct loop *lp)
 
 unsigned conn_sweep(struct loop *lp, int draining, const char *message)
 {
-    char text[SCOREBOARD_DRAIN_MESSAGE_MAX + 1];
-    unsigned pending = end_sessions(lp, match_kicked, "Disconnected by the administrator",
-                                    "kicked");
-    if (draining) {
-        snprintf(text, sizeof(text), "%s",
-                 message && message[0] ? message : "Server is going down for maintenance");
-        pending += end_sessions(lp, match_all, text, "drain");
-    }
-    return pending;
+    conn_drain_update(lp, draining, message);
+    return end_sessions(lp, match_kicked, "Disconnected by the administrator", "kicked");
 }

@@ -158,10 +158,10 @@ void conn_shutdown_idle(struct loop *lp);
 
 /*
  * End the sessions the master marked in the scoreboard (kick, or a drain
- * deadline: scoreboard_kick()) and, when draining, every session: the
- * ones between commands are told message and closed now, busy ones at
- * their next command boundary. Returns how many are still to end, so the
- * worker knows to call again.
+ * deadline: scoreboard_kick()): the ones between commands are told and
+ * closed now, busy ones at their next command boundary. When draining,
+ * sessions not logged in are closed too (worker/conn_drain.h). Returns how
+ * many are still to end, so the worker knows to call again.
  */
 unsigned conn_sweep(struct loop *lp, int draining, const char *message);
 

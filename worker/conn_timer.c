@@ -1,12 +1,13 @@
 #include "conn_timer.h"
 
+#include "worker/conn_drain.h"
 #include "worker/conn_limits.h"
 #include "worker/loop.h"
 
 static double timeout_of(const struct loop *lp, enum conn_timer t)
 {
     switch (t) {
-    case CONN_TIMER_IDLE: return lp->cfg->idle_timeout;
+    case CONN_TIMER_IDLE: return conn_drain_idle_limit(lp);
     case CONN_TIMER_LINGER: return lp->cfg->quit_linger;
     case CONN_TIMER_PROXY: return lp->cfg->proxy_timeout;
     case CONN_TIMER_HANDSHAKE: return lp->cfg->tls_handshake_timeout;
@@ -85,6 +86,11 @@ void conn_timer_expire(struct loop *lp, double now)
             struct conn *c = lp->timer_head[t];
             if (c->last_active + timeout > now)
                 break;
+            if (t == CONN_TIMER_IDLE && c->last_active + lp->cfg->idle_timeout > now) {
+                /* Only a drain's shorter limit has passed. */
+                conn_drain_idle(c);
+                continue;
+            }
             const char *bye = farewell((enum conn_timer)t);
             if (bye != NULL)
                 conn_limits_farewell(c, bye);

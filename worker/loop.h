@@ -24,7 +24,7 @@ struct tls_context;
  * sorted by deadline and the head is always the next to expire.
  */
 enum conn_timer {
-    CONN_TIMER_IDLE,       /* idle_timeout: between commands */
+    CONN_TIMER_IDLE,       /* idle_timeout; draining: drain_idle_timeout if shorter */
     CONN_TIMER_LINGER,     /* quit_linger: QUIT answered, waiting for the client's close */
     CONN_TIMER_PROXY,      /* proxy_timeout: waiting for the PROXY header */
     CONN_TIMER_HANDSHAKE,  /* tls_handshake_timeout */
@@ -52,6 +52,8 @@ struct loop {
     int stopping;                        /* shutdown: also close idle sessions */
     uint32_t sb_changes;                 /* scoreboard_changes() last acted on */
     int sweep_pending;                   /* kicked or drained sessions still busy */
+    int draining;                        /* popctl drain, as last read (worker/conn_drain.c) */
+    char drain_message[SCOREBOARD_DRAIN_MESSAGE_MAX + 1];  /* what drained sessions are told */
     struct auth_client *auth;
     struct mbindex *mbindex;             /* NULL: index = no, or it failed to open */
 };

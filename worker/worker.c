@@ -25,6 +25,7 @@
 #include "shm/stats.h"
 #include "worker/auth_client.h"
 #include "worker/conn.h"
+#include "worker/conn_drain.h"
 #include "worker/conn_limits.h"
 #include "worker/conn_timer.h"
 #include "worker/loop.h"
@@ -86,7 +87,7 @@ static void refuse_draining(int fd, const char *ip, const char *text)
 {
     char msg[SCOREBOARD_DRAIN_MESSAGE_MAX + 32];
     int n = snprintf(msg, sizeof(msg), "-ERR [SYS/TEMP] %s\r\n",
-                     text[0] ? text : "Server is going down for maintenance");
+                     text[0] ? text : conn_drain_default_message);
     ssize_t ignored = send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
     (void)ignored;
     close(fd);

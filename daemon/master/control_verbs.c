@@ -150,19 +150,29 @@ static int verb_drain(struct reply *r, int argc, char **argv)
     return control_reply_end(r, CONTROL_OK, "%u", scoreboard_active(ctl->sb));
 }
 
+/*
+ * What popctl drain shows while it waits: the sessions left (logged_in of
+ * them are being served to their QUIT), how many the deadline cut, the
+ * seconds to it, and the idle limit that ends the others sooner.
+ */
 static int verb_drain_status(struct reply *r, int argc, char **argv)
 {
     struct control *ctl = r->ctl;
-    char sessions[16], cut[16], left[32];
+    struct stats_gauges g;
+    char sessions[16], logged_in[16], cut[16], left[32], idle[16];
     (void)argv;
     if (argc != 1)
         return control_reply_end(r, CONTROL_BAD, "usage: drain-status");
     double rest = ctl->drain_deadline_set ? ctl->drain_deadline - control_mono_now() : -1.0;
+    control_gauges(ctl, &g);
     snprintf(sessions, sizeof(sessions), "%u", scoreboard_active(ctl->sb));
+    snprintf(logged_in, sizeof(logged_in), "%u", g.logged_in);
     snprintf(cut, sizeof(cut), "%u", ctl->drain_cut);
     snprintf(left, sizeof(left), "%.1f", rest < 0 ? 0.0 : rest);
+    snprintf(idle, sizeof(idle), "%d", ctl->cfg->drain_idle_timeout);
     const char *row[] = { "draining", scoreboard_master_draining(ctl->sb) ? "yes" : "no",
-                          "sessions", sessions, "cut", cut, "deadline_left", left, NULL };
+                          "sessions", sessions, "logged_in", logged_in, "cut", cut,
+                          "deadline_left", left, "idle_limit", idle, NULL };
     control_reply_row(r, row);
     return control_reply_end(r, CONTROL_OK, "ok");
 }

@@ -27,6 +27,7 @@
 #include "daemon/runtime/ipc.h"
 #include "daemon/popctl/popctl_client.h"
 #include "daemon/runtime/privdrop.h"
+#include "daemon/popctl/popctl_drain.h"
 #include "shm/credcache.h"
 #include "shm/index.h"
 #include "daemon/popctl/index_tool.h"
@@ -326,146 +327,19 @@ static int verb_reload(const struct config *cfg, int argc, char **argv)
     return simple_change(cfg, argc, argv, "reload", 0, 0);
 }
 
-static double mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* --deadline S, --message TEXT, --no-wait into name=value arguments for the master. */
-static int drain_args(int argc, char **argv, char *out[], char deadline[32], char message[256],
-                      int *no_wait, int allow_message)
-{
-    int n = 1;
-    out[0] = argv[0];
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--deadline") == 0 && i + 1 < argc) {
-            snprintf(deadline, 32, "deadline=%s", argv[++i]);
-            out[n++] = deadline;
-        } else if (allow_message && strcmp(argv[i], "--message") == 0 && i + 1 < argc) {
-            snprintf(message, 256, "message=%s", argv[++i]);
-            out[n++] = message;
-        } else if (allow_message && strcmp(argv[i], "--no-wait") == 0) {
-            *no_wait = 1;
-        } else {
-            return -1;
-        }
-    }
-    out[n] = NULL;
-    return n;
-}
-
-/*
- * How a drain ended, for people (one line; failures on stderr) or for
- * scripts with --json: {"status": EXIT, "result": "drained"|"cut"|"stuck"|
- * "undrained"|"draining" (drain), "stopped"|"running" (stop), "sessions": N,
- * "cut": N, "message": "..."}.
- */
-static int drain_outcome(int exit_status, const char *result, long sessions, long cut,
-                         const char *text)
-{
-    if (json_output) {
-        printf("{\"status\": %d, \"result\": \"%s\", \"sessions\": %ld, \"cut\": %ld, "
-               "\"message\": ", exit_status, result, sessions, cut);
-        popctl_json_string(text);
-        printf("}\n");
-    } else {
-        fprintf(exit_status == EXIT_OK || strcmp(result, "cut") == 0 ? stdout : stderr, "%s\n",
-                text);
-    }
-    return exit_status;
-}
-
-/*
- * drain: the master refuses new connections and closes idle sessions at
- * once; popctl then watches until every session is gone (exit 0) or the
- * master cut the last ones at the deadline (exit 1, with the count).
- */
 static int verb_drain(const struct config *cfg, int argc, char **argv)
 {
-    struct answer *a = popctl_answer_new();
-    char *args[8], deadline[32], message[256];
-    int no_wait = 0, exit_status;
-    int n = argc <= 6 ? drain_args(argc, argv, args, deadline, message, &no_wait, 1) : -1;
-    if (n == -1) {
-        fprintf(stderr, "usage: popctl drain [--deadline SECONDS] [--message TEXT] "
-                        "[--no-wait]\n");
-        return EXIT_USAGE;
-    }
-    if (popctl_request(cfg, n, args, a, &exit_status) == -1)
-        return exit_status;
-    if (no_wait) {
-        long open_now = strtol(a->message, NULL, 10);
-        char text[64];
-        snprintf(text, sizeof(text), "draining: %ld session(s) open", open_now);
-        return drain_outcome(EXIT_OK, "draining", open_now, 0, text);
-    }
-    char *status_argv[] = { "drain-status", NULL };
-    double give_up = -1;
-    for (;;) {
-        if (popctl_request(cfg, 1, status_argv, a, &exit_status) == -1)
-            return exit_status;
-        long sessions = strtol(popctl_field(a, 0, "sessions"), NULL, 10);
-        long cut = strtol(popctl_field(a, 0, "cut"), NULL, 10);
-        if (strcmp(popctl_field(a, 0, "draining"), "yes") != 0) {
-            return drain_outcome(EXIT_FAILED, "undrained", sessions, cut,
-                                 "popctl: the drain was ended (undrain) before all sessions "
-                                 "were gone");
-        }
-        if (sessions == 0) {
-            if (cut > 0) {
-                char text[64];
-                snprintf(text, sizeof(text), "drained: %ld session(s) cut at the deadline", cut);
-                return drain_outcome(EXIT_FAILED, "cut", 0, cut, text);
-            }
-            return drain_outcome(EXIT_OK, "drained", 0, 0, "drained: no sessions left");
-        }
-        /* Sessions cut at the deadline take a moment to close; then give up. */
-        double left = strtod(popctl_field(a, 0, "deadline_left"), NULL);
-        if (give_up < 0 || left > 0)
-            give_up = mono() + left + 5.0;
-        if (mono() > give_up) {
-            char text[64];
-            snprintf(text, sizeof(text), "%ld session(s) still open after the deadline",
-                     sessions);
-            return drain_outcome(EXIT_FAILED, "stuck", sessions, cut, text);
-        }
-        struct timespec pause = { 0, 100 * 1000000L };
-        nanosleep(&pause, NULL);
-    }
+    return popctl_drain(cfg, argc, argv, json_output);
 }
 
-/* stop: a drain by another name, then the master exits; wait for it to be gone. */
+static int verb_drain_status(const struct config *cfg, int argc, char **argv)
+{
+    return popctl_drain_status(cfg, argc, argv, json_output);
+}
+
 static int verb_stop(const struct config *cfg, int argc, char **argv)
 {
-    struct answer *a = popctl_answer_new();
-    char *args[8], deadline[32], unused[256];
-    int no_wait = 0, exit_status;
-    int n = argc <= 3 ? drain_args(argc, argv, args, deadline, unused, &no_wait, 0) : -1;
-    if (n == -1) {
-        fprintf(stderr, "usage: popctl stop [--deadline SECONDS]\n");
-        return EXIT_USAGE;
-    }
-    long seconds = n == 2 ? strtol(deadline + strlen("deadline="), NULL, 10)
-                          : cfg->shutdown_timeout;
-    if (popctl_request(cfg, n, args, a, &exit_status) == -1)
-        return exit_status;
-    /* The master closes the socket last, as it exits. */
-    double give_up = mono() + (double)seconds + 15.0;
-    while (mono() < give_up) {
-        int fd = popctl_connect(cfg);
-        if (fd == -1) {
-            return drain_outcome(EXIT_OK, "stopped", 0, 0, "fastpopd stopped");
-        }
-        close(fd);
-        struct timespec pause = { 0, 100 * 1000000L };
-        nanosleep(&pause, NULL);
-    }
-    char text[96];
-    snprintf(text, sizeof(text), "popctl: fastpopd is still running %lds after stop",
-             seconds + 15);
-    return drain_outcome(EXIT_FAILED, "running", -1, 0, text);
+    return popctl_stop(cfg, argc, argv, json_output);
 }
 
 static const struct verb verbs[] = {
@@ -475,8 +349,9 @@ static const struct verb verbs[] = {
     { "who", "[USER|IP[/PREFIX]]: the sessions, one line each", verb_who },
     { "kick", "USER|IP[/PREFIX]: end those sessions (-ERR [SYS/TEMP]; nothing deleted)",
       verb_kick },
-    { "drain", "[--deadline S] [--message TEXT] [--no-wait]: refuse new sessions, end the "
-               "rest", verb_drain },
+    { "drain", "[--deadline S] [--message TEXT] [--no-wait]: refuse new sessions, serve "
+               "logged-in ones to their end", verb_drain },
+    { "drain-status", "draining?, the sessions left, the deadline", verb_drain_status },
     { "undrain", "accept connections again", verb_undrain },
     { "reload", "reread the configuration; says whether it was accepted", verb_reload },
     { "stop", "[--deadline S]: end the sessions, then fastpopd", verb_stop },
@@ -494,7 +369,7 @@ static void usage(FILE *out)
                  "  --json     answers for scripts (every verb that talks to fastpopd)\n"
                  "verbs:\n");
     for (const struct verb *v = verbs; v->name; v++)
-        fprintf(out, "  %-10s %s\n", v->name, v->help);
+        fprintf(out, "  %-12s %s\n", v->name, v->help);
 }
 
 int main(int argc, char **argv)

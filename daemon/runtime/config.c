@@ -73,6 +73,13 @@ static const char *const mailbox_locks[] = { "local", "shared", NULL };
  *    value makes the server wait that long for the client to close first, so
  *    TIME_WAIT stays on its side; a client that reads to EOF then waits that
  *    long, and on Linux a TIME_WAIT socket costs a few hundred bytes.
+ *  - drain_idle_timeout: during popctl drain, a logged-in session silent
+ *    this long is closed (issue 15). A client between two commands of a
+ *    download waits one round trip plus its own work: 10 s covers a slow
+ *    client and a slow link, while an idle client (one that keeps its
+ *    session open between polls) does not hold the drain for idle_timeout.
+ *    At least 1 s: 0 would cut sessions between commands again, losing
+ *    their DELEs; at most 1 h, the longest shutdown_timeout.
  */
 static const struct setting settings[] = {
     { "listen", SET_LISTEN, 0, 0, NULL, 0, 0, NULL, 0 },
@@ -102,6 +109,7 @@ static const struct setting settings[] = {
     { "max_preauth_commands", SET_INT, FIELD(max_preauth_commands), "50", 5, 10000, NULL, 0 },
     { "shutdown_timeout", SET_SECONDS, FIELD(shutdown_timeout), "30s", 1, 3600, NULL, 0 },
     { "quit_linger", SET_SECONDS, FIELD(quit_linger), "0s", 0, 30, NULL, 0 },
+    { "drain_idle_timeout", SET_SECONDS, FIELD(drain_idle_timeout), "10s", 1, 3600, NULL, 0 },
     { "max_bad_commands", SET_INT, FIELD(max_bad_commands), "10", 1, 1000, NULL, 0 },
     { "max_auth_failures", SET_INT, FIELD(max_auth_failures), "3", 1, 100, NULL, 0 },
     { "mark_seen", SET_BOOL, FIELD(mark_seen), "yes", 0, 0, NULL, 0 },

@@ -83,6 +83,7 @@ struct config {
     int  max_preauth_commands;            /* command lines before login */
     int  shutdown_timeout;                /* seconds */
     int  quit_linger;                     /* seconds to wait for the client's close */
+    int  drain_idle_timeout;              /* seconds: drained sessions may idle this long */
     int  max_bad_commands;
     int  max_auth_failures;
     int  mark_seen;                       /* RETR adds the S flag */

@@ -20,7 +20,7 @@
  * Verbs (arguments):
  *   stats [format=text|json|prometheus]
  *                               rows {"text": piece}: the pieces, joined, are
- *                               the document (shm/stats_render.h)
+ *                               the document (daemon/metrics/stats_render.h)
  *   stats-reset [format=...]    the same, then counting starts anew (a
  *                               changing verb; /metrics is never reset)
  *   status                      version, pid, uptime, config, workers, helper,
@@ -29,7 +29,8 @@
  *   who [USER|IP[/PREFIX]]      one row per session
  *   kick USER|IP[/PREFIX]       END message "N": sessions told to end
  *   drain [deadline=S] [message=TEXT]
- *   drain-status                draining, sessions, cut, deadline_left
+ *   drain-status                draining, sessions, logged_in, cut, deadline_left,
+ *                               idle_limit (drain_idle_timeout)
  *   undrain
  *   reload                      END CONTROL_FAILED with "file:line: ..." if refused
  *   stop [deadline=S]

@@ -1,5 +1,6 @@
 """popctl over the control socket against a running fastpopd with real
-sessions: status, who, kick (nothing deleted), drain in time and cut at the
+sessions: status, who, kick (nothing deleted), drain in time (sessions not
+logged in closed, logged-in ones served to their QUIT) and cut at the
 deadline, refusals while draining, undrain, reload good and bad, permission
 for a non-root caller, stop."""
 import json
@@ -54,6 +55,18 @@ class PopctlTest(DaemonTest):
                 return bytes(data)
             data += chunk
 
+    @staticmethod
+    def read_reply(p):
+        """A multi-line reply to its final dot, looking only at the tail (it is large)."""
+        data = bytearray(p.buf)
+        while not data.endswith(b"\r\n.\r\n"):
+            chunk = p.sock.recv(1 << 20)
+            if not chunk:
+                raise EOFError("closed inside a multi-line reply")
+            data += chunk
+        p.buf = b""
+        return bytes(data)
+
     def who(self, *target):
         r = self.popctl("--json", "who", *target)
         self.assertEqual(r.returncode, 0, r.stderr)
@@ -102,6 +115,9 @@ class PopctlTest(DaemonTest):
         self.d.deliver("alice", b"Subject: big\r\n\r\n" + (b"y" * 998 + b"\r\n") * (BIG // 1000))
         busy = self.session(rcvbuf=4096)
         idle = self.session(user="bob")
+        anon = self.d.connect()
+        self.addCleanup(anon.close)
+        self.assertTrue(anon.line().startswith("+OK"))
         busy.send("RETR 2\r\n")
         time.sleep(0.3)
         drain = subprocess.Popen(
@@ -109,24 +125,26 @@ class PopctlTest(DaemonTest):
              "--deadline", "20", "--message", "Maintenance now"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.addCleanup(drain.kill)
-        # The idle session is told and closed at once; the busy one goes on.
-        self.assertTrue(idle.line().startswith("-ERR [SYS/TEMP] Maintenance now"))
-        wait_until(lambda: self.who() and len(self.who()) == 1, what="idle session closed")
+        # Not logged in: told and closed at once. Logged in: served on.
+        self.assertEqual(anon.line(), "-ERR [SYS/TEMP] Maintenance now")
+        self.assertTrue(anon.closed_by_server())
+        wait_until(lambda: len(self.who()) == 2, what="the session not logged in closed")
         late = self.d.connect()
         self.assertEqual(late.line(), "-ERR [SYS/TEMP] Maintenance now")
         self.assertTrue(late.closed_by_server())
+        self.assertTrue(idle.cmd("NOOP").startswith("+OK"))
         self.assertIsNone(drain.poll())
-        # The busy session reads its message; then it is closed and the drain ends well.
+        # The busy session reads its message, deletes it and quits: the drain waited.
         self.assertTrue(busy.line().startswith("+OK"))
-        rest = self.read_to_close(busy)
-        self.assertGreater(len(rest), BIG // 2)
-        # The whole message, then the drain's word at the command boundary.
-        self.assertTrue(rest.endswith(b"\r\n.\r\n-ERR [SYS/TEMP] Maintenance now\r\n"),
-                        rest[-80:])
+        body = self.read_reply(busy)
+        self.assertEqual(len(body), 16 + 1000 * (BIG // 1000) + 3)
+        self.assertTrue(busy.cmd("DELE 2").startswith("+OK"))
+        self.assertTrue(busy.cmd("QUIT").startswith("+OK"))
+        self.assertTrue(idle.cmd("QUIT").startswith("+OK"))
         out, err = drain.communicate(timeout=15)
         self.assertEqual(drain.returncode, 0, out + err)
         self.assertIn("no sessions left", out)
-        self.assertEqual(len(self.d.messages("alice")), 2)
+        self.assertEqual(len(self.d.messages("alice")), 1)
         r = self.popctl("undrain")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertTrue(self.d.connect().line().startswith("+OK"))
@@ -142,7 +160,9 @@ class PopctlTest(DaemonTest):
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
         self.assertIn("1 session(s) cut", r.stdout)
         self.assertGreaterEqual(took, 1.9)
-        self.assertLess(took, 3.0)
+        # Returned at the deadline, not at popctl's give-up (deadline + 5 s); generous,
+        # as the machine may be loaded (3.6 s seen under the sanitizers at load 11).
+        self.assertLess(took, 6.5)
         self.assertEqual(len(self.d.messages("alice")), 1)
         # Still draining after a reload, with the new workers too.
         r = self.popctl("reload")

@@ -111,6 +111,7 @@ static void test_defaults(void **state)
     assert_int_equal(c->login_timeout, 60);  /* as Courier and Dovecot */
     assert_int_equal(c->max_preauth_commands, 50);
     assert_int_equal(c->shutdown_timeout, 30);
+    assert_int_equal(c->drain_idle_timeout, 10);
     assert_int_equal(c->max_bad_commands, 10);
     assert_int_equal(c->max_auth_failures, 3);
     assert_int_equal(c->mark_seen, 1);
@@ -415,6 +416,16 @@ static void test_durations(void **state)
     load_err(LISTEN1 "idle_timeout = 1441m\n", 2, "out of range");
     load_err(LISTEN1 "login_timeout = 4s\n", 2, "out of range");
     load_err(LISTEN1 "login_timeout = 61m\n", 2, "out of range");
+    /* drain_idle_timeout: 1 s to 1 h (config.c says why). */
+    load_ok(LISTEN1 "drain_idle_timeout = 1\n");
+    assert_int_equal(cfg_a.drain_idle_timeout, 1);
+    load_ok(LISTEN1 "drain_idle_timeout = 1h\n");
+    assert_int_equal(cfg_a.drain_idle_timeout, 3600);
+    load_err(LISTEN1 "drain_idle_timeout = 0\n", 2,
+             "drain_idle_timeout: 0 seconds is out of range");
+    load_err(LISTEN1 "\ndrain_idle_timeout = 61m\n", 3, "out of range");
+    load_err(LISTEN1 "drain_idle_timeout = 5x\n", 2, "drain_idle_timeout");
+    load_err(LISTEN1 "drain_idle_timeout = -1\n", 2, "drain_idle_timeout");
     load_err(LISTEN1 "shutdown_timeout = 0\n", 2, "out of range");
     load_err(LISTEN1 "shutdown_timeout = 61m\n", 2, "out of range");
     static const char *const bad[] = {
