@@ -308,11 +308,3 @@ void authcache_after(const struct auth_request *req, struct auth_result *res)
     explicit_bzero(&rec, sizeof(rec));
     sweep(now);
 }
-
-void authcache_check(struct authd *ad, const struct auth_request *req, struct auth_result *res)
-{
-    if (authcache_before(req, res))
-        return;
-    authd_check(ad, req, res);
-    authcache_after(req, res);
-}

@@ -2,8 +2,7 @@
  * The helper's side of the credential cache (shm/credcache.h): the helper is
  * its only writer, and the only reader of its verifiers (authcache/private).
  * Every password check the workers send goes through authcache_before() and
- * authcache_after() around the backend's check (auth/dispatch.c), or
- * authcache_check() synchronously. Before: a fresh positive match is
+ * authcache_after() around the backend's check (auth/dispatch.c). Before: a fresh positive match is
  * AUTH_OK and a fresh negative match AUTH_FAIL, without the backend. After
  * the backend's answer:
  *
@@ -62,8 +61,5 @@ int authcache_before(const struct auth_request *req, struct auth_result *res);
  * Not for answers authcache_before() gave (that would extend their life).
  */
 void authcache_after(const struct auth_request *req, struct auth_result *res);
-
-/* authcache_before(), authd_check(), authcache_after(): the synchronous way. */
-void authcache_check(struct authd *ad, const struct auth_request *req, struct auth_result *res);
 
 #endif

@@ -1,6 +1,7 @@
 #include "auth/dispatch.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,8 +10,8 @@
 #include <unistd.h>
 
 #include "auth/authcache.h"
+#include "auth/protocol.h"
 #include "auth/scram_server.h"
-#include "auth/server.h"
 #include "auth/text.h"
 #include "daemon/ipc.h"
 #include "daemon/log.h"
@@ -40,6 +41,17 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/*
+ * Never wait for a worker that does not read its answers: shut its
+ * connection down, and read no more of its requests (no work for a peer that
+ * is gone). The loop then sees the end and closes it.
+ */
+static void cut_peer(struct auth_dispatch *d, int slot)
+{
+    shutdown(d->fd[slot], SHUT_RDWR);
+    d->cut[slot] = 1;
+}
+
 static void peer_send(struct auth_dispatch *d, int slot, const void *msg, size_t len)
 {
     int fd = d->fd[slot];
@@ -47,11 +59,9 @@ static void peer_send(struct auth_dispatch *d, int slot, const void *msg, size_t
     if (fd < 0)
         return;
     if (send(fd, msg, len, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)len) {
-        /* As in auth_serve_fd(): never wait for a worker that does not read.
-         * Shutting it down makes the loop see the end and close it. */
         log_warning("worker connection %d: cannot answer (%s); closing it", slot,
                     errno == EAGAIN ? "socket full" : strerror(errno));
-        shutdown(fd, SHUT_RDWR);
+        cut_peer(d, slot);
     }
 }
 
@@ -60,12 +70,8 @@ static int build_reply(struct buf *b, uint32_t id, const struct auth_result *res
     /* The canonical name of a failed login stays in the helper (auth/authd.h). */
     const char *user = res->status == AUTH_OK ? res->user : "";
 
-    if (ipc_begin(b, AUTH_MSG_PASS_REPLY, id) == -1 ||
-        ipc_put_u32(b, (uint32_t)res->status) == -1 || ipc_put_str(b, user) == -1 ||
-        ipc_put_str(b, res->maildir) == -1 || ipc_put_str(b, res->message) == -1 ||
-        ipc_put_u64(b, res->status == AUTH_OK ? res->generation : 0) == -1)
-        return -1;
-    return 0;
+    return protocol_encode_pass_reply(b, id, res->status, user, res->maildir, res->message,
+                                      res->status == AUTH_OK ? res->generation : 0);
 }
 
 static void log_blocked(const char *ip, double seconds)
@@ -277,6 +283,7 @@ void dispatch_free(struct auth_dispatch *d)
 void dispatch_peer_open(struct auth_dispatch *d, int slot, int fd)
 {
     d->fd[slot] = fd;
+    d->cut[slot] = 0;
 }
 
 void dispatch_peer_closed(struct auth_dispatch *d, int slot)
@@ -327,49 +334,35 @@ static double refuse_blocked(struct auth_dispatch *d, const struct auth_request 
     return arrival + d->penalty.cfg.max_delay;
 }
 
-/* One password request: decode, refuse blocked addresses, start the check. */
-static int handle_pass(struct auth_dispatch *d, int slot, const void *msg, size_t len)
+/*
+ * Admit q (rate limit, room, penalty) and start its check: answered now,
+ * held, or when LDAP answers. The caller wipes q.
+ */
+static int start_pass(struct auth_dispatch *d, int slot, uint32_t id,
+                      const struct auth_pass_request *q, double arrival, struct auth_result *res)
 {
-    struct ipc_reader r;
-    uint32_t type, id;
-    char user[AUTH_USER_MAX], pass[AUTH_PASS_MAX], ip[AUTH_IP_MAX], mech[AUTH_MECH_MAX];
-    struct auth_result res;
-    double arrival = now_s(), left;
-
-    if (ipc_reader_init(&r, msg, len, &type, &id) == -1)
-        return -1;
-    ipc_get_str(&r, user, sizeof(user));
-    ipc_get_str(&r, pass, sizeof(pass));
-    ipc_get_str(&r, ip, sizeof(ip));
-    ipc_get_str(&r, mech, sizeof(mech));
-    if (ipc_reader_end(&r) == -1) {
-        explicit_bzero(pass, sizeof(pass));
-        errno = EPROTO;
-        return -1;
-    }
-    struct auth_request req = { user, pass, ip, mech };
+    struct auth_request req = { q->user, q->password, q->ip, q->mechanism };
+    double left;
     int k = d->free_head;
+
     if (!admit(d, &req, arrival)) {
-        tempfail_result(&res, "rate limited");
-        explicit_bzero(pass, sizeof(pass));
-        if (build_reply(&d->reply, id, &res) == 0)
+        tempfail_result(res, "rate limited");
+        if (build_reply(&d->reply, id, res) == 0)
             peer_send(d, slot, buf_rptr(&d->reply), buf_len(&d->reply));
         return 0;
     }
     if (k == NONE || !reserve(d)) {
-        tempfail_result(&res, "helper busy");
+        tempfail_result(res, "helper busy");
         authd_log_outcome(&req, "tempfail", "helper-busy");
-        explicit_bzero(pass, sizeof(pass));
-        if (build_reply(&d->reply, id, &res) == 0)
+        if (build_reply(&d->reply, id, res) == 0)
             peer_send(d, slot, buf_rptr(&d->reply), buf_len(&d->reply));
         return 0;
     }
-    if (d->have_penalty && penalty_blocked(&d->penalty, ip, arrival, &left)) {
-        explicit_bzero(pass, sizeof(pass));
+    if (d->have_penalty && penalty_blocked(&d->penalty, q->ip, arrival, &left)) {
         double at = refuse_blocked(d, &req, arrival);
-        memset(&res, 0, sizeof(res));
-        res.status = AUTH_FAIL;
-        if (build_reply(&d->reply, id, &res) == 0)
+        memset(res, 0, sizeof(*res));
+        res->status = AUTH_FAIL;
+        if (build_reply(&d->reply, id, res) == 0)
             send_at(d, slot, d->gen[slot], at, now_s());
         else
             d->pending--;
@@ -380,13 +373,41 @@ static int handle_pass(struct auth_dispatch *d, int slot, const void *msg, size_
     *f = (struct dispatch_inflight){ .used = 1, .next = NONE, .slot = slot,
                                      .gen = d->gen[slot], .id = id, .arrival = arrival };
     /* The credential cache may know this failure already (auth/authcache.h). */
-    int now = authcache_before(&req, &res);
-    if (!now && (now = authd_start(d->ad, &req, (uint64_t)k, &res)) == 1)
-        authcache_after(&req, &res);
+    int now = authcache_before(&req, res);
+    if (!now && (now = authd_start(d->ad, &req, (uint64_t)k, res)) == 1)
+        authcache_after(&req, res);
     if (now)
-        finish(d, k, &req, &res);
-    explicit_bzero(pass, sizeof(pass));
+        finish(d, k, &req, res);
     return 0;
+}
+
+/* One password request: decode, then start_pass(). */
+static int handle_pass(struct auth_dispatch *d, int slot, const void *msg, size_t len)
+{
+    struct auth_pass_request q;
+    uint32_t id;
+    struct auth_result res;
+    double arrival = now_s();
+
+    if (protocol_decode_pass_request(msg, len, &id, &q) == -1) {
+        explicit_bzero(&q, sizeof(q));
+        return -1;
+    }
+    int rc = start_pass(d, slot, id, &q, arrival, &res);
+    explicit_bzero(&q, sizeof(q));
+    return rc;
+}
+
+/*
+ * The answer that ends a SCRAM request without handling it: AUTH_FAIL (a
+ * blocked address) or AUTH_TEMPFAIL (rate limited, the helper is full).
+ */
+static int scram_refusal(struct buf *reply, uint32_t type, uint32_t id, const char *user,
+                         enum auth_status status)
+{
+    if (type == AUTH_MSG_SCRAM_START)
+        return protocol_encode_scram_challenge(reply, id, status, user, "", "");
+    return protocol_encode_scram_result(reply, id, status, "", "", "", "");
 }
 
 /*
@@ -396,65 +417,76 @@ static int handle_pass(struct auth_dispatch *d, int slot, const void *msg, size_
  * and the answer that ends an exchange counts for the address and the n=
  * user and waits its delay.
  */
-static int handle_scram(struct auth_dispatch *d, int slot, const void *msg, size_t len)
+static int answer_scram(struct auth_dispatch *d, int slot, uint32_t type, uint32_t id,
+                        const struct auth_scram_request *q)
 {
-    struct scram_outcome out;
+    char user[AUTH_USER_MAX];
+    enum auth_status status;
     double arrival = now_s(), left;
 
-    if (scram_peek(msg, len, &out) == -1)
-        return -1;
-    struct auth_request who = { out.user, "", out.ip, "SCRAM-SHA-256" };
+    scram_request_user(q, user, sizeof(user));
+    struct auth_request who = { user, "", q->ip, "SCRAM-SHA-256" };
     /* START too: it costs a key lookup, FINISH a derivation (issue 12, item 9). */
     if (!admit(d, &who, arrival)) {
-        if (scram_refusal(&out, AUTH_TEMPFAIL, &d->reply) == -1)
+        if (scram_refusal(&d->reply, type, id, user, AUTH_TEMPFAIL) == -1)
             return -1;
         peer_send(d, slot, buf_rptr(&d->reply), buf_len(&d->reply));
         return 0;
     }
     if (!reserve(d)) {
-        struct auth_request req = { out.user, "", out.ip, "SCRAM-SHA-256" };
-        authd_log_outcome(&req, "tempfail", "helper-busy");
-        if (scram_refusal(&out, AUTH_TEMPFAIL, &d->reply) == -1)
+        authd_log_outcome(&who, "tempfail", "helper-busy");
+        if (scram_refusal(&d->reply, type, id, user, AUTH_TEMPFAIL) == -1)
             return -1;
         peer_send(d, slot, buf_rptr(&d->reply), buf_len(&d->reply));
         return 0;
     }
-    if (d->have_penalty && penalty_blocked(&d->penalty, out.ip, arrival, &left)) {
-        struct auth_request req = { out.user, "", out.ip, "SCRAM-SHA-256" };
-        double at = refuse_blocked(d, &req, arrival);
-        if (scram_refusal(&out, AUTH_FAIL, &d->reply) == -1) {
+    if (d->have_penalty && penalty_blocked(&d->penalty, q->ip, arrival, &left)) {
+        double at = refuse_blocked(d, &who, arrival);
+        if (scram_refusal(&d->reply, type, id, user, AUTH_FAIL) == -1) {
             d->pending--;
             return -1;
         }
         send_at(d, slot, d->gen[slot], at, now_s());
         return 0;
     }
-    if (scram_handle_message_outcome(d->ad, msg, len, &d->reply, &out) == -1) {
+    int rc = type == AUTH_MSG_SCRAM_START
+                 ? scram_server_start(d->ad, id, q, &d->reply, &status)
+                 : scram_server_finish(d->ad, id, q, &d->reply, &status);
+    if (rc == -1) {
         d->pending--;
         return -1;
     }
     double now = now_s(), delay = 0;
-    if (out.final)
-        delay = penalize(d, out.ip, out.user, out.status, now);
+    /* FINISH ends an exchange, and so does a START that fails. */
+    if (type == AUTH_MSG_SCRAM_FINISH || status != AUTH_OK)
+        delay = penalize(d, q->ip, user, status, now);
     send_at(d, slot, d->gen[slot], arrival + delay, now);
     return 0;
+}
+
+/* AUTH_MSG_SCRAM_START and _FINISH: decode, then answer_scram(). */
+static int handle_scram(struct auth_dispatch *d, int slot, const void *msg, size_t len)
+{
+    struct auth_scram_request q;
+    uint32_t type, id;
+    int rc = -1;
+
+    if (protocol_decode_scram_request(msg, len, &type, &id, &q) == 0)
+        rc = answer_scram(d, slot, type, id, &q);
+    /* client_final holds the client's proof. */
+    explicit_bzero(&q, sizeof(q));
+    return rc;
 }
 
 /* A worker asks for the penalty view: a read-only descriptor of it, passed along. */
 static int handle_view(struct auth_dispatch *d, int slot, const void *msg, size_t len)
 {
-    struct ipc_reader r;
-    uint32_t type, id;
-    int fd = d->view != NULL ? penalty_view_reader_fd(d->view) : -1;
+    uint32_t id;
 
-    if (ipc_reader_init(&r, msg, len, &type, &id) == -1 || ipc_reader_end(&r) == -1) {
-        if (fd >= 0)
-            close(fd);
-        errno = EPROTO;
+    if (protocol_decode_view_request(msg, len, &id) == -1)
         return -1;
-    }
-    if (ipc_begin(&d->reply, AUTH_MSG_VIEW, id) == -1 ||
-        ipc_put_u32(&d->reply, fd >= 0 ? AUTH_OK : AUTH_TEMPFAIL) == -1) {
+    int fd = d->view != NULL ? penalty_view_reader_fd(d->view) : -1;
+    if (protocol_encode_view(&d->reply, id, fd >= 0 ? AUTH_OK : AUTH_TEMPFAIL) == -1) {
         if (fd >= 0)
             close(fd);
         return -1;
@@ -466,42 +498,77 @@ static int handle_view(struct auth_dispatch *d, int slot, const void *msg, size_
     if (d->fd[slot] >= 0 && ipc_send_fd(d->fd[slot], &d->reply, fd) == -1) {
         log_warning("worker connection %d: cannot pass the penalty view (%s); closing it", slot,
                     strerror(errno));
-        shutdown(d->fd[slot], SHUT_RDWR);
+        cut_peer(d, slot);
     }
     close(fd);
     return 0;
 }
 
+/*
+ * Every request type a worker may send, and its handler (auth/protocol.h).
+ * A handler returns 0, or -1 when the message is malformed (or cannot be
+ * answered at all): the worker's connection is closed then.
+ */
+static const struct {
+    uint32_t type;
+    int (*handle)(struct auth_dispatch *d, int slot, const void *msg, size_t len);
+} handlers[] = {
+    { AUTH_MSG_PASS_REQUEST, handle_pass },
+    { AUTH_MSG_SCRAM_START, handle_scram },
+    { AUTH_MSG_SCRAM_FINISH, handle_scram },
+    { AUTH_MSG_VIEW_REQUEST, handle_view },
+};
+
+/*
+ * One request from slot's connection into msg: its length, 0 when none is
+ * waiting, -1 when the connection is to be closed (errno 0 at EOF; other
+ * errors are logged).
+ */
+static ssize_t recv_request(struct auth_dispatch *d, int slot, unsigned char *msg, size_t len)
+{
+    for (;;) {
+        ssize_t n = ipc_recv(d->fd[slot], msg, len);
+        if (n > 0)
+            return n;
+        if (n == 0) {
+            errno = 0;
+            return -1;
+        }
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return 0;
+        if (errno != EINTR) {
+            log_warning("worker connection %d: %s; closing its connection", slot,
+                        errno == EMSGSIZE ? "request too long" : strerror(errno));
+            return -1;
+        }
+    }
+}
+
 int dispatch_serve(struct auth_dispatch *d, int slot, int burst)
 {
     unsigned char msg[IPC_MAX_MESSAGE];
-    char who[32];
 
-    snprintf(who, sizeof(who), "connection %d", slot);
     for (int i = 0; i < burst; i++) {
-        ssize_t n = auth_recv_request(d->fd[slot], msg, sizeof(msg), who);
-        uint32_t type = 0;
+        if (d->cut[slot]) {
+            errno = EPIPE;
+            return -1;
+        }
+        ssize_t n = recv_request(d, slot, msg, sizeof(msg));
         if (n <= 0)
             return (int)n;
-        if (n >= 4)
-            memcpy(&type, msg, sizeof(type));
-        int rc;
-        if (type == AUTH_MSG_PASS_REQUEST) {
-            rc = handle_pass(d, slot, msg, (size_t)n);
-        } else if (type == AUTH_MSG_VIEW_REQUEST) {
-            rc = handle_view(d, slot, msg, (size_t)n);
-        } else if (scram_is_request(msg, (size_t)n)) {
-            rc = handle_scram(d, slot, msg, (size_t)n);
-        } else {
-            /* Everything else is answered on the spot, as before. */
-            rc = auth_handle_message(d->ad, msg, (size_t)n, &d->reply);
-            if (rc == 0)
-                peer_send(d, slot, buf_rptr(&d->reply), buf_len(&d->reply));
+        uint32_t type = protocol_message_type(msg, (size_t)n);
+        int rc = -1;
+        for (size_t h = 0; h < sizeof(handlers) / sizeof(handlers[0]); h++) {
+            if (handlers[h].type == type) {
+                rc = handlers[h].handle(d, slot, msg, (size_t)n);
+                break;
+            }
         }
         explicit_bzero(msg, (size_t)n);
         if (rc == -1) {
-            log_warning("worker %s: malformed request (%zd bytes); closing its connection", who,
-                        n);
+            log_warning("worker connection %d: malformed request (%zd bytes); closing its "
+                        "connection", slot, n);
+            errno = EPROTO;
             return -1;
         }
     }
@@ -529,4 +596,29 @@ void dispatch_run(struct auth_dispatch *d)
 {
     authd_poll(d->ad);
     flush(d, 0);
+}
+
+/* 1 while a request waits for LDAP's answer. */
+static int awaiting_backend(const struct auth_dispatch *d)
+{
+    for (int k = 0; k < DISPATCH_MAX_INFLIGHT; k++) {
+        if (d->inflight[k].used)
+            return 1;
+    }
+    return 0;
+}
+
+void dispatch_drain(struct auth_dispatch *d, double max_seconds)
+{
+    double until = now_s() + max_seconds;
+
+    while (awaiting_backend(d)) {
+        double left = until - now_s();
+        if (left <= 0)
+            break;
+        int ms = authd_timeout_ms(d->ad), cap = (int)(left * 1000) + 1;
+        struct pollfd p = { .fd = authd_fd(d->ad), .events = POLLIN };
+        (void)poll(&p, p.fd >= 0, ms < 0 || ms > cap ? cap : ms);
+        authd_poll(d->ad);
+    }
 }

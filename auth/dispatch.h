@@ -62,6 +62,8 @@ struct auth_dispatch {
     int have_penalty;
     struct ratelimit rate;                /* helper work per client group (auth/ratelimit.h) */
     int fd[DISPATCH_MAX_PEERS];
+    /* 1: an answer could not be sent; the connection is shut down and read no more. */
+    unsigned char cut[DISPATCH_MAX_PEERS];
     uint32_t gen[DISPATCH_MAX_PEERS];
     struct dispatch_inflight *inflight;   /* DISPATCH_MAX_INFLIGHT, free-listed */
     int free_head;
@@ -77,6 +79,12 @@ struct auth_dispatch {
 int dispatch_init(struct auth_dispatch *d, struct authd *ad);
 /* New penalty settings from ad->cfg (after a reload); scores are kept. */
 void dispatch_reconfigure(struct auth_dispatch *d);
+/*
+ * For a clean stop: wait up to max_seconds for the answers the password
+ * databases still owe (LDAP; each is due within ldap_timeout), collecting
+ * them as the loop would. dispatch_free() then sends them with the rest.
+ */
+void dispatch_drain(struct auth_dispatch *d, double max_seconds);
 /* Send every held answer now, then free everything. */
 void dispatch_free(struct auth_dispatch *d);
 
@@ -86,7 +94,8 @@ void dispatch_peer_closed(struct auth_dispatch *d, int slot);
 
 /*
  * Read and handle up to burst datagrams from slot's socket. Returns 0 to keep
- * the peer, -1 to close it (EOF, malformed message, error; logged except EOF).
+ * the peer, -1 to close it (EOF, malformed message, an answer it did not
+ * take, error; logged except EOF).
  */
 int dispatch_serve(struct auth_dispatch *d, int slot, int burst);
 

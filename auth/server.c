@@ -10,112 +10,22 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "auth/authcache.h"
-#include "auth/scram_server.h"
-#include "daemon/ipc.h"
 #include "daemon/log.h"
 
 /* epoll data of the listening socket; peers use their slot index. */
 #define LISTEN_SLOT AUTH_SERVER_MAX_PEERS
 /* epoll data of authd's fd (the LDAP connections). */
 #define AUTHD_SLOT (AUTH_SERVER_MAX_PEERS + 1)
-/* What a shutdown still answers per peer before giving up on it. */
+/*
+ * What a shutdown still answers per peer: a worker has at most a few
+ * logins per connection out at once, so this is everything it has sent.
+ */
 #define SHUTDOWN_BURST 1024
-
-int auth_handle_message(struct authd *ad, const void *msg, size_t len, struct buf *reply)
-{
-    struct ipc_reader r;
-    uint32_t type, id;
-    char user[AUTH_USER_MAX], pass[AUTH_PASS_MAX], ip[AUTH_IP_MAX], mech[AUTH_MECH_MAX];
-    struct auth_result res;
-
-    if (scram_is_request(msg, len))
-        return scram_handle_message(ad, msg, len, reply);
-    int ok = ipc_reader_init(&r, msg, len, &type, &id) == 0 && type == AUTH_MSG_PASS_REQUEST;
-    if (ok) {
-        ipc_get_str(&r, user, sizeof(user));
-        ipc_get_str(&r, pass, sizeof(pass));
-        ipc_get_str(&r, ip, sizeof(ip));
-        ipc_get_str(&r, mech, sizeof(mech));
-        ok = ipc_reader_end(&r) == 0;
-    }
-    if (!ok) {
-        explicit_bzero(pass, sizeof(pass));
-        errno = EPROTO;
-        return -1;
-    }
-
-    struct auth_request req = { user, pass, ip, mech };
-    authcache_check(ad, &req, &res);
-    explicit_bzero(pass, sizeof(pass));
-
-    if (ipc_begin(reply, AUTH_MSG_PASS_REPLY, id) == -1 ||
-        ipc_put_u32(reply, (uint32_t)res.status) == -1 || ipc_put_str(reply, res.user) == -1 ||
-        ipc_put_str(reply, res.maildir) == -1 || ipc_put_str(reply, res.message) == -1 ||
-        ipc_put_u64(reply, res.status == AUTH_OK ? res.generation : 0) == -1)
-        return -1;
-    return 0;
-}
-
-/* "pid 123 uid 45" for log lines about a peer. */
-static const char *peer_label(int fd, char *out, size_t outlen)
-{
-    struct ucred cred;
-    socklen_t len = sizeof(cred);
-
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0)
-        snprintf(out, outlen, "pid %d uid %u", (int)cred.pid, (unsigned)cred.uid);
-    else
-        snprintf(out, outlen, "fd %d", fd);
-    return out;
-}
-
-ssize_t auth_recv_request(int fd, unsigned char *msg, size_t len, const char *who)
-{
-    for (;;) {
-        ssize_t n = ipc_recv(fd, msg, len);
-        if (n > 0)
-            return n;
-        if (n == 0) {
-            errno = 0;
-            return -1;
-        }
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
-            return 0;
-        if (errno != EINTR) {
-            log_warning("worker %s: %s; closing its connection", who,
-                        errno == EMSGSIZE ? "request too long" : strerror(errno));
-            return -1;
-        }
-    }
-}
-
-int auth_serve_fd(struct authd *ad, int fd, struct buf *reply, int burst)
-{
-    unsigned char msg[IPC_MAX_MESSAGE];
-    char who[64];
-
-    peer_label(fd, who, sizeof(who));
-    for (int i = 0; i < burst; i++) {
-        ssize_t n = auth_recv_request(fd, msg, sizeof(msg), who);
-        if (n <= 0)
-            return (int)n;
-        int rc = auth_handle_message(ad, msg, (size_t)n, reply);
-        explicit_bzero(msg, (size_t)n);
-        if (rc == -1) {
-            log_warning("worker %s: malformed request (%zd bytes); closing its connection",
-                        who, n);
-            return -1;
-        }
-        if (ipc_send(fd, reply) == -1) {
-            /* Never wait for a worker that does not read its answers. */
-            log_warning("worker %s: cannot answer (%s); closing its connection", who,
-                        errno == EAGAIN || errno == EWOULDBLOCK ? "socket full" : strerror(errno));
-            return -1;
-        }
-    }
-    return 0;
-}
+/*
+ * How long a shutdown waits for LDAP's answers to requests already out:
+ * each is due within ldap_timeout (at most 12 s), and the worker waits 15 s.
+ */
+#define SHUTDOWN_DRAIN_SECONDS 13.0
 
 void auth_server_set_mail_user(struct auth_server *srv, const char *mail_user)
 {
@@ -137,7 +47,6 @@ int auth_server_init(struct auth_server *srv, struct authd *ad, int listen_fd,
     srv->self_uid = geteuid();
     for (int i = 0; i < AUTH_SERVER_MAX_PEERS; i++)
         srv->peers[i].fd = -1;
-    buf_init(&srv->reply, IPC_MAX_MESSAGE);
     srv->authd_fd = -1;
     _Static_assert(DISPATCH_MAX_PEERS >= AUTH_SERVER_MAX_PEERS, "dispatch: too few peer slots");
     if (dispatch_init(&srv->dispatch, ad) == -1)
@@ -328,22 +237,28 @@ int auth_server_run(struct auth_server *srv, volatile sig_atomic_t *stop,
 
 void auth_server_shutdown(struct auth_server *srv)
 {
-    /* Held answers leave now: the workers would otherwise wait for their timeout. */
-    dispatch_free(&srv->dispatch);
     if (srv->listen_fd >= 0) {
         close(srv->listen_fd);
         srv->listen_fd = -1;
     }
+    /* What the peers have already sent goes the way of every request (auth/dispatch.h). */
     for (int i = 0; i < AUTH_SERVER_MAX_PEERS; i++) {
-        if (srv->peers[i].fd == -1)
-            continue;
-        (void)auth_serve_fd(srv->ad, srv->peers[i].fd, &srv->reply, SHUTDOWN_BURST);
-        close_peer(srv, i);
+        if (srv->peers[i].fd != -1 &&
+            dispatch_serve(&srv->dispatch, i, SHUTDOWN_BURST) == -1)
+            close_peer(srv, i);
+    }
+    dispatch_drain(&srv->dispatch, SHUTDOWN_DRAIN_SECONDS);
+    /* Held answers leave now: the workers would otherwise wait for their timeout. */
+    dispatch_free(&srv->dispatch);
+    for (int i = 0; i < AUTH_SERVER_MAX_PEERS; i++) {
+        if (srv->peers[i].fd != -1) {
+            close(srv->peers[i].fd);
+            srv->peers[i].fd = -1;
+        }
     }
     if (srv->epfd >= 0)
         close(srv->epfd);
     srv->epfd = -1;
-    buf_free(&srv->reply);
 }
 
 void auth_server_reconfigure(struct auth_server *srv)

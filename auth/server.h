@@ -23,7 +23,6 @@
 
 #include "auth/authd.h"
 #include "auth/dispatch.h"
-#include "daemon/buf.h"
 
 /*
  * Worker connections held at once: one per worker process (workers are
@@ -57,7 +56,6 @@ struct auth_server {
     uid_t mail_uid;
     int have_mail_uid;
     struct auth_peer peers[AUTH_SERVER_MAX_PEERS];
-    struct buf reply;
     /* Password requests as events: LDAP answers and penalty timers (auth/dispatch.h). */
     struct auth_dispatch dispatch;
     int authd_fd;           /* authd's fd as registered in epfd, or -1 */
@@ -65,30 +63,6 @@ struct auth_server {
     time_t refusal_logged;  /* when a refused peer was last logged */
     unsigned long refusals; /* refused since then */
 };
-
-/*
- * Decode one request datagram, decide it, and build the answer in reply.
- * Returns 0, or -1 (errno EPROTO) if msg is not a well-formed
- * AUTH_MSG_PASS_REQUEST; the caller drops the peer then. The password is
- * wiped from every buffer of this function; the caller wipes msg.
- */
-int auth_handle_message(struct authd *ad, const void *msg, size_t len, struct buf *reply);
-
-/*
- * Answer the requests waiting on fd, a connected SOCK_SEQPACKET socket, at
- * most `burst` of them. Returns 0 to keep the peer, -1 to close it (EOF,
- * malformed message, full socket, error); the reason has been logged then,
- * except for a plain EOF. reply is scratch space. Usable without a server:
- * the tests drive it over a socketpair.
- */
-int auth_serve_fd(struct authd *ad, int fd, struct buf *reply, int burst);
-
-/*
- * One request from a worker's connection into msg: its length, 0 when none
- * is waiting, -1 when the connection is to be closed (errno 0 at EOF; other
- * errors are logged, naming the worker as who).
- */
-ssize_t auth_recv_request(int fd, unsigned char *msg, size_t len, const char *who);
 
 /*
  * Set up srv on listen_fd (made non-blocking here). mail_user is the
@@ -114,7 +88,8 @@ int auth_server_run(struct auth_server *srv, volatile sig_atomic_t *stop,
                     volatile sig_atomic_t *reload, const sigset_t *waitmask);
 
 /*
- * For a clean exit: stop accepting, answer what the peers have already sent,
+ * For a clean exit: stop accepting, answer what the peers have already sent
+ * (through auth/dispatch.h, like any request, LDAP's answers included),
  * and close everything.
  */
 void auth_server_shutdown(struct auth_server *srv);
