@@ -6,7 +6,7 @@
  * The helper accepts only peers whose SO_PEERCRED uid is the mail user
  * (or its own uid when fastpop runs unprivileged) and whose process is a
  * child of the helper's parent, the master (a worker), or the master
- * itself; at most two connections per process (auth/server.h). Requests carry an id
+ * itself; at most two connections per process (auth/socket_server.h). Requests carry an id
  * chosen by the worker; answers echo it and may come in any order.
  *
  *   AUTH_MSG_PASS_REQUEST   id  str user, str password, str client_ip, str mechanism

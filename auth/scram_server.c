@@ -317,12 +317,12 @@ static int derived_salt(const char *user, unsigned char *salt)
  * for anyone: a stored user's own, else made-up ones (a {PLAIN} user's keys
  * are derived from that salt at FINISH). -1: the backend cannot answer.
  */
-static int find_salt(struct authd *ad, const char *user, struct scheme_scram *keys)
+static int find_salt(struct passdb *pdb, const char *user, struct scheme_scram *keys)
 {
     const char *stored;
 
     memset(keys, 0, sizeof(*keys));
-    if (authd_lookup_stored(ad, user, &stored) == -1)
+    if (passdb_file_lookup_stored(pdb, user, &stored) == -1)
         return -1;
     if (stored != NULL && scheme_scram_keys(stored, keys) == SCHEME_MATCH)
         return 0;
@@ -341,14 +341,14 @@ static int find_salt(struct authd *ad, const char *user, struct scheme_scram *ke
  * pays a derivation that is thrown away. So FINISH takes the same time for
  * all of them. -1: the backend cannot answer (tempfail).
  */
-static int find_keys(struct authd *ad, const char *user, struct exchange *ex)
+static int find_keys(struct passdb *pdb, const char *user, struct exchange *ex)
 {
     const char *stored;
     unsigned char salt[DERIVED_SALT_LEN], junk[16];
     struct scheme_scram wasted;
 
     memset(ex, 0, sizeof(*ex));
-    if (authd_lookup_stored(ad, user, &stored) == -1)
+    if (passdb_file_lookup_stored(pdb, user, &stored) == -1)
         return -1;
     if (derived_salt(user, salt) == -1)
         return -1;
@@ -442,7 +442,7 @@ static int reply_challenge(struct step *st, enum auth_status status, const char 
                                            message);
 }
 
-static int handle_start(struct authd *ad, const char *client_first, const char *ip,
+static int handle_start(struct passdb *pdb, const char *client_first, const char *ip,
                         struct step *reply)
 {
     struct scram_client_first cf;
@@ -458,7 +458,7 @@ static int handle_start(struct authd *ad, const char *client_first, const char *
         log_failure(cf.user, ip, "failed", "authzid");
         return reply_challenge(reply, AUTH_FAIL, cf.user, "", "authzid");
     }
-    if (find_salt(ad, cf.user, &keys) == -1) {
+    if (find_salt(pdb, cf.user, &keys) == -1) {
         log_failure(cf.user, ip, "tempfail", "backend");
         return reply_challenge(reply, AUTH_TEMPFAIL, cf.user, "", "backend unavailable");
     }
@@ -478,7 +478,7 @@ static int reply_result(struct step *st, const struct auth_result *res, const ch
                                         server_final, res->message);
 }
 
-static int handle_finish(struct authd *ad, const char *client_first, const char *server_first,
+static int handle_finish(struct passdb *pdb, const char *client_first, const char *server_first,
                          const char *client_final, const char *ip, struct step *reply)
 {
     struct scram_client_first cf;
@@ -498,7 +498,7 @@ static int handle_finish(struct authd *ad, const char *client_first, const char 
         log_failure(cf.user, ip, "failed", "stale-exchange");
         return reply_result(reply, &res, "");
     }
-    if (find_keys(ad, cf.user, &ex) == -1) {
+    if (find_keys(pdb, cf.user, &ex) == -1) {
         res.status = AUTH_TEMPFAIL;
         snprintf(res.message, sizeof(res.message), "backend unavailable");
         log_failure(cf.user, ip, "tempfail", "backend");
@@ -521,7 +521,7 @@ static int handle_finish(struct authd *ad, const char *client_first, const char 
         log_failure(cf.user, ip, "failed", why);
         return reply_result(reply, &res, "");
     }
-    if (authd_result_ok(ad, cf.user, &res) == -1) {
+    if (passdb_file_result_ok(pdb, cf.user, &res) == -1) {
         log_failure(cf.user, ip, "tempfail", "maildir");
         server_final[0] = '\0';
     } else {
@@ -543,24 +543,24 @@ void scram_request_user(const struct auth_scram_request *q, char *user, size_t l
         user[0] = '\0';
 }
 
-int scram_server_start(struct authd *ad, uint32_t id, const struct auth_scram_request *q,
+int scram_server_start(struct passdb *pdb, uint32_t id, const struct auth_scram_request *q,
                        struct buf *reply, enum auth_status *status)
 {
     struct step st = { reply, id, AUTH_TEMPFAIL };
 
-    if (ensure_secret() == -1 || handle_start(ad, q->client_first, q->ip, &st) == -1)
+    if (ensure_secret() == -1 || handle_start(pdb, q->client_first, q->ip, &st) == -1)
         return -1;
     *status = st.status;
     return 0;
 }
 
-int scram_server_finish(struct authd *ad, uint32_t id, const struct auth_scram_request *q,
+int scram_server_finish(struct passdb *pdb, uint32_t id, const struct auth_scram_request *q,
                         struct buf *reply, enum auth_status *status)
 {
     struct step st = { reply, id, AUTH_TEMPFAIL };
 
     if (ensure_secret() == -1 ||
-        handle_finish(ad, q->client_first, q->server_first, q->client_final, q->ip, &st) == -1)
+        handle_finish(pdb, q->client_first, q->server_first, q->client_final, q->ip, &st) == -1)
         return -1;
     *status = st.status;
     return 0;

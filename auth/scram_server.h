@@ -15,7 +15,7 @@
  * Equal cost: START derives nothing for anyone (it only looks the user up
  * for the salt and count); FINISH runs exactly one PBKDF2 (4096 iterations)
  * for everyone, a thrown-away one for users with stored keys. Both steps
- * take a token of the client's rate limit first (auth/dispatch.c).
+ * take a token of the client's rate limit first (auth/requests.c).
  *
  * Stateless between the two steps: the server nonce is
  * base64(random[12] || expiry[8] || HMAC-SHA256(secret, random || expiry ||
@@ -35,7 +35,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "auth/authd.h"
+#include "auth/passdb.h"
 #include "auth/protocol.h"
 #include "auth/scheme.h"
 #include "daemon/buf.h"
@@ -70,16 +70,16 @@ int scram_derive_keys(const char *password, const unsigned char *salt, size_t sa
                       unsigned long iter, struct scheme_scram *keys);
 
 /*
- * A START or FINISH request (auth/protocol.h) for ad: the CHALLENGE or the
+ * A START or FINISH request (auth/protocol.h) for pdb: the CHALLENGE or the
  * RESULT into reply, and its status into *status. Returns 0, or -1 when no
  * answer can be made (no secret for the nonces): the caller drops the peer.
- * Failures are logged like authd_check()'s, with mechanism=SCRAM-SHA-256.
+ * Failures are logged like passdb_check()'s, with mechanism=SCRAM-SHA-256.
  * The brute-force penalty and the rate limit are the caller's
- * (auth/dispatch.c).
+ * (auth/requests.c).
  */
-int scram_server_start(struct authd *ad, uint32_t id, const struct auth_scram_request *q,
+int scram_server_start(struct passdb *pdb, uint32_t id, const struct auth_scram_request *q,
                        struct buf *reply, enum auth_status *status);
-int scram_server_finish(struct authd *ad, uint32_t id, const struct auth_scram_request *q,
+int scram_server_finish(struct passdb *pdb, uint32_t id, const struct auth_scram_request *q,
                         struct buf *reply, enum auth_status *status);
 
 /* The n= user of q's client-first message, for the penalty; "" if it does not parse. */

@@ -2,7 +2,7 @@
  * SASL: the worker's base64 and PLAIN parsing (worker/sasl.c), and the
  * helper's SCRAM-SHA-256 server (auth/scram_server.c) against RFC 7677's
  * test vector and against a client written here, through the helper's
- * request path (auth/dispatch.c), the real IPC messages and a password file.
+ * request path (auth/requests.c), the real IPC messages and a password file.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,8 +22,8 @@
 
 #include <sys/socket.h>
 
-#include "auth/authd.h"
-#include "auth/dispatch.h"
+#include "auth/passdb.h"
+#include "auth/requests.h"
 #include "auth/protocol.h"
 #include "auth/scram_server.h"
 #include "daemon/ipc.h"
@@ -213,8 +213,8 @@ static void test_scram_client_first_parsing(void **state)
 /* --- SCRAM through the helper's message handler ----------------------------- */
 
 static char tmpdir[64];
-static struct authd ad;
-static struct auth_dispatch disp;   /* the helper's request path, serving sv[1] */
+static struct passdb pdb;
+static struct auth_requests disp;   /* the helper's request path, serving sv[1] */
 static int sv[2];                   /* sv[0]: the "worker" */
 static time_t fake_now;
 
@@ -252,14 +252,14 @@ static int setup_helper(void **state)
     struct config cfg;
     config_defaults(&cfg);
     snprintf(cfg.passwd_file, sizeof(cfg.passwd_file), "%s", path);
-    /* Answers leave at once: the penalty and the rate limit are test_auth_dispatch.c's. */
+    /* Answers leave at once: the penalty and the rate limit are test_auth_requests.c's. */
     cfg.auth_penalty = 0;
     cfg.auth_rate_limit = 0;
-    assert_int_equal(authd_init(&ad, &cfg), 0);
-    assert_int_equal(dispatch_init(&disp, &ad), 0);
+    assert_int_equal(passdb_init(&pdb, &cfg), 0);
+    assert_int_equal(requests_init(&disp, &pdb), 0);
     assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv),
                      0);
-    dispatch_peer_open(&disp, 0, sv[1]);
+    requests_peer_open(&disp, 0, sv[1]);
     static const unsigned char secret[32] = "test secret for scram nonces..";
     scram_set_secret(secret, sizeof(secret));
     fake_now = 1700000000;
@@ -271,11 +271,11 @@ static int teardown_helper(void **state)
 {
     char cmd[128];
     (void)state;
-    dispatch_peer_closed(&disp, 0);
-    dispatch_free(&disp);
+    requests_peer_closed(&disp, 0);
+    requests_free(&disp);
     close(sv[0]);
     close(sv[1]);
-    authd_free(&ad);
+    passdb_free(&pdb);
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
     assert_int_equal(system(cmd), 0);
     scram_set_clock(NULL);
@@ -299,8 +299,8 @@ static void exchange(uint32_t type, const char *const *fields, int n, struct aut
                          0);
     }
     assert_int_equal(ipc_send(sv[0], &req), 0);
-    assert_int_equal(dispatch_serve(&disp, 0, 1), 0);
-    dispatch_run(&disp);
+    assert_int_equal(requests_serve(&disp, 0, 1), 0);
+    requests_run(&disp);
     ssize_t len = ipc_recv(sv[0], msg, sizeof(msg));
     assert_true(len > 0);
     assert_int_equal(protocol_decode_reply(msg, (size_t)len, a), 0);
@@ -434,7 +434,7 @@ static void test_scram_server_first_is_ours(void **state)
     ipc_begin(&req, AUTH_MSG_SCRAM_START, 1);
     ipc_put_str(&req, first);
     assert_int_equal(ipc_send(sv[0], &req), 0);
-    assert_int_equal(dispatch_serve(&disp, 0, 1), -1);
+    assert_int_equal(requests_serve(&disp, 0, 1), -1);
     assert_int_equal(ipc_recv(sv[0], msg, sizeof(msg)), -1);
     assert_int_equal(errno, EAGAIN);
     buf_free(&req);

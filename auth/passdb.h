@@ -1,10 +1,10 @@
 /*
  * The helper's state and its one decision: is this password right for this
  * user, and where is the user's maildir. The socket server and --test both
- * come through authd_check(), so they cannot disagree.
+ * come through passdb_check(), so they cannot disagree.
  *
  * An unknown user costs the same work as a wrong password: the password is
- * checked against a dummy hash (see authd_check()). Every failed login is
+ * checked against a dummy hash (see passdb_check()). Every failed login is
  * logged at info level as one line for fail2ban:
  *
  *   auth failed user=<u> ip=<ip> mechanism=<m> reason=<reason>
@@ -12,16 +12,16 @@
  * reason is one of unknown-user, bad-password, empty-user, empty-password,
  * unknown-scheme, malformed-hash; from LDAP also no-password (an entry without
  * userPassword), ambiguous-user (the filter matched several entries),
- * account-refused (a bind refused as locked/disabled, auth/ldap.h);
+ * account-refused (a bind refused as locked/disabled, auth/passdb_ldap.h);
  * bad-user-name (outside the rule of daemon/username.h); from
- * the server ip-blocked (auth/dispatch.h) and cached-failure (auth/authcache.h). user, ip and mechanism are escaped with
+ * the server ip-blocked (auth/requests.h) and cached-failure (auth/cache_policy.h). user, ip and mechanism are escaped with
  * text_log_escape(), so each is one word of printable ASCII. Temporary
  * failures are logged as "auth tempfail ... reason=<reason>" (info; the cause
  * itself is logged once, at error level, where it is found), successes as
  * "auth ok ..." (debug). Passwords and hashes are never logged.
  */
-#ifndef FASTPOP_AUTH_AUTHD_H
-#define FASTPOP_AUTH_AUTHD_H
+#ifndef FASTPOP_AUTH_PASSDB_H
+#define FASTPOP_AUTH_PASSDB_H
 
 #include <stdint.h>
 
@@ -29,20 +29,20 @@
 #include "auth/protocol.h"
 #include "daemon/config.h"
 
-struct authd;
+struct passdb;
 struct auth_request;
 struct auth_result;
-struct ldap_backend;
+struct passdb_ldap;
 
 /*
- * An answer that came later (LDAP): tag is what authd_start() was given; req
+ * An answer that came later (LDAP): tag is what passdb_start() was given; req
  * is the request (password wiped by then), res may be changed (by the
  * credential cache) before it is sent.
  */
-typedef void authd_done_fn(void *arg, uint64_t tag, const struct auth_request *req,
+typedef void passdb_done_fn(void *arg, uint64_t tag, const struct auth_request *req,
                            struct auth_result *res);
 
-struct authd {
+struct passdb {
     struct config cfg;
     struct passwd_db db;
     /*
@@ -54,10 +54,10 @@ struct authd {
     const char *dummy;
     char fallback_hash[128];
 
-    /* passdb: which databases, asked in this order (auth/authd_async.c). */
+    /* passdb: which databases, asked in this order (auth/passdb.c). */
     int use_file, use_ldap;
-    struct ldap_backend *ldap;     /* NULL: not configured, or its setup failed */
-    authd_done_fn *done;           /* where asynchronous answers go */
+    struct passdb_ldap *ldap;     /* NULL: not configured, or its setup failed */
+    passdb_done_fn *done;           /* where asynchronous answers go */
     void *done_arg;
 };
 
@@ -71,10 +71,10 @@ struct auth_request {
 struct auth_result {
     enum auth_status status;
     /* AUTH_TEMPFAIL: the database could not be read or did not answer in time.
-     * Only then may stale-if-error answer (auth/authcache.h). */
+     * Only then may stale-if-error answer (auth/cache_policy.h). */
     int outage;
     /* AUTH_FAIL: the database refused the account itself (locked, disabled):
-     * every cached login of user is forgotten (auth/authcache.h). */
+     * every cached login of user is forgotten (auth/cache_policy.h). */
     int account_refused;
     /* The canonical name: on AUTH_OK, and on a failure when the database
      * found the account (the penalty and the cache go by it). A worker gets
@@ -89,17 +89,17 @@ struct auth_result {
 };
 
 /*
- * Set up ad from cfg (copied). The password file is read at the first check.
+ * Set up pdb from cfg (copied). The password file is read at the first check.
  * Returns 0, or -1 if no dummy hash could be made (crypt(3) broken): the
  * helper must not serve then, or unknown users would answer faster.
  */
-int authd_init(struct authd *ad, const struct config *cfg);
+int passdb_init(struct passdb *pdb, const struct config *cfg);
 
 /*
  * Take a new configuration (SIGHUP). The password file is read again at the
  * next check whether or not it changed: a reload means "look again".
  */
-void authd_reconfigure(struct authd *ad, const struct config *cfg);
+void passdb_reconfigure(struct passdb *pdb, const struct config *cfg);
 
 /*
  * Bring the password file up to date now and log what changed (a load
@@ -107,56 +107,56 @@ void authd_reconfigure(struct authd *ad, const struct config *cfg);
  * broken file shows in the log before the first login. Returns 0 if the
  * file is usable, -1 if not.
  */
-int authd_refresh(struct authd *ad);
+int passdb_file_refresh(struct passdb *pdb);
 
-void authd_free(struct authd *ad);
+void passdb_free(struct passdb *pdb);
 
 /*
  * Decide req into res and log the outcome (see above). The password file is
  * checked for changes first. Never fails: problems become AUTH_TEMPFAIL.
  * The caller wipes req->password.
  */
-void authd_check(struct authd *ad, const struct auth_request *req, struct auth_result *res);
+void passdb_check(struct passdb *pdb, const struct auth_request *req, struct auth_result *res);
 
-/* authd_check() for the password file alone (what authd_check() does for passdb = passwd-file). */
-void authd_check_file(struct authd *ad, const struct auth_request *req, struct auth_result *res);
+/* passdb_check() for the password file alone (what passdb_check() does for passdb = passwd-file). */
+void passdb_file_check(struct passdb *pdb, const struct auth_request *req, struct auth_result *res);
 
 /* The log line of an outcome: what is "ok", "failed" or "tempfail" (format above). */
-void authd_log_outcome(const struct auth_request *req, const char *what, const char *reason);
+void passdb_log_outcome(const struct auth_request *req, const char *what, const char *reason);
 
 /*
- * The event-loop way in (auth/authd_async.c). Start checking req: returns 1
+ * The event-loop way in (auth/passdb.c). Start checking req: returns 1
  * with the answer in res (password file, or refused before asking), or 0
- * when it goes to LDAP: the answer then comes through ad->done with tag.
- * Either way it is logged as authd_check() logs it. The caller wipes
+ * when it goes to LDAP: the answer then comes through pdb->done with tag.
+ * Either way it is logged as passdb_check() logs it. The caller wipes
  * req->password (a copy is kept while LDAP needs it).
  */
-int authd_start(struct authd *ad, const struct auth_request *req, uint64_t tag,
+int passdb_start(struct passdb *pdb, const struct auth_request *req, uint64_t tag,
                 struct auth_result *res);
-void authd_set_done(struct authd *ad, authd_done_fn *done, void *arg);
+void passdb_set_done(struct passdb *pdb, passdb_done_fn *done, void *arg);
 /* An fd for epoll (-1 if none), the next deadline in ms (-1 if none), and the work. */
-int authd_fd(const struct authd *ad);
-int authd_timeout_ms(const struct authd *ad);
-void authd_poll(struct authd *ad);
+int passdb_fd(const struct passdb *pdb);
+int passdb_timeout_ms(const struct passdb *pdb);
+void passdb_poll(struct passdb *pdb);
 
-/* Set up / stop the LDAP side from ad->cfg (called by init, reconfigure, free). */
-void authd_passdb_setup(struct authd *ad);
-void authd_passdb_teardown(struct authd *ad);
+/* Set up / stop the LDAP side from pdb->cfg (called by init, reconfigure, free). */
+void passdb_setup(struct passdb *pdb);
+void passdb_teardown(struct passdb *pdb);
 
 /*
  * For mechanisms that prove knowledge of the password without sending it
  * (SCRAM, see auth/scram_server.h): the stored password of user, as written
- * in the backend ("{SCHEME}..."), valid until the next call into ad.
+ * in the backend ("{SCHEME}..."), valid until the next call into pdb.
  * Returns 0 with *stored set, or NULL for an unknown user; -1 when the
  * backend cannot answer now (logged where it is found).
  */
-int authd_lookup_stored(struct authd *ad, const char *user, const char **stored);
+int passdb_file_lookup_stored(struct passdb *pdb, const char *user, const char **stored);
 
 /*
  * The AUTH_OK result for user, whose proof the caller has checked: the
  * canonical name and maildir into res. Returns 0, or -1 with res set to
  * AUTH_TEMPFAIL (the maildir cannot be made; logged).
  */
-int authd_result_ok(struct authd *ad, const char *user, struct auth_result *res);
+int passdb_file_result_ok(struct passdb *pdb, const char *user, struct auth_result *res);
 
 #endif

@@ -1,4 +1,4 @@
-#include "auth/dispatch.h"
+#include "auth/requests.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -9,7 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "auth/authcache.h"
+#include "auth/cache_policy.h"
 #include "auth/protocol.h"
 #include "auth/scram_server.h"
 #include "auth/text.h"
@@ -18,7 +18,7 @@
 
 #define NONE (-1)
 
-struct dispatch_inflight {
+struct request_inflight {
     int used;
     int next;               /* free list */
     int slot;
@@ -26,7 +26,7 @@ struct dispatch_inflight {
     double arrival;
 };
 
-struct dispatch_held {
+struct held_answer {
     int slot;
     uint32_t gen;
     double send_at;
@@ -46,13 +46,13 @@ static double now_s(void)
  * connection down, and read no more of its requests (no work for a peer that
  * is gone). The loop then sees the end and closes it.
  */
-static void cut_peer(struct auth_dispatch *d, int slot)
+static void cut_peer(struct auth_requests *d, int slot)
 {
     shutdown(d->fd[slot], SHUT_RDWR);
     d->cut[slot] = 1;
 }
 
-static void peer_send(struct auth_dispatch *d, int slot, const void *msg, size_t len)
+static void peer_send(struct auth_requests *d, int slot, const void *msg, size_t len)
 {
     int fd = d->fd[slot];
 
@@ -67,7 +67,7 @@ static void peer_send(struct auth_dispatch *d, int slot, const void *msg, size_t
 
 static int build_reply(struct buf *b, uint32_t id, const struct auth_result *res)
 {
-    /* The canonical name of a failed login stays in the helper (auth/authd.h). */
+    /* The canonical name of a failed login stays in the helper (auth/passdb.h). */
     const char *user = res->status == AUTH_OK ? res->user : "";
 
     return protocol_encode_pass_reply(b, id, res->status, user, res->maildir, res->message,
@@ -86,7 +86,7 @@ static void log_blocked(const char *ip, double seconds)
  * wait (seconds). Shared by password requests and SCRAM exchanges, so no
  * mechanism is a way around the penalty.
  */
-static double penalize(struct auth_dispatch *d, const char *ip, const char *user,
+static double penalize(struct auth_requests *d, const char *ip, const char *user,
                        enum auth_status status, double now)
 {
     double delay = 0;
@@ -117,9 +117,9 @@ static double penalize(struct auth_dispatch *d, const char *ip, const char *user
  * memory) it is dropped, never sent early: the worker's own timeout turns it
  * into a temporary failure.
  */
-static void send_at(struct auth_dispatch *d, int slot, uint32_t gen, double at, double now)
+static void send_at(struct auth_requests *d, int slot, uint32_t gen, double at, double now)
 {
-    struct dispatch_held *h = NULL;
+    struct held_answer *h = NULL;
 
     if (gen != d->gen[slot]) {
         d->pending--;
@@ -130,11 +130,11 @@ static void send_at(struct auth_dispatch *d, int slot, uint32_t gen, double at, 
         peer_send(d, slot, buf_rptr(&d->reply), buf_len(&d->reply));
         return;
     }
-    if (d->nheld >= DISPATCH_MAX_PENDING ||
+    if (d->nheld >= REQUESTS_MAX_PENDING ||
         (h = malloc(sizeof(*h) + buf_len(&d->reply))) == NULL) {
         d->pending--;
         log_error("auth penalty: cannot hold an answer (%s); dropped, the worker times out",
-                  d->nheld >= DISPATCH_MAX_PENDING ? "table full" : "no memory");
+                  d->nheld >= REQUESTS_MAX_PENDING ? "table full" : "no memory");
         return;
     }
     h->slot = slot;
@@ -146,16 +146,16 @@ static void send_at(struct auth_dispatch *d, int slot, uint32_t gen, double at, 
 }
 
 /*
- * Room for one more request from arrival to answer; 0 when DISPATCH_MAX_PENDING
+ * Room for one more request from arrival to answer; 0 when REQUESTS_MAX_PENDING
  * are already waiting: the request is then answered tempfail at once, before
  * any work, so an overload never makes answers leave early.
  */
-static int reserve(struct auth_dispatch *d)
+static int reserve(struct auth_requests *d)
 {
-    if (d->pending >= DISPATCH_MAX_PENDING) {
+    if (d->pending >= REQUESTS_MAX_PENDING) {
         if (!d->warned_full++)
             log_warning("auth: %d answers pending; new requests get a temporary failure",
-                        DISPATCH_MAX_PENDING);
+                        REQUESTS_MAX_PENDING);
         return 0;
     }
     d->pending++;
@@ -163,10 +163,10 @@ static int reserve(struct auth_dispatch *d)
 }
 
 /* The answer to in-flight record k: penalty, then now or later. */
-static void finish(struct auth_dispatch *d, int k, const struct auth_request *req,
+static void finish(struct auth_requests *d, int k, const struct auth_request *req,
                    struct auth_result *res)
 {
-    struct dispatch_inflight *f = &d->inflight[k];
+    struct request_inflight *f = &d->inflight[k];
     double now = now_s();
     /* The canonical name when the database found the account: "ALICE" is alice. */
     double delay = penalize(d, req->ip, res->user[0] ? res->user : req->user, res->status, now);
@@ -183,26 +183,26 @@ static void finish(struct auth_dispatch *d, int k, const struct auth_request *re
 static void on_done(void *arg, uint64_t tag, const struct auth_request *req,
                     struct auth_result *res)
 {
-    struct auth_dispatch *d = arg;
+    struct auth_requests *d = arg;
     /* Record LDAP's answer, or stale-if-error (may turn a tempfail into ok). */
-    authcache_after(req, res);
-    if (tag < DISPATCH_MAX_INFLIGHT && d->inflight[tag].used)
+    cache_policy_after(req, res);
+    if (tag < REQUESTS_MAX_INFLIGHT && d->inflight[tag].used)
         finish(d, (int)tag, req, res);
 }
 
-int dispatch_init(struct auth_dispatch *d, struct authd *ad)
+int requests_init(struct auth_requests *d, struct passdb *pdb)
 {
     struct penalty_config pc;
     struct ratelimit_config rc;
 
     memset(d, 0, sizeof(*d));
-    d->ad = ad;
-    for (int i = 0; i < DISPATCH_MAX_PEERS; i++)
+    d->pdb = pdb;
+    for (int i = 0; i < REQUESTS_MAX_PEERS; i++)
         d->fd[i] = -1;
-    d->inflight = calloc(DISPATCH_MAX_INFLIGHT, sizeof(*d->inflight));
-    d->held = calloc(DISPATCH_MAX_PENDING, sizeof(*d->held));
-    penalty_config_from(&pc, &ad->cfg);
-    ratelimit_config_from(&rc, &ad->cfg);
+    d->inflight = calloc(REQUESTS_MAX_INFLIGHT, sizeof(*d->inflight));
+    d->held = calloc(REQUESTS_MAX_PENDING, sizeof(*d->held));
+    penalty_config_from(&pc, &pdb->cfg);
+    ratelimit_config_from(&rc, &pdb->cfg);
     if (d->inflight == NULL || d->held == NULL ||
         ratelimit_init(&d->rate, &rc, RATELIMIT_ENTRIES) == -1 ||
         penalty_init(&d->penalty, &pc) == -1) {
@@ -220,21 +220,21 @@ int dispatch_init(struct auth_dispatch *d, struct authd *ad)
         d->view = NULL;
     }
     penalty_set_view(&d->penalty, d->view, now_s());
-    for (int i = 0; i < DISPATCH_MAX_INFLIGHT; i++)
-        d->inflight[i].next = i + 1 < DISPATCH_MAX_INFLIGHT ? i + 1 : NONE;
+    for (int i = 0; i < REQUESTS_MAX_INFLIGHT; i++)
+        d->inflight[i].next = i + 1 < REQUESTS_MAX_INFLIGHT ? i + 1 : NONE;
     buf_init(&d->reply, IPC_MAX_MESSAGE);
-    authd_set_done(ad, on_done, d);
+    passdb_set_done(pdb, on_done, d);
     return 0;
 }
 
-void dispatch_reconfigure(struct auth_dispatch *d)
+void requests_reconfigure(struct auth_requests *d)
 {
     struct penalty_config pc;
     struct ratelimit_config rc;
 
-    ratelimit_config_from(&rc, &d->ad->cfg);
+    ratelimit_config_from(&rc, &d->pdb->cfg);
     ratelimit_reconfigure(&d->rate, &rc);
-    penalty_config_from(&pc, &d->ad->cfg);
+    penalty_config_from(&pc, &d->pdb->cfg);
     if (penalty_reconfigure(&d->penalty, &pc) == -1) {
         log_error("auth penalty: no memory for %u entries; penalty off until the next reload",
                   pc.entries);
@@ -246,12 +246,12 @@ void dispatch_reconfigure(struct auth_dispatch *d)
     penalty_set_view(&d->penalty, d->view, now_s());
 }
 
-static void flush(struct auth_dispatch *d, int all)
+static void flush(struct auth_requests *d, int all)
 {
     double now = now_s();
 
     for (int i = 0; i < d->nheld;) {
-        struct dispatch_held *h = d->held[i];
+        struct held_answer *h = d->held[i];
         if (!all && h->send_at > now) {
             i++;
             continue;
@@ -266,10 +266,10 @@ static void flush(struct auth_dispatch *d, int all)
         d->warned_full = 0;
 }
 
-void dispatch_free(struct auth_dispatch *d)
+void requests_free(struct auth_requests *d)
 {
     flush(d, 1);
-    authd_set_done(d->ad, NULL, NULL);
+    passdb_set_done(d->pdb, NULL, NULL);
     free(d->held);
     free(d->inflight);
     if (d->have_penalty)
@@ -280,13 +280,13 @@ void dispatch_free(struct auth_dispatch *d)
     buf_free(&d->reply);
 }
 
-void dispatch_peer_open(struct auth_dispatch *d, int slot, int fd)
+void requests_peer_open(struct auth_requests *d, int slot, int fd)
 {
     d->fd[slot] = fd;
     d->cut[slot] = 0;
 }
 
-void dispatch_peer_closed(struct auth_dispatch *d, int slot)
+void requests_peer_closed(struct auth_requests *d, int slot)
 {
     d->fd[slot] = -1;
     d->gen[slot]++;
@@ -303,7 +303,7 @@ static void tempfail_result(struct auth_result *res, const char *why)
  * Whether req's client group may have work done now (auth/ratelimit.h). A
  * refusal is logged: the first of a flood as a warning, the rest at debug.
  */
-static int admit(struct auth_dispatch *d, const struct auth_request *req, double now)
+static int admit(struct auth_requests *d, const struct auth_request *req, double now)
 {
     int first;
 
@@ -316,7 +316,7 @@ static int admit(struct auth_dispatch *d, const struct auth_request *req, double
                     d->rate.cfg.rate, d->rate.cfg.burst);
     }
     if (first || log_enabled(LOG_LVL_DEBUG))
-        authd_log_outcome(req, "tempfail", "rate-limited");
+        passdb_log_outcome(req, "tempfail", "rate-limited");
     return 0;
 }
 
@@ -326,10 +326,10 @@ static int admit(struct auth_dispatch *d, const struct auth_request *req, double
  * address like any failure, and its answer waits the longest delay there is,
  * so being blocked never makes guessing faster. Returns when the answer may go.
  */
-static double refuse_blocked(struct auth_dispatch *d, const struct auth_request *req,
+static double refuse_blocked(struct auth_requests *d, const struct auth_request *req,
                              double arrival)
 {
-    authd_log_outcome(req, "failed", "ip-blocked");
+    passdb_log_outcome(req, "failed", "ip-blocked");
     (void)penalize(d, req->ip, req->user, AUTH_FAIL, now_s());
     return arrival + d->penalty.cfg.max_delay;
 }
@@ -338,7 +338,7 @@ static double refuse_blocked(struct auth_dispatch *d, const struct auth_request 
  * Admit q (rate limit, room, penalty) and start its check: answered now,
  * held, or when LDAP answers. The caller wipes q.
  */
-static int start_pass(struct auth_dispatch *d, int slot, uint32_t id,
+static int start_pass(struct auth_requests *d, int slot, uint32_t id,
                       const struct auth_pass_request *q, double arrival, struct auth_result *res)
 {
     struct auth_request req = { q->user, q->password, q->ip, q->mechanism };
@@ -353,7 +353,7 @@ static int start_pass(struct auth_dispatch *d, int slot, uint32_t id,
     }
     if (k == NONE || !reserve(d)) {
         tempfail_result(res, "helper busy");
-        authd_log_outcome(&req, "tempfail", "helper-busy");
+        passdb_log_outcome(&req, "tempfail", "helper-busy");
         if (build_reply(&d->reply, id, res) == 0)
             peer_send(d, slot, buf_rptr(&d->reply), buf_len(&d->reply));
         return 0;
@@ -368,21 +368,21 @@ static int start_pass(struct auth_dispatch *d, int slot, uint32_t id,
             d->pending--;
         return 0;
     }
-    struct dispatch_inflight *f = &d->inflight[k];
+    struct request_inflight *f = &d->inflight[k];
     d->free_head = f->next;
-    *f = (struct dispatch_inflight){ .used = 1, .next = NONE, .slot = slot,
+    *f = (struct request_inflight){ .used = 1, .next = NONE, .slot = slot,
                                      .gen = d->gen[slot], .id = id, .arrival = arrival };
-    /* The credential cache may know this failure already (auth/authcache.h). */
-    int now = authcache_before(&req, res);
-    if (!now && (now = authd_start(d->ad, &req, (uint64_t)k, res)) == 1)
-        authcache_after(&req, res);
+    /* The credential cache may know this failure already (auth/cache_policy.h). */
+    int now = cache_policy_before(&req, res);
+    if (!now && (now = passdb_start(d->pdb, &req, (uint64_t)k, res)) == 1)
+        cache_policy_after(&req, res);
     if (now)
         finish(d, k, &req, res);
     return 0;
 }
 
 /* One password request: decode, then start_pass(). */
-static int handle_pass(struct auth_dispatch *d, int slot, const void *msg, size_t len)
+static int handle_pass(struct auth_requests *d, int slot, const void *msg, size_t len)
 {
     struct auth_pass_request q;
     uint32_t id;
@@ -417,7 +417,7 @@ static int scram_refusal(struct buf *reply, uint32_t type, uint32_t id, const ch
  * and the answer that ends an exchange counts for the address and the n=
  * user and waits its delay.
  */
-static int answer_scram(struct auth_dispatch *d, int slot, uint32_t type, uint32_t id,
+static int answer_scram(struct auth_requests *d, int slot, uint32_t type, uint32_t id,
                         const struct auth_scram_request *q)
 {
     char user[AUTH_USER_MAX];
@@ -434,7 +434,7 @@ static int answer_scram(struct auth_dispatch *d, int slot, uint32_t type, uint32
         return 0;
     }
     if (!reserve(d)) {
-        authd_log_outcome(&who, "tempfail", "helper-busy");
+        passdb_log_outcome(&who, "tempfail", "helper-busy");
         if (scram_refusal(&d->reply, type, id, user, AUTH_TEMPFAIL) == -1)
             return -1;
         peer_send(d, slot, buf_rptr(&d->reply), buf_len(&d->reply));
@@ -450,8 +450,8 @@ static int answer_scram(struct auth_dispatch *d, int slot, uint32_t type, uint32
         return 0;
     }
     int rc = type == AUTH_MSG_SCRAM_START
-                 ? scram_server_start(d->ad, id, q, &d->reply, &status)
-                 : scram_server_finish(d->ad, id, q, &d->reply, &status);
+                 ? scram_server_start(d->pdb, id, q, &d->reply, &status)
+                 : scram_server_finish(d->pdb, id, q, &d->reply, &status);
     if (rc == -1) {
         d->pending--;
         return -1;
@@ -465,7 +465,7 @@ static int answer_scram(struct auth_dispatch *d, int slot, uint32_t type, uint32
 }
 
 /* AUTH_MSG_SCRAM_START and _FINISH: decode, then answer_scram(). */
-static int handle_scram(struct auth_dispatch *d, int slot, const void *msg, size_t len)
+static int handle_scram(struct auth_requests *d, int slot, const void *msg, size_t len)
 {
     struct auth_scram_request q;
     uint32_t type, id;
@@ -479,7 +479,7 @@ static int handle_scram(struct auth_dispatch *d, int slot, const void *msg, size
 }
 
 /* A worker asks for the penalty view: a read-only descriptor of it, passed along. */
-static int handle_view(struct auth_dispatch *d, int slot, const void *msg, size_t len)
+static int handle_view(struct auth_requests *d, int slot, const void *msg, size_t len)
 {
     uint32_t id;
 
@@ -511,7 +511,7 @@ static int handle_view(struct auth_dispatch *d, int slot, const void *msg, size_
  */
 static const struct {
     uint32_t type;
-    int (*handle)(struct auth_dispatch *d, int slot, const void *msg, size_t len);
+    int (*handle)(struct auth_requests *d, int slot, const void *msg, size_t len);
 } handlers[] = {
     { AUTH_MSG_PASS_REQUEST, handle_pass },
     { AUTH_MSG_SCRAM_START, handle_scram },
@@ -524,7 +524,7 @@ static const struct {
  * waiting, -1 when the connection is to be closed (errno 0 at EOF; other
  * errors are logged).
  */
-static ssize_t recv_request(struct auth_dispatch *d, int slot, unsigned char *msg, size_t len)
+static ssize_t recv_request(struct auth_requests *d, int slot, unsigned char *msg, size_t len)
 {
     for (;;) {
         ssize_t n = ipc_recv(d->fd[slot], msg, len);
@@ -544,7 +544,7 @@ static ssize_t recv_request(struct auth_dispatch *d, int slot, unsigned char *ms
     }
 }
 
-int dispatch_serve(struct auth_dispatch *d, int slot, int burst)
+int requests_serve(struct auth_requests *d, int slot, int burst)
 {
     unsigned char msg[IPC_MAX_MESSAGE];
 
@@ -575,10 +575,10 @@ int dispatch_serve(struct auth_dispatch *d, int slot, int burst)
     return 0;
 }
 
-int dispatch_timeout_ms(const struct auth_dispatch *d)
+int requests_timeout_ms(const struct auth_requests *d)
 {
     double now = now_s(), first = -1;
-    int ms = authd_timeout_ms(d->ad);
+    int ms = passdb_timeout_ms(d->pdb);
 
     for (int i = 0; i < d->nheld; i++) {
         if (first < 0 || d->held[i]->send_at < first)
@@ -592,23 +592,23 @@ int dispatch_timeout_ms(const struct auth_dispatch *d)
     return ms;
 }
 
-void dispatch_run(struct auth_dispatch *d)
+void requests_run(struct auth_requests *d)
 {
-    authd_poll(d->ad);
+    passdb_poll(d->pdb);
     flush(d, 0);
 }
 
 /* 1 while a request waits for LDAP's answer. */
-static int awaiting_backend(const struct auth_dispatch *d)
+static int awaiting_backend(const struct auth_requests *d)
 {
-    for (int k = 0; k < DISPATCH_MAX_INFLIGHT; k++) {
+    for (int k = 0; k < REQUESTS_MAX_INFLIGHT; k++) {
         if (d->inflight[k].used)
             return 1;
     }
     return 0;
 }
 
-void dispatch_drain(struct auth_dispatch *d, double max_seconds)
+void requests_drain(struct auth_requests *d, double max_seconds)
 {
     double until = now_s() + max_seconds;
 
@@ -616,9 +616,9 @@ void dispatch_drain(struct auth_dispatch *d, double max_seconds)
         double left = until - now_s();
         if (left <= 0)
             break;
-        int ms = authd_timeout_ms(d->ad), cap = (int)(left * 1000) + 1;
-        struct pollfd p = { .fd = authd_fd(d->ad), .events = POLLIN };
+        int ms = passdb_timeout_ms(d->pdb), cap = (int)(left * 1000) + 1;
+        struct pollfd p = { .fd = passdb_fd(d->pdb), .events = POLLIN };
         (void)poll(&p, p.fd >= 0, ms < 0 || ms > cap ? cap : ms);
-        authd_poll(d->ad);
+        passdb_poll(d->pdb);
     }
 }

@@ -1,4 +1,4 @@
-#include "auth/authd.h"
+#include "auth/passdb.h"
 
 #include <crypt.h>
 #include <errno.h>
@@ -11,7 +11,7 @@
 #include "auth/text.h"
 #include "daemon/log.h"
 
-static int make_fallback_hash(struct authd *ad)
+static int make_fallback_hash(struct passdb *pdb)
 {
     char setting[CRYPT_GENSALT_OUTPUT_SIZE];
     struct crypt_data *cd = calloc(1, sizeof(*cd));
@@ -22,8 +22,8 @@ static int make_fallback_hash(struct authd *ad)
     /* Random salt and random password: nothing can ever match it. */
     if (crypt_gensalt_rn("$6$", 0, NULL, 0, setting, sizeof(setting)) != NULL) {
         const char *h = crypt_rn(setting + 3, setting, cd, sizeof(*cd));
-        if (h != NULL && h[0] != '*' && strlen(h) < sizeof(ad->fallback_hash)) {
-            strcpy(ad->fallback_hash, h);
+        if (h != NULL && h[0] != '*' && strlen(h) < sizeof(pdb->fallback_hash)) {
+            strcpy(pdb->fallback_hash, h);
             rc = 0;
         }
     }
@@ -32,39 +32,39 @@ static int make_fallback_hash(struct authd *ad)
     return rc;
 }
 
-int authd_init(struct authd *ad, const struct config *cfg)
+int passdb_init(struct passdb *pdb, const struct config *cfg)
 {
-    memset(ad, 0, sizeof(*ad));
-    ad->cfg = *cfg;
-    passwd_db_init(&ad->db, cfg->passwd_file);
-    if (make_fallback_hash(ad) == -1)
+    memset(pdb, 0, sizeof(*pdb));
+    pdb->cfg = *cfg;
+    passwd_db_init(&pdb->db, cfg->passwd_file);
+    if (make_fallback_hash(pdb) == -1)
         return -1;
-    ad->dummy = ad->fallback_hash;
-    authd_passdb_setup(ad);
+    pdb->dummy = pdb->fallback_hash;
+    passdb_setup(pdb);
     return 0;
 }
 
-void authd_reconfigure(struct authd *ad, const struct config *cfg)
+void passdb_reconfigure(struct passdb *pdb, const struct config *cfg)
 {
-    authd_passdb_teardown(ad);
-    passwd_db_free(&ad->db);
-    passwd_db_init(&ad->db, cfg->passwd_file);
-    ad->dummy = ad->fallback_hash;
-    ad->cfg = *cfg;
-    authd_passdb_setup(ad);
+    passdb_teardown(pdb);
+    passwd_db_free(&pdb->db);
+    passwd_db_init(&pdb->db, cfg->passwd_file);
+    pdb->dummy = pdb->fallback_hash;
+    pdb->cfg = *cfg;
+    passdb_setup(pdb);
 }
 
-void authd_free(struct authd *ad)
+void passdb_free(struct passdb *pdb)
 {
-    authd_passdb_teardown(ad);
-    passwd_db_free(&ad->db);
-    ad->dummy = ad->fallback_hash;
+    passdb_teardown(pdb);
+    passwd_db_free(&pdb->db);
+    pdb->dummy = pdb->fallback_hash;
 }
 
 /* One summary of a fresh load, and the dummy hash that fits it. */
-static void after_load(struct authd *ad)
+static void after_load(struct passdb *pdb)
 {
-    const struct passwd_db *db = &ad->db;
+    const struct passwd_db *db = &pdb->db;
     const struct passwd_stats *st = &db->stats;
     const struct passwd_entry *first = NULL, *bad = NULL;
     int unusable = 0;
@@ -78,7 +78,7 @@ static void after_load(struct authd *ad)
             first = e;
         }
     }
-    ad->dummy = first ? first->password : ad->fallback_hash;
+    pdb->dummy = first ? first->password : pdb->fallback_hash;
 
     log_info("passwd_file %s: %d users", db->path, st->users);
     if (st->bad_lines)
@@ -96,7 +96,7 @@ static void after_load(struct authd *ad)
     }
 }
 
-void authd_log_outcome(const struct auth_request *req, const char *what, const char *reason)
+void passdb_log_outcome(const struct auth_request *req, const char *what, const char *reason)
 {
     char user[TEXT_LOG_ESCAPE_SIZE(AUTH_USER_MAX)], ip[TEXT_LOG_ESCAPE_SIZE(AUTH_IP_MAX)];
     char mech[TEXT_LOG_ESCAPE_SIZE(AUTH_MECH_MAX)];
@@ -119,15 +119,15 @@ static void set_result(struct auth_result *res, enum auth_status status, const c
 }
 
 /* The maildir of e into res; -1 with res->message set (and logged) if it cannot be made. */
-static int find_maildir(struct authd *ad, const struct passwd_entry *e, struct auth_result *res)
+static int find_maildir(struct passdb *pdb, const struct passwd_entry *e, struct auth_result *res)
 {
     char user[TEXT_LOG_ESCAPE_SIZE(AUTH_USER_MAX)];
-    const char *tmpl = e->mail[0] ? e->mail : ad->cfg.maildir;
+    const char *tmpl = e->mail[0] ? e->mail : pdb->cfg.maildir;
     const char *origin = e->mail[0] ? "userdb_mail of" : "maildir template for";
 
     text_log_escape(e->user, user, sizeof(user));
     if (e->mail_unsupported) {
-        log_error("passwd_file %s line %d: user %s: userdb_mail is not maildir:PATH", ad->db.path,
+        log_error("passwd_file %s line %d: user %s: userdb_mail is not maildir:PATH", pdb->db.path,
                   e->line, user);
         set_result(res, AUTH_TEMPFAIL, "userdb_mail is not a maildir");
         return -1;
@@ -136,7 +136,7 @@ static int find_maildir(struct authd *ad, const struct passwd_entry *e, struct a
         return 0;
     if (errno == ENOENT) {
         log_error("%s %s needs %%h, but passwd_file %s line %d gives no home", origin, user,
-                  ad->db.path, e->line);
+                  pdb->db.path, e->line);
         set_result(res, AUTH_TEMPFAIL, "maildir needs a home directory");
     } else if (errno == EPERM) {
         log_error("%s %s: the name cannot be used in a path (a '/', a leading '.', a '%%', a "
@@ -155,93 +155,93 @@ static int find_maildir(struct authd *ad, const struct passwd_entry *e, struct a
     return -1;
 }
 
-int authd_refresh(struct authd *ad)
+int passdb_file_refresh(struct passdb *pdb)
 {
     int changed;
 
-    if (!ad->use_file)
+    if (!pdb->use_file)
         return 0;   /* passdb = ldap: the file is not ours to read */
 
-    if (passwd_db_refresh(&ad->db, &changed) == -1) {
+    if (passwd_db_refresh(&pdb->db, &changed) == -1) {
         int err = errno;
-        ad->dummy = ad->fallback_hash;
+        pdb->dummy = pdb->fallback_hash;
         if (changed)
             log_error("passwd_file %s: %s; every login fails temporarily until it is readable",
-                      ad->db.path, strerror(err));
+                      pdb->db.path, strerror(err));
         errno = err;
         return -1;
     }
     if (changed)
-        after_load(ad);
+        after_load(pdb);
     return 0;
 }
 
-void authd_check_file(struct authd *ad, const struct auth_request *req, struct auth_result *res)
+void passdb_file_check(struct passdb *pdb, const struct auth_request *req, struct auth_result *res)
 {
     memset(res, 0, sizeof(*res));
     if (req->user[0] == '\0') {
         set_result(res, AUTH_FAIL, "");
-        authd_log_outcome(req, "failed", "empty-user");
+        passdb_log_outcome(req, "failed", "empty-user");
         return;
     }
     if (req->password[0] == '\0') {
         set_result(res, AUTH_FAIL, "");
-        authd_log_outcome(req, "failed", "empty-password");
+        passdb_log_outcome(req, "failed", "empty-password");
         return;
     }
 
-    if (authd_refresh(ad) == -1) {
+    if (passdb_file_refresh(pdb) == -1) {
         set_result(res, AUTH_TEMPFAIL, "password file unavailable");
         res->outage = 1;   /* the file is the database: stale-if-error may answer */
-        authd_log_outcome(req, "tempfail", "passwd-file-unavailable");
+        passdb_log_outcome(req, "tempfail", "passwd-file-unavailable");
         return;
     }
 
-    const struct passwd_entry *e = passwd_db_lookup(&ad->db, req->user);
+    const struct passwd_entry *e = passwd_db_lookup(&pdb->db, req->user);
     if (e == NULL) {
         /* Spend what a real user costs; the result means nothing. */
-        (void)scheme_verify(ad->dummy, req->password);
+        (void)scheme_verify(pdb->dummy, req->password);
         set_result(res, AUTH_FAIL, "");
-        authd_log_outcome(req, "failed", "unknown-user");
+        passdb_log_outcome(req, "failed", "unknown-user");
         return;
     }
 
     enum scheme_result r = scheme_verify(e->password, req->password);
     if (r != SCHEME_MATCH) {
         set_result(res, AUTH_FAIL, "");
-        authd_log_outcome(req, "failed", scheme_result_str(r));
+        passdb_log_outcome(req, "failed", scheme_result_str(r));
         return;
     }
-    if (find_maildir(ad, e, res) == -1) {
-        authd_log_outcome(req, "tempfail", "maildir");
+    if (find_maildir(pdb, e, res) == -1) {
+        passdb_log_outcome(req, "tempfail", "maildir");
         return;
     }
     snprintf(res->user, sizeof(res->user), "%s", e->user);
     res->status = AUTH_OK;
-    authd_log_outcome(req, "ok", "");
+    passdb_log_outcome(req, "ok", "");
 }
 
-int authd_lookup_stored(struct authd *ad, const char *user, const char **stored)
+int passdb_file_lookup_stored(struct passdb *pdb, const char *user, const char **stored)
 {
     *stored = NULL;
-    if (authd_refresh(ad) == -1)
+    if (passdb_file_refresh(pdb) == -1)
         return -1;
-    const struct passwd_entry *e = passwd_db_lookup(&ad->db, user);
+    const struct passwd_entry *e = passwd_db_lookup(&pdb->db, user);
     if (e != NULL)
         *stored = e->password;
     return 0;
 }
 
-int authd_result_ok(struct authd *ad, const char *user, struct auth_result *res)
+int passdb_file_result_ok(struct passdb *pdb, const char *user, struct auth_result *res)
 {
     memset(res, 0, sizeof(*res));
-    const struct passwd_entry *e = passwd_db_lookup(&ad->db, user);
+    const struct passwd_entry *e = passwd_db_lookup(&pdb->db, user);
     if (e == NULL) {
         /* Gone between the lookup and now (the file was reloaded): ask again later. */
         set_result(res, AUTH_TEMPFAIL, "user vanished during the exchange");
         return -1;
     }
-    if (find_maildir(ad, e, res) == -1)
+    if (find_maildir(pdb, e, res) == -1)
         return -1;
     snprintf(res->user, sizeof(res->user), "%s", e->user);
     res->status = AUTH_OK;

@@ -12,8 +12,8 @@
  * helper's whole job, and a slow one delays the others in line, never a
  * worker's event loop.
  */
-#ifndef FASTPOP_AUTH_SERVER_H
-#define FASTPOP_AUTH_SERVER_H
+#ifndef FASTPOP_AUTH_SOCKET_SERVER_H
+#define FASTPOP_AUTH_SOCKET_SERVER_H
 
 #include <signal.h>
 #include <stddef.h>
@@ -21,12 +21,12 @@
 #include <sys/types.h>
 #include <time.h>
 
-#include "auth/authd.h"
-#include "auth/dispatch.h"
+#include "auth/passdb.h"
+#include "auth/requests.h"
 
 /*
  * Worker connections held at once: one per worker process (workers are
- * 1-256), and only the master's children get one (auth/server.c), so no
+ * 1-256), and only the master's children get one (auth/socket_server.c), so no
  * other process can use them up.
  */
 #define AUTH_SERVER_MAX_PEERS 256
@@ -49,16 +49,16 @@ struct auth_peer {
 };
 
 struct auth_server {
-    struct authd *ad;
+    struct passdb *pdb;
     int listen_fd;
     int epfd;
     uid_t self_uid;
     uid_t mail_uid;
     int have_mail_uid;
     struct auth_peer peers[AUTH_SERVER_MAX_PEERS];
-    /* Password requests as events: LDAP answers and penalty timers (auth/dispatch.h). */
-    struct auth_dispatch dispatch;
-    int authd_fd;           /* authd's fd as registered in epfd, or -1 */
+    /* Password requests as events: LDAP answers and penalty timers (auth/requests.h). */
+    struct auth_requests requests;
+    int passdb_fd_watched;    /* passdb_fd() as registered in epfd, or -1 */
     uint64_t accepted;      /* connections accepted so far */
     time_t refusal_logged;  /* when a refused peer was last logged */
     unsigned long refusals; /* refused since then */
@@ -69,10 +69,10 @@ struct auth_server {
  * configured mail user; peers must run as it or as the helper's own uid.
  * Returns 0, or -1 with errno (epoll).
  */
-int auth_server_init(struct auth_server *srv, struct authd *ad, int listen_fd,
+int auth_server_init(struct auth_server *srv, struct passdb *pdb, int listen_fd,
                      const char *mail_user);
 
-/* After authd_reconfigure(): new penalty settings, the new LDAP backend's fd. */
+/* After passdb_reconfigure(): new penalty settings, the new LDAP backend's fd. */
 void auth_server_reconfigure(struct auth_server *srv);
 
 /* Resolve the mail user again, after a config reload. */
@@ -89,7 +89,7 @@ int auth_server_run(struct auth_server *srv, volatile sig_atomic_t *stop,
 
 /*
  * For a clean exit: stop accepting, answer what the peers have already sent
- * (through auth/dispatch.h, like any request, LDAP's answers included),
+ * (through auth/requests.h, like any request, LDAP's answers included),
  * and close everything.
  */
 void auth_server_shutdown(struct auth_server *srv);

@@ -1,4 +1,4 @@
-#include "auth/server.h"
+#include "auth/socket_server.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -14,8 +14,8 @@
 
 /* epoll data of the listening socket; peers use their slot index. */
 #define LISTEN_SLOT AUTH_SERVER_MAX_PEERS
-/* epoll data of authd's fd (the LDAP connections). */
-#define AUTHD_SLOT (AUTH_SERVER_MAX_PEERS + 1)
+/* epoll data of the password databases' fd (the LDAP connections). */
+#define PASSDB_SLOT (AUTH_SERVER_MAX_PEERS + 1)
 /*
  * What a shutdown still answers per peer: a worker has at most a few
  * logins per connection out at once, so this is everything it has sent.
@@ -38,18 +38,18 @@ void auth_server_set_mail_user(struct auth_server *srv, const char *mail_user)
                     mail_user, (unsigned)srv->self_uid);
 }
 
-int auth_server_init(struct auth_server *srv, struct authd *ad, int listen_fd,
+int auth_server_init(struct auth_server *srv, struct passdb *pdb, int listen_fd,
                      const char *mail_user)
 {
     memset(srv, 0, sizeof(*srv));
-    srv->ad = ad;
+    srv->pdb = pdb;
     srv->listen_fd = listen_fd;
     srv->self_uid = geteuid();
     for (int i = 0; i < AUTH_SERVER_MAX_PEERS; i++)
         srv->peers[i].fd = -1;
-    srv->authd_fd = -1;
-    _Static_assert(DISPATCH_MAX_PEERS >= AUTH_SERVER_MAX_PEERS, "dispatch: too few peer slots");
-    if (dispatch_init(&srv->dispatch, ad) == -1)
+    srv->passdb_fd_watched = -1;
+    _Static_assert(REQUESTS_MAX_PEERS >= AUTH_SERVER_MAX_PEERS, "requests: too few peer slots");
+    if (requests_init(&srv->requests, pdb) == -1)
         return -1;
     auth_server_set_mail_user(srv, mail_user);
 
@@ -75,7 +75,7 @@ static void close_peer(struct auth_server *srv, int slot)
 {
     struct auth_peer *p = &srv->peers[slot];
     log_debug("worker pid %d disconnected", (int)p->pid);
-    dispatch_peer_closed(&srv->dispatch, slot);
+    requests_peer_closed(&srv->requests, slot);
     /* close() also takes the fd out of the epoll set. */
     close(p->fd);
     p->fd = -1;
@@ -189,7 +189,7 @@ static void accept_peers(struct auth_server *srv)
         }
         srv->peers[slot] = (struct auth_peer){ .fd = fd, .uid = cred.uid, .pid = cred.pid,
                                                .serial = ++srv->accepted };
-        dispatch_peer_open(&srv->dispatch, slot, fd);
+        requests_peer_open(&srv->requests, slot, fd);
         log_debug("worker pid %d uid %u connected", (int)cred.pid, (unsigned)cred.uid);
     }
 }
@@ -200,16 +200,16 @@ int auth_server_run(struct auth_server *srv, volatile sig_atomic_t *stop,
     struct epoll_event events[64];
 
     while (!*stop && !*reload) {
-        /* authd's fd is new after a reload (a new LDAP backend). */
-        int afd = authd_fd(srv->ad);
-        if (afd != srv->authd_fd) {
-            struct epoll_event aev = { .events = EPOLLIN, .data.u64 = AUTHD_SLOT };
+        /* The databases' fd is new after a reload (a new LDAP backend). */
+        int afd = passdb_fd(srv->pdb);
+        if (afd != srv->passdb_fd_watched) {
+            struct epoll_event aev = { .events = EPOLLIN, .data.u64 = PASSDB_SLOT };
             if (afd >= 0 && epoll_ctl(srv->epfd, EPOLL_CTL_ADD, afd, &aev) == -1 &&
                 errno != EEXIST)
                 log_error("epoll_ctl for the LDAP backend: %s", strerror(errno));
-            srv->authd_fd = afd;
+            srv->passdb_fd_watched = afd;
         }
-        int n = epoll_pwait(srv->epfd, events, 64, dispatch_timeout_ms(&srv->dispatch),
+        int n = epoll_pwait(srv->epfd, events, 64, requests_timeout_ms(&srv->requests),
                             waitmask);
         if (n == -1) {
             if (errno == EINTR)
@@ -222,15 +222,15 @@ int auth_server_run(struct auth_server *srv, volatile sig_atomic_t *stop,
                 accept_peers(srv);
                 continue;
             }
-            if (slot == AUTHD_SLOT)
-                continue;   /* dispatch_run() below collects it */
+            if (slot == PASSDB_SLOT)
+                continue;   /* requests_run() below collects it */
             struct auth_peer *p = &srv->peers[slot];
             if (p->fd == -1)
                 continue;
-            if (dispatch_serve(&srv->dispatch, (int)slot, AUTH_SERVER_BURST) == -1)
+            if (requests_serve(&srv->requests, (int)slot, AUTH_SERVER_BURST) == -1)
                 close_peer(srv, (int)slot);
         }
-        dispatch_run(&srv->dispatch);
+        requests_run(&srv->requests);
     }
     return 0;
 }
@@ -241,15 +241,15 @@ void auth_server_shutdown(struct auth_server *srv)
         close(srv->listen_fd);
         srv->listen_fd = -1;
     }
-    /* What the peers have already sent goes the way of every request (auth/dispatch.h). */
+    /* What the peers have already sent goes the way of every request (auth/requests.h). */
     for (int i = 0; i < AUTH_SERVER_MAX_PEERS; i++) {
         if (srv->peers[i].fd != -1 &&
-            dispatch_serve(&srv->dispatch, i, SHUTDOWN_BURST) == -1)
+            requests_serve(&srv->requests, i, SHUTDOWN_BURST) == -1)
             close_peer(srv, i);
     }
-    dispatch_drain(&srv->dispatch, SHUTDOWN_DRAIN_SECONDS);
+    requests_drain(&srv->requests, SHUTDOWN_DRAIN_SECONDS);
     /* Held answers leave now: the workers would otherwise wait for their timeout. */
-    dispatch_free(&srv->dispatch);
+    requests_free(&srv->requests);
     for (int i = 0; i < AUTH_SERVER_MAX_PEERS; i++) {
         if (srv->peers[i].fd != -1) {
             close(srv->peers[i].fd);
@@ -263,7 +263,7 @@ void auth_server_shutdown(struct auth_server *srv)
 
 void auth_server_reconfigure(struct auth_server *srv)
 {
-    dispatch_reconfigure(&srv->dispatch);
+    requests_reconfigure(&srv->requests);
     /* The LDAP backend was made anew: register its fd again, even if the number is reused. */
-    srv->authd_fd = -1;
+    srv->passdb_fd_watched = -1;
 }

@@ -1,5 +1,5 @@
 /*
- * The LDAP connector: one thread that opens connections for auth/ldap.c,
+ * The LDAP connector: one thread that opens connections for auth/passdb_ldap.c,
  * the only step libldap cannot do without blocking (TCP connect to each URI
  * in turn, StartTLS or the ldaps handshake, the service bind). Each of those
  * is bounded by ldap_connect_timeout / ldap_timeout, and none of it runs in
@@ -10,23 +10,23 @@
  * A handle is owned by whoever holds it: the thread until it sends it, the
  * loop after it receives it. The thread has its own copy of the settings
  * (the secret included) and frees it when the loop closes its end; results
- * the loop never read are unbound by ldap_connector_stop().
+ * the loop never read are unbound by passdb_ldap_connector_stop().
  */
-#ifndef FASTPOP_AUTH_LDAP_CONN_H
-#define FASTPOP_AUTH_LDAP_CONN_H
+#ifndef FASTPOP_AUTH_PASSDB_LDAP_CONN_H
+#define FASTPOP_AUTH_PASSDB_LDAP_CONN_H
 
 #include <ldap.h>
 #include <stdint.h>
 
-#include "auth/ldap.h"
+#include "auth/passdb_ldap.h"
 
-struct ldap_conn_job {
+struct passdb_ldap_conn_job {
     int slot;
     uint32_t gen;
     int service;        /* 1: bind as ldap_bind_dn; 0: a connection for user binds */
 };
 
-struct ldap_conn_done {
+struct passdb_ldap_conn_done {
     int slot;
     uint32_t gen;
     LDAP *ld;           /* NULL: failed, see error */
@@ -34,18 +34,18 @@ struct ldap_conn_done {
 };
 
 /* Start the thread. Returns the loop's end of the socketpair, or -1 with errno. */
-int ldap_connector_start(const struct ldap_settings *s);
+int passdb_ldap_connector_start(const struct passdb_ldap_settings *s);
 
 /* Ask for a connection. -1 with errno if the thread is gone. */
-int ldap_connector_request(int fd, const struct ldap_conn_job *job);
+int passdb_ldap_connector_request(int fd, const struct passdb_ldap_conn_job *job);
 
 /* Read one finished job: 1 got one, 0 none waiting, -1 the thread is gone. */
-int ldap_connector_read(int fd, struct ldap_conn_done *done);
+int passdb_ldap_connector_read(int fd, struct passdb_ldap_conn_done *done);
 
 /* Close the loop's end; connections finished but not read are unbound. */
-void ldap_connector_stop(int fd);
+void passdb_ldap_connector_stop(int fd);
 
 /* Set the per-handle options every connection gets (exposed for the tests). */
-int ldap_conn_options(LDAP *ld, const struct ldap_settings *s, char *err, size_t errlen);
+int passdb_ldap_conn_options(LDAP *ld, const struct passdb_ldap_settings *s, char *err, size_t errlen);
 
 #endif

@@ -1,4 +1,4 @@
-#include "auth/ldap_conn.h"
+#include "auth/passdb_ldap_conn.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -12,10 +12,10 @@
 
 struct connector {
     int fd;
-    struct ldap_settings s;
+    struct passdb_ldap_settings s;
 };
 
-int ldap_conn_options(LDAP *ld, const struct ldap_settings *s, char *err, size_t errlen)
+int passdb_ldap_conn_options(LDAP *ld, const struct passdb_ldap_settings *s, char *err, size_t errlen)
 {
     int v3 = LDAP_VERSION3;
     struct timeval net = { s->connect_timeout, 0 };
@@ -63,7 +63,7 @@ static void tls_failed(char *err, size_t errlen, const char *prefix, const char 
 }
 
 /* One connection, start to finish, blocking (bounded by the timeouts). */
-static LDAP *open_one(const struct ldap_settings *s, int service, char *err, size_t errlen)
+static LDAP *open_one(const struct passdb_ldap_settings *s, int service, char *err, size_t errlen)
 {
     LDAP *ld = NULL;
     int rc = ldap_initialize(&ld, s->uri);
@@ -72,7 +72,7 @@ static LDAP *open_one(const struct ldap_settings *s, int service, char *err, siz
         snprintf(err, errlen, "ldap_uri \"%s\": %s", s->uri, ldap_err2string(rc));
         return NULL;
     }
-    if (ldap_conn_options(ld, s, err, errlen) == -1)
+    if (passdb_ldap_conn_options(ld, s, err, errlen) == -1)
         goto fail;
     rc = ldap_connect(ld);
     if (rc != LDAP_SUCCESS) {
@@ -123,7 +123,7 @@ fail:
 static void *run(void *arg)
 {
     struct connector *c = arg;
-    struct ldap_conn_job job;
+    struct passdb_ldap_conn_job job;
 
     for (;;) {
         ssize_t n = recv(c->fd, &job, sizeof(job), 0);
@@ -131,7 +131,7 @@ static void *run(void *arg)
             continue;
         if (n != (ssize_t)sizeof(job))
             break;   /* the loop closed its end: the backend is gone */
-        struct ldap_conn_done done = { .slot = job.slot, .gen = job.gen };
+        struct passdb_ldap_conn_done done = { .slot = job.slot, .gen = job.gen };
         done.ld = open_one(&c->s, job.service, done.error, sizeof(done.error));
         if (send(c->fd, &done, sizeof(done), MSG_NOSIGNAL) != (ssize_t)sizeof(done)) {
             if (done.ld)
@@ -145,7 +145,7 @@ static void *run(void *arg)
     return NULL;
 }
 
-int ldap_connector_start(const struct ldap_settings *s)
+int passdb_ldap_connector_start(const struct passdb_ldap_settings *s)
 {
     int sv[2];
     pthread_t tid;
@@ -183,7 +183,7 @@ int ldap_connector_start(const struct ldap_settings *s)
     return sv[0];
 }
 
-int ldap_connector_request(int fd, const struct ldap_conn_job *job)
+int passdb_ldap_connector_request(int fd, const struct passdb_ldap_conn_job *job)
 {
     /* Jobs are few (one per connection slot), so the socket never fills. */
     if (send(fd, job, sizeof(*job), MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)sizeof(*job))
@@ -191,7 +191,7 @@ int ldap_connector_request(int fd, const struct ldap_conn_job *job)
     return 0;
 }
 
-int ldap_connector_read(int fd, struct ldap_conn_done *done)
+int passdb_ldap_connector_read(int fd, struct passdb_ldap_conn_done *done)
 {
     ssize_t n = recv(fd, done, sizeof(*done), MSG_DONTWAIT);
     if (n == (ssize_t)sizeof(*done))
@@ -201,14 +201,14 @@ int ldap_connector_read(int fd, struct ldap_conn_done *done)
     return -1;
 }
 
-void ldap_connector_stop(int fd)
+void passdb_ldap_connector_stop(int fd)
 {
-    struct ldap_conn_done done;
+    struct passdb_ldap_conn_done done;
 
     if (fd < 0)
         return;
     shutdown(fd, SHUT_WR);
-    while (ldap_connector_read(fd, &done) == 1) {
+    while (passdb_ldap_connector_read(fd, &done) == 1) {
         if (done.ld)
             ldap_unbind_ext(done.ld, NULL, NULL);
     }

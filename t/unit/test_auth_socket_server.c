@@ -1,6 +1,6 @@
 /*
  * The helper's decision and its socket side, through the path production
- * runs (auth/dispatch.c): requests and answers over a SOCK_SEQPACKET
+ * runs (auth/requests.c): requests and answers over a SOCK_SEQPACKET
  * socketpair, malformed messages, a peer that does not read, the fail2ban
  * log line, and the epoll loop in a child.
  */
@@ -24,10 +24,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "auth/authd.h"
-#include "auth/dispatch.h"
+#include "auth/passdb.h"
+#include "auth/requests.h"
 #include "auth/protocol.h"
-#include "auth/server.h"
+#include "auth/socket_server.h"
 #include "daemon/config.h"
 #include "daemon/ipc.h"
 #include "daemon/log.h"
@@ -48,8 +48,8 @@ struct fixture {
     char dir[64];
     char path[128];
     struct config cfg;
-    struct authd ad;
-    struct auth_dispatch d; /* the helper's request path, serving sv[1] as peer slot 0 */
+    struct passdb pdb;
+    struct auth_requests d; /* the helper's request path, serving sv[1] as peer slot 0 */
     int sv[2];              /* sv[0]: the "worker", sv[1]: the helper's end; -1 when closed */
     struct buf req;
     pid_t server;           /* a forked helper still to be stopped */
@@ -71,7 +71,7 @@ static int setup(void **state)
     struct fixture *f = calloc(1, sizeof(*f));
     if (f == NULL)
         return -1;
-    snprintf(f->dir, sizeof(f->dir), "/tmp/fastpop-authd-test.XXXXXX");
+    snprintf(f->dir, sizeof(f->dir), "/tmp/fastpop-auth-server-test.XXXXXX");
     if (mkdtemp(f->dir) == NULL)
         return -1;
     snprintf(f->path, sizeof(f->path), "%s/passwd", f->dir);
@@ -79,10 +79,10 @@ static int setup(void **state)
     snprintf(f->cfg.passwd_file, sizeof(f->cfg.passwd_file), "%s", f->path);
     snprintf(f->cfg.maildir, sizeof(f->cfg.maildir), "/var/mail/%%d/%%n");
     /* Answers leave at once here: the penalty's holds and the rate limit have
-     * their own tests (test_auth_dispatch.c); test_event_loop turns them on. */
+     * their own tests (test_auth_requests.c); test_event_loop turns them on. */
     f->cfg.auth_penalty = 0;
     f->cfg.auth_rate_limit = 0;
-    if (authd_init(&f->ad, &f->cfg) == -1 || dispatch_init(&f->d, &f->ad) == -1)
+    if (passdb_init(&f->pdb, &f->cfg) == -1 || requests_init(&f->d, &f->pdb) == -1)
         return -1;
     f->sv[0] = f->sv[1] = -1;
     buf_init(&f->req, IPC_MAX_MESSAGE);
@@ -101,12 +101,12 @@ static int teardown(void **state)
         waitpid(f->server, NULL, 0);
     }
     if (f->sv[0] >= 0) {
-        dispatch_peer_closed(&f->d, 0);
+        requests_peer_closed(&f->d, 0);
         close(f->sv[0]);
         close(f->sv[1]);
     }
-    dispatch_free(&f->d);
-    authd_free(&f->ad);
+    requests_free(&f->d);
+    passdb_free(&f->pdb);
     buf_free(&f->req);
     unlink(f->path);
     snprintf(sock, sizeof(sock), "%s/auth.sock", f->dir);
@@ -120,21 +120,21 @@ static int teardown(void **state)
 static void new_peer(struct fixture *f)
 {
     if (f->sv[0] >= 0) {
-        dispatch_peer_closed(&f->d, 0);
+        requests_peer_closed(&f->d, 0);
         close(f->sv[0]);
         close(f->sv[1]);
     }
     assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, f->sv),
                      0);
-    dispatch_peer_open(&f->d, 0, f->sv[1]);
+    requests_peer_open(&f->d, 0, f->sv[1]);
 }
 
 /* What the helper's event loop does when the peer is readable: serve, then run what is due. */
 static int serve(struct fixture *f, int burst)
 {
-    int rc = dispatch_serve(&f->d, 0, burst);
+    int rc = requests_serve(&f->d, 0, burst);
     int saved = errno;
-    dispatch_run(&f->d);
+    requests_run(&f->d);
     errno = saved;
     return rc;
 }
@@ -212,7 +212,7 @@ static void test_check_outcomes(void **state)
 
     /* A template with %h: bob has a home, carol has none. */
     snprintf(f->cfg.maildir, sizeof(f->cfg.maildir), "%%h/Maildir");
-    authd_reconfigure(&f->ad, &f->cfg);
+    passdb_reconfigure(&f->pdb, &f->cfg);
     assert_int_equal(check(f, "bob", "bobpw", &res), AUTH_OK);
     assert_string_equal(res.maildir, "/home/bob/Maildir");
     assert_int_equal(check(f, "carol", "carolpw", &res), AUTH_TEMPFAIL);
@@ -229,7 +229,7 @@ static void test_file_missing_then_present(void **state)
 
     assert_int_equal(check(f, "bob", "bobpw", &res), AUTH_TEMPFAIL);
     assert_string_equal(res.message, "password file unavailable");
-    assert_int_equal(authd_refresh(&f->ad), -1);
+    assert_int_equal(passdb_file_refresh(&f->pdb), -1);
     write_file(f->path, users);
     assert_int_equal(check(f, "bob", "bobpw", &res), AUTH_OK);
     assert_string_equal(res.maildir, "/var/mail//bob");
@@ -243,14 +243,14 @@ static void test_dummy_follows_file(void **state)
     struct auth_reply res;
 
     /* With no file, the startup $6$ hash. */
-    assert_ptr_equal(f->ad.dummy, f->ad.fallback_hash);
-    assert_memory_equal(f->ad.fallback_hash, "$6$", 3);
-    assert_true(strlen(f->ad.fallback_hash) > 50);
+    assert_ptr_equal(f->pdb.dummy, f->pdb.fallback_hash);
+    assert_memory_equal(f->pdb.fallback_hash, "$6$", 3);
+    assert_true(strlen(f->pdb.fallback_hash) > 50);
 
     /* With a file, the first usable entry's own hash (same scheme, same cost). */
     write_file(f->path, "zed:{NOPE}x\nyvonne:" HASHY "\nalex:" HASH6 "\n");
-    assert_int_equal(authd_refresh(&f->ad), 0);
-    assert_string_equal(f->ad.dummy, HASHY);
+    assert_int_equal(passdb_file_refresh(&f->pdb), 0);
+    assert_string_equal(f->pdb.dummy, HASHY);
 
     /*
      * An unknown user really pays for it. yescrypt at its default cost takes
@@ -270,8 +270,8 @@ static void test_dummy_follows_file(void **state)
     assert_true(unknown > 0.002);
 
     write_file(f->path, "");
-    assert_int_equal(authd_refresh(&f->ad), 0);
-    assert_ptr_equal(f->ad.dummy, f->ad.fallback_hash);
+    assert_int_equal(passdb_file_refresh(&f->pdb), 0);
+    assert_ptr_equal(f->pdb.dummy, f->pdb.fallback_hash);
 }
 
 static void test_ipc_round_trip(void **state)
@@ -327,7 +327,7 @@ static void test_ipc_round_trip(void **state)
     sv[0] = -1;
     assert_int_equal(serve(f, 16), -1);
     assert_int_equal(errno, 0);
-    dispatch_peer_closed(&f->d, 0);
+    requests_peer_closed(&f->d, 0);
     close(sv[1]);
     sv[1] = -1;
 }
@@ -519,7 +519,7 @@ static pid_t start_server(struct fixture *f, int listen_fd)
         sigaddset(&block, SIGTERM);
         sigprocmask(SIG_BLOCK, &block, &waitmask);
         sigdelset(&waitmask, SIGTERM);
-        if (auth_server_init(&srv, &f->ad, listen_fd, "fastpop-no-such-user") == -1)
+        if (auth_server_init(&srv, &f->pdb, listen_fd, "fastpop-no-such-user") == -1)
             _exit(3);
         if (auth_server_run(&srv, &child_stop, &child_reload, &waitmask) == -1)
             _exit(4);
@@ -556,7 +556,7 @@ static void test_event_loop(void **state)
     config_defaults(&defaults);
     f->cfg.auth_penalty = defaults.auth_penalty;
     f->cfg.auth_rate_limit = defaults.auth_rate_limit;
-    authd_reconfigure(&f->ad, &f->cfg);
+    passdb_reconfigure(&f->pdb, &f->cfg);
     write_file(f->path, users);
     snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/auth.sock", f->dir);
     int lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
