@@ -248,14 +248,14 @@ int cache_policy_before(const struct auth_request *req, struct auth_result *res)
     if (v == CREDCACHE_HIT_FAIL) {
         stats_cache(STATS_CACHE_NEGATIVE);
         res->status = AUTH_FAIL;
-        passdb_log_outcome(req, "failed", "cached-failure");
+        outcome_log(req, "failed", "cached-failure");
     } else {
         /* Not a refresh: verified_at stays the backend's word, so the entry still expires. */
         res->status = AUTH_OK;
         res->generation = rec.generation;
         snprintf(res->user, sizeof(res->user), "%s", rec.user);
         snprintf(res->maildir, sizeof(res->maildir), "%s", rec.maildir);
-        passdb_log_outcome(req, "ok", "cached");
+        outcome_log(req, "ok", "cached");
     }
     explicit_bzero(&rec, sizeof(rec));
     return 1;

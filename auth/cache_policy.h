@@ -32,7 +32,7 @@
 #ifndef FASTPOP_AUTH_CACHE_POLICY_H
 #define FASTPOP_AUTH_CACHE_POLICY_H
 
-#include "auth/passdb.h"
+#include "auth/outcome.h"
 #include "daemon/config.h"
 
 /* How often the helper sweeps expired entries out (seconds). */

@@ -31,6 +31,7 @@
 
 #include "auth/cache_policy.h"
 #include "auth/passdb.h"
+#include "auth/passdb_file.h"
 #include "auth/private_dir.h"
 #include "auth/scram_server.h"
 #include "auth/socket_server.h"

@@ -1,27 +1,24 @@
 /*
- * passdb routing and the asynchronous (LDAP) side of the helper's decision.
- *
- *   passdb = passwd-file        the password file alone (the default)
- *   passdb = ldap               LDAP alone
- *   passdb = passwd-file ldap   the file first; a user it does not know is
- *                               looked up in LDAP (local service accounts
- *                               next to a directory)
- *
- * passdb_start() answers file users at once and hands LDAP users to
- * auth/passdb_ldap.c; their answers come back through ldap_done() and go on to
- * pdb->done, logged in the same "auth failed ..." format as the file's.
- * passdb_check() stays the one synchronous decision for --test and the unit
- * tests: for LDAP it drives the backend until the answer is in.
+ * Routing between the password databases (auth/passdb.h), and the
+ * asynchronous (LDAP) side of the decision: passdb_start() answers file
+ * users at once and hands LDAP users to auth/passdb_ldap.c; their answers
+ * come back through ldap_answered() and go on to pdb->done, logged in the
+ * same "auth failed ..." format as the file's. passdb_check() is the
+ * synchronous decision for --test: for LDAP it drives the backend until the
+ * answer is in.
  */
+#include "auth/passdb.h"
+
+#include <crypt.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 
-#include "auth/passdb.h"
+#include "auth/outcome.h"
+#include "auth/passdb_file.h"
 #include "auth/passdb_ldap.h"
-#include "auth/text.h"
 #include "daemon/log.h"
 #include "daemon/username.h"
 
@@ -72,9 +69,9 @@ static void to_result(const struct passdb_ldap_answer *ans, struct auth_result *
 static void log_answer(const struct auth_request *req, const struct passdb_ldap_answer *ans)
 {
     if (ans->status == AUTH_OK)
-        passdb_log_outcome(req, "ok", "");
+        outcome_log(req, "ok", "");
     else
-        passdb_log_outcome(req, ans->status == AUTH_FAIL ? "failed" : "tempfail",
+        outcome_log(req, ans->status == AUTH_FAIL ? "failed" : "tempfail",
                           ans->reason && ans->reason[0] ? ans->reason : "ldap");
 }
 
@@ -97,7 +94,7 @@ static void ldap_answered(void *arg, void *ctx, const struct passdb_ldap_answer 
     free(p);
 }
 
-void passdb_setup(struct passdb *pdb)
+static void passdb_setup(struct passdb *pdb)
 {
     struct passdb_ldap_settings s;
     char err[512];
@@ -123,10 +120,60 @@ void passdb_setup(struct passdb *pdb)
         log_error("passdb ldap: cannot start the backend: %s", strerror(errno));
 }
 
-void passdb_teardown(struct passdb *pdb)
+static void passdb_teardown(struct passdb *pdb)
 {
     passdb_ldap_free(pdb->ldap);
     pdb->ldap = NULL;
+}
+
+static int make_fallback_hash(struct passdb *pdb)
+{
+    char setting[CRYPT_GENSALT_OUTPUT_SIZE];
+    struct crypt_data *cd = calloc(1, sizeof(*cd));
+    int rc = -1;
+
+    if (cd == NULL)
+        return -1;
+    /* Random salt and random password: nothing can ever match it. */
+    if (crypt_gensalt_rn("$6$", 0, NULL, 0, setting, sizeof(setting)) != NULL) {
+        const char *h = crypt_rn(setting + 3, setting, cd, sizeof(*cd));
+        if (h != NULL && h[0] != '*' && strlen(h) < sizeof(pdb->fallback_hash)) {
+            strcpy(pdb->fallback_hash, h);
+            rc = 0;
+        }
+    }
+    explicit_bzero(cd, sizeof(*cd));
+    free(cd);
+    return rc;
+}
+
+int passdb_init(struct passdb *pdb, const struct config *cfg)
+{
+    memset(pdb, 0, sizeof(*pdb));
+    pdb->cfg = *cfg;
+    passwd_db_init(&pdb->db, cfg->passwd_file);
+    if (make_fallback_hash(pdb) == -1)
+        return -1;
+    pdb->dummy = pdb->fallback_hash;
+    passdb_setup(pdb);
+    return 0;
+}
+
+void passdb_reconfigure(struct passdb *pdb, const struct config *cfg)
+{
+    passdb_teardown(pdb);
+    passwd_db_free(&pdb->db);
+    passwd_db_init(&pdb->db, cfg->passwd_file);
+    pdb->dummy = pdb->fallback_hash;
+    pdb->cfg = *cfg;
+    passdb_setup(pdb);
+}
+
+void passdb_free(struct passdb *pdb)
+{
+    passdb_teardown(pdb);
+    passwd_db_free(&pdb->db);
+    pdb->dummy = pdb->fallback_hash;
 }
 
 void passdb_set_done(struct passdb *pdb, passdb_done_fn *done, void *arg)
@@ -158,14 +205,14 @@ static int start_ldap(struct passdb *pdb, const struct auth_request *req, uint64
     if (pdb->ldap == NULL) {
         res->status = AUTH_TEMPFAIL;
         snprintf(res->message, sizeof(res->message), "LDAP is not configured correctly");
-        passdb_log_outcome(req, "tempfail", pdb->use_ldap ? "ldap-config" : "passdb-config");
+        outcome_log(req, "tempfail", pdb->use_ldap ? "ldap-config" : "passdb-config");
         return 1;
     }
     struct pending *p = calloc(1, sizeof(*p));
     if (p == NULL) {
         res->status = AUTH_TEMPFAIL;
         snprintf(res->message, sizeof(res->message), "out of memory");
-        passdb_log_outcome(req, "tempfail", "no-memory");
+        outcome_log(req, "tempfail", "no-memory");
         return 1;
     }
     p->pdb = pdb;
@@ -196,7 +243,7 @@ static int refuse_name(const struct auth_request *req, struct auth_result *res)
         return 0;   /* empty: the databases answer "empty-user" themselves */
     memset(res, 0, sizeof(*res));
     res->status = AUTH_FAIL;
-    passdb_log_outcome(req, "failed", "bad-user-name");
+    outcome_log(req, "failed", "bad-user-name");
     return 1;
 }
 
@@ -211,7 +258,7 @@ int passdb_start(struct passdb *pdb, const struct auth_request *req, uint64_t ta
         memset(res, 0, sizeof(*res));
         res->status = AUTH_TEMPFAIL;
         snprintf(res->message, sizeof(res->message), "passdb is not configured correctly");
-        passdb_log_outcome(req, "tempfail", "passdb-config");
+        outcome_log(req, "tempfail", "passdb-config");
         return 1;
     }
     if (for_file(pdb, req)) {

@@ -1,37 +1,28 @@
 /*
- * The helper's state and its one decision: is this password right for this
- * user, and where is the user's maildir. The socket server and --test both
- * come through passdb_check(), so they cannot disagree.
+ * The password databases and the helper's one decision: is this password
+ * right for this user, and where is the user's maildir. The request path
+ * (auth/requests.c) and --test both come through here, so they cannot
+ * disagree; each outcome is logged as auth/outcome.h says.
+ *
+ *   passdb = passwd-file        the password file alone (the default;
+ *                               auth/passdb_file.h)
+ *   passdb = ldap               LDAP alone (auth/passdb_ldap.h)
+ *   passdb = passwd-file ldap   the file first; a user it does not know is
+ *                               looked up in LDAP (local service accounts
+ *                               next to a directory)
  *
  * An unknown user costs the same work as a wrong password: the password is
- * checked against a dummy hash (see passdb_check()). Every failed login is
- * logged at info level as one line for fail2ban:
- *
- *   auth failed user=<u> ip=<ip> mechanism=<m> reason=<reason>
- *
- * reason is one of unknown-user, bad-password, empty-user, empty-password,
- * unknown-scheme, malformed-hash; from LDAP also no-password (an entry without
- * userPassword), ambiguous-user (the filter matched several entries),
- * account-refused (a bind refused as locked/disabled, auth/passdb_ldap.h);
- * bad-user-name (outside the rule of daemon/username.h); from
- * the server ip-blocked (auth/requests.h) and cached-failure (auth/cache_policy.h). user, ip and mechanism are escaped with
- * text_log_escape(), so each is one word of printable ASCII. Temporary
- * failures are logged as "auth tempfail ... reason=<reason>" (info; the cause
- * itself is logged once, at error level, where it is found), successes as
- * "auth ok ..." (debug). Passwords and hashes are never logged.
+ * checked against a dummy hash (see struct passdb).
  */
 #ifndef FASTPOP_AUTH_PASSDB_H
 #define FASTPOP_AUTH_PASSDB_H
 
 #include <stdint.h>
 
+#include "auth/outcome.h"
 #include "auth/passwd.h"
-#include "auth/protocol.h"
 #include "daemon/config.h"
 
-struct passdb;
-struct auth_request;
-struct auth_result;
 struct passdb_ldap;
 
 /*
@@ -40,7 +31,7 @@ struct passdb_ldap;
  * credential cache) before it is sent.
  */
 typedef void passdb_done_fn(void *arg, uint64_t tag, const struct auth_request *req,
-                           struct auth_result *res);
+                            struct auth_result *res);
 
 struct passdb {
     struct config cfg;
@@ -54,38 +45,11 @@ struct passdb {
     const char *dummy;
     char fallback_hash[128];
 
-    /* passdb: which databases, asked in this order (auth/passdb.c). */
+    /* Which databases, asked in this order (see above). */
     int use_file, use_ldap;
-    struct passdb_ldap *ldap;     /* NULL: not configured, or its setup failed */
-    passdb_done_fn *done;           /* where asynchronous answers go */
+    struct passdb_ldap *ldap;      /* NULL: not configured, or its setup failed */
+    passdb_done_fn *done;          /* where asynchronous answers go */
     void *done_arg;
-};
-
-struct auth_request {
-    const char *user;
-    const char *password;
-    const char *ip;
-    const char *mechanism;
-};
-
-struct auth_result {
-    enum auth_status status;
-    /* AUTH_TEMPFAIL: the database could not be read or did not answer in time.
-     * Only then may stale-if-error answer (auth/cache_policy.h). */
-    int outage;
-    /* AUTH_FAIL: the database refused the account itself (locked, disabled):
-     * every cached login of user is forgotten (auth/cache_policy.h). */
-    int account_refused;
-    /* The canonical name: on AUTH_OK, and on a failure when the database
-     * found the account (the penalty and the cache go by it). A worker gets
-     * it only with AUTH_OK. */
-    char user[AUTH_USER_MAX];
-    char maildir[AUTH_PATH_MAX];     /* absolute, on AUTH_OK */
-    char message[AUTH_MESSAGE_MAX];  /* for the worker's log; never for the client */
-    /* AUTH_OK answered from or recorded in the credential cache: the generation
-     * of this password's entry, for the worker's memo (shm/credcache_memo.h);
-     * 0 otherwise (nothing to remember, e.g. a stale-if-error answer). */
-    uint64_t generation;
 };
 
 /*
@@ -101,14 +65,6 @@ int passdb_init(struct passdb *pdb, const struct config *cfg);
  */
 void passdb_reconfigure(struct passdb *pdb, const struct config *cfg);
 
-/*
- * Bring the password file up to date now and log what changed (a load
- * summary, or the error once). Used at startup and after a reload, so a
- * broken file shows in the log before the first login. Returns 0 if the
- * file is usable, -1 if not.
- */
-int passdb_file_refresh(struct passdb *pdb);
-
 void passdb_free(struct passdb *pdb);
 
 /*
@@ -117,12 +73,6 @@ void passdb_free(struct passdb *pdb);
  * The caller wipes req->password.
  */
 void passdb_check(struct passdb *pdb, const struct auth_request *req, struct auth_result *res);
-
-/* passdb_check() for the password file alone (what passdb_check() does for passdb = passwd-file). */
-void passdb_file_check(struct passdb *pdb, const struct auth_request *req, struct auth_result *res);
-
-/* The log line of an outcome: what is "ok", "failed" or "tempfail" (format above). */
-void passdb_log_outcome(const struct auth_request *req, const char *what, const char *reason);
 
 /*
  * The event-loop way in (auth/passdb.c). Start checking req: returns 1
@@ -138,25 +88,5 @@ void passdb_set_done(struct passdb *pdb, passdb_done_fn *done, void *arg);
 int passdb_fd(const struct passdb *pdb);
 int passdb_timeout_ms(const struct passdb *pdb);
 void passdb_poll(struct passdb *pdb);
-
-/* Set up / stop the LDAP side from pdb->cfg (called by init, reconfigure, free). */
-void passdb_setup(struct passdb *pdb);
-void passdb_teardown(struct passdb *pdb);
-
-/*
- * For mechanisms that prove knowledge of the password without sending it
- * (SCRAM, see auth/scram_server.h): the stored password of user, as written
- * in the backend ("{SCHEME}..."), valid until the next call into pdb.
- * Returns 0 with *stored set, or NULL for an unknown user; -1 when the
- * backend cannot answer now (logged where it is found).
- */
-int passdb_file_lookup_stored(struct passdb *pdb, const char *user, const char **stored);
-
-/*
- * The AUTH_OK result for user, whose proof the caller has checked: the
- * canonical name and maildir into res. Returns 0, or -1 with res set to
- * AUTH_TEMPFAIL (the maildir cannot be made; logged).
- */
-int passdb_file_result_ok(struct passdb *pdb, const char *user, struct auth_result *res);
 
 #endif

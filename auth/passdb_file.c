@@ -1,65 +1,14 @@
-#include "auth/passdb.h"
+#include "auth/passdb_file.h"
 
-#include <crypt.h>
 #include <errno.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
+#include "auth/outcome.h"
 #include "auth/scheme.h"
 #include "auth/template.h"
 #include "auth/text.h"
 #include "daemon/log.h"
-
-static int make_fallback_hash(struct passdb *pdb)
-{
-    char setting[CRYPT_GENSALT_OUTPUT_SIZE];
-    struct crypt_data *cd = calloc(1, sizeof(*cd));
-    int rc = -1;
-
-    if (cd == NULL)
-        return -1;
-    /* Random salt and random password: nothing can ever match it. */
-    if (crypt_gensalt_rn("$6$", 0, NULL, 0, setting, sizeof(setting)) != NULL) {
-        const char *h = crypt_rn(setting + 3, setting, cd, sizeof(*cd));
-        if (h != NULL && h[0] != '*' && strlen(h) < sizeof(pdb->fallback_hash)) {
-            strcpy(pdb->fallback_hash, h);
-            rc = 0;
-        }
-    }
-    explicit_bzero(cd, sizeof(*cd));
-    free(cd);
-    return rc;
-}
-
-int passdb_init(struct passdb *pdb, const struct config *cfg)
-{
-    memset(pdb, 0, sizeof(*pdb));
-    pdb->cfg = *cfg;
-    passwd_db_init(&pdb->db, cfg->passwd_file);
-    if (make_fallback_hash(pdb) == -1)
-        return -1;
-    pdb->dummy = pdb->fallback_hash;
-    passdb_setup(pdb);
-    return 0;
-}
-
-void passdb_reconfigure(struct passdb *pdb, const struct config *cfg)
-{
-    passdb_teardown(pdb);
-    passwd_db_free(&pdb->db);
-    passwd_db_init(&pdb->db, cfg->passwd_file);
-    pdb->dummy = pdb->fallback_hash;
-    pdb->cfg = *cfg;
-    passdb_setup(pdb);
-}
-
-void passdb_free(struct passdb *pdb)
-{
-    passdb_teardown(pdb);
-    passwd_db_free(&pdb->db);
-    pdb->dummy = pdb->fallback_hash;
-}
 
 /* One summary of a fresh load, and the dummy hash that fits it. */
 static void after_load(struct passdb *pdb)
@@ -94,22 +43,6 @@ static void after_load(struct passdb *pdb)
                     "hash), first at line %d: %s %s", db->path, unusable, bad->line, name,
                     scheme_result_str(scheme_check(bad->password)));
     }
-}
-
-void passdb_log_outcome(const struct auth_request *req, const char *what, const char *reason)
-{
-    char user[TEXT_LOG_ESCAPE_SIZE(AUTH_USER_MAX)], ip[TEXT_LOG_ESCAPE_SIZE(AUTH_IP_MAX)];
-    char mech[TEXT_LOG_ESCAPE_SIZE(AUTH_MECH_MAX)];
-
-    text_log_escape(req->user, user, sizeof(user));
-    text_log_escape(req->ip, ip, sizeof(ip));
-    text_log_escape(req->mechanism, mech, sizeof(mech));
-    if (strcmp(what, "ok") == 0 && reason[0] == '\0')
-        log_debug("auth ok user=%s ip=%s mechanism=%s", user, ip, mech);
-    else if (strcmp(what, "ok") == 0)
-        log_debug("auth ok user=%s ip=%s mechanism=%s reason=%s", user, ip, mech, reason);
-    else
-        log_info("auth %s user=%s ip=%s mechanism=%s reason=%s", what, user, ip, mech, reason);
 }
 
 static void set_result(struct auth_result *res, enum auth_status status, const char *message)
@@ -181,19 +114,19 @@ void passdb_file_check(struct passdb *pdb, const struct auth_request *req, struc
     memset(res, 0, sizeof(*res));
     if (req->user[0] == '\0') {
         set_result(res, AUTH_FAIL, "");
-        passdb_log_outcome(req, "failed", "empty-user");
+        outcome_log(req, "failed", "empty-user");
         return;
     }
     if (req->password[0] == '\0') {
         set_result(res, AUTH_FAIL, "");
-        passdb_log_outcome(req, "failed", "empty-password");
+        outcome_log(req, "failed", "empty-password");
         return;
     }
 
     if (passdb_file_refresh(pdb) == -1) {
         set_result(res, AUTH_TEMPFAIL, "password file unavailable");
         res->outage = 1;   /* the file is the database: stale-if-error may answer */
-        passdb_log_outcome(req, "tempfail", "passwd-file-unavailable");
+        outcome_log(req, "tempfail", "passwd-file-unavailable");
         return;
     }
 
@@ -202,23 +135,23 @@ void passdb_file_check(struct passdb *pdb, const struct auth_request *req, struc
         /* Spend what a real user costs; the result means nothing. */
         (void)scheme_verify(pdb->dummy, req->password);
         set_result(res, AUTH_FAIL, "");
-        passdb_log_outcome(req, "failed", "unknown-user");
+        outcome_log(req, "failed", "unknown-user");
         return;
     }
 
     enum scheme_result r = scheme_verify(e->password, req->password);
     if (r != SCHEME_MATCH) {
         set_result(res, AUTH_FAIL, "");
-        passdb_log_outcome(req, "failed", scheme_result_str(r));
+        outcome_log(req, "failed", scheme_result_str(r));
         return;
     }
     if (find_maildir(pdb, e, res) == -1) {
-        passdb_log_outcome(req, "tempfail", "maildir");
+        outcome_log(req, "tempfail", "maildir");
         return;
     }
     snprintf(res->user, sizeof(res->user), "%s", e->user);
     res->status = AUTH_OK;
-    passdb_log_outcome(req, "ok", "");
+    outcome_log(req, "ok", "");
 }
 
 int passdb_file_lookup_stored(struct passdb *pdb, const char *user, const char **stored)

@@ -316,7 +316,7 @@ static int admit(struct auth_requests *d, const struct auth_request *req, double
                     d->rate.cfg.rate, d->rate.cfg.burst);
     }
     if (first || log_enabled(LOG_LVL_DEBUG))
-        passdb_log_outcome(req, "tempfail", "rate-limited");
+        outcome_log(req, "tempfail", "rate-limited");
     return 0;
 }
 
@@ -329,7 +329,7 @@ static int admit(struct auth_requests *d, const struct auth_request *req, double
 static double refuse_blocked(struct auth_requests *d, const struct auth_request *req,
                              double arrival)
 {
-    passdb_log_outcome(req, "failed", "ip-blocked");
+    outcome_log(req, "failed", "ip-blocked");
     (void)penalize(d, req->ip, req->user, AUTH_FAIL, now_s());
     return arrival + d->penalty.cfg.max_delay;
 }
@@ -353,7 +353,7 @@ static int start_pass(struct auth_requests *d, int slot, uint32_t id,
     }
     if (k == NONE || !reserve(d)) {
         tempfail_result(res, "helper busy");
-        passdb_log_outcome(&req, "tempfail", "helper-busy");
+        outcome_log(&req, "tempfail", "helper-busy");
         if (build_reply(&d->reply, id, res) == 0)
             peer_send(d, slot, buf_rptr(&d->reply), buf_len(&d->reply));
         return 0;
@@ -434,7 +434,7 @@ static int answer_scram(struct auth_requests *d, int slot, uint32_t type, uint32
         return 0;
     }
     if (!reserve(d)) {
-        passdb_log_outcome(&who, "tempfail", "helper-busy");
+        outcome_log(&who, "tempfail", "helper-busy");
         if (scram_refusal(&d->reply, type, id, user, AUTH_TEMPFAIL) == -1)
             return -1;
         peer_send(d, slot, buf_rptr(&d->reply), buf_len(&d->reply));

@@ -10,6 +10,7 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include "auth/passdb_file.h"
 #include "auth/private_dir.h"
 #include "auth/protocol.h"
 #include "auth/text.h"

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "auth/passdb.h"
+#include "auth/passdb_file.h"
 #include "auth/requests.h"
 #include "auth/protocol.h"
 #include "auth/socket_server.h"
