@@ -5,10 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "auth/answers.h"
 #include "auth/cache_policy.h"
 #include "auth/protocol.h"
 #include "auth/scram_server.h"
@@ -26,43 +26,11 @@ struct request_inflight {
     double arrival;
 };
 
-struct held_answer {
-    int slot;
-    uint32_t gen;
-    double send_at;
-    size_t len;
-    unsigned char msg[];
-};
-
 static double now_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/*
- * Never wait for a worker that does not read its answers: shut its
- * connection down, and read no more of its requests (no work for a peer that
- * is gone). The loop then sees the end and closes it.
- */
-static void cut_peer(struct auth_requests *d, int slot)
-{
-    shutdown(d->fd[slot], SHUT_RDWR);
-    d->cut[slot] = 1;
-}
-
-static void peer_send(struct auth_requests *d, int slot, const void *msg, size_t len)
-{
-    int fd = d->fd[slot];
-
-    if (fd < 0)
-        return;
-    if (send(fd, msg, len, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)len) {
-        log_warning("worker connection %d: cannot answer (%s); closing it", slot,
-                    errno == EAGAIN ? "socket full" : strerror(errno));
-        cut_peer(d, slot);
-    }
 }
 
 static int build_reply(struct buf *b, uint32_t id, const struct auth_result *res)
@@ -111,38 +79,22 @@ static double penalize(struct auth_requests *d, const char *ip, const char *user
 }
 
 /*
- * Send the answer in d->reply to slot at time at: now, or held on the timer.
- * The request's reservation (reserve()) ends when the answer leaves (here or
- * in flush()): a held answer always finds room. If it cannot be held (no
- * memory) it is dropped, never sent early: the worker's own timeout turns it
- * into a temporary failure.
+ * Send the answer in d->reply to slot at time at: now, or held on the timer
+ * (auth/answers.h). The request's reservation (reserve()) ends when the
+ * answer leaves (here or in flush()): a held answer always finds room. If it
+ * cannot be held (no memory) it is dropped, never sent early: the worker's
+ * own timeout turns it into a temporary failure.
  */
 static void send_at(struct auth_requests *d, int slot, uint32_t gen, double at, double now)
 {
-    struct held_answer *h = NULL;
+    if (answers_send_at(&d->out, slot, gen, at, now, buf_rptr(&d->reply),
+                        buf_len(&d->reply)) != 0)
+        d->pending--;
+}
 
-    if (gen != d->gen[slot]) {
-        d->pending--;
-        return;
-    }
-    if (at <= now) {
-        d->pending--;
-        peer_send(d, slot, buf_rptr(&d->reply), buf_len(&d->reply));
-        return;
-    }
-    if (d->nheld >= REQUESTS_MAX_PENDING ||
-        (h = malloc(sizeof(*h) + buf_len(&d->reply))) == NULL) {
-        d->pending--;
-        log_error("auth penalty: cannot hold an answer (%s); dropped, the worker times out",
-                  d->nheld >= REQUESTS_MAX_PENDING ? "table full" : "no memory");
-        return;
-    }
-    h->slot = slot;
-    h->gen = gen;
-    h->send_at = at;
-    h->len = buf_len(&d->reply);
-    memcpy(h->msg, buf_rptr(&d->reply), h->len);
-    d->held[d->nheld++] = h;
+static void send_now(struct auth_requests *d, int slot)
+{
+    answers_send(&d->out, slot, buf_rptr(&d->reply), buf_len(&d->reply));
 }
 
 /*
@@ -197,17 +149,14 @@ int requests_init(struct auth_requests *d, struct passdb *pdb)
 
     memset(d, 0, sizeof(*d));
     d->pdb = pdb;
-    for (int i = 0; i < REQUESTS_MAX_PEERS; i++)
-        d->fd[i] = -1;
     d->inflight = calloc(REQUESTS_MAX_INFLIGHT, sizeof(*d->inflight));
-    d->held = calloc(REQUESTS_MAX_PENDING, sizeof(*d->held));
     penalty_config_from(&pc, &pdb->cfg);
     ratelimit_config_from(&rc, &pdb->cfg);
-    if (d->inflight == NULL || d->held == NULL ||
+    if (d->inflight == NULL || answers_init(&d->out, REQUESTS_MAX_PENDING) == -1 ||
         ratelimit_init(&d->rate, &rc, RATELIMIT_ENTRIES) == -1 ||
         penalty_init(&d->penalty, &pc) == -1) {
         free(d->inflight);
-        free(d->held);
+        free(d->out.held);
         ratelimit_free(&d->rate);
         errno = ENOMEM;
         return -1;
@@ -248,21 +197,8 @@ void requests_reconfigure(struct auth_requests *d)
 
 static void flush(struct auth_requests *d, int all)
 {
-    double now = now_s();
-
-    for (int i = 0; i < d->nheld;) {
-        struct held_answer *h = d->held[i];
-        if (!all && h->send_at > now) {
-            i++;
-            continue;
-        }
-        if (h->gen == d->gen[h->slot])
-            peer_send(d, h->slot, h->msg, h->len);
-        free(h);
-        d->held[i] = d->held[--d->nheld];
-        d->pending--;
-    }
-    if (d->pending == 0 && d->nheld == 0)
+    d->pending -= answers_flush(&d->out, now_s(), all);
+    if (d->pending == 0 && d->out.nheld == 0)
         d->warned_full = 0;
 }
 
@@ -270,7 +206,7 @@ void requests_free(struct auth_requests *d)
 {
     flush(d, 1);
     passdb_set_done(d->pdb, NULL, NULL);
-    free(d->held);
+    answers_free(&d->out);
     free(d->inflight);
     if (d->have_penalty)
         penalty_free(&d->penalty);
@@ -282,14 +218,12 @@ void requests_free(struct auth_requests *d)
 
 void requests_peer_open(struct auth_requests *d, int slot, int fd)
 {
-    d->fd[slot] = fd;
-    d->cut[slot] = 0;
+    answers_peer_open(&d->out, slot, fd);
 }
 
 void requests_peer_closed(struct auth_requests *d, int slot)
 {
-    d->fd[slot] = -1;
-    d->gen[slot]++;
+    answers_peer_closed(&d->out, slot);
 }
 
 static void tempfail_result(struct auth_result *res, const char *why)
@@ -348,14 +282,14 @@ static int start_pass(struct auth_requests *d, int slot, uint32_t id,
     if (!admit(d, &req, arrival)) {
         tempfail_result(res, "rate limited");
         if (build_reply(&d->reply, id, res) == 0)
-            peer_send(d, slot, buf_rptr(&d->reply), buf_len(&d->reply));
+            send_now(d, slot);
         return 0;
     }
     if (k == NONE || !reserve(d)) {
         tempfail_result(res, "helper busy");
         outcome_log(&req, "tempfail", "helper-busy");
         if (build_reply(&d->reply, id, res) == 0)
-            peer_send(d, slot, buf_rptr(&d->reply), buf_len(&d->reply));
+            send_now(d, slot);
         return 0;
     }
     if (d->have_penalty && penalty_blocked(&d->penalty, q->ip, arrival, &left)) {
@@ -363,7 +297,7 @@ static int start_pass(struct auth_requests *d, int slot, uint32_t id,
         memset(res, 0, sizeof(*res));
         res->status = AUTH_FAIL;
         if (build_reply(&d->reply, id, res) == 0)
-            send_at(d, slot, d->gen[slot], at, now_s());
+            send_at(d, slot, d->out.gen[slot], at, now_s());
         else
             d->pending--;
         return 0;
@@ -371,7 +305,7 @@ static int start_pass(struct auth_requests *d, int slot, uint32_t id,
     struct request_inflight *f = &d->inflight[k];
     d->free_head = f->next;
     *f = (struct request_inflight){ .used = 1, .next = NONE, .slot = slot,
-                                     .gen = d->gen[slot], .id = id, .arrival = arrival };
+                                     .gen = d->out.gen[slot], .id = id, .arrival = arrival };
     /* The credential cache may know this failure already (auth/cache_policy.h). */
     int now = cache_policy_before(&req, res);
     if (!now && (now = passdb_start(d->pdb, &req, (uint64_t)k, res)) == 1)
@@ -430,14 +364,14 @@ static int answer_scram(struct auth_requests *d, int slot, uint32_t type, uint32
     if (!admit(d, &who, arrival)) {
         if (scram_refusal(&d->reply, type, id, user, AUTH_TEMPFAIL) == -1)
             return -1;
-        peer_send(d, slot, buf_rptr(&d->reply), buf_len(&d->reply));
+        send_now(d, slot);
         return 0;
     }
     if (!reserve(d)) {
         outcome_log(&who, "tempfail", "helper-busy");
         if (scram_refusal(&d->reply, type, id, user, AUTH_TEMPFAIL) == -1)
             return -1;
-        peer_send(d, slot, buf_rptr(&d->reply), buf_len(&d->reply));
+        send_now(d, slot);
         return 0;
     }
     if (d->have_penalty && penalty_blocked(&d->penalty, q->ip, arrival, &left)) {
@@ -446,7 +380,7 @@ static int answer_scram(struct auth_requests *d, int slot, uint32_t type, uint32
             d->pending--;
             return -1;
         }
-        send_at(d, slot, d->gen[slot], at, now_s());
+        send_at(d, slot, d->out.gen[slot], at, now_s());
         return 0;
     }
     int rc = type == AUTH_MSG_SCRAM_START
@@ -460,7 +394,7 @@ static int answer_scram(struct auth_requests *d, int slot, uint32_t type, uint32
     /* FINISH ends an exchange, and so does a START that fails. */
     if (type == AUTH_MSG_SCRAM_FINISH || status != AUTH_OK)
         delay = penalize(d, q->ip, user, status, now);
-    send_at(d, slot, d->gen[slot], arrival + delay, now);
+    send_at(d, slot, d->out.gen[slot], arrival + delay, now);
     return 0;
 }
 
@@ -492,14 +426,10 @@ static int handle_view(struct auth_requests *d, int slot, const void *msg, size_
         return -1;
     }
     if (fd < 0) {
-        peer_send(d, slot, buf_rptr(&d->reply), buf_len(&d->reply));
+        send_now(d, slot);
         return 0;
     }
-    if (d->fd[slot] >= 0 && ipc_send_fd(d->fd[slot], &d->reply, fd) == -1) {
-        log_warning("worker connection %d: cannot pass the penalty view (%s); closing it", slot,
-                    strerror(errno));
-        cut_peer(d, slot);
-    }
+    answers_send_fd(&d->out, slot, &d->reply, fd);
     close(fd);
     return 0;
 }
@@ -527,7 +457,7 @@ static const struct {
 static ssize_t recv_request(struct auth_requests *d, int slot, unsigned char *msg, size_t len)
 {
     for (;;) {
-        ssize_t n = ipc_recv(d->fd[slot], msg, len);
+        ssize_t n = ipc_recv(d->out.fd[slot], msg, len);
         if (n > 0)
             return n;
         if (n == 0) {
@@ -549,7 +479,7 @@ int requests_serve(struct auth_requests *d, int slot, int burst)
     unsigned char msg[IPC_MAX_MESSAGE];
 
     for (int i = 0; i < burst; i++) {
-        if (d->cut[slot]) {
+        if (d->out.cut[slot]) {
             errno = EPIPE;
             return -1;
         }
@@ -577,19 +507,9 @@ int requests_serve(struct auth_requests *d, int slot, int burst)
 
 int requests_timeout_ms(const struct auth_requests *d)
 {
-    double now = now_s(), first = -1;
-    int ms = passdb_timeout_ms(d->pdb);
+    int ms = passdb_timeout_ms(d->pdb), held_ms = answers_timeout_ms(&d->out, now_s());
 
-    for (int i = 0; i < d->nheld; i++) {
-        if (first < 0 || d->held[i]->send_at < first)
-            first = d->held[i]->send_at;
-    }
-    if (first >= 0) {
-        int held_ms = first <= now ? 0 : (int)((first - now) * 1000) + 1;
-        if (ms < 0 || held_ms < ms)
-            ms = held_ms;
-    }
-    return ms;
+    return ms < 0 || (held_ms >= 0 && held_ms < ms) ? held_ms : ms;
 }
 
 void requests_run(struct auth_requests *d)

@@ -29,8 +29,8 @@
  * same penalty: a blocked address is refused at START and FINISH, and the
  * answer that ends an exchange (FINISH, or a START that fails) counts for
  * the address and the n= user and waits the same delay as a password's.
- * A peer's slot carries a generation, so an answer for a worker that has
- * reconnected meanwhile is dropped, never sent to the new connection.
+ * Answers leave through auth/answers.h, which drops an answer for a worker
+ * that has reconnected meanwhile.
  */
 #ifndef FASTPOP_AUTH_REQUESTS_H
 #define FASTPOP_AUTH_REQUESTS_H
@@ -38,13 +38,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth/answers.h"
 #include "auth/passdb.h"
 #include "auth/penalty.h"
 #include "auth/ratelimit.h"
 #include "daemon/buf.h"
 #include "shm/penalty_view.h"
 
-#define REQUESTS_MAX_PEERS 256
+#define REQUESTS_MAX_PEERS ANSWERS_MAX_PEERS
 #define REQUESTS_MAX_INFLIGHT 2048
 /*
  * Answers between arrival and sending: each held one costs its message (up to
@@ -54,21 +55,15 @@
 #define REQUESTS_MAX_PENDING 4096
 
 struct request_inflight;
-struct held_answer;
 
 struct auth_requests {
     struct passdb *pdb;
     struct penalty penalty;
     int have_penalty;
     struct ratelimit rate;                /* helper work per client group (auth/ratelimit.h) */
-    int fd[REQUESTS_MAX_PEERS];
-    /* 1: an answer could not be sent; the connection is shut down and read no more. */
-    unsigned char cut[REQUESTS_MAX_PEERS];
-    uint32_t gen[REQUESTS_MAX_PEERS];
-    struct request_inflight *inflight;   /* REQUESTS_MAX_INFLIGHT, free-listed */
+    struct answers out;                   /* the way back to the workers (auth/answers.h) */
+    struct request_inflight *inflight;    /* REQUESTS_MAX_INFLIGHT, free-listed */
     int free_head;
-    struct held_answer **held;          /* REQUESTS_MAX_PENDING slots */
-    int nheld;
     int pending;                          /* admitted, not yet answered (reserve()) */
     int warned_full;
     struct penalty_view *view;            /* what the workers see; NULL if it failed */

@@ -201,7 +201,7 @@ static void test_blocked_held_for_max_delay_and_counted(void **state)
     drain(f, count);
     assert_int_equal(count[AUTH_OK] + count[AUTH_TEMPFAIL], 0);
     assert_int_equal(count[AUTH_FAIL], 1);
-    assert_int_equal(f->d.nheld, 1);
+    assert_int_equal(f->d.out.nheld, 1);
     assert_true(requests_timeout_ms(&f->d) > 7000);
     /* and it counted against bob like any failure */
     assert_true(penalty_user_score(&f->d.penalty, "bob", now) >= before + 0.99);
