@@ -16,22 +16,9 @@
 #include "daemon/log.h"
 #include "shm/stats.h"
 
-#define SERVICE 0
-#define MAX_CONNS (1 + 64)
+#define SERVICE PASSDB_LDAP_SERVICE
 #define CONNECTOR_TAG 0xffffu
 #define NONE (-1)
-
-enum conn_state { C_DOWN, C_CONNECTING, C_READY };
-
-struct lconn {
-    enum conn_state state;
-    LDAP *ld;
-    int fd;
-    uint32_t gen;               /* matches connector answers to the current attempt */
-    double retry_at, backoff;
-    int inflight;
-    char last_error[200];       /* logged once until it changes or the connection works */
-};
 
 enum req_stage { R_FREE, R_QUEUED, R_SEARCH, R_BIND_QUEUED, R_BIND };
 
@@ -57,10 +44,7 @@ struct passdb_ldap {
     int stopping;               /* passdb_ldap_free: answers now are not LDAP's */
     passdb_ldap_done_fn *done;
     void *arg;
-    int epfd;
-    int connector;
-    struct lconn conns[MAX_CONNS];
-    int nconns;
+    struct passdb_ldap_pool pool;     /* the connections (auth/passdb_ldap_conn.h) */
     struct lreq *reqs;
     int free_head;              /* free requests, linked by next */
     int pending;
@@ -137,115 +121,17 @@ static void answer(struct passdb_ldap *lb, int i, enum passdb_ldap_outcome out, 
     lb->done(lb->arg, ctx, &ans);
 }
 
-static const char *conn_name(int ci)
-{
-    return ci == SERVICE ? "service" : "bind";
-}
-
-/* Ask the connector thread for connection ci. */
-static void conn_open(struct passdb_ldap *lb, int ci)
-{
-    struct lconn *c = &lb->conns[ci];
-    struct passdb_ldap_conn_job job = { .slot = ci, .gen = ++c->gen, .service = ci == SERVICE };
-
-    c->state = C_CONNECTING;
-    if (passdb_ldap_connector_request(lb->connector, &job) == -1) {
-        /* Only if the thread died, which it does not do on its own. */
-        c->state = C_DOWN;
-        c->retry_at = now_s() + PASSDB_LDAP_RECONNECT_MAX;
-        log_error("ldap: connector thread gone (%s)", strerror(errno));
-    }
-}
-
 /*
- * Connection ci failed or stopped answering: fail what it carries, close it,
- * and say when to try again (at once if it had been working).
+ * Connection ci failed or stopped answering: close it (auth/passdb_ldap_conn.h)
+ * and fail what it carries.
  */
 static void conn_lost(struct passdb_ldap *lb, int ci, const char *why, const char *reason)
 {
-    struct lconn *c = &lb->conns[ci];
-    int was_ready = c->state == C_READY;
-
-    if (c->ld != NULL) {
-        epoll_ctl(lb->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-        ldap_unbind_ext(c->ld, NULL, NULL);
-        c->ld = NULL;
-        c->fd = -1;
-    }
-    c->state = C_DOWN;
-    c->inflight = 0;
-    if (was_ready) {
-        c->backoff = 0;
-        c->retry_at = now_s();
-    } else {
-        c->backoff = c->backoff > 0 ? c->backoff * 2 : PASSDB_LDAP_RECONNECT_MIN;
-        if (c->backoff > PASSDB_LDAP_RECONNECT_MAX)
-            c->backoff = PASSDB_LDAP_RECONNECT_MAX;
-        c->retry_at = now_s() + c->backoff;
-    }
-    if (strcmp(c->last_error, why) != 0) {
-        snprintf(c->last_error, sizeof(c->last_error), "%s", why);
-        if (was_ready)
-            log_warning("ldap: %s connection lost: %s; reconnecting", conn_name(ci), why);
-        else
-            log_error("ldap: %s connection failed: %s; retrying in %.1fs", conn_name(ci), why,
-                      c->backoff);
-    }
+    passdb_ldap_pool_close(&lb->pool, ci, why, now_s());
     for (int i = 0; i < PASSDB_LDAP_MAX_REQUESTS; i++) {
         struct lreq *r = &lb->reqs[i];
         if ((r->stage == R_SEARCH || r->stage == R_BIND) && r->conn == ci)
             answer(lb, i, PASSDB_LDAP_OUTCOME_OUTAGE, reason, why);
-    }
-}
-
-static void conn_ready(struct passdb_ldap *lb, int ci, LDAP *ld)
-{
-    struct lconn *c = &lb->conns[ci];
-    int fd = -1;
-
-    c->ld = ld;
-    if (ldap_get_option(ld, LDAP_OPT_DESC, &fd) != LDAP_OPT_SUCCESS || fd < 0) {
-        c->state = C_READY;
-        conn_lost(lb, ci, "no socket after connect", "ldap-down");
-        return;
-    }
-    struct epoll_event ev = { .events = EPOLLIN, .data.u64 = (uint64_t)ci };
-    c->fd = fd;
-    if (epoll_ctl(lb->epfd, EPOLL_CTL_ADD, fd, &ev) == -1) {
-        c->state = C_READY;
-        conn_lost(lb, ci, strerror(errno), "ldap-down");
-        return;
-    }
-    c->state = C_READY;
-    c->backoff = 0;
-    c->inflight = 0;
-    if (c->last_error[0])
-        log_info("ldap: %s connection to %s is back", conn_name(ci), lb->s.uri);
-    else
-        log_debug("ldap: %s connection to %s open", conn_name(ci), lb->s.uri);
-    c->last_error[0] = '\0';
-}
-
-static void read_connector(struct passdb_ldap *lb)
-{
-    struct passdb_ldap_conn_done d;
-    int rc;
-
-    while ((rc = passdb_ldap_connector_read(lb->connector, &d)) == 1) {
-        if (d.slot < 0 || d.slot >= lb->nconns || lb->conns[d.slot].gen != d.gen ||
-            lb->conns[d.slot].state != C_CONNECTING) {
-            if (d.ld)
-                ldap_unbind_ext(d.ld, NULL, NULL);
-            continue;
-        }
-        if (d.ld)
-            conn_ready(lb, d.slot, d.ld);
-        else
-            conn_lost(lb, d.slot, d.error, "ldap-down");
-    }
-    if (rc == -1) {
-        log_error("ldap: connector thread gone");
-        epoll_ctl(lb->epfd, EPOLL_CTL_DEL, lb->connector, NULL);
     }
 }
 
@@ -294,7 +180,7 @@ static void on_search(struct passdb_ldap *lb, int i, LDAP *ld, LDAPMessage *msg)
     char *errmsg = NULL;
     int err = LDAP_OTHER;
 
-    lb->conns[SERVICE].inflight--;
+    lb->pool.conns[SERVICE].inflight--;
     int rc = ldap_parse_result(ld, msg, &err, NULL, &errmsg, NULL, NULL, 0);
     int n = ldap_count_entries(ld, msg);
     if (rc != LDAP_SUCCESS || (err != LDAP_SUCCESS && err != LDAP_SIZELIMIT_EXCEEDED)) {
@@ -373,7 +259,7 @@ static void on_bind(struct passdb_ldap *lb, int i, LDAP *ld, LDAPMessage *msg)
     char *errmsg = NULL;
     char why[AUTH_MESSAGE_MAX];
 
-    lb->conns[lb->reqs[i].conn].inflight--;
+    lb->pool.conns[lb->reqs[i].conn].inflight--;
     if (ldap_parse_result(ld, msg, &err, NULL, &errmsg, NULL, NULL, 0) != LDAP_SUCCESS)
         err = LDAP_OTHER;
     /* The server's own words say why (e.g. "account inactivated"): for the log. */
@@ -399,9 +285,9 @@ static void on_bind(struct passdb_ldap *lb, int i, LDAP *ld, LDAPMessage *msg)
 
 static void read_conn(struct passdb_ldap *lb, int ci)
 {
-    struct lconn *c = &lb->conns[ci];
+    struct passdb_ldap_conn *c = &lb->pool.conns[ci];
 
-    while (c->state == C_READY) {
+    while (c->state == CONN_READY) {
         struct timeval zero = { 0, 0 };
         LDAPMessage *msg = NULL;
         int rc = ldap_result(c->ld, LDAP_RES_ANY, LDAP_MSG_ALL, &zero, &msg);
@@ -440,7 +326,7 @@ static void read_conn(struct passdb_ldap *lb, int ci)
 static void start_search(struct passdb_ldap *lb, int i)
 {
     struct lreq *r = &lb->reqs[i];
-    struct lconn *c = &lb->conns[SERVICE];
+    struct passdb_ldap_conn *c = &lb->pool.conns[SERVICE];
     char filter[CONFIG_PATH_MAX + PASSDB_LDAP_FILTER_ESCAPE_SIZE(AUTH_USER_MAX)];
     char *attrs[5];
     int n = 0;
@@ -474,7 +360,7 @@ static void start_search(struct passdb_ldap *lb, int i)
 static void start_bind(struct passdb_ldap *lb, int i, int ci)
 {
     struct lreq *r = &lb->reqs[i];
-    struct lconn *c = &lb->conns[ci];
+    struct passdb_ldap_conn *c = &lb->pool.conns[ci];
     struct berval cred = { strlen(r->password), r->password };
 
     q_remove(lb, &lb->bind_q, i);
@@ -499,38 +385,38 @@ static void fail_queue(struct passdb_ldap *lb, struct queue *q, const char *why)
 static void pump(struct passdb_ldap *lb)
 {
     double t = now_s();
-    struct lconn *svc = &lb->conns[SERVICE];
+    struct passdb_ldap_conn *svc = &lb->pool.conns[SERVICE];
 
-    if (lb->search_q.head != NONE && svc->state == C_DOWN) {
+    if (lb->search_q.head != NONE && svc->state == CONN_DOWN) {
         if (t >= svc->retry_at)
-            conn_open(lb, SERVICE);
+            passdb_ldap_pool_open(&lb->pool, SERVICE, now_s());
         else
             fail_queue(lb, &lb->search_q, svc->last_error);
     }
-    while (svc->state == C_READY && lb->search_q.head != NONE &&
+    while (svc->state == CONN_READY && lb->search_q.head != NONE &&
            svc->inflight < PASSDB_LDAP_MAX_PIPELINE)
         start_search(lb, lb->search_q.head);
 
     int waiting = 0, usable = 0;
     for (int i = lb->bind_q.head; i != NONE; i = lb->reqs[i].next)
         waiting++;
-    for (int ci = 1; ci < lb->nconns && lb->bind_q.head != NONE; ci++) {
-        struct lconn *c = &lb->conns[ci];
-        if (c->state == C_READY && c->inflight == 0) {
+    for (int ci = 1; ci < lb->pool.nconns && lb->bind_q.head != NONE; ci++) {
+        struct passdb_ldap_conn *c = &lb->pool.conns[ci];
+        if (c->state == CONN_READY && c->inflight == 0) {
             start_bind(lb, lb->bind_q.head, ci);
             waiting--;
         }
     }
-    for (int ci = 1; ci < lb->nconns; ci++) {
-        struct lconn *c = &lb->conns[ci];
-        if (c->state == C_DOWN && waiting > 0 && t >= c->retry_at) {
-            conn_open(lb, ci);
+    for (int ci = 1; ci < lb->pool.nconns; ci++) {
+        struct passdb_ldap_conn *c = &lb->pool.conns[ci];
+        if (c->state == CONN_DOWN && waiting > 0 && t >= c->retry_at) {
+            passdb_ldap_pool_open(&lb->pool, ci, now_s());
             waiting--;
         }
-        usable += c->state != C_DOWN;
+        usable += c->state != CONN_DOWN;
     }
     if (lb->bind_q.head != NONE && usable == 0)
-        fail_queue(lb, &lb->bind_q, lb->conns[1].last_error);
+        fail_queue(lb, &lb->bind_q, lb->pool.conns[1].last_error);
 }
 
 static void expire(struct passdb_ldap *lb)
@@ -559,27 +445,28 @@ struct passdb_ldap *passdb_ldap_new(const struct passdb_ldap_settings *s, passdb
         return NULL;
     }
     lb->s = *s;
+    lb->pool.uri = lb->s.uri;
     lb->done = done;
     lb->arg = arg;
-    lb->nconns = s->mode == CONFIG_LDAP_AUTH_BIND ? 1 + s->bind_connections : 1;
-    if (lb->nconns > MAX_CONNS)
-        lb->nconns = MAX_CONNS;
-    for (int i = 0; i < lb->nconns; i++)
-        lb->conns[i].fd = -1;
+    lb->pool.nconns = s->mode == CONFIG_LDAP_AUTH_BIND ? 1 + s->bind_connections : 1;
+    if (lb->pool.nconns > PASSDB_LDAP_MAX_CONNS)
+        lb->pool.nconns = PASSDB_LDAP_MAX_CONNS;
+    for (int i = 0; i < lb->pool.nconns; i++)
+        lb->pool.conns[i].fd = -1;
     lb->search_q.head = lb->search_q.tail = NONE;
     lb->bind_q.head = lb->bind_q.tail = NONE;
     for (int i = 0; i < PASSDB_LDAP_MAX_REQUESTS; i++)
         lb->reqs[i].next = i + 1 < PASSDB_LDAP_MAX_REQUESTS ? i + 1 : NONE;
     lb->free_head = 0;
 
-    lb->epfd = epoll_create1(EPOLL_CLOEXEC);
-    lb->connector = lb->epfd == -1 ? -1 : passdb_ldap_connector_start(s);
+    lb->pool.epfd = epoll_create1(EPOLL_CLOEXEC);
+    lb->pool.connector = lb->pool.epfd == -1 ? -1 : passdb_ldap_connector_start(s);
     struct epoll_event ev = { .events = EPOLLIN, .data.u64 = CONNECTOR_TAG };
-    if (lb->connector == -1 || epoll_ctl(lb->epfd, EPOLL_CTL_ADD, lb->connector, &ev) == -1) {
+    if (lb->pool.connector == -1 || epoll_ctl(lb->pool.epfd, EPOLL_CTL_ADD, lb->pool.connector, &ev) == -1) {
         int saved = errno;
-        passdb_ldap_connector_stop(lb->connector);
-        if (lb->epfd != -1)
-            close(lb->epfd);
+        passdb_ldap_connector_stop(lb->pool.connector);
+        if (lb->pool.epfd != -1)
+            close(lb->pool.epfd);
         passdb_ldap_settings_wipe(&lb->s);
         free(lb->reqs);
         free(lb);
@@ -587,9 +474,9 @@ struct passdb_ldap *passdb_ldap_new(const struct passdb_ldap_settings *s, passdb
         return NULL;
     }
     /* Open the service connection now, so a broken setup shows in the log at startup. */
-    conn_open(lb, SERVICE);
-    if (lb->nconns > 1)
-        conn_open(lb, 1);
+    passdb_ldap_pool_open(&lb->pool, SERVICE, now_s());
+    if (lb->pool.nconns > 1)
+        passdb_ldap_pool_open(&lb->pool, 1, now_s());
     return lb;
 }
 
@@ -602,12 +489,12 @@ void passdb_ldap_free(struct passdb_ldap *lb)
         if (lb->reqs[i].stage != R_FREE)
             answer(lb, i, PASSDB_LDAP_OUTCOME_OUTAGE, "ldap-down", "LDAP backend stopped");
     }
-    for (int ci = 0; ci < lb->nconns; ci++) {
-        if (lb->conns[ci].ld)
-            ldap_unbind_ext(lb->conns[ci].ld, NULL, NULL);
+    for (int ci = 0; ci < lb->pool.nconns; ci++) {
+        if (lb->pool.conns[ci].ld)
+            ldap_unbind_ext(lb->pool.conns[ci].ld, NULL, NULL);
     }
-    passdb_ldap_connector_stop(lb->connector);
-    close(lb->epfd);
+    passdb_ldap_connector_stop(lb->pool.connector);
+    close(lb->pool.epfd);
     passdb_ldap_settings_wipe(&lb->s);
     free(lb->reqs);
     free(lb);
@@ -653,7 +540,7 @@ int passdb_ldap_submit(struct passdb_ldap *lb, const char *user, const char *pas
 
 int passdb_ldap_fd(const struct passdb_ldap *lb)
 {
-    return lb->epfd;
+    return lb->pool.epfd;
 }
 
 int passdb_ldap_timeout_ms(const struct passdb_ldap *lb)
@@ -666,10 +553,10 @@ int passdb_ldap_timeout_ms(const struct passdb_ldap *lb)
             first = r->deadline;
     }
     /* Queued requests also wait for a connection's next try. */
-    for (int ci = 0; ci < lb->nconns && (lb->search_q.head != NONE || lb->bind_q.head != NONE);
+    for (int ci = 0; ci < lb->pool.nconns && (lb->search_q.head != NONE || lb->bind_q.head != NONE);
          ci++) {
-        const struct lconn *c = &lb->conns[ci];
-        if (c->state == C_DOWN && c->retry_at > t && (first < 0 || c->retry_at < first))
+        const struct passdb_ldap_conn *c = &lb->pool.conns[ci];
+        if (c->state == CONN_DOWN && c->retry_at > t && (first < 0 || c->retry_at < first))
             first = c->retry_at;
     }
     if (first < 0)
@@ -680,13 +567,13 @@ int passdb_ldap_timeout_ms(const struct passdb_ldap *lb)
 void passdb_ldap_poll(struct passdb_ldap *lb)
 {
     struct epoll_event ev[32];
-    int n = epoll_wait(lb->epfd, ev, 32, 0);
+    int n = epoll_wait(lb->pool.epfd, ev, 32, 0);
 
     for (int k = 0; k < n; k++) {
         uint64_t tag = ev[k].data.u64;
         if (tag == CONNECTOR_TAG)
-            read_connector(lb);
-        else if (tag < (uint64_t)lb->nconns)
+            passdb_ldap_pool_collect(&lb->pool, now_s());
+        else if (tag < (uint64_t)lb->pool.nconns)
             read_conn(lb, (int)tag);
     }
     expire(lb);
