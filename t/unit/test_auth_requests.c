@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -207,6 +209,51 @@ static void test_blocked_held_for_max_delay_and_counted(void **state)
     assert_true(penalty_user_score(&f->d.penalty, "bob", now) >= before + 0.99);
 }
 
+/*
+ * A clean stop drains through the request path: a request out to LDAP is
+ * waited for (bounded), and its answer reaches the worker. The "server"
+ * here takes TCP connections and never answers, so the answer is LDAP's
+ * timeout: a temporary failure after ldap_timeout.
+ */
+static void test_drain_waits_for_ldap(void **state)
+{
+    struct fixture *f = *state;
+    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t len = sizeof(sin);
+    unsigned char msg[IPC_MAX_MESSAGE];
+    struct auth_reply rep;
+    struct timespec a, b;
+
+    int silent = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(silent >= 0);
+    assert_int_equal(bind(silent, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    assert_int_equal(listen(silent, 16), 0);
+    assert_int_equal(getsockname(silent, (struct sockaddr *)&sin, &len), 0);
+    snprintf(f->cfg.passdb, sizeof(f->cfg.passdb), "ldap");
+    snprintf(f->cfg.ldap_uri, sizeof(f->cfg.ldap_uri), "ldap://127.0.0.1:%d", ntohs(sin.sin_port));
+    f->cfg.ldap_timeout = 1;
+    f->cfg.auth_penalty = 0;
+    f->cfg.auth_rate_limit = 0;
+    start(f);
+    send_pass(f, 1, "bobpw", "192.0.2.9");
+    assert_int_equal(requests_serve(&f->d, 0, 1), 0);
+    /* out to LDAP: no answer yet, and a drain with no time left does not wait */
+    requests_drain(&f->d, 0);
+    assert_int_equal(ipc_recv(f->sv[1], msg, sizeof(msg)), -1);
+    assert_int_equal(errno, EAGAIN);
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    requests_drain(&f->d, 30);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    /* it returned once LDAP had answered, long before its bound */
+    assert_true(b.tv_sec - a.tv_sec < 20);
+    ssize_t n = ipc_recv(f->sv[1], msg, sizeof(msg));
+    assert_true(n > 0);
+    assert_int_equal(protocol_decode_reply(msg, (size_t)n, &rep), 0);
+    assert_int_equal(rep.id, 1);
+    assert_int_equal(rep.status, AUTH_TEMPFAIL);
+    close(silent);
+}
+
 /* SCRAM START is charged to the address's budget too (issue 12, item 9). */
 static void test_scram_start_is_charged(void **state)
 {
@@ -248,6 +295,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_blocked_held_for_max_delay_and_counted, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_scram_start_is_charged, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drain_waits_for_ldap, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
