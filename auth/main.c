@@ -29,11 +29,12 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "auth/authcache.h"
-#include "auth/authd.h"
+#include "auth/cache_policy.h"
+#include "auth/passdb.h"
+#include "auth/passdb_file.h"
 #include "auth/private_dir.h"
 #include "auth/scram_server.h"
-#include "auth/server.h"
+#include "auth/socket_server.h"
 #include "daemon/runtime/config.h"
 #include "daemon/runtime/log.h"
 #include "shm/credcache.h"
@@ -180,7 +181,7 @@ static int read_password(char *out, size_t outlen)
     return rc;
 }
 
-static int run_test(struct authd *ad, const char *user)
+static int run_test(struct passdb *pdb, const char *user)
 {
     char password[AUTH_PASS_MAX];
     struct auth_result res;
@@ -197,7 +198,7 @@ static int run_test(struct authd *ad, const char *user)
         return EXIT_FAIL;
     }
     struct auth_request req = { user, password, "local-test", "test" };
-    authd_check(ad, &req, &res);
+    passdb_check(pdb, &req, &res);
     explicit_bzero(password, sizeof(password));
 
     switch (res.status) {
@@ -214,7 +215,7 @@ static int run_test(struct authd *ad, const char *user)
     return EXIT_TEMPFAIL;
 }
 
-static void reload(struct authd *ad, struct auth_server *srv, const struct options *o)
+static void reload(struct passdb *pdb, struct auth_server *srv, const struct options *o)
 {
     struct config cfg;
     char err[512];
@@ -224,12 +225,12 @@ static void reload(struct authd *ad, struct auth_server *srv, const struct optio
         return;
     }
     open_log(&cfg, o->foreground);
-    authd_reconfigure(ad, &cfg);
-    authcache_reconfigure(&cfg);
+    passdb_reconfigure(pdb, &cfg);
+    cache_policy_reconfigure(&cfg);
     auth_server_set_mail_user(srv, cfg.user);
     auth_server_reconfigure(srv);
     log_info("configuration reloaded from %s", o->config_path);
-    (void)authd_refresh(ad);
+    (void)passdb_file_refresh(pdb);
 }
 
 static int check_listen_fd(int fd)
@@ -246,7 +247,7 @@ static int check_listen_fd(int fd)
     return 0;
 }
 
-static int serve(struct authd *ad, const struct options *o)
+static int serve(struct passdb *pdb, const struct options *o)
 {
     struct auth_server srv;
     struct sigaction sa;
@@ -283,19 +284,19 @@ static int serve(struct authd *ad, const struct options *o)
                         STATS_FD, strerror(errno));
         close(STATS_FD);
     }
-    if (auth_server_init(&srv, ad, o->listen_fd, ad->cfg.user) == -1) {
+    if (auth_server_init(&srv, pdb, o->listen_fd, pdb->cfg.user) == -1) {
         log_error("cannot set up the auth socket: %s", strerror(errno));
         return EXIT_TEMPFAIL;
     }
     if (geteuid() == 0)
         log_warning("running as root: set auth_user to an unprivileged user");
-    log_info("fastpop-auth %s ready (passwd_file %s)", FASTPOP_VERSION, ad->cfg.passwd_file);
-    (void)authd_refresh(ad);
+    log_info("fastpop-auth %s ready (passwd_file %s)", FASTPOP_VERSION, pdb->cfg.passwd_file);
+    (void)passdb_file_refresh(pdb);
     /* Optional: without it every login goes to the backend (logged inside). */
-    (void)authcache_open(&ad->cfg);
-    if (scram_load_salt_secret(ad->cfg.state_dir) == -1)
+    (void)cache_policy_open(&pdb->cfg);
+    if (scram_load_salt_secret(pdb->cfg.state_dir) == -1)
         log_error("SCRAM: cannot keep a salt secret in %s/%s/%s (%s); made-up salts change "
-                  "at each restart", ad->cfg.state_dir, CREDCACHE_DIR, PRIVATE_DIR,
+                  "at each restart", pdb->cfg.state_dir, CREDCACHE_DIR, PRIVATE_DIR,
                   strerror(errno));
 
     int rc = EXIT_OK;
@@ -307,11 +308,11 @@ static int serve(struct authd *ad, const struct options *o)
         }
         if (got_hup) {
             got_hup = 0;
-            reload(ad, &srv, o);
+            reload(pdb, &srv, o);
         }
     }
     auth_server_shutdown(&srv);
-    authcache_close();
+    cache_policy_close();
     if (rc == EXIT_OK)
         log_info("stopping on SIGTERM");
     return rc;
@@ -321,7 +322,7 @@ int main(int argc, char **argv)
 {
     struct options o = { 0 };
     struct config cfg;
-    struct authd ad;
+    struct passdb pdb;
     char err[512];
 
     if (parse_args(argc, argv, &o) == -1)
@@ -335,12 +336,12 @@ int main(int argc, char **argv)
     }
     /* --test reports on the terminal, whatever the config's log says. */
     open_log(&cfg, o.foreground || o.test_user != NULL);
-    if (authd_init(&ad, &cfg) == -1) {
+    if (passdb_init(&pdb, &cfg) == -1) {
         log_error("crypt(3) cannot make a $6$ hash; refusing to run");
         return EXIT_TEMPFAIL;
     }
-    int rc = o.test_user ? run_test(&ad, o.test_user) : serve(&ad, &o);
-    authd_free(&ad);
+    int rc = o.test_user ? run_test(&pdb, o.test_user) : serve(&pdb, &o);
+    passdb_free(&pdb);
     log_close();
     return rc;
 }

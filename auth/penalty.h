@@ -1,7 +1,7 @@
 /*
  * The brute-force penalty: failed logins make the next answers slower, per
  * client address and per user name, without blocking anything (the server
- * holds the answer on a timer; see auth/server.c).
+ * holds the answer on a timer; see auth/socket_server.c).
  *
  * Each address (IPv4 per auth_penalty_ipv4_prefix, default /32; IPv6 per
  * auth_penalty_ipv6_prefix, default /64, since one host usually owns a whole

@@ -6,7 +6,7 @@
  * The helper accepts only peers whose SO_PEERCRED uid is the mail user
  * (or its own uid when fastpop runs unprivileged) and whose process is a
  * child of the helper's parent, the master (a worker), or the master
- * itself; at most two connections per process (auth/server.h). Requests carry an id
+ * itself; at most two connections per process (auth/socket_server.h). Requests carry an id
  * chosen by the worker; answers echo it and may come in any order.
  *
  *   AUTH_MSG_PASS_REQUEST   id  str user, str password, str client_ip, str mechanism
@@ -59,6 +59,11 @@
 #ifndef FASTPOP_AUTH_PROTOCOL_H
 #define FASTPOP_AUTH_PROTOCOL_H
 
+#include <stddef.h>
+#include <stdint.h>
+
+#include "daemon/runtime/buf.h"
+
 #define AUTH_PROTOCOL_VERSION 1
 
 enum auth_msg_type {
@@ -94,5 +99,75 @@ enum auth_status {
  * IPC datagram (IPC_MAX_MESSAGE) with room to spare.
  */
 #define AUTH_SCRAM_MSG_MAX 1024
+
+/*
+ * Encoding and decoding of every message above, so each layout is written
+ * once (auth/protocol.c, on the IPC codec of daemon/runtime/ipc.h); the worker
+ * (worker/auth_client.c) and the helper (auth/requests.c) both use these.
+ * Encoders build the message in b (reset first) and return 0, or -1 if it
+ * does not fit. Decoders return 0, or -1 with errno EPROTO when the message
+ * is not a well-formed one of that type; their string fields are
+ * NUL-terminated copies. Buffers that held a password or a SCRAM proof are
+ * the caller's to wipe.
+ */
+/* A worker's requests, as the helper decodes them. */
+struct auth_pass_request {
+    char user[AUTH_USER_MAX];
+    char password[AUTH_PASS_MAX];
+    char ip[AUTH_IP_MAX];
+    char mechanism[AUTH_MECH_MAX];
+};
+
+/* START carries client_first and ip; FINISH all four. */
+struct auth_scram_request {
+    char client_first[AUTH_SCRAM_MSG_MAX];
+    char server_first[AUTH_SCRAM_MSG_MAX];
+    char client_final[AUTH_SCRAM_MSG_MAX];
+    char ip[AUTH_IP_MAX];
+};
+
+/* Any of the helper's answers, as the worker decodes it; fields its type lacks stay "" / 0. */
+struct auth_reply {
+    uint32_t type, id;
+    enum auth_status status;
+    char user[AUTH_USER_MAX];
+    char maildir[AUTH_PATH_MAX];        /* PASS_REPLY, SCRAM_RESULT */
+    char sasl[AUTH_SCRAM_MSG_MAX];      /* CHALLENGE: server_first; RESULT: server_final */
+    char message[AUTH_MESSAGE_MAX];
+    uint64_t generation;                /* PASS_REPLY */
+};
+
+/* The type field of a datagram, or 0 (no message type) if it is shorter than a header. */
+uint32_t protocol_message_type(const void *msg, size_t len);
+
+int protocol_encode_pass_request(struct buf *b, uint32_t id, const char *user,
+                                 const char *password, const char *ip, const char *mechanism);
+int protocol_encode_scram_start(struct buf *b, uint32_t id, const char *client_first,
+                                const char *ip);
+int protocol_encode_scram_finish(struct buf *b, uint32_t id, const char *client_first,
+                                 const char *server_first, const char *client_final,
+                                 const char *ip);
+int protocol_encode_view_request(struct buf *b, uint32_t id);
+
+int protocol_decode_pass_request(const void *msg, size_t len, uint32_t *id,
+                                 struct auth_pass_request *q);
+/* START or FINISH, by the message's type (in *type). */
+int protocol_decode_scram_request(const void *msg, size_t len, uint32_t *type, uint32_t *id,
+                                  struct auth_scram_request *q);
+int protocol_decode_view_request(const void *msg, size_t len, uint32_t *id);
+
+int protocol_encode_pass_reply(struct buf *b, uint32_t id, enum auth_status status,
+                               const char *user, const char *maildir, const char *message,
+                               uint64_t generation);
+int protocol_encode_scram_challenge(struct buf *b, uint32_t id, enum auth_status status,
+                                    const char *user, const char *server_first,
+                                    const char *message);
+int protocol_encode_scram_result(struct buf *b, uint32_t id, enum auth_status status,
+                                 const char *user, const char *maildir,
+                                 const char *server_final, const char *message);
+int protocol_encode_view(struct buf *b, uint32_t id, enum auth_status status);
+
+/* PASS_REPLY, SCRAM_CHALLENGE, SCRAM_RESULT or VIEW; a status outside enum auth_status is malformed. */
+int protocol_decode_reply(const void *msg, size_t len, struct auth_reply *out);
 
 #endif

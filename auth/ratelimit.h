@@ -1,7 +1,7 @@
 /*
  * The helper's CPU is not free: before any password is hashed or any SCRAM
  * key derived, a request must take a token from its client group's bucket
- * (auth/dispatch.c). Groups are the penalty's (IPv4 per
+ * (auth/requests.c). Groups are the penalty's (IPv4 per
  * auth_penalty_ipv4_prefix, default /32; IPv6 per auth_penalty_ipv6_prefix,
  * default /64); each gets auth_rate_limit tokens per second, up to
  * auth_rate_burst. A request without a token is answered tempfail at once,
@@ -20,7 +20,7 @@
  * a secret hash seed, least recently used out first. A group pushed out comes
  * back with a full bucket; doing that on purpose takes more distinct groups
  * within burst/rate seconds than the table holds, a distributed flood that
- * the helper's global bound on pending answers (DISPATCH_MAX_PENDING) meets.
+ * the helper's global bound on pending answers (REQUESTS_MAX_PENDING) meets.
  */
 #ifndef FASTPOP_AUTH_RATELIMIT_H
 #define FASTPOP_AUTH_RATELIMIT_H

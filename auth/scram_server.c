@@ -10,10 +10,10 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include "auth/passdb_file.h"
 #include "auth/private_dir.h"
 #include "auth/protocol.h"
 #include "auth/text.h"
-#include "daemon/runtime/ipc.h"
 #include "daemon/runtime/log.h"
 #include "daemon/runtime/username.h"
 
@@ -318,12 +318,12 @@ static int derived_salt(const char *user, unsigned char *salt)
  * for anyone: a stored user's own, else made-up ones (a {PLAIN} user's keys
  * are derived from that salt at FINISH). -1: the backend cannot answer.
  */
-static int find_salt(struct authd *ad, const char *user, struct scheme_scram *keys)
+static int find_salt(struct passdb *pdb, const char *user, struct scheme_scram *keys)
 {
     const char *stored;
 
     memset(keys, 0, sizeof(*keys));
-    if (authd_lookup_stored(ad, user, &stored) == -1)
+    if (passdb_file_lookup_stored(pdb, user, &stored) == -1)
         return -1;
     if (stored != NULL && scheme_scram_keys(stored, keys) == SCHEME_MATCH)
         return 0;
@@ -342,14 +342,14 @@ static int find_salt(struct authd *ad, const char *user, struct scheme_scram *ke
  * pays a derivation that is thrown away. So FINISH takes the same time for
  * all of them. -1: the backend cannot answer (tempfail).
  */
-static int find_keys(struct authd *ad, const char *user, struct exchange *ex)
+static int find_keys(struct passdb *pdb, const char *user, struct exchange *ex)
 {
     const char *stored;
     unsigned char salt[DERIVED_SALT_LEN], junk[16];
     struct scheme_scram wasted;
 
     memset(ex, 0, sizeof(*ex));
-    if (authd_lookup_stored(ad, user, &stored) == -1)
+    if (passdb_file_lookup_stored(pdb, user, &stored) == -1)
         return -1;
     if (derived_salt(user, salt) == -1)
         return -1;
@@ -428,18 +428,23 @@ static void log_failure(const char *user, const char *ip, const char *what, cons
     log_info("auth %s user=%s ip=%s mechanism=" MECH " reason=%s", what, u, i, reason);
 }
 
-static int reply_challenge(struct buf *reply, uint32_t id, enum auth_status st, const char *user,
+/* Where a step's answer goes, and how it ended. */
+struct step {
+    struct buf *reply;
+    uint32_t id;
+    enum auth_status status;
+};
+
+static int reply_challenge(struct step *st, enum auth_status status, const char *user,
                            const char *server_first, const char *message)
 {
-    if (ipc_begin(reply, AUTH_MSG_SCRAM_CHALLENGE, id) == -1 ||
-        ipc_put_u32(reply, (uint32_t)st) == -1 || ipc_put_str(reply, user) == -1 ||
-        ipc_put_str(reply, server_first) == -1 || ipc_put_str(reply, message) == -1)
-        return -1;
-    return 0;
+    st->status = status;
+    return protocol_encode_scram_challenge(st->reply, st->id, status, user, server_first,
+                                           message);
 }
 
-static int handle_start(struct authd *ad, uint32_t id, const char *client_first, const char *ip,
-                        struct buf *reply)
+static int handle_start(struct passdb *pdb, const char *client_first, const char *ip,
+                        struct step *reply)
 {
     struct scram_client_first cf;
     struct scheme_scram keys;
@@ -448,39 +453,34 @@ static int handle_start(struct authd *ad, uint32_t id, const char *client_first,
     if (scram_parse_client_first(client_first, &cf) == -1) {
         const char *why = errno == ENOTSUP ? "channel-binding" : "malformed";
         log_failure(cf.user, ip, "failed", why);
-        return reply_challenge(reply, id, AUTH_FAIL, cf.user, "", why);
+        return reply_challenge(reply, AUTH_FAIL, cf.user, "", why);
     }
     if (cf.authzid[0] != '\0' && strcmp(cf.authzid, cf.user) != 0) {
         log_failure(cf.user, ip, "failed", "authzid");
-        return reply_challenge(reply, id, AUTH_FAIL, cf.user, "", "authzid");
+        return reply_challenge(reply, AUTH_FAIL, cf.user, "", "authzid");
     }
-    if (find_salt(ad, cf.user, &keys) == -1) {
+    if (find_salt(pdb, cf.user, &keys) == -1) {
         log_failure(cf.user, ip, "tempfail", "backend");
-        return reply_challenge(reply, id, AUTH_TEMPFAIL, cf.user, "", "backend unavailable");
+        return reply_challenge(reply, AUTH_TEMPFAIL, cf.user, "", "backend unavailable");
     }
     int rc = make_snonce(cf.bare, now_wall() + SCRAM_EXCHANGE_SECONDS, snonce, sizeof(snonce));
     if (rc == 0)
         rc = server_first_for(&cf, snonce, &keys, server_first, sizeof(server_first));
     OPENSSL_cleanse(&keys, sizeof(keys));
     if (rc == -1)
-        return reply_challenge(reply, id, AUTH_TEMPFAIL, cf.user, "", "cannot make a nonce");
-    return reply_challenge(reply, id, AUTH_OK, cf.user, server_first, "");
+        return reply_challenge(reply, AUTH_TEMPFAIL, cf.user, "", "cannot make a nonce");
+    return reply_challenge(reply, AUTH_OK, cf.user, server_first, "");
 }
 
-static int reply_result(struct buf *reply, uint32_t id, const struct auth_result *res,
-                        const char *server_final)
+static int reply_result(struct step *st, const struct auth_result *res, const char *server_final)
 {
-    if (ipc_begin(reply, AUTH_MSG_SCRAM_RESULT, id) == -1 ||
-        ipc_put_u32(reply, (uint32_t)res->status) == -1 || ipc_put_str(reply, res->user) == -1 ||
-        ipc_put_str(reply, res->maildir) == -1 || ipc_put_str(reply, server_final) == -1 ||
-        ipc_put_str(reply, res->message) == -1)
-        return -1;
-    return 0;
+    st->status = res->status;
+    return protocol_encode_scram_result(st->reply, st->id, res->status, res->user, res->maildir,
+                                        server_final, res->message);
 }
 
-static int handle_finish(struct authd *ad, uint32_t id, const char *client_first,
-                         const char *server_first, const char *client_final, const char *ip,
-                         struct buf *reply)
+static int handle_finish(struct passdb *pdb, const char *client_first, const char *server_first,
+                         const char *client_final, const char *ip, struct step *reply)
 {
     struct scram_client_first cf;
     struct exchange ex;
@@ -492,18 +492,18 @@ static int handle_finish(struct authd *ad, uint32_t id, const char *client_first
         strncmp(server_first, "r=", 2) != 0 || strncmp(server_first + 2, cf.nonce,
                                                         strlen(cf.nonce)) != 0) {
         log_failure(cf.user, ip, "failed", "malformed");
-        return reply_result(reply, id, &res, "");
+        return reply_result(reply, &res, "");
     }
     const char *snonce = server_first + 2 + strlen(cf.nonce);
     if (check_snonce(snonce, value_len(snonce), cf.bare) == -1) {
         log_failure(cf.user, ip, "failed", "stale-exchange");
-        return reply_result(reply, id, &res, "");
+        return reply_result(reply, &res, "");
     }
-    if (find_keys(ad, cf.user, &ex) == -1) {
+    if (find_keys(pdb, cf.user, &ex) == -1) {
         res.status = AUTH_TEMPFAIL;
         snprintf(res.message, sizeof(res.message), "backend unavailable");
         log_failure(cf.user, ip, "tempfail", "backend");
-        return reply_result(reply, id, &res, "");
+        return reply_result(reply, &res, "");
     }
     char sn[2 * SNONCE_RAW];
     snprintf(sn, sizeof(sn), "%.*s", (int)value_len(snonce), snonce);
@@ -520,9 +520,9 @@ static int handle_finish(struct authd *ad, uint32_t id, const char *client_first
     OPENSSL_cleanse(&ex, sizeof(ex));
     if (why != NULL) {
         log_failure(cf.user, ip, "failed", why);
-        return reply_result(reply, id, &res, "");
+        return reply_result(reply, &res, "");
     }
-    if (authd_result_ok(ad, cf.user, &res) == -1) {
+    if (passdb_file_result_ok(pdb, cf.user, &res) == -1) {
         log_failure(cf.user, ip, "tempfail", "maildir");
         server_final[0] = '\0';
     } else {
@@ -530,108 +530,39 @@ static int handle_finish(struct authd *ad, uint32_t id, const char *client_first
         log_debug("auth ok user=%s ip=%s mechanism=" MECH, text_log_escape(cf.user, u, sizeof(u)),
                   text_log_escape(ip, i, sizeof(i)));
     }
-    return reply_result(reply, id, &res, server_final);
+    return reply_result(reply, &res, server_final);
 }
 
-int scram_is_request(const void *msg, size_t len)
-{
-    struct ipc_reader r;
-    uint32_t type, id;
-    return ipc_reader_init(&r, msg, len, &type, &id) == 0 &&
-           (type == AUTH_MSG_SCRAM_START || type == AUTH_MSG_SCRAM_FINISH);
-}
-
-/* The fields of a request, shared by scram_peek and the handler. */
-struct request {
-    uint32_t type, id;
-    char first[AUTH_SCRAM_MSG_MAX], server_first[AUTH_SCRAM_MSG_MAX];
-    char final[AUTH_SCRAM_MSG_MAX], ip[AUTH_IP_MAX];
-};
-
-static int read_request(const void *msg, size_t len, struct request *q)
-{
-    struct ipc_reader r;
-
-    q->server_first[0] = q->final[0] = '\0';
-    if (ipc_reader_init(&r, msg, len, &q->type, &q->id) == -1)
-        goto bad;
-    ipc_get_str(&r, q->first, sizeof(q->first));
-    if (q->type == AUTH_MSG_SCRAM_FINISH) {
-        ipc_get_str(&r, q->server_first, sizeof(q->server_first));
-        ipc_get_str(&r, q->final, sizeof(q->final));
-    } else if (q->type != AUTH_MSG_SCRAM_START) {
-        goto bad;
-    }
-    ipc_get_str(&r, q->ip, sizeof(q->ip));
-    if (ipc_reader_end(&r) == -1)
-        goto bad;
-    return 0;
-bad:
-    errno = EPROTO;
-    return -1;
-}
-
-/* Fill out's who and where from q; the status is the handler's to set. */
-static void describe(const struct request *q, struct scram_outcome *out)
+void scram_request_user(const struct auth_scram_request *q, char *user, size_t len)
 {
     struct scram_client_first cf;
 
-    memset(out, 0, sizeof(*out));
-    out->type = q->type;
-    out->id = q->id;
     /* cf.user is whatever was decoded before a parse error: keep only a clean parse. */
-    if (scram_parse_client_first(q->first, &cf) == 0)
-        snprintf(out->user, sizeof(out->user), "%s", cf.user);
-    snprintf(out->ip, sizeof(out->ip), "%s", q->ip);
+    if (scram_parse_client_first(q->client_first, &cf) == 0)
+        snprintf(user, len, "%s", cf.user);
+    else if (len > 0)
+        user[0] = '\0';
 }
 
-int scram_peek(const void *msg, size_t len, struct scram_outcome *out)
+int scram_server_start(struct passdb *pdb, uint32_t id, const struct auth_scram_request *q,
+                       struct buf *reply, enum auth_status *status)
 {
-    struct request q;
+    struct step st = { reply, id, AUTH_TEMPFAIL };
 
-    if (read_request(msg, len, &q) == -1)
+    if (ensure_secret() == -1 || handle_start(pdb, q->client_first, q->ip, &st) == -1)
         return -1;
-    describe(&q, out);
+    *status = st.status;
     return 0;
 }
 
-int scram_refusal(const struct scram_outcome *in, enum auth_status status, struct buf *reply)
+int scram_server_finish(struct passdb *pdb, uint32_t id, const struct auth_scram_request *q,
+                        struct buf *reply, enum auth_status *status)
 {
-    struct auth_result res = { .status = status };
+    struct step st = { reply, id, AUTH_TEMPFAIL };
 
-    if (in->type == AUTH_MSG_SCRAM_START)
-        return reply_challenge(reply, in->id, status, in->user, "", "");
-    return reply_result(reply, in->id, &res, "");
-}
-
-int scram_handle_message_outcome(struct authd *ad, const void *msg, size_t len,
-                                 struct buf *reply, struct scram_outcome *out)
-{
-    struct request q;
-    struct ipc_reader r;
-    uint32_t type, id;
-    int rc;
-
-    if (ensure_secret() == -1 || read_request(msg, len, &q) == -1)
+    if (ensure_secret() == -1 ||
+        handle_finish(pdb, q->client_first, q->server_first, q->client_final, q->ip, &st) == -1)
         return -1;
-    describe(&q, out);
-    if (q.type == AUTH_MSG_SCRAM_START)
-        rc = handle_start(ad, q.id, q.first, q.ip, reply);
-    else
-        rc = handle_finish(ad, q.id, q.first, q.server_first, q.final, q.ip, reply);
-    OPENSSL_cleanse(&q, sizeof(q));
-    if (rc == -1)
-        return -1;
-    /* The status is the answer's first field: read it back rather than thread it through. */
-    if (ipc_reader_init(&r, buf_rptr(reply), buf_len(reply), &type, &id) == -1)
-        return -1;
-    out->status = (enum auth_status)ipc_get_u32(&r);
-    out->final = type == AUTH_MSG_SCRAM_RESULT || out->status != AUTH_OK;
+    *status = st.status;
     return 0;
-}
-
-int scram_handle_message(struct authd *ad, const void *msg, size_t len, struct buf *reply)
-{
-    struct scram_outcome out;
-    return scram_handle_message_outcome(ad, msg, len, reply, &out);
 }

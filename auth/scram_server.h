@@ -15,7 +15,7 @@
  * Equal cost: START derives nothing for anyone (it only looks the user up
  * for the salt and count); FINISH runs exactly one PBKDF2 (4096 iterations)
  * for everyone, a thrown-away one for users with stored keys. Both steps
- * take a token of the client's rate limit first (auth/dispatch.c).
+ * take a token of the client's rate limit first (auth/requests.c).
  *
  * Stateless between the two steps: the server nonce is
  * base64(random[12] || expiry[8] || HMAC-SHA256(secret, random || expiry ||
@@ -35,7 +35,8 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "auth/authd.h"
+#include "auth/passdb.h"
+#include "auth/protocol.h"
 #include "auth/scheme.h"
 #include "daemon/runtime/buf.h"
 
@@ -69,42 +70,20 @@ int scram_derive_keys(const char *password, const unsigned char *salt, size_t sa
                       unsigned long iter, struct scheme_scram *keys);
 
 /*
- * What a SCRAM request was about, for the brute-force penalty (auth/dispatch.c):
- * who, from where, and whether this answer ends the exchange.
+ * A START or FINISH request (auth/protocol.h) for pdb: the CHALLENGE or the
+ * RESULT into reply, and its status into *status. Returns 0, or -1 when no
+ * answer can be made (no secret for the nonces): the caller drops the peer.
+ * Failures are logged like passdb_check()'s, with mechanism=SCRAM-SHA-256.
+ * The brute-force penalty and the rate limit are the caller's
+ * (auth/requests.c).
  */
-struct scram_outcome {
-    uint32_t type, id;              /* of the request */
-    int final;                      /* 1: the answer ends the exchange (FINISH, or START failing) */
-    enum auth_status status;        /* of the answer */
-    char user[AUTH_USER_MAX];       /* the n= name as sent ("" if unparsable) */
-    char ip[AUTH_IP_MAX];
-};
+int scram_server_start(struct passdb *pdb, uint32_t id, const struct auth_scram_request *q,
+                       struct buf *reply, enum auth_status *status);
+int scram_server_finish(struct passdb *pdb, uint32_t id, const struct auth_scram_request *q,
+                        struct buf *reply, enum auth_status *status);
 
-/*
- * Handle an AUTH_MSG_SCRAM_START or _FINISH message (msg, len) for ad and
- * build the answer in reply. Returns 0, or -1 (errno EPROTO) when the
- * message is malformed: the caller drops the peer. Logs failures like
- * authd_check() does, with mechanism=SCRAM-SHA-256. The _outcome variant
- * also says how it ended (out may not be NULL).
- */
-int scram_handle_message(struct authd *ad, const void *msg, size_t len, struct buf *reply);
-int scram_handle_message_outcome(struct authd *ad, const void *msg, size_t len,
-                                 struct buf *reply, struct scram_outcome *out);
-
-/*
- * Read a SCRAM request's type, id, user and client address without handling
- * it (out->final and out->status are left 0). 0, or -1 (errno EPROTO).
- */
-int scram_peek(const void *msg, size_t len, struct scram_outcome *out);
-
-/*
- * The answer that ends the request peeked into in without handling it:
- * AUTH_FAIL (a blocked address) or AUTH_TEMPFAIL (the helper is overloaded).
- */
-int scram_refusal(const struct scram_outcome *in, enum auth_status status, struct buf *reply);
-
-/* Is this datagram one of the SCRAM requests? (the type field only) */
-int scram_is_request(const void *msg, size_t len);
+/* The n= user of q's client-first message, for the penalty; "" if it does not parse. */
+void scram_request_user(const struct auth_scram_request *q, char *user, size_t len);
 
 /*
  * Load (or make, once) the secret of the made-up salts from the helper's

@@ -114,45 +114,29 @@ static void disconnect(struct auth_client *ac, const char *why)
 
 static void handle_reply(struct auth_client *ac, const unsigned char *msg, size_t len)
 {
-    struct ipc_reader r;
-    uint32_t type, id, status;
-    char user[AUTH_USER_MAX], maildir[AUTH_PATH_MAX] = "", text[AUTH_MESSAGE_MAX];
-    char sasl[AUTH_SCRAM_MSG_MAX] = "";
+    struct auth_reply rep;
 
-    if (ipc_reader_init(&r, msg, len, &type, &id) == -1 ||
-        (type != AUTH_MSG_PASS_REPLY && type != AUTH_MSG_SCRAM_CHALLENGE &&
-         type != AUTH_MSG_SCRAM_RESULT)) {
+    if (protocol_decode_reply(msg, len, &rep) == -1 || rep.type == AUTH_MSG_VIEW) {
         disconnect(ac, "malformed reply");
         return;
     }
-    status = ipc_get_u32(&r);
-    ipc_get_str(&r, user, sizeof(user));
-    if (type != AUTH_MSG_SCRAM_CHALLENGE)
-        ipc_get_str(&r, maildir, sizeof(maildir));
-    if (type != AUTH_MSG_PASS_REPLY)
-        ipc_get_str(&r, sasl, sizeof(sasl));
-    ipc_get_str(&r, text, sizeof(text));
-    uint64_t generation = type == AUTH_MSG_PASS_REPLY ? ipc_get_u64(&r) : 0;
-    if (ipc_reader_end(&r) == -1 || status > AUTH_TEMPFAIL) {
-        disconnect(ac, "malformed reply");
-        return;
-    }
+    enum auth_status status = rep.status;
     struct auth_pending *prev = NULL;
     for (struct auth_pending *p = ac->head; p != NULL; prev = p, p = p->next) {
-        if (p->id != id)
+        if (p->id != rep.id)
             continue;
-        if (p->reply_type != type) {
+        if (p->reply_type != rep.type) {
             disconnect(ac, "reply of the wrong type");
             return;
         }
-        if (status == AUTH_OK && type != AUTH_MSG_SCRAM_CHALLENGE && maildir[0] != '/') {
+        if (status == AUTH_OK && rep.type != AUTH_MSG_SCRAM_CHALLENGE && rep.maildir[0] != '/') {
             log_error("auth helper gave user %s a maildir that is not absolute: \"%s\"",
-                      user, maildir);
+                      rep.user, rep.maildir);
             status = AUTH_TEMPFAIL;
         }
-        if (status == AUTH_TEMPFAIL && text[0])
-            log_warning("auth helper: temporary failure: %s", text);
-        struct auth_answer a = { (enum auth_status)status, user, maildir, sasl, generation };
+        if (status == AUTH_TEMPFAIL && rep.message[0])
+            log_warning("auth helper: temporary failure: %s", rep.message);
+        struct auth_answer a = { status, rep.user, rep.maildir, rep.sasl, rep.generation };
         unlink_pending(ac, prev, p);
         deliver(p, &a);
         return;
@@ -163,16 +147,9 @@ static void handle_reply(struct auth_client *ac, const unsigned char *msg, size_
 /* The penalty view (auth/protocol.h, AUTH_MSG_VIEW); takes passfd. */
 static void handle_view(const unsigned char *msg, size_t len, int passfd)
 {
-    struct ipc_reader r;
-    uint32_t type, id, status;
+    struct auth_reply rep;
 
-    if (ipc_reader_init(&r, msg, len, &type, &id) == -1) {
-        if (passfd >= 0)
-            close(passfd);
-        return;
-    }
-    status = ipc_get_u32(&r);
-    if (ipc_reader_end(&r) == -1 || status != AUTH_OK || passfd < 0) {
+    if (protocol_decode_reply(msg, len, &rep) == -1 || rep.status != AUTH_OK || passfd < 0) {
         log_warning("auth helper gave no penalty view; logins go to the helper");
         if (passfd >= 0)
             close(passfd);
@@ -190,10 +167,7 @@ static void on_event(struct loop *lp, struct loop_handler *h, uint32_t events)
     for (int i = 0; i < 64 && ac->fd != -1; i++) {
         int passfd = -1;
         ssize_t n = ipc_recv_fd(ac->fd, msg, sizeof(msg), &passfd);
-        uint32_t type = 0;
-        if (n >= 4)
-            memcpy(&type, msg, sizeof(type));
-        if (n > 0 && type == AUTH_MSG_VIEW) {
+        if (n > 0 && protocol_message_type(msg, (size_t)n) == AUTH_MSG_VIEW) {
             handle_view(msg, (size_t)n, passfd);
             continue;
         }
@@ -240,7 +214,7 @@ static int ensure_connected(struct auth_client *ac)
     }
     ac->fd = fd;
     /* Each helper (a restarted one too) has its own view: ask for it first thing. */
-    if (ipc_begin(&ac->msg, AUTH_MSG_VIEW_REQUEST, 0) == -1 || ipc_send(fd, &ac->msg) == -1)
+    if (protocol_encode_view_request(&ac->msg, 0) == -1 || ipc_send(fd, &ac->msg) == -1)
         log_warning("auth helper: cannot ask for the penalty view: %s", strerror(errno));
     buf_reset(&ac->msg);
     return 0;
@@ -288,17 +262,17 @@ void auth_client_free(struct auth_client *ac)
 }
 
 /*
- * Send a request of type for c: the strings in fields, then the client's
- * ip. Every buffer that held them is wiped (a password, a SCRAM proof).
+ * A request for c, waiting for an answer of reply_type: its id, for the
+ * caller to encode the message with into ac->msg, then send_request().
  */
-static int send_request(struct auth_client *ac, struct conn *c, uint32_t type,
-                        uint32_t reply_type, const char *const *fields, int nfields)
+static struct auth_pending *new_request(struct auth_client *ac, struct conn *c,
+                                        uint32_t reply_type)
 {
     if (ensure_connected(ac) == -1)
-        return -1;
+        return NULL;
     struct auth_pending *p = calloc(1, sizeof(*p));
     if (p == NULL)
-        return -1;
+        return NULL;
     if (++ac->next_id == 0)
         ac->next_id = 1;
     p->id = ac->next_id;
@@ -306,14 +280,17 @@ static int send_request(struct auth_client *ac, struct conn *c, uint32_t type,
     p->c = c;
     p->deadline = loop_now() + AUTH_TIMEOUT_SECONDS;
     p->sent = stats_clock();
+    return p;
+}
 
-    int rc = ipc_begin(&ac->msg, type, p->id);
-    for (int i = 0; rc == 0 && i < nfields; i++)
-        rc = ipc_put_str(&ac->msg, fields[i]);
-    if (rc == 0)
-        rc = ipc_put_str(&ac->msg, c->ip);
-    if (rc == 0 && type == AUTH_MSG_PASS_REQUEST)
-        rc = ipc_put_str(&ac->msg, c->auth_mech ? c->auth_mech : "USER");
+/*
+ * Send the message in ac->msg (encoded == 0) for p, or give p up. Every
+ * buffer that held it is wiped (a password, a SCRAM proof).
+ */
+static int send_request(struct auth_client *ac, struct conn *c, struct auth_pending *p,
+                        int encoded)
+{
+    int rc = encoded;
     if (rc == 0)
         rc = ipc_send(ac->fd, &ac->msg);
     explicit_bzero(ac->msg.data, ac->msg.size);
@@ -338,22 +315,33 @@ static int send_request(struct auth_client *ac, struct conn *c, uint32_t type,
 int auth_client_check(struct auth_client *ac, struct conn *c, const char *user,
                       const char *password, const char *mechanism)
 {
-    const char *fields[] = { user, password };
     c->auth_mech = mechanism;
-    return send_request(ac, c, AUTH_MSG_PASS_REQUEST, AUTH_MSG_PASS_REPLY, fields, 2);
+    struct auth_pending *p = new_request(ac, c, AUTH_MSG_PASS_REPLY);
+    if (p == NULL)
+        return -1;
+    return send_request(ac, c, p,
+                        protocol_encode_pass_request(&ac->msg, p->id, user, password, c->ip,
+                                                     mechanism ? mechanism : "USER"));
 }
 
 int auth_client_scram_start(struct auth_client *ac, struct conn *c, const char *client_first)
 {
-    const char *fields[] = { client_first };
-    return send_request(ac, c, AUTH_MSG_SCRAM_START, AUTH_MSG_SCRAM_CHALLENGE, fields, 1);
+    struct auth_pending *p = new_request(ac, c, AUTH_MSG_SCRAM_CHALLENGE);
+    if (p == NULL)
+        return -1;
+    return send_request(ac, c, p, protocol_encode_scram_start(&ac->msg, p->id, client_first,
+                                                              c->ip));
 }
 
 int auth_client_scram_finish(struct auth_client *ac, struct conn *c, const char *client_first,
                              const char *server_first, const char *client_final)
 {
-    const char *fields[] = { client_first, server_first, client_final };
-    return send_request(ac, c, AUTH_MSG_SCRAM_FINISH, AUTH_MSG_SCRAM_RESULT, fields, 3);
+    struct auth_pending *p = new_request(ac, c, AUTH_MSG_SCRAM_RESULT);
+    if (p == NULL)
+        return -1;
+    return send_request(ac, c, p,
+                        protocol_encode_scram_finish(&ac->msg, p->id, client_first,
+                                                     server_first, client_final, c->ip));
 }
 
 void auth_client_cancel(struct auth_client *ac, struct conn *c)

@@ -108,9 +108,9 @@ struct config {
     struct cidr_list proxy_trusted;       /* who may send a PROXY header */
     int  proxy_timeout;                   /* seconds to wait for the PROXY header */
 
-    /* Password databases, in the order asked: "passwd-file", "ldap" or both (auth/authd.h). */
+    /* Password databases, in the order asked: "passwd-file", "ldap" or both (auth/passdb.h). */
     char passdb[CONFIG_NAME_MAX];
-    char ldap_uri[CONFIG_PATH_MAX];       /* one or more URIs, tried in order (auth/ldap.h) */
+    char ldap_uri[CONFIG_PATH_MAX];       /* one or more URIs, tried in order (auth/passdb_ldap.h) */
     int  ldap_starttls;
     char ldap_tls_ca_file[CONFIG_PATH_MAX];
     char ldap_bind_dn[CONFIG_PATH_MAX];   /* "" = anonymous searches */

@@ -13,7 +13,7 @@
 
 #include "daemon/runtime/config_private.h"
 
-/* passdb lists "ldap" (the words are checked by the helper, auth/authd_async.c). */
+/* passdb lists "ldap" (the words are checked by the helper, auth/passdb.c). */
 static int uses_ldap(const struct config *cfg)
 {
     char copy[sizeof(cfg->passdb)];

@@ -11,7 +11,7 @@
  * control characters or DEL: one word, which log lines (parsed by
  * fail2ban) and the POP3 USER command can carry, and which is the same
  * bytes in every mechanism (SASL sends UTF-8, RFC 4422/4616). Case is kept:
- * how names compare is the password database's business (auth/authd.h).
+ * how names compare is the password database's business (auth/passdb.h).
  */
 #ifndef FASTPOP_USERNAME_H
 #define FASTPOP_USERNAME_H

@@ -1,5 +1,5 @@
 /*
- * The LDAP search filter built from a login name (auth/ldap_filter.c).
+ * The LDAP search filter built from a login name (auth/passdb_ldap_filter.c).
  * Invariants: an escaped value holds none of ( ) * \ NUL, control bytes or
  * bytes >= 0x80 except as "\XX", and unescapes to the input; expanding a
  * checked template gives a filter whose parentheses have the template's
@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "auth/ldap_filter.h"
+#include "auth/passdb_ldap_filter.h"
 #include "auth/text.h"
 #include "t/fuzz/fuzz_check.h"
 
@@ -54,7 +54,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     char *escaped = malloc(size * 3 + 1);
     fuzz_check(escaped != NULL, "malloc");
-    long n = ldap_filter_escape((const char *)data, size, escaped, size * 3 + 1);
+    long n = passdb_ldap_filter_escape((const char *)data, size, escaped, size * 3 + 1);
     fuzz_check(n >= 0 && (size_t)n == strlen(escaped), "escape failed with room enough");
     size_t back = 0;
     for (long i = 0; i < n; i++) {
@@ -73,7 +73,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_check(back == size, "the escape lost bytes");
     char tiny[4];
     if ((size_t)n + 1 > sizeof(tiny))
-        fuzz_check(ldap_filter_escape((const char *)data, size, tiny, sizeof(tiny)) == -1 &&
+        fuzz_check(passdb_ldap_filter_escape((const char *)data, size, tiny, sizeof(tiny)) == -1 &&
                    tiny[0] == '\0', "too small an output was not refused");
     free(escaped);
 
@@ -82,13 +82,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(user, data, size);
     user[size] = '\0';
     for (size_t t = 0; t < sizeof(templates) / sizeof(templates[0]); t++) {
-        fuzz_check(ldap_filter_check(templates[t]) == 0, "a sample template is refused");
+        fuzz_check(passdb_ldap_filter_check(templates[t]) == 0, "a sample template is refused");
         char filter[4096], want[64], got[4096];
-        if (ldap_filter_expand(templates[t], user, filter, sizeof(filter)) == -1)
+        if (passdb_ldap_filter_expand(templates[t], user, filter, sizeof(filter)) == -1)
             continue;
         /* The template with the user left out has the skeleton every expansion must have. */
         char bare[128];
-        fuzz_check(ldap_filter_expand(templates[t], "", bare, sizeof(bare)) == 0, "bare");
+        fuzz_check(passdb_ldap_filter_expand(templates[t], "", bare, sizeof(bare)) == 0, "bare");
         skeleton(bare, want);
         skeleton(filter, got);
         fuzz_check(strcmp(want, got) == 0, "a user name changed the filter's structure");

@@ -1,8 +1,8 @@
 /*
  * SASL: the worker's base64 and PLAIN parsing (worker/sasl.c), and the
  * helper's SCRAM-SHA-256 server (auth/scram_server.c) against RFC 7677's
- * test vector and against a client written here, through the real IPC
- * messages and a password file.
+ * test vector and against a client written here, through the helper's
+ * request path (auth/requests.c), the real IPC messages and a password file.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,7 +20,11 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-#include "auth/authd.h"
+#include <sys/socket.h>
+
+#include "auth/passdb.h"
+#include "auth/requests.h"
+#include "auth/protocol.h"
 #include "auth/scram_server.h"
 #include "daemon/runtime/ipc.h"
 #include "worker/sasl.h"
@@ -209,7 +213,9 @@ static void test_scram_client_first_parsing(void **state)
 /* --- SCRAM through the helper's message handler ----------------------------- */
 
 static char tmpdir[64];
-static struct authd ad;
+static struct passdb pdb;
+static struct auth_requests disp;   /* the helper's request path, serving sv[1] */
+static int sv[2];                   /* sv[0]: the "worker" */
 static time_t fake_now;
 
 static time_t clock_now(void)
@@ -246,7 +252,14 @@ static int setup_helper(void **state)
     struct config cfg;
     config_defaults(&cfg);
     snprintf(cfg.passwd_file, sizeof(cfg.passwd_file), "%s", path);
-    assert_int_equal(authd_init(&ad, &cfg), 0);
+    /* Answers leave at once: the penalty and the rate limit are test_auth_requests.c's. */
+    cfg.auth_penalty = 0;
+    cfg.auth_rate_limit = 0;
+    assert_int_equal(passdb_init(&pdb, &cfg), 0);
+    assert_int_equal(requests_init(&disp, &pdb), 0);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv),
+                     0);
+    requests_peer_open(&disp, 0, sv[1]);
     static const unsigned char secret[32] = "test secret for scram nonces..";
     scram_set_secret(secret, sizeof(secret));
     fake_now = 1700000000;
@@ -258,46 +271,41 @@ static int teardown_helper(void **state)
 {
     char cmd[128];
     (void)state;
-    authd_free(&ad);
+    requests_peer_closed(&disp, 0);
+    requests_free(&disp);
+    close(sv[0]);
+    close(sv[1]);
+    passdb_free(&pdb);
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
     assert_int_equal(system(cmd), 0);
     scram_set_clock(NULL);
     return 0;
 }
 
-struct answer {
-    uint32_t type, status;
-    char user[AUTH_USER_MAX], maildir[AUTH_PATH_MAX], sasl[AUTH_SCRAM_MSG_MAX];
-};
-
-/* One request through scram_handle_message; the reply decoded into a. */
-static void exchange(uint32_t type, const char *const *fields, int n, struct answer *a)
+/* One request through the helper's request path, as a worker sends it; the reply into a. */
+static void exchange(uint32_t type, const char *const *fields, int n, struct auth_reply *a)
 {
-    struct buf req, reply;
-    struct ipc_reader r;
-    uint32_t id;
-    char text[AUTH_MESSAGE_MAX];
+    struct buf req;
+    unsigned char msg[IPC_MAX_MESSAGE];
 
     buf_init(&req, IPC_MAX_MESSAGE);
-    buf_init(&reply, IPC_MAX_MESSAGE);
-    assert_int_equal(ipc_begin(&req, type, 7), 0);
-    for (int i = 0; i < n; i++)
-        assert_int_equal(ipc_put_str(&req, fields[i]), 0);
-    assert_int_equal(ipc_put_str(&req, "192.0.2.1"), 0);
-    assert_true(scram_is_request(buf_rptr(&req), buf_len(&req)));
-    assert_int_equal(scram_handle_message(&ad, buf_rptr(&req), buf_len(&req), &reply), 0);
-    memset(a, 0, sizeof(*a));
-    assert_int_equal(ipc_reader_init(&r, buf_rptr(&reply), buf_len(&reply), &a->type, &id), 0);
-    assert_int_equal(id, 7);
-    a->status = ipc_get_u32(&r);
-    ipc_get_str(&r, a->user, sizeof(a->user));
-    if (a->type == AUTH_MSG_SCRAM_RESULT)
-        ipc_get_str(&r, a->maildir, sizeof(a->maildir));
-    ipc_get_str(&r, a->sasl, sizeof(a->sasl));
-    ipc_get_str(&r, text, sizeof(text));
-    assert_int_equal(ipc_reader_end(&r), 0);
+    if (type == AUTH_MSG_SCRAM_START) {
+        assert_int_equal(n, 1);
+        assert_int_equal(protocol_encode_scram_start(&req, 7, fields[0], "192.0.2.1"), 0);
+    } else {
+        assert_int_equal(n, 3);
+        assert_int_equal(protocol_encode_scram_finish(&req, 7, fields[0], fields[1], fields[2],
+                                                      "192.0.2.1"),
+                         0);
+    }
+    assert_int_equal(ipc_send(sv[0], &req), 0);
+    assert_int_equal(requests_serve(&disp, 0, 1), 0);
+    requests_run(&disp);
+    ssize_t len = ipc_recv(sv[0], msg, sizeof(msg));
+    assert_true(len > 0);
+    assert_int_equal(protocol_decode_reply(msg, (size_t)len, a), 0);
+    assert_int_equal(a->id, 7);
     buf_free(&req);
-    buf_free(&reply);
 }
 
 /* The client side of RFC 5802, in C: client-final for server_first. */
@@ -332,10 +340,10 @@ static void client_final(const char *first_bare, const char *server_first, const
 }
 
 /* A whole exchange for user/password; returns the RESULT status. */
-static uint32_t run_scram(const char *user, const char *password, struct answer *res)
+static uint32_t run_scram(const char *user, const char *password, struct auth_reply *res)
 {
     char first[256], final[512], v[64];
-    struct answer ch;
+    struct auth_reply ch;
 
     snprintf(first, sizeof(first), "n,,n=%s,r=clientnonce123", user);
     const char *start[] = { first };
@@ -355,7 +363,7 @@ static uint32_t run_scram(const char *user, const char *password, struct answer 
 
 static void test_scram_exchange(void **state)
 {
-    struct answer res;
+    struct auth_reply res;
     (void)state;
 
     assert_int_equal(run_scram("carol", "pencil", &res), AUTH_OK);
@@ -372,13 +380,13 @@ static void test_scram_exchange(void **state)
 static void test_scram_server_first_is_ours(void **state)
 {
     char first[] = "n,,n=carol,r=abc", final[512], v[64];
-    struct answer ch, res;
+    struct auth_reply ch, res;
     (void)state;
 
     const char *start[] = { first };
     exchange(AUTH_MSG_SCRAM_START, start, 1, &ch);
     /* Unknown and SCRAM users get the same shape of challenge. */
-    struct answer ch2;
+    struct auth_reply ch2;
     const char *start2[] = { "n,,n=nobody,r=abc" };
     exchange(AUTH_MSG_SCRAM_START, start2, 1, &ch2);
     assert_int_equal(ch2.status, AUTH_OK);
@@ -419,22 +427,24 @@ static void test_scram_server_first_is_ours(void **state)
     exchange(AUTH_MSG_SCRAM_START, s3, 1, &ch);
     assert_int_equal(ch.status, AUTH_FAIL);
 
-    /* A malformed IPC message is the peer's fault: -1. */
-    struct buf req, reply;
+    /* A malformed IPC message (no client address) is the peer's fault: dropped, unanswered. */
+    struct buf req;
+    unsigned char msg[16];
     buf_init(&req, IPC_MAX_MESSAGE);
-    buf_init(&reply, IPC_MAX_MESSAGE);
     ipc_begin(&req, AUTH_MSG_SCRAM_START, 1);
     ipc_put_str(&req, first);
-    assert_int_equal(scram_handle_message(&ad, buf_rptr(&req), buf_len(&req), &reply), -1);
+    assert_int_equal(ipc_send(sv[0], &req), 0);
+    assert_int_equal(requests_serve(&disp, 0, 1), -1);
+    assert_int_equal(ipc_recv(sv[0], msg, sizeof(msg)), -1);
+    assert_int_equal(errno, EAGAIN);
     buf_free(&req);
-    buf_free(&reply);
 }
 
 /* The s= of the challenge START gives user. */
 static void start_salt(const char *user, char *salt, size_t len)
 {
     char first[128];
-    struct answer ch;
+    struct auth_reply ch;
     snprintf(first, sizeof(first), "n,,n=%s,r=abc", user);
     const char *start[] = { first };
     exchange(AUTH_MSG_SCRAM_START, start, 1, &ch);
@@ -493,7 +503,7 @@ static void test_scram_equal_cost(void **state)
 {
     const char *users[] = { "carol", "alice", "dave", "nobody" };
     char first[128], final[512], v[64];
-    struct answer ch, res;
+    struct auth_reply ch, res;
     (void)state;
 
     for (size_t i = 0; i < sizeof(users) / sizeof(users[0]); i++) {

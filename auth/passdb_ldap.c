@@ -1,4 +1,4 @@
-#include "auth/ldap.h"
+#include "auth/passdb_ldap.h"
 
 #include <errno.h>
 #include <ldap.h>
@@ -10,28 +10,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "auth/ldap_conn.h"
-#include "auth/ldap_filter.h"
+#include "auth/passdb_ldap_conn.h"
+#include "auth/passdb_ldap_filter.h"
 #include "auth/scheme.h"
 #include "daemon/runtime/log.h"
 #include "shm/stats.h"
 
-#define SERVICE 0
-#define MAX_CONNS (1 + 64)
+#define SERVICE PASSDB_LDAP_SERVICE
 #define CONNECTOR_TAG 0xffffu
 #define NONE (-1)
-
-enum conn_state { C_DOWN, C_CONNECTING, C_READY };
-
-struct lconn {
-    enum conn_state state;
-    LDAP *ld;
-    int fd;
-    uint32_t gen;               /* matches connector answers to the current attempt */
-    double retry_at, backoff;
-    int inflight;
-    char last_error[200];       /* logged once until it changes or the connection works */
-};
 
 enum req_stage { R_FREE, R_QUEUED, R_SEARCH, R_BIND_QUEUED, R_BIND };
 
@@ -45,22 +32,19 @@ struct lreq {
     char user[AUTH_USER_MAX];
     char password[AUTH_PASS_MAX];
     char *dn;
-    struct ldap_answer ans;     /* user and maildir, found before the bind */
+    struct passdb_ldap_answer ans;     /* user and maildir, found before the bind */
 };
 
 struct queue {
     int head, tail;
 };
 
-struct ldap_backend {
-    struct ldap_settings s;
-    int stopping;               /* ldap_backend_free: answers now are not LDAP's */
-    ldap_done_fn *done;
+struct passdb_ldap {
+    struct passdb_ldap_settings s;
+    int stopping;               /* passdb_ldap_free: answers now are not LDAP's */
+    passdb_ldap_done_fn *done;
     void *arg;
-    int epfd;
-    int connector;
-    struct lconn conns[MAX_CONNS];
-    int nconns;
+    struct passdb_ldap_pool pool;     /* the connections (auth/passdb_ldap_conn.h) */
     struct lreq *reqs;
     int free_head;              /* free requests, linked by next */
     int pending;
@@ -74,7 +58,7 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void q_push(struct ldap_backend *lb, struct queue *q, int i)
+static void q_push(struct passdb_ldap *lb, struct queue *q, int i)
 {
     lb->reqs[i].prev = q->tail;
     lb->reqs[i].next = NONE;
@@ -85,7 +69,7 @@ static void q_push(struct ldap_backend *lb, struct queue *q, int i)
     q->tail = i;
 }
 
-static void q_remove(struct ldap_backend *lb, struct queue *q, int i)
+static void q_remove(struct passdb_ldap *lb, struct queue *q, int i)
 {
     struct lreq *r = &lb->reqs[i];
     if (r->prev != NONE)
@@ -99,19 +83,19 @@ static void q_remove(struct ldap_backend *lb, struct queue *q, int i)
 }
 
 /* Hand the answer over and free the request. */
-static void answer(struct ldap_backend *lb, int i, enum ldap_outcome out, const char *reason,
+static void answer(struct passdb_ldap *lb, int i, enum passdb_ldap_outcome out, const char *reason,
                    const char *message)
 {
     struct lreq *r = &lb->reqs[i];
-    enum auth_status st = ldap_outcome_status(out);
+    enum auth_status st = passdb_ldap_outcome_status(out);
 
     if (r->stage == R_QUEUED)
         q_remove(lb, &lb->search_q, i);
     else if (r->stage == R_BIND_QUEUED)
         q_remove(lb, &lb->bind_q, i);
     r->ans.status = st;
-    r->ans.outage = out == LDAP_OUTCOME_OUTAGE;
-    r->ans.account_refused = out == LDAP_OUTCOME_REFUSED;
+    r->ans.outage = out == PASSDB_LDAP_OUTCOME_OUTAGE;
+    r->ans.account_refused = out == PASSDB_LDAP_OUTCOME_REFUSED;
     r->ans.reason = reason;
     /* A lookup (queue, search, bind when binding), whatever the outcome; not our own stop. */
     if (!lb->stopping) {
@@ -122,11 +106,11 @@ static void answer(struct ldap_backend *lb, int i, enum ldap_outcome out, const 
     if (message != NULL)
         snprintf(r->ans.message, sizeof(r->ans.message), "%s", message);
     /* The canonical name stays when the entry was found: the penalty and the
-     * cache go by it (auth/dispatch.c, auth/authcache.c); the worker never gets it. */
+     * cache go by it (auth/requests.c, auth/cache_policy.c); the worker never gets it. */
     if (st != AUTH_OK)
         r->ans.maildir[0] = '\0';
     void *ctx = r->ctx;
-    struct ldap_answer ans = r->ans;
+    struct passdb_ldap_answer ans = r->ans;
     explicit_bzero(r->password, sizeof(r->password));
     free(r->dn);
     r->dn = NULL;
@@ -137,115 +121,17 @@ static void answer(struct ldap_backend *lb, int i, enum ldap_outcome out, const 
     lb->done(lb->arg, ctx, &ans);
 }
 
-static const char *conn_name(int ci)
-{
-    return ci == SERVICE ? "service" : "bind";
-}
-
-/* Ask the connector thread for connection ci. */
-static void conn_open(struct ldap_backend *lb, int ci)
-{
-    struct lconn *c = &lb->conns[ci];
-    struct ldap_conn_job job = { .slot = ci, .gen = ++c->gen, .service = ci == SERVICE };
-
-    c->state = C_CONNECTING;
-    if (ldap_connector_request(lb->connector, &job) == -1) {
-        /* Only if the thread died, which it does not do on its own. */
-        c->state = C_DOWN;
-        c->retry_at = now_s() + LDAP_RECONNECT_MAX;
-        log_error("ldap: connector thread gone (%s)", strerror(errno));
-    }
-}
-
 /*
- * Connection ci failed or stopped answering: fail what it carries, close it,
- * and say when to try again (at once if it had been working).
+ * Connection ci failed or stopped answering: close it (auth/passdb_ldap_conn.h)
+ * and fail what it carries.
  */
-static void conn_lost(struct ldap_backend *lb, int ci, const char *why, const char *reason)
+static void conn_lost(struct passdb_ldap *lb, int ci, const char *why, const char *reason)
 {
-    struct lconn *c = &lb->conns[ci];
-    int was_ready = c->state == C_READY;
-
-    if (c->ld != NULL) {
-        epoll_ctl(lb->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-        ldap_unbind_ext(c->ld, NULL, NULL);
-        c->ld = NULL;
-        c->fd = -1;
-    }
-    c->state = C_DOWN;
-    c->inflight = 0;
-    if (was_ready) {
-        c->backoff = 0;
-        c->retry_at = now_s();
-    } else {
-        c->backoff = c->backoff > 0 ? c->backoff * 2 : LDAP_RECONNECT_MIN;
-        if (c->backoff > LDAP_RECONNECT_MAX)
-            c->backoff = LDAP_RECONNECT_MAX;
-        c->retry_at = now_s() + c->backoff;
-    }
-    if (strcmp(c->last_error, why) != 0) {
-        snprintf(c->last_error, sizeof(c->last_error), "%s", why);
-        if (was_ready)
-            log_warning("ldap: %s connection lost: %s; reconnecting", conn_name(ci), why);
-        else
-            log_error("ldap: %s connection failed: %s; retrying in %.1fs", conn_name(ci), why,
-                      c->backoff);
-    }
-    for (int i = 0; i < LDAP_MAX_REQUESTS; i++) {
+    passdb_ldap_pool_close(&lb->pool, ci, why, now_s());
+    for (int i = 0; i < PASSDB_LDAP_MAX_REQUESTS; i++) {
         struct lreq *r = &lb->reqs[i];
         if ((r->stage == R_SEARCH || r->stage == R_BIND) && r->conn == ci)
-            answer(lb, i, LDAP_OUTCOME_OUTAGE, reason, why);
-    }
-}
-
-static void conn_ready(struct ldap_backend *lb, int ci, LDAP *ld)
-{
-    struct lconn *c = &lb->conns[ci];
-    int fd = -1;
-
-    c->ld = ld;
-    if (ldap_get_option(ld, LDAP_OPT_DESC, &fd) != LDAP_OPT_SUCCESS || fd < 0) {
-        c->state = C_READY;
-        conn_lost(lb, ci, "no socket after connect", "ldap-down");
-        return;
-    }
-    struct epoll_event ev = { .events = EPOLLIN, .data.u64 = (uint64_t)ci };
-    c->fd = fd;
-    if (epoll_ctl(lb->epfd, EPOLL_CTL_ADD, fd, &ev) == -1) {
-        c->state = C_READY;
-        conn_lost(lb, ci, strerror(errno), "ldap-down");
-        return;
-    }
-    c->state = C_READY;
-    c->backoff = 0;
-    c->inflight = 0;
-    if (c->last_error[0])
-        log_info("ldap: %s connection to %s is back", conn_name(ci), lb->s.uri);
-    else
-        log_debug("ldap: %s connection to %s open", conn_name(ci), lb->s.uri);
-    c->last_error[0] = '\0';
-}
-
-static void read_connector(struct ldap_backend *lb)
-{
-    struct ldap_conn_done d;
-    int rc;
-
-    while ((rc = ldap_connector_read(lb->connector, &d)) == 1) {
-        if (d.slot < 0 || d.slot >= lb->nconns || lb->conns[d.slot].gen != d.gen ||
-            lb->conns[d.slot].state != C_CONNECTING) {
-            if (d.ld)
-                ldap_unbind_ext(d.ld, NULL, NULL);
-            continue;
-        }
-        if (d.ld)
-            conn_ready(lb, d.slot, d.ld);
-        else
-            conn_lost(lb, d.slot, d.error, "ldap-down");
-    }
-    if (rc == -1) {
-        log_error("ldap: connector thread gone");
-        epoll_ctl(lb->epfd, EPOLL_CTL_DEL, lb->connector, NULL);
+            answer(lb, i, PASSDB_LDAP_OUTCOME_OUTAGE, reason, why);
     }
 }
 
@@ -263,7 +149,7 @@ static char *first_value(LDAP *ld, LDAPMessage *e, const char *attr)
     return s;
 }
 
-/* The canonical user name: of attr's values, the one that is the login (ldap_entry_pick_user). */
+/* The canonical user name: of attr's values, the one that is the login (passdb_ldap_entry_pick_user). */
 static char *user_value(LDAP *ld, LDAPMessage *e, const char *attr, const char *login)
 {
     struct berval **v = ldap_get_values_len(ld, e, attr);
@@ -279,7 +165,7 @@ static char *user_value(LDAP *ld, LDAPMessage *e, const char *attr, const char *
             (vals[n] = strndup(v[k]->bv_val, v[k]->bv_len)) != NULL)
             n++;
     }
-    const char *pick = ldap_entry_pick_user(vals, n, login);
+    const char *pick = passdb_ldap_entry_pick_user(vals, n, login);
     if (pick != NULL)
         s = strdup(pick);
     for (int k = 0; k < n; k++)
@@ -288,13 +174,13 @@ static char *user_value(LDAP *ld, LDAPMessage *e, const char *attr, const char *
     return s;
 }
 
-static void on_search(struct ldap_backend *lb, int i, LDAP *ld, LDAPMessage *msg)
+static void on_search(struct passdb_ldap *lb, int i, LDAP *ld, LDAPMessage *msg)
 {
     struct lreq *r = &lb->reqs[i];
     char *errmsg = NULL;
     int err = LDAP_OTHER;
 
-    lb->conns[SERVICE].inflight--;
+    lb->pool.conns[SERVICE].inflight--;
     int rc = ldap_parse_result(ld, msg, &err, NULL, &errmsg, NULL, NULL, 0);
     int n = ldap_count_entries(ld, msg);
     if (rc != LDAP_SUCCESS || (err != LDAP_SUCCESS && err != LDAP_SIZELIMIT_EXCEEDED)) {
@@ -305,19 +191,19 @@ static void on_search(struct ldap_backend *lb, int i, LDAP *ld, LDAPMessage *msg
             log_error("ldap: ldap_base \"%s\" does not exist", lb->s.base);
         ldap_memfree(errmsg);
         /* Busy, unavailable, a server time limit: an outage; the rest a setup error. */
-        answer(lb, i, rc != LDAP_SUCCESS ? LDAP_OUTCOME_ERROR : ldap_search_outcome(err),
+        answer(lb, i, rc != LDAP_SUCCESS ? PASSDB_LDAP_OUTCOME_ERROR : passdb_ldap_search_outcome(err),
                "ldap-error", why);
         return;
     }
     ldap_memfree(errmsg);
     if (n > 1 || err == LDAP_SIZELIMIT_EXCEEDED) {
-        answer(lb, i, LDAP_OUTCOME_BAD_LOGIN, "ambiguous-user", "ldap_user_filter matches several entries");
+        answer(lb, i, PASSDB_LDAP_OUTCOME_BAD_LOGIN, "ambiguous-user", "ldap_user_filter matches several entries");
         return;
     }
     if (n <= 0) {
         if (lb->s.mode == CONFIG_LDAP_AUTH_PASSWORD)
             (void)scheme_verify(lb->s.dummy_hash, r->password);
-        answer(lb, i, LDAP_OUTCOME_BAD_LOGIN, "unknown-user", "");
+        answer(lb, i, PASSDB_LDAP_OUTCOME_BAD_LOGIN, "unknown-user", "");
         return;
     }
 
@@ -337,20 +223,20 @@ static void on_search(struct ldap_backend *lb, int i, LDAP *ld, LDAPMessage *msg
                 npw++;
         }
     }
-    struct ldap_found f = { dn, (const char *const *)pwv, npw, maildir, home, user };
+    struct passdb_ldap_found f = { dn, (const char *const *)pwv, npw, maildir, home, user };
 
     if (dn == NULL) {
-        answer(lb, i, LDAP_OUTCOME_ERROR, "ldap-error", "entry without a DN");
-    } else if (ldap_entry_result(&lb->s, &f, &r->ans) == -1) {
-        answer(lb, i, LDAP_OUTCOME_ERROR, r->ans.reason, NULL);
+        answer(lb, i, PASSDB_LDAP_OUTCOME_ERROR, "ldap-error", "entry without a DN");
+    } else if (passdb_ldap_entry_result(&lb->s, &f, &r->ans) == -1) {
+        answer(lb, i, PASSDB_LDAP_OUTCOME_ERROR, r->ans.reason, NULL);
     } else if (lb->s.mode == CONFIG_LDAP_AUTH_PASSWORD) {
-        int v = ldap_entry_verify(&f, r->password);
+        int v = passdb_ldap_entry_verify(&f, r->password);
         if (v == SCHEME_MATCH)
-            answer(lb, i, LDAP_OUTCOME_OK, "", "");
+            answer(lb, i, PASSDB_LDAP_OUTCOME_OK, "", "");
         else
-            answer(lb, i, LDAP_OUTCOME_BAD_LOGIN, npw ? scheme_result_str(v) : "no-password", "");
+            answer(lb, i, PASSDB_LDAP_OUTCOME_BAD_LOGIN, npw ? scheme_result_str(v) : "no-password", "");
     } else if ((r->dn = strdup(dn)) == NULL) {
-        answer(lb, i, LDAP_OUTCOME_ERROR, "ldap-error", "out of memory");
+        answer(lb, i, PASSDB_LDAP_OUTCOME_ERROR, "ldap-error", "out of memory");
     } else {
         r->stage = R_BIND_QUEUED;
         q_push(lb, &lb->bind_q, i);
@@ -367,28 +253,28 @@ static void on_search(struct ldap_backend *lb, int i, LDAP *ld, LDAPMessage *msg
     free(user);
 }
 
-static void on_bind(struct ldap_backend *lb, int i, LDAP *ld, LDAPMessage *msg)
+static void on_bind(struct passdb_ldap *lb, int i, LDAP *ld, LDAPMessage *msg)
 {
     int err = LDAP_OTHER;
     char *errmsg = NULL;
     char why[AUTH_MESSAGE_MAX];
 
-    lb->conns[lb->reqs[i].conn].inflight--;
+    lb->pool.conns[lb->reqs[i].conn].inflight--;
     if (ldap_parse_result(ld, msg, &err, NULL, &errmsg, NULL, NULL, 0) != LDAP_SUCCESS)
         err = LDAP_OTHER;
     /* The server's own words say why (e.g. "account inactivated"): for the log. */
     snprintf(why, sizeof(why), "bind: %s%s%s", ldap_err2string(err),
              errmsg && *errmsg ? ": " : "", errmsg ? errmsg : "");
     ldap_memfree(errmsg);
-    enum ldap_outcome out = ldap_bind_outcome(err);
+    enum passdb_ldap_outcome out = passdb_ldap_bind_outcome(err);
     switch (out) {
-    case LDAP_OUTCOME_OK:
+    case PASSDB_LDAP_OUTCOME_OK:
         answer(lb, i, out, "", "");
         break;
-    case LDAP_OUTCOME_BAD_LOGIN:
+    case PASSDB_LDAP_OUTCOME_BAD_LOGIN:
         answer(lb, i, out, "bad-password", "");
         break;
-    case LDAP_OUTCOME_REFUSED:
+    case PASSDB_LDAP_OUTCOME_REFUSED:
         answer(lb, i, out, "account-refused", why);
         break;
     default:
@@ -397,11 +283,11 @@ static void on_bind(struct ldap_backend *lb, int i, LDAP *ld, LDAPMessage *msg)
     }
 }
 
-static void read_conn(struct ldap_backend *lb, int ci)
+static void read_conn(struct passdb_ldap *lb, int ci)
 {
-    struct lconn *c = &lb->conns[ci];
+    struct passdb_ldap_conn *c = &lb->pool.conns[ci];
 
-    while (c->state == C_READY) {
+    while (c->state == CONN_READY) {
         struct timeval zero = { 0, 0 };
         LDAPMessage *msg = NULL;
         int rc = ldap_result(c->ld, LDAP_RES_ANY, LDAP_MSG_ALL, &zero, &msg);
@@ -415,7 +301,7 @@ static void read_conn(struct ldap_backend *lb, int ci)
         }
         int msgid = ldap_msgid(msg);
         int found = NONE;
-        for (int i = 0; i < LDAP_MAX_REQUESTS && msgid > 0; i++) {
+        for (int i = 0; i < PASSDB_LDAP_MAX_REQUESTS && msgid > 0; i++) {
             struct lreq *r = &lb->reqs[i];
             if ((r->stage == R_SEARCH || r->stage == R_BIND) && r->conn == ci &&
                 r->msgid == msgid) {
@@ -437,19 +323,19 @@ static void read_conn(struct ldap_backend *lb, int ci)
     }
 }
 
-static void start_search(struct ldap_backend *lb, int i)
+static void start_search(struct passdb_ldap *lb, int i)
 {
     struct lreq *r = &lb->reqs[i];
-    struct lconn *c = &lb->conns[SERVICE];
-    char filter[CONFIG_PATH_MAX + LDAP_FILTER_ESCAPE_SIZE(AUTH_USER_MAX)];
+    struct passdb_ldap_conn *c = &lb->pool.conns[SERVICE];
+    char filter[CONFIG_PATH_MAX + PASSDB_LDAP_FILTER_ESCAPE_SIZE(AUTH_USER_MAX)];
     char *attrs[5];
     int n = 0;
 
     q_remove(lb, &lb->search_q, i);
     r->stage = R_SEARCH;   /* so a failure below is answered like any in-flight one */
     r->conn = SERVICE;
-    if (ldap_filter_expand(lb->s.filter, r->user, filter, sizeof(filter)) == -1) {
-        answer(lb, i, LDAP_OUTCOME_BAD_LOGIN, "unknown-user", "user name too long for the filter");
+    if (passdb_ldap_filter_expand(lb->s.filter, r->user, filter, sizeof(filter)) == -1) {
+        answer(lb, i, PASSDB_LDAP_OUTCOME_BAD_LOGIN, "unknown-user", "user name too long for the filter");
         return;
     }
     if (lb->s.maildir_attr[0])
@@ -471,10 +357,10 @@ static void start_search(struct ldap_backend *lb, int i)
         conn_lost(lb, SERVICE, ldap_err2string(rc), "ldap-down");
 }
 
-static void start_bind(struct ldap_backend *lb, int i, int ci)
+static void start_bind(struct passdb_ldap *lb, int i, int ci)
 {
     struct lreq *r = &lb->reqs[i];
-    struct lconn *c = &lb->conns[ci];
+    struct passdb_ldap_conn *c = &lb->pool.conns[ci];
     struct berval cred = { strlen(r->password), r->password };
 
     q_remove(lb, &lb->bind_q, i);
@@ -489,132 +375,133 @@ static void start_bind(struct ldap_backend *lb, int i, int ci)
 }
 
 /* Fail every request in q (a connection it needs is down and waiting to retry). */
-static void fail_queue(struct ldap_backend *lb, struct queue *q, const char *why)
+static void fail_queue(struct passdb_ldap *lb, struct queue *q, const char *why)
 {
     while (q->head != NONE)
-        answer(lb, q->head, LDAP_OUTCOME_OUTAGE, "ldap-down", why);
+        answer(lb, q->head, PASSDB_LDAP_OUTCOME_OUTAGE, "ldap-down", why);
 }
 
 /* Move queued requests onto connections, opening connections as needed. */
-static void pump(struct ldap_backend *lb)
+static void pump(struct passdb_ldap *lb)
 {
     double t = now_s();
-    struct lconn *svc = &lb->conns[SERVICE];
+    struct passdb_ldap_conn *svc = &lb->pool.conns[SERVICE];
 
-    if (lb->search_q.head != NONE && svc->state == C_DOWN) {
+    if (lb->search_q.head != NONE && svc->state == CONN_DOWN) {
         if (t >= svc->retry_at)
-            conn_open(lb, SERVICE);
+            passdb_ldap_pool_open(&lb->pool, SERVICE, now_s());
         else
             fail_queue(lb, &lb->search_q, svc->last_error);
     }
-    while (svc->state == C_READY && lb->search_q.head != NONE &&
-           svc->inflight < LDAP_MAX_PIPELINE)
+    while (svc->state == CONN_READY && lb->search_q.head != NONE &&
+           svc->inflight < PASSDB_LDAP_MAX_PIPELINE)
         start_search(lb, lb->search_q.head);
 
     int waiting = 0, usable = 0;
     for (int i = lb->bind_q.head; i != NONE; i = lb->reqs[i].next)
         waiting++;
-    for (int ci = 1; ci < lb->nconns && lb->bind_q.head != NONE; ci++) {
-        struct lconn *c = &lb->conns[ci];
-        if (c->state == C_READY && c->inflight == 0) {
+    for (int ci = 1; ci < lb->pool.nconns && lb->bind_q.head != NONE; ci++) {
+        struct passdb_ldap_conn *c = &lb->pool.conns[ci];
+        if (c->state == CONN_READY && c->inflight == 0) {
             start_bind(lb, lb->bind_q.head, ci);
             waiting--;
         }
     }
-    for (int ci = 1; ci < lb->nconns; ci++) {
-        struct lconn *c = &lb->conns[ci];
-        if (c->state == C_DOWN && waiting > 0 && t >= c->retry_at) {
-            conn_open(lb, ci);
+    for (int ci = 1; ci < lb->pool.nconns; ci++) {
+        struct passdb_ldap_conn *c = &lb->pool.conns[ci];
+        if (c->state == CONN_DOWN && waiting > 0 && t >= c->retry_at) {
+            passdb_ldap_pool_open(&lb->pool, ci, now_s());
             waiting--;
         }
-        usable += c->state != C_DOWN;
+        usable += c->state != CONN_DOWN;
     }
     if (lb->bind_q.head != NONE && usable == 0)
-        fail_queue(lb, &lb->bind_q, lb->conns[1].last_error);
+        fail_queue(lb, &lb->bind_q, lb->pool.conns[1].last_error);
 }
 
-static void expire(struct ldap_backend *lb)
+static void expire(struct passdb_ldap *lb)
 {
     double t = now_s();
 
-    for (int i = 0; i < LDAP_MAX_REQUESTS; i++) {
+    for (int i = 0; i < PASSDB_LDAP_MAX_REQUESTS; i++) {
         struct lreq *r = &lb->reqs[i];
         if (r->stage == R_FREE || r->deadline > t)
             continue;
         if (r->stage == R_SEARCH || r->stage == R_BIND)
             conn_lost(lb, r->conn, "no answer within ldap_timeout", "ldap-timeout");
         else
-            answer(lb, i, LDAP_OUTCOME_OUTAGE, "ldap-timeout", "no LDAP connection within ldap_timeout");
+            answer(lb, i, PASSDB_LDAP_OUTCOME_OUTAGE, "ldap-timeout", "no LDAP connection within ldap_timeout");
     }
 }
 
-struct ldap_backend *ldap_backend_new(const struct ldap_settings *s, ldap_done_fn *done,
+struct passdb_ldap *passdb_ldap_new(const struct passdb_ldap_settings *s, passdb_ldap_done_fn *done,
                                       void *arg)
 {
-    struct ldap_backend *lb = calloc(1, sizeof(*lb));
+    struct passdb_ldap *lb = calloc(1, sizeof(*lb));
 
-    if (lb == NULL || (lb->reqs = calloc(LDAP_MAX_REQUESTS, sizeof(*lb->reqs))) == NULL) {
+    if (lb == NULL || (lb->reqs = calloc(PASSDB_LDAP_MAX_REQUESTS, sizeof(*lb->reqs))) == NULL) {
         free(lb);
         errno = ENOMEM;
         return NULL;
     }
     lb->s = *s;
+    lb->pool.uri = lb->s.uri;
     lb->done = done;
     lb->arg = arg;
-    lb->nconns = s->mode == CONFIG_LDAP_AUTH_BIND ? 1 + s->bind_connections : 1;
-    if (lb->nconns > MAX_CONNS)
-        lb->nconns = MAX_CONNS;
-    for (int i = 0; i < lb->nconns; i++)
-        lb->conns[i].fd = -1;
+    lb->pool.nconns = s->mode == CONFIG_LDAP_AUTH_BIND ? 1 + s->bind_connections : 1;
+    if (lb->pool.nconns > PASSDB_LDAP_MAX_CONNS)
+        lb->pool.nconns = PASSDB_LDAP_MAX_CONNS;
+    for (int i = 0; i < lb->pool.nconns; i++)
+        lb->pool.conns[i].fd = -1;
     lb->search_q.head = lb->search_q.tail = NONE;
     lb->bind_q.head = lb->bind_q.tail = NONE;
-    for (int i = 0; i < LDAP_MAX_REQUESTS; i++)
-        lb->reqs[i].next = i + 1 < LDAP_MAX_REQUESTS ? i + 1 : NONE;
+    for (int i = 0; i < PASSDB_LDAP_MAX_REQUESTS; i++)
+        lb->reqs[i].next = i + 1 < PASSDB_LDAP_MAX_REQUESTS ? i + 1 : NONE;
     lb->free_head = 0;
 
-    lb->epfd = epoll_create1(EPOLL_CLOEXEC);
-    lb->connector = lb->epfd == -1 ? -1 : ldap_connector_start(s);
+    lb->pool.epfd = epoll_create1(EPOLL_CLOEXEC);
+    lb->pool.connector = lb->pool.epfd == -1 ? -1 : passdb_ldap_connector_start(s);
     struct epoll_event ev = { .events = EPOLLIN, .data.u64 = CONNECTOR_TAG };
-    if (lb->connector == -1 || epoll_ctl(lb->epfd, EPOLL_CTL_ADD, lb->connector, &ev) == -1) {
+    if (lb->pool.connector == -1 || epoll_ctl(lb->pool.epfd, EPOLL_CTL_ADD, lb->pool.connector, &ev) == -1) {
         int saved = errno;
-        ldap_connector_stop(lb->connector);
-        if (lb->epfd != -1)
-            close(lb->epfd);
-        ldap_settings_wipe(&lb->s);
+        passdb_ldap_connector_stop(lb->pool.connector);
+        if (lb->pool.epfd != -1)
+            close(lb->pool.epfd);
+        passdb_ldap_settings_wipe(&lb->s);
         free(lb->reqs);
         free(lb);
         errno = saved;
         return NULL;
     }
     /* Open the service connection now, so a broken setup shows in the log at startup. */
-    conn_open(lb, SERVICE);
-    if (lb->nconns > 1)
-        conn_open(lb, 1);
+    passdb_ldap_pool_open(&lb->pool, SERVICE, now_s());
+    if (lb->pool.nconns > 1)
+        passdb_ldap_pool_open(&lb->pool, 1, now_s());
     return lb;
 }
 
-void ldap_backend_free(struct ldap_backend *lb)
+void passdb_ldap_free(struct passdb_ldap *lb)
 {
     if (lb == NULL)
         return;
     lb->stopping = 1;
-    for (int i = 0; i < LDAP_MAX_REQUESTS; i++) {
+    for (int i = 0; i < PASSDB_LDAP_MAX_REQUESTS; i++) {
         if (lb->reqs[i].stage != R_FREE)
-            answer(lb, i, LDAP_OUTCOME_OUTAGE, "ldap-down", "LDAP backend stopped");
+            answer(lb, i, PASSDB_LDAP_OUTCOME_OUTAGE, "ldap-down", "LDAP backend stopped");
     }
-    for (int ci = 0; ci < lb->nconns; ci++) {
-        if (lb->conns[ci].ld)
-            ldap_unbind_ext(lb->conns[ci].ld, NULL, NULL);
+    for (int ci = 0; ci < lb->pool.nconns; ci++) {
+        if (lb->pool.conns[ci].ld)
+            ldap_unbind_ext(lb->pool.conns[ci].ld, NULL, NULL);
     }
-    ldap_connector_stop(lb->connector);
-    close(lb->epfd);
-    ldap_settings_wipe(&lb->s);
+    passdb_ldap_connector_stop(lb->pool.connector);
+    close(lb->pool.epfd);
+    passdb_ldap_settings_wipe(&lb->s);
     free(lb->reqs);
     free(lb);
 }
 
-int ldap_backend_submit(struct ldap_backend *lb, const char *user, const char *password,
-                        void *ctx, struct ldap_answer *ans)
+int passdb_ldap_submit(struct passdb_ldap *lb, const char *user, const char *password,
+                        void *ctx, struct passdb_ldap_answer *ans)
 {
     memset(ans, 0, sizeof(*ans));
     ans->status = AUTH_FAIL;
@@ -632,7 +519,7 @@ int ldap_backend_submit(struct ldap_backend *lb, const char *user, const char *p
         ans->outage = 1;   /* the directory is not keeping up */
         ans->reason = "ldap-busy";
         snprintf(ans->message, sizeof(ans->message), "%d LDAP lookups already waiting",
-                 LDAP_MAX_REQUESTS);
+                 PASSDB_LDAP_MAX_REQUESTS);
         return -1;
     }
     int i = lb->free_head;
@@ -651,25 +538,25 @@ int ldap_backend_submit(struct ldap_backend *lb, const char *user, const char *p
     return 0;
 }
 
-int ldap_backend_fd(const struct ldap_backend *lb)
+int passdb_ldap_fd(const struct passdb_ldap *lb)
 {
-    return lb->epfd;
+    return lb->pool.epfd;
 }
 
-int ldap_backend_timeout_ms(const struct ldap_backend *lb)
+int passdb_ldap_timeout_ms(const struct passdb_ldap *lb)
 {
     double t = now_s(), first = -1;
 
-    for (int i = 0; i < LDAP_MAX_REQUESTS; i++) {
+    for (int i = 0; i < PASSDB_LDAP_MAX_REQUESTS; i++) {
         const struct lreq *r = &lb->reqs[i];
         if (r->stage != R_FREE && (first < 0 || r->deadline < first))
             first = r->deadline;
     }
     /* Queued requests also wait for a connection's next try. */
-    for (int ci = 0; ci < lb->nconns && (lb->search_q.head != NONE || lb->bind_q.head != NONE);
+    for (int ci = 0; ci < lb->pool.nconns && (lb->search_q.head != NONE || lb->bind_q.head != NONE);
          ci++) {
-        const struct lconn *c = &lb->conns[ci];
-        if (c->state == C_DOWN && c->retry_at > t && (first < 0 || c->retry_at < first))
+        const struct passdb_ldap_conn *c = &lb->pool.conns[ci];
+        if (c->state == CONN_DOWN && c->retry_at > t && (first < 0 || c->retry_at < first))
             first = c->retry_at;
     }
     if (first < 0)
@@ -677,23 +564,23 @@ int ldap_backend_timeout_ms(const struct ldap_backend *lb)
     return first <= t ? 0 : (int)((first - t) * 1000) + 1;
 }
 
-void ldap_backend_poll(struct ldap_backend *lb)
+void passdb_ldap_poll(struct passdb_ldap *lb)
 {
     struct epoll_event ev[32];
-    int n = epoll_wait(lb->epfd, ev, 32, 0);
+    int n = epoll_wait(lb->pool.epfd, ev, 32, 0);
 
     for (int k = 0; k < n; k++) {
         uint64_t tag = ev[k].data.u64;
         if (tag == CONNECTOR_TAG)
-            read_connector(lb);
-        else if (tag < (uint64_t)lb->nconns)
+            passdb_ldap_pool_collect(&lb->pool, now_s());
+        else if (tag < (uint64_t)lb->pool.nconns)
             read_conn(lb, (int)tag);
     }
     expire(lb);
     pump(lb);
 }
 
-int ldap_backend_pending(const struct ldap_backend *lb)
+int passdb_ldap_pending(const struct passdb_ldap *lb)
 {
     return lb->pending;
 }

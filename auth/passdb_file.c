@@ -1,70 +1,19 @@
-#include "auth/authd.h"
+#include "auth/passdb_file.h"
 
-#include <crypt.h>
 #include <errno.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
+#include "auth/outcome.h"
 #include "auth/scheme.h"
 #include "auth/template.h"
 #include "auth/text.h"
 #include "daemon/runtime/log.h"
 
-static int make_fallback_hash(struct authd *ad)
-{
-    char setting[CRYPT_GENSALT_OUTPUT_SIZE];
-    struct crypt_data *cd = calloc(1, sizeof(*cd));
-    int rc = -1;
-
-    if (cd == NULL)
-        return -1;
-    /* Random salt and random password: nothing can ever match it. */
-    if (crypt_gensalt_rn("$6$", 0, NULL, 0, setting, sizeof(setting)) != NULL) {
-        const char *h = crypt_rn(setting + 3, setting, cd, sizeof(*cd));
-        if (h != NULL && h[0] != '*' && strlen(h) < sizeof(ad->fallback_hash)) {
-            strcpy(ad->fallback_hash, h);
-            rc = 0;
-        }
-    }
-    explicit_bzero(cd, sizeof(*cd));
-    free(cd);
-    return rc;
-}
-
-int authd_init(struct authd *ad, const struct config *cfg)
-{
-    memset(ad, 0, sizeof(*ad));
-    ad->cfg = *cfg;
-    passwd_db_init(&ad->db, cfg->passwd_file);
-    if (make_fallback_hash(ad) == -1)
-        return -1;
-    ad->dummy = ad->fallback_hash;
-    authd_passdb_setup(ad);
-    return 0;
-}
-
-void authd_reconfigure(struct authd *ad, const struct config *cfg)
-{
-    authd_passdb_teardown(ad);
-    passwd_db_free(&ad->db);
-    passwd_db_init(&ad->db, cfg->passwd_file);
-    ad->dummy = ad->fallback_hash;
-    ad->cfg = *cfg;
-    authd_passdb_setup(ad);
-}
-
-void authd_free(struct authd *ad)
-{
-    authd_passdb_teardown(ad);
-    passwd_db_free(&ad->db);
-    ad->dummy = ad->fallback_hash;
-}
-
 /* One summary of a fresh load, and the dummy hash that fits it. */
-static void after_load(struct authd *ad)
+static void after_load(struct passdb *pdb)
 {
-    const struct passwd_db *db = &ad->db;
+    const struct passwd_db *db = &pdb->db;
     const struct passwd_stats *st = &db->stats;
     const struct passwd_entry *first = NULL, *bad = NULL;
     int unusable = 0;
@@ -78,7 +27,7 @@ static void after_load(struct authd *ad)
             first = e;
         }
     }
-    ad->dummy = first ? first->password : ad->fallback_hash;
+    pdb->dummy = first ? first->password : pdb->fallback_hash;
 
     log_info("passwd_file %s: %d users", db->path, st->users);
     if (st->bad_lines)
@@ -96,22 +45,6 @@ static void after_load(struct authd *ad)
     }
 }
 
-void authd_log_outcome(const struct auth_request *req, const char *what, const char *reason)
-{
-    char user[TEXT_LOG_ESCAPE_SIZE(AUTH_USER_MAX)], ip[TEXT_LOG_ESCAPE_SIZE(AUTH_IP_MAX)];
-    char mech[TEXT_LOG_ESCAPE_SIZE(AUTH_MECH_MAX)];
-
-    text_log_escape(req->user, user, sizeof(user));
-    text_log_escape(req->ip, ip, sizeof(ip));
-    text_log_escape(req->mechanism, mech, sizeof(mech));
-    if (strcmp(what, "ok") == 0 && reason[0] == '\0')
-        log_debug("auth ok user=%s ip=%s mechanism=%s", user, ip, mech);
-    else if (strcmp(what, "ok") == 0)
-        log_debug("auth ok user=%s ip=%s mechanism=%s reason=%s", user, ip, mech, reason);
-    else
-        log_info("auth %s user=%s ip=%s mechanism=%s reason=%s", what, user, ip, mech, reason);
-}
-
 static void set_result(struct auth_result *res, enum auth_status status, const char *message)
 {
     res->status = status;
@@ -119,15 +52,15 @@ static void set_result(struct auth_result *res, enum auth_status status, const c
 }
 
 /* The maildir of e into res; -1 with res->message set (and logged) if it cannot be made. */
-static int find_maildir(struct authd *ad, const struct passwd_entry *e, struct auth_result *res)
+static int find_maildir(struct passdb *pdb, const struct passwd_entry *e, struct auth_result *res)
 {
     char user[TEXT_LOG_ESCAPE_SIZE(AUTH_USER_MAX)];
-    const char *tmpl = e->mail[0] ? e->mail : ad->cfg.maildir;
+    const char *tmpl = e->mail[0] ? e->mail : pdb->cfg.maildir;
     const char *origin = e->mail[0] ? "userdb_mail of" : "maildir template for";
 
     text_log_escape(e->user, user, sizeof(user));
     if (e->mail_unsupported) {
-        log_error("passwd_file %s line %d: user %s: userdb_mail is not maildir:PATH", ad->db.path,
+        log_error("passwd_file %s line %d: user %s: userdb_mail is not maildir:PATH", pdb->db.path,
                   e->line, user);
         set_result(res, AUTH_TEMPFAIL, "userdb_mail is not a maildir");
         return -1;
@@ -136,7 +69,7 @@ static int find_maildir(struct authd *ad, const struct passwd_entry *e, struct a
         return 0;
     if (errno == ENOENT) {
         log_error("%s %s needs %%h, but passwd_file %s line %d gives no home", origin, user,
-                  ad->db.path, e->line);
+                  pdb->db.path, e->line);
         set_result(res, AUTH_TEMPFAIL, "maildir needs a home directory");
     } else if (errno == EPERM) {
         log_error("%s %s: the name cannot be used in a path (a '/', a leading '.', a '%%', a "
@@ -155,93 +88,93 @@ static int find_maildir(struct authd *ad, const struct passwd_entry *e, struct a
     return -1;
 }
 
-int authd_refresh(struct authd *ad)
+int passdb_file_refresh(struct passdb *pdb)
 {
     int changed;
 
-    if (!ad->use_file)
+    if (!pdb->use_file)
         return 0;   /* passdb = ldap: the file is not ours to read */
 
-    if (passwd_db_refresh(&ad->db, &changed) == -1) {
+    if (passwd_db_refresh(&pdb->db, &changed) == -1) {
         int err = errno;
-        ad->dummy = ad->fallback_hash;
+        pdb->dummy = pdb->fallback_hash;
         if (changed)
             log_error("passwd_file %s: %s; every login fails temporarily until it is readable",
-                      ad->db.path, strerror(err));
+                      pdb->db.path, strerror(err));
         errno = err;
         return -1;
     }
     if (changed)
-        after_load(ad);
+        after_load(pdb);
     return 0;
 }
 
-void authd_check_file(struct authd *ad, const struct auth_request *req, struct auth_result *res)
+void passdb_file_check(struct passdb *pdb, const struct auth_request *req, struct auth_result *res)
 {
     memset(res, 0, sizeof(*res));
     if (req->user[0] == '\0') {
         set_result(res, AUTH_FAIL, "");
-        authd_log_outcome(req, "failed", "empty-user");
+        outcome_log(req, "failed", "empty-user");
         return;
     }
     if (req->password[0] == '\0') {
         set_result(res, AUTH_FAIL, "");
-        authd_log_outcome(req, "failed", "empty-password");
+        outcome_log(req, "failed", "empty-password");
         return;
     }
 
-    if (authd_refresh(ad) == -1) {
+    if (passdb_file_refresh(pdb) == -1) {
         set_result(res, AUTH_TEMPFAIL, "password file unavailable");
         res->outage = 1;   /* the file is the database: stale-if-error may answer */
-        authd_log_outcome(req, "tempfail", "passwd-file-unavailable");
+        outcome_log(req, "tempfail", "passwd-file-unavailable");
         return;
     }
 
-    const struct passwd_entry *e = passwd_db_lookup(&ad->db, req->user);
+    const struct passwd_entry *e = passwd_db_lookup(&pdb->db, req->user);
     if (e == NULL) {
         /* Spend what a real user costs; the result means nothing. */
-        (void)scheme_verify(ad->dummy, req->password);
+        (void)scheme_verify(pdb->dummy, req->password);
         set_result(res, AUTH_FAIL, "");
-        authd_log_outcome(req, "failed", "unknown-user");
+        outcome_log(req, "failed", "unknown-user");
         return;
     }
 
     enum scheme_result r = scheme_verify(e->password, req->password);
     if (r != SCHEME_MATCH) {
         set_result(res, AUTH_FAIL, "");
-        authd_log_outcome(req, "failed", scheme_result_str(r));
+        outcome_log(req, "failed", scheme_result_str(r));
         return;
     }
-    if (find_maildir(ad, e, res) == -1) {
-        authd_log_outcome(req, "tempfail", "maildir");
+    if (find_maildir(pdb, e, res) == -1) {
+        outcome_log(req, "tempfail", "maildir");
         return;
     }
     snprintf(res->user, sizeof(res->user), "%s", e->user);
     res->status = AUTH_OK;
-    authd_log_outcome(req, "ok", "");
+    outcome_log(req, "ok", "");
 }
 
-int authd_lookup_stored(struct authd *ad, const char *user, const char **stored)
+int passdb_file_lookup_stored(struct passdb *pdb, const char *user, const char **stored)
 {
     *stored = NULL;
-    if (authd_refresh(ad) == -1)
+    if (passdb_file_refresh(pdb) == -1)
         return -1;
-    const struct passwd_entry *e = passwd_db_lookup(&ad->db, user);
+    const struct passwd_entry *e = passwd_db_lookup(&pdb->db, user);
     if (e != NULL)
         *stored = e->password;
     return 0;
 }
 
-int authd_result_ok(struct authd *ad, const char *user, struct auth_result *res)
+int passdb_file_result_ok(struct passdb *pdb, const char *user, struct auth_result *res)
 {
     memset(res, 0, sizeof(*res));
-    const struct passwd_entry *e = passwd_db_lookup(&ad->db, user);
+    const struct passwd_entry *e = passwd_db_lookup(&pdb->db, user);
     if (e == NULL) {
         /* Gone between the lookup and now (the file was reloaded): ask again later. */
         set_result(res, AUTH_TEMPFAIL, "user vanished during the exchange");
         return -1;
     }
-    if (find_maildir(ad, e, res) == -1)
+    if (find_maildir(pdb, e, res) == -1)
         return -1;
     snprintf(res->user, sizeof(res->user), "%s", e->user);
     res->status = AUTH_OK;

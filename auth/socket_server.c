@@ -1,4 +1,4 @@
-#include "auth/server.h"
+#include "auth/socket_server.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -10,112 +10,22 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "auth/authcache.h"
-#include "auth/scram_server.h"
-#include "daemon/runtime/ipc.h"
 #include "daemon/runtime/log.h"
 
 /* epoll data of the listening socket; peers use their slot index. */
 #define LISTEN_SLOT AUTH_SERVER_MAX_PEERS
-/* epoll data of authd's fd (the LDAP connections). */
-#define AUTHD_SLOT (AUTH_SERVER_MAX_PEERS + 1)
-/* What a shutdown still answers per peer before giving up on it. */
+/* epoll data of the password databases' fd (the LDAP connections). */
+#define PASSDB_SLOT (AUTH_SERVER_MAX_PEERS + 1)
+/*
+ * What a shutdown still answers per peer: a worker has at most a few
+ * logins per connection out at once, so this is everything it has sent.
+ */
 #define SHUTDOWN_BURST 1024
-
-int auth_handle_message(struct authd *ad, const void *msg, size_t len, struct buf *reply)
-{
-    struct ipc_reader r;
-    uint32_t type, id;
-    char user[AUTH_USER_MAX], pass[AUTH_PASS_MAX], ip[AUTH_IP_MAX], mech[AUTH_MECH_MAX];
-    struct auth_result res;
-
-    if (scram_is_request(msg, len))
-        return scram_handle_message(ad, msg, len, reply);
-    int ok = ipc_reader_init(&r, msg, len, &type, &id) == 0 && type == AUTH_MSG_PASS_REQUEST;
-    if (ok) {
-        ipc_get_str(&r, user, sizeof(user));
-        ipc_get_str(&r, pass, sizeof(pass));
-        ipc_get_str(&r, ip, sizeof(ip));
-        ipc_get_str(&r, mech, sizeof(mech));
-        ok = ipc_reader_end(&r) == 0;
-    }
-    if (!ok) {
-        explicit_bzero(pass, sizeof(pass));
-        errno = EPROTO;
-        return -1;
-    }
-
-    struct auth_request req = { user, pass, ip, mech };
-    authcache_check(ad, &req, &res);
-    explicit_bzero(pass, sizeof(pass));
-
-    if (ipc_begin(reply, AUTH_MSG_PASS_REPLY, id) == -1 ||
-        ipc_put_u32(reply, (uint32_t)res.status) == -1 || ipc_put_str(reply, res.user) == -1 ||
-        ipc_put_str(reply, res.maildir) == -1 || ipc_put_str(reply, res.message) == -1 ||
-        ipc_put_u64(reply, res.status == AUTH_OK ? res.generation : 0) == -1)
-        return -1;
-    return 0;
-}
-
-/* "pid 123 uid 45" for log lines about a peer. */
-static const char *peer_label(int fd, char *out, size_t outlen)
-{
-    struct ucred cred;
-    socklen_t len = sizeof(cred);
-
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0)
-        snprintf(out, outlen, "pid %d uid %u", (int)cred.pid, (unsigned)cred.uid);
-    else
-        snprintf(out, outlen, "fd %d", fd);
-    return out;
-}
-
-ssize_t auth_recv_request(int fd, unsigned char *msg, size_t len, const char *who)
-{
-    for (;;) {
-        ssize_t n = ipc_recv(fd, msg, len);
-        if (n > 0)
-            return n;
-        if (n == 0) {
-            errno = 0;
-            return -1;
-        }
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
-            return 0;
-        if (errno != EINTR) {
-            log_warning("worker %s: %s; closing its connection", who,
-                        errno == EMSGSIZE ? "request too long" : strerror(errno));
-            return -1;
-        }
-    }
-}
-
-int auth_serve_fd(struct authd *ad, int fd, struct buf *reply, int burst)
-{
-    unsigned char msg[IPC_MAX_MESSAGE];
-    char who[64];
-
-    peer_label(fd, who, sizeof(who));
-    for (int i = 0; i < burst; i++) {
-        ssize_t n = auth_recv_request(fd, msg, sizeof(msg), who);
-        if (n <= 0)
-            return (int)n;
-        int rc = auth_handle_message(ad, msg, (size_t)n, reply);
-        explicit_bzero(msg, (size_t)n);
-        if (rc == -1) {
-            log_warning("worker %s: malformed request (%zd bytes); closing its connection",
-                        who, n);
-            return -1;
-        }
-        if (ipc_send(fd, reply) == -1) {
-            /* Never wait for a worker that does not read its answers. */
-            log_warning("worker %s: cannot answer (%s); closing its connection", who,
-                        errno == EAGAIN || errno == EWOULDBLOCK ? "socket full" : strerror(errno));
-            return -1;
-        }
-    }
-    return 0;
-}
+/*
+ * How long a shutdown waits for LDAP's answers to requests already out:
+ * each is due within ldap_timeout (at most 12 s), and the worker waits 15 s.
+ */
+#define SHUTDOWN_DRAIN_SECONDS 13.0
 
 void auth_server_set_mail_user(struct auth_server *srv, const char *mail_user)
 {
@@ -128,19 +38,18 @@ void auth_server_set_mail_user(struct auth_server *srv, const char *mail_user)
                     mail_user, (unsigned)srv->self_uid);
 }
 
-int auth_server_init(struct auth_server *srv, struct authd *ad, int listen_fd,
+int auth_server_init(struct auth_server *srv, struct passdb *pdb, int listen_fd,
                      const char *mail_user)
 {
     memset(srv, 0, sizeof(*srv));
-    srv->ad = ad;
+    srv->pdb = pdb;
     srv->listen_fd = listen_fd;
     srv->self_uid = geteuid();
     for (int i = 0; i < AUTH_SERVER_MAX_PEERS; i++)
         srv->peers[i].fd = -1;
-    buf_init(&srv->reply, IPC_MAX_MESSAGE);
-    srv->authd_fd = -1;
-    _Static_assert(DISPATCH_MAX_PEERS >= AUTH_SERVER_MAX_PEERS, "dispatch: too few peer slots");
-    if (dispatch_init(&srv->dispatch, ad) == -1)
+    srv->passdb_fd_watched = -1;
+    _Static_assert(REQUESTS_MAX_PEERS >= AUTH_SERVER_MAX_PEERS, "requests: too few peer slots");
+    if (requests_init(&srv->requests, pdb) == -1)
         return -1;
     auth_server_set_mail_user(srv, mail_user);
 
@@ -166,7 +75,7 @@ static void close_peer(struct auth_server *srv, int slot)
 {
     struct auth_peer *p = &srv->peers[slot];
     log_debug("worker pid %d disconnected", (int)p->pid);
-    dispatch_peer_closed(&srv->dispatch, slot);
+    requests_peer_closed(&srv->requests, slot);
     /* close() also takes the fd out of the epoll set. */
     close(p->fd);
     p->fd = -1;
@@ -280,7 +189,7 @@ static void accept_peers(struct auth_server *srv)
         }
         srv->peers[slot] = (struct auth_peer){ .fd = fd, .uid = cred.uid, .pid = cred.pid,
                                                .serial = ++srv->accepted };
-        dispatch_peer_open(&srv->dispatch, slot, fd);
+        requests_peer_open(&srv->requests, slot, fd);
         log_debug("worker pid %d uid %u connected", (int)cred.pid, (unsigned)cred.uid);
     }
 }
@@ -291,16 +200,16 @@ int auth_server_run(struct auth_server *srv, volatile sig_atomic_t *stop,
     struct epoll_event events[64];
 
     while (!*stop && !*reload) {
-        /* authd's fd is new after a reload (a new LDAP backend). */
-        int afd = authd_fd(srv->ad);
-        if (afd != srv->authd_fd) {
-            struct epoll_event aev = { .events = EPOLLIN, .data.u64 = AUTHD_SLOT };
+        /* The databases' fd is new after a reload (a new LDAP backend). */
+        int afd = passdb_fd(srv->pdb);
+        if (afd != srv->passdb_fd_watched) {
+            struct epoll_event aev = { .events = EPOLLIN, .data.u64 = PASSDB_SLOT };
             if (afd >= 0 && epoll_ctl(srv->epfd, EPOLL_CTL_ADD, afd, &aev) == -1 &&
                 errno != EEXIST)
                 log_error("epoll_ctl for the LDAP backend: %s", strerror(errno));
-            srv->authd_fd = afd;
+            srv->passdb_fd_watched = afd;
         }
-        int n = epoll_pwait(srv->epfd, events, 64, dispatch_timeout_ms(&srv->dispatch),
+        int n = epoll_pwait(srv->epfd, events, 64, requests_timeout_ms(&srv->requests),
                             waitmask);
         if (n == -1) {
             if (errno == EINTR)
@@ -313,42 +222,48 @@ int auth_server_run(struct auth_server *srv, volatile sig_atomic_t *stop,
                 accept_peers(srv);
                 continue;
             }
-            if (slot == AUTHD_SLOT)
-                continue;   /* dispatch_run() below collects it */
+            if (slot == PASSDB_SLOT)
+                continue;   /* requests_run() below collects it */
             struct auth_peer *p = &srv->peers[slot];
             if (p->fd == -1)
                 continue;
-            if (dispatch_serve(&srv->dispatch, (int)slot, AUTH_SERVER_BURST) == -1)
+            if (requests_serve(&srv->requests, (int)slot, AUTH_SERVER_BURST) == -1)
                 close_peer(srv, (int)slot);
         }
-        dispatch_run(&srv->dispatch);
+        requests_run(&srv->requests);
     }
     return 0;
 }
 
 void auth_server_shutdown(struct auth_server *srv)
 {
-    /* Held answers leave now: the workers would otherwise wait for their timeout. */
-    dispatch_free(&srv->dispatch);
     if (srv->listen_fd >= 0) {
         close(srv->listen_fd);
         srv->listen_fd = -1;
     }
+    /* What the peers have already sent goes the way of every request (auth/requests.h). */
     for (int i = 0; i < AUTH_SERVER_MAX_PEERS; i++) {
-        if (srv->peers[i].fd == -1)
-            continue;
-        (void)auth_serve_fd(srv->ad, srv->peers[i].fd, &srv->reply, SHUTDOWN_BURST);
-        close_peer(srv, i);
+        if (srv->peers[i].fd != -1 &&
+            requests_serve(&srv->requests, i, SHUTDOWN_BURST) == -1)
+            close_peer(srv, i);
+    }
+    requests_drain(&srv->requests, SHUTDOWN_DRAIN_SECONDS);
+    /* Held answers leave now: the workers would otherwise wait for their timeout. */
+    requests_free(&srv->requests);
+    for (int i = 0; i < AUTH_SERVER_MAX_PEERS; i++) {
+        if (srv->peers[i].fd != -1) {
+            close(srv->peers[i].fd);
+            srv->peers[i].fd = -1;
+        }
     }
     if (srv->epfd >= 0)
         close(srv->epfd);
     srv->epfd = -1;
-    buf_free(&srv->reply);
 }
 
 void auth_server_reconfigure(struct auth_server *srv)
 {
-    dispatch_reconfigure(&srv->dispatch);
+    requests_reconfigure(&srv->requests);
     /* The LDAP backend was made anew: register its fd again, even if the number is reused. */
-    srv->authd_fd = -1;
+    srv->passdb_fd_watched = -1;
 }

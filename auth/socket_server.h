@@ -12,8 +12,8 @@
  * helper's whole job, and a slow one delays the others in line, never a
  * worker's event loop.
  */
-#ifndef FASTPOP_AUTH_SERVER_H
-#define FASTPOP_AUTH_SERVER_H
+#ifndef FASTPOP_AUTH_SOCKET_SERVER_H
+#define FASTPOP_AUTH_SOCKET_SERVER_H
 
 #include <signal.h>
 #include <stddef.h>
@@ -21,13 +21,12 @@
 #include <sys/types.h>
 #include <time.h>
 
-#include "auth/authd.h"
-#include "auth/dispatch.h"
-#include "daemon/runtime/buf.h"
+#include "auth/passdb.h"
+#include "auth/requests.h"
 
 /*
  * Worker connections held at once: one per worker process (workers are
- * 1-256), and only the master's children get one (auth/server.c), so no
+ * 1-256), and only the master's children get one (auth/socket_server.c), so no
  * other process can use them up.
  */
 #define AUTH_SERVER_MAX_PEERS 256
@@ -50,55 +49,30 @@ struct auth_peer {
 };
 
 struct auth_server {
-    struct authd *ad;
+    struct passdb *pdb;
     int listen_fd;
     int epfd;
     uid_t self_uid;
     uid_t mail_uid;
     int have_mail_uid;
     struct auth_peer peers[AUTH_SERVER_MAX_PEERS];
-    struct buf reply;
-    /* Password requests as events: LDAP answers and penalty timers (auth/dispatch.h). */
-    struct auth_dispatch dispatch;
-    int authd_fd;           /* authd's fd as registered in epfd, or -1 */
+    /* Password requests as events: LDAP answers and penalty timers (auth/requests.h). */
+    struct auth_requests requests;
+    int passdb_fd_watched;    /* passdb_fd() as registered in epfd, or -1 */
     uint64_t accepted;      /* connections accepted so far */
     time_t refusal_logged;  /* when a refused peer was last logged */
     unsigned long refusals; /* refused since then */
 };
 
 /*
- * Decode one request datagram, decide it, and build the answer in reply.
- * Returns 0, or -1 (errno EPROTO) if msg is not a well-formed
- * AUTH_MSG_PASS_REQUEST; the caller drops the peer then. The password is
- * wiped from every buffer of this function; the caller wipes msg.
- */
-int auth_handle_message(struct authd *ad, const void *msg, size_t len, struct buf *reply);
-
-/*
- * Answer the requests waiting on fd, a connected SOCK_SEQPACKET socket, at
- * most `burst` of them. Returns 0 to keep the peer, -1 to close it (EOF,
- * malformed message, full socket, error); the reason has been logged then,
- * except for a plain EOF. reply is scratch space. Usable without a server:
- * the tests drive it over a socketpair.
- */
-int auth_serve_fd(struct authd *ad, int fd, struct buf *reply, int burst);
-
-/*
- * One request from a worker's connection into msg: its length, 0 when none
- * is waiting, -1 when the connection is to be closed (errno 0 at EOF; other
- * errors are logged, naming the worker as who).
- */
-ssize_t auth_recv_request(int fd, unsigned char *msg, size_t len, const char *who);
-
-/*
  * Set up srv on listen_fd (made non-blocking here). mail_user is the
  * configured mail user; peers must run as it or as the helper's own uid.
  * Returns 0, or -1 with errno (epoll).
  */
-int auth_server_init(struct auth_server *srv, struct authd *ad, int listen_fd,
+int auth_server_init(struct auth_server *srv, struct passdb *pdb, int listen_fd,
                      const char *mail_user);
 
-/* After authd_reconfigure(): new penalty settings, the new LDAP backend's fd. */
+/* After passdb_reconfigure(): new penalty settings, the new LDAP backend's fd. */
 void auth_server_reconfigure(struct auth_server *srv);
 
 /* Resolve the mail user again, after a config reload. */
@@ -114,7 +88,8 @@ int auth_server_run(struct auth_server *srv, volatile sig_atomic_t *stop,
                     volatile sig_atomic_t *reload, const sigset_t *waitmask);
 
 /*
- * For a clean exit: stop accepting, answer what the peers have already sent,
+ * For a clean exit: stop accepting, answer what the peers have already sent
+ * (through auth/requests.h, like any request, LDAP's answers included),
  * and close everything.
  */
 void auth_server_shutdown(struct auth_server *srv);

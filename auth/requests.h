@@ -1,6 +1,6 @@
 /*
  * The helper's password requests as events: each AUTH_MSG_PASS_REQUEST is
- * started (authd_start), answered at once or when LDAP answers, and its
+ * started (passdb_start), answered at once or when LDAP answers, and its
  * answer is held back by the brute-force penalty (auth/penalty.h) on a
  * timer of the event loop, never a sleep: other workers' requests, and the
  * same worker's, keep flowing meanwhile.
@@ -16,8 +16,8 @@
  *    (auth/ratelimit.h); without one it is answered tempfail at once,
  *    unhashed, logged "auth tempfail ... reason=rate-limited" (the first of
  *    a flood at warning level, the rest at debug).
- *  - At most DISPATCH_MAX_INFLIGHT requests are in progress and
- *    DISPATCH_MAX_PENDING between arrival and answer (in progress or held);
+ *  - At most REQUESTS_MAX_INFLIGHT requests are in progress and
+ *    REQUESTS_MAX_PENDING between arrival and answer (in progress or held);
  *    beyond that a request is answered tempfail at arrival, before any
  *    work. A request admitted always has room to be held, so no answer ever
  *    leaves before its delay because of load.
@@ -29,70 +29,74 @@
  * same penalty: a blocked address is refused at START and FINISH, and the
  * answer that ends an exchange (FINISH, or a START that fails) counts for
  * the address and the n= user and waits the same delay as a password's.
- * A peer's slot carries a generation, so an answer for a worker that has
- * reconnected meanwhile is dropped, never sent to the new connection.
+ * Answers leave through auth/answers.h, which drops an answer for a worker
+ * that has reconnected meanwhile.
  */
-#ifndef FASTPOP_AUTH_DISPATCH_H
-#define FASTPOP_AUTH_DISPATCH_H
+#ifndef FASTPOP_AUTH_REQUESTS_H
+#define FASTPOP_AUTH_REQUESTS_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "auth/authd.h"
+#include "auth/answers.h"
+#include "auth/passdb.h"
 #include "auth/penalty.h"
 #include "auth/ratelimit.h"
 #include "daemon/runtime/buf.h"
 #include "shm/penalty_view.h"
 
-#define DISPATCH_MAX_PEERS 256
-#define DISPATCH_MAX_INFLIGHT 2048
+#define REQUESTS_MAX_PEERS ANSWERS_MAX_PEERS
+#define REQUESTS_MAX_INFLIGHT 2048
 /*
  * Answers between arrival and sending: each held one costs its message (up to
  * IPC_MAX_MESSAGE) for up to auth_penalty_max_delay; 4,096 is 16 MiB at worst
  * and, at the 12 s maximum delay, 340 failed logins a second held in full.
  */
-#define DISPATCH_MAX_PENDING 4096
+#define REQUESTS_MAX_PENDING 4096
 
-struct dispatch_inflight;
-struct dispatch_held;
+struct request_inflight;
 
-struct auth_dispatch {
-    struct authd *ad;
+struct auth_requests {
+    struct passdb *pdb;
     struct penalty penalty;
     int have_penalty;
     struct ratelimit rate;                /* helper work per client group (auth/ratelimit.h) */
-    int fd[DISPATCH_MAX_PEERS];
-    uint32_t gen[DISPATCH_MAX_PEERS];
-    struct dispatch_inflight *inflight;   /* DISPATCH_MAX_INFLIGHT, free-listed */
+    struct answers out;                   /* the way back to the workers (auth/answers.h) */
+    struct request_inflight *inflight;    /* REQUESTS_MAX_INFLIGHT, free-listed */
     int free_head;
-    struct dispatch_held **held;          /* DISPATCH_MAX_PENDING slots */
-    int nheld;
     int pending;                          /* admitted, not yet answered (reserve()) */
     int warned_full;
     struct penalty_view *view;            /* what the workers see; NULL if it failed */
     struct buf reply;
 };
 
-/* Set up d for ad (and register as ad's done callback). -1: ENOMEM. */
-int dispatch_init(struct auth_dispatch *d, struct authd *ad);
-/* New penalty settings from ad->cfg (after a reload); scores are kept. */
-void dispatch_reconfigure(struct auth_dispatch *d);
+/* Set up d for pdb (and register as pdb's done callback). -1: ENOMEM. */
+int requests_init(struct auth_requests *d, struct passdb *pdb);
+/* New penalty settings from pdb->cfg (after a reload); scores are kept. */
+void requests_reconfigure(struct auth_requests *d);
+/*
+ * For a clean stop: wait up to max_seconds for the answers the password
+ * databases still owe (LDAP; each is due within ldap_timeout), collecting
+ * them as the loop would. requests_free() then sends them with the rest.
+ */
+void requests_drain(struct auth_requests *d, double max_seconds);
 /* Send every held answer now, then free everything. */
-void dispatch_free(struct auth_dispatch *d);
+void requests_free(struct auth_requests *d);
 
-void dispatch_peer_open(struct auth_dispatch *d, int slot, int fd);
+void requests_peer_open(struct auth_requests *d, int slot, int fd);
 /* Answers still to come for slot are dropped from now on. */
-void dispatch_peer_closed(struct auth_dispatch *d, int slot);
+void requests_peer_closed(struct auth_requests *d, int slot);
 
 /*
  * Read and handle up to burst datagrams from slot's socket. Returns 0 to keep
- * the peer, -1 to close it (EOF, malformed message, error; logged except EOF).
+ * the peer, -1 to close it (EOF, malformed message, an answer it did not
+ * take, error; logged except EOF).
  */
-int dispatch_serve(struct auth_dispatch *d, int slot, int burst);
+int requests_serve(struct auth_requests *d, int slot, int burst);
 
-/* Milliseconds until a held answer is due or authd needs a poll, or -1. */
-int dispatch_timeout_ms(const struct auth_dispatch *d);
-/* Poll authd and send the answers that are due. */
-void dispatch_run(struct auth_dispatch *d);
+/* Milliseconds until a held answer is due or the password databases need a poll, or -1. */
+int requests_timeout_ms(const struct auth_requests *d);
+/* Poll the password databases and send the answers that are due. */
+void requests_run(struct auth_requests *d);
 
 #endif

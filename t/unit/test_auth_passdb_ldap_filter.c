@@ -11,12 +11,12 @@
 #include <errno.h>
 #include <string.h>
 
-#include "auth/ldap_filter.h"
+#include "auth/passdb_ldap_filter.h"
 
 static const char *esc(const char *s, size_t n)
 {
     static char out[256];
-    assert_true(ldap_filter_escape(s, n, out, sizeof(out)) >= 0);
+    assert_true(passdb_ldap_filter_escape(s, n, out, sizeof(out)) >= 0);
     return out;
 }
 
@@ -52,18 +52,18 @@ static void test_injection_attempts_stay_literal(void **state)
     (void)state;
     const char *tmpl = "(&(objectClass=posixAccount)(uid=%u))";
 
-    assert_int_equal(ldap_filter_expand(tmpl, "*", out, sizeof(out)), 0);
+    assert_int_equal(passdb_ldap_filter_expand(tmpl, "*", out, sizeof(out)), 0);
     assert_string_equal(out, "(&(objectClass=posixAccount)(uid=\\2A))");
-    assert_int_equal(ldap_filter_expand(tmpl, ")(uid=*", out, sizeof(out)), 0);
+    assert_int_equal(passdb_ldap_filter_expand(tmpl, ")(uid=*", out, sizeof(out)), 0);
     assert_string_equal(out, "(&(objectClass=posixAccount)(uid=\\29\\28uid=\\2A))");
-    assert_int_equal(ldap_filter_expand(tmpl, "x)(|(uid=*))", out, sizeof(out)), 0);
+    assert_int_equal(passdb_ldap_filter_expand(tmpl, "x)(|(uid=*))", out, sizeof(out)), 0);
     assert_string_equal(out, "(&(objectClass=posixAccount)(uid=x\\29\\28|\\28uid=\\2A\\29\\29))");
-    assert_int_equal(ldap_filter_expand(tmpl, "a\\2a", out, sizeof(out)), 0);
+    assert_int_equal(passdb_ldap_filter_expand(tmpl, "a\\2a", out, sizeof(out)), 0);
     assert_string_equal(out, "(&(objectClass=posixAccount)(uid=a\\5C2a))");
     /* whatever the name, the result has the template's parentheses only */
     const char *names[] = { "*", ")(uid=*", "\\", "((((", "))))", "*)(|(objectClass=*" };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        assert_int_equal(ldap_filter_expand(tmpl, names[i], out, sizeof(out)), 0);
+        assert_int_equal(passdb_ldap_filter_expand(tmpl, names[i], out, sizeof(out)), 0);
         int open = 0, close = 0, star = 0;
         for (const char *p = out; *p; p++) {
             open += *p == '(';
@@ -80,10 +80,10 @@ static void test_expand_parts(void **state)
 {
     char out[256];
     (void)state;
-    assert_int_equal(ldap_filter_expand("(&(uid=%n)(dc=%d)(mail=%u)(p=100%%))", "jo*e@ex.org",
+    assert_int_equal(passdb_ldap_filter_expand("(&(uid=%n)(dc=%d)(mail=%u)(p=100%%))", "jo*e@ex.org",
                                         out, sizeof(out)), 0);
     assert_string_equal(out, "(&(uid=jo\\2Ae)(dc=ex.org)(mail=jo\\2Ae@ex.org)(p=100%))");
-    assert_int_equal(ldap_filter_expand("(uid=%n)(d=%d)", "nodomain", out, sizeof(out)), 0);
+    assert_int_equal(passdb_ldap_filter_expand("(uid=%n)(d=%d)", "nodomain", out, sizeof(out)), 0);
     assert_string_equal(out, "(uid=nodomain)(d=)");
 }
 
@@ -92,33 +92,33 @@ static void test_expand_errors(void **state)
     char out[32];
     (void)state;
     errno = 0;
-    assert_int_equal(ldap_filter_expand("(uid=%x)", "a", out, sizeof(out)), -1);
+    assert_int_equal(passdb_ldap_filter_expand("(uid=%x)", "a", out, sizeof(out)), -1);
     assert_int_equal(errno, EINVAL);
-    assert_int_equal(ldap_filter_expand("(uid=%", "a", out, sizeof(out)), -1);
+    assert_int_equal(passdb_ldap_filter_expand("(uid=%", "a", out, sizeof(out)), -1);
     assert_int_equal(errno, EINVAL);
     /* 20 stars need 60 bytes: never cut into a half escape */
-    assert_int_equal(ldap_filter_expand("(uid=%u)", "********************", out, sizeof(out)),
+    assert_int_equal(passdb_ldap_filter_expand("(uid=%u)", "********************", out, sizeof(out)),
                      -1);
     assert_int_equal(errno, ENOBUFS);
     assert_string_equal(out, "");
     char tiny[4];
-    assert_int_equal(ldap_filter_escape("*", 1, tiny, 3), -1);
-    assert_int_equal(ldap_filter_escape("*", 1, tiny, 4), 3);
+    assert_int_equal(passdb_ldap_filter_escape("*", 1, tiny, 3), -1);
+    assert_int_equal(passdb_ldap_filter_escape("*", 1, tiny, 4), 3);
     assert_string_equal(tiny, "\\2A");
 }
 
 static void test_check_template(void **state)
 {
     (void)state;
-    assert_int_equal(ldap_filter_check("(&(objectClass=posixAccount)(uid=%u))"), 0);
-    assert_int_equal(ldap_filter_check("(mail=%n@%d)"), 0);
-    assert_int_equal(ldap_filter_check("(cn=a\\2ab)"), 0);
-    assert_int_equal(ldap_filter_check("uid=%u"), -1);
-    assert_int_equal(ldap_filter_check("(uid=%u"), -1);
-    assert_int_equal(ldap_filter_check("(uid=%u))"), -1);
-    assert_int_equal(ldap_filter_check("(uid=%u)(cn=x)"), -1);
-    assert_int_equal(ldap_filter_check("(uid=%q)"), -1);
-    assert_int_equal(ldap_filter_check(""), -1);
+    assert_int_equal(passdb_ldap_filter_check("(&(objectClass=posixAccount)(uid=%u))"), 0);
+    assert_int_equal(passdb_ldap_filter_check("(mail=%n@%d)"), 0);
+    assert_int_equal(passdb_ldap_filter_check("(cn=a\\2ab)"), 0);
+    assert_int_equal(passdb_ldap_filter_check("uid=%u"), -1);
+    assert_int_equal(passdb_ldap_filter_check("(uid=%u"), -1);
+    assert_int_equal(passdb_ldap_filter_check("(uid=%u))"), -1);
+    assert_int_equal(passdb_ldap_filter_check("(uid=%u)(cn=x)"), -1);
+    assert_int_equal(passdb_ldap_filter_check("(uid=%q)"), -1);
+    assert_int_equal(passdb_ldap_filter_check(""), -1);
 }
 
 int main(void)

@@ -1,7 +1,8 @@
 /*
- * The helper's decision (authd_check) and its socket side: requests and
- * answers over a SOCK_SEQPACKET socketpair, malformed messages, a peer that
- * does not read, the fail2ban log line, and the epoll loop in a child.
+ * The helper's decision and its socket side, through the path production
+ * runs (auth/requests.c): requests and answers over a SOCK_SEQPACKET
+ * socketpair, malformed messages, a peer that does not read, the fail2ban
+ * log line, and the epoll loop in a child.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,9 +24,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "auth/authd.h"
+#include "auth/passdb.h"
+#include "auth/passdb_file.h"
+#include "auth/requests.h"
 #include "auth/protocol.h"
-#include "auth/server.h"
+#include "auth/socket_server.h"
 #include "daemon/runtime/config.h"
 #include "daemon/runtime/ipc.h"
 #include "daemon/runtime/log.h"
@@ -46,8 +49,10 @@ struct fixture {
     char dir[64];
     char path[128];
     struct config cfg;
-    struct authd ad;
-    struct buf reply;
+    struct passdb pdb;
+    struct auth_requests d; /* the helper's request path, serving sv[1] as peer slot 0 */
+    int sv[2];              /* sv[0]: the "worker", sv[1]: the helper's end; -1 when closed */
+    struct buf req;
     pid_t server;           /* a forked helper still to be stopped */
 };
 
@@ -67,16 +72,21 @@ static int setup(void **state)
     struct fixture *f = calloc(1, sizeof(*f));
     if (f == NULL)
         return -1;
-    snprintf(f->dir, sizeof(f->dir), "/tmp/fastpop-authd-test.XXXXXX");
+    snprintf(f->dir, sizeof(f->dir), "/tmp/fastpop-auth-server-test.XXXXXX");
     if (mkdtemp(f->dir) == NULL)
         return -1;
     snprintf(f->path, sizeof(f->path), "%s/passwd", f->dir);
     config_defaults(&f->cfg);
     snprintf(f->cfg.passwd_file, sizeof(f->cfg.passwd_file), "%s", f->path);
     snprintf(f->cfg.maildir, sizeof(f->cfg.maildir), "/var/mail/%%d/%%n");
-    if (authd_init(&f->ad, &f->cfg) == -1)
+    /* Answers leave at once here: the penalty's holds and the rate limit have
+     * their own tests (test_auth_requests.c); test_event_loop turns them on. */
+    f->cfg.auth_penalty = 0;
+    f->cfg.auth_rate_limit = 0;
+    if (passdb_init(&f->pdb, &f->cfg) == -1 || requests_init(&f->d, &f->pdb) == -1)
         return -1;
-    buf_init(&f->reply, IPC_MAX_MESSAGE);
+    f->sv[0] = f->sv[1] = -1;
+    buf_init(&f->req, IPC_MAX_MESSAGE);
     log_open(LOG_TO_STDERR, LOG_LVL_ERROR, "auth", -1);
     *state = f;
     return 0;
@@ -91,8 +101,14 @@ static int teardown(void **state)
         kill(f->server, SIGKILL);
         waitpid(f->server, NULL, 0);
     }
-    authd_free(&f->ad);
-    buf_free(&f->reply);
+    if (f->sv[0] >= 0) {
+        requests_peer_closed(&f->d, 0);
+        close(f->sv[0]);
+        close(f->sv[1]);
+    }
+    requests_free(&f->d);
+    passdb_free(&f->pdb);
+    buf_free(&f->req);
     unlink(f->path);
     snprintf(sock, sizeof(sock), "%s/auth.sock", f->dir);
     unlink(sock);
@@ -101,18 +117,78 @@ static int teardown(void **state)
     return 0;
 }
 
-static enum auth_status check(struct fixture *f, const char *user, const char *pw,
-                              struct auth_result *res)
+/* A new connection from the "worker" to the helper's request path, replacing the last one. */
+static void new_peer(struct fixture *f)
 {
-    struct auth_request req = { user, pw, "192.0.2.1", "PLAIN" };
-    authd_check(&f->ad, &req, res);
+    if (f->sv[0] >= 0) {
+        requests_peer_closed(&f->d, 0);
+        close(f->sv[0]);
+        close(f->sv[1]);
+    }
+    assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, f->sv),
+                     0);
+    requests_peer_open(&f->d, 0, f->sv[1]);
+}
+
+/* What the helper's event loop does when the peer is readable: serve, then run what is due. */
+static int serve(struct fixture *f, int burst)
+{
+    int rc = requests_serve(&f->d, 0, burst);
+    int saved = errno;
+    requests_run(&f->d);
+    errno = saved;
+    return rc;
+}
+
+/* Build and send a request; fields may be NULL to leave them out. */
+static void send_request(int fd, uint32_t type, uint32_t id, const char *user, const char *pw,
+                         const char *ip, const char *mech)
+{
+    struct buf b;
+    buf_init(&b, IPC_MAX_MESSAGE);
+    assert_int_equal(ipc_begin(&b, type, id), 0);
+    const char *fields[] = { user, pw, ip, mech };
+    for (int i = 0; i < 4; i++)
+        if (fields[i] != NULL)
+            assert_int_equal(ipc_put_str(&b, fields[i]), 0);
+    assert_int_equal(ipc_send(fd, &b), 0);
+    buf_free(&b);
+}
+
+static void read_reply(int fd, struct auth_reply *r)
+{
+    unsigned char msg[IPC_MAX_MESSAGE];
+
+    ssize_t n = ipc_recv(fd, msg, sizeof(msg));
+    assert_true(n > 0);
+    assert_int_equal(protocol_decode_reply(msg, (size_t)n, r), 0);
+    assert_int_equal(r->type, AUTH_MSG_PASS_REPLY);
+}
+
+/* One login through the helper's request path, as a worker sends it. */
+static enum auth_status check_from(struct fixture *f, const char *user, const char *pw,
+                                   const char *ip, const char *mech, struct auth_reply *res)
+{
+    if (f->sv[0] < 0)
+        new_peer(f);
+    assert_int_equal(protocol_encode_pass_request(&f->req, 42, user, pw, ip, mech), 0);
+    assert_int_equal(ipc_send(f->sv[0], &f->req), 0);
+    assert_int_equal(serve(f, 1), 0);
+    read_reply(f->sv[0], res);
+    assert_int_equal(res->id, 42);
     return res->status;
+}
+
+static enum auth_status check(struct fixture *f, const char *user, const char *pw,
+                              struct auth_reply *res)
+{
+    return check_from(f, user, pw, "192.0.2.1", "PLAIN", res);
 }
 
 static void test_check_outcomes(void **state)
 {
     struct fixture *f = *state;
-    struct auth_result res;
+    struct auth_reply res;
 
     write_file(f->path, users);
     assert_int_equal(check(f, "alice@example.org", PW, &res), AUTH_OK);
@@ -137,7 +213,7 @@ static void test_check_outcomes(void **state)
 
     /* A template with %h: bob has a home, carol has none. */
     snprintf(f->cfg.maildir, sizeof(f->cfg.maildir), "%%h/Maildir");
-    authd_reconfigure(&f->ad, &f->cfg);
+    passdb_reconfigure(&f->pdb, &f->cfg);
     assert_int_equal(check(f, "bob", "bobpw", &res), AUTH_OK);
     assert_string_equal(res.maildir, "/home/bob/Maildir");
     assert_int_equal(check(f, "carol", "carolpw", &res), AUTH_TEMPFAIL);
@@ -150,11 +226,11 @@ static void test_check_outcomes(void **state)
 static void test_file_missing_then_present(void **state)
 {
     struct fixture *f = *state;
-    struct auth_result res;
+    struct auth_reply res;
 
     assert_int_equal(check(f, "bob", "bobpw", &res), AUTH_TEMPFAIL);
     assert_string_equal(res.message, "password file unavailable");
-    assert_int_equal(authd_refresh(&f->ad), -1);
+    assert_int_equal(passdb_file_refresh(&f->pdb), -1);
     write_file(f->path, users);
     assert_int_equal(check(f, "bob", "bobpw", &res), AUTH_OK);
     assert_string_equal(res.maildir, "/var/mail//bob");
@@ -165,17 +241,17 @@ static void test_file_missing_then_present(void **state)
 static void test_dummy_follows_file(void **state)
 {
     struct fixture *f = *state;
-    struct auth_result res;
+    struct auth_reply res;
 
     /* With no file, the startup $6$ hash. */
-    assert_ptr_equal(f->ad.dummy, f->ad.fallback_hash);
-    assert_memory_equal(f->ad.fallback_hash, "$6$", 3);
-    assert_true(strlen(f->ad.fallback_hash) > 50);
+    assert_ptr_equal(f->pdb.dummy, f->pdb.fallback_hash);
+    assert_memory_equal(f->pdb.fallback_hash, "$6$", 3);
+    assert_true(strlen(f->pdb.fallback_hash) > 50);
 
     /* With a file, the first usable entry's own hash (same scheme, same cost). */
     write_file(f->path, "zed:{NOPE}x\nyvonne:" HASHY "\nalex:" HASH6 "\n");
-    assert_int_equal(authd_refresh(&f->ad), 0);
-    assert_string_equal(f->ad.dummy, HASHY);
+    assert_int_equal(passdb_file_refresh(&f->pdb), 0);
+    assert_string_equal(f->pdb.dummy, HASHY);
 
     /*
      * An unknown user really pays for it. yescrypt at its default cost takes
@@ -195,69 +271,22 @@ static void test_dummy_follows_file(void **state)
     assert_true(unknown > 0.002);
 
     write_file(f->path, "");
-    assert_int_equal(authd_refresh(&f->ad), 0);
-    assert_ptr_equal(f->ad.dummy, f->ad.fallback_hash);
-}
-
-/* Build and send a request; fields may be NULL to leave them out. */
-static void send_request(int fd, uint32_t type, uint32_t id, const char *user, const char *pw,
-                         const char *ip, const char *mech)
-{
-    struct buf b;
-    buf_init(&b, IPC_MAX_MESSAGE);
-    assert_int_equal(ipc_begin(&b, type, id), 0);
-    const char *fields[] = { user, pw, ip, mech };
-    for (int i = 0; i < 4; i++)
-        if (fields[i] != NULL)
-            assert_int_equal(ipc_put_str(&b, fields[i]), 0);
-    assert_int_equal(ipc_send(fd, &b), 0);
-    buf_free(&b);
-}
-
-struct reply {
-    uint32_t id;
-    uint32_t status;
-    char user[AUTH_USER_MAX];
-    char maildir[AUTH_PATH_MAX];
-    char message[AUTH_MESSAGE_MAX];
-    uint64_t generation;
-};
-
-static void read_reply(int fd, struct reply *r)
-{
-    unsigned char msg[IPC_MAX_MESSAGE];
-    struct ipc_reader rd;
-    uint32_t type;
-
-    ssize_t n = ipc_recv(fd, msg, sizeof(msg));
-    assert_true(n > 0);
-    assert_int_equal(ipc_reader_init(&rd, msg, (size_t)n, &type, &r->id), 0);
-    assert_int_equal(type, AUTH_MSG_PASS_REPLY);
-    r->status = ipc_get_u32(&rd);
-    ipc_get_str(&rd, r->user, sizeof(r->user));
-    ipc_get_str(&rd, r->maildir, sizeof(r->maildir));
-    ipc_get_str(&rd, r->message, sizeof(r->message));
-    r->generation = ipc_get_u64(&rd);
-    assert_int_equal(ipc_reader_end(&rd), 0);
-}
-
-static void make_pair(int sv[2])
-{
-    assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+    assert_int_equal(passdb_file_refresh(&f->pdb), 0);
+    assert_ptr_equal(f->pdb.dummy, f->pdb.fallback_hash);
 }
 
 static void test_ipc_round_trip(void **state)
 {
     struct fixture *f = *state;
-    struct reply r;
-    int sv[2];
+    struct auth_reply r;
 
     write_file(f->path, users);
-    make_pair(sv);
+    new_peer(f);
+    int *sv = f->sv;
     send_request(sv[0], AUTH_MSG_PASS_REQUEST, 7, "alice@example.org", PW, "192.0.2.7", "USER");
     send_request(sv[0], AUTH_MSG_PASS_REQUEST, 0xfffffff0u, "bob", "bad", "192.0.2.8", "PLAIN");
     send_request(sv[0], AUTH_MSG_PASS_REQUEST, 9, "erin", "erinpw", "192.0.2.9", "PLAIN");
-    assert_int_equal(auth_serve_fd(&f->ad, sv[1], &f->reply, 16), 0);
+    assert_int_equal(serve(f, 16), 0);
 
     read_reply(sv[0], &r);
     assert_int_equal(r.id, 7);
@@ -282,12 +311,12 @@ static void test_ipc_round_trip(void **state)
     /* The burst limit leaves the rest for the next wakeup. */
     for (uint32_t id = 100; id < 105; id++)
         send_request(sv[0], AUTH_MSG_PASS_REQUEST, id, "bob", "bobpw", "", "");
-    assert_int_equal(auth_serve_fd(&f->ad, sv[1], &f->reply, 2), 0);
+    assert_int_equal(serve(f, 2), 0);
     read_reply(sv[0], &r);
     read_reply(sv[0], &r);
     assert_int_equal(r.id, 101);
     assert_int_equal(ipc_recv(sv[0], msg, sizeof(msg)), -1);
-    assert_int_equal(auth_serve_fd(&f->ad, sv[1], &f->reply, 16), 0);
+    assert_int_equal(serve(f, 16), 0);
     for (uint32_t id = 102; id < 105; id++) {
         read_reply(sv[0], &r);
         assert_int_equal(r.id, id);
@@ -296,47 +325,51 @@ static void test_ipc_round_trip(void **state)
 
     /* The worker hangs up: -1 with errno 0 (nothing to log). */
     close(sv[0]);
-    assert_int_equal(auth_serve_fd(&f->ad, sv[1], &f->reply, 16), -1);
+    sv[0] = -1;
+    assert_int_equal(serve(f, 16), -1);
     assert_int_equal(errno, 0);
+    requests_peer_closed(&f->d, 0);
     close(sv[1]);
+    sv[1] = -1;
 }
 
 /* The peer must be dropped and get no answer. */
-static void expect_rejected(struct fixture *f, int sv[2])
+static void expect_rejected(struct fixture *f)
 {
     unsigned char msg[16];
-    assert_int_equal(auth_serve_fd(&f->ad, sv[1], &f->reply, 16), -1);
+    assert_int_equal(serve(f, 16), -1);
     assert_int_not_equal(errno, 0);
-    assert_int_equal(ipc_recv(sv[0], msg, sizeof(msg)), -1);
+    assert_int_equal(ipc_recv(f->sv[0], msg, sizeof(msg)), -1);
     assert_int_equal(errno, EAGAIN);
-    close(sv[0]);
-    close(sv[1]);
 }
 
 static void test_malformed_requests(void **state)
 {
     struct fixture *f = *state;
-    int sv[2];
     char long_user[AUTH_USER_MAX + 1];
     struct buf b;
 
     write_file(f->path, users);
 
-    make_pair(sv);   /* mechanism missing */
-    send_request(sv[0], AUTH_MSG_PASS_REQUEST, 1, "bob", "bobpw", "1.2.3.4", NULL);
-    expect_rejected(f, sv);
+    new_peer(f);   /* mechanism missing */
+    send_request(f->sv[0], AUTH_MSG_PASS_REQUEST, 1, "bob", "bobpw", "1.2.3.4", NULL);
+    expect_rejected(f);
 
-    make_pair(sv);   /* wrong type */
-    send_request(sv[0], AUTH_MSG_PASS_REPLY, 1, "bob", "bobpw", "1.2.3.4", "PLAIN");
-    expect_rejected(f, sv);
+    new_peer(f);   /* wrong type: an answer's */
+    send_request(f->sv[0], AUTH_MSG_PASS_REPLY, 1, "bob", "bobpw", "1.2.3.4", "PLAIN");
+    expect_rejected(f);
 
-    make_pair(sv);   /* user one byte over the limit */
+    new_peer(f);   /* a type no one knows */
+    send_request(f->sv[0], 99, 1, "bob", "bobpw", "1.2.3.4", "PLAIN");
+    expect_rejected(f);
+
+    new_peer(f);   /* user one byte over the limit */
     memset(long_user, 'u', AUTH_USER_MAX);
     long_user[AUTH_USER_MAX] = '\0';
-    send_request(sv[0], AUTH_MSG_PASS_REQUEST, 1, long_user, "bobpw", "1.2.3.4", "PLAIN");
-    expect_rejected(f, sv);
+    send_request(f->sv[0], AUTH_MSG_PASS_REQUEST, 1, long_user, "bobpw", "1.2.3.4", "PLAIN");
+    expect_rejected(f);
 
-    make_pair(sv);   /* a trailing byte */
+    new_peer(f);   /* a trailing byte */
     buf_init(&b, IPC_MAX_MESSAGE);
     assert_int_equal(ipc_begin(&b, AUTH_MSG_PASS_REQUEST, 1), 0);
     assert_int_equal(ipc_put_str(&b, "bob"), 0);
@@ -344,80 +377,104 @@ static void test_malformed_requests(void **state)
     assert_int_equal(ipc_put_str(&b, "1.2.3.4"), 0);
     assert_int_equal(ipc_put_str(&b, "PLAIN"), 0);
     assert_int_equal(buf_append(&b, "x", 1), 0);
-    assert_int_equal(ipc_send(sv[0], &b), 0);
-    expect_rejected(f, sv);
+    assert_int_equal(ipc_send(f->sv[0], &b), 0);
+    expect_rejected(f);
 
-    make_pair(sv);   /* a NUL inside a string */
+    new_peer(f);   /* a NUL inside a string */
     assert_int_equal(ipc_begin(&b, AUTH_MSG_PASS_REQUEST, 1), 0);
     assert_int_equal(ipc_put_bytes(&b, "bo\0b", 4), 0);
     assert_int_equal(ipc_put_str(&b, "bobpw"), 0);
     assert_int_equal(ipc_put_str(&b, "1.2.3.4"), 0);
     assert_int_equal(ipc_put_str(&b, "PLAIN"), 0);
-    assert_int_equal(ipc_send(sv[0], &b), 0);
-    expect_rejected(f, sv);
+    assert_int_equal(ipc_send(f->sv[0], &b), 0);
+    expect_rejected(f);
 
-    make_pair(sv);   /* shorter than a header */
-    assert_int_equal(send(sv[0], "abc", 3, 0), 3);
-    expect_rejected(f, sv);
+    new_peer(f);   /* shorter than a header */
+    assert_int_equal(send(f->sv[0], "abc", 3, 0), 3);
+    expect_rejected(f);
 
-    make_pair(sv);   /* larger than any message */
+    new_peer(f);   /* larger than any message */
     char big[IPC_MAX_MESSAGE + 100];
     memset(big, 'x', sizeof(big));
-    assert_int_equal(send(sv[0], big, sizeof(big), 0), (ssize_t)sizeof(big));
-    expect_rejected(f, sv);
+    assert_int_equal(send(f->sv[0], big, sizeof(big), 0), (ssize_t)sizeof(big));
+    expect_rejected(f);
     buf_free(&b);
 
-    /* The message layer alone: no answer is built for a bad message. */
-    assert_int_equal(auth_handle_message(&f->ad, "\1\0\0\0\1\0\0\0", 8, &f->reply), -1);
+    /* A header alone (type PASS_REQUEST, id 1), no fields: no answer is built for it. */
+    new_peer(f);
+    assert_int_equal(send(f->sv[0], "\1\0\0\0\1\0\0\0", 8, 0), 8);
+    expect_rejected(f);
+    /* The message layer alone says why. */
+    struct auth_pass_request q;
+    uint32_t id;
+    assert_int_equal(protocol_decode_pass_request("\1\0\0\0\1\0\0\0", 8, &id, &q), -1);
     assert_int_equal(errno, EPROTO);
+}
+
+/* Log lines at level from here on go to a file, for log_capture_end(). */
+static int log_capture_start(struct fixture *f, enum log_level level, int *saved)
+{
+    char path[160];
+    snprintf(path, sizeof(path), "%s/log", f->dir);
+    int logfd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    assert_true(logfd >= 0);
+    unlink(path);
+    *saved = dup(STDERR_FILENO);
+    assert_int_equal(dup2(logfd, STDERR_FILENO), STDERR_FILENO);
+    log_set_level(level);
+    return logfd;
+}
+
+/* What was logged since log_capture_start(), into text. */
+static void log_capture_end(int logfd, int saved, char *text, size_t size)
+{
+    log_set_level(LOG_LVL_ERROR);
+    assert_int_equal(dup2(saved, STDERR_FILENO), STDERR_FILENO);
+    close(saved);
+    ssize_t n = pread(logfd, text, size - 1, 0);
+    close(logfd);
+    assert_true(n > 0);
+    text[n] = '\0';
 }
 
 static void test_peer_not_reading_is_dropped(void **state)
 {
     struct fixture *f = *state;
-    int sv[2], small = 1;
+    int small = 1, saved, answers = 0;
+    char text[4096];
+    unsigned char msg[IPC_MAX_MESSAGE];
+    ssize_t n;
 
     write_file(f->path, users);
-    make_pair(sv);
+    new_peer(f);
     /* The answers queue up against the helper's send buffer. */
-    assert_int_equal(setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
+    assert_int_equal(setsockopt(f->sv[1], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
     for (uint32_t id = 1; id <= 100; id++)
-        send_request(sv[0], AUTH_MSG_PASS_REQUEST, id, "bob", "bobpw", "", "");
-    assert_int_equal(auth_serve_fd(&f->ad, sv[1], &f->reply, 100), -1);
-    assert_int_equal(errno, EAGAIN);
-    close(sv[0]);
-    close(sv[1]);
+        send_request(f->sv[0], AUTH_MSG_PASS_REQUEST, id, "bob", "bobpw", "", "");
+    int logfd = log_capture_start(f, LOG_LVL_WARNING, &saved);
+    assert_int_equal(serve(f, 100), -1);
+    log_capture_end(logfd, saved, text, sizeof(text));
+    /* Never waited for: the full socket is the reason, and the helper hung up on it. */
+    assert_non_null(strstr(text, "cannot answer (socket full)"));
+    while ((n = ipc_recv(f->sv[0], msg, sizeof(msg))) > 0)
+        answers++;
+    assert_int_equal(n, 0);
+    assert_true(answers > 0 && answers < 100);
 }
 
 static void test_log_line(void **state)
 {
     struct fixture *f = *state;
-    struct auth_result res;
-    char path[160], text[4096];
+    struct auth_reply res;
+    char text[4096];
+    int saved;
 
     write_file(f->path, users);
-    snprintf(path, sizeof(path), "%s/log", f->dir);
-    int logfd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
-    assert_true(logfd >= 0);
-    int saved = dup(STDERR_FILENO);
-    assert_int_equal(dup2(logfd, STDERR_FILENO), STDERR_FILENO);
-    log_set_level(LOG_LVL_DEBUG);
-
-    struct auth_request req = { "ev il ip=6.6.6.6\n", "s3cr3t-PW", "192.0.2.1", "PLAIN" };
-    authd_check(&f->ad, &req, &res);
-    struct auth_request req2 = { "alice@example.org", "s3cr3t-PW", "192.0.2.2", "USER" };
-    authd_check(&f->ad, &req2, &res);
-    struct auth_request req3 = { "alice@example.org", PW, "192.0.2.3", "USER" };
-    authd_check(&f->ad, &req3, &res);
-
-    log_set_level(LOG_LVL_ERROR);
-    assert_int_equal(dup2(saved, STDERR_FILENO), STDERR_FILENO);
-    close(saved);
-    ssize_t n = pread(logfd, text, sizeof(text) - 1, 0);
-    close(logfd);
-    unlink(path);
-    assert_true(n > 0);
-    text[n] = '\0';
+    int logfd = log_capture_start(f, LOG_LVL_DEBUG, &saved);
+    check_from(f, "ev il ip=6.6.6.6\n", "s3cr3t-PW", "192.0.2.1", "PLAIN", &res);
+    check_from(f, "alice@example.org", "s3cr3t-PW", "192.0.2.2", "USER", &res);
+    check_from(f, "alice@example.org", PW, "192.0.2.3", "USER", &res);
+    log_capture_end(logfd, saved, text, sizeof(text));
 
     /* Outside the name rule (daemon/runtime/username.h): refused before any database, still escaped. */
     assert_non_null(strstr(text, "auth failed user=ev\\x20il\\x20ip=6.6.6.6\\x0a ip=192.0.2.1 "
@@ -425,11 +482,17 @@ static void test_log_line(void **state)
     assert_non_null(strstr(text, "auth failed user=alice@example.org ip=192.0.2.2 "
                                  "mechanism=USER reason=bad-password\n"));
     assert_non_null(strstr(text, "auth ok user=alice@example.org ip=192.0.2.3 mechanism=USER\n"));
-    /* Exactly three auth lines: no raw newline escaped from the user name. */
-    int lines = 0;
+    /* Exactly three outcome lines, and every line is a log line of its own: no raw
+     * newline escaped from the user name. */
+    int outcomes = 0, lines = 0, starts = 0;
     for (char *p = text; (p = strstr(p, ": auth ")) != NULL; p++)
+        outcomes += strncmp(p, ": auth ok ", 10) == 0 || strncmp(p, ": auth failed ", 14) == 0;
+    for (char *p = text; (p = strchr(p, '\n')) != NULL; p++)
         lines++;
-    assert_int_equal(lines, 3);
+    for (char *p = text; (p = strstr(p, " fastpop auth ")) != NULL; p++)
+        starts++;
+    assert_int_equal(outcomes, 3);
+    assert_int_equal(lines, starts);
     assert_null(strstr(text, "s3cr3t"));
     assert_null(strstr(text, PW));
     assert_null(strstr(text, "Zq3vR8sT"));
@@ -457,7 +520,7 @@ static pid_t start_server(struct fixture *f, int listen_fd)
         sigaddset(&block, SIGTERM);
         sigprocmask(SIG_BLOCK, &block, &waitmask);
         sigdelset(&waitmask, SIGTERM);
-        if (auth_server_init(&srv, &f->ad, listen_fd, "fastpop-no-such-user") == -1)
+        if (auth_server_init(&srv, &f->pdb, listen_fd, "fastpop-no-such-user") == -1)
             _exit(3);
         if (auth_server_run(&srv, &child_stop, &child_reload, &waitmask) == -1)
             _exit(4);
@@ -487,9 +550,14 @@ static void test_event_loop(void **state)
 {
     struct fixture *f = *state;
     struct sockaddr_un sun = { .sun_family = AF_UNIX };
-    struct reply r;
+    struct auth_reply r;
     int status;
 
+    struct config defaults;
+    config_defaults(&defaults);
+    f->cfg.auth_penalty = defaults.auth_penalty;
+    f->cfg.auth_rate_limit = defaults.auth_rate_limit;
+    passdb_reconfigure(&f->pdb, &f->cfg);
     write_file(f->path, users);
     snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/auth.sock", f->dir);
     int lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);

@@ -1,4 +1,4 @@
-#include "auth/ldap_filter.h"
+#include "auth/passdb_ldap_filter.h"
 
 #include <errno.h>
 #include <string.h>
@@ -8,7 +8,7 @@ static int needs_escape(unsigned char c)
     return c < 0x20 || c >= 0x7f || c == '*' || c == '(' || c == ')' || c == '\\';
 }
 
-long ldap_filter_escape(const char *s, size_t n, char *out, size_t outlen)
+long passdb_ldap_filter_escape(const char *s, size_t n, char *out, size_t outlen)
 {
     static const char hex[] = "0123456789ABCDEF";
     size_t o = 0;
@@ -38,7 +38,7 @@ long ldap_filter_escape(const char *s, size_t n, char *out, size_t outlen)
     return (long)o;
 }
 
-int ldap_filter_expand(const char *tmpl, const char *user, char *out, size_t outlen)
+int passdb_ldap_filter_expand(const char *tmpl, const char *user, char *out, size_t outlen)
 {
     const char *at = strchr(user, '@');
     size_t ulen = strlen(user);
@@ -81,7 +81,7 @@ int ldap_filter_expand(const char *tmpl, const char *user, char *out, size_t out
             errno = EINVAL;
             return -1;
         }
-        long n = ldap_filter_escape(part, plen, out + o, outlen - o);
+        long n = passdb_ldap_filter_escape(part, plen, out + o, outlen - o);
         if (n < 0)
             goto full;
         o += (size_t)n;
@@ -94,7 +94,7 @@ full:
     return -1;
 }
 
-int ldap_filter_check(const char *tmpl)
+int passdb_ldap_filter_check(const char *tmpl)
 {
     size_t len = strlen(tmpl);
     int depth = 0;

@@ -1,4 +1,4 @@
-#include "auth/authcache.h"
+#include "auth/cache_policy.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -17,11 +17,11 @@
  * since: forgetting one again would read the whole cache (about 20 ms per
  * 100,000 records) to find nothing, and a refused account can be asked for
  * as often as a client likes. Exact, because this process writes every
- * positive entry (authcache_after() takes a user off the list when it does).
- * A ring: past AUTHCACHE_FORGOTTEN_MAX refused users, the oldest is read
+ * positive entry (cache_policy_after() takes a user off the list when it does).
+ * A ring: past CACHE_POLICY_FORGOTTEN_MAX refused users, the oldest is read
  * again once.
  */
-#define AUTHCACHE_FORGOTTEN_MAX 64
+#define CACHE_POLICY_FORGOTTEN_MAX 64
 
 /*
  * One helper process, one cache: module state, like the crypt(3) work area.
@@ -33,12 +33,12 @@ static struct credcache *cache;
 static struct credcache *logins;
 static struct credcache_ttl ttl;
 static time_t last_sweep;
-static char forgotten[AUTHCACHE_FORGOTTEN_MAX][CREDCACHE_USER_MAX];
+static char forgotten[CACHE_POLICY_FORGOTTEN_MAX][CREDCACHE_USER_MAX];
 static unsigned forgotten_next;
 
 static int forgotten_index(const char *user)
 {
-    for (int i = 0; i < AUTHCACHE_FORGOTTEN_MAX; i++) {
+    for (int i = 0; i < CACHE_POLICY_FORGOTTEN_MAX; i++) {
         if (forgotten[i][0] && strcmp(forgotten[i], user) == 0)
             return i;
     }
@@ -68,7 +68,7 @@ static void set_ttl(const struct config *cfg)
     ttl.stale = cfg->auth_cache_stale_ttl;
 }
 
-int authcache_open(const struct config *cfg)
+int cache_policy_open(const struct config *cfg)
 {
     int old = 0;
 
@@ -106,12 +106,12 @@ int authcache_open(const struct config *cfg)
     return 0;
 }
 
-void authcache_reconfigure(const struct config *cfg)
+void cache_policy_reconfigure(const struct config *cfg)
 {
     set_ttl(cfg);
 }
 
-void authcache_close(void)
+void cache_policy_close(void)
 {
     credcache_close(cache);
     credcache_close(logins);
@@ -122,7 +122,7 @@ static void sweep(time_t now)
 {
     size_t removed;
 
-    if (now - last_sweep < AUTHCACHE_SWEEP_SECONDS && now >= last_sweep)
+    if (now - last_sweep < CACHE_POLICY_SWEEP_SECONDS && now >= last_sweep)
         return;
     last_sweep = now;
     if (credcache_sweep(cache, now, &ttl, &removed) == -1)
@@ -202,7 +202,7 @@ static void forget_user(const char *user, const char *why, size_t already)
     }
     log_info("credential cache: forgot %zu cached login(s) of user=%s (%s)", n + already, u, why);
     snprintf(forgotten[forgotten_next], sizeof(forgotten[0]), "%s", user);
-    forgotten_next = (forgotten_next + 1) % AUTHCACHE_FORGOTTEN_MAX;
+    forgotten_next = (forgotten_next + 1) % CACHE_POLICY_FORGOTTEN_MAX;
 }
 
 /* Write what the backend said into rec; 1 if rec changed and must be stored. */
@@ -223,7 +223,7 @@ static int record_answer(const struct auth_request *req, const struct auth_resul
     return 0;
 }
 
-int authcache_before(const struct auth_request *req, struct auth_result *res)
+int cache_policy_before(const struct auth_request *req, struct auth_result *res)
 {
     struct credcache_record rec;
     /* Fresh parts only: stale-if-error is for outages, after the backend failed. */
@@ -248,20 +248,20 @@ int authcache_before(const struct auth_request *req, struct auth_result *res)
     if (v == CREDCACHE_HIT_FAIL) {
         stats_cache(STATS_CACHE_NEGATIVE);
         res->status = AUTH_FAIL;
-        authd_log_outcome(req, "failed", "cached-failure");
+        outcome_log(req, "failed", "cached-failure");
     } else {
         /* Not a refresh: verified_at stays the backend's word, so the entry still expires. */
         res->status = AUTH_OK;
         res->generation = rec.generation;
         snprintf(res->user, sizeof(res->user), "%s", rec.user);
         snprintf(res->maildir, sizeof(res->maildir), "%s", rec.maildir);
-        authd_log_outcome(req, "ok", "cached");
+        outcome_log(req, "ok", "cached");
     }
     explicit_bzero(&rec, sizeof(rec));
     return 1;
 }
 
-void authcache_after(const struct auth_request *req, struct auth_result *res)
+void cache_policy_after(const struct auth_request *req, struct auth_result *res)
 {
     struct credcache_record rec;
     int found = 0;
@@ -307,12 +307,4 @@ void authcache_after(const struct auth_request *req, struct auth_result *res)
         forget_user(vouched_user, "the backend refused a password the cache held", dropped_here);
     explicit_bzero(&rec, sizeof(rec));
     sweep(now);
-}
-
-void authcache_check(struct authd *ad, const struct auth_request *req, struct auth_result *res)
-{
-    if (authcache_before(req, res))
-        return;
-    authd_check(ad, req, res);
-    authcache_after(req, res);
 }

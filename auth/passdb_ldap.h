@@ -10,14 +10,14 @@
  * hold up request N+1 behind N slow ones, which is what this backend must
  * never do. The one thing libldap cannot do without blocking is opening a
  * connection (TCP connect, StartTLS or ldaps handshake, the service bind),
- * so that alone runs in one connector thread (auth/ldap_conn.c) that hands
+ * so that alone runs in one connector thread (auth/passdb_ldap_conn.c) that hands
  * finished connections to the loop. A dead or stopped server can keep that
  * thread busy for the connect and operation timeouts, never the loop.
  *
  * Connections:
  *  - one service connection, bound as ldap_bind_dn with the secret from
  *    ldap_bind_secret_file (or anonymous), carries every search, at most
- *    LDAP_MAX_PIPELINE at once (so a request never waits on a full socket
+ *    PASSDB_LDAP_MAX_PIPELINE at once (so a request never waits on a full socket
  *    buffer); in ldap_auth = password mode it also reads userPassword, which
  *    is then checked here with auth/scheme.c;
  *  - in ldap_auth = bind mode, ldap_bind_connections more connections for
@@ -33,11 +33,11 @@
  * runs out is answered tempfail and its connection, which has stopped
  * answering, is closed and opened again. A lost connection fails what was in
  * flight on it (tempfail) and is reopened at once; a failed open is retried
- * after LDAP_RECONNECT_MIN seconds, doubling up to LDAP_RECONNECT_MAX. While a
+ * after PASSDB_LDAP_RECONNECT_MIN seconds, doubling up to PASSDB_LDAP_RECONNECT_MAX. While a
  * connection is down and waiting to be retried, new requests are answered
  * tempfail at once (the worker says [SYS/TEMP]) instead of waiting.
  *
- * Lookups: ldap_user_filter with %u/%n/%d escaped (auth/ldap_filter.h) under
+ * Lookups: ldap_user_filter with %u/%n/%d escaped (auth/passdb_ldap_filter.h) under
  * ldap_base, size limit 2: no entry is an unknown user, two are an
  * ambiguous one (refused, logged). Empty passwords never reach the server
  * (an empty simple bind is an "unauthenticated bind" that some servers
@@ -49,8 +49,8 @@
  * login without regard to ASCII case if it has several, else its first. So
  * "ALICE" and "alice" are one user "alice", as the directory sees them.
  */
-#ifndef FASTPOP_AUTH_LDAP_H
-#define FASTPOP_AUTH_LDAP_H
+#ifndef FASTPOP_AUTH_PASSDB_LDAP_H
+#define FASTPOP_AUTH_PASSDB_LDAP_H
 
 #include <stddef.h>
 
@@ -58,23 +58,23 @@
 #include "daemon/runtime/config.h"
 
 /* Searches in flight on the service connection (Dovecot keeps 8; ours are tiny). */
-#define LDAP_MAX_PIPELINE 64
+#define PASSDB_LDAP_MAX_PIPELINE 64
 /* Requests held at once; more are answered tempfail (bounded memory). */
-#define LDAP_MAX_REQUESTS 1024
+#define PASSDB_LDAP_MAX_REQUESTS 1024
 /* Reconnect backoff, seconds. */
-#define LDAP_RECONNECT_MIN 0.5
-#define LDAP_RECONNECT_MAX 16.0
+#define PASSDB_LDAP_RECONNECT_MIN 0.5
+#define PASSDB_LDAP_RECONNECT_MAX 16.0
 /* Largest secret file and DN kept. */
-#define LDAP_SECRET_MAX 512
-#define LDAP_DN_MAX 1024
+#define PASSDB_LDAP_SECRET_MAX 512
+#define PASSDB_LDAP_DN_MAX 1024
 
 /* What the backend needs from the configuration, with the secret read in. */
-struct ldap_settings {
+struct passdb_ldap_settings {
     char uri[CONFIG_PATH_MAX];
     int starttls;
     char ca_file[CONFIG_PATH_MAX];
     char bind_dn[CONFIG_PATH_MAX];
-    char secret[LDAP_SECRET_MAX];
+    char secret[PASSDB_LDAP_SECRET_MAX];
     char base[CONFIG_PATH_MAX];
     int scope;                        /* LDAP_SCOPE_* */
     char filter[CONFIG_PATH_MAX];
@@ -87,17 +87,17 @@ struct ldap_settings {
     int timeout;                      /* seconds */
     int bind_connections;
     /* What an unknown user's password is checked against in password mode,
-     * so "no such user" costs what a wrong password costs (from authd). */
+     * so "no such user" costs what a wrong password costs (from auth/passdb.h). */
     char dummy_hash[128];
 };
 
 /*
  * One answer. reason is a word for the "reason=" of the log line. outage and
- * account_refused tell the credential cache (auth/authcache.h) what the
+ * account_refused tell the credential cache (auth/cache_policy.h) what the
  * answer means: only an outage may be answered from a stale entry, and a
  * refusal of the account makes it forget the account's cached logins.
  */
-struct ldap_answer {
+struct passdb_ldap_answer {
     enum auth_status status;
     int outage;                       /* tempfail: no answer from the directory in time */
     int account_refused;              /* fail: the directory refused the account itself */
@@ -107,65 +107,65 @@ struct ldap_answer {
     char message[AUTH_MESSAGE_MAX];
 };
 
-/* Called from ldap_backend_poll() (never from submit) with the ctx given to submit. */
-typedef void ldap_done_fn(void *arg, void *ctx, const struct ldap_answer *ans);
+/* Called from passdb_ldap_poll() (never from submit) with the ctx given to submit. */
+typedef void passdb_ldap_done_fn(void *arg, void *ctx, const struct passdb_ldap_answer *ans);
 
-struct ldap_backend;
+struct passdb_ldap;
 
 /*
  * Fill s from cfg and read the secret file (which must not be readable by
  * others). Returns 0, or -1 with a message in err.
  */
-int ldap_settings_from(struct ldap_settings *s, const struct config *cfg, char *err,
+int passdb_ldap_settings_from(struct passdb_ldap_settings *s, const struct config *cfg, char *err,
                        size_t errlen);
 
 /* Wipe the secret. */
-void ldap_settings_wipe(struct ldap_settings *s);
+void passdb_ldap_settings_wipe(struct passdb_ldap_settings *s);
 
 /*
  * Start the backend (the connector thread, and the first connection).
  * Returns NULL with errno on failure (ENOMEM, or what pthread/socketpair said).
  */
-struct ldap_backend *ldap_backend_new(const struct ldap_settings *s, ldap_done_fn *done,
+struct passdb_ldap *passdb_ldap_new(const struct passdb_ldap_settings *s, passdb_ldap_done_fn *done,
                                       void *arg);
 
 /*
  * Answer every request still held (tempfail) and free everything. The
  * connector thread is not waited for: it exits when it sees the backend gone.
  */
-void ldap_backend_free(struct ldap_backend *lb);
+void passdb_ldap_free(struct passdb_ldap *lb);
 
 /*
  * Start looking up user / checking password. Returns 0 when queued (the answer
  * comes through done), or -1 with *ans filled when answered at once (busy,
  * down, empty password). The password is copied and wiped when done with.
  */
-int ldap_backend_submit(struct ldap_backend *lb, const char *user, const char *password,
-                        void *ctx, struct ldap_answer *ans);
+int passdb_ldap_submit(struct passdb_ldap *lb, const char *user, const char *password,
+                        void *ctx, struct passdb_ldap_answer *ans);
 
 /* An fd (epoll) that becomes readable when poll has work. */
-int ldap_backend_fd(const struct ldap_backend *lb);
+int passdb_ldap_fd(const struct passdb_ldap *lb);
 /* Milliseconds until poll must run anyway (a deadline or a retry), or -1. */
-int ldap_backend_timeout_ms(const struct ldap_backend *lb);
+int passdb_ldap_timeout_ms(const struct passdb_ldap *lb);
 /* Collect results and connections, answer expired requests, send queued ones. */
-void ldap_backend_poll(struct ldap_backend *lb);
+void passdb_ldap_poll(struct passdb_ldap *lb);
 /* Requests held (for --test, which waits until it is 0). */
-int ldap_backend_pending(const struct ldap_backend *lb);
+int passdb_ldap_pending(const struct passdb_ldap *lb);
 
-/* ---- the parts that need no server, in auth/ldap_entry.c ---- */
+/* ---- the parts that need no server, in auth/passdb_ldap_entry.c ---- */
 
 /* The attributes of the one entry found, as NUL-terminated strings. */
-struct ldap_found {
+struct passdb_ldap_found {
     const char *dn;
     const char *const *passwords;     /* userPassword values (password mode) */
     int npasswords;
     const char *maildir;              /* ldap_maildir_attribute value, or NULL */
     const char *home;                 /* ldap_home_attribute value, or NULL */
-    const char *user;                 /* the user attribute's value (ldap_entry_pick_user), or NULL */
+    const char *user;                 /* the user attribute's value (passdb_ldap_entry_pick_user), or NULL */
 };
 
 /* Of the user attribute's n values, the one equal to login ignoring ASCII case, else the first; NULL if n is 0. */
-const char *ldap_entry_pick_user(const char *const *values, int n, const char *login);
+const char *passdb_ldap_entry_pick_user(const char *const *values, int n, const char *login);
 
 /*
  * Password mode: check password against every userPassword value. Returns
@@ -173,15 +173,15 @@ const char *ldap_entry_pick_user(const char *const *values, int n, const char *l
  * (mismatch before malformed before unknown scheme). With no values at all:
  * SCHEME_MISMATCH (a user without a password cannot log in).
  */
-int ldap_entry_verify(const struct ldap_found *f, const char *password);
+int passdb_ldap_entry_verify(const struct passdb_ldap_found *f, const char *password);
 
 /*
  * Fill ans->user (f->user, which must follow daemon/runtime/username.h) and
  * ans->maildir from f. Returns 0, or -1 with ans set to tempfail
  * (reason "user-attribute" or "maildir", message for the log).
  */
-int ldap_entry_result(const struct ldap_settings *s, const struct ldap_found *f,
-                      struct ldap_answer *ans);
+int passdb_ldap_entry_result(const struct passdb_ldap_settings *s, const struct passdb_ldap_found *f,
+                      struct passdb_ldap_answer *ans);
 
 /*
  * What an LDAP result code means for a login. Why these classes: a cached
@@ -190,19 +190,19 @@ int ldap_entry_result(const struct ldap_settings *s, const struct ldap_found *f,
  * in (locked, disabled, a policy), that answer wins at once, or a locked
  * account would keep working for auth_cache_stale_ttl.
  */
-enum ldap_outcome {
-    LDAP_OUTCOME_OK,          /* 0: success */
-    LDAP_OUTCOME_BAD_LOGIN,   /* 49 48 34 32: wrong password, no password, no entry: fail */
-    LDAP_OUTCOME_REFUSED,     /* 53 19 50: the account is refused (locked, disabled): fail */
-    LDAP_OUTCOME_OUTAGE,      /* down, connect error, timeout, 3 51 52: tempfail, stale ok */
-    LDAP_OUTCOME_ERROR,       /* anything else (setup, protocol, server error): tempfail */
+enum passdb_ldap_outcome {
+    PASSDB_LDAP_OUTCOME_OK,          /* 0: success */
+    PASSDB_LDAP_OUTCOME_BAD_LOGIN,   /* 49 48 34 32: wrong password, no password, no entry: fail */
+    PASSDB_LDAP_OUTCOME_REFUSED,     /* 53 19 50: the account is refused (locked, disabled): fail */
+    PASSDB_LDAP_OUTCOME_OUTAGE,      /* down, connect error, timeout, 3 51 52: tempfail, stale ok */
+    PASSDB_LDAP_OUTCOME_ERROR,       /* anything else (setup, protocol, server error): tempfail */
 };
 
 /* The outcome of a user bind's result code. */
-enum ldap_outcome ldap_bind_outcome(int ldap_rc);
+enum passdb_ldap_outcome passdb_ldap_bind_outcome(int ldap_rc);
 /* The outcome of the service connection's search result code: never a refusal of the user. */
-enum ldap_outcome ldap_search_outcome(int ldap_rc);
+enum passdb_ldap_outcome passdb_ldap_search_outcome(int ldap_rc);
 /* The answer an outcome gives: ok, fail (bad login, refused) or tempfail (outage, error). */
-enum auth_status ldap_outcome_status(enum ldap_outcome out);
+enum auth_status passdb_ldap_outcome_status(enum passdb_ldap_outcome out);
 
 #endif

@@ -1,9 +1,9 @@
 /*
  * The LDAP backend's decisions that need no server: settings and the secret
  * file, a found entry into an answer, password checks, bind result codes.
- * Kept apart from auth/ldap.c so the unit tests can drive them directly.
+ * Kept apart from auth/passdb_ldap.c so the unit tests can drive them directly.
  */
-#include "auth/ldap.h"
+#include "auth/passdb_ldap.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "auth/ldap_filter.h"
+#include "auth/passdb_ldap_filter.h"
 #include "auth/scheme.h"
 #include "auth/template.h"
 #include "daemon/runtime/username.h"
@@ -55,7 +55,7 @@ static int read_secret(const char *path, char *out, size_t outlen, char *err, si
     return 0;
 }
 
-int ldap_settings_from(struct ldap_settings *s, const struct config *cfg, char *err,
+int passdb_ldap_settings_from(struct passdb_ldap_settings *s, const struct config *cfg, char *err,
                        size_t errlen)
 {
     static const int scopes[] = { LDAP_SCOPE_SUBTREE, LDAP_SCOPE_ONELEVEL, LDAP_SCOPE_BASE };
@@ -65,7 +65,7 @@ int ldap_settings_from(struct ldap_settings *s, const struct config *cfg, char *
         snprintf(err, errlen, "passdb ldap needs ldap_uri");
         return -1;
     }
-    if (ldap_filter_check(cfg->ldap_user_filter) == -1) {
+    if (passdb_ldap_filter_check(cfg->ldap_user_filter) == -1) {
         snprintf(err, errlen, "ldap_user_filter \"%s\" is not one filter in parentheses with "
                  "%%u %%n %%d %%%% escapes", cfg->ldap_user_filter);
         return -1;
@@ -99,12 +99,12 @@ int ldap_settings_from(struct ldap_settings *s, const struct config *cfg, char *
     return 0;
 }
 
-void ldap_settings_wipe(struct ldap_settings *s)
+void passdb_ldap_settings_wipe(struct passdb_ldap_settings *s)
 {
     explicit_bzero(s->secret, sizeof(s->secret));
 }
 
-int ldap_entry_verify(const struct ldap_found *f, const char *password)
+int passdb_ldap_entry_verify(const struct passdb_ldap_found *f, const char *password)
 {
     /* Order of preference for what to report when nothing matches. */
     static const int rank[] = { [SCHEME_MATCH] = 4, [SCHEME_MISMATCH] = 3,
@@ -124,7 +124,7 @@ int ldap_entry_verify(const struct ldap_found *f, const char *password)
     return best;
 }
 
-const char *ldap_entry_pick_user(const char *const *values, int n, const char *login)
+const char *passdb_ldap_entry_pick_user(const char *const *values, int n, const char *login)
 {
     for (int i = 0; i < n; i++) {
         if (strcasecmp(values[i], login) == 0)
@@ -133,8 +133,8 @@ const char *ldap_entry_pick_user(const char *const *values, int n, const char *l
     return n > 0 ? values[0] : NULL;
 }
 
-int ldap_entry_result(const struct ldap_settings *s, const struct ldap_found *f,
-                      struct ldap_answer *ans)
+int passdb_ldap_entry_result(const struct passdb_ldap_settings *s, const struct passdb_ldap_found *f,
+                      struct passdb_ldap_answer *ans)
 {
     const char *user = f->user;
 
@@ -179,46 +179,46 @@ int ldap_entry_result(const struct ldap_settings *s, const struct ldap_found *f,
     return -1;
 }
 
-enum ldap_outcome ldap_bind_outcome(int rc)
+enum passdb_ldap_outcome passdb_ldap_bind_outcome(int rc)
 {
     switch (rc) {
     case LDAP_SUCCESS:
-        return LDAP_OUTCOME_OK;
+        return PASSDB_LDAP_OUTCOME_OK;
     case LDAP_INVALID_CREDENTIALS:  /* also slapo-ppolicy's answer for a locked account */
     case LDAP_INAPPROPRIATE_AUTH:   /* the entry has no password to bind with */
     case LDAP_INVALID_DN_SYNTAX:
     case LDAP_NO_SUCH_OBJECT:       /* deleted between the search and the bind */
-        return LDAP_OUTCOME_BAD_LOGIN;
+        return PASSDB_LDAP_OUTCOME_BAD_LOGIN;
     case LDAP_UNWILLING_TO_PERFORM: /* account inactivated (389-ds), disabled, locked */
     case LDAP_CONSTRAINT_VIOLATION: /* retry limit exceeded (389-ds lockout) */
     case LDAP_INSUFFICIENT_ACCESS:  /* the account may not authenticate */
-        return LDAP_OUTCOME_REFUSED;
+        return PASSDB_LDAP_OUTCOME_REFUSED;
     case LDAP_SERVER_DOWN:
     case LDAP_CONNECT_ERROR:
     case LDAP_TIMEOUT:
     case LDAP_TIMELIMIT_EXCEEDED:
     case LDAP_BUSY:
     case LDAP_UNAVAILABLE:
-        return LDAP_OUTCOME_OUTAGE;
+        return PASSDB_LDAP_OUTCOME_OUTAGE;
     default:
-        return LDAP_OUTCOME_ERROR;
+        return PASSDB_LDAP_OUTCOME_ERROR;
     }
 }
 
-enum ldap_outcome ldap_search_outcome(int rc)
+enum passdb_ldap_outcome passdb_ldap_search_outcome(int rc)
 {
-    enum ldap_outcome o = ldap_bind_outcome(rc);
+    enum passdb_ldap_outcome o = passdb_ldap_bind_outcome(rc);
     /* A refused or failed search is about our service account: a setup error. */
-    return o == LDAP_OUTCOME_OUTAGE || o == LDAP_OUTCOME_OK ? o : LDAP_OUTCOME_ERROR;
+    return o == PASSDB_LDAP_OUTCOME_OUTAGE || o == PASSDB_LDAP_OUTCOME_OK ? o : PASSDB_LDAP_OUTCOME_ERROR;
 }
 
-enum auth_status ldap_outcome_status(enum ldap_outcome out)
+enum auth_status passdb_ldap_outcome_status(enum passdb_ldap_outcome out)
 {
     switch (out) {
-    case LDAP_OUTCOME_OK:
+    case PASSDB_LDAP_OUTCOME_OK:
         return AUTH_OK;
-    case LDAP_OUTCOME_BAD_LOGIN:
-    case LDAP_OUTCOME_REFUSED:
+    case PASSDB_LDAP_OUTCOME_BAD_LOGIN:
+    case PASSDB_LDAP_OUTCOME_REFUSED:
         return AUTH_FAIL;
     default:
         return AUTH_TEMPFAIL;

@@ -1,5 +1,5 @@
 /*
- * auth/dispatch over a SOCK_SEQPACKET socketpair: the per-group rate limit
+ * auth/requests.c over a SOCK_SEQPACKET socketpair: the per-group rate limit
  * answers tempfail before any work while another address is served; at the
  * bound on pending answers new requests get tempfail and no held answer
  * leaves early; a blocked address is held for the maximum delay and still
@@ -16,12 +16,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "auth/authd.h"
-#include "auth/dispatch.h"
+#include "auth/passdb.h"
+#include "auth/requests.h"
 #include "auth/protocol.h"
 #include "daemon/runtime/config.h"
 #include "daemon/runtime/ipc.h"
@@ -31,8 +33,8 @@ struct fixture {
     char dir[64];
     char path[128];
     struct config cfg;
-    struct authd ad;
-    struct auth_dispatch d;
+    struct passdb pdb;
+    struct auth_requests d;
     int sv[2];              /* sv[0]: the helper's end, sv[1]: the "worker" */
     struct buf req;
 };
@@ -42,7 +44,7 @@ static int setup(void **state)
     struct fixture *f = calloc(1, sizeof(*f));
     if (f == NULL)
         return -1;
-    snprintf(f->dir, sizeof(f->dir), "/tmp/fastpop-dispatch-test.XXXXXX");
+    snprintf(f->dir, sizeof(f->dir), "/tmp/fastpop-auth-requests-test.XXXXXX");
     if (mkdtemp(f->dir) == NULL)
         return -1;
     snprintf(f->path, sizeof(f->path), "%s/passwd", f->dir);
@@ -60,24 +62,24 @@ static int setup(void **state)
     return 0;
 }
 
-/* Start the dispatcher with f->cfg as the test left it. */
+/* Start the request path with f->cfg as the test left it. */
 static void start(struct fixture *f)
 {
-    assert_int_equal(authd_init(&f->ad, &f->cfg), 0);
-    assert_int_equal(dispatch_init(&f->d, &f->ad), 0);
+    assert_int_equal(passdb_init(&f->pdb, &f->cfg), 0);
+    assert_int_equal(requests_init(&f->d, &f->pdb), 0);
     assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, f->sv), 0);
     assert_int_equal(fcntl(f->sv[0], F_SETFL, O_NONBLOCK), 0);
     assert_int_equal(fcntl(f->sv[1], F_SETFL, O_NONBLOCK), 0);
-    dispatch_peer_open(&f->d, 0, f->sv[0]);
+    requests_peer_open(&f->d, 0, f->sv[0]);
 }
 
 static int teardown(void **state)
 {
     struct fixture *f = *state;
     /* Held answers are dropped, not flushed into a socket nobody reads. */
-    dispatch_peer_closed(&f->d, 0);
-    dispatch_free(&f->d);
-    authd_free(&f->ad);
+    requests_peer_closed(&f->d, 0);
+    requests_free(&f->d);
+    passdb_free(&f->pdb);
     close(f->sv[0]);
     close(f->sv[1]);
     buf_free(&f->req);
@@ -125,7 +127,7 @@ static void test_rate_limit_before_work(void **state)
     start(f);
     for (uint32_t i = 1; i <= 25; i++)
         send_pass(f, i, "bobpw", "192.0.2.1");
-    assert_int_equal(dispatch_serve(&f->d, 0, 25), 0);
+    assert_int_equal(requests_serve(&f->d, 0, 25), 0);
     drain(f, count);
     /* the burst is served (the right password), the rest refused unhashed */
     assert_int_equal(count[AUTH_OK], 20);
@@ -133,7 +135,7 @@ static void test_rate_limit_before_work(void **state)
     assert_int_equal(count[AUTH_FAIL], 0);
     /* meanwhile another address logs in */
     send_pass(f, 26, "bobpw", "192.0.2.2");
-    assert_int_equal(dispatch_serve(&f->d, 0, 1), 0);
+    assert_int_equal(requests_serve(&f->d, 0, 1), 0);
     drain(f, count);
     assert_int_equal(count[AUTH_OK], 21);
 }
@@ -152,28 +154,28 @@ static void test_pending_cap_answers_tempfail_never_early(void **state)
     /* one failure (answered at once) blocks the address: from now on its answers
      * are held 12 s, unhashed */
     send_pass(f, id++, "wrong", "192.0.2.66");
-    assert_int_equal(dispatch_serve(&f->d, 0, 1), 0);
+    assert_int_equal(requests_serve(&f->d, 0, 1), 0);
     drain(f, count);
     assert_int_equal(count[AUTH_FAIL], 1);
     count[AUTH_FAIL] = 0;
     int extra = 10;
-    int total = DISPATCH_MAX_PENDING + extra;
+    int total = REQUESTS_MAX_PENDING + extra;
     for (int sent = 0; sent < total;) {
         int batch = total - sent < 16 ? total - sent : 16;
         for (int i = 0; i < batch; i++)
             send_pass(f, id++, "bobpw", "192.0.2.66");
-        assert_int_equal(dispatch_serve(&f->d, 0, batch), 0);
+        assert_int_equal(requests_serve(&f->d, 0, batch), 0);
         sent += batch;
         drain(f, count);
     }
-    dispatch_run(&f->d);
+    requests_run(&f->d);
     drain(f, count);
     /* exactly the requests over the bound were refused, at once; nothing else left early */
     assert_int_equal(count[AUTH_TEMPFAIL], extra);
     assert_int_equal(count[AUTH_FAIL], 0);
     assert_int_equal(count[AUTH_OK], 0);
-    assert_int_equal(f->d.pending, DISPATCH_MAX_PENDING);
-    assert_true(dispatch_timeout_ms(&f->d) > 10000);
+    assert_int_equal(f->d.pending, REQUESTS_MAX_PENDING);
+    assert_true(requests_timeout_ms(&f->d) > 10000);
 }
 
 static void test_blocked_held_for_max_delay_and_counted(void **state)
@@ -188,7 +190,7 @@ static void test_blocked_held_for_max_delay_and_counted(void **state)
     f->cfg.auth_penalty_block_after = 1;    /* ...and the first one blocks */
     start(f);
     send_pass(f, 1, "wrong", "192.0.2.77");
-    assert_int_equal(dispatch_serve(&f->d, 0, 1), 0);
+    assert_int_equal(requests_serve(&f->d, 0, 1), 0);
     drain(f, count);
     assert_int_equal(count[AUTH_FAIL], 1);
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -196,15 +198,60 @@ static void test_blocked_held_for_max_delay_and_counted(void **state)
     double before = penalty_user_score(&f->d.penalty, "bob", now);
     /* the right password from the blocked address: refused, held the maximum delay */
     send_pass(f, 2, "bobpw", "192.0.2.77");
-    assert_int_equal(dispatch_serve(&f->d, 0, 1), 0);
-    dispatch_run(&f->d);
+    assert_int_equal(requests_serve(&f->d, 0, 1), 0);
+    requests_run(&f->d);
     drain(f, count);
     assert_int_equal(count[AUTH_OK] + count[AUTH_TEMPFAIL], 0);
     assert_int_equal(count[AUTH_FAIL], 1);
-    assert_int_equal(f->d.nheld, 1);
-    assert_true(dispatch_timeout_ms(&f->d) > 7000);
+    assert_int_equal(f->d.out.nheld, 1);
+    assert_true(requests_timeout_ms(&f->d) > 7000);
     /* and it counted against bob like any failure */
     assert_true(penalty_user_score(&f->d.penalty, "bob", now) >= before + 0.99);
+}
+
+/*
+ * A clean stop drains through the request path: a request out to LDAP is
+ * waited for (bounded), and its answer reaches the worker. The "server"
+ * here takes TCP connections and never answers, so the answer is LDAP's
+ * timeout: a temporary failure after ldap_timeout.
+ */
+static void test_drain_waits_for_ldap(void **state)
+{
+    struct fixture *f = *state;
+    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t len = sizeof(sin);
+    unsigned char msg[IPC_MAX_MESSAGE];
+    struct auth_reply rep;
+    struct timespec a, b;
+
+    int silent = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(silent >= 0);
+    assert_int_equal(bind(silent, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    assert_int_equal(listen(silent, 16), 0);
+    assert_int_equal(getsockname(silent, (struct sockaddr *)&sin, &len), 0);
+    snprintf(f->cfg.passdb, sizeof(f->cfg.passdb), "ldap");
+    snprintf(f->cfg.ldap_uri, sizeof(f->cfg.ldap_uri), "ldap://127.0.0.1:%d", ntohs(sin.sin_port));
+    f->cfg.ldap_timeout = 1;
+    f->cfg.auth_penalty = 0;
+    f->cfg.auth_rate_limit = 0;
+    start(f);
+    send_pass(f, 1, "bobpw", "192.0.2.9");
+    assert_int_equal(requests_serve(&f->d, 0, 1), 0);
+    /* out to LDAP: no answer yet, and a drain with no time left does not wait */
+    requests_drain(&f->d, 0);
+    assert_int_equal(ipc_recv(f->sv[1], msg, sizeof(msg)), -1);
+    assert_int_equal(errno, EAGAIN);
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    requests_drain(&f->d, 30);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    /* it returned once LDAP had answered, long before its bound */
+    assert_true(b.tv_sec - a.tv_sec < 20);
+    ssize_t n = ipc_recv(f->sv[1], msg, sizeof(msg));
+    assert_true(n > 0);
+    assert_int_equal(protocol_decode_reply(msg, (size_t)n, &rep), 0);
+    assert_int_equal(rep.id, 1);
+    assert_int_equal(rep.status, AUTH_TEMPFAIL);
+    close(silent);
 }
 
 /* SCRAM START is charged to the address's budget too (issue 12, item 9). */
@@ -225,7 +272,7 @@ static void test_scram_start_is_charged(void **state)
         assert_int_equal(ipc_put_str(&f->req, "192.0.2.5"), 0);
         assert_int_equal(ipc_send(f->sv[1], &f->req), 0);
     }
-    assert_int_equal(dispatch_serve(&f->d, 0, 3), 0);
+    assert_int_equal(requests_serve(&f->d, 0, 3), 0);
     while ((n = ipc_recv(f->sv[1], msg, sizeof(msg))) > 0) {
         struct ipc_reader r;
         uint32_t type, id;
@@ -248,6 +295,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_blocked_held_for_max_delay_and_counted, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_scram_start_is_charged, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drain_waits_for_ldap, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

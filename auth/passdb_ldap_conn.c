@@ -1,4 +1,4 @@
-#include "auth/ldap_conn.h"
+#include "auth/passdb_ldap_conn.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -7,15 +7,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "daemon/runtime/log.h"
+
 struct connector {
     int fd;
-    struct ldap_settings s;
+    struct passdb_ldap_settings s;
 };
 
-int ldap_conn_options(LDAP *ld, const struct ldap_settings *s, char *err, size_t errlen)
+int passdb_ldap_conn_options(LDAP *ld, const struct passdb_ldap_settings *s, char *err, size_t errlen)
 {
     int v3 = LDAP_VERSION3;
     struct timeval net = { s->connect_timeout, 0 };
@@ -63,7 +66,7 @@ static void tls_failed(char *err, size_t errlen, const char *prefix, const char 
 }
 
 /* One connection, start to finish, blocking (bounded by the timeouts). */
-static LDAP *open_one(const struct ldap_settings *s, int service, char *err, size_t errlen)
+static LDAP *open_one(const struct passdb_ldap_settings *s, int service, char *err, size_t errlen)
 {
     LDAP *ld = NULL;
     int rc = ldap_initialize(&ld, s->uri);
@@ -72,7 +75,7 @@ static LDAP *open_one(const struct ldap_settings *s, int service, char *err, siz
         snprintf(err, errlen, "ldap_uri \"%s\": %s", s->uri, ldap_err2string(rc));
         return NULL;
     }
-    if (ldap_conn_options(ld, s, err, errlen) == -1)
+    if (passdb_ldap_conn_options(ld, s, err, errlen) == -1)
         goto fail;
     rc = ldap_connect(ld);
     if (rc != LDAP_SUCCESS) {
@@ -123,7 +126,7 @@ fail:
 static void *run(void *arg)
 {
     struct connector *c = arg;
-    struct ldap_conn_job job;
+    struct passdb_ldap_conn_job job;
 
     for (;;) {
         ssize_t n = recv(c->fd, &job, sizeof(job), 0);
@@ -131,7 +134,7 @@ static void *run(void *arg)
             continue;
         if (n != (ssize_t)sizeof(job))
             break;   /* the loop closed its end: the backend is gone */
-        struct ldap_conn_done done = { .slot = job.slot, .gen = job.gen };
+        struct passdb_ldap_conn_done done = { .slot = job.slot, .gen = job.gen };
         done.ld = open_one(&c->s, job.service, done.error, sizeof(done.error));
         if (send(c->fd, &done, sizeof(done), MSG_NOSIGNAL) != (ssize_t)sizeof(done)) {
             if (done.ld)
@@ -145,7 +148,7 @@ static void *run(void *arg)
     return NULL;
 }
 
-int ldap_connector_start(const struct ldap_settings *s)
+int passdb_ldap_connector_start(const struct passdb_ldap_settings *s)
 {
     int sv[2];
     pthread_t tid;
@@ -183,7 +186,7 @@ int ldap_connector_start(const struct ldap_settings *s)
     return sv[0];
 }
 
-int ldap_connector_request(int fd, const struct ldap_conn_job *job)
+int passdb_ldap_connector_request(int fd, const struct passdb_ldap_conn_job *job)
 {
     /* Jobs are few (one per connection slot), so the socket never fills. */
     if (send(fd, job, sizeof(*job), MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)sizeof(*job))
@@ -191,7 +194,7 @@ int ldap_connector_request(int fd, const struct ldap_conn_job *job)
     return 0;
 }
 
-int ldap_connector_read(int fd, struct ldap_conn_done *done)
+int passdb_ldap_connector_read(int fd, struct passdb_ldap_conn_done *done)
 {
     ssize_t n = recv(fd, done, sizeof(*done), MSG_DONTWAIT);
     if (n == (ssize_t)sizeof(*done))
@@ -201,16 +204,122 @@ int ldap_connector_read(int fd, struct ldap_conn_done *done)
     return -1;
 }
 
-void ldap_connector_stop(int fd)
+void passdb_ldap_connector_stop(int fd)
 {
-    struct ldap_conn_done done;
+    struct passdb_ldap_conn_done done;
 
     if (fd < 0)
         return;
     shutdown(fd, SHUT_WR);
-    while (ldap_connector_read(fd, &done) == 1) {
+    while (passdb_ldap_connector_read(fd, &done) == 1) {
         if (done.ld)
             ldap_unbind_ext(done.ld, NULL, NULL);
     }
     close(fd);
+}
+
+/* --- the loop's side: the connections it holds -------------------------- */
+
+static const char *conn_name(int ci)
+{
+    return ci == PASSDB_LDAP_SERVICE ? "service" : "bind";
+}
+
+/* Ask the connector thread for connection ci. */
+void passdb_ldap_pool_open(struct passdb_ldap_pool *pool, int ci, double now)
+{
+    struct passdb_ldap_conn *c = &pool->conns[ci];
+    struct passdb_ldap_conn_job job = { .slot = ci, .gen = ++c->gen,
+                                        .service = ci == PASSDB_LDAP_SERVICE };
+
+    c->state = CONN_CONNECTING;
+    if (passdb_ldap_connector_request(pool->connector, &job) == -1) {
+        /* Only if the thread died, which it does not do on its own. */
+        c->state = CONN_DOWN;
+        c->retry_at = now + PASSDB_LDAP_RECONNECT_MAX;
+        log_error("ldap: connector thread gone (%s)", strerror(errno));
+    }
+}
+
+void passdb_ldap_pool_close(struct passdb_ldap_pool *pool, int ci, const char *why, double now)
+{
+    struct passdb_ldap_conn *c = &pool->conns[ci];
+    int was_ready = c->state == CONN_READY;
+
+    if (c->ld != NULL) {
+        epoll_ctl(pool->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+        ldap_unbind_ext(c->ld, NULL, NULL);
+        c->ld = NULL;
+        c->fd = -1;
+    }
+    c->state = CONN_DOWN;
+    c->inflight = 0;
+    if (was_ready) {
+        c->backoff = 0;
+        c->retry_at = now;
+    } else {
+        c->backoff = c->backoff > 0 ? c->backoff * 2 : PASSDB_LDAP_RECONNECT_MIN;
+        if (c->backoff > PASSDB_LDAP_RECONNECT_MAX)
+            c->backoff = PASSDB_LDAP_RECONNECT_MAX;
+        c->retry_at = now + c->backoff;
+    }
+    if (strcmp(c->last_error, why) != 0) {
+        snprintf(c->last_error, sizeof(c->last_error), "%s", why);
+        if (was_ready)
+            log_warning("ldap: %s connection lost: %s; reconnecting", conn_name(ci), why);
+        else
+            log_error("ldap: %s connection failed: %s; retrying in %.1fs", conn_name(ci), why,
+                      c->backoff);
+    }
+}
+
+static void conn_ready(struct passdb_ldap_pool *pool, int ci, LDAP *ld, double now)
+{
+    struct passdb_ldap_conn *c = &pool->conns[ci];
+    int fd = -1;
+
+    c->ld = ld;
+    if (ldap_get_option(ld, LDAP_OPT_DESC, &fd) != LDAP_OPT_SUCCESS || fd < 0) {
+        c->state = CONN_READY;
+        passdb_ldap_pool_close(pool, ci, "no socket after connect", now);
+        return;
+    }
+    struct epoll_event ev = { .events = EPOLLIN, .data.u64 = (uint64_t)ci };
+    c->fd = fd;
+    if (epoll_ctl(pool->epfd, EPOLL_CTL_ADD, fd, &ev) == -1) {
+        c->state = CONN_READY;
+        passdb_ldap_pool_close(pool, ci, strerror(errno), now);
+        return;
+    }
+    c->state = CONN_READY;
+    c->backoff = 0;
+    c->inflight = 0;
+    if (c->last_error[0])
+        log_info("ldap: %s connection to %s is back", conn_name(ci), pool->uri);
+    else
+        log_debug("ldap: %s connection to %s open", conn_name(ci), pool->uri);
+    c->last_error[0] = '\0';
+}
+
+void passdb_ldap_pool_collect(struct passdb_ldap_pool *pool, double now)
+{
+    struct passdb_ldap_conn_done d;
+    int rc;
+
+    while ((rc = passdb_ldap_connector_read(pool->connector, &d)) == 1) {
+        if (d.slot < 0 || d.slot >= pool->nconns || pool->conns[d.slot].gen != d.gen ||
+            pool->conns[d.slot].state != CONN_CONNECTING) {
+            if (d.ld)
+                ldap_unbind_ext(d.ld, NULL, NULL);
+            continue;
+        }
+        if (d.ld)
+            conn_ready(pool, d.slot, d.ld, now);
+        else
+            passdb_ldap_pool_close(pool, d.slot, d.error, now);
+    }
+    if (rc == -1) {
+        log_error("ldap: connector thread gone");
+        epoll_ctl(pool->epfd, EPOLL_CTL_DEL, pool->connector, NULL);
+    }
 }

@@ -1,9 +1,8 @@
 /*
  * The helper's side of the credential cache (shm/credcache.h): the helper is
  * its only writer, and the only reader of its verifiers (authcache/private).
- * Every password check the workers send goes through authcache_before() and
- * authcache_after() around the backend's check (auth/dispatch.c), or
- * authcache_check() synchronously. Before: a fresh positive match is
+ * Every password check the workers send goes through cache_policy_before() and
+ * cache_policy_after() around the backend's check (auth/requests.c). Before: a fresh positive match is
  * AUTH_OK and a fresh negative match AUTH_FAIL, without the backend. After
  * the backend's answer:
  *
@@ -30,20 +29,20 @@
  * The cache is optional: if it cannot be opened the helper logs that once
  * and answers from the backend alone. Expired entries are swept now and then.
  */
-#ifndef FASTPOP_AUTH_AUTHCACHE_H
-#define FASTPOP_AUTH_AUTHCACHE_H
+#ifndef FASTPOP_AUTH_CACHE_POLICY_H
+#define FASTPOP_AUTH_CACHE_POLICY_H
 
-#include "auth/authd.h"
+#include "auth/outcome.h"
 #include "daemon/runtime/config.h"
 
 /* How often the helper sweeps expired entries out (seconds). */
-#define AUTHCACHE_SWEEP_SECONDS 600
+#define CACHE_POLICY_SWEEP_SECONDS 600
 
 /* Open (or create) the cache in cfg->state_dir. -1 if it cannot: logged, the helper goes on. */
-int authcache_open(const struct config *cfg);
+int cache_policy_open(const struct config *cfg);
 /* New TTLs after a reload. */
-void authcache_reconfigure(const struct config *cfg);
-void authcache_close(void);
+void cache_policy_reconfigure(const struct config *cfg);
+void cache_policy_close(void);
 
 /*
  * Before asking the backend: 1 if the cache answers req by itself, into res
@@ -54,16 +53,13 @@ void authcache_close(void);
  * Workers never answer failures themselves, so every one passes here and
  * the brute-force penalty sees it; the backend (LDAP) is spared the repeats.
  */
-int authcache_before(const struct auth_request *req, struct auth_result *res);
+int cache_policy_before(const struct auth_request *req, struct auth_result *res);
 
 /*
  * After the backend answered req with res (req->password still set): record
  * the answer, or apply stale-if-error, which may turn res into AUTH_OK.
- * Not for answers authcache_before() gave (that would extend their life).
+ * Not for answers cache_policy_before() gave (that would extend their life).
  */
-void authcache_after(const struct auth_request *req, struct auth_result *res);
-
-/* authcache_before(), authd_check(), authcache_after(): the synchronous way. */
-void authcache_check(struct authd *ad, const struct auth_request *req, struct auth_result *res);
+void cache_policy_after(const struct auth_request *req, struct auth_result *res);
 
 #endif

@@ -16,7 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "auth/ldap.h"
+#include "auth/passdb_ldap.h"
 #include "auth/scheme.h"
 #include "daemon/runtime/config.h"
 #include "daemon/runtime/log.h"
@@ -37,11 +37,11 @@ static void test_settings(void **state)
 {
     (void)state;
     struct config cfg = base_config();
-    struct ldap_settings s;
+    struct passdb_ldap_settings s;
     char err[256];
     char dir[] = "/tmp/fastpop-ldap-test.XXXXXX", path[64];
 
-    assert_int_equal(ldap_settings_from(&s, &cfg, err, sizeof(err)), 0);
+    assert_int_equal(passdb_ldap_settings_from(&s, &cfg, err, sizeof(err)), 0);
     assert_int_equal(s.scope, LDAP_SCOPE_SUBTREE);
     assert_int_equal(s.timeout, 5);
     assert_int_equal(s.connect_timeout, 5);
@@ -49,14 +49,14 @@ static void test_settings(void **state)
     assert_int_equal(s.mode, CONFIG_LDAP_AUTH_BIND);
 
     cfg.ldap_uri[0] = '\0';
-    assert_int_equal(ldap_settings_from(&s, &cfg, err, sizeof(err)), -1);
+    assert_int_equal(passdb_ldap_settings_from(&s, &cfg, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "ldap_uri"));
     cfg = base_config();
     snprintf(cfg.ldap_user_filter, sizeof(cfg.ldap_user_filter), "uid=%%u");
-    assert_int_equal(ldap_settings_from(&s, &cfg, err, sizeof(err)), -1);
+    assert_int_equal(passdb_ldap_settings_from(&s, &cfg, err, sizeof(err)), -1);
     cfg = base_config();
     snprintf(cfg.ldap_bind_dn, sizeof(cfg.ldap_bind_dn), "cn=reader");
-    assert_int_equal(ldap_settings_from(&s, &cfg, err, sizeof(err)), -1);
+    assert_int_equal(passdb_ldap_settings_from(&s, &cfg, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "ldap_bind_secret_file"));
 
     /* the secret: first line only, and never from a world-readable file */
@@ -68,15 +68,15 @@ static void test_settings(void **state)
     fclose(f);
     chmod(path, 0600);
     snprintf(cfg.ldap_bind_secret_file, sizeof(cfg.ldap_bind_secret_file), "%s", path);
-    assert_int_equal(ldap_settings_from(&s, &cfg, err, sizeof(err)), 0);
+    assert_int_equal(passdb_ldap_settings_from(&s, &cfg, err, sizeof(err)), 0);
     assert_string_equal(s.secret, "s3cret");
-    ldap_settings_wipe(&s);
+    passdb_ldap_settings_wipe(&s);
     assert_string_equal(s.secret, "");
     chmod(path, 0644);
-    assert_int_equal(ldap_settings_from(&s, &cfg, err, sizeof(err)), -1);
+    assert_int_equal(passdb_ldap_settings_from(&s, &cfg, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "readable by others"));
     unlink(path);
-    assert_int_equal(ldap_settings_from(&s, &cfg, err, sizeof(err)), -1);
+    assert_int_equal(passdb_ldap_settings_from(&s, &cfg, err, sizeof(err)), -1);
     rmdir(dir);
 }
 
@@ -84,27 +84,27 @@ static void test_entry_result(void **state)
 {
     (void)state;
     struct config cfg = base_config();
-    struct ldap_settings s;
-    struct ldap_answer a;
+    struct passdb_ldap_settings s;
+    struct passdb_ldap_answer a;
     char err[256];
-    assert_int_equal(ldap_settings_from(&s, &cfg, err, sizeof(err)), 0);
+    assert_int_equal(passdb_ldap_settings_from(&s, &cfg, err, sizeof(err)), 0);
 
     /* the default filter compares uid with %u: uid names the user */
     assert_string_equal(s.user_attr, "uid");
-    struct ldap_found f = { "uid=bob,dc=x", NULL, 0, NULL, NULL, "bob@example.org" };
+    struct passdb_ldap_found f = { "uid=bob,dc=x", NULL, 0, NULL, NULL, "bob@example.org" };
     memset(&a, 0, sizeof(a));
-    assert_int_equal(ldap_entry_result(&s, &f, &a), 0);
+    assert_int_equal(passdb_ldap_entry_result(&s, &f, &a), 0);
     assert_string_equal(a.user, "bob@example.org");
     assert_string_equal(a.maildir, "/var/mail/example.org/bob");
 
     f.maildir = "/srv/mail/bob/";
-    assert_int_equal(ldap_entry_result(&s, &f, &a), 0);
+    assert_int_equal(passdb_ldap_entry_result(&s, &f, &a), 0);
     assert_string_equal(a.maildir, "/srv/mail/bob/");
     f.maildir = "maildir:/srv/mail/bob:LAYOUT=fs";
-    assert_int_equal(ldap_entry_result(&s, &f, &a), 0);
+    assert_int_equal(passdb_ldap_entry_result(&s, &f, &a), 0);
     assert_string_equal(a.maildir, "/srv/mail/bob");
     f.maildir = "relative/path";
-    assert_int_equal(ldap_entry_result(&s, &f, &a), -1);
+    assert_int_equal(passdb_ldap_entry_result(&s, &f, &a), -1);
     assert_int_equal(a.status, AUTH_TEMPFAIL);
     assert_string_equal(a.reason, "maildir");
 
@@ -114,25 +114,25 @@ static void test_entry_result(void **state)
     f.user = "Bob";
     f.home = "/home/bob";
     memset(&a, 0, sizeof(a));
-    assert_int_equal(ldap_entry_result(&s, &f, &a), 0);
+    assert_int_equal(passdb_ldap_entry_result(&s, &f, &a), 0);
     assert_string_equal(a.user, "Bob");
     assert_string_equal(a.maildir, "/home/bob/Maildir");
     f.home = NULL;
-    assert_int_equal(ldap_entry_result(&s, &f, &a), -1);
+    assert_int_equal(passdb_ldap_entry_result(&s, &f, &a), -1);
     assert_string_equal(a.reason, "maildir");
 
     /* never the login as typed: an entry without the attribute is a tempfail */
     f.home = "/home/bob";
     f.user = NULL;
-    assert_int_equal(ldap_entry_result(&s, &f, &a), -1);
+    assert_int_equal(passdb_ldap_entry_result(&s, &f, &a), -1);
     assert_string_equal(a.reason, "user-attribute");
     /* nor a value outside the name rule, nor one that would climb out of the mail root */
     f.user = "bob smith";
-    assert_int_equal(ldap_entry_result(&s, &f, &a), -1);
+    assert_int_equal(passdb_ldap_entry_result(&s, &f, &a), -1);
     assert_string_equal(a.reason, "user-attribute");
     snprintf(s.maildir_template, sizeof(s.maildir_template), "/var/mail/%%d/%%n");
     f.user = "bob@..";
-    assert_int_equal(ldap_entry_result(&s, &f, &a), -1);
+    assert_int_equal(passdb_ldap_entry_result(&s, &f, &a), -1);
     assert_string_equal(a.reason, "maildir");
 }
 
@@ -140,7 +140,7 @@ static void test_canonical_attribute(void **state)
 {
     (void)state;
     struct config cfg = base_config();
-    struct ldap_settings s;
+    struct passdb_ldap_settings s;
     char attr[64], err[256];
 
     assert_int_equal(config_ldap_filter_attribute("(&(objectClass=posixAccount)(uid=%u))", attr,
@@ -157,18 +157,18 @@ static void test_canonical_attribute(void **state)
                      -1);
     /* then ldap_user_attribute must say */
     snprintf(cfg.ldap_user_filter, sizeof(cfg.ldap_user_filter), "(&(uid=%%n)(dc=%%d))");
-    assert_int_equal(ldap_settings_from(&s, &cfg, err, sizeof(err)), -1);
+    assert_int_equal(passdb_ldap_settings_from(&s, &cfg, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "ldap_user_attribute"));
     snprintf(cfg.ldap_user_attribute, sizeof(cfg.ldap_user_attribute), "mail");
-    assert_int_equal(ldap_settings_from(&s, &cfg, err, sizeof(err)), 0);
+    assert_int_equal(passdb_ldap_settings_from(&s, &cfg, err, sizeof(err)), 0);
     assert_string_equal(s.user_attr, "mail");
 
     /* of several values, the one the login spells, else the first */
     const char *vals[] = { "alice", "Alice.Smith", "asmith" };
-    assert_string_equal(ldap_entry_pick_user(vals, 3, "ASMITH"), "asmith");
-    assert_string_equal(ldap_entry_pick_user(vals, 3, "ALICE.SMITH"), "Alice.Smith");
-    assert_string_equal(ldap_entry_pick_user(vals, 3, "other"), "alice");
-    assert_null(ldap_entry_pick_user(vals, 0, "alice"));
+    assert_string_equal(passdb_ldap_entry_pick_user(vals, 3, "ASMITH"), "asmith");
+    assert_string_equal(passdb_ldap_entry_pick_user(vals, 3, "ALICE.SMITH"), "Alice.Smith");
+    assert_string_equal(passdb_ldap_entry_pick_user(vals, 3, "other"), "alice");
+    assert_null(passdb_ldap_entry_pick_user(vals, 0, "alice"));
 }
 
 static void test_entry_verify(void **state)
@@ -177,57 +177,57 @@ static void test_entry_verify(void **state)
     const char *one[] = { SSHA_SECRET };
     const char *several[] = { "{NOPE}x", "{SSHA}!!", "{PLAIN}other", SSHA_SECRET };
     const char *bad[] = { "{NOPE}x" };
-    struct ldap_found f = { "dn", one, 1, NULL, NULL, NULL };
+    struct passdb_ldap_found f = { "dn", one, 1, NULL, NULL, NULL };
 
-    assert_int_equal(ldap_entry_verify(&f, "secret"), SCHEME_MATCH);
-    assert_int_equal(ldap_entry_verify(&f, "Secret"), SCHEME_MISMATCH);
+    assert_int_equal(passdb_ldap_entry_verify(&f, "secret"), SCHEME_MATCH);
+    assert_int_equal(passdb_ldap_entry_verify(&f, "Secret"), SCHEME_MISMATCH);
     f.passwords = several;
     f.npasswords = 4;
-    assert_int_equal(ldap_entry_verify(&f, "secret"), SCHEME_MATCH);
-    assert_int_equal(ldap_entry_verify(&f, "other"), SCHEME_MATCH);
-    assert_int_equal(ldap_entry_verify(&f, "nope"), SCHEME_MISMATCH);
+    assert_int_equal(passdb_ldap_entry_verify(&f, "secret"), SCHEME_MATCH);
+    assert_int_equal(passdb_ldap_entry_verify(&f, "other"), SCHEME_MATCH);
+    assert_int_equal(passdb_ldap_entry_verify(&f, "nope"), SCHEME_MISMATCH);
     f.passwords = bad;
     f.npasswords = 1;
-    assert_int_equal(ldap_entry_verify(&f, "x"), SCHEME_UNKNOWN);
+    assert_int_equal(passdb_ldap_entry_verify(&f, "x"), SCHEME_UNKNOWN);
     f.npasswords = 0;
-    assert_int_equal(ldap_entry_verify(&f, "x"), SCHEME_MISMATCH);
+    assert_int_equal(passdb_ldap_entry_verify(&f, "x"), SCHEME_MISMATCH);
 }
 
 static void test_bind_outcome(void **state)
 {
     (void)state;
-    assert_int_equal(ldap_bind_outcome(LDAP_SUCCESS), LDAP_OUTCOME_OK);
-    assert_int_equal(ldap_bind_outcome(LDAP_INVALID_CREDENTIALS), LDAP_OUTCOME_BAD_LOGIN);
-    assert_int_equal(ldap_bind_outcome(LDAP_INAPPROPRIATE_AUTH), LDAP_OUTCOME_BAD_LOGIN);
-    assert_int_equal(ldap_bind_outcome(LDAP_NO_SUCH_OBJECT), LDAP_OUTCOME_BAD_LOGIN);
+    assert_int_equal(passdb_ldap_bind_outcome(LDAP_SUCCESS), PASSDB_LDAP_OUTCOME_OK);
+    assert_int_equal(passdb_ldap_bind_outcome(LDAP_INVALID_CREDENTIALS), PASSDB_LDAP_OUTCOME_BAD_LOGIN);
+    assert_int_equal(passdb_ldap_bind_outcome(LDAP_INAPPROPRIATE_AUTH), PASSDB_LDAP_OUTCOME_BAD_LOGIN);
+    assert_int_equal(passdb_ldap_bind_outcome(LDAP_NO_SUCH_OBJECT), PASSDB_LDAP_OUTCOME_BAD_LOGIN);
     /* the directory's word about the account: a failure, never stale-if-error */
-    assert_int_equal(ldap_bind_outcome(LDAP_UNWILLING_TO_PERFORM), LDAP_OUTCOME_REFUSED);
-    assert_int_equal(ldap_bind_outcome(LDAP_CONSTRAINT_VIOLATION), LDAP_OUTCOME_REFUSED);
-    assert_int_equal(ldap_bind_outcome(LDAP_INSUFFICIENT_ACCESS), LDAP_OUTCOME_REFUSED);
+    assert_int_equal(passdb_ldap_bind_outcome(LDAP_UNWILLING_TO_PERFORM), PASSDB_LDAP_OUTCOME_REFUSED);
+    assert_int_equal(passdb_ldap_bind_outcome(LDAP_CONSTRAINT_VIOLATION), PASSDB_LDAP_OUTCOME_REFUSED);
+    assert_int_equal(passdb_ldap_bind_outcome(LDAP_INSUFFICIENT_ACCESS), PASSDB_LDAP_OUTCOME_REFUSED);
     /* no answer from the directory: the only case for stale-if-error */
-    assert_int_equal(ldap_bind_outcome(LDAP_BUSY), LDAP_OUTCOME_OUTAGE);
-    assert_int_equal(ldap_bind_outcome(LDAP_UNAVAILABLE), LDAP_OUTCOME_OUTAGE);
-    assert_int_equal(ldap_bind_outcome(LDAP_SERVER_DOWN), LDAP_OUTCOME_OUTAGE);
-    assert_int_equal(ldap_bind_outcome(LDAP_TIMEOUT), LDAP_OUTCOME_OUTAGE);
-    assert_int_equal(ldap_bind_outcome(LDAP_CONNECT_ERROR), LDAP_OUTCOME_OUTAGE);
-    assert_int_equal(ldap_bind_outcome(LDAP_TIMELIMIT_EXCEEDED), LDAP_OUTCOME_OUTAGE);
+    assert_int_equal(passdb_ldap_bind_outcome(LDAP_BUSY), PASSDB_LDAP_OUTCOME_OUTAGE);
+    assert_int_equal(passdb_ldap_bind_outcome(LDAP_UNAVAILABLE), PASSDB_LDAP_OUTCOME_OUTAGE);
+    assert_int_equal(passdb_ldap_bind_outcome(LDAP_SERVER_DOWN), PASSDB_LDAP_OUTCOME_OUTAGE);
+    assert_int_equal(passdb_ldap_bind_outcome(LDAP_TIMEOUT), PASSDB_LDAP_OUTCOME_OUTAGE);
+    assert_int_equal(passdb_ldap_bind_outcome(LDAP_CONNECT_ERROR), PASSDB_LDAP_OUTCOME_OUTAGE);
+    assert_int_equal(passdb_ldap_bind_outcome(LDAP_TIMELIMIT_EXCEEDED), PASSDB_LDAP_OUTCOME_OUTAGE);
     /* anything else: a temporary failure the cache does not paper over */
-    assert_int_equal(ldap_bind_outcome(LDAP_OTHER), LDAP_OUTCOME_ERROR);
-    assert_int_equal(ldap_bind_outcome(LDAP_CONFIDENTIALITY_REQUIRED), LDAP_OUTCOME_ERROR);
-    assert_int_equal(ldap_bind_outcome(LDAP_PROTOCOL_ERROR), LDAP_OUTCOME_ERROR);
+    assert_int_equal(passdb_ldap_bind_outcome(LDAP_OTHER), PASSDB_LDAP_OUTCOME_ERROR);
+    assert_int_equal(passdb_ldap_bind_outcome(LDAP_CONFIDENTIALITY_REQUIRED), PASSDB_LDAP_OUTCOME_ERROR);
+    assert_int_equal(passdb_ldap_bind_outcome(LDAP_PROTOCOL_ERROR), PASSDB_LDAP_OUTCOME_ERROR);
     /* a search refused is about the service account, not the user */
-    assert_int_equal(ldap_search_outcome(LDAP_INSUFFICIENT_ACCESS), LDAP_OUTCOME_ERROR);
-    assert_int_equal(ldap_search_outcome(LDAP_INVALID_CREDENTIALS), LDAP_OUTCOME_ERROR);
-    assert_int_equal(ldap_search_outcome(LDAP_BUSY), LDAP_OUTCOME_OUTAGE);
-    assert_int_equal(ldap_outcome_status(LDAP_OUTCOME_OK), AUTH_OK);
-    assert_int_equal(ldap_outcome_status(LDAP_OUTCOME_BAD_LOGIN), AUTH_FAIL);
-    assert_int_equal(ldap_outcome_status(LDAP_OUTCOME_REFUSED), AUTH_FAIL);
-    assert_int_equal(ldap_outcome_status(LDAP_OUTCOME_OUTAGE), AUTH_TEMPFAIL);
-    assert_int_equal(ldap_outcome_status(LDAP_OUTCOME_ERROR), AUTH_TEMPFAIL);
+    assert_int_equal(passdb_ldap_search_outcome(LDAP_INSUFFICIENT_ACCESS), PASSDB_LDAP_OUTCOME_ERROR);
+    assert_int_equal(passdb_ldap_search_outcome(LDAP_INVALID_CREDENTIALS), PASSDB_LDAP_OUTCOME_ERROR);
+    assert_int_equal(passdb_ldap_search_outcome(LDAP_BUSY), PASSDB_LDAP_OUTCOME_OUTAGE);
+    assert_int_equal(passdb_ldap_outcome_status(PASSDB_LDAP_OUTCOME_OK), AUTH_OK);
+    assert_int_equal(passdb_ldap_outcome_status(PASSDB_LDAP_OUTCOME_BAD_LOGIN), AUTH_FAIL);
+    assert_int_equal(passdb_ldap_outcome_status(PASSDB_LDAP_OUTCOME_REFUSED), AUTH_FAIL);
+    assert_int_equal(passdb_ldap_outcome_status(PASSDB_LDAP_OUTCOME_OUTAGE), AUTH_TEMPFAIL);
+    assert_int_equal(passdb_ldap_outcome_status(PASSDB_LDAP_OUTCOME_ERROR), AUTH_TEMPFAIL);
 }
 
 static int answers;
-static void count_done(void *arg, void *ctx, const struct ldap_answer *ans)
+static void count_done(void *arg, void *ctx, const struct passdb_ldap_answer *ans)
 {
     (void)arg;
     (void)ctx;
@@ -241,34 +241,34 @@ static void test_backend_without_server(void **state)
 {
     (void)state;
     struct config cfg = base_config();
-    struct ldap_settings s;
-    struct ldap_answer a;
+    struct passdb_ldap_settings s;
+    struct passdb_ldap_answer a;
     char err[256];
 
     /* port 1 on loopback: refused at once */
     cfg.ldap_timeout = 2;
-    assert_int_equal(ldap_settings_from(&s, &cfg, err, sizeof(err)), 0);
-    struct ldap_backend *lb = ldap_backend_new(&s, count_done, NULL);
+    assert_int_equal(passdb_ldap_settings_from(&s, &cfg, err, sizeof(err)), 0);
+    struct passdb_ldap *lb = passdb_ldap_new(&s, count_done, NULL);
     assert_non_null(lb);
     /* refused before anything is sent */
-    assert_int_equal(ldap_backend_submit(lb, "bob", "", NULL, &a), -1);
+    assert_int_equal(passdb_ldap_submit(lb, "bob", "", NULL, &a), -1);
     assert_int_equal(a.status, AUTH_FAIL);
     assert_string_equal(a.reason, "empty-password");
-    assert_int_equal(ldap_backend_submit(lb, "", "pw", NULL, &a), -1);
+    assert_int_equal(passdb_ldap_submit(lb, "", "pw", NULL, &a), -1);
     assert_string_equal(a.reason, "empty-user");
-    assert_int_equal(ldap_backend_pending(lb), 0);
+    assert_int_equal(passdb_ldap_pending(lb), 0);
     /* a real request ends as a tempfail (server down), within ldap_timeout */
-    assert_int_equal(ldap_backend_submit(lb, "bob", "pw", NULL, &a), 0);
-    assert_int_equal(ldap_backend_pending(lb), 1);
-    for (int i = 0; i < 300 && ldap_backend_pending(lb) > 0; i++) {
-        ldap_backend_poll(lb);
+    assert_int_equal(passdb_ldap_submit(lb, "bob", "pw", NULL, &a), 0);
+    assert_int_equal(passdb_ldap_pending(lb), 1);
+    for (int i = 0; i < 300 && passdb_ldap_pending(lb) > 0; i++) {
+        passdb_ldap_poll(lb);
         usleep(10000);
     }
     assert_int_equal(answers, 1);
-    assert_int_equal(ldap_backend_pending(lb), 0);
+    assert_int_equal(passdb_ldap_pending(lb), 0);
     /* held requests are answered when the backend stops */
-    assert_int_equal(ldap_backend_submit(lb, "carol", "pw", NULL, &a), 0);
-    ldap_backend_free(lb);
+    assert_int_equal(passdb_ldap_submit(lb, "carol", "pw", NULL, &a), 0);
+    passdb_ldap_free(lb);
     assert_int_equal(answers, 2);
 }
 

@@ -11,20 +11,20 @@
  * So "*", ")(uid=*" or "\" in a user name stay literal characters and can
  * never widen the search.
  */
-#ifndef FASTPOP_AUTH_LDAP_FILTER_H
-#define FASTPOP_AUTH_LDAP_FILTER_H
+#ifndef FASTPOP_AUTH_PASSDB_LDAP_FILTER_H
+#define FASTPOP_AUTH_PASSDB_LDAP_FILTER_H
 
 #include <stddef.h>
 
 /* Room for escaping n bytes completely ("\XX" each) and the NUL. */
-#define LDAP_FILTER_ESCAPE_SIZE(n) ((n) * 3 + 1)
+#define PASSDB_LDAP_FILTER_ESCAPE_SIZE(n) ((n) * 3 + 1)
 
 /*
  * Escape the n bytes at s (NULs included) into out. Returns the length
  * written (without the NUL), or -1 (errno ENOBUFS) if out is too small; out
  * is then the empty string.
  */
-long ldap_filter_escape(const char *s, size_t n, char *out, size_t outlen);
+long passdb_ldap_filter_escape(const char *s, size_t n, char *out, size_t outlen);
 
 /*
  * Expand tmpl for user into out: %u the user, %n its local part (before the
@@ -33,13 +33,13 @@ long ldap_filter_escape(const char *s, size_t n, char *out, size_t outlen);
  *   EINVAL       an unknown or trailing % escape
  *   ENOBUFS      the result does not fit in outlen
  */
-int ldap_filter_expand(const char *tmpl, const char *user, char *out, size_t outlen);
+int passdb_ldap_filter_expand(const char *tmpl, const char *user, char *out, size_t outlen);
 
 /*
  * Check a template once, at configuration time: its escapes, and that it
  * looks like one filter (starts with '(', ends with ')', parentheses
  * balanced). Returns 0 or -1 (errno EINVAL).
  */
-int ldap_filter_check(const char *tmpl);
+int passdb_ldap_filter_check(const char *tmpl);
 
 #endif
