@@ -12,6 +12,7 @@
 #include "auth/scram_server.h"
 #include "auth/server.h"
 #include "auth/text.h"
+#include "daemon/clock.h"
 #include "daemon/ipc.h"
 #include "daemon/log.h"
 
@@ -32,13 +33,6 @@ struct dispatch_held {
     size_t len;
     unsigned char msg[];
 };
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void peer_send(struct auth_dispatch *d, int slot, const void *msg, size_t len)
 {
@@ -161,7 +155,7 @@ static void finish(struct auth_dispatch *d, int k, const struct auth_request *re
                    struct auth_result *res)
 {
     struct dispatch_inflight *f = &d->inflight[k];
-    double now = now_s();
+    double now = clock_mono();
     /* The canonical name when the database found the account: "ALICE" is alice. */
     double delay = penalize(d, req->ip, res->user[0] ? res->user : req->user, res->status, now);
 
@@ -213,7 +207,7 @@ int dispatch_init(struct auth_dispatch *d, struct authd *ad)
                   "the credential cache", strerror(errno));
         d->view = NULL;
     }
-    penalty_set_view(&d->penalty, d->view, now_s());
+    penalty_set_view(&d->penalty, d->view, clock_mono());
     for (int i = 0; i < DISPATCH_MAX_INFLIGHT; i++)
         d->inflight[i].next = i + 1 < DISPATCH_MAX_INFLIGHT ? i + 1 : NONE;
     buf_init(&d->reply, IPC_MAX_MESSAGE);
@@ -237,12 +231,12 @@ void dispatch_reconfigure(struct auth_dispatch *d)
     }
     d->have_penalty = 1;
     /* New prefixes or a new table: the workers' view is rewritten from it. */
-    penalty_set_view(&d->penalty, d->view, now_s());
+    penalty_set_view(&d->penalty, d->view, clock_mono());
 }
 
 static void flush(struct auth_dispatch *d, int all)
 {
-    double now = now_s();
+    double now = clock_mono();
 
     for (int i = 0; i < d->nheld;) {
         struct dispatch_held *h = d->held[i];
@@ -323,7 +317,7 @@ static double refuse_blocked(struct auth_dispatch *d, const struct auth_request 
                              double arrival)
 {
     authd_log_outcome(req, "failed", "ip-blocked");
-    (void)penalize(d, req->ip, req->user, AUTH_FAIL, now_s());
+    (void)penalize(d, req->ip, req->user, AUTH_FAIL, clock_mono());
     return arrival + d->penalty.cfg.max_delay;
 }
 
@@ -334,7 +328,7 @@ static int handle_pass(struct auth_dispatch *d, int slot, const void *msg, size_
     uint32_t type, id;
     char user[AUTH_USER_MAX], pass[AUTH_PASS_MAX], ip[AUTH_IP_MAX], mech[AUTH_MECH_MAX];
     struct auth_result res;
-    double arrival = now_s(), left;
+    double arrival = clock_mono(), left;
 
     if (ipc_reader_init(&r, msg, len, &type, &id) == -1)
         return -1;
@@ -370,7 +364,7 @@ static int handle_pass(struct auth_dispatch *d, int slot, const void *msg, size_
         memset(&res, 0, sizeof(res));
         res.status = AUTH_FAIL;
         if (build_reply(&d->reply, id, &res) == 0)
-            send_at(d, slot, d->gen[slot], at, now_s());
+            send_at(d, slot, d->gen[slot], at, clock_mono());
         else
             d->pending--;
         return 0;
@@ -399,7 +393,7 @@ static int handle_pass(struct auth_dispatch *d, int slot, const void *msg, size_
 static int handle_scram(struct auth_dispatch *d, int slot, const void *msg, size_t len)
 {
     struct scram_outcome out;
-    double arrival = now_s(), left;
+    double arrival = clock_mono(), left;
 
     if (scram_peek(msg, len, &out) == -1)
         return -1;
@@ -426,14 +420,14 @@ static int handle_scram(struct auth_dispatch *d, int slot, const void *msg, size
             d->pending--;
             return -1;
         }
-        send_at(d, slot, d->gen[slot], at, now_s());
+        send_at(d, slot, d->gen[slot], at, clock_mono());
         return 0;
     }
     if (scram_handle_message_outcome(d->ad, msg, len, &d->reply, &out) == -1) {
         d->pending--;
         return -1;
     }
-    double now = now_s(), delay = 0;
+    double now = clock_mono(), delay = 0;
     if (out.final)
         delay = penalize(d, out.ip, out.user, out.status, now);
     send_at(d, slot, d->gen[slot], arrival + delay, now);
@@ -510,7 +504,7 @@ int dispatch_serve(struct auth_dispatch *d, int slot, int burst)
 
 int dispatch_timeout_ms(const struct auth_dispatch *d)
 {
-    double now = now_s(), first = -1;
+    double now = clock_mono(), first = -1;
     int ms = authd_timeout_ms(d->ad);
 
     for (int i = 0; i < d->nheld; i++) {

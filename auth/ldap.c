@@ -13,6 +13,7 @@
 #include "auth/ldap_conn.h"
 #include "auth/ldap_filter.h"
 #include "auth/scheme.h"
+#include "daemon/clock.h"
 #include "daemon/log.h"
 #include "shm/stats.h"
 
@@ -40,7 +41,7 @@ struct lreq {
     int prev, next;             /* in the search or the bind queue */
     void *ctx;
     double deadline;
-    uint64_t started;           /* stats_clock(): the LDAP timing histogram */
+    uint64_t started;           /* clock_mono_us(): the LDAP timing histogram */
     int conn, msgid;
     char user[AUTH_USER_MAX];
     char password[AUTH_PASS_MAX];
@@ -66,13 +67,6 @@ struct ldap_backend {
     int pending;
     struct queue search_q, bind_q;
 };
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void q_push(struct ldap_backend *lb, struct queue *q, int i)
 {
@@ -115,7 +109,7 @@ static void answer(struct ldap_backend *lb, int i, enum ldap_outcome out, const 
     r->ans.reason = reason;
     /* A lookup (queue, search, bind when binding), whatever the outcome; not our own stop. */
     if (!lb->stopping) {
-        stats_timing(STATS_TIME_LDAP, stats_clock() - r->started);
+        stats_timing(STATS_TIME_LDAP, clock_mono_us() - r->started);
         if (st == AUTH_TEMPFAIL)
             stats_add(SV_LDAP_ERRORS, 1);
     }
@@ -152,7 +146,7 @@ static void conn_open(struct ldap_backend *lb, int ci)
     if (ldap_connector_request(lb->connector, &job) == -1) {
         /* Only if the thread died, which it does not do on its own. */
         c->state = C_DOWN;
-        c->retry_at = now_s() + LDAP_RECONNECT_MAX;
+        c->retry_at = clock_mono() + LDAP_RECONNECT_MAX;
         log_error("ldap: connector thread gone (%s)", strerror(errno));
     }
 }
@@ -176,12 +170,12 @@ static void conn_lost(struct ldap_backend *lb, int ci, const char *why, const ch
     c->inflight = 0;
     if (was_ready) {
         c->backoff = 0;
-        c->retry_at = now_s();
+        c->retry_at = clock_mono();
     } else {
         c->backoff = c->backoff > 0 ? c->backoff * 2 : LDAP_RECONNECT_MIN;
         if (c->backoff > LDAP_RECONNECT_MAX)
             c->backoff = LDAP_RECONNECT_MAX;
-        c->retry_at = now_s() + c->backoff;
+        c->retry_at = clock_mono() + c->backoff;
     }
     if (strcmp(c->last_error, why) != 0) {
         snprintf(c->last_error, sizeof(c->last_error), "%s", why);
@@ -498,7 +492,7 @@ static void fail_queue(struct ldap_backend *lb, struct queue *q, const char *why
 /* Move queued requests onto connections, opening connections as needed. */
 static void pump(struct ldap_backend *lb)
 {
-    double t = now_s();
+    double t = clock_mono();
     struct lconn *svc = &lb->conns[SERVICE];
 
     if (lb->search_q.head != NONE && svc->state == C_DOWN) {
@@ -535,7 +529,7 @@ static void pump(struct ldap_backend *lb)
 
 static void expire(struct ldap_backend *lb)
 {
-    double t = now_s();
+    double t = clock_mono();
 
     for (int i = 0; i < LDAP_MAX_REQUESTS; i++) {
         struct lreq *r = &lb->reqs[i];
@@ -641,8 +635,8 @@ int ldap_backend_submit(struct ldap_backend *lb, const char *user, const char *p
     memset(r, 0, sizeof(*r));
     r->stage = R_QUEUED;
     r->ctx = ctx;
-    r->deadline = now_s() + lb->s.timeout;
-    r->started = stats_clock();
+    r->deadline = clock_mono() + lb->s.timeout;
+    r->started = clock_mono_us();
     snprintf(r->user, sizeof(r->user), "%s", user);
     snprintf(r->password, sizeof(r->password), "%s", password);
     q_push(lb, &lb->search_q, i);
@@ -658,7 +652,7 @@ int ldap_backend_fd(const struct ldap_backend *lb)
 
 int ldap_backend_timeout_ms(const struct ldap_backend *lb)
 {
-    double t = now_s(), first = -1;
+    double t = clock_mono(), first = -1;
 
     for (int i = 0; i < LDAP_MAX_REQUESTS; i++) {
         const struct lreq *r = &lb->reqs[i];

@@ -56,8 +56,6 @@ struct ctl_verb {
     int (*run)(struct reply *r, int argc, char **argv);
 };
 
-/* CLOCK_MONOTONIC in seconds. */
-double control_mono_now(void);
 /* One record of the answer: keys and values alternate, NULL ends the list. */
 void control_reply_row(struct reply *r, const char *const *kv);
 /* The answer's end with its status; returns status. */

@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon/clock.h"
 #include "daemon/control_args.h"
 #include "daemon/control_state.h"
 #include "daemon/escape.h"
@@ -38,7 +39,7 @@ static int verb_status(struct reply *r, int argc, char **argv)
             used += w > 0 ? (size_t)w : 0;
         }
     }
-    snprintf(uptime, sizeof(uptime), "%.0f", control_mono_now() - ctl->started);
+    snprintf(uptime, sizeof(uptime), "%.0f", clock_mono() - ctl->started);
     snprintf(pid, sizeof(pid), "%d", (int)getpid());
     snprintf(sessions, sizeof(sessions), "%u", scoreboard_active(ctl->sb));
     const char *row[] = { "version", FASTPOP_VERSION, "pid", pid, "uptime", uptime,
@@ -142,7 +143,7 @@ static int verb_drain(struct reply *r, int argc, char **argv)
         return control_reply_end(r, CONTROL_BAD, "drain: deadline must be 0..86400 seconds");
     scoreboard_set_drain(ctl->sb, 1, message);
     ctl->drain_deadline_set = 1;
-    ctl->drain_deadline = control_mono_now() + (double)seconds;
+    ctl->drain_deadline = clock_mono() + (double)seconds;
     ctl->drain_cut = 0;
     ctl->hooks.wake_workers(ctl->hooks.ctx);
     log_info("control: draining: new connections refused, %u session(s) have %lds to end",
@@ -157,7 +158,7 @@ static int verb_drain_status(struct reply *r, int argc, char **argv)
     (void)argv;
     if (argc != 1)
         return control_reply_end(r, CONTROL_BAD, "usage: drain-status");
-    double rest = ctl->drain_deadline_set ? ctl->drain_deadline - control_mono_now() : -1.0;
+    double rest = ctl->drain_deadline_set ? ctl->drain_deadline - clock_mono() : -1.0;
     snprintf(sessions, sizeof(sessions), "%u", scoreboard_active(ctl->sb));
     snprintf(cut, sizeof(cut), "%u", ctl->drain_cut);
     snprintf(left, sizeof(left), "%.1f", rest < 0 ? 0.0 : rest);

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon/clock.h"
 #include "daemon/control.h"
 #include "daemon/identity.h"
 #include "daemon/listen.h"
@@ -43,7 +44,7 @@ static void begin_stop(struct master *m, int deadline)
     log_info("stopping: no new connections; idle sessions are closed, busy ones have %ds "
              "to finish", deadline);
     m->stopping = 1;
-    m->stop_deadline = now_seconds() + deadline;
+    m->stop_deadline = clock_mono() + deadline;
     listen_set_close(&m->listeners);
     metrics_stop(m);
     /* Children waiting for a respawn are simply forgotten. */
@@ -62,15 +63,15 @@ static void advance_stop(struct master *m)
         signal_children(m, ROLE_METRICS, SIGTERM);
         m->helper_stopped = 1;
     }
-    if (!m->killed && now_seconds() >= m->stop_deadline) {
+    if (!m->killed && clock_mono() >= m->stop_deadline) {
         int left = count_children(m, -1);
         if (left > 0)
             log_warning("shutdown deadline passed: killing %d remaining processes", left);
         signal_children(m, -1, SIGKILL);
         m->killed = 1;
         /* If even SIGKILL was refused (no CAP_KILL), do not wait forever. */
-        m->stop_deadline = now_seconds() + 10.0;
-    } else if (m->killed && now_seconds() >= m->stop_deadline) {
+        m->stop_deadline = clock_mono() + 10.0;
+    } else if (m->killed && clock_mono() >= m->stop_deadline) {
         log_error("%d children survived SIGKILL; exiting anyway", count_children(m, -1));
         for (int i = 0; i < MAX_CHILDREN; i++)
             m->children[i].in_use = 0;
@@ -389,7 +390,7 @@ int master_run(const struct master_options *opts, struct config *cfg)
                 reload(m, err, sizeof(err));
         }
         tls_context_tick(m->tls, time(NULL));
-        double now = now_seconds();
+        double now = clock_mono();
         if (m->stopping) {
             advance_stop(m);
             if (count_children(m, -1) == 0)
@@ -409,7 +410,7 @@ int master_run(const struct master_options *opts, struct config *cfg)
             control_handle(m->ctl, pfd, nctl);
             metrics_handle(m, pfd + nctl, npfd - nctl);
         }
-        control_tick(m->ctl, now_seconds());
+        control_tick(m->ctl, clock_mono());
     }
     metrics_stop(m);
     control_close(m->ctl);

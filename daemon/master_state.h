@@ -83,7 +83,6 @@ struct master {
 };
 
 
-double now_seconds(void);
 /* The role table: name of a role, for logs. */
 const char *role_name(int role);
 void spawn(struct master *m, struct child *c);

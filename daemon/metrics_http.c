@@ -5,10 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "daemon/buf.h"
+#include "daemon/clock.h"
 #include "daemon/control.h"
 #include "daemon/log.h"
 
@@ -29,13 +29,6 @@ struct metrics_http {
     void *render_ctx;
     struct metrics_client clients[METRICS_MAX_CLIENTS];
 };
-
-static double mono_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void drop(struct metrics_client *cl)
 {
@@ -153,7 +146,7 @@ static void accept_client(struct metrics_http *mh)
             cl->fd = fd;
             cl->answering = 0;
             cl->finishing = 0;
-            cl->deadline = mono_now() + METRICS_CLIENT_SECONDS;
+            cl->deadline = clock_mono() + METRICS_CLIENT_SECONDS;
             buf_init(&cl->in, REQUEST_MAX);
             buf_init(&cl->out, CONTROL_STATS_MAX + 1024);
             return;

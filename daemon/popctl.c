@@ -21,6 +21,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include "daemon/clock.h"
 #include "daemon/config.h"
 #include "daemon/control.h"
 #include "daemon/escape.h"
@@ -326,13 +327,6 @@ static int verb_reload(const struct config *cfg, int argc, char **argv)
     return simple_change(cfg, argc, argv, "reload", 0, 0);
 }
 
-static double mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* --deadline S, --message TEXT, --no-wait into name=value arguments for the master. */
 static int drain_args(int argc, char **argv, char *out[], char deadline[32], char message[256],
                       int *no_wait, int allow_message)
@@ -424,8 +418,8 @@ static int verb_drain(const struct config *cfg, int argc, char **argv)
         /* Sessions cut at the deadline take a moment to close; then give up. */
         double left = strtod(popctl_field(a, 0, "deadline_left"), NULL);
         if (give_up < 0 || left > 0)
-            give_up = mono() + left + 5.0;
-        if (mono() > give_up) {
+            give_up = clock_mono() + left + 5.0;
+        if (clock_mono() > give_up) {
             char text[64];
             snprintf(text, sizeof(text), "%ld session(s) still open after the deadline",
                      sessions);
@@ -452,8 +446,8 @@ static int verb_stop(const struct config *cfg, int argc, char **argv)
     if (popctl_request(cfg, n, args, a, &exit_status) == -1)
         return exit_status;
     /* The master closes the socket last, as it exits. */
-    double give_up = mono() + (double)seconds + 15.0;
-    while (mono() < give_up) {
+    double give_up = clock_mono() + (double)seconds + 15.0;
+    while (clock_mono() < give_up) {
         int fd = popctl_connect(cfg);
         if (fd == -1) {
             return drain_outcome(EXIT_OK, "stopped", 0, 0, "fastpopd stopped");

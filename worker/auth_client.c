@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "auth/protocol.h"
+#include "daemon/clock.h"
 #include "daemon/ipc.h"
 #include "shm/stats.h"
 #include "daemon/log.h"
@@ -25,7 +26,7 @@ struct auth_pending {
     uint32_t reply_type;       /* the answer this request waits for */
     struct conn *c;            /* NULL once cancelled */
     double deadline;
-    uint64_t sent;             /* stats_clock() */
+    uint64_t sent;             /* clock_mono_us() */
     struct auth_pending *next;
 };
 
@@ -61,7 +62,7 @@ static void deliver(struct auth_pending *p, const struct auth_answer *a)
 {
     struct conn *c = p->c;
     /* Timeouts too: a slow helper shows in the top bucket. */
-    stats_timing(STATS_TIME_HELPER, stats_clock() - p->sent);
+    stats_timing(STATS_TIME_HELPER, clock_mono_us() - p->sent);
     if (c != NULL && c->fd != -1) {
         c->auth_request = 0;
         if (p->reply_type == AUTH_MSG_SCRAM_CHALLENGE)
@@ -217,7 +218,7 @@ static int ensure_connected(struct auth_client *ac)
 {
     if (ac->fd != -1)
         return 0;
-    double now = loop_now();
+    double now = clock_mono();
     if (now - ac->last_connect < AUTH_RECONNECT_SECONDS) {
         errno = EAGAIN;
         return -1;
@@ -304,8 +305,8 @@ static int send_request(struct auth_client *ac, struct conn *c, uint32_t type,
     p->id = ac->next_id;
     p->reply_type = reply_type;
     p->c = c;
-    p->deadline = loop_now() + AUTH_TIMEOUT_SECONDS;
-    p->sent = stats_clock();
+    p->deadline = clock_mono() + AUTH_TIMEOUT_SECONDS;
+    p->sent = clock_mono_us();
 
     int rc = ipc_begin(&ac->msg, type, p->id);
     for (int i = 0; rc == 0 && i < nfields; i++)

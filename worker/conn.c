@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "daemon/clock.h"
 #include "daemon/listen.h"
 #include "daemon/log.h"
 #include "shm/stats.h"
@@ -101,7 +102,7 @@ void conn_set_state(struct conn *c, enum conn_state next)
 
 static void log_session(const struct conn *c)
 {
-    double duration = loop_now() - c->started;
+    double duration = clock_mono() - c->started;
     log_info("session user=%s ip=%s port=%u reason=%s duration=%.3f tls=%s mechanism=%s "
              "commands=%u retr=%u/%llu top=%u/%llu dele=%u deleted=%u in=%llu out=%llu",
              c->session || c->user[0] ? c->user : "-", c->ip, c->port,
@@ -523,7 +524,7 @@ int conn_new(struct loop *lp, int fd, const struct sockaddr *peer, int slot,
                                           : ntohs(((const struct sockaddr_in *)peer)->sin_port);
     buf_init(&c->in, CONN_IN_LIMIT);
     buf_init(&c->out, CONN_OUT_LIMIT);
-    c->started = loop_now();
+    c->started = clock_mono();
     c->started_wall = time(NULL);
     conn_limits_track(c);
     if (listener->proxy_protocol) {

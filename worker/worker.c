@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "daemon/cidr.h"
+#include "daemon/clock.h"
 #include "daemon/listen.h"
 #include "daemon/log.h"
 #include "daemon/privdrop.h"
@@ -234,7 +235,7 @@ static void start_yield(struct loop *lp)
 {
     if (yield_until > 0)
         return;
-    yield_until = loop_now() + ACCEPT_YIELD_SECONDS;
+    yield_until = clock_mono() + ACCEPT_YIELD_SECONDS;
     watch_listeners(lp, 0);
 }
 
@@ -403,7 +404,7 @@ void worker_main(const struct worker_setup *ws)
     for (;;) {
         if (lp.retiring && lp.conn_count == 0)
             break;
-        double now = loop_now();
+        double now = clock_mono();
         double wait = conn_timer_next(&lp, now);
         double login_wait = conn_limits_next(&lp, now);
         if (login_wait >= 0 && (wait < 0 || login_wait < wait))
@@ -423,7 +424,7 @@ void worker_main(const struct worker_setup *ws)
             struct loop_handler *h = events[i].data.ptr;
             h->on_event(&lp, h, events[i].events);
         }
-        now = loop_now();
+        now = clock_mono();
         auth_client_expire(lp.auth, now);
         conn_timer_expire(&lp, now);
         conn_limits_expire(&lp, now);
