@@ -58,12 +58,7 @@ static void address_blocks(const uint8_t addr[16], struct blocks *b)
 
 static uint32_t key_hash(const uint8_t key[16])
 {
-    uint32_t h = 2166136261u;
-    for (int i = 0; i < 16; i++) {
-        h ^= key[i];
-        h *= 16777619u;
-    }
-    return h;
+    return (uint32_t)hash64(key, 16, HASH_SEED_A);
 }
 
 /*
