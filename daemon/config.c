@@ -54,7 +54,7 @@ static const char *const ldap_auths[] = { "bind", "password", NULL };
 static const struct setting settings[] = {
     { .name = "listen", .type = &setting_listen },
     { .name = "workers", .type = &setting_workers, FIELD(workers), .def = "auto", .min = 1,
-      .max = 256 },
+      .max = WORKERS_MAX },
     { .name = "user", .type = &setting_string, FIELD(user), .def = "vmail" },
     { .name = "group", .type = &setting_string, FIELD(group), .def = "vmail" },
     { .name = "auth_user", .type = &setting_string, FIELD(auth_user), .def = "fastpop" },
@@ -122,8 +122,8 @@ static const struct setting settings[] = {
     { .name = "proxy_trusted", .type = &setting_cidrs, FIELD(proxy_trusted), .def = "" },
     { .name = "proxy_timeout", .type = &setting_seconds, FIELD(proxy_timeout), .def = "5s",
       .min = 1, .max = 60 },
-    /* The LDAP timeouts and the penalty delay stay under the worker's 15 s wait for
-     * the helper (worker/auth_client.c). */
+    /* The LDAP timeout and the penalty delays stay under the worker's wait for the
+     * helper (AUTH_TIMEOUT_SECONDS, checked in daemon/limits.h). */
     { .name = "passdb", .type = &setting_string, FIELD(passdb), .def = "passwd-file" },
     { .name = "ldap_uri", .type = &setting_string, FIELD(ldap_uri), .def = "",
       .flags = SETTING_MAY_BE_EMPTY },
@@ -151,14 +151,14 @@ static const struct setting settings[] = {
     { .name = "ldap_connect_timeout", .type = &setting_seconds, FIELD(ldap_connect_timeout),
       .def = "5s", .min = 1, .max = 60 },
     { .name = "ldap_timeout", .type = &setting_seconds, FIELD(ldap_timeout), .def = "5s", .min = 1,
-      .max = 12 },
+      .max = LDAP_TIMEOUT_MAX },
     { .name = "ldap_bind_connections", .type = &setting_int, FIELD(ldap_bind_connections),
       .def = "4", .min = 1, .max = 64 },
     { .name = "auth_penalty", .type = &setting_bool, FIELD(auth_penalty), .def = "yes" },
     { .name = "auth_penalty_delay", .type = &setting_seconds, FIELD(auth_penalty_delay),
-      .def = "1s", .max = 12 },
+      .def = "1s", .max = AUTH_PENALTY_DELAY_MAX },
     { .name = "auth_penalty_max_delay", .type = &setting_seconds, FIELD(auth_penalty_max_delay),
-      .def = "8s", .max = 12 },
+      .def = "8s", .max = AUTH_PENALTY_DELAY_MAX },
     { .name = "auth_penalty_forget", .type = &setting_seconds, FIELD(auth_penalty_forget),
       .def = "1m", .min = 1, .max = 86400 },
     { .name = "auth_penalty_block_after", .type = &setting_int, FIELD(auth_penalty_block_after),
@@ -412,7 +412,7 @@ int config_worker_count(const struct config *cfg)
     if (cfg->workers > 0)
         return cfg->workers;
     long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : n > 256 ? 256 : (int)n;
+    return n < 1 ? 1 : n > WORKERS_MAX ? WORKERS_MAX : (int)n;
 }
 
 void config_pid_path(const struct config *cfg, char *out, size_t outlen)

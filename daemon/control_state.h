@@ -10,6 +10,7 @@
 
 #include "daemon/buf.h"
 #include "daemon/control.h"
+#include "daemon/limits.h"   /* MAX_CHILDREN */
 
 /* popctl connects, asks, and goes: a handful at a time is plenty. */
 #define CONTROL_MAX_CLIENTS 16
@@ -17,7 +18,6 @@
 #define CONTROL_ARG_MAX 256
 /* How long one reply message may wait for room in a slow client's socket. */
 #define CONTROL_SEND_WAIT_MS 1000
-#define CONTROL_MAX_CHILDREN 1024
 
 struct control_client {
     int fd;                /* -1: free */

@@ -20,13 +20,13 @@
 static int verb_status(struct reply *r, int argc, char **argv)
 {
     struct control *ctl = r->ctl;
-    static struct control_child kids[CONTROL_MAX_CHILDREN];
+    static struct control_child kids[MAX_CHILDREN];
     char uptime[32], pid[16], workers[2048] = "", helper[16] = "-", metrics[16] = "-";
     char sessions[16];
     (void)argv;
     if (argc != 1)
         return control_reply_end(r, CONTROL_BAD, "usage: status");
-    int n = ctl->hooks.children(ctl->hooks.ctx, kids, CONTROL_MAX_CHILDREN);
+    int n = ctl->hooks.children(ctl->hooks.ctx, kids, MAX_CHILDREN);
     size_t used = 0;
     for (int i = 0; i < n; i++) {
         if (strcmp(kids[i].role, "auth") == 0) {
@@ -204,9 +204,9 @@ static int verb_stop(struct reply *r, int argc, char **argv)
 
 void control_gauges(struct control *ctl, struct stats_gauges *g)
 {
-    static struct control_child kids[CONTROL_MAX_CHILDREN];
+    static struct control_child kids[MAX_CHILDREN];
     memset(g, 0, sizeof(*g));
-    int n = ctl->hooks.children(ctl->hooks.ctx, kids, CONTROL_MAX_CHILDREN);
+    int n = ctl->hooks.children(ctl->hooks.ctx, kids, MAX_CHILDREN);
     for (int i = 0; i < n; i++)
         g->workers += strcmp(kids[i].role, "worker") == 0;
     for (unsigned i = 0; i < scoreboard_capacity(ctl->sb); i++) {

@@ -12,10 +12,10 @@
 
 #include "daemon/config.h"
 #include "daemon/identity.h"
+#include "daemon/limits.h"   /* MAX_CHILDREN */
 #include "daemon/listen.h"
 #include "daemon/master.h"
 
-#define MAX_CHILDREN 1024
 #define LISTEN_BACKLOG 1024
 /* A child that dies sooner than this after its start counts as crash looping. */
 #define QUICK_DEATH_SECONDS 10.0

@@ -29,6 +29,8 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include "daemon/limits.h"   /* SCOREBOARD_USER_MAX */
+
 struct scoreboard;
 
 enum scoreboard_refusal {
@@ -114,10 +116,10 @@ unsigned scoreboard_count_ipv6_48(struct scoreboard *sb, const struct sockaddr *
  * it is for display only). Claiming a slot clears it.
  */
 /*
- * Room for every name a session can have (worker/conn.h's user, checked
- * there), so who and kick compare whole names, never a cut prefix.
+ * SCOREBOARD_USER_MAX (daemon/limits.h): room for every name a session can
+ * have (worker/conn.h's user, checked there), so who and kick compare whole
+ * names, never a cut prefix.
  */
-#define SCOREBOARD_USER_MAX 128
 struct scoreboard_session {
     char     user[SCOREBOARD_USER_MAX];  /* "" until logged in */
     char     state[16];                  /* conn.c's state name */

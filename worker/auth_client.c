@@ -16,8 +16,7 @@
 #include "worker/pop3.h"
 #include "worker/pop3_sasl.h"
 
-/* A helper that needs longer than this is treated as down for that login. */
-#define AUTH_TIMEOUT_SECONDS 15.0
+/* AUTH_TIMEOUT_SECONDS (daemon/limits.h): then the helper is down for that login. */
 /* Do not hammer a helper that is restarting. */
 #define AUTH_RECONNECT_SECONDS 0.5
 
@@ -381,7 +380,7 @@ void auth_client_expire(struct auth_client *ac, double now)
     while (ac->head != NULL && ac->head->deadline <= now) {
         struct auth_pending *p = ac->head;
         if (p->c != NULL)
-            log_warning("auth helper did not answer within %.0fs", AUTH_TIMEOUT_SECONDS);
+            log_warning("auth helper did not answer within %ds", AUTH_TIMEOUT_SECONDS);
         unlink_pending(ac, NULL, p);
         deliver(p, &tempfail);
     }

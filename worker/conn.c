@@ -23,14 +23,12 @@
 
 /*
  * Why these numbers:
- *  - input: RFC 2449 caps a command line at 255 octets; 4 KiB holds a burst
- *    of pipelined commands, and input stops being read when it is full.
+ *  - input: CONN_IN_LIMIT (daemon/limits.h), checked against the line limits there.
  *  - output: a job pauses at the high-water mark, so a session never holds
  *    more than about that much of a message in memory.
  *  - write budget: one event writes at most this much, so one fast reader
  *    cannot starve the other connections of the worker.
  */
-#define CONN_IN_LIMIT 4096
 #define CONN_READ_CHUNK 4096
 #define CONN_OUT_HIGH_WATER (64 * 1024)
 #define CONN_OUT_LIMIT (256 * 1024)
