@@ -463,10 +463,3 @@ int scoreboard_conn_move_within(struct scoreboard *sb, int slot, const struct so
     sb_unlock(sb);
     return 0;
 }
-
-int scoreboard_conn_move(struct scoreboard *sb, int slot, const struct sockaddr *addr,
-                         unsigned max_per_ip, enum scoreboard_refusal *why)
-{
-    const struct scoreboard_limits limits = { 0, max_per_ip, UINT_MAX };
-    return scoreboard_conn_move_within(sb, slot, addr, &limits, why);
-}

@@ -80,9 +80,6 @@ void scoreboard_conn_close(struct scoreboard *sb, int slot);
 int scoreboard_conn_move_within(struct scoreboard *sb, int slot, const struct sockaddr *addr,
                                 const struct scoreboard_limits *limits,
                                 enum scoreboard_refusal *why);
-/* The same without a /48 limit. */
-int scoreboard_conn_move(struct scoreboard *sb, int slot, const struct sockaddr *addr,
-                         unsigned max_per_ip, enum scoreboard_refusal *why);
 
 /*
  * [master] Release every slot of a dead process. Returns how many were
