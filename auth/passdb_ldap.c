@@ -14,6 +14,7 @@
 #include "auth/passdb_ldap_filter.h"
 #include "auth/scheme.h"
 #include "daemon/runtime/log.h"
+#include "daemon/runtime/clock.h"
 #include "shm/stats.h"
 
 #define SERVICE PASSDB_LDAP_SERVICE
@@ -27,7 +28,7 @@ struct lreq {
     int prev, next;             /* in the search or the bind queue */
     void *ctx;
     double deadline;
-    uint64_t started;           /* stats_clock(): the LDAP timing histogram */
+    uint64_t started;           /* clock_mono_us(): the LDAP timing histogram */
     int conn, msgid;
     char user[AUTH_USER_MAX];
     char password[AUTH_PASS_MAX];
@@ -50,13 +51,6 @@ struct passdb_ldap {
     int pending;
     struct queue search_q, bind_q;
 };
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void q_push(struct passdb_ldap *lb, struct queue *q, int i)
 {
@@ -99,7 +93,7 @@ static void answer(struct passdb_ldap *lb, int i, enum passdb_ldap_outcome out, 
     r->ans.reason = reason;
     /* A lookup (queue, search, bind when binding), whatever the outcome; not our own stop. */
     if (!lb->stopping) {
-        stats_timing(STATS_TIME_LDAP, stats_clock() - r->started);
+        stats_timing(STATS_TIME_LDAP, clock_mono_us() - r->started);
         if (st == AUTH_TEMPFAIL)
             stats_add(SV_LDAP_ERRORS, 1);
     }
@@ -127,7 +121,7 @@ static void answer(struct passdb_ldap *lb, int i, enum passdb_ldap_outcome out, 
  */
 static void conn_lost(struct passdb_ldap *lb, int ci, const char *why, const char *reason)
 {
-    passdb_ldap_pool_close(&lb->pool, ci, why, now_s());
+    passdb_ldap_pool_close(&lb->pool, ci, why, clock_mono());
     for (int i = 0; i < PASSDB_LDAP_MAX_REQUESTS; i++) {
         struct lreq *r = &lb->reqs[i];
         if ((r->stage == R_SEARCH || r->stage == R_BIND) && r->conn == ci)
@@ -384,12 +378,12 @@ static void fail_queue(struct passdb_ldap *lb, struct queue *q, const char *why)
 /* Move queued requests onto connections, opening connections as needed. */
 static void pump(struct passdb_ldap *lb)
 {
-    double t = now_s();
+    double t = clock_mono();
     struct passdb_ldap_conn *svc = &lb->pool.conns[SERVICE];
 
     if (lb->search_q.head != NONE && svc->state == CONN_DOWN) {
         if (t >= svc->retry_at)
-            passdb_ldap_pool_open(&lb->pool, SERVICE, now_s());
+            passdb_ldap_pool_open(&lb->pool, SERVICE, clock_mono());
         else
             fail_queue(lb, &lb->search_q, svc->last_error);
     }
@@ -410,7 +404,7 @@ static void pump(struct passdb_ldap *lb)
     for (int ci = 1; ci < lb->pool.nconns; ci++) {
         struct passdb_ldap_conn *c = &lb->pool.conns[ci];
         if (c->state == CONN_DOWN && waiting > 0 && t >= c->retry_at) {
-            passdb_ldap_pool_open(&lb->pool, ci, now_s());
+            passdb_ldap_pool_open(&lb->pool, ci, clock_mono());
             waiting--;
         }
         usable += c->state != CONN_DOWN;
@@ -421,7 +415,7 @@ static void pump(struct passdb_ldap *lb)
 
 static void expire(struct passdb_ldap *lb)
 {
-    double t = now_s();
+    double t = clock_mono();
 
     for (int i = 0; i < PASSDB_LDAP_MAX_REQUESTS; i++) {
         struct lreq *r = &lb->reqs[i];
@@ -474,9 +468,9 @@ struct passdb_ldap *passdb_ldap_new(const struct passdb_ldap_settings *s, passdb
         return NULL;
     }
     /* Open the service connection now, so a broken setup shows in the log at startup. */
-    passdb_ldap_pool_open(&lb->pool, SERVICE, now_s());
+    passdb_ldap_pool_open(&lb->pool, SERVICE, clock_mono());
     if (lb->pool.nconns > 1)
-        passdb_ldap_pool_open(&lb->pool, 1, now_s());
+        passdb_ldap_pool_open(&lb->pool, 1, clock_mono());
     return lb;
 }
 
@@ -528,8 +522,8 @@ int passdb_ldap_submit(struct passdb_ldap *lb, const char *user, const char *pas
     memset(r, 0, sizeof(*r));
     r->stage = R_QUEUED;
     r->ctx = ctx;
-    r->deadline = now_s() + lb->s.timeout;
-    r->started = stats_clock();
+    r->deadline = clock_mono() + lb->s.timeout;
+    r->started = clock_mono_us();
     snprintf(r->user, sizeof(r->user), "%s", user);
     snprintf(r->password, sizeof(r->password), "%s", password);
     q_push(lb, &lb->search_q, i);
@@ -545,7 +539,7 @@ int passdb_ldap_fd(const struct passdb_ldap *lb)
 
 int passdb_ldap_timeout_ms(const struct passdb_ldap *lb)
 {
-    double t = now_s(), first = -1;
+    double t = clock_mono(), first = -1;
 
     for (int i = 0; i < PASSDB_LDAP_MAX_REQUESTS; i++) {
         const struct lreq *r = &lb->reqs[i];
@@ -572,7 +566,7 @@ void passdb_ldap_poll(struct passdb_ldap *lb)
     for (int k = 0; k < n; k++) {
         uint64_t tag = ev[k].data.u64;
         if (tag == CONNECTOR_TAG)
-            passdb_ldap_pool_collect(&lb->pool, now_s());
+            passdb_ldap_pool_collect(&lb->pool, clock_mono());
         else if (tag < (uint64_t)lb->pool.nconns)
             read_conn(lb, (int)tag);
     }

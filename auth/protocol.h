@@ -83,22 +83,8 @@ enum auth_status {
     AUTH_TEMPFAIL = 2,
 };
 
-/*
- * Field limits, as buffer sizes: a string must be shorter than its limit
- * (room for the NUL), as both ends decode with ipc_get_str(r, buf, LIMIT)
- * and the IPC reader rejects longer strings.
- */
-#define AUTH_USER_MAX 256
-#define AUTH_PASS_MAX 1024
-#define AUTH_IP_MAX 64
-#define AUTH_MECH_MAX 32
-#define AUTH_PATH_MAX 1024
-#define AUTH_MESSAGE_MAX 256
-/*
- * One SCRAM message; real ones are under 300 bytes. Three of them fit one
- * IPC datagram (IPC_MAX_MESSAGE) with room to spare.
- */
-#define AUTH_SCRAM_MSG_MAX 1024
+/* Field limits (AUTH_USER_MAX...), with the checks that every message fits one datagram. */
+#include "daemon/runtime/limits.h"
 
 /*
  * Encoding and decoding of every message above, so each layout is written

@@ -14,6 +14,7 @@
 #include "auth/scram_server.h"
 #include "auth/text.h"
 #include "daemon/runtime/ipc.h"
+#include "daemon/runtime/clock.h"
 #include "daemon/runtime/log.h"
 
 #define NONE (-1)
@@ -25,13 +26,6 @@ struct request_inflight {
     uint32_t gen, id;
     double arrival;
 };
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static int build_reply(struct buf *b, uint32_t id, const struct auth_result *res)
 {
@@ -119,7 +113,7 @@ static void finish(struct auth_requests *d, int k, const struct auth_request *re
                    struct auth_result *res)
 {
     struct request_inflight *f = &d->inflight[k];
-    double now = now_s();
+    double now = clock_mono();
     /* The canonical name when the database found the account: "ALICE" is alice. */
     double delay = penalize(d, req->ip, res->user[0] ? res->user : req->user, res->status, now);
 
@@ -168,7 +162,7 @@ int requests_init(struct auth_requests *d, struct passdb *pdb)
                   "the credential cache", strerror(errno));
         d->view = NULL;
     }
-    penalty_set_view(&d->penalty, d->view, now_s());
+    penalty_set_view(&d->penalty, d->view, clock_mono());
     for (int i = 0; i < REQUESTS_MAX_INFLIGHT; i++)
         d->inflight[i].next = i + 1 < REQUESTS_MAX_INFLIGHT ? i + 1 : NONE;
     buf_init(&d->reply, IPC_MAX_MESSAGE);
@@ -192,12 +186,12 @@ void requests_reconfigure(struct auth_requests *d)
     }
     d->have_penalty = 1;
     /* New prefixes or a new table: the workers' view is rewritten from it. */
-    penalty_set_view(&d->penalty, d->view, now_s());
+    penalty_set_view(&d->penalty, d->view, clock_mono());
 }
 
 static void flush(struct auth_requests *d, int all)
 {
-    d->pending -= answers_flush(&d->out, now_s(), all);
+    d->pending -= answers_flush(&d->out, clock_mono(), all);
     if (d->pending == 0 && d->out.nheld == 0)
         d->warned_full = 0;
 }
@@ -264,7 +258,7 @@ static double refuse_blocked(struct auth_requests *d, const struct auth_request 
                              double arrival)
 {
     outcome_log(req, "failed", "ip-blocked");
-    (void)penalize(d, req->ip, req->user, AUTH_FAIL, now_s());
+    (void)penalize(d, req->ip, req->user, AUTH_FAIL, clock_mono());
     return arrival + d->penalty.cfg.max_delay;
 }
 
@@ -297,7 +291,7 @@ static int start_pass(struct auth_requests *d, int slot, uint32_t id,
         memset(res, 0, sizeof(*res));
         res->status = AUTH_FAIL;
         if (build_reply(&d->reply, id, res) == 0)
-            send_at(d, slot, d->out.gen[slot], at, now_s());
+            send_at(d, slot, d->out.gen[slot], at, clock_mono());
         else
             d->pending--;
         return 0;
@@ -321,7 +315,7 @@ static int handle_pass(struct auth_requests *d, int slot, const void *msg, size_
     struct auth_pass_request q;
     uint32_t id;
     struct auth_result res;
-    double arrival = now_s();
+    double arrival = clock_mono();
 
     if (protocol_decode_pass_request(msg, len, &id, &q) == -1) {
         explicit_bzero(&q, sizeof(q));
@@ -356,7 +350,7 @@ static int answer_scram(struct auth_requests *d, int slot, uint32_t type, uint32
 {
     char user[AUTH_USER_MAX];
     enum auth_status status;
-    double arrival = now_s(), left;
+    double arrival = clock_mono(), left;
 
     scram_request_user(q, user, sizeof(user));
     struct auth_request who = { user, "", q->ip, "SCRAM-SHA-256" };
@@ -380,7 +374,7 @@ static int answer_scram(struct auth_requests *d, int slot, uint32_t type, uint32
             d->pending--;
             return -1;
         }
-        send_at(d, slot, d->out.gen[slot], at, now_s());
+        send_at(d, slot, d->out.gen[slot], at, clock_mono());
         return 0;
     }
     int rc = type == AUTH_MSG_SCRAM_START
@@ -390,7 +384,7 @@ static int answer_scram(struct auth_requests *d, int slot, uint32_t type, uint32
         d->pending--;
         return -1;
     }
-    double now = now_s(), delay = 0;
+    double now = clock_mono(), delay = 0;
     /* FINISH ends an exchange, and so does a START that fails. */
     if (type == AUTH_MSG_SCRAM_FINISH || status != AUTH_OK)
         delay = penalize(d, q->ip, user, status, now);
@@ -507,7 +501,7 @@ int requests_serve(struct auth_requests *d, int slot, int burst)
 
 int requests_timeout_ms(const struct auth_requests *d)
 {
-    int ms = passdb_timeout_ms(d->pdb), held_ms = answers_timeout_ms(&d->out, now_s());
+    int ms = passdb_timeout_ms(d->pdb), held_ms = answers_timeout_ms(&d->out, clock_mono());
 
     return ms < 0 || (held_ms >= 0 && held_ms < ms) ? held_ms : ms;
 }
@@ -530,10 +524,10 @@ static int awaiting_backend(const struct auth_requests *d)
 
 void requests_drain(struct auth_requests *d, double max_seconds)
 {
-    double until = now_s() + max_seconds;
+    double until = clock_mono() + max_seconds;
 
     while (awaiting_backend(d)) {
-        double left = until - now_s();
+        double left = until - clock_mono();
         if (left <= 0)
             break;
         int ms = passdb_timeout_ms(d->pdb), cap = (int)(left * 1000) + 1;

@@ -11,6 +11,7 @@
 #include <openssl/hmac.h>
 
 #include "auth/text.h"
+#include "daemon/runtime/base64.h"
 
 enum encoding { ENC_GUESS, ENC_BASE64, ENC_HEX };
 
@@ -127,7 +128,7 @@ static long decode(enum encoding enc, const char *data, unsigned char *out, size
 {
     if (enc == ENC_HEX)
         return text_hex_decode(data, strlen(data), out, outlen);
-    return text_base64_decode(data, strlen(data), out, outlen);
+    return base64_decode(data, strlen(data), out, outlen, BASE64_PAD_OPTIONAL);
 }
 
 static enum scheme_result compare_digest(const EVP_MD *md, const unsigned char *want,
@@ -181,7 +182,7 @@ static enum scheme_result verify_salted(const struct scheme *s, enum encoding en
 static int scram_field(const char *p, size_t len, unsigned char *out, size_t cap, size_t want,
                        size_t *got)
 {
-    long n = text_base64_decode(p, len, out, cap);
+    long n = base64_decode(p, len, out, cap, BASE64_PAD_OPTIONAL);
     if (n <= 0 || (want != 0 && (size_t)n != want))
         return -1;
     *got = (size_t)n;

@@ -16,6 +16,8 @@
 #include "auth/text.h"
 #include "daemon/runtime/log.h"
 #include "daemon/runtime/username.h"
+#include "daemon/runtime/base64.h"
+#include "daemon/runtime/ipc.h"
 
 #define MECH "SCRAM-SHA-256"
 #define KEY_LEN SCHEME_SCRAM_KEY_LEN
@@ -104,15 +106,6 @@ static int hmac3(const void *key, size_t keylen, const void *a, size_t alen, con
                  NULL &&
              outlen == KEY_LEN;
     return ok ? 0 : -1;
-}
-
-/* Base64 of n bytes into out; -1 if it does not fit. */
-static int b64(const unsigned char *in, size_t n, char *out, size_t outlen)
-{
-    if ((n + 2) / 3 * 4 + 1 > outlen)
-        return -1;
-    EVP_EncodeBlock((unsigned char *)out, in, (int)n);
-    return 0;
 }
 
 /* saslname: '=2C' -> ',', '=3D' -> '='; any other '=' or a ',' is malformed. */
@@ -238,7 +231,7 @@ int scram_verify_final(const struct scheme_scram *keys, const char *client_first
 
     errno = EINVAL;
     /* c= must be base64 of the very gs2 header the client sent first. */
-    if (b64((const unsigned char *)client_first, cf->gs2_len, want_c, sizeof(want_c)) == -1)
+    if (base64_encode(client_first, cf->gs2_len, want_c, sizeof(want_c)) == -1)
         return -1;
     size_t clen = strlen(want_c);
     if (strncmp(client_final, "c=", 2) != 0 || strncmp(client_final + 2, want_c, clen) != 0 ||
@@ -254,7 +247,7 @@ int scram_verify_final(const struct scheme_scram *keys, const char *client_first
     const char *p = strstr(client_final, ",p=");
     if (p == NULL || strchr(p + 3, ',') != NULL)
         return -1;
-    long plen = text_base64_decode(p + 3, strlen(p + 3), proof, sizeof(proof));
+    long plen = base64_decode(p + 3, strlen(p + 3), proof, sizeof(proof), BASE64_PAD_OPTIONAL);
     if (plen != KEY_LEN)
         return -1;
 
@@ -278,7 +271,7 @@ int scram_verify_final(const struct scheme_scram *keys, const char *client_first
     }
     if (HMAC(EVP_sha256(), keys->server_key, KEY_LEN, (unsigned char *)auth_msg, (size_t)n, sig,
              &len) == NULL ||
-        outlen < 3 || b64(sig, KEY_LEN, server_final + 2, outlen - 2) == -1)
+        outlen < 3 || base64_encode(sig, KEY_LEN, server_final + 2, outlen - 2) == -1)
         goto out;
     memcpy(server_final, "v=", 2);
     rc = 0;
@@ -390,7 +383,7 @@ static int make_snonce(const char *bare, time_t expires, char *out, size_t outle
         -1)
         return -1;
     memcpy(raw + SNONCE_RANDOM + 8, mac, SNONCE_MAC);
-    return b64(raw, sizeof(raw), out, outlen);
+    return base64_encode(raw, sizeof(raw), out, outlen);
 }
 
 /* 0 if snonce (len bytes of base64) is ours, for this bare, and not expired. */
@@ -399,7 +392,7 @@ static int check_snonce(const char *snonce, size_t len, const char *bare)
     unsigned char raw[SNONCE_RAW + 4], mac[KEY_LEN];
     uint64_t e = 0;
 
-    if (text_base64_decode(snonce, len, raw, sizeof(raw)) != SNONCE_RAW)
+    if (base64_decode(snonce, len, raw, sizeof(raw), BASE64_PAD_OPTIONAL) != SNONCE_RAW)
         return -1;
     for (int i = 0; i < 8; i++)
         e |= (uint64_t)raw[SNONCE_RANDOM + i] << (8 * i);
@@ -414,7 +407,7 @@ static int server_first_for(const struct scram_client_first *cf, const char *sno
                             const struct scheme_scram *keys, char *out, size_t outlen)
 {
     char salt[2 * SCHEME_SCRAM_SALT_MAX];
-    if (b64(keys->salt, keys->saltlen, salt, sizeof(salt)) == -1)
+    if (base64_encode(keys->salt, keys->saltlen, salt, sizeof(salt)) == -1)
         return -1;
     int n = snprintf(out, outlen, "r=%s%s,s=%s,i=%lu", cf->nonce, snonce, salt, keys->iter);
     return n < 0 || (size_t)n >= outlen ? -1 : 0;

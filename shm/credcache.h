@@ -60,12 +60,13 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "daemon/runtime/limits.h"   /* CREDCACHE_KEY_MAX, CREDCACHE_USER_MAX, CREDCACHE_PATH_MAX */
+
 #define CREDCACHE_DIR "authcache"
 /* Both names carry the format: an older cache is never read, only deleted. */
 #define CREDCACHE_SHARED_FILE "logins.mdb"
 #define CREDCACHE_PRIVATE_FILE "verifiers.mdb"
 #define CREDCACHE_PRIVATE_DIR "private"
-#define CREDCACHE_KEY_MAX 256          /* login names; LMDB keys may be 511 */
 #define CREDCACHE_SALT_LEN 16
 #define CREDCACHE_DK_LEN 32
 /*
@@ -81,8 +82,6 @@
  */
 #define CREDCACHE_ITERATIONS 2048
 #define CREDCACHE_ITER_MAX 1000000     /* bounds what a damaged record can cost */
-#define CREDCACHE_USER_MAX 256
-#define CREDCACHE_PATH_MAX 1024
 /* Clock steps smaller than this do not expire everything. */
 #define CREDCACHE_CLOCK_SLACK 60
 /* Room for a map that a busy site fills; it is only address space until used. */

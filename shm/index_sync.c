@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "daemon/runtime/hash.h"
 #include "maildir/legacy.h"
 
 int index_dir_clean(const struct index_dirstamp *stamp, const struct stat *st)
@@ -41,16 +42,6 @@ struct known {
     size_t mask;
 };
 
-static uint64_t name_hash(const char *s, size_t n)
-{
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h ^ (h >> 29);
-}
-
 static int known_init(struct known *k, const struct maildir *md)
 {
     memset(k, 0, sizeof(*k));
@@ -66,7 +57,7 @@ static int known_init(struct known *k, const struct maildir *md)
     k->mask = cap - 1;
     for (size_t i = 0; i < md->count; i++) {
         const struct maildir_msg *m = &md->msgs[i];
-        size_t s = name_hash(maildir_msg_name(md, i), m->unique_len) & k->mask;
+        size_t s = hash64(maildir_msg_name(md, i), m->unique_len, HASH_SEED_A) & k->mask;
         while (k->slots[s] != 0)
             s = (s + 1) & k->mask;
         k->slots[s] = (uint32_t)i + 1;
@@ -79,7 +70,7 @@ static int known_size(void *arg, const char *name, size_t unique_len, uint64_t *
     const struct known *k = arg;
     if (k->slots == NULL)
         return -1;
-    for (size_t s = name_hash(name, unique_len) & k->mask; k->slots[s] != 0;
+    for (size_t s = hash64(name, unique_len, HASH_SEED_A) & k->mask; k->slots[s] != 0;
          s = (s + 1) & k->mask) {
         size_t i = k->slots[s] - 1;
         const struct maildir_msg *m = &k->md->msgs[i];

@@ -13,7 +13,6 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "daemon/runtime/cidr.h"
@@ -48,13 +47,6 @@ struct penalty_view {
     uint32_t used;                 /* helper only: slots with a tag */
     int rebuilding;                /* helper only: inside one write section */
 };
-
-int64_t penalty_view_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static size_t view_size(uint32_t nslots)
 {

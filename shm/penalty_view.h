@@ -63,7 +63,7 @@ uint64_t penalty_view_user_tag(const struct penalty_view *v, const char *user);
 
 /*
  * List tag until until_ms (<= now_ms: unlist). now_ms is the writer's clock
- * (penalty_view_now_ms() in the helper): slots expired by then may be reused.
+ * (clock_mono_ms() in the helper): slots expired by then may be reused.
  * Returns 0, or -1 if the table is too full to take it: then the view is
  * marked overflowing (every reader treats every login as listed) until the
  * next rebuild.
@@ -97,7 +97,5 @@ int penalty_view_map(int fd, struct penalty_view **out);
 int penalty_view_listed(const struct penalty_view *v, const char *ip, const char *user,
                         const char *user2, int64_t now_ms);
 
-/* CLOCK_MONOTONIC in milliseconds: the view's clock, in every process. */
-int64_t penalty_view_now_ms(void);
 
 #endif

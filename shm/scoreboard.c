@@ -58,12 +58,7 @@ static void address_blocks(const uint8_t addr[16], struct blocks *b)
 
 static uint32_t key_hash(const uint8_t key[16])
 {
-    uint32_t h = 2166136261u;
-    for (int i = 0; i < 16; i++) {
-        h ^= key[i];
-        h *= 16777619u;
-    }
-    return h;
+    return (uint32_t)hash64(key, 16, HASH_SEED_A);
 }
 
 /*
@@ -467,11 +462,4 @@ int scoreboard_conn_move_within(struct scoreboard *sb, int slot, const struct so
     memcpy(c->ip, key, 16);
     sb_unlock(sb);
     return 0;
-}
-
-int scoreboard_conn_move(struct scoreboard *sb, int slot, const struct sockaddr *addr,
-                         unsigned max_per_ip, enum scoreboard_refusal *why)
-{
-    const struct scoreboard_limits limits = { 0, max_per_ip, UINT_MAX };
-    return scoreboard_conn_move_within(sb, slot, addr, &limits, why);
 }

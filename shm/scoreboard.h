@@ -29,6 +29,8 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include "daemon/runtime/limits.h"   /* SCOREBOARD_USER_MAX */
+
 struct scoreboard;
 
 enum scoreboard_refusal {
@@ -78,9 +80,6 @@ void scoreboard_conn_close(struct scoreboard *sb, int slot);
 int scoreboard_conn_move_within(struct scoreboard *sb, int slot, const struct sockaddr *addr,
                                 const struct scoreboard_limits *limits,
                                 enum scoreboard_refusal *why);
-/* The same without a /48 limit. */
-int scoreboard_conn_move(struct scoreboard *sb, int slot, const struct sockaddr *addr,
-                         unsigned max_per_ip, enum scoreboard_refusal *why);
 
 /*
  * [master] Release every slot of a dead process. Returns how many were
@@ -114,10 +113,10 @@ unsigned scoreboard_count_ipv6_48(struct scoreboard *sb, const struct sockaddr *
  * it is for display only). Claiming a slot clears it.
  */
 /*
- * Room for every name a session can have (worker/conn.h's user, checked
- * there), so who and kick compare whole names, never a cut prefix.
+ * SCOREBOARD_USER_MAX (daemon/runtime/limits.h): room for every name a session can
+ * have (worker/conn.h's user, checked there), so who and kick compare whole
+ * names, never a cut prefix.
  */
-#define SCOREBOARD_USER_MAX 128
 struct scoreboard_session {
     char     user[SCOREBOARD_USER_MAX];  /* "" until logged in */
     char     state[16];                  /* conn.c's state name */

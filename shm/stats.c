@@ -165,13 +165,6 @@ void stats_timing(enum stats_timing which, uint64_t usec)
         observe(SV_TIMING_HIST + which * STATS_HIST_VALUES, usec);
 }
 
-uint64_t stats_clock(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 uint64_t stats_hist_count(const uint64_t *hist)
 {
     uint64_t n = 0;

@@ -157,8 +157,6 @@ void stats_tls_handshake(const char *version);
 enum stats_command stats_command_id(const char *name);
 void stats_command_time(enum stats_command cmd, uint64_t usec);
 void stats_timing(enum stats_timing which, uint64_t usec);
-/* Microseconds since a CLOCK_MONOTONIC start (stats_clock()). */
-uint64_t stats_clock(void);
 
 /* ---- In the master ---- */
 

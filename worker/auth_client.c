@@ -10,13 +10,13 @@
 
 #include "auth/protocol.h"
 #include "daemon/runtime/ipc.h"
+#include "daemon/runtime/clock.h"
 #include "shm/stats.h"
 #include "daemon/runtime/log.h"
 #include "worker/pop3.h"
 #include "worker/pop3_sasl.h"
 
-/* A helper that needs longer than this is treated as down for that login. */
-#define AUTH_TIMEOUT_SECONDS 15.0
+/* AUTH_TIMEOUT_SECONDS (daemon/runtime/limits.h): then the helper is down for that login. */
 /* Do not hammer a helper that is restarting. */
 #define AUTH_RECONNECT_SECONDS 0.5
 
@@ -25,7 +25,7 @@ struct auth_pending {
     uint32_t reply_type;       /* the answer this request waits for */
     struct conn *c;            /* NULL once cancelled */
     double deadline;
-    uint64_t sent;             /* stats_clock() */
+    uint64_t sent;             /* clock_mono_us() */
     struct auth_pending *next;
 };
 
@@ -61,7 +61,7 @@ static void deliver(struct auth_pending *p, const struct auth_answer *a)
 {
     struct conn *c = p->c;
     /* Timeouts too: a slow helper shows in the top bucket. */
-    stats_timing(STATS_TIME_HELPER, stats_clock() - p->sent);
+    stats_timing(STATS_TIME_HELPER, clock_mono_us() - p->sent);
     if (c != NULL && c->fd != -1) {
         c->auth_request = 0;
         if (p->reply_type == AUTH_MSG_SCRAM_CHALLENGE)
@@ -191,7 +191,7 @@ static int ensure_connected(struct auth_client *ac)
 {
     if (ac->fd != -1)
         return 0;
-    double now = loop_now();
+    double now = clock_mono();
     if (now - ac->last_connect < AUTH_RECONNECT_SECONDS) {
         errno = EAGAIN;
         return -1;
@@ -278,8 +278,8 @@ static struct auth_pending *new_request(struct auth_client *ac, struct conn *c,
     p->id = ac->next_id;
     p->reply_type = reply_type;
     p->c = c;
-    p->deadline = loop_now() + AUTH_TIMEOUT_SECONDS;
-    p->sent = stats_clock();
+    p->deadline = clock_mono() + AUTH_TIMEOUT_SECONDS;
+    p->sent = clock_mono_us();
     return p;
 }
 
@@ -368,7 +368,7 @@ void auth_client_expire(struct auth_client *ac, double now)
     while (ac->head != NULL && ac->head->deadline <= now) {
         struct auth_pending *p = ac->head;
         if (p->c != NULL)
-            log_warning("auth helper did not answer within %.0fs", AUTH_TIMEOUT_SECONDS);
+            log_warning("auth helper did not answer within %ds", AUTH_TIMEOUT_SECONDS);
         unlink_pending(ac, NULL, p);
         deliver(p, &tempfail);
     }

@@ -12,6 +12,7 @@
 
 #include "daemon/runtime/listen.h"
 #include "daemon/runtime/log.h"
+#include "daemon/runtime/clock.h"
 #include "shm/stats.h"
 #include "worker/auth_client.h"
 #include "worker/conn_drain.h"
@@ -23,14 +24,12 @@
 
 /*
  * Why these numbers:
- *  - input: RFC 2449 caps a command line at 255 octets; 4 KiB holds a burst
- *    of pipelined commands, and input stops being read when it is full.
+ *  - input: CONN_IN_LIMIT (daemon/runtime/limits.h), checked against the line limits there.
  *  - output: a job pauses at the high-water mark, so a session never holds
  *    more than about that much of a message in memory.
  *  - write budget: one event writes at most this much, so one fast reader
  *    cannot starve the other connections of the worker.
  */
-#define CONN_IN_LIMIT 4096
 #define CONN_READ_CHUNK 4096
 #define CONN_OUT_HIGH_WATER (64 * 1024)
 #define CONN_OUT_LIMIT (256 * 1024)
@@ -102,7 +101,7 @@ void conn_set_state(struct conn *c, enum conn_state next)
 
 static void log_session(const struct conn *c)
 {
-    double duration = loop_now() - c->started;
+    double duration = clock_mono() - c->started;
     log_info("session user=%s ip=%s port=%u reason=%s duration=%.3f tls=%s mechanism=%s "
              "commands=%u retr=%u/%llu top=%u/%llu dele=%u deleted=%u in=%llu out=%llu",
              c->session || c->user[0] ? c->user : "-", c->ip, c->port,
@@ -524,7 +523,7 @@ int conn_new(struct loop *lp, int fd, const struct sockaddr *peer, int slot,
                                           : ntohs(((const struct sockaddr_in *)peer)->sin_port);
     buf_init(&c->in, CONN_IN_LIMIT);
     buf_init(&c->out, CONN_OUT_LIMIT);
-    c->started = loop_now();
+    c->started = clock_mono();
     c->started_wall = time(NULL);
     conn_limits_track(c);
     if (listener->proxy_protocol) {

@@ -101,7 +101,7 @@ struct conn {
     struct pop3_session *session;     /* mailbox state once logged in */
     struct conn_job *job;             /* long output in progress */
     int cmd_timing;                   /* enum stats_command being timed, or -1 */
-    uint64_t cmd_started;             /* stats_clock() at its command line */
+    uint64_t cmd_started;             /* clock_mono_us() at its command line */
     struct conn_stats stats;
 };
 

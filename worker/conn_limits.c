@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 
 #include "daemon/runtime/log.h"
+#include "daemon/runtime/clock.h"
 #include "worker/loop.h"
 
 void conn_limits_track(struct conn *c)
@@ -89,7 +90,7 @@ int conn_limits_evict_oldest(struct loop *lp, const char *ip)
         return 0;
     log_info("max_connections reached: closing the oldest connection not logged in "
              "(ip=%s port=%u, %.1fs old) to make room for ip=%s", c->ip, c->port,
-             loop_now() - c->started, ip);
+             clock_mono() - c->started, ip);
     conn_limits_farewell(c, "-ERR [SYS/TEMP] Server busy, closing connections not logged in\r\n");
     conn_close(c, "evicted");
     return 1;

@@ -1,6 +1,7 @@
 #include "conn_timer.h"
 
 #include "worker/conn_drain.h"
+#include "daemon/runtime/clock.h"
 #include "worker/conn_limits.h"
 #include "worker/loop.h"
 
@@ -38,7 +39,7 @@ void conn_timer_set(struct conn *c, enum conn_timer t)
     struct loop *lp = c->lp;
     unlink_conn(c);
     c->timer = t;
-    c->last_active = loop_now();
+    c->last_active = clock_mono();
     c->timer_prev = lp->timer_tail[t];
     c->timer_next = NULL;
     if (lp->timer_tail[t])

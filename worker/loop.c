@@ -1,7 +1,6 @@
 #include "loop.h"
 
 #include <sys/epoll.h>
-#include <time.h>
 
 int loop_watch(struct loop *lp, int fd, uint32_t events, struct loop_handler *h)
 {
@@ -20,9 +19,3 @@ void loop_unwatch(struct loop *lp, int fd)
     epoll_ctl(lp->epfd, EPOLL_CTL_DEL, fd, NULL);
 }
 
-double loop_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}

@@ -61,7 +61,5 @@ struct loop {
 int loop_watch(struct loop *lp, int fd, uint32_t events, struct loop_handler *h);
 int loop_modify(struct loop *lp, int fd, uint32_t events, struct loop_handler *h);
 void loop_unwatch(struct loop *lp, int fd);
-/* Monotonic seconds. */
-double loop_now(void);
 
 #endif

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "daemon/runtime/log.h"
+#include "daemon/runtime/clock.h"
 #include "maildir/expunge.h"
 #include "maildir/locate.h"
 #include "maildir/open_file.h"
@@ -44,7 +45,7 @@ static void report_index_error(const struct conn *c, int code)
     struct mbindex *ix = c->lp->mbindex;
     stats_store_error(STATS_STORE_INDEX);
     if (ix != NULL && mbindex_broken(ix)) {
-        double now = loop_now();
+        double now = clock_mono();
         if (now - index_rebuilt_at >= INDEX_REBUILD_SECONDS) {
             index_rebuilt_at = now;
             int rc = mbindex_rebuild(ix);
@@ -114,7 +115,7 @@ static enum mailbox_open_result take_shared_lock(struct conn *c, struct pop3_ses
                                  &s->shared, holder, sizeof(holder));
     if (rc == 0) {
         s->uses_shared = 1;
-        beat_append(s, loop_now());
+        beat_append(s, clock_mono());
         return MAILBOX_OPEN_OK;
     }
     if (errno == EBUSY) {
@@ -163,13 +164,13 @@ enum mailbox_open_result mailbox_open(struct conn *c, const char *maildir)
      */
     struct index_sync_result res;
     s->ix = c->lp->mbindex;
-    uint64_t sync_started = stats_clock();
+    uint64_t sync_started = clock_mono_us();
     if (index_sync_lazy(s->ix, s->root, time(NULL), &s->head, &s->md, &res) == -1) {
         log_error("user=%s: cannot read maildir %s: %s", c->user, s->root, strerror(errno));
         goto failed;
     }
     stats_timing(res.warm ? STATS_TIME_INDEX_UNCHANGED : STATS_TIME_INDEX_RESCAN,
-                 stats_clock() - sync_started);
+                 clock_mono_us() - sync_started);
     if (res.index_error != 0)
         report_index_error(c, res.index_error);
     else if (s->ix != NULL && (res.warm || res.written))

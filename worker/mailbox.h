@@ -41,7 +41,7 @@ struct pop3_session {
     int locked;
     int uses_shared;              /* mailbox_lock = shared: holds (or lost) the one below */
     struct shared_lock shared;
-    double beat_at;               /* when shared was last touched (loop_now) */
+    double beat_at;               /* when shared was last touched (clock_mono) */
     struct pop3_session *beat_prev, *beat_next; /* sessions holding one, oldest beat first */
     int cur_fd;
     struct mbindex *ix;       /* where md comes from while it is NULL */

@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "daemon/runtime/log.h"
+#include "daemon/runtime/clock.h"
 #include "shm/stats.h"
 #include "worker/loop.h"
 #include "worker/pop3_sasl.h"
@@ -132,7 +133,7 @@ void pop3_command_done(struct conn *c)
 {
     if (c->cmd_timing < 0)
         return;
-    stats_command_time((enum stats_command)c->cmd_timing, stats_clock() - c->cmd_started);
+    stats_command_time((enum stats_command)c->cmd_timing, clock_mono_us() - c->cmd_started);
     c->cmd_timing = -1;
 }
 
@@ -146,7 +147,7 @@ void pop3_command_done(struct conn *c)
 static void time_command(struct conn *c)
 {
     c->cmd_timing = STATS_CMD_OTHER;   /* until the line names a known command */
-    c->cmd_started = stats_clock();
+    c->cmd_started = clock_mono_us();
 }
 
 static void dispatch_command(struct conn *c, char *line, size_t len)
@@ -215,7 +216,7 @@ void pop3_dispatch(struct conn *c, char *line, size_t len)
 {
     if (c->state == CONN_SASL) {
         /* A SASL response, not a command: AUTH is timed from the client's last line. */
-        c->cmd_started = stats_clock();
+        c->cmd_started = clock_mono_us();
         pop3_sasl_response(c, line, len);
     } else {
         time_command(c);

@@ -12,8 +12,7 @@
 #include "auth/protocol.h"
 #include "worker/conn.h"
 
-/* RFC 2449 section 4: a command line is at most 255 octets without CRLF. */
-#define POP3_LINE_MAX 255
+#include "daemon/runtime/limits.h"   /* POP3_LINE_MAX */
 
 enum pop3_verdict {
     POP3_OK,        /* +OK text, then the body or job if any */

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "daemon/runtime/log.h"
+#include "daemon/runtime/clock.h"
 #include "shm/credcache.h"
 #include "worker/credcache_memo.h"
 #include "shm/penalty_view.h"
@@ -57,7 +58,7 @@ static struct credcache *worker_cache(const struct config *cfg)
 {
     if (cache != NULL || cfg->auth_cache_ttl == 0)
         return cache;
-    double now = loop_now();
+    double now = clock_mono();
     if (now < next_open)
         return NULL;
     next_open = now + CACHE_RETRY_SECONDS;
@@ -112,7 +113,7 @@ static int cache_hit(struct conn *c, const char *user, const char *password,
      */
     (void)auth_client_connect(c->lp->auth);
     /* Cheap, and first: a penalized login costs nothing more here, the helper delays it. */
-    if (penalty_view_listed(view, c->ip, user, NULL, penalty_view_now_ms()))
+    if (penalty_view_listed(view, c->ip, user, NULL, clock_mono_ms()))
         return 0;
     if (credcache_get_login(cc, user, login, &found) == -1) {
         /*
@@ -126,7 +127,7 @@ static int cache_hit(struct conn *c, const char *user, const char *password,
         read_error_logged = 1;
         credcache_close(cache);
         cache = NULL;
-        next_open = loop_now() + CACHE_RETRY_SECONDS;
+        next_open = clock_mono() + CACHE_RETRY_SECONDS;
         found = 0;
     } else {
         read_error_logged = 0;
@@ -136,7 +137,7 @@ static int cache_hit(struct conn *c, const char *user, const char *password,
     if (!credmemo_check(memo, user, c->memo_pretag, fresh ? login->generation : 0))
         return 0;
     /* The canonical name may be what the penalty counts (a login by another spelling). */
-    return !penalty_view_listed(view, c->ip, user, login->user, penalty_view_now_ms());
+    return !penalty_view_listed(view, c->ip, user, login->user, clock_mono_ms());
 }
 
 void pop3_login_settle(struct conn *c, enum auth_status status)

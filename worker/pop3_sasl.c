@@ -2,6 +2,7 @@
  * AUTH (RFC 5034): one exchange per connection at a time, in c->sasl while
  * it runs. See pop3_sasl.h for the rules.
  */
+#include "daemon/runtime/base64.h"
 #include "worker/pop3_sasl.h"
 
 #include <errno.h>
@@ -254,7 +255,7 @@ static void respond(struct conn *c, const char *b64, size_t b64len)
     if (b64len == 1 && b64[0] == '=')
         n = 0;
     else
-        n = sasl_b64_decode(b64, b64len, decoded, sizeof(decoded) - 1);
+        n = base64_decode(b64, b64len, decoded, sizeof(decoded) - 1, BASE64_STRICT);
     if (n < 0) {
         log_debug("conn %s:%u: AUTH %s: the response is not base64", c->ip, c->port,
                   c->auth_mech);
@@ -347,7 +348,7 @@ void pop3_sasl_scram_challenge(struct conn *c, enum auth_status status, const ch
     snprintf(c->user, sizeof(c->user), "%s", usable_name(user) ? user : "-");
     if (c->sasl == NULL || status != AUTH_OK ||
         strlen(server_first) >= sizeof(c->sasl->server_first) ||
-        sasl_b64_encode(server_first, strlen(server_first), b64, sizeof(b64)) == -1) {
+        base64_encode(server_first, strlen(server_first), b64, sizeof(b64)) == -1) {
         pop3_auth_finish(c, status == AUTH_OK ? AUTH_TEMPFAIL : status, "", "");
     } else {
         strcpy(c->sasl->server_first, server_first);
@@ -362,7 +363,7 @@ void pop3_sasl_scram_result(struct conn *c, enum auth_status status, const char 
     char b64[256];
 
     if (c->sasl == NULL || status != AUTH_OK ||
-        sasl_b64_encode(server_final, strlen(server_final), b64, sizeof(b64)) == -1) {
+        base64_encode(server_final, strlen(server_final), b64, sizeof(b64)) == -1) {
         pop3_auth_finish(c, status == AUTH_OK ? AUTH_TEMPFAIL : status, "", "");
     } else {
         snprintf(c->sasl->user, sizeof(c->sasl->user), "%s", user);

@@ -28,15 +28,8 @@
 #include "worker/conn.h"
 #include "worker/pop3.h"
 
-/*
- * The longest SASL response line taken while an exchange waits for one
- * (CONN_SASL). RFC 5034 section 4 asks for what the mechanisms need: our
- * largest is PLAIN with a 255-octet authzid and authcid and a 1023-octet
- * password, 2,048 octets of base64. It stays under the connection's 4 KiB
- * input buffer (worker/conn.c), which must hold a whole line. The AUTH
- * command itself keeps the 255-octet limit of RFC 2449.
- */
-#define POP3_SASL_LINE_MAX 4000
+/* POP3_SASL_LINE_MAX: the longest response line while an exchange waits (CONN_SASL). */
+#include "daemon/runtime/limits.h"
 
 /* AUTH [mechanism [initial-response]]. */
 enum pop3_verdict pop3_cmd_auth(struct conn *c, char *args, struct pop3_reply *r);

@@ -1,7 +1,8 @@
 /*
- * The pure parts of SASL in the worker (RFC 4422, RFC 5034): base64 as SASL
- * uses it, the PLAIN message (RFC 4616), and the list of mechanisms. No I/O
- * and no logging: worker/pop3_sasl.c drives the exchanges.
+ * The pure parts of SASL in the worker (RFC 4422, RFC 5034): the PLAIN
+ * message (RFC 4616) and the list of mechanisms; base64 is daemon/runtime/base64.h
+ * (BASE64_STRICT). No I/O and no logging: worker/pop3_sasl.c drives the
+ * exchanges.
  */
 #ifndef FASTPOP_SASL_H
 #define FASTPOP_SASL_H
@@ -23,19 +24,9 @@ int sasl_mech_lookup(const char *name);
 unsigned sasl_mechs_parse(const char *list);
 
 /*
- * Strict base64 (RFC 4648 alphabet, padding required, no whitespace): a
- * client sending anything else is broken or probing. Returns the decoded
- * length (0 for ""), or -1 (EINVAL: not base64; ENOBUFS: over outlen).
- * out is NUL-terminated when there is room, for text mechanisms.
- */
-long sasl_b64_decode(const char *in, size_t inlen, unsigned char *out, size_t outlen);
-/* Encode n bytes; -1 (ENOBUFS) if out (with its NUL) is too small. */
-int sasl_b64_encode(const void *in, size_t n, char *out, size_t outlen);
-
-/*
  * Split a PLAIN message "authzid NUL authcid NUL passwd" (msg is modified
  * in place). authzid may be empty; authcid and passwd must not be; no other
- * NUL may appear; msg[len] must be a NUL (sasl_b64_decode puts one there),
+ * NUL may appear; msg[len] must be a NUL (base64_decode puts one there),
  * so the password is a C string. Returns 0, or -1 (EINVAL).
  */
 int sasl_plain_parse(char *msg, size_t len, const char **authzid, const char **authcid,

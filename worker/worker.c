@@ -21,6 +21,7 @@
 #include "daemon/runtime/listen.h"
 #include "daemon/runtime/log.h"
 #include "daemon/runtime/privdrop.h"
+#include "daemon/runtime/clock.h"
 #include "shm/index.h"
 #include "shm/stats.h"
 #include "worker/auth_client.h"
@@ -236,7 +237,7 @@ static void start_yield(struct loop *lp)
 {
     if (yield_until > 0)
         return;
-    yield_until = loop_now() + ACCEPT_YIELD_SECONDS;
+    yield_until = clock_mono() + ACCEPT_YIELD_SECONDS;
     watch_listeners(lp, 0);
 }
 
@@ -405,7 +406,7 @@ void worker_main(const struct worker_setup *ws)
     for (;;) {
         if (lp.retiring && lp.conn_count == 0)
             break;
-        double now = loop_now();
+        double now = clock_mono();
         double wait = conn_timer_next(&lp, now);
         double login_wait = conn_limits_next(&lp, now);
         if (login_wait >= 0 && (wait < 0 || login_wait < wait))
@@ -428,7 +429,7 @@ void worker_main(const struct worker_setup *ws)
             struct loop_handler *h = events[i].data.ptr;
             h->on_event(&lp, h, events[i].events);
         }
-        now = loop_now();
+        now = clock_mono();
         auth_client_expire(lp.auth, now);
         conn_timer_expire(&lp, now);
         conn_limits_expire(&lp, now);

@@ -15,14 +15,8 @@
 #include "daemon/master/control_state.h"
 #include "daemon/runtime/ipc.h"
 #include "daemon/runtime/log.h"
+#include "daemon/runtime/clock.h"
 #include "shm/scoreboard.h"
-
-double control_mono_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* A reply message; waits a little for room, then gives up on the client. */
 static void reply_send(struct reply *r)
@@ -252,7 +246,7 @@ struct control *control_open(const struct config *cfg, struct scoreboard *sb,
     ctl->sb = sb;
     ctl->stats = stats;
     ctl->hooks = *hooks;
-    ctl->started = control_mono_now();
+    ctl->started = clock_mono();
     ctl->started_wall = time(NULL);
     for (int i = 0; i < CONTROL_MAX_CLIENTS; i++)
         ctl->clients[i].fd = -1;

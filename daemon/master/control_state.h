@@ -10,6 +10,7 @@
 
 #include "daemon/runtime/buf.h"
 #include "daemon/master/control.h"
+#include "daemon/runtime/limits.h"   /* MAX_CHILDREN */
 
 /* popctl connects, asks, and goes: a handful at a time is plenty. */
 #define CONTROL_MAX_CLIENTS 16
@@ -17,7 +18,6 @@
 #define CONTROL_ARG_MAX 256
 /* How long one reply message may wait for room in a slow client's socket. */
 #define CONTROL_SEND_WAIT_MS 1000
-#define CONTROL_MAX_CHILDREN 1024
 
 struct control_client {
     int fd;                /* -1: free */
@@ -56,8 +56,6 @@ struct ctl_verb {
     int (*run)(struct reply *r, int argc, char **argv);
 };
 
-/* CLOCK_MONOTONIC in seconds. */
-double control_mono_now(void);
 /* One record of the answer: keys and values alternate, NULL ends the list. */
 void control_reply_row(struct reply *r, const char *const *kv);
 /* The answer's end with its status; returns status. */

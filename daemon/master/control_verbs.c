@@ -12,6 +12,7 @@
 #include "daemon/master/control_state.h"
 #include "daemon/runtime/escape.h"
 #include "daemon/runtime/log.h"
+#include "daemon/runtime/clock.h"
 #include "shm/scoreboard.h"
 #include "shm/stats.h"
 #include "daemon/metrics/stats_render.h"
@@ -19,13 +20,13 @@
 static int verb_status(struct reply *r, int argc, char **argv)
 {
     struct control *ctl = r->ctl;
-    static struct control_child kids[CONTROL_MAX_CHILDREN];
+    static struct control_child kids[MAX_CHILDREN];
     char uptime[32], pid[16], workers[2048] = "", helper[16] = "-", metrics[16] = "-";
     char sessions[16];
     (void)argv;
     if (argc != 1)
         return control_reply_end(r, CONTROL_BAD, "usage: status");
-    int n = ctl->hooks.children(ctl->hooks.ctx, kids, CONTROL_MAX_CHILDREN);
+    int n = ctl->hooks.children(ctl->hooks.ctx, kids, MAX_CHILDREN);
     size_t used = 0;
     for (int i = 0; i < n; i++) {
         if (strcmp(kids[i].role, "auth") == 0) {
@@ -38,7 +39,7 @@ static int verb_status(struct reply *r, int argc, char **argv)
             used += w > 0 ? (size_t)w : 0;
         }
     }
-    snprintf(uptime, sizeof(uptime), "%.0f", control_mono_now() - ctl->started);
+    snprintf(uptime, sizeof(uptime), "%.0f", clock_mono() - ctl->started);
     snprintf(pid, sizeof(pid), "%d", (int)getpid());
     snprintf(sessions, sizeof(sessions), "%u", scoreboard_active(ctl->sb));
     const char *row[] = { "version", FASTPOP_VERSION, "pid", pid, "uptime", uptime,
@@ -142,7 +143,7 @@ static int verb_drain(struct reply *r, int argc, char **argv)
         return control_reply_end(r, CONTROL_BAD, "drain: deadline must be 0..86400 seconds");
     scoreboard_set_drain(ctl->sb, 1, message);
     ctl->drain_deadline_set = 1;
-    ctl->drain_deadline = control_mono_now() + (double)seconds;
+    ctl->drain_deadline = clock_mono() + (double)seconds;
     ctl->drain_cut = 0;
     ctl->hooks.wake_workers(ctl->hooks.ctx);
     log_info("control: draining: new connections refused, %u session(s) have %lds to end",
@@ -163,7 +164,7 @@ static int verb_drain_status(struct reply *r, int argc, char **argv)
     (void)argv;
     if (argc != 1)
         return control_reply_end(r, CONTROL_BAD, "usage: drain-status");
-    double rest = ctl->drain_deadline_set ? ctl->drain_deadline - control_mono_now() : -1.0;
+    double rest = ctl->drain_deadline_set ? ctl->drain_deadline - clock_mono() : -1.0;
     control_gauges(ctl, &g);
     snprintf(sessions, sizeof(sessions), "%u", scoreboard_active(ctl->sb));
     snprintf(logged_in, sizeof(logged_in), "%u", g.logged_in);
@@ -213,9 +214,9 @@ static int verb_stop(struct reply *r, int argc, char **argv)
 
 void control_gauges(struct control *ctl, struct stats_gauges *g)
 {
-    static struct control_child kids[CONTROL_MAX_CHILDREN];
+    static struct control_child kids[MAX_CHILDREN];
     memset(g, 0, sizeof(*g));
-    int n = ctl->hooks.children(ctl->hooks.ctx, kids, CONTROL_MAX_CHILDREN);
+    int n = ctl->hooks.children(ctl->hooks.ctx, kids, MAX_CHILDREN);
     for (int i = 0; i < n; i++)
         g->workers += strcmp(kids[i].role, "worker") == 0;
     for (unsigned i = 0; i < scoreboard_capacity(ctl->sb); i++) {

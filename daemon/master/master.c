@@ -20,6 +20,7 @@
 #include "daemon/runtime/listen.h"
 #include "daemon/runtime/log.h"
 #include "daemon/runtime/privdrop.h"
+#include "daemon/runtime/clock.h"
 #include "shm/index.h"
 #include "shm/scoreboard.h"
 #include "shm/stats.h"
@@ -43,7 +44,7 @@ static void begin_stop(struct master *m, int deadline)
     log_info("stopping: no new connections; idle sessions are closed, busy ones have %ds "
              "to finish", deadline);
     m->stopping = 1;
-    m->stop_deadline = now_seconds() + deadline;
+    m->stop_deadline = clock_mono() + deadline;
     listen_set_close(&m->listeners);
     metrics_stop(m);
     /* Children waiting for a respawn are simply forgotten. */
@@ -62,15 +63,15 @@ static void advance_stop(struct master *m)
         signal_children(m, ROLE_METRICS, SIGTERM);
         m->helper_stopped = 1;
     }
-    if (!m->killed && now_seconds() >= m->stop_deadline) {
+    if (!m->killed && clock_mono() >= m->stop_deadline) {
         int left = count_children(m, -1);
         if (left > 0)
             log_warning("shutdown deadline passed: killing %d remaining processes", left);
         signal_children(m, -1, SIGKILL);
         m->killed = 1;
         /* If even SIGKILL was refused (no CAP_KILL), do not wait forever. */
-        m->stop_deadline = now_seconds() + 10.0;
-    } else if (m->killed && now_seconds() >= m->stop_deadline) {
+        m->stop_deadline = clock_mono() + 10.0;
+    } else if (m->killed && clock_mono() >= m->stop_deadline) {
         log_error("%d children survived SIGKILL; exiting anyway", count_children(m, -1));
         for (int i = 0; i < MAX_CHILDREN; i++)
             m->children[i].in_use = 0;
@@ -281,34 +282,38 @@ static int find_helper(struct master *m)
     return 0;
 }
 
-int master_run(const struct master_options *opts, struct config *cfg)
+/* Block the signals the loop handles; only ppoll() lets them in (unblocked). */
+static void install_signals(sigset_t *unblocked)
 {
-    static struct master master;
-    struct master *m = &master;
-    char err[512];
+    static const int handled[] = { SIGCHLD, SIGHUP, SIGTERM, SIGINT };
+    struct sigaction sa = { .sa_handler = on_signal };
+    sigset_t block;
 
-    m->opts = opts;
-    m->cfg = cfg;
-    m->auth_fd = -1;
-    m->metrics_listen_fd = m->metrics_feed_fd = m->metrics_child_end = -1;
-    if (identities_resolve(cfg, &m->ids, err, sizeof(err)) == -1) {
-        log_error("%s", err);
-        return 1;
+    sigemptyset(&sa.sa_mask);
+    sigemptyset(&block);
+    for (size_t i = 0; i < sizeof(handled) / sizeof(handled[0]); i++)
+        sigaddset(&block, handled[i]);
+    sigprocmask(SIG_BLOCK, &block, unblocked);
+    for (size_t i = 0; i < sizeof(handled) / sizeof(handled[0]); i++) {
+        sigdelset(unblocked, handled[i]);
+        sigaction(handled[i], &sa, NULL);
     }
-    if (find_helper(m) == -1 || listen_set_open(&m->listeners, cfg, LISTEN_BACKLOG) == -1 ||
-        open_auth_socket(m) == -1)
-        return 1;
-    if (cfg->tls_cert_count > 0) {
-        m->tls = tls_context_build(cfg, NULL, err, sizeof(err));
-        if (m->tls == NULL) {
-            log_error("%s", err);
-            return 1;
-        }
-    }
+    signal(SIGPIPE, SIG_IGN);
+}
+
+/* The shared regions and stores, and the control socket; only the scoreboard is a must. */
+static int open_shared_state(struct master *m)
+{
+    static const struct control_hooks hooks_template = {
+        .reload = hook_reload, .stop = hook_stop, .wake_workers = hook_wake_workers,
+        .children = hook_children, .stopping = hook_stopping,
+    };
+    const struct config *cfg = m->cfg;
+
     m->sb = scoreboard_create((unsigned)cfg->max_connections);
     if (m->sb == NULL) {
         log_error("cannot create the scoreboard: %s", strerror(errno));
-        return 1;
+        return -1;
     }
     /* Room for every child a reload can have alive at once (old and new generations). */
     m->stats = stats_region_create(MAX_CHILDREN);
@@ -318,42 +323,30 @@ int master_run(const struct master_options *opts, struct config *cfg)
     index_prepare(m);
     (void)cache_prepare(m);
     /* Without it popctl falls back to the pidfile; the service itself runs on. */
-    static const struct control_hooks hooks_template = {
-        .reload = hook_reload, .stop = hook_stop, .wake_workers = hook_wake_workers,
-        .children = hook_children, .stopping = hook_stopping,
-    };
     struct control_hooks hooks = hooks_template;
     hooks.ctx = m;
     m->ctl = control_open(cfg, m->sb, m->stats, &hooks);
+    return 0;
+}
 
-    struct sigaction sa = { .sa_handler = on_signal };
-    sigemptyset(&sa.sa_mask);
-    sigset_t block, unblocked;
-    sigemptyset(&block);
-    sigaddset(&block, SIGCHLD);
-    sigaddset(&block, SIGHUP);
-    sigaddset(&block, SIGTERM);
-    sigaddset(&block, SIGINT);
-    sigprocmask(SIG_BLOCK, &block, &unblocked);
-    sigdelset(&unblocked, SIGCHLD);
-    sigdelset(&unblocked, SIGHUP);
-    sigdelset(&unblocked, SIGTERM);
-    sigdelset(&unblocked, SIGINT);
-    sigaction(SIGCHLD, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
-    /* Everything that can fail at start has been done: leave the terminal. */
-    if (!opts->foreground && cfg->log_target == CONFIG_LOG_SYSLOG) {
-        log_open(LOG_TO_SYSLOG, (enum log_level)cfg->log_level, "master", -1);
-        int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
-        if (devnull >= 0) {
-            dup2(devnull, STDERR_FILENO);
-            close(devnull);
-        }
+/* Everything that can fail at start has been done: leave the terminal. */
+static void leave_terminal(const struct master *m)
+{
+    if (m->opts->foreground || m->cfg->log_target != CONFIG_LOG_SYSLOG)
+        return;
+    log_open(LOG_TO_SYSLOG, (enum log_level)m->cfg->log_level, "master", -1);
+    int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (devnull >= 0) {
+        dup2(devnull, STDERR_FILENO);
+        close(devnull);
     }
+}
+
+static void log_start_warnings(const struct master *m)
+{
+    const struct master_options *opts = m->opts;
+    const struct config *cfg = m->cfg;
+
     if (config_login_warning(cfg) != NULL)
         log_warning("%s", config_login_warning(cfg));
     if (opts->fd_limit < opts->fd_wanted)
@@ -362,19 +355,76 @@ int master_run(const struct master_options *opts, struct config *cfg)
     else
         log_info("open file limit: %llu (max_connections=%d)", opts->fd_limit,
                  cfg->max_connections);
+}
+
+/*
+ * Everything before the loop: identities, sockets, TLS, shared state,
+ * signals, the first generation of children; then tell the starting process
+ * (fastpopd -D's parent) that we are up. -1 (logged) if the service cannot run.
+ */
+static int master_start(struct master *m, sigset_t *unblocked)
+{
+    const struct config *cfg = m->cfg;
+    char err[512];
+
+    m->auth_fd = -1;
+    m->metrics_listen_fd = m->metrics_feed_fd = m->metrics_child_end = -1;
+    if (identities_resolve(cfg, &m->ids, err, sizeof(err)) == -1) {
+        log_error("%s", err);
+        return -1;
+    }
+    if (find_helper(m) == -1 || listen_set_open(&m->listeners, cfg, LISTEN_BACKLOG) == -1 ||
+        open_auth_socket(m) == -1)
+        return -1;
+    if (cfg->tls_cert_count > 0) {
+        m->tls = tls_context_build(cfg, NULL, err, sizeof(err));
+        if (m->tls == NULL) {
+            log_error("%s", err);
+            return -1;
+        }
+    }
+    if (open_shared_state(m) == -1)
+        return -1;
+    install_signals(unblocked);
+    leave_terminal(m);
+    log_start_warnings(m);
     if (start_generation(m, 1) == -1)
-        return 1;
+        return -1;
     metrics_update(m);
     log_info("fastpopd %s started: %d workers, auth helper %s", FASTPOP_VERSION,
              config_worker_count(cfg), m->helper_path);
-    if (opts->ready_fd >= 0) {
-        if (write(opts->ready_fd, "1", 1) != 1)
+    if (m->opts->ready_fd >= 0) {
+        if (write(m->opts->ready_fd, "1", 1) != 1)
             log_warning("could not tell the starting process we are ready");
-        close(opts->ready_fd);
+        close(m->opts->ready_fd);
     }
+    return 0;
+}
+
+/* Wait for the next deadline, a control or metrics socket, or a signal, and serve what came. */
+static void wait_and_serve(struct master *m, double now, const sigset_t *unblocked)
+{
+    int ms = next_timeout_ms(m, now);
+    double control_wake = control_next_wake(m->ctl, now);
+    if (control_wake >= 0 && control_wake * 1000.0 < ms)
+        ms = (int)(control_wake * 1000.0) + 1;
+    struct timespec wait = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
+    struct pollfd pfd[32];
+    int nctl = control_pollfds(m->ctl, pfd, 32);
+    int npfd = nctl + metrics_pollfds(m, pfd + nctl, 32 - nctl);
+    if (ppoll(pfd, (nfds_t)npfd, &wait, unblocked) > 0) {
+        control_handle(m->ctl, pfd, nctl);
+        metrics_handle(m, pfd + nctl, npfd - nctl);
+    }
+    control_tick(m->ctl, clock_mono());
+}
+
+/* Until every child has gone after a stop. Signals are only flags; everything happens here. */
+static void master_loop(struct master *m, const sigset_t *unblocked)
+{
+    char err[512];
 
     for (;;) {
-        /* Signals are only flags; everything happens here, outside handlers. */
         if (got_sigchld) {
             got_sigchld = 0;
             reap_children(m);
@@ -389,28 +439,20 @@ int master_run(const struct master_options *opts, struct config *cfg)
                 reload(m, err, sizeof(err));
         }
         tls_context_tick(m->tls, time(NULL));
-        double now = now_seconds();
+        double now = clock_mono();
         if (m->stopping) {
             advance_stop(m);
             if (count_children(m, -1) == 0)
-                break;
+                return;
         } else {
             respawn_due(m, now);
         }
-        int ms = next_timeout_ms(m, now);
-        double control_wake = control_next_wake(m->ctl, now);
-        if (control_wake >= 0 && control_wake * 1000.0 < ms)
-            ms = (int)(control_wake * 1000.0) + 1;
-        struct timespec wait = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
-        struct pollfd pfd[32];
-        int nctl = control_pollfds(m->ctl, pfd, 32);
-        int npfd = nctl + metrics_pollfds(m, pfd + nctl, 32 - nctl);
-        if (ppoll(pfd, (nfds_t)npfd, &wait, &unblocked) > 0) {
-            control_handle(m->ctl, pfd, nctl);
-            metrics_handle(m, pfd + nctl, npfd - nctl);
-        }
-        control_tick(m->ctl, now_seconds());
+        wait_and_serve(m, now, unblocked);
     }
+}
+
+static void master_finish(struct master *m)
+{
     metrics_stop(m);
     control_close(m->ctl);
     if (m->auth_fd >= 0) {
@@ -420,5 +462,19 @@ int master_run(const struct master_options *opts, struct config *cfg)
     scoreboard_destroy(m->sb);
     stats_region_destroy(m->stats);
     log_info("stopped");
+}
+
+int master_run(const struct master_options *opts, struct config *cfg)
+{
+    static struct master master;
+    struct master *m = &master;
+    sigset_t unblocked;
+
+    m->opts = opts;
+    m->cfg = cfg;
+    if (master_start(m, &unblocked) == -1)
+        return 1;
+    master_loop(m, &unblocked);
+    master_finish(m);
     return 0;
 }

@@ -3,6 +3,7 @@
  * with backoff, signalling. See master_state.h.
  */
 #include "daemon/master/master_state.h"
+#include "daemon/runtime/clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -34,13 +35,6 @@
 #include "shm/stats.h"
 #include "worker/tls.h"
 #include "worker/worker.h"
-
-double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static int one_helper(const struct config *cfg)
 {
@@ -151,7 +145,7 @@ void spawn(struct master *m, struct child *c)
 {
     const struct role *r = &roles[c->role];
     if (r->prepare != NULL && r->prepare(m, c) == -1) {
-        c->respawn_at = now_seconds() + 1.0;
+        c->respawn_at = clock_mono() + 1.0;
         return;
     }
     c->stats_slot = m->stats != NULL ? stats_region_claim(m->stats) : -1;
@@ -163,13 +157,13 @@ void spawn(struct master *m, struct child *c)
         c->stats_slot = -1;
         log_error("cannot fork %s[%d]: %s; retrying", roles[c->role].name, c->index,
                   strerror(errno));
-        c->respawn_at = now_seconds() + 1.0;
+        c->respawn_at = clock_mono() + 1.0;
         return;
     }
     if (pid == 0)
         roles[c->role].enter(m, c);
     c->pid = pid;
-    c->started = now_seconds();
+    c->started = clock_mono();
     log_debug("started %s[%d] pid %d", roles[c->role].name, c->index, (int)pid);
 }
 
@@ -332,7 +326,7 @@ static int died_of_fault(int status)
 void child_died(struct master *m, struct child *c, int status)
 {
     char how[96];
-    double lived = now_seconds() - c->started;
+    double lived = clock_mono() - c->started;
     pid_t pid = c->pid;
 
     describe_exit(status, how, sizeof(how));
@@ -385,7 +379,7 @@ void child_died(struct master *m, struct child *c, int status)
         if (delay > BACKOFF_MAX)
             delay = BACKOFF_MAX;
     }
-    c->respawn_at = now_seconds() + delay;
+    c->respawn_at = clock_mono() + delay;
     log_error("%s[%d] pid %d %s after %.1fs; respawning in %.1fs", roles[c->role].name,
               c->index, (int)pid, how, lived, delay);
 }

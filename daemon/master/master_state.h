@@ -14,8 +14,8 @@
 #include "daemon/runtime/identity.h"
 #include "daemon/runtime/listen.h"
 #include "daemon/master/master.h"
+#include "daemon/runtime/limits.h"   /* MAX_CHILDREN */
 
-#define MAX_CHILDREN 1024
 #define LISTEN_BACKLOG 1024
 /* A child that dies sooner than this after its start counts as crash looping. */
 #define QUICK_DEATH_SECONDS 10.0
@@ -83,7 +83,6 @@ struct master {
 };
 
 
-double now_seconds(void);
 /* The role table: name of a role, for logs. */
 const char *role_name(int role);
 void spawn(struct master *m, struct child *c);

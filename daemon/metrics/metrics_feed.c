@@ -7,6 +7,7 @@
 
 #include "daemon/runtime/buf.h"
 #include "daemon/runtime/ipc.h"
+#include "daemon/runtime/clock.h"
 
 /* Counters per METRICS_VALUES message: 8 + 8 + 256 * 8 bytes, well inside IPC_MAX_MESSAGE. */
 #define VALUES_PER_MESSAGE 256
@@ -74,12 +75,9 @@ int metrics_feed_answer(int fd, uint32_t id, const struct stats_snapshot *s,
     return rc;
 }
 
-static int wait_ms(const struct timespec *deadline)
+static int wait_ms(double deadline)
 {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    long long ms = (long long)(deadline->tv_sec - now.tv_sec) * 1000 +
-                   (deadline->tv_nsec - now.tv_nsec) / 1000000;
+    double ms = (deadline - clock_mono()) * 1000.0;
     return ms < 0 ? 0 : ms > 60000 ? 60000 : (int)ms;
 }
 
@@ -126,7 +124,7 @@ int metrics_feed_fetch(int fd, uint32_t id, double timeout, struct stats_snapsho
 {
     static unsigned char seen[STATS_VALUES];
     unsigned char msg[IPC_MAX_MESSAGE];
-    struct timespec deadline;
+    double deadline;
     struct buf b;
     int available = 0;
 
@@ -139,16 +137,10 @@ int metrics_feed_fetch(int fd, uint32_t id, double timeout, struct stats_snapsho
     memset(seen, 0, sizeof(seen));
     memset(s, 0, sizeof(*s));
     memset(g, 0, sizeof(*g));
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += (time_t)timeout;
-    deadline.tv_nsec += (long)((timeout - (double)(time_t)timeout) * 1e9);
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
+    deadline = clock_mono() + timeout;
     for (;;) {
         struct pollfd pfd = { .fd = fd, .events = POLLIN };
-        int ready = poll(&pfd, 1, wait_ms(&deadline));
+        int ready = poll(&pfd, 1, wait_ms(deadline));
         if (ready == -1 && errno == EINTR)
             continue;
         if (ready == 0) {

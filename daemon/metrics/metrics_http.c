@@ -5,12 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "daemon/runtime/buf.h"
 #include "daemon/runtime/control_proto.h"
 #include "daemon/runtime/log.h"
+#include "daemon/runtime/clock.h"
+#include "daemon/runtime/control_proto.h"
 
 /* Any real scraper's request is a few hundred bytes; more is not a scraper. */
 #define REQUEST_MAX 8192
@@ -29,13 +30,6 @@ struct metrics_http {
     void *render_ctx;
     struct metrics_client clients[METRICS_MAX_CLIENTS];
 };
-
-static double mono_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void drop(struct metrics_client *cl)
 {
@@ -153,7 +147,7 @@ static void accept_client(struct metrics_http *mh)
             cl->fd = fd;
             cl->answering = 0;
             cl->finishing = 0;
-            cl->deadline = mono_now() + METRICS_CLIENT_SECONDS;
+            cl->deadline = clock_mono() + METRICS_CLIENT_SECONDS;
             buf_init(&cl->in, REQUEST_MAX);
             buf_init(&cl->out, CONTROL_STATS_MAX + 1024);
             return;

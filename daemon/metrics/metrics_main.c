@@ -28,6 +28,7 @@
 #include "daemon/runtime/log.h"
 #include "daemon/metrics/metrics_feed.h"
 #include "daemon/metrics/metrics_http.h"
+#include "daemon/runtime/clock.h"
 #include "shm/stats.h"
 #include "daemon/metrics/stats_render.h"
 
@@ -133,11 +134,6 @@ static void drain_feed(int fd)
     }
 }
 
-static double now_seconds(void)
-{
-    return (double)stats_clock() / 1e6;
-}
-
 int main(int argc, char **argv)
 {
     struct options o;
@@ -158,13 +154,13 @@ int main(int argc, char **argv)
         struct pollfd pfd[2 + METRICS_MAX_CLIENTS];
         pfd[0] = (struct pollfd){ .fd = feed.fd, .events = POLLIN };
         int n = 1 + metrics_http_pollfds(mh, pfd + 1, METRICS_MAX_CLIENTS + 1);
-        double wake = metrics_http_next_wake(mh, now_seconds());
+        double wake = metrics_http_next_wake(mh, clock_mono());
         int ms = wake < 0 ? -1 : (int)(wake * 1000.0) + 1;
         if (poll(pfd, (nfds_t)n, ms) == -1 && errno != EINTR)
             log_fatal("poll: %s", strerror(errno));
         if (pfd[0].revents != 0)
             drain_feed(feed.fd);
         metrics_http_handle(mh, pfd + 1, n - 1);
-        metrics_http_tick(mh, now_seconds());
+        metrics_http_tick(mh, clock_mono());
     }
 }

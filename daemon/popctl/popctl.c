@@ -28,6 +28,8 @@
 #include "daemon/popctl/popctl_client.h"
 #include "daemon/runtime/privdrop.h"
 #include "daemon/popctl/popctl_drain.h"
+#include "daemon/runtime/clock.h"
+#include "daemon/runtime/control_proto.h"
 #include "shm/credcache.h"
 #include "shm/index.h"
 #include "daemon/popctl/index_tool.h"

@@ -6,6 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon/runtime/clock.h"
 #include "daemon/runtime/control_proto.h"
 #include "daemon/popctl/popctl_client.h"
 
@@ -13,13 +14,6 @@
 #define POLL_NS (100 * 1000000L)
 /* Sessions cut at the deadline take a moment to close; then popctl gives up. */
 #define CUT_GRACE_SECONDS 5.0
-
-static double mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void pause_a_moment(void)
 {
@@ -139,8 +133,8 @@ static int wait_for_sessions(const struct config *cfg, int json)
             return drain_outcome(json, EXIT_OK, "drained", 0, 0, "drained: no sessions left");
         }
         if (give_up < 0 || left > 0)
-            give_up = mono() + left + CUT_GRACE_SECONDS;
-        if (mono() > give_up) {
+            give_up = clock_mono() + left + CUT_GRACE_SECONDS;
+        if (clock_mono() > give_up) {
             progress_clear(&p);
             snprintf(text, sizeof(text), "%ld session(s) still open after the deadline",
                      sessions);
@@ -230,8 +224,8 @@ int popctl_stop(const struct config *cfg, int argc, char **argv, int json)
     if (popctl_request(cfg, n, args, a, &exit_status) == -1)
         return exit_status;
     /* The master closes the socket last, as it exits. */
-    double give_up = mono() + (double)seconds + 15.0;
-    while (mono() < give_up) {
+    double give_up = clock_mono() + (double)seconds + 15.0;
+    while (clock_mono() < give_up) {
         int fd = popctl_connect(cfg);
         if (fd == -1)
             return drain_outcome(json, EXIT_OK, "stopped", 0, 0, "fastpopd stopped");

@@ -1,43 +1,21 @@
+/*
+ * The settings table (every setting: its type, default and bounds) and the
+ * file reader: lines, comments, "key = value", the checks that need more
+ * than one setting. How a value of each type is parsed and printed is
+ * config_types.c.
+ */
 #include "config.h"
 
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
-#include <limits.h>
-#include <netinet/in.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "daemon/runtime/config_private.h"
 #include "daemon/runtime/log.h"
-
-enum setting_type {
-    SET_STRING,   /* a name, e.g. a user */
-    SET_PATH,     /* an absolute path, or "" where allowed */
-    SET_INT,
-    SET_SECONDS,  /* integer with optional s/m/h suffix */
-    SET_BOOL,
-    SET_ENUM,
-    SET_WORKERS,  /* "auto" or an integer */
-    SET_LISTEN,   /* repeatable addr:port [flags] */
-    SET_PATHS,    /* repeatable absolute path, kept in order */
-    SET_CIDRS,    /* a list of networks */
-    SET_TEMPLATE, /* maildir template */
-};
-
-struct setting {
-    const char *name;
-    enum setting_type type;
-    size_t offset;
-    size_t size;             /* for strings: the array size */
-    const char *def;         /* parsed like a value from the file */
-    long min, max;
-    const char *const *choices; /* SET_ENUM, NULL-terminated, index = value */
-    size_t count_offset;        /* SET_PATHS: where the number of entries is kept */
-};
 
 static const char *const log_targets[] = { "syslog", "stderr", NULL };
 static const char *const log_levels[] = { "error", "warning", "info", "debug", NULL };
@@ -46,7 +24,7 @@ static const char *const ldap_scopes[] = { "sub", "one", "base", NULL };
 static const char *const ldap_auths[] = { "bind", "password", NULL };
 static const char *const mailbox_locks[] = { "local", "shared", NULL };
 
-#define FIELD(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
+#define FIELD(f) .offset = offsetof(struct config, f), .size = sizeof(((struct config *)0)->f)
 
 /*
  * Every setting, its default and its bounds. Why the bounds:
@@ -82,112 +60,159 @@ static const char *const mailbox_locks[] = { "local", "shared", NULL };
  *    their DELEs; at most 1 h, the longest shutdown_timeout.
  */
 static const struct setting settings[] = {
-    { "listen", SET_LISTEN, 0, 0, NULL, 0, 0, NULL, 0 },
-    { "workers", SET_WORKERS, FIELD(workers), "auto", 1, 256, NULL, 0 },
-    { "user", SET_STRING, FIELD(user), "vmail", 0, 0, NULL, 0 },
-    { "group", SET_STRING, FIELD(group), "vmail", 0, 0, NULL, 0 },
-    { "auth_user", SET_STRING, FIELD(auth_user), "fastpop", 0, 0, NULL, 0 },
-    { "control_group", SET_STRING, FIELD(control_group), "", 1, 0, NULL, 0 },
-    { "admin_group", SET_STRING, FIELD(admin_group), "", 1, 0, NULL, 0 },
-    { "metrics_listen", SET_STRING, FIELD(metrics_listen), "", 1, 0, NULL, 0 },
+    { .name = "listen", .type = &setting_listen },
+    { .name = "workers", .type = &setting_workers, FIELD(workers), .def = "auto", .min = 1,
+      .max = WORKERS_MAX },
+    { .name = "user", .type = &setting_string, FIELD(user), .def = "vmail" },
+    { .name = "group", .type = &setting_string, FIELD(group), .def = "vmail" },
+    { .name = "auth_user", .type = &setting_string, FIELD(auth_user), .def = "fastpop" },
+    { .name = "control_group", .type = &setting_string, FIELD(control_group), .def = "",
+      .flags = SETTING_MAY_BE_EMPTY },
+    { .name = "admin_group", .type = &setting_string, FIELD(admin_group), .def = "",
+      .flags = SETTING_MAY_BE_EMPTY },
+    { .name = "metrics_listen", .type = &setting_string, FIELD(metrics_listen), .def = "",
+      .flags = SETTING_MAY_BE_EMPTY },
     /* The metrics process parses HTTP from the network: an account that owns nothing. */
-    { "metrics_user", SET_STRING, FIELD(metrics_user), "nobody", 0, 0, NULL, 0 },
-    { "run_dir", SET_PATH, FIELD(run_dir), "/run/fastpop", 0, 0, NULL, 0 },
-    { "state_dir", SET_PATH, FIELD(state_dir), "/var/lib/fastpop", 0, 0, NULL, 0 },
-    { "pid_file", SET_PATH, FIELD(pid_file), "", 1, 0, NULL, 0 },
-    { "auth_helper", SET_PATH, FIELD(auth_helper), "", 1, 0, NULL, 0 },
-    { "passwd_file", SET_PATH, FIELD(passwd_file), "/etc/fastpop/passwd", 0, 0, NULL, 0 },
-    { "maildir", SET_TEMPLATE, FIELD(maildir), "%h/Maildir", 0, 0, NULL, 0 },
-    { "log", SET_ENUM, FIELD(log_target), "syslog", 0, 0, log_targets, 0 },
-    { "log_level", SET_ENUM, FIELD(log_level), "info", 0, 0, log_levels, 0 },
-    { "max_connections", SET_INT, FIELD(max_connections), "10000", 1, 1000000, NULL, 0 },
-    { "max_connections_per_ip", SET_INT, FIELD(max_connections_per_ip), "20", 1, 1000000, NULL, 0 },
-    { "max_connections_per_ipv6_48", SET_INT, FIELD(max_connections_per_ipv6_48), "100", 1,
-      1000000, NULL, 0 },
-    { "idle_timeout", SET_SECONDS, FIELD(idle_timeout), "10m", 5, 86400, NULL, 0 },
-    { "login_timeout", SET_SECONDS, FIELD(login_timeout), "60s", 5, 3600, NULL, 0 },
-    { "max_preauth_commands", SET_INT, FIELD(max_preauth_commands), "50", 5, 10000, NULL, 0 },
-    { "shutdown_timeout", SET_SECONDS, FIELD(shutdown_timeout), "30s", 1, 3600, NULL, 0 },
-    { "quit_linger", SET_SECONDS, FIELD(quit_linger), "0s", 0, 30, NULL, 0 },
-    { "drain_idle_timeout", SET_SECONDS, FIELD(drain_idle_timeout), "10s", 1, 3600, NULL, 0 },
-    { "max_bad_commands", SET_INT, FIELD(max_bad_commands), "10", 1, 1000, NULL, 0 },
-    { "max_auth_failures", SET_INT, FIELD(max_auth_failures), "3", 1, 100, NULL, 0 },
-    { "mark_seen", SET_BOOL, FIELD(mark_seen), "yes", 0, 0, NULL, 0 },
-    { "index", SET_BOOL, FIELD(index), "yes", 0, 0, NULL, 0 },
+    { .name = "metrics_user", .type = &setting_string, FIELD(metrics_user), .def = "nobody" },
+    { .name = "run_dir", .type = &setting_path, FIELD(run_dir), .def = "/run/fastpop" },
+    { .name = "state_dir", .type = &setting_path, FIELD(state_dir), .def = "/var/lib/fastpop" },
+    { .name = "pid_file", .type = &setting_path, FIELD(pid_file), .def = "",
+      .flags = SETTING_MAY_BE_EMPTY },
+    { .name = "auth_helper", .type = &setting_path, FIELD(auth_helper), .def = "",
+      .flags = SETTING_MAY_BE_EMPTY },
+    { .name = "passwd_file", .type = &setting_path, FIELD(passwd_file),
+      .def = "/etc/fastpop/passwd" },
+    { .name = "maildir", .type = &setting_template, FIELD(maildir), .def = "%h/Maildir" },
+    { .name = "log", .type = &setting_enum, FIELD(log_target), .def = "syslog",
+      .choices = log_targets },
+    { .name = "log_level", .type = &setting_enum, FIELD(log_level), .def = "info",
+      .choices = log_levels },
+    { .name = "max_connections", .type = &setting_int, FIELD(max_connections), .def = "10000",
+      .min = 1, .max = 1000000 },
+    { .name = "max_connections_per_ip", .type = &setting_int, FIELD(max_connections_per_ip),
+      .def = "20", .min = 1, .max = 1000000 },
+    { .name = "max_connections_per_ipv6_48", .type = &setting_int,
+      FIELD(max_connections_per_ipv6_48), .def = "100", .min = 1, .max = 1000000 },
+    { .name = "idle_timeout", .type = &setting_seconds, FIELD(idle_timeout), .def = "10m", .min = 5,
+      .max = 86400 },
+    { .name = "login_timeout", .type = &setting_seconds, FIELD(login_timeout), .def = "60s",
+      .min = 5, .max = 3600 },
+    { .name = "max_preauth_commands", .type = &setting_int, FIELD(max_preauth_commands),
+      .def = "50", .min = 5, .max = 10000 },
+    { .name = "shutdown_timeout", .type = &setting_seconds, FIELD(shutdown_timeout), .def = "30s",
+      .min = 1, .max = 3600 },
+    { .name = "quit_linger", .type = &setting_seconds, FIELD(quit_linger), .def = "0s", .max = 30 },
+    { .name = "drain_idle_timeout", .type = &setting_seconds, FIELD(drain_idle_timeout),
+      .def = "10s", .min = 1, .max = 3600 },
+    { .name = "max_bad_commands", .type = &setting_int, FIELD(max_bad_commands), .def = "10",
+      .min = 1, .max = 1000 },
+    { .name = "max_auth_failures", .type = &setting_int, FIELD(max_auth_failures), .def = "3",
+      .min = 1, .max = 100 },
+    { .name = "mark_seen", .type = &setting_bool, FIELD(mark_seen), .def = "yes" },
+    { .name = "index", .type = &setting_bool, FIELD(index), .def = "yes" },
     /* Off by default, as in Dovecot and Courier: they change what clients get. */
-    { "pop3_workarounds", SET_STRING, FIELD(pop3_workarounds), "", 1, 0, NULL, 0 },
+    { .name = "pop3_workarounds", .type = &setting_string, FIELD(pop3_workarounds), .def = "",
+      .flags = SETTING_MAY_BE_EMPTY },
     /* Hosts sharing maildirs lock them with a file (maildir/shared_lock.h). A lock
      * not touched for mailbox_lock_stale is free: long enough for an NFS server's
      * hiccup (holders touch it every third of it), short enough that the users of a
      * crashed host get their mailboxes back within a minute. */
-    { "mailbox_lock", SET_ENUM, FIELD(mailbox_lock), "local", 0, 0, mailbox_locks, 0 },
-    { "mailbox_lock_stale", SET_SECONDS, FIELD(mailbox_lock_stale), "60s", 3, 3600, NULL, 0 },
-    { "host_name", SET_STRING, FIELD(host_name), "", 1, 0, NULL, 0 },
-    { "tls_cert", SET_PATHS, FIELD(tls_cert), NULL, 0, 0, NULL,
-      offsetof(struct config, tls_cert_count) },
-    { "tls_key", SET_PATHS, FIELD(tls_key), NULL, 0, 0, NULL,
-      offsetof(struct config, tls_key_count) },
-    { "tls_min_version", SET_ENUM, FIELD(tls_min_version), "TLSv1.2", 0, 0, tls_versions, 0 },
-    { "tls_ciphers", SET_STRING, FIELD(tls_ciphers),
-      "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:!aNULL:!SHA1:!SHA256:!SHA384", 0, 0, NULL, 0 },
-    { "tls_ciphersuites", SET_STRING, FIELD(tls_ciphersuites),
-      "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256", 0, 0, NULL, 0 },
+    { .name = "mailbox_lock", .type = &setting_enum, FIELD(mailbox_lock), .def = "local",
+      .choices = mailbox_locks },
+    { .name = "mailbox_lock_stale", .type = &setting_seconds, FIELD(mailbox_lock_stale),
+      .def = "60s", .min = 3, .max = 3600 },
+    { .name = "host_name", .type = &setting_string, FIELD(host_name), .def = "",
+      .flags = SETTING_MAY_BE_EMPTY },
+    { .name = "tls_cert", .type = &setting_paths, FIELD(tls_cert),
+      .count_offset = offsetof(struct config, tls_cert_count) },
+    { .name = "tls_key", .type = &setting_paths, FIELD(tls_key),
+      .count_offset = offsetof(struct config, tls_key_count) },
+    { .name = "tls_min_version", .type = &setting_enum, FIELD(tls_min_version), .def = "TLSv1.2",
+      .choices = tls_versions },
+    { .name = "tls_ciphers", .type = &setting_string, FIELD(tls_ciphers),
+      .def = "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:!aNULL:!SHA1:!SHA256:!SHA384" },
+    { .name = "tls_ciphersuites", .type = &setting_string, FIELD(tls_ciphersuites),
+      .def = "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256" },
     /* Tickets encrypted with a key that rotates this often; the previous key still
      * decrypts, so a ticket resumes for one to two of these (worker/tls_ticket.h).
      * 10 s is there for tests; a day at most keeps old keys out of memory. */
-    { "tls_ticket_lifetime", SET_SECONDS, FIELD(tls_ticket_lifetime), "1h", 10, 86400, NULL,
-      0 },
-    { "tls_handshake_timeout", SET_SECONDS, FIELD(tls_handshake_timeout), "30s", 1, 600, NULL, 0 },
-    { "plaintext_auth", SET_BOOL, FIELD(plaintext_auth), "no", 0, 0, NULL, 0 },
-    { "plaintext_trusted", SET_CIDRS, FIELD(plaintext_trusted), "", 0, 0, NULL, 0 },
-    { "proxy_trusted", SET_CIDRS, FIELD(proxy_trusted), "", 0, 0, NULL, 0 },
-    { "proxy_timeout", SET_SECONDS, FIELD(proxy_timeout), "5s", 1, 60, NULL, 0 },
-    /* Strings with min = 1 may be empty. The LDAP timeouts and the penalty delay
-     * stay under the worker's 15 s wait for the helper (worker/auth_client.c). */
-    { "passdb", SET_STRING, FIELD(passdb), "passwd-file", 0, 0, NULL, 0 },
-    { "ldap_uri", SET_STRING, FIELD(ldap_uri), "", 1, 0, NULL, 0 },
-    { "ldap_starttls", SET_BOOL, FIELD(ldap_starttls), "no", 0, 0, NULL, 0 },
-    { "ldap_tls_ca_file", SET_PATH, FIELD(ldap_tls_ca_file), "", 1, 0, NULL, 0 },
-    { "ldap_bind_dn", SET_STRING, FIELD(ldap_bind_dn), "", 1, 0, NULL, 0 },
-    { "ldap_bind_secret_file", SET_PATH, FIELD(ldap_bind_secret_file), "", 1, 0, NULL, 0 },
-    { "ldap_base", SET_STRING, FIELD(ldap_base), "", 1, 0, NULL, 0 },
-    { "ldap_scope", SET_ENUM, FIELD(ldap_scope), "sub", 0, 0, ldap_scopes, 0 },
-    { "ldap_user_filter", SET_STRING, FIELD(ldap_user_filter),
-      "(&(objectClass=posixAccount)(uid=%u))", 0, 0, NULL, 0 },
-    { "ldap_auth", SET_ENUM, FIELD(ldap_auth), "bind", 0, 0, ldap_auths, 0 },
-    { "ldap_maildir_attribute", SET_STRING, FIELD(ldap_maildir_attribute), "", 1, 0, NULL, 0 },
-    { "ldap_home_attribute", SET_STRING, FIELD(ldap_home_attribute), "", 1, 0, NULL, 0 },
-    { "ldap_user_attribute", SET_STRING, FIELD(ldap_user_attribute), "", 1, 0, NULL, 0 },
-    { "ldap_connect_timeout", SET_SECONDS, FIELD(ldap_connect_timeout), "5s", 1, 60, NULL, 0 },
-    { "ldap_timeout", SET_SECONDS, FIELD(ldap_timeout), "5s", 1, 12, NULL, 0 },
-    { "ldap_bind_connections", SET_INT, FIELD(ldap_bind_connections), "4", 1, 64, NULL, 0 },
-    { "auth_penalty", SET_BOOL, FIELD(auth_penalty), "yes", 0, 0, NULL, 0 },
-    { "auth_penalty_delay", SET_SECONDS, FIELD(auth_penalty_delay), "1s", 0, 12, NULL, 0 },
-    { "auth_penalty_max_delay", SET_SECONDS, FIELD(auth_penalty_max_delay), "8s", 0, 12, NULL, 0 },
-    { "auth_penalty_forget", SET_SECONDS, FIELD(auth_penalty_forget), "1m", 1, 86400, NULL, 0 },
-    { "auth_penalty_block_after", SET_INT, FIELD(auth_penalty_block_after), "20", 0, 1000000,
-      NULL, 0 },
-    { "auth_penalty_block_time", SET_SECONDS, FIELD(auth_penalty_block_time), "10m", 1, 86400,
-      NULL, 0 },
-    { "auth_penalty_ipv4_prefix", SET_INT, FIELD(auth_penalty_ipv4_prefix), "32", 8, 32, NULL, 0 },
-    { "auth_penalty_ipv6_prefix", SET_INT, FIELD(auth_penalty_ipv6_prefix), "64", 16, 128, NULL,
-      0 },
-    { "auth_penalty_entries", SET_INT, FIELD(auth_penalty_entries), "65536", 16, 16777216, NULL,
-      0 },
-    { "auth_penalty_trusted", SET_CIDRS, FIELD(auth_penalty_trusted), "", 0, 0, NULL, 0 },
+    { .name = "tls_ticket_lifetime", .type = &setting_seconds, FIELD(tls_ticket_lifetime),
+      .def = "1h", .min = 10, .max = 86400 },
+    { .name = "tls_handshake_timeout", .type = &setting_seconds, FIELD(tls_handshake_timeout),
+      .def = "30s", .min = 1, .max = 600 },
+    { .name = "plaintext_auth", .type = &setting_bool, FIELD(plaintext_auth), .def = "no" },
+    { .name = "plaintext_trusted", .type = &setting_cidrs, FIELD(plaintext_trusted), .def = "" },
+    { .name = "proxy_trusted", .type = &setting_cidrs, FIELD(proxy_trusted), .def = "" },
+    { .name = "proxy_timeout", .type = &setting_seconds, FIELD(proxy_timeout), .def = "5s",
+      .min = 1, .max = 60 },
+    /* The LDAP timeout and the penalty delays stay under the worker's wait for the
+     * helper (AUTH_TIMEOUT_SECONDS, checked in daemon/runtime/limits.h). */
+    { .name = "passdb", .type = &setting_string, FIELD(passdb), .def = "passwd-file" },
+    { .name = "ldap_uri", .type = &setting_string, FIELD(ldap_uri), .def = "",
+      .flags = SETTING_MAY_BE_EMPTY },
+    { .name = "ldap_starttls", .type = &setting_bool, FIELD(ldap_starttls), .def = "no" },
+    { .name = "ldap_tls_ca_file", .type = &setting_path, FIELD(ldap_tls_ca_file), .def = "",
+      .flags = SETTING_MAY_BE_EMPTY },
+    { .name = "ldap_bind_dn", .type = &setting_string, FIELD(ldap_bind_dn), .def = "",
+      .flags = SETTING_MAY_BE_EMPTY },
+    { .name = "ldap_bind_secret_file", .type = &setting_path, FIELD(ldap_bind_secret_file),
+      .def = "", .flags = SETTING_MAY_BE_EMPTY },
+    { .name = "ldap_base", .type = &setting_string, FIELD(ldap_base), .def = "",
+      .flags = SETTING_MAY_BE_EMPTY },
+    { .name = "ldap_scope", .type = &setting_enum, FIELD(ldap_scope), .def = "sub",
+      .choices = ldap_scopes },
+    { .name = "ldap_user_filter", .type = &setting_string, FIELD(ldap_user_filter),
+      .def = "(&(objectClass=posixAccount)(uid=%u))" },
+    { .name = "ldap_auth", .type = &setting_enum, FIELD(ldap_auth), .def = "bind",
+      .choices = ldap_auths },
+    { .name = "ldap_maildir_attribute", .type = &setting_string, FIELD(ldap_maildir_attribute),
+      .def = "", .flags = SETTING_MAY_BE_EMPTY },
+    { .name = "ldap_home_attribute", .type = &setting_string, FIELD(ldap_home_attribute), .def = "",
+      .flags = SETTING_MAY_BE_EMPTY },
+    { .name = "ldap_user_attribute", .type = &setting_string, FIELD(ldap_user_attribute), .def = "",
+      .flags = SETTING_MAY_BE_EMPTY },
+    { .name = "ldap_connect_timeout", .type = &setting_seconds, FIELD(ldap_connect_timeout),
+      .def = "5s", .min = 1, .max = 60 },
+    { .name = "ldap_timeout", .type = &setting_seconds, FIELD(ldap_timeout), .def = "5s", .min = 1,
+      .max = LDAP_TIMEOUT_MAX },
+    { .name = "ldap_bind_connections", .type = &setting_int, FIELD(ldap_bind_connections),
+      .def = "4", .min = 1, .max = 64 },
+    { .name = "auth_penalty", .type = &setting_bool, FIELD(auth_penalty), .def = "yes" },
+    { .name = "auth_penalty_delay", .type = &setting_seconds, FIELD(auth_penalty_delay),
+      .def = "1s", .max = AUTH_PENALTY_DELAY_MAX },
+    { .name = "auth_penalty_max_delay", .type = &setting_seconds, FIELD(auth_penalty_max_delay),
+      .def = "8s", .max = AUTH_PENALTY_DELAY_MAX },
+    { .name = "auth_penalty_forget", .type = &setting_seconds, FIELD(auth_penalty_forget),
+      .def = "1m", .min = 1, .max = 86400 },
+    { .name = "auth_penalty_block_after", .type = &setting_int, FIELD(auth_penalty_block_after),
+      .def = "20", .max = 1000000 },
+    { .name = "auth_penalty_block_time", .type = &setting_seconds, FIELD(auth_penalty_block_time),
+      .def = "10m", .min = 1, .max = 86400 },
+    { .name = "auth_penalty_ipv4_prefix", .type = &setting_int, FIELD(auth_penalty_ipv4_prefix),
+      .def = "32", .min = 8, .max = 32 },
+    { .name = "auth_penalty_ipv6_prefix", .type = &setting_int, FIELD(auth_penalty_ipv6_prefix),
+      .def = "64", .min = 16, .max = 128 },
+    { .name = "auth_penalty_entries", .type = &setting_int, FIELD(auth_penalty_entries),
+      .def = "65536", .min = 16, .max = 16777216 },
+    { .name = "auth_penalty_trusted", .type = &setting_cidrs, FIELD(auth_penalty_trusted),
+      .def = "" },
     /* Helper work per client group before any hashing (auth/ratelimit.h): 5/s covers a
      * NAT of ~1,500 uncached clients polling every 5 minutes; 20 at once, a client's
      * reconnect storm (several accounts and devices after a network change). */
-    { "auth_rate_limit", SET_INT, FIELD(auth_rate_limit), "5", 0, 100000, NULL, 0 },
-    { "auth_rate_burst", SET_INT, FIELD(auth_rate_burst), "20", 1, 100000, NULL, 0 },
+    { .name = "auth_rate_limit", .type = &setting_int, FIELD(auth_rate_limit), .def = "5",
+      .max = 100000 },
+    { .name = "auth_rate_burst", .type = &setting_int, FIELD(auth_rate_burst), .def = "20",
+      .min = 1, .max = 100000 },
     /* The credential cache (shm/credcache.h): 0 turns a part off. A password
      * changed at the backend keeps working from the cache for auth_cache_ttl. */
-    { "auth_cache_ttl", SET_SECONDS, FIELD(auth_cache_ttl), "1h", 0, 30 * 86400, NULL, 0 },
-    { "auth_cache_negative_ttl", SET_SECONDS, FIELD(auth_cache_negative_ttl), "5m", 0,
-      30 * 86400, NULL, 0 },
-    { "auth_cache_stale_ttl", SET_SECONDS, FIELD(auth_cache_stale_ttl), "24h", 0, 30 * 86400,
-      NULL, 0 },
-    { "auth_mechanisms", SET_STRING, FIELD(auth_mechanisms), "PLAIN LOGIN", 0, 0, NULL, 0 },
+    { .name = "auth_cache_ttl", .type = &setting_seconds, FIELD(auth_cache_ttl), .def = "1h",
+      .max = 30 * 86400 },
+    { .name = "auth_cache_negative_ttl", .type = &setting_seconds, FIELD(auth_cache_negative_ttl),
+      .def = "5m", .max = 30 * 86400 },
+    { .name = "auth_cache_stale_ttl", .type = &setting_seconds, FIELD(auth_cache_stale_ttl),
+      .def = "24h", .max = 30 * 86400 },
+    { .name = "auth_mechanisms", .type = &setting_string, FIELD(auth_mechanisms),
+      .def = "PLAIN LOGIN" },
 };
 
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -195,190 +220,13 @@ static const struct setting settings[] = {
 _Static_assert(N_SETTINGS <= sizeof(((struct config *)0)->set_on_line) / sizeof(int),
                "struct config: set_on_line too small for the settings table");
 
-int config_error(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
-int config_parse_long(const char *v, long *out)
-{
-    char *end;
-    if (*v == '\0')
-        return -1;
-    errno = 0;
-    long n = strtol(v, &end, 10);
-    if (errno != 0 || *end != '\0')
-        return -1;
-    *out = n;
-    return 0;
-}
-
-int config_check_maildir_template(const char *tmpl, char *err, size_t errlen)
-{
-    for (const char *p = tmpl; *p; p++) {
-        if (*p != '%')
-            continue;
-        p++;
-        if (*p == '\0')
-            return config_error(err, errlen, "maildir template ends with a lone %%");
-        if (strchr("undh%", *p) == NULL)
-            return config_error(err, errlen,
-                           "maildir template has unknown escape %%%c (use %%u %%n %%d %%h %%%%)", *p);
-    }
-    if (tmpl[0] != '/' && strncmp(tmpl, "%h", 2) != 0)
-        return config_error(err, errlen, "maildir template must start with / or %%h");
-    return 0;
-}
-
-static int apply_setting(const struct setting *s, const char *value, struct config *cfg,
-                         char *err, size_t errlen)
-{
-    char *field = (char *)cfg + s->offset;
-    long n;
-
-    switch (s->type) {
-    case SET_STRING:
-        /* min = 1 marks a string that may be empty, as for SET_PATH. */
-        if (*value == '\0' && s->min != 1)
-            return config_error(err, errlen, "%s needs a value", s->name);
-        if (strlen(value) >= s->size)
-            return config_error(err, errlen, "%s is too long (at most %zu characters)", s->name,
-                           s->size - 1);
-        strcpy(field, value);
-        return 0;
-    case SET_PATH:
-        /* min = 1 marks a path that may be empty ("use the built-in choice"). */
-        if (*value == '\0' && s->min == 1) {
-            field[0] = '\0';
-            return 0;
-        }
-        if (value[0] != '/')
-            return config_error(err, errlen, "%s must be an absolute path, not \"%s\"", s->name, value);
-        if (strlen(value) >= s->size)
-            return config_error(err, errlen, "%s is too long", s->name);
-        strcpy(field, value);
-        return 0;
-    case SET_TEMPLATE:
-        if (strlen(value) >= s->size)
-            return config_error(err, errlen, "%s is too long", s->name);
-        if (config_check_maildir_template(value, err, errlen) == -1)
-            return -1;
-        strcpy(field, value);
-        return 0;
-    case SET_WORKERS:
-        if (strcmp(value, "auto") == 0) {
-            *(int *)field = 0;
-            return 0;
-        }
-        /* a number: bounded like any integer */
-        __attribute__((fallthrough));
-    case SET_INT:
-        if (config_parse_long(value, &n) == -1)
-            return config_error(err, errlen, "%s: \"%s\" is not a number", s->name, value);
-        if (n < s->min || n > s->max)
-            return config_error(err, errlen, "%s: %ld is out of range (%ld-%ld)", s->name, n, s->min,
-                           s->max);
-        *(int *)field = (int)n;
-        return 0;
-    case SET_SECONDS: {
-        char num[32];
-        size_t len = strlen(value);
-        long mult = 1;
-        if (len == 0 || len >= sizeof(num))
-            return config_error(err, errlen, "%s: \"%s\" is not a duration", s->name, value);
-        memcpy(num, value, len + 1);
-        char unit = num[len - 1];
-        if (unit == 's' || unit == 'm' || unit == 'h') {
-            mult = unit == 's' ? 1 : unit == 'm' ? 60 : 3600;
-            num[len - 1] = '\0';
-        }
-        if (config_parse_long(num, &n) == -1 || n < 0 || n > LONG_MAX / mult)
-            return config_error(err, errlen,
-                           "%s: \"%s\" is not a duration (a number with s, m or h)", s->name,
-                           value);
-        n *= mult;
-        if (n < s->min || n > s->max)
-            return config_error(err, errlen, "%s: %ld seconds is out of range (%ld-%ld)", s->name, n,
-                           s->min, s->max);
-        *(int *)field = (int)n;
-        return 0;
-    }
-    case SET_BOOL:
-        if (strcmp(value, "yes") == 0 || strcmp(value, "on") == 0 || strcmp(value, "true") == 0)
-            *(int *)field = 1;
-        else if (strcmp(value, "no") == 0 || strcmp(value, "off") == 0 ||
-                 strcmp(value, "false") == 0)
-            *(int *)field = 0;
-        else
-            return config_error(err, errlen, "%s: \"%s\" is not yes or no", s->name, value);
-        return 0;
-    case SET_ENUM:
-        for (int i = 0; s->choices[i]; i++) {
-            if (strcmp(value, s->choices[i]) == 0) {
-                *(int *)field = i;
-                return 0;
-            }
-        }
-        {
-            char list[128] = "";
-            for (int i = 0; s->choices[i]; i++) {
-                strncat(list, i ? ", " : "", sizeof(list) - strlen(list) - 1);
-                strncat(list, s->choices[i], sizeof(list) - strlen(list) - 1);
-            }
-            return config_error(err, errlen, "%s: \"%s\" is not one of %s", s->name, value, list);
-        }
-    case SET_PATHS: {
-        int *count = (int *)((char *)cfg + s->count_offset);
-        size_t one = sizeof(cfg->tls_cert[0]);
-        if (*count == CONFIG_MAX_CERTS)
-            return config_error(err, errlen, "%s is given too often (at most %d)", s->name,
-                           CONFIG_MAX_CERTS);
-        if (value[0] != '/')
-            return config_error(err, errlen, "%s must be an absolute path, not \"%s\"", s->name,
-                           value);
-        if (strlen(value) >= one)
-            return config_error(err, errlen, "%s is too long", s->name);
-        strcpy(field + one * (size_t)*count, value);
-        (*count)++;
-        return 0;
-    }
-    case SET_CIDRS:
-        if (cidr_list_parse(value, (struct cidr_list *)field, err, errlen) == -1) {
-            char msg[256];
-            snprintf(msg, sizeof(msg), "%s", err);
-            return config_error(err, errlen, "%s: %s", s->name, msg);
-        }
-        return 0;
-    case SET_LISTEN:
-        if (cfg->listen_count == CONFIG_MAX_LISTEN)
-            return config_error(err, errlen, "too many listen lines (at most %d)", CONFIG_MAX_LISTEN);
-        if (config_parse_listen(value, &cfg->listen[cfg->listen_count], err, errlen) == -1)
-            return -1;
-        for (int i = 0; i < cfg->listen_count; i++) {
-            const struct config_listen *a = &cfg->listen[i], *b = &cfg->listen[cfg->listen_count];
-            /* The same socket address spelled another way is still the same. */
-            if (a->addrlen == b->addrlen && memcmp(&a->addr, &b->addr, a->addrlen) == 0)
-                return config_error(err, errlen, "listen %s is given twice (as %s)", value,
-                               a->spec);
-        }
-        cfg->listen_lines[cfg->listen_count] = cfg->loading_line;
-        cfg->listen_count++;
-        return 0;
-    }
-    return config_error(err, errlen, "internal: unknown setting type");
-}
-
 void config_defaults(struct config *cfg)
 {
     char err[256];
     memset(cfg, 0, sizeof(*cfg));
     for (size_t i = 0; i < N_SETTINGS; i++) {
-        if (settings[i].def != NULL && apply_setting(&settings[i], settings[i].def, cfg, err,
-                                                     sizeof(err)) == -1)
+        if (settings[i].def != NULL &&
+            settings[i].type->parse(&settings[i], settings[i].def, cfg, err, sizeof(err)) == -1)
             log_fatal("built-in default of %s is invalid: %s", settings[i].name, err);
     }
 }
@@ -585,7 +433,7 @@ int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
             goto out;
         }
         size_t idx = (size_t)(s - settings);
-        if (s->type != SET_LISTEN && s->type != SET_PATHS && seen_line[idx]) {
+        if (!s->type->repeatable && seen_line[idx]) {
             config_error(err, errlen, "%s:%d: %s is already set on line %d", path, lineno, key,
                     seen_line[idx]);
             goto out;
@@ -593,7 +441,7 @@ int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
         seen_line[idx] = lineno;
         cfg->set_on_line[idx] = lineno;
         cfg->loading_line = lineno;
-        if (apply_setting(s, value, cfg, msg, sizeof(msg)) == -1) {
+        if (s->type->parse(s, value, cfg, msg, sizeof(msg)) == -1) {
             config_error(err, errlen, "%s:%d: %s", path, lineno, msg);
             goto out;
         }
@@ -624,66 +472,11 @@ out:
     return rc;
 }
 
-static void print_setting(const struct setting *s, const struct config *cfg, FILE *out)
-{
-    const char *field = (const char *)cfg + s->offset;
-    int n = 0;
-
-    if (s->type != SET_STRING && s->type != SET_PATH && s->type != SET_TEMPLATE &&
-        s->type != SET_LISTEN && s->type != SET_PATHS && s->type != SET_CIDRS)
-        n = *(const int *)field;
-    switch (s->type) {
-    case SET_LISTEN:
-        for (int i = 0; i < cfg->listen_count; i++) {
-            const struct config_listen *l = &cfg->listen[i];
-            fprintf(out, "listen = %s%s%s%s\n", l->spec, l->tls ? " tls" : "",
-                    l->proxy_protocol ? " proxy_protocol" : "", l->legacy_tls ? " legacy_tls" : "");
-        }
-        return;
-    case SET_PATHS: {
-        int count = *(const int *)((const char *)cfg + s->count_offset);
-        for (int i = 0; i < count; i++)
-            fprintf(out, "%s = %s\n", s->name, field + sizeof(cfg->tls_cert[0]) * (size_t)i);
-        return;
-    }
-    case SET_CIDRS: {
-        char text[CIDR_LIST_MAX * 48];
-        cidr_list_format((const struct cidr_list *)field, text, sizeof(text));
-        fprintf(out, "%s = %s\n", s->name, text);
-        return;
-    }
-    case SET_STRING:
-    case SET_PATH:
-    case SET_TEMPLATE:
-        /* "key = #x" would read back as a comment; "key =#x" reads as #x. */
-        fprintf(out, "%s =%s%s\n", s->name, field[0] == '#' ? "" : " ", field);
-        return;
-    case SET_WORKERS:
-        if (n == 0)
-            fprintf(out, "%s = auto\n", s->name);
-        else
-            fprintf(out, "%s = %d\n", s->name, n);
-        return;
-    case SET_INT:
-        fprintf(out, "%s = %d\n", s->name, n);
-        return;
-    case SET_SECONDS:
-        fprintf(out, "%s = %ds\n", s->name, n);
-        return;
-    case SET_BOOL:
-        fprintf(out, "%s = %s\n", s->name, n ? "yes" : "no");
-        return;
-    case SET_ENUM:
-        fprintf(out, "%s = %s\n", s->name, s->choices[n]);
-        return;
-    }
-}
-
 void config_print(const struct config *cfg, FILE *out)
 {
     fprintf(out, "# effective configuration of %s\n", cfg->path);
     for (size_t i = 0; i < N_SETTINGS; i++)
-        print_setting(&settings[i], cfg, out);
+        settings[i].type->print(&settings[i], cfg, out);
 }
 
 const char *config_login_warning(const struct config *cfg)
@@ -705,7 +498,7 @@ int config_worker_count(const struct config *cfg)
     if (cfg->workers > 0)
         return cfg->workers;
     long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : n > 256 ? 256 : (int)n;
+    return n < 1 ? 1 : n > WORKERS_MAX ? WORKERS_MAX : (int)n;
 }
 
 void config_pid_path(const struct config *cfg, char *out, size_t outlen)

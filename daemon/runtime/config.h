@@ -15,10 +15,9 @@
 #include <sys/socket.h>
 
 #include "daemon/runtime/cidr.h"
+#include "daemon/runtime/limits.h"   /* CONFIG_MAX_LISTEN, CONFIG_*_MAX, bounds of settings */
 
 #define CONFIG_DEFAULT_PATH "/etc/fastpop/fastpop.conf"
-#define CONFIG_MAX_LISTEN 16
-#define CONFIG_NAME_MAX 64
 /* A host in a shared mailbox lock file (maildir/shared_lock.h). */
 #define CONFIG_HOST_NAME_MAX 64
 
@@ -32,7 +31,6 @@ enum config_mailbox_lock {
     CONFIG_MAILBOX_LOCK_LOCAL,   /* the scoreboard: sessions of this host only */
     CONFIG_MAILBOX_LOCK_SHARED,  /* and a lock file in the maildir, for hosts sharing it */
 };
-#define CONFIG_PATH_MAX 512
 
 enum config_log_target { CONFIG_LOG_SYSLOG, CONFIG_LOG_STDERR };
 enum config_tls_version { CONFIG_TLS_1_2, CONFIG_TLS_1_3 };
@@ -47,8 +45,6 @@ struct config_listen {
     int proxy_protocol;                   /* flag "proxy_protocol": PROXY v1/v2 header first */
     int legacy_tls;                       /* flag "legacy_tls": TLS 1.0 and old ciphers too */
 };
-
-#define CONFIG_MAX_CERTS 8
 
 struct config {
     char path[CONFIG_PATH_MAX];           /* the file it was read from */

@@ -3,7 +3,9 @@
  * MurmurHash3's fmix64, and a 128-bit form made of two seeds. Used where a
  * name must map to a fixed-size key: hashed UIDLs (which clients keep, so
  * this function must never change), the mailbox index key and the mailbox
- * lock key. Not for secrets: anyone can make collisions on purpose.
+ * lock key; and for hash tables: the scoreboard's buckets, the index sync's
+ * table of known sizes. Not for secrets: anyone can make collisions on
+ * purpose; a table keyed by it stays at most half full, so a probe ends.
  */
 #ifndef FASTPOP_HASH_H
 #define FASTPOP_HASH_H

@@ -19,8 +19,7 @@
 #include <stdint.h>
 
 #include "daemon/runtime/buf.h"
-
-#define IPC_MAX_MESSAGE 4096
+#include "daemon/runtime/limits.h"   /* IPC_MAX_MESSAGE */
 
 struct ipc_reader {
     const unsigned char *p;

@@ -57,21 +57,6 @@ void listen_format_ip(const struct sockaddr *sa, char *out, size_t outlen)
     snprintf(out, outlen, "%s", ip);
 }
 
-void listen_format_addr(const struct sockaddr *sa, char *out, size_t outlen)
-{
-    char ip[INET6_ADDRSTRLEN];
-    struct sockaddr_storage plain;
-    sa = unmapped(sa, &plain);
-    listen_format_ip(sa, ip, sizeof(ip));
-    if (sa->sa_family == AF_INET6)
-        snprintf(out, outlen, "[%s]:%u", ip,
-                 ntohs(((const struct sockaddr_in6 *)sa)->sin6_port));
-    else if (sa->sa_family == AF_INET)
-        snprintf(out, outlen, "%s:%u", ip, ntohs(((const struct sockaddr_in *)sa)->sin_port));
-    else
-        snprintf(out, outlen, "unix");
-}
-
 int listen_set_open(struct listen_set *set, const struct config *cfg, int backlog)
 {
     set->count = 0;

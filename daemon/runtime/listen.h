@@ -28,8 +28,6 @@ int listen_set_open(struct listen_set *set, const struct config *cfg, int backlo
  */
 int listen_set_swap(struct listen_set *set, const struct config *next, int backlog);
 void listen_set_close(struct listen_set *set);
-/* "ip:port" of a socket address into out ("[v6]:port" for IPv6). */
-void listen_format_addr(const struct sockaddr *sa, char *out, size_t outlen);
 /* Just the ip of a socket address. */
 void listen_format_ip(const struct sockaddr *sa, char *out, size_t outlen);
 

@@ -16,8 +16,7 @@
 #ifndef FASTPOP_USERNAME_H
 #define FASTPOP_USERNAME_H
 
-/* A session's user buffer (worker/conn.h); 127 bytes hold any real login or address. */
-#define USERNAME_MAX 128
+#include "daemon/runtime/limits.h"   /* USERNAME_MAX */
 
 /* 0 if name follows the rule, -1 if not. */
 int username_check(const char *name);

@@ -16,8 +16,8 @@
 
 #include "auth/scheme.h"
 #include "auth/scram_server.h"
+#include "daemon/runtime/base64.h"
 #include "t/fuzz/fuzz_check.h"
-#include "worker/sasl.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -46,7 +46,7 @@ static int honest_final(const char *client_first, const struct scram_client_firs
                         const char *server_first, const char *nonce, char *out, size_t outlen)
 {
     char gs2_b64[512], without_proof[1024], auth_msg[4096], proof_b64[64];
-    if (sasl_b64_encode(client_first, cf->gs2_len, gs2_b64, sizeof(gs2_b64)) == -1)
+    if (base64_encode(client_first, cf->gs2_len, gs2_b64, sizeof(gs2_b64)) == -1)
         return -1;
     if ((size_t)snprintf(without_proof, sizeof(without_proof), "c=%s,r=%s", gs2_b64, nonce) >=
             sizeof(without_proof) ||
@@ -59,7 +59,7 @@ static int honest_final(const char *client_first, const struct scram_client_firs
          strlen(auth_msg), sig, &len);
     for (size_t i = 0; i < sizeof(proof); i++)
         proof[i] = client_key[i] ^ sig[i];
-    sasl_b64_encode(proof, sizeof(proof), proof_b64, sizeof(proof_b64));
+    base64_encode(proof, sizeof(proof), proof_b64, sizeof(proof_b64));
     return (size_t)snprintf(out, outlen, "%s,p=%s", without_proof, proof_b64) < outlen ? 0 : -1;
 }
 
@@ -86,7 +86,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                cf.bare <= client_first + strlen(client_first), "gs2 header or bare outside");
 
     char salt_b64[64], nonce[512], server_first[1024], server_final[256];
-    sasl_b64_encode(SALT, 16, salt_b64, sizeof(salt_b64));
+    base64_encode(SALT, 16, salt_b64, sizeof(salt_b64));
     snprintf(nonce, sizeof(nonce), "%sSERVERNONCE", cf.nonce);
     snprintf(server_first, sizeof(server_first), "r=%s,s=%s,i=%d", nonce, salt_b64, ITER);
 

@@ -29,6 +29,7 @@
 #include "daemon/runtime/config.h"
 #include "daemon/runtime/ipc.h"
 #include "daemon/runtime/log.h"
+#include "daemon/runtime/clock.h"
 #include "shm/scoreboard.h"
 #include "worker/auth_client.h"
 #include "worker/conn.h"
@@ -238,7 +239,7 @@ static void test_helper_answers_then_shuts_down(void **state)
     }
     assert_int_equal(failed, 1);
     /* Every session is back in AUTHORIZATION, nothing is left out at the helper. */
-    assert_int_equal(auth_client_next_expiry(r->lp.auth, loop_now()), -1);
+    assert_int_equal(auth_client_next_expiry(r->lp.auth, clock_mono()), -1);
     assert_int_equal(r->lp.conn_count, CLIENTS);
     for (struct conn *c = r->lp.timer_head[CONN_TIMER_IDLE]; c != NULL; c = c->timer_next) {
         assert_int_equal(c->state, CONN_AUTHORIZATION);
@@ -257,11 +258,11 @@ static void test_timeout_before_the_hangup_is_seen(void **state)
     start_logins(r);
     helper_gone(r);
 
-    auth_client_expire(r->lp.auth, loop_now() + 3600);
+    auth_client_expire(r->lp.auth, clock_mono() + 3600);
     /* Recorded, not run: no client has its answer or a new request yet. */
     for (int i = 0; i < CLIENTS; i++)
         assert_string_equal(output(r, i), "");
-    assert_int_equal(auth_client_next_expiry(r->lp.auth, loop_now()), -1);
+    assert_int_equal(auth_client_next_expiry(r->lp.auth, clock_mono()), -1);
 
     pump(r);
     for (int i = 0; i < CLIENTS; i++)
@@ -276,7 +277,7 @@ static void test_closed_while_queued(void **state)
 {
     struct rig *r = *state;
     start_logins(r);
-    auth_client_expire(r->lp.auth, loop_now() + 3600);
+    auth_client_expire(r->lp.auth, clock_mono() + 3600);
     struct conn *first = r->lp.timer_head[CONN_TIMER_IDLE];
     assert_non_null(first);
     conn_close(first, "test");

@@ -233,30 +233,6 @@ static void test_scheme_name_hides_hash(void **state)
     assert_string_equal(scheme_result_str(SCHEME_MALFORMED), "malformed-hash");
 }
 
-static void test_base64(void **state)
-{
-    unsigned char out[16];
-    (void)state;
-    assert_int_equal(text_base64_decode("", 0, out, sizeof(out)), 0);
-    assert_int_equal(text_base64_decode("QQ==", 4, out, sizeof(out)), 1);
-    assert_int_equal(out[0], 'A');
-    assert_int_equal(text_base64_decode("QQ", 2, out, sizeof(out)), 1);
-    assert_int_equal(text_base64_decode("QUI=", 4, out, sizeof(out)), 2);
-    assert_memory_equal(out, "AB", 2);
-    assert_int_equal(text_base64_decode("QUJD", 4, out, sizeof(out)), 3);
-    assert_memory_equal(out, "ABC", 3);
-    assert_int_equal(text_base64_decode("+/+/", 4, out, sizeof(out)), 3);
-    assert_memory_equal(out, "\xfb\xff\xbf", 3);
-    assert_int_equal(text_base64_decode("Q", 1, out, sizeof(out)), -1);
-    assert_int_equal(errno, EINVAL);
-    assert_int_equal(text_base64_decode("QQ=", 3, out, sizeof(out)), -1);
-    assert_int_equal(text_base64_decode("Q===", 4, out, sizeof(out)), -1);
-    assert_int_equal(text_base64_decode("=QQ=", 4, out, sizeof(out)), -1);
-    assert_int_equal(text_base64_decode("QU-D", 4, out, sizeof(out)), -1);
-    assert_int_equal(text_base64_decode("QUJD", 4, out, 2), -1);
-    assert_int_equal(errno, ENOBUFS);
-}
-
 static void test_hex(void **state)
 {
     unsigned char out[4];
@@ -298,7 +274,6 @@ int main(void)
         cmocka_unit_test(test_unknown_schemes),
         cmocka_unit_test(test_malformed_hashes),
         cmocka_unit_test(test_scheme_name_hides_hash),
-        cmocka_unit_test(test_base64),
         cmocka_unit_test(test_hex),
         cmocka_unit_test(test_log_escape),
     };

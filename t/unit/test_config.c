@@ -487,6 +487,13 @@ static void test_strings_and_paths(void **state)
 
     (void)state;
     load_err(LISTEN1 "user =\n", 2, "user needs a value");
+    load_err(LISTEN1 "auth_mechanisms =\n", 2, "auth_mechanisms needs a value");
+    /* names that may be empty: "" means none (root's group, no endpoint, ...) */
+    load_ok(LISTEN1 "control_group = adm\nadmin_group = wheel\n");
+    load_ok(LISTEN1 "control_group =\nadmin_group =\nmetrics_listen =\nldap_base =\n");
+    assert_string_equal(cfg_a.control_group, "");
+    assert_string_equal(cfg_a.admin_group, "");
+    assert_string_equal(cfg_a.metrics_listen, "");
     memset(name, 'u', 63);
     name[63] = '\0';
     snprintf(text, sizeof(text), LISTEN1 "user = %s\n", name);

@@ -1,5 +1,5 @@
 /*
- * SASL: the worker's base64 and PLAIN parsing (worker/sasl.c), and the
+ * SASL: the worker's PLAIN parsing (worker/sasl.c; base64 is t/unit/test_base64.c), and the
  * helper's SCRAM-SHA-256 server (auth/scram_server.c) against RFC 7677's
  * test vector and against a client written here, through the helper's
  * request path (auth/requests.c), the real IPC messages and a password file.
@@ -28,55 +28,6 @@
 #include "auth/scram_server.h"
 #include "daemon/runtime/ipc.h"
 #include "worker/sasl.h"
-
-/* --- base64 ---------------------------------------------------------------- */
-
-static long dec(const char *in, unsigned char *out, size_t outlen)
-{
-    return sasl_b64_decode(in, strlen(in), out, outlen);
-}
-
-static void test_base64(void **state)
-{
-    unsigned char out[64];
-    char enc[64];
-    (void)state;
-
-    assert_int_equal(dec("", out, sizeof(out)), 0);
-    assert_int_equal(dec("Zg==", out, sizeof(out)), 1);
-    assert_memory_equal(out, "f", 1);
-    assert_int_equal(dec("Zm8=", out, sizeof(out)), 2);
-    assert_int_equal(dec("Zm9v", out, sizeof(out)), 3);
-    assert_int_equal(dec("Zm9vYmFy", out, sizeof(out)), 6);
-    assert_string_equal((char *)out, "foobar");   /* NUL-terminated when there is room */
-    assert_int_equal(dec("AAEC/+8=", out, sizeof(out)), 5);
-    assert_int_equal(out[3], 0xff);
-
-    /* Strict: no missing padding, no whitespace, no padding inside, no junk. */
-    const char *bad[] = { "Zg", "Zg=", "Zg===", "Z===", "====", "Zm9v\r\n", " Zm9v", "Zm 9v",
-                          "Zg==Zg==", "Z=g=", "Zm9v!A==", "Zm9-", "Zm9_", "=Zm9" };
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        errno = 0;
-        assert_int_equal(dec(bad[i], out, sizeof(out)), -1);
-        assert_int_equal(errno, EINVAL);
-    }
-    assert_int_equal(dec("Zm9vYmFy", out, 5), -1);
-    assert_int_equal(errno, ENOBUFS);
-
-    /* Round trips of every length, with every byte value. */
-    unsigned char raw[40];
-    for (size_t n = 0; n <= sizeof(raw); n++) {
-        for (size_t i = 0; i < n; i++)
-            raw[i] = (unsigned char)(i * 37 + n);
-        assert_int_equal(sasl_b64_encode(raw, n, enc, sizeof(enc)), 0);
-        assert_int_equal(strlen(enc), (n + 2) / 3 * 4);
-        assert_int_equal(dec(enc, out, sizeof(out)), (long)n);
-        assert_memory_equal(out, raw, n);
-    }
-    assert_int_equal(sasl_b64_encode("abcd", 4, enc, 8), -1);
-    assert_int_equal(sasl_b64_encode("abcd", 4, enc, 9), 0);
-    assert_string_equal(enc, "YWJjZA==");
-}
 
 /* --- PLAIN ----------------------------------------------------------------- */
 
@@ -525,7 +476,6 @@ static void test_scram_equal_cost(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_base64),
         cmocka_unit_test(test_plain),
         cmocka_unit_test(test_mechanisms),
         cmocka_unit_test(test_scram_rfc7677_vector),
