@@ -105,6 +105,14 @@ static const struct setting settings[] = {
     { "max_auth_failures", SET_INT, FIELD(max_auth_failures), "3", 1, 100, NULL, 0 },
     { "mark_seen", SET_BOOL, FIELD(mark_seen), "yes", 0, 0, NULL, 0 },
     { "index", SET_BOOL, FIELD(index), "yes", 0, 0, NULL, 0 },
+    /* A session holds about 100 bytes per message in its worker, and the listing
+     * stops at one more than this (maildir/scan.h): 1,000,000 is ~100 MB for the
+     * biggest mailbox served. 10,000,000 keeps the index's 32-bit offsets safe. */
+    { "max_messages", SET_INT, FIELD(max_messages), "1000000", 1, 10000000, NULL, 0 },
+    /* The index is a cache: a record that does not fit is scanned instead. 16 GB
+     * holds 100,000 mailboxes of 1,000 messages with room; 1 MB is the least
+     * LMDB is still useful with; 4 TB the most it ever grew to before the limit. */
+    { "index_max_mb", SET_INT, FIELD(index_max_mb), "16384", 1, 4194304, NULL, 0 },
     { "tls_cert", SET_PATHS, FIELD(tls_cert), NULL, 0, 0, NULL,
       offsetof(struct config, tls_cert_count) },
     { "tls_key", SET_PATHS, FIELD(tls_key), NULL, 0, 0, NULL,

@@ -74,6 +74,8 @@ struct config {
     int  max_auth_failures;
     int  mark_seen;                       /* RETR adds the S flag */
     int  index;                           /* mailbox index in state_dir/index */
+    int  max_messages;                    /* a bigger mailbox's login is refused */
+    int  index_max_mb;                    /* the index's map never grows past it */
 
     char tls_cert[CONFIG_MAX_CERTS][CONFIG_PATH_MAX];  /* pairs with tls_key, in order */
     char tls_key[CONFIG_MAX_CERTS][CONFIG_PATH_MAX];
