@@ -13,7 +13,6 @@ longer to read than a NOOP takes to answer."""
 import os
 import select
 import socket
-import subprocess
 import time
 import unittest
 
@@ -88,8 +87,9 @@ class BigLoginYields(DaemonTest):
         self.assertFalse(readable(a), "the NOOP waited for the big login")
         r = a.line()
         self.assertEqual(r, "+OK Logged in, %d messages" % (BIG + 5))
-        self.assertEqual(a.cmd("STAT"), "+OK %d %d" % (BIG + 5, (BIG + 5) * len(pop3_size(BODY))))
-        self.assertEqual(a.cmd("LIST %d" % (BIG + 5)), "+OK %d %d" % (BIG + 5, len(pop3_size(BODY))))
+        size = len(pop3_size(BODY))
+        self.assertEqual(a.cmd("STAT"), "+OK %d %d" % (BIG + 5, (BIG + 5) * size))
+        self.assertEqual(a.cmd("LIST %d" % (BIG + 5)), "+OK %d %d" % (BIG + 5, size))
         self.assertTrue(a.cmd("QUIT").startswith("+OK"))
         self.assertTrue(b.cmd("QUIT").startswith("+OK"))
         a.close()
@@ -113,7 +113,7 @@ class LoadAbandoned(DaemonTest):
         wait_until(lambda: not os.listdir(os.path.join(root, "new")), 60, interval=0.01,
                    what="the big login to start reading its maildir")
         # A reset, seen at once (a FIN would only be seen at the answer).
-        a.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        a.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
         a.close()
         d.wait_log("session user=big", timeout=60)
         # The worker goes on; the mailbox is locked until the abandoned load ends, then free.
