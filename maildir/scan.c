@@ -165,9 +165,21 @@ static int file_size(int curfd, const char *name, const struct maildir_name *pn,
     return rc;
 }
 
+/* maildir_set_max_messages(); 0 until set: no limit. */
+static size_t max_messages;
+
+void maildir_set_max_messages(size_t max)
+{
+    max_messages = max;
+}
+
 static int append_msg(struct maildir *md, const char *name, uint64_t size,
                       uint64_t timestamp)
 {
+    if (max_messages != 0 && md->count >= max_messages) {
+        errno = E2BIG;
+        return -1;
+    }
     if (md->count == md->msgs_cap) {
         size_t cap = md->msgs_cap ? md->msgs_cap * 2 : 64;
         struct maildir_msg *p = realloc(md->msgs, cap * sizeof(*p));

@@ -82,6 +82,15 @@ int maildir_scan(const char *root, time_t now, struct maildir **md);
 
 void maildir_free(struct maildir *md);
 
+/*
+ * The most messages a list may hold in this process (0: no limit, the
+ * start): adding one more fails with E2BIG, which every function here
+ * then returns, so a mailbox of millions of files costs a listing and
+ * memory bounded by max, not by the mailbox. Set once, before any list is
+ * built and before other threads start (a worker's max_messages).
+ */
+void maildir_set_max_messages(size_t max);
+
 /* Current file name of message i (0-based) in cur/, NUL-terminated. */
 const char *maildir_msg_name(const struct maildir *md, size_t i);
 

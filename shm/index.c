@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,10 +47,17 @@ _Static_assert(sizeof(struct disk_head) % 8 == 0, "disk_head keeps messages alig
 _Static_assert(sizeof(struct disk_msg) == 32, "disk_msg is 32 bytes");
 
 struct mbindex {
+    /*
+     * Every call below holds it from start to end: a worker's loop and its
+     * loader thread (worker/offload.h) share one env, and LMDB lets a map
+     * be resized only while no txn of the process is open.
+     */
+    pthread_mutex_t lock;
     MDB_env *env;      /* NULL after a rebuild that could not open a new one */
     MDB_dbi dbi;
     int broken;        /* the LMDB code that broke it, or 0 */
     size_t mapsize;
+    size_t max_mapsize; /* the map never grows past it (0: no limit of ours) */
     char dir[PATH_MAX];
 };
 
@@ -301,9 +309,42 @@ static int note(struct mbindex *ix, int rc)
     return rc;
 }
 
-int mbindex_broken(const struct mbindex *ix)
+int mbindex_broken(struct mbindex *ix)
 {
-    return ix->broken != 0;
+    pthread_mutex_lock(&ix->lock);
+    int broken = ix->broken != 0;
+    pthread_mutex_unlock(&ix->lock);
+    return broken;
+}
+
+/*
+ * LMDB unmaps the old map before it maps the resized one: when that mmap
+ * fails (no address space left) the env has no map at all and the next
+ * txn would fault. Such an env is closed; ix fails every call with rc,
+ * as a broken one, until mbindex_rebuild() opens it again (its files are
+ * fine, and without an env it removes nothing).
+ */
+static void drop_env(struct mbindex *ix, int rc)
+{
+    mdb_env_close(ix->env);
+    ix->env = NULL;
+    ix->broken = rc;
+}
+
+/*
+ * A map above ix->max_mapsize is set to it (LMDB rounds a size below the
+ * pages in use up to them). Under the lock, with no txn open.
+ */
+static int shrink_to_limit(struct mbindex *ix)
+{
+    MDB_envinfo info;
+    int rc = mdb_env_info(ix->env, &info);
+    if (rc == 0 && info.me_mapsize > ix->max_mapsize) {
+        rc = mdb_env_set_mapsize(ix->env, ix->max_mapsize);
+        if (rc != 0)
+            drop_env(ix, rc);
+    }
+    return rc;
 }
 
 /* Open the env in ix->dir into ix->env and ix->dbi. */
@@ -350,8 +391,14 @@ int mbindex_open(const char *dir, size_t mapsize, struct mbindex **out)
         return ENAMETOOLONG;
     }
     ix->mapsize = mapsize;
-    int rc = open_env(ix);
+    int rc = pthread_mutex_init(&ix->lock, NULL);
     if (rc != 0) {
+        free(ix);
+        return rc;
+    }
+    rc = open_env(ix);
+    if (rc != 0) {
+        pthread_mutex_destroy(&ix->lock);
         free(ix);
         return rc;
     }
@@ -365,7 +412,17 @@ void mbindex_close(struct mbindex *ix)
         return;
     if (ix->env != NULL)
         mdb_env_close(ix->env);
+    pthread_mutex_destroy(&ix->lock);
     free(ix);
+}
+
+int mbindex_limit_size(struct mbindex *ix, size_t max)
+{
+    pthread_mutex_lock(&ix->lock);
+    ix->max_mapsize = max;
+    int rc = ix->env != NULL ? shrink_to_limit(ix) : 0;
+    pthread_mutex_unlock(&ix->lock);
+    return rc;
 }
 
 /*
@@ -491,6 +548,7 @@ int mbindex_rebuild(struct mbindex *ix)
     mdb_filehandle_t fd;
     struct stat ours;
     int rc = 0;
+    pthread_mutex_lock(&ix->lock);
     /* Without an env (a rebuild failed before), or not knowing its file: remove nothing. */
     if (ix->env != NULL) {
         if (mdb_env_get_fd(ix->env, &fd) == 0 && fstat(fd, &ours) == 0)
@@ -501,8 +559,11 @@ int mbindex_rebuild(struct mbindex *ix)
     }
     if (rc == 0)
         rc = open_env(ix);
+    if (rc == 0 && ix->max_mapsize != 0)
+        rc = shrink_to_limit(ix);
     /* Until an env opens again every call fails at once, as while broken. */
     ix->broken = rc == 0 ? 0 : rc;
+    pthread_mutex_unlock(&ix->lock);
     return rc;
 }
 
@@ -520,18 +581,21 @@ static int record_get(struct mbindex *ix, const char *path, struct index_entry *
     MDB_val key = { KEY_LEN, keybuf }, val;
     MDB_txn *txn;
 
-    if (ix->broken)
-        return ix->broken;
     make_key(path, keybuf);
-    int rc = lmdbenv_txn_begin(ix->env, MDB_RDONLY, &txn);
-    if (rc != 0)
-        return note(ix, rc);
-    rc = mdb_get(txn, ix->dbi, &key, &val);
+    pthread_mutex_lock(&ix->lock);
+    int rc = ix->broken;
     if (rc == 0)
-        rc = e != NULL ? index_decode(val.mv_data, val.mv_size, path, e)
-                       : index_decode_head(val.mv_data, val.mv_size, path, head);
-    mdb_txn_abort(txn);
-    return note(ix, rc);
+        rc = lmdbenv_txn_begin(ix->env, MDB_RDONLY, &txn);
+    if (rc == 0) {
+        rc = mdb_get(txn, ix->dbi, &key, &val);
+        if (rc == 0)
+            rc = e != NULL ? index_decode(val.mv_data, val.mv_size, path, e)
+                           : index_decode_head(val.mv_data, val.mv_size, path, head);
+        mdb_txn_abort(txn);
+    }
+    rc = note(ix, rc);
+    pthread_mutex_unlock(&ix->lock);
+    return rc;
 }
 
 int mbindex_get(struct mbindex *ix, const char *path, struct index_entry *e)
@@ -544,18 +608,27 @@ int mbindex_get_head(struct mbindex *ix, const char *path, struct index_head *he
     return record_get(ix, path, NULL, head);
 }
 
+/* Doubling the map stays within max_mapsize (the owner's index_max_mb). */
+static int may_grow(struct mbindex *ix)
+{
+    MDB_envinfo info;
+    if (ix->max_mapsize == 0)
+        return 1;
+    return mdb_env_info(ix->env, &info) == 0 && info.me_mapsize <= ix->max_mapsize / 2;
+}
+
 int mbindex_put(struct mbindex *ix, const char *path, const struct index_entry *e)
 {
     unsigned char keybuf[KEY_LEN];
     size_t path_len = strlen(path);
     int rc = 0;
 
-    if (ix->broken)
-        return ix->broken;
     if (path_len > UINT32_MAX)
         return ENAMETOOLONG;
     make_key(path, keybuf);
-    for (int tries = 0; tries < PUT_TRIES; tries++) {
+    pthread_mutex_lock(&ix->lock);
+    rc = ix->broken;
+    for (int tries = 0; rc == 0 && tries < PUT_TRIES; tries++) {
         MDB_val key = { KEY_LEN, keybuf };
         MDB_val val = { encoded_len(path_len, e->md), NULL };
         MDB_txn *txn;
@@ -570,14 +643,19 @@ int mbindex_put(struct mbindex *ix, const char *path, const struct index_entry *
         } else {
             mdb_txn_abort(txn);
         }
-        if (rc != MDB_MAP_FULL)
+        if (rc != MDB_MAP_FULL || !may_grow(ix))
             break;
         rc = lmdbenv_grow(ix->env);
-        if (rc != 0)
+        if (rc != 0) {
+            /* MDB_MAP_FULL: at the largest size_t map; anything else: no map left. */
+            if (rc != MDB_MAP_FULL)
+                drop_env(ix, rc);
             break;
-        rc = MDB_MAP_FULL;
+        }
     }
-    return note(ix, rc);
+    rc = note(ix, rc);
+    pthread_mutex_unlock(&ix->lock);
+    return rc;
 }
 
 int mbindex_del(struct mbindex *ix, const char *path)
@@ -586,16 +664,19 @@ int mbindex_del(struct mbindex *ix, const char *path)
     MDB_val key = { KEY_LEN, keybuf };
     MDB_txn *txn;
 
-    if (ix->broken)
-        return ix->broken;
     make_key(path, keybuf);
-    int rc = lmdbenv_txn_begin(ix->env, 0, &txn);
-    if (rc != 0)
-        return note(ix, rc);
-    rc = mdb_del(txn, ix->dbi, &key, NULL);
+    pthread_mutex_lock(&ix->lock);
+    int rc = ix->broken;
     if (rc == 0)
-        rc = mdb_txn_commit(txn);
-    else
-        mdb_txn_abort(txn);
-    return note(ix, rc);
+        rc = lmdbenv_txn_begin(ix->env, 0, &txn);
+    if (rc == 0) {
+        rc = mdb_del(txn, ix->dbi, &key, NULL);
+        if (rc == 0)
+            rc = mdb_txn_commit(txn);
+        else
+            mdb_txn_abort(txn);
+    }
+    rc = note(ix, rc);
+    pthread_mutex_unlock(&ix->lock);
+    return rc;
 }

@@ -29,7 +29,10 @@
  * do not fsync (MDB_NOSYNC), and a map that fills up is grown.
  *
  * Functions return 0, an LMDB code or an errno value (as shm/lmdb_env.h);
- * outputs come last. mdb_strerror() explains both kinds.
+ * outputs come last. mdb_strerror() explains both kinds. Every function
+ * on one struct mbindex may be called from two threads (a worker's loop
+ * and its loader, worker/offload.h): each holds the handle's lock while
+ * it runs, so their txns never overlap and a map resize sees none open.
  */
 #ifndef FASTPOP_SHM_INDEX_H
 #define FASTPOP_SHM_INDEX_H
@@ -114,7 +117,21 @@ int mbindex_get(struct mbindex *ix, const char *path, struct index_entry *e);
  */
 int mbindex_get_head(struct mbindex *ix, const char *path, struct index_head *head);
 
-/* Store e for path in one short write txn, growing the map when full. */
+/*
+ * The map never grows past max bytes (the worker's index_max_mb), and one
+ * already larger is set back to it, or to the pages in use if more: a put
+ * that does not fit then fails with MDB_MAP_FULL, and that mailbox is
+ * scanned at each login. 0, or the code of a resize that failed (ix is
+ * then broken, as below).
+ */
+int mbindex_limit_size(struct mbindex *ix, size_t max);
+
+/*
+ * Store e for path in one short write txn, growing the map when full (up
+ * to the limit above). A map that could not be mapped again at its new
+ * size (no address space left) leaves ix broken with that code: LMDB has
+ * no map then, and only mbindex_rebuild() may touch the env again.
+ */
 int mbindex_put(struct mbindex *ix, const char *path, const struct index_entry *e);
 
 /* Forget path. MDB_NOTFOUND if there was nothing. */
@@ -126,7 +143,7 @@ int mbindex_del(struct mbindex *ix, const char *path);
  * later call then fails at once with that code and sessions scan, until
  * mbindex_rebuild() (a worker) or the master's next start replaces it.
  */
-int mbindex_broken(const struct mbindex *ix);
+int mbindex_broken(struct mbindex *ix);
 
 /*
  * As the mail user, in a worker: close ix's broken environment, remove its

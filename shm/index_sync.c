@@ -244,6 +244,14 @@ static void head_of(const struct index_entry *e, struct index_head *head)
     head->serial = e->serial;
 }
 
+/* The index answers alone: the record's head and both directories agree. */
+static int head_answers(struct mbindex *ix, const char *root, const struct stat *new_st,
+                        const struct stat *cur_st, struct index_head *head)
+{
+    return mbindex_get_head(ix, root, head) == 0 && index_dir_clean(&head->new_dir, new_st) &&
+           index_dir_clean(&head->cur_dir, cur_st);
+}
+
 /*
  * Both sync flavours. lazy: a warm login stops at the head (*mdp NULL).
  * Otherwise the whole record is read, as a changed directory needs the
@@ -262,16 +270,12 @@ static int sync_any(struct mbindex *ix, const char *root, time_t now, int lazy,
     int have_dirs = stat_dirs(root, &s.new_st, &s.cur_st) == 0;
     if (!have_dirs && errno != ENOENT)
         return -1;
-    if (ix != NULL && have_dirs && lazy) {
-        int rc = mbindex_get_head(ix, root, &h);
-        if (rc == 0 && index_dir_clean(&h.new_dir, &s.new_st) &&
-            index_dir_clean(&h.cur_dir, &s.cur_st)) {
-            res->warm = 1;
-            *head = h;
-            return 0;
-        }
-        /* Anything else is decided on the whole record, read below. */
+    if (ix != NULL && have_dirs && lazy && head_answers(ix, root, &s.new_st, &s.cur_st, &h)) {
+        res->warm = 1;
+        *head = h;
+        return 0;
     }
+    /* Anything else is decided on the whole record, read below. */
     if (ix != NULL && have_dirs) {
         int rc = mbindex_get(ix, root, &s.old);
         if (rc != 0 && rc != MDB_NOTFOUND)
@@ -313,6 +317,13 @@ int index_sync_lazy(struct mbindex *ix, const char *root, time_t now, struct ind
                     struct maildir **mdp, struct index_sync_result *res)
 {
     return sync_any(ix, root, now, 1, head, mdp, res);
+}
+
+int index_sync_warm(struct mbindex *ix, const char *root, struct index_head *head)
+{
+    struct stat new_st, cur_st;
+    return ix != NULL && stat_dirs(root, &new_st, &cur_st) == 0 &&
+           head_answers(ix, root, &new_st, &cur_st, head);
 }
 
 int index_load(struct mbindex *ix, const char *root, const struct index_head *head,

@@ -78,6 +78,15 @@ int index_sync_lazy(struct mbindex *ix, const char *root, time_t now, struct ind
                     struct maildir **md, struct index_sync_result *res);
 
 /*
+ * index_sync_lazy's warm case alone, which reads no directory: 1 with
+ * *head when the index answers the login by itself, else 0 (a directory
+ * must be read: no index, no record, a stamp that does not match, any
+ * error). Cheap whatever the mailbox holds, so a worker runs it inline
+ * and sends only the other logins to its loader thread (worker/mailbox.c).
+ */
+int index_sync_warm(struct mbindex *ix, const char *root, struct index_head *head);
+
+/*
  * The messages of the record index_sync_lazy's warm head came from, for
  * the first command that needs them. ESTALE when the record is no longer
  * that one (written again or removed since: not while the session holds

@@ -19,6 +19,7 @@
 #include "worker/conn_io.h"
 #include "worker/conn_limits.h"
 #include "worker/conn_timer.h"
+#include "worker/mailbox.h"
 #include "worker/pop3.h"
 #include "worker/tls.h"
 
@@ -40,6 +41,7 @@ static const char *const state_names[] = {
     [CONN_TLS_HANDSHAKE] = "tls-handshake",
     [CONN_AUTHORIZATION] = "authorization",
     [CONN_AUTH_WAIT] = "auth-wait",
+    [CONN_MAILBOX_LOAD] = "mailbox-load",
     [CONN_SASL] = "sasl",
     [CONN_TRANSACTION] = "transaction",
     [CONN_CLOSING] = "closing",
@@ -145,6 +147,7 @@ void conn_close(struct conn *c, const char *reason)
     }
     if (c->auth_request != 0)
         auth_client_cancel(lp->auth, c);
+    mailbox_abandon(c);   /* a load still running ends alone, then unlocks */
     conn_ready_remove(c);
     conn_limits_untrack(c);
     pop3_command_done(c);   /* a command cut short still took its time */

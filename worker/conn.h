@@ -22,6 +22,7 @@ enum conn_state {
     CONN_TLS_HANDSHAKE,   /* implicit TLS, or after STLS */
     CONN_AUTHORIZATION,   /* RFC 1939 AUTHORIZATION: waiting for USER/PASS */
     CONN_AUTH_WAIT,       /* a credential check is out at the helper */
+    CONN_MAILBOX_LOAD,    /* logged in; its maildir is read on the loader thread */
     CONN_SASL,            /* AUTH: waiting for the client's next SASL response line */
     CONN_TRANSACTION,     /* logged in */
     CONN_CLOSING,         /* flushing the last reply, then close */
@@ -29,6 +30,7 @@ enum conn_state {
 };
 
 struct pop3_session;
+struct mailbox_job;
 struct sasl_exchange;
 struct conn;
 
@@ -99,6 +101,7 @@ struct conn {
     uint64_t auth_generation;         /* the helper's answer: the cache generation, or 0 */
     struct sasl_exchange *sasl;       /* an AUTH exchange in progress (worker/pop3_sasl.c) */
     struct pop3_session *session;     /* mailbox state once logged in */
+    struct mailbox_job *mailbox_job;  /* its maildir being read (worker/mailbox.c) */
     struct conn_job *job;             /* long output in progress */
     int cmd_timing;                   /* enum stats_command being timed, or -1 */
     uint64_t cmd_started;             /* clock_mono_us() at its command line */

@@ -43,7 +43,8 @@ void conn_limits_farewell(struct conn *c, const char *line)
 {
     /* Not between the lines of a reply still queued either. */
     if (c->ssl != NULL || buf_len(&c->out) > 0 ||
-        (c->state != CONN_AUTHORIZATION && c->state != CONN_AUTH_WAIT && c->state != CONN_SASL &&
+        (c->state != CONN_AUTHORIZATION && c->state != CONN_AUTH_WAIT &&
+         c->state != CONN_MAILBOX_LOAD && c->state != CONN_SASL &&
          c->state != CONN_TRANSACTION))
         return;
     /* The client may not be reading at all: one try, never wait. */

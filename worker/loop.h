@@ -16,6 +16,7 @@ struct loop;
 struct conn;
 struct auth_client;
 struct mbindex;
+struct offload;
 struct tls_context;
 
 /*
@@ -56,6 +57,7 @@ struct loop {
     char drain_message[SCOREBOARD_DRAIN_MESSAGE_MAX + 1];  /* what drained sessions are told */
     struct auth_client *auth;
     struct mbindex *mbindex;             /* NULL: index = no, or it failed to open */
+    struct offload *offload;             /* the loader thread; NULL: logins sync inline */
 };
 
 int loop_watch(struct loop *lp, int fd, uint32_t events, struct loop_handler *h);

@@ -20,6 +20,7 @@
 #include "shm/stats.h"
 #include "shm/scoreboard.h"
 #include "worker/loop.h"
+#include "worker/offload.h"
 
 /*
  * A broken index is replaced by this worker at most this often: a disk
@@ -34,16 +35,27 @@ static struct pop3_session *beat_head, *beat_tail;
 /* Set once a trouble with the index is logged; cleared when it works again. */
 static int index_trouble_logged;
 static double index_rebuilt_at = -INDEX_REBUILD_SECONDS;
+/* A full index (index_max_mb) is a standing condition: logged once per worker. */
+static int index_full_logged;
 
 /*
  * The index only ever costs speed: a failure is counted, logged once per
  * spell of trouble (not per login: a full state_dir fails every write),
  * and the login goes on with a scan. A broken environment is replaced.
  */
-static void report_index_error(const struct conn *c, int code)
+static void report_index_error(struct loop *lp, const char *user, int code)
 {
-    struct mbindex *ix = c->lp->mbindex;
+    struct mbindex *ix = lp->mbindex;
     stats_store_error(STATS_STORE_INDEX);
+    if (code == MDB_MAP_FULL) {
+        /* Per mailbox: the others still fit, so this is no spell of trouble. */
+        if (!index_full_logged)
+            log_warning("user=%s: mailbox index full (index_max_mb = %d): mailboxes whose "
+                        "record does not fit are scanned at each login (logged once per "
+                        "worker)", user, lp->cfg->index_max_mb);
+        index_full_logged = 1;
+        return;
+    }
     if (ix != NULL && mbindex_broken(ix)) {
         double now = clock_mono();
         if (now - index_rebuilt_at >= INDEX_REBUILD_SECONDS) {
@@ -65,7 +77,7 @@ static void report_index_error(const struct conn *c, int code)
     }
     if (!index_trouble_logged)
         log_warning("user=%s: mailbox index: %s; logins scan their maildir until it works "
-                    "again (not logged again until then)", c->user, mdb_strerror(code));
+                    "again (not logged again until then)", user, mdb_strerror(code));
     index_trouble_logged = 1;
 }
 
@@ -127,7 +139,141 @@ static enum mailbox_open_result take_shared_lock(struct conn *c, struct pop3_ses
     return MAILBOX_OPEN_FAILED;
 }
 
-enum mailbox_open_result mailbox_open(struct conn *c, const char *maildir)
+/*
+ * A login whose maildir is read on the loader thread (worker/offload.h).
+ * The thread touches only the job and its session s, which nothing else
+ * sees until done: the loop keeps the mailbox lock and the scoreboard slot
+ * meanwhile, even for a connection that closed (conn is NULL then).
+ */
+struct mailbox_job {
+    struct offload_job job;           /* first: offload hands this pointer back */
+    struct loop *lp;
+    struct conn *conn;                /* NULL once the connection closed */
+    mailbox_opened_fn *opened;
+    struct pop3_session *s;
+    int slot;                         /* the scoreboard slot kept for an abandoned load */
+    time_t now;
+    int rc, err;                      /* index_sync_lazy's */
+    struct index_sync_result res;
+    uint64_t took;                    /* microseconds */
+    char user[sizeof(((struct conn *)0)->user)];
+};
+
+/*
+ * The outcome of a sync of s, logged and counted here, on the loop: OK
+ * with the counts set, or another result with s freed (lock released).
+ */
+static enum mailbox_open_result settle(struct loop *lp, const char *user,
+                                       struct pop3_session *s, int rc, int err,
+                                       const struct index_sync_result *res, uint64_t took)
+{
+    if (rc == -1) {
+        if (err == E2BIG) {
+            log_warning("user=%s: %s holds more than max_messages (%d) messages: login "
+                        "refused", user, s->root, lp->cfg->max_messages);
+            mailbox_close(s);
+            return MAILBOX_OPEN_TOO_BIG;
+        }
+        log_error("user=%s: cannot read maildir %s: %s", user, s->root, strerror(err));
+        mailbox_close(s);
+        return MAILBOX_OPEN_FAILED;
+    }
+    stats_timing(res->warm ? STATS_TIME_INDEX_UNCHANGED : STATS_TIME_INDEX_RESCAN, took);
+    if (res->index_error != 0)
+        report_index_error(lp, user, res->index_error);
+    else if (s->ix != NULL && (res->warm || res->written))
+        report_index_ok();
+    if (res->unreadable > 0 || res->duplicates > 0 || res->stuck_in_new > 0)
+        log_warning("user=%s: %s: files not served: %u unreadable (another owner?), %u with "
+                    "the unique name of another message, %u left in new/ (name taken in cur/ "
+                    "or not movable)", user, s->root, res->unreadable, res->duplicates,
+                    res->stuck_in_new);
+    log_debug("user=%s index %s: read new=%d cur=%d moved=%u written=%d", user,
+              res->warm ? "warm" : "read", res->read_new, res->read_cur, res->moved,
+              res->written);
+    /* A record written before max_messages was lowered: refused like a listing. */
+    if (s->head.count > (uint64_t)lp->cfg->max_messages) {
+        log_warning("user=%s: %s holds %llu messages, more than max_messages (%d): login "
+                    "refused", user, s->root, (unsigned long long)s->head.count,
+                    lp->cfg->max_messages);
+        mailbox_close(s);
+        return MAILBOX_OPEN_TOO_BIG;
+    }
+    s->live_count = s->count = s->head.count;
+    s->live_size = s->total_size = s->head.total_size;
+    return MAILBOX_OPEN_OK;
+}
+
+/* On the loader thread: the whole sync, which may read every file of the maildir. */
+static void load_work(struct offload_job *job)
+{
+    struct mailbox_job *m = (struct mailbox_job *)job;
+    uint64_t started = clock_mono_us();
+    m->rc = index_sync_lazy(m->s->ix, m->s->root, m->now, &m->s->head, &m->s->md, &m->res);
+    m->err = m->rc == -1 ? errno : 0;
+    m->took = clock_mono_us() - started;
+}
+
+/* On the loop: hand the session to its connection, or let it go with its slot. */
+static void load_done(struct offload_job *job)
+{
+    struct mailbox_job *m = (struct mailbox_job *)job;
+    struct conn *c = m->conn;
+    /* The session line is out already: this one says when the lock goes. */
+    if (c == NULL)
+        log_info("user=%s: the mailbox read for a session that closed meanwhile is done; "
+                 "%s is unlocked", m->user, m->s->root);
+    enum mailbox_open_result res = settle(m->lp, m->user, m->s, m->rc, m->err, &m->res,
+                                          m->took);
+    if (c == NULL) {
+        if (res == MAILBOX_OPEN_OK)
+            mailbox_close(m->s);
+        scoreboard_conn_close(m->lp->sb, m->slot);
+        free(m);
+        return;
+    }
+    c->mailbox_job = NULL;
+    if (res == MAILBOX_OPEN_OK)
+        c->session = m->s;
+    mailbox_opened_fn *opened = m->opened;
+    free(m);
+    opened(c, res);
+}
+
+void mailbox_abandon(struct conn *c)
+{
+    struct mailbox_job *m = c->mailbox_job;
+    if (m == NULL)
+        return;
+    /* The lock is the slot's: released with it, the job's end would unlock another's. */
+    m->conn = NULL;
+    m->slot = c->slot;
+    c->slot = -1;
+    c->mailbox_job = NULL;
+}
+
+/* Read the maildir on the loader thread: LOADING, or -1 if no job could be made. */
+static int start_load(struct conn *c, struct pop3_session *s, mailbox_opened_fn *opened)
+{
+    struct mailbox_job *m = calloc(1, sizeof(*m));
+    if (m == NULL)
+        return -1;
+    m->job.work = load_work;
+    m->job.done = load_done;
+    m->lp = c->lp;
+    m->conn = c;
+    m->opened = opened;
+    m->s = s;
+    m->slot = -1;
+    m->now = time(NULL);
+    snprintf(m->user, sizeof(m->user), "%s", c->user);
+    c->mailbox_job = m;
+    offload_submit(c->lp->offload, &m->job);
+    return 0;
+}
+
+enum mailbox_open_result mailbox_open(struct conn *c, const char *maildir,
+                                      mailbox_opened_fn *opened)
 {
     size_t len = strlen(maildir);
     struct pop3_session *s = calloc(1, sizeof(*s) + len + 1);
@@ -160,35 +306,30 @@ enum mailbox_open_result mailbox_open(struct conn *c, const char *maildir)
      * The index decides whether any directory is read (shm/index_sync.h);
      * a first login creates the maildir. cur/ is opened only when a
      * command needs a file, and a warm login reads only the record's head,
-     * so it touches nothing but two stats and costs the same at any size.
+     * so it touches nothing but two stats and costs the same at any size:
+     * that one is answered here. Any other may list and size every file,
+     * which the loader thread does while the loop serves the rest.
      */
     struct index_sync_result res;
     s->ix = c->lp->mbindex;
     uint64_t sync_started = clock_mono_us();
-    if (index_sync_lazy(s->ix, s->root, time(NULL), &s->head, &s->md, &res) == -1) {
-        log_error("user=%s: cannot read maildir %s: %s", c->user, s->root, strerror(errno));
-        goto failed;
+    if (index_sync_warm(s->ix, s->root, &s->head)) {
+        memset(&res, 0, sizeof(res));
+        res.warm = 1;
+    } else if (c->lp->offload != NULL && start_load(c, s, opened) == 0) {
+        return MAILBOX_OPEN_LOADING;
+    } else {
+        int rc = index_sync_lazy(s->ix, s->root, time(NULL), &s->head, &s->md, &res);
+        if (rc == -1) {
+            int err = errno;
+            return settle(c->lp, c->user, s, rc, err, &res, 0);
+        }
     }
-    stats_timing(res.warm ? STATS_TIME_INDEX_UNCHANGED : STATS_TIME_INDEX_RESCAN,
-                 clock_mono_us() - sync_started);
-    if (res.index_error != 0)
-        report_index_error(c, res.index_error);
-    else if (s->ix != NULL && (res.warm || res.written))
-        report_index_ok();
-    if (res.unreadable > 0 || res.duplicates > 0 || res.stuck_in_new > 0)
-        log_warning("user=%s: %s: files not served: %u unreadable (another owner?), %u with "
-                    "the unique name of another message, %u left in new/ (name taken in cur/ "
-                    "or not movable)", c->user, s->root, res.unreadable, res.duplicates,
-                    res.stuck_in_new);
-    log_debug("user=%s index %s: read new=%d cur=%d moved=%u written=%d", c->user,
-              res.warm ? "warm" : "read", res.read_new, res.read_cur, res.moved, res.written);
-    s->live_count = s->count = s->head.count;
-    s->live_size = s->total_size = s->head.total_size;
-    c->session = s;
-    return MAILBOX_OPEN_OK;
-failed:
-    mailbox_close(s);
-    return MAILBOX_OPEN_FAILED;
+    enum mailbox_open_result r = settle(c->lp, c->user, s, 0, 0, &res,
+                                        clock_mono_us() - sync_started);
+    if (r == MAILBOX_OPEN_OK)
+        c->session = s;
+    return r;
 }
 
 unsigned mailbox_count(const struct pop3_session *s)

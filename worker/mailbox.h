@@ -27,7 +27,12 @@ enum mailbox_open_result {
     MAILBOX_OPEN_OK,
     MAILBOX_OPEN_IN_USE,   /* another session holds the lock */
     MAILBOX_OPEN_FAILED,   /* logged; the client gets [SYS/TEMP] */
+    MAILBOX_OPEN_TOO_BIG,  /* more than max_messages: logged; the client gets [SYS/PERM] */
+    MAILBOX_OPEN_LOADING,  /* read on the loader thread: the outcome comes later */
 };
+
+/* The outcome of a login whose mailbox was LOADING, called from the loop. */
+typedef void mailbox_opened_fn(struct conn *c, enum mailbox_open_result result);
 
 /*
  * The message list is loaded lazily: a warm login reads only the index
@@ -55,8 +60,25 @@ struct pop3_session {
     char root[];              /* the maildir path */
 };
 
-/* Lock and scan maildir for c; on success c->session is set. */
-enum mailbox_open_result mailbox_open(struct conn *c, const char *maildir);
+/*
+ * Lock maildir for c and get its message list; on success c->session is
+ * set. A login the index answers alone (shm/index_sync.h: two stats and
+ * the record's head) is done here, as is any when the worker has no loader
+ * thread. Any other may list and size hundreds of thousands of files: it
+ * is LOADING, read on the worker's loader thread (worker/offload.h) while
+ * the loop serves the other connections, and opened(c, outcome) follows
+ * from the loop, with c->session set on OK. The lock is held meanwhile.
+ */
+enum mailbox_open_result mailbox_open(struct conn *c, const char *maildir,
+                                      mailbox_opened_fn *opened);
+/*
+ * c is closing while its mailbox is LOADING (a no-op otherwise): the load
+ * runs to its end alone (the index then holds its result), and only then
+ * are the lock and c's scoreboard slot, which this takes over, released:
+ * so no other session reads that maildir meanwhile, and the slot's lock
+ * is never another session's when it is released.
+ */
+void mailbox_abandon(struct conn *c);
 /* Messages numbered in this session (deleted ones included). */
 unsigned mailbox_count(const struct pop3_session *s);
 /*

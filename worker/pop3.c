@@ -222,8 +222,10 @@ void pop3_dispatch(struct conn *c, char *line, size_t len)
         time_command(c);
         dispatch_command(c, line, len);
     }
-    /* Still waiting for the helper, the client's SASL response, or a job: timed later. */
-    if (c->job == NULL && c->state != CONN_AUTH_WAIT && c->state != CONN_SASL)
+    /* Still waiting for the helper, the mailbox, the client's SASL response, or a job:
+     * timed later. */
+    if (c->job == NULL && c->state != CONN_AUTH_WAIT && c->state != CONN_MAILBOX_LOAD &&
+        c->state != CONN_SASL)
         pop3_command_done(c);
 }
 

@@ -123,6 +123,42 @@ void pop3_auth_answer(struct conn *c, enum auth_status status, const char *user,
     conn_resume(c);
 }
 
+/* The login's last step: its mailbox is open, or is not (worker/mailbox.h). */
+static void mailbox_opened(struct conn *c, enum mailbox_open_result res)
+{
+    struct pop3_reply r = { 0 };
+    if (res == MAILBOX_OPEN_OK) {
+        conn_set_state(c, CONN_TRANSACTION);
+        stats_login(c->auth_mech, STATS_LOGIN_OK);
+        pop3_set_reply(&r, NULL, "Logged in, %u messages", mailbox_count(c->session));
+        pop3_write_reply(c, POP3_OK, &r);
+        log_info("login user=%s ip=%s mechanism=%s messages=%u cache=%s", c->user, c->ip,
+                 c->auth_mech ? c->auth_mech : "USER", mailbox_count(c->session),
+                 c->auth_cached ? "hit" : "miss");
+        return;
+    }
+    stats_login(c->auth_mech, res == MAILBOX_OPEN_IN_USE ? STATS_LOGIN_IN_USE
+                                                         : STATS_LOGIN_TEMPFAIL);
+    if (res == MAILBOX_OPEN_IN_USE)
+        pop3_set_reply(&r, "IN-USE", "Mailbox is locked by another POP3 session");
+    else if (res == MAILBOX_OPEN_TOO_BIG)
+        /* RFC 3206: it takes an administrator, trying again will not help. */
+        pop3_set_reply(&r, "SYS/PERM", "Mailbox has too many messages to be opened by POP3");
+    else
+        pop3_set_reply(&r, "SYS/TEMP", "Cannot open the mailbox, try again later");
+    conn_set_state(c, CONN_AUTHORIZATION);
+    pop3_write_reply(c, POP3_ERR, &r);
+    c->user[0] = '\0';
+}
+
+/* A mailbox read on the loader thread: from the loop, outside c's own event. */
+static void mailbox_loaded(struct conn *c, enum mailbox_open_result res)
+{
+    mailbox_opened(c, res);
+    pop3_command_done(c);
+    conn_resume(c);
+}
+
 void pop3_auth_finish(struct conn *c, enum auth_status status, const char *user,
                       const char *maildir)
 {
@@ -145,26 +181,13 @@ void pop3_auth_finish(struct conn *c, enum auth_status status, const char *user,
         pop3_write_reply(c, POP3_ERR, &r);
     } else {
         snprintf(c->user, sizeof(c->user), "%s", user);
-        enum mailbox_open_result res = mailbox_open(c, maildir);
-        if (res == MAILBOX_OPEN_OK) {
-            conn_set_state(c, CONN_TRANSACTION);
-            stats_login(c->auth_mech, STATS_LOGIN_OK);
-            pop3_set_reply(&r, NULL, "Logged in, %u messages", mailbox_count(c->session));
-            pop3_write_reply(c, POP3_OK, &r);
-            log_info("login user=%s ip=%s mechanism=%s messages=%u cache=%s", c->user, c->ip,
-                     c->auth_mech ? c->auth_mech : "USER", mailbox_count(c->session),
-                     c->auth_cached ? "hit" : "miss");
-        } else {
-            stats_login(c->auth_mech, res == MAILBOX_OPEN_IN_USE ? STATS_LOGIN_IN_USE
-                                                                 : STATS_LOGIN_TEMPFAIL);
-            if (res == MAILBOX_OPEN_IN_USE)
-                pop3_set_reply(&r, "IN-USE", "Mailbox is locked by another POP3 session");
-            else
-                pop3_set_reply(&r, "SYS/TEMP", "Cannot open the mailbox, try again later");
-            conn_set_state(c, CONN_AUTHORIZATION);
-            pop3_write_reply(c, POP3_ERR, &r);
-            c->user[0] = '\0';
+        enum mailbox_open_result res = mailbox_open(c, maildir, mailbox_loaded);
+        if (res == MAILBOX_OPEN_LOADING) {
+            /* Answered, and timed, when the loader is done (mailbox_loaded). */
+            conn_set_state(c, CONN_MAILBOX_LOAD);
+            return;
         }
+        mailbox_opened(c, res);
     }
     /* PASS or AUTH is answered: its time includes the helper and the mailbox sync. */
     pop3_command_done(c);

@@ -4,6 +4,7 @@
 #include <lmdb.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@
 #include "daemon/runtime/log.h"
 #include "daemon/runtime/privdrop.h"
 #include "daemon/runtime/clock.h"
+#include "maildir/scan.h"
 #include "shm/index.h"
 #include "shm/stats.h"
 #include "worker/auth_client.h"
@@ -31,6 +33,7 @@
 #include "worker/conn_timer.h"
 #include "worker/loop.h"
 #include "worker/mailbox.h"
+#include "worker/offload.h"
 
 /* Accepting in bursts keeps a connection storm from starving existing sessions. */
 #define ACCEPT_BURST 64
@@ -319,7 +322,10 @@ static void open_mailbox_index(struct loop *lp)
     snprintf(dir, sizeof(dir), "%s/%s", lp->cfg->state_dir, INDEX_SUBDIR);
     int reset;
     int rc = mbindex_open_rebuilding(dir, 0, &lp->mbindex, &reset);
+    if (rc == 0)
+        rc = mbindex_limit_size(lp->mbindex, (size_t)lp->cfg->index_max_mb << 20);
     if (rc != 0) {
+        mbindex_close(lp->mbindex);
         lp->mbindex = NULL;
         stats_store_error(STATS_STORE_INDEX);
         log_error("mailbox index %s: %s; logins will scan their maildir", dir,
@@ -368,6 +374,8 @@ void worker_main(const struct worker_setup *ws)
 
     lp.cfg = ws->cfg;
     lp.index = ws->index;
+    /* Before the loader thread starts: it reads the limit. */
+    maildir_set_max_messages((size_t)ws->cfg->max_messages);
     open_mailbox_index(&lp);
     lp.pid = getpid();
     lp.sb = ws->sb;
@@ -400,11 +408,27 @@ void worker_main(const struct worker_setup *ws)
         log_fatal("auth client: %s", strerror(errno));
     /* At once, for the penalty view: without it no login is answered from the cache. */
     (void)auth_client_connect(lp.auth);
+    /*
+     * After the signals are blocked (the thread blocks all of them anyway)
+     * and before any session: big logins read their maildir there.
+     */
+    /*
+     * One malloc arena, as before there was a second thread: glibc would give
+     * the loader its own, reserving 64 MB of address space per worker, which
+     * an operator's RLIMIT_AS (and the memory figures) would no longer see.
+     * The two threads rarely allocate at the same time.
+     */
+    mallopt(M_ARENA_MAX, 1);
+    lp.offload = offload_start(&lp);
+    if (lp.offload == NULL)
+        log_warning("cannot start the mailbox loader thread: %s; a login that reads a big "
+                    "maildir holds up this worker's other sessions", strerror(errno));
     log_info("serving as uid %d", (int)getuid());
 
     struct epoll_event events[MAX_EVENTS];
     for (;;) {
-        if (lp.retiring && lp.conn_count == 0)
+        /* A load abandoned by its client still holds a lock and a slot: wait for it. */
+        if (lp.retiring && lp.conn_count == 0 && offload_pending(lp.offload) == 0)
             break;
         double now = clock_mono();
         double wait = conn_timer_next(&lp, now);
@@ -442,6 +466,7 @@ void worker_main(const struct worker_setup *ws)
         conn_free_closed(&lp);
         balance_accepting(&lp, now);
     }
+    offload_stop(lp.offload);
     log_info("retired");
     exit(0);
 }

@@ -110,6 +110,16 @@ static const struct setting settings[] = {
       .min = 1, .max = 100 },
     { .name = "mark_seen", .type = &setting_bool, FIELD(mark_seen), .def = "yes" },
     { .name = "index", .type = &setting_bool, FIELD(index), .def = "yes" },
+    /* A session holds about 100 bytes per message in its worker, and the listing
+     * stops at one more than this (maildir/scan.h): 1,000,000 is ~100 MB for the
+     * biggest mailbox served. 10,000,000 keeps the index's 32-bit offsets safe. */
+    { .name = "max_messages", .type = &setting_int, FIELD(max_messages), .def = "1000000",
+      .min = 1, .max = 10000000 },
+    /* The index is a cache: a record that does not fit is scanned instead. 16 GB
+     * holds 100,000 mailboxes of 1,000 messages with room; 1 MB is the least
+     * LMDB is still useful with; 4 TB the most it ever grew to before the limit. */
+    { .name = "index_max_mb", .type = &setting_int, FIELD(index_max_mb), .def = "16384",
+      .min = 1, .max = 4194304 },
     /* Off by default, as in Dovecot and Courier: they change what clients get. */
     { .name = "pop3_workarounds", .type = &setting_string, FIELD(pop3_workarounds), .def = "",
       .flags = SETTING_MAY_BE_EMPTY },

@@ -84,6 +84,8 @@ struct config {
     int  max_auth_failures;
     int  mark_seen;                       /* RETR adds the S flag */
     int  index;                           /* mailbox index in state_dir/index */
+    int  max_messages;                    /* a bigger mailbox's login is refused */
+    int  index_max_mb;                    /* the index's map never grows past it */
     char pop3_workarounds[CONFIG_NAME_MAX]; /* as written */
     int  pop3_workarounds_set;            /* enum config_workaround, or-ed */
     int  mailbox_lock;                    /* enum config_mailbox_lock */

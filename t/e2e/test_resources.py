@@ -1,7 +1,7 @@
 """When resources run out (issue 13, part 3): a damaged or foreign mailbox
 index (garbage, cut short, zero bytes, another program's LMDB file) while
-stopped and while running, a full state_dir, a read-only or full maildir
-filesystem. Logins and downloads go on from the maildir, the trouble is
+stopped and while running, a full state_dir, an index map at its size limit,
+a read-only or full maildir filesystem. Logins and downloads go on from the maildir, the trouble is
 logged once and counted (store_errors), the index is rebuilt, no worker
 crashes twice for one damage.
 
@@ -382,6 +382,42 @@ class StateDirFull(DaemonTest):
         os.unlink(filler)
         session(d, "bob")
         d.wait_log("mailbox index works again")
+
+
+class IndexMapFull(DaemonTest):
+    """index_max_mb at its least (1 MB): a mailbox whose record cannot fit is served
+    from its maildir at every login, logged once and counted; the others stay indexed."""
+    workers = 1
+    users = {"alice": "alice-secret", "bob": "bob-secret"}
+    extra_config = "index_max_mb = 1\n"
+    MESSAGES = 20000
+
+    def test_record_too_big_for_the_map_is_scanned_logged_once_and_counted(self):
+        d = self.d
+        d.deliver("alice", "Subject: a\n\nsmall\n", subdir="cur")
+        root = d.maildir("bob")
+        st = os.stat(os.path.join(root, "cur"))
+        # Links to one file: 20,000 files made in a second, not one file write each.
+        with open(os.path.join(root, "message"), "wb") as f:
+            f.write(b"Subject: full\n\nbody\n")
+        os.chown(os.path.join(root, "message"), st.st_uid, st.st_gid)
+        for i in range(self.MESSAGES):
+            os.link(os.path.join(root, "message"),
+                    os.path.join(root, "cur", "17000%05d.M%dP1.full:2,S" % (i, i)))
+        d.start()
+        for _ in range(3):
+            stat, uidl = session(d, "bob")
+            self.assertTrue(stat.startswith("+OK %d " % self.MESSAGES), stat)
+            self.assertEqual(len(uidl), self.MESSAGES)
+            self.assertTrue(session(d, "alice")[0].startswith("+OK 1 "))
+        log = d.log()
+        self.assertEqual(log.count("mailbox index full"), 1, log[-3000:])
+        self.assertIn("index_max_mb = 1", log)
+        # Only the record that does not fit failed: no spell of trouble for the others.
+        self.assertNotIn("mailbox index: ", log)
+        self.assertNotIn("unusable", log)
+        self.assertGreaterEqual(store_errors(d, "index"), 3)
+        self.assertEqual(crashes(d), 0)
 
 
 @unittest.skipUnless(IS_ROOT, "bind-mounts a maildir read-only")

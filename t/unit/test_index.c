@@ -1,6 +1,7 @@
 /*
  * The mailbox index record and environment: encode/decode, garbage and
- * foreign values, a map that fills up, an unreadable environment.
+ * foreign values, a map that fills up, one that may not grow (index_max_mb)
+ * and one that cannot (no address space left), an unreadable environment.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "maildir/scan.h"
@@ -238,6 +241,108 @@ static void test_env_put_get_grow(void **state)
     assert_int_equal(tmd_remove(dir), 0);
 }
 
+/* index_max_mb: a record that does not fit is refused; the index goes on for the rest. */
+static void test_limit_size_refuses_growth(void **state)
+{
+    (void)state;
+    char dir[PATH_MAX], env[PATH_MAX + 16];
+    assert_int_equal(tmd_make(dir, 0), 0);
+    snprintf(env, sizeof(env), "%s/index", dir);
+    struct mbindex *ix;
+    assert_int_equal(mbindex_open(env, 0, &ix), 0);
+    assert_int_equal(mbindex_limit_size(ix, 1 << 20), 0);
+    struct index_entry big = { .tmp_cleaned = 1 }, small = { .tmp_cleaned = 1 }, d = { 0 };
+    big.md = sample(40000);
+    small.md = sample(3);
+    assert_int_equal(mbindex_put(ix, "/mail/big", &big), MDB_MAP_FULL);
+    assert_false(mbindex_broken(ix));
+    assert_int_equal(mbindex_put(ix, "/mail/small", &small), 0);
+    assert_int_equal(mbindex_get(ix, "/mail/small", &d), 0);
+    assert_same(small.md, d.md);
+    maildir_free(d.md);
+    assert_int_equal(mbindex_get(ix, "/mail/big", &d), MDB_NOTFOUND);
+    mbindex_close(ix);
+    maildir_free(big.md);
+    maildir_free(small.md);
+    assert_int_equal(tmd_remove(dir), 0);
+}
+
+static long vm_size_bytes(void)
+{
+    char line[256];
+    long kb = -1;
+    FILE *f = fopen("/proc/self/status", "r");
+    if (f == NULL)
+        return -1;
+    while (fgets(line, sizeof(line), f) != NULL)
+        if (sscanf(line, "VmSize: %ld kB", &kb) == 1)
+            break;
+    fclose(f);
+    return kb < 0 ? -1 : kb * 1024;
+}
+
+/* The child of test_failed_grow: 0 when every step went as it should. */
+static int failed_grow_child(const char *env)
+{
+    struct mbindex *ix;
+    struct index_entry e = { .tmp_cleaned = 1 }, d = { 0 };
+    e.md = sample(40000);   /* a 2 MB record, built before the limit */
+    if (mbindex_open(env, 256 * 1024, &ix) != 0)
+        return 1;
+    /* Room for the map to double to 1 MB, not to 2 MB: the third growth fails. */
+    long vm = vm_size_bytes();
+    struct rlimit rl;
+    if (vm < 0 || getrlimit(RLIMIT_AS, &rl) == -1)
+        return 2;
+    struct rlimit low = { (rlim_t)vm + (3 << 19), rl.rlim_max };
+    if (setrlimit(RLIMIT_AS, &low) == -1)
+        return 3;
+    if (mbindex_put(ix, "/mail/big", &e) == 0)
+        return 4;
+    /* LMDB has no map now: any txn would fault. The index must only say so. */
+    if (mbindex_get(ix, "/mail/big", &d) == 0 || mbindex_put(ix, "/mail/big", &e) == 0 ||
+        !mbindex_broken(ix))
+        return 5;
+    if (setrlimit(RLIMIT_AS, &rl) == -1)
+        return 6;
+    if (mbindex_rebuild(ix) != 0 || mbindex_put(ix, "/mail/big", &e) != 0 ||
+        mbindex_get(ix, "/mail/big", &d) != 0 || d.md->count != 40000)
+        return 7;
+    maildir_free(d.md);
+    maildir_free(e.md);
+    mbindex_close(ix);
+    return 0;
+}
+
+/*
+ * A map that cannot be mapped at its doubled size (the address space is
+ * used up): LMDB has unmapped the old one already. Used to fault at the
+ * next login; now the index is broken until rebuilt, and works after.
+ */
+static void test_failed_grow(void **state)
+{
+    (void)state;
+#if defined(__SANITIZE_ADDRESS__)
+    skip();   /* ASan's allocator needs the address space an RLIMIT_AS takes away */
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+    skip();
+#endif
+#endif
+    char dir[PATH_MAX], env[PATH_MAX + 16];
+    assert_int_equal(tmd_make(dir, 0), 0);
+    snprintf(env, sizeof(env), "%s/index", dir);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(failed_grow_child(env));
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_int_equal(tmd_remove(dir), 0);
+}
+
 /* An unreadable environment is replaced by mbindex_prepare (a cache). */
 static void test_prepare_resets_garbage(void **state)
 {
@@ -285,6 +390,8 @@ int main(void)
         cmocka_unit_test(test_head),
         cmocka_unit_test(test_empty_mailbox),
         cmocka_unit_test(test_env_put_get_grow),
+        cmocka_unit_test(test_limit_size_refuses_growth),
+        cmocka_unit_test(test_failed_grow),
         cmocka_unit_test(test_prepare_resets_garbage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -282,6 +282,27 @@ static void test_many_messages(void **state)
     maildir_free(md);
 }
 
+/* max_messages: one message more than the limit fails the list, at the limit it is served. */
+static void test_max_messages(void **state)
+{
+    const char *root = *state;
+    char name[64];
+    for (int i = 0; i < 4; i++) {
+        snprintf(name, sizeof(name), "cur/1700000%03d.M%dP1.max:2,", i, i);
+        assert_int_equal(tmd_write(root, name, "a\n", 2), 0);
+    }
+    struct maildir *md = NULL;
+    maildir_set_max_messages(3);
+    assert_int_equal(maildir_scan(root, time(NULL), &md), -1);
+    assert_int_equal(errno, E2BIG);
+    assert_null(md);
+    maildir_set_max_messages(4);
+    md = scan_ok(root);
+    assert_int_equal(md->count, 4);
+    maildir_free(md);
+    maildir_set_max_messages(0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -295,6 +316,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_vanished_skipped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_msg_rename, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_messages, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_max_messages, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,160 @@
+#include "worker/offload.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+struct offload {
+    struct loop_handler io;          /* first: the eventfd's, epoll hands it back */
+    struct loop *lp;
+    int efd;                         /* the thread writes 1 per finished job */
+    pthread_t thread;
+    pthread_mutex_t lock;            /* guards the two queues and stopping */
+    pthread_cond_t wake;
+    struct offload_job *todo_head, *todo_tail;
+    struct offload_job *done_head, *done_tail;
+    int stopping;
+    unsigned pending;                /* the loop's own count */
+};
+
+static void push(struct offload_job **head, struct offload_job **tail, struct offload_job *job)
+{
+    job->next = NULL;
+    if (*tail != NULL)
+        (*tail)->next = job;
+    else
+        *head = job;
+    *tail = job;
+}
+
+static void *run(void *arg)
+{
+    struct offload *o = arg;
+    pthread_mutex_lock(&o->lock);
+    for (;;) {
+        while (o->todo_head == NULL && !o->stopping)
+            pthread_cond_wait(&o->wake, &o->lock);
+        struct offload_job *job = o->todo_head;
+        /* Stopping ends the thread only once every submitted job has run. */
+        if (job == NULL)
+            break;
+        o->todo_head = job->next;
+        if (o->todo_head == NULL)
+            o->todo_tail = NULL;
+        pthread_mutex_unlock(&o->lock);
+        job->work(job);
+        pthread_mutex_lock(&o->lock);
+        push(&o->done_head, &o->done_tail, job);
+        uint64_t one = 1;
+        /* Only a counter at its maximum refuses: the loop is woken either way. */
+        ssize_t ignored = write(o->efd, &one, sizeof(one));
+        (void)ignored;
+    }
+    pthread_mutex_unlock(&o->lock);
+    return NULL;
+}
+
+/* Run done() of every finished job, in the order they finished. */
+static void deliver(struct offload *o)
+{
+    pthread_mutex_lock(&o->lock);
+    struct offload_job *job = o->done_head;
+    o->done_head = o->done_tail = NULL;
+    pthread_mutex_unlock(&o->lock);
+    while (job != NULL) {
+        struct offload_job *next = job->next;
+        o->pending--;
+        job->done(job);
+        job = next;
+    }
+}
+
+static void on_eventfd(struct loop *lp, struct loop_handler *h, uint32_t events)
+{
+    struct offload *o = (struct offload *)h;
+    uint64_t count;
+    (void)lp;
+    (void)events;
+    ssize_t ignored = read(o->efd, &count, sizeof(count));
+    (void)ignored;
+    deliver(o);
+}
+
+struct offload *offload_start(struct loop *lp)
+{
+    struct offload *o = calloc(1, sizeof(*o));
+    int rc;
+    if (o == NULL)
+        return NULL;
+    o->io.on_event = on_eventfd;
+    o->lp = lp;
+    o->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (o->efd == -1) {
+        free(o);
+        return NULL;
+    }
+    rc = pthread_mutex_init(&o->lock, NULL);
+    if (rc != 0)
+        goto fail_fd;
+    rc = pthread_cond_init(&o->wake, NULL);
+    if (rc != 0)
+        goto fail_mutex;
+    if (loop_watch(lp, o->efd, EPOLLIN, &o->io) == -1) {
+        rc = errno;
+        goto fail_cond;
+    }
+    /* The thread inherits this mask: no signal is ever delivered to it. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    rc = pthread_create(&o->thread, NULL, run, o);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc == 0)
+        return o;
+    loop_unwatch(lp, o->efd);
+fail_cond:
+    pthread_cond_destroy(&o->wake);
+fail_mutex:
+    pthread_mutex_destroy(&o->lock);
+fail_fd:
+    close(o->efd);
+    free(o);
+    errno = rc;
+    return NULL;
+}
+
+void offload_submit(struct offload *o, struct offload_job *job)
+{
+    o->pending++;
+    pthread_mutex_lock(&o->lock);
+    push(&o->todo_head, &o->todo_tail, job);
+    pthread_cond_signal(&o->wake);
+    pthread_mutex_unlock(&o->lock);
+}
+
+unsigned offload_pending(const struct offload *o)
+{
+    return o != NULL ? o->pending : 0;
+}
+
+void offload_stop(struct offload *o)
+{
+    if (o == NULL)
+        return;
+    pthread_mutex_lock(&o->lock);
+    o->stopping = 1;
+    pthread_cond_signal(&o->wake);
+    pthread_mutex_unlock(&o->lock);
+    pthread_join(o->thread, NULL);
+    deliver(o);
+    loop_unwatch(o->lp, o->efd);
+    close(o->efd);
+    pthread_cond_destroy(&o->wake);
+    pthread_mutex_destroy(&o->lock);
+    free(o);
+}
