@@ -39,6 +39,7 @@ const char *const stats_login_names[STATS_LOGIN_RESULTS] = { "ok", "failed", "te
 const char *const stats_cache_names[STATS_CACHE_RESULTS] = { "hit", "miss", "negative",
                                                              "stale" };
 const char *const stats_store_names[STATS_STORES] = { "index", "auth_cache" };
+const char *const stats_role_names[STATS_ROLES] = { "auth", "worker", "metrics" };
 const char *const stats_tls_names[STATS_TLS_RESULTS] = { "TLSv1.2", "TLSv1.3", "other",
                                                          "failed" };
 const char *const stats_command_names[STATS_COMMANDS] = {
@@ -250,6 +251,14 @@ void stats_region_release(struct stats_region *r, int slot)
     for (unsigned v = 0; v < STATS_VALUES; v++)
         r->retired[v] += atomic_load_explicit(&r->blocks[slot].v[v], memory_order_relaxed);
     r->in_use[slot] = 0;
+}
+
+void stats_region_count_respawn(struct stats_region *r, const char *role)
+{
+    for (unsigned i = 0; r != NULL && role != NULL && i < STATS_ROLES; i++) {
+        if (strcmp(role, stats_role_names[i]) == 0)
+            r->retired[SV_RESPAWNS + i]++;
+    }
 }
 
 void stats_region_read(struct stats_region *r, struct stats_snapshot *out, enum stats_read how)

@@ -80,6 +80,14 @@ enum stats_tls {
     STATS_TLS_RESULTS,
 };
 
+/* The master's children, as daemon/master names their roles. */
+enum stats_role {
+    STATS_ROLE_AUTH,
+    STATS_ROLE_WORKER,
+    STATS_ROLE_METRICS,
+    STATS_ROLES,
+};
+
 enum stats_command {
     STATS_CMD_USER, STATS_CMD_PASS, STATS_CMD_AUTH, STATS_CMD_CAPA, STATS_CMD_STLS,
     STATS_CMD_STAT, STATS_CMD_LIST, STATS_CMD_UIDL, STATS_CMD_RETR, STATS_CMD_TOP,
@@ -115,7 +123,8 @@ enum stats_value {
     SV_DELETED,
     SV_LDAP_ERRORS,
     SV_STORE_ERRORS,                                    /* + enum stats_store */
-    SV_COMMAND_HIST = SV_STORE_ERRORS + STATS_STORES,   /* + command * HIST_VALUES */
+    SV_RESPAWNS = SV_STORE_ERRORS + STATS_STORES,       /* + enum stats_role; master only */
+    SV_COMMAND_HIST = SV_RESPAWNS + STATS_ROLES,        /* + command * HIST_VALUES */
     SV_TIMING_HIST = SV_COMMAND_HIST + STATS_COMMANDS * STATS_HIST_VALUES,
     STATS_VALUES = SV_TIMING_HIST + STATS_TIMINGS * STATS_HIST_VALUES,
 };
@@ -130,6 +139,7 @@ extern const char *const stats_login_names[STATS_LOGIN_RESULTS];
 extern const char *const stats_cache_names[STATS_CACHE_RESULTS];
 extern const char *const stats_tls_names[STATS_TLS_RESULTS];
 extern const char *const stats_store_names[STATS_STORES];
+extern const char *const stats_role_names[STATS_ROLES];
 extern const char *const stats_command_names[STATS_COMMANDS];
 /* The session log's reason= values; the last one, "other", takes the rest. */
 extern const char *const stats_end_reasons[STATS_END_REASONS];
@@ -175,6 +185,11 @@ int stats_region_fd(const struct stats_region *region);
 int stats_region_claim(struct stats_region *region);
 /* Its process has exited (or was never forked): fold the block into the totals, free it. */
 void stats_region_release(struct stats_region *region, int slot);
+/*
+ * A child of role ("auth", "worker", "metrics") exited unexpectedly and is
+ * respawned: counted in the master's own totals, where no child can reach.
+ */
+void stats_region_count_respawn(struct stats_region *region, const char *role);
 enum stats_read {
     STATS_SINCE_START,     /* /metrics: counters only ever grow */
     STATS_SINCE_RESET,     /* popctl stats */

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -229,6 +230,11 @@ void control_gauges(struct control *ctl, struct stats_gauges *g)
         g->logged_in += s.user[0] != '\0' && strcmp(s.state, "transaction") == 0;
     }
     g->draining = scoreboard_master_draining(ctl->sb);
+    g->max_connections = (unsigned)ctl->cfg->max_connections;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+        g->open_files_limit = rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : (uint64_t)rl.rlim_cur;
+    g->open_files_wanted = config_open_files_wanted(ctl->cfg);
     g->now = time(NULL);
     g->started = ctl->started_wall;
 }

@@ -33,14 +33,13 @@ static void usage(FILE *out)
 }
 
 /*
- * Each connection can hold a socket, its mailbox lock and an open message;
- * add headroom for listeners, IPC, the index and logs. The master logs what
- * was obtained: running short of descriptors is how large sites fail first.
+ * What max_connections needs (config_open_files_wanted). The master logs
+ * what was obtained: running short of descriptors is how large sites fail first.
  */
 static void raise_fd_limit(const struct config *cfg, struct master_options *opts)
 {
     struct rlimit rl;
-    rlim_t want = (rlim_t)cfg->max_connections * 3 + 256;
+    rlim_t want = (rlim_t)config_open_files_wanted(cfg);
 
     opts->fd_wanted = want;
     if (getrlimit(RLIMIT_NOFILE, &rl) == -1)

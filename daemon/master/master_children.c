@@ -347,6 +347,8 @@ void child_died(struct master *m, struct child *c, int status)
         c->in_use = 0;
         return;
     }
+    /* fastpop_respawns_total: a crash loop shows as a rate an alert can watch. */
+    stats_region_count_respawn(m->stats, roles[c->role].name);
     /*
      * A worker that faulted may have read a damaged index (a page of garbage,
      * a file cut short while mapped): its replacement would fault on it too.

@@ -69,6 +69,9 @@ int metrics_feed_answer(int fd, uint32_t id, const struct stats_snapshot *s,
         ipc_put_u32(&b, g->logged_in);
         ipc_put_u32(&b, g->workers);
         ipc_put_u32(&b, (uint32_t)g->draining);
+        ipc_put_u32(&b, g->max_connections);
+        ipc_put_u64(&b, g->open_files_limit);
+        ipc_put_u64(&b, g->open_files_wanted);
         rc = ipc_send(fd, &b);
     }
     buf_free(&b);
@@ -113,6 +116,9 @@ static int take_message(const unsigned char *msg, size_t len, uint32_t id,
     g->logged_in = ipc_get_u32(&r);
     g->workers = ipc_get_u32(&r);
     g->draining = ipc_get_u32(&r) != 0;
+    g->max_connections = ipc_get_u32(&r);
+    g->open_files_limit = ipc_get_u64(&r);
+    g->open_files_wanted = ipc_get_u64(&r);
     /* Built from another fastpopd than this one (an upgrade in place): no numbers. */
     if (ipc_reader_end(&r) == -1 || values != STATS_VALUES)
         return -1;

@@ -11,7 +11,9 @@
  *                                    child answers 503), u32 STATS_VALUES,
  *                                    u64 since, u64 started, u64 now,
  *                                    u32 connections, u32 logged_in,
- *                                    u32 workers, u32 draining; always last
+ *                                    u32 workers, u32 draining,
+ *                                    u32 max_connections, u64 open_files_limit,
+ *                                    u64 open_files_wanted; always last
  * Every answer carries the ask's id.
  *
  * Trust: the master parses nothing of the child but a header. An ask with

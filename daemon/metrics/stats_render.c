@@ -52,6 +52,8 @@ static const struct family families[] = {
     { "store_errors", "Failed operations on a cache store (mailbox index, credential cache): "
       "full disk, corrupt or foreign file; logins went on without it.", COUNTER,
       SV_STORE_ERRORS, 1, "store", stats_store_names, STATS_STORES, NULL, NULL, 1 },
+    { "respawns", "Child processes that exited unexpectedly and were started again, by role.",
+      COUNTER, SV_RESPAWNS, 1, "role", stats_role_names, STATS_ROLES, NULL, NULL, 1 },
     { "command_duration_seconds", "POP3 commands: from the command line to the end of its "
       "answer.", HISTOGRAM, SV_COMMAND_HIST, STATS_HIST_VALUES, "command", stats_command_names,
       STATS_COMMANDS, NULL, NULL, 1 },
@@ -161,6 +163,12 @@ static void render_prometheus(const struct stats_snapshot *s, const struct stats
     prom_gauge(out, "sessions_logged_in", "Open sessions past the login.", g->logged_in);
     prom_gauge(out, "workers", "Worker processes running.", g->workers);
     prom_gauge(out, "draining", "1 while popctl drain refuses new connections.", g->draining);
+    prom_gauge(out, "max_connections", "The max_connections setting in force.",
+               g->max_connections);
+    prom_gauge(out, "open_files_limit", "The open file limit (RLIMIT_NOFILE) of each process.",
+               (double)g->open_files_limit);
+    prom_gauge(out, "open_files_wanted", "The open file limit max_connections needs.",
+               (double)g->open_files_wanted);
     prom_gauge(out, "start_time_seconds", "When fastpopd started, in Unix time.",
                (double)g->started);
     prom_gauge(out, "counters_since_seconds", "Counters count from this Unix time (a start or "
@@ -222,9 +230,11 @@ static void render_json(const struct stats_snapshot *s, const struct stats_gauge
 {
     buf_printf(out, "{\n  \"since\": %lld,\n  \"now\": %lld,\n  \"started\": %lld,\n"
                "  \"connections\": %u,\n  \"sessions_logged_in\": %u,\n  \"workers\": %u,\n"
-               "  \"draining\": %s", (long long)s->since, (long long)g->now,
-               (long long)g->started, g->connections, g->logged_in, g->workers,
-               g->draining ? "true" : "false");
+               "  \"draining\": %s,\n  \"max_connections\": %u,\n"
+               "  \"open_files_limit\": %" PRIu64 ",\n  \"open_files_wanted\": %" PRIu64,
+               (long long)s->since, (long long)g->now, (long long)g->started, g->connections,
+               g->logged_in, g->workers, g->draining ? "true" : "false", g->max_connections,
+               g->open_files_limit, g->open_files_wanted);
     for (unsigned k = 0; k < FAMILIES; k++)
         json_family(out, s, &families[k]);
     buf_puts(out, "\n}\n");
@@ -297,6 +307,8 @@ static void render_text(const struct stats_snapshot *s, const struct stats_gauge
                (long long)(g->now > s->since ? g->now - s->since : 0));
     buf_printf(out, "%-21s %u open, %u logged in, %u workers%s\n", "now", g->connections,
                g->logged_in, g->workers, g->draining ? ", draining" : "");
+    buf_printf(out, "%-21s max_connections=%u open_files=%" PRIu64 " (wanted %" PRIu64 ")\n",
+               "limits", g->max_connections, g->open_files_limit, g->open_files_wanted);
     for (unsigned k = 0; k < FAMILIES; k++) {
         if (families[k].kind == COUNTER)
             text_counters(out, s, &families[k]);

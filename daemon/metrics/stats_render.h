@@ -8,6 +8,7 @@
 #ifndef FASTPOP_STATS_RENDER_H
 #define FASTPOP_STATS_RENDER_H
 
+#include <stdint.h>
 #include <time.h>
 
 #include "daemon/runtime/buf.h"
@@ -25,6 +26,10 @@ struct stats_gauges {
     unsigned logged_in;    /* of those, past the login */
     unsigned workers;
     int draining;
+    /* The limits beside them, so an alert can say "near the limit". */
+    unsigned max_connections;
+    uint64_t open_files_limit;   /* RLIMIT_NOFILE of the master, which every child gets */
+    uint64_t open_files_wanted;  /* what max_connections needs (config_open_files_wanted) */
     time_t started;        /* the master's start */
     time_t now;
 };

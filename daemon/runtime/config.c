@@ -511,6 +511,16 @@ int config_worker_count(const struct config *cfg)
     return n < 1 ? 1 : n > WORKERS_MAX ? WORKERS_MAX : (int)n;
 }
 
+/*
+ * Each connection can hold a socket and an open message (with room to spare:
+ * x3), and one worker may end up with all of them; plus headroom for
+ * listeners, IPC, the index and logs.
+ */
+unsigned long long config_open_files_wanted(const struct config *cfg)
+{
+    return (unsigned long long)cfg->max_connections * 3 + 256;
+}
+
 void config_pid_path(const struct config *cfg, char *out, size_t outlen)
 {
     if (cfg->pid_file[0])

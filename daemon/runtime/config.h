@@ -168,6 +168,8 @@ void config_print(const struct config *cfg, FILE *out);
  */
 int  config_host_name_valid(const char *name);
 int  config_worker_count(const struct config *cfg);
+/* The open file limit (RLIMIT_NOFILE) max_connections needs in each process. */
+unsigned long long config_open_files_wanted(const struct config *cfg);
 /* The pidfile path (pid_file, or run_dir/fastpopd.pid). */
 void config_pid_path(const struct config *cfg, char *out, size_t outlen);
 /* Parse "addr:port" / "[v6]:port" into l. -1 with a message in err. */

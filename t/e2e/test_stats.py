@@ -280,6 +280,10 @@ class StatsTest(DaemonTest):
         wait_until(lambda: not old & set(self.d.workers_pids()) and
                    len(self.d.workers_pids()) == 2, 20, what="old workers to retire")
         kept = self.scrape()
+        # The killed worker was respawned; the reload's retired workers were not crashes.
+        self.assertEqual(value(kept, "fastpop_respawns_total", role="worker") -
+                         value(after, "fastpop_respawns_total", role="worker"), 1)
+        self.assertEqual(value(kept, "fastpop_respawns_total", role="auth"), 0)
         for key, v in after.items():
             if key[0].endswith(("_total", "_bucket", "_count", "_sum")):
                 self.assertGreaterEqual(kept[key], v, key)
@@ -418,6 +422,8 @@ class StatsTest(DaemonTest):
             self.metrics_server()), 15, what="a new metrics process")
         self.assertIn("metrics[0] pid %d killed by signal 9" % pid, self.d.log())
         after = self.scrape()
+        self.assertEqual(value(after, "fastpop_respawns_total", role="metrics") -
+                         value(before, "fastpop_respawns_total", role="metrics"), 1)
         self.assertGreaterEqual(value(after, "fastpop_connections_accepted_total"),
                                 value(before, "fastpop_connections_accepted_total"))
         self.assertEqual(self.d.metrics_pids(), [fresh])

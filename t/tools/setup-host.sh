@@ -6,7 +6,7 @@ set -eu
 
 PACKAGES="build-essential cmake pkg-config clang libssl-dev libldap-dev liblmdb-dev
 libcap-dev libcrypt-dev libcmocka-dev python3 curl fetchmail getmail6 slapd ldap-utils
-procps psmisc openssl fail2ban strace dovecot-pop3d haproxy whois"
+procps psmisc openssl fail2ban strace dovecot-pop3d haproxy whois prometheus"
 
 missing=""
 for p in $PACKAGES; do
@@ -39,6 +39,16 @@ if [ -n "$missing" ]; then
             $missing >/dev/null || status=$?
     [ -n "$own_policy" ] && rm -f /usr/sbin/policy-rc.d
     [ "$status" -eq 0 ] || exit "$status"
+    # prometheus is here for promtool (the alert rules' checks), not its
+    # server: the package enables one at boot; a test host gets it disabled.
+    case " $missing " in
+    *" prometheus "*)
+        update-rc.d prometheus disable >/dev/null 2>&1 || true
+        if command -v deb-systemd-helper >/dev/null; then
+            deb-systemd-helper disable prometheus.service >/dev/null 2>&1 || true
+        fi
+        ;;
+    esac
 fi
 
 # System users: workers run as the mail user, the auth helper as its own user.

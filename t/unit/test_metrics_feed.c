@@ -92,6 +92,9 @@ static void test_round_trip(void **state)
     struct pair *p = *state;
     static struct stats_snapshot sent, got;
     struct stats_gauges g = { .connections = 5, .logged_in = 3, .workers = 2, .draining = 1,
+                              .max_connections = 4000,
+                              .open_files_limit = UINT64_C(0x1000000000),
+                              .open_files_wanted = 12256,
                               .started = 1700000000, .now = 1700000123 };
     struct stats_gauges gg;
     for (unsigned v = 0; v < STATS_VALUES; v++)
@@ -108,6 +111,9 @@ static void test_round_trip(void **state)
     assert_int_equal(gg.logged_in, 3);
     assert_int_equal(gg.workers, 2);
     assert_int_equal(gg.draining, 1);
+    assert_int_equal(gg.max_connections, 4000);
+    assert_int_equal(gg.open_files_limit, UINT64_C(0x1000000000));
+    assert_int_equal(gg.open_files_wanted, 12256);
     assert_int_equal(gg.started, 1700000000);
     assert_int_equal(gg.now, 1700000123);
     /* Its ask is what the master saw. */

@@ -199,6 +199,42 @@ static void test_sessions_tls_and_buckets(void **state)
     stats_region_destroy(r);
 }
 
+static void test_respawns_counted_by_the_master(void **state)
+{
+    (void)state;
+    struct stats_region *r = stats_region_create(2);
+    struct stats_snapshot s, shown;
+    stats_region_count_respawn(r, "worker");
+    stats_region_count_respawn(r, "worker");
+    stats_region_count_respawn(r, "auth");
+    stats_region_count_respawn(r, "no-such-role");   /* ignored, not counted elsewhere */
+    stats_region_count_respawn(r, NULL);
+    stats_region_count_respawn(NULL, "worker");       /* no region: nothing counted */
+    /* A child's block folded in later adds to, never replaces, the master's counts. */
+    int a = stats_region_claim(r);
+    run_child(count_logins, r, a);
+    stats_region_release(r, a);
+    stats_region_read(r, &s, STATS_SINCE_START);
+    assert_int_equal(s.v[SV_RESPAWNS + STATS_ROLE_WORKER], 2);
+    assert_int_equal(s.v[SV_RESPAWNS + STATS_ROLE_AUTH], 1);
+    assert_int_equal(s.v[SV_RESPAWNS + STATS_ROLE_METRICS], 0);
+    assert_int_equal(login_count(&s, STATS_MECH_USER, STATS_LOGIN_OK), 6);
+    uint64_t total = 0;
+    for (unsigned v = 0; v < STATS_VALUES; v++)
+        total += s.v[v];
+    assert_int_equal(total, 3 + 7 + 1000);   /* 3 respawns, 7 logins, 1000 RETR octets */
+    /* popctl stats --reset starts them anew; /metrics keeps counting from the start. */
+    stats_region_read(r, &shown, STATS_SINCE_RESET);
+    stats_region_reset(r, &shown);
+    stats_region_count_respawn(r, "metrics");
+    stats_region_read(r, &s, STATS_SINCE_RESET);
+    assert_int_equal(s.v[SV_RESPAWNS + STATS_ROLE_WORKER], 0);
+    assert_int_equal(s.v[SV_RESPAWNS + STATS_ROLE_METRICS], 1);
+    stats_region_read(r, &s, STATS_SINCE_START);
+    assert_int_equal(s.v[SV_RESPAWNS + STATS_ROLE_WORKER], 2);
+    stats_region_destroy(r);
+}
+
 static void test_render_formats(void **state)
 {
     (void)state;
@@ -207,7 +243,8 @@ static void test_render_formats(void **state)
     run_child(record_everything, r, stats_region_claim(r));
     stats_region_read(r, &s, STATS_SINCE_START);
     struct stats_gauges g = { .connections = 3, .logged_in = 2, .workers = 2, .draining = 1,
-                              .started = 1000, .now = 1100 };
+                              .max_connections = 4000, .open_files_limit = 1024,
+                              .open_files_wanted = 12256, .started = 1000, .now = 1100 };
     struct buf out;
     buf_init(&out, 1 << 20);
 
@@ -236,12 +273,21 @@ static void test_render_formats(void **state)
     assert_non_null(strstr(prom, "fastpop_auth_helper_duration_seconds_count 0\n"));
     assert_non_null(strstr(prom, "fastpop_draining 1\n"));
     assert_non_null(strstr(prom, "fastpop_connections 3\n"));
+    assert_non_null(strstr(prom, "# TYPE fastpop_max_connections gauge\n"
+                                 "fastpop_max_connections 4000\n"));
+    assert_non_null(strstr(prom, "fastpop_open_files_limit 1024\n"));
+    assert_non_null(strstr(prom, "fastpop_open_files_wanted 12256\n"));
+    assert_non_null(strstr(prom, "# TYPE fastpop_respawns_total counter\n"));
+    assert_non_null(strstr(prom, "fastpop_respawns_total{role=\"worker\"} 0\n"));
 
     buf_reset(&out);
     assert_int_equal(stats_render(&s, &g, STATS_JSON, &out), 0);
     buf_append(&out, "", 1);
     const char *json = buf_rptr(&out);
     assert_non_null(strstr(json, "\"draining\": true"));
+    assert_non_null(strstr(json, "\"max_connections\": 4000,\n  \"open_files_limit\": 1024,\n"
+                                 "  \"open_files_wanted\": 12256,\n"));
+    assert_non_null(strstr(json, "\"respawns\": {\"auth\": 0, \"worker\": 0, \"metrics\": 0}"));
     assert_non_null(strstr(json, "\"tls_handshakes\": {\"TLSv1.2\": 1, \"TLSv1.3\": 1, "
                                  "\"other\": 1, \"failed\": 1}"));
     assert_non_null(strstr(json, "\"RETR\": {\"count\": 3, \"sum_seconds\": 20.000201, "
@@ -255,6 +301,8 @@ static void test_render_formats(void **state)
     assert_non_null(strstr(text, "now                   3 open, 2 logged in, 2 workers, "
                                  "draining\n"));
     assert_non_null(strstr(text, "sessions_ended        quit=1 other=2\n"));
+    assert_non_null(strstr(text, "limits                max_connections=4000 open_files=1024 "
+                                 "(wanted 12256)\n"));
     assert_non_null(strstr(text, "logins                0\n"));
     char row[64];
     snprintf(row, sizeof(row), "  %-22s %10d ", "command RETR", 3);
@@ -280,6 +328,7 @@ int main(void)
         cmocka_unit_test(test_full_region_and_bad_slots),
         cmocka_unit_test(test_names_map_to_values),
         cmocka_unit_test(test_sessions_tls_and_buckets),
+        cmocka_unit_test(test_respawns_counted_by_the_master),
         cmocka_unit_test(test_render_formats),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
