@@ -1,11 +1,13 @@
 #!/bin/sh
-# fastpop beside Dovecot and a null server, on one corpus, in one command.
+# fastpop beside Dovecot, Courier and a null server, on one corpus, in one command.
 # See t/bench/README.md. Run as root from anywhere:
 #   sh t/bench/compare.sh [--rounds N] [--duration S] [--scenarios login,download,...]
 #                         [--quick] [--users N] [--concurrency C]
 #                         [--idle-connections N] [--dovecot-idle-connections N]
 #                         [--tls-idle-connections N]
 #                         [--bigbox N] [--no-dovecot] [--keep] [--out FILE]
+#                         [--no-courier] [--courier-idle-connections N]
+#                         [--delivery-users N] [--delivery-duration S] [--delivery-budget S]
 # Writes t/bench/RESULTS.md (or --out). Everything it starts it stops by pid;
 # everything listens on 127.0.0.1 only. Work files: a fresh /tmp/fastpop-bench.*.
 set -eu
@@ -16,7 +18,7 @@ BUILD=${BUILD:-$SRC/build}
 NCPU=$(nproc)
 ROUNDS=3
 DURATION=15
-SCENARIOS=login,download,drain,idle,bigbox
+SCENARIOS=login,download,drain,idle,bigbox,delivery
 USERS=400
 DRAIN_USERS=400
 CONC=50
@@ -26,9 +28,16 @@ TLS_IDLE=10000
 HOLD=10
 BIGBOX=100000
 DOVECOT=yes
+COURIER=yes
+COURIER_IDLE=""
+DELIVERY_USERS=80
+DELIVERY_DURATION=15
+DELIVERY_BUDGET=300
+DELIVERY_TRIALS=8
 KEEP=no
 OUT=$BENCH/RESULTS.md
 ARGS="$*"
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
 while [ $# -gt 0 ]; do
     case $1 in
@@ -42,14 +51,23 @@ while [ $# -gt 0 ]; do
     --tls-idle-connections) TLS_IDLE=$2; shift ;;
     --bigbox) BIGBOX=$2; shift ;;
     --no-dovecot) DOVECOT=no ;;
+    --no-courier) COURIER=no ;;
+    --courier-idle-connections) COURIER_IDLE=$2; shift ;;
+    --delivery-users) DELIVERY_USERS=$2; shift ;;
+    --delivery-duration) DELIVERY_DURATION=$2; shift ;;
+    --delivery-budget) DELIVERY_BUDGET=$2; shift ;;
     --keep) KEEP=yes ;;
     --out) OUT=$2; shift ;;
     --quick) ROUNDS=1 DURATION=3 USERS=100 DRAIN_USERS=200 IDLE=2000 DOVECOT_IDLE=300 HOLD=3
-             TLS_IDLE=500 BIGBOX=10000 ;;
+             TLS_IDLE=500 BIGBOX=10000 DELIVERY_USERS=20 DELIVERY_DURATION=4
+             DELIVERY_BUDGET=60 DELIVERY_TRIALS=4 ;;
     *) echo "compare.sh: unknown option $1 (see t/bench/README.md)" >&2; exit 2 ;;
     esac
     shift
 done
+
+# Courier, like Dovecot, keeps a process per connection: the same idle count by default.
+[ -n "$COURIER_IDLE" ] || COURIER_IDLE=$DOVECOT_IDLE
 
 say() { echo "compare.sh: $*" >&2; }
 has() { case ",$SCENARIOS," in *",$1,"*) return 0 ;; esac; return 1; }
@@ -97,13 +115,20 @@ wait_greeting() {  # port seconds
 MAXIDLE=$IDLE
 [ "$DOVECOT_IDLE" -gt "$MAXIDLE" ] && MAXIDLE=$DOVECOT_IDLE
 [ "$TLS_IDLE" -gt "$MAXIDLE" ] && MAXIDLE=$TLS_IDLE
+[ "$COURIER_IDLE" -gt "$MAXIDLE" ] && MAXIDLE=$COURIER_IDLE
 has idle || MAXIDLE=0
 has drain || DRAIN_USERS=0
 has bigbox || BIGBOX=0
+# delivery: per server, DELIVERY_TRIALS trials of fresh users, then the small-message
+# drain's users (delivery.py --drain).
+DRAIN_SMALL_USERS=200
+has delivery || { DELIVERY_USERS=0; DRAIN_SMALL_USERS=0; }
+PER_SERVER_DELIVERY=$((DELIVERY_USERS * DELIVERY_TRIALS + DRAIN_SMALL_USERS))
+ALL_DELIVERY=$((PER_SERVER_DELIVERY * 3))
 [ "$DRAIN_USERS" -gt 0 ] && [ "$DRAIN_USERS" -lt "$CONC" ] && DRAIN_USERS=$CONC
 say "corpus: $USERS users, $DRAIN_USERS drain users, $MAXIDLE idle users, bigbox $BIGBOX"
 python3 "$BENCH/mkcorpus.py" --dir "$WORK" --seed 1 --users "$USERS" --drain-users "$DRAIN_USERS" \
-    --idle-users "$MAXIDLE" --bigbox "$BIGBOX" >&2
+    --idle-users "$MAXIDLE" --delivery-users "$ALL_DELIVERY" --bigbox "$BIGBOX" >&2
 chown -R vmail:vmail "$WORK/mail"
 cp "$WORK/passwd" "$WORK/passwd.dovecot"
 chown root:fastpop "$WORK/passwd"; chmod 640 "$WORK/passwd"
@@ -237,6 +262,30 @@ EOF
     wait_greeting "$DC_PORT" 20
 fi
 
+# --- Courier ---------------------------------------------------------------------
+# courier-pop with courier-authdaemon and a userdb made from the same passwd file,
+# isolated in a mount namespace by t/bench/courier.sh (the host's /etc/courier and
+# /run/courier stay as they are). Installed on first use like Dovecot, by the
+# project's set-up with policy-rc.d, so no system Courier daemon is started.
+CR_PORT=""
+CR_PID=""
+start_courier() {
+    if ! [ -x /usr/sbin/couriertcpd ] || ! [ -e /usr/lib/courier-authlib/libauthuserdb.so.0 ]; then
+        say "installing courier-base, courier-authdaemon, courier-authlib-userdb"
+        sh "$SRC/t/tools/setup-host.sh" --bench >"$WORK/apt-courier.log" 2>&1 ||
+            { say "cannot install Courier (see $WORK/apt-courier.log)"; exit 1; }
+    fi
+    CR_PORT=$(port)
+    climit=$COURIER_IDLE
+    [ "$CONC" -gt "$climit" ] && climit=$CONC
+    sh "$BENCH/courier.sh" "$WORK/courier" "$CR_PORT" $((climit + 1000)) "$WORK/passwd" \
+        "$WORK/mail" </dev/null >>"$WORK/courier.log" 2>&1 &
+    CR_PID=$!
+    PIDS="$PIDS $CR_PID"
+    wait_greeting "$CR_PORT" 30
+}
+[ "$COURIER" = yes ] && start_courier
+
 # --- null server ---------------------------------------------------------------
 NL_PORT=$(port)
 "$POPLOAD" --null-server "$NL_PORT" --procs "$NCPU" 2>>"$WORK/null.log" &
@@ -246,8 +295,10 @@ wait_greeting "$NL_PORT" 10
 
 RESULTS=$WORK/results.jsonl
 : > "$RESULTS"
-server_port() { case $1 in fastpop) echo "$FP_PORT" ;; dovecot) echo "$DC_PORT" ;; null) echo "$NL_PORT" ;; esac; }
-server_pid() { case $1 in fastpop) echo "$FP_PID" ;; dovecot) echo "$DC_PID" ;; null) echo "$NL_PID" ;; esac; }
+server_port() { case $1 in fastpop) echo "$FP_PORT" ;; dovecot) echo "$DC_PORT" ;;
+                courier) echo "$CR_PORT" ;; null) echo "$NL_PORT" ;; esac; }
+server_pid() { case $1 in fastpop) echo "$FP_PID" ;; dovecot) echo "$DC_PID" ;;
+               courier) echo "$CR_PID" ;; null) echo "$NL_PID" ;; esac; }
 
 # run SERVER SCENARIO ROUND LABEL popload-args...: one popload run, its JSON line kept.
 run() {
@@ -263,6 +314,7 @@ run() {
 
 SERVERS="fastpop"
 [ "$DOVECOT" = yes ] && SERVERS="$SERVERS dovecot"
+[ "$COURIER" = yes ] && SERVERS="$SERVERS courier"
 SERVERS_NULL="$SERVERS null"
 # Each round starts with a different server, so drift does not favour one.
 rotate() {  # round list...
@@ -333,6 +385,7 @@ if has idle; then
     for srv in $SERVERS; do
         n=$IDLE
         [ "$srv" = dovecot ] && n=$DOVECOT_IDLE
+        [ "$srv" = courier ] && n=$COURIER_IDLE
         procs=$(( (n + 17999) / 18000 ))
         sources=$(( (n + 19999) / 20000 + 1 ))
         run "$srv" idle 1 idle --scenario idle --first-user "$FIRST_IDLE" --users "$n" \
@@ -399,6 +452,8 @@ if has bigbox && [ "$BIGBOX" -gt 0 ]; then
         for srv in $(rotate $r $SERVERS); do
             if [ "$srv" = fastpop ]; then stop_fastpop; start_fastpop; fi
             [ "$srv" = dovecot ] && rm -rf "$WORK/dovecot/index/bigbox" "$WORK/dovecot/control/bigbox"
+            # Courier's UIDL and size cache of the mailbox.
+            [ "$srv" = courier ] && rm -f "$WORK/mail/bigbox/Maildir/courierpop3dsizelist"
             run "$srv" bigbox $r "cold STAT" --scenario bigbox --stat-only --user bigbox \
                 --concurrency 1 --sessions 1 --timeout 300
             run "$srv" bigbox $r "warm STAT" --scenario bigbox --stat-only --user bigbox \
@@ -416,11 +471,41 @@ if has bigbox && [ "$BIGBOX" -gt 0 ]; then
     fi
 fi
 
+# --- delivery and the small-message drain (t/bench/delivery.py) -----------------
+# Per server its own users: the search's trials (fresh users each), then the drain.
+if has delivery && [ "$DELIVERY_USERS" -gt 0 ]; then
+    FIRST_DELIVERY=$((USERS + DRAIN_USERS + MAXIDLE + 1))
+    k=0
+    for srv in $SERVERS; do
+        first=$((FIRST_DELIVERY + k * PER_SERVER_DELIVERY))
+        k=$((k + 1))
+        say "delivery search against $srv"
+        line=$(python3 "$BENCH/delivery.py" --port "$(server_port "$srv")" \
+               --server-pid "$(server_pid "$srv")" --mail-root "$WORK/mail" --first-user "$first" \
+               --users "$DELIVERY_USERS" --search --duration "$DELIVERY_DURATION" \
+               --budget "$DELIVERY_BUDGET" --max-trials "$DELIVERY_TRIALS" --password benchpw \
+               2>>"$WORK/delivery.err" | tail -1) || true
+        [ -n "$line" ] || line='{"errors":-1}'
+        echo "{\"server\":\"$srv\",\"scenario\":\"delivery\",\"label\":\"delivery\",\"round\":1,\"run\":$line}" >>"$RESULTS"
+        echo "$line" | cut -c1-200 >&2
+        say "small-message drain (20 clients) against $srv"
+        line=$(python3 "$BENCH/delivery.py" --drain --port "$(server_port "$srv")" \
+               --server-pid "$(server_pid "$srv")" --mail-root "$WORK/mail" \
+               --first-user $((first + DELIVERY_USERS * DELIVERY_TRIALS)) \
+               --users "$DRAIN_SMALL_USERS" --messages-per-user 50 --clients 20 \
+               --password benchpw 2>>"$WORK/delivery.err" | tail -1) || true
+        [ -n "$line" ] || line='{"errors":-1}'
+        echo "{\"server\":\"$srv\",\"scenario\":\"delivery\",\"label\":\"drain small\",\"round\":1,\"run\":$line}" >>"$RESULTS"
+        echo "$line" | cut -c1-200 >&2
+    done
+fi
+
 # --- report ----------------------------------------------------------------------
 # The previous results stay below the new ones (their table and targets).
 [ -f "$OUT" ] && cp "$OUT" "$WORK/previous.md"
 python3 "$BENCH/report.py" table "$RESULTS" "$OUT" --previous "$WORK/previous.md" \
     --command "sh t/bench/compare.sh $ARGS" --dovecot "$( [ "$DOVECOT" = yes ] && /usr/sbin/dovecot --version || echo none)" \
-    --settings "rounds=$ROUNDS duration=${DURATION}s users=$USERS drain_users=$DRAIN_USERS concurrency=$CONC idle=$IDLE dovecot_idle=$DOVECOT_IDLE tls_idle=$TLS_IDLE bigbox=$BIGBOX workers=$NCPU" \
+    --courier "$( [ "$COURIER" = yes ] && sh "$BENCH/courier.sh" --version || echo none)" \
+    --settings "rounds=$ROUNDS duration=${DURATION}s users=$USERS drain_users=$DRAIN_USERS concurrency=$CONC idle=$IDLE dovecot_idle=$DOVECOT_IDLE tls_idle=$TLS_IDLE courier_idle=$COURIER_IDLE bigbox=$BIGBOX delivery_users=$DELIVERY_USERS delivery_duration=${DELIVERY_DURATION}s delivery_budget=${DELIVERY_BUDGET}s workers=$NCPU loadavg_start=($LOAD_START) loadavg_end=($(cut -d' ' -f1-3 /proc/loadavg))" \
     --src "$SRC"
 say "wrote $OUT"

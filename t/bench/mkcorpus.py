@@ -8,7 +8,8 @@ Layout (what compare.sh and the smoke test use):
 
 Users user0001..user{--users} get mail; the next --drain-users users get the
 same kind of mail (drain deletes it; --refill FIRST:COUNT writes those users
-again, identical); the next --idle-users users get one small message each.
+again, identical); the next --idle-users users get one small message each;
+the next --delivery-users users get an empty maildir (delivery.py fills them).
 The bigbox and idle messages are small (1.5 KB to 6 KB).
 Names are printf("user%04d"), so user10000 and up have five digits.
 
@@ -121,6 +122,7 @@ def main():
     p.add_argument("--users", type=int, default=100, help="users with mail")
     p.add_argument("--drain-users", type=int, default=0)
     p.add_argument("--idle-users", type=int, default=0)
+    p.add_argument("--delivery-users", type=int, default=0, help="users with empty maildirs")
     p.add_argument("--msgs-min", type=int, default=5)
     p.add_argument("--msgs-max", type=int, default=20)
     p.add_argument("--big-fraction", type=float, default=0.05)
@@ -149,6 +151,10 @@ def main():
         names.append(user_name(n))
     for n in range(a.users + a.drain_users + 1, a.users + a.drain_users + a.idle_users + 1):
         w.maildir(user_name(n), 1, tiny=True)
+        names.append(user_name(n))
+    first = a.users + a.drain_users + a.idle_users + 1
+    for n in range(first, first + a.delivery_users):
+        w.maildir(user_name(n), 0)
         names.append(user_name(n))
     if a.bigbox:
         w.maildir("bigbox", a.bigbox, tiny=True)

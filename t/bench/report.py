@@ -70,6 +70,7 @@ ROWS = [
     ("download", "download", "lat_p99_ms", "p99 session ms", 1, "low"),
     ("download", "download", "errors", "errors", 1, "low"),
     ("drain", "drain", "sessions_per_s", "sessions/s", 1, "high"),
+    ("drain", "drain", "msgs_per_s", "messages/s (RETR+DELE)", 1, "high"),
     ("drain", "drain", "mb_per_s", "MB/s", 1, "high"),
     ("drain", "drain", "server_cpu_ms_per_session", "server CPU s/1000 sessions", 1, "low"),
     ("drain", "drain", "lat_p99_ms", "p99 session ms", 1, "low"),
@@ -94,7 +95,26 @@ ROWS = [
     ("bigbox", "syscalls bigbox", "syscalls", "syscalls, login+STAT+QUIT, 100k msgs", 1, "low"),
     ("bigbox", "syscalls user0001", "syscalls", "syscalls, login+STAT+QUIT, 5-20 msgs", 1, "low"),
     ("bigbox", "warm STAT", "errors", "errors", 1, "low"),
+    ("delivery", "delivery", "sustained_rate", "sustained mail/s (95% deleted within 5 s)", 1,
+     "high"),
+    ("delivery", "delivery", "server_cpu_ms_per_msg", "server CPU ms/message at that rate", 1,
+     "low"),
+    ("delivery", "delivery", "lat_p95_s", "p95 delivery to deleted, s, at that rate", 1, "low"),
+    ("delivery", "delivery", "first_failed_rate", "first rate that failed, mail/s", 1, "high"),
+    ("delivery", "delivery", "errors", "errors (all trials)", 1, "low"),
+    ("delivery", "drain small", "msgs_per_s", "messages/s, 20 clients, 1-64 KB", 1, "high"),
+    ("delivery", "drain small", "server_cpu_ms_per_msg", "server CPU ms/message", 1, "low"),
+    ("delivery", "drain small", "errors", "errors", 1, "low"),
 ]
+SERVERS = ("fastpop", "dovecot", "courier", "null")
+
+
+def derive(run):
+    """Metrics computed from popload's fields: a drain session is USER, PASS, STAT,
+    UIDL, LIST, RETR and DELE per message, QUIT (6 + 2n commands)."""
+    r = run["run"]
+    if run["scenario"] == "drain" and r.get("elapsed_s") and "commands" in r:
+        r["msgs_per_s"] = (r["commands"] - 6 * r.get("sessions", 0)) / 2 / r["elapsed_s"]
 
 
 def median_of(runs, server, scenario, label, key):
@@ -165,6 +185,16 @@ def targets(m):
     check("bigbox cold STAT <= 1/3 of Dovecot",
           ratio(g("fastpop", "bigbox", "cold STAT", "lat_p50_ms"),
                 g("dovecot", "bigbox", "cold STAT", "lat_p50_ms")), lambda v: v <= 1 / 3)
+    for inc, name in (("dovecot", "Dovecot"), ("courier", "Courier")):
+        check("(issue 17) delivery sustained rate >= 3x %s" % name,
+              ratio(g("fastpop", "delivery", "delivery", "sustained_rate"),
+                    g(inc, "delivery", "delivery", "sustained_rate")), lambda v: v >= 3)
+        check("(issue 17) drain messages/s >= 3x %s" % name,
+              ratio(g("fastpop", "drain", "drain", "msgs_per_s"),
+                    g(inc, "drain", "drain", "msgs_per_s")), lambda v: v >= 3)
+        check("(issue 17) small-message drain messages/s >= 3x %s" % name,
+              ratio(g("fastpop", "delivery", "drain small", "msgs_per_s"),
+                    g(inc, "delivery", "drain small", "msgs_per_s")), lambda v: v >= 3)
     check("bigbox syscalls do not grow with the mailbox (100k / small box)",
           ratio(g("fastpop", "bigbox", "syscalls bigbox", "syscalls"),
                 g("fastpop", "bigbox", "syscalls user0001", "syscalls")), lambda v: v <= 1.5)
@@ -214,8 +244,10 @@ def previous_tables(path):
             "(its raw runs are in git history).", ""] + keep
 
 
-def table(path, out, command, dovecot, settings, src, previous=None):
+def table(path, out, command, dovecot, settings, src, previous=None, courier="none"):
     runs = [json.loads(l) for l in open(path) if l.strip()]
+    for r in runs:
+        derive(r)
     m = {}
     lines = []
     ncpu, mem, kernel, cpu = machine()
@@ -230,18 +262,19 @@ def table(path, out, command, dovecot, settings, src, previous=None):
               "Written by `t/bench/compare.sh` (see README.md for what each row measures).", "",
               "- date: %s" % now,
               "- machine: %s CPUs (%s), %s memory, Linux %s" % (ncpu, cpu, mem, kernel),
-              "- fastpop: git %s; Dovecot: %s" % (rev, dovecot),
+              "- fastpop: git %s; Dovecot: %s; Courier: %s" % (rev, dovecot, courier),
               "- command: `%s`" % command,
               "- settings: %s" % settings, "",
               "Each cell is the median over the rounds (n = number of runs). Ratios are "
-              "fastpop/Dovecot and fastpop/null; for rows where lower is better a ratio "
-              "below 1 favours fastpop.", "",
-              "| scenario | metric | fastpop | Dovecot | null | fastpop/Dovecot | fastpop/null | n |",
-              "|---|---|---:|---:|---:|---:|---:|---:|"]
+              "fastpop/Dovecot, fastpop/Courier and fastpop/null; for rows where lower is "
+              "better a ratio below 1 favours fastpop.", "",
+              "| scenario | metric | fastpop | Dovecot | Courier | null | fastpop/Dovecot "
+              "| fastpop/Courier | fastpop/null | n |",
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for sc, label, key, name, scale, _ in ROWS:
         vals = {}
         n = 0
-        for srv in ("fastpop", "dovecot", "null"):
+        for srv in SERVERS:
             v, k = median_of(runs, srv, sc, label, key)
             if v is not None:
                 v *= scale
@@ -256,12 +289,13 @@ def table(path, out, command, dovecot, settings, src, previous=None):
             shown = label
         else:
             shown = "%s (%s)" % (sc, label.split(" ")[0])
-        lines.append("| %s | %s | %s | %s | %s | %s | %s | %d |" % (
+        lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %d |" % (
             shown,
-            name, fmt(vals["fastpop"]), fmt(vals["dovecot"]), fmt(vals["null"]),
-            fmt(ratio(vals["fastpop"], vals["dovecot"])), fmt(ratio(vals["fastpop"], vals["null"])),
+            name, fmt(vals["fastpop"]), fmt(vals["dovecot"]), fmt(vals["courier"]),
+            fmt(vals["null"]), fmt(ratio(vals["fastpop"], vals["dovecot"])),
+            fmt(ratio(vals["fastpop"], vals["courier"])), fmt(ratio(vals["fastpop"], vals["null"])),
             n))
-    lines += ["", "## Targets (issue 6)", "", "| target | value | verdict |", "|---|---:|---|"]
+    lines += ["", "## Targets (issue 6, issue 17)", "", "| target | value | verdict |", "|---|---:|---|"]
     for text, value, verdict in targets(m):
         lines.append("| %s | %s | %s |" % (text, value, verdict))
     lines += ["", "## Raw runs", "", "<details><summary>%d JSON lines from popload</summary>" %
@@ -294,12 +328,14 @@ def main():
         p.add_argument("out")
         p.add_argument("--command", default="")
         p.add_argument("--dovecot", default="")
+        p.add_argument("--courier", default="none")
         p.add_argument("--settings", default="")
         p.add_argument("--src", default=".")
         p.add_argument("--previous", default=None,
                        help="an earlier RESULTS.md whose table and targets to keep below")
         a = p.parse_args(sys.argv[2:])
-        return table(a.results, a.out, a.command, a.dovecot, a.settings, a.src, a.previous)
+        return table(a.results, a.out, a.command, a.dovecot, a.settings, a.src, a.previous,
+                     a.courier)
     print(__doc__, file=sys.stderr)
     return 2
 

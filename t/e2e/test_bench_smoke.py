@@ -1,8 +1,9 @@
 """A seconds-long smoke of the benchmark tools (t/bench), so they keep working.
 
 popload plays each scenario briefly against a real fastpopd on a tiny corpus
-written by mkcorpus.py, and against its own null server. Only correctness is
-asserted (no errors, some sessions): never timing, machines are shared.
+written by mkcorpus.py, and against its own null server; delivery.py delivers
+and drains a few messages. Only correctness is asserted (no errors, every
+message downloaded and deleted): never timing, machines are shared.
 """
 import json
 import os
@@ -56,6 +57,7 @@ class BenchSmoke(h.DaemonTest):
         super().setUp()
         subprocess.run([sys.executable, os.path.join(BENCH, "mkcorpus.py"), "--dir", self.d.dir,
                         "--users", "10", "--drain-users", "4", "--idle-users", "5",
+                        "--delivery-users", "4",
                         "--msgs-min", "1", "--msgs-max", "4", "--big-fraction", "0.1",
                         "--seed", "7"], check=True, capture_output=True)
         self.d._own(self.d.mail)
@@ -128,6 +130,41 @@ class BenchSmoke(h.DaemonTest):
         self.assertEqual(r["established"], 5, r)
         self.assertTrue(r["tls_version"].startswith("TLS"), r)
         self.assertIn("pss_kb_per_conn", r)
+
+    def delivery(self, *args):
+        p = subprocess.run([sys.executable, os.path.join(BENCH, "delivery.py"), "--port",
+                            str(self.d.port), "--server-pid", str(self.d.pid), "--mail-root",
+                            self.d.mail, "--mail-user", h.MAIL_USER, "--password", "benchpw",
+                            "--quiet"] + [str(a) for a in args],
+                           capture_output=True, text=True, timeout=120)
+        lines = [l for l in p.stdout.splitlines() if l.startswith("{")]
+        self.assertTrue(lines, "delivery.py printed no JSON (exit %d):\n%s\n%s" % (
+            p.returncode, p.stdout, p.stderr))
+        return json.loads(lines[-1]), p
+
+    def test_delivery_and_small_drain(self):
+        # Users 20-23 have empty maildirs. One trial: 2 users, 10 mail/s for 2 s; a
+        # deadline of 30 s only so that a slow (sanitizer) build still gets every
+        # message within the trial: what is checked is that each one was downloaded
+        # and deleted, not how fast.
+        r, p = self.delivery("--first-user", 20, "--users", 2, "--rate", 10, "--duration", 2,
+                             "--poll-interval", 0.5, "--deadline", 30, "--deliverers", 2)
+        t = r["trials"][0]
+        self.assertEqual(t["delivered"], 20, "%s\n%s" % (t, p.stderr))
+        self.assertEqual(t["done"], 20, t)
+        self.assertEqual(t["errors"], 0, t)
+        self.assertTrue(t["passed"], t)
+        self.assertIsNotNone(t["server_cpu_ms_per_msg"], t)
+        for n in (20, 21):
+            self.assertEqual(self.d.messages("user%04d" % n), [])
+        # The drain (postal's rabid): 5 messages for each of 2 users, 2 clients.
+        r, p = self.delivery("--drain", "--first-user", 22, "--users", 2,
+                             "--messages-per-user", 5, "--clients", 2)
+        self.assertEqual(r["errors"], 0, "%s\n%s" % (r, p.stderr))
+        self.assertEqual(r["messages"], 10, r)
+        self.assertEqual(r["short_mailboxes"], 0, r)
+        for n in (22, 23):
+            self.assertEqual(self.d.messages("user%04d" % n), [])
 
     def test_refuses_non_loopback(self):
         r = subprocess.run([popload_path(), "--host", "192.0.2.1", "--port", "110",

@@ -2,11 +2,19 @@
 # Installs the Debian packages fastpop builds and tests with, and the two
 # system users the demo and the tests run as. Idempotent: only what is
 # missing is installed, so `make run` on a prepared host starts at once.
+#   sh t/tools/setup-host.sh           what the build and `make test` need
+#   sh t/tools/setup-host.sh --bench   also what only t/bench/compare.sh runs
 set -eu
 
 PACKAGES="build-essential cmake pkg-config clang libssl-dev libldap-dev liblmdb-dev
 libcap-dev libcrypt-dev libcmocka-dev python3 curl fetchmail getmail6 slapd ldap-utils
 procps psmisc openssl fail2ban strace dovecot-pop3d haproxy whois prometheus"
+# The benchmark's second incumbent, Courier: its tcpd and authentication daemon with
+# the userdb module (nothing in `make test` uses them). courier-pop itself is not
+# installed: it conflicts with dovecot-pop3d (both provide pop3-server), so
+# t/bench/courier.sh unpacks its .deb into a directory of its own instead.
+BENCH_PACKAGES="courier-base courier-authdaemon courier-authlib-userdb"
+[ "${1:-}" = --bench ] && PACKAGES="$PACKAGES $BENCH_PACKAGES"
 
 missing=""
 for p in $PACKAGES; do
@@ -22,7 +30,7 @@ if [ -n "$missing" ]; then
     fi
     echo "setup-host: installing$missing"
     export DEBIAN_FRONTEND=noninteractive
-    # Package scripts must not start system daemons (slapd, dovecot): the
+    # Package scripts must not start system daemons (slapd, dovecot, courier): the
     # tests start their own on loopback. policy-rc.d exit 101 forbids it.
     own_policy=
     if [ ! -e /usr/sbin/policy-rc.d ]; then
