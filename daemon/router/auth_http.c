@@ -108,6 +108,13 @@ static int request_line_ok(const char *line, size_t n)
     return rest == 8 && (memcmp(sp + 1, "HTTP/1.0", 8) == 0 || memcmp(sp + 1, "HTTP/1.1", 8) == 0);
 }
 
+/* A refused request keeps no password: the caller may not wipe what it does not use. */
+static enum auth_http_parse refuse(struct auth_http_request *req)
+{
+    explicit_bzero(req->pass, sizeof(req->pass));
+    return AUTH_HTTP_BAD;
+}
+
 enum auth_http_parse auth_http_parse(const char *buf, size_t len, struct auth_http_request *req)
 {
     size_t end = block_end(buf, len > AUTH_HTTP_REQUEST_MAX ? AUTH_HTTP_REQUEST_MAX : len);
@@ -129,12 +136,12 @@ enum auth_http_parse auth_http_parse(const char *buf, size_t len, struct auth_ht
             break;   /* the empty line */
         if (line_no == 0) {
             if (!request_line_ok(line, n))
-                return AUTH_HTTP_BAD;
+                return refuse(req);
             continue;
         }
         const char *colon = memchr(line, ':', n);
         if (colon == NULL || colon == line)
-            return AUTH_HTTP_BAD;
+            return refuse(req);
         size_t name_len = (size_t)(colon - line);
         const char *v = colon + 1;
         size_t vn = n - name_len - 1;
@@ -148,16 +155,12 @@ enum auth_http_parse auth_http_parse(const char *buf, size_t len, struct auth_ht
             if (strlen(header_names[h]) != name_len ||
                 strncasecmp(line, header_names[h], name_len) != 0)
                 continue;
-            if (seen[h]++ || store(req, (enum header)h, v, vn) == -1) {
-                explicit_bzero(req->pass, sizeof(req->pass));
-                return AUTH_HTTP_BAD;
-            }
+            if (seen[h]++ || store(req, (enum header)h, v, vn) == -1)
+                return refuse(req);
         }
     }
-    if (!seen[H_USER] || !seen[H_PASS] || !seen[H_CLIENT_IP]) {
-        explicit_bzero(req->pass, sizeof(req->pass));
-        return AUTH_HTTP_BAD;
-    }
+    if (!seen[H_USER] || !seen[H_PASS] || !seen[H_CLIENT_IP])
+        return refuse(req);
     return AUTH_HTTP_COMPLETE;
 }
 

@@ -86,6 +86,13 @@ static void test_parse_refuses(void **state)
     assert_int_equal(auth_http_parse(post, strlen(post), &req), AUTH_HTTP_BAD);
     static const char http09[] = "GET /auth\r\nAuth-User: a\r\n\r\n";
     assert_int_equal(auth_http_parse(http09, strlen(http09), &req), AUTH_HTTP_BAD);
+    /* A bad line after the password: refused, and the password is not kept. */
+    static const char late_bad[] = "GET /auth HTTP/1.0\r\nAuth-Pass: secret\r\nno colon\r\n"
+                                   "Auth-User: a\r\nClient-IP: 192.0.2.1\r\n\r\n";
+    memset(&req, 0x55, sizeof(req));
+    assert_int_equal(auth_http_parse(late_bad, strlen(late_bad), &req), AUTH_HTTP_BAD);
+    for (size_t i = 0; i < sizeof(req.pass); i++)
+        assert_int_equal(req.pass[i], 0);
     /* No end within the limit. */
     static char flood[AUTH_HTTP_REQUEST_MAX + 10];
     memset(flood, 'x', sizeof(flood));
