@@ -357,9 +357,11 @@ static void report(const struct opts *o, const struct result *r, double cpu, int
     if (o->tls)
         printf(",\"tls\":\"%s\",\"tls_resume\":%d,\"tls_handshakes\":%llu,\"tls_resumed\":%llu,"
                "\"tls_version\":\"%s\",\"tls_cipher\":\"%s\",\"tls_group\":\"%s\","
-               "\"tls_key\":\"%s\"", o->tls == TLS_STLS ? "stls" : "implicit", o->tls_resume,
-               (unsigned long long)r->tls_handshakes, (unsigned long long)r->tls_resumed,
-               r->tls_version, r->tls_cipher, r->tls_group, r->tls_key);
+               "\"tls_key\":\"%s\",\"tls_resumed_pct\":%.1f", o->tls == TLS_STLS ? "stls" : "implicit",
+               o->tls_resume, (unsigned long long)r->tls_handshakes,
+               (unsigned long long)r->tls_resumed, r->tls_version, r->tls_cipher, r->tls_group,
+               r->tls_key, r->tls_handshakes ? 100.0 * (double)r->tls_resumed /
+                                               (double)r->tls_handshakes : 0.0);
     if (o->scenario == SC_IDLE)
         printf(",\"connections\":%ld,\"established\":%llu", o->connections,
                (unsigned long long)r->idle_established);
