@@ -1,6 +1,7 @@
-"""TLS cost per session: how many session tickets a handshake issues, that a
-client which uses each ticket once (RFC 8446 C.4) resumes every time, and
-that an idle TLS connection holds no OpenSSL record buffers.
+"""TLS cost per session: the suite a TLS 1.3 client gets by default, how many
+session tickets a handshake issues, that a client which uses each ticket once
+(RFC 8446 C.4) resumes every time, and that an idle TLS connection holds no
+OpenSSL record buffers.
 
 Only counts and memory sizes are asserted, never time.
 """
@@ -58,6 +59,14 @@ def tree_pss_kib(root):
 class Tickets(TlsTest):
 
     workers = 1
+
+    def test_default_suite_is_aes128_gcm(self):
+        # A client offering every suite (OpenSSL's own order puts AES-256 first).
+        p = tls_connect(self.port(), client_context(self.ca, min_version=V13))
+        self.addCleanup(p.close)
+        self.assertEqual(p.line(), "+OK fastpop ready.")
+        self.assertEqual(p.sock.cipher()[0], "TLS_AES_128_GCM_SHA256")
+        p.cmd("QUIT")
 
     def test_one_ticket_per_full_handshake(self):
         sess = os.path.join(self.factory.dir, "tickets-full.sess")
