@@ -143,7 +143,7 @@ static SSL_CTX *new_ctx(const struct config *cfg, struct tls_context *t, char *e
      * One TLS 1.3 ticket per handshake, not OpenSSL's two: a POP3 client
      * holds one connection at a time, and each ticket costs a session
      * encoding, an encryption and a MAC (about 7% of a full ECDSA
-     * handshake, t/bench/RESULTS.md). A resumed session gets a fresh one
+     * handshake, t/bench/README.md). A resumed session gets a fresh one
      * (worker/tls_ticket.c), so the client always holds one.
      */
     SSL_CTX_set_num_tickets(ctx, 1);
