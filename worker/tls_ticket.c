@@ -120,5 +120,13 @@ int tls_ticket_key_cb(SSL *ssl, unsigned char *name, unsigned char *iv,
     if (set_mac_key(mac, key) == -1 ||
         EVP_DecryptInit_ex(cipher, EVP_aes_256_cbc(), NULL, key->aes, iv) != 1)
         return -1;
+    /*
+     * TLS 1.3 clients use a ticket once (RFC 8446 C.4; OpenSSL's client
+     * cache, NSS and BoringSSL do): unless the resumed session issues a
+     * fresh one, the client is left without and every other connection
+     * is a full handshake. 2 asks OpenSSL for a new ticket.
+     */
+    if (SSL_version(ssl) >= TLS1_3_VERSION)
+        return 2;
     return found;
 }

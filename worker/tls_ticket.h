@@ -13,7 +13,8 @@
  * New tickets use the current period's key; the previous period's key
  * still decrypts (a ticket issued just before a rotation lives its full
  * lifetime, and OpenSSL then issues a fresh one); anything older is
- * unknown and the client does a full handshake. Stepping forward
+ * unknown and the client does a full handshake. A resumed TLS 1.3
+ * session always gets a fresh ticket: clients use each one once. Stepping forward
  * overwrites the old secret: a process holds the keys of the current and
  * the previous period and what follows, never an older one, so a leak of a
  * worker's memory does not decrypt tickets older than two periods.

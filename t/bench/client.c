@@ -5,6 +5,10 @@
  * UIDL/LIST counts against STAT, and each RETR's octet count (dot-stuffing
  * removed, CRLF counted, as RFC 1939 defines sizes) against its LIST size.
  *
+ * With --tls the same sessions run over TLS (tlsclient.c): the handshake
+ * right after connect (implicit) or after STLS's +OK, then USER at once
+ * (no second greeting, RFC 2595).
+ *
  * Users never collide: connection slot g (of S slots over all processes)
  * only uses users u with u % S == g, so no two sessions in flight ask for
  * the same mailbox lock.
@@ -29,7 +33,7 @@
 
 enum cstate {
     CS_FREE, CS_CONNECTING, CS_GREETING, CS_USER, CS_PASS, CS_STAT, CS_UIDL, CS_LIST,
-    CS_RETR, CS_DELE, CS_QUIT, CS_HOLD,
+    CS_RETR, CS_DELE, CS_QUIT, CS_HOLD, CS_STLS, CS_HANDSHAKE,
 };
 
 /* Multi-line body parser states (carried across reads). */
@@ -37,6 +41,9 @@ enum mstate { M_LS, M_DOT, M_DOTCR, M_MID, M_CR, M_END };
 
 struct cconn {
     int fd;
+    SSL *ssl;               /* NULL until TLS starts */
+    SSL_SESSION *resume;    /* --tls-resume: the slot's newest session */
+    unsigned generation;    /* counts sessions started on this slot */
     enum cstate st;
     long slot;              /* global slot (users) */
     long user;              /* user of the session in progress */
@@ -76,6 +83,7 @@ struct client {
     int stopping;
     int holding;
     struct sockaddr_in dst;
+    SSL_CTX *tls;           /* NULL without --tls */
     struct result *res;
     int reported;
     double t_first, t_last;
@@ -92,8 +100,13 @@ static void note_error(struct client *cl, struct cconn *c, enum err_kind k, cons
     }
 }
 
-static void conn_close(struct client *cl, struct cconn *c)
+/* polite: the session ended well; a TLS client says close_notify first. */
+static void conn_close(struct client *cl, struct cconn *c, int polite)
 {
+    if (c->ssl) {
+        tlsc_close(c->ssl, polite);
+        c->ssl = NULL;
+    }
     if (c->fd >= 0) {
         close(c->fd);
         c->fd = -1;
@@ -121,6 +134,20 @@ static int next_user_for(struct client *cl, struct cconn *c, long *user)
     return 0;
 }
 
+/* send(2) or SSL_write: after EAGAIN, the same bytes again (OpenSSL requires it). */
+static ssize_t send_some(struct cconn *c)
+{
+    if (c->ssl)
+        return tlsc_write(c->ssl, c->out + c->outoff, c->outlen - c->outoff);
+    return send(c->fd, c->out + c->outoff, c->outlen - c->outoff, MSG_NOSIGNAL);
+}
+
+static void interest(struct client *cl, struct cconn *c, uint32_t events)
+{
+    struct epoll_event ev = { .events = events, .data.ptr = c };
+    epoll_ctl(cl->ep, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
 static int send_cmd(struct client *cl, struct cconn *c, const char *fmt, const char *arg,
                     unsigned num)
 {
@@ -134,15 +161,13 @@ static int send_cmd(struct client *cl, struct cconn *c, const char *fmt, const c
     c->outlen = (size_t)n;
     c->outoff = 0;
     c->t_deadline = now_mono() + cl->o->timeout;
-    ssize_t w = send(c->fd, c->out, c->outlen, MSG_NOSIGNAL);
+    ssize_t w = send_some(c);
     if (w < 0 && errno != EAGAIN)
         return -1;
     if (w > 0)
         c->outoff = (size_t)w;
-    if (c->outoff < c->outlen) {
-        struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT, .data.ptr = c };
-        epoll_ctl(cl->ep, EPOLL_CTL_MOD, c->fd, &ev);
-    }
+    if (c->outoff < c->outlen)
+        interest(cl, c, EPOLLIN | EPOLLOUT);
     return 0;
 }
 
@@ -156,7 +181,7 @@ static void end_session(struct client *cl, struct cconn *c, int ok)
         hist_add(&cl->res->lat, (uint64_t)((t - c->t_start) * 1e6));
         cl->t_last = t;
     }
-    conn_close(cl, c);
+    conn_close(cl, c, ok);
     if (cl->stopping || cl->o->scenario == SC_IDLE)
         return;
     if (ok) {
@@ -187,6 +212,7 @@ static void start_session(struct client *cl, struct cconn *c)
     if (cl->sessions_left > 0)
         cl->sessions_left--;
     c->user = user;
+    c->generation++;
     c->linelen = 0;
     c->in_body = 0;
     c->nmsgs = 0;
@@ -238,6 +264,45 @@ static void send_quit(struct client *cl, struct cconn *c)
     c->st = CS_QUIT;
     if (send_cmd(cl, c, "QUIT\r\n", NULL, 0) == -1)
         fail(cl, c, ERR_CLOSED, "send QUIT");
+}
+
+/* One step of the handshake; once it is done the POP3 session goes on. */
+static void tls_step(struct client *cl, struct cconn *c)
+{
+    int want_out;
+    int r = tlsc_handshake(c->ssl, &want_out);
+    if (r == -1)
+        { fail(cl, c, ERR_TLS, "TLS handshake failed"); return; }
+    if (r == 0) {
+        interest(cl, c, want_out ? EPOLLOUT : EPOLLIN);
+        return;
+    }
+    cl->res->tls_handshakes++;
+    if (SSL_session_reused(c->ssl))
+        cl->res->tls_resumed++;
+    tlsc_describe(c->ssl, cl->res);
+    interest(cl, c, EPOLLIN);
+    if (cl->o->tls == TLS_IMPLICIT) {
+        c->st = CS_GREETING;
+        return;
+    }
+    /* After STLS the client speaks first (RFC 2595: no new greeting). */
+    char name[128];
+    const char *pw;
+    user_name(cl->o, c->user, name, sizeof(name), &pw);
+    c->st = CS_USER;
+    if (send_cmd(cl, c, "USER %s\r\n", name, 0) == -1)
+        fail(cl, c, ERR_CLOSED, "send USER");
+}
+
+static void start_tls(struct client *cl, struct cconn *c)
+{
+    c->ssl = tlsc_new(cl->tls, c->fd, cl->o->tls_resume ? &c->resume : NULL);
+    if (c->ssl == NULL)
+        { fail(cl, c, ERR_TLS, "SSL_new"); return; }
+    c->st = CS_HANDSHAKE;
+    c->t_deadline = now_mono() + cl->o->timeout;
+    tls_step(cl, c);
 }
 
 static void send_retr_or_next(struct client *cl, struct cconn *c)
@@ -420,6 +485,12 @@ static void status_line(struct client *cl, struct cconn *c)
     const char *pw;
     switch (c->st) {
     case CS_GREETING:
+        if (o->tls == TLS_STLS && c->ssl == NULL) {
+            c->st = CS_STLS;
+            if (send_cmd(cl, c, "STLS\r\n", NULL, 0) == -1)
+                fail(cl, c, ERR_CLOSED, "send STLS");
+            return;
+        }
         user_name(o, c->user, name, sizeof(name), &pw);
         c->st = CS_USER;
         if (send_cmd(cl, c, "USER %s\r\n", name, 0) == -1)
@@ -477,6 +548,9 @@ static void status_line(struct client *cl, struct cconn *c)
             return;
         }
         { send_quit(cl, c); return; }
+    case CS_STLS:
+        start_tls(cl, c);
+        return;
     case CS_QUIT:
         cl->res->commands += c->commands;
         { end_session(cl, c, 1); return; }
@@ -516,7 +590,39 @@ static void on_data(struct client *cl, struct cconn *c, const char *p, size_t n)
         if (c->st == CS_HOLD)
             { fail(cl, c, ERR_PROTO, "unsolicited data while idle"); return; }
         status_line(cl, c);
+        /* RFC 2595: nothing may follow STLS's +OK in the clear. */
+        if (c->st == CS_HANDSHAKE && n > 0)
+            { fail(cl, c, ERR_PROTO, "data after the STLS reply"); return; }
     }
+}
+
+/*
+ * Decrypted input, bounded per event as the plain path is. Each SSL_read
+ * gets room for a whole record (16 KB), so nothing stays decrypted inside
+ * OpenSSL where epoll cannot see it.
+ */
+static void tls_input(struct client *cl, struct cconn *c, char *buf, size_t size)
+{
+    size_t got = 0;
+    ssize_t r = -1;
+    while (size - got >= 16384) {
+        r = tlsc_read(c->ssl, buf + got, size - got);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    int err = r < 0 ? errno : 0;
+    unsigned generation = c->generation;
+    if (got > 0) {
+        cl->res->bytes_in += got;
+        on_data(cl, c, buf, got);
+    }
+    if (c->generation != generation || c->st == CS_FREE)
+        return;             /* the session ended on that data */
+    if (r == 0)
+        fail(cl, c, ERR_CLOSED, "connection closed by server");
+    else if (r < 0 && err != EAGAIN)
+        fail(cl, c, ERR_CLOSED, strerror(err));
 }
 
 static void on_event(struct client *cl, struct cconn *c, uint32_t ev)
@@ -528,21 +634,26 @@ static void on_event(struct client *cl, struct cconn *c, uint32_t ev)
         getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
         if (err)
             { fail(cl, c, ERR_CONNECT, strerror(err)); return; }
+        if (cl->o->tls == TLS_IMPLICIT)
+            { start_tls(cl, c); return; }
         c->st = CS_GREETING;
-        struct epoll_event e = { .events = EPOLLIN, .data.ptr = c };
-        epoll_ctl(cl->ep, EPOLL_CTL_MOD, c->fd, &e);
+        interest(cl, c, EPOLLIN);
         return;
     }
+    if (c->st == CS_HANDSHAKE)
+        { tls_step(cl, c); return; }
     if ((ev & EPOLLOUT) && c->outoff < c->outlen) {
-        ssize_t w = send(c->fd, c->out + c->outoff, c->outlen - c->outoff, MSG_NOSIGNAL);
+        ssize_t w = send_some(c);
         if (w < 0 && errno != EAGAIN)
             { fail(cl, c, ERR_CLOSED, strerror(errno)); return; }
         if (w > 0)
             c->outoff += (size_t)w;
-        if (c->outoff == c->outlen) {
-            struct epoll_event e = { .events = EPOLLIN, .data.ptr = c };
-            epoll_ctl(cl->ep, EPOLL_CTL_MOD, c->fd, &e);
-        }
+        if (c->outoff == c->outlen)
+            interest(cl, c, EPOLLIN);
+    }
+    if (c->ssl && (ev & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
+        tls_input(cl, c, rbuf, sizeof(rbuf));
+        return;
     }
     if (ev & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
         /* Bounded: one read per event, so a fast stream cannot starve the others. */
@@ -667,6 +778,8 @@ int client_run(const struct opts *o, int proc_index, long sessions, long first_c
     cl.conns = calloc((size_t)cl.nconns, sizeof(*cl.conns));
     if (cl.ep < 0 || !cl.conns)
         return -1;
+    if (o->tls != TLS_OFF && (cl.tls = tlsc_ctx_new(o)) == NULL)
+        return -1;
     for (long i = 0; i < cl.nconns; i++) {
         struct cconn *c = &cl.conns[i];
         c->fd = -1;
@@ -701,11 +814,12 @@ int client_run(const struct opts *o, int proc_index, long sessions, long first_c
         res->elapsed = (cl.t_last > cl.t_first ? cl.t_last : end_of_load) - cl.t_first;
     }
     for (long i = 0; i < cl.nconns; i++) {
-        if (cl.conns[i].fd >= 0)
-            close(cl.conns[i].fd);
+        conn_close(&cl, &cl.conns[i], 0);
+        SSL_SESSION_free(cl.conns[i].resume);
         free(cl.conns[i].sizes);
     }
     free(cl.conns);
+    SSL_CTX_free(cl.tls);
     close(cl.ep);
     return 0;
 }

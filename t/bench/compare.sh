@@ -4,7 +4,7 @@
 #   sh t/bench/compare.sh [--rounds N] [--duration S] [--scenarios login,download,...]
 #                         [--quick] [--users N] [--concurrency C]
 #                         [--idle-connections N] [--dovecot-idle-connections N]
-#                         [--tls-idle-connections N]
+#                         [--tls-idle-connections N] [--dovecot-tls-idle-connections N]
 #                         [--bigbox N] [--no-dovecot] [--keep] [--out FILE]
 #                         [--no-courier] [--courier-idle-connections N]
 #                         [--delivery-users N] [--delivery-duration S] [--delivery-budget S]
@@ -18,13 +18,14 @@ BUILD=${BUILD:-$SRC/build}
 NCPU=$(nproc)
 ROUNDS=3
 DURATION=15
-SCENARIOS=login,download,drain,idle,bigbox,delivery
+SCENARIOS=login,download,drain,idle,bigbox,delivery,tls
 USERS=400
 DRAIN_USERS=400
 CONC=50
 IDLE=50000
 DOVECOT_IDLE=5000
 TLS_IDLE=10000
+DOVECOT_TLS_IDLE=1000
 HOLD=10
 BIGBOX=100000
 DOVECOT=yes
@@ -49,6 +50,7 @@ while [ $# -gt 0 ]; do
     --idle-connections) IDLE=$2; shift ;;
     --dovecot-idle-connections) DOVECOT_IDLE=$2; shift ;;
     --tls-idle-connections) TLS_IDLE=$2; shift ;;
+    --dovecot-tls-idle-connections) DOVECOT_TLS_IDLE=$2; shift ;;
     --bigbox) BIGBOX=$2; shift ;;
     --no-dovecot) DOVECOT=no ;;
     --no-courier) COURIER=no ;;
@@ -59,7 +61,7 @@ while [ $# -gt 0 ]; do
     --keep) KEEP=yes ;;
     --out) OUT=$2; shift ;;
     --quick) ROUNDS=1 DURATION=3 USERS=100 DRAIN_USERS=200 IDLE=2000 DOVECOT_IDLE=300 HOLD=3
-             TLS_IDLE=500 BIGBOX=10000 DELIVERY_USERS=20 DELIVERY_DURATION=4
+             TLS_IDLE=500 DOVECOT_TLS_IDLE=100 BIGBOX=10000 DELIVERY_USERS=20 DELIVERY_DURATION=4
              DELIVERY_BUDGET=60 DELIVERY_TRIALS=4 ;;
     *) echo "compare.sh: unknown option $1 (see t/bench/README.md)" >&2; exit 2 ;;
     esac
@@ -89,7 +91,7 @@ else
     POPLOAD=$WORK/bin/popload
     ${CC:-cc} -std=c11 -O2 -g -D_GNU_SOURCE -Wall -Wextra -Werror -o "$POPLOAD" \
         "$BENCH/popload.c" "$BENCH/client.c" "$BENCH/nullserver.c" "$BENCH/procstat.c" \
-        "$BENCH/hist.c"
+        "$BENCH/hist.c" "$BENCH/tlsclient.c" -lssl -lcrypto
 fi
 
 # --- everything we start, stopped by pid at exit ----------------------------
@@ -135,20 +137,32 @@ chown root:fastpop "$WORK/passwd"; chmod 640 "$WORK/passwd"
 chown root:dovecot "$WORK/passwd.dovecot"; chmod 640 "$WORK/passwd.dovecot"
 du -sh "$WORK/mail" >&2
 
+# --- TLS certificates ------------------------------------------------------------
+# Two throwaway self-signed certificates for the same name, ECDSA P-256 and RSA-2048,
+# made here with the openssl CLI. Both servers hold both (fastpop two tls_cert pairs,
+# Dovecot ssl_cert and ssl_alt_cert); the client picks one by the signature
+# algorithms it offers (popload --tls-cert ecdsa|rsa), as real clients do.
+TLSD=$WORK/tls
+mkdir -p "$TLSD"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj /CN=fastpop-bench -addext subjectAltName=DNS:fastpop-bench,IP:127.0.0.1 \
+    -keyout "$TLSD/ecdsa.key" -out "$TLSD/ecdsa.pem" >/dev/null 2>&1
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 \
+    -subj /CN=fastpop-bench -addext subjectAltName=DNS:fastpop-bench,IP:127.0.0.1 \
+    -keyout "$TLSD/rsa.key" -out "$TLSD/rsa.pem" >/dev/null 2>&1
+chmod 755 "$TLSD"; chmod 600 "$TLSD"/*.key; chmod 644 "$TLSD"/*.pem
+
 # --- fastpop -------------------------------------------------------------------
 FP_PORT=$(port)
 FP_TLS_PORT=$(port)
 mkdir -p "$WORK/fastpop"
-# A throwaway self-signed certificate for the implicit-TLS listener (idle TLS).
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-    -subj /CN=fastpop-bench -addext subjectAltName=IP:127.0.0.1 \
-    -keyout "$WORK/fastpop/tls.key" -out "$WORK/fastpop/tls.pem" >/dev/null 2>&1
-chmod 600 "$WORK/fastpop/tls.key"; chmod 644 "$WORK/fastpop/tls.pem"
 cat > "$WORK/fastpop/fastpop.conf" <<EOF
 listen = 127.0.0.1:$FP_PORT
 listen = 127.0.0.1:$FP_TLS_PORT tls
-tls_cert = $WORK/fastpop/tls.pem
-tls_key = $WORK/fastpop/tls.key
+tls_cert = $TLSD/ecdsa.pem
+tls_key = $TLSD/ecdsa.key
+tls_cert = $TLSD/rsa.pem
+tls_key = $TLSD/rsa.key
 # Passwords in the clear on the plain listener: the benchmark's scenarios speak
 # plain POP3 on loopback (the default, plaintext_auth = no, refuses USER/PASS).
 plaintext_auth = yes
@@ -184,14 +198,56 @@ start_fastpop
 
 # --- Dovecot -------------------------------------------------------------------
 DC_PORT=""
+DC_TLS_PORT=""
 DC_PID=""
+# Where Dovecot's pop3 and pop3-login are: the package's, or, when dovecot-pop3d is
+# not installed (courier-pop conflicts with it: both provide pop3-server), the two
+# binaries taken from its .deb in apt's cache, for the installed dovecot-core.
+dovecot_pop3_dir() {
+    if [ -e /usr/lib/dovecot/pop3 ] && [ -e /usr/lib/dovecot/pop3-login ]; then
+        echo /usr/lib/dovecot; return 0
+    fi
+    v=$(dpkg-query -W -f '${Version}' dovecot-core 2>/dev/null) || return 0
+    deb=$(ls /var/cache/apt/archives/dovecot-pop3d_*.deb 2>/dev/null | grep -F "${v#*:}_" | head -1)
+    [ -n "$deb" ] || return 0
+    mkdir -p "$WORK/dovecot-pop3d"
+    dpkg-deb -x "$deb" "$WORK/dovecot-pop3d" && [ -e "$WORK/dovecot-pop3d/usr/lib/dovecot/pop3" ] &&
+        echo "$WORK/dovecot-pop3d/usr/lib/dovecot"
+    return 0
+}
+# TLS as an operator sets it up: both certificates (ssl_alt_cert: Dovecot picks by the
+# client's signature algorithms, as fastpop does), a pop3s listener beside pop3 (STLS
+# on that one), and fastpop's TLS 1.3 suite order, the server's order winning, so both
+# encrypt with AES-128-GCM (Dovecot's default follows the client: AES-256-GCM with
+# OpenSSL's). The rest are Dovecot's defaults (TLS >= 1.2, OpenSSL's groups: X25519 first).
+dovecot_tls_config() {
+    cat <<EOF
+ssl = yes
+ssl_prefer_server_ciphers = yes
+ssl_cipher_suites = TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256
+ssl_cert = <$TLSD/ecdsa.pem
+ssl_key = <$TLSD/ecdsa.key
+ssl_alt_cert = <$TLSD/rsa.pem
+ssl_alt_key = <$TLSD/rsa.key
+service pop3-login {
+  inet_listener pop3s {
+    address = 127.0.0.1
+    port = $DC_TLS_PORT
+    ssl = yes
+  }
+}
+EOF
+}
 if [ "$DOVECOT" = yes ]; then
-    if ! [ -x /usr/sbin/dovecot ] || ! [ -e /usr/lib/dovecot/pop3 ]; then
+    DC_LIBEXEC=$(dovecot_pop3_dir)
+    if ! [ -x /usr/sbin/dovecot ] || [ -z "$DC_LIBEXEC" ]; then
         say "installing dovecot-pop3d"
         apt-get install -y dovecot-pop3d >"$WORK/apt.log" 2>&1 ||
             { apt-get update >/dev/null 2>&1 && apt-get install -y dovecot-pop3d >"$WORK/apt.log" 2>&1; }
+        DC_LIBEXEC=/usr/lib/dovecot
     fi
     DC_PORT=$(port)
+    DC_TLS_PORT=$(port)
     DCD=$WORK/dovecot
     mkdir -p "$DCD"
     PLIMIT=$((DOVECOT_IDLE + 1000))
@@ -207,7 +263,6 @@ state_dir = $DCD/state
 instance_name = fastpop-bench
 protocols = pop3
 listen = 127.0.0.1
-ssl = no
 disable_plaintext_auth = no
 auth_mechanisms = plain
 log_path = $DCD/dovecot.log
@@ -231,6 +286,7 @@ userdb {
   args = uid=vmail gid=vmail home=$WORK/mail/%n
 }
 service pop3-login {
+  executable = $DC_LIBEXEC/pop3-login
   inet_listener pop3 {
     address = 127.0.0.1
     port = $DC_PORT
@@ -240,6 +296,7 @@ service pop3-login {
   vsz_limit = 1G
 }
 service pop3 {
+  executable = $DC_LIBEXEC/pop3
   process_limit = $PLIMIT
   client_limit = 1
   # Every user is vmail here, the case where Dovecot's mail processes may be
@@ -254,6 +311,7 @@ service anvil {
   client_limit = 19000
 }
 EOF
+    dovecot_tls_config >> "$DCD/dovecot.conf"
     mkdir -p "$DCD/index" "$DCD/control"
     chown vmail:vmail "$DCD/index" "$DCD/control"
     /usr/sbin/dovecot -F -c "$DCD/dovecot.conf" </dev/null >>"$DCD/stderr.log" 2>&1 &
@@ -347,7 +405,7 @@ refill_drain() {
 
 # Warm-up: one short untimed pass per server moves new/ to cur/ everywhere and
 # fills the page cache, so round 1 does not pay for it.
-if has login || has download; then
+if has login || has download || has tls; then
     for srv in $SERVERS; do
         "$POPLOAD" --port "$(server_port "$srv")" --scenario download --users "$USERS" \
             --concurrency "$CONC" --duration 60 --sessions "$USERS" --password benchpw --quiet \
@@ -379,6 +437,36 @@ while [ $r -le "$ROUNDS" ]; do
     r=$((r + 1))
 done
 
+# --- TLS (issue 17) ----------------------------------------------------------------
+# The implicit-TLS port of a server (STLS runs on the plain one).
+tls_port() { case $1 in fastpop) echo "$FP_TLS_PORT" ;; dovecot) echo "$DC_TLS_PORT" ;; esac; }
+# Every round: login over implicit TLS and over STLS, each with full handshakes and
+# with resumption by ticket (--tls-resume: each connection slot offers the newest
+# ticket it got), with the ECDSA certificate; the RSA one over implicit TLS; then
+# download over implicit TLS. The order of servers rotates as above.
+if has tls; then
+    r=1
+    while [ $r -le "$ROUNDS" ]; do
+        for run_tls in "ecdsa implicit" "ecdsa implicit resumed" "ecdsa stls" \
+                       "ecdsa stls resumed" "rsa implicit" "rsa implicit resumed"; do
+            set -- $run_tls
+            for srv in $(rotate $r $SERVERS); do
+                port=$(server_port "$srv")
+                [ "$2" = implicit ] && port=$(tls_port "$srv")
+                run "$srv" tls $r "tls login $run_tls" --port "$port" --tls "$2" \
+                    --tls-cert "$1" ${3:+--tls-resume} --scenario login --users "$USERS" \
+                    --concurrency "$CONC" --duration "$DURATION"
+            done
+        done
+        for srv in $(rotate $r $SERVERS); do
+            run "$srv" tls $r "tls download" --port "$(tls_port "$srv")" --tls implicit \
+                --tls-cert ecdsa --scenario download --users "$USERS" --concurrency "$CONC" \
+                --duration "$DURATION"
+        done
+        r=$((r + 1))
+    done
+fi
+
 # idle: once per server (memory per connection barely varies between runs).
 if has idle; then
     FIRST_IDLE=$((USERS + DRAIN_USERS + 1))
@@ -405,18 +493,20 @@ if has idle; then
             sleep 3
         fi
     done
-    # idle over implicit TLS (fastpop): a Python asyncio client, one process.
+    # idle over implicit TLS (ECDSA certificate, full handshakes), fastpop on a fresh
+    # server as above; Dovecot with fewer connections (a process each, as plain).
     if [ "$TLS_IDLE" -gt 0 ]; then
-        stop_fastpop; start_fastpop
-        say "round 1: idle TLS against fastpop"
-        line=$(python3 "$BENCH/tlsidle.py" --port "$FP_TLS_PORT" --server-pid "$FP_PID" \
-               --first-user "$FIRST_IDLE" --connections "$TLS_IDLE" --hold "$HOLD" \
-               --concurrency 100 --sources 2 --timeout 20 --password benchpw --quiet \
-               2>>"$WORK/popload.err" | tail -1) || true
-        [ -n "$line" ] || line='{"errors":-1}'
-        echo "{\"server\":\"fastpop\",\"scenario\":\"idle\",\"label\":\"idle TLS\",\"round\":1,\"run\":$line}" >>"$RESULTS"
-        echo "$line" | cut -c1-200 >&2
-        sleep 3
+        for srv in $SERVERS; do
+            n=$TLS_IDLE
+            [ "$srv" = dovecot ] && n=$DOVECOT_TLS_IDLE
+            [ "$srv" = fastpop ] && { stop_fastpop; start_fastpop; }
+            run "$srv" idle 1 "idle TLS" --port "$(tls_port "$srv")" --tls implicit \
+                --tls-cert ecdsa --scenario idle --first-user "$FIRST_IDLE" --users "$n" \
+                --connections "$n" --hold "$HOLD" --procs $(( (n + 17999) / 18000 )) \
+                --sources $(( (n + 19999) / 20000 + 1 )) --concurrency 100 --duration 300 \
+                --timeout 20
+            sleep 3
+        done
     fi
 fi
 
@@ -506,6 +596,6 @@ fi
 python3 "$BENCH/report.py" table "$RESULTS" "$OUT" --previous "$WORK/previous.md" \
     --command "sh t/bench/compare.sh $ARGS" --dovecot "$( [ "$DOVECOT" = yes ] && /usr/sbin/dovecot --version || echo none)" \
     --courier "$( [ "$COURIER" = yes ] && sh "$BENCH/courier.sh" --version || echo none)" \
-    --settings "rounds=$ROUNDS duration=${DURATION}s users=$USERS drain_users=$DRAIN_USERS concurrency=$CONC idle=$IDLE dovecot_idle=$DOVECOT_IDLE tls_idle=$TLS_IDLE courier_idle=$COURIER_IDLE bigbox=$BIGBOX delivery_users=$DELIVERY_USERS delivery_duration=${DELIVERY_DURATION}s delivery_budget=${DELIVERY_BUDGET}s workers=$NCPU loadavg_start=($LOAD_START) loadavg_end=($(cut -d' ' -f1-3 /proc/loadavg))" \
+    --settings "rounds=$ROUNDS duration=${DURATION}s users=$USERS drain_users=$DRAIN_USERS concurrency=$CONC idle=$IDLE dovecot_idle=$DOVECOT_IDLE tls_idle=$TLS_IDLE dovecot_tls_idle=$DOVECOT_TLS_IDLE courier_idle=$COURIER_IDLE bigbox=$BIGBOX delivery_users=$DELIVERY_USERS delivery_duration=${DELIVERY_DURATION}s delivery_budget=${DELIVERY_BUDGET}s workers=$NCPU loadavg_start=($LOAD_START) loadavg_end=($(cut -d' ' -f1-3 /proc/loadavg))" \
     --src "$SRC"
 say "wrote $OUT"

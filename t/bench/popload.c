@@ -27,7 +27,7 @@
 
 static const char *const scenario_names[] = { "login", "download", "drain", "idle", "bigbox" };
 static const char *const err_names[ERR_KINDS] = { "connect", "closed", "err_reply", "protocol",
-                                                  "verify", "timeout" };
+                                                  "verify", "timeout", "tls" };
 
 double now_mono(void)
 {
@@ -110,6 +110,8 @@ static void usage(void)
         "               [--users N [--first-user K (default 1)] | --user-list FILE | --user NAME]\n"
         "               [--password PW] [--stat-only] [--sources N] [--timeout S]\n"
         "               [--connections C --hold T] [--server-pid PID] [--quiet]\n"
+        "               [--tls implicit|stls [--tls-resume] [--tls-version 1.2|1.3]\n"
+        "                [--tls-cert ecdsa|rsa] [--tls-groups LIST]]\n"
         "       popload --null-server PORT [--procs N]\n");
     exit(2);
 }
@@ -143,11 +145,13 @@ static void parse(int argc, char **argv, struct opts *o)
         { "user-list", 1, 0, 'l' }, { "user", 1, 0, 'U' }, { "procs", 1, 0, 'P' },
         { "connections", 1, 0, 'C' }, { "hold", 1, 0, 'H' }, { "sources", 1, 0, 'S' },
         { "server-pid", 1, 0, 'k' }, { "stat-only", 0, 0, 'o' }, { "timeout", 1, 0, 't' },
-        { "null-server", 1, 0, 'N' }, { "quiet", 0, 0, 'q' }, { 0, 0, 0, 0 },
+        { "null-server", 1, 0, 'N' }, { "quiet", 0, 0, 'q' }, { "tls", 1, 0, 'T' },
+        { "tls-resume", 0, 0, 'R' }, { "tls-version", 1, 0, 'V' }, { "tls-cert", 1, 0, 'K' },
+        { "tls-groups", 1, 0, 'G' }, { 0, 0, 0, 0 },
     };
     *o = (struct opts){ .host = "127.0.0.1", .scenario = SC_LOGIN, .concurrency = 50,
                         .duration = 10, .first_user = 1, .password = "password", .procs = 1,
-                        .connections = 1000, .hold = 10, .timeout = 30 };
+                        .connections = 1000, .hold = 10, .timeout = 30, .tls_version = 13 };
     int ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (ch) {
@@ -175,6 +179,26 @@ static void parse(int argc, char **argv, struct opts *o)
         case 't': o->timeout = num(optarg, 0.1, 3600); break;
         case 'N': o->null_port = (int)num(optarg, 1, 65535); break;
         case 'q': o->quiet = 1; break;
+        case 'T':
+            if (strcmp(optarg, "implicit") == 0)
+                o->tls = TLS_IMPLICIT;
+            else if (strcmp(optarg, "stls") == 0)
+                o->tls = TLS_STLS;
+            else
+                usage();
+            break;
+        case 'R': o->tls_resume = 1; break;
+        case 'V':
+            if (strcmp(optarg, "1.2") != 0 && strcmp(optarg, "1.3") != 0)
+                usage();
+            o->tls_version = optarg[2] == '2' ? 12 : 13;
+            break;
+        case 'K':
+            if (strcmp(optarg, "ecdsa") != 0 && strcmp(optarg, "rsa") != 0)
+                usage();
+            o->tls_cert = optarg;
+            break;
+        case 'G': o->tls_groups = optarg; break;
         default: usage();
         }
     }
@@ -305,6 +329,11 @@ static void report(const struct opts *o, const struct result *r, double cpu, int
         if (o->scenario == SC_IDLE)
             printf("  idle: %llu of %ld connections logged in and held\n",
                    (unsigned long long)r->idle_established, o->connections);
+        if (o->tls)
+            printf("  TLS (%s): %llu handshakes, %llu resumed; %s %s %s %s\n",
+                   o->tls == TLS_STLS ? "STLS" : "implicit",
+                   (unsigned long long)r->tls_handshakes, (unsigned long long)r->tls_resumed,
+                   r->tls_version, r->tls_cipher, r->tls_group, r->tls_key);
         if (m->ok)
             printf("  server memory: RSS %.1f MB, PSS %.1f MB in %d processes; over the idle "
                    "baseline %.2f KB RSS, %.2f KB PSS per connection\n", (double)m->rss / 1024,
@@ -325,6 +354,14 @@ static void report(const struct opts *o, const struct result *r, double cpu, int
     if (o->server_pid)
         printf(",\"server_cpu_s\":%.3f,\"server_cpu_ms_per_session\":%.4f,\"server_procs\":%d",
                cpu, cpu_ms, cpu_procs);
+    if (o->tls)
+        printf(",\"tls\":\"%s\",\"tls_resume\":%d,\"tls_handshakes\":%llu,\"tls_resumed\":%llu,"
+               "\"tls_version\":\"%s\",\"tls_cipher\":\"%s\",\"tls_group\":\"%s\","
+               "\"tls_key\":\"%s\",\"tls_resumed_pct\":%.1f", o->tls == TLS_STLS ? "stls" : "implicit",
+               o->tls_resume, (unsigned long long)r->tls_handshakes,
+               (unsigned long long)r->tls_resumed, r->tls_version, r->tls_cipher, r->tls_group,
+               r->tls_key, r->tls_handshakes ? 100.0 * (double)r->tls_resumed /
+                                               (double)r->tls_handshakes : 0.0);
     if (o->scenario == SC_IDLE)
         printf(",\"connections\":%ld,\"established\":%llu", o->connections,
                (unsigned long long)r->idle_established);
@@ -420,6 +457,14 @@ int main(int argc, char **argv)
         total.retr_octets += one.retr_octets;
         total.unfinished += one.unfinished;
         total.idle_established += one.idle_established;
+        total.tls_handshakes += one.tls_handshakes;
+        total.tls_resumed += one.tls_resumed;
+        if (!total.tls_version[0]) {
+            memcpy(total.tls_version, one.tls_version, sizeof(total.tls_version));
+            memcpy(total.tls_cipher, one.tls_cipher, sizeof(total.tls_cipher));
+            memcpy(total.tls_group, one.tls_group, sizeof(total.tls_group));
+            memcpy(total.tls_key, one.tls_key, sizeof(total.tls_key));
+        }
         for (int k = 0; k < ERR_KINDS; k++)
             total.errors[k] += one.errors[k];
         hist_merge(&total.lat, &one.lat);

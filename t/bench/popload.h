@@ -7,16 +7,21 @@
  * nullserver.c  --null-server: canned POP3 from memory (the ceiling)
  * procstat.c  CPU time and memory (smaps_rollup) of a server's process tree
  * hist.c      the latency histogram
+ * tlsclient.c  implicit TLS and STLS (OpenSSL), session resumption by ticket
  *
  * Loopback only: a target outside 127.0.0.0/8 is refused.
  */
 #ifndef POPLOAD_H
 #define POPLOAD_H
 
+#include <openssl/ssl.h>
 #include <stdint.h>
 #include <sys/types.h>
 
 enum scenario { SC_LOGIN, SC_DOWNLOAD, SC_DRAIN, SC_IDLE, SC_BIGBOX };
+
+/* How a session gets TLS: none, from the first byte (a 995-style port), or by STLS. */
+enum tls_mode { TLS_OFF, TLS_IMPLICIT, TLS_STLS };
 
 /* Why a session failed; each is counted separately. */
 enum err_kind {
@@ -26,6 +31,7 @@ enum err_kind {
     ERR_PROTO,     /* a malformed status line or multi-line body */
     ERR_VERIFY,    /* a count or size that does not match (RETR octets != LIST size) */
     ERR_TIMEOUT,   /* no complete response within --timeout */
+    ERR_TLS,       /* the TLS handshake failed */
     ERR_KINDS
 };
 
@@ -50,6 +56,11 @@ struct opts {
     double timeout;          /* per response */
     int null_port;           /* --null-server PORT */
     int quiet;
+    enum tls_mode tls;
+    int tls_resume;          /* offer each slot's last session ticket */
+    int tls_version;         /* highest version offered: 12 or 13 */
+    const char *tls_cert;    /* "ecdsa" or "rsa": the only signatures offered; NULL any */
+    const char *tls_groups;  /* key exchange groups offered (OpenSSL list); NULL default */
 };
 
 /* Log-linear latency histogram in microseconds, about 3% resolution. */
@@ -74,6 +85,9 @@ struct result {
     uint64_t errors[ERR_KINDS];
     uint64_t unfinished;     /* sessions cut off when the run ended (not errors) */
     uint64_t idle_established;  /* idle: connections logged in when the hold began */
+    uint64_t tls_handshakes;    /* completed */
+    uint64_t tls_resumed;       /* of which resumed a session (no certificate, no signature) */
+    char tls_version[16], tls_cipher[48], tls_group[24], tls_key[24];  /* the first one's */
     struct hist lat;
 };
 
@@ -85,6 +99,15 @@ int client_run(const struct opts *o, int proc_index, long sessions, long first_c
 int users_load(const char *path);
 long users_count(void);
 void user_name(const struct opts *o, long idx, char *name, size_t size, const char **password);
+
+/* TLS (tlsclient.c): see there. */
+SSL_CTX *tlsc_ctx_new(const struct opts *o);
+SSL *tlsc_new(SSL_CTX *ctx, int fd, SSL_SESSION **keep);
+int tlsc_handshake(SSL *ssl, int *want_out);
+ssize_t tlsc_read(SSL *ssl, char *buf, size_t len);
+ssize_t tlsc_write(SSL *ssl, const char *buf, size_t len);
+void tlsc_close(SSL *ssl, int polite);
+void tlsc_describe(SSL *ssl, struct result *res);
 
 /* Serve canned POP3 on 127.0.0.1:port with procs processes until SIGTERM/SIGINT. */
 int null_server_run(int port, int procs);

@@ -89,6 +89,34 @@ ROWS = [
     ("idle", "idle TLS", "pss_kb", "PSS total MB", 1 / 1024, "low"),
     ("idle", "idle TLS", "server_cpu_ms_per_session", "server CPU ms per TLS login", 1, "low"),
     ("idle", "idle TLS", "errors", "errors", 1, "low"),
+    ("tls", "tls login ecdsa implicit", "sessions_per_s", "sessions/s", 1, "high"),
+    ("tls", "tls login ecdsa implicit", "server_cpu_ms_per_session", "server CPU ms/session", 1, "low"),
+    ("tls", "tls login ecdsa implicit", "tls_resumed_pct", "% of handshakes resumed", 1, "high"),
+    ("tls", "tls login ecdsa implicit", "errors", "errors", 1, "low"),
+    ("tls", "tls login ecdsa implicit resumed", "sessions_per_s", "sessions/s", 1, "high"),
+    ("tls", "tls login ecdsa implicit resumed", "server_cpu_ms_per_session", "server CPU ms/session", 1, "low"),
+    ("tls", "tls login ecdsa implicit resumed", "tls_resumed_pct", "% of handshakes resumed", 1, "high"),
+    ("tls", "tls login ecdsa implicit resumed", "errors", "errors", 1, "low"),
+    ("tls", "tls login ecdsa stls", "sessions_per_s", "sessions/s", 1, "high"),
+    ("tls", "tls login ecdsa stls", "server_cpu_ms_per_session", "server CPU ms/session", 1, "low"),
+    ("tls", "tls login ecdsa stls", "tls_resumed_pct", "% of handshakes resumed", 1, "high"),
+    ("tls", "tls login ecdsa stls", "errors", "errors", 1, "low"),
+    ("tls", "tls login ecdsa stls resumed", "sessions_per_s", "sessions/s", 1, "high"),
+    ("tls", "tls login ecdsa stls resumed", "server_cpu_ms_per_session", "server CPU ms/session", 1, "low"),
+    ("tls", "tls login ecdsa stls resumed", "tls_resumed_pct", "% of handshakes resumed", 1, "high"),
+    ("tls", "tls login ecdsa stls resumed", "errors", "errors", 1, "low"),
+    ("tls", "tls login rsa implicit", "sessions_per_s", "sessions/s", 1, "high"),
+    ("tls", "tls login rsa implicit", "server_cpu_ms_per_session", "server CPU ms/session", 1, "low"),
+    ("tls", "tls login rsa implicit", "tls_resumed_pct", "% of handshakes resumed", 1, "high"),
+    ("tls", "tls login rsa implicit", "errors", "errors", 1, "low"),
+    ("tls", "tls login rsa implicit resumed", "sessions_per_s", "sessions/s", 1, "high"),
+    ("tls", "tls login rsa implicit resumed", "server_cpu_ms_per_session", "server CPU ms/session", 1, "low"),
+    ("tls", "tls login rsa implicit resumed", "tls_resumed_pct", "% of handshakes resumed", 1, "high"),
+    ("tls", "tls login rsa implicit resumed", "errors", "errors", 1, "low"),
+    ("tls", "tls download", "mb_per_s", "MB/s", 1, "high"),
+    ("tls", "tls download", "server_cpu_ms_per_session", "server CPU s/1000 sessions", 1, "low"),
+    ("tls", "tls download", "lat_p99_ms", "p99 session ms", 1, "low"),
+    ("tls", "tls download", "errors", "errors", 1, "low"),
     ("bigbox", "cold STAT", "lat_p50_ms", "cold login+STAT+QUIT ms", 1, "low"),
     ("bigbox", "warm STAT", "lat_p50_ms", "warm login+STAT+QUIT ms", 1, "low"),
     ("bigbox", "warm UIDL", "lat_p50_ms", "warm login+STAT+UIDL+QUIT ms", 1, "low"),
@@ -201,6 +229,37 @@ def targets(m):
     return out
 
 
+def targets_tls(m):
+    """(text, value, verdict) per TLS goal of issue 17 that this run can check."""
+    g = lambda s, l, k: m.get((s, "tls", l, k))
+    out = []
+
+    def check(text, value, ok):
+        out.append((text, "-" if value is None else fmt(value),
+                    "n/a" if value is None else ("met" if ok(value) else "**missed**")))
+
+    cpu = "server_cpu_ms_per_session"
+    for cert in ("ecdsa", "rsa"):
+        lab = "tls login %s implicit" % cert
+        check("TLS login CPU/session <= 1/3 of Dovecot (%s, full handshakes)" % cert,
+              ratio(g("fastpop", lab, cpu), g("dovecot", lab, cpu)), lambda v: v <= 1 / 3)
+        check("TLS login CPU/session <= 1/3 of Dovecot (%s, resumed)" % cert,
+              ratio(g("fastpop", lab + " resumed", cpu), g("dovecot", lab + " resumed", cpu)),
+              lambda v: v <= 1 / 3)
+        check("resumed TLS session >= 3x cheaper than a full one (fastpop, %s)" % cert,
+              ratio(g("fastpop", lab, cpu), g("fastpop", lab + " resumed", cpu)),
+              lambda v: v >= 3)
+    check("TLS login CPU/session <= 1/3 of Dovecot (ecdsa, STLS)",
+          ratio(g("fastpop", "tls login ecdsa stls", cpu), g("dovecot", "tls login ecdsa stls", cpu)),
+          lambda v: v <= 1 / 3)
+    check("TLS download MB/s >= 2x Dovecot",
+          ratio(g("fastpop", "tls download", "mb_per_s"), g("dovecot", "tls download", "mb_per_s")),
+          lambda v: v >= 2)
+    idle = m.get(("fastpop", "idle", "idle TLS", "pss_kb_per_conn"))
+    check("idle TLS PSS per connection <= 8 KB", idle, lambda v: v <= 8)
+    return out
+
+
 def machine():
     mem = "?"
     try:
@@ -298,6 +357,12 @@ def table(path, out, command, dovecot, settings, src, previous=None, courier="no
     lines += ["", "## Targets (issue 6, issue 17)", "", "| target | value | verdict |", "|---|---:|---|"]
     for text, value, verdict in targets(m):
         lines.append("| %s | %s | %s |" % (text, value, verdict))
+    tls_targets = targets_tls(m)
+    if any(v != "-" for _, v, _ in tls_targets):
+        lines += ["", "## Targets (issue 17: TLS)", "", "| target | value | verdict |",
+                  "|---|---:|---|"]
+        for text, value, verdict in tls_targets:
+            lines.append("| %s | %s | %s |" % (text, value, verdict))
     lines += ["", "## Raw runs", "", "<details><summary>%d JSON lines from popload</summary>" %
               len(runs), "", "```"]
     lines += [json.dumps(r, sort_keys=True) for r in runs]

@@ -19,7 +19,7 @@ import fastpop_harness as h  # noqa: E402
 
 BENCH = os.path.join(h.SRC, "t", "bench")
 OPENSSL = shutil.which("openssl")
-SOURCES = ("popload.c", "client.c", "nullserver.c", "procstat.c", "hist.c")
+SOURCES = ("popload.c", "client.c", "nullserver.c", "procstat.c", "hist.c", "tlsclient.c")
 _built = {}
 
 
@@ -36,7 +36,8 @@ def popload_path():
         if not cc:
             raise unittest.SkipTest("no C compiler to build popload")
         subprocess.run([cc, "-std=c11", "-O2", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Werror",
-                        "-o", exe] + [os.path.join(BENCH, s) for s in SOURCES], check=True)
+                        "-o", exe] + [os.path.join(BENCH, s) for s in SOURCES] +
+                       ["-lssl", "-lcrypto"], check=True)
         _built["path"] = exe
     return _built["path"]
 
@@ -65,8 +66,8 @@ class BenchSmoke(h.DaemonTest):
             import grp
             os.chown(self.d.passwd, 0, grp.getgrnam(h.AUTH_USER).gr_gid)
             os.chmod(self.d.passwd, 0o640)
-        # An implicit-TLS listener beside the plain one, as compare.sh has it (idle TLS),
-        # with a throwaway self-signed certificate.
+        # An implicit-TLS listener beside the plain one, as compare.sh has it, with a
+        # throwaway self-signed certificate.
         self.tls_port = None
         extra = ""
         if OPENSSL:
@@ -114,21 +115,28 @@ class BenchSmoke(h.DaemonTest):
         for n in range(11, 15):
             self.assertEqual(self.d.messages("user%04d" % n), [])
 
-    def test_idle_tls(self):
+    def test_tls(self):
         if not self.tls_port:
             self.skipTest("no openssl CLI for a throwaway certificate")
-        p = subprocess.run([sys.executable, os.path.join(BENCH, "tlsidle.py"), "--port",
-                            str(self.tls_port), "--server-pid", str(self.d.pid), "--first-user",
-                            "15", "--connections", "5", "--hold", "0.5", "--concurrency", "5",
-                            "--timeout", "10", "--duration", "20", "--password", "benchpw",
-                            "--quiet"], capture_output=True, text=True, timeout=90)
-        lines = [l for l in p.stdout.splitlines() if l.startswith("{")]
-        self.assertTrue(lines, "tlsidle printed no JSON (exit %d):\n%s\n%s" % (
-            p.returncode, p.stdout, p.stderr))
-        r = json.loads(lines[-1])
-        self.assertEqual(r["errors"], 0, "%s\n%s" % (r, p.stderr))
+        # Implicit TLS with resumption: every session after a slot's first resumes.
+        r = self.run_ok("--port", self.tls_port, "--tls", "implicit", "--tls-resume",
+                        "--tls-cert", "ecdsa", "--scenario", "login", "--users", 10,
+                        "--concurrency", 2, "--sessions", 6)
+        self.assertEqual(r["sessions"], 6, r)
+        self.assertEqual(r["tls_handshakes"], 6, r)
+        self.assertEqual(r["tls_resumed"], 4, r)
+        self.assertEqual(r["tls_version"], "TLSv1.3", r)
+        self.assertTrue(r["tls_key"].startswith("ECDSA"), r)
+        # STLS on the plain port, a whole mailbox downloaded and checked.
+        r = self.run_ok("--tls", "stls", "--scenario", "download", "--users", 10,
+                        "--concurrency", 2, "--sessions", 4)
+        self.assertEqual((r["sessions"], r["tls_handshakes"], r["tls_resumed"]), (4, 4, 0), r)
+        self.assertGreater(r["retr_octets"], 0, r)
+        # idle over implicit TLS: memory per connection measured.
+        r = self.run_ok("--port", self.tls_port, "--tls", "implicit", "--scenario", "idle",
+                        "--first-user", 15, "--users", 5, "--connections", 5, "--hold", 0.5,
+                        "--concurrency", 5, "--duration", 10)
         self.assertEqual(r["established"], 5, r)
-        self.assertTrue(r["tls_version"].startswith("TLS"), r)
         self.assertIn("pss_kb_per_conn", r)
 
     def delivery(self, *args):
