@@ -145,8 +145,8 @@ void conn_close(struct conn *c, const char *reason)
         c->job->release(c->job);
         c->job = NULL;
     }
-    if (c->auth_request != 0)
-        auth_client_cancel(lp->auth, c);
+    auth_client_cancel(lp->auth, c->auth_request);
+    c->auth_request = 0;
     mailbox_abandon(c);   /* a load still running ends alone, then unlocks */
     conn_ready_remove(c);
     conn_limits_untrack(c);
@@ -171,7 +171,7 @@ void conn_close(struct conn *c, const char *reason)
     close(c->fd);
     buf_free(&c->in);
     buf_free(&c->out);
-    /* A login still out at the helper leaves its pre-tag (worker/pop3_login.c). */
+    /* A login still out at the helper leaves its pre-tag (worker/login.c). */
     explicit_bzero(c->memo_pretag, sizeof(c->memo_pretag));
     lp->conn_count--;
     /* Other events of this epoll batch may still point here: free it later. */

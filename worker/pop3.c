@@ -139,7 +139,7 @@ void pop3_command_done(struct conn *c)
 
 /*
  * Every command line is timed until its answer is complete: here for most,
- * when the helper answers for PASS and AUTH (pop3_auth_finish), when the
+ * when the helper answers for PASS and AUTH (login_finish, worker/login.c), when the
  * last chunk is queued for RETR and TOP (conn.c), or when the session ends
  * first. AUTH counts from the client's last line of the exchange, so the
  * client's own pauses between SASL steps are not counted as ours.

@@ -51,16 +51,6 @@ void pop3_command_done(struct conn *c);
 /* Free the session's mailbox state (no UPDATE: nothing is deleted). */
 void pop3_release(struct conn *c);
 
-/* The answer of fastpop-auth to a PASS, delivered by the auth client. */
-void pop3_auth_answer(struct conn *c, enum auth_status status, const char *user,
-                      const char *maildir);
-/*
- * The same, without resuming the connection: for answers found while a
- * command runs (a credential-cache hit, a SASL step). Ends any AUTH exchange.
- */
-void pop3_auth_finish(struct conn *c, enum auth_status status, const char *user,
-                      const char *maildir);
-
 /* Per-state command tables (NULL-name terminated). */
 extern const struct pop3_command pop3_auth_commands[];
 extern const struct pop3_command pop3_trans_commands[];

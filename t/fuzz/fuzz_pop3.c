@@ -40,6 +40,7 @@
 #include "worker/auth_client.h"
 #include "worker/conn.h"
 #include "worker/loop.h"
+#include "worker/login.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -119,7 +120,7 @@ static void setup(void)
     fuzz_check(rig.listener >= 0 && bind(rig.listener, (struct sockaddr *)&sun, sizeof(sun)) == 0 &&
                listen(rig.listener, 4) == 0, "helper socket");
     rig.helper = -1;
-    rig.lp.auth = auth_client_new(&rig.lp, rig.sock);
+    rig.lp.auth = auth_client_new(&rig.lp, rig.sock, login_adopt_view);
     fuzz_check(rig.lp.auth != NULL, "auth_client_new");
     rig.ready = 1;
 }

@@ -34,6 +34,7 @@
 #include "worker/auth_client.h"
 #include "worker/conn.h"
 #include "worker/loop.h"
+#include "worker/login.h"
 
 #define CLIENTS 4
 #define PIPELINED "USER a\r\nPASS x\r\nUSER a\r\nPASS y\r\n"
@@ -97,7 +98,7 @@ static int setup(void **state)
     assert_int_equal(bind(r->listener, (struct sockaddr *)&sun, sizeof(sun)), 0);
     assert_int_equal(listen(r->listener, 4), 0);
     r->helper = -1;
-    r->lp.auth = auth_client_new(&r->lp, r->path);
+    r->lp.auth = auth_client_new(&r->lp, r->path, login_adopt_view);
     assert_non_null(r->lp.auth);
 
     static struct config_listen plain;

@@ -51,7 +51,7 @@ static int setup(void **state)
     r->lp.epfd = epoll_create1(EPOLL_CLOEXEC);
     r->lp.sb = scoreboard_create(8);
     assert_non_null(r->lp.sb);
-    r->lp.auth = auth_client_new(&r->lp, "/nonexistent/auth.sock");
+    r->lp.auth = auth_client_new(&r->lp, "/nonexistent/auth.sock", NULL);
     assert_non_null(r->lp.auth);
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
     r->client = sv[1];
