@@ -14,12 +14,10 @@
 #include "daemon/runtime/log.h"
 #include "daemon/runtime/clock.h"
 #include "shm/stats.h"
-#include "worker/auth_client.h"
 #include "worker/conn_drain.h"
 #include "worker/conn_io.h"
 #include "worker/conn_limits.h"
 #include "worker/conn_timer.h"
-#include "worker/mailbox.h"
 #include "worker/pop3.h"
 #include "worker/tls.h"
 
@@ -145,12 +143,8 @@ void conn_close(struct conn *c, const char *reason)
         c->job->release(c->job);
         c->job = NULL;
     }
-    auth_client_cancel(lp->auth, c->auth_request);
-    c->auth_request = 0;
-    mailbox_abandon(c);   /* a load still running ends alone, then unlocks */
     conn_ready_remove(c);
     conn_limits_untrack(c);
-    pop3_command_done(c);   /* a command cut short still took its time */
     pop3_release(c);
     scoreboard_conn_close(lp->sb, c->slot);
     stats_session_end(c->close_reason);
@@ -171,8 +165,6 @@ void conn_close(struct conn *c, const char *reason)
     close(c->fd);
     buf_free(&c->in);
     buf_free(&c->out);
-    /* A login still out at the helper leaves its pre-tag (worker/login.c). */
-    explicit_bzero(c->memo_pretag, sizeof(c->memo_pretag));
     lp->conn_count--;
     /* Other events of this epoll batch may still point here: free it later. */
     c->fd = -1;

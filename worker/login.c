@@ -287,3 +287,12 @@ void login_finish(struct conn *c, enum auth_status status, const char *user,
     /* PASS or AUTH is answered: its time includes the helper and the mailbox sync. */
     pop3_command_done(c);
 }
+
+void login_abandon(struct conn *c)
+{
+    auth_client_cancel(c->lp->auth, c->auth_request);
+    c->auth_request = 0;
+    /* A login still out at the helper leaves its pre-tag. */
+    explicit_bzero(c->memo_pretag, sizeof(c->memo_pretag));
+    c->memo_pending = 0;
+}

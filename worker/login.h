@@ -36,6 +36,9 @@ enum pop3_verdict login_password(struct conn *c, const char *user, char *passwor
 void login_finish(struct conn *c, enum auth_status status, const char *user,
                   const char *maildir);
 
+/* The session ends: a request out at the helper is cancelled, the memo pre-tag wiped. */
+void login_abandon(struct conn *c);
+
 /*
  * The helper's penalty view (shm/penalty_view.h), received by the auth
  * client: fd is taken (mapped, then closed) and replaces the view in use.

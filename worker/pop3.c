@@ -9,7 +9,9 @@
 #include "daemon/runtime/log.h"
 #include "daemon/runtime/clock.h"
 #include "shm/stats.h"
+#include "worker/login.h"
 #include "worker/loop.h"
+#include "worker/mailbox.h"
 #include "worker/pop3_sasl.h"
 
 void pop3_set_reply(struct pop3_reply *r, const char *code, const char *fmt, ...)
@@ -232,4 +234,15 @@ void pop3_dispatch(struct conn *c, char *line, size_t len)
 void pop3_write_reply(struct conn *c, enum pop3_verdict v, const struct pop3_reply *r)
 {
     write_reply(c, v, r);
+}
+
+void pop3_release(struct conn *c)
+{
+    /* A late helper answer must not reach a closed session. */
+    login_abandon(c);
+    mailbox_abandon(c);   /* a load still running ends alone, then unlocks */
+    pop3_command_done(c);   /* a command cut short still took its time */
+    mailbox_close(c->session);
+    c->session = NULL;
+    pop3_sasl_release(c);
 }

@@ -48,7 +48,11 @@ void pop3_dispatch(struct conn *c, char *line, size_t len);
 void pop3_line_too_long(struct conn *c);
 /* The command being timed has its whole answer (see worker/pop3.c); no-op if none. */
 void pop3_command_done(struct conn *c);
-/* Free the session's mailbox state (no UPDATE: nothing is deleted). */
+/*
+ * The session ends (the connection closes): cancel a login out at the
+ * helper, give up a mailbox still loading, stop timing the command, free the
+ * mailbox state (no UPDATE: nothing is deleted) and any SASL exchange.
+ */
 void pop3_release(struct conn *c);
 
 /* Per-state command tables (NULL-name terminated). */
