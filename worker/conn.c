@@ -18,7 +18,6 @@
 #include "worker/conn_io.h"
 #include "worker/conn_limits.h"
 #include "worker/conn_timer.h"
-#include "worker/pop3.h"
 #include "worker/tls.h"
 
 /*
@@ -145,7 +144,7 @@ void conn_close(struct conn *c, const char *reason)
     }
     conn_ready_remove(c);
     conn_limits_untrack(c);
-    pop3_release(c);
+    lp->protocol->release(c);
     scoreboard_conn_close(lp->sb, c->slot);
     stats_session_end(c->close_reason);
     log_session(c);
@@ -323,7 +322,7 @@ static int advance_handshake(struct conn *c)
     stats_tls_handshake(tls_session_version(c->ssl));
     conn_set_state(c, CONN_AUTHORIZATION);
     if (c->greet_after_handshake)
-        pop3_greet(c);
+        c->lp->protocol->greet(c);
     return 1;
 }
 
@@ -355,9 +354,9 @@ int conn_run(struct conn *c)
             if (conn_limits_preauth_command(c))
                 continue;   /* one too many before login: closing */
             if (got == BUF_LINE_TOOLONG)
-                pop3_line_too_long(c);
+                c->lp->protocol->line_too_long(c);
             else
-                pop3_dispatch(c, line, len);
+                c->lp->protocol->line(c, line, len);
             if (c->fd == -1)
                 return -1;
         }
@@ -366,7 +365,7 @@ int conn_run(struct conn *c)
             if (r != 0) {
                 c->job->release(c->job);
                 c->job = NULL;
-                pop3_command_done(c);
+                c->lp->protocol->output_done(c);
                 if (r < 0) {
                     /* What was produced goes out, never a final dot: then close,
                      * so the client knows the command failed. */
@@ -440,7 +439,7 @@ static int apply_proxy(struct conn *c, const struct proxy_info *info)
         conn_set_state(c, CONN_TLS_HANDSHAKE);
     } else {
         conn_set_state(c, CONN_AUTHORIZATION);
-        pop3_greet(c);
+        c->lp->protocol->greet(c);
     }
     return 0;
 }
@@ -546,7 +545,7 @@ int conn_new(struct loop *lp, int fd, const struct sockaddr *peer, int slot,
     publish(c);
     publish_traffic(c);
     if (c->state == CONN_AUTHORIZATION)
-        pop3_greet(c);
+        c->lp->protocol->greet(c);
     if (c->state != CONN_PROXY)
         conn_run(c);
     return 0;

@@ -35,6 +35,19 @@ struct sasl_exchange;
 struct conn;
 
 /*
+ * The protocol a connection carries (POP3: pop3_protocol, worker/pop3.h), as
+ * the transport sees it: conn.c calls these and nothing else of it. The
+ * worker names it in struct loop (lp->protocol).
+ */
+struct conn_protocol {
+    void (*greet)(struct conn *c);                          /* the session begins */
+    void (*line)(struct conn *c, char *line, size_t len);   /* one input line, CRLF cut */
+    void (*line_too_long)(struct conn *c);                  /* over c->line_limit */
+    void (*output_done)(struct conn *c);                    /* a long output is complete */
+    void (*release)(struct conn *c);                        /* the connection closes */
+};
+
+/*
  * Long output (RETR/TOP, LIST/UIDL of a big mailbox) is produced in pieces:
  * produce() appends until the output buffer reaches high_water and returns
  * 0 (more to come), 1 (done) or -1 (failed: what is queued is flushed, then

@@ -246,3 +246,11 @@ void pop3_release(struct conn *c)
     c->session = NULL;
     pop3_sasl_release(c);
 }
+
+const struct conn_protocol pop3_protocol = {
+    .greet = pop3_greet,
+    .line = pop3_dispatch,
+    .line_too_long = pop3_line_too_long,
+    .output_done = pop3_command_done,
+    .release = pop3_release,
+};

@@ -55,6 +55,9 @@ void pop3_command_done(struct conn *c);
  */
 void pop3_release(struct conn *c);
 
+/* The hooks conn.c runs POP3 through (worker/conn.h). */
+extern const struct conn_protocol pop3_protocol;
+
 /* Per-state command tables (NULL-name terminated). */
 extern const struct pop3_command pop3_auth_commands[];
 extern const struct pop3_command pop3_trans_commands[];

@@ -34,6 +34,7 @@
 #include "worker/loop.h"
 #include "worker/mailbox.h"
 #include "worker/offload.h"
+#include "worker/pop3.h"
 #include "worker/login.h"
 
 /* Accepting in bursts keeps a connection storm from starving existing sessions. */
@@ -374,6 +375,7 @@ void worker_main(const struct worker_setup *ws)
         raise(SIGTERM);
 
     lp.cfg = ws->cfg;
+    lp.protocol = &pop3_protocol;
     lp.index = ws->index;
     /* Before the loader thread starts: it reads the limit. */
     maildir_set_max_messages((size_t)ws->cfg->max_messages);

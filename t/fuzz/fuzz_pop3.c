@@ -40,6 +40,7 @@
 #include "worker/auth_client.h"
 #include "worker/conn.h"
 #include "worker/loop.h"
+#include "worker/pop3.h"
 #include "worker/login.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -99,6 +100,7 @@ static void setup(void)
     rig.cfg.index = 0;
     snprintf(rig.cfg.auth_mechanisms, sizeof(rig.cfg.auth_mechanisms), "PLAIN LOGIN SCRAM-SHA-256");
     rig.lp.cfg = &rig.cfg;
+    rig.lp.protocol = &pop3_protocol;
     rig.lp.pid = getpid();
     rig.lp.epfd = epoll_create1(EPOLL_CLOEXEC);
     rig.lp.sb = scoreboard_create(SLOTS);

@@ -34,6 +34,7 @@
 #include "worker/auth_client.h"
 #include "worker/conn.h"
 #include "worker/loop.h"
+#include "worker/pop3.h"
 #include "worker/login.h"
 
 #define CLIENTS 4
@@ -82,6 +83,7 @@ static int setup(void **state)
     r->cfg.auth_cache_ttl = 0;      /* every PASS goes to the helper */
     r->cfg.max_auth_failures = 10;
     r->lp.cfg = &r->cfg;
+    r->lp.protocol = &pop3_protocol;
     r->lp.pid = getpid();
     r->lp.epfd = epoll_create1(EPOLL_CLOEXEC);
     r->lp.sb = scoreboard_create(CLIENTS * 2);

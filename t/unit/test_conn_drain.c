@@ -28,6 +28,7 @@
 #include "worker/conn_drain.h"
 #include "worker/conn_timer.h"
 #include "worker/loop.h"
+#include "worker/pop3.h"
 
 struct rig {
     struct config cfg;
@@ -47,6 +48,7 @@ static int setup(void **state)
     assert_int_equal(r->cfg.idle_timeout, 600);
     assert_int_equal(r->cfg.drain_idle_timeout, 10);
     r->lp.cfg = &r->cfg;
+    r->lp.protocol = &pop3_protocol;
     r->lp.pid = getpid();
     r->lp.epfd = epoll_create1(EPOLL_CLOEXEC);
     r->lp.sb = scoreboard_create(8);

@@ -78,6 +78,7 @@ static int setup(void **state)
     r->cfg.mark_seen = 0;
     r->cfg.plaintext_auth = 1;
     r->lp.cfg = &r->cfg;
+    r->lp.protocol = &pop3_protocol;
     r->lp.pid = getpid();
     r->lp.epfd = epoll_create1(EPOLL_CLOEXEC);
     r->lp.sb = scoreboard_create(8);
