@@ -36,11 +36,7 @@
 static const char *const state_names[] = {
     [CONN_PROXY] = "proxy",
     [CONN_TLS_HANDSHAKE] = "tls-handshake",
-    [CONN_AUTHORIZATION] = "authorization",
-    [CONN_AUTH_WAIT] = "auth-wait",
-    [CONN_MAILBOX_LOAD] = "mailbox-load",
-    [CONN_SASL] = "sasl",
-    [CONN_TRANSACTION] = "transaction",
+    [CONN_SESSION] = "session",
     [CONN_CLOSING] = "closing",
     [CONN_LINGER] = "linger",
 };
@@ -57,14 +53,25 @@ static void copy_cut(char *dst, size_t size, const char *src)
 _Static_assert(sizeof(((struct conn *)0)->user) <= SCOREBOARD_USER_MAX,
                "the scoreboard's user field holds every user name");
 
+/* The transport's state, or in a session the protocol's. */
+static const char *state_name(const struct conn *c)
+{
+    return c->state == CONN_SESSION ? c->lp->protocol->state_name(c) : state_names[c->state];
+}
+
+static int logged_in(const struct conn *c)
+{
+    return c->state == CONN_SESSION && c->lp->protocol->logged_in(c);
+}
+
 /* The scoreboard's record of this session, for `popctl who` (shm/scoreboard.h). */
 static void publish(struct conn *c)
 {
     struct scoreboard_session *s = scoreboard_session(c->lp->sb, c->slot);
     if (s == NULL)
         return;
-    copy_cut(s->state, sizeof(s->state), state_names[c->state]);
-    copy_cut(s->user, sizeof(s->user), c->state == CONN_TRANSACTION ? c->user : "");
+    copy_cut(s->state, sizeof(s->state), state_name(c));
+    copy_cut(s->user, sizeof(s->user), logged_in(c) ? c->user : "");
     copy_cut(s->tls, sizeof(s->tls), c->ssl != NULL ? tls_session_version(c->ssl)
                                      : c->proxy_tls ? "proxy" : "");
     s->port = (uint16_t)c->port;
@@ -85,16 +92,25 @@ void conn_set_state(struct conn *c, enum conn_state next)
 {
     if (c->state == next)
         return;
-    log_debug("conn %s:%u %s -> %s", c->ip, c->port, state_names[c->state], state_names[next]);
+    const char *before = state_name(c);
     c->state = next;
+    log_debug("conn %s:%u %s -> %s", c->ip, c->port, before, state_name(c));
     publish(c);
     if (next == CONN_LINGER)
         conn_timer_set(c, CONN_TIMER_LINGER);
     else if (next == CONN_TLS_HANDSHAKE)
         conn_timer_set(c, CONN_TIMER_HANDSHAKE);
-    else if (next == CONN_AUTHORIZATION && c->timer != CONN_TIMER_IDLE)
+    else if (next == CONN_SESSION && c->timer != CONN_TIMER_IDLE)
         conn_timer_set(c, CONN_TIMER_IDLE);
-    if (next == CONN_TRANSACTION)
+}
+
+void conn_session_changed(struct conn *c, const char *before)
+{
+    if (c->state != CONN_SESSION)
+        return;
+    log_debug("conn %s:%u %s -> %s", c->ip, c->port, before, state_name(c));
+    publish(c);
+    if (logged_in(c))
         conn_limits_untrack(c);   /* logged in: login_timeout and eviction are over */
 }
 
@@ -215,8 +231,7 @@ void conn_start_tls(struct conn *c)
 
 static int accepts_commands(const struct conn *c)
 {
-    return c->state == CONN_AUTHORIZATION || c->state == CONN_SASL ||
-           c->state == CONN_TRANSACTION;
+    return c->state == CONN_SESSION && c->lp->protocol->reading(c);
 }
 
 /* Returns -1 if the connection was closed. */
@@ -320,7 +335,7 @@ static int advance_handshake(struct conn *c)
         return -1;
     }
     stats_tls_handshake(tls_session_version(c->ssl));
-    conn_set_state(c, CONN_AUTHORIZATION);
+    conn_set_state(c, CONN_SESSION);
     if (c->greet_after_handshake)
         c->lp->protocol->greet(c);
     return 1;
@@ -351,8 +366,6 @@ int conn_run(struct conn *c)
             c->stats.commands++;
             /* Only a whole line restarts the idle timer: a byte at a time does not. */
             conn_timer_touch(c);
-            if (conn_limits_preauth_command(c))
-                continue;   /* one too many before login: closing */
             if (got == BUF_LINE_TOOLONG)
                 c->lp->protocol->line_too_long(c);
             else
@@ -438,7 +451,7 @@ static int apply_proxy(struct conn *c, const struct proxy_info *info)
         c->greet_after_handshake = 1;
         conn_set_state(c, CONN_TLS_HANDSHAKE);
     } else {
-        conn_set_state(c, CONN_AUTHORIZATION);
+        conn_set_state(c, CONN_SESSION);
         c->lp->protocol->greet(c);
     }
     return 0;
@@ -530,7 +543,7 @@ int conn_new(struct loop *lp, int fd, const struct sockaddr *peer, int slot,
         conn_timer_set(c, CONN_TIMER_HANDSHAKE);
         c->events = EPOLLIN;
     } else {
-        c->state = CONN_AUTHORIZATION;
+        c->state = CONN_SESSION;
         conn_timer_set(c, CONN_TIMER_IDLE);
         c->events = EPOLLOUT;
     }
@@ -544,7 +557,7 @@ int conn_new(struct loop *lp, int fd, const struct sockaddr *peer, int slot,
     }
     publish(c);
     publish_traffic(c);
-    if (c->state == CONN_AUTHORIZATION)
+    if (c->state == CONN_SESSION)
         c->lp->protocol->greet(c);
     if (c->state != CONN_PROXY)
         conn_run(c);

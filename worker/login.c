@@ -202,7 +202,7 @@ enum pop3_verdict login_password(struct conn *c, const char *user, char *passwor
         pop3_set_reply(r, "SYS/TEMP", "Authentication service unavailable, try again later");
         return POP3_ERR;
     }
-    conn_set_state(c, CONN_AUTH_WAIT);
+    pop3_set_state(c, POP3_AUTH_WAIT);
     return POP3_DEFERRED;
 }
 
@@ -212,7 +212,7 @@ static void auth_failed(struct conn *c, struct pop3_reply *r)
     log_info("login failed user=%s ip=%s mechanism=%s failures=%u", c->user, c->ip,
              c->auth_mech ? c->auth_mech : "USER", c->auth_failures);
     c->user[0] = '\0';
-    conn_set_state(c, CONN_AUTHORIZATION);
+    pop3_set_state(c, POP3_AUTHORIZATION);
     pop3_write_reply(c, POP3_ERR, r);
     if (c->auth_failures >= (unsigned)c->lp->cfg->max_auth_failures) {
         conn_reply(c, "-ERR [AUTH] Too many authentication failures\r\n");
@@ -225,7 +225,7 @@ static void mailbox_opened(struct conn *c, enum mailbox_open_result res)
 {
     struct pop3_reply r = { 0 };
     if (res == MAILBOX_OPEN_OK) {
-        conn_set_state(c, CONN_TRANSACTION);
+        pop3_set_state(c, POP3_TRANSACTION);
         stats_login(c->auth_mech, STATS_LOGIN_OK);
         pop3_set_reply(&r, NULL, "Logged in, %u messages", mailbox_count(c->session));
         pop3_write_reply(c, POP3_OK, &r);
@@ -243,7 +243,7 @@ static void mailbox_opened(struct conn *c, enum mailbox_open_result res)
         pop3_set_reply(&r, "SYS/PERM", "Mailbox has too many messages to be opened by POP3");
     else
         pop3_set_reply(&r, "SYS/TEMP", "Cannot open the mailbox, try again later");
-    conn_set_state(c, CONN_AUTHORIZATION);
+    pop3_set_state(c, POP3_AUTHORIZATION);
     pop3_write_reply(c, POP3_ERR, &r);
     c->user[0] = '\0';
 }
@@ -272,14 +272,14 @@ void login_finish(struct conn *c, enum auth_status status, const char *user,
         stats_login(c->auth_mech, STATS_LOGIN_TEMPFAIL);
         log_info("login tempfail user=%s ip=%s", c->user, c->ip);
         c->user[0] = '\0';
-        conn_set_state(c, CONN_AUTHORIZATION);
+        pop3_set_state(c, POP3_AUTHORIZATION);
         pop3_write_reply(c, POP3_ERR, &r);
     } else {
         snprintf(c->user, sizeof(c->user), "%s", user);
         enum mailbox_open_result res = mailbox_open(c, maildir, mailbox_loaded);
         if (res == MAILBOX_OPEN_LOADING) {
             /* Answered, and timed, when the loader is done (mailbox_loaded). */
-            conn_set_state(c, CONN_MAILBOX_LOAD);
+            pop3_set_state(c, POP3_MAILBOX_LOAD);
             return;
         }
         mailbox_opened(c, res);

@@ -29,7 +29,7 @@ enum pop3_verdict login_password(struct conn *c, const char *user, char *passwor
 /*
  * The end of every login attempt (c->auth_mech names the mechanism): write
  * the reply, count and log it, settle the memo; on AUTH_OK open the mailbox
- * of the canonical user at maildir (CONN_MAILBOX_LOAD while a loader thread
+ * of the canonical user at maildir (POP3_MAILBOX_LOAD while a loader thread
  * reads it). The caller has ended any SASL exchange. Does not resume c: a
  * caller outside c's own event calls conn_resume().
  */

@@ -14,6 +14,16 @@
 
 #include "daemon/runtime/limits.h"   /* POP3_LINE_MAX */
 
+/* The session's state while the transport is CONN_SESSION (c->session_state). */
+enum pop3_state {
+    POP3_AUTHORIZATION,   /* RFC 1939 AUTHORIZATION: waiting for USER/PASS; first, so 0 */
+    POP3_AUTH_WAIT,       /* a credential check is out at the helper */
+    POP3_MAILBOX_LOAD,    /* logged in; its maildir is read on the loader thread */
+    POP3_SASL,            /* AUTH: waiting for the client's next SASL response line */
+    POP3_TRANSACTION,     /* logged in */
+    POP3_STATES,
+};
+
 enum pop3_verdict {
     POP3_OK,        /* +OK text, then the body or job if any */
     POP3_ERR,       /* -ERR [code] text */
@@ -36,12 +46,17 @@ enum pop3_command_flags {
 
 struct pop3_command {
     const char *name;
-    unsigned states;                        /* bit per enum conn_state */
+    unsigned states;                        /* bit per enum pop3_state */
     enum pop3_verdict (*run)(struct conn *c, char *args, struct pop3_reply *r);
     unsigned flags;                         /* enum pop3_command_flags */
 };
 
 #define POP3_IN(state) (1u << (state))
+
+/* Whether c's session is in state (and the transport is not closing it). */
+int pop3_in(const struct conn *c, enum pop3_state state);
+/* Enter a new session state. */
+void pop3_set_state(struct conn *c, enum pop3_state next);
 
 void pop3_greet(struct conn *c);
 void pop3_dispatch(struct conn *c, char *line, size_t len);

@@ -88,12 +88,12 @@ static enum pop3_verdict cmd_quit(struct conn *c, char *args, struct pop3_reply 
 }
 
 const struct pop3_command pop3_auth_commands[] = {
-    { "USER", POP3_IN(CONN_AUTHORIZATION), cmd_user, 0 },
-    { "PASS", POP3_IN(CONN_AUTHORIZATION), cmd_pass, POP3_RAW_ARGS },
-    { "STLS", POP3_IN(CONN_AUTHORIZATION), cmd_stls, 0 },
-    { "AUTH", POP3_IN(CONN_AUTHORIZATION), pop3_cmd_auth, 0 },
-    { "CAPA", POP3_IN(CONN_AUTHORIZATION) | POP3_IN(CONN_TRANSACTION), pop3_cmd_capa, 0 },
-    { "NOOP", POP3_IN(CONN_AUTHORIZATION) | POP3_IN(CONN_TRANSACTION), pop3_cmd_noop, 0 },
-    { "QUIT", POP3_IN(CONN_AUTHORIZATION), cmd_quit, 0 },
+    { "USER", POP3_IN(POP3_AUTHORIZATION), cmd_user, 0 },
+    { "PASS", POP3_IN(POP3_AUTHORIZATION), cmd_pass, POP3_RAW_ARGS },
+    { "STLS", POP3_IN(POP3_AUTHORIZATION), cmd_stls, 0 },
+    { "AUTH", POP3_IN(POP3_AUTHORIZATION), pop3_cmd_auth, 0 },
+    { "CAPA", POP3_IN(POP3_AUTHORIZATION) | POP3_IN(POP3_TRANSACTION), pop3_cmd_capa, 0 },
+    { "NOOP", POP3_IN(POP3_AUTHORIZATION) | POP3_IN(POP3_TRANSACTION), pop3_cmd_noop, 0 },
+    { "QUIT", POP3_IN(POP3_AUTHORIZATION), cmd_quit, 0 },
     { NULL, 0, NULL, 0 },
 };

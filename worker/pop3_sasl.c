@@ -59,7 +59,7 @@ static unsigned offered(const struct conn *c)
 void pop3_sasl_capa(struct conn *c)
 {
     unsigned set = offered(c);
-    if (c->state != CONN_AUTHORIZATION || set == 0)
+    if (!pop3_in(c, POP3_AUTHORIZATION) || set == 0)
         return;
     conn_reply(c, "SASL");
     for (int m = 0; m < SASL_MECHS; m++) {
@@ -95,7 +95,7 @@ static void challenge(struct conn *c, enum sasl_step next, const char *b64)
     c->sasl->step = next;
     conn_reply(c, "+ %s\r\n", b64);
     c->line_limit = POP3_SASL_LINE_MAX;
-    conn_set_state(c, CONN_SASL);
+    pop3_set_state(c, POP3_SASL);
 }
 
 /* The exchange failed the way a wrong password does. */
@@ -130,7 +130,7 @@ static const char *name_so_far(const struct conn *c)
 static void ask_helper_failed(struct conn *c, const struct pop3_reply *r)
 {
     pop3_sasl_release(c);
-    conn_set_state(c, CONN_AUTHORIZATION);
+    pop3_set_state(c, POP3_AUTHORIZATION);
     pop3_write_reply(c, POP3_ERR, r);
 }
 
@@ -192,7 +192,7 @@ static void scram_send(struct conn *c, int final, const char *msg)
         ask_helper_failed(c, &r);
         return;
     }
-    conn_set_state(c, CONN_AUTH_WAIT);
+    pop3_set_state(c, POP3_AUTH_WAIT);
 }
 
 /* One decoded client response for the current step. */
@@ -282,14 +282,14 @@ static void respond(struct conn *c, const char *b64, size_t b64len)
 void pop3_sasl_response(struct conn *c, char *line, size_t len)
 {
     if (c->sasl == NULL) {
-        conn_set_state(c, CONN_AUTHORIZATION);
+        pop3_set_state(c, POP3_AUTHORIZATION);
         return;
     }
     if (len == 1 && line[0] == '*') {
         /* Cancelled by the client: -ERR (RFC 5034), not a failed login. */
         pop3_sasl_release(c);
         c->user[0] = '\0';
-        conn_set_state(c, CONN_AUTHORIZATION);
+        pop3_set_state(c, POP3_AUTHORIZATION);
         conn_reply(c, "-ERR Authentication cancelled\r\n");
         return;
     }

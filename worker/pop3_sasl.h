@@ -27,13 +27,13 @@
 #include "worker/conn.h"
 #include "worker/pop3.h"
 
-/* POP3_SASL_LINE_MAX: the longest response line while an exchange waits (CONN_SASL). */
+/* POP3_SASL_LINE_MAX: the longest response line while an exchange waits (POP3_SASL). */
 #include "daemon/runtime/limits.h"
 
 /* AUTH [mechanism [initial-response]]. */
 enum pop3_verdict pop3_cmd_auth(struct conn *c, char *args, struct pop3_reply *r);
 
-/* A response line while in CONN_SASL (the dispatcher hands it over unparsed). */
+/* A response line while in POP3_SASL (the dispatcher hands it over unparsed). */
 void pop3_sasl_response(struct conn *c, char *line, size_t len);
 /* A response over POP3_SASL_LINE_MAX: the exchange ends with -ERR. */
 void pop3_sasl_too_long(struct conn *c);

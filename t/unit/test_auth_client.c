@@ -245,7 +245,7 @@ static void test_helper_answers_then_shuts_down(void **state)
     assert_int_equal(auth_client_next_expiry(r->lp.auth, clock_mono()), -1);
     assert_int_equal(r->lp.conn_count, CLIENTS);
     for (struct conn *c = r->lp.timer_head[CONN_TIMER_IDLE]; c != NULL; c = c->timer_next) {
-        assert_int_equal(c->state, CONN_AUTHORIZATION);
+        assert_true(pop3_in(c, POP3_AUTHORIZATION));
         assert_int_equal(c->auth_request, 0);
     }
 }

@@ -122,7 +122,7 @@ static struct conn *logged_in(struct rig *r)
     assert_non_null(c);
     read_server(r);
     assert_string_equal(r->got, "+OK fastpop ready.\r\n");
-    conn_set_state(c, CONN_TRANSACTION);
+    pop3_set_state(c, POP3_TRANSACTION);
     return c;
 }
 
