@@ -1,8 +1,10 @@
 /*
  * A client connection inside a worker: the socket (plain or TLS), its two
- * buffers, the session state, and its place on a deadline list. One I/O
+ * buffers, the transport state, and its place on a deadline list. One I/O
  * callback drives it (conn.c), every state change goes through
- * conn_set_state(), and bytes move only through conn_io.c.
+ * conn_set_state(), and bytes move only through conn_io.c. The protocol it
+ * carries is reached only through struct conn_protocol (below); the session
+ * fields further down are the protocol's (worker/pop3.h, worker/login.h).
  */
 #ifndef FASTPOP_CONN_H
 #define FASTPOP_CONN_H

@@ -1,8 +1,11 @@
 /*
  * The POP3 protocol engine (RFC 1939, RFC 2449, RFC 3206). One file per
  * state: pop3_auth.c (AUTHORIZATION), pop3_trans.c (TRANSACTION),
- * pop3_update.c (UPDATE). Handlers return a verdict and fill a reply; only
- * the dispatcher (pop3.c) writes status lines.
+ * pop3_update.c (UPDATE), with AUTH in pop3_sasl.c and the end of every
+ * login in login.c. Handlers return a verdict and fill a reply; only the
+ * dispatcher (pop3.c) writes status lines. The dispatcher is what the
+ * transport sees (pop3_protocol, the hooks of worker/conn.h), and it ends
+ * sessions (pop3_release).
  */
 #ifndef FASTPOP_POP3_H
 #define FASTPOP_POP3_H
