@@ -88,7 +88,7 @@ void penalty_free(struct penalty *p);
  * Publish every score from now on in view (not owned; NULL stops), which is
  * rewritten now from the table: an address or name is listed there for as
  * long as its score is above zero or it is blocked. Workers consult it before
- * answering a login from the credential cache (worker/pop3_login.c).
+ * answering a login from the credential cache (worker/login.c).
  */
 void penalty_set_view(struct penalty *p, struct penalty_view *view, double now);
 

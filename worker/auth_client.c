@@ -13,8 +13,6 @@
 #include "daemon/runtime/clock.h"
 #include "shm/stats.h"
 #include "daemon/runtime/log.h"
-#include "worker/pop3.h"
-#include "worker/pop3_sasl.h"
 
 /* AUTH_TIMEOUT_SECONDS (daemon/runtime/limits.h): then the helper is down for that login. */
 /* Do not hammer a helper that is restarting. */
@@ -23,7 +21,8 @@
 struct auth_pending {
     uint32_t id;
     uint32_t reply_type;       /* the answer this request waits for */
-    struct conn *c;            /* NULL once cancelled */
+    auth_done_fn *done;        /* NULL once cancelled */
+    void *ctx;
     double deadline;
     uint64_t sent;             /* clock_mono_us() */
     struct auth_pending *next;
@@ -38,41 +37,22 @@ struct auth_client {
     double last_connect;
     struct auth_pending *head, *tail;   /* in deadline order */
     struct buf msg;
-};
-
-/* What an answer carries; the fields a reply type lacks stay "". */
-struct auth_answer {
-    enum auth_status status;
-    const char *user;
-    const char *maildir;
-    const char *sasl;          /* server-first or server-final for SCRAM */
-    uint64_t generation;       /* PASS replies: the credential cache's, for the memo */
+    auth_view_fn *on_view;
 };
 
 static const struct auth_answer tempfail = { AUTH_TEMPFAIL, "", "", "", 0 };
 
 /*
- * Hand a request's answer to its connection and free the request. The
- * request is already off the list: whatever the callback does (the answer
- * is recorded and the connection queued to run after the event batch, see
- * conn_resume()), the list stays whole for the code that walks it.
+ * Hand a request's answer to its completion and free the request. The
+ * request is already off the list: whatever the callback does, the list
+ * stays whole for the code that walks it.
  */
 static void deliver(struct auth_pending *p, const struct auth_answer *a)
 {
-    struct conn *c = p->c;
     /* Timeouts too: a slow helper shows in the top bucket. */
     stats_timing(STATS_TIME_HELPER, clock_mono_us() - p->sent);
-    if (c != NULL && c->fd != -1) {
-        c->auth_request = 0;
-        if (p->reply_type == AUTH_MSG_SCRAM_CHALLENGE)
-            pop3_sasl_scram_challenge(c, a->status, a->user, a->sasl);
-        else if (p->reply_type == AUTH_MSG_SCRAM_RESULT)
-            pop3_sasl_scram_result(c, a->status, a->user, a->maildir, a->sasl);
-        else {
-            c->auth_generation = a->generation;
-            pop3_auth_answer(c, a->status, a->user, a->maildir);
-        }
-    }
+    if (p->done != NULL)
+        p->done(p->ctx, a);
     free(p);
 }
 
@@ -145,17 +125,23 @@ static void handle_reply(struct auth_client *ac, const unsigned char *msg, size_
 }
 
 /* The penalty view (auth/protocol.h, AUTH_MSG_VIEW); takes passfd. */
-static void handle_view(const unsigned char *msg, size_t len, int passfd)
+static void handle_view(struct auth_client *ac, const unsigned char *msg, size_t len,
+                        int passfd)
 {
     struct auth_reply rep;
 
+    if (ac->on_view == NULL) {
+        if (passfd >= 0)
+            close(passfd);
+        return;
+    }
     if (protocol_decode_reply(msg, len, &rep) == -1 || rep.status != AUTH_OK || passfd < 0) {
         log_warning("auth helper gave no penalty view; logins go to the helper");
         if (passfd >= 0)
             close(passfd);
         return;
     }
-    pop3_login_adopt_view(passfd);
+    ac->on_view(passfd);
 }
 
 static void on_event(struct loop *lp, struct loop_handler *h, uint32_t events)
@@ -168,7 +154,7 @@ static void on_event(struct loop *lp, struct loop_handler *h, uint32_t events)
         int passfd = -1;
         ssize_t n = ipc_recv_fd(ac->fd, msg, sizeof(msg), &passfd);
         if (n > 0 && protocol_message_type(msg, (size_t)n) == AUTH_MSG_VIEW) {
-            handle_view(msg, (size_t)n, passfd);
+            handle_view(ac, msg, (size_t)n, passfd);
             continue;
         }
         /* Only the view comes with a descriptor. */
@@ -225,7 +211,8 @@ int auth_client_connect(struct auth_client *ac)
     return ensure_connected(ac);
 }
 
-struct auth_client *auth_client_new(struct loop *lp, const char *socket_path)
+struct auth_client *auth_client_new(struct loop *lp, const char *socket_path,
+                                    auth_view_fn *on_view)
 {
     struct auth_client *ac = calloc(1, sizeof(*ac));
     if (ac == NULL)
@@ -236,6 +223,7 @@ struct auth_client *auth_client_new(struct loop *lp, const char *socket_path)
         return NULL;
     }
     ac->io.on_event = on_event;
+    ac->on_view = on_view;
     ac->lp = lp;
     ac->fd = -1;
     ac->last_connect = -AUTH_RECONNECT_SECONDS;
@@ -262,11 +250,11 @@ void auth_client_free(struct auth_client *ac)
 }
 
 /*
- * A request for c, waiting for an answer of reply_type: its id, for the
- * caller to encode the message with into ac->msg, then send_request().
+ * A request waiting for an answer of reply_type: its id, for the caller to
+ * encode the message with into ac->msg, then send_request().
  */
-static struct auth_pending *new_request(struct auth_client *ac, struct conn *c,
-                                        uint32_t reply_type)
+static struct auth_pending *new_request(struct auth_client *ac, uint32_t reply_type,
+                                        auth_done_fn *done, void *ctx)
 {
     if (ensure_connected(ac) == -1)
         return NULL;
@@ -277,18 +265,18 @@ static struct auth_pending *new_request(struct auth_client *ac, struct conn *c,
         ac->next_id = 1;
     p->id = ac->next_id;
     p->reply_type = reply_type;
-    p->c = c;
+    p->done = done;
+    p->ctx = ctx;
     p->deadline = clock_mono() + AUTH_TIMEOUT_SECONDS;
     p->sent = clock_mono_us();
     return p;
 }
 
 /*
- * Send the message in ac->msg (encoded == 0) for p, or give p up. Every
- * buffer that held it is wiped (a password, a SCRAM proof).
+ * Send the message in ac->msg (encoded == 0) for p, or give p up: p's id,
+ * or 0. Every buffer that held it is wiped (a password, a SCRAM proof).
  */
-static int send_request(struct auth_client *ac, struct conn *c, struct auth_pending *p,
-                        int encoded)
+static uint32_t send_request(struct auth_client *ac, struct auth_pending *p, int encoded)
 {
     int rc = encoded;
     if (rc == 0)
@@ -301,58 +289,56 @@ static int send_request(struct auth_client *ac, struct conn *c, struct auth_pend
         if (saved != EAGAIN)
             disconnect(ac, strerror(saved));
         errno = saved;
-        return -1;
+        return 0;
     }
     if (ac->tail)
         ac->tail->next = p;
     else
         ac->head = p;
     ac->tail = p;
-    c->auth_request = p->id;
-    return 0;
+    return p->id;
 }
 
-int auth_client_check(struct auth_client *ac, struct conn *c, const char *user,
-                      const char *password, const char *mechanism)
+uint32_t auth_client_check(struct auth_client *ac, const char *user, const char *password,
+                           const char *ip, const char *mechanism, auth_done_fn *done, void *ctx)
 {
-    c->auth_mech = mechanism;
-    struct auth_pending *p = new_request(ac, c, AUTH_MSG_PASS_REPLY);
+    struct auth_pending *p = new_request(ac, AUTH_MSG_PASS_REPLY, done, ctx);
     if (p == NULL)
-        return -1;
-    return send_request(ac, c, p,
-                        protocol_encode_pass_request(&ac->msg, p->id, user, password, c->ip,
+        return 0;
+    return send_request(ac, p,
+                        protocol_encode_pass_request(&ac->msg, p->id, user, password, ip,
                                                      mechanism ? mechanism : "USER"));
 }
 
-int auth_client_scram_start(struct auth_client *ac, struct conn *c, const char *client_first)
+uint32_t auth_client_scram_start(struct auth_client *ac, const char *client_first,
+                                 const char *ip, auth_done_fn *done, void *ctx)
 {
-    struct auth_pending *p = new_request(ac, c, AUTH_MSG_SCRAM_CHALLENGE);
+    struct auth_pending *p = new_request(ac, AUTH_MSG_SCRAM_CHALLENGE, done, ctx);
     if (p == NULL)
-        return -1;
-    return send_request(ac, c, p, protocol_encode_scram_start(&ac->msg, p->id, client_first,
-                                                              c->ip));
+        return 0;
+    return send_request(ac, p, protocol_encode_scram_start(&ac->msg, p->id, client_first, ip));
 }
 
-int auth_client_scram_finish(struct auth_client *ac, struct conn *c, const char *client_first,
-                             const char *server_first, const char *client_final)
+uint32_t auth_client_scram_finish(struct auth_client *ac, const char *client_first,
+                                  const char *server_first, const char *client_final,
+                                  const char *ip, auth_done_fn *done, void *ctx)
 {
-    struct auth_pending *p = new_request(ac, c, AUTH_MSG_SCRAM_RESULT);
+    struct auth_pending *p = new_request(ac, AUTH_MSG_SCRAM_RESULT, done, ctx);
     if (p == NULL)
-        return -1;
-    return send_request(ac, c, p,
+        return 0;
+    return send_request(ac, p,
                         protocol_encode_scram_finish(&ac->msg, p->id, client_first,
-                                                     server_first, client_final, c->ip));
+                                                     server_first, client_final, ip));
 }
 
-void auth_client_cancel(struct auth_client *ac, struct conn *c)
+void auth_client_cancel(struct auth_client *ac, uint32_t id)
 {
-    if (c->auth_request == 0)
+    if (id == 0)
         return;
     for (struct auth_pending *p = ac->head; p != NULL; p = p->next) {
-        if (p->c == c)
-            p->c = NULL;
+        if (p->id == id)
+            p->done = NULL;
     }
-    c->auth_request = 0;
 }
 
 double auth_client_next_expiry(struct auth_client *ac, double now)
@@ -367,7 +353,7 @@ void auth_client_expire(struct auth_client *ac, double now)
 {
     while (ac->head != NULL && ac->head->deadline <= now) {
         struct auth_pending *p = ac->head;
-        if (p->c != NULL)
+        if (p->done != NULL)
             log_warning("auth helper did not answer within %ds", AUTH_TIMEOUT_SECONDS);
         unlink_pending(ac, NULL, p);
         deliver(p, &tempfail);

@@ -14,13 +14,10 @@
 #include "daemon/runtime/log.h"
 #include "daemon/runtime/clock.h"
 #include "shm/stats.h"
-#include "worker/auth_client.h"
 #include "worker/conn_drain.h"
 #include "worker/conn_io.h"
 #include "worker/conn_limits.h"
 #include "worker/conn_timer.h"
-#include "worker/mailbox.h"
-#include "worker/pop3.h"
 #include "worker/tls.h"
 
 /*
@@ -39,11 +36,7 @@
 static const char *const state_names[] = {
     [CONN_PROXY] = "proxy",
     [CONN_TLS_HANDSHAKE] = "tls-handshake",
-    [CONN_AUTHORIZATION] = "authorization",
-    [CONN_AUTH_WAIT] = "auth-wait",
-    [CONN_MAILBOX_LOAD] = "mailbox-load",
-    [CONN_SASL] = "sasl",
-    [CONN_TRANSACTION] = "transaction",
+    [CONN_SESSION] = "session",
     [CONN_CLOSING] = "closing",
     [CONN_LINGER] = "linger",
 };
@@ -60,14 +53,25 @@ static void copy_cut(char *dst, size_t size, const char *src)
 _Static_assert(sizeof(((struct conn *)0)->user) <= SCOREBOARD_USER_MAX,
                "the scoreboard's user field holds every user name");
 
+/* The transport's state, or in a session the protocol's. */
+static const char *state_name(const struct conn *c)
+{
+    return c->state == CONN_SESSION ? c->lp->protocol->state_name(c) : state_names[c->state];
+}
+
+static int logged_in(const struct conn *c)
+{
+    return c->state == CONN_SESSION && c->lp->protocol->logged_in(c);
+}
+
 /* The scoreboard's record of this session, for `popctl who` (shm/scoreboard.h). */
 static void publish(struct conn *c)
 {
     struct scoreboard_session *s = scoreboard_session(c->lp->sb, c->slot);
     if (s == NULL)
         return;
-    copy_cut(s->state, sizeof(s->state), state_names[c->state]);
-    copy_cut(s->user, sizeof(s->user), c->state == CONN_TRANSACTION ? c->user : "");
+    copy_cut(s->state, sizeof(s->state), state_name(c));
+    copy_cut(s->user, sizeof(s->user), logged_in(c) ? c->user : "");
     copy_cut(s->tls, sizeof(s->tls), c->ssl != NULL ? tls_session_version(c->ssl)
                                      : c->proxy_tls ? "proxy" : "");
     s->port = (uint16_t)c->port;
@@ -88,16 +92,25 @@ void conn_set_state(struct conn *c, enum conn_state next)
 {
     if (c->state == next)
         return;
-    log_debug("conn %s:%u %s -> %s", c->ip, c->port, state_names[c->state], state_names[next]);
+    const char *before = state_name(c);
     c->state = next;
+    log_debug("conn %s:%u %s -> %s", c->ip, c->port, before, state_name(c));
     publish(c);
     if (next == CONN_LINGER)
         conn_timer_set(c, CONN_TIMER_LINGER);
     else if (next == CONN_TLS_HANDSHAKE)
         conn_timer_set(c, CONN_TIMER_HANDSHAKE);
-    else if (next == CONN_AUTHORIZATION && c->timer != CONN_TIMER_IDLE)
+    else if (next == CONN_SESSION && c->timer != CONN_TIMER_IDLE)
         conn_timer_set(c, CONN_TIMER_IDLE);
-    if (next == CONN_TRANSACTION)
+}
+
+void conn_session_changed(struct conn *c, const char *before)
+{
+    if (c->state != CONN_SESSION)
+        return;
+    log_debug("conn %s:%u %s -> %s", c->ip, c->port, before, state_name(c));
+    publish(c);
+    if (logged_in(c))
         conn_limits_untrack(c);   /* logged in: login_timeout and eviction are over */
 }
 
@@ -145,13 +158,9 @@ void conn_close(struct conn *c, const char *reason)
         c->job->release(c->job);
         c->job = NULL;
     }
-    if (c->auth_request != 0)
-        auth_client_cancel(lp->auth, c);
-    mailbox_abandon(c);   /* a load still running ends alone, then unlocks */
     conn_ready_remove(c);
     conn_limits_untrack(c);
-    pop3_command_done(c);   /* a command cut short still took its time */
-    pop3_release(c);
+    lp->protocol->release(c);
     scoreboard_conn_close(lp->sb, c->slot);
     stats_session_end(c->close_reason);
     log_session(c);
@@ -171,8 +180,6 @@ void conn_close(struct conn *c, const char *reason)
     close(c->fd);
     buf_free(&c->in);
     buf_free(&c->out);
-    /* A login still out at the helper leaves its pre-tag (worker/pop3_login.c). */
-    explicit_bzero(c->memo_pretag, sizeof(c->memo_pretag));
     lp->conn_count--;
     /* Other events of this epoll batch may still point here: free it later. */
     c->fd = -1;
@@ -224,8 +231,7 @@ void conn_start_tls(struct conn *c)
 
 static int accepts_commands(const struct conn *c)
 {
-    return c->state == CONN_AUTHORIZATION || c->state == CONN_SASL ||
-           c->state == CONN_TRANSACTION;
+    return c->state == CONN_SESSION && c->lp->protocol->reading(c);
 }
 
 /* Returns -1 if the connection was closed. */
@@ -329,9 +335,9 @@ static int advance_handshake(struct conn *c)
         return -1;
     }
     stats_tls_handshake(tls_session_version(c->ssl));
-    conn_set_state(c, CONN_AUTHORIZATION);
+    conn_set_state(c, CONN_SESSION);
     if (c->greet_after_handshake)
-        pop3_greet(c);
+        c->lp->protocol->greet(c);
     return 1;
 }
 
@@ -360,12 +366,10 @@ int conn_run(struct conn *c)
             c->stats.commands++;
             /* Only a whole line restarts the idle timer: a byte at a time does not. */
             conn_timer_touch(c);
-            if (conn_limits_preauth_command(c))
-                continue;   /* one too many before login: closing */
             if (got == BUF_LINE_TOOLONG)
-                pop3_line_too_long(c);
+                c->lp->protocol->line_too_long(c);
             else
-                pop3_dispatch(c, line, len);
+                c->lp->protocol->line(c, line, len);
             if (c->fd == -1)
                 return -1;
         }
@@ -374,7 +378,7 @@ int conn_run(struct conn *c)
             if (r != 0) {
                 c->job->release(c->job);
                 c->job = NULL;
-                pop3_command_done(c);
+                c->lp->protocol->output_done(c);
                 if (r < 0) {
                     /* What was produced goes out, never a final dot: then close,
                      * so the client knows the command failed. */
@@ -447,8 +451,8 @@ static int apply_proxy(struct conn *c, const struct proxy_info *info)
         c->greet_after_handshake = 1;
         conn_set_state(c, CONN_TLS_HANDSHAKE);
     } else {
-        conn_set_state(c, CONN_AUTHORIZATION);
-        pop3_greet(c);
+        conn_set_state(c, CONN_SESSION);
+        c->lp->protocol->greet(c);
     }
     return 0;
 }
@@ -539,7 +543,7 @@ int conn_new(struct loop *lp, int fd, const struct sockaddr *peer, int slot,
         conn_timer_set(c, CONN_TIMER_HANDSHAKE);
         c->events = EPOLLIN;
     } else {
-        c->state = CONN_AUTHORIZATION;
+        c->state = CONN_SESSION;
         conn_timer_set(c, CONN_TIMER_IDLE);
         c->events = EPOLLOUT;
     }
@@ -553,8 +557,8 @@ int conn_new(struct loop *lp, int fd, const struct sockaddr *peer, int slot,
     }
     publish(c);
     publish_traffic(c);
-    if (c->state == CONN_AUTHORIZATION)
-        pop3_greet(c);
+    if (c->state == CONN_SESSION)
+        c->lp->protocol->greet(c);
     if (c->state != CONN_PROXY)
         conn_run(c);
     return 0;

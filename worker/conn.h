@@ -1,8 +1,10 @@
 /*
  * A client connection inside a worker: the socket (plain or TLS), its two
- * buffers, the session state, and its place on a deadline list. One I/O
+ * buffers, the transport state, and its place on a deadline list. One I/O
  * callback drives it (conn.c), every state change goes through
- * conn_set_state(), and bytes move only through conn_io.c.
+ * conn_set_state(), and bytes move only through conn_io.c. The protocol it
+ * carries is reached only through struct conn_protocol (below); the session
+ * fields further down are the protocol's (worker/pop3.h, worker/login.h).
  */
 #ifndef FASTPOP_CONN_H
 #define FASTPOP_CONN_H
@@ -17,14 +19,15 @@
 #include "shm/scoreboard.h"
 #include "worker/loop.h"
 
+/*
+ * Where the transport is. In CONN_SESSION the protocol has the connection
+ * and keeps its own state in c->session_state (POP3: enum pop3_state,
+ * worker/pop3.h; 0 is the state a session starts in).
+ */
 enum conn_state {
     CONN_PROXY,           /* waiting for the PROXY header (proxy_protocol listeners) */
     CONN_TLS_HANDSHAKE,   /* implicit TLS, or after STLS */
-    CONN_AUTHORIZATION,   /* RFC 1939 AUTHORIZATION: waiting for USER/PASS */
-    CONN_AUTH_WAIT,       /* a credential check is out at the helper */
-    CONN_MAILBOX_LOAD,    /* logged in; its maildir is read on the loader thread */
-    CONN_SASL,            /* AUTH: waiting for the client's next SASL response line */
-    CONN_TRANSACTION,     /* logged in */
+    CONN_SESSION,         /* the protocol runs (c->session_state) */
     CONN_CLOSING,         /* flushing the last reply, then close */
     CONN_LINGER,          /* QUIT answered: let the client close first */
 };
@@ -33,6 +36,24 @@ struct pop3_session;
 struct mailbox_job;
 struct sasl_exchange;
 struct conn;
+
+/*
+ * The protocol a connection carries (POP3: pop3_protocol, worker/pop3.h), as
+ * the transport sees it: conn.c calls these and nothing else of it. The
+ * worker names it in struct loop (lp->protocol).
+ */
+struct conn_protocol {
+    void (*greet)(struct conn *c);                          /* the session begins */
+    void (*line)(struct conn *c, char *line, size_t len);   /* one input line, CRLF cut */
+    void (*line_too_long)(struct conn *c);                  /* over c->line_limit */
+    void (*output_done)(struct conn *c);                    /* a long output is complete */
+    void (*release)(struct conn *c);                        /* the connection closes */
+    /* What the transport asks of a CONN_SESSION connection: */
+    const char *(*state_name)(const struct conn *c);        /* for the log and `popctl who` */
+    int (*reading)(const struct conn *c);                   /* it takes input lines now */
+    int (*logged_in)(const struct conn *c);                 /* a user's session runs */
+    int (*interruptible)(const struct conn *c);             /* an -ERR now reads as an answer */
+};
 
 /*
  * Long output (RETR/TOP, LIST/UIDL of a big mailbox) is produced in pieces:
@@ -60,6 +81,7 @@ struct conn {
     int slot;                         /* scoreboard slot */
     uint32_t events;                  /* epoll interest registered now */
     enum conn_state state;
+    unsigned session_state;           /* the protocol's own, in CONN_SESSION (see above) */
     const struct config_listen *listener;
     struct sockaddr_storage peer;     /* the client (from the PROXY header if any) */
     char ip[48];
@@ -118,6 +140,12 @@ int conn_new(struct loop *lp, int fd, const struct sockaddr *peer, int slot,
 
 /* Enter a new state (logged at debug level). */
 void conn_set_state(struct conn *c, enum conn_state next);
+/*
+ * The protocol changed c->session_state from the state called before (its
+ * name): logged at debug level and published; a session that logged in
+ * leaves the pre-login limits.
+ */
+void conn_session_changed(struct conn *c, const char *before);
 
 /* Queue text for the client. Failure (output over its limit) closes the connection. */
 void conn_reply(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -6,11 +6,15 @@
 
 const char conn_drain_default_message[] = "Server is going down for maintenance";
 
+static int logged_in(const struct conn *c)
+{
+    return c->state == CONN_SESSION && c->lp->protocol->logged_in(c);
+}
+
 /* The client waits for a command's answer or sends the next: an -ERR reads as one. */
 static int between_commands(const struct conn *c)
 {
-    int talking = c->state == CONN_AUTHORIZATION || c->state == CONN_AUTH_WAIT ||
-                  c->state == CONN_SASL || c->state == CONN_TRANSACTION;
+    int talking = c->state == CONN_SESSION && c->lp->protocol->interruptible(c);
     /* Never inside a multi-line reply still going out: the -ERR would read as its text. */
     return talking && c->job == NULL && buf_len(&c->out) == 0;
 }
@@ -46,8 +50,7 @@ void conn_drain_update(struct loop *lp, int draining, const char *message)
         struct conn *next;
         for (struct conn *c = lp->timer_head[t]; c != NULL; c = next) {
             next = c->timer_next;
-            if (c->state != CONN_TRANSACTION && c->state != CONN_CLOSING &&
-                c->state != CONN_LINGER)
+            if (!logged_in(c) && c->state != CONN_CLOSING && c->state != CONN_LINGER)
                 tell_and_close(c, "drain");
         }
     }
@@ -64,7 +67,7 @@ double conn_drain_idle_limit(const struct loop *lp)
 void conn_drain_idle(struct conn *c)
 {
     /* A session closing anyway keeps its own reason (conn_close()). */
-    tell_and_close(c, c->state == CONN_TRANSACTION ? "drain-idle" : "drain");
+    tell_and_close(c, logged_in(c) ? "drain-idle" : "drain");
 }
 
 void conn_drain_cut(struct conn *c)

@@ -43,9 +43,7 @@ void conn_limits_farewell(struct conn *c, const char *line)
 {
     /* Not between the lines of a reply still queued either. */
     if (c->ssl != NULL || buf_len(&c->out) > 0 ||
-        (c->state != CONN_AUTHORIZATION && c->state != CONN_AUTH_WAIT &&
-         c->state != CONN_MAILBOX_LOAD && c->state != CONN_SASL &&
-         c->state != CONN_TRANSACTION))
+        c->state != CONN_SESSION)
         return;
     /* The client may not be reading at all: one try, never wait. */
     ssize_t ignored = send(c->fd, line, strlen(line), MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -54,8 +52,6 @@ void conn_limits_farewell(struct conn *c, const char *line)
 
 int conn_limits_preauth_command(struct conn *c)
 {
-    if (c->state != CONN_AUTHORIZATION)
-        return 0;
     if (++c->preauth_commands <= (unsigned)c->lp->cfg->max_preauth_commands)
         return 0;
     conn_reply(c, "-ERR Too many commands before login, closing connection\r\n");

@@ -13,7 +13,7 @@
  * verifier only to someone who can already read the worker's memory, and
  * so every password it serves in the clear.
  *
- * How a worker uses it (worker/pop3_login.c): a login computes P; if the
+ * How a worker uses it (worker/login.c): a login computes P; if the
  * login list has a fresh record for the name and the memo holds
  * HMAC(K, P, its generation), the login is accepted; otherwise it goes to
  * the helper, P is kept with the connection, and on the helper's AUTH_OK

@@ -14,6 +14,7 @@
 
 struct loop;
 struct conn;
+struct conn_protocol;
 struct auth_client;
 struct mbindex;
 struct offload;
@@ -55,6 +56,7 @@ struct loop {
     int sweep_pending;                   /* kicked or drained sessions still busy */
     int draining;                        /* popctl drain, as last read (worker/conn_drain.c) */
     char drain_message[SCOREBOARD_DRAIN_MESSAGE_MAX + 1];  /* what drained sessions are told */
+    const struct conn_protocol *protocol; /* what connections carry (worker/conn.h) */
     struct auth_client *auth;
     struct mbindex *mbindex;             /* NULL: index = no, or it failed to open */
     struct offload *offload;             /* the loader thread; NULL: logins sync inline */

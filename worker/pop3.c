@@ -9,7 +9,10 @@
 #include "daemon/runtime/log.h"
 #include "daemon/runtime/clock.h"
 #include "shm/stats.h"
+#include "worker/conn_limits.h"
+#include "worker/login.h"
 #include "worker/loop.h"
+#include "worker/mailbox.h"
 #include "worker/pop3_sasl.h"
 
 void pop3_set_reply(struct pop3_reply *r, const char *code, const char *fmt, ...)
@@ -19,6 +22,28 @@ void pop3_set_reply(struct pop3_reply *r, const char *code, const char *fmt, ...
     va_start(ap, fmt);
     vsnprintf(r->text, sizeof(r->text), fmt, ap);
     va_end(ap);
+}
+
+static const char *const state_names[POP3_STATES] = {
+    [POP3_AUTHORIZATION] = "authorization",
+    [POP3_AUTH_WAIT] = "auth-wait",
+    [POP3_MAILBOX_LOAD] = "mailbox-load",
+    [POP3_SASL] = "sasl",
+    [POP3_TRANSACTION] = "transaction",
+};
+
+int pop3_in(const struct conn *c, enum pop3_state state)
+{
+    return c->state == CONN_SESSION && c->session_state == (unsigned)state;
+}
+
+void pop3_set_state(struct conn *c, enum pop3_state next)
+{
+    if (c->session_state == (unsigned)next)
+        return;
+    const char *before = state_names[c->session_state];
+    c->session_state = next;
+    conn_session_changed(c, before);
 }
 
 void pop3_greet(struct conn *c)
@@ -35,7 +60,7 @@ int pop3_plaintext_allowed(const struct conn *c)
 
 int pop3_stls_available(const struct conn *c)
 {
-    return c->ssl == NULL && c->lp->tls != NULL && c->state == CONN_AUTHORIZATION;
+    return c->ssl == NULL && c->lp->tls != NULL && pop3_in(c, POP3_AUTHORIZATION);
 }
 
 static void capa_body(struct conn *c)
@@ -44,7 +69,7 @@ static void capa_body(struct conn *c)
     conn_reply(c, "CAPA\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n");
     if (pop3_stls_available(c))
         conn_reply(c, "STLS\r\n");
-    if (c->state == CONN_AUTHORIZATION && pop3_plaintext_allowed(c))
+    if (pop3_in(c, POP3_AUTHORIZATION) && pop3_plaintext_allowed(c))
         conn_reply(c, "USER\r\n");
     pop3_sasl_capa(c);
     conn_reply(c, "IMPLEMENTATION fastpop\r\n.\r\n");
@@ -74,7 +99,7 @@ enum pop3_verdict pop3_cmd_noop(struct conn *c, char *args, struct pop3_reply *r
  * The entry for name valid in state; else any entry of that name (the
  * caller then says "not valid in this state"); else NULL.
  */
-static const struct pop3_command *find_command(const char *name, enum conn_state state)
+static const struct pop3_command *find_command(const char *name, enum pop3_state state)
 {
     const struct pop3_command *tables[] = { pop3_auth_commands, pop3_trans_commands };
     const struct pop3_command *known = NULL;
@@ -121,7 +146,9 @@ static void write_reply(struct conn *c, enum pop3_verdict v, const struct pop3_r
 void pop3_line_too_long(struct conn *c)
 {
     struct pop3_reply r = { 0 };
-    if (c->state == CONN_SASL) {
+    if (pop3_in(c, POP3_AUTHORIZATION) && conn_limits_preauth_command(c))
+        return;   /* one too many before login: closing */
+    if (pop3_in(c, POP3_SASL)) {
         pop3_sasl_too_long(c);
         return;
     }
@@ -139,7 +166,7 @@ void pop3_command_done(struct conn *c)
 
 /*
  * Every command line is timed until its answer is complete: here for most,
- * when the helper answers for PASS and AUTH (pop3_auth_finish), when the
+ * when the helper answers for PASS and AUTH (login_finish, worker/login.c), when the
  * last chunk is queued for RETR and TOP (conn.c), or when the session ends
  * first. AUTH counts from the client's last line of the exchange, so the
  * client's own pauses between SASL steps are not counted as ours.
@@ -174,7 +201,7 @@ static void dispatch_command(struct conn *c, char *line, size_t len)
     if (*args != '\0')
         args++;
 
-    const struct pop3_command *cmd = find_command(name, c->state);
+    const struct pop3_command *cmd = find_command(name, (enum pop3_state)c->session_state);
     if (cmd != NULL)
         c->cmd_timing = (int)stats_command_id(cmd->name);
     if (cmd == NULL) {
@@ -182,7 +209,7 @@ static void dispatch_command(struct conn *c, char *line, size_t len)
         write_reply(c, POP3_BAD, &r);
         return;
     }
-    if (!(cmd->states & POP3_IN(c->state))) {
+    if (!(cmd->states & POP3_IN(c->session_state))) {
         pop3_set_reply(&r, NULL, "%s is not valid in this state", cmd->name);
         write_reply(c, POP3_BAD, &r);
         return;
@@ -214,7 +241,9 @@ static void dispatch_command(struct conn *c, char *line, size_t len)
 
 void pop3_dispatch(struct conn *c, char *line, size_t len)
 {
-    if (c->state == CONN_SASL) {
+    if (pop3_in(c, POP3_AUTHORIZATION) && conn_limits_preauth_command(c))
+        return;   /* one too many before login: closing */
+    if (pop3_in(c, POP3_SASL)) {
         /* A SASL response, not a command: AUTH is timed from the client's last line. */
         c->cmd_started = clock_mono_us();
         pop3_sasl_response(c, line, len);
@@ -224,8 +253,8 @@ void pop3_dispatch(struct conn *c, char *line, size_t len)
     }
     /* Still waiting for the helper, the mailbox, the client's SASL response, or a job:
      * timed later. */
-    if (c->job == NULL && c->state != CONN_AUTH_WAIT && c->state != CONN_MAILBOX_LOAD &&
-        c->state != CONN_SASL)
+    if (c->job == NULL && !pop3_in(c, POP3_AUTH_WAIT) && !pop3_in(c, POP3_MAILBOX_LOAD) &&
+        !pop3_in(c, POP3_SASL))
         pop3_command_done(c);
 }
 
@@ -233,3 +262,49 @@ void pop3_write_reply(struct conn *c, enum pop3_verdict v, const struct pop3_rep
 {
     write_reply(c, v, r);
 }
+
+void pop3_release(struct conn *c)
+{
+    /* A late helper answer must not reach a closed session. */
+    login_abandon(c);
+    mailbox_abandon(c);   /* a load still running ends alone, then unlocks */
+    pop3_command_done(c);   /* a command cut short still took its time */
+    mailbox_close(c->session);
+    c->session = NULL;
+    pop3_sasl_release(c);
+}
+
+static const char *state_name(const struct conn *c)
+{
+    return c->session_state < POP3_STATES ? state_names[c->session_state] : "?";
+}
+
+/* Command lines are read in these; the others wait for the helper or the loader. */
+static int reading(const struct conn *c)
+{
+    return pop3_in(c, POP3_AUTHORIZATION) || pop3_in(c, POP3_SASL) ||
+           pop3_in(c, POP3_TRANSACTION);
+}
+
+static int logged_in(const struct conn *c)
+{
+    return pop3_in(c, POP3_TRANSACTION);
+}
+
+/* Not while the login's +OK waits for the loader thread. */
+static int interruptible(const struct conn *c)
+{
+    return reading(c) || pop3_in(c, POP3_AUTH_WAIT);
+}
+
+const struct conn_protocol pop3_protocol = {
+    .greet = pop3_greet,
+    .line = pop3_dispatch,
+    .line_too_long = pop3_line_too_long,
+    .output_done = pop3_command_done,
+    .release = pop3_release,
+    .state_name = state_name,
+    .reading = reading,
+    .logged_in = logged_in,
+    .interruptible = interruptible,
+};

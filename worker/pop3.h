@@ -1,8 +1,11 @@
 /*
  * The POP3 protocol engine (RFC 1939, RFC 2449, RFC 3206). One file per
  * state: pop3_auth.c (AUTHORIZATION), pop3_trans.c (TRANSACTION),
- * pop3_update.c (UPDATE). Handlers return a verdict and fill a reply; only
- * the dispatcher (pop3.c) writes status lines.
+ * pop3_update.c (UPDATE), with AUTH in pop3_sasl.c and the end of every
+ * login in login.c. Handlers return a verdict and fill a reply; only the
+ * dispatcher (pop3.c) writes status lines. The dispatcher is what the
+ * transport sees (pop3_protocol, the hooks of worker/conn.h), and it ends
+ * sessions (pop3_release).
  */
 #ifndef FASTPOP_POP3_H
 #define FASTPOP_POP3_H
@@ -13,6 +16,16 @@
 #include "worker/conn.h"
 
 #include "daemon/runtime/limits.h"   /* POP3_LINE_MAX */
+
+/* The session's state while the transport is CONN_SESSION (c->session_state). */
+enum pop3_state {
+    POP3_AUTHORIZATION,   /* RFC 1939 AUTHORIZATION: waiting for USER/PASS; first, so 0 */
+    POP3_AUTH_WAIT,       /* a credential check is out at the helper */
+    POP3_MAILBOX_LOAD,    /* logged in; its maildir is read on the loader thread */
+    POP3_SASL,            /* AUTH: waiting for the client's next SASL response line */
+    POP3_TRANSACTION,     /* logged in */
+    POP3_STATES,
+};
 
 enum pop3_verdict {
     POP3_OK,        /* +OK text, then the body or job if any */
@@ -36,30 +49,32 @@ enum pop3_command_flags {
 
 struct pop3_command {
     const char *name;
-    unsigned states;                        /* bit per enum conn_state */
+    unsigned states;                        /* bit per enum pop3_state */
     enum pop3_verdict (*run)(struct conn *c, char *args, struct pop3_reply *r);
     unsigned flags;                         /* enum pop3_command_flags */
 };
 
 #define POP3_IN(state) (1u << (state))
 
+/* Whether c's session is in state (and the transport is not closing it). */
+int pop3_in(const struct conn *c, enum pop3_state state);
+/* Enter a new session state. */
+void pop3_set_state(struct conn *c, enum pop3_state next);
+
 void pop3_greet(struct conn *c);
 void pop3_dispatch(struct conn *c, char *line, size_t len);
 void pop3_line_too_long(struct conn *c);
 /* The command being timed has its whole answer (see worker/pop3.c); no-op if none. */
 void pop3_command_done(struct conn *c);
-/* Free the session's mailbox state (no UPDATE: nothing is deleted). */
+/*
+ * The session ends (the connection closes): cancel a login out at the
+ * helper, give up a mailbox still loading, stop timing the command, free the
+ * mailbox state (no UPDATE: nothing is deleted) and any SASL exchange.
+ */
 void pop3_release(struct conn *c);
 
-/* The answer of fastpop-auth to a PASS, delivered by the auth client. */
-void pop3_auth_answer(struct conn *c, enum auth_status status, const char *user,
-                      const char *maildir);
-/*
- * The same, without resuming the connection: for answers found while a
- * command runs (a credential-cache hit, a SASL step). Ends any AUTH exchange.
- */
-void pop3_auth_finish(struct conn *c, enum auth_status status, const char *user,
-                      const char *maildir);
+/* The hooks conn.c runs POP3 through (worker/conn.h). */
+extern const struct conn_protocol pop3_protocol;
 
 /* Per-state command tables (NULL-name terminated). */
 extern const struct pop3_command pop3_auth_commands[];

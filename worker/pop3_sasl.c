@@ -14,6 +14,7 @@
 #include "daemon/runtime/username.h"
 #include "shm/stats.h"
 #include "worker/auth_client.h"
+#include "worker/login.h"
 #include "worker/loop.h"
 #include "worker/sasl.h"
 
@@ -58,7 +59,7 @@ static unsigned offered(const struct conn *c)
 void pop3_sasl_capa(struct conn *c)
 {
     unsigned set = offered(c);
-    if (c->state != CONN_AUTHORIZATION || set == 0)
+    if (!pop3_in(c, POP3_AUTHORIZATION) || set == 0)
         return;
     conn_reply(c, "SASL");
     for (int m = 0; m < SASL_MECHS; m++) {
@@ -94,7 +95,7 @@ static void challenge(struct conn *c, enum sasl_step next, const char *b64)
     c->sasl->step = next;
     conn_reply(c, "+ %s\r\n", b64);
     c->line_limit = POP3_SASL_LINE_MAX;
-    conn_set_state(c, CONN_SASL);
+    pop3_set_state(c, POP3_SASL);
 }
 
 /* The exchange failed the way a wrong password does. */
@@ -106,7 +107,8 @@ static void fail(struct conn *c, const char *user)
         memcpy(c->user, user, n);
         c->user[n] = '\0';
     }
-    pop3_auth_finish(c, AUTH_FAIL, "", "");
+    pop3_sasl_release(c);
+    login_finish(c, AUTH_FAIL, "", "");
 }
 
 /* The rule USER applies too (daemon/runtime/username.h): one rule for every mechanism. */
@@ -128,11 +130,14 @@ static const char *name_so_far(const struct conn *c)
 static void ask_helper_failed(struct conn *c, const struct pop3_reply *r)
 {
     pop3_sasl_release(c);
-    conn_set_state(c, CONN_AUTHORIZATION);
+    pop3_set_state(c, POP3_AUTHORIZATION);
     pop3_write_reply(c, POP3_ERR, r);
 }
 
-/* Hand a user name and password to the login path (cache, then helper). */
+/*
+ * Hand a user name and password to the login path (cache, then helper). The
+ * exchange is over: user and password may live in it, so they are used first.
+ */
 static void login(struct conn *c, const char *user, char *password)
 {
     struct pop3_reply r = { 0 };
@@ -145,7 +150,8 @@ static void login(struct conn *c, const char *user, char *password)
         return;
     }
     snprintf(c->user, sizeof(c->user), "%s", user);
-    enum pop3_verdict v = pop3_login_password(c, c->user, password, sasl_mech_name(mech), &r);
+    enum pop3_verdict v = login_password(c, c->user, password, sasl_mech_name(mech), &r);
+    pop3_sasl_release(c);
     if (v == POP3_ERR)
         ask_helper_failed(c, &r);
 }
@@ -168,20 +174,25 @@ static void step_plain(struct conn *c, char *msg, size_t len)
     login(c, authcid, (char *)passwd);
 }
 
+static void scram_challenged(void *ctx, const struct auth_answer *a);
+static void scram_answered(void *ctx, const struct auth_answer *a);
+
 static void scram_send(struct conn *c, int final, const char *msg)
 {
     struct pop3_reply r = { 0 };
     c->auth_mech = "SCRAM-SHA-256";
-    int rc = final ? auth_client_scram_finish(c->lp->auth, c, c->sasl->client_first,
-                                              c->sasl->server_first, msg)
-                   : auth_client_scram_start(c->lp->auth, c, msg);
-    if (rc == -1) {
+    c->auth_request = final ? auth_client_scram_finish(c->lp->auth, c->sasl->client_first,
+                                                       c->sasl->server_first, msg, c->ip,
+                                                       scram_answered, c)
+                            : auth_client_scram_start(c->lp->auth, msg, c->ip,
+                                                      scram_challenged, c);
+    if (c->auth_request == 0) {
         stats_login(c->auth_mech, STATS_LOGIN_TEMPFAIL);
         pop3_set_reply(&r, "SYS/TEMP", "Authentication service unavailable, try again later");
         ask_helper_failed(c, &r);
         return;
     }
-    conn_set_state(c, CONN_AUTH_WAIT);
+    pop3_set_state(c, POP3_AUTH_WAIT);
 }
 
 /* One decoded client response for the current step. */
@@ -235,11 +246,12 @@ static void step(struct conn *c, char *msg, size_t len)
             return;
         }
         {
-            /* Copies: pop3_auth_finish() frees the exchange first. */
+            /* Copies: the exchange is freed before the login ends. */
             char user[AUTH_USER_MAX], maildir[AUTH_PATH_MAX];
             memcpy(user, x->user, sizeof(user));
             memcpy(maildir, x->maildir, sizeof(maildir));
-            pop3_auth_finish(c, AUTH_OK, user, maildir);
+            pop3_sasl_release(c);
+            login_finish(c, AUTH_OK, user, maildir);
         }
         return;
     }
@@ -270,14 +282,14 @@ static void respond(struct conn *c, const char *b64, size_t b64len)
 void pop3_sasl_response(struct conn *c, char *line, size_t len)
 {
     if (c->sasl == NULL) {
-        conn_set_state(c, CONN_AUTHORIZATION);
+        pop3_set_state(c, POP3_AUTHORIZATION);
         return;
     }
     if (len == 1 && line[0] == '*') {
         /* Cancelled by the client: -ERR (RFC 5034), not a failed login. */
         pop3_sasl_release(c);
         c->user[0] = '\0';
-        conn_set_state(c, CONN_AUTHORIZATION);
+        pop3_set_state(c, POP3_AUTHORIZATION);
         conn_reply(c, "-ERR Authentication cancelled\r\n");
         return;
     }
@@ -339,17 +351,22 @@ enum pop3_verdict pop3_cmd_auth(struct conn *c, char *args, struct pop3_reply *r
     return POP3_DEFERRED;
 }
 
-void pop3_sasl_scram_challenge(struct conn *c, enum auth_status status, const char *user,
-                               const char *server_first)
+/* The helper's answer to client-first (worker/auth_client.h): server-first. */
+static void scram_challenged(void *ctx, const struct auth_answer *a)
 {
+    struct conn *c = ctx;
+    enum auth_status status = a->status;
+    const char *user = a->user, *server_first = a->sasl;
     char b64[2 * AUTH_SCRAM_MSG_MAX];
 
+    c->auth_request = 0;
     c->auth_mech = "SCRAM-SHA-256";
     snprintf(c->user, sizeof(c->user), "%s", usable_name(user) ? user : "-");
     if (c->sasl == NULL || status != AUTH_OK ||
         strlen(server_first) >= sizeof(c->sasl->server_first) ||
         base64_encode(server_first, strlen(server_first), b64, sizeof(b64)) == -1) {
-        pop3_auth_finish(c, status == AUTH_OK ? AUTH_TEMPFAIL : status, "", "");
+        pop3_sasl_release(c);
+        login_finish(c, status == AUTH_OK ? AUTH_TEMPFAIL : status, "", "");
     } else {
         strcpy(c->sasl->server_first, server_first);
         challenge(c, STEP_SCRAM_FINAL, b64);
@@ -357,14 +374,19 @@ void pop3_sasl_scram_challenge(struct conn *c, enum auth_status status, const ch
     conn_resume(c);
 }
 
-void pop3_sasl_scram_result(struct conn *c, enum auth_status status, const char *user,
-                            const char *maildir, const char *server_final)
+/* The helper's answer to client-final: server-final, the user and maildir. */
+static void scram_answered(void *ctx, const struct auth_answer *a)
 {
+    struct conn *c = ctx;
+    enum auth_status status = a->status;
+    const char *user = a->user, *maildir = a->maildir, *server_final = a->sasl;
     char b64[256];
 
+    c->auth_request = 0;
     if (c->sasl == NULL || status != AUTH_OK ||
         base64_encode(server_final, strlen(server_final), b64, sizeof(b64)) == -1) {
-        pop3_auth_finish(c, status == AUTH_OK ? AUTH_TEMPFAIL : status, "", "");
+        pop3_sasl_release(c);
+        login_finish(c, status == AUTH_OK ? AUTH_TEMPFAIL : status, "", "");
     } else {
         snprintf(c->sasl->user, sizeof(c->sasl->user), "%s", user);
         snprintf(c->sasl->maildir, sizeof(c->sasl->maildir), "%s", maildir);

@@ -1,8 +1,7 @@
 /*
- * AUTH (RFC 5034) in the AUTHORIZATION state, and the one way every
- * password enters a session (PASS, AUTH PLAIN, AUTH LOGIN):
- * pop3_login_password() first asks the shared credential cache
- * (shm/credcache.h), then fastpop-auth.
+ * AUTH (RFC 5034) in the AUTHORIZATION state. PLAIN and LOGIN hand their
+ * password to login_password() (worker/login.h), like PASS; every exchange
+ * ends in login_finish().
  *
  * Mechanisms: PLAIN (RFC 4616), LOGIN (draft-murchison-sasl-login), and
  * SCRAM-SHA-256 (RFC 7677), relayed to the helper, which alone holds the
@@ -28,13 +27,13 @@
 #include "worker/conn.h"
 #include "worker/pop3.h"
 
-/* POP3_SASL_LINE_MAX: the longest response line while an exchange waits (CONN_SASL). */
+/* POP3_SASL_LINE_MAX: the longest response line while an exchange waits (POP3_SASL). */
 #include "daemon/runtime/limits.h"
 
 /* AUTH [mechanism [initial-response]]. */
 enum pop3_verdict pop3_cmd_auth(struct conn *c, char *args, struct pop3_reply *r);
 
-/* A response line while in CONN_SASL (the dispatcher hands it over unparsed). */
+/* A response line while in POP3_SASL (the dispatcher hands it over unparsed). */
 void pop3_sasl_response(struct conn *c, char *line, size_t len);
 /* A response over POP3_SASL_LINE_MAX: the exchange ends with -ERR. */
 void pop3_sasl_too_long(struct conn *c);
@@ -42,35 +41,5 @@ void pop3_sasl_too_long(struct conn *c);
 void pop3_sasl_capa(struct conn *c);
 /* Forget the exchange (login done, failed, or the connection closes). */
 void pop3_sasl_release(struct conn *c);
-
-/* Answers of fastpop-auth to the SCRAM steps, delivered by the auth client. */
-void pop3_sasl_scram_challenge(struct conn *c, enum auth_status status, const char *user,
-                               const char *server_first);
-void pop3_sasl_scram_result(struct conn *c, enum auth_status status, const char *user,
-                            const char *maildir, const char *server_final);
-
-/*
- * Log in user with password by mechanism mech: a fresh credential-cache
- * entry answers at once (the reply is written, no IPC); otherwise the helper
- * is asked. Returns POP3_DEFERRED (the reply is written now or later), or
- * POP3_ERR with r set when the helper cannot be reached. password is wiped.
- */
-enum pop3_verdict pop3_login_password(struct conn *c, const char *user, char *password,
-                                      const char *mech, struct pop3_reply *r);
-
-/*
- * A login the helper answered (status): if it accepted a password that
- * pop3_login_password() sent, remember it in this worker's memo under the
- * generation the helper named (c->auth_generation), so the next login with
- * that password is answered here. Forgets the pending pre-tag either way.
- */
-void pop3_login_settle(struct conn *c, enum auth_status status);
-
-/*
- * The helper's penalty view (shm/penalty_view.h), received by the auth
- * client: fd is taken (mapped, then closed) and replaces the view in use.
- * Until a worker has one, no login is answered from the credential cache.
- */
-void pop3_login_adopt_view(int fd);
 
 #endif

@@ -267,13 +267,13 @@ static enum pop3_verdict cmd_rset(struct conn *c, char *args, struct pop3_reply 
 }
 
 const struct pop3_command pop3_trans_commands[] = {
-    { "STAT", POP3_IN(CONN_TRANSACTION), cmd_stat, 0 },
-    { "LIST", POP3_IN(CONN_TRANSACTION), cmd_list, 0 },
-    { "UIDL", POP3_IN(CONN_TRANSACTION), cmd_uidl, 0 },
-    { "RETR", POP3_IN(CONN_TRANSACTION), cmd_retr, 0 },
-    { "TOP", POP3_IN(CONN_TRANSACTION), cmd_top, 0 },
-    { "DELE", POP3_IN(CONN_TRANSACTION), cmd_dele, 0 },
-    { "RSET", POP3_IN(CONN_TRANSACTION), cmd_rset, 0 },
-    { "QUIT", POP3_IN(CONN_TRANSACTION), pop3_cmd_quit_update, 0 },
+    { "STAT", POP3_IN(POP3_TRANSACTION), cmd_stat, 0 },
+    { "LIST", POP3_IN(POP3_TRANSACTION), cmd_list, 0 },
+    { "UIDL", POP3_IN(POP3_TRANSACTION), cmd_uidl, 0 },
+    { "RETR", POP3_IN(POP3_TRANSACTION), cmd_retr, 0 },
+    { "TOP", POP3_IN(POP3_TRANSACTION), cmd_top, 0 },
+    { "DELE", POP3_IN(POP3_TRANSACTION), cmd_dele, 0 },
+    { "RSET", POP3_IN(POP3_TRANSACTION), cmd_rset, 0 },
+    { "QUIT", POP3_IN(POP3_TRANSACTION), pop3_cmd_quit_update, 0 },
     { NULL, 0, NULL, 0 },
 };

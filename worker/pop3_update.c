@@ -7,7 +7,6 @@
 #include "shm/stats.h"
 #include "worker/mailbox.h"
 #include "worker/pop3.h"
-#include "worker/pop3_sasl.h"
 
 enum pop3_verdict pop3_cmd_quit_update(struct conn *c, char *args, struct pop3_reply *r)
 {
@@ -36,11 +35,4 @@ enum pop3_verdict pop3_cmd_quit_update(struct conn *c, char *args, struct pop3_r
     }
     pop3_set_reply(r, NULL, "Logging out, %u messages deleted", deleted);
     return POP3_OK;
-}
-
-void pop3_release(struct conn *c)
-{
-    mailbox_close(c->session);
-    c->session = NULL;
-    pop3_sasl_release(c);
 }

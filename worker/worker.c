@@ -34,6 +34,8 @@
 #include "worker/loop.h"
 #include "worker/mailbox.h"
 #include "worker/offload.h"
+#include "worker/pop3.h"
+#include "worker/login.h"
 
 /* Accepting in bursts keeps a connection storm from starving existing sessions. */
 #define ACCEPT_BURST 64
@@ -373,6 +375,7 @@ void worker_main(const struct worker_setup *ws)
         raise(SIGTERM);
 
     lp.cfg = ws->cfg;
+    lp.protocol = &pop3_protocol;
     lp.index = ws->index;
     /* Before the loader thread starts: it reads the limit. */
     maildir_set_max_messages((size_t)ws->cfg->max_messages);
@@ -403,7 +406,7 @@ void worker_main(const struct worker_setup *ws)
         if (usable - reserve < conn_cap)
             conn_cap = (unsigned)(usable - reserve);
     }
-    lp.auth = auth_client_new(&lp, ws->auth_socket);
+    lp.auth = auth_client_new(&lp, ws->auth_socket, login_adopt_view);
     if (lp.auth == NULL)
         log_fatal("auth client: %s", strerror(errno));
     /* At once, for the penalty view: without it no login is answered from the cache. */

@@ -40,6 +40,8 @@
 #include "worker/auth_client.h"
 #include "worker/conn.h"
 #include "worker/loop.h"
+#include "worker/pop3.h"
+#include "worker/login.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -98,6 +100,7 @@ static void setup(void)
     rig.cfg.index = 0;
     snprintf(rig.cfg.auth_mechanisms, sizeof(rig.cfg.auth_mechanisms), "PLAIN LOGIN SCRAM-SHA-256");
     rig.lp.cfg = &rig.cfg;
+    rig.lp.protocol = &pop3_protocol;
     rig.lp.pid = getpid();
     rig.lp.epfd = epoll_create1(EPOLL_CLOEXEC);
     rig.lp.sb = scoreboard_create(SLOTS);
@@ -119,7 +122,7 @@ static void setup(void)
     fuzz_check(rig.listener >= 0 && bind(rig.listener, (struct sockaddr *)&sun, sizeof(sun)) == 0 &&
                listen(rig.listener, 4) == 0, "helper socket");
     rig.helper = -1;
-    rig.lp.auth = auth_client_new(&rig.lp, rig.sock);
+    rig.lp.auth = auth_client_new(&rig.lp, rig.sock, login_adopt_view);
     fuzz_check(rig.lp.auth != NULL, "auth_client_new");
     rig.ready = 1;
 }

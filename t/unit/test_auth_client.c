@@ -34,6 +34,8 @@
 #include "worker/auth_client.h"
 #include "worker/conn.h"
 #include "worker/loop.h"
+#include "worker/pop3.h"
+#include "worker/login.h"
 
 #define CLIENTS 4
 #define PIPELINED "USER a\r\nPASS x\r\nUSER a\r\nPASS y\r\n"
@@ -81,6 +83,7 @@ static int setup(void **state)
     r->cfg.auth_cache_ttl = 0;      /* every PASS goes to the helper */
     r->cfg.max_auth_failures = 10;
     r->lp.cfg = &r->cfg;
+    r->lp.protocol = &pop3_protocol;
     r->lp.pid = getpid();
     r->lp.epfd = epoll_create1(EPOLL_CLOEXEC);
     r->lp.sb = scoreboard_create(CLIENTS * 2);
@@ -97,7 +100,7 @@ static int setup(void **state)
     assert_int_equal(bind(r->listener, (struct sockaddr *)&sun, sizeof(sun)), 0);
     assert_int_equal(listen(r->listener, 4), 0);
     r->helper = -1;
-    r->lp.auth = auth_client_new(&r->lp, r->path);
+    r->lp.auth = auth_client_new(&r->lp, r->path, login_adopt_view);
     assert_non_null(r->lp.auth);
 
     static struct config_listen plain;
@@ -242,7 +245,7 @@ static void test_helper_answers_then_shuts_down(void **state)
     assert_int_equal(auth_client_next_expiry(r->lp.auth, clock_mono()), -1);
     assert_int_equal(r->lp.conn_count, CLIENTS);
     for (struct conn *c = r->lp.timer_head[CONN_TIMER_IDLE]; c != NULL; c = c->timer_next) {
-        assert_int_equal(c->state, CONN_AUTHORIZATION);
+        assert_true(pop3_in(c, POP3_AUTHORIZATION));
         assert_int_equal(c->auth_request, 0);
     }
 }

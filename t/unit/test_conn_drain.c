@@ -28,6 +28,7 @@
 #include "worker/conn_drain.h"
 #include "worker/conn_timer.h"
 #include "worker/loop.h"
+#include "worker/pop3.h"
 
 struct rig {
     struct config cfg;
@@ -47,11 +48,12 @@ static int setup(void **state)
     assert_int_equal(r->cfg.idle_timeout, 600);
     assert_int_equal(r->cfg.drain_idle_timeout, 10);
     r->lp.cfg = &r->cfg;
+    r->lp.protocol = &pop3_protocol;
     r->lp.pid = getpid();
     r->lp.epfd = epoll_create1(EPOLL_CLOEXEC);
     r->lp.sb = scoreboard_create(8);
     assert_non_null(r->lp.sb);
-    r->lp.auth = auth_client_new(&r->lp, "/nonexistent/auth.sock");
+    r->lp.auth = auth_client_new(&r->lp, "/nonexistent/auth.sock", NULL);
     assert_non_null(r->lp.auth);
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
     r->client = sv[1];
@@ -120,7 +122,7 @@ static struct conn *logged_in(struct rig *r)
     assert_non_null(c);
     read_server(r);
     assert_string_equal(r->got, "+OK fastpop ready.\r\n");
-    conn_set_state(c, CONN_TRANSACTION);
+    pop3_set_state(c, POP3_TRANSACTION);
     return c;
 }
 

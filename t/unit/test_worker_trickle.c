@@ -26,6 +26,7 @@
 #include "t/unit/helper_maildir.h"
 #include "worker/auth_client.h"
 #include "worker/conn.h"
+#include "worker/login.h"
 #include "worker/loop.h"
 #include "worker/pop3.h"
 
@@ -77,11 +78,12 @@ static int setup(void **state)
     r->cfg.mark_seen = 0;
     r->cfg.plaintext_auth = 1;
     r->lp.cfg = &r->cfg;
+    r->lp.protocol = &pop3_protocol;
     r->lp.pid = getpid();
     r->lp.epfd = epoll_create1(EPOLL_CLOEXEC);
     r->lp.sb = scoreboard_create(8);
     assert_non_null(r->lp.sb);
-    r->lp.auth = auth_client_new(&r->lp, "/nonexistent/auth.sock");
+    r->lp.auth = auth_client_new(&r->lp, "/nonexistent/auth.sock", NULL);
     assert_non_null(r->lp.auth);
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
     /* The smallest send buffer the kernel allows: RETR must hit EAGAIN often. */
@@ -223,7 +225,8 @@ static void test_retr_through_a_tiny_send_buffer(void **state)
     /* Stand in for fastpop-auth: the helper's answer arrives. */
     struct conn *c = r->lp.timer_head[CONN_TIMER_IDLE];
     assert_non_null(c);
-    pop3_auth_answer(c, AUTH_OK, "someone", r->root);
+    login_finish(c, AUTH_OK, "someone", r->root);
+    conn_resume(c);
     pump(r, 4);
     size_t n = drain(r, got, 4096, 4096);
     got[n] = '\0';

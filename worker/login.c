@@ -1,6 +1,7 @@
 /*
- * Where a password enters a session: this worker's memo of logins the helper
- * accepted first, then the helper (see pop3_sasl.h). The credential cache's
+ * The one entrance for passwords in the worker (see login.h): this worker's
+ * memo of logins the helper accepted first, then the helper; and the one
+ * exit, login_finish(), where every mechanism ends. The credential cache's
  * login list is opened lazily in this worker, after fork and the privilege
  * drop, and only read here: fastpop-auth writes it. It holds no verifier;
  * the worker computes none (shm/credcache.h, worker/credcache_memo.h).
@@ -25,7 +26,8 @@
 #include "shm/stats.h"
 #include "worker/auth_client.h"
 #include "worker/loop.h"
-#include "worker/pop3_sasl.h"
+#include "worker/login.h"
+#include "worker/mailbox.h"
 
 /* Until the helper has created the env, look again at most this often. */
 #define CACHE_RETRY_SECONDS 5.0
@@ -39,7 +41,7 @@ static int read_error_logged;
 /* The helper's penalty view; NULL until the auth client has received one. */
 static struct penalty_view *view;
 
-void pop3_login_adopt_view(int fd)
+void login_adopt_view(int fd)
 {
     struct penalty_view *v;
 
@@ -92,7 +94,7 @@ _Static_assert(sizeof(((struct conn *)0)->memo_pretag) == CREDMEMO_PRETAG_LEN,
  * and maildir in login. Anything else (no record, expired, another
  * generation or password, an address or name under penalty) is 0: the
  * helper decides those, and counts them. The pre-tag is left in
- * c->memo_pretag (c->memo_pending) for pop3_login_settle().
+ * c->memo_pretag (c->memo_pending) for settle().
  */
 static int cache_hit(struct conn *c, const char *user, const char *password,
                      struct credcache_login *login)
@@ -140,7 +142,13 @@ static int cache_hit(struct conn *c, const char *user, const char *password,
     return !penalty_view_listed(view, c->ip, user, login->user, clock_mono_ms());
 }
 
-void pop3_login_settle(struct conn *c, enum auth_status status)
+/*
+ * A login the helper answered (status): if it accepted a password that
+ * login_password() sent, remember it in this worker's memo under the
+ * generation the helper named (c->auth_generation), so the next login with
+ * that password is answered here. Forgets the pending pre-tag either way.
+ */
+static void settle(struct conn *c, enum auth_status status)
 {
     if (c->memo_pending && status == AUTH_OK && !c->auth_cached && memo != NULL &&
         c->auth_generation != 0 &&
@@ -151,7 +159,20 @@ void pop3_login_settle(struct conn *c, enum auth_status status)
     c->auth_generation = 0;
 }
 
-enum pop3_verdict pop3_login_password(struct conn *c, const char *user, char *password,
+/* The helper's answer to a password check (worker/auth_client.h). */
+static void password_answered(void *ctx, const struct auth_answer *a)
+{
+    struct conn *c = ctx;
+    c->auth_request = 0;
+    if (c->fd == -1)
+        return;   /* closed meanwhile; conn_close() cancels, this is belt and braces */
+    c->auth_generation = a->generation;
+    login_finish(c, a->status, a->user, a->maildir);
+    /* From the helper's event, not c's own: c runs after the batch (conn_resume()). */
+    conn_resume(c);
+}
+
+enum pop3_verdict login_password(struct conn *c, const char *user, char *password,
                                       const char *mech, struct pop3_reply *r)
 {
     struct credcache_login login;
@@ -165,21 +186,113 @@ enum pop3_verdict pop3_login_password(struct conn *c, const char *user, char *pa
         explicit_bzero(password, strlen(password));
         c->auth_cached = 1;
         stats_cache(STATS_CACHE_HIT);
-        pop3_auth_finish(c, AUTH_OK, login.user, login.maildir);
+        login_finish(c, AUTH_OK, login.user, login.maildir);
         explicit_bzero(&login, sizeof(login));
         return POP3_DEFERRED;
     }
     explicit_bzero(&login, sizeof(login));
     stats_cache(STATS_CACHE_MISS);
-    int rc = auth_client_check(c->lp->auth, c, c->user, password, mech);
+    c->auth_request = auth_client_check(c->lp->auth, c->user, password, c->ip, mech,
+                                        password_answered, c);
     explicit_bzero(password, strlen(password));
-    if (rc == -1) {
-        pop3_login_settle(c, AUTH_TEMPFAIL);
+    if (c->auth_request == 0) {
+        settle(c, AUTH_TEMPFAIL);
         c->user[0] = '\0';
         stats_login(mech, STATS_LOGIN_TEMPFAIL);
         pop3_set_reply(r, "SYS/TEMP", "Authentication service unavailable, try again later");
         return POP3_ERR;
     }
-    conn_set_state(c, CONN_AUTH_WAIT);
+    pop3_set_state(c, POP3_AUTH_WAIT);
     return POP3_DEFERRED;
+}
+
+static void auth_failed(struct conn *c, struct pop3_reply *r)
+{
+    c->auth_failures++;
+    log_info("login failed user=%s ip=%s mechanism=%s failures=%u", c->user, c->ip,
+             c->auth_mech ? c->auth_mech : "USER", c->auth_failures);
+    c->user[0] = '\0';
+    pop3_set_state(c, POP3_AUTHORIZATION);
+    pop3_write_reply(c, POP3_ERR, r);
+    if (c->auth_failures >= (unsigned)c->lp->cfg->max_auth_failures) {
+        conn_reply(c, "-ERR [AUTH] Too many authentication failures\r\n");
+        conn_finish(c, "auth-failures");
+    }
+}
+
+/* The login's last step: its mailbox is open, or is not (worker/mailbox.h). */
+static void mailbox_opened(struct conn *c, enum mailbox_open_result res)
+{
+    struct pop3_reply r = { 0 };
+    if (res == MAILBOX_OPEN_OK) {
+        pop3_set_state(c, POP3_TRANSACTION);
+        stats_login(c->auth_mech, STATS_LOGIN_OK);
+        pop3_set_reply(&r, NULL, "Logged in, %u messages", mailbox_count(c->session));
+        pop3_write_reply(c, POP3_OK, &r);
+        log_info("login user=%s ip=%s mechanism=%s messages=%u cache=%s", c->user, c->ip,
+                 c->auth_mech ? c->auth_mech : "USER", mailbox_count(c->session),
+                 c->auth_cached ? "hit" : "miss");
+        return;
+    }
+    stats_login(c->auth_mech, res == MAILBOX_OPEN_IN_USE ? STATS_LOGIN_IN_USE
+                                                         : STATS_LOGIN_TEMPFAIL);
+    if (res == MAILBOX_OPEN_IN_USE)
+        pop3_set_reply(&r, "IN-USE", "Mailbox is locked by another POP3 session");
+    else if (res == MAILBOX_OPEN_TOO_BIG)
+        /* RFC 3206: it takes an administrator, trying again will not help. */
+        pop3_set_reply(&r, "SYS/PERM", "Mailbox has too many messages to be opened by POP3");
+    else
+        pop3_set_reply(&r, "SYS/TEMP", "Cannot open the mailbox, try again later");
+    pop3_set_state(c, POP3_AUTHORIZATION);
+    pop3_write_reply(c, POP3_ERR, &r);
+    c->user[0] = '\0';
+}
+
+/* A mailbox read on the loader thread: from the loop, outside c's own event. */
+static void mailbox_loaded(struct conn *c, enum mailbox_open_result res)
+{
+    mailbox_opened(c, res);
+    pop3_command_done(c);
+    conn_resume(c);
+}
+
+void login_finish(struct conn *c, enum auth_status status, const char *user,
+                  const char *maildir)
+{
+    struct pop3_reply r = { 0 };
+
+    /* c->user is still the name as typed: what the memo is keyed by. */
+    settle(c, status);
+    if (status == AUTH_FAIL) {
+        stats_login(c->auth_mech, STATS_LOGIN_FAILED);
+        pop3_set_reply(&r, "AUTH", "Authentication failed");
+        auth_failed(c, &r);
+    } else if (status != AUTH_OK) {
+        pop3_set_reply(&r, "SYS/TEMP", "Temporary authentication failure, try again later");
+        stats_login(c->auth_mech, STATS_LOGIN_TEMPFAIL);
+        log_info("login tempfail user=%s ip=%s", c->user, c->ip);
+        c->user[0] = '\0';
+        pop3_set_state(c, POP3_AUTHORIZATION);
+        pop3_write_reply(c, POP3_ERR, &r);
+    } else {
+        snprintf(c->user, sizeof(c->user), "%s", user);
+        enum mailbox_open_result res = mailbox_open(c, maildir, mailbox_loaded);
+        if (res == MAILBOX_OPEN_LOADING) {
+            /* Answered, and timed, when the loader is done (mailbox_loaded). */
+            pop3_set_state(c, POP3_MAILBOX_LOAD);
+            return;
+        }
+        mailbox_opened(c, res);
+    }
+    /* PASS or AUTH is answered: its time includes the helper and the mailbox sync. */
+    pop3_command_done(c);
+}
+
+void login_abandon(struct conn *c)
+{
+    auth_client_cancel(c->lp->auth, c->auth_request);
+    c->auth_request = 0;
+    /* A login still out at the helper leaves its pre-tag. */
+    explicit_bzero(c->memo_pretag, sizeof(c->memo_pretag));
+    c->memo_pending = 0;
 }
