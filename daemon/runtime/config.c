@@ -187,6 +187,11 @@ static const struct setting settings[] = {
       .max = LDAP_TIMEOUT_MAX },
     { .name = "ldap_bind_connections", .type = &setting_int, FIELD(ldap_bind_connections),
       .def = "4", .min = 1, .max = 64 },
+    { .name = "authlib_socket", .type = &setting_path, FIELD(authlib_socket),
+      .def = "/var/run/courier/authdaemon/socket" },
+    /* The same bound as ldap_timeout, for the same reason (the worker's wait). */
+    { .name = "authlib_timeout", .type = &setting_seconds, FIELD(authlib_timeout), .def = "5s",
+      .min = 1, .max = LDAP_TIMEOUT_MAX },
     { .name = "auth_penalty", .type = &setting_bool, FIELD(auth_penalty), .def = "yes" },
     { .name = "auth_penalty_delay", .type = &setting_seconds, FIELD(auth_penalty_delay),
       .def = "1s", .max = AUTH_PENALTY_DELAY_MAX },
