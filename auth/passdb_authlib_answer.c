@@ -66,6 +66,19 @@ static int read_fields(char *text, struct fields *f)
     return ended ? 0 : -1;
 }
 
+/* 1 if path has a "." or ".." component (the rule of auth/template.h for every maildir). */
+static int has_dot_component(const char *path)
+{
+    for (const char *p = path; *p != '\0';) {
+        size_t len = strcspn(p, "/");
+        if ((len == 1 && p[0] == '.') || (len == 2 && p[0] == '.' && p[1] == '.'))
+            return 1;
+        p += len;
+        p += *p == '/';
+    }
+    return 0;
+}
+
 /* The maildir: absolute MAILDIR, HOME/MAILDIR, or the template with %h. -1 with ans set. */
 static int find_maildir(const struct passdb_authlib_settings *s, const struct fields *f,
                         struct passdb_ldap_answer *ans)
@@ -74,16 +87,20 @@ static int find_maildir(const struct passdb_authlib_settings *s, const struct fi
     int n;
 
     if (f->maildir != NULL && f->maildir[0] != '\0') {
+        const char *rel = f->maildir;
+        /* Courier's usual relative form is "./Maildir". */
+        while (strncmp(rel, "./", 2) == 0)
+            rel += 2;
         if (f->maildir[0] == '/')
             n = snprintf(ans->maildir, sizeof(ans->maildir), "%s", f->maildir);
         else if (home[0] == '/')
-            n = snprintf(ans->maildir, sizeof(ans->maildir), "%s/%s", home, f->maildir);
+            n = snprintf(ans->maildir, sizeof(ans->maildir), "%s/%s", home, rel);
         else
             n = -1;
-        if (n < 0 || (size_t)n >= sizeof(ans->maildir)) {
+        if (n < 0 || (size_t)n >= sizeof(ans->maildir) || has_dot_component(ans->maildir)) {
             set_error(ans, AUTH_TEMPFAIL, "maildir",
-                      "authdaemond gave a MAILDIR that is not usable (too long, or relative "
-                      "without an absolute HOME)");
+                      "authdaemond gave a MAILDIR that is not usable (too long, relative "
+                      "without an absolute HOME, or with a . or .. component)");
             return -1;
         }
         return 0;
