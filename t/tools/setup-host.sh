@@ -6,7 +6,8 @@ set -eu
 
 PACKAGES="build-essential cmake pkg-config clang libssl-dev libldap-dev liblmdb-dev
 libcap-dev libcrypt-dev libcmocka-dev python3 curl fetchmail getmail6 slapd ldap-utils
-procps psmisc openssl fail2ban strace dovecot-pop3d haproxy whois prometheus"
+procps psmisc openssl fail2ban strace dovecot-pop3d haproxy whois prometheus
+courier-authdaemon courier-authlib-userdb"
 
 missing=""
 for p in $PACKAGES; do
@@ -46,6 +47,15 @@ if [ -n "$missing" ]; then
         update-rc.d prometheus disable >/dev/null 2>&1 || true
         if command -v deb-systemd-helper >/dev/null; then
             deb-systemd-helper disable prometheus.service >/dev/null 2>&1 || true
+        fi
+        ;;
+    esac
+    # courier-authdaemon likewise: t/e2e/authlib_fixture.py starts its own.
+    case " $missing " in
+    *" courier-authdaemon "*)
+        update-rc.d courier-authdaemon disable >/dev/null 2>&1 || true
+        if command -v deb-systemd-helper >/dev/null; then
+            deb-systemd-helper disable courier-authdaemon.service >/dev/null 2>&1 || true
         fi
         ;;
     esac
