@@ -20,7 +20,10 @@
 #include <unistd.h>
 
 #include "auth/passdb_authlib.h"
+#include "auth/protocol.h"
+#include "daemon/runtime/buf.h"
 #include "daemon/runtime/clock.h"
+#include "daemon/runtime/ipc.h"
 
 #define MAIL_UID 999
 
@@ -206,6 +209,22 @@ static void test_silent_socket_times_out(void **state)
     rmdir(dir);
 }
 
+/* The worker reads AUTH_REFUSED (it used to close the helper's connection on it); 4 is still malformed. */
+static void test_refused_crosses_the_protocol(void **state)
+{
+    (void)state;
+    struct buf b;
+    struct auth_reply rep;
+    buf_init(&b, IPC_MAX_MESSAGE);
+    assert_int_equal(protocol_encode_pass_reply(&b, 7, AUTH_REFUSED, "", "", "why", 0), 0);
+    assert_int_equal(protocol_decode_reply(buf_rptr(&b), buf_len(&b), &rep), 0);
+    assert_int_equal(rep.status, AUTH_REFUSED);
+    assert_int_equal(rep.id, 7);
+    assert_int_equal(protocol_encode_pass_reply(&b, 8, (enum auth_status)4, "", "", "", 0), 0);
+    assert_int_equal(protocol_decode_reply(buf_rptr(&b), buf_len(&b), &rep), -1);
+    buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -216,6 +235,7 @@ int main(void)
         cmocka_unit_test(test_refused_before_asking),
         cmocka_unit_test(test_no_socket_is_an_outage),
         cmocka_unit_test(test_silent_socket_times_out),
+        cmocka_unit_test(test_refused_crosses_the_protocol),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
