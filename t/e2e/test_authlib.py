@@ -4,7 +4,8 @@ started here in its own mount namespace (t/e2e/authlib_fixture.py): a good
 login end to end with USER/PASS and AUTH PLAIN (Courier's default maildir
 HOME/Maildir, and an absolute MAIL), a wrong password, a missing user,
 disablepop3=1 and a uid other than the mail user's refused with
--ERR [SYS/PERM], only the helper's group reaching the socket, and
+-ERR [SYS/PERM], only the helper's group reaching the socket, more logins at
+once than the helper has authdaemond connections, passwd-file before authlib, and
 authdaemond down: a temporary failure, or a login from the stale credential
 cache for a user who logged in before."""
 
@@ -13,6 +14,7 @@ import grp
 import os
 import pwd
 import socket
+import threading
 import time
 import unittest
 
@@ -56,12 +58,15 @@ class AuthlibTest(unittest.TestCase):
         self.courier.start()
         for u in PASSWORDS:
             self.d.maildir(u)
+        self.configure("authlib")
+        self.d.start()
+
+    def configure(self, passdb):
         # Courier's own default maildir: HOME/Maildir (the harness sets its own template).
-        text = self.d.config_text("passdb = authlib\nauthlib_socket = %s\nauthlib_timeout = 3s\n"
-                                  "auth_cache_ttl = 1s\n" % self.courier.socket)
+        text = self.d.config_text("passdb = %s\nauthlib_socket = %s\nauthlib_timeout = 3s\n"
+                                  "auth_cache_ttl = 1s\n" % (passdb, self.courier.socket))
         text = "\n".join(line for line in text.splitlines() if not line.startswith("maildir ="))
         self.d.write_config(text + "\nmaildir = %h/Maildir\n")
-        self.d.start()
 
     def login(self, user, password, plain=False):
         p = self.d.connect()
@@ -110,6 +115,41 @@ class AuthlibTest(unittest.TestCase):
         self.d.wait_log("reason=foreign-uid")
         # A wrong password of a refused account is still just a failed login.
         self.assert_answer("cbob", "wrong", "-ERR [AUTH]")
+
+    def test_more_logins_at_once_than_connections(self):
+        # 16 clients at once, twice the helper's 8 authdaemond connections: the rest
+        # queue, and every one is answered (bounded by the sockets' 10 s timeouts).
+        results = []
+
+        def one(k):
+            user = ("calice", "cdave")[k % 2]
+            try:
+                r, p = self.login(user, PASSWORDS[user])
+                p.close()
+                results.append(r)
+            except Exception as e:   # recorded, asserted below
+                results.append(repr(e))
+        threads = [threading.Thread(target=one, args=(k,)) for k in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        self.assertEqual(len(results), 16)
+        # Accepted: logged in, or the password was right and another of these
+        # sessions holds the mailbox. Never a temporary failure.
+        self.assertTrue(all(r.startswith(("+OK", "-ERR [IN-USE]")) for r in results), results)
+        self.assertGreater(sum(r.startswith("+OK") for r in results), 0)
+
+    def test_file_first_then_authlib(self):
+        self.d.stop()
+        # The file's user needs a home for the template %h/Maildir (the harness gives none).
+        with open(self.d.passwd, "w") as f:
+            f.write("local:{PLAIN}local-secret::::%s::\n" % os.path.join(self.d.mail, "local"))
+        self.configure("passwd-file authlib")
+        self.d.start()
+        self.assert_answer("local", "local-secret", "+OK")
+        self.assert_answer("calice", PASSWORDS["calice"], "+OK")
+        self.assert_answer("cbob", PASSWORDS["cbob"], "-ERR [SYS/PERM]")
 
     def test_only_the_helper_group_reaches_the_socket(self):
         # The worker's user (the mail user) cannot connect; root's helper group can.
