@@ -83,7 +83,8 @@ void passdb_check(struct passdb *pdb, const struct auth_request *req, struct aut
 /*
  * The event-loop way in (auth/passdb.c). Start checking req: returns 1
  * with the answer in res (password file, or refused before asking), or 0
- * when it goes to LDAP: the answer then comes through pdb->done with tag.
+ * when it goes to LDAP or authdaemond: the answer then comes through
+ * pdb->done with tag.
  * Either way it is logged as passdb_check() logs it. The caller wipes
  * req->password (a copy is kept while LDAP needs it).
  */

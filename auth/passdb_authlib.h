@@ -31,6 +31,7 @@
  *  - the canonical name is ADDRESS (authlib's login id) if it is a valid
  *    user name, else the name as typed;
  *  - OPTIONS disablepop3=1: AUTH_REFUSED (the worker says -ERR [SYS/PERM]);
+ *    authdaemond has already merged authdaemonrc's DEFAULTOPTIONS into it;
  *  - UID: fastpop serves every maildir as one mail user (user in
  *    fastpop.conf). A user whose UID is another one is AUTH_REFUSED (logged
  *    reason=foreign-uid): a worker could not read that maildir, or could
