@@ -23,6 +23,7 @@
 #include "auth/protocol.h"
 #include "daemon/runtime/buf.h"
 #include "daemon/runtime/clock.h"
+#include "daemon/runtime/config.h"
 #include "daemon/runtime/ipc.h"
 
 #define MAIL_UID 999
@@ -225,6 +226,32 @@ static void test_refused_crosses_the_protocol(void **state)
     buf_free(&b);
 }
 
+/* A socket path that cannot be connected to is a file:line error, not a login-time surprise. */
+static void test_config_socket_path_too_long(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/fastpop-authlib-conf-XXXXXX", err[512];
+    struct config cfg;
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fprintf(f, "listen = 127.0.0.1:110\npassdb = authlib\nauthlib_socket = /");
+    for (int i = 0; i < 120; i++)
+        fputc('s', f);
+    fprintf(f, "\n");
+    fclose(f);
+    assert_int_equal(config_load(path, &cfg, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, ":3: authlib_socket is longer"));
+    /* The default fits, and the defaults are what an unset key gives. */
+    f = fopen(path, "w");
+    fprintf(f, "listen = 127.0.0.1:110\npassdb = authlib\n");
+    fclose(f);
+    assert_int_equal(config_load(path, &cfg, err, sizeof(err)), 0);
+    assert_string_equal(cfg.authlib_socket, "/var/run/courier/authdaemon/socket");
+    assert_int_equal(cfg.authlib_timeout, 5);
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -236,6 +263,7 @@ int main(void)
         cmocka_unit_test(test_no_socket_is_an_outage),
         cmocka_unit_test(test_silent_socket_times_out),
         cmocka_unit_test(test_refused_crosses_the_protocol),
+        cmocka_unit_test(test_config_socket_path_too_long),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
