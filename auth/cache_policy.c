@@ -209,6 +209,9 @@ static void forget_user(const char *user, const char *why, size_t already)
 static int record_answer(const struct auth_request *req, const struct auth_result *res,
                          struct credcache_record *rec, time_t now)
 {
+    /* Refused (POP3 disabled): nothing to vouch for, and no failure to remember either. */
+    if (res->status == AUTH_REFUSED)
+        return 0;
     if (res->status == AUTH_OK) {
         if (ttl.positive == 0 && ttl.stale == 0)
             return 0;
@@ -299,7 +302,7 @@ void cache_policy_after(const struct auth_request *req, struct auth_result *res)
     }
     /* record_fail() already dropped this name's positive part if the password was its. */
     size_t dropped_here = had_positive && !rec.has_positive;
-    if (res->status == AUTH_FAIL && res->account_refused &&
+    if ((res->status == AUTH_REFUSED || (res->status == AUTH_FAIL && res->account_refused)) &&
         (res->user[0] || vouched_user[0]))
         forget_user(res->user[0] ? res->user : vouched_user, "the backend refused the account",
                     dropped_here);

@@ -208,6 +208,10 @@ static int run_test(struct passdb *pdb, const char *user)
     case AUTH_FAIL:
         printf("fail\n");
         return EXIT_FAIL;
+    case AUTH_REFUSED:
+        /* A failure to the caller: the account may not log in over POP3. */
+        printf("refused: %s\n", res.message);
+        return EXIT_FAIL;
     case AUTH_TEMPFAIL:
         break;
     }

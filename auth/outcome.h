@@ -16,7 +16,9 @@
  * word of printable ASCII. Temporary failures are logged as "auth tempfail
  * ... reason=<reason>" (info; the cause itself is logged once, at error
  * level, where it is found), successes as "auth ok ..." (debug). Passwords
- * and hashes are never logged.
+ * and hashes are never logged. A right password for an account that may not
+ * use POP3 (AUTH_REFUSED) is logged "auth refused ... reason=<reason>" (info;
+ * pop3-disabled, foreign-uid from auth/passdb_authlib.h): not a failure for fail2ban.
  */
 #ifndef FASTPOP_AUTH_OUTCOME_H
 #define FASTPOP_AUTH_OUTCOME_H

@@ -1,8 +1,9 @@
 /*
  * Routing between the password databases (auth/passdb.h), and the
- * asynchronous (LDAP) side of the decision: passdb_start() answers file
- * users at once and hands LDAP users to auth/passdb_ldap.c; their answers
- * come back through ldap_answered() and go on to pdb->done, logged in the
+ * asynchronous (LDAP, authlib) side of the decision: passdb_start() answers
+ * file users at once and hands the others to auth/passdb_ldap.c or
+ * auth/passdb_authlib.c; their answers come back through backend_answered()
+ * and go on to pdb->done, logged in the
  * same "auth failed ..." format as the file's. passdb_check() is the
  * synchronous decision for --test: for LDAP it drives the backend until the
  * answer is in.
@@ -17,6 +18,7 @@
 #include <sys/epoll.h>
 
 #include "auth/outcome.h"
+#include "auth/passdb_authlib.h"
 #include "auth/passdb_file.h"
 #include "auth/passdb_ldap.h"
 #include "daemon/runtime/log.h"
@@ -34,19 +36,22 @@ struct pending {
     char mech[AUTH_MECH_MAX];
 };
 
-static int parse_passdb(const char *text, int *file, int *ldap)
+/* The words of passdb: the file first if at all, then at most one of ldap and authlib. */
+static int parse_passdb(const char *text, int *file, int *ldap, int *authlib)
 {
     char copy[CONFIG_NAME_MAX];
     char *save = NULL;
     int n = 0;
 
-    *file = *ldap = 0;
+    *file = *ldap = *authlib = 0;
     snprintf(copy, sizeof(copy), "%s", text);
     for (char *w = strtok_r(copy, " ,\t", &save); w; w = strtok_r(NULL, " ,\t", &save)) {
-        if (strcmp(w, "passwd-file") == 0 && !*file && !*ldap)
+        if (strcmp(w, "passwd-file") == 0 && !*file && !*ldap && !*authlib)
             *file = 1;
-        else if (strcmp(w, "ldap") == 0 && !*ldap)
+        else if (strcmp(w, "ldap") == 0 && !*ldap && !*authlib)
             *ldap = 1;
+        else if (strcmp(w, "authlib") == 0 && !*ldap && !*authlib)
+            *authlib = 1;
         else
             return -1;
         n++;
@@ -71,11 +76,13 @@ static void log_answer(const struct auth_request *req, const struct passdb_ldap_
     if (ans->status == AUTH_OK)
         outcome_log(req, "ok", "");
     else
-        outcome_log(req, ans->status == AUTH_FAIL ? "failed" : "tempfail",
-                          ans->reason && ans->reason[0] ? ans->reason : "ldap");
+        outcome_log(req, ans->status == AUTH_FAIL       ? "failed"
+                         : ans->status == AUTH_REFUSED ? "refused"
+                                                       : "tempfail",
+                    ans->reason && ans->reason[0] ? ans->reason : "ldap");
 }
 
-static void ldap_answered(void *arg, void *ctx, const struct passdb_ldap_answer *ans)
+static void backend_answered(void *arg, void *ctx, const struct passdb_ldap_answer *ans)
 {
     struct pending *p = ctx;
     struct passdb *pdb = arg;
@@ -94,17 +101,39 @@ static void ldap_answered(void *arg, void *ctx, const struct passdb_ldap_answer 
     free(p);
 }
 
+static void authlib_setup(struct passdb *pdb)
+{
+    struct passdb_authlib_settings s;
+    char err[512];
+
+    if (passdb_authlib_settings_from(&s, &pdb->cfg, err, sizeof(err)) == -1) {
+        log_error("passdb authlib: %s; authlib logins fail temporarily until it is fixed", err);
+        return;
+    }
+    pdb->authlib = passdb_authlib_new(&s, backend_answered, pdb);
+    if (pdb->authlib == NULL)
+        log_error("passdb authlib: cannot start the backend: %s", strerror(errno));
+}
+
 static void passdb_setup(struct passdb *pdb)
 {
     struct passdb_ldap_settings s;
     char err[512];
+    int authlib;
 
     pdb->ldap = NULL;
-    if (parse_passdb(pdb->cfg.passdb, &pdb->use_file, &pdb->use_ldap) == -1) {
+    pdb->authlib = NULL;
+    if (parse_passdb(pdb->cfg.passdb, &pdb->use_file, &pdb->use_ldap, &authlib) == -1) {
         /* Not fatal for the process: every login gets a temporary failure and the log says why. */
-        log_error("passdb \"%s\": expected passwd-file, ldap, or \"passwd-file ldap\"",
-                  pdb->cfg.passdb);
+        log_error("passdb \"%s\": expected passwd-file, ldap, authlib, \"passwd-file ldap\" "
+                  "or \"passwd-file authlib\"", pdb->cfg.passdb);
         pdb->use_file = pdb->use_ldap = 0;
+        return;
+    }
+    /* The backend behind the file is asynchronous either way; use_ldap says "there is one". */
+    if (authlib) {
+        pdb->use_ldap = 1;
+        authlib_setup(pdb);
         return;
     }
     if (!pdb->use_ldap)
@@ -114,7 +143,7 @@ static void passdb_setup(struct passdb *pdb)
         return;
     }
     snprintf(s.dummy_hash, sizeof(s.dummy_hash), "%s", pdb->fallback_hash);
-    pdb->ldap = passdb_ldap_new(&s, ldap_answered, pdb);
+    pdb->ldap = passdb_ldap_new(&s, backend_answered, pdb);
     passdb_ldap_settings_wipe(&s);
     if (pdb->ldap == NULL)
         log_error("passdb ldap: cannot start the backend: %s", strerror(errno));
@@ -124,6 +153,8 @@ static void passdb_teardown(struct passdb *pdb)
 {
     passdb_ldap_free(pdb->ldap);
     pdb->ldap = NULL;
+    passdb_authlib_free(pdb->authlib);
+    pdb->authlib = NULL;
 }
 
 static int make_fallback_hash(struct passdb *pdb)
@@ -202,10 +233,11 @@ static int start_ldap(struct passdb *pdb, const struct auth_request *req, uint64
 
     *out = NULL;
     memset(res, 0, sizeof(*res));
-    if (pdb->ldap == NULL) {
+    if (pdb->ldap == NULL && pdb->authlib == NULL) {
         res->status = AUTH_TEMPFAIL;
-        snprintf(res->message, sizeof(res->message), "LDAP is not configured correctly");
-        outcome_log(req, "tempfail", pdb->use_ldap ? "ldap-config" : "passdb-config");
+        snprintf(res->message, sizeof(res->message), "the password database is not configured "
+                 "correctly");
+        outcome_log(req, "tempfail", pdb->use_ldap ? "backend-config" : "passdb-config");
         return 1;
     }
     struct pending *p = calloc(1, sizeof(*p));
@@ -221,7 +253,10 @@ static int start_ldap(struct passdb *pdb, const struct auth_request *req, uint64
     snprintf(p->password, sizeof(p->password), "%s", req->password);
     snprintf(p->ip, sizeof(p->ip), "%s", req->ip);
     snprintf(p->mech, sizeof(p->mech), "%s", req->mechanism);
-    if (passdb_ldap_submit(pdb->ldap, req->user, req->password, p, &ans) == -1) {
+    int queued = pdb->ldap ? passdb_ldap_submit(pdb->ldap, req->user, req->password, p, &ans)
+                           : passdb_authlib_submit(pdb->authlib, req->user, req->password, p,
+                                                   &ans);
+    if (queued == -1) {
         to_result(&ans, res);
         log_answer(req, &ans);
         explicit_bzero(p, sizeof(*p));
@@ -290,26 +325,32 @@ void passdb_check(struct passdb *pdb, const struct auth_request *req, struct aut
     /* Synchronous on purpose: --test and the tests have nothing else to do. */
     while (!done) {
         struct epoll_event ev;
-        passdb_ldap_poll(pdb->ldap);
+        passdb_poll(pdb);
         if (done)
             break;
-        int ms = passdb_ldap_timeout_ms(pdb->ldap);
-        (void)epoll_wait(passdb_ldap_fd(pdb->ldap), &ev, 1, ms < 0 || ms > 1000 ? 1000 : ms);
+        int ms = passdb_timeout_ms(pdb);
+        (void)epoll_wait(passdb_fd(pdb), &ev, 1, ms < 0 || ms > 1000 ? 1000 : ms);
     }
 }
 
 int passdb_fd(const struct passdb *pdb)
 {
+    if (pdb->authlib)
+        return passdb_authlib_fd(pdb->authlib);
     return pdb->ldap ? passdb_ldap_fd(pdb->ldap) : -1;
 }
 
 int passdb_timeout_ms(const struct passdb *pdb)
 {
+    if (pdb->authlib)
+        return passdb_authlib_timeout_ms(pdb->authlib);
     return pdb->ldap ? passdb_ldap_timeout_ms(pdb->ldap) : -1;
 }
 
 void passdb_poll(struct passdb *pdb)
 {
+    if (pdb->authlib)
+        passdb_authlib_poll(pdb->authlib);
     if (pdb->ldap)
         passdb_ldap_poll(pdb->ldap);
 }

@@ -10,6 +10,9 @@
  *   passdb = passwd-file ldap   the file first; a user it does not know is
  *                               looked up in LDAP (local service accounts
  *                               next to a directory)
+ *   passdb = authlib            a running courier-authdaemond
+ *                               (auth/passdb_authlib.h)
+ *   passdb = passwd-file authlib  the file first, then authdaemond
  *
  * An unknown user costs the same work as a wrong password: the password is
  * checked against a dummy hash (see struct passdb).
@@ -24,6 +27,7 @@
 #include "daemon/runtime/config.h"
 
 struct passdb_ldap;
+struct passdb_authlib;
 
 /*
  * An answer that came later (LDAP): tag is what passdb_start() was given; req
@@ -45,9 +49,11 @@ struct passdb {
     const char *dummy;
     char fallback_hash[128];
 
-    /* Which databases, asked in this order (see above). */
+    /* Which databases, asked in this order (see above). use_ldap: an
+     * asynchronous backend after the file, LDAP or authlib. */
     int use_file, use_ldap;
     struct passdb_ldap *ldap;      /* NULL: not configured, or its setup failed */
+    struct passdb_authlib *authlib; /* the same, for passdb = authlib */
     passdb_done_fn *done;          /* where asynchronous answers go */
     void *done_arg;
 };
@@ -77,7 +83,8 @@ void passdb_check(struct passdb *pdb, const struct auth_request *req, struct aut
 /*
  * The event-loop way in (auth/passdb.c). Start checking req: returns 1
  * with the answer in res (password file, or refused before asking), or 0
- * when it goes to LDAP: the answer then comes through pdb->done with tag.
+ * when it goes to LDAP or authdaemond: the answer then comes through
+ * pdb->done with tag.
  * Either way it is logged as passdb_check() logs it. The caller wipes
  * req->password (a copy is kept while LDAP needs it).
  */

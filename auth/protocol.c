@@ -192,7 +192,7 @@ int protocol_decode_reply(const void *msg, size_t len, struct auth_reply *out)
         errno = EPROTO;
         return -1;
     }
-    if (status > AUTH_TEMPFAIL) {
+    if (status > AUTH_REFUSED) {
         errno = EPROTO;
         return -1;
     }

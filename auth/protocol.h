@@ -17,7 +17,8 @@
  * user's maildir (template already expanded). AUTH_FAIL: unknown user or
  * wrong password (the helper does not say which, and spends the same work on
  * both). AUTH_TEMPFAIL: the backend could not answer (e.g. the password file
- * is unreadable); the client should retry later. message is for the log only,
+ * is unreadable); the client should retry later. AUTH_REFUSED: the password
+ * matched but the account may not use POP3; retrying will not help. message is for the log only,
  * never sent to a POP3 client. generation: with AUTH_OK, the credential
  * cache's generation of this password's entry (shm/credcache.h), under
  * which the worker may remember the login; 0 when it must not.
@@ -81,6 +82,9 @@ enum auth_status {
     AUTH_OK = 0,
     AUTH_FAIL = 1,
     AUTH_TEMPFAIL = 2,
+    /* The password is right but the account may not use POP3 (authlib's
+     * disablepop3, auth/passdb_authlib.h): the worker says -ERR [SYS/PERM]. */
+    AUTH_REFUSED = 3,
 };
 
 /* Field limits (AUTH_USER_MAX...), with the checks that every message fits one datagram. */

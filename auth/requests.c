@@ -53,7 +53,8 @@ static double penalize(struct auth_requests *d, const char *ip, const char *user
 {
     double delay = 0;
 
-    if (!d->have_penalty || status == AUTH_TEMPFAIL)
+    /* A refused account (AUTH_REFUSED) gave the right password: not a guess, not a reward. */
+    if (!d->have_penalty || status == AUTH_TEMPFAIL || status == AUTH_REFUSED)
         return 0;
     if (status == AUTH_FAIL) {
         int blocked = 0;

@@ -267,6 +267,14 @@ void login_finish(struct conn *c, enum auth_status status, const char *user,
         stats_login(c->auth_mech, STATS_LOGIN_FAILED);
         pop3_set_reply(&r, "AUTH", "Authentication failed");
         auth_failed(c, &r);
+    } else if (status == AUTH_REFUSED) {
+        /* The password was right; the account may not use POP3 (auth/protocol.h). */
+        stats_login(c->auth_mech, STATS_LOGIN_FAILED);
+        pop3_set_reply(&r, "SYS/PERM", "POP3 access is not allowed for this account");
+        log_info("login refused user=%s ip=%s", c->user, c->ip);
+        c->user[0] = '\0';
+        pop3_set_state(c, POP3_AUTHORIZATION);
+        pop3_write_reply(c, POP3_ERR, &r);
     } else if (status != AUTH_OK) {
         pop3_set_reply(&r, "SYS/TEMP", "Temporary authentication failure, try again later");
         stats_login(c->auth_mech, STATS_LOGIN_TEMPFAIL);

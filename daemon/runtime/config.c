@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "daemon/runtime/config_private.h"
@@ -189,6 +190,11 @@ static const struct setting settings[] = {
       .max = LDAP_TIMEOUT_MAX },
     { .name = "ldap_bind_connections", .type = &setting_int, FIELD(ldap_bind_connections),
       .def = "4", .min = 1, .max = 64 },
+    { .name = "authlib_socket", .type = &setting_path, FIELD(authlib_socket),
+      .def = "/var/run/courier/authdaemon/socket" },
+    /* The same bound as ldap_timeout, for the same reason (the worker's wait). */
+    { .name = "authlib_timeout", .type = &setting_seconds, FIELD(authlib_timeout), .def = "5s",
+      .min = 1, .max = LDAP_TIMEOUT_MAX },
     { .name = "auth_penalty", .type = &setting_bool, FIELD(auth_penalty), .def = "yes" },
     { .name = "auth_penalty_delay", .type = &setting_seconds, FIELD(auth_penalty_delay),
       .def = "1s", .max = AUTH_PENALTY_DELAY_MAX },
@@ -392,6 +398,18 @@ static int check_mechanisms(const struct config *cfg, char *err, size_t errlen)
     return 0;
 }
 
+/* authlib_socket must fit a sockaddr_un: the helper connects to it (auth/passdb_authlib.c). */
+static int check_authlib(const struct config *cfg, char *err, size_t errlen)
+{
+    struct sockaddr_un sa;
+
+    if (strlen(cfg->authlib_socket) < sizeof(sa.sun_path))
+        return 0;
+    return config_error(err, errlen, "%s:%d: authlib_socket is longer than a Unix socket path "
+                        "may be (%zu bytes)", cfg->path, config_line_of(cfg, "authlib_socket"),
+                        sizeof(sa.sun_path) - 1);
+}
+
 int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
 {
     char msg[384];
@@ -465,7 +483,8 @@ int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
     if (check_tls_and_proxy(cfg, err, errlen) == -1)
         goto out;
     if (check_mechanisms(cfg, err, errlen) == -1 || check_metrics(cfg, err, errlen) == -1 ||
-        config_check_ldap(cfg, err, errlen) == -1 || check_host_name(cfg, err, errlen) == -1 ||
+        config_check_ldap(cfg, err, errlen) == -1 || check_authlib(cfg, err, errlen) == -1 ||
+        check_host_name(cfg, err, errlen) == -1 ||
         check_workarounds(cfg, err, errlen) == -1)
         goto out;
     if (cfg->listen_count == 0) {

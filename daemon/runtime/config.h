@@ -106,7 +106,8 @@ struct config {
     struct cidr_list proxy_trusted;       /* who may send a PROXY header */
     int  proxy_timeout;                   /* seconds to wait for the PROXY header */
 
-    /* Password databases, in the order asked: "passwd-file", "ldap" or both (auth/passdb.h). */
+    /* Password databases, in the order asked: "passwd-file", "ldap", "authlib", or the file
+     * and one of the others (auth/passdb.h). */
     char passdb[CONFIG_NAME_MAX];
     char ldap_uri[CONFIG_PATH_MAX];       /* one or more URIs, tried in order (auth/passdb_ldap.h) */
     int  ldap_starttls;
@@ -123,6 +124,8 @@ struct config {
     int  ldap_connect_timeout;            /* seconds */
     int  ldap_timeout;                    /* seconds, a whole lookup */
     int  ldap_bind_connections;
+    char authlib_socket[CONFIG_PATH_MAX]; /* courier-authdaemond's socket (auth/passdb_authlib.h) */
+    int  authlib_timeout;                 /* seconds, a whole request */
 
     /* Brute-force penalty (auth/penalty.h). */
     int  auth_penalty;

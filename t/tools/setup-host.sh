@@ -8,12 +8,13 @@ set -eu
 
 PACKAGES="build-essential cmake pkg-config clang libssl-dev libldap-dev liblmdb-dev
 libcap-dev libcrypt-dev libcmocka-dev python3 curl fetchmail getmail6 slapd ldap-utils
-procps psmisc openssl fail2ban strace dovecot-pop3d haproxy whois prometheus"
-# The benchmark's second incumbent, Courier: its tcpd and authentication daemon with
-# the userdb module (nothing in `make test` uses them). courier-pop itself is not
+procps psmisc openssl fail2ban strace dovecot-pop3d haproxy whois prometheus
+courier-authdaemon courier-authlib-userdb"
+# The benchmark's second incumbent, Courier: its tcpd (its authentication daemon and
+# userdb are above: the authlib tests use them too). courier-pop itself is not
 # installed: it conflicts with dovecot-pop3d (both provide pop3-server), so
 # t/bench/courier.sh unpacks its .deb into a directory of its own instead.
-BENCH_PACKAGES="courier-base courier-authdaemon courier-authlib-userdb"
+BENCH_PACKAGES="courier-base"
 [ "${1:-}" = --bench ] && PACKAGES="$PACKAGES $BENCH_PACKAGES"
 
 missing=""
@@ -54,6 +55,15 @@ if [ -n "$missing" ]; then
         update-rc.d prometheus disable >/dev/null 2>&1 || true
         if command -v deb-systemd-helper >/dev/null; then
             deb-systemd-helper disable prometheus.service >/dev/null 2>&1 || true
+        fi
+        ;;
+    esac
+    # courier-authdaemon likewise: t/e2e/authlib_fixture.py starts its own.
+    case " $missing " in
+    *" courier-authdaemon "*)
+        update-rc.d courier-authdaemon disable >/dev/null 2>&1 || true
+        if command -v deb-systemd-helper >/dev/null; then
+            deb-systemd-helper disable courier-authdaemon.service >/dev/null 2>&1 || true
         fi
         ;;
     esac
