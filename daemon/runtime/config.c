@@ -179,6 +179,9 @@ static const struct setting settings[] = {
       .def = "", .flags = SETTING_MAY_BE_EMPTY },
     { .name = "ldap_home_attribute", .type = &setting_string, FIELD(ldap_home_attribute), .def = "",
       .flags = SETTING_MAY_BE_EMPTY },
+    /* Empty: the router (router_listen) spreads users by hashing alone; e.g. mailHost. */
+    { .name = "ldap_host_attribute", .type = &setting_string, FIELD(ldap_host_attribute), .def = "",
+      .flags = SETTING_MAY_BE_EMPTY },
     { .name = "ldap_user_attribute", .type = &setting_string, FIELD(ldap_user_attribute), .def = "",
       .flags = SETTING_MAY_BE_EMPTY },
     { .name = "ldap_connect_timeout", .type = &setting_seconds, FIELD(ldap_connect_timeout),

@@ -119,6 +119,7 @@ struct config {
     int  ldap_auth;                       /* enum config_ldap_auth */
     char ldap_maildir_attribute[CONFIG_NAME_MAX];
     char ldap_home_attribute[CONFIG_NAME_MAX];
+    char ldap_host_attribute[CONFIG_NAME_MAX]; /* the user's backend, for the router; "" = none */
     char ldap_user_attribute[CONFIG_NAME_MAX];
     int  ldap_connect_timeout;            /* seconds */
     int  ldap_timeout;                    /* seconds, a whole lookup */

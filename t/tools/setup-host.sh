@@ -6,7 +6,8 @@ set -eu
 
 PACKAGES="build-essential cmake pkg-config clang libssl-dev libldap-dev liblmdb-dev
 libcap-dev libcrypt-dev libcmocka-dev python3 curl fetchmail getmail6 slapd ldap-utils
-procps psmisc openssl fail2ban strace dovecot-pop3d haproxy whois prometheus"
+procps psmisc openssl fail2ban strace dovecot-pop3d haproxy whois prometheus
+nginx-light libnginx-mod-mail"
 
 missing=""
 for p in $PACKAGES; do
@@ -46,6 +47,16 @@ if [ -n "$missing" ]; then
         update-rc.d prometheus disable >/dev/null 2>&1 || true
         if command -v deb-systemd-helper >/dev/null; then
             deb-systemd-helper disable prometheus.service >/dev/null 2>&1 || true
+        fi
+        ;;
+    esac
+    # nginx is here for its mail proxy in the multi-host test, which runs its
+    # own nginx with its own prefix: the system one stays off at boot too.
+    case " $missing " in
+    *" nginx-light "*)
+        update-rc.d nginx disable >/dev/null 2>&1 || true
+        if command -v deb-systemd-helper >/dev/null; then
+            deb-systemd-helper disable nginx.service >/dev/null 2>&1 || true
         fi
         ;;
     esac
