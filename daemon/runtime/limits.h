@@ -37,6 +37,9 @@
  */
 #define USERNAME_MAX 128
 
+/* router_backends: a farm of fetch servers, not a cloud; the health checks run in one poll loop. */
+#define CONFIG_ROUTER_BACKENDS_MAX 32
+
 /* ---- worker <-> fastpop-auth ------------------------------------------- */
 
 /* One IPC datagram (daemon/runtime/ipc.h): every message between processes fits. */

@@ -109,7 +109,7 @@ static void test_answers(void **state)
 {
     (void)state;
     char out[256];
-    size_t n = auth_http_ok(out, sizeof(out), "127.0.1.2", 110);
+    size_t n = auth_http_ok(out, sizeof(out), "127.0.1.2", 110, NULL);
     assert_int_equal(n, strlen(out));
     assert_string_equal(out, "HTTP/1.0 200 OK\r\nAuth-Status: OK\r\nAuth-Server: 127.0.1.2\r\n"
                              "Auth-Port: 110\r\n\r\n");
@@ -118,7 +118,10 @@ static void test_answers(void **state)
                              "Auth-Wait: 3\r\n\r\n");
     n = auth_http_fail(out, sizeof(out), "[SYS/TEMP] later", 0);
     assert_string_equal(out, "HTTP/1.0 200 OK\r\nAuth-Status: [SYS/TEMP] later\r\n\r\n");
-    assert_int_equal(auth_http_ok(out, 10, "127.0.1.2", 110), 0);
+    assert_int_equal(auth_http_ok(out, 10, "127.0.1.2", 110, NULL), 0);
+    n = auth_http_ok(out, sizeof(out), "127.0.1.2", 110, "Alice");
+    assert_string_equal(out, "HTTP/1.0 200 OK\r\nAuth-Status: OK\r\nAuth-Server: 127.0.1.2\r\n"
+                             "Auth-Port: 110\r\nAuth-User: Alice\r\n\r\n");
 }
 
 static struct route_backend three[3] = {
