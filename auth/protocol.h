@@ -23,9 +23,9 @@
  * which the worker may remember the login; 0 when it must not. host: with
  * AUTH_OK, the user's backend as the directory names it (ldap_host_attribute),
  * "" when it names none or the answer came from the credential cache. Only
- * the router (daemon/router/) uses it, and its requests are never answered
- * from the cache (AUTH_MECH_ROUTER). A reply that ends after generation, as
- * before host existed, decodes with host "".
+ * the router (daemon/router/) uses it; when it needs the host, its request
+ * is never answered from the cache (AUTH_MECH_ROUTER_LOOKUP). A reply that
+ * ends after generation, as before host existed, decodes with host "".
  *
  * SCRAM-SHA-256 (RFC 5802/7677) runs in the helper, because the server side
  * needs the stored keys, which workers must never see. The worker relays the
@@ -130,11 +130,14 @@ struct auth_reply {
 };
 
 /*
- * The mechanism the router (daemon/router/router_main.c) puts in its PASS
- * requests: the helper answers them from the directory, never from the
- * credential cache, whose entries do not hold the user's host.
+ * The mechanisms the router (daemon/router/router_main.c) puts in its PASS
+ * requests: ROUTER when it remembers the user's host (router_cache_ttl), so
+ * the credential cache may answer (with host ""); ROUTER_LOOKUP when it
+ * needs the host, which the helper then asks the directory for, never the
+ * cache, whose entries do not hold it.
  */
 #define AUTH_MECH_ROUTER "router"
+#define AUTH_MECH_ROUTER_LOOKUP "router-lookup"
 
 /* The type field of a datagram, or 0 (no message type) if it is shorter than a header. */
 uint32_t protocol_message_type(const void *msg, size_t len);

@@ -34,8 +34,8 @@ int router_count(const struct config *cfg)
 static void settings_key(const struct master *m, char *out, size_t outlen)
 {
     const struct config *cfg = m->cfg;
-    snprintf(out, outlen, "%s|%s|%d|%d|%u|%d", cfg->router_listen, cfg->router_backends,
-             cfg->router_check_interval, cfg->router_proxy_protocol,
+    snprintf(out, outlen, "%s|%s|%d|%d|%d|%u|%d", cfg->router_listen, cfg->router_backends,
+             cfg->router_check_interval, cfg->router_proxy_protocol, cfg->router_cache_ttl,
              (unsigned)m->ids.mail_uid, cfg->log_level);
 }
 
@@ -58,11 +58,12 @@ void router_enter(struct master *m, struct child *c)
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() != master)
         _exit(0);
-    char level[16], interval[16];
+    char level[16], interval[16], ttl[16];
     snprintf(level, sizeof(level), "%d", m->cfg->log_level);
     snprintf(interval, sizeof(interval), "%d", m->cfg->router_check_interval);
+    snprintf(ttl, sizeof(ttl), "%d", m->cfg->router_cache_ttl);
     int to_stderr = m->opts->foreground || m->cfg->log_target == CONFIG_LOG_STDERR;
-    char *argv[16];
+    char *argv[18];
     int n = 0;
     argv[n++] = "fastpop-router";
     argv[n++] = "--listen-fd";
@@ -73,6 +74,8 @@ void router_enter(struct master *m, struct child *c)
     argv[n++] = m->cfg->router_backends;
     argv[n++] = "--check-interval";
     argv[n++] = interval;
+    argv[n++] = "--cache-ttl";
+    argv[n++] = ttl;
     argv[n++] = "--log-level";
     argv[n++] = level;
     if (m->cfg->router_proxy_protocol)

@@ -105,7 +105,8 @@ void router_helper_free(struct router_helper *rh)
 }
 
 void router_helper_ask(struct router_helper *rh, uint64_t tag, const char *user,
-                       const char *password, const char *ip, double now)
+                       const char *password, const char *ip, const char *mechanism,
+                       double now)
 {
     struct pending *slot = NULL;
     for (unsigned i = 0; i < rh->max && slot == NULL; i++) {
@@ -125,7 +126,7 @@ void router_helper_ask(struct router_helper *rh, uint64_t tag, const char *user,
     }
     struct buf b;
     buf_init(&b, IPC_MAX_MESSAGE);
-    int rc = protocol_encode_pass_request(&b, slot->id, user, password, ip, AUTH_MECH_ROUTER);
+    int rc = protocol_encode_pass_request(&b, slot->id, user, password, ip, mechanism);
     if (rc == 0)
         rc = ipc_send(rh->fd, &b);
     int saved = errno;

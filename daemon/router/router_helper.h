@@ -3,8 +3,9 @@
  * the client's address, answered in any order (auth/protocol.h). The
  * router is one more client of the helper, beside the workers; it runs as
  * the mail user and is the master's child, so the helper's peer check takes
- * it. Its requests carry the mechanism AUTH_MECH_ROUTER, which the helper
- * never answers from the credential cache (the cache holds no host).
+ * it. Its requests carry the mechanism AUTH_MECH_ROUTER_LOOKUP when the
+ * router needs the user's host (never answered from the credential cache,
+ * which holds no host), else AUTH_MECH_ROUTER.
  *
  * A request the helper has not answered within AUTH_TIMEOUT_SECONDS, and
  * every request in flight when the connection breaks, is answered
@@ -33,8 +34,10 @@ struct router_helper *router_helper_new(const char *socket_path, unsigned max_in
 void router_helper_free(struct router_helper *rh);
 
 /* Ask; the answer comes through done (maybe at once, on failure). The password is not kept. */
+/* mechanism: AUTH_MECH_ROUTER or AUTH_MECH_ROUTER_LOOKUP (auth/protocol.h). */
 void router_helper_ask(struct router_helper *rh, uint64_t tag, const char *user,
-                       const char *password, const char *ip, double now);
+                       const char *password, const char *ip, const char *mechanism,
+                       double now);
 /* The caller no longer wants tag's answer (its client went away). */
 void router_helper_cancel(struct router_helper *rh, uint64_t tag);
 

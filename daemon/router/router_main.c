@@ -3,7 +3,8 @@
  * each login nginx asks: the password goes to fastpop-auth with the
  * client's address from Client-IP (so the brute-force penalty counts per
  * client at the edge too); the helper's answer gives the canonical user and
- * the directory's host for that user (ldap_host_attribute); route_pick()
+ * the directory's host for that user (ldap_host_attribute, remembered for
+ * router_cache_ttl: host_cache.h); route_pick()
  * turns that into a healthy backend (health.h). nginx gets
  *
  *   OK:       Auth-Status: OK, Auth-Server/Auth-Port, Auth-User: canonical name
@@ -13,7 +14,8 @@
  *             no healthy backend, a request it cannot use)
  *
  *   fastpop-router --listen-fd 3 --auth-socket PATH --backends "name=IP:port ..."
- *                  [--check-interval S] [--proxy-protocol] [--log-level 0-3] [-F]
+ *                  [--check-interval S] [--cache-ttl S] [--proxy-protocol]
+ *                  [--log-level 0-3] [-F]
  *
  * The master (daemon/master/master_router.c) starts it on the router_listen
  * socket it bound, as the mail user, through an exec. It reads no file and
@@ -32,6 +34,7 @@
 
 #include "daemon/router/auth_http.h"
 #include "daemon/router/health.h"
+#include "daemon/router/host_cache.h"
 #include "daemon/router/route_pick.h"
 #include "daemon/router/router_helper.h"
 #include "daemon/runtime/clock.h"
@@ -59,12 +62,16 @@ struct pending_login {
     int used;
     uint64_t token;
     unsigned attempt;
+    int have_host;                /* the host cache knew this login: host is its host */
+    char login[USERNAME_MAX];
+    char host[AUTH_HOST_MAX];
 };
 
 struct router {
     struct http_clients *http;
     struct router_helper *helper;
     struct health *health;
+    struct host_cache *hosts;
     struct route_backend backends[CONFIG_ROUTER_BACKENDS_MAX];
     size_t nbackends;
     struct pending_login logins[ROUTER_MAX_CLIENTS];
@@ -75,6 +82,7 @@ struct options {
     const char *auth_socket;
     const char *backends;
     int check_interval;
+    int cache_ttl;
     int proxy_protocol;
     int log_level;
     int foreground;
@@ -83,7 +91,8 @@ struct options {
 static void usage(FILE *out)
 {
     fprintf(out, "usage: fastpop-router --listen-fd N --auth-socket PATH --backends LIST "
-                 "[--check-interval S] [--proxy-protocol] [--log-level 0-3] [-F]\n"
+                 "[--check-interval S] [--cache-ttl S] [--proxy-protocol] [--log-level 0-3] "
+                 "[-F]\n"
                  "Started by fastpopd for router_listen; not meant to be run by hand.\n");
 }
 
@@ -104,16 +113,19 @@ static int parse_args(int argc, char **argv, struct options *o)
         { "auth-socket", required_argument, NULL, 'a' },
         { "backends", required_argument, NULL, 'b' },
         { "check-interval", required_argument, NULL, 'i' },
+        { "cache-ttl", required_argument, NULL, 't' },
         { "proxy-protocol", no_argument, NULL, 'p' },
         { "log-level", required_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     int c;
-    *o = (struct options){ .listen_fd = -1, .check_interval = 2, .log_level = LOG_LVL_INFO };
+    *o = (struct options){ .listen_fd = -1, .check_interval = 2, .cache_ttl = 30,
+                           .log_level = LOG_LVL_INFO };
     while ((c = getopt_long(argc, argv, "Fh", longopts, NULL)) != -1) {
         if ((c == 'l' && parse_num(optarg, 0, 1024, &o->listen_fd) == 0) ||
             (c == 'i' && parse_num(optarg, 1, 60, &o->check_interval) == 0) ||
+            (c == 't' && parse_num(optarg, 0, 86400, &o->cache_ttl) == 0) ||
             (c == 'v' && parse_num(optarg, 0, LOG_LVL_DEBUG, &o->log_level) == 0))
             continue;
         if (c == 'a' || c == 'b') {
@@ -195,8 +207,12 @@ static void on_request(void *ctx, uint64_t token, const char *text, size_t len)
         explicit_bzero(&req, sizeof(req));
         return;
     }
+    double now = clock_mono();
     *l = (struct pending_login){ .used = 1, .token = token, .attempt = req.attempt };
-    router_helper_ask(r->helper, token, req.user, req.pass, req.client_ip, clock_mono());
+    memcpy(l->login, req.user, sizeof(l->login));
+    l->have_host = host_cache_get(r->hosts, req.user, now, l->host);
+    router_helper_ask(r->helper, token, req.user, req.pass, req.client_ip,
+                      l->have_host ? AUTH_MECH_ROUTER : AUTH_MECH_ROUTER_LOOKUP, now);
     explicit_bzero(&req, sizeof(req));
 }
 
@@ -218,6 +234,16 @@ static void on_helper(void *ctx, uint64_t tag, const struct auth_reply *rep)
     unsigned attempt = l->attempt;
     l->used = 0;
     char out[512];
+    /*
+     * The directory's word (we asked for it, or the helper's cache missed)
+     * is remembered; a cached answer names no host and the remembered one
+     * stands, as it does for a stale answer during a directory outage.
+     */
+    const char *host = rep->host;
+    if (rep->status == AUTH_OK && (!l->have_host || rep->host[0] != '\0'))
+        host_cache_put(r->hosts, l->login, rep->host, clock_mono());
+    else if (l->have_host)
+        host = l->host;
     if (rep->status == AUTH_FAIL) {
         unsigned wait = attempt < ROUTER_MAX_ATTEMPTS ? ROUTER_FAIL_WAIT : 0;
         if (auth_http_fail(out, sizeof(out), "[AUTH] Authentication failed", wait) > 0)
@@ -229,7 +255,7 @@ static void on_helper(void *ctx, uint64_t tag, const struct auth_reply *rep)
         tempfail(r, tag, "[SYS/TEMP] Temporary authentication failure");
         return;
     }
-    int i = route_pick(rep->user, rep->host, r->backends, r->nbackends);
+    int i = route_pick(rep->user, host, r->backends, r->nbackends);
     if (i < 0) {
         log_error("router: no backend is up and not draining; user=%s gets a temporary error",
                   rep->user);
@@ -243,7 +269,7 @@ static void on_helper(void *ctx, uint64_t tag, const struct auth_reply *rep)
         return;
     }
     log_debug("router: user=%s to %s (%s:%u)%s", rep->user, b->name, b->ip, b->port,
-              rep->host[0] && strcmp(rep->host, b->name) != 0 ? " instead of its host" : "");
+              host[0] && strcmp(host, b->name) != 0 ? " instead of its host" : "");
     send_answer(r, tag, out);
 }
 
@@ -271,7 +297,8 @@ static void setup(struct router *r, const struct options *o)
     r->helper = router_helper_new(o->auth_socket, ROUTER_MAX_CLIENTS, on_helper, r);
     r->health = health_new(r->backends, r->nbackends, o->check_interval, ROUTER_CHECK_TIMEOUT,
                            o->proxy_protocol);
-    if (r->http == NULL || r->helper == NULL || r->health == NULL)
+    r->hosts = host_cache_new(o->cache_ttl);
+    if (r->http == NULL || r->helper == NULL || r->health == NULL || r->hosts == NULL)
         log_fatal("out of memory");
 }
 

@@ -86,6 +86,10 @@ static const struct setting settings[] = {
     /* Must match the backends' listeners: one with proxy_protocol wants the header first. */
     { .name = "router_proxy_protocol", .type = &setting_bool, FIELD(router_proxy_protocol),
       .def = "no" },
+    /* 30 s: a mailHost change counts within half a minute, and a user polling every
+     * minute or more costs the directory one search per session at most. 0: every login. */
+    { .name = "router_cache_ttl", .type = &setting_seconds, FIELD(router_cache_ttl),
+      .def = "30s", .min = 0, .max = 3600 },
     { .name = "run_dir", .type = &setting_path, FIELD(run_dir), .def = "/run/fastpop" },
     { .name = "state_dir", .type = &setting_path, FIELD(state_dir), .def = "/var/lib/fastpop" },
     { .name = "pid_file", .type = &setting_path, FIELD(pid_file), .def = "",

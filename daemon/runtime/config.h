@@ -67,6 +67,7 @@ struct config {
     char router_backends[CONFIG_PATH_MAX];/* "name=IP:port ..." (config_parse_backends) */
     int  router_check_interval;           /* seconds between health checks of each backend */
     int  router_proxy_protocol;           /* backends' listeners want a PROXY header */
+    int  router_cache_ttl;                /* seconds a login's host is remembered */
     char run_dir[CONFIG_PATH_MAX];
     char state_dir[CONFIG_PATH_MAX];
     char pid_file[CONFIG_PATH_MAX];       /* "" = run_dir/fastpopd.pid */

@@ -808,6 +808,7 @@ static void test_router_settings(void **state)
     assert_int_equal(cfg_a.router.addrlen, 0);
     assert_int_equal(cfg_a.router_check_interval, 2);
     assert_int_equal(cfg_a.router_proxy_protocol, 0);
+    assert_int_equal(cfg_a.router_cache_ttl, 30);
     load_ok(LISTEN1 "router_listen = 127.0.0.1:9110\n"
             "router_backends = pop1=127.0.1.1:110 pop2=[::1]:1110\nrouter_check_interval = 5s\n"
             "router_proxy_protocol = yes\n");
@@ -829,6 +830,8 @@ static void test_router_settings(void **state)
     load_err(LISTEN1 "router_backends = a=127.0.0.1:110 a=127.0.0.2:110\n", 2, "named twice");
     load_err(LISTEN1 "router_backends = 127.0.0.1:110\n", 2, "name=IP:port");
     load_err(LISTEN1 "router_check_interval = 0\n", 2, "router_check_interval");
+    load_err(LISTEN1 "router_cache_ttl = 2h\n", 2, "router_cache_ttl");
+    load_ok(LISTEN1 "router_cache_ttl = 0\n");
 }
 
 int main(void)

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "daemon/router/auth_http.h"
+#include "daemon/router/host_cache.h"
 #include "daemon/router/route_pick.h"
 
 /* As nginx 1.22 sends it for USER/PASS over POP3 (headers in its order). */
@@ -173,6 +174,32 @@ static void test_pick_moves_only_the_lost_hosts_users(void **state)
     }
 }
 
+/* A login's host is remembered for the TTL, then forgotten; TTL 0 remembers nothing. */
+static void test_host_cache(void **state)
+{
+    (void)state;
+    char host[AUTH_HOST_MAX];
+    struct host_cache *hc = host_cache_new(30);
+    assert_non_null(hc);
+    assert_int_equal(host_cache_get(hc, "amy", 100.0, host), 0);
+    host_cache_put(hc, "amy", "pop1", 100.0);
+    host_cache_put(hc, "ezra", "", 100.0);
+    assert_int_equal(host_cache_get(hc, "amy", 129.0, host), 1);
+    assert_string_equal(host, "pop1");
+    assert_int_equal(host_cache_get(hc, "ezra", 129.0, host), 1);   /* "no host" is remembered too */
+    assert_string_equal(host, "");
+    assert_int_equal(host_cache_get(hc, "Amy", 129.0, host), 0);
+    assert_int_equal(host_cache_get(hc, "amy", 130.0, host), 0);
+    host_cache_put(hc, "amy", "pop2", 131.0);                          /* a fresh lookup replaces */
+    assert_int_equal(host_cache_get(hc, "amy", 132.0, host), 1);
+    assert_string_equal(host, "pop2");
+    host_cache_free(hc);
+    hc = host_cache_new(0);
+    host_cache_put(hc, "amy", "pop1", 100.0);
+    assert_int_equal(host_cache_get(hc, "amy", 100.0, host), 0);
+    host_cache_free(hc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -180,6 +207,7 @@ int main(void)
         cmocka_unit_test(test_parse_refuses),
         cmocka_unit_test(test_parse_case_and_bare_lf),
         cmocka_unit_test(test_answers),
+        cmocka_unit_test(test_host_cache),
         cmocka_unit_test(test_pick_preferred_then_rendezvous),
         cmocka_unit_test(test_pick_moves_only_the_lost_hosts_users),
     };
