@@ -11,6 +11,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "daemon/runtime/buf.h"
+#include "daemon/runtime/ipc.h"
+
+#include "auth/protocol.h"
 #include "daemon/router/auth_http.h"
 #include "daemon/router/host_cache.h"
 #include "daemon/router/route_pick.h"
@@ -200,6 +204,36 @@ static void test_host_cache(void **state)
     host_cache_free(hc);
 }
 
+/* The helper's PASS reply carries the user's host; one without it (as before) decodes as "". */
+static void test_pass_reply_host(void **state)
+{
+    (void)state;
+    struct buf b;
+    struct auth_reply rep;
+    buf_init(&b, IPC_MAX_MESSAGE);
+    assert_int_equal(protocol_encode_pass_reply(&b, 7, AUTH_OK, "amy", "/m/amy", "", 3, "pop2"),
+                     0);
+    assert_int_equal(protocol_decode_reply(buf_rptr(&b), buf_len(&b), &rep), 0);
+    assert_int_equal(rep.id, 7);
+    assert_string_equal(rep.user, "amy");
+    assert_string_equal(rep.host, "pop2");
+    assert_int_equal(ipc_begin(&b, AUTH_MSG_PASS_REPLY, 8), 0);
+    assert_int_equal(ipc_put_u32(&b, AUTH_OK), 0);
+    assert_int_equal(ipc_put_str(&b, "amy"), 0);
+    assert_int_equal(ipc_put_str(&b, "/m/amy"), 0);
+    assert_int_equal(ipc_put_str(&b, ""), 0);
+    assert_int_equal(ipc_put_u64(&b, 0), 0);
+    assert_int_equal(protocol_decode_reply(buf_rptr(&b), buf_len(&b), &rep), 0);
+    assert_string_equal(rep.host, "");
+    /* A host longer than any backend name is malformed. */
+    char longhost[AUTH_HOST_MAX + 1];
+    memset(longhost, 'h', sizeof(longhost) - 1);
+    longhost[sizeof(longhost) - 1] = '\0';
+    assert_int_equal(protocol_encode_pass_reply(&b, 9, AUTH_OK, "amy", "/m", "", 0, longhost), 0);
+    assert_int_equal(protocol_decode_reply(buf_rptr(&b), buf_len(&b), &rep), -1);
+    buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -208,6 +242,7 @@ int main(void)
         cmocka_unit_test(test_parse_case_and_bare_lf),
         cmocka_unit_test(test_answers),
         cmocka_unit_test(test_host_cache),
+        cmocka_unit_test(test_pass_reply_host),
         cmocka_unit_test(test_pick_preferred_then_rendezvous),
         cmocka_unit_test(test_pick_moves_only_the_lost_hosts_users),
     };
