@@ -5,7 +5,7 @@ user's mailHost over three backends (127.0.1.1-3, own state directories, one
 shared maildir tree, mailbox_lock = shared, PROXY protocol from nginx).
 
 Checked: users land on their mailHost and the backend logs the client's
-address, not nginx's; a wrong password is refused at the proxy; a second
+address, not nginx's (poplib plain, POP3S and STLS, curl over both); a wrong password is refused at the proxy; a second
 session on another backend gets [IN-USE]; a drained backend's new users go
 elsewhere and come back after undrain; a mailHost change in LDAP takes
 effect within router_cache_ttl; a SIGKILLed backend's users move within seconds.
@@ -23,6 +23,7 @@ import unittest
 from fastpop_harness import (BIN, IS_ROOT, Daemon, children_of, free_port, main,
                              wait_until)
 from ldap_fixture import Slapd, hash_ssha, ldap_config, person, secret_file
+from tls_fixture import CertFactory, client_context
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 MAIL_MODULE = "/usr/lib/nginx/modules/ngx_mail_module.so"
@@ -58,10 +59,21 @@ class ClientPOP3(poplib.POP3):
                                         source_address=(CLIENT_IP, 0))
 
 
+class ClientPOP3_SSL(poplib.POP3_SSL):
+    """POP3S from CLIENT_IP."""
+
+    def _create_socket(self, timeout):
+        sock = socket.create_connection((self.host, self.port), timeout,
+                                        source_address=(CLIENT_IP, 0))
+        return self.context.wrap_socket(sock, server_hostname=self.host)
+
+
 class Nginx:
-    def __init__(self, port, router_port):
+    def __init__(self, port, router_port, cert):
         self.dir = tempfile.mkdtemp(prefix="fastpop-nginx-")
         self.port = port
+        self.tls_port = free_port()
+        self.stls_port = free_port()
         self.conf = os.path.join(self.dir, "nginx.conf")
         self.error_log = os.path.join(self.dir, "error.log")
         with open(self.conf, "w") as f:
@@ -76,13 +88,26 @@ mail {
     auth_http 127.0.0.1:%(router)d/auth;
     proxy_pass_error_message on;
     proxy_protocol on;
+    pop3_auth plain;
+    ssl_certificate %(cert)s;
+    ssl_certificate_key %(key)s;
     server {
         listen 127.0.0.1:%(port)d;
         protocol pop3;
-        pop3_auth plain;
+    }
+    server {
+        listen 127.0.0.1:%(tls_port)d ssl;
+        protocol pop3;
+    }
+    server {
+        listen 127.0.0.1:%(stls_port)d;
+        protocol pop3;
+        starttls only;
     }
 }
-""" % {"module": MAIL_MODULE, "dir": self.dir, "router": router_port, "port": port})
+""" % {"module": MAIL_MODULE, "dir": self.dir, "router": router_port, "port": port,
+       "tls_port": self.tls_port, "stls_port": self.stls_port, "cert": cert.cert,
+       "key": cert.key})
         self.proc = None
 
     def start(self):
@@ -172,7 +197,10 @@ class RouterFarm(unittest.TestCase):
             d.start()
         for user in USERS:
             cls.router_host.maildir(user)
-        cls.nginx = Nginx(free_port(), cls.router_port)
+        cls.certs = CertFactory()
+        cls.cleanups.append(cls.certs.cleanup)
+        cls.nginx = Nginx(free_port(), cls.router_port,
+                          cls.certs.issue("nginx", ["pop.example.test"]))
         cls.cleanups.append(cls.nginx.cleanup)
         cls.nginx.start()
         # The router has checked every backend once: every user lands on her mailHost.
@@ -200,7 +228,9 @@ class RouterFarm(unittest.TestCase):
     @classmethod
     def _logins(cls):
         """(backend name, number of 'login user=... ip=CLIENT_IP' lines) now."""
-        return {name: d.log().count(" ip=%s " % CLIENT_IP) for name, d in cls.backends.items()}
+        return {name: sum(1 for line in d.log().splitlines()
+                          if "login user=" in line and " ip=%s " % CLIENT_IP in line)
+                for name, d in cls.backends.items()}
 
     @classmethod
     def _try_login(cls, user, password=None):
@@ -254,6 +284,34 @@ class RouterFarm(unittest.TestCase):
         first = self._try_login("ezra")
         self.assertIn(first, self.backends)
         self.assertEqual(self._try_login("ezra"), first)
+
+    def test_1_tls_clients_through_nginx(self):
+        """nginx ends TLS (995 and STLS); poplib and curl land on the user's mailHost."""
+        ctx = client_context()
+        p = ClientPOP3_SSL("127.0.0.1", self.nginx.tls_port, context=ctx, timeout=10)
+        p.user("bert")
+        p.pass_("bert-pass")
+        p.stat()
+        p.quit()
+        p = ClientPOP3("127.0.0.1", self.nginx.stls_port, timeout=10)
+        p.stls(ctx)
+        p.user("bert")
+        p.pass_("bert-pass")
+        p.stat()
+        p.quit()
+        self.assertGreaterEqual(self.backends["pop2"].log().count(
+            "login user=bert ip=%s " % CLIENT_IP), 2)
+        if shutil.which("curl") is None:
+            return
+        before = self.backends["pop3"].log().count("login user=cleo ip=%s " % CLIENT_IP)
+        for url, extra in (("pop3s://127.0.0.1:%d/" % self.nginx.tls_port, []),
+                           ("pop3://127.0.0.1:%d/" % self.nginx.stls_port, ["--ssl-reqd"])):
+            r = subprocess.run(["curl", "-sS", "--max-time", "30", "--interface", CLIENT_IP,
+                                "-k", "-u", "cleo:cleo-pass"] + extra + [url],
+                               capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.returncode, 0, r.stderr + self.nginx.read_log())
+        self.assertEqual(self.backends["pop3"].log().count(
+            "login user=cleo ip=%s " % CLIENT_IP), before + 2)
 
     def test_2_wrong_password_is_refused_at_the_proxy(self):
         before = self._logins()
