@@ -205,8 +205,12 @@ class RouterFarm(unittest.TestCase):
         cls.nginx.start()
         # The router has checked every backend once: every user lands on her mailHost.
         for user in ("amy", "bert", "cleo"):
-            wait_until(lambda: cls._try_login(user) == USERS[user][1], MOVE_DEADLINE,
-                       interval=0.3, what="%s routed to her mailHost" % user)
+            try:
+                wait_until(lambda: cls._try_login(user) == USERS[user][1], MOVE_DEADLINE,
+                           interval=0.3, what="%s routed to her mailHost" % user)
+            except AssertionError as e:
+                raise AssertionError("%s\nrouter host log:\n%s\nnginx:\n%s" % (
+                    e, cls.router_host.log()[-3000:], cls.nginx.read_log()))
 
     @classmethod
     def _daemon(cls, extra):
@@ -219,11 +223,14 @@ class RouterFarm(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
+        errors = []
         for fn in reversed(cls.cleanups):
             try:
                 fn()
-            except Exception as e:   # the rest must still be cleaned up
-                print("cleanup: %s" % e)
+            except Exception as e:   # the rest must still be cleaned up, then it fails
+                errors.append(e)
+        if errors:
+            raise AssertionError("cleanup: %s" % "\n".join(str(e) for e in errors))
 
     @classmethod
     def _logins(cls):
