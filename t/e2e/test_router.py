@@ -5,10 +5,12 @@ user's mailHost over three backends (127.0.1.1-3, own state directories, one
 shared maildir tree, mailbox_lock = shared, PROXY protocol from nginx).
 
 Checked: users land on their mailHost and the backend logs the client's
-address, not nginx's (poplib plain, POP3S and STLS, curl over both); a wrong password is refused at the proxy; a second
-session on another backend gets [IN-USE]; a drained backend's new users go
-elsewhere and come back after undrain; a mailHost change in LDAP takes
-effect within router_cache_ttl; a SIGKILLed backend's users move within seconds.
+address, not nginx's (poplib plain, POP3S and STLS, curl over both); a wrong
+password is refused at the proxy; a second session on another backend gets
+[IN-USE]; a drained backend's new users go elsewhere while its logged-in
+session finishes, and they come back after undrain; a mailHost change in
+LDAP takes effect within router_cache_ttl; a SIGKILLed backend's users move
+within seconds.
 """
 import os
 import poplib
@@ -352,9 +354,21 @@ class RouterFarm(unittest.TestCase):
         d = self.backends["pop2"]
         popctl = [os.path.join(BIN, "popctl"), "-c", d.conf, "-s",
                   os.path.join(d.run_dir, "control.sock")]
+        self.router_host.deliver("bert", "Subject: keep\r\n\r\nbody\r\n")
+        session = ClientPOP3("127.0.0.1", self.nginx.port, timeout=10)   # open on pop2
+        session.user("bert")
+        session.pass_("bert-pass")
         r = subprocess.run(popctl + ["drain", "--no-wait"], capture_output=True, text=True,
                            timeout=60)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        # The session that was logged in is served to its QUIT, and its DELE is applied.
+        try:
+            count = session.stat()[0]
+            self.assertGreaterEqual(count, 1)
+            session.dele(count)
+            self.assertTrue(session.quit().startswith(b"+OK"))
+        finally:
+            session.close()
         try:
             self.assertNotEqual(self.landed("bert", avoid="pop2"), "pop2")
         finally:
