@@ -369,6 +369,7 @@ class RouterFarm(unittest.TestCase):
             self.assertTrue(session.quit().startswith(b"+OK"))
         finally:
             session.close()
+        self.assertEqual(len(self.router_host.messages("bert")), count - 1)
         try:
             self.assertNotEqual(self.landed("bert", avoid="pop2"), "pop2")
         finally:
