@@ -192,8 +192,8 @@ int http_clients_pollfds(const struct http_clients *hc, struct pollfd *pfd, int 
         const struct http_client *cl = &hc->clients[i];
         if (cl->fd == -1)
             continue;
-        /* A client waiting for its answer is watched for a hangup only. */
-        short ev = cl->answering && !cl->finishing ? POLLOUT : cl->waiting ? 0 : POLLIN;
+        /* A client waiting for its answer is read too: its EOF means it gave up. */
+        short ev = cl->answering && !cl->finishing ? POLLOUT : POLLIN;
         pfd[n++] = (struct pollfd){ .fd = cl->fd, .events = ev };
     }
     return n;
@@ -214,10 +214,8 @@ void http_clients_handle(struct http_clients *hc, const struct pollfd *pfd, int 
             struct http_client *cl = &hc->clients[i];
             if (cl->fd != pfd[k].fd)
                 continue;
-            if (cl->finishing)
-                read_to_eof(hc, cl);
-            else if (cl->waiting)
-                drop(hc, cl);   /* POLLHUP/POLLERR: nobody to answer */
+            if (cl->finishing || cl->waiting)
+                read_to_eof(hc, cl);   /* bytes after the request are dropped */
             else if (!cl->answering)
                 read_request(hc, cl);
             if (cl->fd != -1 && cl->answering && !cl->finishing)
