@@ -233,6 +233,9 @@ int cache_policy_before(const struct auth_request *req, struct auth_result *res)
     struct credcache_ttl fresh = { ttl.positive, ttl.negative, 0 };
     int found = 0;
 
+    /* The router needs the directory's word on the user's host, which no entry holds. */
+    if (strcmp(req->mechanism, AUTH_MECH_ROUTER_LOOKUP) == 0)
+        return 0;
     if (cache == NULL || (ttl.positive == 0 && ttl.negative == 0) || req->user[0] == '\0' ||
         req->password[0] == '\0' || strlen(req->user) >= CREDCACHE_KEY_MAX)
         return 0;

@@ -47,6 +47,7 @@ struct auth_result {
      * it only with AUTH_OK. */
     char user[AUTH_USER_MAX];
     char maildir[AUTH_PATH_MAX];     /* absolute, on AUTH_OK */
+    char host[AUTH_HOST_MAX];        /* ldap_host_attribute's value, on AUTH_OK; may be "" */
     char message[AUTH_MESSAGE_MAX];  /* for the worker's log; never for the client */
     /* AUTH_OK answered from or recorded in the credential cache: the generation
      * of this password's entry, for the worker's memo (worker/credcache_memo.h);

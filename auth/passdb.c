@@ -66,8 +66,10 @@ static void to_result(const struct passdb_ldap_answer *ans, struct auth_result *
     res->outage = ans->outage;
     res->account_refused = ans->account_refused;
     snprintf(res->user, sizeof(res->user), "%s", ans->user);
-    if (ans->status == AUTH_OK)
+    if (ans->status == AUTH_OK) {
         snprintf(res->maildir, sizeof(res->maildir), "%s", ans->maildir);
+        snprintf(res->host, sizeof(res->host), "%s", ans->host);
+    }
     snprintf(res->message, sizeof(res->message), "%s", ans->message);
 }
 

@@ -205,6 +205,7 @@ static void on_search(struct passdb_ldap *lb, int i, LDAP *ld, LDAPMessage *msg)
     char *dn = ldap_get_dn(ld, e);
     char *maildir = first_value(ld, e, lb->s.maildir_attr);
     char *home = first_value(ld, e, lb->s.home_attr);
+    char *host = first_value(ld, e, lb->s.host_attr);
     char *user = user_value(ld, e, lb->s.user_attr, r->user);
     struct berval **pw = NULL;
     char *pwv[16];
@@ -217,7 +218,7 @@ static void on_search(struct passdb_ldap *lb, int i, LDAP *ld, LDAPMessage *msg)
                 npw++;
         }
     }
-    struct passdb_ldap_found f = { dn, (const char *const *)pwv, npw, maildir, home, user };
+    struct passdb_ldap_found f = { dn, (const char *const *)pwv, npw, maildir, home, user, host };
 
     if (dn == NULL) {
         answer(lb, i, PASSDB_LDAP_OUTCOME_ERROR, "ldap-error", "entry without a DN");
@@ -244,6 +245,7 @@ static void on_search(struct passdb_ldap *lb, int i, LDAP *ld, LDAPMessage *msg)
     ldap_memfree(dn);
     free(maildir);
     free(home);
+    free(host);
     free(user);
 }
 
@@ -322,7 +324,7 @@ static void start_search(struct passdb_ldap *lb, int i)
     struct lreq *r = &lb->reqs[i];
     struct passdb_ldap_conn *c = &lb->pool.conns[SERVICE];
     char filter[CONFIG_PATH_MAX + PASSDB_LDAP_FILTER_ESCAPE_SIZE(AUTH_USER_MAX)];
-    char *attrs[5];
+    char *attrs[6];
     int n = 0;
 
     q_remove(lb, &lb->search_q, i);
@@ -336,6 +338,8 @@ static void start_search(struct passdb_ldap *lb, int i)
         attrs[n++] = lb->s.maildir_attr;
     if (lb->s.home_attr[0])
         attrs[n++] = lb->s.home_attr;
+    if (lb->s.host_attr[0])
+        attrs[n++] = lb->s.host_attr;
     if (lb->s.user_attr[0])
         attrs[n++] = lb->s.user_attr;
     if (lb->s.mode == CONFIG_LDAP_AUTH_PASSWORD)

@@ -80,6 +80,7 @@ struct passdb_ldap_settings {
     char filter[CONFIG_PATH_MAX];
     int mode;                         /* enum config_ldap_auth */
     char maildir_attr[CONFIG_NAME_MAX];
+    char host_attr[CONFIG_NAME_MAX];  /* ldap_host_attribute; "" = not fetched */
     char home_attr[CONFIG_NAME_MAX];
     char user_attr[CONFIG_NAME_MAX];
     char maildir_template[CONFIG_PATH_MAX];
@@ -104,6 +105,7 @@ struct passdb_ldap_answer {
     const char *reason;
     char user[AUTH_USER_MAX];
     char maildir[AUTH_PATH_MAX];
+    char host[AUTH_HOST_MAX];         /* ldap_host_attribute's value; "" if none or too long */
     char message[AUTH_MESSAGE_MAX];
 };
 
@@ -162,6 +164,7 @@ struct passdb_ldap_found {
     const char *maildir;              /* ldap_maildir_attribute value, or NULL */
     const char *home;                 /* ldap_home_attribute value, or NULL */
     const char *user;                 /* the user attribute's value (passdb_ldap_entry_pick_user), or NULL */
+    const char *host;                 /* ldap_host_attribute value, or NULL */
 };
 
 /* Of the user attribute's n values, the one equal to login ignoring ASCII case, else the first; NULL if n is 0. */

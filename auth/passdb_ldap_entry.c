@@ -84,6 +84,7 @@ int passdb_ldap_settings_from(struct passdb_ldap_settings *s, const struct confi
     s->mode = cfg->ldap_auth;
     snprintf(s->maildir_attr, sizeof(s->maildir_attr), "%s", cfg->ldap_maildir_attribute);
     snprintf(s->home_attr, sizeof(s->home_attr), "%s", cfg->ldap_home_attribute);
+    snprintf(s->host_attr, sizeof(s->host_attr), "%s", cfg->ldap_host_attribute);
     if (config_ldap_user_attribute(cfg, s->user_attr, sizeof(s->user_attr)) == -1) {
         snprintf(err, errlen, "ldap_user_filter compares no attribute with %%u alone: set "
                  "ldap_user_attribute");
@@ -148,6 +149,10 @@ int passdb_ldap_entry_result(const struct passdb_ldap_settings *s, const struct 
         return -1;
     }
     snprintf(ans->user, sizeof(ans->user), "%s", user);
+    /* A name longer than any backend's matches none: the router then hashes (route_pick.h). */
+    ans->host[0] = '\0';
+    if (f->host != NULL && strlen(f->host) < sizeof(ans->host))
+        memcpy(ans->host, f->host, strlen(f->host) + 1);
     if (f->maildir && f->maildir[0]) {
         /* mailMessageStore holds a path; Dovecot-style "maildir:PATH[:opts]" is taken too. */
         const char *path = f->maildir;

@@ -119,11 +119,12 @@ int protocol_decode_view_request(const void *msg, size_t len, uint32_t *id)
 
 int protocol_encode_pass_reply(struct buf *b, uint32_t id, enum auth_status status,
                                const char *user, const char *maildir, const char *message,
-                               uint64_t generation)
+                               uint64_t generation, const char *host)
 {
     if (ipc_begin(b, AUTH_MSG_PASS_REPLY, id) == -1 || ipc_put_u32(b, (uint32_t)status) == -1 ||
         ipc_put_str(b, user) == -1 || ipc_put_str(b, maildir) == -1 ||
-        ipc_put_str(b, message) == -1 || ipc_put_u64(b, generation) == -1)
+        ipc_put_str(b, message) == -1 || ipc_put_u64(b, generation) == -1 ||
+        ipc_put_str(b, host) == -1)
         return -1;
     return 0;
 }
@@ -174,6 +175,9 @@ int protocol_decode_reply(const void *msg, size_t len, struct auth_reply *out)
         ipc_get_str(&r, out->maildir, sizeof(out->maildir));
         ipc_get_str(&r, out->message, sizeof(out->message));
         out->generation = ipc_get_u64(&r);
+        /* host came later (issue 15): a reply that ends before it names none. */
+        if (r.left > 0)
+            ipc_get_str(&r, out->host, sizeof(out->host));
         break;
     case AUTH_MSG_SCRAM_CHALLENGE:
         ipc_get_str(&r, out->user, sizeof(out->user));

@@ -11,7 +11,7 @@
  *
  *   AUTH_MSG_PASS_REQUEST   id  str user, str password, str client_ip, str mechanism
  *   AUTH_MSG_PASS_REPLY     id  u32 status (enum auth_status), str canonical_user,
- *                               str maildir, str message, u64 generation
+ *                               str maildir, str message, u64 generation, str host
  *
  * status AUTH_OK: the password matched; maildir is the absolute path of the
  * user's maildir (template already expanded). AUTH_FAIL: unknown user or
@@ -21,7 +21,12 @@
  * matched but the account may not use POP3; retrying will not help. message is for the log only,
  * never sent to a POP3 client. generation: with AUTH_OK, the credential
  * cache's generation of this password's entry (shm/credcache.h), under
- * which the worker may remember the login; 0 when it must not.
+ * which the worker may remember the login; 0 when it must not. host: with
+ * AUTH_OK, the user's backend as the directory names it (ldap_host_attribute),
+ * "" when it names none or the answer came from the credential cache. Only
+ * the router (daemon/router/) uses it; when it needs the host, its request
+ * is never answered from the cache (AUTH_MECH_ROUTER_LOOKUP). A reply that
+ * ends after generation, as before host existed, decodes with host "".
  *
  * SCRAM-SHA-256 (RFC 5802/7677) runs in the helper, because the server side
  * needs the stored keys, which workers must never see. The worker relays the
@@ -125,7 +130,18 @@ struct auth_reply {
     char sasl[AUTH_SCRAM_MSG_MAX];      /* CHALLENGE: server_first; RESULT: server_final */
     char message[AUTH_MESSAGE_MAX];
     uint64_t generation;                /* PASS_REPLY */
+    char host[AUTH_HOST_MAX];           /* PASS_REPLY */
 };
+
+/*
+ * The mechanisms the router (daemon/router/router_main.c) puts in its PASS
+ * requests: ROUTER when it remembers the user's host (router_cache_ttl), so
+ * the credential cache may answer (with host ""); ROUTER_LOOKUP when it
+ * needs the host, which the helper then asks the directory for, never the
+ * cache, whose entries do not hold it.
+ */
+#define AUTH_MECH_ROUTER "router"
+#define AUTH_MECH_ROUTER_LOOKUP "router-lookup"
 
 /* The type field of a datagram, or 0 (no message type) if it is shorter than a header. */
 uint32_t protocol_message_type(const void *msg, size_t len);
@@ -148,7 +164,7 @@ int protocol_decode_view_request(const void *msg, size_t len, uint32_t *id);
 
 int protocol_encode_pass_reply(struct buf *b, uint32_t id, enum auth_status status,
                                const char *user, const char *maildir, const char *message,
-                               uint64_t generation);
+                               uint64_t generation, const char *host);
 int protocol_encode_scram_challenge(struct buf *b, uint32_t id, enum auth_status status,
                                     const char *user, const char *server_first,
                                     const char *message);

@@ -33,7 +33,8 @@ static int build_reply(struct buf *b, uint32_t id, const struct auth_result *res
     const char *user = res->status == AUTH_OK ? res->user : "";
 
     return protocol_encode_pass_reply(b, id, res->status, user, res->maildir, res->message,
-                                      res->status == AUTH_OK ? res->generation : 0);
+                                      res->status == AUTH_OK ? res->generation : 0,
+                                      res->status == AUTH_OK ? res->host : "");
 }
 
 static void log_blocked(const char *ip, double seconds)

@@ -47,6 +47,7 @@ static void begin_stop(struct master *m, int deadline)
     m->stop_deadline = clock_mono() + deadline;
     listen_set_close(&m->listeners);
     metrics_stop(m);
+    router_shutdown(m);
     /* Children waiting for a respawn are simply forgotten. */
     for (int i = 0; i < MAX_CHILDREN; i++) {
         if (m->children[i].in_use && m->children[i].pid == 0)
@@ -152,6 +153,7 @@ static int reload(struct master *m, char *err, size_t errlen)
         kill(c->pid, SIGUSR2);
     }
     metrics_update(m);
+    router_update(m);
     m->generation++;
     signal_children(m, ROLE_AUTH, SIGHUP);
     if (start_generation(m, 0) == -1)
@@ -369,6 +371,7 @@ static int master_start(struct master *m, sigset_t *unblocked)
 
     m->auth_fd = -1;
     m->metrics_listen_fd = m->metrics_feed_fd = m->metrics_child_end = -1;
+    m->router_listen_fd = -1;
     if (identities_resolve(cfg, &m->ids, err, sizeof(err)) == -1) {
         log_error("%s", err);
         return -1;
@@ -391,6 +394,7 @@ static int master_start(struct master *m, sigset_t *unblocked)
     if (start_generation(m, 1) == -1)
         return -1;
     metrics_update(m);
+    router_update(m);
     log_info("fastpopd %s started: %d workers, auth helper %s", FASTPOP_VERSION,
              config_worker_count(cfg), m->helper_path);
     if (m->opts->ready_fd >= 0) {
@@ -454,6 +458,7 @@ static void master_loop(struct master *m, const sigset_t *unblocked)
 static void master_finish(struct master *m)
 {
     metrics_stop(m);
+    router_stop(m);
     control_close(m->ctl);
     if (m->auth_fd >= 0) {
         close(m->auth_fd);

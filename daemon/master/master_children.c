@@ -51,6 +51,8 @@ static const struct role roles[] = {
     /* Started and moved by metrics_update(), not per generation; respawned like the rest. */
     [ROLE_METRICS] = { "metrics", metrics_count, metrics_enter, metrics_prepare,
                        metrics_forked },
+    /* Started and moved by router_update(), like metrics. */
+    [ROLE_ROUTER] = { "router", router_count, router_enter, NULL, NULL },
 };
 
 void child_reset(struct master *m, struct child *c, int keep_auth_fd)
@@ -76,6 +78,9 @@ void child_reset(struct master *m, struct child *c, int keep_auth_fd)
         close(m->metrics_feed_fd);
     if (m->metrics_child_end >= 0)
         close(m->metrics_child_end);
+    /* The router takes its copy before this (router_enter). */
+    if (m->router_listen_fd >= 0)
+        close(m->router_listen_fd);
     stats_attach(m->stats, c->stats_slot);
     if (m->opts->pidfile_fd >= 0)
         close(m->opts->pidfile_fd);
@@ -342,6 +347,8 @@ void child_died(struct master *m, struct child *c, int status)
     }
     if (c->role == ROLE_METRICS)
         metrics_child_gone(m, c);
+    if (c->role == ROLE_ROUTER)
+        router_child_gone(m, c);
     if (m->stopping || c->retiring) {
         log_info("%s[%d] pid %d %s", roles[c->role].name, c->index, (int)pid, how);
         c->in_use = 0;

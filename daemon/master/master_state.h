@@ -39,7 +39,7 @@ struct role {
     void (*forked)(struct master *m, struct child *c);
 };
 
-enum { ROLE_AUTH, ROLE_WORKER, ROLE_METRICS };
+enum { ROLE_AUTH, ROLE_WORKER, ROLE_METRICS, ROLE_ROUTER };
 
 struct child {
     int      in_use;
@@ -73,6 +73,11 @@ struct master {
     int metrics_child_end;          /* the child's end, from prepare until the fork */
     struct child *metrics_child;    /* the metrics process serving now, or NULL */
     char metrics_path[PATH_MAX];    /* fastpop-metrics beside fastpopd */
+    /* nginx's auth_http (daemon/master/master_router.c): served by a child, never here. */
+    int router_listen_fd;           /* router_listen bound by the master; -1 when off */
+    struct child *router_child;     /* the router serving now, or NULL */
+    char router_key[2 * CONFIG_PATH_MAX]; /* the settings it was started with */
+    char router_path[PATH_MAX];     /* fastpop-router beside fastpopd */
     struct tls_context *tls;        /* shared by every worker forked from now on */
     struct child children[MAX_CHILDREN];
     unsigned generation;
@@ -117,6 +122,17 @@ void metrics_stop(struct master *m);
 /* The metrics process c has exited. */
 void metrics_child_gone(struct master *m, struct child *c);
 int metrics_pollfds(struct master *m, struct pollfd *pfd, int max);
+
+/* The router for nginx's auth_http (daemon/master/master_router.c), like /metrics. */
+int router_count(const struct config *cfg);
+void router_enter(struct master *m, struct child *c) __attribute__((noreturn));
+/* router_listen and its settings as the configuration has them now. */
+void router_update(struct master *m);
+/* Close router_listen (a child has its copy). */
+void router_stop(struct master *m);
+/* Stopping: the router goes now, so nginx stops sending logins here. */
+void router_shutdown(struct master *m);
+void router_child_gone(struct master *m, struct child *c);
 void metrics_handle(struct master *m, const struct pollfd *pfd, int n);
 
 #endif

@@ -164,10 +164,13 @@ enum auth_http_parse auth_http_parse(const char *buf, size_t len, struct auth_ht
     return AUTH_HTTP_COMPLETE;
 }
 
-size_t auth_http_ok(char *out, size_t outlen, const char *server_ip, unsigned port)
+size_t auth_http_ok(char *out, size_t outlen, const char *server_ip, unsigned port,
+                    const char *user)
 {
+    /* The helper's canonical names follow daemon/runtime/username.h: no CR, LF or controls. */
     int n = snprintf(out, outlen, "HTTP/1.0 200 OK\r\nAuth-Status: OK\r\nAuth-Server: %s\r\n"
-                     "Auth-Port: %u\r\n\r\n", server_ip, port);
+                     "Auth-Port: %u\r\n%s%s%s\r\n", server_ip, port, user ? "Auth-User: " : "",
+                     user ? user : "", user ? "\r\n" : "");
     return n < 0 || (size_t)n >= outlen ? 0 : (size_t)n;
 }
 

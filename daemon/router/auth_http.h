@@ -8,7 +8,7 @@
  * Client-IP. Header names are case-insensitive; each used one at most once.
  *
  * Answer: only the headers count (nginx ignores the status line and body):
- *   Auth-Status: OK, Auth-Server: <IP literal>, Auth-Port: <port>
+ *   Auth-Status: OK, Auth-Server: <IP literal>, Auth-Port: <port>[, Auth-User: <name>]
  *   Auth-Status: <text sent to the client after -ERR>[, Auth-Wait: <s>]
  * Without Auth-Wait nginx closes the client's connection after the text.
  */
@@ -49,7 +49,9 @@ struct auth_http_request {
 enum auth_http_parse auth_http_parse(const char *buf, size_t len, struct auth_http_request *req);
 
 /* Answers, written to out (NUL-terminated); the length, or 0 if out is too small. */
-size_t auth_http_ok(char *out, size_t outlen, const char *server_ip, unsigned port);
+/* user: the Auth-User nginx then logs in upstream with (NULL: the client's own login). */
+size_t auth_http_ok(char *out, size_t outlen, const char *server_ip, unsigned port,
+                    const char *user);
 /* text: what the client sees after -ERR (CR, LF and controls are dropped); wait: 0 = none. */
 size_t auth_http_fail(char *out, size_t outlen, const char *text, unsigned wait);
 

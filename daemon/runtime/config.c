@@ -75,6 +75,22 @@ static const struct setting settings[] = {
       .flags = SETTING_MAY_BE_EMPTY },
     /* The metrics process parses HTTP from the network: an account that owns nothing. */
     { .name = "metrics_user", .type = &setting_string, FIELD(metrics_user), .def = "nobody" },
+    /* The router answers nginx's auth_http (README "Running several hosts"); off by default. */
+    { .name = "router_listen", .type = &setting_string, FIELD(router_listen), .def = "",
+      .flags = SETTING_MAY_BE_EMPTY },
+    { .name = "router_backends", .type = &setting_string, FIELD(router_backends), .def = "",
+      .flags = SETTING_MAY_BE_EMPTY },
+    /* 2 s: a killed backend stops getting users within about one interval plus the
+     * check's timeout, at one connection per backend per interval. */
+    { .name = "router_check_interval", .type = &setting_seconds, FIELD(router_check_interval),
+      .def = "2s", .min = 1, .max = 60 },
+    /* Must match the backends' listeners: one with proxy_protocol wants the header first. */
+    { .name = "router_proxy_protocol", .type = &setting_bool, FIELD(router_proxy_protocol),
+      .def = "no" },
+    /* 30 s: a mailHost change counts within half a minute, and a user polling every
+     * minute or more costs the directory one search per session at most. 0: every login. */
+    { .name = "router_cache_ttl", .type = &setting_seconds, FIELD(router_cache_ttl),
+      .def = "30s", .min = 0, .max = 3600 },
     { .name = "run_dir", .type = &setting_path, FIELD(run_dir), .def = "/run/fastpop" },
     { .name = "state_dir", .type = &setting_path, FIELD(state_dir), .def = "/var/lib/fastpop" },
     { .name = "pid_file", .type = &setting_path, FIELD(pid_file), .def = "",
@@ -181,6 +197,9 @@ static const struct setting settings[] = {
     { .name = "ldap_maildir_attribute", .type = &setting_string, FIELD(ldap_maildir_attribute),
       .def = "", .flags = SETTING_MAY_BE_EMPTY },
     { .name = "ldap_home_attribute", .type = &setting_string, FIELD(ldap_home_attribute), .def = "",
+      .flags = SETTING_MAY_BE_EMPTY },
+    /* Empty: the router (router_listen) spreads users by hashing alone; e.g. mailHost. */
+    { .name = "ldap_host_attribute", .type = &setting_string, FIELD(ldap_host_attribute), .def = "",
       .flags = SETTING_MAY_BE_EMPTY },
     { .name = "ldap_user_attribute", .type = &setting_string, FIELD(ldap_user_attribute), .def = "",
       .flags = SETTING_MAY_BE_EMPTY },
@@ -366,6 +385,28 @@ static int check_metrics(struct config *cfg, char *err, size_t errlen)
     return 0;
 }
 
+/* router_listen: one address; it needs backends to route to. */
+static int check_router(struct config *cfg, char *err, size_t errlen)
+{
+    char why[256];
+    struct config_backend b[CONFIG_ROUTER_BACKENDS_MAX];
+    memset(&cfg->router, 0, sizeof(cfg->router));
+    if (cfg->router_backends[0] != '\0' &&
+        config_parse_backends(cfg->router_backends, b, CONFIG_ROUTER_BACKENDS_MAX, why,
+                              sizeof(why)) == -1)
+        return config_error(err, errlen, "%s:%d: router_backends: %s", cfg->path,
+                            config_line_of(cfg, "router_backends"), why);
+    if (cfg->router_listen[0] == '\0')
+        return 0;
+    if (config_parse_address(cfg->router_listen, &cfg->router, why, sizeof(why)) == -1)
+        return config_error(err, errlen, "%s:%d: router_listen: %s", cfg->path,
+                            config_line_of(cfg, "router_listen"), why);
+    if (cfg->router_backends[0] == '\0')
+        return config_error(err, errlen, "%s:%d: router_listen needs router_backends",
+                            cfg->path, config_line_of(cfg, "router_listen"));
+    return 0;
+}
+
 static const struct setting *find_setting(const char *name)
 {
     for (size_t i = 0; i < N_SETTINGS; i++) {
@@ -483,6 +524,7 @@ int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
     if (check_tls_and_proxy(cfg, err, errlen) == -1)
         goto out;
     if (check_mechanisms(cfg, err, errlen) == -1 || check_metrics(cfg, err, errlen) == -1 ||
+        check_router(cfg, err, errlen) == -1 ||
         config_check_ldap(cfg, err, errlen) == -1 || check_authlib(cfg, err, errlen) == -1 ||
         check_host_name(cfg, err, errlen) == -1 ||
         check_workarounds(cfg, err, errlen) == -1)

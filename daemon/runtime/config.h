@@ -61,6 +61,13 @@ struct config {
     char metrics_listen[CONFIG_NAME_MAX + 16]; /* "" = no /metrics endpoint */
     struct config_listen metrics;         /* metrics_listen parsed (addrlen 0 when off) */
     char metrics_user[CONFIG_NAME_MAX];   /* the metrics process runs as this user */
+    /* nginx's mail auth_http router (daemon/router/router_main.c); runs as user. */
+    char router_listen[CONFIG_NAME_MAX + 16]; /* "" = no router */
+    struct config_listen router;          /* router_listen parsed (addrlen 0 when off) */
+    char router_backends[CONFIG_PATH_MAX];/* "name=IP:port ..." (config_parse_backends) */
+    int  router_check_interval;           /* seconds between health checks of each backend */
+    int  router_proxy_protocol;           /* backends' listeners want a PROXY header */
+    int  router_cache_ttl;                /* seconds a login's host is remembered */
     char run_dir[CONFIG_PATH_MAX];
     char state_dir[CONFIG_PATH_MAX];
     char pid_file[CONFIG_PATH_MAX];       /* "" = run_dir/fastpopd.pid */
@@ -120,6 +127,7 @@ struct config {
     int  ldap_auth;                       /* enum config_ldap_auth */
     char ldap_maildir_attribute[CONFIG_NAME_MAX];
     char ldap_home_attribute[CONFIG_NAME_MAX];
+    char ldap_host_attribute[CONFIG_NAME_MAX]; /* the user's backend, for the router; "" = none */
     char ldap_user_attribute[CONFIG_NAME_MAX];
     int  ldap_connect_timeout;            /* seconds */
     int  ldap_timeout;                    /* seconds, a whole lookup */
@@ -179,6 +187,15 @@ void config_pid_path(const struct config *cfg, char *out, size_t outlen);
 int  config_parse_listen(const char *value, struct config_listen *l, char *err, size_t errlen);
 /* Only the address part ("addr:port" or "[ipv6]:port"), as metrics_listen takes it. */
 int  config_parse_address(const char *value, struct config_listen *l, char *err, size_t errlen);
+/* One of router_backends: the name the directory's host attribute uses, and where it listens. */
+struct config_backend {
+    char name[65];
+    char ip[48];          /* an IP literal: nginx's Auth-Server takes no host names */
+    unsigned port;
+};
+/* Parse router_backends ("name=IP:port ..."; names unique) into out[0..max); the count, or -1 with err. */
+int  config_parse_backends(const char *list, struct config_backend *out, int max, char *err,
+                           size_t errlen);
 /* Check a maildir template's % escapes. -1 with a message in err. */
 int  config_check_maildir_template(const char *tmpl, char *err, size_t errlen);
 

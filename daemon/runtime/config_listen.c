@@ -92,3 +92,53 @@ int config_parse_listen(const char *value, struct config_listen *l, char *err, s
     }
     return 0;
 }
+
+int config_parse_backends(const char *list, struct config_backend *out, int max, char *err,
+                          size_t errlen)
+{
+    int n = 0;
+    const char *p = list;
+    for (;;) {
+        p += strspn(p, " \t,");
+        if (*p == '\0')
+            break;
+        size_t len = strcspn(p, " \t,");
+        char item[CONFIG_NAME_MAX + 80];
+        if (len >= sizeof(item))
+            return config_error(err, errlen, "entry too long");
+        memcpy(item, p, len);
+        item[len] = '\0';
+        p += len;
+        if (n == max)
+            return config_error(err, errlen, "more than %d backends", max);
+        char *eq = strchr(item, '=');
+        if (eq == NULL || eq == item || (size_t)(eq - item) >= sizeof(out[n].name))
+            return config_error(err, errlen, "\"%s\" is not name=IP:port (a name of 1-64 "
+                                "characters)", item);
+        *eq = '\0';
+        struct config_listen l;
+        char why[200];
+        memset(&l, 0, sizeof(l));
+        if (config_parse_address(eq + 1, &l, why, sizeof(why)) == -1)
+            return config_error(err, errlen, "%s: %s", item, why);
+        struct config_backend *b = &out[n];
+        memset(b, 0, sizeof(*b));
+        memcpy(b->name, item, strlen(item) + 1);
+        const void *a = l.addr.ss_family == AF_INET6
+                            ? (const void *)&((const struct sockaddr_in6 *)&l.addr)->sin6_addr
+                            : (const void *)&((const struct sockaddr_in *)&l.addr)->sin_addr;
+        if (inet_ntop(l.addr.ss_family, a, b->ip, sizeof(b->ip)) == NULL)
+            return config_error(err, errlen, "%s: bad address", item);
+        b->port = ntohs(l.addr.ss_family == AF_INET6
+                            ? ((const struct sockaddr_in6 *)&l.addr)->sin6_port
+                            : ((const struct sockaddr_in *)&l.addr)->sin_port);
+        for (int k = 0; k < n; k++) {
+            if (strcmp(out[k].name, b->name) == 0)
+                return config_error(err, errlen, "backend %s is named twice", b->name);
+        }
+        n++;
+    }
+    if (n == 0)
+        return config_error(err, errlen, "no backend");
+    return n;
+}

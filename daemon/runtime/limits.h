@@ -37,6 +37,9 @@
  */
 #define USERNAME_MAX 128
 
+/* router_backends: a farm of fetch servers, not a cloud; the health checks run in one poll loop. */
+#define CONFIG_ROUTER_BACKENDS_MAX 32
+
 /* ---- worker <-> fastpop-auth ------------------------------------------- */
 
 /* One IPC datagram (daemon/runtime/ipc.h): every message between processes fits. */
@@ -52,6 +55,8 @@
 #define AUTH_MECH_MAX 32
 #define AUTH_PATH_MAX 1024
 #define AUTH_MESSAGE_MAX 256
+/* A backend's name as the directory's host attribute holds it (route_pick.h: 64 + NUL). */
+#define AUTH_HOST_MAX 65
 /* One SCRAM message; real ones are under 300 bytes. */
 #define AUTH_SCRAM_MSG_MAX 1024
 
@@ -122,7 +127,7 @@ _Static_assert(AUTH_USER_MAX + AUTH_PATH_MAX + AUTH_SCRAM_MSG_MAX + AUTH_MESSAGE
                "SCRAM's result (user, maildir, server-final, message) is one IPC message");
 _Static_assert(AUTH_USER_MAX + AUTH_PASS_MAX + AUTH_IP_MAX + AUTH_MECH_MAX + 64 <= IPC_MAX_MESSAGE,
                "a password request is one IPC message");
-_Static_assert(AUTH_USER_MAX + AUTH_PATH_MAX + AUTH_MESSAGE_MAX + 64 <= IPC_MAX_MESSAGE,
+_Static_assert(AUTH_USER_MAX + AUTH_PATH_MAX + AUTH_MESSAGE_MAX + AUTH_HOST_MAX + 64 <= IPC_MAX_MESSAGE,
                "a helper answer is one IPC message");
 _Static_assert(USERNAME_MAX <= AUTH_USER_MAX, "a name the rule takes fits the helper protocol");
 _Static_assert(USERNAME_MAX <= SCOREBOARD_USER_MAX, "the scoreboard holds every user name");

@@ -89,9 +89,10 @@ def person(uid, password_value, ou="people", home=None, description=None):
 
 class Slapd:
     """modules: extra slapd modules to load (e.g. "ppolicy", "retcode");
-    database_conf: directives for the database, e.g. its overlays."""
+    database_conf: directives for the database, e.g. its overlays;
+    schemas: more of /etc/ldap/schema to include (e.g. "misc" for mailHost)."""
 
-    def __init__(self, entries, port=None, tls=False, modules=(), database_conf=""):
+    def __init__(self, entries, port=None, tls=False, modules=(), database_conf="", schemas=()):
         self.dir = tempfile.mkdtemp(prefix="fastpop-slapd-")
         self.port = port or free_port()
         self.tls_port = free_port() if tls else None
@@ -114,7 +115,7 @@ moduleload back_mdb
 include /etc/ldap/schema/cosine.schema
 include /etc/ldap/schema/inetorgperson.schema
 include /etc/ldap/schema/nis.schema
-pidfile %(dir)s/slapd.pid
+%(schemas)spidfile %(dir)s/slapd.pid
 database mdb
 maxsize 16777216
 directory %(dir)s/db
@@ -125,7 +126,8 @@ rootpw admin-secret
 access to * by * read
 """ % {"dir": self.dir, "suffix": SUFFIX, "reader": READER_DN,
        "modules": "".join("moduleload %s\n" % m for m in modules),
-       "database_conf": database_conf})
+       "database_conf": database_conf,
+       "schemas": "".join("include /etc/ldap/schema/%s.schema\n" % s for s in schemas)})
         ldif = ["dn: %s\nobjectClass: dcObject\nobjectClass: organization\ndc: example\n"
                 "o: example\n" % SUFFIX]
         for ou in ("people", "staff", "system", "errors"):

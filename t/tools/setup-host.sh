@@ -9,7 +9,7 @@ set -eu
 PACKAGES="build-essential cmake pkg-config clang libssl-dev libldap-dev liblmdb-dev
 libcap-dev libcrypt-dev libcmocka-dev python3 curl fetchmail getmail6 slapd ldap-utils
 procps psmisc openssl fail2ban strace dovecot-pop3d haproxy whois prometheus
-courier-authdaemon courier-authlib-userdb"
+courier-authdaemon courier-authlib-userdb nginx-light libnginx-mod-mail"
 # The benchmark's second incumbent, Courier: its tcpd (its authentication daemon and
 # userdb are above: the authlib tests use them too). courier-pop itself is not
 # installed: it conflicts with dovecot-pop3d (both provide pop3-server), so
@@ -64,6 +64,16 @@ if [ -n "$missing" ]; then
         update-rc.d courier-authdaemon disable >/dev/null 2>&1 || true
         if command -v deb-systemd-helper >/dev/null; then
             deb-systemd-helper disable courier-authdaemon.service >/dev/null 2>&1 || true
+        fi
+        ;;
+    esac
+    # nginx is here for its mail proxy in the multi-host test, which runs its
+    # own nginx with its own prefix: the system one stays off at boot too.
+    case " $missing " in
+    *" nginx-light "*)
+        update-rc.d nginx disable >/dev/null 2>&1 || true
+        if command -v deb-systemd-helper >/dev/null; then
+            deb-systemd-helper disable nginx.service >/dev/null 2>&1 || true
         fi
         ;;
     esac

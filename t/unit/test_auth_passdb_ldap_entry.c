@@ -91,7 +91,7 @@ static void test_entry_result(void **state)
 
     /* the default filter compares uid with %u: uid names the user */
     assert_string_equal(s.user_attr, "uid");
-    struct passdb_ldap_found f = { "uid=bob,dc=x", NULL, 0, NULL, NULL, "bob@example.org" };
+    struct passdb_ldap_found f = { "uid=bob,dc=x", NULL, 0, NULL, NULL, "bob@example.org", NULL };
     memset(&a, 0, sizeof(a));
     assert_int_equal(passdb_ldap_entry_result(&s, &f, &a), 0);
     assert_string_equal(a.user, "bob@example.org");
@@ -171,13 +171,40 @@ static void test_canonical_attribute(void **state)
     assert_null(passdb_ldap_entry_pick_user(vals, 0, "alice"));
 }
 
+/* ldap_host_attribute's value rides along for the router; one too long for a backend name is dropped. */
+static void test_entry_host(void **state)
+{
+    (void)state;
+    struct config cfg = base_config();
+    struct passdb_ldap_settings s;
+    struct passdb_ldap_answer ans;
+    char err[256];
+    char longname[200];
+
+    snprintf(cfg.ldap_host_attribute, sizeof(cfg.ldap_host_attribute), "mailHost");
+    assert_int_equal(passdb_ldap_settings_from(&s, &cfg, err, sizeof(err)), 0);
+    assert_string_equal(s.host_attr, "mailHost");
+    struct passdb_ldap_found f = { "uid=bob,dc=x", NULL, 0, NULL, NULL, "bob", "pop2" };
+    memset(&ans, 0x55, sizeof(ans));
+    assert_int_equal(passdb_ldap_entry_result(&s, &f, &ans), 0);
+    assert_string_equal(ans.host, "pop2");
+    f.host = NULL;
+    assert_int_equal(passdb_ldap_entry_result(&s, &f, &ans), 0);
+    assert_string_equal(ans.host, "");
+    memset(longname, 'h', sizeof(longname) - 1);
+    longname[sizeof(longname) - 1] = '\0';
+    f.host = longname;
+    assert_int_equal(passdb_ldap_entry_result(&s, &f, &ans), 0);
+    assert_string_equal(ans.host, "");
+}
+
 static void test_entry_verify(void **state)
 {
     (void)state;
     const char *one[] = { SSHA_SECRET };
     const char *several[] = { "{NOPE}x", "{SSHA}!!", "{PLAIN}other", SSHA_SECRET };
     const char *bad[] = { "{NOPE}x" };
-    struct passdb_ldap_found f = { "dn", one, 1, NULL, NULL, NULL };
+    struct passdb_ldap_found f = { "dn", one, 1, NULL, NULL, NULL, NULL };
 
     assert_int_equal(passdb_ldap_entry_verify(&f, "secret"), SCHEME_MATCH);
     assert_int_equal(passdb_ldap_entry_verify(&f, "Secret"), SCHEME_MISMATCH);
@@ -279,6 +306,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_settings),
         cmocka_unit_test(test_entry_result),
+        cmocka_unit_test(test_entry_host),
         cmocka_unit_test(test_entry_verify),
         cmocka_unit_test(test_canonical_attribute),
         cmocka_unit_test(test_bind_outcome),

@@ -800,10 +800,45 @@ static void test_listen_same_address_other_spelling(void **state)
     load_err("listen = [::1]:995\nlisten = [0:0::1]:995\n", 2, "twice");
 }
 
+/* The router's settings: defaults, a good farm, and each mistake at its line. */
+static void test_router_settings(void **state)
+{
+    (void)state;
+    load_ok(LISTEN1);
+    assert_int_equal(cfg_a.router.addrlen, 0);
+    assert_int_equal(cfg_a.router_check_interval, 2);
+    assert_int_equal(cfg_a.router_proxy_protocol, 0);
+    assert_int_equal(cfg_a.router_cache_ttl, 30);
+    load_ok(LISTEN1 "router_listen = 127.0.0.1:9110\n"
+            "router_backends = pop1=127.0.1.1:110 pop2=[::1]:1110\nrouter_check_interval = 5s\n"
+            "router_proxy_protocol = yes\n");
+    assert_int_not_equal(cfg_a.router.addrlen, 0);
+    assert_int_equal(cfg_a.router_check_interval, 5);
+    struct config_backend b[4];
+    char err[256];
+    assert_int_equal(config_parse_backends(cfg_a.router_backends, b, 4, err, sizeof(err)), 2);
+    assert_string_equal(b[1].name, "pop2");
+    assert_string_equal(b[1].ip, "::1");
+    assert_int_equal(b[1].port, 1110);
+    assert_int_equal(config_parse_backends("a=127.0.0.1:1 b=127.0.0.1:2", b, 1, err,
+                                           sizeof(err)), -1);
+    load_err(LISTEN1 "router_listen = 127.0.0.1:9110\n", 2, "needs router_backends");
+    load_err(LISTEN1 "router_listen = localhost:9110\nrouter_backends = a=127.0.0.1:110\n", 2,
+             "router_listen");
+    load_err(LISTEN1 "router_listen = 127.0.0.1:9110\nrouter_backends = a=pop.example:110\n", 3,
+             "not an IPv4 or IPv6 address");
+    load_err(LISTEN1 "router_backends = a=127.0.0.1:110 a=127.0.0.2:110\n", 2, "named twice");
+    load_err(LISTEN1 "router_backends = 127.0.0.1:110\n", 2, "name=IP:port");
+    load_err(LISTEN1 "router_check_interval = 0\n", 2, "router_check_interval");
+    load_err(LISTEN1 "router_cache_ttl = 2h\n", 2, "router_cache_ttl");
+    load_ok(LISTEN1 "router_cache_ttl = 0\n");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_router_settings),
         cmocka_unit_test(test_full_file),
         cmocka_unit_test(test_comments),
         cmocka_unit_test(test_missing_file),

@@ -11,7 +11,12 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "daemon/runtime/buf.h"
+#include "daemon/runtime/ipc.h"
+
+#include "auth/protocol.h"
 #include "daemon/router/auth_http.h"
+#include "daemon/router/host_cache.h"
 #include "daemon/router/route_pick.h"
 
 /* As nginx 1.22 sends it for USER/PASS over POP3 (headers in its order). */
@@ -116,7 +121,7 @@ static void test_answers(void **state)
 {
     (void)state;
     char out[256];
-    size_t n = auth_http_ok(out, sizeof(out), "127.0.1.2", 110);
+    size_t n = auth_http_ok(out, sizeof(out), "127.0.1.2", 110, NULL);
     assert_int_equal(n, strlen(out));
     assert_string_equal(out, "HTTP/1.0 200 OK\r\nAuth-Status: OK\r\nAuth-Server: 127.0.1.2\r\n"
                              "Auth-Port: 110\r\n\r\n");
@@ -125,7 +130,10 @@ static void test_answers(void **state)
                              "Auth-Wait: 3\r\n\r\n");
     n = auth_http_fail(out, sizeof(out), "[SYS/TEMP] later", 0);
     assert_string_equal(out, "HTTP/1.0 200 OK\r\nAuth-Status: [SYS/TEMP] later\r\n\r\n");
-    assert_int_equal(auth_http_ok(out, 10, "127.0.1.2", 110), 0);
+    assert_int_equal(auth_http_ok(out, 10, "127.0.1.2", 110, NULL), 0);
+    n = auth_http_ok(out, sizeof(out), "127.0.1.2", 110, "Alice");
+    assert_string_equal(out, "HTTP/1.0 200 OK\r\nAuth-Status: OK\r\nAuth-Server: 127.0.1.2\r\n"
+                             "Auth-Port: 110\r\nAuth-User: Alice\r\n\r\n");
 }
 
 static struct route_backend three[3] = {
@@ -177,6 +185,62 @@ static void test_pick_moves_only_the_lost_hosts_users(void **state)
     }
 }
 
+/* A login's host is remembered for the TTL, then forgotten; TTL 0 remembers nothing. */
+static void test_host_cache(void **state)
+{
+    (void)state;
+    char host[AUTH_HOST_MAX];
+    struct host_cache *hc = host_cache_new(30);
+    assert_non_null(hc);
+    assert_int_equal(host_cache_get(hc, "amy", 100.0, host), 0);
+    host_cache_put(hc, "amy", "pop1", 100.0);
+    host_cache_put(hc, "ezra", "", 100.0);
+    assert_int_equal(host_cache_get(hc, "amy", 129.0, host), 1);
+    assert_string_equal(host, "pop1");
+    assert_int_equal(host_cache_get(hc, "ezra", 129.0, host), 1);   /* "no host" is remembered too */
+    assert_string_equal(host, "");
+    assert_int_equal(host_cache_get(hc, "Amy", 129.0, host), 0);
+    assert_int_equal(host_cache_get(hc, "amy", 130.0, host), 0);
+    host_cache_put(hc, "amy", "pop2", 131.0);                          /* a fresh lookup replaces */
+    assert_int_equal(host_cache_get(hc, "amy", 132.0, host), 1);
+    assert_string_equal(host, "pop2");
+    host_cache_free(hc);
+    hc = host_cache_new(0);
+    host_cache_put(hc, "amy", "pop1", 100.0);
+    assert_int_equal(host_cache_get(hc, "amy", 100.0, host), 0);
+    host_cache_free(hc);
+}
+
+/* The helper's PASS reply carries the user's host; one without it (as before) decodes as "". */
+static void test_pass_reply_host(void **state)
+{
+    (void)state;
+    struct buf b;
+    struct auth_reply rep;
+    buf_init(&b, IPC_MAX_MESSAGE);
+    assert_int_equal(protocol_encode_pass_reply(&b, 7, AUTH_OK, "amy", "/m/amy", "", 3, "pop2"),
+                     0);
+    assert_int_equal(protocol_decode_reply(buf_rptr(&b), buf_len(&b), &rep), 0);
+    assert_int_equal(rep.id, 7);
+    assert_string_equal(rep.user, "amy");
+    assert_string_equal(rep.host, "pop2");
+    assert_int_equal(ipc_begin(&b, AUTH_MSG_PASS_REPLY, 8), 0);
+    assert_int_equal(ipc_put_u32(&b, AUTH_OK), 0);
+    assert_int_equal(ipc_put_str(&b, "amy"), 0);
+    assert_int_equal(ipc_put_str(&b, "/m/amy"), 0);
+    assert_int_equal(ipc_put_str(&b, ""), 0);
+    assert_int_equal(ipc_put_u64(&b, 0), 0);
+    assert_int_equal(protocol_decode_reply(buf_rptr(&b), buf_len(&b), &rep), 0);
+    assert_string_equal(rep.host, "");
+    /* A host longer than any backend name is malformed. */
+    char longhost[AUTH_HOST_MAX + 1];
+    memset(longhost, 'h', sizeof(longhost) - 1);
+    longhost[sizeof(longhost) - 1] = '\0';
+    assert_int_equal(protocol_encode_pass_reply(&b, 9, AUTH_OK, "amy", "/m", "", 0, longhost), 0);
+    assert_int_equal(protocol_decode_reply(buf_rptr(&b), buf_len(&b), &rep), -1);
+    buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -184,6 +248,8 @@ int main(void)
         cmocka_unit_test(test_parse_refuses),
         cmocka_unit_test(test_parse_case_and_bare_lf),
         cmocka_unit_test(test_answers),
+        cmocka_unit_test(test_host_cache),
+        cmocka_unit_test(test_pass_reply_host),
         cmocka_unit_test(test_pick_preferred_then_rendezvous),
         cmocka_unit_test(test_pick_moves_only_the_lost_hosts_users),
     };

@@ -1,0 +1,158 @@
+/*
+ * The router, the master's side. With router_listen set, the master binds
+ * it (as root, so any port will do) and starts fastpop-router
+ * (daemon/router/router_main.c) on it as the mail user, like any other
+ * child, respawned with the same backoff. The router is one more client of
+ * the auth helper (run_dir/auth.sock), whose peer check takes it because it
+ * runs as the mail user and is the master's child. The master never accepts
+ * on the socket and never reads HTTP; the router gets its settings on its
+ * command line and is replaced when they change at a reload.
+ */
+#include "daemon/master/master_state.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "daemon/runtime/log.h"
+#include "daemon/runtime/privdrop.h"
+
+/* nginx opens one connection per login; a burst of logins queues here, not in SYN retries. */
+#define ROUTER_BACKLOG 128
+
+int router_count(const struct config *cfg)
+{
+    (void)cfg;
+    return 0;
+}
+
+/* What the running router was started with: a reload that changes any of it replaces it. */
+static void settings_key(const struct master *m, char *out, size_t outlen)
+{
+    const struct config *cfg = m->cfg;
+    snprintf(out, outlen, "%s|%s|%d|%d|%d|%u|%d", cfg->router_listen, cfg->router_backends,
+             cfg->router_check_interval, cfg->router_proxy_protocol, cfg->router_cache_ttl,
+             (unsigned)m->ids.mail_uid, cfg->log_level);
+}
+
+void router_enter(struct master *m, struct child *c)
+{
+    pid_t master = getppid();
+    /* Above 3, so that moving it to 3 below overwrites nothing. */
+    int listen_fd = fcntl(m->router_listen_fd, F_DUPFD_CLOEXEC, 4);
+    child_reset(m, c, 0);
+    listen_set_close(&m->listeners);
+    if (listen_fd == -1 || dup2(listen_fd, 3) != 3)
+        log_fatal("router: cannot set up descriptors: %s", strerror(errno));
+    /* Nothing else of the master's crosses the exec, whatever its flags. */
+    close_range(4, ~0U, 0);
+    if (m->ids.privileged && m->ids.mail_uid == 0)
+        log_fatal("router: refusing to run as root");
+    if (privdrop_become(m->ids.mail_uid, m->ids.mail_gid) == -1)
+        log_fatal("router: cannot drop privileges to %s: %s", m->cfg->user, strerror(errno));
+    /* It holds router_listen: it goes with the master (set after the drop, which clears it). */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != master)
+        _exit(0);
+    char level[16], interval[16], ttl[16];
+    snprintf(level, sizeof(level), "%d", m->cfg->log_level);
+    snprintf(interval, sizeof(interval), "%d", m->cfg->router_check_interval);
+    snprintf(ttl, sizeof(ttl), "%d", m->cfg->router_cache_ttl);
+    int to_stderr = m->opts->foreground || m->cfg->log_target == CONFIG_LOG_STDERR;
+    char *argv[18];
+    int n = 0;
+    argv[n++] = "fastpop-router";
+    argv[n++] = "--listen-fd";
+    argv[n++] = "3";
+    argv[n++] = "--auth-socket";
+    argv[n++] = m->auth_path;
+    argv[n++] = "--backends";
+    argv[n++] = m->cfg->router_backends;
+    argv[n++] = "--check-interval";
+    argv[n++] = interval;
+    argv[n++] = "--cache-ttl";
+    argv[n++] = ttl;
+    argv[n++] = "--log-level";
+    argv[n++] = level;
+    if (m->cfg->router_proxy_protocol)
+        argv[n++] = "--proxy-protocol";
+    if (to_stderr)
+        argv[n++] = "-F";
+    argv[n] = NULL;
+    execv(m->router_path, argv);
+    log_fatal("router: cannot run %s: %s", m->router_path, strerror(errno));
+}
+
+/* The running router (if any) finishes; a new one is not started. */
+static void retire(struct master *m)
+{
+    struct child *c = m->router_child;
+    m->router_child = NULL;
+    if (c == NULL)
+        return;
+    if (c->pid == 0) {
+        c->in_use = 0;   /* was waiting for a respawn */
+        return;
+    }
+    c->retiring = 1;
+    kill(c->pid, SIGTERM);
+}
+
+void router_update(struct master *m)
+{
+    char key[sizeof(m->router_key)];
+    settings_key(m, key, sizeof(key));
+    const struct config_listen *want = &m->cfg->router;
+    if (want->addrlen != 0 && m->router_listen_fd >= 0 && m->router_child != NULL &&
+        strcmp(key, m->router_key) == 0)
+        return;
+    retire(m);
+    router_stop(m);
+    if (want->addrlen == 0)
+        return;
+    if (sibling_program("fastpop-router", m->router_path, sizeof(m->router_path)) == -1 ||
+        access(m->router_path, X_OK) == -1) {
+        log_error("router_listen %s: %s: %s; the router is off", want->spec, m->router_path,
+                  strerror(errno));
+        return;
+    }
+    m->router_listen_fd = listen_open(want, ROUTER_BACKLOG);
+    if (m->router_listen_fd == -1) {
+        log_error("router_listen %s: %s; the router is off", want->spec, strerror(errno));
+        return;
+    }
+    snprintf(m->router_key, sizeof(m->router_key), "%s", key);
+    m->router_child = add_child(m, ROLE_ROUTER, 0);
+    if (m->router_child == NULL) {
+        log_error("process table full: the router is off");
+        router_stop(m);
+        return;
+    }
+    spawn(m, m->router_child);
+    log_info("answering nginx's auth_http on %s (process router, user %s)", want->spec,
+             m->cfg->user);
+}
+
+void router_stop(struct master *m)
+{
+    if (m->router_listen_fd >= 0)
+        close(m->router_listen_fd);
+    m->router_listen_fd = -1;
+}
+
+void router_shutdown(struct master *m)
+{
+    retire(m);
+    router_stop(m);
+}
+
+void router_child_gone(struct master *m, struct child *c)
+{
+    /* Not respawned: stopping, or it had been told to go. */
+    if (c == m->router_child && (m->stopping || c->retiring))
+        m->router_child = NULL;
+}
