@@ -151,6 +151,16 @@ access to * by * read
         return "ldaps://127.0.0.1:%d" % self.tls_port
 
     def start(self):
+        """Start slapd; a port another process took meanwhile is replaced (3 tries)."""
+        for attempt in range(3):
+            if self._start_once():
+                return self
+            self.port = free_port()
+            if self.tls_port:
+                self.tls_port = free_port()
+        raise AssertionError("slapd could not bind a free port: %s" % self.read_log())
+
+    def _start_once(self):
         self.log = open(os.path.join(self.dir, "slapd.log"), "ab")
         urls = "ldap://127.0.0.1:%d/" % self.port
         if self.tls_port:
@@ -158,16 +168,43 @@ access to * by * read
         self.proc = subprocess.Popen(
             ["slapd", "-d", "0", "-f", self.conf, "-h", urls],
             env=ENV, stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
+        lost = []
 
         def up():
             if self.proc.poll() is not None:
-                raise AssertionError("slapd exited: %s" % self.read_log())
+                lost.append(1)
+                return True
             r = subprocess.run(["ldapwhoami", "-x", "-H", self.uri, "-D", READER_DN,
                                 "-w", READER_PW], env=ENV, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
-            return r.returncode == 0
+            # The answer must come from this slapd: between free_port() and its bind,
+            # another test's slapd (same users and passwords) may have taken the port.
+            return r.returncode == 0 and self._listens_itself()
         wait_until(up, 15, what="slapd on port %d" % self.port)
-        return self
+        if lost:
+            self.log.close()
+            return False
+        return True
+
+    def _listens_itself(self):
+        """Whether self.proc holds the listening socket of self.port."""
+        inodes = set()
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            try:
+                with open(table) as f:
+                    next(f)
+                    for line in f:
+                        fields = line.split()
+                        if fields[3] == "0A" and int(fields[1].split(":")[1], 16) == self.port:
+                            inodes.add(fields[9])
+            except OSError:
+                continue
+        fd_dir = "/proc/%d/fd" % self.proc.pid
+        try:
+            links = {os.readlink(os.path.join(fd_dir, n)) for n in os.listdir(fd_dir)}
+        except OSError:
+            return False
+        return any("socket:[%s]" % i in links for i in inodes)
 
     def modify(self, ldif, manage_dsa_it=False):
         """Change the directory as its administrator (ldapmodify). manage_dsa_it
