@@ -72,6 +72,13 @@ static const char *const ldap_auths[] = { "bind", "password", NULL };
  *    value makes the server wait that long for the client to close first, so
  *    TIME_WAIT stays on its side; a client that reads to EOF then waits that
  *    long, and on Linux a TIME_WAIT socket costs a few hundred bytes.
+ *  - index_recheck: the longest another program's change to cur/ that
+ *    coincided with one of fastpop's own changes (within a few ms) stays
+ *    unseen (shm/index_sync.h); it costs one listing of cur/ per mailbox
+ *    that fastpop changed, at most this often. 1h: a poller every few
+ *    minutes lists cur/ once in a dozen polls or more. 0: cur/ is listed
+ *    after every own change (the behaviour before own changes were
+ *    recorded). A week at most: the bound stays a bound.
  */
 static const struct setting settings[] = {
     { "listen", SET_LISTEN, 0, 0, NULL, 0, 0, NULL, 0 },
@@ -105,6 +112,7 @@ static const struct setting settings[] = {
     { "max_auth_failures", SET_INT, FIELD(max_auth_failures), "3", 1, 100, NULL, 0 },
     { "mark_seen", SET_BOOL, FIELD(mark_seen), "yes", 0, 0, NULL, 0 },
     { "index", SET_BOOL, FIELD(index), "yes", 0, 0, NULL, 0 },
+    { "index_recheck", SET_SECONDS, FIELD(index_recheck), "1h", 0, 604800, NULL, 0 },
     { "tls_cert", SET_PATHS, FIELD(tls_cert), NULL, 0, 0, NULL,
       offsetof(struct config, tls_cert_count) },
     { "tls_key", SET_PATHS, FIELD(tls_key), NULL, 0, 0, NULL,

@@ -74,6 +74,7 @@ struct config {
     int  max_auth_failures;
     int  mark_seen;                       /* RETR adds the S flag */
     int  index;                           /* mailbox index in state_dir/index */
+    int  index_recheck;                   /* seconds an own-change stamp of cur/ is trusted */
 
     char tls_cert[CONFIG_MAX_CERTS][CONFIG_PATH_MAX];  /* pairs with tls_key, in order */
     char tls_key[CONFIG_MAX_CERTS][CONFIG_PATH_MAX];

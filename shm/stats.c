@@ -39,6 +39,7 @@ const char *const stats_login_names[STATS_LOGIN_RESULTS] = { "ok", "failed", "te
 const char *const stats_cache_names[STATS_CACHE_RESULTS] = { "hit", "miss", "negative",
                                                              "stale" };
 const char *const stats_store_names[STATS_STORES] = { "index", "auth_cache" };
+const char *const stats_dir_names[STATS_DIRS] = { "new", "cur" };
 const char *const stats_tls_names[STATS_TLS_RESULTS] = { "TLSv1.2", "TLSv1.3", "other",
                                                          "failed" };
 const char *const stats_command_names[STATS_COMMANDS] = {

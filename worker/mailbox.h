@@ -17,6 +17,7 @@
 
 #include "maildir/scan.h"
 #include "shm/index.h"
+#include "shm/index_own.h"
 #include "worker/conn.h"
 
 enum mailbox_open_result {
@@ -40,6 +41,8 @@ struct pop3_session {
     struct index_head head;   /* the record the login answered from */
     struct maildir *md;       /* NULL until mailbox_load */
     int load_failed;          /* mailbox_load failed once: it is not tried again */
+    int updated;              /* mailbox_update ran: the messages marked deleted are gone */
+    struct index_own own;     /* our renames and unlinks, for the index (shm/index_own.h) */
     size_t count;             /* messages numbered in this session */
     uint64_t total_size;
     size_t live_count;        /* messages not marked deleted */
@@ -71,7 +74,10 @@ int mailbox_mark_seen(struct pop3_session *s, size_t i);
  * there (removed now or already gone), *failed the rest.
  */
 void mailbox_update(struct pop3_session *s, unsigned *deleted, unsigned *failed);
-/* Unlock and free. Deletes nothing. */
+/*
+ * Record the session's own changes in the index (shm/index_own.h), unlock
+ * and free. Deletes nothing.
+ */
 void mailbox_close(struct pop3_session *s);
 
 /*

@@ -316,6 +316,8 @@ static void open_mailbox_index(struct loop *lp)
     snprintf(dir, sizeof(dir), "%s/%s", lp->cfg->state_dir, INDEX_SUBDIR);
     int reset;
     int rc = mbindex_open_rebuilding(dir, 0, &lp->mbindex, &reset);
+    if (rc == 0)
+        mbindex_set_recheck(lp->mbindex, lp->cfg->index_recheck);
     if (rc != 0) {
         lp->mbindex = NULL;
         stats_store_error(STATS_STORE_INDEX);

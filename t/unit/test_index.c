@@ -53,8 +53,8 @@ static void test_roundtrip(void **state)
     (void)state;
     struct index_entry e = { .tmp_cleaned = 1234, .legacy = 2 };
     e.md = sample(50);
-    e.new_dir = (struct index_dirstamp){ .sec = 1, .nsec = 2, .ino = 3, .verified = 1 };
-    e.cur_dir = (struct index_dirstamp){ .sec = 4, .nsec = 5, .ino = 6, .verified = 0 };
+    e.new_dir = (struct index_dirstamp){ .sec = 1, .nsec = 2, .ino = 3, .trust = INDEX_VERIFIED };
+    e.cur_dir = (struct index_dirstamp){ .sec = 4, .nsec = 5, .ino = 6, .trust = INDEX_STALE };
     /* A long legacy UIDL and a rename leave extra strings: both must survive. */
     char longuidl[200];
     memset(longuidl, 'u', sizeof(longuidl));
@@ -69,7 +69,7 @@ static void test_roundtrip(void **state)
     assert_same(e.md, d.md);
     assert_int_equal(d.tmp_cleaned, 1234);
     assert_int_equal(d.legacy, 2);
-    assert_int_equal(d.new_dir.verified, 1);
+    assert_int_equal(d.new_dir.trust, INDEX_VERIFIED);
     assert_int_equal(d.cur_dir.ino, 6);
     maildir_free(d.md);
 
@@ -110,7 +110,7 @@ static void test_head(void **state)
     (void)state;
     struct index_entry e = { .tmp_cleaned = 77, .legacy = 1 };
     e.md = sample(20);
-    e.cur_dir = (struct index_dirstamp){ .sec = 4, .nsec = 5, .ino = 6, .verified = 1 };
+    e.cur_dir = (struct index_dirstamp){ .sec = 4, .nsec = 5, .ino = 6, .trust = INDEX_VERIFIED };
 
     void *a, *b;
     size_t alen, blen;
@@ -124,7 +124,7 @@ static void test_head(void **state)
     assert_int_equal(ha.tmp_cleaned, 77);
     assert_int_equal(ha.legacy, 1);
     assert_int_equal(ha.cur_dir.ino, 6);
-    assert_true(ha.cur_dir.verified);
+    assert_int_equal(ha.cur_dir.trust, INDEX_VERIFIED);
     assert_int_not_equal(ha.serial, hb.serial);
     struct index_entry d = { 0 };
     assert_int_equal(index_decode(a, alen, "/m", &d), 0);
@@ -192,7 +192,7 @@ static void test_env_put_get_grow(void **state)
     e.md = sample(40000);
     struct index_entry d = { 0 };
     assert_int_equal(mbindex_get(ix, "/mail/big", &d), MDB_NOTFOUND);
-    assert_int_equal(mbindex_put(ix, "/mail/big", &e), 0);
+    assert_int_equal(mbindex_put(ix, "/mail/big", &e, NULL), 0);
     assert_int_equal(mbindex_get(ix, "/mail/big", &d), 0);
     assert_same(e.md, d.md);
     struct index_head h;
@@ -207,7 +207,7 @@ static void test_env_put_get_grow(void **state)
     assert_false(mbindex_broken(ix));
 
     /* A garbage value under the right key decodes as EINVAL, not a crash. */
-    assert_int_equal(mbindex_put(ix, "/mail/small", &e), 0);
+    assert_int_equal(mbindex_put(ix, "/mail/small", &e, NULL), 0);
     mbindex_close(ix);
     MDB_env *raw;
     MDB_txn *txn;
