@@ -336,8 +336,7 @@ struct maildir *maildir_new(void)
     return calloc(1, sizeof(struct maildir));
 }
 
-/* Append message i of md to out as it is: name, size, order key and UIDL, none derived again. */
-static int copy_msg(struct maildir *out, const struct maildir *md, size_t i)
+int maildir_add_copy(struct maildir *out, const struct maildir *md, size_t i)
 {
     const struct maildir_msg *src = &md->msgs[i];
     const char *name = maildir_msg_name(md, i);
@@ -366,7 +365,7 @@ struct maildir *maildir_copy(const struct maildir *md, int skip_deleted)
     for (size_t i = 0; i < md->count; i++) {
         if (skip_deleted && md->msgs[i].deleted)
             continue;
-        if (copy_msg(out, md, i) == -1) {
+        if (maildir_add_copy(out, md, i) == -1) {
             maildir_free(out);
             return NULL;
         }
@@ -422,10 +421,21 @@ static void drop_duplicates(struct maildir *md)
     md->count = kept;
 }
 
+/* A list built from an index record plus a few new messages usually is in order already. */
+static int is_sorted(const struct maildir *md)
+{
+    for (size_t i = 1; i < md->count; i++) {
+        if (compare_msgs(&md->msgs[i - 1], &md->msgs[i], md->strings) > 0)
+            return 0;
+    }
+    return 1;
+}
+
 void maildir_sort(struct maildir *md)
 {
     if (md->count > 1) {
-        qsort_r(md->msgs, md->count, sizeof(md->msgs[0]), compare_msgs, md->strings);
+        if (!is_sorted(md))
+            qsort_r(md->msgs, md->count, sizeof(md->msgs[0]), compare_msgs, md->strings);
         drop_duplicates(md);
     }
 }

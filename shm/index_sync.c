@@ -188,11 +188,20 @@ static int open_dirs(struct sync *s, int have_dirs)
     return s->curfd == -1 ? -1 : 0;
 }
 
+/*
+ * The index's list, for a login that does not list cur/. UIDLs all our own
+ * (no legacy file then) are copied as they are; legacy ones are derived
+ * again from the names, since legacy_apply() must find the list as a scan
+ * would make it.
+ */
 static int copy_old(const struct sync *s, struct maildir *list)
 {
     const struct maildir *old = s->old.md;
+    int own_uidls = s->old.legacy == LEGACY_NONE;
     for (size_t i = 0; i < old->count; i++) {
-        if (maildir_add(list, maildir_msg_name(old, i), old->msgs[i].size) == -1)
+        int rc = own_uidls ? maildir_add_copy(list, old, i)
+                           : maildir_add(list, maildir_msg_name(old, i), old->msgs[i].size);
+        if (rc == -1)
             return -1;
     }
     return 0;
