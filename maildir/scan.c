@@ -336,7 +336,8 @@ struct maildir *maildir_new(void)
     return calloc(1, sizeof(struct maildir));
 }
 
-int maildir_add_copy(struct maildir *out, const struct maildir *md, size_t i)
+/* Append message i of md to out as it is: name, size, order key and UIDL, none derived again. */
+static int copy_msg(struct maildir *out, const struct maildir *md, size_t i)
 {
     const struct maildir_msg *src = &md->msgs[i];
     const char *name = maildir_msg_name(md, i);
@@ -365,7 +366,7 @@ struct maildir *maildir_copy(const struct maildir *md, int skip_deleted)
     for (size_t i = 0; i < md->count; i++) {
         if (skip_deleted && md->msgs[i].deleted)
             continue;
-        if (maildir_add_copy(out, md, i) == -1) {
+        if (copy_msg(out, md, i) == -1) {
             maildir_free(out);
             return NULL;
         }

@@ -161,12 +161,6 @@ int maildir_list_dir(int dirfd, struct maildir *md, maildir_size_lookup lookup, 
 int maildir_add(struct maildir *md, const char *name, uint64_t size);
 
 /*
- * Append message i of from as it is there: name, size, order key and UIDL
- * (none derived again). 0, or -1 with errno ENOMEM, EOVERFLOW.
- */
-int maildir_add_copy(struct maildir *md, const struct maildir *from, size_t i);
-
-/*
  * Give message i another UIDL (a legacy one: 1-65535 bytes, kept as is).
  * Returns 0, or -1 with errno EINVAL (empty or too long), ENOMEM, EOVERFLOW.
  * Caveat: pointers from maildir_msg_uidl() become invalid.
