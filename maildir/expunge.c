@@ -24,7 +24,7 @@ int maildir_expunge(int curfd, const char *name, int *removed)
     *removed = 0;
     for (int i = 0; i < RENAME_TRIES; i++) {
         if (unlinkat(curfd, try, 0) == 0) {
-            *removed = 1;
+            *removed = try == name ? 1 : 2;
             return 0;
         }
         if (errno != ENOENT)

@@ -12,8 +12,9 @@
 /*
  * Unlink the message recorded as name in the directory curfd. If name is
  * gone, the file with the same unique part is unlinked instead. *removed
- * is 1 when this call unlinked the message, 0 when it was already gone
- * (someone else deleted it): both are success.
+ * is 1 when this call unlinked the message under name, 2 under another name
+ * (someone else renamed it), 0 when it was already gone (someone else
+ * deleted it): all are success.
  *
  * Returns 0, or -1 with errno from unlinkat/maildir_locate, or EAGAIN when
  * the file kept being renamed under us (4 tries).

@@ -173,6 +173,20 @@ void maildir_set_max_messages(size_t max)
     max_messages = max;
 }
 
+/* Room for one more message in md->msgs. */
+static int grow_msgs(struct maildir *md)
+{
+    if (md->count < md->msgs_cap)
+        return 0;
+    size_t cap = md->msgs_cap ? md->msgs_cap * 2 : 64;
+    struct maildir_msg *p = realloc(md->msgs, cap * sizeof(*p));
+    if (p == NULL)
+        return -1;
+    md->msgs = p;
+    md->msgs_cap = cap;
+    return 0;
+}
+
 static int append_msg(struct maildir *md, const char *name, uint64_t size,
                       uint64_t timestamp)
 {
@@ -180,14 +194,8 @@ static int append_msg(struct maildir *md, const char *name, uint64_t size,
         errno = E2BIG;
         return -1;
     }
-    if (md->count == md->msgs_cap) {
-        size_t cap = md->msgs_cap ? md->msgs_cap * 2 : 64;
-        struct maildir_msg *p = realloc(md->msgs, cap * sizeof(*p));
-        if (p == NULL)
-            return -1;
-        md->msgs = p;
-        md->msgs_cap = cap;
-    }
+    if (grow_msgs(md) == -1)
+        return -1;
     struct maildir_msg *m = &md->msgs[md->count];
     memset(m, 0, sizeof(*m));
     m->size = size;
@@ -244,11 +252,12 @@ static int is_regular(int dirfd, const struct dirent *de)
 }
 
 int maildir_move_new(int rootfd, int curfd, struct maildir *added, unsigned *moved,
-                     unsigned *left)
+                     unsigned *left, unsigned *vanished)
 {
     DIR *dir = open_dir_at(rootfd, "new");
     struct dirent *de;
     char target[NAME_MAX + 1];
+    unsigned gone = 0;
     int rc = 0;
 
     *moved = *left = 0;
@@ -265,7 +274,9 @@ int maildir_move_new(int rootfd, int curfd, struct maildir *added, unsigned *mov
             /* Taken in cur/, or not ours to move (another owner's file): left. */
             if (errno == EEXIST || errno == EACCES || errno == EPERM)
                 (*left)++;
-            else if (errno != ENOENT) {
+            else if (errno == ENOENT)
+                gone++;
+            else {
                 rc = -1;
                 break;
             }
@@ -280,6 +291,8 @@ int maildir_move_new(int rootfd, int curfd, struct maildir *added, unsigned *mov
         }
         errno = 0;
     }
+    if (vanished != NULL)
+        *vanished = gone;
     return close_listing(dir, rc, de == NULL);
 }
 
@@ -335,6 +348,45 @@ struct maildir *maildir_new(void)
     return calloc(1, sizeof(struct maildir));
 }
 
+/* Append message i of md to out as it is: name, size, order key and UIDL, none derived again. */
+static int copy_msg(struct maildir *out, const struct maildir *md, size_t i)
+{
+    const struct maildir_msg *src = &md->msgs[i];
+    const char *name = maildir_msg_name(md, i);
+    if (grow_msgs(out) == -1)
+        return -1;
+    struct maildir_msg *m = &out->msgs[out->count];
+    *m = *src;
+    m->deleted = 0;
+    if (strings_add(out, name, strlen(name), &m->name_off) == -1)
+        return -1;
+    /* A verbatim UIDL is the start of the name; a legacy or escaped one has its own bytes. */
+    if (src->uidl_off == src->name_off)
+        m->uidl_off = m->name_off;
+    else if (strings_add(out, md->strings + src->uidl_off, src->uidl_len, &m->uidl_off) == -1)
+        return -1;
+    out->count++;
+    out->total_size += m->size;
+    return 0;
+}
+
+struct maildir *maildir_copy(const struct maildir *md, int skip_deleted)
+{
+    struct maildir *out = maildir_new();
+    if (out == NULL)
+        return NULL;
+    for (size_t i = 0; i < md->count; i++) {
+        if (skip_deleted && md->msgs[i].deleted)
+            continue;
+        if (copy_msg(out, md, i) == -1) {
+            maildir_free(out);
+            return NULL;
+        }
+    }
+    maildir_trim(out);
+    return out;
+}
+
 void maildir_trim(struct maildir *md)
 {
     /* A logged-in session keeps its list for hours: keep no growth slack. */
@@ -382,10 +434,21 @@ static void drop_duplicates(struct maildir *md)
     md->count = kept;
 }
 
+/* A list built from an index record plus a few new messages usually is in order already. */
+static int is_sorted(const struct maildir *md)
+{
+    for (size_t i = 1; i < md->count; i++) {
+        if (compare_msgs(&md->msgs[i - 1], &md->msgs[i], md->strings) > 0)
+            return 0;
+    }
+    return 1;
+}
+
 void maildir_sort(struct maildir *md)
 {
     if (md->count > 1) {
-        qsort_r(md->msgs, md->count, sizeof(md->msgs[0]), compare_msgs, md->strings);
+        if (!is_sorted(md))
+            qsort_r(md->msgs, md->count, sizeof(md->msgs[0]), compare_msgs, md->strings);
         drop_duplicates(md);
     }
 }
@@ -405,7 +468,7 @@ int maildir_scan(const char *root, time_t now, struct maildir **mdp)
     if (curfd == -1)
         goto fail;
     maildir_clean_tmp(rootfd, now);
-    if (maildir_move_new(rootfd, curfd, NULL, &moved, &left) == -1)
+    if (maildir_move_new(rootfd, curfd, NULL, &moved, &left, NULL) == -1)
         goto fail;
     md = maildir_new();
     if (md == NULL || maildir_list_dir(curfd, md, NULL, NULL) == -1)

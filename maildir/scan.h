@@ -126,19 +126,27 @@ typedef int (*maildir_size_lookup)(void *arg, const char *name, size_t unique_le
 /* An empty list (NULL with errno ENOMEM), for maildir_add()/maildir_free(). */
 struct maildir *maildir_new(void);
 
+/*
+ * A compact copy of md (names, sizes, UIDLs, order), without the messages
+ * marked deleted when skip_deleted: the list after an UPDATE. NULL with errno.
+ */
+struct maildir *maildir_copy(const struct maildir *md, int skip_deleted);
+
 /* Steps 1 and 2 on the open root. make_dirs: 0, or -1 with errno. */
 int  maildir_make_dirs(int rootfd);
 void maildir_clean_tmp(int rootfd, time_t now);
 
 /*
  * Step 3. *moved counts the files renamed, *left those left in new/ because
- * their cur/ name exists or they may not be moved (EACCES, EPERM). When added is not NULL every moved file is also
- * appended to it under its cur/ name, sized like step 4 (a file that
- * vanished meanwhile is left out).
+ * their cur/ name exists or they may not be moved (EACCES, EPERM),
+ * *vanished (may be NULL) those listed in new/ that were gone when renamed
+ * (another program moved or removed them). When added is not NULL every
+ * moved file is also appended to it under its cur/ name, sized like step 4
+ * (a file that vanished meanwhile is left out).
  * Returns 0, or -1 with errno (readdir, rename, size).
  */
 int maildir_move_new(int rootfd, int curfd, struct maildir *added, unsigned *moved,
-                     unsigned *left);
+                     unsigned *left, unsigned *vanished);
 
 /*
  * rename() that never replaces an existing target: -1 with errno EEXIST

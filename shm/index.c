@@ -14,8 +14,11 @@
 #include "shm/lmdb_env.h"
 
 #define INDEX_MAGIC 0x31495046u /* "FPI1" in a little-endian file */
-/* 2: a serial per record, and each name's length (so a decode checks no bytes of it). */
-#define INDEX_VERSION 2u
+/*
+ * 2: a serial per record, and each name's length (so a decode checks no bytes of it).
+ * 3: a stamp's trust may be INDEX_OURS, with the time and boot of our oldest own change.
+ */
+#define INDEX_VERSION 3u
 /* A full map is doubled and the write retried, up to 4096 times the start size. */
 #define PUT_TRIES 12
 
@@ -56,6 +59,8 @@ struct mbindex {
     MDB_env *env;      /* NULL after a rebuild that could not open a new one */
     MDB_dbi dbi;
     int broken;        /* the LMDB code that broke it, or 0 */
+    int recheck;       /* seconds: mbindex_set_recheck */
+    uint64_t boot;     /* mbindex_boot */
     size_t mapsize;
     size_t max_mapsize; /* the map never grows past it (0: no limit of ours) */
     char dir[PATH_MAX];
@@ -381,6 +386,20 @@ static int open_env(struct mbindex *ix)
     return 0;
 }
 
+static uint64_t read_boot_id(void)
+{
+    char id[64];
+    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "re");
+    if (f == NULL)
+        return 0;
+    size_t n = fread(id, 1, sizeof(id), f);
+    fclose(f);
+    if (n < 32)
+        return 0;
+    uint64_t h = hash64(id, n, HASH_SEED_A);
+    return h != 0 ? h : 1;
+}
+
 int mbindex_open(const char *dir, size_t mapsize, struct mbindex **out)
 {
     struct mbindex *ix = calloc(1, sizeof(*ix));
@@ -391,6 +410,8 @@ int mbindex_open(const char *dir, size_t mapsize, struct mbindex **out)
         return ENAMETOOLONG;
     }
     ix->mapsize = mapsize;
+    ix->recheck = INDEX_RECHECK_DEFAULT;
+    ix->boot = read_boot_id();
     int rc = pthread_mutex_init(&ix->lock, NULL);
     if (rc != 0) {
         free(ix);
@@ -617,10 +638,35 @@ static int may_grow(struct mbindex *ix)
     return mdb_env_info(ix->env, &info) == 0 && info.me_mapsize <= ix->max_mapsize / 2;
 }
 
-int mbindex_put(struct mbindex *ix, const char *path, const struct index_entry *e)
+/*
+ * With expect: the record of path must still be the one with that serial,
+ * checked in the write txn itself; e's new/ stamp, legacy kind and tmp/
+ * cleanup time are then taken from it (mbindex_replace_cur).
+ */
+static int keep_stored_fields(struct mbindex *ix, MDB_txn *txn, MDB_val *key, const char *path,
+                              uint64_t expect, struct index_entry *e)
+{
+    MDB_val val;
+    struct disk_head h;
+    int rc = mdb_get(txn, ix->dbi, key, &val);
+    if (rc == 0)
+        rc = decode_head(val.mv_data, val.mv_size, path, &h);
+    if (rc == 0 && h.serial != expect)
+        rc = ESTALE;
+    if (rc == 0) {
+        e->new_dir = h.new_dir;
+        e->tmp_cleaned = h.tmp_cleaned;
+        e->legacy = h.legacy;
+    }
+    return rc;
+}
+
+static int write_record(struct mbindex *ix, const char *path, const struct index_entry *given,
+                        const uint64_t *expect, uint64_t *serial_out)
 {
     unsigned char keybuf[KEY_LEN];
     size_t path_len = strlen(path);
+    struct index_entry e = *given;
     int rc = 0;
 
     if (path_len > UINT32_MAX)
@@ -630,16 +676,22 @@ int mbindex_put(struct mbindex *ix, const char *path, const struct index_entry *
     rc = ix->broken;
     for (int tries = 0; rc == 0 && tries < PUT_TRIES; tries++) {
         MDB_val key = { KEY_LEN, keybuf };
-        MDB_val val = { encoded_len(path_len, e->md), NULL };
+        MDB_val val = { encoded_len(path_len, e.md), NULL };
         MDB_txn *txn;
+        uint64_t serial = next_serial();
         rc = lmdbenv_txn_begin(ix->env, 0, &txn);
         if (rc != 0)
             break;
+        if (expect != NULL)
+            rc = keep_stored_fields(ix, txn, &key, path, *expect, &e);
         /* MDB_RESERVE: encode straight into the map, no second copy. */
-        rc = mdb_put(txn, ix->dbi, &key, &val, MDB_RESERVE);
+        if (rc == 0)
+            rc = mdb_put(txn, ix->dbi, &key, &val, MDB_RESERVE);
         if (rc == 0) {
-            encode_into(val.mv_data, path, path_len, e, next_serial());
+            encode_into(val.mv_data, path, path_len, &e, serial);
             rc = mdb_txn_commit(txn);
+            if (rc == 0 && serial_out != NULL)
+                *serial_out = serial;
         } else {
             mdb_txn_abort(txn);
         }
@@ -656,6 +708,36 @@ int mbindex_put(struct mbindex *ix, const char *path, const struct index_entry *
     rc = note(ix, rc);
     pthread_mutex_unlock(&ix->lock);
     return rc;
+}
+
+int mbindex_put(struct mbindex *ix, const char *path, const struct index_entry *e,
+                uint64_t *serial)
+{
+    return write_record(ix, path, e, NULL, serial);
+}
+
+int mbindex_replace_cur(struct mbindex *ix, const char *path, uint64_t *serial,
+                        const struct index_dirstamp *cur_dir, const struct maildir *md)
+{
+    /* encode_into only reads the list. */
+    struct index_entry e = { .cur_dir = *cur_dir, .md = (struct maildir *)md };
+    uint64_t expect = *serial;
+    return write_record(ix, path, &e, &expect, serial);
+}
+
+void mbindex_set_recheck(struct mbindex *ix, int seconds)
+{
+    ix->recheck = seconds < 0 ? 0 : seconds;
+}
+
+int mbindex_recheck(const struct mbindex *ix)
+{
+    return ix->recheck;
+}
+
+uint64_t mbindex_boot(const struct mbindex *ix)
+{
+    return ix->boot;
 }
 
 int mbindex_del(struct mbindex *ix, const char *path)

@@ -6,11 +6,13 @@
  *
  * Record layout (host byte order: the file never leaves the host), one
  * LMDB value per mailbox, read with one mdb_get at login:
- *   head     magic "FPI1", version (2), path length, legacy kind, message
+ *   head     magic "FPI1", version (3), path length, legacy kind, message
  *            count, total size, string block length, time of the last
  *            tmp/ cleanup, a serial that differs for every record written,
  *            and a stamp per directory (new/, cur/): mtime seconds +
- *            nanoseconds, inode, verified flag
+ *            nanoseconds, inode, trust, and for a stamp of fastpop's own
+ *            changes the time of the oldest one no listing has confirmed
+ *            and the boot it was made in
  *   path     the maildir path, padded to 8 bytes
  *   messages count x 32 bytes in POP3 order: POP3 size, leading timestamp,
  *            offsets of the current file name and of the UIDL in the
@@ -47,13 +49,25 @@
 /* The environment's directory under state_dir. */
 #define INDEX_SUBDIR "index"
 
-/* What a directory looked like when its content was last read. */
+/* index_recheck's default (etc/fastpop.conf.5): see mbindex_set_recheck. */
+enum { INDEX_RECHECK_DEFAULT = 60 * 60 };
+
+/* How far a directory's stamp vouches for the content recorded with it (index_sync.h). */
+enum index_trust {
+    INDEX_STALE = 0,    /* read the directory again */
+    INDEX_VERIFIED = 1, /* listed at least 1 s after its mtime */
+    INDEX_OURS = 2,     /* a listing plus fastpop's own changes since (cur/ only) */
+};
+
+/* What a directory looked like when its content was last known. */
 struct index_dirstamp {
     int64_t  sec;
     int64_t  nsec;
     uint64_t ino;
-    uint32_t verified; /* the mtime was at least 1 s old when read: see index_sync.h */
+    uint32_t trust;     /* enum index_trust */
     uint32_t pad;
+    int64_t  own_since; /* INDEX_OURS: time() of the oldest own change taken on trust */
+    uint64_t own_boot;  /* INDEX_OURS: the boot it was made in (mbindex_boot) */
 };
 
 struct index_entry {
@@ -131,8 +145,37 @@ int mbindex_limit_size(struct mbindex *ix, size_t max);
  * to the limit above). A map that could not be mapped again at its new
  * size (no address space left) leaves ix broken with that code: LMDB has
  * no map then, and only mbindex_rebuild() may touch the env again.
+ * *serial (may be NULL) gets the new record's serial.
  */
-int mbindex_put(struct mbindex *ix, const char *path, const struct index_entry *e);
+int mbindex_put(struct mbindex *ix, const char *path, const struct index_entry *e,
+                uint64_t *serial);
+
+/*
+ * After a session's own changes to cur/: replace the record of path, if it
+ * is still the one with serial *serial, by one with md as its messages and
+ * cur_dir as cur/'s stamp; new/'s stamp, the legacy kind and the tmp/
+ * cleanup time stay the stored ones, and *serial becomes the new record's.
+ * One write txn, so nothing another process wrote meanwhile is
+ * overwritten: ESTALE (or MDB_NOTFOUND) then.
+ */
+int mbindex_replace_cur(struct mbindex *ix, const char *path, uint64_t *serial,
+                        const struct index_dirstamp *cur_dir, const struct maildir *md);
+
+/*
+ * How long (seconds) a cur/ stamp that rests on fastpop's own changes is
+ * trusted before cur/ is listed again (index_sync.h); the setting
+ * index_recheck. 0: never trusted (cur/ is listed after every own change).
+ */
+void mbindex_set_recheck(struct mbindex *ix, int seconds);
+int  mbindex_recheck(const struct mbindex *ix);
+
+/*
+ * This boot of the machine (a hash of the kernel's boot_id), read at open:
+ * a stamp of own changes counts only within the boot that made it, since
+ * after a crash the index (not fsynced) may have lost what the maildir
+ * kept. 0 when unknown: then no such stamp counts.
+ */
+uint64_t mbindex_boot(const struct mbindex *ix);
 
 /* Forget path. MDB_NOTFOUND if there was nothing. */
 int mbindex_del(struct mbindex *ix, const char *path);

@@ -11,27 +11,69 @@
 
 #include "daemon/runtime/hash.h"
 #include "maildir/legacy.h"
+#include "shm/stats.h"
+
+int index_same_dir(const struct index_dirstamp *stamp, const struct stat *st)
+{
+    return stamp->sec == (int64_t)st->st_mtim.tv_sec &&
+           stamp->nsec == (int64_t)st->st_mtim.tv_nsec && stamp->ino == (uint64_t)st->st_ino;
+}
 
 int index_dir_clean(const struct index_dirstamp *stamp, const struct stat *st)
 {
-    return stamp->verified && stamp->sec == (int64_t)st->st_mtim.tv_sec &&
-           stamp->nsec == (int64_t)st->st_mtim.tv_nsec && stamp->ino == (uint64_t)st->st_ino;
+    return stamp->trust == INDEX_VERIFIED && index_same_dir(stamp, st);
+}
+
+int index_cur_trusted(const struct index_dirstamp *stamp, const struct stat *st, time_t now,
+                      int recheck, uint64_t boot)
+{
+    if (!index_same_dir(stamp, st))
+        return 0;
+    if (stamp->trust == INDEX_VERIFIED)
+        return 1;
+    /* A clock that went back makes the age unknown: list. */
+    return stamp->trust == INDEX_OURS && boot != 0 && stamp->own_boot == boot &&
+           (int64_t)now >= stamp->own_since && (int64_t)now - stamp->own_since < recheck;
+}
+
+/* At least one whole second between the mtime of stamp and at. */
+static int second_passed(int64_t sec, int64_t nsec, const struct timespec *at)
+{
+    int64_t age_sec = (int64_t)at->tv_sec - sec;
+    return age_sec > 1 || (age_sec == 1 && (int64_t)at->tv_nsec >= nsec);
 }
 
 void index_dir_stamp(struct index_dirstamp *stamp, const struct stat *st,
                      const struct timespec *read_at, int changed_by_us)
 {
-    int64_t sec = (int64_t)st->st_mtim.tv_sec;
-    int64_t nsec = (int64_t)st->st_mtim.tv_nsec;
-    int64_t age_sec = (int64_t)read_at->tv_sec - sec;
-
     memset(stamp, 0, sizeof(*stamp));
-    stamp->sec = sec;
-    stamp->nsec = nsec;
+    stamp->sec = (int64_t)st->st_mtim.tv_sec;
+    stamp->nsec = (int64_t)st->st_mtim.tv_nsec;
     stamp->ino = (uint64_t)st->st_ino;
-    /* At least one whole second between the mtime and the read. */
-    stamp->verified = !changed_by_us &&
-                      (age_sec > 1 || (age_sec == 1 && (int64_t)read_at->tv_nsec >= nsec));
+    stamp->trust = !changed_by_us && second_passed(stamp->sec, stamp->nsec, read_at)
+                   ? INDEX_VERIFIED : INDEX_STALE;
+}
+
+void index_own_stamp(struct index_dirstamp *stamp, const struct stat *st, int64_t since,
+                     uint64_t boot)
+{
+    memset(stamp, 0, sizeof(*stamp));
+    stamp->sec = (int64_t)st->st_mtim.tv_sec;
+    stamp->nsec = (int64_t)st->st_mtim.tv_nsec;
+    stamp->ino = (uint64_t)st->st_ino;
+    stamp->own_since = since;
+    stamp->own_boot = boot;
+    /*
+     * Whole seconds: a file system (or NFS server) that keeps no finer
+     * mtime, where "the same tick" lasts a second; its own changes are not
+     * taken on trust. Nor without knowing the boot.
+     */
+    stamp->trust = stamp->nsec != 0 && boot != 0 ? INDEX_OURS : INDEX_STALE;
+}
+
+int index_stamp_settled(const struct index_dirstamp *stamp, const struct timespec *now)
+{
+    return second_passed(stamp->sec, stamp->nsec, now);
 }
 
 /* ---- sizes the index already knows, by unique part ------------------- */
@@ -86,12 +128,16 @@ static int known_size(void *arg, const char *name, size_t unique_len, uint64_t *
 /* ---- the sync -------------------------------------------------------- */
 
 struct sync {
+    struct mbindex *ix;
     const char *root;
     int rootfd, curfd;
     struct stat new_st, cur_st;   /* before reading */
     struct timespec read_at;      /* when those stats were taken */
+    time_t now;
     struct index_entry old;       /* what the index had (old.md may be NULL) */
     int new_ok, cur_ok;
+    uint64_t boot;                /* mbindex_boot, or 0 without an index */
+    struct index_dirstamp cur_stamp; /* cur/ as the new record knows it */
 };
 
 static void close_keep_errno(int fd)
@@ -133,27 +179,93 @@ static int open_dirs(struct sync *s, int have_dirs)
     return s->curfd == -1 ? -1 : 0;
 }
 
-/* The messages of cur/ now: listed, or the index's plus what we moved. */
-static int build_list(struct sync *s, struct maildir *list, unsigned *moved,
-                      struct index_sync_result *res)
+/*
+ * The index's list, for a login that does not list cur/. UIDLs all our own
+ * (no legacy file then) are copied as they are; legacy ones are derived
+ * again from the names, since legacy_apply() must find the list as a scan
+ * would make it. (Appending to the decoded list itself instead of copying
+ * it measured twice as slow on 100,000 messages: growing it reallocates.)
+ */
+static int copy_old(const struct sync *s, struct maildir *list)
 {
-    *moved = 0;
-    if (!s->new_ok) {
-        res->read_new = 1;
-        unsigned left;
-        if (maildir_move_new(s->rootfd, s->curfd, s->cur_ok ? list : NULL, moved, &left) == -1)
+    const struct maildir *old = s->old.md;
+    if (s->old.legacy == LEGACY_NONE && list->count == 0) {
+        struct maildir *copy = maildir_copy(old, 0);
+        if (copy == NULL)
             return -1;
-        list->stuck_in_new = left;
-    }
-    if (s->cur_ok) {
-        const struct maildir *old = s->old.md;
-        for (size_t i = 0; i < old->count; i++) {
-            if (maildir_add(list, maildir_msg_name(old, i), old->msgs[i].size) == -1)
-                return -1;
-        }
+        struct maildir empty = *list;
+        *list = *copy;
+        list->stuck_in_new = empty.stuck_in_new;
+        *copy = empty;
+        maildir_free(copy);
         return 0;
     }
+    for (size_t i = 0; i < old->count; i++) {
+        if (maildir_add(list, maildir_msg_name(old, i), old->msgs[i].size) == -1)
+            return -1;
+    }
+    return 0;
+}
+
+static int same_stat(const struct stat *a, const struct stat *b)
+{
+    return a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+           a->st_ino == b->st_ino;
+}
+
+/*
+ * new/ moved into a cur/ the index knows (and that has not changed since):
+ * the index's list plus what we moved, and cur/ stamped as our own change
+ * (index_sync.h). 1 when cur/ must be listed after all: a file vanished
+ * from new/ under us (another program moves mail too, maybe into cur/).
+ * 0 done, -1 error.
+ */
+static int absorb_moves(struct sync *s, struct maildir *list, unsigned *moved)
+{
+    struct stat after;
+    unsigned left, vanished;
+    struct maildir *added = maildir_new();
+
+    if (added == NULL)
+        return -1;
+    if (maildir_move_new(s->rootfd, s->curfd, added, moved, &left, &vanished) == -1 ||
+        fstat(s->curfd, &after) == -1) {
+        maildir_free(added);
+        return -1;
+    }
+    list->stuck_in_new = left;
+    int rc = vanished > 0 ? 1 : copy_old(s, list);
+    for (size_t i = 0; rc == 0 && i < added->count; i++)
+        rc = maildir_add(list, maildir_msg_name(added, i), added->msgs[i].size);
+    maildir_free(added);
+    if (rc != 0)
+        return rc;
+    if (*moved == 0) {
+        s->cur_stamp = s->old.cur_dir;
+    } else {
+        const struct index_dirstamp *old = &s->old.cur_dir;
+        index_own_stamp(&s->cur_stamp, &after,
+                        old->trust == INDEX_OURS ? old->own_since : (int64_t)s->now, s->boot);
+    }
+    return 0;
+}
+
+/*
+ * cur/ listed, messages the index knows keep their size. After our own
+ * moves (moved > 0) its mtime is theirs: unchanged across the listing, the
+ * listing holds everything up to it, a stamp like an own change's.
+ */
+static int list_cur(struct sync *s, struct maildir *list, unsigned moved,
+                    struct index_sync_result *res)
+{
+    struct stat before, after;
+    struct timespec at;
+
     res->read_cur = 1;
+    stats_add(SV_DIR_READS + STATS_DIR_CUR, 1);
+    if (fstat(s->curfd, &before) == -1)
+        return -1;
+    clock_gettime(CLOCK_REALTIME, &at);
     struct known k;
     if (known_init(&k, s->old.md) == -1)
         return -1;
@@ -161,16 +273,70 @@ static int build_list(struct sync *s, struct maildir *list, unsigned *moved,
     int saved = errno;
     free(k.slots);
     errno = saved;
-    return rc;
+    if (rc == -1 || fstat(s->curfd, &after) == -1)
+        return -1;
+    if (moved == 0) {
+        index_dir_stamp(&s->cur_stamp, &before, &at, 0);
+    } else if (same_stat(&before, &after)) {
+        index_own_stamp(&s->cur_stamp, &before, (int64_t)s->now, s->boot);
+    } else {
+        index_dir_stamp(&s->cur_stamp, &before, &at, 1);
+    }
+    return 0;
+}
+
+/*
+ * Our moves leave cur/'s mtime as it is when they fall in the tick of its
+ * stamp (the stamp is less than a second old, our own change's): should
+ * this login die before its record is stored, the old record would still
+ * match cur/ and hide what was moved. So it is stored stale first.
+ */
+static int stale_first(struct sync *s)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    if (index_stamp_settled(&s->old.cur_dir, &now))
+        return 0;
+    struct index_entry e = s->old;
+    e.cur_dir.trust = INDEX_STALE;
+    return mbindex_put(s->ix, s->root, &e, NULL) == 0 ? 0 : -1;
+}
+
+/* The messages of cur/ now: listed, or the index's plus what we moved. */
+static int build_list(struct sync *s, struct maildir *list, unsigned *moved,
+                      struct index_sync_result *res)
+{
+    *moved = 0;
+    if (!s->new_ok) {
+        res->read_new = 1;
+        stats_add(SV_DIR_READS + STATS_DIR_NEW, 1);
+        /* cur/ must still be what the index knows as we move into it. */
+        struct stat now_st;
+        if (s->cur_ok && fstat(s->curfd, &now_st) == -1)
+            return -1;
+        if (s->cur_ok && index_same_dir(&s->old.cur_dir, &now_st) && stale_first(s) == 0) {
+            int rc = absorb_moves(s, list, moved);
+            if (rc != 1)
+                return rc;
+            /* Whatever was moved is in cur/ now: the listing finds it. */
+        } else {
+            unsigned left;
+            if (maildir_move_new(s->rootfd, s->curfd, NULL, moved, &left, NULL) == -1)
+                return -1;
+            list->stuck_in_new = left;
+        }
+    }
+    return list_cur(s, list, *moved, res);
 }
 
 /* A login that reads: list, legacy UIDLs, stamps, then one write. */
-static int sync_read(struct sync *s, struct mbindex *ix, time_t now, struct maildir **mdp,
-                     struct index_sync_result *res)
+static int sync_read(struct sync *s, struct mbindex *ix, struct maildir **mdp,
+                     struct index_head *head, struct index_sync_result *res)
 {
     struct index_entry e = { 0 };
     struct legacy_list *lg = NULL;
     unsigned moved;
+    time_t now = s->now;
 
     e.tmp_cleaned = s->old.md ? s->old.tmp_cleaned : 0;
     if (s->old.md == NULL || now - e.tmp_cleaned >= INDEX_TMP_CLEAN_SECS ||
@@ -194,7 +360,7 @@ static int sync_read(struct sync *s, struct mbindex *ix, time_t now, struct mail
     lg = NULL;
     maildir_trim(e.md);
 
-    /* Stamps: see index_sync.h. A directory we changed is stamped unverified. */
+    /* Stamps: see index_sync.h. new/ after our moves is read again. */
     struct stat after;
     if (s->new_ok)
         e.new_dir = s->old.new_dir;
@@ -202,12 +368,7 @@ static int sync_read(struct sync *s, struct mbindex *ix, time_t now, struct mail
         index_dir_stamp(&e.new_dir, &after, &s->read_at, 1);
     else
         index_dir_stamp(&e.new_dir, &s->new_st, &s->read_at, moved > 0);
-    if (s->cur_ok && moved == 0)
-        e.cur_dir = s->old.cur_dir;
-    else if (moved > 0 && fstat(s->curfd, &after) == 0)
-        index_dir_stamp(&e.cur_dir, &after, &s->read_at, 1);
-    else
-        index_dir_stamp(&e.cur_dir, &s->cur_st, &s->read_at, moved > 0);
+    e.cur_dir = s->cur_stamp;
 
     /*
      * Sizes are remembered by unique part (known_size), which two files
@@ -218,12 +379,20 @@ static int sync_read(struct sync *s, struct mbindex *ix, time_t now, struct mail
     if (ix != NULL && e.md->duplicates > 0) {
         mbindex_del(ix, s->root);
     } else if (ix != NULL) {
-        int rc = mbindex_put(ix, s->root, &e);
+        int rc = mbindex_put(ix, s->root, &e, &e.serial);
         if (rc == 0)
             res->written = 1;
         else
             res->index_error = rc;
     }
+    /* The session's own changes start from this record (serial 0: none written). */
+    head->new_dir = e.new_dir;
+    head->cur_dir = e.cur_dir;
+    head->tmp_cleaned = e.tmp_cleaned;
+    head->legacy = e.legacy;
+    head->count = e.md->count;
+    head->total_size = e.md->total_size;
+    head->serial = res->written ? e.serial : 0;
     *mdp = e.md;
     return 0;
 
@@ -246,10 +415,11 @@ static void head_of(const struct index_entry *e, struct index_head *head)
 
 /* The index answers alone: the record's head and both directories agree. */
 static int head_answers(struct mbindex *ix, const char *root, const struct stat *new_st,
-                        const struct stat *cur_st, struct index_head *head)
+                        const struct stat *cur_st, time_t now, struct index_head *head)
 {
     return mbindex_get_head(ix, root, head) == 0 && index_dir_clean(&head->new_dir, new_st) &&
-           index_dir_clean(&head->cur_dir, cur_st);
+           index_cur_trusted(&head->cur_dir, cur_st, now, mbindex_recheck(ix),
+                             mbindex_boot(ix));
 }
 
 /*
@@ -261,8 +431,10 @@ static int sync_any(struct mbindex *ix, const char *root, time_t now, int lazy,
                     struct index_head *head, struct maildir **mdp,
                     struct index_sync_result *res)
 {
-    struct sync s = { .root = root, .rootfd = -1, .curfd = -1 };
+    struct sync s = { .ix = ix, .root = root, .rootfd = -1, .curfd = -1, .now = now,
+                      .boot = ix != NULL ? mbindex_boot(ix) : 0 };
     struct index_head h;
+    int recheck = ix != NULL ? mbindex_recheck(ix) : 0;
 
     memset(res, 0, sizeof(*res));
     *mdp = NULL;
@@ -270,7 +442,7 @@ static int sync_any(struct mbindex *ix, const char *root, time_t now, int lazy,
     int have_dirs = stat_dirs(root, &s.new_st, &s.cur_st) == 0;
     if (!have_dirs && errno != ENOENT)
         return -1;
-    if (ix != NULL && have_dirs && lazy && head_answers(ix, root, &s.new_st, &s.cur_st, &h)) {
+    if (ix != NULL && have_dirs && lazy && head_answers(ix, root, &s.new_st, &s.cur_st, now, &h)) {
         res->warm = 1;
         *head = h;
         return 0;
@@ -282,7 +454,7 @@ static int sync_any(struct mbindex *ix, const char *root, time_t now, int lazy,
             res->index_error = rc;
         if (rc == 0) {
             s.new_ok = index_dir_clean(&s.old.new_dir, &s.new_st);
-            s.cur_ok = index_dir_clean(&s.old.cur_dir, &s.cur_st);
+            s.cur_ok = index_cur_trusted(&s.old.cur_dir, &s.cur_st, now, recheck, s.boot);
         }
     }
     if (s.new_ok && s.cur_ok) {
@@ -293,16 +465,10 @@ static int sync_any(struct mbindex *ix, const char *root, time_t now, int lazy,
     }
     int rc = open_dirs(&s, have_dirs);
     if (rc == 0)
-        rc = sync_read(&s, ix, now, mdp, res);
+        rc = sync_read(&s, ix, mdp, head, res);
     maildir_free(s.old.md);
     close_keep_errno(s.curfd);
     close_keep_errno(s.rootfd);
-    if (rc == 0) {
-        /* A list we built: its serial is unknown here, and nothing loads it again. */
-        memset(head, 0, sizeof(*head));
-        head->count = (*mdp)->count;
-        head->total_size = (*mdp)->total_size;
-    }
     return rc;
 }
 
@@ -323,7 +489,7 @@ int index_sync_warm(struct mbindex *ix, const char *root, struct index_head *hea
 {
     struct stat new_st, cur_st;
     return ix != NULL && stat_dirs(root, &new_st, &cur_st) == 0 &&
-           head_answers(ix, root, &new_st, &cur_st, head);
+           head_answers(ix, root, &new_st, &cur_st, time(NULL), head);
 }
 
 int index_load(struct mbindex *ix, const char *root, const struct index_head *head,

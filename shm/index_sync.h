@@ -1,27 +1,45 @@
 /*
  * A login's view of its maildir, through the index (shm/index.h).
  *
- * The rules, per directory (new/ and cur/ each have a stamp):
- *  - clean: its mtime (seconds and nanoseconds) and inode equal the
- *    stamp, and the stamp is verified. A verified stamp is one whose mtime
- *    was at least 1 s older than the moment the directory was read, so any
- *    later change had to give it another mtime: a change within the same
- *    second (or clock tick) as the read is the race this excludes
+ * The rules, per directory (new/ and cur/ each have a stamp: mtime with
+ * nanoseconds, inode, and how far it vouches for the recorded content):
+ *  - verified: the directory was listed at least 1 s after its mtime, so
+ *    any later change had to give it another mtime: a change within the
+ *    same second (or clock tick) as the read is the race this excludes
  *    (Dovecot's MAILDIR_SYNC_SECS). Clocks of NFS clients and server must
  *    agree within a second.
- *  - both clean: the index answers alone. The login costs one stat of
- *    new/ and one of cur/, one LMDB read, no getdents64, no per-message
- *    syscall (an empty mailbox is the same path, with a tiny record).
+ *  - ours (cur/ only): the record is a listing plus fastpop's own changes
+ *    since (new/ moved in at login, RETR's Seen renames, QUIT's unlinks:
+ *    shm/index_own.h), and the stamp is cur/ just after the last of them.
+ *    Each own change is bracketed: cur/ is stat'ed just before it (it must
+ *    still match the stamp, else another program changed cur/ and the
+ *    record goes stale) and just after it (the new stamp). What this cannot
+ *    see is another program's change to cur/ between those two stats, or
+ *    after the second one within the same mtime tick (a few ms; none on
+ *    Linux 6.13+ ext4/xfs/btrfs/tmpfs, whose multigrain timestamps give a
+ *    change after a stat a new mtime): a stamp of our own changes is
+ *    trusted only until index_recheck seconds after the oldest of them
+ *    (mbindex_set_recheck), then cur/ is listed again. Not trusted at all
+ *    on a file system with whole-second mtimes (nanoseconds 0), after a
+ *    reboot (the index is not fsynced: it may have lost what the maildir
+ *    kept), or when a file vanished from new/ under our moves.
+ *  - clean: the stamp matches the directory and is verified, or ours and
+ *    within index_recheck. Both clean: the index answers alone. The login
+ *    costs one stat of new/ and one of cur/, one LMDB read, no getdents64,
+ *    no per-message syscall (an empty mailbox is the same path).
  *  - otherwise each changed directory is read once: new/ is moved to cur/
- *    (the new files sized once: a ,W= hint or one read of the file); cur/
- *    is listed, and messages the index knows (by unique part) keep their
- *    size with no syscall. Then one short write txn stores the result.
- *  - our own changes: a directory this login changed (new/ -> cur/ moves)
- *    is stored unverified, because a change by someone else in the same
- *    clock tick as ours would leave the same mtime. Renames and unlinks of
- *    a session (RETR's Seen flag, QUIT) are not written back for the same
- *    reason: cur/'s mtime moves, and the next login lists cur/ once (no
- *    per-message syscall, sizes reused), then is warm again.
+ *    (the new files sized once: a ,W= hint or one read of the file); when
+ *    cur/ is clean the moved files are added to the recorded list and cur/
+ *    is not listed, else cur/ is listed and messages the index knows (by
+ *    unique part) keep their size with no syscall. Then one short write
+ *    txn stores the result. new/ after our moves is read again at the next
+ *    login (cheap: it holds only what arrived since), as a delivery in the
+ *    same tick as our moves would leave its mtime as it is.
+ *  - a record must never match a cur/ that holds an own change it lacks
+ *    (a session that died before storing it): an own change that would
+ *    change what clients see (moves in, unlinks) made less than a second
+ *    after the stamp it starts from, whose mtime it may share, first
+ *    stores the record stale.
  *  - tmp/ is cleaned (maildir_clean_tmp) only on a login that reads a
  *    directory anyway, at most once per INDEX_TMP_CLEAN_SECS, the time
  *    recorded in the index.
@@ -96,9 +114,19 @@ int index_sync_warm(struct mbindex *ix, const char *root, struct index_head *hea
 int index_load(struct mbindex *ix, const char *root, const struct index_head *head,
                struct maildir **md);
 
-/* The rules above, exposed for tests. */
+/* The rules above, exposed for tests and shm/index_own.c. */
+int  index_same_dir(const struct index_dirstamp *stamp, const struct stat *st);
 int  index_dir_clean(const struct index_dirstamp *stamp, const struct stat *st);
+/* cur/: clean as verified, or as ours while now - own_since < recheck in this boot. */
+int  index_cur_trusted(const struct index_dirstamp *stamp, const struct stat *st, time_t now,
+                       int recheck, uint64_t boot);
+/* Verified if read_at is 1 s past the mtime and !changed_by_us, else stale. */
 void index_dir_stamp(struct index_dirstamp *stamp, const struct stat *st,
                      const struct timespec *read_at, int changed_by_us);
+/* cur/ right after our own change: ours (since, boot), or stale (whole-second mtime, boot 0). */
+void index_own_stamp(struct index_dirstamp *stamp, const struct stat *st, int64_t since,
+                     uint64_t boot);
+/* 1 when the stamp's mtime is at least 1 s before now: no change after now can share it. */
+int  index_stamp_settled(const struct index_dirstamp *stamp, const struct timespec *now);
 
 #endif

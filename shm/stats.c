@@ -40,6 +40,7 @@ const char *const stats_cache_names[STATS_CACHE_RESULTS] = { "hit", "miss", "neg
                                                              "stale" };
 const char *const stats_store_names[STATS_STORES] = { "index", "auth_cache" };
 const char *const stats_role_names[STATS_ROLES] = { "auth", "worker", "metrics" };
+const char *const stats_dir_names[STATS_DIRS] = { "new", "cur" };
 const char *const stats_tls_names[STATS_TLS_RESULTS] = { "TLSv1.2", "TLSv1.3", "other",
                                                          "failed" };
 const char *const stats_command_names[STATS_COMMANDS] = {

@@ -72,6 +72,16 @@ enum stats_store {
     STATS_STORES,
 };
 
+/*
+ * Directory listings of a maildir by a login's sync (shm/index_sync.h):
+ * new/ read, cur/ listed whole. fastpop's own changes cause no cur/ listing.
+ */
+enum stats_dir {
+    STATS_DIR_NEW,
+    STATS_DIR_CUR,
+    STATS_DIRS,
+};
+
 enum stats_tls {
     STATS_TLS_1_2,
     STATS_TLS_1_3,
@@ -124,7 +134,8 @@ enum stats_value {
     SV_LDAP_ERRORS,
     SV_STORE_ERRORS,                                    /* + enum stats_store */
     SV_RESPAWNS = SV_STORE_ERRORS + STATS_STORES,       /* + enum stats_role; master only */
-    SV_COMMAND_HIST = SV_RESPAWNS + STATS_ROLES,        /* + command * HIST_VALUES */
+    SV_DIR_READS = SV_RESPAWNS + STATS_ROLES,           /* + enum stats_dir */
+    SV_COMMAND_HIST = SV_DIR_READS + STATS_DIRS,        /* + command * HIST_VALUES */
     SV_TIMING_HIST = SV_COMMAND_HIST + STATS_COMMANDS * STATS_HIST_VALUES,
     STATS_VALUES = SV_TIMING_HIST + STATS_TIMINGS * STATS_HIST_VALUES,
 };
@@ -140,6 +151,7 @@ extern const char *const stats_cache_names[STATS_CACHE_RESULTS];
 extern const char *const stats_tls_names[STATS_TLS_RESULTS];
 extern const char *const stats_store_names[STATS_STORES];
 extern const char *const stats_role_names[STATS_ROLES];
+extern const char *const stats_dir_names[STATS_DIRS];
 extern const char *const stats_command_names[STATS_COMMANDS];
 /* The session log's reason= values; the last one, "other", takes the rest. */
 extern const char *const stats_end_reasons[STATS_END_REASONS];

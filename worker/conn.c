@@ -196,18 +196,30 @@ void conn_free_closed(struct loop *lp)
     }
 }
 
+/* Only a client that never reads can make the output overflow; drop it. */
+static void reply_failed(struct conn *c)
+{
+    if (c->state == CONN_CLOSING)
+        return;
+    c->close_reason = "output-overflow";
+    conn_set_state(c, CONN_CLOSING);
+    buf_reset(&c->out);
+}
+
 void conn_reply(struct conn *c, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     int rc = buf_vprintf(&c->out, fmt, ap);
     va_end(ap);
-    if (rc == -1 && c->state != CONN_CLOSING) {
-        /* Only a client that never reads can get here; drop it. */
-        c->close_reason = "output-overflow";
-        conn_set_state(c, CONN_CLOSING);
-        buf_reset(&c->out);
-    }
+    if (rc == -1)
+        reply_failed(c);
+}
+
+void conn_reply_bytes(struct conn *c, const void *data, size_t len)
+{
+    if (buf_append(&c->out, data, len) == -1)
+        reply_failed(c);
 }
 
 void conn_finish(struct conn *c, const char *reason)

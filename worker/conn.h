@@ -149,6 +149,8 @@ void conn_session_changed(struct conn *c, const char *before);
 
 /* Queue text for the client. Failure (output over its limit) closes the connection. */
 void conn_reply(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* conn_reply of bytes as they are (no formatting: the hot lines of a listing). */
+void conn_reply_bytes(struct conn *c, const void *data, size_t len);
 
 /* Finish: flush what is queued, then close and log the session with reason. */
 void conn_finish(struct conn *c, const char *reason);

@@ -14,6 +14,7 @@
 #include "daemon/runtime/log.h"
 #include "daemon/runtime/clock.h"
 #include "maildir/expunge.h"
+#include "maildir/filename.h"
 #include "maildir/locate.h"
 #include "maildir/open_file.h"
 #include "shm/index_sync.h"
@@ -332,6 +333,14 @@ enum mailbox_open_result mailbox_open(struct conn *c, const char *maildir,
     return r;
 }
 
+/* The session's own changes, counted from the record its login answered from. */
+static struct index_own *own(struct pop3_session *s)
+{
+    if (!s->own.started)
+        index_own_start(&s->own, &s->head);
+    return &s->own;
+}
+
 unsigned mailbox_count(const struct pop3_session *s)
 {
     return (unsigned)s->count;
@@ -355,6 +364,8 @@ int mailbox_load(struct pop3_session *s, const char *user)
     struct maildir *md;
     struct index_sync_result res;
     if (index_sync(NULL, s->root, time(NULL), &md, &res) == 0) {
+        /* Not the record's list: nothing of it is taken on trust. */
+        index_own_foreign(own(s));
         if (md->count == s->count && md->total_size == s->total_size) {
             log_warning("user=%s: mailbox index record of %s changed during the session "
                         "(%s); the maildir, scanned again, still matches", user, s->root,
@@ -397,6 +408,7 @@ int mailbox_open_message(struct pop3_session *s, size_t i)
     if (fd >= 0 || errno != ENOENT)
         return fd;
     /* Another program changed its flags: same unique part, new name. */
+    index_own_foreign(own(s));
     char found[NAME_MAX + 1];
     if (maildir_locate(s->cur_fd, name, s->md->msgs[i].unique_len, found, sizeof(found)) == -1)
         return -1;
@@ -407,11 +419,22 @@ int mailbox_open_message(struct pop3_session *s, size_t i)
 
 int mailbox_mark_seen(struct pop3_session *s, size_t i)
 {
-    char renamed[NAME_MAX + 1];
+    char renamed[NAME_MAX + 1], want[NAME_MAX + 1];
     if (cur_fd(s) == -1)
         return -1;
     const char *name = maildir_msg_name(s->md, i);
-    if (maildir_add_flag(s->cur_fd, name, 'S', renamed, sizeof(renamed)) == -1)
+    if (maildir_name_with_flag(name, 'S', want, sizeof(want)) == -1)
+        return -1;
+    int renames = strcmp(want, name) != 0;
+    if (renames)
+        index_own_before(own(s), s->ix, s->root, s->cur_fd, 0, s->md);
+    int rc = maildir_add_flag(s->cur_fd, name, 'S', renamed, sizeof(renamed));
+    if (renames)
+        index_own_after(own(s), s->ix, s->cur_fd);
+    /* Not the name we gave it: another program renamed or removed it, or took that name. */
+    if (rc == -1 || strcmp(renamed, want) != 0)
+        index_own_foreign(own(s));
+    if (rc == -1)
         return -1;
     if (renamed[0] != '\0' && strcmp(renamed, name) != 0)
         return maildir_msg_rename(s->md, i, renamed);
@@ -421,9 +444,13 @@ int mailbox_mark_seen(struct pop3_session *s, size_t i)
 void mailbox_update(struct pop3_session *s, unsigned *deleted, unsigned *failed)
 {
     *deleted = *failed = 0;
+    s->updated = 1;
     /* DELE loads the list and lowers live_count: nothing marked, nothing to walk. */
     if (s->md == NULL || s->live_count == s->count)
         return;
+    /* One bracket around the whole batch of unlinks (shm/index_own.h). */
+    if (cur_fd(s) != -1)
+        index_own_before(own(s), s->ix, s->root, s->cur_fd, 1, s->md);
     for (size_t i = 0; i < s->md->count; i++) {
         if (!s->md->msgs[i].deleted)
             continue;
@@ -441,9 +468,14 @@ void mailbox_update(struct pop3_session *s, unsigned *deleted, unsigned *failed)
         } else {
             (*deleted)++;
         }
+        /* Gone already, renamed, or still there: another program was at work. */
+        if (removed != 1)
+            index_own_foreign(own(s));
     }
     if (*deleted > 0 && fsync(s->cur_fd) == -1)
         log_warning("fsync %s/cur: %s", s->root, strerror(errno));
+    if (s->cur_fd != -1)
+        index_own_after(own(s), s->ix, s->cur_fd);
 }
 
 int mailbox_still_locked(struct pop3_session *s, const char *user)
@@ -487,6 +519,20 @@ void mailbox_close(struct pop3_session *s)
 {
     if (s == NULL)
         return;
+    /*
+     * Under the lock still: no other session of this mailbox writes its record
+     * meanwhile. A session that lost its shared lock to another host records
+     * nothing: that host may be changing cur/ now.
+     */
+    int lost = s->uses_shared && !s->shared.held;
+    if (s->locked && s->own.started && !lost) {
+        int rc = index_own_record(&s->own, s->ix, s->root, s->md, s->updated);
+        if (rc != 0) {
+            /* A cache: the next login lists cur/. Counted; the login path logs index trouble. */
+            stats_store_error(STATS_STORE_INDEX);
+            log_debug("%s: recording own changes in the index: %s", s->root, mdb_strerror(rc));
+        }
+    }
     if (s->shared.held || s->beat_prev != NULL || beat_head == s) {
         beat_unlink(s);
         shared_lock_release(s->root, &s->shared);

@@ -21,6 +21,7 @@
 #include "maildir/scan.h"
 #include "maildir/shared_lock.h"
 #include "shm/index.h"
+#include "shm/index_own.h"
 #include "worker/conn.h"
 
 enum mailbox_open_result {
@@ -53,6 +54,8 @@ struct pop3_session {
     struct index_head head;   /* the record the login answered from */
     struct maildir *md;       /* NULL until mailbox_load */
     int load_failed;          /* mailbox_load failed once: it is not tried again */
+    int updated;              /* mailbox_update ran: the messages marked deleted are gone */
+    struct index_own own;     /* our renames and unlinks, for the index (shm/index_own.h) */
     size_t count;             /* messages numbered in this session */
     uint64_t total_size;
     size_t live_count;        /* messages not marked deleted */
@@ -110,7 +113,10 @@ int mailbox_still_locked(struct pop3_session *s, const char *user);
 double mailbox_locks_next(const struct config *cfg, double now);
 /* Touch the shared locks that are due (worker loop, after each batch). */
 void mailbox_locks_beat(const struct config *cfg, double now);
-/* Unlock and free. Deletes nothing. */
+/*
+ * Record the session's own changes in the index (shm/index_own.h), unlock
+ * and free. Deletes nothing.
+ */
 void mailbox_close(struct pop3_session *s);
 
 /*

@@ -326,6 +326,8 @@ static void open_mailbox_index(struct loop *lp)
     int rc = mbindex_open_rebuilding(dir, 0, &lp->mbindex, &reset);
     if (rc == 0)
         rc = mbindex_limit_size(lp->mbindex, (size_t)lp->cfg->index_max_mb << 20);
+    if (rc == 0)
+        mbindex_set_recheck(lp->mbindex, lp->cfg->index_recheck);
     if (rc != 0) {
         mbindex_close(lp->mbindex);
         lp->mbindex = NULL;

@@ -54,6 +54,10 @@ static const struct family families[] = {
       SV_STORE_ERRORS, 1, "store", stats_store_names, STATS_STORES, NULL, NULL, 1 },
     { "respawns", "Child processes that exited unexpectedly and were started again, by role.",
       COUNTER, SV_RESPAWNS, 1, "role", stats_role_names, STATS_ROLES, NULL, NULL, 1 },
+    { "maildir_listings", "Maildir directories read by logins: new/ (what arrived), cur/ "
+      "listed whole (cold, or changed by another program; fastpop's own changes are "
+      "recorded instead).", COUNTER, SV_DIR_READS, 1, "dir", stats_dir_names, STATS_DIRS, NULL,
+      NULL, 1 },
     { "command_duration_seconds", "POP3 commands: from the command line to the end of its "
       "answer.", HISTOGRAM, SV_COMMAND_HIST, STATS_HIST_VALUES, "command", stats_command_names,
       STATS_COMMANDS, NULL, NULL, 1 },

@@ -7,6 +7,7 @@
 #include <lmdb.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "maildir/filename.h"
@@ -125,8 +126,9 @@ static unsigned compare(const struct maildir *idx, const struct maildir *disk, F
     return diffs;
 }
 
+/* What the next login makes of a directory's stamp; *clean: it would not read it. */
 static const char *dir_state(const struct index_dirstamp *stamp, const char *root,
-                             const char *sub, int *clean)
+                             const char *sub, int recheck, uint64_t boot, int *clean)
 {
     char path[PATH_MAX];
     struct stat st;
@@ -134,15 +136,21 @@ static const char *dir_state(const struct index_dirstamp *stamp, const char *roo
     if ((size_t)snprintf(path, sizeof(path), "%s/%s", root, sub) >= sizeof(path) ||
         stat(path, &st) == -1)
         return "missing";
-    *clean = index_dir_clean(stamp, &st);
+    if (strcmp(sub, "cur") == 0)
+        *clean = index_cur_trusted(stamp, &st, time(NULL), recheck, boot);
+    else
+        *clean = index_dir_clean(stamp, &st);
     if (*clean)
-        return "unchanged";
-    if (stamp->sec == (int64_t)st.st_mtim.tv_sec && stamp->nsec == (int64_t)st.st_mtim.tv_nsec)
-        return "unverified (read again at the next login)";
+        return stamp->trust == INDEX_OURS ? "unchanged but for fastpop's own changes"
+                                          : "unchanged";
+    if (index_same_dir(stamp, &st))
+        return stamp->trust == INDEX_OURS ? "fastpop's own changes, due for a listing at the "
+                                            "next login"
+                                          : "unverified (read again at the next login)";
     return "changed (read again at the next login)";
 }
 
-int index_tool_check(const char *index_dir, const char *maildir, FILE *out)
+int index_tool_check(const char *index_dir, const char *maildir, int recheck, FILE *out)
 {
     char root[PATH_MAX], data[PATH_MAX + 16];
     struct mbindex *ix;
@@ -159,8 +167,10 @@ int index_tool_check(const char *index_dir, const char *maildir, FILE *out)
         fprintf(out, "%s: no index at %s; the next login scans the maildir\n", root, index_dir);
         return 0;
     }
+    uint64_t boot = 0;
     int rc = mbindex_open(index_dir, 0, &ix);
     if (rc == 0) {
+        boot = mbindex_boot(ix);
         rc = mbindex_get(ix, root, &e);
         mbindex_close(ix);
     }
@@ -184,8 +194,8 @@ int index_tool_check(const char *index_dir, const char *maildir, FILE *out)
     fprintf(out, "index: %zu messages, %llu octets, UIDLs from %s\n", e.md->count,
             (unsigned long long)e.md->total_size,
             e.legacy < 3 ? legacy_names[e.legacy] : "?");
-    fprintf(out, "new/: %s\n", dir_state(&e.new_dir, root, "new", &new_clean));
-    fprintf(out, "cur/: %s\n", dir_state(&e.cur_dir, root, "cur", &cur_clean));
+    fprintf(out, "new/: %s\n", dir_state(&e.new_dir, root, "new", recheck, boot, &new_clean));
+    fprintf(out, "cur/: %s\n", dir_state(&e.cur_dir, root, "cur", recheck, boot, &cur_clean));
     unsigned diffs = compare(e.md, disk, out);
     int warm = new_clean && cur_clean;
     int status = 0;

@@ -20,7 +20,8 @@
 
 #include <stdio.h>
 
-int index_tool_check(const char *index_dir, const char *maildir, FILE *out);
+/* recheck: the index_recheck setting, to judge a stamp of fastpop's own changes. */
+int index_tool_check(const char *index_dir, const char *maildir, int recheck, FILE *out);
 int index_tool_uidl_diff(const char *maildir, FILE *out);
 
 #endif

@@ -214,7 +214,7 @@ static int verb_index(const struct config *cfg, int argc, char **argv)
         return 2;
     snprintf(dir, sizeof(dir), "%s/%s", cfg->state_dir, INDEX_SUBDIR);
     if (strcmp(argv[1], "check") == 0)
-        return index_tool_check(dir, maildir, stdout);
+        return index_tool_check(dir, maildir, cfg->index_recheck, stdout);
     return index_tool_uidl_diff(maildir, stdout);
 }
 

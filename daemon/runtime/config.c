@@ -127,6 +127,13 @@ static const struct setting settings[] = {
       .min = 1, .max = 100 },
     { .name = "mark_seen", .type = &setting_bool, FIELD(mark_seen), .def = "yes" },
     { .name = "index", .type = &setting_bool, FIELD(index), .def = "yes" },
+    /* The longest another program's change to cur/ that coincided with one of
+     * fastpop's own (within a few ms) stays unseen (shm/index_sync.h); it costs one
+     * listing of cur/ per mailbox fastpop changed, at most this often. 1h: a poller
+     * every few minutes lists cur/ once in a dozen polls or more. 0: cur/ is listed
+     * after every own change. A week at most: the bound stays a bound. */
+    { .name = "index_recheck", .type = &setting_seconds, FIELD(index_recheck), .def = "1h",
+      .max = 604800 },
     /* A session holds about 100 bytes per message in its worker, and the listing
      * stops at one more than this (maildir/scan.h): 1,000,000 is ~100 MB for the
      * biggest mailbox served. 10,000,000 keeps the index's 32-bit offsets safe. */

@@ -98,6 +98,7 @@ struct config {
     int  mailbox_lock;                    /* enum config_mailbox_lock */
     int  mailbox_lock_stale;              /* seconds: a shared lock not touched is free */
     char host_name[CONFIG_HOST_NAME_MAX + 1]; /* in shared locks; "" = gethostname() */
+    int  index_recheck;                   /* seconds an own-change stamp of cur/ is trusted */
 
     char tls_cert[CONFIG_MAX_CERTS][CONFIG_PATH_MAX];  /* pairs with tls_key, in order */
     char tls_key[CONFIG_MAX_CERTS][CONFIG_PATH_MAX];

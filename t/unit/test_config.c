@@ -115,6 +115,7 @@ static void test_defaults(void **state)
     assert_int_equal(c->max_bad_commands, 10);
     assert_int_equal(c->max_auth_failures, 3);
     assert_int_equal(c->mark_seen, 1);
+    assert_int_equal(c->index_recheck, 3600); /* a listing of cur/ per hour at most */
     assert_string_equal(c->path, tmp_path);
 
     assert_int_equal(config_line_of(c, "listen"), 1);
@@ -428,6 +429,12 @@ static void test_durations(void **state)
     load_err(LISTEN1 "drain_idle_timeout = -1\n", 2, "drain_idle_timeout");
     load_err(LISTEN1 "shutdown_timeout = 0\n", 2, "out of range");
     load_err(LISTEN1 "shutdown_timeout = 61m\n", 2, "out of range");
+    /* index_recheck: 0 (list cur/ after every own change) up to a week */
+    load_ok(LISTEN1 "index_recheck = 0\n");
+    assert_int_equal(cfg_a.index_recheck, 0);
+    load_ok(LISTEN1 "index_recheck = 168h\n");
+    assert_int_equal(cfg_a.index_recheck, 604800);
+    load_err(LISTEN1 "index_recheck = 169h\n", 2, "out of range");
     static const char *const bad[] = {
         "m", "s", "1d", "-1m", "5 m", "1.5h", "10M", "10ms", "h1", "0x10",
         "9999999999999999999h", "99999999999999999999", "",

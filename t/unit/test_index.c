@@ -56,8 +56,8 @@ static void test_roundtrip(void **state)
     (void)state;
     struct index_entry e = { .tmp_cleaned = 1234, .legacy = 2 };
     e.md = sample(50);
-    e.new_dir = (struct index_dirstamp){ .sec = 1, .nsec = 2, .ino = 3, .verified = 1 };
-    e.cur_dir = (struct index_dirstamp){ .sec = 4, .nsec = 5, .ino = 6, .verified = 0 };
+    e.new_dir = (struct index_dirstamp){ .sec = 1, .nsec = 2, .ino = 3, .trust = INDEX_VERIFIED };
+    e.cur_dir = (struct index_dirstamp){ .sec = 4, .nsec = 5, .ino = 6, .trust = INDEX_STALE };
     /* A long legacy UIDL and a rename leave extra strings: both must survive. */
     char longuidl[200];
     memset(longuidl, 'u', sizeof(longuidl));
@@ -72,7 +72,7 @@ static void test_roundtrip(void **state)
     assert_same(e.md, d.md);
     assert_int_equal(d.tmp_cleaned, 1234);
     assert_int_equal(d.legacy, 2);
-    assert_int_equal(d.new_dir.verified, 1);
+    assert_int_equal(d.new_dir.trust, INDEX_VERIFIED);
     assert_int_equal(d.cur_dir.ino, 6);
     maildir_free(d.md);
 
@@ -113,7 +113,7 @@ static void test_head(void **state)
     (void)state;
     struct index_entry e = { .tmp_cleaned = 77, .legacy = 1 };
     e.md = sample(20);
-    e.cur_dir = (struct index_dirstamp){ .sec = 4, .nsec = 5, .ino = 6, .verified = 1 };
+    e.cur_dir = (struct index_dirstamp){ .sec = 4, .nsec = 5, .ino = 6, .trust = INDEX_VERIFIED };
 
     void *a, *b;
     size_t alen, blen;
@@ -127,7 +127,7 @@ static void test_head(void **state)
     assert_int_equal(ha.tmp_cleaned, 77);
     assert_int_equal(ha.legacy, 1);
     assert_int_equal(ha.cur_dir.ino, 6);
-    assert_true(ha.cur_dir.verified);
+    assert_int_equal(ha.cur_dir.trust, INDEX_VERIFIED);
     assert_int_not_equal(ha.serial, hb.serial);
     struct index_entry d = { 0 };
     assert_int_equal(index_decode(a, alen, "/m", &d), 0);
@@ -195,7 +195,7 @@ static void test_env_put_get_grow(void **state)
     e.md = sample(40000);
     struct index_entry d = { 0 };
     assert_int_equal(mbindex_get(ix, "/mail/big", &d), MDB_NOTFOUND);
-    assert_int_equal(mbindex_put(ix, "/mail/big", &e), 0);
+    assert_int_equal(mbindex_put(ix, "/mail/big", &e, NULL), 0);
     assert_int_equal(mbindex_get(ix, "/mail/big", &d), 0);
     assert_same(e.md, d.md);
     struct index_head h;
@@ -210,7 +210,7 @@ static void test_env_put_get_grow(void **state)
     assert_false(mbindex_broken(ix));
 
     /* A garbage value under the right key decodes as EINVAL, not a crash. */
-    assert_int_equal(mbindex_put(ix, "/mail/small", &e), 0);
+    assert_int_equal(mbindex_put(ix, "/mail/small", &e, NULL), 0);
     mbindex_close(ix);
     MDB_env *raw;
     MDB_txn *txn;
@@ -254,9 +254,9 @@ static void test_limit_size_refuses_growth(void **state)
     struct index_entry big = { .tmp_cleaned = 1 }, small = { .tmp_cleaned = 1 }, d = { 0 };
     big.md = sample(40000);
     small.md = sample(3);
-    assert_int_equal(mbindex_put(ix, "/mail/big", &big), MDB_MAP_FULL);
+    assert_int_equal(mbindex_put(ix, "/mail/big", &big, NULL), MDB_MAP_FULL);
     assert_false(mbindex_broken(ix));
-    assert_int_equal(mbindex_put(ix, "/mail/small", &small), 0);
+    assert_int_equal(mbindex_put(ix, "/mail/small", &small, NULL), 0);
     assert_int_equal(mbindex_get(ix, "/mail/small", &d), 0);
     assert_same(small.md, d.md);
     maildir_free(d.md);
@@ -297,15 +297,15 @@ static int failed_grow_child(const char *env)
     struct rlimit low = { (rlim_t)vm + (3 << 19), rl.rlim_max };
     if (setrlimit(RLIMIT_AS, &low) == -1)
         return 3;
-    if (mbindex_put(ix, "/mail/big", &e) == 0)
+    if (mbindex_put(ix, "/mail/big", &e, NULL) == 0)
         return 4;
     /* LMDB has no map now: any txn would fault. The index must only say so. */
-    if (mbindex_get(ix, "/mail/big", &d) == 0 || mbindex_put(ix, "/mail/big", &e) == 0 ||
+    if (mbindex_get(ix, "/mail/big", &d) == 0 || mbindex_put(ix, "/mail/big", &e, NULL) == 0 ||
         !mbindex_broken(ix))
         return 5;
     if (setrlimit(RLIMIT_AS, &rl) == -1)
         return 6;
-    if (mbindex_rebuild(ix) != 0 || mbindex_put(ix, "/mail/big", &e) != 0 ||
+    if (mbindex_rebuild(ix) != 0 || mbindex_put(ix, "/mail/big", &e, NULL) != 0 ||
         mbindex_get(ix, "/mail/big", &d) != 0 || d.md->count != 40000)
         return 7;
     maildir_free(d.md);

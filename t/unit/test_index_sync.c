@@ -106,20 +106,20 @@ static void test_decisions(void **state)
     st.st_mtim.tv_sec = 998;
     st.st_mtim.tv_nsec = 700;
     index_dir_stamp(&s, &st, &at, 0);
-    assert_true(s.verified);
+    assert_int_equal(s.trust, INDEX_VERIFIED);
     assert_true(index_dir_clean(&s, &st));
     /* Read within a second of the mtime: the same-second race. */
     st.st_mtim.tv_sec = 999;
     index_dir_stamp(&s, &st, &at, 0);
-    assert_false(s.verified);
+    assert_int_equal(s.trust, INDEX_STALE);
     assert_false(index_dir_clean(&s, &st));
     st.st_mtim.tv_nsec = 500;
     index_dir_stamp(&s, &st, &at, 0);
-    assert_true(s.verified); /* exactly one second */
+    assert_int_equal(s.trust, INDEX_VERIFIED); /* exactly one second */
     /* Changed by us: never verified. */
     st.st_mtim.tv_sec = 10;
     index_dir_stamp(&s, &st, &at, 1);
-    assert_false(s.verified);
+    assert_int_equal(s.trust, INDEX_STALE);
     /* Verified, then any difference in seconds, nanoseconds or inode. */
     index_dir_stamp(&s, &st, &at, 0);
     assert_true(index_dir_clean(&s, &st));
