@@ -125,8 +125,12 @@ int maildir_stream_finish(struct maildir_stream *st, struct buf *out)
             tail[t++] = '\r';
         tail[t++] = '\n';
     }
-    /* TOP of a message with no empty line: the headers never ended. */
-    if (st->top && st->add_eoh && !st->in_body) {
+    /*
+     * TOP of a message with no empty line: the headers never ended. A last
+     * line that is a lone CR is an empty line too (end_of_line's rule).
+     */
+    int last_empty = !st->bol && st->line_len == 1 && st->prev_cr;
+    if (st->top && st->add_eoh && !st->in_body && !last_empty) {
         tail[t++] = '\r';
         tail[t++] = '\n';
     }

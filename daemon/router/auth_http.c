@@ -159,7 +159,8 @@ enum auth_http_parse auth_http_parse(const char *buf, size_t len, struct auth_ht
                 return refuse(req);
         }
     }
-    if (!seen[H_USER] || !seen[H_PASS] || !seen[H_CLIENT_IP])
+    /* nginx always names a user; an empty one could only route someone nowhere. */
+    if (!seen[H_USER] || !seen[H_PASS] || !seen[H_CLIENT_IP] || req->user[0] == '\0')
         return refuse(req);
     return AUTH_HTTP_COMPLETE;
 }

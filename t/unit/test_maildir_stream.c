@@ -291,6 +291,11 @@ static void test_workaround_add_eoh(void **state)
     assert_memory_equal(buf_rptr(&out), "H: 1\r\n.\r\n", buf_len(&out));
     assert_int_equal(octets, 6);
     buf_consume(&out, buf_len(&out));
+    /* A last line that is a lone CR is an empty line: the headers ended there. */
+    stream_with("H: 1\n\r", 6, 0, MAILDIR_STREAM_ADD_EOH, &out, &octets);
+    assert_memory_equal(buf_rptr(&out), "H: 1\r\n\r\n.\r\n", buf_len(&out));
+    assert_int_equal(buf_len(&out), strlen("H: 1\r\n\r\n.\r\n"));
+    buf_consume(&out, buf_len(&out));
     /* Off: TOP stays a prefix of RETR. */
     stream_with("H: 1\r\n", 6, 0, 0, &out, &octets);
     assert_memory_equal(buf_rptr(&out), "H: 1\r\n.\r\n", buf_len(&out));

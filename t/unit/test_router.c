@@ -68,6 +68,7 @@ static void test_parse_refuses(void **state)
     expect_bad("Auth-Pass: x\r\nClient-IP: 192.0.2.1\r\n");            /* no user */
     expect_bad("Auth-User: a\r\nClient-IP: 192.0.2.1\r\n");            /* no password */
     expect_bad("Auth-User: a\r\nAuth-Pass: x\r\n");                    /* no client */
+    expect_bad("Auth-User:\r\nAuth-Pass: x\r\nClient-IP: 192.0.2.1\r\n"); /* empty user */
     snprintf(h, sizeof(h), "Auth-User: a\r\nAuth-User: b\r\n%s", ok_rest);
     expect_bad(h);                                                     /* twice */
     snprintf(h, sizeof(h), "Auth-User: a%%2\r\n%s", ok_rest);
