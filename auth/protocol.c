@@ -13,6 +13,12 @@ uint32_t protocol_message_type(const void *msg, size_t len)
     return ipc_reader_init(&r, msg, len, &type, &id) == 0 ? type : 0;
 }
 
+int protocol_is_router_mechanism(const char *mechanism)
+{
+    return strcmp(mechanism, AUTH_MECH_ROUTER) == 0 ||
+           strcmp(mechanism, AUTH_MECH_ROUTER_LOOKUP) == 0;
+}
+
 /* The end of every decoder: nothing missing, nothing left over. */
 static int finish(const struct ipc_reader *r)
 {

@@ -142,6 +142,16 @@ struct auth_reply {
  */
 #define AUTH_MECH_ROUTER "router"
 #define AUTH_MECH_ROUTER_LOOKUP "router-lookup"
+/*
+ * Only the router may use them (a worker could otherwise send every guess
+ * past the cache to the directory): the master, which forks the router,
+ * writes its pid into run_dir/ROUTER_PID_NAME, a directory only root
+ * writes, and removes it when the router ends; the helper compares the
+ * SO_PEERCRED pid of the connection with it.
+ */
+#define ROUTER_PID_NAME "router.pid"
+/* 1 if mechanism is one of the router's. */
+int protocol_is_router_mechanism(const char *mechanism);
 
 /* The type field of a datagram, or 0 (no message type) if it is shorter than a header. */
 uint32_t protocol_message_type(const void *msg, size_t len);

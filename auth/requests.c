@@ -1,6 +1,7 @@
 #include "auth/requests.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -145,6 +146,8 @@ int requests_init(struct auth_requests *d, struct passdb *pdb)
 
     memset(d, 0, sizeof(*d));
     d->pdb = pdb;
+    snprintf(d->router_pid_path, sizeof(d->router_pid_path), "%s/%s", pdb->cfg.run_dir,
+             ROUTER_PID_NAME);
     d->inflight = calloc(REQUESTS_MAX_INFLIGHT, sizeof(*d->inflight));
     penalty_config_from(&pc, &pdb->cfg);
     ratelimit_config_from(&rc, &pdb->cfg);
@@ -212,9 +215,32 @@ void requests_free(struct auth_requests *d)
     buf_free(&d->reply);
 }
 
-void requests_peer_open(struct auth_requests *d, int slot, int fd)
+void requests_peer_open(struct auth_requests *d, int slot, int fd, pid_t pid)
 {
+    d->peer_pid[slot] = pid;
     answers_peer_open(&d->out, slot, fd);
+}
+
+/*
+ * Whether slot's process is the router the master started: the pid the
+ * master wrote (auth/protocol.h, ROUTER_PID_NAME). Read at each router
+ * request, so a respawned router is known at its first request.
+ */
+static int peer_is_router(const struct auth_requests *d, int slot)
+{
+    char text[32];
+    int fd = open(d->router_pid_path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd == -1)
+        return 0;
+    ssize_t n = read(fd, text, sizeof(text) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    text[n] = '\0';
+    char *end;
+    long pid = strtol(text, &end, 10);
+    return end != text && (*end == '\n' || *end == '\0') && pid > 0 &&
+           pid == (long)d->peer_pid[slot];
 }
 
 void requests_peer_closed(struct auth_requests *d, int slot)
@@ -320,6 +346,13 @@ static int handle_pass(struct auth_requests *d, int slot, const void *msg, size_
     double arrival = clock_mono();
 
     if (protocol_decode_pass_request(msg, len, &id, &q) == -1) {
+        explicit_bzero(&q, sizeof(q));
+        return -1;
+    }
+    if (protocol_is_router_mechanism(q.mechanism) && !peer_is_router(d, slot)) {
+        /* A worker that claims to be the router is not one of ours any more. */
+        log_warning("worker pid %d sent the router's mechanism %s; closing its connection",
+                    (int)d->peer_pid[slot], q.mechanism);
         explicit_bzero(&q, sizeof(q));
         return -1;
     }

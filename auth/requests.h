@@ -37,12 +37,15 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "auth/answers.h"
 #include "auth/passdb.h"
 #include "auth/penalty.h"
+#include "auth/protocol.h"
 #include "auth/ratelimit.h"
 #include "daemon/runtime/buf.h"
+#include "daemon/runtime/config.h"
 #include "shm/penalty_view.h"
 
 #define REQUESTS_MAX_PEERS ANSWERS_MAX_PEERS
@@ -68,6 +71,8 @@ struct auth_requests {
     int warned_full;
     struct penalty_view *view;            /* what the workers see; NULL if it failed */
     struct buf reply;
+    pid_t peer_pid[REQUESTS_MAX_PEERS];   /* each connection's process (SO_PEERCRED) */
+    char router_pid_path[CONFIG_PATH_MAX + sizeof(ROUTER_PID_NAME) + 1];
 };
 
 /* Set up d for pdb (and register as pdb's done callback). -1: ENOMEM. */
@@ -83,7 +88,12 @@ void requests_drain(struct auth_requests *d, double max_seconds);
 /* Send every held answer now, then free everything. */
 void requests_free(struct auth_requests *d);
 
-void requests_peer_open(struct auth_requests *d, int slot, int fd);
+/*
+ * slot's connection is fd, from process pid. Only the process named in
+ * run_dir/ROUTER_PID_NAME (written by the master) may send the router's
+ * mechanisms: they skip the credential cache.
+ */
+void requests_peer_open(struct auth_requests *d, int slot, int fd, pid_t pid);
 /* Answers still to come for slot are dropped from now on. */
 void requests_peer_closed(struct auth_requests *d, int slot);
 

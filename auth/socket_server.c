@@ -189,7 +189,7 @@ static void accept_peers(struct auth_server *srv)
         }
         srv->peers[slot] = (struct auth_peer){ .fd = fd, .uid = cred.uid, .pid = cred.pid,
                                                .serial = ++srv->accepted };
-        requests_peer_open(&srv->requests, slot, fd);
+        requests_peer_open(&srv->requests, slot, fd, cred.pid);
         log_debug("worker pid %d uid %u connected", (int)cred.pid, (unsigned)cred.uid);
     }
 }

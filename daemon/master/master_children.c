@@ -52,7 +52,7 @@ static const struct role roles[] = {
     [ROLE_METRICS] = { "metrics", metrics_count, metrics_enter, metrics_prepare,
                        metrics_forked },
     /* Started and moved by router_update(), like metrics. */
-    [ROLE_ROUTER] = { "router", router_count, router_enter, NULL, NULL },
+    [ROLE_ROUTER] = { "router", router_count, router_enter, NULL, router_forked },
 };
 
 void child_reset(struct master *m, struct child *c, int keep_auth_fd)
@@ -155,6 +155,8 @@ void spawn(struct master *m, struct child *c)
     }
     c->stats_slot = m->stats != NULL ? stats_region_claim(m->stats) : -1;
     pid_t pid = fork();
+    if (pid > 0)
+        c->pid = pid;   /* for the forked hook */
     if (pid != 0 && r->forked != NULL)
         r->forked(m, c);
     if (pid == -1) {

@@ -18,6 +18,7 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include "auth/protocol.h"
 #include "daemon/runtime/log.h"
 #include "daemon/runtime/privdrop.h"
 
@@ -87,11 +88,50 @@ void router_enter(struct master *m, struct child *c)
     log_fatal("router: cannot run %s: %s", m->router_path, strerror(errno));
 }
 
+/* run_dir/ROUTER_PID_NAME: the one process whose router requests the helper takes. */
+static void pid_file_path(const struct master *m, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "%s/%s", m->cfg->run_dir, ROUTER_PID_NAME);
+}
+
+static void forget_pid(const struct master *m)
+{
+    char path[CONFIG_PATH_MAX + sizeof(ROUTER_PID_NAME) + 1];
+    pid_file_path(m, path, sizeof(path));
+    if (unlink(path) == -1 && errno != ENOENT)
+        log_warning("cannot remove %s: %s", path, strerror(errno));
+}
+
+/*
+ * Written whole under another name and renamed, so the helper never reads
+ * half a pid; run_dir is root's alone (daemon/runtime/trusted_dir.h).
+ */
+void router_forked(struct master *m, struct child *c)
+{
+    char path[CONFIG_PATH_MAX + sizeof(ROUTER_PID_NAME) + 1], tmp[sizeof(path) + 4];
+    char text[32];
+
+    if (c->pid <= 0 || c != m->router_child)
+        return;
+    pid_file_path(m, path, sizeof(path));
+    snprintf(tmp, sizeof(tmp), "%s.new", path);
+    int len = snprintf(text, sizeof(text), "%d\n", (int)c->pid);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd == -1 || write(fd, text, (size_t)len) != len || close(fd) == -1 ||
+        rename(tmp, path) == -1) {
+        /* The helper then refuses the router's requests: logins through nginx fail, loudly. */
+        log_error("cannot write %s: %s; the helper will not take the router's requests", path,
+                  strerror(errno));
+        unlink(tmp);
+    }
+}
+
 /* The running router (if any) finishes; a new one is not started. */
 static void retire(struct master *m)
 {
     struct child *c = m->router_child;
     m->router_child = NULL;
+    forget_pid(m);
     if (c == NULL)
         return;
     if (c->pid == 0) {
@@ -153,6 +193,10 @@ void router_shutdown(struct master *m)
 void router_child_gone(struct master *m, struct child *c)
 {
     /* Not respawned: stopping, or it had been told to go. */
-    if (c == m->router_child && (m->stopping || c->retiring))
+    if (c != m->router_child)
+        return;
+    /* Its pid may be another process's soon: no request from it is the router's. */
+    forget_pid(m);
+    if (m->stopping || c->retiring)
         m->router_child = NULL;
 }

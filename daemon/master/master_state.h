@@ -133,6 +133,8 @@ void router_stop(struct master *m);
 /* Stopping: the router goes now, so nginx stops sending logins here. */
 void router_shutdown(struct master *m);
 void router_child_gone(struct master *m, struct child *c);
+/* After the fork: run_dir/ROUTER_PID_NAME names the new router for the helper. */
+void router_forked(struct master *m, struct child *c);
 void metrics_handle(struct master *m, const struct pollfd *pfd, int n);
 
 #endif

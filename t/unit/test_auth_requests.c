@@ -70,7 +70,7 @@ static void start(struct fixture *f)
     assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, f->sv), 0);
     assert_int_equal(fcntl(f->sv[0], F_SETFL, O_NONBLOCK), 0);
     assert_int_equal(fcntl(f->sv[1], F_SETFL, O_NONBLOCK), 0);
-    requests_peer_open(&f->d, 0, f->sv[0]);
+    requests_peer_open(&f->d, 0, f->sv[0], getpid());
 }
 
 static int teardown(void **state)
@@ -286,6 +286,68 @@ static void test_scram_start_is_charged(void **state)
     assert_int_equal(temp, 1);
 }
 
+/* A PASS request for bob with mechanism mech, as a worker or the router sends it. */
+static void send_pass_as(struct fixture *f, uint32_t id, const char *mech)
+{
+    assert_int_equal(ipc_begin(&f->req, AUTH_MSG_PASS_REQUEST, id), 0);
+    assert_int_equal(ipc_put_str(&f->req, "bob"), 0);
+    assert_int_equal(ipc_put_str(&f->req, "bobpw"), 0);
+    assert_int_equal(ipc_put_str(&f->req, "192.0.2.9"), 0);
+    assert_int_equal(ipc_put_str(&f->req, mech), 0);
+    assert_int_equal(ipc_send(f->sv[1], &f->req), 0);
+}
+
+static void write_router_pid(struct fixture *f, long pid)
+{
+    char path[192];
+    snprintf(path, sizeof(path), "%s/%s", f->dir, ROUTER_PID_NAME);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fprintf(fp, "%ld\n", pid);
+    fclose(fp);
+}
+
+/*
+ * The router's mechanisms skip the credential cache: only the process the
+ * master named in run_dir/router.pid may send them. Any other peer (a
+ * worker) is cut off, with no answer; the named one is answered.
+ */
+static void test_router_mechanism_only_from_the_router(void **state)
+{
+    struct fixture *f = *state;
+    int count[3] = { 0, 0, 0 };
+    char path[192];
+
+    f->cfg.auth_penalty = 0;
+    snprintf(f->cfg.run_dir, sizeof(f->cfg.run_dir), "%s", f->dir);
+    start(f);
+    /* An ordinary mechanism is served whatever the file says. */
+    send_pass_as(f, 1, "USER");
+    assert_int_equal(requests_serve(&f->d, 0, 1), 0);
+    drain(f, count);
+    assert_int_equal(count[AUTH_OK], 1);
+
+    /* No router running: refused. */
+    send_pass_as(f, 2, AUTH_MECH_ROUTER_LOOKUP);
+    assert_int_equal(requests_serve(&f->d, 0, 1), -1);
+    /* Another process is the router: refused, for both of its mechanisms. */
+    write_router_pid(f, (long)getpid() + 1);
+    send_pass_as(f, 3, AUTH_MECH_ROUTER);
+    assert_int_equal(requests_serve(&f->d, 0, 1), -1);
+    drain(f, count);
+    assert_int_equal(count[AUTH_OK], 1);
+    assert_int_equal(count[AUTH_FAIL] + count[AUTH_TEMPFAIL], 0);
+
+    /* This connection's process is the router: answered. */
+    write_router_pid(f, (long)getpid());
+    send_pass_as(f, 4, AUTH_MECH_ROUTER_LOOKUP);
+    assert_int_equal(requests_serve(&f->d, 0, 1), 0);
+    drain(f, count);
+    assert_int_equal(count[AUTH_OK], 2);
+    snprintf(path, sizeof(path), "%s/%s", f->dir, ROUTER_PID_NAME);
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -296,6 +358,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_scram_start_is_charged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drain_waits_for_ldap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_router_mechanism_only_from_the_router, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -127,7 +127,7 @@ static void new_peer(struct fixture *f)
     }
     assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, f->sv),
                      0);
-    requests_peer_open(&f->d, 0, f->sv[1]);
+    requests_peer_open(&f->d, 0, f->sv[1], getpid());
 }
 
 /* What the helper's event loop does when the peer is readable: serve, then run what is due. */

@@ -210,7 +210,7 @@ static int setup_helper(void **state)
     assert_int_equal(requests_init(&disp, &pdb), 0);
     assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv),
                      0);
-    requests_peer_open(&disp, 0, sv[1]);
+    requests_peer_open(&disp, 0, sv[1], getpid());
     static const unsigned char secret[32] = "test secret for scram nonces..";
     scram_set_secret(secret, sizeof(secret));
     fake_now = 1700000000;
