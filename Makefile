@@ -7,7 +7,7 @@ BUILD ?= build
 SANBUILD ?= build-sanitize
 FUZZBUILD ?= build-fuzz
 FUZZ_SECONDS ?= 600
-FUZZ_SMOKE_SECONDS ?= 20
+FUZZ_SMOKE_SECONDS ?= 10
 JOBS ?= $(shell nproc)
 
 .PHONY: all deps build build-sanitize build-fuzz demo run test test-fast fuzz fuzz-smoke clean
