@@ -151,6 +151,8 @@ mail {
 class Farm(unittest.TestCase):
     """Starts the farm once per class; no tests of its own."""
 
+    backend_extra = ""   # more configuration for every backend
+
     @classmethod
     def setUpClass(cls):
         cls.cleanups = []
@@ -177,7 +179,7 @@ class Farm(unittest.TestCase):
                 "listen = 127.0.1.%d:%d proxy_protocol plaintext_via_proxy\n"
                 "proxy_trusted = 127.0.0.1/32\n"
                 "mailbox_lock = shared\n"
-                "host_name = pop%d\n" % (n, port, n), plaintext=False)
+                "host_name = pop%d\n" % (n, port, n) + cls.backend_extra, plaintext=False)
             d.backend_addr = ("127.0.1.%d" % n, port)
             cls.backends["pop%d" % n] = d
         cls.router_port = free_port()
