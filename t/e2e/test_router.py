@@ -4,7 +4,9 @@ checks the password through its auth helper against slapd and routes by the
 user's mailHost over three backends (127.0.1.1-3, own state directories, one
 shared maildir tree, mailbox_lock = shared, PROXY protocol from nginx).
 
-Checked: users land on their mailHost and the backend logs the client's
+Checked: passwords in the clear reach a backend only through the proxy
+(plaintext_via_proxy: direct USER/PASS/AUTH PLAIN get -ERR [AUTH]); users land
+on their mailHost and the backend logs the client's
 address, not nginx's (poplib plain, POP3S and STLS, curl over both); a wrong
 password is refused at the proxy; a second session on another backend gets
 [IN-USE]; a drained backend's new users go elsewhere while its logged-in
