@@ -53,8 +53,15 @@ void pop3_greet(struct conn *c)
 
 int pop3_plaintext_allowed(const struct conn *c)
 {
-    /* TLS to a trusted proxy (its PROXY v2 SSL TLV) protects the password too. */
+    /*
+     * TLS to a trusted proxy (its PROXY v2 SSL TLV) protects the password too.
+     * plaintext_via_proxy: the proxy ended the client's TLS (nginx's mail proxy
+     * sends only a v1 header). The flag needs proxy_protocol, and such a listener
+     * serves only connections from proxy_trusted that sent a valid header
+     * (worker.c, conn.c), so every session here came through the proxy.
+     */
     return c->ssl != NULL || c->proxy_tls || c->lp->cfg->plaintext_auth ||
+           c->listener->plaintext_via_proxy ||
            cidr_list_match(&c->lp->cfg->plaintext_trusted, (const struct sockaddr *)&c->peer);
 }
 

@@ -88,7 +88,8 @@ void pop3_set_reply(struct pop3_reply *r, const char *code, const char *fmt, ...
     __attribute__((format(printf, 3, 4)));
 /*
  * Whether a password may cross this connection: under TLS, with
- * plaintext_auth = yes, or from a plaintext_trusted network.
+ * plaintext_auth = yes, from a plaintext_trusted network, or through the
+ * trusted proxy on a listener flagged plaintext_via_proxy.
  */
 int pop3_plaintext_allowed(const struct conn *c);
 /* STLS is offered: TLS is configured, not yet on, and no one is logged in. */

@@ -561,7 +561,8 @@ void config_print(const struct config *cfg, FILE *out)
 
 const char *config_login_warning(const struct config *cfg)
 {
-    if (cfg->plaintext_auth || cfg->tls_cert_count > 0 || cfg->plaintext_trusted.count > 0)
+    if (cfg->plaintext_auth || cfg->tls_cert_count > 0 || cfg->plaintext_trusted.count > 0 ||
+        config_listen_any_plaintext(cfg))
         return NULL;
     return "no tls_cert and plaintext_auth = no: no client can log in (configure a "
            "certificate, or set plaintext_auth = yes or plaintext_trusted)";

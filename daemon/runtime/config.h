@@ -44,6 +44,8 @@ struct config_listen {
     int tls;                              /* flag "tls": implicit TLS (RFC 8314) */
     int proxy_protocol;                   /* flag "proxy_protocol": PROXY v1/v2 header first */
     int legacy_tls;                       /* flag "legacy_tls": TLS 1.0 and old ciphers too */
+    int plaintext_via_proxy;              /* flag "plaintext_via_proxy": passwords without TLS,
+                                           * the trusted proxy ended the client's TLS */
 };
 
 struct config {

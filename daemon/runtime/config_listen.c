@@ -63,7 +63,10 @@ int config_parse_address(const char *value, struct config_listen *l, char *err, 
     return 0;
 }
 
-/* "addr:port [tls] [proxy_protocol] [legacy_tls]", flags after the address as nginx has them. */
+/*
+ * "addr:port [tls] [proxy_protocol] [legacy_tls] [plaintext_via_proxy]", flags
+ * after the address as nginx has them.
+ */
 int config_parse_listen(const char *value, struct config_listen *l, char *err, size_t errlen)
 {
     char copy[CONFIG_PATH_MAX];
@@ -85,10 +88,26 @@ int config_parse_listen(const char *value, struct config_listen *l, char *err, s
             l->proxy_protocol = 1;
         else if (strcmp(flag, "legacy_tls") == 0)
             l->legacy_tls = 1;
+        else if (strcmp(flag, "plaintext_via_proxy") == 0)
+            l->plaintext_via_proxy = 1;
         else
             return config_error(err, errlen,
                            "listen %s: unknown flag \"%s\" (known: tls, proxy_protocol, "
-                           "legacy_tls)", addr, flag);
+                           "legacy_tls, plaintext_via_proxy)", addr, flag);
+    }
+    /* Without the header every connection is direct: the flag would allow nothing. */
+    if (l->plaintext_via_proxy && !l->proxy_protocol)
+        return config_error(err, errlen, "listen %s: plaintext_via_proxy needs proxy_protocol "
+                            "(only a trusted proxy's connections may send a password in the "
+                            "clear)", addr);
+    return 0;
+}
+
+int config_listen_any_plaintext(const struct config *cfg)
+{
+    for (int i = 0; i < cfg->listen_count; i++) {
+        if (cfg->listen[i].plaintext_via_proxy)
+            return 1;
     }
     return 0;
 }

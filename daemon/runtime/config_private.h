@@ -61,5 +61,7 @@ int config_error(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* A whole decimal number, nothing after it; -1 otherwise. */
 int config_parse_long(const char *v, long *out);
+/* Some listener takes passwords in the clear through its trusted proxy. */
+int config_listen_any_plaintext(const struct config *cfg);
 
 #endif

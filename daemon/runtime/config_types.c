@@ -311,8 +311,9 @@ static void print_listen(const struct setting *s, const struct config *cfg, FILE
     (void)s;
     for (int i = 0; i < cfg->listen_count; i++) {
         const struct config_listen *l = &cfg->listen[i];
-        fprintf(out, "listen = %s%s%s%s\n", l->spec, l->tls ? " tls" : "",
-                l->proxy_protocol ? " proxy_protocol" : "", l->legacy_tls ? " legacy_tls" : "");
+        fprintf(out, "listen = %s%s%s%s%s\n", l->spec, l->tls ? " tls" : "",
+                l->proxy_protocol ? " proxy_protocol" : "", l->legacy_tls ? " legacy_tls" : "",
+                l->plaintext_via_proxy ? " plaintext_via_proxy" : "");
     }
 }
 

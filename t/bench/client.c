@@ -34,6 +34,7 @@
 enum cstate {
     CS_FREE, CS_CONNECTING, CS_GREETING, CS_USER, CS_PASS, CS_STAT, CS_UIDL, CS_LIST,
     CS_RETR, CS_DELE, CS_QUIT, CS_HOLD, CS_STLS, CS_HANDSHAKE,
+    CS_CLOSE_WAIT,   /* --wait-close: QUIT answered, the server's close ends the session */
 };
 
 /* Multi-line body parser states (carried across reads). */
@@ -198,6 +199,15 @@ static void fail(struct client *cl, struct cconn *c, enum err_kind k, const char
 {
     note_error(cl, c, k, what);
     end_session(cl, c, 0);
+}
+
+/* EOF: the end a --wait-close session waits for, an error anywhere else. */
+static void closed_by_server(struct client *cl, struct cconn *c)
+{
+    if (c->st == CS_CLOSE_WAIT)
+        end_session(cl, c, 1);
+    else
+        fail(cl, c, ERR_CLOSED, "connection closed by server");
 }
 
 static void start_session(struct client *cl, struct cconn *c)
@@ -553,6 +563,11 @@ static void status_line(struct client *cl, struct cconn *c)
         return;
     case CS_QUIT:
         cl->res->commands += c->commands;
+        if (o->wait_close) {
+            /* Through a proxy the close is the end of the work: both hops torn down. */
+            c->st = CS_CLOSE_WAIT;
+            return;
+        }
         { end_session(cl, c, 1); return; }
     default:
         { fail(cl, c, ERR_PROTO, "unexpected data"); return; }
@@ -620,7 +635,7 @@ static void tls_input(struct client *cl, struct cconn *c, char *buf, size_t size
     if (c->generation != generation || c->st == CS_FREE)
         return;             /* the session ended on that data */
     if (r == 0)
-        fail(cl, c, ERR_CLOSED, "connection closed by server");
+        closed_by_server(cl, c);
     else if (r < 0 && err != EAGAIN)
         fail(cl, c, ERR_CLOSED, strerror(err));
 }
@@ -659,7 +674,7 @@ static void on_event(struct client *cl, struct cconn *c, uint32_t ev)
         /* Bounded: one read per event, so a fast stream cannot starve the others. */
         ssize_t r = recv(c->fd, rbuf, sizeof(rbuf), 0);
         if (r == 0)
-            { fail(cl, c, ERR_CLOSED, "connection closed by server"); return; }
+            { closed_by_server(cl, c); return; }
         if (r < 0) {
             if (errno != EAGAIN)
                 fail(cl, c, ERR_CLOSED, strerror(errno));

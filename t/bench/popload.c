@@ -108,7 +108,7 @@ static void usage(void)
         "usage: popload --port P [--host 127.0.0.1] --scenario login|download|drain|idle|bigbox\n"
         "               [--concurrency C] [--duration S] [--sessions N] [--procs N]\n"
         "               [--users N [--first-user K (default 1)] | --user-list FILE | --user NAME]\n"
-        "               [--password PW] [--stat-only] [--sources N] [--timeout S]\n"
+        "               [--password PW] [--stat-only] [--wait-close] [--sources N] [--timeout S]\n"
         "               [--connections C --hold T] [--server-pid PID] [--quiet]\n"
         "               [--tls implicit|stls [--tls-resume] [--tls-version 1.2|1.3]\n"
         "                [--tls-cert ecdsa|rsa] [--tls-groups LIST]]\n"
@@ -144,7 +144,7 @@ static void parse(int argc, char **argv, struct opts *o)
         { "users", 1, 0, 'u' }, { "first-user", 1, 0, 'f' }, { "password", 1, 0, 'w' },
         { "user-list", 1, 0, 'l' }, { "user", 1, 0, 'U' }, { "procs", 1, 0, 'P' },
         { "connections", 1, 0, 'C' }, { "hold", 1, 0, 'H' }, { "sources", 1, 0, 'S' },
-        { "server-pid", 1, 0, 'k' }, { "stat-only", 0, 0, 'o' }, { "timeout", 1, 0, 't' },
+        { "server-pid", 1, 0, 'k' }, { "stat-only", 0, 0, 'o' }, { "wait-close", 0, 0, 'x' }, { "timeout", 1, 0, 't' },
         { "null-server", 1, 0, 'N' }, { "quiet", 0, 0, 'q' }, { "tls", 1, 0, 'T' },
         { "tls-resume", 0, 0, 'R' }, { "tls-version", 1, 0, 'V' }, { "tls-cert", 1, 0, 'K' },
         { "tls-groups", 1, 0, 'G' }, { 0, 0, 0, 0 },
@@ -176,6 +176,7 @@ static void parse(int argc, char **argv, struct opts *o)
         case 'S': o->sources = (int)num(optarg, 0, 250); break;
         case 'k': o->server_pid = (pid_t)num(optarg, 1, 1e9); break;
         case 'o': o->stat_only = 1; break;
+        case 'x': o->wait_close = 1; break;
         case 't': o->timeout = num(optarg, 0.1, 3600); break;
         case 'N': o->null_port = (int)num(optarg, 1, 65535); break;
         case 'q': o->quiet = 1; break;

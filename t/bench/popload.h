@@ -53,6 +53,7 @@ struct opts {
     int sources;             /* source addresses 127.0.0.2 .. 127.0.0.(1+sources) */
     pid_t server_pid;        /* measure CPU and memory of this process and descendants */
     int stat_only;           /* bigbox: login+STAT+QUIT */
+    int wait_close;          /* a session ends at the server's close, not QUIT's +OK */
     double timeout;          /* per response */
     int null_port;           /* --null-server PORT */
     int quiet;

@@ -841,6 +841,44 @@ static void test_router_settings(void **state)
     load_ok(LISTEN1 "router_cache_ttl = 0\n");
 }
 
+/*
+ * plaintext_via_proxy: per listener, off by default, only with proxy_protocol
+ * (alone it could allow nothing), printed back, and it counts as a way to
+ * log in for the no-one-can-log-in warning.
+ */
+static void test_listen_plaintext_via_proxy(void **state)
+{
+    char printed[16384];
+
+    (void)state;
+    load_ok("listen = 127.0.0.1:110\n"
+            "listen = 127.0.0.1:1110 proxy_protocol plaintext_via_proxy\n"
+            "listen = 127.0.0.1:2110 proxy_protocol\n"
+            "proxy_trusted = 127.0.0.1/32\n");
+    assert_int_equal(cfg_a.listen[0].plaintext_via_proxy, 0);
+    assert_int_equal(cfg_a.listen[1].plaintext_via_proxy, 1);
+    assert_int_equal(cfg_a.listen[2].plaintext_via_proxy, 0);
+    assert_int_equal(cfg_a.plaintext_auth, 0);
+    assert_null(config_login_warning(&cfg_a));
+    FILE *f = fmemopen(printed, sizeof(printed), "w");
+    assert_non_null(f);
+    config_print(&cfg_a, f);
+    long len = ftell(f);
+    fclose(f);
+    printed[len] = '\0';
+    assert_non_null(strstr(printed, "\nlisten = 127.0.0.1:1110 proxy_protocol "
+                                    "plaintext_via_proxy\n"));
+    assert_non_null(strstr(printed, "\nlisten = 127.0.0.1:2110 proxy_protocol\n"));
+
+    load_ok("listen = 127.0.0.1:1110 proxy_protocol\nproxy_trusted = 127.0.0.1/32\n");
+    assert_non_null(config_login_warning(&cfg_a));
+
+    load_err("proxy_trusted = 127.0.0.1/32\nlisten = 127.0.0.1:110 plaintext_via_proxy\n", 2,
+             "plaintext_via_proxy needs proxy_protocol");
+    load_err("listen = 127.0.0.1:110 proxy_protocol plaintext\nproxy_trusted = 127.0.0.1/32\n",
+             1, "unknown flag \"plaintext\"");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -871,6 +909,7 @@ int main(void)
         cmocka_unit_test(test_print_round_trip_value_starting_with_hash),
         cmocka_unit_test(test_listen_same_address_other_spelling),
         cmocka_unit_test(test_ldap_checks),
+        cmocka_unit_test(test_listen_plaintext_via_proxy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
