@@ -37,6 +37,7 @@
 #include "auth/socket_server.h"
 #include "daemon/runtime/config.h"
 #include "daemon/runtime/log.h"
+#include "daemon/runtime/program.h"
 #include "shm/credcache.h"
 #include "shm/stats.h"
 
@@ -81,7 +82,6 @@ static int parse_args(int argc, char **argv, struct options *o)
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    char *end;
     int c;
 
     o->config_path = CONFIG_DEFAULT_PATH;
@@ -92,26 +92,18 @@ static int parse_args(int argc, char **argv, struct options *o)
         case 'c':
             o->config_path = optarg;
             break;
-        case 'l': {
-            errno = 0;
-            long fd = strtol(optarg, &end, 10);
-            if (errno || *end || end == optarg || fd < 0 || fd > 65535) {
+        case 'l':
+            if (program_arg_int(optarg, 0, 65535, &o->listen_fd) == -1) {
                 fprintf(stderr, "fastpop-auth: bad --listen-fd \"%s\"\n", optarg);
                 return -1;
             }
-            o->listen_fd = (int)fd;
             break;
-        }
-        case 's': {
-            errno = 0;
-            long slot = strtol(optarg, &end, 10);
-            if (errno || *end || end == optarg || slot < -1 || slot > 65535) {
+        case 's':
+            if (program_arg_int(optarg, -1, 65535, &o->stats_slot) == -1) {
                 fprintf(stderr, "fastpop-auth: bad --stats-slot \"%s\"\n", optarg);
                 return -1;
             }
-            o->stats_slot = (int)slot;
             break;
-        }
         case 'F':
             o->foreground = 1;
             break;

@@ -41,6 +41,7 @@
 #include "daemon/runtime/config.h"
 #include "daemon/runtime/http_clients.h"
 #include "daemon/runtime/log.h"
+#include "daemon/runtime/program.h"
 
 /*
  * Logins checked at once. nginx opens one connection per login and waits
@@ -96,16 +97,6 @@ static void usage(FILE *out)
                  "Started by fastpopd for router_listen; not meant to be run by hand.\n");
 }
 
-static int parse_num(const char *s, int lo, int hi, int *out)
-{
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (*s == '\0' || *end != '\0' || v < lo || v > hi)
-        return -1;
-    *out = (int)v;
-    return 0;
-}
-
 static int parse_args(int argc, char **argv, struct options *o)
 {
     static const struct option longopts[] = {
@@ -123,10 +114,10 @@ static int parse_args(int argc, char **argv, struct options *o)
     *o = (struct options){ .listen_fd = -1, .check_interval = 2, .cache_ttl = 30,
                            .log_level = LOG_LVL_INFO };
     while ((c = getopt_long(argc, argv, "Fh", longopts, NULL)) != -1) {
-        if ((c == 'l' && parse_num(optarg, 0, 1024, &o->listen_fd) == 0) ||
-            (c == 'i' && parse_num(optarg, 1, 60, &o->check_interval) == 0) ||
-            (c == 't' && parse_num(optarg, 0, 86400, &o->cache_ttl) == 0) ||
-            (c == 'v' && parse_num(optarg, 0, LOG_LVL_DEBUG, &o->log_level) == 0))
+        if ((c == 'l' && program_arg_int(optarg, 0, 1024, &o->listen_fd) == 0) ||
+            (c == 'i' && program_arg_int(optarg, 1, 60, &o->check_interval) == 0) ||
+            (c == 't' && program_arg_int(optarg, 0, 86400, &o->cache_ttl) == 0) ||
+            (c == 'v' && program_arg_int(optarg, 0, LOG_LVL_DEBUG, &o->log_level) == 0))
             continue;
         if (c == 'a' || c == 'b') {
             *(c == 'a' ? &o->auth_socket : &o->backends) = optarg;
@@ -319,11 +310,7 @@ int main(int argc, char **argv)
     struct options o;
     if (parse_args(argc, argv, &o) == -1)
         return 2;
-    log_open(o.foreground ? LOG_TO_STDERR : LOG_TO_SYSLOG, (enum log_level)o.log_level,
-             "router", -1);
-    signal(SIGPIPE, SIG_IGN);
-    if (chdir("/") == -1)
-        log_fatal("chdir /: %s", strerror(errno));
+    program_start("router", o.foreground, o.log_level);
     static struct router r;
     setup(&r, &o);
     log_info("routing to %zu backends", r.nbackends);
