@@ -1,43 +1,20 @@
 /*
- * The worker's side of the fastpop-auth protocol (auth/protocol.h): one
- * SOCK_SEQPACKET connection per worker, requests with ids, answers in any
- * order, a timeout per request. Nothing here blocks the event loop.
- *
- * Caveats:
- *  - A request carries its completion (auth_done_fn and a context); a caller
- *    whose context goes away while the request is out must call
- *    auth_client_cancel() with the request's id: the late answer is dropped.
- *    The client knows nothing of the protocol spoken to the mail client.
- *  - If the helper is down or restarting, requests fail at once or time out,
- *    and the client sees -ERR [SYS/TEMP].
- *  - An answer is taken off the request list before its callback runs. A
- *    callback must not send a new request from inside the client: it records
- *    the answer and lets its connection run after the epoll batch.
+ * The worker's client of fastpop-auth: the shared client of the helper's
+ * socket (auth/helper_client.h, which the router uses too) tied to the
+ * worker's event loop and its statistics. Requests carry a completion
+ * (auth_done_fn and a context) and know nothing of POP3; see
+ * auth/helper_client.h for the rules a caller keeps (cancel a request whose
+ * context goes away; send nothing from inside a completion).
  */
 #ifndef FASTPOP_AUTH_CLIENT_H
 #define FASTPOP_AUTH_CLIENT_H
 
 #include <stdint.h>
 
-#include "auth/protocol.h"
+#include "auth/helper_client.h"
 #include "worker/loop.h"
 
 struct auth_client;
-
-/* An answer; the fields its reply type lacks are "". Valid during the callback only. */
-struct auth_answer {
-    enum auth_status status;   /* AUTH_TEMPFAIL too when the helper is down or late */
-    const char *user;          /* the canonical name */
-    const char *maildir;
-    const char *sasl;          /* server-first or server-final for SCRAM */
-    uint64_t generation;       /* PASS replies: the credential cache's, for the memo */
-};
-
-/* The completion of a request: ctx as given to the request. */
-typedef void auth_done_fn(void *ctx, const struct auth_answer *answer);
-
-/* The helper's penalty view (auth/protocol.h, AUTH_MSG_VIEW): fd is the callee's. */
-typedef void auth_view_fn(int fd);
 
 /* on_view may be NULL: a view that arrives is then closed unread. */
 struct auth_client *auth_client_new(struct loop *lp, const char *socket_path,
