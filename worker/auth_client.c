@@ -72,29 +72,9 @@ void auth_client_free(struct auth_client *ac)
     free(ac);
 }
 
-uint32_t auth_client_check(struct auth_client *ac, const char *user, const char *password,
-                           const char *ip, const char *mechanism, auth_done_fn *done, void *ctx)
+struct helper_client *auth_client_helper(struct auth_client *ac)
 {
-    return helper_client_check(ac->hc, user, password, ip, mechanism, done, ctx);
-}
-
-uint32_t auth_client_scram_start(struct auth_client *ac, const char *client_first,
-                                 const char *ip, auth_done_fn *done, void *ctx)
-{
-    return helper_client_scram_start(ac->hc, client_first, ip, done, ctx);
-}
-
-uint32_t auth_client_scram_finish(struct auth_client *ac, const char *client_first,
-                                  const char *server_first, const char *client_final,
-                                  const char *ip, auth_done_fn *done, void *ctx)
-{
-    return helper_client_scram_finish(ac->hc, client_first, server_first, client_final, ip,
-                                      done, ctx);
-}
-
-void auth_client_cancel(struct auth_client *ac, uint32_t id)
-{
-    helper_client_cancel(ac->hc, id);
+    return ac->hc;
 }
 
 double auth_client_next_expiry(struct auth_client *ac, double now)

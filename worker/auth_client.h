@@ -30,24 +30,8 @@ int auth_client_connect(struct auth_client *ac);
 /* Close the connection and free; pending requests are dropped unanswered. */
 void auth_client_free(struct auth_client *ac);
 
-/*
- * The requests: each returns its id (never 0), or 0 with errno when it could
- * not be sent; done(ctx, answer) then never runs. ip is the client's address,
- * for the helper's penalty.
- */
-/* A password check by mechanism (USER, PLAIN, LOGIN). */
-uint32_t auth_client_check(struct auth_client *ac, const char *user, const char *password,
-                           const char *ip, const char *mechanism, auth_done_fn *done, void *ctx);
-/* SCRAM-SHA-256, relayed to the helper: the answer's sasl is server-first. */
-uint32_t auth_client_scram_start(struct auth_client *ac, const char *client_first,
-                                 const char *ip, auth_done_fn *done, void *ctx);
-/* The answer's sasl is server-final, with user and maildir. */
-uint32_t auth_client_scram_finish(struct auth_client *ac, const char *client_first,
-                                  const char *server_first, const char *client_final,
-                                  const char *ip, auth_done_fn *done, void *ctx);
-
-/* Drop request id's completion (0 is ignored): its answer will not be delivered. */
-void auth_client_cancel(struct auth_client *ac, uint32_t id);
+/* The shared client, for the requests (helper_client_check() and the others). */
+struct helper_client *auth_client_helper(struct auth_client *ac);
 
 /* Seconds until the oldest request times out, or -1 if none is out. */
 double auth_client_next_expiry(struct auth_client *ac, double now);

@@ -16,7 +16,6 @@
  * on SIGTERM, or when the master goes away (EOF on the feed).
  */
 #include <errno.h>
-#include <getopt.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -60,34 +59,17 @@ static void usage(FILE *out)
 
 static int parse_args(int argc, char **argv, struct options *o)
 {
-    static const struct option longopts[] = {
-        { "listen-fd", required_argument, NULL, 'l' },
-        { "feed-fd", required_argument, NULL, 'f' },
-        { "log-level", required_argument, NULL, 'v' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
-    int c;
     *o = (struct options){ .listen_fd = -1, .feed_fd = -1, .log_level = LOG_LVL_INFO };
-    while ((c = getopt_long(argc, argv, "Fh", longopts, NULL)) != -1) {
-        if (c == 'l' && program_arg_int(optarg, 0, 1024, &o->listen_fd) == 0)
-            continue;
-        if (c == 'f' && program_arg_int(optarg, 0, 1024, &o->feed_fd) == 0)
-            continue;
-        if (c == 'v' && program_arg_int(optarg, 0, LOG_LVL_DEBUG, &o->log_level) == 0)
-            continue;
-        if (c == 'F') {
-            o->foreground = 1;
-            continue;
-        }
-        if (c == 'h') {
-            usage(stdout);
-            exit(0);
-        }
-        usage(stderr);
+    const struct program_option opts[] = {
+        { "listen-fd", 0, PROGRAM_ARG_INT, 0, 1024, &o->listen_fd },
+        { "feed-fd", 0, PROGRAM_ARG_INT, 0, 1024, &o->feed_fd },
+        { "log-level", 0, PROGRAM_ARG_INT, 0, LOG_LVL_DEBUG, &o->log_level },
+        { NULL, 'F', PROGRAM_ARG_FLAG, 0, 0, &o->foreground },
+        { 0 },
+    };
+    if (program_parse_args(argc, argv, "fastpop-metrics", opts, usage) == -1)
         return -1;
-    }
-    if (optind != argc || o->listen_fd < 0 || o->feed_fd < 0 || o->listen_fd == o->feed_fd) {
+    if (o->listen_fd < 0 || o->feed_fd < 0 || o->listen_fd == o->feed_fd) {
         usage(stderr);
         return -1;
     }

@@ -24,7 +24,6 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <getopt.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -105,42 +104,22 @@ static void usage(FILE *out)
 
 static int parse_args(int argc, char **argv, struct options *o)
 {
-    static const struct option longopts[] = {
-        { "listen-fd", required_argument, NULL, 'l' },
-        { "auth-socket", required_argument, NULL, 'a' },
-        { "backends", required_argument, NULL, 'b' },
-        { "check-interval", required_argument, NULL, 'i' },
-        { "cache-ttl", required_argument, NULL, 't' },
-        { "proxy-protocol", no_argument, NULL, 'p' },
-        { "log-level", required_argument, NULL, 'v' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
-    int c;
     *o = (struct options){ .listen_fd = -1, .check_interval = 2, .cache_ttl = 30,
                            .log_level = LOG_LVL_INFO };
-    while ((c = getopt_long(argc, argv, "Fh", longopts, NULL)) != -1) {
-        if ((c == 'l' && program_arg_int(optarg, 0, 1024, &o->listen_fd) == 0) ||
-            (c == 'i' && program_arg_int(optarg, 1, 60, &o->check_interval) == 0) ||
-            (c == 't' && program_arg_int(optarg, 0, 86400, &o->cache_ttl) == 0) ||
-            (c == 'v' && program_arg_int(optarg, 0, LOG_LVL_DEBUG, &o->log_level) == 0))
-            continue;
-        if (c == 'a' || c == 'b') {
-            *(c == 'a' ? &o->auth_socket : &o->backends) = optarg;
-            continue;
-        }
-        if (c == 'p' || c == 'F') {
-            *(c == 'p' ? &o->proxy_protocol : &o->foreground) = 1;
-            continue;
-        }
-        if (c == 'h') {
-            usage(stdout);
-            exit(0);
-        }
-        usage(stderr);
+    const struct program_option opts[] = {
+        { "listen-fd", 0, PROGRAM_ARG_INT, 0, 1024, &o->listen_fd },
+        { "auth-socket", 0, PROGRAM_ARG_STRING, 0, 0, &o->auth_socket },
+        { "backends", 0, PROGRAM_ARG_STRING, 0, 0, &o->backends },
+        { "check-interval", 0, PROGRAM_ARG_INT, 1, 60, &o->check_interval },
+        { "cache-ttl", 0, PROGRAM_ARG_INT, 0, 86400, &o->cache_ttl },
+        { "proxy-protocol", 0, PROGRAM_ARG_FLAG, 0, 0, &o->proxy_protocol },
+        { "log-level", 0, PROGRAM_ARG_INT, 0, LOG_LVL_DEBUG, &o->log_level },
+        { NULL, 'F', PROGRAM_ARG_FLAG, 0, 0, &o->foreground },
+        { 0 },
+    };
+    if (program_parse_args(argc, argv, "fastpop-router", opts, usage) == -1)
         return -1;
-    }
-    if (optind != argc || o->listen_fd < 0 || o->auth_socket == NULL || o->backends == NULL) {
+    if (o->listen_fd < 0 || o->auth_socket == NULL || o->backends == NULL) {
         usage(stderr);
         return -1;
     }
