@@ -7,7 +7,7 @@
 #include <unistd.h>
 
 #include "auth/private_dir.h"
-#include "auth/text.h"
+#include "daemon/runtime/escape.h"
 #include "daemon/runtime/log.h"
 #include "shm/stats.h"
 #include "shm/credcache.h"

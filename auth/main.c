@@ -19,7 +19,6 @@
  * get; the log lines of that check go to stderr.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +36,7 @@
 #include "auth/socket_server.h"
 #include "daemon/runtime/config.h"
 #include "daemon/runtime/log.h"
+#include "daemon/runtime/program.h"
 #include "shm/credcache.h"
 #include "shm/stats.h"
 
@@ -72,61 +72,20 @@ static void usage(FILE *out)
 
 static int parse_args(int argc, char **argv, struct options *o)
 {
-    static const struct option longopts[] = {
-        { "config", required_argument, NULL, 'c' },
-        { "listen-fd", required_argument, NULL, 'l' },
-        { "stats-slot", required_argument, NULL, 's' },
-        { "foreground", no_argument, NULL, 'F' },
-        { "test", required_argument, NULL, 't' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
-    char *end;
-    int c;
-
     o->config_path = CONFIG_DEFAULT_PATH;
     o->listen_fd = -1;
     o->stats_slot = -1;
-    while ((c = getopt_long(argc, argv, "c:Fh", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'c':
-            o->config_path = optarg;
-            break;
-        case 'l': {
-            errno = 0;
-            long fd = strtol(optarg, &end, 10);
-            if (errno || *end || end == optarg || fd < 0 || fd > 65535) {
-                fprintf(stderr, "fastpop-auth: bad --listen-fd \"%s\"\n", optarg);
-                return -1;
-            }
-            o->listen_fd = (int)fd;
-            break;
-        }
-        case 's': {
-            errno = 0;
-            long slot = strtol(optarg, &end, 10);
-            if (errno || *end || end == optarg || slot < -1 || slot > 65535) {
-                fprintf(stderr, "fastpop-auth: bad --stats-slot \"%s\"\n", optarg);
-                return -1;
-            }
-            o->stats_slot = (int)slot;
-            break;
-        }
-        case 'F':
-            o->foreground = 1;
-            break;
-        case 't':
-            o->test_user = optarg;
-            break;
-        case 'h':
-            usage(stdout);
-            exit(EXIT_OK);
-        default:
-            usage(stderr);
-            return -1;
-        }
-    }
-    if (optind != argc || (o->listen_fd < 0) == (o->test_user == NULL)) {
+    const struct program_option opts[] = {
+        { "config", 'c', PROGRAM_ARG_STRING, 0, 0, &o->config_path },
+        { "listen-fd", 0, PROGRAM_ARG_INT, 0, 65535, &o->listen_fd },
+        { "stats-slot", 0, PROGRAM_ARG_INT, -1, 65535, &o->stats_slot },
+        { "foreground", 'F', PROGRAM_ARG_FLAG, 0, 0, &o->foreground },
+        { "test", 0, PROGRAM_ARG_STRING, 0, 0, &o->test_user },
+        { 0 },
+    };
+    if (program_parse_args(argc, argv, "fastpop-auth", opts, usage) == -1)
+        return -1;
+    if ((o->listen_fd < 0) == (o->test_user == NULL)) {
         usage(stderr);
         return -1;
     }

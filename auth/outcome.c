@@ -2,7 +2,7 @@
 
 #include <string.h>
 
-#include "auth/text.h"
+#include "daemon/runtime/escape.h"
 #include "daemon/runtime/log.h"
 
 void outcome_log(const struct auth_request *req, const char *what, const char *reason)

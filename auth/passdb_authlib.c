@@ -6,6 +6,8 @@
  */
 #include "auth/passdb_authlib.h"
 
+#include "auth/passdb_queue.h"
+
 #include <errno.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -19,11 +21,9 @@
 #include "daemon/runtime/clock.h"
 #include "daemon/runtime/log.h"
 
-#define NONE (-1)
+#define NONE PASSDB_QUEUE_NONE
 
 struct areq {
-    int used;
-    int next;                   /* free list, or the queue */
     void *ctx;
     double deadline;
     char user[AUTH_USER_MAX];
@@ -46,7 +46,8 @@ struct passdb_authlib {
     void *arg;
     int epfd;
     struct areq *reqs;
-    int free_head, q_head, q_tail;
+    struct passdb_slots slots;  /* reqs[i] is in use while slot i is */
+    struct passdb_fifo queue;   /* waiting for a connection, in arrival order */
     struct aconn conns[PASSDB_AUTHLIB_CONNECTIONS];
 };
 
@@ -79,8 +80,7 @@ static void answer(struct passdb_authlib *ab, int i, const struct passdb_ldap_an
     void *ctx = r->ctx;
 
     explicit_bzero(r, sizeof(*r));
-    r->next = ab->free_head;
-    ab->free_head = i;
+    passdb_slots_put(&ab->slots, i);
     ab->done(ab->arg, ctx, ans);
 }
 
@@ -223,15 +223,11 @@ static void conn_start(struct passdb_authlib *ab, struct aconn *c, int i)
 /* Move queued requests onto idle connections. */
 static void pump(struct passdb_authlib *ab)
 {
-    for (int k = 0; k < PASSDB_AUTHLIB_CONNECTIONS && ab->q_head != NONE; k++) {
+    for (int k = 0; k < PASSDB_AUTHLIB_CONNECTIONS && ab->queue.head != NONE; k++) {
         struct aconn *c = &ab->conns[k];
         if (c->fd >= 0)
             continue;
-        int i = ab->q_head;
-        ab->q_head = ab->reqs[i].next;
-        if (ab->q_head == NONE)
-            ab->q_tail = NONE;
-        conn_start(ab, c, i);
+        conn_start(ab, c, passdb_fifo_pop(&ab->slots, &ab->queue));
     }
 }
 
@@ -245,13 +241,9 @@ static void expire(struct passdb_authlib *ab)
             conn_fail(ab, c, "authlib-timeout", "no answer within authlib_timeout");
     }
     /* The queue is in arrival order, so its deadlines are too. */
-    while (ab->q_head != NONE && ab->reqs[ab->q_head].deadline <= t) {
-        int i = ab->q_head;
-        ab->q_head = ab->reqs[i].next;
-        if (ab->q_head == NONE)
-            ab->q_tail = NONE;
-        answer_outage(ab, i, "authlib-timeout", "no free connection within authlib_timeout");
-    }
+    while (ab->queue.head != NONE && ab->reqs[ab->queue.head].deadline <= t)
+        answer_outage(ab, passdb_fifo_pop(&ab->slots, &ab->queue), "authlib-timeout",
+                      "no free connection within authlib_timeout");
 }
 
 struct passdb_authlib *passdb_authlib_new(const struct passdb_authlib_settings *s,
@@ -259,13 +251,17 @@ struct passdb_authlib *passdb_authlib_new(const struct passdb_authlib_settings *
 {
     struct passdb_authlib *ab = calloc(1, sizeof(*ab));
 
-    if (ab == NULL || (ab->reqs = calloc(PASSDB_AUTHLIB_MAX_REQUESTS, sizeof(*ab->reqs))) == NULL) {
+    if (ab == NULL || (ab->reqs = calloc(PASSDB_AUTHLIB_MAX_REQUESTS, sizeof(*ab->reqs))) == NULL ||
+        passdb_slots_init(&ab->slots, PASSDB_AUTHLIB_MAX_REQUESTS) == -1) {
+        if (ab != NULL)
+            free(ab->reqs);
         free(ab);
         errno = ENOMEM;
         return NULL;
     }
     if ((ab->epfd = epoll_create1(EPOLL_CLOEXEC)) == -1) {
         int saved = errno;
+        passdb_slots_fini(&ab->slots);
         free(ab->reqs);
         free(ab);
         errno = saved;
@@ -274,9 +270,7 @@ struct passdb_authlib *passdb_authlib_new(const struct passdb_authlib_settings *
     ab->s = *s;
     ab->done = done;
     ab->arg = arg;
-    for (int i = 0; i < PASSDB_AUTHLIB_MAX_REQUESTS; i++)
-        ab->reqs[i].next = i + 1 < PASSDB_AUTHLIB_MAX_REQUESTS ? i + 1 : NONE;
-    ab->q_head = ab->q_tail = NONE;
+    passdb_fifo_init(&ab->queue);
     for (int k = 0; k < PASSDB_AUTHLIB_CONNECTIONS; k++) {
         ab->conns[k].fd = -1;
         ab->conns[k].req = NONE;
@@ -290,12 +284,11 @@ void passdb_authlib_free(struct passdb_authlib *ab)
         return;
     for (int k = 0; k < PASSDB_AUTHLIB_CONNECTIONS; k++)
         conn_fail(ab, &ab->conns[k], "authlib-down", "backend stopped");
-    while (ab->q_head != NONE) {
-        int i = ab->q_head;
-        ab->q_head = ab->reqs[i].next;
-        answer_outage(ab, i, "authlib-down", "backend stopped");
-    }
+    while (ab->queue.head != NONE)
+        answer_outage(ab, passdb_fifo_pop(&ab->slots, &ab->queue), "authlib-down",
+                      "backend stopped");
     close(ab->epfd);
+    passdb_slots_fini(&ab->slots);
     free(ab->reqs);
     free(ab);
 }
@@ -303,44 +296,21 @@ void passdb_authlib_free(struct passdb_authlib *ab)
 int passdb_authlib_submit(struct passdb_authlib *ab, const char *user, const char *password,
                           void *ctx, struct passdb_ldap_answer *ans)
 {
-    memset(ans, 0, sizeof(*ans));
-    ans->status = AUTH_FAIL;
-    if (user[0] == '\0' || password[0] == '\0') {
-        ans->reason = user[0] ? "empty-password" : "empty-user";
+    static const struct passdb_admit_rules rules = {
+        .refuse_newline = 1,
+        .busy_reason = "authlib-busy",   /* authdaemond is not keeping up */
+        .busy_waiting = "authlib requests",
+    };
+    int i = passdb_slots_admit(&ab->slots, &rules, user, password, ans);
+    if (i == NONE)
         return -1;
-    }
-    /* A newline would end the field early and smuggle in another: not sendable. */
-    if (strchr(password, '\n') != NULL || strchr(user, '\n') != NULL) {
-        ans->reason = "bad-password";
-        return -1;
-    }
-    if (strlen(user) >= AUTH_USER_MAX || strlen(password) >= AUTH_PASS_MAX) {
-        ans->reason = "too-long";
-        return -1;
-    }
-    if (ab->free_head == NONE) {
-        ans->status = AUTH_TEMPFAIL;
-        ans->outage = 1;   /* authdaemond is not keeping up */
-        ans->reason = "authlib-busy";
-        snprintf(ans->message, sizeof(ans->message), "%d authlib requests already waiting",
-                 PASSDB_AUTHLIB_MAX_REQUESTS);
-        return -1;
-    }
-    int i = ab->free_head;
     struct areq *r = &ab->reqs[i];
-    ab->free_head = r->next;
     memset(r, 0, sizeof(*r));
-    r->used = 1;
-    r->next = NONE;
     r->ctx = ctx;
     r->deadline = clock_mono() + ab->s.timeout;
     snprintf(r->user, sizeof(r->user), "%s", user);
     snprintf(r->password, sizeof(r->password), "%s", password);
-    if (ab->q_tail != NONE)
-        ab->reqs[ab->q_tail].next = i;
-    else
-        ab->q_head = i;
-    ab->q_tail = i;
+    passdb_fifo_push(&ab->slots, &ab->queue, i);
     /* Sent at the next poll: answers must never come from inside submit. */
     return 0;
 }
@@ -357,14 +327,14 @@ int passdb_authlib_timeout_ms(const struct passdb_authlib *ab)
     for (int k = 0; k < PASSDB_AUTHLIB_CONNECTIONS; k++) {
         const struct aconn *c = &ab->conns[k];
         /* A queued request and an idle connection: it goes out at the next poll. */
-        if (c->fd < 0 && ab->q_head != NONE)
+        if (c->fd < 0 && ab->queue.head != NONE)
             return 0;
         if (c->fd >= 0 && (first < 0 || ab->reqs[c->req].deadline < first))
             first = ab->reqs[c->req].deadline;
     }
     /* The queue is in arrival order: its head's deadline comes first. */
-    if (ab->q_head != NONE && (first < 0 || ab->reqs[ab->q_head].deadline < first))
-        first = ab->reqs[ab->q_head].deadline;
+    if (ab->queue.head != NONE && (first < 0 || ab->reqs[ab->queue.head].deadline < first))
+        first = ab->reqs[ab->queue.head].deadline;
     if (first < 0)
         return -1;
     return first <= t ? 0 : (int)((first - t) * 1000) + 1;

@@ -7,7 +7,7 @@
 #include "auth/outcome.h"
 #include "auth/scheme.h"
 #include "auth/template.h"
-#include "auth/text.h"
+#include "daemon/runtime/escape.h"
 #include "daemon/runtime/log.h"
 
 /* One summary of a fresh load, and the dummy hash that fits it. */

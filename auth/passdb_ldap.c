@@ -12,6 +12,7 @@
 
 #include "auth/passdb_ldap_conn.h"
 #include "auth/passdb_ldap_filter.h"
+#include "auth/passdb_queue.h"
 #include "auth/scheme.h"
 #include "daemon/runtime/log.h"
 #include "daemon/runtime/clock.h"
@@ -19,13 +20,12 @@
 
 #define SERVICE PASSDB_LDAP_SERVICE
 #define CONNECTOR_TAG 0xffffu
-#define NONE (-1)
+#define NONE PASSDB_QUEUE_NONE
 
 enum req_stage { R_FREE, R_QUEUED, R_SEARCH, R_BIND_QUEUED, R_BIND };
 
 struct lreq {
     enum req_stage stage;
-    int prev, next;             /* in the search or the bind queue */
     void *ctx;
     double deadline;
     uint64_t started;           /* clock_mono_us(): the LDAP timing histogram */
@@ -36,10 +36,6 @@ struct lreq {
     struct passdb_ldap_answer ans;     /* user and maildir, found before the bind */
 };
 
-struct queue {
-    int head, tail;
-};
-
 struct passdb_ldap {
     struct passdb_ldap_settings s;
     int stopping;               /* passdb_ldap_free: answers now are not LDAP's */
@@ -47,34 +43,9 @@ struct passdb_ldap {
     void *arg;
     struct passdb_ldap_pool pool;     /* the connections (auth/passdb_ldap_conn.h) */
     struct lreq *reqs;
-    int free_head;              /* free requests, linked by next */
-    int pending;
-    struct queue search_q, bind_q;
+    struct passdb_slots slots;  /* reqs[i] is in use while slot i is */
+    struct passdb_fifo search_q, bind_q;
 };
-
-static void q_push(struct passdb_ldap *lb, struct queue *q, int i)
-{
-    lb->reqs[i].prev = q->tail;
-    lb->reqs[i].next = NONE;
-    if (q->tail != NONE)
-        lb->reqs[q->tail].next = i;
-    else
-        q->head = i;
-    q->tail = i;
-}
-
-static void q_remove(struct passdb_ldap *lb, struct queue *q, int i)
-{
-    struct lreq *r = &lb->reqs[i];
-    if (r->prev != NONE)
-        lb->reqs[r->prev].next = r->next;
-    else
-        q->head = r->next;
-    if (r->next != NONE)
-        lb->reqs[r->next].prev = r->prev;
-    else
-        q->tail = r->prev;
-}
 
 /* Hand the answer over and free the request. */
 static void answer(struct passdb_ldap *lb, int i, enum passdb_ldap_outcome out, const char *reason,
@@ -84,9 +55,9 @@ static void answer(struct passdb_ldap *lb, int i, enum passdb_ldap_outcome out, 
     enum auth_status st = passdb_ldap_outcome_status(out);
 
     if (r->stage == R_QUEUED)
-        q_remove(lb, &lb->search_q, i);
+        passdb_fifo_remove(&lb->slots, &lb->search_q, i);
     else if (r->stage == R_BIND_QUEUED)
-        q_remove(lb, &lb->bind_q, i);
+        passdb_fifo_remove(&lb->slots, &lb->bind_q, i);
     r->ans.status = st;
     r->ans.outage = out == PASSDB_LDAP_OUTCOME_OUTAGE;
     r->ans.account_refused = out == PASSDB_LDAP_OUTCOME_REFUSED;
@@ -109,9 +80,7 @@ static void answer(struct passdb_ldap *lb, int i, enum passdb_ldap_outcome out, 
     free(r->dn);
     r->dn = NULL;
     r->stage = R_FREE;
-    r->next = lb->free_head;
-    lb->free_head = i;
-    lb->pending--;
+    passdb_slots_put(&lb->slots, i);
     lb->done(lb->arg, ctx, &ans);
 }
 
@@ -234,7 +203,7 @@ static void on_search(struct passdb_ldap *lb, int i, LDAP *ld, LDAPMessage *msg)
         answer(lb, i, PASSDB_LDAP_OUTCOME_ERROR, "ldap-error", "out of memory");
     } else {
         r->stage = R_BIND_QUEUED;
-        q_push(lb, &lb->bind_q, i);
+        passdb_fifo_push(&lb->slots, &lb->bind_q, i);
     }
     for (int k = 0; k < npw; k++) {
         explicit_bzero(pwv[k], strlen(pwv[k]));
@@ -327,7 +296,7 @@ static void start_search(struct passdb_ldap *lb, int i)
     char *attrs[6];
     int n = 0;
 
-    q_remove(lb, &lb->search_q, i);
+    passdb_fifo_remove(&lb->slots, &lb->search_q, i);
     r->stage = R_SEARCH;   /* so a failure below is answered like any in-flight one */
     r->conn = SERVICE;
     if (passdb_ldap_filter_expand(lb->s.filter, r->user, filter, sizeof(filter)) == -1) {
@@ -361,7 +330,7 @@ static void start_bind(struct passdb_ldap *lb, int i, int ci)
     struct passdb_ldap_conn *c = &lb->pool.conns[ci];
     struct berval cred = { strlen(r->password), r->password };
 
-    q_remove(lb, &lb->bind_q, i);
+    passdb_fifo_remove(&lb->slots, &lb->bind_q, i);
     r->stage = R_BIND;
     r->conn = ci;
     int rc = ldap_sasl_bind(c->ld, r->dn, LDAP_SASL_SIMPLE, &cred, NULL, NULL, &r->msgid);
@@ -373,7 +342,7 @@ static void start_bind(struct passdb_ldap *lb, int i, int ci)
 }
 
 /* Fail every request in q (a connection it needs is down and waiting to retry). */
-static void fail_queue(struct passdb_ldap *lb, struct queue *q, const char *why)
+static void fail_queue(struct passdb_ldap *lb, struct passdb_fifo *q, const char *why)
 {
     while (q->head != NONE)
         answer(lb, q->head, PASSDB_LDAP_OUTCOME_OUTAGE, "ldap-down", why);
@@ -396,7 +365,7 @@ static void pump(struct passdb_ldap *lb)
         start_search(lb, lb->search_q.head);
 
     int waiting = 0, usable = 0;
-    for (int i = lb->bind_q.head; i != NONE; i = lb->reqs[i].next)
+    for (int i = lb->bind_q.head; i != NONE; i = passdb_fifo_next(&lb->slots, i))
         waiting++;
     for (int ci = 1; ci < lb->pool.nconns && lb->bind_q.head != NONE; ci++) {
         struct passdb_ldap_conn *c = &lb->pool.conns[ci];
@@ -437,7 +406,10 @@ struct passdb_ldap *passdb_ldap_new(const struct passdb_ldap_settings *s, passdb
 {
     struct passdb_ldap *lb = calloc(1, sizeof(*lb));
 
-    if (lb == NULL || (lb->reqs = calloc(PASSDB_LDAP_MAX_REQUESTS, sizeof(*lb->reqs))) == NULL) {
+    if (lb == NULL || (lb->reqs = calloc(PASSDB_LDAP_MAX_REQUESTS, sizeof(*lb->reqs))) == NULL ||
+        passdb_slots_init(&lb->slots, PASSDB_LDAP_MAX_REQUESTS) == -1) {
+        if (lb != NULL)
+            free(lb->reqs);
         free(lb);
         errno = ENOMEM;
         return NULL;
@@ -451,11 +423,8 @@ struct passdb_ldap *passdb_ldap_new(const struct passdb_ldap_settings *s, passdb
         lb->pool.nconns = PASSDB_LDAP_MAX_CONNS;
     for (int i = 0; i < lb->pool.nconns; i++)
         lb->pool.conns[i].fd = -1;
-    lb->search_q.head = lb->search_q.tail = NONE;
-    lb->bind_q.head = lb->bind_q.tail = NONE;
-    for (int i = 0; i < PASSDB_LDAP_MAX_REQUESTS; i++)
-        lb->reqs[i].next = i + 1 < PASSDB_LDAP_MAX_REQUESTS ? i + 1 : NONE;
-    lb->free_head = 0;
+    passdb_fifo_init(&lb->search_q);
+    passdb_fifo_init(&lb->bind_q);
 
     lb->pool.epfd = epoll_create1(EPOLL_CLOEXEC);
     lb->pool.connector = lb->pool.epfd == -1 ? -1 : passdb_ldap_connector_start(s);
@@ -466,6 +435,7 @@ struct passdb_ldap *passdb_ldap_new(const struct passdb_ldap_settings *s, passdb
         if (lb->pool.epfd != -1)
             close(lb->pool.epfd);
         passdb_ldap_settings_wipe(&lb->s);
+        passdb_slots_fini(&lb->slots);
         free(lb->reqs);
         free(lb);
         errno = saved;
@@ -494,6 +464,7 @@ void passdb_ldap_free(struct passdb_ldap *lb)
     passdb_ldap_connector_stop(lb->pool.connector);
     close(lb->pool.epfd);
     passdb_ldap_settings_wipe(&lb->s);
+    passdb_slots_fini(&lb->slots);
     free(lb->reqs);
     free(lb);
 }
@@ -501,28 +472,15 @@ void passdb_ldap_free(struct passdb_ldap *lb)
 int passdb_ldap_submit(struct passdb_ldap *lb, const char *user, const char *password,
                         void *ctx, struct passdb_ldap_answer *ans)
 {
-    memset(ans, 0, sizeof(*ans));
-    ans->status = AUTH_FAIL;
-    /* Never let an empty password reach a bind: it would be an unauthenticated bind. */
-    if (user[0] == '\0' || password[0] == '\0') {
-        ans->reason = user[0] ? "empty-password" : "empty-user";
+    static const struct passdb_admit_rules rules = {
+        .refuse_newline = 0,
+        .busy_reason = "ldap-busy",   /* the directory is not keeping up */
+        .busy_waiting = "LDAP lookups",
+    };
+    int i = passdb_slots_admit(&lb->slots, &rules, user, password, ans);
+    if (i == NONE)
         return -1;
-    }
-    if (strlen(user) >= AUTH_USER_MAX || strlen(password) >= AUTH_PASS_MAX) {
-        ans->reason = "too-long";
-        return -1;
-    }
-    if (lb->free_head == NONE) {
-        ans->status = AUTH_TEMPFAIL;
-        ans->outage = 1;   /* the directory is not keeping up */
-        ans->reason = "ldap-busy";
-        snprintf(ans->message, sizeof(ans->message), "%d LDAP lookups already waiting",
-                 PASSDB_LDAP_MAX_REQUESTS);
-        return -1;
-    }
-    int i = lb->free_head;
     struct lreq *r = &lb->reqs[i];
-    lb->free_head = r->next;
     memset(r, 0, sizeof(*r));
     r->stage = R_QUEUED;
     r->ctx = ctx;
@@ -530,8 +488,7 @@ int passdb_ldap_submit(struct passdb_ldap *lb, const char *user, const char *pas
     r->started = clock_mono_us();
     snprintf(r->user, sizeof(r->user), "%s", user);
     snprintf(r->password, sizeof(r->password), "%s", password);
-    q_push(lb, &lb->search_q, i);
-    lb->pending++;
+    passdb_fifo_push(&lb->slots, &lb->search_q, i);
     /* The search goes out at the next poll: answers must never come from inside submit. */
     return 0;
 }
@@ -580,5 +537,5 @@ void passdb_ldap_poll(struct passdb_ldap *lb)
 
 int passdb_ldap_pending(const struct passdb_ldap *lb)
 {
-    return lb->pending;
+    return lb->slots.in_use;
 }

@@ -13,7 +13,7 @@
 #include "auth/cache_policy.h"
 #include "auth/protocol.h"
 #include "auth/scram_server.h"
-#include "auth/text.h"
+#include "daemon/runtime/escape.h"
 #include "daemon/runtime/ipc.h"
 #include "daemon/runtime/clock.h"
 #include "daemon/runtime/log.h"

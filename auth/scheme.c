@@ -10,7 +10,8 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-#include "auth/text.h"
+#include "daemon/runtime/escape.h"
+#include "daemon/runtime/hex.h"
 #include "daemon/runtime/base64.h"
 
 enum encoding { ENC_GUESS, ENC_BASE64, ENC_HEX };
@@ -127,7 +128,7 @@ static int digest2(const EVP_MD *md, const void *a, size_t alen, const void *b, 
 static long decode(enum encoding enc, const char *data, unsigned char *out, size_t outlen)
 {
     if (enc == ENC_HEX)
-        return text_hex_decode(data, strlen(data), out, outlen);
+        return hex_decode(data, strlen(data), out, outlen);
     return base64_decode(data, strlen(data), out, outlen, BASE64_PAD_OPTIONAL);
 }
 

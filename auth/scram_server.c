@@ -13,7 +13,7 @@
 #include "auth/passdb_file.h"
 #include "auth/private_dir.h"
 #include "auth/protocol.h"
-#include "auth/text.h"
+#include "daemon/runtime/escape.h"
 #include "daemon/runtime/log.h"
 #include "daemon/runtime/username.h"
 #include "daemon/runtime/base64.h"

@@ -409,3 +409,23 @@ int legacy_load(int rootfd, struct legacy_list **out)
     errno = saved;
     return rc;
 }
+
+int legacy_parse_lines(struct legacy_list *lg, const char *p, const char *end,
+                       legacy_line_fn *parse, const void *arg, struct legacy_list **out)
+{
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *line_end = nl ? nl : end;
+        if (line_end > p && parse(lg, arg, p, line_end) == -1) {
+            legacy_free(lg);
+            return -1;
+        }
+        p = nl ? nl + 1 : end;
+    }
+    if (legacy_finish(lg) == -1) {
+        legacy_free(lg);
+        return -1;
+    }
+    *out = lg;
+    return 0;
+}

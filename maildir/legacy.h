@@ -95,6 +95,15 @@ int legacy_add(struct legacy_list *lg, const char *name, size_t name_len, const 
  * Returns 0, or -1 with errno ENOMEM.
  */
 int legacy_finish(struct legacy_list *lg);
+/* One record line [line, end) into lg: 0 (a line it cannot read is skipped), or -1 to give up. */
+typedef int legacy_line_fn(struct legacy_list *lg, const void *arg, const char *line,
+                           const char *end);
+/*
+ * Each non-empty line of [p, end) through parse (with arg), then
+ * legacy_finish(): 0 with *out = lg, or -1 with lg freed.
+ */
+int legacy_parse_lines(struct legacy_list *lg, const char *p, const char *end,
+                       legacy_line_fn *parse, const void *arg, struct legacy_list **out);
 
 /* Parsers (one file each): the whole file is in buf[0..len). */
 int legacy_courier_parse(const char *buf, size_t len, struct legacy_list **out);

@@ -69,8 +69,10 @@ static size_t courier_escape(const char *name, size_t len, char *out)
     return o;
 }
 
-static int parse_record(struct legacy_list *lg, const char *line, const char *end)
+static int parse_record(struct legacy_list *lg, const void *arg, const char *line,
+                        const char *end)
 {
+    (void)arg;
     uint64_t size, uid = 0, uidv = 0;
     const char *name_end;
 
@@ -148,19 +150,5 @@ int legacy_courier_parse(const char *buf, size_t len, struct legacy_list **out)
     struct legacy_list *lg = legacy_new(LEGACY_COURIER, version);
     if (lg == NULL)
         return -1;
-    while (p < end) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        const char *line_end = nl ? nl : end;
-        if (line_end > p && parse_record(lg, p, line_end) == -1) {
-            legacy_free(lg);
-            return -1;
-        }
-        p = nl ? nl + 1 : end;
-    }
-    if (legacy_finish(lg) == -1) {
-        legacy_free(lg);
-        return -1;
-    }
-    *out = lg;
-    return 0;
+    return legacy_parse_lines(lg, p, end, parse_record, NULL, out);
 }

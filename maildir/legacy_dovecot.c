@@ -79,9 +79,10 @@ static int parse_v3_fields(const char *p, const char *end, struct fields *f)
     }
 }
 
-static int parse_record(struct legacy_list *lg, uint64_t uidv, const char *line,
+static int parse_record(struct legacy_list *lg, const void *arg, const char *line,
                         const char *end)
 {
+    uint64_t uidv = *(const uint64_t *)arg;
     struct fields f = { 0 };
     uint64_t uid;
     const char *p = line;
@@ -156,19 +157,5 @@ int legacy_dovecot_parse(const char *buf, size_t len, struct legacy_list **out)
     struct legacy_list *lg = legacy_new(LEGACY_DOVECOT, version);
     if (lg == NULL)
         return -1;
-    for (const char *p = nl ? nl + 1 : end; p < end;) {
-        nl = memchr(p, '\n', (size_t)(end - p));
-        const char *line_end = nl ? nl : end;
-        if (line_end > p && parse_record(lg, uidv, p, line_end) == -1) {
-            legacy_free(lg);
-            return -1;
-        }
-        p = nl ? nl + 1 : end;
-    }
-    if (legacy_finish(lg) == -1) {
-        legacy_free(lg);
-        return -1;
-    }
-    *out = lg;
-    return 0;
+    return legacy_parse_lines(lg, nl ? nl + 1 : end, end, parse_record, &uidv, out);
 }

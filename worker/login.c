@@ -192,8 +192,8 @@ enum pop3_verdict login_password(struct conn *c, const char *user, char *passwor
     }
     explicit_bzero(&login, sizeof(login));
     stats_cache(STATS_CACHE_MISS);
-    c->auth_request = auth_client_check(c->lp->auth, c->user, password, c->ip, mech,
-                                        password_answered, c);
+    c->auth_request = helper_client_check(auth_client_helper(c->lp->auth), c->user, password,
+                                          c->ip, mech, password_answered, c);
     explicit_bzero(password, strlen(password));
     if (c->auth_request == 0) {
         settle(c, AUTH_TEMPFAIL);
@@ -298,7 +298,7 @@ void login_finish(struct conn *c, enum auth_status status, const char *user,
 
 void login_abandon(struct conn *c)
 {
-    auth_client_cancel(c->lp->auth, c->auth_request);
+    helper_client_cancel(auth_client_helper(c->lp->auth), c->auth_request);
     c->auth_request = 0;
     /* A login still out at the helper leaves its pre-tag. */
     explicit_bzero(c->memo_pretag, sizeof(c->memo_pretag));

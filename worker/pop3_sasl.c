@@ -181,11 +181,11 @@ static void scram_send(struct conn *c, int final, const char *msg)
 {
     struct pop3_reply r = { 0 };
     c->auth_mech = "SCRAM-SHA-256";
-    c->auth_request = final ? auth_client_scram_finish(c->lp->auth, c->sasl->client_first,
-                                                       c->sasl->server_first, msg, c->ip,
-                                                       scram_answered, c)
-                            : auth_client_scram_start(c->lp->auth, msg, c->ip,
-                                                      scram_challenged, c);
+    struct helper_client *helper = auth_client_helper(c->lp->auth);
+    c->auth_request = final ? helper_client_scram_finish(helper, c->sasl->client_first,
+                                                         c->sasl->server_first, msg, c->ip,
+                                                         scram_answered, c)
+                            : helper_client_scram_start(helper, msg, c->ip, scram_challenged, c);
     if (c->auth_request == 0) {
         stats_login(c->auth_mech, STATS_LOGIN_TEMPFAIL);
         pop3_set_reply(&r, "SYS/TEMP", "Authentication service unavailable, try again later");

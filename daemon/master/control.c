@@ -292,11 +292,7 @@ void control_close(struct control *ctl)
 {
     if (ctl == NULL)
         return;
-    for (int i = 0; i < CONTROL_MAX_CLIENTS; i++) {
-        if (ctl->clients[i].fd != -1)
-            close(ctl->clients[i].fd);
-    }
-    close(ctl->listen_fd);
+    control_forget(ctl);
     unlink(ctl->path);
     free(ctl);
 }

@@ -10,18 +10,15 @@
 #include "daemon/master/master_state.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "daemon/master/control.h"
 #include "daemon/runtime/log.h"
 #include "daemon/metrics/metrics_feed.h"
-#include "daemon/runtime/privdrop.h"
 #include "shm/stats.h"
 
 /* A scraper is answered within one round trip; 16 queued connections are plenty. */
@@ -31,13 +28,6 @@ int metrics_count(const struct config *cfg)
 {
     (void)cfg;
     return 0;
-}
-
-static int find_program(struct master *m)
-{
-    if (sibling_program("fastpop-metrics", m->metrics_path, sizeof(m->metrics_path)) == -1)
-        return -1;
-    return access(m->metrics_path, X_OK);
 }
 
 int metrics_prepare(struct master *m, struct child *c)
@@ -65,50 +55,26 @@ void metrics_forked(struct master *m, struct child *c)
 
 void metrics_enter(struct master *m, struct child *c)
 {
-    pid_t master = getppid();
-    /* Above 4, so that moving them to 3 and 4 below overwrites neither. */
-    int listen_fd = fcntl(m->metrics_listen_fd, F_DUPFD_CLOEXEC, 5);
-    int feed_fd = fcntl(m->metrics_child_end, F_DUPFD_CLOEXEC, 5);
-    child_reset(m, c, 0);
-    listen_set_close(&m->listeners);
-    if (listen_fd == -1 || feed_fd == -1 || dup2(listen_fd, 3) != 3 || dup2(feed_fd, 4) != 4)
-        log_fatal("metrics: cannot set up descriptors: %s", strerror(errno));
-    /* Nothing else of the master's crosses the exec, whatever its flags. */
-    close_range(5, ~0U, 0);
-    if (m->ids.privileged && m->ids.metrics_uid == 0)
-        log_fatal("metrics: refusing to run as root");
-    if (privdrop_become(m->ids.metrics_uid, m->ids.metrics_gid) == -1)
-        log_fatal("metrics: cannot drop privileges to %s: %s", m->cfg->metrics_user,
-                  strerror(errno));
-    /* It holds metrics_listen: it goes with the master (set after the drop, which clears it). */
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (getppid() != master)
-        _exit(0);
     char level[16];
     snprintf(level, sizeof(level), "%d", m->cfg->log_level);
     int to_stderr = m->opts->foreground || m->cfg->log_target == CONFIG_LOG_STDERR;
     char *argv[] = { "fastpop-metrics", "--listen-fd", "3", "--feed-fd", "4", "--log-level",
                      level, to_stderr ? "-F" : NULL, NULL };
-    execv(m->metrics_path, argv);
-    log_fatal("metrics: cannot run %s: %s", m->metrics_path, strerror(errno));
+    const int fds[] = { m->metrics_listen_fd, m->metrics_child_end };
+    const struct exec_child x = { .what = "metrics", .fds = fds, .nfds = 2,
+                                  .uid = m->ids.metrics_uid, .gid = m->ids.metrics_gid,
+                                  .user = m->cfg->metrics_user, .path = m->metrics_path,
+                                  .argv = argv };
+    exec_child_enter(m, c, &x);
 }
 
 /* The running metrics process (if any) finishes; a new one is not started. */
 static void retire(struct master *m)
 {
-    struct child *c = m->metrics_child;
-    m->metrics_child = NULL;
     if (m->metrics_feed_fd >= 0)
         close(m->metrics_feed_fd);
     m->metrics_feed_fd = -1;
-    if (c == NULL)
-        return;
-    if (c->pid == 0) {
-        c->in_use = 0;   /* was waiting for a respawn */
-        return;
-    }
-    c->retiring = 1;
-    kill(c->pid, SIGTERM);
+    exec_child_retire(&m->metrics_child);
 }
 
 void metrics_update(struct master *m)
@@ -127,27 +93,17 @@ void metrics_update(struct master *m)
         log_error("metrics_listen %s: off, since the control socket (its data) is", want->spec);
         return;
     }
-    if (find_program(m) == -1) {
-        log_error("metrics_listen %s: %s: %s; /metrics is off", want->spec, m->metrics_path,
-                  strerror(errno));
-        return;
-    }
-    m->metrics_listen_fd = listen_open(want, METRICS_BACKLOG);
-    if (m->metrics_listen_fd == -1) {
-        log_error("metrics_listen %s: %s; /metrics is off", want->spec, strerror(errno));
-        return;
-    }
+    const struct exec_child_start s = {
+        .program = "fastpop-metrics", .path = m->metrics_path,
+        .pathlen = sizeof(m->metrics_path), .setting = "metrics_listen", .service = "/metrics",
+        .want = want, .backlog = METRICS_BACKLOG, .listen_fd = &m->metrics_listen_fd,
+    };
     m->metrics_addr = *want;
     m->metrics_uid = m->ids.metrics_uid;
-    m->metrics_child = add_child(m, ROLE_METRICS, 0);
-    if (m->metrics_child == NULL) {
-        log_error("process table full: /metrics is off");
-        metrics_stop(m);
-        return;
-    }
-    spawn(m, m->metrics_child);
-    log_info("serving GET /metrics on %s (process metrics, user %s)", want->spec,
-             m->cfg->metrics_user);
+    m->metrics_child = exec_child_start(m, ROLE_METRICS, &s);
+    if (m->metrics_child != NULL)
+        log_info("serving GET /metrics on %s (process metrics, user %s)", want->spec,
+                 m->cfg->metrics_user);
 }
 
 void metrics_stop(struct master *m)

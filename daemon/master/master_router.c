@@ -12,15 +12,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "auth/protocol.h"
 #include "daemon/runtime/log.h"
-#include "daemon/runtime/privdrop.h"
 
 /* nginx opens one connection per login; a burst of logins queues here, not in SYN retries. */
 #define ROUTER_BACKLOG 128
@@ -42,23 +39,6 @@ static void settings_key(const struct master *m, char *out, size_t outlen)
 
 void router_enter(struct master *m, struct child *c)
 {
-    pid_t master = getppid();
-    /* Above 3, so that moving it to 3 below overwrites nothing. */
-    int listen_fd = fcntl(m->router_listen_fd, F_DUPFD_CLOEXEC, 4);
-    child_reset(m, c, 0);
-    listen_set_close(&m->listeners);
-    if (listen_fd == -1 || dup2(listen_fd, 3) != 3)
-        log_fatal("router: cannot set up descriptors: %s", strerror(errno));
-    /* Nothing else of the master's crosses the exec, whatever its flags. */
-    close_range(4, ~0U, 0);
-    if (m->ids.privileged && m->ids.mail_uid == 0)
-        log_fatal("router: refusing to run as root");
-    if (privdrop_become(m->ids.mail_uid, m->ids.mail_gid) == -1)
-        log_fatal("router: cannot drop privileges to %s: %s", m->cfg->user, strerror(errno));
-    /* It holds router_listen: it goes with the master (set after the drop, which clears it). */
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (getppid() != master)
-        _exit(0);
     char level[16], interval[16], ttl[16];
     snprintf(level, sizeof(level), "%d", m->cfg->log_level);
     snprintf(interval, sizeof(interval), "%d", m->cfg->router_check_interval);
@@ -84,8 +64,11 @@ void router_enter(struct master *m, struct child *c)
     if (to_stderr)
         argv[n++] = "-F";
     argv[n] = NULL;
-    execv(m->router_path, argv);
-    log_fatal("router: cannot run %s: %s", m->router_path, strerror(errno));
+    const int fds[] = { m->router_listen_fd };
+    const struct exec_child x = { .what = "router", .fds = fds, .nfds = 1,
+                                  .uid = m->ids.mail_uid, .gid = m->ids.mail_gid,
+                                  .user = m->cfg->user, .path = m->router_path, .argv = argv };
+    exec_child_enter(m, c, &x);
 }
 
 /* run_dir/ROUTER_PID_NAME: the one process whose router requests the helper takes. */
@@ -111,7 +94,8 @@ void router_forked(struct master *m, struct child *c)
     char path[CONFIG_PATH_MAX + sizeof(ROUTER_PID_NAME) + 1], tmp[sizeof(path) + 4];
     char text[32];
 
-    if (c->pid <= 0 || c != m->router_child)
+    /* Only the current router is forked: a retiring one is never respawned. */
+    if (c->pid <= 0)
         return;
     pid_file_path(m, path, sizeof(path));
     snprintf(tmp, sizeof(tmp), "%s.new", path);
@@ -126,22 +110,6 @@ void router_forked(struct master *m, struct child *c)
     }
 }
 
-/* The running router (if any) finishes; a new one is not started. */
-static void retire(struct master *m)
-{
-    struct child *c = m->router_child;
-    m->router_child = NULL;
-    forget_pid(m);
-    if (c == NULL)
-        return;
-    if (c->pid == 0) {
-        c->in_use = 0;   /* was waiting for a respawn */
-        return;
-    }
-    c->retiring = 1;
-    kill(c->pid, SIGTERM);
-}
-
 void router_update(struct master *m)
 {
     char key[sizeof(m->router_key)];
@@ -150,31 +118,19 @@ void router_update(struct master *m)
     if (want->addrlen != 0 && m->router_listen_fd >= 0 && m->router_child != NULL &&
         strcmp(key, m->router_key) == 0)
         return;
-    retire(m);
-    router_stop(m);
+    router_shutdown(m);
     if (want->addrlen == 0)
         return;
-    if (sibling_program("fastpop-router", m->router_path, sizeof(m->router_path)) == -1 ||
-        access(m->router_path, X_OK) == -1) {
-        log_error("router_listen %s: %s: %s; the router is off", want->spec, m->router_path,
-                  strerror(errno));
-        return;
-    }
-    m->router_listen_fd = listen_open(want, ROUTER_BACKLOG);
-    if (m->router_listen_fd == -1) {
-        log_error("router_listen %s: %s; the router is off", want->spec, strerror(errno));
-        return;
-    }
     snprintf(m->router_key, sizeof(m->router_key), "%s", key);
-    m->router_child = add_child(m, ROLE_ROUTER, 0);
-    if (m->router_child == NULL) {
-        log_error("process table full: the router is off");
-        router_stop(m);
-        return;
-    }
-    spawn(m, m->router_child);
-    log_info("answering nginx's auth_http on %s (process router, user %s)", want->spec,
-             m->cfg->user);
+    const struct exec_child_start s = {
+        .program = "fastpop-router", .path = m->router_path, .pathlen = sizeof(m->router_path),
+        .setting = "router_listen", .service = "the router", .want = want,
+        .backlog = ROUTER_BACKLOG, .listen_fd = &m->router_listen_fd,
+    };
+    m->router_child = exec_child_start(m, ROLE_ROUTER, &s);
+    if (m->router_child != NULL)
+        log_info("answering nginx's auth_http on %s (process router, user %s)", want->spec,
+                 m->cfg->user);
 }
 
 void router_stop(struct master *m)
@@ -186,7 +142,8 @@ void router_stop(struct master *m)
 
 void router_shutdown(struct master *m)
 {
-    retire(m);
+    forget_pid(m);
+    exec_child_retire(&m->router_child);
     router_stop(m);
 }
 

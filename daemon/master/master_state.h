@@ -110,6 +110,39 @@ int cache_prepare(struct master *m);
 /* In a new child: signals back to normal, nothing of the master's left open. */
 void child_reset(struct master *m, struct child *c, int keep_auth_fd);
 
+/*
+ * A child that runs another program (daemon/master/master_exec_child.c): the
+ * metrics process and the router.
+ */
+#define EXEC_CHILD_MAX_FDS 2
+struct exec_child {
+    const char *what;        /* its role, for the log */
+    const int *fds;          /* the master's descriptors it gets as 3, 4, ... */
+    int nfds;                /* at most EXEC_CHILD_MAX_FDS */
+    uid_t uid;
+    gid_t gid;
+    const char *user;        /* the uid's name, for the log */
+    const char *path;        /* the program */
+    char **argv;
+};
+/* In the new child: descriptors in place, privileges dropped, then exec. */
+void exec_child_enter(struct master *m, struct child *c, const struct exec_child *x)
+    __attribute__((noreturn));
+struct exec_child_start {
+    const char *program;     /* its name beside fastpopd */
+    char *path;              /* out: where it is */
+    size_t pathlen;
+    const char *setting;     /* "metrics_listen", for the log */
+    const char *service;     /* "/metrics": what is off when it cannot start */
+    const struct config_listen *want;
+    int backlog;
+    int *listen_fd;          /* out: the bound socket, -1 when it could not start */
+};
+/* Bind, add the child and fork it; NULL (logged) if any of it fails. */
+struct child *exec_child_start(struct master *m, int role, const struct exec_child_start *s);
+/* The child in *slot (if any) finishes; a new one is not started. */
+void exec_child_retire(struct child **slot);
+
 /* /metrics (daemon/master/master_metrics.c). */
 int metrics_count(const struct config *cfg);
 int metrics_prepare(struct master *m, struct child *c);

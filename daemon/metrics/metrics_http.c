@@ -91,14 +91,6 @@ struct metrics_http *metrics_http_new(int listen_fd, metrics_render_fn render, v
     return mh;
 }
 
-void metrics_http_close(struct metrics_http *mh)
-{
-    if (mh == NULL)
-        return;
-    http_clients_free(mh->clients);
-    free(mh);
-}
-
 int metrics_http_pollfds(const struct metrics_http *mh, struct pollfd *pfd, int max)
 {
     return mh != NULL ? http_clients_pollfds(mh->clients, pfd, max) : 0;

@@ -30,8 +30,6 @@ typedef int (*metrics_render_fn)(void *ctx, struct buf *doc);
 
 /* Serve on listen_fd (listening, non-blocking); NULL without memory. */
 struct metrics_http *metrics_http_new(int listen_fd, metrics_render_fn render, void *ctx);
-/* Closes the clients and listen_fd. */
-void metrics_http_close(struct metrics_http *mh);
 
 int metrics_http_pollfds(const struct metrics_http *mh, struct pollfd *pfd, int max);
 void metrics_http_handle(struct metrics_http *mh, const struct pollfd *pfd, int n);

@@ -16,7 +16,6 @@
  * on SIGTERM, or when the master goes away (EOF on the feed).
  */
 #include <errno.h>
-#include <getopt.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -29,6 +28,7 @@
 #include "daemon/metrics/metrics_feed.h"
 #include "daemon/metrics/metrics_http.h"
 #include "daemon/runtime/clock.h"
+#include "daemon/runtime/program.h"
 #include "shm/stats.h"
 #include "daemon/metrics/stats_render.h"
 
@@ -57,46 +57,19 @@ static void usage(FILE *out)
                  "Started by fastpopd for metrics_listen; not meant to be run by hand.\n");
 }
 
-static int parse_fd(const char *s, int *out)
-{
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (*s == '\0' || *end != '\0' || v < 0 || v > 1024)
-        return -1;
-    *out = (int)v;
-    return 0;
-}
-
 static int parse_args(int argc, char **argv, struct options *o)
 {
-    static const struct option longopts[] = {
-        { "listen-fd", required_argument, NULL, 'l' },
-        { "feed-fd", required_argument, NULL, 'f' },
-        { "log-level", required_argument, NULL, 'v' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
-    int c;
     *o = (struct options){ .listen_fd = -1, .feed_fd = -1, .log_level = LOG_LVL_INFO };
-    while ((c = getopt_long(argc, argv, "Fh", longopts, NULL)) != -1) {
-        if (c == 'l' && parse_fd(optarg, &o->listen_fd) == 0)
-            continue;
-        if (c == 'f' && parse_fd(optarg, &o->feed_fd) == 0)
-            continue;
-        if (c == 'v' && parse_fd(optarg, &o->log_level) == 0 && o->log_level <= LOG_LVL_DEBUG)
-            continue;
-        if (c == 'F') {
-            o->foreground = 1;
-            continue;
-        }
-        if (c == 'h') {
-            usage(stdout);
-            exit(0);
-        }
-        usage(stderr);
+    const struct program_option opts[] = {
+        { "listen-fd", 0, PROGRAM_ARG_INT, 0, 1024, &o->listen_fd },
+        { "feed-fd", 0, PROGRAM_ARG_INT, 0, 1024, &o->feed_fd },
+        { "log-level", 0, PROGRAM_ARG_INT, 0, LOG_LVL_DEBUG, &o->log_level },
+        { NULL, 'F', PROGRAM_ARG_FLAG, 0, 0, &o->foreground },
+        { 0 },
+    };
+    if (program_parse_args(argc, argv, "fastpop-metrics", opts, usage) == -1)
         return -1;
-    }
-    if (optind != argc || o->listen_fd < 0 || o->feed_fd < 0 || o->listen_fd == o->feed_fd) {
+    if (o->listen_fd < 0 || o->feed_fd < 0 || o->listen_fd == o->feed_fd) {
         usage(stderr);
         return -1;
     }
@@ -139,11 +112,7 @@ int main(int argc, char **argv)
     struct options o;
     if (parse_args(argc, argv, &o) == -1)
         return 2;
-    log_open(o.foreground ? LOG_TO_STDERR : LOG_TO_SYSLOG, (enum log_level)o.log_level,
-             "metrics", -1);
-    signal(SIGPIPE, SIG_IGN);
-    if (chdir("/") == -1)
-        log_fatal("chdir /: %s", strerror(errno));
+    program_start("metrics", o.foreground, o.log_level);
 
     struct feed feed = { .fd = o.feed_fd, .next_id = 1 };
     struct metrics_http *mh = metrics_http_new(o.listen_fd, render, &feed);

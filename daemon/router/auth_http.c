@@ -5,6 +5,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "daemon/runtime/hex.h"
+
 /* Where the header block ends (after its empty line), or 0 if it does not yet. */
 static size_t block_end(const char *buf, size_t len)
 {
@@ -19,17 +21,6 @@ static size_t block_end(const char *buf, size_t len)
     return 0;
 }
 
-static int hex_digit(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 /* %-decode v[0..n) into out (size outlen, NUL-terminated); -1 if bad or too long. */
 static int decode(const char *v, size_t n, char *out, size_t outlen)
 {
@@ -37,8 +28,8 @@ static int decode(const char *v, size_t n, char *out, size_t outlen)
     for (size_t i = 0; i < n; i++) {
         char ch = v[i];
         if (ch == '%') {
-            int a = i + 1 < n ? hex_digit(v[i + 1]) : -1;
-            int b = i + 2 < n ? hex_digit(v[i + 2]) : -1;
+            int a = i + 1 < n ? hex_digit((unsigned char)v[i + 1]) : -1;
+            int b = i + 2 < n ? hex_digit((unsigned char)v[i + 2]) : -1;
             if (a < 0 || b < 0)
                 return -1;
             ch = (char)(a * 16 + b);

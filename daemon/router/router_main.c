@@ -24,7 +24,6 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <getopt.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -32,15 +31,16 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "auth/helper_client.h"
 #include "daemon/router/auth_http.h"
 #include "daemon/router/health.h"
 #include "daemon/router/host_cache.h"
 #include "daemon/router/route_pick.h"
-#include "daemon/router/router_helper.h"
 #include "daemon/runtime/clock.h"
 #include "daemon/runtime/config.h"
 #include "daemon/runtime/http_clients.h"
 #include "daemon/runtime/log.h"
+#include "daemon/runtime/program.h"
 
 /*
  * Logins checked at once. nginx opens one connection per login and waits
@@ -57,10 +57,16 @@
 #define ROUTER_MAX_ATTEMPTS 10
 /* A health check's answer must come within this (a greeting is immediate on a live backend). */
 #define ROUTER_CHECK_TIMEOUT 2.0
+/* nginx retries a login the router could not check; this spares the helper a reconnect storm. */
+#define ROUTER_HELPER_RETRY_SECONDS 1.0
+
+struct router;
 
 struct pending_login {
     int used;
+    struct router *router;
     uint64_t token;
+    uint32_t request;             /* the helper's request id (auth/helper_client.h) */
     unsigned attempt;
     int have_host;                /* the host cache knew this login: host is its host */
     char login[USERNAME_MAX];
@@ -69,7 +75,7 @@ struct pending_login {
 
 struct router {
     struct http_clients *http;
-    struct router_helper *helper;
+    struct helper_client *helper;   /* the connection to fastpop-auth */
     struct health *health;
     struct host_cache *hosts;
     struct route_backend backends[CONFIG_ROUTER_BACKENDS_MAX];
@@ -96,54 +102,24 @@ static void usage(FILE *out)
                  "Started by fastpopd for router_listen; not meant to be run by hand.\n");
 }
 
-static int parse_num(const char *s, int lo, int hi, int *out)
-{
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (*s == '\0' || *end != '\0' || v < lo || v > hi)
-        return -1;
-    *out = (int)v;
-    return 0;
-}
-
 static int parse_args(int argc, char **argv, struct options *o)
 {
-    static const struct option longopts[] = {
-        { "listen-fd", required_argument, NULL, 'l' },
-        { "auth-socket", required_argument, NULL, 'a' },
-        { "backends", required_argument, NULL, 'b' },
-        { "check-interval", required_argument, NULL, 'i' },
-        { "cache-ttl", required_argument, NULL, 't' },
-        { "proxy-protocol", no_argument, NULL, 'p' },
-        { "log-level", required_argument, NULL, 'v' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
-    int c;
     *o = (struct options){ .listen_fd = -1, .check_interval = 2, .cache_ttl = 30,
                            .log_level = LOG_LVL_INFO };
-    while ((c = getopt_long(argc, argv, "Fh", longopts, NULL)) != -1) {
-        if ((c == 'l' && parse_num(optarg, 0, 1024, &o->listen_fd) == 0) ||
-            (c == 'i' && parse_num(optarg, 1, 60, &o->check_interval) == 0) ||
-            (c == 't' && parse_num(optarg, 0, 86400, &o->cache_ttl) == 0) ||
-            (c == 'v' && parse_num(optarg, 0, LOG_LVL_DEBUG, &o->log_level) == 0))
-            continue;
-        if (c == 'a' || c == 'b') {
-            *(c == 'a' ? &o->auth_socket : &o->backends) = optarg;
-            continue;
-        }
-        if (c == 'p' || c == 'F') {
-            *(c == 'p' ? &o->proxy_protocol : &o->foreground) = 1;
-            continue;
-        }
-        if (c == 'h') {
-            usage(stdout);
-            exit(0);
-        }
-        usage(stderr);
+    const struct program_option opts[] = {
+        { "listen-fd", 0, PROGRAM_ARG_INT, 0, 1024, &o->listen_fd },
+        { "auth-socket", 0, PROGRAM_ARG_STRING, 0, 0, &o->auth_socket },
+        { "backends", 0, PROGRAM_ARG_STRING, 0, 0, &o->backends },
+        { "check-interval", 0, PROGRAM_ARG_INT, 1, 60, &o->check_interval },
+        { "cache-ttl", 0, PROGRAM_ARG_INT, 0, 86400, &o->cache_ttl },
+        { "proxy-protocol", 0, PROGRAM_ARG_FLAG, 0, 0, &o->proxy_protocol },
+        { "log-level", 0, PROGRAM_ARG_INT, 0, LOG_LVL_DEBUG, &o->log_level },
+        { NULL, 'F', PROGRAM_ARG_FLAG, 0, 0, &o->foreground },
+        { 0 },
+    };
+    if (program_parse_args(argc, argv, "fastpop-router", opts, usage) == -1)
         return -1;
-    }
-    if (optind != argc || o->listen_fd < 0 || o->auth_socket == NULL || o->backends == NULL) {
+    if (o->listen_fd < 0 || o->auth_socket == NULL || o->backends == NULL) {
         usage(stderr);
         return -1;
     }
@@ -177,6 +153,8 @@ static int valid_ip(const char *s)
     return inet_pton(AF_INET, s, a) == 1 || inet_pton(AF_INET6, s, a) == 1;
 }
 
+static void on_helper(void *ctx, const struct auth_answer *rep);
+
 static void on_request(void *ctx, uint64_t token, const char *text, size_t len)
 {
     struct router *r = ctx;
@@ -207,30 +185,41 @@ static void on_request(void *ctx, uint64_t token, const char *text, size_t len)
         explicit_bzero(&req, sizeof(req));
         return;
     }
-    double now = clock_mono();
-    *l = (struct pending_login){ .used = 1, .token = token, .attempt = req.attempt };
+    *l = (struct pending_login){ .used = 1, .router = r, .token = token,
+                                 .attempt = req.attempt };
     memcpy(l->login, req.user, sizeof(l->login));
-    l->have_host = host_cache_get(r->hosts, req.user, now, l->host);
-    router_helper_ask(r->helper, token, req.user, req.pass, req.client_ip,
-                      l->have_host ? AUTH_MECH_ROUTER : AUTH_MECH_ROUTER_LOOKUP, now);
+    l->have_host = host_cache_get(r->hosts, req.user, clock_mono(), l->host);
+    /*
+     * The router's requests say whether it needs the user's host
+     * (auth/protocol.h): a remembered host lets the helper's credential
+     * cache answer, which holds no host.
+     */
+    l->request = helper_client_check(r->helper, req.user, req.pass, req.client_ip,
+                                     l->have_host ? AUTH_MECH_ROUTER : AUTH_MECH_ROUTER_LOOKUP,
+                                     on_helper, l);
     explicit_bzero(&req, sizeof(req));
+    if (l->request == 0) {
+        log_warning("router: auth helper: request not sent: %s", strerror(errno));
+        l->used = 0;
+        tempfail(r, token, "[SYS/TEMP] Temporary authentication failure");
+    }
 }
 
 static void on_gone(void *ctx, uint64_t token)
 {
     struct router *r = ctx;
     struct pending_login *l = find_login(r, token);
-    if (l != NULL)
-        l->used = 0;
-    router_helper_cancel(r->helper, token);
+    if (l == NULL)
+        return;
+    l->used = 0;
+    helper_client_cancel(r->helper, l->request);   /* its answer, when it comes, is dropped */
 }
 
-static void on_helper(void *ctx, uint64_t tag, const struct auth_reply *rep)
+static void on_helper(void *ctx, const struct auth_answer *rep)
 {
-    struct router *r = ctx;
-    struct pending_login *l = find_login(r, tag);
-    if (l == NULL)
-        return;   /* nginx gave up on it */
+    struct pending_login *l = ctx;
+    struct router *r = l->router;
+    uint64_t tag = l->token;
     unsigned attempt = l->attempt;
     l->used = 0;
     char out[512];
@@ -258,7 +247,7 @@ static void on_helper(void *ctx, uint64_t tag, const struct auth_reply *rep)
         return;
     }
     if (rep->status != AUTH_OK) {
-        log_warning("router: auth helper: %s", rep->message[0] ? rep->message : "tempfail");
+        /* Why is in the log already (auth/helper_client.c). */
         tempfail(r, tag, "[SYS/TEMP] Temporary authentication failure");
         return;
     }
@@ -301,7 +290,10 @@ static void setup(struct router *r, const struct options *o)
     }
     r->nbackends = (size_t)n;
     r->http = http_clients_new(o->listen_fd, &lim, on_request, on_gone, r);
-    r->helper = router_helper_new(o->auth_socket, ROUTER_MAX_CLIENTS, on_helper, r);
+    static const struct helper_client_hooks hooks = {
+        .reconnect_seconds = ROUTER_HELPER_RETRY_SECONDS,
+    };
+    r->helper = helper_client_new(o->auth_socket, &hooks);
     r->health = health_new(r->backends, r->nbackends, o->check_interval, ROUTER_CHECK_TIMEOUT,
                            o->proxy_protocol);
     r->hosts = host_cache_new(o->cache_ttl);
@@ -319,11 +311,7 @@ int main(int argc, char **argv)
     struct options o;
     if (parse_args(argc, argv, &o) == -1)
         return 2;
-    log_open(o.foreground ? LOG_TO_STDERR : LOG_TO_SYSLOG, (enum log_level)o.log_level,
-             "router", -1);
-    signal(SIGPIPE, SIG_IGN);
-    if (chdir("/") == -1)
-        log_fatal("chdir /: %s", strerror(errno));
+    program_start("router", o.foreground, o.log_level);
     static struct router r;
     setup(&r, &o);
     log_info("routing to %zu backends", r.nbackends);
@@ -331,21 +319,24 @@ int main(int argc, char **argv)
         enum { MAX_PFD = 1 + ROUTER_MAX_CLIENTS + 1 + CONFIG_ROUTER_BACKENDS_MAX };
         struct pollfd pfd[MAX_PFD];
         int nh = http_clients_pollfds(r.http, pfd, MAX_PFD);
-        int na = router_helper_pollfds(r.helper, pfd + nh, MAX_PFD - nh);
+        int na = 0;
+        if (helper_client_fd(r.helper) >= 0)
+            pfd[nh + na++] = (struct pollfd){ .fd = helper_client_fd(r.helper), .events = POLLIN };
         int nb = health_pollfds(r.health, pfd + nh + na, MAX_PFD - nh - na);
         double now = clock_mono();
         double wake = earliest(http_clients_next_wake(r.http, now),
-                               earliest(router_helper_next_wake(r.helper, now),
+                               earliest(helper_client_next_expiry(r.helper, now),
                                         health_next_wake(r.health, now)));
         int ms = wake < 0 ? -1 : (int)(wake * 1000.0) + 1;
         if (poll(pfd, (nfds_t)(nh + na + nb), ms) == -1 && errno != EINTR)
             log_fatal("poll: %s", strerror(errno));
         now = clock_mono();
         health_handle(r.health, pfd + nh + na, nb, now);
-        router_helper_handle(r.helper, pfd + nh, na, now);
+        if (na == 1 && pfd[nh].revents != 0)
+            helper_client_readable(r.helper, (pfd[nh].revents & (POLLHUP | POLLERR)) != 0);
         http_clients_handle(r.http, pfd, nh);
         health_tick(r.health, now);
-        router_helper_tick(r.helper, now);
+        helper_client_expire(r.helper, now);
         http_clients_tick(r.http, now);
     }
 }

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "auth/passdb_ldap_filter.h"
-#include "auth/text.h"
+#include "daemon/runtime/hex.h"
 #include "t/fuzz/fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -20,7 +20,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static int escaped_byte(const char *s, size_t left)
 {
     unsigned char byte;
-    if (left < 3 || text_hex_decode(s + 1, 2, &byte, 1) != 1)
+    if (left < 3 || hex_decode(s + 1, 2, &byte, 1) != 1)
         return -1;
     return byte;
 }

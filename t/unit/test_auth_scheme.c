@@ -15,7 +15,8 @@
 #include <string.h>
 
 #include "auth/scheme.h"
-#include "auth/text.h"
+#include "daemon/runtime/escape.h"
+#include "daemon/runtime/hex.h"
 
 #define PW "correct horse"
 
@@ -237,11 +238,11 @@ static void test_hex(void **state)
 {
     unsigned char out[4];
     (void)state;
-    assert_int_equal(text_hex_decode("00fFa9", 6, out, sizeof(out)), 3);
+    assert_int_equal(hex_decode("00fFa9", 6, out, sizeof(out)), 3);
     assert_memory_equal(out, "\x00\xff\xa9", 3);
-    assert_int_equal(text_hex_decode("abc", 3, out, sizeof(out)), -1);
-    assert_int_equal(text_hex_decode("0g", 2, out, sizeof(out)), -1);
-    assert_int_equal(text_hex_decode("0011223344", 10, out, sizeof(out)), -1);
+    assert_int_equal(hex_decode("abc", 3, out, sizeof(out)), -1);
+    assert_int_equal(hex_decode("0g", 2, out, sizeof(out)), -1);
+    assert_int_equal(hex_decode("0011223344", 10, out, sizeof(out)), -1);
     assert_int_equal(errno, ENOBUFS);
 }
 

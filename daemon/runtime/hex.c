@@ -1,10 +1,8 @@
-#include "auth/text.h"
+#include "daemon/runtime/hex.h"
 
 #include <errno.h>
-#include <stdio.h>
-#include <string.h>
 
-static int hex_value(unsigned char c)
+int hex_digit(unsigned char c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -15,7 +13,7 @@ static int hex_value(unsigned char c)
     return -1;
 }
 
-long text_hex_decode(const char *in, size_t inlen, unsigned char *out, size_t outlen)
+long hex_decode(const char *in, size_t inlen, unsigned char *out, size_t outlen)
 {
     if (inlen % 2 != 0) {
         errno = EINVAL;
@@ -26,8 +24,8 @@ long text_hex_decode(const char *in, size_t inlen, unsigned char *out, size_t ou
         return -1;
     }
     for (size_t i = 0; i < inlen; i += 2) {
-        int hi = hex_value((unsigned char)in[i]);
-        int lo = hex_value((unsigned char)in[i + 1]);
+        int hi = hex_digit((unsigned char)in[i]);
+        int lo = hex_digit((unsigned char)in[i + 1]);
         if (hi < 0 || lo < 0) {
             errno = EINVAL;
             return -1;
