@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "daemon/runtime/config_private.h"
+#include "daemon/runtime/template_escape.h"
 
 int config_error(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -42,12 +43,16 @@ int config_check_maildir_template(const char *tmpl, char *err, size_t errlen)
     for (const char *p = tmpl; *p; p++) {
         if (*p != '%')
             continue;
-        p++;
-        if (*p == '\0')
-            return config_error(err, errlen, "maildir template ends with a lone %%");
-        if (strchr("undh%", *p) == NULL)
+        struct template_escape esc;
+        const char *why;
+        int n = template_escape_parse(p, TEMPLATE_MAILDIR_MODIFIERS, &esc, &why);
+        if (n == -1)
+            return config_error(err, errlen, "maildir template: %s near \"%.12s\"", why, p);
+        if (strchr("undh%", esc.var) == NULL)
             return config_error(err, errlen,
-                           "maildir template has unknown escape %%%c (use %%u %%n %%d %%h %%%%)", *p);
+                           "maildir template has unknown escape %%%c (use %%u %%n %%d %%h %%%%)",
+                           esc.var);
+        p += n - 1;
     }
     if (tmpl[0] != '/' && strncmp(tmpl, "%h", 2) != 0)
         return config_error(err, errlen, "maildir template must start with / or %%h");
