@@ -33,6 +33,7 @@
 #include "shm/credcache.h"
 #include "shm/index.h"
 #include "daemon/popctl/index_tool.h"
+#include "maildir/legacy.h"
 
 /* LSB init script status codes, so init scripts can pass them through. */
 enum { STATUS_RUNNING = 0, STATUS_DEAD_PIDFILE = 1, STATUS_NOT_RUNNING = 3, STATUS_UNKNOWN = 4 };
@@ -409,6 +410,8 @@ int main(int argc, char **argv)
         }
         config_defaults(&cfg);
     }
+    /* The index verbs must derive UIDLs as the workers do. */
+    legacy_configure(cfg.dovecot_uidl_format, cfg.x_uidl_header);
     for (const struct verb *v = verbs; v->name; v++) {
         if (strcmp(v->name, argv[optind]) == 0)
             return v->run(&cfg, argc - optind, argv + optind);

@@ -59,6 +59,32 @@ int config_check_maildir_template(const char *tmpl, char *err, size_t errlen)
     return 0;
 }
 
+int config_check_uidl_format(const char *fmt, char *err, size_t errlen)
+{
+    size_t vars = 0;
+    for (const char *p = fmt; *p; p++) {
+        if (*p != '%')
+            continue;
+        struct template_escape esc;
+        const char *why;
+        int n = template_escape_parse(p, UIDL_FORMAT_MODIFIERS, &esc, &why);
+        if (n == -1)
+            return config_error(err, errlen, "dovecot_uidl_format: %s near \"%.12s\"", why, p);
+        if (esc.var == 'm')
+            return config_error(err, errlen, "dovecot_uidl_format: %%m is Dovecot's for mbox "
+                                "only (its maildir UIDL fails with it); use %%u %%v %%f %%g");
+        if (esc.var != '%' && strchr(UIDL_FORMAT_VARS, esc.var) == NULL)
+            return config_error(err, errlen, "dovecot_uidl_format has unknown escape %%%c "
+                                "(use %%u %%v %%f %%g %%%%)", esc.var);
+        vars += esc.var != '%';
+        p += n - 1;
+    }
+    /* Without a variable every message would have one UIDL. */
+    if (vars == 0)
+        return config_error(err, errlen, "dovecot_uidl_format needs %%u, %%v, %%f or %%g");
+    return 0;
+}
+
 static char *field_of(const struct setting *s, struct config *cfg)
 {
     return (char *)cfg + s->offset;
@@ -103,6 +129,17 @@ static int parse_path(const struct setting *s, const char *value, struct config 
     if (strlen(value) >= s->size)
         return config_error(err, errlen, "%s is too long", s->name);
     strcpy(field, value);
+    return 0;
+}
+
+static int parse_uidl_format(const struct setting *s, const char *value, struct config *cfg,
+                             char *err, size_t errlen)
+{
+    if (strlen(value) >= s->size)
+        return config_error(err, errlen, "%s is too long", s->name);
+    if (config_check_uidl_format(value, err, errlen) == -1)
+        return -1;
+    strcpy(field_of(s, cfg), value);
     return 0;
 }
 
@@ -324,6 +361,7 @@ static void print_listen(const struct setting *s, const struct config *cfg, FILE
 const struct setting_type setting_string = { parse_string, print_text, 0 };
 const struct setting_type setting_path = { parse_path, print_text, 0 };
 const struct setting_type setting_template = { parse_template, print_text, 0 };
+const struct setting_type setting_uidl_format = { parse_uidl_format, print_text, 0 };
 const struct setting_type setting_int = { parse_int, print_int, 0 };
 const struct setting_type setting_seconds = { parse_seconds, print_seconds, 0 };
 const struct setting_type setting_workers = { parse_workers, print_workers, 0 };

@@ -33,6 +33,14 @@
 /* The modifiers a maildir path may use: X (decimal to hex) means nothing for a name. */
 #define TEMPLATE_MAILDIR_MODIFIERS "LURMNH"
 
+/*
+ * Dovecot's pop3_uidl_format (maildir/uidl_format.h): %u uid, %v uidvalidity,
+ * %f base file name, %g GUID. Not %m: Dovecot serves it for mbox only (with
+ * maildir its UIDL command fails), so no maildir site ever had it.
+ */
+#define UIDL_FORMAT_VARS "uvfg"
+#define UIDL_FORMAT_MODIFIERS "LURMNHX"
+
 struct template_escape {
     long offset;           /* negative: count from the end */
     unsigned long width;   /* 0: all */

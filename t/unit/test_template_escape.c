@@ -144,6 +144,22 @@ static void test_config_check(void **state)
     assert_non_null(strstr(err, "%x"));
 }
 
+static void test_uidl_format_check(void **state)
+{
+    (void)state;
+    char err[256];
+    static const char *const ok[] = { "%08Xu%08Xv", "%u-%v", "%f", "%g", "%v.%Xu", "100%%%u" };
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+        assert_int_equal(config_check_uidl_format(ok[i], err, sizeof(err)), 0);
+    assert_int_equal(config_check_uidl_format("%m", err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "mbox"));
+    assert_int_equal(config_check_uidl_format("%08Xq", err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "%q"));
+    /* No variable: every message would have one UIDL. */
+    assert_int_equal(config_check_uidl_format("uidl%%", err, sizeof(err)), -1);
+    assert_int_equal(config_check_uidl_format("%08Yu", err, sizeof(err)), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -153,6 +169,7 @@ int main(void)
         cmocka_unit_test(test_substring_never_escapes),
         cmocka_unit_test(test_parse_errors),
         cmocka_unit_test(test_config_check),
+        cmocka_unit_test(test_uidl_format_check),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
