@@ -40,6 +40,11 @@
 enum { LEGACY_MAX_FILE = 256 * 1024 * 1024 };
 
 enum legacy_kind { LEGACY_NONE, LEGACY_COURIER, LEGACY_DOVECOT };
+/*
+ * Or-ed into an index record's legacy kind: its UIDLs were chosen with
+ * X-UIDL headers read (maildir/xuidl.h), so a later sync may reuse them.
+ */
+enum { LEGACY_XUIDL_FLAG = 0x100, LEGACY_KIND_MASK = 0xff };
 
 struct legacy_rec {
     uint32_t name_off;   /* unique part of the recorded name (up to ':') */

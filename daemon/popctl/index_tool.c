@@ -12,6 +12,7 @@
 
 #include "maildir/filename.h"
 #include "maildir/legacy.h"
+#include "maildir/xuidl.h"
 #include "shm/index.h"
 #include "shm/index_sync.h"
 
@@ -50,6 +51,8 @@ static int read_truth(const char *root, struct maildir **out, struct legacy_list
     }
     maildir_sort(md);
     if (legacy_load(rootfd, &lg) == -1 || legacy_apply(lg, md) == -1)
+        goto done;
+    if (legacy_x_uidl_header() && xuidl_apply(curfd, lg, md, NULL, NULL) == -1)
         goto done;
     rc = 0;
 done:;
@@ -193,7 +196,7 @@ int index_tool_check(const char *index_dir, const char *maildir, int recheck, FI
     fprintf(out, "maildir %s\n", root);
     fprintf(out, "index: %zu messages, %llu octets, UIDLs from %s\n", e.md->count,
             (unsigned long long)e.md->total_size,
-            e.legacy < 3 ? legacy_names[e.legacy] : "?");
+            (e.legacy & LEGACY_KIND_MASK) < 3 ? legacy_names[e.legacy & LEGACY_KIND_MASK] : "?");
     fprintf(out, "new/: %s\n", dir_state(&e.new_dir, root, "new", recheck, boot, &new_clean));
     fprintf(out, "cur/: %s\n", dir_state(&e.cur_dir, root, "cur", recheck, boot, &cur_clean));
     unsigned diffs = compare(e.md, disk, out);

@@ -62,5 +62,49 @@ class HexFormat(FormatMatchesDovecot, DaemonTest):
     extra_config = "dovecot_uidl_format = %08Xv.%04Xu\n"
 
 
+QPOPPER_MAIL = [
+    ("Received: by mbox\nX-UIDL: 5a1b2c3d4e5f60718293a4b5c6d7e8f9\nSubject: 1\n\nbody\n", "1.q1"),
+    ("X-UIDL: ^JN!!Wf0\"!X)Z!!E6d!!\nSubject: 2\n\nbody\n", "2.q2"),
+    ("Subject: 3 has none\n\nX-UIDL: in-the-body\n", "3.q3"),
+]
+
+
+class XUidlHeaders(DaemonTest):
+    """A converted qpopper mbox: each message carries its UIDL in X-UIDL."""
+    workers = 1
+    users = {"alice": "alice-secret"}
+    extra_config = "x_uidl_header = yes\n"
+
+    def test_headers_are_the_uidls(self):
+        d = self.d
+        for text, name in QPOPPER_MAIL:
+            d.deliver("alice", text, name="16000000%s:2,S" % name, subdir="cur")
+        d.start()
+        want = ["1 5a1b2c3d4e5f60718293a4b5c6d7e8f9", '2 ^JN!!Wf0"!X)Z!!E6d!!',
+                "3 16000000" + "3.q3"]
+        self.assertEqual(session_lists(d, "alice")[0], want)
+        # Warm (the index) and after new mail (cur/ read again): the same.
+        self.assertEqual(session_lists(d, "alice")[0], want)
+        d.deliver("alice", "X-UIDL: later\n\nbody\n", name="1700000000.new")
+        self.assertEqual(session_lists(d, "alice")[0], want + ["4 later"])
+        # A header another message's UIDL already has is not taken.
+        d.deliver("alice", "X-UIDL: later\n\nbody\n", name="1700000001.dup")
+        self.assertEqual(session_lists(d, "alice")[0][4], "5 1700000001.dup")
+
+
+class XUidlHeadersOff(DaemonTest):
+    """The default: a header is what a sender wrote, never a UIDL."""
+    workers = 1
+    users = {"alice": "alice-secret"}
+
+    def test_headers_ignored(self):
+        d = self.d
+        for text, name in QPOPPER_MAIL:
+            d.deliver("alice", text, name="16000000%s:2,S" % name, subdir="cur")
+        d.start()
+        self.assertEqual(session_lists(d, "alice")[0],
+                         ["1 160000001.q1", "2 160000002.q2", "3 160000003.q3"])
+
+
 if __name__ == "__main__":
     main()
