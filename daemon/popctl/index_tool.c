@@ -21,27 +21,41 @@ enum { MAX_SHOWN = 20 };
 
 static const char *const legacy_names[] = { "none", LEGACY_COURIER_FILE, LEGACY_DOVECOT_FILE };
 
+/* For a UIDL-only read: no message is opened or stat'ed for its size. */
+static int size_unknown(void *arg, const char *name, size_t unique_len, uint64_t *size)
+{
+    (void)arg;
+    (void)name;
+    (void)unique_len;
+    *size = 0;
+    return 0;
+}
+
 /*
  * The list a login would build now, without changing anything: cur/ and
- * new/ (under the cur/ name a login would give), every size counted,
- * legacy UIDLs applied. *lg_out (may be NULL) gets the legacy list.
+ * new/ (under the cur/ name a login would give), every size counted
+ * (unless uidls_only: then sizes are 0), legacy UIDLs applied. *lg_out
+ * (may be NULL) gets the legacy list. The maildir, cur/ and new/ are opened
+ * with O_NOFOLLOW: a symlink there is refused (ELOOP), never followed.
  */
-static int read_truth(const char *root, struct maildir **out, struct legacy_list **lg_out)
+int index_tool_read_truth(const char *root, int uidls_only, struct maildir **out,
+                          struct legacy_list **lg_out)
 {
-    int rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rootfd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     int curfd = -1, newfd = -1;
     struct maildir *md = maildir_new();
     struct legacy_list *lg = NULL;
+    maildir_size_lookup sizes = uidls_only ? size_unknown : NULL;
     int rc = -1;
 
     if (rootfd == -1 || md == NULL)
         goto done;
-    curfd = openat(rootfd, "cur", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    newfd = openat(rootfd, "new", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (curfd == -1 || newfd == -1 || maildir_list_dir(curfd, md, NULL, NULL) == -1)
+    curfd = openat(rootfd, "cur", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    newfd = openat(rootfd, "new", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (curfd == -1 || newfd == -1 || maildir_list_dir(curfd, md, sizes, NULL) == -1)
         goto done;
     size_t in_cur = md->count;
-    if (maildir_list_dir(newfd, md, NULL, NULL) == -1)
+    if (maildir_list_dir(newfd, md, sizes, NULL) == -1)
         goto done;
     for (size_t i = in_cur; i < md->count; i++) {
         char target[NAME_MAX + 1];
@@ -187,7 +201,7 @@ int index_tool_check(const char *index_dir, const char *maildir, int recheck, FI
         return 2;
     }
     struct maildir *disk;
-    if (read_truth(root, &disk, NULL) == -1) {
+    if (index_tool_read_truth(root, 0, &disk, NULL) == -1) {
         fprintf(out, "%s: cannot read the maildir: %s\n", root, strerror(errno));
         maildir_free(e.md);
         return 2;
@@ -228,7 +242,7 @@ int index_tool_uidl_diff(const char *maildir, FILE *out)
         return 2;
     }
     index_path_normalize(root);
-    if (read_truth(root, &md, &lg) == -1) {
+    if (index_tool_read_truth(root, 0, &md, &lg) == -1) {
         fprintf(out, "%s: cannot read the maildir: %s\n", root, strerror(errno));
         return 2;
     }

@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+"""popctl index uidl-diff --site: the whole site's UIDL continuity report,
+over every user of the password file, with the maildirs as a login reads them."""
+
+import json
+import os
+import shutil
+import subprocess
+import time
+import unittest
+
+from fastpop_harness import BIN, IS_ROOT, DaemonTest, main
+from test_index import age, session_lists
+
+OLD = 1600000000  # names older than the legacy lists
+
+
+def site(d, *args):
+    return subprocess.run([os.path.join(BIN, "popctl"), "-c", d.conf, "index", "uidl-diff",
+                           "--site"] + list(args), capture_output=True, text=True, timeout=60)
+
+
+def put(root, name, text="Subject: x\n\nbody\n"):
+    with open(os.path.join(root, "cur", name), "w") as f:
+        f.write(text)
+
+
+def courier_list(root, names):
+    """A /2 courierpop3dsizelist that knows names, UIDs 1.. with uidv 1277387390."""
+    with open(os.path.join(root, "courierpop3dsizelist"), "w") as f:
+        f.write("/2 %d 1277387390\n" % (len(names) + 1))
+        for i, n in enumerate(names):
+            f.write("%s 20 %d:1277387390\n" % (n, i + 1))
+
+
+@unittest.skipUnless(IS_ROOT, "popctl reads the password file as root, then becomes the mail user")
+class SiteReport(DaemonTest):
+    workers = 1
+    users = {"alice": "a", "bob": "b", "carol": "c", "dave": "d", "erin": "e"}
+
+    def setUp(self):
+        super().setUp()
+        d = self.d
+        # alice: Courier's list knows every message: identical.
+        root = d.maildir("alice")
+        names = ["%d.M%dP1.old:2,S" % (OLD + i, i) for i in range(3)]
+        for n in names:
+            put(root, n)
+        courier_list(root, names)
+        d._own(root)
+        # bob: Dovecot's list misses a message older than the list: different.
+        root = d.maildir("bob")
+        put(root, "%d.M1P1.old:2,S" % OLD)
+        put(root, "%d.M2P1.old:2,S" % (OLD + 1))
+        with open(os.path.join(root, "dovecot-uidlist"), "w") as f:
+            f.write("3 V1277387390 N3\n1 :%d.M1P1.old\n" % OLD)
+        d._own(root)
+        # carol: a maildir the mail user may not read: unreadable.
+        root = d.maildir("carol")
+        os.chown(root, 0, 0)
+        os.chmod(root, 0o700)
+        # dave: the maildir is a symlink planted by a mail user: never followed.
+        root = d.maildir("dave")
+        shutil.rmtree(root)
+        os.symlink(d.maildir("alice"), root)
+        # erin: no maildir yet (never got mail): identical, nothing was served.
+        shutil.rmtree(os.path.join(d.mail, "erin"))
+
+    def test_text_report_and_exit_code(self):
+        r = site(self.d, "--rate", "0")
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        lines = {line.split("\t")[1]: line.split("\t") for line in r.stdout.splitlines()
+                 if "\t" in line}
+        self.assertEqual(lines["alice"][0], "identical")
+        self.assertIn("legacy=courierpop3dsizelist messages=3 matched=3 differ=0", lines["alice"][3])
+        self.assertEqual(lines["bob"][0], "different")
+        self.assertIn("matched=1 differ=0 unmatched=1", lines["bob"][3])
+        self.assertEqual(lines["carol"][0], "unreadable")
+        self.assertEqual(lines["carol"][4], "Permission denied")
+        self.assertEqual(lines["dave"][0], "unreadable")
+        self.assertEqual(lines["dave"][4], "a symlink (not followed)")
+        self.assertEqual(lines["erin"][0], "identical")
+        self.assertIn("users checked 5: identical 2, different 1, unreadable 2", r.stdout)
+        # No progress line: stdout is not a terminal.
+        self.assertNotIn("\r", r.stdout)
+
+    def test_json_shape(self):
+        r = site(self.d, "--json", "--rate", "0")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        doc = json.loads(r.stdout)
+        self.assertEqual(doc["summary"], {"checked": 5, "identical": 2, "different": 1,
+                                          "unreadable": 2})
+        users = {u["user"]: u for u in doc["users"]}
+        self.assertEqual(sorted(users), ["alice", "bob", "carol", "dave", "erin"])
+        self.assertEqual(set(users["bob"]), {"user", "maildir", "status", "legacy", "messages",
+                                             "matched", "differ", "unmatched", "index_differ",
+                                             "error"})
+        self.assertEqual(users["bob"]["legacy"], "dovecot-uidlist")
+        self.assertEqual(users["bob"]["unmatched"], 1)
+        self.assertEqual(users["alice"]["maildir"], os.path.join(self.d.mail, "alice", "Maildir"))
+        self.assertIsNone(users["alice"]["error"])
+        self.assertEqual(users["carol"]["status"], "unreadable")
+
+    def test_all_identical_exits_0(self):
+        d = self.d
+        for user in ("bob", "carol", "dave"):
+            del d.users[user]
+        d.add_user("erin", "e")  # rewrites the password file with the users left
+        shutil.rmtree(os.path.join(d.mail, "erin", "Maildir"))
+        r = site(d, "--rate", "0")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("users checked 2: identical 2, different 0, unreadable 0", r.stdout)
+
+    def test_rate_limit_paces_the_walk(self):
+        # 5 maildirs at 10 a second: at least 0.4 s between the first and the last.
+        t0 = time.monotonic()
+        r = site(self.d, "--rate", "10")
+        self.assertEqual(r.returncode, 1)
+        self.assertGreaterEqual(time.monotonic() - t0, 0.4)
+        for bad in ("-1", "x", "1e9"):
+            r = site(self.d, "--rate", bad)
+            self.assertEqual(r.returncode, 2, bad)
+            self.assertIn("--rate", r.stderr)
+
+    def test_warm_index_serving_other_uidls_is_different(self):
+        # fastpop served alice (its index recorded Courier's UIDLs); then the old
+        # server, still running, rewrote its list: a warm login would serve the old ones.
+        d = self.d
+        root = d.maildir("alice")
+        age(root)
+        d.start()
+        self.assertEqual(len(session_lists(d, "alice", "a")[0]), 3)
+        d.stop()
+        names = sorted(n for n in os.listdir(os.path.join(root, "cur")))
+        with open(os.path.join(root, "courierpop3dsizelist"), "w") as f:
+            f.write("/2 10 1300000000\n")
+            for i, n in enumerate(names):
+                f.write("%s 20 %d:1300000000\n" % (n, i + 5))
+        r = site(d, "--json", "--rate", "0")
+        alice = [u for u in json.loads(r.stdout)["users"] if u["user"] == "alice"][0]
+        self.assertEqual(alice["status"], "different", r.stdout)
+        self.assertEqual(alice["differ"], 0)
+        self.assertEqual(alice["index_differ"], 3)
+
+
+if __name__ == "__main__":
+    main()
