@@ -101,8 +101,12 @@ static int search_all(LDAP *ld, const struct passdb_ldap_settings *s, const char
                                 &res);
         ldap_control_free(page);
         if (lrc != LDAP_SUCCESS) {
-            fprintf(err, "popctl: LDAP search of %s for %s: %s\n", s->base, filter,
-                    ldap_err2string(lrc));
+            fprintf(err, "popctl: LDAP search of %s for %s: %s%s\n", s->base, filter,
+                    ldap_err2string(lrc),
+                    lrc == LDAP_SIZELIMIT_EXCEEDED
+                        ? " (the server caps even paged searches: let ldap_bind_dn read "
+                          "every user, e.g. slapd's limits dn.exact=... size=unlimited)"
+                        : "");
             ldap_msgfree(res);
             rc = -1;
             break;

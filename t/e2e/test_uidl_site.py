@@ -143,5 +143,53 @@ class SiteReport(DaemonTest):
         self.assertEqual(alice["index_differ"], 3)
 
 
+@unittest.skipUnless(IS_ROOT and shutil.which("slapd") or os.path.exists("/usr/sbin/slapd"),
+                     "needs root and slapd")
+class SiteReportLdap(unittest.TestCase):
+    """passdb = passwd-file ldap: the file's users and every directory entry, paged
+    past slapd's default size limit of 500 entries."""
+
+    def test_ldap_users_are_listed(self):
+        from fastpop_harness import Daemon
+        from ldap_fixture import READER_DN, Slapd, hash_ssha, ldap_config, person, secret_file
+        pw = hash_ssha("pw")
+        entries = [person("u%03d" % i, pw) for i in range(520)] + [person("alice", pw)]
+        # The reader gets 100 entries a search but any number in pages of up to 200:
+        # only a paged search lists them all.
+        slapd = Slapd(entries, database_conf='limits dn.exact="%s" size=100 size.pr=200 '
+                      'size.prtotal=unlimited\n' % READER_DN).start()
+        self.addCleanup(slapd.cleanup)
+        d = Daemon(workers=1, users={"alice": "a", "local": "l"})
+        self.addCleanup(d.cleanup)
+        d.extra_config = ldap_config(slapd.uri, secret_file(d.dir), "bind")
+        d.write_config()
+        # u007 (a directory user) has a list that misses an old message.
+        root = d.maildir("u007")
+        put(root, "%d.M1P1.old:2,S" % OLD)
+        put(root, "%d.M2P1.old:2,S" % (OLD + 1))
+        with open(os.path.join(root, "dovecot-uidlist"), "w") as f:
+            f.write("3 V1277387390 N3\n1 :%d.M1P1.old\n" % OLD)
+        d._own(root)
+        r = site(d, "--json", "--rate", "0")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        doc = json.loads(r.stdout)
+        names = [u["user"] for u in doc["users"]]
+        # alice is in both: listed once. 520 + alice + local.
+        self.assertEqual(len(names), 522)
+        self.assertEqual(names.count("alice"), 1)
+        self.assertIn("u519", names)
+        self.assertEqual(doc["summary"], {"checked": 522, "identical": 521, "different": 1,
+                                          "unreadable": 0})
+        u007 = [u for u in doc["users"] if u["user"] == "u007"][0]
+        self.assertEqual(u007["maildir"], os.path.join(d.mail, "u007", "Maildir"))
+        self.assertEqual(u007["unmatched"], 1)
+        # The directory down: nothing is reported as identical, exit 2.
+        slapd.stop()
+        r = site(d, "--rate", "0")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("LDAP", r.stderr)
+        self.assertEqual(r.stdout, "")
+
+
 if __name__ == "__main__":
     main()
