@@ -128,9 +128,10 @@ int site_users_load(const struct config *cfg, struct site_users *out, FILE *err)
             rc = load_passwd_file(cfg, out, err);
         } else if (strcmp(w, "ldap") == 0) {
             rc = site_users_ldap(cfg, out, err);
+        } else if (strcmp(w, "authlib") == 0) {
+            rc = site_users_authlib(cfg, out, err);
         } else {
-            fprintf(err, "popctl: passdb %s cannot list its users; only passwd-file and ldap "
-                         "can\n", w);
+            fprintf(err, "popctl: passdb %s cannot list its users\n", w);
             rc = -1;
         }
         if (rc == -1) {

@@ -2,7 +2,8 @@
  * Every user of the site's password databases, with the maildir a login
  * would use, for `popctl index uidl-diff --site` (daemon/popctl/uidl_site.h).
  * passwd-file: every entry, its maildir by the same rule as the helper
- * (userdb_mail, else the maildir template). LDAP: daemon/popctl/site_users_ldap.c.
+ * (userdb_mail, else the maildir template). LDAP: daemon/popctl/site_users_ldap.c;
+ * courier-authdaemond's ENUMERATE: daemon/popctl/site_users_authlib.c.
  *
  * Read as whoever runs popctl (root: the password file is root's), before
  * popctl becomes the mail user to read the maildirs. Password hashes are
@@ -29,8 +30,8 @@ struct site_users {
 };
 
 /*
- * Load the users of every database cfg->passdb names (passwd-file, ldap;
- * authlib cannot list its users). Sorted by name; a name twice keeps the
+ * Load the users of every database cfg->passdb names (passwd-file, ldap,
+ * authlib). Sorted by name; a name twice keeps the
  * first database's. Returns 0, or -1 after printing why to err.
  */
 int site_users_load(const struct config *cfg, struct site_users *out, FILE *err);
@@ -45,5 +46,8 @@ const char *site_users_maildir(const char *tmpl, const char *user, const char *h
 
 /* LDAP: every entry the user filter matches, with %u %n %d as "*" (site_users_ldap.c). */
 int site_users_ldap(const struct config *cfg, struct site_users *out, FILE *err);
+
+/* courier-authdaemond: every user ENUMERATE lists (site_users_authlib.c). */
+int site_users_authlib(const struct config *cfg, struct site_users *out, FILE *err);
 
 #endif

@@ -191,5 +191,56 @@ class SiteReportLdap(unittest.TestCase):
         self.assertEqual(r.stdout, "")
 
 
+class SiteReportAuthlib(unittest.TestCase):
+    """passdb = authlib: the users courier-authdaemond's ENUMERATE lists (the real
+    daemon with authuserdb, t/e2e/authlib_fixture.py)."""
+
+    def test_authlib_users_are_listed(self):
+        import grp
+        import pwd
+        from authlib_fixture import Authdaemond, available
+        from fastpop_harness import AUTH_USER, Daemon
+        from test_authlib import userdb_users
+        why = available()
+        if why:
+            self.skipTest(why)
+        d = Daemon(workers=1, users={"local": "l"})
+        self.addCleanup(d.cleanup)
+        helper_group = grp.getgrgid(pwd.getpwnam(AUTH_USER).pw_gid).gr_name
+        courier = Authdaemond(userdb_users(d.mail), helper_group)
+        self.addCleanup(courier.cleanup)
+        courier.start()
+        text = d.config_text("passdb = authlib\nauthlib_socket = %s\nauthlib_timeout = 3s\n"
+                             % courier.socket)
+        text = "\n".join(line for line in text.splitlines() if not line.startswith("maildir ="))
+        d.write_config(text + "\nmaildir = %h/Maildir\n")
+        root = d.maildir("calice")
+        names = ["%d.M1P1.old:2,S" % OLD]
+        put(root, names[0])
+        courier_list(root, names)
+        d._own(root)
+        d.maildir("cdave")
+        r = site(d, "--json", "--rate", "0")
+        # None different, two that fastpop will not serve at all: exit 3.
+        self.assertEqual(r.returncode, 3, r.stdout + r.stderr)
+        doc = json.loads(r.stdout)
+        users = {u["user"]: u for u in doc["users"]}
+        self.assertEqual(sorted(users), ["calice", "cbob", "ccarol", "cdave"])
+        self.assertEqual(users["calice"]["status"], "identical")
+        self.assertEqual(users["calice"]["matched"], 1)
+        self.assertEqual(users["calice"]["maildir"], os.path.join(d.mail, "calice", "Maildir"))
+        self.assertEqual(users["cdave"]["maildir"], os.path.join(d.mail, "cdave", "Maildir"))
+        self.assertEqual(users["cbob"]["status"], "unreadable")
+        self.assertIn("disablepop3", users["cbob"]["error"])
+        self.assertIn("UID", users["ccarol"]["error"])
+        self.assertEqual(doc["summary"], {"checked": 4, "identical": 2, "different": 0,
+                                          "unreadable": 2})
+        # authdaemond down: exit 2, nothing reported.
+        courier.stop()
+        r = site(d, "--rate", "0")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("authlib_socket", r.stderr)
+
+
 if __name__ == "__main__":
     main()
