@@ -111,6 +111,30 @@ class SiteReport(DaemonTest):
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertIn("users checked 2: identical 2, different 0, unreadable 0", r.stdout)
 
+    def test_progress_line_on_a_terminal(self):
+        import pty
+        master, slave = pty.openpty()
+        p = subprocess.Popen([os.path.join(BIN, "popctl"), "-c", self.d.conf, "index",
+                              "uidl-diff", "--site", "--rate", "0"], stdout=slave,
+                             stderr=subprocess.PIPE)
+        os.close(slave)
+        out = b""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            out += chunk
+        os.close(master)
+        self.assertEqual(p.wait(30), 1)
+        text = out.decode()
+        self.assertIn("checked 5 of 5: 1 different, 2 unreadable", text)
+        self.assertIn("\r\x1b[K", text)
+        self.assertIn("users checked 5: identical 2, different 1, unreadable 2", text)
+
     def test_rate_limit_paces_the_walk(self):
         # 5 maildirs at 10 a second: at least 0.4 s between the first and the last.
         t0 = time.monotonic()
