@@ -123,6 +123,11 @@ fail:
     return NULL;
 }
 
+LDAP *passdb_ldap_conn_open(const struct passdb_ldap_settings *s, char *err, size_t errlen)
+{
+    return open_one(s, 1, err, errlen);
+}
+
 static void *run(void *arg)
 {
     struct connector *c = arg;

@@ -88,6 +88,12 @@ void passdb_ldap_pool_close(struct passdb_ldap_pool *pool, int ci, const char *w
 /* Take what the connector thread has finished: ready connections, or failed ones (closed). */
 void passdb_ldap_pool_collect(struct passdb_ldap_pool *pool, double now);
 
+/*
+ * One service connection, blocking (bounded by the timeouts), bound as
+ * ldap_bind_dn: for popctl's listing of every user. NULL with err set.
+ */
+LDAP *passdb_ldap_conn_open(const struct passdb_ldap_settings *s, char *err, size_t errlen);
+
 /* Set the per-handle options every connection gets (exposed for the tests). */
 int passdb_ldap_conn_options(LDAP *ld, const struct passdb_ldap_settings *s, char *err, size_t errlen);
 

@@ -1,24 +1,12 @@
 #include "auth/template.h"
 
+#include "daemon/runtime/limits.h"
+#include "daemon/runtime/template_escape.h"
+
 #include <errno.h>
 #include <string.h>
 
-struct out {
-    char *p;
-    size_t len;
-    size_t cap;
-    int full;
-};
-
-static void put(struct out *o, const char *s, size_t n)
-{
-    if (o->full || n >= o->cap - o->len) {
-        o->full = 1;
-        return;
-    }
-    memcpy(o->p + o->len, s, n);
-    o->len += n;
-}
+#define put template_out_put
 
 /*
  * A user name part (%u %n %d) must stay one path component below the
@@ -57,10 +45,11 @@ static int has_dot_component(const char *path)
 int template_expand(const char *tmpl, const char *user, const char *home, char *out,
                     size_t outlen)
 {
-    struct out o = { out, 0, outlen, 0 };
+    struct template_out o = { out, 0, outlen, 0 };
     const char *at = strchr(user, '@');
     size_t local_len = at ? (size_t)(at - user) : strlen(user);
     const char *domain = at ? at + 1 : "";
+    char local[USERNAME_MAX];
 
     if (outlen == 0) {
         errno = ENAMETOOLONG;
@@ -72,6 +61,12 @@ int template_expand(const char *tmpl, const char *user, const char *home, char *
         errno = EPERM;
         return -1;
     }
+    if (local_len >= sizeof(local)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(local, user, local_len);
+    local[local_len] = '\0';
     if (tmpl[0] == '~') {
         if (home[0] == '\0') {
             errno = ENOENT;
@@ -85,28 +80,40 @@ int template_expand(const char *tmpl, const char *user, const char *home, char *
             put(&o, p, 1);
             continue;
         }
-        switch (*++p) {
+        struct template_escape esc;
+        const char *why;
+        int n = template_escape_parse(p, TEMPLATE_MAILDIR_MODIFIERS, &esc, &why);
+        if (n == -1) {
+            errno = EINVAL;
+            return -1;
+        }
+        p += n - 1;
+        const char *value;
+        switch (esc.var) {
         case 'u':
-            put(&o, user, strlen(user));
+            value = user;
             break;
         case 'n':
-            put(&o, user, local_len);
+            value = local;
             break;
         case 'd':
-            put(&o, domain, strlen(domain));
+            value = domain;
             break;
         case 'h':
             if (home[0] == '\0') {
                 errno = ENOENT;
                 return -1;
             }
-            put(&o, home, strlen(home));
+            value = home;
             break;
         case '%':
-            put(&o, "%", 1);
+            value = "%";
             break;
         default:
-            /* Also a lone '%' at the end: p points at the NUL. */
+            errno = EINVAL;
+            return -1;
+        }
+        if (template_escape_apply(&esc, value, &o) == -1) {
             errno = EINVAL;
             return -1;
         }

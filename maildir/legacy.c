@@ -10,6 +10,34 @@
 #include "maildir/filename.h"
 #include "maildir/open_file.h"
 #include "maildir/uidl.h"
+#include "maildir/uidl_format.h"
+
+/* 64 bytes hold any format a site used; the config's limit is smaller. */
+static char dovecot_uidl_format[64] = UIDL_FORMAT_DEFAULT;
+static int x_uidl_header;
+
+int legacy_configure(const char *format, int use_x_uidl)
+{
+    x_uidl_header = use_x_uidl != 0;
+    if (format == NULL)
+        return 0;
+    if (strlen(format) >= sizeof(dovecot_uidl_format)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    strcpy(dovecot_uidl_format, format);
+    return 0;
+}
+
+const char *legacy_dovecot_uidl_format(void)
+{
+    return dovecot_uidl_format;
+}
+
+int legacy_x_uidl_header(void)
+{
+    return x_uidl_header;
+}
 
 struct legacy_list *legacy_new(enum legacy_kind kind, int version)
 {

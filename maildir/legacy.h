@@ -8,8 +8,9 @@
  *    /2, /3. UIDLs `UID<n>-<uidv>`, `UID<n>`, or the escaped file name,
  *    decided per record. Courier's order is fastpop's own (scan.h step 5).
  *  - dovecot-uidlist (maildir/legacy_dovecot.h): v1 and v3. UIDL = the
- *    record's P field, else Dovecot's default pop3_uidl_format %08Xu%08Xv
- *    (lower-case hex of uid, then uidvalidity). Order: records with O by
+ *    record's P field, else the site's pop3_uidl_format (setting
+ *    dovecot_uidl_format, default Dovecot's %08Xu%08Xv: lower-case hex of
+ *    uid, then uidvalidity). Order: records with O by
  *    O, then the other records by uid.
  *  - Messages in neither file (mail delivered after the switch) keep
  *    fastpop's own UIDL and come after every legacy message (Dovecot) or
@@ -39,6 +40,11 @@
 enum { LEGACY_MAX_FILE = 256 * 1024 * 1024 };
 
 enum legacy_kind { LEGACY_NONE, LEGACY_COURIER, LEGACY_DOVECOT };
+/*
+ * Or-ed into an index record's legacy kind: its UIDLs were chosen with
+ * X-UIDL headers read (maildir/xuidl.h), so a later sync may reuse them.
+ */
+enum { LEGACY_XUIDL_FLAG = 0x100, LEGACY_KIND_MASK = 0xff };
 
 struct legacy_rec {
     uint32_t name_off;   /* unique part of the recorded name (up to ':') */
@@ -83,6 +89,17 @@ const char *legacy_rec_name(const struct legacy_list *lg, const struct legacy_re
 const char *legacy_rec_uidl(const struct legacy_list *lg, const struct legacy_rec *r);
 
 void legacy_free(struct legacy_list *lg);
+
+/*
+ * Process-wide, set once at start from the configuration (workers, popctl)
+ * before any maildir is read: dovecot_uidl_format (maildir/uidl_format.h;
+ * NULL keeps the default, Dovecot's) and x_uidl_header (maildir/xuidl.h).
+ * The string is copied; one that does not fit keeps the default and
+ * returns -1 (the config's limit is smaller).
+ */
+int legacy_configure(const char *dovecot_uidl_format, int x_uidl_header);
+const char *legacy_dovecot_uidl_format(void);
+int legacy_x_uidl_header(void);
 
 /* For the parsers: an empty list of this kind, add a record, sort. */
 struct legacy_list *legacy_new(enum legacy_kind kind, int version);

@@ -9,9 +9,9 @@
  * name is the last one Dovecot knew, flags included, and may hold spaces;
  * only its part before ':' identifies a message.
  *
- * A record without P gets Dovecot's default pop3_uidl_format %08Xu%08Xv,
- * which prints lower-case hex. Sites that changed pop3_uidl_format must
- * convert with pop3_save_uidl first (README, migration).
+ * A record without P gets the site's pop3_uidl_format (the setting
+ * dovecot_uidl_format, maildir/uidl_format.h), by default Dovecot's
+ * %08Xu%08Xv, which prints lower-case hex; %g takes the record's G field.
  * Version 2 (a few development releases of 2007) and unknown versions are
  * not read. A line that does not parse is skipped, and so is a record whose
  * UIDL is not one (maildir_uidl_valid()) or repeats an earlier record's
@@ -24,6 +24,7 @@
 #include "maildir/filename.h"
 #include "maildir/legacy.h"
 #include "maildir/uidl.h"
+#include "maildir/uidl_format.h"
 
 /* Leading decimal digits at *p (advanced past them); -1 if none or too big. */
 static int take_u64(const char **p, const char *end, uint64_t *out)
@@ -45,6 +46,8 @@ static int take_u64(const char **p, const char *end, uint64_t *out)
 struct fields {
     const char *pop3_uidl; /* P value, NULL without P */
     size_t pop3_uidl_len;
+    const char *guid;      /* G value, NULL without G */
+    size_t guid_len;
     int has_order;
     uint64_t order;
     const char *name;
@@ -70,6 +73,9 @@ static int parse_v3_fields(const char *p, const char *end, struct fields *f)
         if (*p == 'P') {
             f->pop3_uidl = p + 1;
             f->pop3_uidl_len = (size_t)(tok_end - p - 1);
+        } else if (*p == 'G') {
+            f->guid = p + 1;
+            f->guid_len = (size_t)(tok_end - p - 1);
         } else if (*p == 'O') {
             const char *v = p + 1;
             if (take_u64(&v, tok_end, &f->order) == 0 && v == tok_end)
@@ -100,9 +106,9 @@ static int parse_record(struct legacy_list *lg, const void *arg, const char *lin
     if (name_len == 0 || name_len > 255)
         return 0;
 
-    char uidl[40];
+    char uidl[MAILDIR_UIDL_SIZE];
     const char *u = uidl;
-    size_t ulen;
+    size_t ulen = 0;
     if (f.pop3_uidl != NULL && f.pop3_uidl_len > 0) {
         u = f.pop3_uidl;
         ulen = f.pop3_uidl_len;
@@ -110,8 +116,10 @@ static int parse_record(struct legacy_list *lg, const void *arg, const char *lin
         u = f.name; /* empty P: the base file name */
         ulen = name_len;
     } else {
-        ulen = (size_t)snprintf(uidl, sizeof(uidl), "%08llx%08llx", (unsigned long long)uid,
-                                (unsigned long long)uidv);
+        struct uidl_format_vars v = { uid, uidv, f.name, name_len, f.guid, f.guid_len };
+        /* Too long for a UIDL: not one Dovecot could have served to a client that kept it. */
+        if (uidl_format_expand(legacy_dovecot_uidl_format(), &v, uidl, sizeof(uidl), &ulen) == -1)
+            return 0;
     }
     /* A P value (or a file name standing in for one) is served as is: it must be a UIDL. */
     if (!maildir_uidl_valid(u, ulen))

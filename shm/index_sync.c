@@ -11,6 +11,7 @@
 
 #include "daemon/runtime/hash.h"
 #include "maildir/legacy.h"
+#include "maildir/xuidl.h"
 #include "shm/stats.h"
 
 int index_same_dir(const struct index_dirstamp *stamp, const struct stat *st)
@@ -123,6 +124,26 @@ static int known_size(void *arg, const char *name, size_t unique_len, uint64_t *
         }
     }
     return -1;
+}
+
+/* The UIDL the index recorded for a message, when X-UIDL headers chose it (maildir/xuidl.h). */
+static int known_uidl(void *arg, const char *name, size_t unique_len, const char **uidl,
+                      size_t *len)
+{
+    const struct known *k = arg;
+    if (k->slots == NULL)
+        return 0;
+    for (size_t s = hash64(name, unique_len, HASH_SEED_A) & k->mask; k->slots[s] != 0;
+         s = (s + 1) & k->mask) {
+        size_t i = k->slots[s] - 1;
+        const struct maildir_msg *m = &k->md->msgs[i];
+        if (m->unique_len == unique_len &&
+            memcmp(maildir_msg_name(k->md, i), name, unique_len) == 0) {
+            *uidl = maildir_msg_uidl(k->md, i, len);
+            return 1;
+        }
+    }
+    return 0;
 }
 
 /* ---- the sync -------------------------------------------------------- */
@@ -356,6 +377,18 @@ static int sync_read(struct sync *s, struct mbindex *ix, struct maildir **mdp,
     if (legacy_load(s->rootfd, &lg) == -1 || legacy_apply(lg, e.md) == -1)
         goto fail;
     e.legacy = lg ? (uint32_t)lg->kind : LEGACY_NONE;
+    if (legacy_x_uidl_header()) {
+        /* Only a record made with X-UIDL headers read vouches for what they hold. */
+        struct known k;
+        const struct maildir *old = s->old.legacy & LEGACY_XUIDL_FLAG ? s->old.md : NULL;
+        if (known_init(&k, old) == -1)
+            goto fail;
+        int rc = xuidl_apply(s->curfd, lg, e.md, known_uidl, &k);
+        free(k.slots);
+        if (rc == -1)
+            goto fail;
+        e.legacy |= LEGACY_XUIDL_FLAG;
+    }
     legacy_free(lg);
     lg = NULL;
     maildir_trim(e.md);

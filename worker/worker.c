@@ -23,6 +23,7 @@
 #include "daemon/runtime/log.h"
 #include "daemon/runtime/privdrop.h"
 #include "daemon/runtime/clock.h"
+#include "maildir/legacy.h"
 #include "maildir/scan.h"
 #include "shm/index.h"
 #include "shm/stats.h"
@@ -381,6 +382,7 @@ void worker_main(const struct worker_setup *ws)
     lp.index = ws->index;
     /* Before the loader thread starts: it reads the limit. */
     maildir_set_max_messages((size_t)ws->cfg->max_messages);
+    legacy_configure(ws->cfg->dovecot_uidl_format, ws->cfg->x_uidl_header);
     open_mailbox_index(&lp);
     lp.pid = getpid();
     lp.sb = ws->sb;

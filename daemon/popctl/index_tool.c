@@ -12,6 +12,7 @@
 
 #include "maildir/filename.h"
 #include "maildir/legacy.h"
+#include "maildir/xuidl.h"
 #include "shm/index.h"
 #include "shm/index_sync.h"
 
@@ -20,27 +21,41 @@ enum { MAX_SHOWN = 20 };
 
 static const char *const legacy_names[] = { "none", LEGACY_COURIER_FILE, LEGACY_DOVECOT_FILE };
 
+/* For a UIDL-only read: no message is opened or stat'ed for its size. */
+static int size_unknown(void *arg, const char *name, size_t unique_len, uint64_t *size)
+{
+    (void)arg;
+    (void)name;
+    (void)unique_len;
+    *size = 0;
+    return 0;
+}
+
 /*
  * The list a login would build now, without changing anything: cur/ and
- * new/ (under the cur/ name a login would give), every size counted,
- * legacy UIDLs applied. *lg_out (may be NULL) gets the legacy list.
+ * new/ (under the cur/ name a login would give), every size counted
+ * (unless uidls_only: then sizes are 0), legacy UIDLs applied. *lg_out
+ * (may be NULL) gets the legacy list. The maildir, cur/ and new/ are opened
+ * with O_NOFOLLOW: a symlink there is refused (ELOOP), never followed.
  */
-static int read_truth(const char *root, struct maildir **out, struct legacy_list **lg_out)
+int index_tool_read_truth(const char *root, int uidls_only, struct maildir **out,
+                          struct legacy_list **lg_out)
 {
-    int rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rootfd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     int curfd = -1, newfd = -1;
     struct maildir *md = maildir_new();
     struct legacy_list *lg = NULL;
+    maildir_size_lookup sizes = uidls_only ? size_unknown : NULL;
     int rc = -1;
 
     if (rootfd == -1 || md == NULL)
         goto done;
-    curfd = openat(rootfd, "cur", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    newfd = openat(rootfd, "new", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (curfd == -1 || newfd == -1 || maildir_list_dir(curfd, md, NULL, NULL) == -1)
+    curfd = openat(rootfd, "cur", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    newfd = openat(rootfd, "new", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (curfd == -1 || newfd == -1 || maildir_list_dir(curfd, md, sizes, NULL) == -1)
         goto done;
     size_t in_cur = md->count;
-    if (maildir_list_dir(newfd, md, NULL, NULL) == -1)
+    if (maildir_list_dir(newfd, md, sizes, NULL) == -1)
         goto done;
     for (size_t i = in_cur; i < md->count; i++) {
         char target[NAME_MAX + 1];
@@ -50,6 +65,8 @@ static int read_truth(const char *root, struct maildir **out, struct legacy_list
     }
     maildir_sort(md);
     if (legacy_load(rootfd, &lg) == -1 || legacy_apply(lg, md) == -1)
+        goto done;
+    if (legacy_x_uidl_header() && xuidl_apply(curfd, lg, md, NULL, NULL) == -1)
         goto done;
     rc = 0;
 done:;
@@ -184,7 +201,7 @@ int index_tool_check(const char *index_dir, const char *maildir, int recheck, FI
         return 2;
     }
     struct maildir *disk;
-    if (read_truth(root, &disk, NULL) == -1) {
+    if (index_tool_read_truth(root, 0, &disk, NULL) == -1) {
         fprintf(out, "%s: cannot read the maildir: %s\n", root, strerror(errno));
         maildir_free(e.md);
         return 2;
@@ -193,7 +210,7 @@ int index_tool_check(const char *index_dir, const char *maildir, int recheck, FI
     fprintf(out, "maildir %s\n", root);
     fprintf(out, "index: %zu messages, %llu octets, UIDLs from %s\n", e.md->count,
             (unsigned long long)e.md->total_size,
-            e.legacy < 3 ? legacy_names[e.legacy] : "?");
+            (e.legacy & LEGACY_KIND_MASK) < 3 ? legacy_names[e.legacy & LEGACY_KIND_MASK] : "?");
     fprintf(out, "new/: %s\n", dir_state(&e.new_dir, root, "new", recheck, boot, &new_clean));
     fprintf(out, "cur/: %s\n", dir_state(&e.cur_dir, root, "cur", recheck, boot, &cur_clean));
     unsigned diffs = compare(e.md, disk, out);
@@ -225,7 +242,7 @@ int index_tool_uidl_diff(const char *maildir, FILE *out)
         return 2;
     }
     index_path_normalize(root);
-    if (read_truth(root, &md, &lg) == -1) {
+    if (index_tool_read_truth(root, 0, &md, &lg) == -1) {
         fprintf(out, "%s: cannot read the maildir: %s\n", root, strerror(errno));
         return 2;
     }

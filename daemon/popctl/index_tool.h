@@ -20,8 +20,21 @@
 
 #include <stdio.h>
 
+#include "maildir/legacy.h"
+#include "maildir/scan.h"
+
 /* recheck: the index_recheck setting, to judge a stamp of fastpop's own changes. */
 int index_tool_check(const char *index_dir, const char *maildir, int recheck, FILE *out);
 int index_tool_uidl_diff(const char *maildir, FILE *out);
+
+/*
+ * The list a login would build for the maildir at root now, read without
+ * changing anything (legacy UIDLs and X-UIDL headers applied); *lg_out (may
+ * be NULL) gets the legacy list. uidls_only: sizes are not counted (0), so
+ * no message file is opened but for X-UIDL headers. Returns 0, or -1 with
+ * errno (ELOOP: the maildir, cur/ or new/ is a symlink, not followed).
+ */
+int index_tool_read_truth(const char *root, int uidls_only, struct maildir **out,
+                          struct legacy_list **lg_out);
 
 #endif

@@ -33,6 +33,8 @@
 #include "shm/credcache.h"
 #include "shm/index.h"
 #include "daemon/popctl/index_tool.h"
+#include "maildir/legacy.h"
+#include "daemon/popctl/uidl_site.h"
 
 /* LSB init script status codes, so init scripts can pass them through. */
 enum { STATUS_RUNNING = 0, STATUS_DEAD_PIDFILE = 1, STATUS_NOT_RUNNING = 3, STATUS_UNKNOWN = 4 };
@@ -197,22 +199,73 @@ static int verb_auth(const struct config *cfg, int argc, char **argv)
  * the maildirs: nothing it opens can end up owned by root, and no symlink
  * in them leads root anywhere.
  */
+/*
+ * index uidl-diff --site [--json] [--rate N]: every user of the password
+ * databases (daemon/popctl/uidl_site.h). The databases are read first, as
+ * whoever runs popctl (root: the password file and the LDAP bind secret are
+ * root's), then popctl becomes the mail user before it opens any maildir.
+ */
+static int index_site(const struct config *cfg, int argc, char **argv, const char *index_dir)
+{
+    struct uidl_site_opts o = { .json = json_output, .rate = UIDL_SITE_RATE_DEFAULT,
+                                .index_dir = index_dir, .recheck = cfg->index_recheck };
+    for (int i = 3; i < argc; i++) {
+        char *end;
+        if (strcmp(argv[i], "--json") == 0) {
+            o.json = 1;
+        } else if (strcmp(argv[i], "--rate") == 0 && i + 1 < argc) {
+            errno = 0;
+            o.rate = strtod(argv[++i], &end);
+            if (errno != 0 || *end != '\0' || end == argv[i] || !(o.rate >= 0) ||
+                o.rate > UIDL_SITE_RATE_MAX) {
+                fprintf(stderr, "popctl: --rate takes maildirs a second, 0 to %d (0: no limit)\n",
+                        UIDL_SITE_RATE_MAX);
+                return 2;
+            }
+        } else {
+            fprintf(stderr, "usage: popctl index uidl-diff --site [--json] [--rate N]\n");
+            return 2;
+        }
+    }
+    o.progress = !o.json && isatty(STDOUT_FILENO);
+    struct site_users users;
+    if (site_users_load(cfg, &users, stderr) == -1)
+        return 2;
+    if (become_store_owner(cfg->user, cfg->group) == -1) {
+        site_users_free(&users);
+        return 2;
+    }
+    int rc = uidl_site_run(&users, &o);
+    site_users_free(&users);
+    return rc;
+}
+
+/*
+ * index check|uidl-diff --maildir PATH: read-only looks at the mailbox
+ * index and the legacy UIDL files (daemon/popctl/index_tool.h), opened directly.
+ * Started as root, it first becomes the mail user, who owns the index and
+ * the maildirs: nothing it opens can end up owned by root, and no symlink
+ * in them leads root anywhere.
+ */
 static int verb_index(const struct config *cfg, int argc, char **argv)
 {
     const char *maildir = NULL;
     char dir[CONFIG_PATH_MAX + 16];
 
+    snprintf(dir, sizeof(dir), "%s/%s", cfg->state_dir, INDEX_SUBDIR);
+    if (argc >= 3 && strcmp(argv[1], "uidl-diff") == 0 && strcmp(argv[2], "--site") == 0)
+        return index_site(cfg, argc, argv, cfg->index ? dir : NULL);
     if (argc == 4 && strcmp(argv[2], "--maildir") == 0)
         maildir = argv[3];
     if (maildir == NULL || maildir[0] != '/' ||
         (strcmp(argv[1], "check") != 0 && strcmp(argv[1], "uidl-diff") != 0)) {
         fprintf(stderr, "usage: popctl index check --maildir /PATH\n"
-                        "       popctl index uidl-diff --maildir /PATH\n");
+                        "       popctl index uidl-diff --maildir /PATH\n"
+                        "       popctl index uidl-diff --site [--json] [--rate N]\n");
         return 2;
     }
     if (become_store_owner(cfg->user, cfg->group) == -1)
         return 2;
-    snprintf(dir, sizeof(dir), "%s/%s", cfg->state_dir, INDEX_SUBDIR);
     if (strcmp(argv[1], "check") == 0)
         return index_tool_check(dir, maildir, cfg->index_recheck, stdout);
     return index_tool_uidl_diff(maildir, stdout);
@@ -358,7 +411,8 @@ static const struct verb verbs[] = {
     { "reload", "reread the configuration; says whether it was accepted", verb_reload },
     { "stop", "[--deadline S]: end the sessions, then fastpopd", verb_stop },
     { "auth", "flush [USER]: empty the credential cache (or one user's entry)", verb_auth },
-    { "index", "check|uidl-diff --maildir PATH: the mailbox index and legacy UIDLs",
+    { "index", "check|uidl-diff --maildir PATH, uidl-diff --site [--json] [--rate N]: the "
+               "mailbox index and legacy UIDLs",
       verb_index },
     { NULL, NULL, NULL },
 };
@@ -409,6 +463,8 @@ int main(int argc, char **argv)
         }
         config_defaults(&cfg);
     }
+    /* The index verbs must derive UIDLs as the workers do. */
+    legacy_configure(cfg.dovecot_uidl_format, cfg.x_uidl_header);
     for (const struct verb *v = verbs; v->name; v++) {
         if (strcmp(v->name, argv[optind]) == 0)
             return v->run(&cfg, argc - optind, argv + optind);

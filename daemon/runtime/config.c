@@ -144,6 +144,13 @@ static const struct setting settings[] = {
      * LMDB is still useful with; 4 TB the most it ever grew to before the limit. */
     { .name = "index_max_mb", .type = &setting_int, FIELD(index_max_mb), .def = "16384",
       .min = 1, .max = 4194304 },
+    /* What the old Dovecot's pop3_uidl_format was: the UIDL of a dovecot-uidlist
+     * record without a P field. Dovecot's default; a site that changed it says so. */
+    { .name = "dovecot_uidl_format", .type = &setting_uidl_format, FIELD(dovecot_uidl_format),
+      .def = "%08Xu%08Xv" },
+    /* Off by default: an X-UIDL header is whatever a sender wrote, unless the
+     * site's old server (qpopper, UW) put it there (maildir/xuidl.h). */
+    { .name = "x_uidl_header", .type = &setting_bool, FIELD(x_uidl_header), .def = "no" },
     /* Off by default, as in Dovecot and Courier: they change what clients get. */
     { .name = "pop3_workarounds", .type = &setting_string, FIELD(pop3_workarounds), .def = "",
       .flags = SETTING_MAY_BE_EMPTY },

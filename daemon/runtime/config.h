@@ -96,6 +96,8 @@ struct config {
     int  max_messages;                    /* a bigger mailbox's login is refused */
     int  index_max_mb;                    /* the index's map never grows past it */
     char pop3_workarounds[CONFIG_NAME_MAX]; /* as written */
+    char dovecot_uidl_format[CONFIG_NAME_MAX]; /* maildir/uidl_format.h */
+    int  x_uidl_header;                   /* reuse X-UIDL: headers (maildir/xuidl.h) */
     int  pop3_workarounds_set;            /* enum config_workaround, or-ed */
     int  mailbox_lock;                    /* enum config_mailbox_lock */
     int  mailbox_lock_stale;              /* seconds: a shared lock not touched is free */
@@ -201,6 +203,8 @@ int  config_parse_backends(const char *list, struct config_backend *out, int max
                            size_t errlen);
 /* Check a maildir template's % escapes. -1 with a message in err. */
 int  config_check_maildir_template(const char *tmpl, char *err, size_t errlen);
+/* dovecot_uidl_format: the escapes of daemon/runtime/template_escape.h, %u %v %f %g. */
+int  config_check_uidl_format(const char *fmt, char *err, size_t errlen);
 
 /*
  * LDAP (daemon/runtime/config_ldap.c). The canonical user name comes from the

@@ -47,6 +47,7 @@ struct setting {
 extern const struct setting_type setting_string;   /* a name, e.g. a user */
 extern const struct setting_type setting_path;     /* an absolute path */
 extern const struct setting_type setting_template; /* a maildir template */
+extern const struct setting_type setting_uidl_format; /* Dovecot's pop3_uidl_format */
 extern const struct setting_type setting_int;
 extern const struct setting_type setting_seconds;  /* integer with optional s/m/h suffix */
 extern const struct setting_type setting_bool;

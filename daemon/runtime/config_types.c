@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "daemon/runtime/config_private.h"
+#include "daemon/runtime/template_escape.h"
 
 int config_error(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -42,15 +43,45 @@ int config_check_maildir_template(const char *tmpl, char *err, size_t errlen)
     for (const char *p = tmpl; *p; p++) {
         if (*p != '%')
             continue;
-        p++;
-        if (*p == '\0')
-            return config_error(err, errlen, "maildir template ends with a lone %%");
-        if (strchr("undh%", *p) == NULL)
+        struct template_escape esc;
+        const char *why;
+        int n = template_escape_parse(p, TEMPLATE_MAILDIR_MODIFIERS, &esc, &why);
+        if (n == -1)
+            return config_error(err, errlen, "maildir template: %s near \"%.12s\"", why, p);
+        if (strchr("undh%", esc.var) == NULL)
             return config_error(err, errlen,
-                           "maildir template has unknown escape %%%c (use %%u %%n %%d %%h %%%%)", *p);
+                           "maildir template has unknown escape %%%c (use %%u %%n %%d %%h %%%%)",
+                           esc.var);
+        p += n - 1;
     }
     if (tmpl[0] != '/' && strncmp(tmpl, "%h", 2) != 0)
         return config_error(err, errlen, "maildir template must start with / or %%h");
+    return 0;
+}
+
+int config_check_uidl_format(const char *fmt, char *err, size_t errlen)
+{
+    size_t vars = 0;
+    for (const char *p = fmt; *p; p++) {
+        if (*p != '%')
+            continue;
+        struct template_escape esc;
+        const char *why;
+        int n = template_escape_parse(p, UIDL_FORMAT_MODIFIERS, &esc, &why);
+        if (n == -1)
+            return config_error(err, errlen, "dovecot_uidl_format: %s near \"%.12s\"", why, p);
+        if (esc.var == 'm')
+            return config_error(err, errlen, "dovecot_uidl_format: %%m is Dovecot's for mbox "
+                                "only (its maildir UIDL fails with it); use %%u %%v %%f %%g");
+        if (esc.var != '%' && strchr(UIDL_FORMAT_VARS, esc.var) == NULL)
+            return config_error(err, errlen, "dovecot_uidl_format has unknown escape %%%c "
+                                "(use %%u %%v %%f %%g %%%%)", esc.var);
+        vars += esc.var != '%';
+        p += n - 1;
+    }
+    /* Without a variable every message would have one UIDL. */
+    if (vars == 0)
+        return config_error(err, errlen, "dovecot_uidl_format needs %%u, %%v, %%f or %%g");
     return 0;
 }
 
@@ -98,6 +129,17 @@ static int parse_path(const struct setting *s, const char *value, struct config 
     if (strlen(value) >= s->size)
         return config_error(err, errlen, "%s is too long", s->name);
     strcpy(field, value);
+    return 0;
+}
+
+static int parse_uidl_format(const struct setting *s, const char *value, struct config *cfg,
+                             char *err, size_t errlen)
+{
+    if (strlen(value) >= s->size)
+        return config_error(err, errlen, "%s is too long", s->name);
+    if (config_check_uidl_format(value, err, errlen) == -1)
+        return -1;
+    strcpy(field_of(s, cfg), value);
     return 0;
 }
 
@@ -320,6 +362,7 @@ static void print_listen(const struct setting *s, const struct config *cfg, FILE
 const struct setting_type setting_string = { parse_string, print_text, 0 };
 const struct setting_type setting_path = { parse_path, print_text, 0 };
 const struct setting_type setting_template = { parse_template, print_text, 0 };
+const struct setting_type setting_uidl_format = { parse_uidl_format, print_text, 0 };
 const struct setting_type setting_int = { parse_int, print_int, 0 };
 const struct setting_type setting_seconds = { parse_seconds, print_seconds, 0 };
 const struct setting_type setting_workers = { parse_workers, print_workers, 0 };

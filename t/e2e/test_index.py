@@ -303,7 +303,7 @@ DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 class Dovecot:
     """A private dovecot on loopback serving one user from one maildir."""
 
-    def __init__(self, maildir, user, password):
+    def __init__(self, maildir, user, password, uidl_format="%08Xu%08Xv"):
         self.dir = tempfile.mkdtemp(prefix="fp-dovecot-")
         os.chmod(self.dir, 0o755)
         self.port = free_port()
@@ -336,8 +336,8 @@ service pop3-login {{
     port = 0
   }}
 }}
-pop3_uidl_format = %08Xu%08Xv
-""".format(d=self.dir, m=maildir, p=self.port, mu=MAIL_USER))
+pop3_uidl_format = {f}
+""".format(d=self.dir, m=maildir, p=self.port, mu=MAIL_USER, f=uidl_format))
         self.proc = subprocess.Popen([DOVECOT, "-F", "-c", conf], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
 

@@ -18,6 +18,9 @@ static const char *const rooted[] = {
     "/var/mail/%d/%n",
     "/var/mail/%d/%n/Maildir",
     "/srv/%%/%u",
+    /* Dovecot's substring and hash forms (daemon/runtime/template_escape.h) */
+    "/var/vmail/%d/%1n/%2.1n/%n",
+    "/var/vmail/%2Mn/%4.256Nu/%-2.2Ln/%05Rn/%Hd",
 };
 
 /* 1 if path has an empty, "." or ".." component after its first byte. */
@@ -51,6 +54,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size_t root = strcspn(rooted[t], "%");
         fuzz_check(strncmp(out, rooted[t], root) == 0, "the result left the template's root");
         fuzz_check(!has_dot_component(out), "a . or .. component in a maildir path");
+    }
+    /* The template itself, as a config could hold it: any escape parses or is refused. */
+    char tmpl_out[4096];
+    if (template_expand(user, "alice@example.org", "/home/x", tmpl_out, sizeof(tmpl_out)) == 0) {
+        fuzz_check(tmpl_out[0] == '/', "a relative result from a template");
+        fuzz_check(!has_dot_component(tmpl_out), "a . or .. component from a template");
     }
     /* The home directory comes from the password file: any absolute value works. */
     char out[4096];

@@ -72,6 +72,64 @@ static void test_v3_default_format(void **state)
     maildir_free(md);
 }
 
+/*
+ * dovecot_uidl_format: the UIDLs a Dovecot with another pop3_uidl_format
+ * served for records without P (the expectations checked against Dovecot
+ * 2.3.19's own UIDL in t/e2e/test_index.py for %f, %g and %u-%v).
+ */
+static void test_site_uidl_formats(void **state)
+{
+    (void)state;
+    static const char *const names[] = {
+        "1700000001.M1P1.host,S=10:2,S",
+        "1700000002.M2P2.host:2,F",
+        "1700000003.M3P3.host:2,",   /* arrived after the switch */
+    };
+    /* Record 2 has a G field (a GUID Dovecot generated), record 1 has none. */
+    const char *file = "3 V1700000000 N3\n"
+                       "1 :1700000001.M1P1.host,S=10:2,S\n"
+                       "2 Gf1e2d3c4b5a6978812345678 :1700000002.M2P2.host:2,F\n";
+    static const struct {
+        const char *format;
+        const char *uidl1, *uidl2;
+    } cases[] = {
+        { "%08Xu%08Xv", "000000016553f100", "000000026553f100" },
+        { "%u-%v", "1-1700000000", "2-1700000000" },
+        { "%f", "1700000001.M1P1.host,S=10", "1700000002.M2P2.host" },
+        { "%g", "1700000001.M1P1.host,S=10", "f1e2d3c4b5a6978812345678" },
+        { "%v.%Xu", "1700000000.1", "1700000000.2" },
+        /* the first 8 hex digits of the name's MD5: only the length is checked here */
+        { "%8Mf", NULL, NULL },
+        { "100%%-%u", "100%-1", "100%-2" },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        assert_int_equal(legacy_configure(cases[i].format, 0), 0);
+        assert_string_equal(legacy_dovecot_uidl_format(), cases[i].format);
+        struct maildir *md = apply(file, names, 3);
+        if (cases[i].uidl1 != NULL) {
+            assert_msg(md, 0, names[0], cases[i].uidl1);
+            assert_msg(md, 1, names[1], cases[i].uidl2);
+        } else {
+            size_t len;
+            assert_int_equal((maildir_msg_uidl(md, 1, &len), len), 8);
+        }
+        assert_msg(md, 2, names[2], "1700000003.M3P3.host");
+        maildir_free(md);
+    }
+    /* A format longer than 70 characters once expanded gives no UIDL: own ones. */
+    assert_int_equal(legacy_configure("%f%f%f%f", 0), 0);
+    struct maildir *md = apply(file, names, 3);
+    assert_msg(md, 0, names[0], "1700000001.M1P1.host,S=10");
+    maildir_free(md);
+    assert_int_equal(legacy_configure(NULL, 0), 0);
+    assert_int_equal(legacy_configure("%08Xu%08Xv", 0), 0);
+    char huge[100];
+    memset(huge, 'u', sizeof(huge) - 1);
+    huge[sizeof(huge) - 1] = '\0';
+    assert_int_equal(legacy_configure(huge, 0), -1);
+    assert_string_equal(legacy_dovecot_uidl_format(), "%08Xu%08Xv");
+}
+
 /* v1: Dovecot 1.0 and courierimapuiddb layout. */
 static void test_v1(void **state)
 {
@@ -270,6 +328,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_v3_default_format),
+        cmocka_unit_test(test_site_uidl_formats),
         cmocka_unit_test(test_v1),
         cmocka_unit_test(test_v3_migrated_order),
         cmocka_unit_test(test_rejected_and_malformed),
