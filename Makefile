@@ -3,14 +3,16 @@
 #   make test   the same set-up, then every test (normal and ASan+UBSan builds, and each
 #               fuzzer for FUZZ_SMOKE_SECONDS)
 #   make fuzz   build the libFuzzer harnesses (clang) and run each for FUZZ_SECONDS
+#   make deb    the Debian package (debian/), in $(DEBBUILD)
 BUILD ?= build
 SANBUILD ?= build-sanitize
 FUZZBUILD ?= build-fuzz
+DEBBUILD ?= build-deb
 FUZZ_SECONDS ?= 600
 FUZZ_SMOKE_SECONDS ?= 20
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build build-sanitize build-fuzz demo run test test-fast fuzz fuzz-smoke clean
+.PHONY: all deps build build-sanitize build-fuzz demo run test test-fast test-deb deb fuzz fuzz-smoke clean
 
 all: build
 
@@ -39,6 +41,15 @@ fuzz: build-fuzz
 fuzz-smoke:
 	$(MAKE) fuzz FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS)
 
+# The binary package fastpop_*.deb, built by dpkg-buildpackage (debhelper).
+deb: deps
+	@sh t/tools/make-deb.sh $(DEBBUILD)
+
+# The package the way Debian tests one: install into a clean Debian 12 chroot,
+# serve, upgrade, remove, purge; and lintian (t/pkg/test_deb.py).
+test-deb: deb
+	python3 -u t/pkg/test_deb.py $(DEBBUILD)
+
 demo: build
 	@sh t/tools/make-demo.sh $(BUILD)
 
@@ -51,10 +62,11 @@ test: demo build-sanitize
 	cd $(SANBUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest -j$(JOBS) --output-on-failure --timeout 300
 	$(MAKE) fuzz-smoke
+	$(MAKE) test-deb
 
 # The release build only (quicker while developing).
 test-fast: demo
 	cd $(BUILD) && ctest -j$(JOBS) --output-on-failure --timeout 300
 
 clean:
-	rm -rf $(BUILD) $(SANBUILD) $(FUZZBUILD)
+	rm -rf $(BUILD) $(SANBUILD) $(FUZZBUILD) $(DEBBUILD)
