@@ -246,6 +246,7 @@ class DebPackageTest(unittest.TestCase):
             unit = f.read()
         self.assertIn("Type=notify", unit)
         self.assertIn("ExecStart=/usr/sbin/fastpopd -F", unit)
+        self.assert_unit_parses(c.path("/lib/systemd/system/fastpop.service"))
         c.run("getent", "passwd", "vmail", "fastpop")
         # Neither started nor enabled until configured.
         self.assertIsNone(self.master_pid())
@@ -253,6 +254,16 @@ class DebPackageTest(unittest.TestCase):
         self.assertNotEqual(glob.glob(c.path("/etc/rc2.d/K*fastpop")), [])
         self.assertFalse(os.path.exists(
             c.path("/etc/systemd/system/multi-user.target.wants/fastpop.service")))
+
+    def assert_unit_parses(self, unit):
+        """systemd's own parser on the unit (no systemd runs here: only its syntax is
+        checked; what it cannot see from outside the chroot is left out)."""
+        r = subprocess.run(["systemd-analyze", "verify", "--man=no", unit], capture_output=True,
+                           text=True, timeout=60)
+        complaints = [line for line in (r.stdout + r.stderr).splitlines()
+                      if "is not executable" not in line and "sysinit.target" not in line
+                      and line.strip()]
+        self.assertEqual(complaints, [])
 
     def configure(self, port):
         c = self.c
