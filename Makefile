@@ -3,7 +3,7 @@
 #   make test   the same set-up, then every test (normal and ASan+UBSan builds, and each
 #               fuzzer for FUZZ_SMOKE_SECONDS)
 #   make fuzz   build the libFuzzer harnesses (clang) and run each for FUZZ_SECONDS
-#   make deb    the Debian package (debian/), in $(DEBBUILD)
+#   make deb    the Debian package (debian/), in $(DEBBUILD); make piuparts checks it
 BUILD ?= build
 SANBUILD ?= build-sanitize
 FUZZBUILD ?= build-fuzz
@@ -12,7 +12,7 @@ FUZZ_SECONDS ?= 600
 FUZZ_SMOKE_SECONDS ?= 20
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build build-sanitize build-fuzz demo run test test-fast test-deb deb fuzz fuzz-smoke clean
+.PHONY: all deps build build-sanitize build-fuzz demo run test test-fast test-deb deb piuparts fuzz fuzz-smoke clean
 
 all: build
 
@@ -49,6 +49,14 @@ deb: deps
 # serve, upgrade, remove, purge; and lintian (t/pkg/test_deb.py).
 test-deb: deb
 	python3 -u t/pkg/test_deb.py $(DEBBUILD)
+
+# Debian's piuparts on the same cached chroot tarball (about 2 minutes): install
+# and purge in a clean system. Not part of `make test`: test-deb covers the same
+# and more (serve, upgrade, remove); run it before a release.
+piuparts: deb
+	python3 t/pkg/debian_chroot.py
+	piuparts --basetgz "$$(python3 -c 'import sys; sys.path.insert(0, "t/pkg"); import debian_chroot; print(debian_chroot.tarball_path())')" \
+	  -d bookworm $(DEBBUILD)/fastpop_*.deb
 
 demo: build
 	@sh t/tools/make-demo.sh $(BUILD)

@@ -171,8 +171,10 @@ static int reload(struct master *m, char *err, size_t errlen)
     char status[600];
     service_notify_reloading("reloading the configuration");
     int rc = apply_reload(m, err, errlen);
-    snprintf(status, sizeof(status), "serving; %s%s", rc == 0 ? "reloaded" : "reload failed: ",
-             rc == 0 ? "" : err);
+    /* A reload does not end a drain: the status must not claim otherwise. */
+    snprintf(status, sizeof(status), "%s; %s%s",
+             scoreboard_master_draining(m->sb) ? "draining" : "serving",
+             rc == 0 ? "reloaded" : "reload failed: ", rc == 0 ? "" : err);
     service_notify_ready(status);
     return rc;
 }

@@ -77,6 +77,10 @@ class ServiceNotifyTest(DaemonTest):
 
         self.popctl("drain", "--no-wait")
         self.assertEqual(self.message().get("STATUS"), "draining: new connections refused")
+        # A reload while draining: the drain goes on, and the status says so.
+        self.d.signal(signal.SIGHUP)
+        self.assertEqual(self.message().get("RELOADING"), "1")
+        self.assertEqual(self.message().get("STATUS"), "draining; reloaded")
         self.popctl("undrain")
         self.assertEqual(self.message().get("STATUS"), "serving")
 
