@@ -11,6 +11,7 @@
 
 #include "daemon/runtime/control_args.h"
 #include "daemon/master/control_state.h"
+#include "daemon/master/service_notify.h"
 #include "daemon/runtime/escape.h"
 #include "daemon/runtime/log.h"
 #include "daemon/runtime/clock.h"
@@ -147,6 +148,7 @@ static int verb_drain(struct reply *r, int argc, char **argv)
     ctl->drain_deadline = clock_mono() + (double)seconds;
     ctl->drain_cut = 0;
     ctl->hooks.wake_workers(ctl->hooks.ctx);
+    service_notify_status("draining: new connections refused");
     log_info("control: draining: new connections refused, %u session(s) have %lds to end",
              scoreboard_active(ctl->sb), seconds);
     return control_reply_end(r, CONTROL_OK, "%u", scoreboard_active(ctl->sb));
@@ -187,6 +189,7 @@ static int verb_undrain(struct reply *r, int argc, char **argv)
     scoreboard_set_drain(r->ctl->sb, 0, NULL);
     r->ctl->drain_deadline_set = 0;
     r->ctl->hooks.wake_workers(r->ctl->hooks.ctx);
+    service_notify_status("serving");
     log_info("control: drain ended: accepting connections");
     return control_reply_end(r, CONTROL_OK, "accepting");
 }

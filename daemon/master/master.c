@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "daemon/master/control.h"
+#include "daemon/master/service_notify.h"
 #include "daemon/runtime/identity.h"
 #include "daemon/runtime/listen.h"
 #include "daemon/runtime/log.h"
@@ -43,6 +44,7 @@ static void begin_stop(struct master *m, int deadline)
 {
     log_info("stopping: no new connections; idle sessions are closed, busy ones have %ds "
              "to finish", deadline);
+    service_notify_stopping("stopping: finishing sessions");
     m->stopping = 1;
     m->stop_deadline = clock_mono() + deadline;
     listen_set_close(&m->listeners);
@@ -80,7 +82,7 @@ static void advance_stop(struct master *m)
 }
 
 /* 0, or -1 with the reason in err (also logged): the running configuration stays. */
-static int reload(struct master *m, char *err, size_t errlen)
+static int apply_reload(struct master *m, char *err, size_t errlen)
 {
     struct config next;
     struct identities ids;
@@ -161,6 +163,20 @@ static int reload(struct master *m, char *err, size_t errlen)
     log_info("reloaded %s: generation %u, %d workers", m->opts->config_path, m->generation,
              config_worker_count(m->cfg));
     return 0;
+}
+
+/* apply_reload, told to the service manager: READY=1 again either way, or it waits forever. */
+static int reload(struct master *m, char *err, size_t errlen)
+{
+    char status[600];
+    service_notify_reloading("reloading the configuration");
+    int rc = apply_reload(m, err, errlen);
+    /* A reload does not end a drain: the status must not claim otherwise. */
+    snprintf(status, sizeof(status), "%s; %s%s",
+             scoreboard_master_draining(m->sb) ? "draining" : "serving",
+             rc == 0 ? "reloaded" : "reload failed: ", rc == 0 ? "" : err);
+    service_notify_ready(status);
+    return rc;
 }
 
 /* What the control socket (daemon/master/control.c) may ask of the master. */
@@ -372,6 +388,8 @@ static int master_start(struct master *m, sigset_t *unblocked)
     m->auth_fd = -1;
     m->metrics_listen_fd = m->metrics_feed_fd = m->metrics_child_end = -1;
     m->router_listen_fd = -1;
+    if (service_notify_init() == -1)
+        log_warning("NOTIFY_SOCKET names no usable unix socket: the service manager is not told");
     if (identities_resolve(cfg, &m->ids, err, sizeof(err)) == -1) {
         log_error("%s", err);
         return -1;
@@ -397,6 +415,7 @@ static int master_start(struct master *m, sigset_t *unblocked)
     router_update(m);
     log_info("fastpopd %s started: %d workers, auth helper %s", FASTPOP_VERSION,
              config_worker_count(cfg), m->helper_path);
+    service_notify_ready("serving");
     if (m->opts->ready_fd >= 0) {
         if (write(m->opts->ready_fd, "1", 1) != 1)
             log_warning("could not tell the starting process we are ready");

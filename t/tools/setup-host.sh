@@ -9,7 +9,11 @@ set -eu
 PACKAGES="build-essential cmake pkg-config clang libssl-dev libldap-dev liblmdb-dev
 libcap-dev libcrypt-dev libcmocka-dev python3 curl fetchmail getmail6 slapd ldap-utils
 procps psmisc openssl fail2ban strace dovecot-pop3d haproxy whois prometheus
-courier-authdaemon courier-authlib-userdb nginx-light libnginx-mod-mail"
+courier-authdaemon courier-authlib-userdb nginx-light libnginx-mod-mail
+dpkg-dev debhelper fakeroot lintian debootstrap systemd piuparts"
+# The last line is for make deb and its test (t/pkg/test_deb.py): the package build,
+# lintian, the Debian 12 chroot, systemd-analyze to parse the packaged unit, and
+# piuparts for `make piuparts`.
 # The benchmark's second incumbent, Courier: its tcpd (its authentication daemon and
 # userdb are above: the authlib tests use them too). courier-pop itself is not
 # installed: it conflicts with dovecot-pop3d (both provide pop3-server), so
