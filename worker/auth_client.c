@@ -23,19 +23,20 @@ struct auth_pending {
     uint32_t reply_type;       /* the answer this request waits for */
     auth_done_fn *done;        /* NULL once cancelled */
     void *ctx;
-    double deadline;
+    struct ev_timer timeout;   /* AUTH_TIMEOUT_SECONDS after it was sent */
+    struct auth_client *ac;
     uint64_t sent;             /* clock_mono_us() */
     struct auth_pending *next;
 };
 
 struct auth_client {
-    struct loop_handler io;
+    struct ev_io io;
     struct loop *lp;
     int fd;
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
     uint32_t next_id;
     double last_connect;
-    struct auth_pending *head, *tail;   /* in deadline order */
+    struct auth_pending *head, *tail;   /* in the order sent */
     struct buf msg;
     auth_view_fn *on_view;
 };
@@ -51,6 +52,7 @@ static void deliver(struct auth_pending *p, const struct auth_answer *a)
 {
     /* Timeouts too: a slow helper shows in the top bucket. */
     stats_timing(STATS_TIME_HELPER, clock_mono_us() - p->sent);
+    ev_timer_cancel(p->ac->lp->ev, &p->timeout);
     if (p->done != NULL)
         p->done(p->ctx, a);
     free(p);
@@ -86,7 +88,7 @@ static void disconnect(struct auth_client *ac, const char *why)
         return;
     log_warning("auth helper connection lost (%s); in-flight logins get a temporary failure",
                 why);
-    loop_unwatch(ac->lp, ac->fd);
+    ev_io_stop(ac->lp->ev, &ac->io);
     close(ac->fd);
     ac->fd = -1;
     fail_all(ac);
@@ -144,11 +146,11 @@ static void handle_view(struct auth_client *ac, const unsigned char *msg, size_t
     ac->on_view(passfd);
 }
 
-static void on_event(struct loop *lp, struct loop_handler *h, uint32_t events)
+static void on_event(struct ev_loop *ev, struct ev_io *io, uint32_t events)
 {
-    struct auth_client *ac = (struct auth_client *)h;
+    struct auth_client *ac = io->data;
     unsigned char msg[IPC_MAX_MESSAGE];
-    (void)lp;
+    (void)ev;
 
     for (int i = 0; i < 64 && ac->fd != -1; i++) {
         int passfd = -1;
@@ -194,7 +196,7 @@ static int ensure_connected(struct auth_client *ac)
         close(fd);
         return -1;
     }
-    if (loop_watch(ac->lp, fd, EPOLLIN, &ac->io) == -1) {
+    if (ev_io_start(ac->lp->ev, &ac->io, fd, EPOLLIN, on_event, ac) == -1) {
         close(fd);
         return -1;
     }
@@ -222,7 +224,6 @@ struct auth_client *auth_client_new(struct loop *lp, const char *socket_path,
         errno = ENAMETOOLONG;
         return NULL;
     }
-    ac->io.on_event = on_event;
     ac->on_view = on_view;
     ac->lp = lp;
     ac->fd = -1;
@@ -237,16 +238,32 @@ void auth_client_free(struct auth_client *ac)
     if (ac == NULL)
         return;
     if (ac->fd != -1) {
-        loop_unwatch(ac->lp, ac->fd);
+        ev_io_stop(ac->lp->ev, &ac->io);
         close(ac->fd);
     }
     while (ac->head != NULL) {
         struct auth_pending *p = ac->head;
         unlink_pending(ac, NULL, p);
+        ev_timer_cancel(ac->lp->ev, &p->timeout);
         free(p);
     }
     buf_free(&ac->msg);
     free(ac);
+}
+
+/* The helper did not answer in time: the login gets a temporary failure. */
+static void on_timeout(struct ev_loop *ev, struct ev_timer *timer)
+{
+    struct auth_pending *p = timer->data;
+    struct auth_client *ac = p->ac;
+    (void)ev;
+    struct auth_pending *prev = NULL;
+    for (struct auth_pending *q = ac->head; q != NULL && q != p; q = q->next)
+        prev = q;
+    if (p->done != NULL)
+        log_warning("auth helper did not answer within %ds", AUTH_TIMEOUT_SECONDS);
+    unlink_pending(ac, prev, p);
+    deliver(p, &tempfail);
 }
 
 /*
@@ -267,7 +284,8 @@ static struct auth_pending *new_request(struct auth_client *ac, uint32_t reply_t
     p->reply_type = reply_type;
     p->done = done;
     p->ctx = ctx;
-    p->deadline = clock_mono() + AUTH_TIMEOUT_SECONDS;
+    p->ac = ac;
+    ev_timer_init(&p->timeout, on_timeout, p);
     p->sent = clock_mono_us();
     return p;
 }
@@ -283,6 +301,11 @@ static uint32_t send_request(struct auth_client *ac, struct auth_pending *p, int
         rc = ipc_send(ac->fd, &ac->msg);
     explicit_bzero(ac->msg.data, ac->msg.size);
     buf_reset(&ac->msg);
+    if (rc == 0 && ev_timer_arm_in(ac->lp->ev, &p->timeout, AUTH_TIMEOUT_SECONDS) == -1) {
+        /* Sent, but it could never time out: its answer will find no request. */
+        rc = -1;
+        errno = ENOMEM;
+    }
     if (rc == -1) {
         int saved = errno;
         free(p);
@@ -338,24 +361,5 @@ void auth_client_cancel(struct auth_client *ac, uint32_t id)
     for (struct auth_pending *p = ac->head; p != NULL; p = p->next) {
         if (p->id == id)
             p->done = NULL;
-    }
-}
-
-double auth_client_next_expiry(struct auth_client *ac, double now)
-{
-    if (ac->head == NULL)
-        return -1;
-    double left = ac->head->deadline - now;
-    return left < 0 ? 0 : left;
-}
-
-void auth_client_expire(struct auth_client *ac, double now)
-{
-    while (ac->head != NULL && ac->head->deadline <= now) {
-        struct auth_pending *p = ac->head;
-        if (p->done != NULL)
-            log_warning("auth helper did not answer within %ds", AUTH_TIMEOUT_SECONDS);
-        unlink_pending(ac, NULL, p);
-        deliver(p, &tempfail);
     }
 }

@@ -72,9 +72,4 @@ uint32_t auth_client_scram_finish(struct auth_client *ac, const char *client_fir
 /* Drop request id's completion (0 is ignored): its answer will not be delivered. */
 void auth_client_cancel(struct auth_client *ac, uint32_t id);
 
-/* Seconds until the oldest request times out, or -1 if none is out. */
-double auth_client_next_expiry(struct auth_client *ac, double now);
-/* Answer timed-out requests with a temporary failure. */
-void auth_client_expire(struct auth_client *ac, double now);
-
 #endif

@@ -143,6 +143,27 @@ static void discard_unread(int fd)
     }
 }
 
+static void link_conn(struct conn *c)
+{
+    struct loop *lp = c->lp;
+    c->all_prev = NULL;
+    c->all_next = lp->conns;
+    if (lp->conns != NULL)
+        lp->conns->all_prev = c;
+    lp->conns = c;
+}
+
+static void unlink_conn(struct conn *c)
+{
+    if (c->all_prev != NULL)
+        c->all_prev->all_next = c->all_next;
+    else
+        c->lp->conns = c->all_next;
+    if (c->all_next != NULL)
+        c->all_next->all_prev = c->all_prev;
+    c->all_prev = c->all_next = NULL;
+}
+
 void conn_close(struct conn *c, const char *reason)
 {
     struct loop *lp = c->lp;
@@ -165,7 +186,7 @@ void conn_close(struct conn *c, const char *reason)
     stats_session_end(c->close_reason);
     log_session(c);
     conn_timer_clear(c);
-    loop_unwatch(lp, c->fd);
+    ev_io_stop(lp->ev, &c->io);
     if (c->ssl != NULL) {
         /* Orderly ends get a close_notify, and so does a client that sent one. */
         int peer_said_bye = (SSL_get_shutdown(c->ssl) & SSL_RECEIVED_SHUTDOWN) != 0;
@@ -181,9 +202,10 @@ void conn_close(struct conn *c, const char *reason)
     buf_free(&c->in);
     buf_free(&c->out);
     lp->conn_count--;
-    /* Other events of this epoll batch may still point here: free it later. */
+    unlink_conn(c);
+    /* A caller up the stack (a sweep, a helper callback) may still hold c: free it later. */
     c->fd = -1;
-    c->timer_next = lp->closed;
+    c->all_next = lp->closed;
     lp->closed = c;
 }
 
@@ -191,7 +213,7 @@ void conn_free_closed(struct loop *lp)
 {
     while (lp->closed != NULL) {
         struct conn *c = lp->closed;
-        lp->closed = c->timer_next;
+        lp->closed = c->all_next;
         free(c);
     }
 }
@@ -293,7 +315,7 @@ static int update_interest(struct conn *c)
             want |= EPOLLIN;
     }
     if (want != c->events) {
-        if (loop_modify(c->lp, c->fd, want, &c->io) == -1) {
+        if (ev_io_modify(c->lp->ev, &c->io, want) == -1) {
             conn_close(c, "epoll-error");
             return -1;
         }
@@ -484,10 +506,10 @@ static void read_proxy_header(struct conn *c)
     apply_proxy(c, &info);
 }
 
-static void conn_on_event(struct loop *lp, struct loop_handler *h, uint32_t events)
+static void conn_on_event(struct ev_loop *ev, struct ev_io *io, uint32_t events)
 {
-    struct conn *c = (struct conn *)h;
-    (void)lp;
+    struct conn *c = io->data;
+    (void)ev;
 
     if (c->fd == -1)
         return;
@@ -528,7 +550,6 @@ int conn_new(struct loop *lp, int fd, const struct sockaddr *peer, int slot,
     struct conn *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return -1;
-    c->io.on_event = conn_on_event;
     c->lp = lp;
     c->fd = fd;
     c->slot = slot;
@@ -544,29 +565,38 @@ int conn_new(struct loop *lp, int fd, const struct sockaddr *peer, int slot,
     buf_init(&c->out, CONN_OUT_LIMIT);
     c->started = clock_mono();
     c->started_wall = time(NULL);
-    conn_limits_track(c);
+    enum conn_timer wait;
     if (listener->proxy_protocol) {
         c->state = CONN_PROXY;
-        conn_timer_set(c, CONN_TIMER_PROXY);
+        wait = CONN_TIMER_PROXY;
         c->events = EPOLLIN;
     } else if (listener->tls) {
         c->state = CONN_TLS_HANDSHAKE;
         c->greet_after_handshake = 1;
-        conn_timer_set(c, CONN_TIMER_HANDSHAKE);
+        wait = CONN_TIMER_HANDSHAKE;
         c->events = EPOLLIN;
     } else {
         c->state = CONN_SESSION;
-        conn_timer_set(c, CONN_TIMER_IDLE);
+        wait = CONN_TIMER_IDLE;
         c->events = EPOLLOUT;
     }
-    lp->conn_count++;
-    if (loop_watch(lp, fd, c->events, &c->io) == -1) {
-        conn_timer_clear(c);
-        conn_limits_untrack(c);
-        lp->conn_count--;
+    if (ev_io_start(lp->ev, &c->io, fd, c->events, conn_on_event, c) == -1) {
+        buf_free(&c->in);
+        buf_free(&c->out);
         free(c);
         return -1;
     }
+    lp->conn_count++;
+    link_conn(c);
+    /* From here c owns fd and slot: a failure closes it like any connection. */
+    if (conn_limits_track(c) == -1) {
+        log_error("conn %s:%u: no memory for its login deadline", c->ip, c->port);
+        conn_close(c, "no-memory");
+        return 0;
+    }
+    conn_timer_set(c, wait);
+    if (c->fd == -1)
+        return 0;   /* no memory for its deadline: closed */
     publish(c);
     publish_traffic(c);
     if (c->state == CONN_SESSION)
@@ -587,30 +617,28 @@ static unsigned end_sessions(struct loop *lp, int (*match)(struct conn *c), cons
                              const char *reason)
 {
     unsigned pending = 0;
-    for (int t = 0; t < CONN_TIMERS; t++) {
-        struct conn *next;
-        for (struct conn *c = lp->timer_head[t]; c != NULL; c = next) {
-            next = c->timer_next;
-            int how = match(c);
-            if (how == 0 || (how != SB_KICK_NOW &&
-                             (c->state == CONN_CLOSING || c->state == CONN_LINGER)))
-                continue;
-            if (how == SB_KICK_NOW) {
-                conn_drain_cut(c);
-                continue;
-            }
-            if (c->state == CONN_PROXY || c->state == CONN_TLS_HANDSHAKE) {
-                conn_close(c, reason);
-                continue;
-            }
-            if (!accepts_commands(c) || c->job != NULL || buf_len(&c->out) > 0) {
-                pending++;
-                continue;
-            }
-            conn_reply(c, "-ERR [SYS/TEMP] %s\r\n", text);
-            conn_finish(c, reason);
-            conn_run(c);
+    struct conn *next;
+    for (struct conn *c = lp->conns; c != NULL; c = next) {
+        next = c->all_next;
+        int how = match(c);
+        if (how == 0 || (how != SB_KICK_NOW &&
+                         (c->state == CONN_CLOSING || c->state == CONN_LINGER)))
+            continue;
+        if (how == SB_KICK_NOW) {
+            conn_drain_cut(c);
+            continue;
         }
+        if (c->state == CONN_PROXY || c->state == CONN_TLS_HANDSHAKE) {
+            conn_close(c, reason);
+            continue;
+        }
+        if (!accepts_commands(c) || c->job != NULL || buf_len(&c->out) > 0) {
+            pending++;
+            continue;
+        }
+        conn_reply(c, "-ERR [SYS/TEMP] %s\r\n", text);
+        conn_finish(c, reason);
+        conn_run(c);
     }
     return pending;
 }

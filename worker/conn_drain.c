@@ -3,6 +3,7 @@
 #include <stdio.h>
 
 #include "worker/conn_io.h"
+#include "worker/conn_timer.h"
 
 const char conn_drain_default_message[] = "Server is going down for maintenance";
 
@@ -46,13 +47,13 @@ void conn_drain_update(struct loop *lp, int draining, const char *message)
      * would only start a session the drain then has to wait for. A login
      * out at the helper is cancelled by the close (its PASS gets the -ERR).
      */
-    for (int t = 0; t < CONN_TIMERS; t++) {
-        struct conn *next;
-        for (struct conn *c = lp->timer_head[t]; c != NULL; c = next) {
-            next = c->timer_next;
-            if (!logged_in(c) && c->state != CONN_CLOSING && c->state != CONN_LINGER)
-                tell_and_close(c, "drain");
-        }
+    struct conn *next;
+    for (struct conn *c = lp->conns; c != NULL; c = next) {
+        next = c->all_next;
+        if (!logged_in(c) && c->state != CONN_CLOSING && c->state != CONN_LINGER)
+            tell_and_close(c, "drain");
+        else if (c->timer == CONN_TIMER_IDLE)
+            conn_timer_refresh(c);   /* drain_idle_timeout counts from its last command */
     }
 }
 

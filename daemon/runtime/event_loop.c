@@ -27,6 +27,7 @@ struct ev_loop {
     int max_wait_ms;
     int no_wait;
     int stop;
+    double now;                       /* of the current timer pass */
     int has_wait_mask;
     sigset_t wait_mask;
 };
@@ -195,13 +196,13 @@ void ev_timer_cancel(struct ev_loop *loop, struct ev_timer *timer)
 }
 
 /*
- * Fire what is due. Only as many as were armed when the pass began: a
- * callback arming a timer in the past waits for the next turn instead of
- * holding this one forever.
+ * Only as many as were armed when the pass began: a callback arming a
+ * timer in the past waits for the next turn instead of holding this one
+ * forever.
  */
-static void fire_timers(struct ev_loop *loop)
+void ev_loop_fire_timers(struct ev_loop *loop, double now)
 {
-    double now = clock_mono();
+    loop->now = now;
     for (size_t budget = loop->heap_len; budget > 0 && loop->heap_len > 0; budget--) {
         struct ev_timer *t = loop->heap[0];
         if (t->deadline > now)
@@ -209,6 +210,11 @@ static void fire_timers(struct ev_loop *loop)
         ev_timer_cancel(loop, t);
         t->on_fire(loop, t);
     }
+}
+
+double ev_loop_now(const struct ev_loop *loop)
+{
+    return loop->now;
 }
 
 /* Milliseconds until the nearest timer, rounded up so it is due on waking. */
@@ -270,8 +276,8 @@ int ev_loop_once(struct ev_loop *loop)
             io->on_event(loop, io, ev->events);
     }
     loop->batch_len = loop->batch_at = 0;
-    fire_timers(loop);
-    return 0;
+    ev_loop_fire_timers(loop, clock_mono());
+    return n;
 }
 
 int ev_loop_run(struct ev_loop *loop)

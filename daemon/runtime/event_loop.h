@@ -100,10 +100,22 @@ void ev_loop_no_wait(struct ev_loop *loop);
 
 /*
  * One turn: wait for events (at most until the nearest timer), run their
- * callbacks, then the timers that are due. 0, or -1 with errno if
- * epoll_wait failed (EINTR is not a failure: a signal's turn).
+ * callbacks, then the timers that are due. The number of descriptor events,
+ * or -1 with errno if epoll_wait failed (EINTR is not a failure: a
+ * signal's turn, 0 events).
  */
 int ev_loop_once(struct ev_loop *loop);
+/*
+ * Run the timers due at now (ev_loop_once() passes clock_mono(); a test
+ * passes a later time to skip ahead). Only as many as were armed when the
+ * pass began: one re-armed in the past waits for the next pass.
+ */
+void ev_loop_fire_timers(struct ev_loop *loop, double now);
+/*
+ * The time the timers of the current pass were compared with: a timer's
+ * callback judges its deadline by this, not by a fresh clock reading.
+ */
+double ev_loop_now(const struct ev_loop *loop);
 /* Turns (each after the before-wait hook) until ev_loop_stop(). -1 as ev_loop_once. */
 int ev_loop_run(struct ev_loop *loop);
 /* ev_loop_run() returns after the current turn. */

@@ -38,7 +38,7 @@ static void record_fire(struct ev_loop *loop, struct ev_timer *t)
 static void run_until_count(struct ev_loop *loop, const int *count, int want)
 {
     for (int turn = 0; turn < MAX_TURNS && *count < want; turn++)
-        assert_int_equal(ev_loop_once(loop), 0);
+        assert_true(ev_loop_once(loop) >= 0);
 }
 
 static void test_timers_fire_in_deadline_order(void **state)
@@ -141,7 +141,7 @@ static void test_fd_callbacks_and_modify(void **state)
     assert_int_equal(ev_io_modify(loop, &w.io, 0), 0);
     assert_int_equal(write(w.fds[1], "y", 1), 1);
     ev_loop_no_wait(loop);
-    assert_int_equal(ev_loop_once(loop), 0);
+    assert_true(ev_loop_once(loop) >= 0);
     assert_int_equal(w.reads, 1);
     assert_int_equal(ev_io_modify(loop, &w.io, EPOLLIN), 0);
     run_until_count(loop, &w.reads, 2);
@@ -170,13 +170,13 @@ static void test_removal_during_callback(void **state)
     assert_int_equal(write(first->fds[1], "a", 1), 1);
     assert_int_equal(write(second->fds[1], "b", 1), 1);
     ev_loop_no_wait(loop);
-    assert_int_equal(ev_loop_once(loop), 0);
+    assert_true(ev_loop_once(loop) >= 0);
     /* Exactly one ran; it stopped the other, whose pending event was dropped. */
     assert_int_equal(first->reads + second->reads, 1);
     assert_true(first->io.fd == -1 || second->io.fd == -1);
     for (int i = 0; i < 2; i++) {
         ev_loop_no_wait(loop);
-        assert_int_equal(ev_loop_once(loop), 0);
+        assert_true(ev_loop_once(loop) >= 0);
     }
     assert_int_equal(first->reads + second->reads, 1);
     struct pipe_watch *w[2] = { first, second };
@@ -217,7 +217,7 @@ static void test_timer_cancels_due_timer(void **state)
     ev_timer_arm(loop, &a.timer, past);
     ev_timer_arm(loop, &b.timer, past + 0.5);
     ev_loop_no_wait(loop);
-    assert_int_equal(ev_loop_once(loop), 0);
+    assert_true(ev_loop_once(loop) >= 0);
     assert_int_equal(a.fired, 1);
     assert_int_equal(b.fired, 0);
     assert_int_equal(ev_loop_timer_count(loop), 0);
@@ -241,10 +241,10 @@ static void test_rearm_in_callback_waits_a_turn(void **state)
     ev_timer_init(&t, rearm_now, &fired);
     ev_timer_arm(loop, &t, clock_mono() - 1);
     ev_loop_no_wait(loop);
-    assert_int_equal(ev_loop_once(loop), 0);
+    assert_true(ev_loop_once(loop) >= 0);
     assert_int_equal(fired, 1);
     ev_loop_no_wait(loop);
-    assert_int_equal(ev_loop_once(loop), 0);
+    assert_true(ev_loop_once(loop) >= 0);
     assert_int_equal(fired, 2);
     ev_timer_cancel(loop, &t);
     ev_loop_free(loop);
@@ -300,7 +300,7 @@ static void test_ten_thousand_timers(void **state)
         ev_timer_cancel(loop, &timers[i]);
     assert_int_equal(ev_loop_timer_count(loop), MANY - MANY / 10);
     ev_loop_no_wait(loop);
-    assert_int_equal(ev_loop_once(loop), 0);
+    assert_true(ev_loop_once(loop) >= 0);
     assert_int_equal(s.fired, MANY - MANY / 10);
     assert_int_equal(s.out_of_order, 0);
     assert_int_equal(ev_loop_timer_count(loop), 0);
@@ -336,7 +336,7 @@ static void test_max_wait_bounds_idle_wait(void **state)
     struct ev_loop *loop = ev_loop_new();
     ev_loop_set_max_wait(loop, 20);
     double before = clock_mono();
-    assert_int_equal(ev_loop_once(loop), 0);
+    assert_true(ev_loop_once(loop) >= 0);
     double took = clock_mono() - before;
     assert_true(took >= 0.015);
     assert_true(took < 30.0);
