@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include "daemon/runtime/config.h"
+#include "daemon/runtime/event_loop.h"
 #include "daemon/runtime/identity.h"
 #include "daemon/runtime/listen.h"
 #include "daemon/master/master.h"
@@ -51,6 +52,7 @@ struct child {
     int      quick_deaths;
     double   started;
     double   respawn_at;
+    struct ev_timer respawn;  /* armed at respawn_at while it waits (schedule_respawn) */
     int      stats_slot;    /* its block of the stats region, -1 for none */
 };
 
@@ -85,6 +87,9 @@ struct master {
     int helper_stopped;
     int killed;
     double stop_deadline;
+    struct ev_timer stop_timer;     /* armed at stop_deadline while stopping */
+    struct ev_loop *ev;             /* the master's one loop (daemon/runtime/event_loop.h) */
+    struct ev_io metrics_feed_io;   /* metrics_feed_fd in ev */
 };
 
 
@@ -97,7 +102,8 @@ void child_died(struct master *m, struct child *c, int status);
 void reap_children(struct master *m);
 void signal_children(struct master *m, int role, int sig);
 int count_children(struct master *m, int role);
-void respawn_due(struct master *m, double now);
+/* c waits delay seconds before it is spawned again (a timer of m->ev). */
+void schedule_respawn(struct master *m, struct child *c, double delay);
 void index_prepare(struct master *m);
 /* out = name in the directory of the running fastpopd (fastpop-auth, fastpop-metrics). */
 int sibling_program(const char *name, char *out, size_t outlen);
@@ -121,7 +127,7 @@ void metrics_update(struct master *m);
 void metrics_stop(struct master *m);
 /* The metrics process c has exited. */
 void metrics_child_gone(struct master *m, struct child *c);
-int metrics_pollfds(struct master *m, struct pollfd *pfd, int max);
+
 
 /* The router for nginx's auth_http (daemon/master/master_router.c), like /metrics. */
 int router_count(const struct config *cfg);
@@ -133,6 +139,6 @@ void router_stop(struct master *m);
 /* Stopping: the router goes now, so nginx stops sending logins here. */
 void router_shutdown(struct master *m);
 void router_child_gone(struct master *m, struct child *c);
-void metrics_handle(struct master *m, const struct pollfd *pfd, int n);
+
 
 #endif

@@ -53,7 +53,7 @@ void ev_loop_free(struct ev_loop *loop)
     if (loop == NULL)
         return;
     for (size_t i = 0; i < loop->heap_len; i++)
-        loop->heap[i]->heap_index = EV_TIMER_DISARMED;
+        loop->heap[i]->heap_slot = 0;
     close(loop->epfd);
     free(loop->heap);
     free(loop);
@@ -65,11 +65,11 @@ int ev_io_start(struct ev_loop *loop, struct ev_io *io, int fd, uint32_t events,
     struct epoll_event ev = { .events = events, .data.ptr = io };
     io->on_event = on_event;
     io->data = data;
-    if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev) == -1) {
-        io->fd = -1;
-        return -1;
-    }
     io->fd = fd;
+    io->active = 0;
+    if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev) == -1)
+        return -1;
+    io->active = 1;
     return 0;
 }
 
@@ -81,10 +81,10 @@ int ev_io_modify(struct ev_loop *loop, struct ev_io *io, uint32_t events)
 
 void ev_io_stop(struct ev_loop *loop, struct ev_io *io)
 {
-    if (io->fd < 0)
+    if (!io->active)
         return;
     epoll_ctl(loop->epfd, EPOLL_CTL_DEL, io->fd, NULL);
-    io->fd = -1;
+    io->active = 0;
     /* Its event may still be waiting in this batch: the owner may free io now. */
     for (int i = loop->batch_at; i < loop->batch_len; i++)
         if (loop->batch[i].data.ptr == io)
@@ -96,7 +96,7 @@ void ev_io_stop(struct ev_loop *loop, struct ev_io *io)
 static void heap_place(struct ev_loop *loop, size_t i, struct ev_timer *t)
 {
     loop->heap[i] = t;
-    t->heap_index = i;
+    t->heap_slot = i + 1;
 }
 
 static void sift_up(struct ev_loop *loop, size_t i)
@@ -133,14 +133,14 @@ static void sift_down(struct ev_loop *loop, size_t i)
 void ev_timer_init(struct ev_timer *timer, ev_timer_fn *on_fire, void *data)
 {
     timer->deadline = 0;
-    timer->heap_index = EV_TIMER_DISARMED;
+    timer->heap_slot = 0;
     timer->on_fire = on_fire;
     timer->data = data;
 }
 
 int ev_timer_armed(const struct ev_timer *timer)
 {
-    return timer->heap_index != EV_TIMER_DISARMED;
+    return timer->heap_slot != 0;
 }
 
 size_t ev_loop_timer_count(const struct ev_loop *loop)
@@ -154,9 +154,9 @@ int ev_timer_arm(struct ev_loop *loop, struct ev_timer *timer, double deadline)
         double before = timer->deadline;
         timer->deadline = deadline;
         if (deadline < before)
-            sift_up(loop, timer->heap_index);
+            sift_up(loop, timer->heap_slot - 1);
         else
-            sift_down(loop, timer->heap_index);
+            sift_down(loop, timer->heap_slot - 1);
         return 0;
     }
     if (loop->heap_len == loop->heap_cap) {
@@ -169,7 +169,7 @@ int ev_timer_arm(struct ev_loop *loop, struct ev_timer *timer, double deadline)
     }
     timer->deadline = deadline;
     heap_place(loop, loop->heap_len++, timer);
-    sift_up(loop, timer->heap_index);
+    sift_up(loop, timer->heap_slot - 1);
     return 0;
 }
 
@@ -182,8 +182,8 @@ void ev_timer_cancel(struct ev_loop *loop, struct ev_timer *timer)
 {
     if (!ev_timer_armed(timer))
         return;
-    size_t i = timer->heap_index;
-    timer->heap_index = EV_TIMER_DISARMED;
+    size_t i = timer->heap_slot - 1;
+    timer->heap_slot = 0;
     struct ev_timer *last = loop->heap[--loop->heap_len];
     if (last == timer)
         return;
@@ -282,6 +282,7 @@ int ev_loop_once(struct ev_loop *loop)
 
 int ev_loop_run(struct ev_loop *loop)
 {
+    loop->stop = 0;
     while (!loop->stop) {
         if (loop->before_wait != NULL)
             loop->before_wait(loop, loop->before_wait_arg);

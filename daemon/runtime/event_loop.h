@@ -11,6 +11,9 @@
  * arming, moving (a connection's idle deadline on every command) and
  * cancelling are O(log n) with tens of thousands of timers.
  *
+ * A zeroed struct ev_io or ev_timer is a valid one that is not watched or
+ * armed, so owners allocated with calloc need no init before a stop/cancel.
+ *
  * Single-threaded: only the thread running the loop calls these.
  */
 #ifndef FASTPOP_EVENT_LOOP_H
@@ -32,19 +35,18 @@ typedef void ev_timer_fn(struct ev_loop *loop, struct ev_timer *timer);
 typedef void ev_hook_fn(struct ev_loop *loop, void *arg);
 
 struct ev_io {
-    int fd;                 /* -1 while not watched */
+    int active;             /* watched now */
+    int fd;
     ev_io_fn *on_event;
     void *data;             /* the owner's */
 };
 
 struct ev_timer {
     double deadline;        /* clock_mono() seconds, while armed */
-    size_t heap_index;      /* EV_TIMER_DISARMED when not armed */
+    size_t heap_slot;       /* its heap index + 1 while armed; 0: not armed */
     ev_timer_fn *on_fire;
     void *data;             /* the owner's */
 };
-
-#define EV_TIMER_DISARMED SIZE_MAX
 
 /* NULL (errno set) if epoll cannot be had. */
 struct ev_loop *ev_loop_new(void);
@@ -116,7 +118,10 @@ void ev_loop_fire_timers(struct ev_loop *loop, double now);
  * callback judges its deadline by this, not by a fresh clock reading.
  */
 double ev_loop_now(const struct ev_loop *loop);
-/* Turns (each after the before-wait hook) until ev_loop_stop(). -1 as ev_loop_once. */
+/*
+ * Turns (each after the before-wait hook) until ev_loop_stop(); it may be
+ * called again after that (the helper after a reload). -1 as ev_loop_once.
+ */
 int ev_loop_run(struct ev_loop *loop);
 /* ev_loop_run() returns after the current turn. */
 void ev_loop_stop(struct ev_loop *loop);

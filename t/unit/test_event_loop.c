@@ -147,7 +147,7 @@ static void test_fd_callbacks_and_modify(void **state)
     run_until_count(loop, &w.reads, 2);
     assert_int_equal(w.reads, 2);
     ev_io_stop(loop, &w.io);
-    assert_int_equal(w.io.fd, -1);
+    assert_false(w.io.active);
     close(w.fds[0]);
     close(w.fds[1]);
     ev_loop_free(loop);
@@ -173,7 +173,7 @@ static void test_removal_during_callback(void **state)
     assert_true(ev_loop_once(loop) >= 0);
     /* Exactly one ran; it stopped the other, whose pending event was dropped. */
     assert_int_equal(first->reads + second->reads, 1);
-    assert_true(first->io.fd == -1 || second->io.fd == -1);
+    assert_true(!first->io.active || !second->io.active);
     for (int i = 0; i < 2; i++) {
         ev_loop_no_wait(loop);
         assert_true(ev_loop_once(loop) >= 0);
@@ -343,6 +343,25 @@ static void test_max_wait_bounds_idle_wait(void **state)
     ev_loop_free(loop);
 }
 
+/* A zeroed watch or timer (a calloc'd owner) is inert: stop and cancel leave the loop alone. */
+static void test_zeroed_structs_are_inert(void **state)
+{
+    (void)state;
+    struct ev_loop *loop = ev_loop_new();
+    struct ev_timer armed, zero_timer = { 0 };
+    struct ev_io zero_io = { 0 };
+    int fired = 0;
+    ev_timer_init(&armed, rearm_now, &fired);
+    ev_timer_arm(loop, &armed, clock_mono() + 3600);
+    assert_false(ev_timer_armed(&zero_timer));
+    ev_timer_cancel(loop, &zero_timer);
+    ev_io_stop(loop, &zero_io);
+    assert_int_equal(ev_loop_timer_count(loop), 1);
+    assert_true(ev_timer_armed(&armed));
+    ev_timer_cancel(loop, &armed);
+    ev_loop_free(loop);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -355,6 +374,7 @@ int main(void)
         cmocka_unit_test(test_ten_thousand_timers),
         cmocka_unit_test(test_run_and_stop),
         cmocka_unit_test(test_max_wait_bounds_idle_wait),
+        cmocka_unit_test(test_zeroed_structs_are_inert),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
