@@ -187,17 +187,8 @@ void conn_start_job(struct conn *c, struct conn_job *job);
  */
 void conn_start_tls(struct conn *c);
 
-/* Stopping: close every session that is between commands (see conn.c). */
-void conn_shutdown_idle(struct loop *lp);
-
-/*
- * End the sessions the master marked in the scoreboard (kick, or a drain
- * deadline: scoreboard_kick()): the ones between commands are told and
- * closed now, busy ones at their next command boundary. When draining,
- * sessions not logged in are closed too (worker/conn_drain.h). Returns how
- * many are still to end, so the worker knows to call again.
- */
-unsigned conn_sweep(struct loop *lp, int draining, const char *message);
+/* The protocol reads command lines now (a session between or in commands, not in a job). */
+int conn_accepts_commands(const struct conn *c);
 
 /* Free connections closed during this loop iteration. */
 void conn_free_closed(struct loop *lp);
