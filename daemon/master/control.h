@@ -12,7 +12,6 @@
 #ifndef FASTPOP_CONTROL_H
 #define FASTPOP_CONTROL_H
 
-#include <poll.h>
 #include <stddef.h>
 #include <sys/types.h>
 

@@ -7,7 +7,6 @@
 #define FASTPOP_MASTER_STATE_H
 
 #include <limits.h>
-#include <poll.h>
 #include <sys/types.h>
 
 #include "daemon/runtime/config.h"
