@@ -293,10 +293,13 @@ static uint32_t send_request(struct helper_client *hc, struct pending *p, int en
         errno = saved;
         return 0;
     }
-    if (hc->tail)
+    if (hc->tail) {
         hc->tail->next = p;
-    else
+    } else {
         hc->head = p;
+        if (hc->hooks.schedule != NULL)
+            hc->hooks.schedule(hc->hooks.arg, AUTH_TIMEOUT_SECONDS);
+    }
     hc->tail = p;
     return p->id;
 }

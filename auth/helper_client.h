@@ -47,6 +47,12 @@ struct helper_client_hooks {
     int (*watch)(void *arg, int fd);
     /* ... and stop, just before it is closed. Either may be NULL. */
     void (*unwatch)(void *arg, int fd);
+    /*
+     * A request went out with none before it: call helper_client_expire() in
+     * seconds (an event loop's timer). NULL: the caller polls
+     * helper_client_next_expiry() instead.
+     */
+    void (*schedule)(void *arg, double seconds);
     void *arg;
     /* NULL: no view is asked for, and one that arrives is closed unread. */
     auth_view_fn *on_view;

@@ -2,7 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
+#include <sys/epoll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +16,7 @@
 #include "daemon/runtime/escape.h"
 #include "daemon/runtime/ipc.h"
 #include "daemon/runtime/clock.h"
+#include "daemon/runtime/event_loop.h"
 #include "daemon/runtime/log.h"
 
 #define NONE (-1)
@@ -557,17 +558,60 @@ static int awaiting_backend(const struct auth_requests *d)
     return 0;
 }
 
+/* The drain's bound, or a password database's next deadline: only ends the wait. */
+static void on_drain_timer(struct ev_loop *ev, struct ev_timer *timer)
+{
+    (void)ev;
+    (void)timer;
+}
+
+/* LDAP's connections are readable: collected in drain_before_wait(). */
+static void on_drain_passdb(struct ev_loop *ev, struct ev_io *io, uint32_t events)
+{
+    (void)ev;
+    (void)io;
+    (void)events;
+}
+
+struct drain {
+    struct auth_requests *d;
+    struct ev_timer bound, passdb_due;
+};
+
+static void drain_before_wait(struct ev_loop *ev, void *arg)
+{
+    struct drain *dr = arg;
+    passdb_poll(dr->d->pdb);
+    if (!awaiting_backend(dr->d) || !ev_timer_armed(&dr->bound)) {
+        ev_loop_stop(ev);
+        return;
+    }
+    int ms = passdb_timeout_ms(dr->d->pdb);
+    if (ms < 0)
+        ev_timer_cancel(ev, &dr->passdb_due);
+    else if (ev_timer_arm(ev, &dr->passdb_due, clock_mono() + ms / 1000.0) == -1)
+        ev_loop_no_wait(ev);
+}
+
 void requests_drain(struct auth_requests *d, double max_seconds)
 {
-    double until = clock_mono() + max_seconds;
-
-    while (awaiting_backend(d)) {
-        double left = until - clock_mono();
-        if (left <= 0)
-            break;
-        int ms = passdb_timeout_ms(d->pdb), cap = (int)(left * 1000) + 1;
-        struct pollfd p = { .fd = passdb_fd(d->pdb), .events = POLLIN };
-        (void)poll(&p, p.fd >= 0, ms < 0 || ms > cap ? cap : ms);
-        passdb_poll(d->pdb);
+    /* The helper's loop has ended: this wait is the only thing left to do, in a loop of its own. */
+    struct ev_loop *ev = ev_loop_new();
+    struct ev_io passdb_io = { 0 };
+    struct drain dr = { .d = d };
+    if (ev == NULL) {
+        log_error("cannot wait for LDAP's answers at shutdown: %s", strerror(errno));
+        return;
     }
+    ev_timer_init(&dr.bound, on_drain_timer, &dr);
+    ev_timer_init(&dr.passdb_due, on_drain_timer, &dr);
+    if (max_seconds > 0 && ev_timer_arm_in(ev, &dr.bound, max_seconds) == 0) {
+        int fd = passdb_fd(d->pdb);
+        if (fd >= 0)
+            (void)ev_io_start(ev, &passdb_io, fd, EPOLLIN, on_drain_passdb, &dr);
+        ev_loop_set_before_wait(ev, drain_before_wait, &dr);
+        (void)ev_loop_run(ev);
+    }
+    ev_io_stop(ev, &passdb_io);
+    ev_loop_free(ev);
 }

@@ -10,12 +10,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon/runtime/clock.h"
 #include "daemon/runtime/log.h"
 
-/* epoll data of the listening socket; peers use their slot index. */
-#define LISTEN_SLOT AUTH_SERVER_MAX_PEERS
-/* epoll data of the password databases' fd (the LDAP connections). */
-#define PASSDB_SLOT (AUTH_SERVER_MAX_PEERS + 1)
 /*
  * What a shutdown still answers per peer: a worker has at most a few
  * logins per connection out at once, so this is everything it has sent.
@@ -38,6 +35,76 @@ void auth_server_set_mail_user(struct auth_server *srv, const char *mail_user)
                     mail_user, (unsigned)srv->self_uid);
 }
 
+static void accept_peers(struct auth_server *srv);
+static void close_peer(struct auth_server *srv, int slot);
+
+static void on_listen(struct ev_loop *ev, struct ev_io *io, uint32_t events)
+{
+    (void)ev;
+    (void)events;
+    accept_peers(io->data);
+}
+
+static void on_peer(struct ev_loop *ev, struct ev_io *io, uint32_t events)
+{
+    struct auth_server *srv = io->data;
+    int slot = (int)((struct auth_peer *)io - srv->peers);
+    (void)ev;
+    (void)events;
+    if (requests_serve(&srv->requests, slot, AUTH_SERVER_BURST) == -1)
+        close_peer(srv, slot);
+}
+
+/* LDAP's answers (or a connection's state): collected by requests_run() before the next wait. */
+static void on_passdb(struct ev_loop *ev, struct ev_io *io, uint32_t events)
+{
+    (void)ev;
+    (void)io;
+    (void)events;
+}
+
+/* A held answer is due, or a password database's deadline (an LDAP timeout, a retry). */
+static void on_requests_due(struct ev_loop *ev, struct ev_timer *timer)
+{
+    (void)ev;
+    (void)timer;   /* only ends the wait: requests_run() runs before every wait */
+}
+
+/* The databases' fd is new after a reload (a new LDAP backend). */
+static void watch_passdb(struct auth_server *srv)
+{
+    int afd = passdb_fd(srv->pdb);
+    if (afd == srv->passdb_fd_watched)
+        return;
+    /* The old backend's fd is closed already: only our record of it goes. */
+    srv->passdb_io.active = 0;
+    if (afd >= 0 && ev_io_start(srv->ev, &srv->passdb_io, afd, EPOLLIN, on_passdb, srv) == -1 &&
+        errno != EEXIST)
+        log_error("epoll_ctl for the LDAP backend: %s", strerror(errno));
+    srv->passdb_fd_watched = afd;
+}
+
+/*
+ * After each turn, before waiting: what this turn's requests and LDAP's
+ * answers made due goes out, and the next deadline of the requests
+ * (auth/requests.h) bounds the wait.
+ */
+static void before_wait(struct ev_loop *ev, void *arg)
+{
+    struct auth_server *srv = arg;
+    requests_run(&srv->requests);
+    if (*srv->stop || *srv->reload) {
+        ev_loop_stop(ev);
+        return;
+    }
+    watch_passdb(srv);
+    int ms = requests_timeout_ms(&srv->requests);
+    if (ms < 0)
+        ev_timer_cancel(ev, &srv->requests_due);
+    else if (ev_timer_arm(ev, &srv->requests_due, clock_mono() + ms / 1000.0) == -1)
+        ev_loop_no_wait(ev);   /* no memory for the timer: poll rather than miss it */
+}
+
 int auth_server_init(struct auth_server *srv, struct passdb *pdb, int listen_fd,
                      const char *mail_user)
 {
@@ -57,14 +124,15 @@ int auth_server_init(struct auth_server *srv, struct passdb *pdb, int listen_fd,
     if (fl == -1 || fcntl(listen_fd, F_SETFL, fl | O_NONBLOCK) == -1 ||
         fcntl(listen_fd, F_SETFD, FD_CLOEXEC) == -1)
         return -1;
-    srv->epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (srv->epfd == -1)
+    srv->ev = ev_loop_new();
+    if (srv->ev == NULL)
         return -1;
-    struct epoll_event ev = { .events = EPOLLIN, .data.u64 = LISTEN_SLOT };
-    if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, listen_fd, &ev) == -1) {
+    ev_timer_init(&srv->requests_due, on_requests_due, srv);
+    ev_loop_set_before_wait(srv->ev, before_wait, srv);
+    if (ev_io_start(srv->ev, &srv->listen_io, listen_fd, EPOLLIN, on_listen, srv) == -1) {
         int saved = errno;
-        close(srv->epfd);
-        srv->epfd = -1;
+        ev_loop_free(srv->ev);
+        srv->ev = NULL;
         errno = saved;
         return -1;
     }
@@ -76,7 +144,7 @@ static void close_peer(struct auth_server *srv, int slot)
     struct auth_peer *p = &srv->peers[slot];
     log_debug("worker pid %d disconnected", (int)p->pid);
     requests_peer_closed(&srv->requests, slot);
-    /* close() also takes the fd out of the epoll set. */
+    ev_io_stop(srv->ev, &p->io);
     close(p->fd);
     p->fd = -1;
 }
@@ -174,21 +242,23 @@ static void accept_peers(struct auth_server *srv)
         int slot = 0;
         while (slot < AUTH_SERVER_MAX_PEERS && srv->peers[slot].fd != -1)
             slot++;
-        struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP, .data.u64 = (uint64_t)slot };
         if (slot == AUTH_SERVER_MAX_PEERS) {
             log_warning("auth socket: refused pid %d: already %d workers connected",
                         (int)cred.pid, AUTH_SERVER_MAX_PEERS);
             close(fd);
             continue;
         }
-        if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, fd, &ev) == -1) {
+        if (ev_io_start(srv->ev, &srv->peers[slot].io, fd, EPOLLIN | EPOLLRDHUP, on_peer,
+                        srv) == -1) {
             log_warning("auth socket: epoll_ctl: %s; refused pid %d", strerror(errno),
                         (int)cred.pid);
             close(fd);
             continue;
         }
-        srv->peers[slot] = (struct auth_peer){ .fd = fd, .uid = cred.uid, .pid = cred.pid,
-                                               .serial = ++srv->accepted };
+        srv->peers[slot].fd = fd;
+        srv->peers[slot].uid = cred.uid;
+        srv->peers[slot].pid = cred.pid;
+        srv->peers[slot].serial = ++srv->accepted;
         requests_peer_open(&srv->requests, slot, fd, cred.pid);
         log_debug("worker pid %d uid %u connected", (int)cred.pid, (unsigned)cred.uid);
     }
@@ -197,47 +267,16 @@ static void accept_peers(struct auth_server *srv)
 int auth_server_run(struct auth_server *srv, volatile sig_atomic_t *stop,
                     volatile sig_atomic_t *reload, const sigset_t *waitmask)
 {
-    struct epoll_event events[64];
-
-    while (!*stop && !*reload) {
-        /* The databases' fd is new after a reload (a new LDAP backend). */
-        int afd = passdb_fd(srv->pdb);
-        if (afd != srv->passdb_fd_watched) {
-            struct epoll_event aev = { .events = EPOLLIN, .data.u64 = PASSDB_SLOT };
-            if (afd >= 0 && epoll_ctl(srv->epfd, EPOLL_CTL_ADD, afd, &aev) == -1 &&
-                errno != EEXIST)
-                log_error("epoll_ctl for the LDAP backend: %s", strerror(errno));
-            srv->passdb_fd_watched = afd;
-        }
-        int n = epoll_pwait(srv->epfd, events, 64, requests_timeout_ms(&srv->requests),
-                            waitmask);
-        if (n == -1) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        for (int i = 0; i < n; i++) {
-            uint64_t slot = events[i].data.u64;
-            if (slot == LISTEN_SLOT) {
-                accept_peers(srv);
-                continue;
-            }
-            if (slot == PASSDB_SLOT)
-                continue;   /* requests_run() below collects it */
-            struct auth_peer *p = &srv->peers[slot];
-            if (p->fd == -1)
-                continue;
-            if (requests_serve(&srv->requests, (int)slot, AUTH_SERVER_BURST) == -1)
-                close_peer(srv, (int)slot);
-        }
-        requests_run(&srv->requests);
-    }
-    return 0;
+    srv->stop = stop;
+    srv->reload = reload;
+    ev_loop_set_wait_mask(srv->ev, waitmask);
+    return ev_loop_run(srv->ev);
 }
 
 void auth_server_shutdown(struct auth_server *srv)
 {
     if (srv->listen_fd >= 0) {
+        ev_io_stop(srv->ev, &srv->listen_io);
         close(srv->listen_fd);
         srv->listen_fd = -1;
     }
@@ -252,13 +291,15 @@ void auth_server_shutdown(struct auth_server *srv)
     requests_free(&srv->requests);
     for (int i = 0; i < AUTH_SERVER_MAX_PEERS; i++) {
         if (srv->peers[i].fd != -1) {
+            ev_io_stop(srv->ev, &srv->peers[i].io);
             close(srv->peers[i].fd);
             srv->peers[i].fd = -1;
         }
     }
-    if (srv->epfd >= 0)
-        close(srv->epfd);
-    srv->epfd = -1;
+    ev_io_stop(srv->ev, &srv->passdb_io);
+    ev_timer_cancel(srv->ev, &srv->requests_due);
+    ev_loop_free(srv->ev);
+    srv->ev = NULL;
 }
 
 void auth_server_reconfigure(struct auth_server *srv)

@@ -1,5 +1,6 @@
 /*
- * The helper's socket server: one epoll loop over the listening socket
+ * The helper's socket server: one event loop (daemon/runtime/event_loop.h)
+ * over the listening socket
  * (run_dir/auth.sock, SOCK_SEQPACKET, from the master on fd 3) and one
  * connection per worker. Every datagram is one request of auth/protocol.h,
  * answered at once; a peer that sends a malformed message, or whose socket
@@ -23,6 +24,7 @@
 
 #include "auth/passdb.h"
 #include "auth/requests.h"
+#include "daemon/runtime/event_loop.h"
 
 /*
  * Worker connections held at once: one per worker process (workers are
@@ -42,6 +44,7 @@
 #define AUTH_SERVER_BURST 16
 
 struct auth_peer {
+    struct ev_io io;        /* first: the loop hands it back */
     int fd;                 /* -1: free slot */
     uid_t uid;
     pid_t pid;
@@ -51,14 +54,18 @@ struct auth_peer {
 struct auth_server {
     struct passdb *pdb;
     int listen_fd;
-    int epfd;
+    struct ev_loop *ev;
+    struct ev_io listen_io;
+    struct ev_io passdb_io;   /* the password databases' fd (LDAP's connections) */
+    struct ev_timer requests_due;  /* a held answer or a password database's deadline */
     uid_t self_uid;
     uid_t mail_uid;
     int have_mail_uid;
     struct auth_peer peers[AUTH_SERVER_MAX_PEERS];
     /* Password requests as events: LDAP answers and penalty timers (auth/requests.h). */
     struct auth_requests requests;
-    int passdb_fd_watched;    /* passdb_fd() as registered in epfd, or -1 */
+    int passdb_fd_watched;    /* passdb_fd() as registered in ev, or -1 */
+    volatile sig_atomic_t *stop, *reload;  /* auth_server_run()'s */
     uint64_t accepted;      /* connections accepted so far */
     time_t refusal_logged;  /* when a refused peer was last logged */
     unsigned long refusals; /* refused since then */

@@ -33,9 +33,4 @@ void auth_client_free(struct auth_client *ac);
 /* The shared client, for the requests (helper_client_check() and the others). */
 struct helper_client *auth_client_helper(struct auth_client *ac);
 
-/* Seconds until the oldest request times out, or -1 if none is out. */
-double auth_client_next_expiry(struct auth_client *ac, double now);
-/* Answer timed-out requests with a temporary failure. */
-void auth_client_expire(struct auth_client *ac, double now);
-
 #endif

@@ -17,6 +17,7 @@
 #include "worker/conn_drain.h"
 #include "worker/conn_io.h"
 #include "worker/conn_limits.h"
+#include "worker/conn_proxy.h"
 #include "worker/conn_timer.h"
 #include "worker/tls.h"
 
@@ -143,6 +144,27 @@ static void discard_unread(int fd)
     }
 }
 
+static void link_conn(struct conn *c)
+{
+    struct loop *lp = c->lp;
+    c->all_prev = NULL;
+    c->all_next = lp->conns;
+    if (lp->conns != NULL)
+        lp->conns->all_prev = c;
+    lp->conns = c;
+}
+
+static void unlink_conn(struct conn *c)
+{
+    if (c->all_prev != NULL)
+        c->all_prev->all_next = c->all_next;
+    else
+        c->lp->conns = c->all_next;
+    if (c->all_next != NULL)
+        c->all_next->all_prev = c->all_prev;
+    c->all_prev = c->all_next = NULL;
+}
+
 void conn_close(struct conn *c, const char *reason)
 {
     struct loop *lp = c->lp;
@@ -165,7 +187,7 @@ void conn_close(struct conn *c, const char *reason)
     stats_session_end(c->close_reason);
     log_session(c);
     conn_timer_clear(c);
-    loop_unwatch(lp, c->fd);
+    ev_io_stop(lp->ev, &c->io);
     if (c->ssl != NULL) {
         /* Orderly ends get a close_notify, and so does a client that sent one. */
         int peer_said_bye = (SSL_get_shutdown(c->ssl) & SSL_RECEIVED_SHUTDOWN) != 0;
@@ -181,9 +203,10 @@ void conn_close(struct conn *c, const char *reason)
     buf_free(&c->in);
     buf_free(&c->out);
     lp->conn_count--;
-    /* Other events of this epoll batch may still point here: free it later. */
+    unlink_conn(c);
+    /* A caller up the stack (a sweep, a helper callback) may still hold c: free it later. */
     c->fd = -1;
-    c->timer_next = lp->closed;
+    c->all_next = lp->closed;
     lp->closed = c;
 }
 
@@ -191,7 +214,7 @@ void conn_free_closed(struct loop *lp)
 {
     while (lp->closed != NULL) {
         struct conn *c = lp->closed;
-        lp->closed = c->timer_next;
+        lp->closed = c->all_next;
         free(c);
     }
 }
@@ -241,7 +264,7 @@ void conn_start_tls(struct conn *c)
     conn_set_state(c, CONN_TLS_HANDSHAKE);
 }
 
-static int accepts_commands(const struct conn *c)
+int conn_accepts_commands(const struct conn *c)
 {
     return c->state == CONN_SESSION && c->lp->protocol->reading(c);
 }
@@ -268,7 +291,7 @@ static int flush_output(struct conn *c, size_t *budget)
 static int wants_input(const struct conn *c)
 {
     int has_line = buf_len(&c->in) > 0 && memchr(buf_rptr(&c->in), '\n', buf_len(&c->in));
-    return accepts_commands(c) && c->job == NULL && buf_len(&c->out) < CONN_OUT_HIGH_WATER &&
+    return conn_accepts_commands(c) && c->job == NULL && buf_len(&c->out) < CONN_OUT_HIGH_WATER &&
            !has_line && buf_len(&c->in) < CONN_IN_LIMIT;
 }
 
@@ -293,7 +316,7 @@ static int update_interest(struct conn *c)
             want |= EPOLLIN;
     }
     if (want != c->events) {
-        if (loop_modify(c->lp, c->fd, want, &c->io) == -1) {
+        if (ev_io_modify(c->lp->ev, &c->io, want) == -1) {
             conn_close(c, "epoll-error");
             return -1;
         }
@@ -368,7 +391,7 @@ int conn_run(struct conn *c)
             if (rc == 0)
                 break;
         }
-        while (c->job == NULL && accepts_commands(c) && buf_len(&c->out) < CONN_OUT_HIGH_WATER) {
+        while (c->job == NULL && conn_accepts_commands(c) && buf_len(&c->out) < CONN_OUT_HIGH_WATER) {
             char *line;
             size_t len;
             enum buf_line got = buf_getline(&c->in, c->line_limit, &line, &len);
@@ -434,60 +457,10 @@ int conn_run(struct conn *c)
     return update_interest(c);
 }
 
-/* The PROXY header names the real client: limits and logs use it from now on. */
-static int apply_proxy(struct conn *c, const struct proxy_info *info)
+static void conn_on_event(struct ev_loop *ev, struct ev_io *io, uint32_t events)
 {
-    c->proxy_tls = info->tls;
-    if (!info->local) {
-        enum scoreboard_refusal why;
-        const struct config *cfg = c->lp->cfg;
-        const struct scoreboard_limits limits = conn_limits(cfg, 0);
-        if (scoreboard_conn_move_within(c->lp->sb, c->slot, (const struct sockaddr *)&info->src,
-                                        &limits, &why) == -1) {
-            int net = why == SB_LIMIT_PER_IPV6_48;
-            listen_format_ip((const struct sockaddr *)&info->src, c->ip, sizeof(c->ip));
-            conn_reply(c, "-ERR [SYS/TEMP] Too many connections from your %s, "
-                          "try again later\r\n", net ? "network" : "address");
-            stats_refused(STATS_REFUSED_PER_IP);
-            log_info("session user=- ip=%s reason=refused limit=%s max=%d", c->ip,
-                     net ? "max_connections_per_ipv6_48" : "max_connections_per_ip",
-                     net ? cfg->max_connections_per_ipv6_48 : cfg->max_connections_per_ip);
-            conn_finish(c, "refused");
-            return 0;
-        }
-        memcpy(&c->peer, &info->src, sizeof(c->peer));
-        listen_format_ip((const struct sockaddr *)&c->peer, c->ip, sizeof(c->ip));
-        c->port = ntohs(((const struct sockaddr_in *)&c->peer)->sin_port);
-    }
-    if (c->listener->tls) {
-        c->greet_after_handshake = 1;
-        conn_set_state(c, CONN_TLS_HANDSHAKE);
-    } else {
-        conn_set_state(c, CONN_SESSION);
-        c->lp->protocol->greet(c);
-    }
-    return 0;
-}
-
-static void read_proxy_header(struct conn *c)
-{
-    struct proxy_info info;
-    char why[128];
-    int rc = conn_io_proxy(c, &info, why, sizeof(why));
-    if (rc == 0)
-        return;
-    if (rc < 0) {
-        log_info("conn %s:%u: closed: PROXY header: %s", c->ip, c->port, why);
-        conn_close(c, "proxy-invalid");
-        return;
-    }
-    apply_proxy(c, &info);
-}
-
-static void conn_on_event(struct loop *lp, struct loop_handler *h, uint32_t events)
-{
-    struct conn *c = (struct conn *)h;
-    (void)lp;
+    struct conn *c = io->data;
+    (void)ev;
 
     if (c->fd == -1)
         return;
@@ -501,7 +474,7 @@ static void conn_on_event(struct loop *lp, struct loop_handler *h, uint32_t even
         return;
     }
     if (c->state == CONN_PROXY) {
-        read_proxy_header(c);
+        conn_proxy_read(c);
         if (c->fd == -1 || c->state == CONN_PROXY)
             return;
     } else if (c->state != CONN_TLS_HANDSHAKE) {
@@ -528,7 +501,6 @@ int conn_new(struct loop *lp, int fd, const struct sockaddr *peer, int slot,
     struct conn *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return -1;
-    c->io.on_event = conn_on_event;
     c->lp = lp;
     c->fd = fd;
     c->slot = slot;
@@ -544,29 +516,38 @@ int conn_new(struct loop *lp, int fd, const struct sockaddr *peer, int slot,
     buf_init(&c->out, CONN_OUT_LIMIT);
     c->started = clock_mono();
     c->started_wall = time(NULL);
-    conn_limits_track(c);
+    enum conn_timer wait;
     if (listener->proxy_protocol) {
         c->state = CONN_PROXY;
-        conn_timer_set(c, CONN_TIMER_PROXY);
+        wait = CONN_TIMER_PROXY;
         c->events = EPOLLIN;
     } else if (listener->tls) {
         c->state = CONN_TLS_HANDSHAKE;
         c->greet_after_handshake = 1;
-        conn_timer_set(c, CONN_TIMER_HANDSHAKE);
+        wait = CONN_TIMER_HANDSHAKE;
         c->events = EPOLLIN;
     } else {
         c->state = CONN_SESSION;
-        conn_timer_set(c, CONN_TIMER_IDLE);
+        wait = CONN_TIMER_IDLE;
         c->events = EPOLLOUT;
     }
-    lp->conn_count++;
-    if (loop_watch(lp, fd, c->events, &c->io) == -1) {
-        conn_timer_clear(c);
-        conn_limits_untrack(c);
-        lp->conn_count--;
+    if (ev_io_start(lp->ev, &c->io, fd, c->events, conn_on_event, c) == -1) {
+        buf_free(&c->in);
+        buf_free(&c->out);
         free(c);
         return -1;
     }
+    lp->conn_count++;
+    link_conn(c);
+    /* From here c owns fd and slot: a failure closes it like any connection. */
+    if (conn_limits_track(c) == -1) {
+        log_error("conn %s:%u: no memory for its login deadline", c->ip, c->port);
+        conn_close(c, "no-memory");
+        return 0;
+    }
+    conn_timer_set(c, wait);
+    if (c->fd == -1)
+        return 0;   /* no memory for its deadline: closed */
     publish(c);
     publish_traffic(c);
     if (c->state == CONN_SESSION)
@@ -574,65 +555,4 @@ int conn_new(struct loop *lp, int fd, const struct sockaddr *peer, int slot,
     if (c->state != CONN_PROXY)
         conn_run(c);
     return 0;
-}
-
-/*
- * End the sessions that match: one between commands is told text and
- * closed now; one in the middle of a command (RETR streaming, a login at
- * the helper) at its next command boundary, so keep calling while this
- * returns more than 0. SB_KICK_NOW (a drain's deadline) closes at once.
- * Nothing is deleted either way: no UPDATE state.
- */
-static unsigned end_sessions(struct loop *lp, int (*match)(struct conn *c), const char *text,
-                             const char *reason)
-{
-    unsigned pending = 0;
-    for (int t = 0; t < CONN_TIMERS; t++) {
-        struct conn *next;
-        for (struct conn *c = lp->timer_head[t]; c != NULL; c = next) {
-            next = c->timer_next;
-            int how = match(c);
-            if (how == 0 || (how != SB_KICK_NOW &&
-                             (c->state == CONN_CLOSING || c->state == CONN_LINGER)))
-                continue;
-            if (how == SB_KICK_NOW) {
-                conn_drain_cut(c);
-                continue;
-            }
-            if (c->state == CONN_PROXY || c->state == CONN_TLS_HANDSHAKE) {
-                conn_close(c, reason);
-                continue;
-            }
-            if (!accepts_commands(c) || c->job != NULL || buf_len(&c->out) > 0) {
-                pending++;
-                continue;
-            }
-            conn_reply(c, "-ERR [SYS/TEMP] %s\r\n", text);
-            conn_finish(c, reason);
-            conn_run(c);
-        }
-    }
-    return pending;
-}
-
-static int match_all(struct conn *c)
-{
-    (void)c;
-    return SB_KICK_IDLE;
-}
-
-static int match_kicked(struct conn *c)
-{
-    return (int)scoreboard_kicked(c->lp->sb, c->slot);
-}
-
-void conn_shutdown_idle(struct loop *lp)
-{
-    end_sessions(lp, match_all, "Server is shutting down, try again later", "shutdown");
-}
-
-unsigned conn_sweep(struct loop *lp, int draining, const char *message)
-{
-    conn_drain_update(lp, draining, message);
-    return end_sessions(lp, match_kicked, "Disconnected by the administrator", "kicked");
 }

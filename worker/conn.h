@@ -1,6 +1,6 @@
 /*
  * A client connection inside a worker: the socket (plain or TLS), its two
- * buffers, the transport state, and its place on a deadline list. One I/O
+ * buffers, the transport state, and its deadlines (event loop timers). One I/O
  * callback drives it (conn.c), every state change goes through
  * conn_set_state(), and bytes move only through conn_io.c. The protocol it
  * carries is reached only through struct conn_protocol (below); the session
@@ -75,7 +75,7 @@ struct conn_stats {
 };
 
 struct conn {
-    struct loop_handler io;           /* first: epoll hands us this pointer */
+    struct ev_io io;                  /* its socket in the worker's event loop */
     struct loop *lp;
     int fd;
     int slot;                         /* scoreboard slot */
@@ -100,9 +100,10 @@ struct conn {
 
     unsigned bad_commands;
     unsigned auth_failures;
-    enum conn_timer timer;            /* the deadline list it is on */
-    int timer_listed;
-    struct conn *timer_prev, *timer_next;
+    enum conn_timer timer;            /* what c->deadline waits for */
+    struct ev_timer deadline;         /* idle/linger/PROXY/handshake (worker/conn_timer.c) */
+    struct ev_timer login_deadline;   /* login_timeout (worker/conn_limits.c) */
+    struct conn *all_prev, *all_next; /* lp->conns; all_next: lp->closed once closed */
     int ready_listed;                 /* queued to run after this batch */
     struct conn *ready_prev, *ready_next;
     int preauth_listed;               /* not logged in yet (worker/conn_limits.c) */
@@ -186,17 +187,8 @@ void conn_start_job(struct conn *c, struct conn_job *job);
  */
 void conn_start_tls(struct conn *c);
 
-/* Stopping: close every session that is between commands (see conn.c). */
-void conn_shutdown_idle(struct loop *lp);
-
-/*
- * End the sessions the master marked in the scoreboard (kick, or a drain
- * deadline: scoreboard_kick()): the ones between commands are told and
- * closed now, busy ones at their next command boundary. When draining,
- * sessions not logged in are closed too (worker/conn_drain.h). Returns how
- * many are still to end, so the worker knows to call again.
- */
-unsigned conn_sweep(struct loop *lp, int draining, const char *message);
+/* The protocol reads command lines now (a session between or in commands, not in a job). */
+int conn_accepts_commands(const struct conn *c);
 
 /* Free connections closed during this loop iteration. */
 void conn_free_closed(struct loop *lp);

@@ -1,4 +1,5 @@
 /*
+ * Sessions ended from outside the connection: popctl kick, a stop, and
  * popctl drain inside a worker (issue 15). New clients are refused at
  * accept (worker.c). Of the open sessions, those not logged in are told
  * -ERR [SYS/TEMP] and closed at once; logged-in ones are served until they
@@ -31,5 +32,17 @@ void conn_drain_idle(struct conn *c);
 
 /* The drain's deadline passed (SB_KICK_NOW): told why if between commands, closed now. */
 void conn_drain_cut(struct conn *c);
+
+/* Stopping: close every session that is between commands. */
+void conn_shutdown_idle(struct loop *lp);
+
+/*
+ * End the sessions the master marked in the scoreboard (kick, or a drain
+ * deadline: scoreboard_kick()): the ones between commands are told and
+ * closed now, busy ones at their next command boundary. When draining,
+ * sessions not logged in are closed too (conn_drain_update). Returns how
+ * many are still to end, so the worker knows to call again.
+ */
+unsigned conn_sweep(struct loop *lp, int draining, const char *message);
 
 #endif

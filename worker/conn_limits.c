@@ -7,11 +7,23 @@
 #include "daemon/runtime/clock.h"
 #include "worker/loop.h"
 
-void conn_limits_track(struct conn *c)
+static void on_login_deadline(struct ev_loop *ev, struct ev_timer *timer)
+{
+    struct conn *c = timer->data;
+    (void)ev;
+    conn_limits_farewell(c, "-ERR [SYS/TEMP] Login took too long, closing connection\r\n");
+    /* conn_close() takes c off the list. */
+    conn_close(c, "login-timeout");
+}
+
+int conn_limits_track(struct conn *c)
 {
     struct loop *lp = c->lp;
     if (c->preauth_listed)
-        return;
+        return 0;
+    ev_timer_init(&c->login_deadline, on_login_deadline, c);
+    if (ev_timer_arm(lp->ev, &c->login_deadline, c->started + lp->cfg->login_timeout) == -1)
+        return -1;
     c->preauth_prev = lp->preauth_tail;
     c->preauth_next = NULL;
     if (lp->preauth_tail)
@@ -20,6 +32,7 @@ void conn_limits_track(struct conn *c)
         lp->preauth_head = c;
     lp->preauth_tail = c;
     c->preauth_listed = 1;
+    return 0;
 }
 
 void conn_limits_untrack(struct conn *c)
@@ -27,6 +40,7 @@ void conn_limits_untrack(struct conn *c)
     struct loop *lp = c->lp;
     if (!c->preauth_listed)
         return;
+    ev_timer_cancel(lp->ev, &c->login_deadline);
     if (c->preauth_prev)
         c->preauth_prev->preauth_next = c->preauth_next;
     else
@@ -57,27 +71,6 @@ int conn_limits_preauth_command(struct conn *c)
     conn_reply(c, "-ERR Too many commands before login, closing connection\r\n");
     conn_finish(c, "too-many-commands");
     return 1;
-}
-
-void conn_limits_expire(struct loop *lp, double now)
-{
-    double timeout = lp->cfg->login_timeout;
-    for (int n = 0; lp->preauth_head != NULL && n < 10000; n++) {
-        struct conn *c = lp->preauth_head;
-        if (c->started + timeout > now)
-            break;
-        conn_limits_farewell(c, "-ERR [SYS/TEMP] Login took too long, closing connection\r\n");
-        /* conn_close() takes c off the list. */
-        conn_close(c, "login-timeout");
-    }
-}
-
-double conn_limits_next(struct loop *lp, double now)
-{
-    if (lp->preauth_head == NULL)
-        return -1;
-    double left = lp->preauth_head->started + lp->cfg->login_timeout - now;
-    return left < 0 ? 0 : left;
 }
 
 int conn_limits_evict_oldest(struct loop *lp, const char *ip)

@@ -5,15 +5,15 @@
  * reached, the oldest of them makes room for a new client.
  *
  * Each worker keeps its not-yet-logged-in connections on one FIFO in
- * connect order, so the head is both the next to time out and the oldest.
+ * connect order (the head is the oldest), each with a login_timeout timer.
  */
 #ifndef FASTPOP_CONN_LIMITS_H
 #define FASTPOP_CONN_LIMITS_H
 
 #include "worker/conn.h"
 
-/* c was just accepted: it is not logged in, counted from c->started. */
-void conn_limits_track(struct conn *c);
+/* c was just accepted: it is not logged in, counted from c->started. -1: no memory. */
+int conn_limits_track(struct conn *c);
 /* c logged in, or is closing: it leaves the list. */
 void conn_limits_untrack(struct conn *c);
 
@@ -22,11 +22,6 @@ void conn_limits_untrack(struct conn *c);
  * many: the -ERR is queued and c is closing; 0 to run the command.
  */
 int conn_limits_preauth_command(struct conn *c);
-
-/* Close the connections whose login_timeout has passed. */
-void conn_limits_expire(struct loop *lp, double now);
-/* Seconds until the next login deadline, or -1 if nobody waits to log in. */
-double conn_limits_next(struct loop *lp, double now);
 
 /*
  * max_connections is reached and a client from ip knocks: close this

@@ -1,7 +1,8 @@
 #include "conn_timer.h"
 
-#include "worker/conn_drain.h"
 #include "daemon/runtime/clock.h"
+#include "daemon/runtime/log.h"
+#include "worker/conn_drain.h"
 #include "worker/conn_limits.h"
 #include "worker/loop.h"
 
@@ -15,50 +16,6 @@ static double timeout_of(const struct loop *lp, enum conn_timer t)
     case CONN_TIMERS: break;
     }
     return 0;
-}
-
-static void unlink_conn(struct conn *c)
-{
-    struct loop *lp = c->lp;
-    if (!c->timer_listed)
-        return;
-    if (c->timer_prev)
-        c->timer_prev->timer_next = c->timer_next;
-    else
-        lp->timer_head[c->timer] = c->timer_next;
-    if (c->timer_next)
-        c->timer_next->timer_prev = c->timer_prev;
-    else
-        lp->timer_tail[c->timer] = c->timer_prev;
-    c->timer_prev = c->timer_next = NULL;
-    c->timer_listed = 0;
-}
-
-void conn_timer_set(struct conn *c, enum conn_timer t)
-{
-    struct loop *lp = c->lp;
-    unlink_conn(c);
-    c->timer = t;
-    c->last_active = clock_mono();
-    c->timer_prev = lp->timer_tail[t];
-    c->timer_next = NULL;
-    if (lp->timer_tail[t])
-        lp->timer_tail[t]->timer_next = c;
-    else
-        lp->timer_head[t] = c;
-    lp->timer_tail[t] = c;
-    c->timer_listed = 1;
-}
-
-void conn_timer_touch(struct conn *c)
-{
-    if (c->timer_listed)
-        conn_timer_set(c, c->timer);
-}
-
-void conn_timer_clear(struct conn *c)
-{
-    unlink_conn(c);
 }
 
 /* What a client is told when a wait runs out; NULL: just close. */
@@ -79,36 +36,57 @@ static const char *reason(enum conn_timer t)
     return "timeout";
 }
 
-void conn_timer_expire(struct loop *lp, double now)
+static void arm(struct conn *c)
 {
-    for (int t = 0; t < CONN_TIMERS; t++) {
-        double timeout = timeout_of(lp, (enum conn_timer)t);
-        for (int n = 0; lp->timer_head[t] != NULL && n < 10000; n++) {
-            struct conn *c = lp->timer_head[t];
-            if (c->last_active + timeout > now)
-                break;
-            if (t == CONN_TIMER_IDLE && c->last_active + lp->cfg->idle_timeout > now) {
-                /* Only a drain's shorter limit has passed. */
-                conn_drain_idle(c);
-                continue;
-            }
-            const char *bye = farewell((enum conn_timer)t);
-            if (bye != NULL)
-                conn_limits_farewell(c, bye);
-            conn_close(c, reason((enum conn_timer)t));
-        }
+    /* Only ENOMEM for a heap of every connection: the connection then cannot be timed. */
+    if (ev_timer_arm(c->lp->ev, &c->deadline, c->last_active + timeout_of(c->lp, c->timer)) == -1) {
+        log_error("conn %s:%u: no memory for its deadline", c->ip, c->port);
+        conn_close(c, "no-memory");
     }
 }
 
-double conn_timer_next(struct loop *lp, double now)
+static void on_deadline(struct ev_loop *ev, struct ev_timer *timer)
 {
-    double next = -1;
-    for (int t = 0; t < CONN_TIMERS; t++) {
-        if (lp->timer_head[t] == NULL)
-            continue;
-        double left = lp->timer_head[t]->last_active + timeout_of(lp, (enum conn_timer)t) - now;
-        if (next < 0 || left < next)
-            next = left < 0 ? 0 : left;
+    struct conn *c = timer->data;
+    double now = ev_loop_now(ev);
+    /* A drain that ended gave the idle wait its full length back. */
+    if (c->last_active + timeout_of(c->lp, c->timer) > now) {
+        arm(c);
+        return;
     }
-    return next;
+    if (c->timer == CONN_TIMER_IDLE && c->last_active + c->lp->cfg->idle_timeout > now) {
+        /* Only a drain's shorter limit has passed. */
+        conn_drain_idle(c);
+        return;
+    }
+    const char *bye = farewell(c->timer);
+    if (bye != NULL)
+        conn_limits_farewell(c, bye);
+    conn_close(c, reason(c->timer));
+}
+
+void conn_timer_set(struct conn *c, enum conn_timer t)
+{
+    if (c->deadline.on_fire == NULL)
+        ev_timer_init(&c->deadline, on_deadline, c);
+    c->timer = t;
+    c->last_active = clock_mono();
+    arm(c);
+}
+
+void conn_timer_touch(struct conn *c)
+{
+    if (ev_timer_armed(&c->deadline))
+        conn_timer_set(c, c->timer);
+}
+
+void conn_timer_refresh(struct conn *c)
+{
+    if (ev_timer_armed(&c->deadline))
+        arm(c);
+}
+
+void conn_timer_clear(struct conn *c)
+{
+    ev_timer_cancel(c->lp->ev, &c->deadline);
 }

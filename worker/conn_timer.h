@@ -1,22 +1,20 @@
 /*
- * Deadline lists of a worker's connections (enum conn_timer in loop.h):
- * one list per kind of wait, each with one timeout, so each list is a FIFO
- * sorted by deadline and expiry costs O(expired).
+ * A connection's one transport deadline (enum conn_timer in loop.h): an
+ * event loop timer at the last activity plus the timeout of its kind of
+ * wait. Activity moves it (O(log n), daemon/runtime/event_loop.h).
  */
 #ifndef FASTPOP_CONN_TIMER_H
 #define FASTPOP_CONN_TIMER_H
 
 #include "worker/conn.h"
 
-/* Put c on list t, deadline counted from now (removing it from its old list). */
+/* Wait for t now, deadline counted from now. */
 void conn_timer_set(struct conn *c, enum conn_timer t);
-/* Activity: restart c's deadline on its current list. */
+/* Activity: restart c's deadline for its current wait. */
 void conn_timer_touch(struct conn *c);
-/* Take c off its list (it is closing). */
+/* The timeout of c's wait changed (a drain began): move its deadline, keep its last activity. */
+void conn_timer_refresh(struct conn *c);
+/* No more deadline (it is closing). */
 void conn_timer_clear(struct conn *c);
-/* Close every connection whose deadline has passed. */
-void conn_timer_expire(struct loop *lp, double now);
-/* Seconds until the next deadline, or -1 if no connection waits. */
-double conn_timer_next(struct loop *lp, double now);
 
 #endif

@@ -1,7 +1,7 @@
 /*
- * The worker's event loop state and the epoll plumbing every event source
- * (listeners, connections, the auth client, signals) shares. Sources embed a
- * struct loop_handler first; epoll hands it back with the events.
+ * The worker's state around its event loop (daemon/runtime/event_loop.h):
+ * every event source (listeners, connections, the auth client, signals, the
+ * loader thread's eventfd) and every deadline is a watch or a timer there.
  */
 #ifndef FASTPOP_LOOP_H
 #define FASTPOP_LOOP_H
@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include "daemon/runtime/config.h"
+#include "daemon/runtime/event_loop.h"
 #include "shm/scoreboard.h"
 
 struct loop;
@@ -21,9 +22,8 @@ struct offload;
 struct tls_context;
 
 /*
- * Each connection waits on exactly one deadline list. Within a list every
- * connection has the same timeout, so appending on activity keeps the list
- * sorted by deadline and the head is always the next to expire.
+ * What a connection's one deadline (c->deadline, worker/conn_timer.c) waits
+ * for; each kind has its own timeout setting.
  */
 enum conn_timer {
     CONN_TIMER_IDLE,       /* idle_timeout; draining: drain_idle_timeout if shorter */
@@ -33,18 +33,13 @@ enum conn_timer {
     CONN_TIMERS,
 };
 
-struct loop_handler {
-    void (*on_event)(struct loop *lp, struct loop_handler *h, uint32_t events);
-};
-
 struct loop {
     const struct config *cfg;
     int index;
     pid_t pid;
-    int epfd;
+    struct ev_loop *ev;
     struct scoreboard *sb;
-    struct conn *timer_head[CONN_TIMERS]; /* next to expire first */
-    struct conn *timer_tail[CONN_TIMERS];
+    struct conn *conns;                  /* every open connection (c->all_next) */
     struct conn *closed;                 /* closed this iteration, freed after it */
     struct conn *ready_head, *ready_tail; /* to run after this batch (worker/conn_ready.c) */
     struct conn *preauth_head, *preauth_tail; /* not logged in, oldest first (conn_limits.c) */
@@ -61,9 +56,5 @@ struct loop {
     struct mbindex *mbindex;             /* NULL: index = no, or it failed to open */
     struct offload *offload;             /* the loader thread; NULL: logins sync inline */
 };
-
-int loop_watch(struct loop *lp, int fd, uint32_t events, struct loop_handler *h);
-int loop_modify(struct loop *lp, int fd, uint32_t events, struct loop_handler *h);
-void loop_unwatch(struct loop *lp, int fd);
 
 #endif

@@ -30,9 +30,6 @@
  */
 #define INDEX_REBUILD_SECONDS 60.0
 
-/* Sessions of this worker holding a shared lock, the longest untouched first. */
-static struct pop3_session *beat_head, *beat_tail;
-
 /* Set once a trouble with the index is logged; cleared when it works again. */
 static int index_trouble_logged;
 static double index_rebuilt_at = -INDEX_REBUILD_SECONDS;
@@ -91,29 +88,26 @@ static void report_index_ok(void)
     index_trouble_logged = 0;
 }
 
-static void beat_unlink(struct pop3_session *s)
+/* The interval of the shared lock's heartbeat: a third of mailbox_lock_stale. */
+static double beat_interval(const struct loop *lp)
 {
-    if (s->beat_prev)
-        s->beat_prev->beat_next = s->beat_next;
-    else if (beat_head == s)
-        beat_head = s->beat_next;
-    if (s->beat_next)
-        s->beat_next->beat_prev = s->beat_prev;
-    else if (beat_tail == s)
-        beat_tail = s->beat_prev;
-    s->beat_prev = s->beat_next = NULL;
+    return lp->cfg->mailbox_lock_stale / 3.0;
 }
 
-static void beat_append(struct pop3_session *s, double now)
+/* Touch the shared lock, so that other hosts never find it stale while we hold it. */
+static void on_beat(struct ev_loop *ev, struct ev_timer *timer)
 {
-    s->beat_at = now;
-    s->beat_prev = beat_tail;
-    s->beat_next = NULL;
-    if (beat_tail)
-        beat_tail->beat_next = s;
-    else
-        beat_head = s;
-    beat_tail = s;
+    struct pop3_session *s = timer->data;
+    if (shared_lock_refresh(s->root, &s->shared) == -1) {
+        if (errno == ENOLCK) {
+            log_warning("%s: the shared lock was taken over by another server (this "
+                        "session held it too long without a heartbeat)", s->root);
+            return;   /* no longer held: QUIT will delete nothing */
+        }
+        log_warning("%s: cannot touch the shared lock: %s", s->root, strerror(errno));
+    }
+    if (ev_timer_arm(ev, &s->beat, ev_loop_now(ev) + beat_interval(s->lp)) == -1)
+        log_error("%s: no memory for the shared lock's heartbeat", s->root);
 }
 
 /* The lock file other hosts see; the maildir is made here on a first login. */
@@ -128,7 +122,10 @@ static enum mailbox_open_result take_shared_lock(struct conn *c, struct pop3_ses
                                  &s->shared, holder, sizeof(holder));
     if (rc == 0) {
         s->uses_shared = 1;
-        beat_append(s, clock_mono());
+        s->lp = c->lp;
+        ev_timer_init(&s->beat, on_beat, s);
+        if (ev_timer_arm_in(c->lp->ev, &s->beat, beat_interval(c->lp)) == -1)
+            log_error("user=%s: no memory for the shared lock's heartbeat", c->user);
         return MAILBOX_OPEN_OK;
     }
     if (errno == EBUSY) {
@@ -488,33 +485,6 @@ int mailbox_still_locked(struct pop3_session *s, const char *user)
     return 0;
 }
 
-double mailbox_locks_next(const struct config *cfg, double now)
-{
-    if (beat_head == NULL)
-        return -1;
-    double left = beat_head->beat_at + cfg->mailbox_lock_stale / 3.0 - now;
-    return left < 0 ? 0 : left;
-}
-
-void mailbox_locks_beat(const struct config *cfg, double now)
-{
-    double interval = cfg->mailbox_lock_stale / 3.0;
-    /* Bounded: each session is touched at most once per call. */
-    for (struct pop3_session *s = beat_head; s != NULL && s->beat_at + interval <= now;
-         s = beat_head) {
-        beat_unlink(s);
-        if (shared_lock_refresh(s->root, &s->shared) == -1) {
-            if (errno == ENOLCK) {
-                log_warning("%s: the shared lock was taken over by another server (this "
-                            "session held it too long without a heartbeat)", s->root);
-                continue;   /* no longer held: QUIT will delete nothing */
-            }
-            log_warning("%s: cannot touch the shared lock: %s", s->root, strerror(errno));
-        }
-        beat_append(s, now);
-    }
-}
-
 void mailbox_close(struct pop3_session *s)
 {
     if (s == NULL)
@@ -533,8 +503,8 @@ void mailbox_close(struct pop3_session *s)
             log_debug("%s: recording own changes in the index: %s", s->root, mdb_strerror(rc));
         }
     }
-    if (s->shared.held || s->beat_prev != NULL || beat_head == s) {
-        beat_unlink(s);
+    if (s->uses_shared) {
+        ev_timer_cancel(s->lp->ev, &s->beat);
         shared_lock_release(s->root, &s->shared);
     }
     if (s->cur_fd >= 0)

@@ -9,7 +9,7 @@
  * stuck. With mailbox_lock = shared a session also holds the maildir's lock
  * file (maildir/shared_lock.h), which fastpop hosts sharing the maildirs over
  * NFS all respect; the worker touches it every third of mailbox_lock_stale
- * (mailbox_locks_beat), and a session whose lock was taken over meanwhile
+ * (a timer of the worker's event loop), and a session whose lock was taken over meanwhile
  * deletes nothing at QUIT. Neither lock keeps out other servers.
  */
 #ifndef FASTPOP_MAILBOX_H
@@ -47,8 +47,8 @@ struct pop3_session {
     int locked;
     int uses_shared;              /* mailbox_lock = shared: holds (or lost) the one below */
     struct shared_lock shared;
-    double beat_at;               /* when shared was last touched (clock_mono) */
-    struct pop3_session *beat_prev, *beat_next; /* sessions holding one, oldest beat first */
+    struct loop *lp;              /* whose event loop runs the heartbeat */
+    struct ev_timer beat;         /* the next touch of shared, while it is held */
     int cur_fd;
     struct mbindex *ix;       /* where md comes from while it is NULL */
     struct index_head head;   /* the record the login answered from */
@@ -109,10 +109,6 @@ void mailbox_update(struct pop3_session *s, unsigned *deleted, unsigned *failed)
  * was taken over by another host (logged with user), 1 otherwise.
  */
 int mailbox_still_locked(struct pop3_session *s, const char *user);
-/* Seconds until a shared lock is due for its heartbeat, or -1 when none is held. */
-double mailbox_locks_next(const struct config *cfg, double now);
-/* Touch the shared locks that are due (worker loop, after each batch). */
-void mailbox_locks_beat(const struct config *cfg, double now);
 /*
  * Record the session's own changes in the index (shm/index_own.h), unlock
  * and free. Deletes nothing.

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 struct offload {
-    struct loop_handler io;          /* first: the eventfd's, epoll hands it back */
+    struct ev_io io;                 /* the eventfd in the worker's event loop */
     struct loop *lp;
     int efd;                         /* the thread writes 1 per finished job */
     pthread_t thread;
@@ -74,11 +74,11 @@ static void deliver(struct offload *o)
     }
 }
 
-static void on_eventfd(struct loop *lp, struct loop_handler *h, uint32_t events)
+static void on_eventfd(struct ev_loop *ev, struct ev_io *io, uint32_t events)
 {
-    struct offload *o = (struct offload *)h;
+    struct offload *o = io->data;
     uint64_t count;
-    (void)lp;
+    (void)ev;
     (void)events;
     ssize_t ignored = read(o->efd, &count, sizeof(count));
     (void)ignored;
@@ -91,7 +91,6 @@ struct offload *offload_start(struct loop *lp)
     int rc;
     if (o == NULL)
         return NULL;
-    o->io.on_event = on_eventfd;
     o->lp = lp;
     o->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (o->efd == -1) {
@@ -104,7 +103,7 @@ struct offload *offload_start(struct loop *lp)
     rc = pthread_cond_init(&o->wake, NULL);
     if (rc != 0)
         goto fail_mutex;
-    if (loop_watch(lp, o->efd, EPOLLIN, &o->io) == -1) {
+    if (ev_io_start(lp->ev, &o->io, o->efd, EPOLLIN, on_eventfd, o) == -1) {
         rc = errno;
         goto fail_cond;
     }
@@ -116,7 +115,7 @@ struct offload *offload_start(struct loop *lp)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc == 0)
         return o;
-    loop_unwatch(lp, o->efd);
+    ev_io_stop(lp->ev, &o->io);
 fail_cond:
     pthread_cond_destroy(&o->wake);
 fail_mutex:
@@ -152,7 +151,7 @@ void offload_stop(struct offload *o)
     pthread_mutex_unlock(&o->lock);
     pthread_join(o->thread, NULL);
     deliver(o);
-    loop_unwatch(o->lp, o->efd);
+    ev_io_stop(o->lp->ev, &o->io);
     close(o->efd);
     pthread_cond_destroy(&o->wake);
     pthread_mutex_destroy(&o->lock);

@@ -31,7 +31,6 @@
 #include "worker/conn.h"
 #include "worker/conn_drain.h"
 #include "worker/conn_limits.h"
-#include "worker/conn_timer.h"
 #include "worker/loop.h"
 #include "worker/mailbox.h"
 #include "worker/offload.h"
@@ -40,28 +39,36 @@
 
 /* Accepting in bursts keeps a connection storm from starving existing sessions. */
 #define ACCEPT_BURST 64
-#define MAX_EVENTS 256
+/*
+ * The longest the loop sleeps with no deadline due: kicks and drains come
+ * with a SIGUSR1, so this is only a safety net for a lost wake-up.
+ */
+#define IDLE_WAIT_MS 60000
 
 struct listener {
-    struct loop_handler io;
+    struct ev_io io;
     int fd;
     const struct config_listen *conf;
+    struct loop *lp;
 };
 
 struct signal_source {
-    struct loop_handler io;
+    struct ev_io io;
     int fd;
 };
 
 static struct listener listeners[CONFIG_MAX_LISTEN];
+static struct signal_source signal_source;
 static int listener_count;
 /*
  * Connections this worker may hold: a session needs its socket, and now and
  * then its cur/ directory and a message; conn_cap leaves room for those.
  */
 static unsigned conn_cap;
-/* While yielding, the listeners are not watched, until this time (0: watching). */
-static double yield_until;
+/* While armed, the listeners are not watched (a yield, see should_yield()). */
+static struct ev_timer yield_end;
+/* The listeners are back from a yield: they get one turn before the next decision. */
+static int yield_just_ended;
 /*
  * A yield lasts this long: long enough for a sibling to be woken, short
  * enough that a stale decision never leaves every worker deaf for long.
@@ -119,9 +126,11 @@ static void accept_out_of_fds(struct loop *lp, int listen_fd)
 static int should_yield(struct loop *lp);
 static void start_yield(struct loop *lp);
 
-static void on_listener(struct loop *lp, struct loop_handler *h, uint32_t events)
+static void on_listener(struct ev_loop *ev, struct ev_io *io, uint32_t events)
 {
-    struct listener *l = (struct listener *)h;
+    struct listener *l = io->data;
+    struct loop *lp = l->lp;
+    (void)ev;
     (void)events;
 
     for (int i = 0; i < ACCEPT_BURST && !lp->retiring; i++) {
@@ -208,10 +217,11 @@ static void watch_listeners(struct loop *lp, int on)
     for (int i = 0; i < listener_count; i++) {
         if (on) {
             /* EPOLLEXCLUSIVE: one worker wakes per new connection, not all of them. */
-            if (loop_watch(lp, listeners[i].fd, EPOLLIN | EPOLLEXCLUSIVE, &listeners[i].io) == -1)
+            if (ev_io_start(lp->ev, &listeners[i].io, listeners[i].fd,
+                            EPOLLIN | EPOLLEXCLUSIVE, on_listener, &listeners[i]) == -1)
                 log_fatal("epoll_ctl listener: %s", strerror(errno));
         } else {
-            loop_unwatch(lp, listeners[i].fd);
+            ev_io_stop(lp->ev, &listeners[i].io);
         }
     }
 }
@@ -239,24 +249,30 @@ static int should_yield(struct loop *lp)
     return lp->conn_count > fair + fair / 2 + 64;
 }
 
-static void start_yield(struct loop *lp)
+static void end_yield(struct ev_loop *ev, struct ev_timer *timer)
 {
-    if (yield_until > 0)
-        return;
-    yield_until = clock_mono() + ACCEPT_YIELD_SECONDS;
-    watch_listeners(lp, 0);
+    struct loop *lp = timer->data;
+    (void)ev;
+    /* Give the listeners at least one turn before deciding again. */
+    yield_just_ended = 1;
+    watch_listeners(lp, 1);
 }
 
-static void balance_accepting(struct loop *lp, double now)
+static void start_yield(struct loop *lp)
 {
-    if (lp->retiring)
+    if (ev_timer_armed(&yield_end))
         return;
-    if (yield_until > 0) {
-        if (now < yield_until)
-            return;
-        /* Give the listeners at least one turn before deciding again. */
-        yield_until = 0;
-        watch_listeners(lp, 1);
+    /* Without the timer the listeners would stay deaf: then do not yield. */
+    if (ev_timer_arm_in(lp->ev, &yield_end, ACCEPT_YIELD_SECONDS) == 0)
+        watch_listeners(lp, 0);
+}
+
+static void balance_accepting(struct loop *lp)
+{
+    if (lp->retiring || ev_timer_armed(&yield_end))
+        return;
+    if (yield_just_ended) {
+        yield_just_ended = 0;
         return;
     }
     if (should_yield(lp))
@@ -265,18 +281,20 @@ static void balance_accepting(struct loop *lp, double now)
 
 static void stop_accepting(struct loop *lp)
 {
-    if (yield_until == 0)
+    if (!ev_timer_armed(&yield_end))
         watch_listeners(lp, 0);
-    yield_until = 0;
+    ev_timer_cancel(lp->ev, &yield_end);
     for (int i = 0; i < listener_count; i++)
         close(listeners[i].fd);
     listener_count = 0;
 }
 
-static void on_signal(struct loop *lp, struct loop_handler *h, uint32_t events)
+static void on_signal(struct ev_loop *ev, struct ev_io *io, uint32_t events)
 {
-    struct signal_source *s = (struct signal_source *)h;
+    struct loop *lp = io->data;
+    struct signal_source *s = &signal_source;
     struct signalfd_siginfo si;
+    (void)ev;
     (void)events;
 
     while (read(s->fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
@@ -294,8 +312,9 @@ static void on_signal(struct loop *lp, struct loop_handler *h, uint32_t events)
     }
 }
 
-static void setup_signals(struct loop *lp, struct signal_source *src)
+static void setup_signals(struct loop *lp)
 {
+    struct signal_source *src = &signal_source;
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);   /* stop: close idle sessions too */
@@ -306,9 +325,8 @@ static void setup_signals(struct loop *lp, struct signal_source *src)
     signal(SIGINT, SIG_IGN);
     signal(SIGHUP, SIG_IGN);
     signal(SIGPIPE, SIG_IGN);
-    src->io.on_event = on_signal;
     src->fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (src->fd == -1 || loop_watch(lp, src->fd, EPOLLIN, &src->io) == -1)
+    if (src->fd == -1 || ev_io_start(lp->ev, &src->io, src->fd, EPOLLIN, on_signal, lp) == -1)
         log_fatal("signalfd: %s", strerror(errno));
 }
 
@@ -358,10 +376,31 @@ static void sweep(struct loop *lp)
     lp->sweep_pending = conn_sweep(lp, draining, text) > 0;
 }
 
+/*
+ * After each turn's events and timers, before the loop sleeps: the work that
+ * is polled (the scoreboard's kicks and drains), the connections queued to
+ * run, and whether the worker is done.
+ */
+static void before_wait(struct ev_loop *ev, void *arg)
+{
+    struct loop *lp = arg;
+    if (lp->stopping)
+        conn_shutdown_idle(lp);
+    sweep(lp);
+    /* Helper answers of this batch: their connections run now, then frees. */
+    conn_run_ready(lp);
+    conn_free_closed(lp);
+    balance_accepting(lp);
+    /* A load abandoned by its client still holds a lock and a slot: wait for it. */
+    if (lp->retiring && lp->conn_count == 0 && offload_pending(lp->offload) == 0)
+        ev_loop_stop(ev);
+    if (lp->ready_head != NULL)
+        ev_loop_no_wait(ev);   /* connections still queued to run (conn_run_ready) */
+}
+
 void worker_main(const struct worker_setup *ws)
 {
     static struct loop lp;
-    static struct signal_source sigsrc;
     pid_t master = getppid();
 
     log_open(ws->log_stderr || ws->cfg->log_target == CONFIG_LOG_STDERR ? LOG_TO_STDERR
@@ -386,14 +425,16 @@ void worker_main(const struct worker_setup *ws)
     open_mailbox_index(&lp);
     lp.pid = getpid();
     lp.sb = ws->sb;
-    lp.epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (lp.epfd == -1)
+    lp.ev = ev_loop_new();
+    if (lp.ev == NULL)
         log_fatal("epoll_create1: %s", strerror(errno));
-    setup_signals(&lp, &sigsrc);
+    ev_loop_set_max_wait(lp.ev, IDLE_WAIT_MS);
+    ev_timer_init(&yield_end, end_yield, &lp);
+    setup_signals(&lp);
     reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 
     for (int i = 0; i < ws->listen_count; i++) {
-        listeners[i].io.on_event = on_listener;
+        listeners[i].lp = &lp;
         listeners[i].fd = ws->listen_fds[i];
         listeners[i].conf = &ws->cfg->listen[i];
     }
@@ -432,47 +473,9 @@ void worker_main(const struct worker_setup *ws)
                     "maildir holds up this worker's other sessions", strerror(errno));
     log_info("serving as uid %d", (int)getuid());
 
-    struct epoll_event events[MAX_EVENTS];
-    for (;;) {
-        /* A load abandoned by its client still holds a lock and a slot: wait for it. */
-        if (lp.retiring && lp.conn_count == 0 && offload_pending(lp.offload) == 0)
-            break;
-        double now = clock_mono();
-        double wait = conn_timer_next(&lp, now);
-        double login_wait = conn_limits_next(&lp, now);
-        if (login_wait >= 0 && (wait < 0 || login_wait < wait))
-            wait = login_wait;
-        double auth_wait = auth_client_next_expiry(lp.auth, now);
-        if (auth_wait >= 0 && (wait < 0 || auth_wait < wait))
-            wait = auth_wait;
-        double beat_wait = mailbox_locks_next(lp.cfg, now);
-        if (beat_wait >= 0 && (wait < 0 || beat_wait < wait))
-            wait = beat_wait;
-        if (yield_until > 0 && (wait < 0 || yield_until - now < wait))
-            wait = yield_until > now ? yield_until - now : 0;
-        int timeout = wait < 0 ? 60000 : (int)(wait * 1000.0) + 1;
-        if (lp.ready_head != NULL)
-            timeout = 0;   /* connections still queued to run (conn_run_ready) */
-        int n = epoll_wait(lp.epfd, events, MAX_EVENTS, timeout);
-        if (n == -1 && errno != EINTR)
-            log_fatal("epoll_wait: %s", strerror(errno));
-        for (int i = 0; i < n; i++) {
-            struct loop_handler *h = events[i].data.ptr;
-            h->on_event(&lp, h, events[i].events);
-        }
-        now = clock_mono();
-        auth_client_expire(lp.auth, now);
-        conn_timer_expire(&lp, now);
-        conn_limits_expire(&lp, now);
-        mailbox_locks_beat(lp.cfg, now);
-        if (lp.stopping)
-            conn_shutdown_idle(&lp);
-        sweep(&lp);
-        /* Helper answers of this batch: their connections run now, then frees. */
-        conn_run_ready(&lp);
-        conn_free_closed(&lp);
-        balance_accepting(&lp, now);
-    }
+    ev_loop_set_before_wait(lp.ev, before_wait, &lp);
+    if (ev_loop_run(lp.ev) == -1)
+        log_fatal("epoll_wait: %s", strerror(errno));
     offload_stop(lp.offload);
     log_info("retired");
     exit(0);

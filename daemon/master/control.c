@@ -2,10 +2,12 @@
 
 #include <errno.h>
 #include <grp.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -147,6 +149,8 @@ static void check_caller(struct control *ctl, struct control_client *cl)
     }
 }
 
+static void on_client(struct ev_loop *ev, struct ev_io *io, uint32_t events);
+
 static void accept_client(struct control *ctl)
 {
     int fd = accept4(ctl->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -155,6 +159,11 @@ static void accept_client(struct control *ctl)
     for (int i = 0; i < CONTROL_MAX_CLIENTS; i++) {
         struct control_client *cl = &ctl->clients[i];
         if (cl->fd == -1) {
+            if (ev_io_start(ctl->ev, &cl->io, fd, EPOLLIN, on_client, ctl) == -1) {
+                log_warning("control: epoll_ctl: %s; refusing a popctl client", strerror(errno));
+                close(fd);
+                return;
+            }
             cl->fd = fd;
             check_caller(ctl, cl);
             return;
@@ -165,53 +174,35 @@ static void accept_client(struct control *ctl)
     close(fd);
 }
 
-int control_pollfds(const struct control *ctl, struct pollfd *pfd, int max)
+static void close_client(struct control *ctl, struct control_client *cl)
 {
-    int n = 0;
-    if (ctl == NULL || max < 1)
-        return 0;
-    pfd[n++] = (struct pollfd){ .fd = ctl->listen_fd, .events = POLLIN };
-    for (int i = 0; i < CONTROL_MAX_CLIENTS && n < max; i++) {
-        if (ctl->clients[i].fd != -1)
-            pfd[n++] = (struct pollfd){ .fd = ctl->clients[i].fd, .events = POLLIN };
-    }
-    return n;
+    ev_io_stop(ctl->ev, &cl->io);
+    close(cl->fd);
+    cl->fd = -1;
 }
 
-void control_handle(struct control *ctl, const struct pollfd *pfd, int n)
+static void on_client(struct ev_loop *ev, struct ev_io *io, uint32_t events)
 {
-    if (ctl == NULL)
-        return;
-    for (int k = 0; k < n; k++) {
-        if (pfd[k].revents == 0)
-            continue;
-        if (pfd[k].fd == ctl->listen_fd) {
-            accept_client(ctl);
-            continue;
-        }
-        for (int i = 0; i < CONTROL_MAX_CLIENTS; i++) {
-            struct control_client *cl = &ctl->clients[i];
-            if (cl->fd != pfd[k].fd)
-                continue;
-            if (serve(ctl, cl) == -1 || (pfd[k].revents & (POLLHUP | POLLERR))) {
-                close(cl->fd);
-                cl->fd = -1;
-            }
-            break;
-        }
-    }
+    struct control_client *cl = (struct control_client *)io;
+    struct control *ctl = io->data;
+    (void)ev;
+    if (serve(ctl, cl) == -1 || (events & (EPOLLHUP | EPOLLERR)))
+        close_client(ctl, cl);
 }
 
-double control_next_wake(const struct control *ctl, double now)
+static void on_listen(struct ev_loop *ev, struct ev_io *io, uint32_t events)
 {
-    if (ctl == NULL || !ctl->drain_deadline_set || !scoreboard_master_draining(ctl->sb))
-        return -1.0;
-    return ctl->drain_deadline > now ? ctl->drain_deadline - now : 0.0;
+    (void)ev;
+    (void)events;
+    accept_client(io->data);
 }
 
-void control_tick(struct control *ctl, double now)
+/* The drain's deadline passed: every session left is cut. */
+static void on_drain_deadline(struct ev_loop *ev, struct ev_timer *timer)
 {
-    if (ctl == NULL || !ctl->drain_deadline_set || now < ctl->drain_deadline)
+    struct control *ctl = timer->data;
+    (void)ev;
+    if (!ctl->drain_deadline_set)
         return;
     ctl->drain_deadline_set = 0;
     if (!scoreboard_master_draining(ctl->sb))
@@ -234,7 +225,8 @@ void control_tick(struct control *ctl, double now)
 }
 
 struct control *control_open(const struct config *cfg, struct scoreboard *sb,
-                             struct stats_region *stats, const struct control_hooks *hooks)
+                             struct stats_region *stats, const struct control_hooks *hooks,
+                             struct ev_loop *ev)
 {
     struct sockaddr_un sun = { .sun_family = AF_UNIX };
     struct control *ctl = calloc(1, sizeof(*ctl));
@@ -246,6 +238,8 @@ struct control *control_open(const struct config *cfg, struct scoreboard *sb,
     ctl->sb = sb;
     ctl->stats = stats;
     ctl->hooks = *hooks;
+    ctl->ev = ev;
+    ev_timer_init(&ctl->drain_timer, on_drain_deadline, ctl);
     ctl->started = clock_mono();
     ctl->started_wall = time(NULL);
     for (int i = 0; i < CONTROL_MAX_CLIENTS; i++)
@@ -285,6 +279,13 @@ struct control *control_open(const struct config *cfg, struct scoreboard *sb,
         free(ctl);
         return NULL;
     }
+    if (ev_io_start(ev, &ctl->listen_io, ctl->listen_fd, EPOLLIN, on_listen, ctl) == -1) {
+        log_error("control socket %s: epoll_ctl: %s", ctl->path, strerror(errno));
+        close(ctl->listen_fd);
+        unlink(ctl->path);
+        free(ctl);
+        return NULL;
+    }
     return ctl;
 }
 
@@ -292,7 +293,13 @@ void control_close(struct control *ctl)
 {
     if (ctl == NULL)
         return;
-    control_forget(ctl);
+    for (int i = 0; i < CONTROL_MAX_CLIENTS; i++) {
+        if (ctl->clients[i].fd != -1)
+            close_client(ctl, &ctl->clients[i]);
+    }
+    ev_io_stop(ctl->ev, &ctl->listen_io);
+    ev_timer_cancel(ctl->ev, &ctl->drain_timer);
+    close(ctl->listen_fd);
     unlink(ctl->path);
     free(ctl);
 }
@@ -301,6 +308,10 @@ void control_forget(struct control *ctl)
 {
     if (ctl == NULL)
         return;
+    /*
+     * Only close: the epoll set is shared with the master across the fork,
+     * and taking a descriptor out of it here would take it out of the master's.
+     */
     for (int i = 0; i < CONTROL_MAX_CLIENTS; i++) {
         if (ctl->clients[i].fd != -1)
             close(ctl->clients[i].fd);

@@ -12,11 +12,11 @@
 #ifndef FASTPOP_CONTROL_H
 #define FASTPOP_CONTROL_H
 
-#include <poll.h>
 #include <stddef.h>
 #include <sys/types.h>
 
 #include "daemon/runtime/buf.h"
+#include "daemon/runtime/event_loop.h"
 #include "daemon/runtime/config.h"
 #include "daemon/runtime/control_proto.h"
 #include "shm/stats.h"
@@ -50,15 +50,12 @@ struct control_hooks {
  * reloads into the same struct). NULL after logging the reason once.
  */
 struct control *control_open(const struct config *cfg, struct scoreboard *sb,
-                             struct stats_region *stats, const struct control_hooks *hooks);
+                             struct stats_region *stats, const struct control_hooks *hooks,
+                             struct ev_loop *ev);
 void control_close(struct control *ctl);
 /* In a forked child: close the descriptors, leave the socket file and memory. */
 void control_forget(struct control *ctl);
 
-/* The descriptors to poll; returns how many were written (at most max). */
-int control_pollfds(const struct control *ctl, struct pollfd *pfd, int max);
-/* Serve what poll reported on the descriptors control_pollfds() gave. */
-void control_handle(struct control *ctl, const struct pollfd *pfd, int n);
 
 /*
  * The statistics document (also GET /metrics); -1 without a stats region.
@@ -68,10 +65,5 @@ int control_render_stats(struct control *ctl, enum stats_format f, enum stats_re
                          struct buf *out, struct stats_snapshot *shown);
 /* The gauges beside the counters: connections, logged in, workers, draining. */
 void control_gauges(struct control *ctl, struct stats_gauges *g);
-
-/* Seconds until control_tick() has work (a drain deadline), or -1. */
-double control_next_wake(const struct control *ctl, double now);
-/* Enforce a drain deadline that has passed (monotonic now). */
-void control_tick(struct control *ctl, double now);
 
 #endif

@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include "daemon/runtime/buf.h"
+#include "daemon/runtime/event_loop.h"
 #include "daemon/master/control.h"
 #include "daemon/runtime/limits.h"   /* MAX_CHILDREN */
 
@@ -20,6 +21,7 @@
 #define CONTROL_SEND_WAIT_MS 1000
 
 struct control_client {
+    struct ev_io io;       /* first: the loop hands it back */
     int fd;                /* -1: free */
     int may_read;
     int may_change;
@@ -31,6 +33,9 @@ struct control {
     struct stats_region *stats;
     struct control_hooks hooks;
     int listen_fd;
+    struct ev_loop *ev;    /* the master's */
+    struct ev_io listen_io;
+    struct ev_timer drain_timer;  /* armed at drain_deadline while it is set */
     char path[CONFIG_PATH_MAX + 32];
     gid_t socket_gid;
     struct control_client clients[CONTROL_MAX_CLIENTS];

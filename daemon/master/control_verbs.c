@@ -146,6 +146,8 @@ static int verb_drain(struct reply *r, int argc, char **argv)
     scoreboard_set_drain(ctl->sb, 1, message);
     ctl->drain_deadline_set = 1;
     ctl->drain_deadline = clock_mono() + (double)seconds;
+    if (ev_timer_arm(ctl->ev, &ctl->drain_timer, ctl->drain_deadline) == -1)
+        log_error("control: no memory for the drain deadline; sessions end by drain_idle_timeout");
     ctl->drain_cut = 0;
     ctl->hooks.wake_workers(ctl->hooks.ctx);
     service_notify_status("draining: new connections refused");
@@ -188,6 +190,7 @@ static int verb_undrain(struct reply *r, int argc, char **argv)
         return control_reply_end(r, CONTROL_BAD, "usage: undrain");
     scoreboard_set_drain(r->ctl->sb, 0, NULL);
     r->ctl->drain_deadline_set = 0;
+    ev_timer_cancel(r->ctl->ev, &r->ctl->drain_timer);
     r->ctl->hooks.wake_workers(r->ctl->hooks.ctx);
     service_notify_status("serving");
     log_info("control: drain ended: accepting connections");

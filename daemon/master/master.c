@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +27,14 @@
 #include "worker/tls.h"
 #include "worker/worker.h"
 
+/*
+ * The longest the loop sleeps with nothing due: a safety net (a respawn
+ * timer that could not be armed, TLS ticket rotation), not a deadline.
+ */
+#define MASTER_IDLE_WAIT_MS 60000
+/* While stopping, children are counted at least this often (a lost SIGCHLD costs no more). */
+#define MASTER_STOP_WAIT_MS 200
+
 static volatile sig_atomic_t got_sigchld, got_sighup, got_sigterm;
 
 static void on_signal(int sig)
@@ -40,6 +47,26 @@ static void on_signal(int sig)
         got_sigterm = 1;
 }
 
+/* Only ends the wait: advance_stop() acts on the deadline before the next one. */
+static void on_stop_deadline(struct ev_loop *ev, struct ev_timer *timer)
+{
+    (void)ev;
+    (void)timer;
+}
+
+static void arm_stop_timer(struct master *m)
+{
+    m->stop_timer.on_fire = on_stop_deadline;
+    m->stop_timer.data = m;
+    /*
+     * No memory for it: the short wait while stopping (MASTER_STOP_WAIT_MS)
+     * still sees the deadline pass.
+     */
+    (void)ev_timer_arm(m->ev, &m->stop_timer, m->stop_deadline);
+    /* Children are counted after each wait: SIGCHLD ends one, this bounds the rest. */
+    ev_loop_set_max_wait(m->ev, MASTER_STOP_WAIT_MS);
+}
+
 static void begin_stop(struct master *m, int deadline)
 {
     log_info("stopping: no new connections; idle sessions are closed, busy ones have %ds "
@@ -47,13 +74,16 @@ static void begin_stop(struct master *m, int deadline)
     service_notify_stopping("stopping: finishing sessions");
     m->stopping = 1;
     m->stop_deadline = clock_mono() + deadline;
+    arm_stop_timer(m);
     listen_set_close(&m->listeners);
     metrics_stop(m);
     router_shutdown(m);
     /* Children waiting for a respawn are simply forgotten. */
     for (int i = 0; i < MAX_CHILDREN; i++) {
-        if (m->children[i].in_use && m->children[i].pid == 0)
+        if (m->children[i].in_use && m->children[i].pid == 0) {
+            ev_timer_cancel(m->ev, &m->children[i].respawn);
             m->children[i].in_use = 0;
+        }
     }
     signal_children(m, ROLE_WORKER, SIGTERM);
 }
@@ -74,6 +104,7 @@ static void advance_stop(struct master *m)
         m->killed = 1;
         /* If even SIGKILL was refused (no CAP_KILL), do not wait forever. */
         m->stop_deadline = clock_mono() + 10.0;
+        arm_stop_timer(m);
     } else if (m->killed && clock_mono() >= m->stop_deadline) {
         log_error("%d children survived SIGKILL; exiting anyway", count_children(m, -1));
         for (int i = 0; i < MAX_CHILDREN; i++)
@@ -220,22 +251,6 @@ static int hook_stopping(void *ctx)
     return ((struct master *)ctx)->stopping;
 }
 
-static int next_timeout_ms(struct master *m, double now)
-{
-    double wake = now + 60.0;
-    for (int i = 0; i < MAX_CHILDREN; i++) {
-        const struct child *c = &m->children[i];
-        if (c->in_use && c->pid == 0 && c->respawn_at < wake)
-            wake = c->respawn_at;
-    }
-    if (m->stopping && !m->killed && m->stop_deadline < wake)
-        wake = m->stop_deadline;
-    if (m->stopping && wake > now + 0.2)
-        wake = now + 0.2;
-    double ms = (wake - now) * 1000.0;
-    return ms < 0 ? 0 : (int)ms + 1;
-}
-
 static int open_auth_socket(struct master *m)
 {
     struct sockaddr_un sun = { .sun_family = AF_UNIX };
@@ -300,7 +315,7 @@ static int find_helper(struct master *m)
     return 0;
 }
 
-/* Block the signals the loop handles; only ppoll() lets them in (unblocked). */
+/* Block the signals the loop handles; only its wait lets them in (unblocked). */
 static void install_signals(sigset_t *unblocked)
 {
     static const int handled[] = { SIGCHLD, SIGHUP, SIGTERM, SIGINT };
@@ -343,7 +358,7 @@ static int open_shared_state(struct master *m)
     /* Without it popctl falls back to the pidfile; the service itself runs on. */
     struct control_hooks hooks = hooks_template;
     hooks.ctx = m;
-    m->ctl = control_open(cfg, m->sb, m->stats, &hooks);
+    m->ctl = control_open(cfg, m->sb, m->stats, &hooks, m->ev);
     return 0;
 }
 
@@ -386,6 +401,12 @@ static int master_start(struct master *m, sigset_t *unblocked)
     char err[512];
 
     m->auth_fd = -1;
+    m->ev = ev_loop_new();
+    if (m->ev == NULL) {
+        log_error("epoll_create1: %s", strerror(errno));
+        return -1;
+    }
+    ev_loop_set_max_wait(m->ev, MASTER_IDLE_WAIT_MS);
     m->metrics_listen_fd = m->metrics_feed_fd = m->metrics_child_end = -1;
     m->router_listen_fd = -1;
     if (service_notify_init() == -1)
@@ -424,54 +445,44 @@ static int master_start(struct master *m, sigset_t *unblocked)
     return 0;
 }
 
-/* Wait for the next deadline, a control or metrics socket, or a signal, and serve what came. */
-static void wait_and_serve(struct master *m, double now, const sigset_t *unblocked)
+/*
+ * Before each wait of the loop: signals are only flags (they get in only
+ * while the loop waits, epoll_pwait), acted on here; a stop advances here
+ * and ends the loop when every child has gone.
+ */
+static void before_wait(struct ev_loop *ev, void *arg)
 {
-    int ms = next_timeout_ms(m, now);
-    double control_wake = control_next_wake(m->ctl, now);
-    if (control_wake >= 0 && control_wake * 1000.0 < ms)
-        ms = (int)(control_wake * 1000.0) + 1;
-    struct timespec wait = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
-    struct pollfd pfd[32];
-    int nctl = control_pollfds(m->ctl, pfd, 32);
-    int npfd = nctl + metrics_pollfds(m, pfd + nctl, 32 - nctl);
-    if (ppoll(pfd, (nfds_t)npfd, &wait, unblocked) > 0) {
-        control_handle(m->ctl, pfd, nctl);
-        metrics_handle(m, pfd + nctl, npfd - nctl);
-    }
-    control_tick(m->ctl, clock_mono());
-}
-
-/* Until every child has gone after a stop. Signals are only flags; everything happens here. */
-static void master_loop(struct master *m, const sigset_t *unblocked)
-{
+    struct master *m = arg;
     char err[512];
 
-    for (;;) {
-        if (got_sigchld) {
-            got_sigchld = 0;
-            reap_children(m);
-        }
-        if (got_sigterm && !m->stopping) {
-            got_sigterm = 0;
-            begin_stop(m, m->cfg->shutdown_timeout);
-        }
-        if (got_sighup) {
-            got_sighup = 0;
-            if (!m->stopping)
-                reload(m, err, sizeof(err));
-        }
-        tls_context_tick(m->tls, time(NULL));
-        double now = clock_mono();
-        if (m->stopping) {
-            advance_stop(m);
-            if (count_children(m, -1) == 0)
-                return;
-        } else {
-            respawn_due(m, now);
-        }
-        wait_and_serve(m, now, unblocked);
+    if (got_sigchld) {
+        got_sigchld = 0;
+        reap_children(m);
     }
+    if (got_sigterm && !m->stopping) {
+        got_sigterm = 0;
+        begin_stop(m, m->cfg->shutdown_timeout);
+    }
+    if (got_sighup) {
+        got_sighup = 0;
+        if (!m->stopping)
+            reload(m, err, sizeof(err));
+    }
+    tls_context_tick(m->tls, time(NULL));
+    if (m->stopping) {
+        advance_stop(m);
+        if (count_children(m, -1) == 0)
+            ev_loop_stop(ev);
+    }
+}
+
+/* Until every child has gone after a stop; everything happens in callbacks and before_wait(). */
+static void master_loop(struct master *m, const sigset_t *unblocked)
+{
+    ev_loop_set_wait_mask(m->ev, unblocked);
+    ev_loop_set_before_wait(m->ev, before_wait, m);
+    if (ev_loop_run(m->ev) == -1)
+        log_fatal("epoll_wait: %s", strerror(errno));
 }
 
 static void master_finish(struct master *m)
@@ -485,6 +496,8 @@ static void master_finish(struct master *m)
     }
     scoreboard_destroy(m->sb);
     stats_region_destroy(m->stats);
+    ev_loop_free(m->ev);
+    m->ev = NULL;
     log_info("stopped");
 }
 

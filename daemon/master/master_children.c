@@ -86,6 +86,9 @@ void child_reset(struct master *m, struct child *c, int keep_auth_fd)
         close(m->opts->pidfile_fd);
     if (!keep_auth_fd && m->auth_fd >= 0)
         close(m->auth_fd);
+    /* Only closed and freed here: the epoll set is the master's too (control_forget()). */
+    ev_loop_free(m->ev);
+    m->ev = NULL;
 }
 
 static void enter_auth(struct master *m, struct child *c)
@@ -150,7 +153,7 @@ void spawn(struct master *m, struct child *c)
 {
     const struct role *r = &roles[c->role];
     if (r->prepare != NULL && r->prepare(m, c) == -1) {
-        c->respawn_at = clock_mono() + 1.0;
+        schedule_respawn(m, c, 1.0);
         return;
     }
     c->stats_slot = m->stats != NULL ? stats_region_claim(m->stats) : -1;
@@ -164,7 +167,7 @@ void spawn(struct master *m, struct child *c)
         c->stats_slot = -1;
         log_error("cannot fork %s[%d]: %s; retrying", roles[c->role].name, c->index,
                   strerror(errno));
-        c->respawn_at = clock_mono() + 1.0;
+        schedule_respawn(m, c, 1.0);
         return;
     }
     if (pid == 0)
@@ -390,7 +393,7 @@ void child_died(struct master *m, struct child *c, int status)
         if (delay > BACKOFF_MAX)
             delay = BACKOFF_MAX;
     }
-    c->respawn_at = clock_mono() + delay;
+    schedule_respawn(m, c, delay);
     log_error("%s[%d] pid %d %s after %.1fs; respawning in %.1fs", roles[c->role].name,
               c->index, (int)pid, how, lived, delay);
 }
@@ -432,13 +435,31 @@ int count_children(struct master *m, int role)
     return n;
 }
 
-void respawn_due(struct master *m, double now)
+/* A child's respawn is due; a stop forgets the children that wait (begin_stop). */
+static void respawn_due(struct ev_loop *ev, struct ev_timer *timer)
 {
+    struct master *m = timer->data;
+    double now = ev_loop_now(ev);
+    if (m->stopping)
+        return;
+    /* Every child that is due, as each timer's child is not known to it. */
     for (int i = 0; i < MAX_CHILDREN; i++) {
         struct child *c = &m->children[i];
-        if (c->in_use && c->pid == 0 && !c->retiring && c->respawn_at <= now)
+        if (c->in_use && c->pid == 0 && !c->retiring && c->respawn_at <= now) {
+            ev_timer_cancel(ev, &c->respawn);
             spawn(m, c);
+        }
     }
+}
+
+void schedule_respawn(struct master *m, struct child *c, double delay)
+{
+    c->respawn_at = clock_mono() + delay;
+    c->respawn.on_fire = respawn_due;
+    c->respawn.data = m;
+    /* No memory for it: the master's 60 s wake finds it (master_loop). */
+    if (ev_timer_arm(m->ev, &c->respawn, c->respawn_at) == -1)
+        log_error("%s[%d]: no memory for its respawn timer", roles[c->role].name, c->index);
 }
 
 

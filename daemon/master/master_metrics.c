@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -30,15 +31,31 @@ int metrics_count(const struct config *cfg)
     return 0;
 }
 
+static void on_feed(struct ev_loop *ev, struct ev_io *io, uint32_t events);
+
+/* Out of the loop first: the child may still hold a copy, which would keep it in the set. */
+static void close_feed(struct master *m)
+{
+    if (m->metrics_feed_fd < 0)
+        return;
+    ev_io_stop(m->ev, &m->metrics_feed_io);
+    close(m->metrics_feed_fd);
+    m->metrics_feed_fd = -1;
+}
+
 int metrics_prepare(struct master *m, struct child *c)
 {
     int sv[2];
     (void)c;
-    if (m->metrics_feed_fd >= 0)
-        close(m->metrics_feed_fd);
-    m->metrics_feed_fd = -1;
+    close_feed(m);
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == -1) {
         log_error("metrics: socketpair: %s; retrying", strerror(errno));
+        return -1;
+    }
+    if (ev_io_start(m->ev, &m->metrics_feed_io, sv[0], EPOLLIN, on_feed, m) == -1) {
+        log_error("metrics: epoll_ctl: %s; retrying", strerror(errno));
+        close(sv[0]);
+        close(sv[1]);
         return -1;
     }
     m->metrics_feed_fd = sv[0];
@@ -71,9 +88,7 @@ void metrics_enter(struct master *m, struct child *c)
 /* The running metrics process (if any) finishes; a new one is not started. */
 static void retire(struct master *m)
 {
-    if (m->metrics_feed_fd >= 0)
-        close(m->metrics_feed_fd);
-    m->metrics_feed_fd = -1;
+    close_feed(m);
     exec_child_retire(&m->metrics_child);
 }
 
@@ -117,38 +132,30 @@ void metrics_child_gone(struct master *m, struct child *c)
 {
     if (c != m->metrics_child)
         return;
-    if (m->metrics_feed_fd >= 0)
-        close(m->metrics_feed_fd);
-    m->metrics_feed_fd = -1;
+    close_feed(m);
     /* Not respawned: stopping, or it had been told to go. */
     if (m->stopping || c->retiring)
         m->metrics_child = NULL;
-}
-
-int metrics_pollfds(struct master *m, struct pollfd *pfd, int max)
-{
-    if (m->metrics_feed_fd < 0 || max < 1)
-        return 0;
-    pfd[0] = (struct pollfd){ .fd = m->metrics_feed_fd, .events = POLLIN };
-    return 1;
 }
 
 /* It broke the protocol or stopped reading: it goes, and is respawned fresh. */
 static void end_child(struct master *m, const char *why)
 {
     struct child *c = m->metrics_child;
-    close(m->metrics_feed_fd);
-    m->metrics_feed_fd = -1;
+    close_feed(m);
     if (c == NULL || c->pid <= 0)
         return;
     log_warning("metrics[%d] pid %d %s; killing it", c->index, (int)c->pid, why);
     kill(c->pid, SIGKILL);
 }
 
-void metrics_handle(struct master *m, const struct pollfd *pfd, int n)
+/* The metrics process asks for the numbers (daemon/metrics/metrics_feed.h). */
+static void on_feed(struct ev_loop *ev, struct ev_io *io, uint32_t events)
 {
-    if (n < 1 || m->metrics_feed_fd < 0 || pfd[0].fd != m->metrics_feed_fd ||
-        pfd[0].revents == 0)
+    struct master *m = io->data;
+    (void)ev;
+    (void)events;
+    if (m->metrics_feed_fd < 0)
         return;
     for (int i = 0; i < METRICS_FEED_ASKS_PER_TURN; i++) {
         uint32_t id;
@@ -157,8 +164,7 @@ void metrics_handle(struct master *m, const struct pollfd *pfd, int n)
             return;
         if (rc == -1) {
             if (errno == EPIPE) {
-                close(m->metrics_feed_fd);   /* it exited; SIGCHLD tells the rest */
-                m->metrics_feed_fd = -1;
+                close_feed(m);   /* it exited; SIGCHLD tells the rest */
             } else {
                 end_child(m, "sent a message that is not an ask");
             }

@@ -7,10 +7,10 @@
 #define FASTPOP_MASTER_STATE_H
 
 #include <limits.h>
-#include <poll.h>
 #include <sys/types.h>
 
 #include "daemon/runtime/config.h"
+#include "daemon/runtime/event_loop.h"
 #include "daemon/runtime/identity.h"
 #include "daemon/runtime/listen.h"
 #include "daemon/master/master.h"
@@ -51,6 +51,7 @@ struct child {
     int      quick_deaths;
     double   started;
     double   respawn_at;
+    struct ev_timer respawn;  /* armed at respawn_at while it waits (schedule_respawn) */
     int      stats_slot;    /* its block of the stats region, -1 for none */
 };
 
@@ -85,6 +86,9 @@ struct master {
     int helper_stopped;
     int killed;
     double stop_deadline;
+    struct ev_timer stop_timer;     /* armed at stop_deadline while stopping */
+    struct ev_loop *ev;             /* the master's one loop (daemon/runtime/event_loop.h) */
+    struct ev_io metrics_feed_io;   /* metrics_feed_fd in ev */
 };
 
 
@@ -97,7 +101,8 @@ void child_died(struct master *m, struct child *c, int status);
 void reap_children(struct master *m);
 void signal_children(struct master *m, int role, int sig);
 int count_children(struct master *m, int role);
-void respawn_due(struct master *m, double now);
+/* c waits delay seconds before it is spawned again (a timer of m->ev). */
+void schedule_respawn(struct master *m, struct child *c, double delay);
 void index_prepare(struct master *m);
 /* out = name in the directory of the running fastpopd (fastpop-auth, fastpop-metrics). */
 int sibling_program(const char *name, char *out, size_t outlen);
@@ -154,7 +159,7 @@ void metrics_update(struct master *m);
 void metrics_stop(struct master *m);
 /* The metrics process c has exited. */
 void metrics_child_gone(struct master *m, struct child *c);
-int metrics_pollfds(struct master *m, struct pollfd *pfd, int max);
+
 
 /* The router for nginx's auth_http (daemon/master/master_router.c), like /metrics. */
 int router_count(const struct config *cfg);
@@ -168,6 +173,5 @@ void router_shutdown(struct master *m);
 void router_child_gone(struct master *m, struct child *c);
 /* After the fork: run_dir/ROUTER_PID_NAME names the new router for the helper. */
 void router_forked(struct master *m, struct child *c);
-void metrics_handle(struct master *m, const struct pollfd *pfd, int n);
 
 #endif

@@ -102,9 +102,9 @@ static void setup(void)
     rig.lp.cfg = &rig.cfg;
     rig.lp.protocol = &pop3_protocol;
     rig.lp.pid = getpid();
-    rig.lp.epfd = epoll_create1(EPOLL_CLOEXEC);
+    rig.lp.ev = ev_loop_new();
     rig.lp.sb = scoreboard_create(SLOTS);
-    fuzz_check(rig.lp.epfd >= 0 && rig.lp.sb != NULL, "loop");
+    fuzz_check(rig.lp.ev != NULL && rig.lp.sb != NULL, "loop");
 
     snprintf(rig.dir, sizeof(rig.dir), "/tmp/fastpop-fuzz-pop3-XXXXXX");
     fuzz_check(mkdtemp(rig.dir) != NULL, "mkdtemp");
@@ -204,13 +204,9 @@ static void serve_helper(void)
 
 static void pump(void)
 {
-    struct epoll_event ev[16];
     for (int i = 0; i < 32; i++) {
-        int n = epoll_wait(rig.lp.epfd, ev, 16, 0);
-        for (int k = 0; k < n; k++) {
-            struct loop_handler *h = ev[k].data.ptr;
-            h->on_event(&rig.lp, h, ev[k].events);
-        }
+        ev_loop_no_wait(rig.lp.ev);
+        int n = ev_loop_once(rig.lp.ev);
         serve_helper();
         conn_run_ready(&rig.lp);
         conn_free_closed(&rig.lp);
@@ -238,9 +234,8 @@ static int drain(int fd, struct buf *seen)
 static int open_count(void)
 {
     int n = 0;
-    for (int t = 0; t < CONN_TIMERS; t++)
-        for (struct conn *c = rig.lp.timer_head[t]; c != NULL; c = c->timer_next)
-            n++;
+    for (struct conn *c = rig.lp.conns; c != NULL; c = c->all_next)
+        n++;
     return n;
 }
 
@@ -295,9 +290,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     close(sv[1]);
     for (int i = 0; i < 16 && open_count() > 0; i++)
         pump();
-    for (int t = 0; t < CONN_TIMERS; t++)
-        while (rig.lp.timer_head[t] != NULL)
-            conn_close(rig.lp.timer_head[t], "fuzz-end");
+    while (rig.lp.conns != NULL)
+        conn_close(rig.lp.conns, "fuzz-end");
     pump();
     fuzz_check(open_count() == 0, "a connection outlived its client");
     fuzz_check(scoreboard_active(rig.lp.sb) == 0, "a connection slot was not released");

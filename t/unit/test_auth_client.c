@@ -52,18 +52,21 @@ struct rig {
     int requests;
 };
 
-/* One pass over what epoll has, then what the worker loop does after a batch. */
+/* One turn of the event loop that does not wait, then what the worker does after it. */
 static int pump_once(struct rig *r)
 {
-    struct epoll_event ev[16];
-    int n = epoll_wait(r->lp.epfd, ev, 16, 0);
-    for (int k = 0; k < n; k++) {
-        struct loop_handler *h = ev[k].data.ptr;
-        h->on_event(&r->lp, h, ev[k].events);
-    }
+    ev_loop_no_wait(r->lp.ev);
+    int n = ev_loop_once(r->lp.ev);
+    assert_true(n >= 0);
     conn_run_ready(&r->lp);
     conn_free_closed(&r->lp);
     return n;
+}
+
+/* Past the helper's timeout, before login_timeout (60 s) and idle_timeout. */
+static void helper_timeout_passes(struct rig *r)
+{
+    ev_loop_fire_timers(r->lp.ev, clock_mono() + AUTH_TIMEOUT_SECONDS + 1);
 }
 
 static void pump(struct rig *r)
@@ -85,7 +88,8 @@ static int setup(void **state)
     r->lp.cfg = &r->cfg;
     r->lp.protocol = &pop3_protocol;
     r->lp.pid = getpid();
-    r->lp.epfd = epoll_create1(EPOLL_CLOEXEC);
+    r->lp.ev = ev_loop_new();
+    assert_non_null(r->lp.ev);
     r->lp.sb = scoreboard_create(CLIENTS * 2);
     assert_non_null(r->lp.sb);
 
@@ -136,16 +140,14 @@ static void helper_gone(struct rig *r)
 static int teardown(void **state)
 {
     struct rig *r = *state;
-    for (int t = 0; t < CONN_TIMERS; t++) {
-        for (int n = 0; r->lp.timer_head[t] != NULL && n < 100; n++)
-            conn_close(r->lp.timer_head[t], "test-end");
-    }
+    for (int n = 0; r->lp.conns != NULL && n < 100; n++)
+        conn_close(r->lp.conns, "test-end");
     conn_free_closed(&r->lp);
     auth_client_free(r->lp.auth);
     helper_gone(r);
     for (int i = 0; i < CLIENTS; i++)
         close(r->client[i]);
-    close(r->lp.epfd);
+    ev_loop_free(r->lp.ev);
     scoreboard_destroy(r->lp.sb);
     rmdir(r->dir);
     free(r);
@@ -242,9 +244,10 @@ static void test_helper_answers_then_shuts_down(void **state)
     }
     assert_int_equal(failed, 1);
     /* Every session is back in AUTHORIZATION, nothing is left out at the helper. */
-    assert_int_equal(auth_client_next_expiry(r->lp.auth, clock_mono()), -1);
+    /* Armed: each connection's idle and login deadlines, and no request's timeout. */
+    assert_int_equal(ev_loop_timer_count(r->lp.ev), 2 * CLIENTS);
     assert_int_equal(r->lp.conn_count, CLIENTS);
-    for (struct conn *c = r->lp.timer_head[CONN_TIMER_IDLE]; c != NULL; c = c->timer_next) {
+    for (struct conn *c = r->lp.conns; c != NULL; c = c->all_next) {
         assert_true(pop3_in(c, POP3_AUTHORIZATION));
         assert_int_equal(c->auth_request, 0);
     }
@@ -261,11 +264,11 @@ static void test_timeout_before_the_hangup_is_seen(void **state)
     start_logins(r);
     helper_gone(r);
 
-    auth_client_expire(r->lp.auth, clock_mono() + 3600);
+    helper_timeout_passes(r);
     /* Recorded, not run: no client has its answer or a new request yet. */
     for (int i = 0; i < CLIENTS; i++)
         assert_string_equal(output(r, i), "");
-    assert_int_equal(auth_client_next_expiry(r->lp.auth, clock_mono()), -1);
+    assert_int_equal(ev_loop_timer_count(r->lp.ev), 2 * CLIENTS);
 
     pump(r);
     for (int i = 0; i < CLIENTS; i++)
@@ -280,8 +283,8 @@ static void test_closed_while_queued(void **state)
 {
     struct rig *r = *state;
     start_logins(r);
-    auth_client_expire(r->lp.auth, clock_mono() + 3600);
-    struct conn *first = r->lp.timer_head[CONN_TIMER_IDLE];
+    helper_timeout_passes(r);
+    struct conn *first = r->lp.conns;
     assert_non_null(first);
     conn_close(first, "test");
     conn_free_closed(&r->lp);

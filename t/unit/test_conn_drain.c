@@ -50,7 +50,8 @@ static int setup(void **state)
     r->lp.cfg = &r->cfg;
     r->lp.protocol = &pop3_protocol;
     r->lp.pid = getpid();
-    r->lp.epfd = epoll_create1(EPOLL_CLOEXEC);
+    r->lp.ev = ev_loop_new();
+    assert_non_null(r->lp.ev);
     r->lp.sb = scoreboard_create(8);
     assert_non_null(r->lp.sb);
     r->lp.auth = auth_client_new(&r->lp, "/nonexistent/auth.sock", NULL);
@@ -71,14 +72,12 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct rig *r = *state;
-    for (int t = 0; t < CONN_TIMERS; t++) {
-        while (r->lp.timer_head[t] != NULL)
-            conn_close(r->lp.timer_head[t], "test-end");
-    }
+    while (r->lp.conns != NULL)
+        conn_close(r->lp.conns, "test-end");
     conn_free_closed(&r->lp);
     auth_client_free(r->lp.auth);
     close(r->client);
-    close(r->lp.epfd);
+    ev_loop_free(r->lp.ev);
     scoreboard_destroy(r->lp.sb);
     free(r);
     return 0;
@@ -105,11 +104,7 @@ static int read_server(struct rig *r)
 static struct conn *the_conn(struct rig *r)
 {
     conn_free_closed(&r->lp);
-    for (int t = 0; t < CONN_TIMERS; t++) {
-        if (r->lp.timer_head[t] != NULL)
-            return r->lp.timer_head[t];
-    }
-    return NULL;
+    return r->lp.conns;
 }
 
 /*
@@ -164,11 +159,11 @@ static void test_logged_in_served_until_idle(void **state)
     assert_false(read_server(r));
     assert_string_equal(r->got, "");
     /* The next deadline is the drain's, not idle_timeout's. */
-    double next = conn_timer_next(&r->lp, clock_mono());
+    double next = c->deadline.deadline - clock_mono();
     assert_true(next > 0 && next <= 10.0);
-    conn_timer_expire(&r->lp, clock_mono() + 9.0);
+    ev_loop_fire_timers(r->lp.ev, clock_mono() + 9.0);
     assert_ptr_equal(the_conn(r), c);
-    conn_timer_expire(&r->lp, clock_mono() + 10.5);
+    ev_loop_fire_timers(r->lp.ev, clock_mono() + 10.5);
     assert_true(read_server(r));
     assert_string_equal(r->got, "-ERR [SYS/TEMP] Maint\r\n");
     assert_null(the_conn(r));
@@ -180,11 +175,11 @@ static void test_undrain_restores_idle_timeout(void **state)
     struct conn *c = logged_in(r);
     conn_sweep(&r->lp, 1, "Maint");
     conn_sweep(&r->lp, 0, "");
-    conn_timer_expire(&r->lp, clock_mono() + 60.0);
+    ev_loop_fire_timers(r->lp.ev, clock_mono() + 60.0);
     assert_ptr_equal(the_conn(r), c);
     assert_false(read_server(r));
     /* Past idle_timeout it is the ordinary idle close, not the drain's. */
-    conn_timer_expire(&r->lp, clock_mono() + 601.0);
+    ev_loop_fire_timers(r->lp.ev, clock_mono() + 601.0);
     assert_true(read_server(r));
     assert_string_equal(r->got, "-ERR Disconnected for inactivity\r\n");
 }

@@ -78,27 +78,22 @@ static void test_jobs_run_off_the_loop_and_finish_in_order(void **state)
     (void)state;
     struct loop lp = { 0 };
     struct record rec = { .loop_thread = pthread_self() };
-    lp.epfd = epoll_create1(EPOLL_CLOEXEC);
-    assert_true(lp.epfd >= 0);
+    lp.ev = ev_loop_new();
+    assert_non_null(lp.ev);
     struct offload *o = offload_start(&lp);
     assert_non_null(o);
     submit_all(o, &rec);
     /* Only the eventfd wakes this loop: each wake delivers what has finished. */
     for (int turns = 0; offload_pending(o) > 0 && turns < 1000; turns++) {
-        struct epoll_event ev[4];
-        int n = epoll_wait(lp.epfd, ev, 4, 5000);
-        assert_true(n > 0);
-        for (int k = 0; k < n; k++) {
-            struct loop_handler *h = ev[k].data.ptr;
-            h->on_event(&lp, h, ev[k].events);
-        }
+        ev_loop_set_max_wait(lp.ev, 5000);
+        assert_true(ev_loop_once(lp.ev) > 0);
     }
     assert_int_equal(offload_pending(o), 0);
     assert_int_equal(rec.done_count, JOBS);
     for (int i = 0; i < JOBS; i++)
         assert_int_equal(rec.done_order[i], i);
     offload_stop(o);
-    close(lp.epfd);
+    ev_loop_free(lp.ev);
 }
 
 static void test_stop_finishes_every_submitted_job(void **state)
@@ -106,8 +101,8 @@ static void test_stop_finishes_every_submitted_job(void **state)
     (void)state;
     struct loop lp = { 0 };
     struct record rec = { .loop_thread = pthread_self() };
-    lp.epfd = epoll_create1(EPOLL_CLOEXEC);
-    assert_true(lp.epfd >= 0);
+    lp.ev = ev_loop_new();
+    assert_non_null(lp.ev);
     struct offload *o = offload_start(&lp);
     assert_non_null(o);
     submit_all(o, &rec);
@@ -118,7 +113,7 @@ static void test_stop_finishes_every_submitted_job(void **state)
         assert_int_equal(rec.done_order[i], i);
     offload_stop(NULL);
     assert_int_equal(offload_pending(NULL), 0);
-    close(lp.epfd);
+    ev_loop_free(lp.ev);
 }
 
 int main(void)

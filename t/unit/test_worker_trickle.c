@@ -39,13 +39,9 @@ struct rig {
 
 static void pump(struct rig *r, int rounds)
 {
-    struct epoll_event ev[16];
     for (int i = 0; i < rounds; i++) {
-        int n = epoll_wait(r->lp.epfd, ev, 16, 0);
-        for (int k = 0; k < n; k++) {
-            struct loop_handler *h = ev[k].data.ptr;
-            h->on_event(&r->lp, h, ev[k].events);
-        }
+        ev_loop_no_wait(r->lp.ev);
+        int n = ev_loop_once(r->lp.ev);
         conn_run_ready(&r->lp);
         conn_free_closed(&r->lp);
         if (n <= 0)
@@ -80,7 +76,7 @@ static int setup(void **state)
     r->lp.cfg = &r->cfg;
     r->lp.protocol = &pop3_protocol;
     r->lp.pid = getpid();
-    r->lp.epfd = epoll_create1(EPOLL_CLOEXEC);
+    r->lp.ev = ev_loop_new();
     r->lp.sb = scoreboard_create(8);
     assert_non_null(r->lp.sb);
     r->lp.auth = auth_client_new(&r->lp, "/nonexistent/auth.sock", NULL);
@@ -106,14 +102,12 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct rig *r = *state;
-    for (int t = 0; t < CONN_TIMERS; t++) {
-        while (r->lp.timer_head[t] != NULL)
-            conn_close(r->lp.timer_head[t], "test-end");
-    }
+    while (r->lp.conns != NULL)
+        conn_close(r->lp.conns, "test-end");
     conn_free_closed(&r->lp);
     auth_client_free(r->lp.auth);
     close(r->client);
-    close(r->lp.epfd);
+    ev_loop_free(r->lp.ev);
     scoreboard_destroy(r->lp.sb);
     tmd_remove(r->root);
     free(r);
@@ -177,7 +171,7 @@ static void test_partial_long_line_then_too_many_errors(void **state)
     assert_string_equal(out, "+OK\r\n-ERR Unknown command\r\n-ERR Unknown command\r\n"
                              "-ERR Too many bad commands, closing connection\r\n");
     pump(r, 4);
-    assert_null(r->lp.timer_head[CONN_TIMER_IDLE]);
+    assert_null(r->lp.conns);
     assert_int_equal(recv(r->client, out, 1, MSG_DONTWAIT), 0); /* closed */
 }
 
@@ -223,7 +217,7 @@ static void test_retr_through_a_tiny_send_buffer(void **state)
     send_trickle(r, "USER someone\r\n");
     drain(r, got, 4096, 4096);
     /* Stand in for fastpop-auth: the helper's answer arrives. */
-    struct conn *c = r->lp.timer_head[CONN_TIMER_IDLE];
+    struct conn *c = r->lp.conns;
     assert_non_null(c);
     login_finish(c, AUTH_OK, "someone", r->root);
     conn_resume(c);
@@ -239,8 +233,8 @@ static void test_retr_through_a_tiny_send_buffer(void **state)
         total += drain(r, got + total, want_len + 200 - total, 1 + (size_t)(i % 13) * 97);
         pump(r, 2);
         /* Backpressure: output never piles up past the high-water mark. */
-        if (r->lp.timer_head[CONN_TIMER_IDLE] != NULL)
-            assert_true(buf_len(&r->lp.timer_head[CONN_TIMER_IDLE]->out) <= 64 * 1024 + 1);
+        if (r->lp.conns != NULL)
+            assert_true(buf_len(&r->lp.conns->out) <= 64 * 1024 + 1);
         if (total >= want_len + 15)
             break;
     }
