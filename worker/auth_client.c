@@ -40,7 +40,8 @@ struct auth_client {
     auth_view_fn *on_view;
 };
 
-static const struct auth_answer tempfail = { AUTH_TEMPFAIL, "", "", "", 0 };
+static const struct user_policy no_policy;
+static const struct auth_answer tempfail = { AUTH_TEMPFAIL, "", "", "", 0, &no_policy };
 
 /*
  * Hand a request's answer to its completion and free the request. The
@@ -116,7 +117,8 @@ static void handle_reply(struct auth_client *ac, const unsigned char *msg, size_
         }
         if (status == AUTH_TEMPFAIL && rep.message[0])
             log_warning("auth helper: temporary failure: %s", rep.message);
-        struct auth_answer a = { status, rep.user, rep.maildir, rep.sasl, rep.generation };
+        struct auth_answer a = { status, rep.user, rep.maildir, rep.sasl, rep.generation,
+                                 &rep.policy };
         unlink_pending(ac, prev, p);
         deliver(p, &a);
         return;

@@ -31,6 +31,7 @@ struct auth_answer {
     const char *maildir;
     const char *sasl;          /* server-first or server-final for SCRAM */
     uint64_t generation;       /* PASS replies: the credential cache's, for the memo */
+    const struct user_policy *policy; /* PASS replies, SCRAM results: the user's own */
 };
 
 /* The completion of a request: ctx as given to the request. */

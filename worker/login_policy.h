@@ -1,0 +1,34 @@
+/*
+ * The user's own POP3 policy at login (daemon/runtime/user_policy.h), once
+ * the password is known to be right: the last step before the mailbox
+ * opens, for every mechanism and for logins answered from the cache alike
+ * (the policy travels in the helper's answer and in the login list).
+ *
+ * disableinsecurepop3 (authlib OPTIONS, the passwd-file extra field, the
+ * LDAP plaintext attribute FALSE): a login over a connection without TLS is
+ * refused with -ERR [AUTH]. RFC 3206 section 5 gives [AUTH] for a failure
+ * that the user's credentials or "an attempt to authenticate in violation
+ * of policy" cause, which retrying the same way will not cure; [SYS/PERM]
+ * would tell the client the account is unusable, which it is not (over
+ * TLS it works). The text says so, and naming the reason gives a guesser
+ * nothing: over TLS the same password would simply be accepted. Only TLS
+ * counts, the worker's own or a trusted proxy's (PROXY v2 SSL TLV);
+ * plaintext_auth and plaintext_trusted, which open plaintext logins for
+ * everyone, do not exempt a user who asked for TLS.
+ */
+#ifndef FASTPOP_LOGIN_POLICY_H
+#define FASTPOP_LOGIN_POLICY_H
+
+#include "daemon/runtime/user_policy.h"
+#include "worker/conn.h"
+#include "worker/pop3.h"
+
+/*
+ * 1 if policy (NULL: none of the user's own) refuses user's login on c,
+ * with the reply in r and one log line; 0 if the login goes on, with the
+ * policy kept in c->policy for the session.
+ */
+int login_policy_refuses(struct conn *c, const char *user, const struct user_policy *policy,
+                         struct pop3_reply *r);
+
+#endif
