@@ -227,6 +227,7 @@ static void mailbox_opened(struct conn *c, enum mailbox_open_result res)
     struct pop3_reply r = { 0 };
     if (res == MAILBOX_OPEN_OK) {
         pop3_set_state(c, POP3_TRANSACTION);
+        login_policy_logged_in(c);
         stats_login(c->auth_mech, STATS_LOGIN_OK);
         pop3_set_reply(&r, NULL, "Logged in, %u messages", mailbox_count(c->session));
         pop3_write_reply(c, POP3_OK, &r);

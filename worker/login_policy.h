@@ -15,6 +15,16 @@
  * counts, the worker's own or a trusted proxy's (PROXY v2 SSL TLV);
  * plaintext_auth and plaintext_trusted, which open plaintext logins for
  * everyone, do not exempt a user who asked for TLS.
+ *
+ * LOGIN-DELAY (RFC 2449 section 6.6): the user's own value (passwd-file
+ * pop3_login_delay, ldap_login_delay_attribute) or pop3_login_delay. A
+ * login sooner than that after the user's last one (on any worker of this
+ * host: shm/policy_store.h) is refused with -ERR [LOGIN-DELAY], or with
+ * pop3_login_delay_action = log let in and logged ("login early"); both are
+ * counted (fastpop_login_delay_early_total). A refused or failed login is
+ * no login: only a +OK moves the time. The check comes after the password,
+ * so a guesser cannot tell from it when the user last logged in. Without
+ * the store (index = no, or it cannot be opened) nothing is held up.
  */
 #ifndef FASTPOP_LOGIN_POLICY_H
 #define FASTPOP_LOGIN_POLICY_H
@@ -30,5 +40,11 @@
  */
 int login_policy_refuses(struct conn *c, const char *user, const struct user_policy *policy,
                          struct pop3_reply *r);
+
+/* The login is in (+OK sent): its time is the user's last login, when a LOGIN-DELAY applies. */
+void login_policy_logged_in(struct conn *c);
+
+/* The policy's CAPA lines for c's state (LOGIN-DELAY). */
+void login_policy_capa(struct conn *c);
 
 #endif

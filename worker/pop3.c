@@ -11,6 +11,7 @@
 #include "shm/stats.h"
 #include "worker/conn_limits.h"
 #include "worker/login.h"
+#include "worker/login_policy.h"
 #include "worker/loop.h"
 #include "worker/mailbox.h"
 #include "worker/pop3_sasl.h"
@@ -72,6 +73,7 @@ static void capa_body(struct conn *c)
     if (pop3_in(c, POP3_AUTHORIZATION) && pop3_plaintext_allowed(c))
         conn_reply(c, "USER\r\n");
     pop3_sasl_capa(c);
+    login_policy_capa(c);
     conn_reply(c, "IMPLEMENTATION fastpop\r\n.\r\n");
 }
 

@@ -1,7 +1,10 @@
 """The user's own POP3 policy (issue 16 part 4, per-user access), end to end
 against the real daemon and helper: passwd-file extra fields (disablepop3,
-disableinsecurepop3, a value that cannot be read) and LDAP attributes from a
-real slapd (ldap_pop3_enabled_attribute, ldap_pop3_plaintext_attribute).
+disableinsecurepop3, pop3_login_delay, a value that cannot be read) and LDAP
+attributes from a real slapd (ldap_pop3_enabled_attribute,
+ldap_pop3_plaintext_attribute, ldap_login_delay_attribute); RFC 2449
+LOGIN-DELAY advertised before and after login, enforced across workers and a
+worker restart, or let in and logged, and counted.
 
 A refused account is told so only after a right password: a wrong one gets
 the same -ERR [AUTH] as any wrong password. A login answered from the
@@ -10,10 +13,12 @@ the worker was replaced) obeys the policy as well."""
 
 import grp
 import os
+import re
 import signal
+import subprocess
 import unittest
 
-from fastpop_harness import AUTH_USER, IS_ROOT, Daemon, main, wait_until
+from fastpop_harness import AUTH_USER, BIN, IS_ROOT, Daemon, DaemonTest, main, wait_until
 from ldap_fixture import Slapd, hash_ssha, ldap_config, person, secret_file
 from tls_fixture import TlsTest, client_context, starttls
 
@@ -106,8 +111,8 @@ class PasswdFilePolicy(TlsTest):
 
 
 # Attributes inetOrgPerson has, standing in for a site schema's own.
-ENABLED, PLAINTEXT = "employeeType", "carLicense"
-LDAP_USERS = {"lok": ("lok-pw", {}),
+ENABLED, PLAINTEXT, DELAY = "employeeType", "carLicense", "roomNumber"
+LDAP_USERS = {"lok": ("lok-pw", {DELAY: "3600"}),
               "loff": ("loff-pw", {ENABLED: "FALSE"}),
               "lon": ("lon-pw", {ENABLED: "TRUE", PLAINTEXT: "TRUE"}),
               "lclear": ("lclear-pw", {PLAINTEXT: "FALSE"}),
@@ -128,7 +133,7 @@ class LdapPolicy(unittest.TestCase):
         self.d.extra_config = ldap_config(
             self.slapd.uri, secret, "bind",
             "ldap_pop3_enabled_attribute = %s\nldap_pop3_plaintext_attribute = %s\n"
-            % (ENABLED, PLAINTEXT))
+            "ldap_login_delay_attribute = %s\n" % (ENABLED, PLAINTEXT, DELAY))
         self.d.write_config()
         for u in LDAP_USERS:
             self.d.maildir(u)
@@ -144,6 +149,8 @@ class LdapPolicy(unittest.TestCase):
 
     def test_attributes(self):
         self.assertTrue(self.login("lok", "lok-pw").startswith("+OK Logged in"))
+        # lok's own LOGIN-DELAY (the global one is 0): the second login is too soon.
+        self.assertTrue(self.login("lok", "lok-pw").startswith("-ERR [LOGIN-DELAY] "))
         self.assertTrue(self.login("lon", "lon-pw").startswith("+OK Logged in"))
         self.assertEqual(self.login("loff", "wrong"), FAILED)
         r = self.login("loff", "loff-pw")
@@ -157,6 +164,101 @@ class LdapPolicy(unittest.TestCase):
         self.assertTrue(r.startswith("-ERR [SYS/TEMP] "), r)
         self.d.wait_log("reason=policy-attribute")
         self.assertEqual(self.login("lodd", "wrong"), FAILED)
+
+
+
+def capa(p):
+    r = p.cmd("CAPA")
+    assert r.startswith("+OK"), r
+    return p.multiline().decode().split("\r\n")[:-1]
+
+
+class LoginDelay(DaemonTest):
+    """pop3_login_delay = 1h; bob's own is 0, carol's 1 s; two workers share the record."""
+
+    workers = 2
+    action = "refuse"
+
+    def setUp(self):
+        self.extra_config = ("pop3_login_delay = 1h\npop3_login_delay_action = %s\n"
+                             % self.action)
+        super().setUp()
+        write_passwd(self.d, {"alice": ("alice-secret", ""),
+                              "bob": ("bob-secret", "pop3_login_delay=0"),
+                              "carol": ("carol-secret", "pop3_login_delay=1")})
+        self.d.start()
+
+    def session(self, user, password):
+        """Log in; returns (the PASS answer, CAPA lines after it or None)."""
+        p = self.d.connect()
+        try:
+            assert p.line().startswith("+OK")
+            r = login(p, user, password)
+            caps = capa(p) if r.startswith("+OK") else None
+            p.cmd("QUIT")
+            return r, caps
+        finally:
+            p.close()
+
+    def early(self, action):
+        r = subprocess.run([os.path.join(BIN, "popctl"), "-c", self.d.conf, "-s",
+                            os.path.join(self.d.run_dir, "control.sock"), "stats",
+                            "--prometheus"], capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        m = re.search(r'^fastpop_login_delay_early_total\{action="%s"\} (\d+)$' % action,
+                      r.stdout, re.M)
+        self.assertIsNotNone(m, r.stdout)
+        return int(m.group(1))
+
+    def test_advertised_and_enforced(self):
+        p = self.d.connect()
+        self.addCleanup(p.close)
+        p.line()
+        self.assertIn("LOGIN-DELAY 3600 USER", capa(p))
+        r, caps = self.session("alice", "alice-secret")
+        self.assertTrue(r.startswith("+OK Logged in"), r)
+        self.assertIn("LOGIN-DELAY 3600", caps)
+        # Every connection, whichever worker takes it: refused, after the password only.
+        for _ in range(4):
+            r, _ = self.session("alice", "alice-secret")
+            self.assertTrue(r.startswith("-ERR [LOGIN-DELAY] "), r)
+            self.assertEqual(self.session("alice", "wrong")[0], FAILED)
+        self.assertEqual(self.early("refused"), 4)
+        self.d.wait_log("reason=login-delay login_delay=3600")
+        # A new worker still knows the last login.
+        old = self.d.workers_pids()
+        for pid in old:
+            os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: len(set(self.d.workers_pids()) - set(old)) == self.workers,
+                   what="new workers")
+        self.assertTrue(self.session("alice", "alice-secret")[0].startswith("-ERR [LOGIN-DELAY]"))
+
+    def test_users_own_values(self):
+        for _ in range(2):
+            r, caps = self.session("bob", "bob-secret")
+            self.assertTrue(r.startswith("+OK Logged in"), r)
+            self.assertIn("LOGIN-DELAY 0", caps)
+        r, caps = self.session("carol", "carol-secret")
+        self.assertIn("LOGIN-DELAY 1", caps)
+        self.assertTrue(self.session("carol", "carol-secret")[0].startswith("-ERR [LOGIN-DELAY]"))
+        # Past her second: in again (a generous deadline, not a timing assertion).
+        wait_until(lambda: self.session("carol", "carol-secret")[0].startswith("+OK"),
+                   timeout=10, interval=0.5, what="carol's next login")
+
+
+class LoginDelayLogged(LoginDelay):
+    action = "log"
+
+    def test_advertised_and_enforced(self):
+        self.assertTrue(self.session("alice", "alice-secret")[0].startswith("+OK Logged in"))
+        r, caps = self.session("alice", "alice-secret")
+        self.assertTrue(r.startswith("+OK Logged in"), r)
+        self.d.wait_log("login early user=alice")
+        self.assertEqual(self.early("logged"), 1)
+        self.assertEqual(self.early("refused"), 0)
+
+    def test_users_own_values(self):
+        pass
 
 
 if __name__ == "__main__":

@@ -1,0 +1,109 @@
+#include "shm/policy_store.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/runtime/limits.h"
+#include "shm/lmdb_env.h"
+
+struct policy_store {
+    MDB_env *env;
+    MDB_dbi dbi;
+};
+
+/* "L" + the user name: room for every name the helper protocol carries. */
+#define KEY_MAX (1 + AUTH_USER_MAX)
+_Static_assert(KEY_MAX <= 511, "LMDB's default key limit");
+
+static int make_key(const char *user, char *key, MDB_val *k)
+{
+    size_t n = strlen(user);
+    if (n == 0 || n >= AUTH_USER_MAX)
+        return EINVAL;
+    key[0] = 'L';
+    memcpy(key + 1, user, n);
+    k->mv_data = key;
+    k->mv_size = n + 1;
+    return 0;
+}
+
+int policy_store_open(const char *dir, struct policy_store **out)
+{
+    struct policy_store *ps = calloc(1, sizeof(*ps));
+    MDB_txn *txn;
+
+    if (ps == NULL)
+        return ENOMEM;
+    int rc = lmdbenv_open(dir, 0700, POLICY_STORE_MAPSIZE, 0, MDB_NOSYNC, &ps->env);
+    if (rc == 0) {
+        /* A worker killed inside a read txn leaves its reader slot: clear such slots. */
+        (void)mdb_reader_check(ps->env, NULL);
+        rc = lmdbenv_txn_begin(ps->env, 0, &txn);
+        if (rc == 0) {
+            rc = mdb_dbi_open(txn, NULL, 0, &ps->dbi);
+            rc = rc == 0 ? mdb_txn_commit(txn) : (mdb_txn_abort(txn), rc);
+        }
+        if (rc != 0)
+            mdb_env_close(ps->env);
+    }
+    if (rc != 0) {
+        free(ps);
+        return rc;
+    }
+    *out = ps;
+    return 0;
+}
+
+void policy_store_close(struct policy_store *ps)
+{
+    if (ps == NULL)
+        return;
+    mdb_env_close(ps->env);
+    free(ps);
+}
+
+int policy_store_last_login(struct policy_store *ps, const char *user, int64_t *when,
+                            int *found)
+{
+    char key[KEY_MAX];
+    MDB_val k, v;
+    MDB_txn *txn;
+
+    *found = 0;
+    int rc = make_key(user, key, &k);
+    if (rc == 0)
+        rc = lmdbenv_txn_begin(ps->env, MDB_RDONLY, &txn);
+    if (rc != 0)
+        return rc;
+    rc = mdb_get(txn, ps->dbi, &k, &v);
+    /* A value of another size is not ours to read: as if absent. */
+    if (rc == 0 && v.mv_size == sizeof(*when)) {
+        memcpy(when, v.mv_data, sizeof(*when));
+        *found = 1;
+    }
+    mdb_txn_abort(txn);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+int policy_store_set_last_login(struct policy_store *ps, const char *user, int64_t when)
+{
+    char key[KEY_MAX];
+    MDB_val k, v;
+    MDB_txn *txn;
+    int rc = make_key(user, key, &k);
+
+    /* Full: grow (no txn is open then) and write again, once. */
+    for (int attempt = 0; rc == 0; attempt++) {
+        if ((rc = lmdbenv_txn_begin(ps->env, 0, &txn)) != 0)
+            return rc;
+        v.mv_data = &when;
+        v.mv_size = sizeof(when);
+        rc = mdb_put(txn, ps->dbi, &k, &v, 0);
+        rc = rc == 0 ? mdb_txn_commit(txn) : (mdb_txn_abort(txn), rc);
+        if (rc != MDB_MAP_FULL || attempt == 1)
+            return rc;
+        rc = lmdbenv_grow(ps->env);
+    }
+    return rc;
+}

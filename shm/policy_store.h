@@ -1,0 +1,45 @@
+/*
+ * The per-host state of the users' POP3 policies: when each user last
+ * logged in (RFC 2449 LOGIN-DELAY). An LMDB environment of its own in
+ * state_dir/index/policy, beside the mailbox index and, like it, the mail
+ * user's: every worker opens it after fork, so all workers of the host see
+ * one another's logins, and it survives a worker's, the master's and the
+ * host's restart (a worker restart must not reset every user's delay).
+ * Not in the scoreboard (gone with the master) and not in the index's own
+ * records (another record format, and the index must stay a cache of the
+ * maildirs alone: shm/index.h).
+ *
+ * Like the index it is a cache of sorts: losing it (deleted, unreadable)
+ * forgets the last logins, which lets each user in once without waiting;
+ * nothing a client keeps is lost. So commits do not fsync (MDB_NOSYNC), and
+ * a full map is grown.
+ *
+ * Keys are "L" + the canonical user name, values the login's wall-clock
+ * time (int64 seconds, host byte order: the file never leaves the host).
+ *
+ * Functions return 0, an LMDB code or an errno value (mdb_strerror()
+ * explains both), outputs last; nothing here logs. One store per process,
+ * used from its event loop only.
+ */
+#ifndef FASTPOP_SHM_POLICY_STORE_H
+#define FASTPOP_SHM_POLICY_STORE_H
+
+#include <stdint.h>
+
+/* The environment's directory under state_dir/index (INDEX_SUBDIR). */
+#define POLICY_STORE_SUBDIR "policy"
+/* 100,000 users take ~10 MB; the map grows past this when full. */
+#define POLICY_STORE_MAPSIZE ((size_t)64 << 20)
+
+struct policy_store;
+
+/* Open (creating dir, mode 0700, if needed) after fork. */
+int policy_store_open(const char *dir, struct policy_store **out);
+void policy_store_close(struct policy_store *ps);
+
+/* When user last logged in: *found 0 if never (or not since the store was new). */
+int policy_store_last_login(struct policy_store *ps, const char *user, int64_t *when,
+                            int *found);
+int policy_store_set_last_login(struct policy_store *ps, const char *user, int64_t when);
+
+#endif
