@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon/runtime/hash.h"
 #include "daemon/runtime/limits.h"
 #include "shm/lmdb_env.h"
 
@@ -100,6 +101,73 @@ int policy_store_set_last_login(struct policy_store *ps, const char *user, int64
         v.mv_data = &when;
         v.mv_size = sizeof(when);
         rc = mdb_put(txn, ps->dbi, &k, &v, 0);
+        rc = rc == 0 ? mdb_txn_commit(txn) : (mdb_txn_abort(txn), rc);
+        if (rc != MDB_MAP_FULL || attempt == 1)
+            return rc;
+        rc = lmdbenv_grow(ps->env);
+    }
+    return rc;
+}
+
+/* LMDB's default key limit. */
+#define EXPIRE_KEY_MAX 511
+
+/* The key of one message's retrieval day: 0 if the UIDL does not fit. */
+static size_t expire_key(const uint8_t maildir_hash[16], const struct policy_store_msg *m,
+                         unsigned char key[EXPIRE_KEY_MAX])
+{
+    if (1 + 16 + m->uidl_len > EXPIRE_KEY_MAX || m->uidl_len == 0)
+        return 0;
+    key[0] = 'E';
+    memcpy(key + 1, maildir_hash, 16);
+    memcpy(key + 17, m->uidl, m->uidl_len);
+    return 17 + m->uidl_len;
+}
+
+/* One message's step of policy_store_retrievals() in txn. */
+static int retrieval_step(MDB_txn *txn, MDB_dbi dbi, const uint8_t hash[16],
+                          struct policy_store_msg *m, uint32_t today)
+{
+    unsigned char key[EXPIRE_KEY_MAX];
+    MDB_val k = { expire_key(hash, m, key), key }, v;
+
+    m->day = POLICY_STORE_NOT_RETRIEVED;
+    if (k.mv_size == 0)
+        return 0;
+    if (m->forget) {
+        int rc = mdb_del(txn, dbi, &k, NULL);
+        return rc == MDB_NOTFOUND ? 0 : rc;
+    }
+    int rc = mdb_get(txn, dbi, &k, &v);
+    if (rc == 0 && v.mv_size == sizeof(m->day)) {
+        memcpy(&m->day, v.mv_data, sizeof(m->day));
+        return 0;
+    }
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return rc;
+    if (!m->retrieved_now)
+        return 0;
+    v.mv_data = &today;
+    v.mv_size = sizeof(today);
+    if ((rc = mdb_put(txn, dbi, &k, &v, 0)) == 0)
+        m->day = today;
+    return rc;
+}
+
+int policy_store_retrievals(struct policy_store *ps, const char *path,
+                            struct policy_store_msg *msgs, size_t n, uint32_t today)
+{
+    uint8_t hash[16];
+    MDB_txn *txn;
+    int rc = 0;
+
+    hash128(path, strlen(path), hash);
+    /* Full: grow (no txn is open then) and run the pass again, once. */
+    for (int attempt = 0; rc == 0; attempt++) {
+        if ((rc = lmdbenv_txn_begin(ps->env, 0, &txn)) != 0)
+            return rc;
+        for (size_t i = 0; i < n && rc == 0; i++)
+            rc = retrieval_step(txn, ps->dbi, hash, &msgs[i], today);
         rc = rc == 0 ? mdb_txn_commit(txn) : (mdb_txn_abort(txn), rc);
         if (rc != MDB_MAP_FULL || attempt == 1)
             return rc;

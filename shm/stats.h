@@ -139,6 +139,7 @@ enum stats_value {
     SV_RETR_BYTES = SV_TLS + STATS_TLS_RESULTS,
     SV_TOP_BYTES,
     SV_DELETED,
+    SV_EXPIRED,                                         /* of SV_DELETED: by EXPIRE */
     SV_LDAP_ERRORS,
     SV_LOGIN_DELAY,                                     /* + enum stats_login_delay */
     SV_STORE_ERRORS = SV_LOGIN_DELAY + STATS_LOGIN_DELAYS, /* + enum stats_store */

@@ -20,7 +20,7 @@ static struct policy_store *store;
 static double next_open;
 static int store_error_logged;
 
-static struct policy_store *worker_store(const struct config *cfg)
+struct policy_store *login_policy_store(const struct config *cfg)
 {
     char dir[CONFIG_PATH_MAX + 32];
 
@@ -36,14 +36,13 @@ static struct policy_store *worker_store(const struct config *cfg)
     store = NULL;
     stats_store_error(STATS_STORE_POLICY);
     if (!store_error_logged)
-        log_warning("policy store %s: %s; LOGIN-DELAY is not enforced until it opens", dir,
+        log_warning("policy store %s: %s; LOGIN-DELAY and EXPIRE are not enforced until it opens", dir,
                     mdb_strerror(rc));
     store_error_logged = 1;
     return NULL;
 }
 
-/* A read or write of the store failed: counted, logged once, reopened later. */
-static void store_trouble(const char *what, int rc)
+void login_policy_store_failed(const char *what, int rc)
 {
     stats_store_error(STATS_STORE_POLICY);
     if (!store_error_logged)
@@ -69,7 +68,7 @@ static uint32_t login_delay(const struct conn *c)
 /* 1 if user logs in sooner than delay after the last login, with how long ago that was. */
 static int too_soon(const struct config *cfg, const char *user, uint32_t delay, int64_t *ago)
 {
-    struct policy_store *ps = worker_store(cfg);
+    struct policy_store *ps = login_policy_store(cfg);
     int64_t last;
     int found = 0;
 
@@ -77,7 +76,7 @@ static int too_soon(const struct config *cfg, const char *user, uint32_t delay, 
         return 0;
     int rc = policy_store_last_login(ps, user, &last, &found);
     if (rc != 0) {
-        store_trouble("read", rc);
+        login_policy_store_failed("read", rc);
         return 0;
     }
     *ago = (int64_t)time(NULL) - last;
@@ -124,10 +123,10 @@ void login_policy_logged_in(struct conn *c)
 {
     if (login_delay(c) == 0)
         return;   /* no delay applies: no write per login */
-    struct policy_store *ps = worker_store(c->lp->cfg);
+    struct policy_store *ps = login_policy_store(c->lp->cfg);
     int rc;
     if (ps != NULL && (rc = policy_store_set_last_login(ps, c->user, (int64_t)time(NULL))) != 0)
-        store_trouble("write", rc);
+        login_policy_store_failed("write", rc);
 }
 
 /*

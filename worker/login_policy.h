@@ -47,4 +47,10 @@ void login_policy_logged_in(struct conn *c);
 /* The policy's CAPA lines for c's state (LOGIN-DELAY). */
 void login_policy_capa(struct conn *c);
 
+struct policy_store;
+/* This worker's policy store (shm/policy_store.h), opened on first use; NULL when it cannot be. */
+struct policy_store *login_policy_store(const struct config *cfg);
+/* A read or write of the store failed (rc, what for the log): counted, logged once, reopened later. */
+void login_policy_store_failed(const char *what, int rc);
+
 #endif

@@ -11,6 +11,7 @@
 #include "shm/stats.h"
 #include "worker/conn_limits.h"
 #include "worker/login.h"
+#include "worker/expire.h"
 #include "worker/login_policy.h"
 #include "worker/loop.h"
 #include "worker/mailbox.h"
@@ -74,6 +75,7 @@ static void capa_body(struct conn *c)
         conn_reply(c, "USER\r\n");
     pop3_sasl_capa(c);
     login_policy_capa(c);
+    expire_capa(c);
     conn_reply(c, "IMPLEMENTATION fastpop\r\n.\r\n");
 }
 
@@ -274,6 +276,7 @@ void pop3_release(struct conn *c)
     mailbox_close(c->session);
     c->session = NULL;
     pop3_sasl_release(c);
+    expire_release(c);
 }
 
 static const char *state_name(const struct conn *c)

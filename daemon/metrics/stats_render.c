@@ -47,6 +47,8 @@ static const struct family families[] = {
       "dot-stuffing).", COUNTER, SV_RETR_BYTES, 1, "command", sent_commands, 2, NULL, NULL, 1 },
     { "messages_deleted", "Messages deleted at QUIT.", COUNTER, SV_DELETED, 1, NULL, NULL, 1,
       NULL, NULL, 1 },
+    { "messages_expired", "Messages removed at QUIT by EXPIRE (RFC 2449), also counted in "
+      "messages_deleted.", COUNTER, SV_EXPIRED, 1, NULL, NULL, 1, NULL, NULL, 1 },
     { "ldap_errors", "LDAP operations that failed (server down, timeout, error result).",
       COUNTER, SV_LDAP_ERRORS, 1, NULL, NULL, 1, NULL, NULL, 1 },
     { "login_delay_early", "Logins sooner than the user's LOGIN-DELAY (RFC 2449), by "

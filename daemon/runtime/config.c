@@ -183,6 +183,10 @@ static const struct setting settings[] = {
      * point of advertising it is that a client polling faster costs no login. */
     { .name = "pop3_login_delay", .type = &setting_seconds, FIELD(pop3_login_delay), .def = "0",
       .max = USER_POLICY_LOGIN_DELAY_MAX },
+    /* RFC 2449 EXPIRE: never by default (nothing is removed that the client did not
+     * DELE, as in every POP3 server); days bounded by USER_POLICY_EXPIRE_DAYS_MAX. */
+    { .name = "pop3_expire", .type = &setting_days_or_never, FIELD(pop3_expire),
+      .def = "never", .max = USER_POLICY_EXPIRE_DAYS_MAX },
     { .name = "pop3_login_delay_action", .type = &setting_enum, FIELD(pop3_login_delay_action),
       .def = "refuse", .choices = login_delay_actions },
     { .name = "plaintext_trusted", .type = &setting_cidrs, FIELD(plaintext_trusted), .def = "" },

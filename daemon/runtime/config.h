@@ -114,6 +114,7 @@ struct config {
     int  plaintext_auth;                  /* USER/PASS, AUTH PLAIN/LOGIN without TLS */
     int  pop3_login_delay;                /* RFC 2449 LOGIN-DELAY, seconds; 0 = none */
     int  pop3_login_delay_action;         /* enum config_login_delay_action */
+    int  pop3_expire;                     /* RFC 2449 EXPIRE, days; -1 = NEVER */
     struct cidr_list plaintext_trusted;   /* ...allowed anyway from these networks */
     struct cidr_list proxy_trusted;       /* who may send a PROXY header */
     int  proxy_timeout;                   /* seconds to wait for the PROXY header */

@@ -111,12 +111,13 @@ class PasswdFilePolicy(TlsTest):
 
 
 # Attributes inetOrgPerson has, standing in for a site schema's own.
-ENABLED, PLAINTEXT, DELAY = "employeeType", "carLicense", "roomNumber"
+ENABLED, PLAINTEXT, DELAY, EXPIRE = "employeeType", "carLicense", "roomNumber", "departmentNumber"
 LDAP_USERS = {"lok": ("lok-pw", {DELAY: "3600"}),
               "loff": ("loff-pw", {ENABLED: "FALSE"}),
               "lon": ("lon-pw", {ENABLED: "TRUE", PLAINTEXT: "TRUE"}),
               "lclear": ("lclear-pw", {PLAINTEXT: "FALSE"}),
-              "lodd": ("lodd-pw", {ENABLED: "sometimes"})}
+              "lodd": ("lodd-pw", {ENABLED: "sometimes"}),
+              "lexp": ("lexp-pw", {EXPIRE: "0"})}
 
 
 def ldap_person(uid, password, attrs):
@@ -133,7 +134,8 @@ class LdapPolicy(unittest.TestCase):
         self.d.extra_config = ldap_config(
             self.slapd.uri, secret, "bind",
             "ldap_pop3_enabled_attribute = %s\nldap_pop3_plaintext_attribute = %s\n"
-            "ldap_login_delay_attribute = %s\n" % (ENABLED, PLAINTEXT, DELAY))
+            "ldap_login_delay_attribute = %s\nldap_expire_attribute = %s\n"
+            % (ENABLED, PLAINTEXT, DELAY, EXPIRE))
         self.d.write_config()
         for u in LDAP_USERS:
             self.d.maildir(u)
@@ -164,6 +166,19 @@ class LdapPolicy(unittest.TestCase):
         self.assertTrue(r.startswith("-ERR [SYS/TEMP] "), r)
         self.d.wait_log("reason=policy-attribute")
         self.assertEqual(self.login("lodd", "wrong"), FAILED)
+
+    def test_expire_attribute(self):
+        self.d.deliver("lexp", b"Subject: x\n\nbody\n")
+        p = self.d.connect()
+        self.addCleanup(p.close)
+        p.line()
+        self.assertIn("EXPIRE NEVER USER", capa(p))
+        self.assertTrue(login(p, "lexp", "lexp-pw").startswith("+OK Logged in"))
+        self.assertIn("EXPIRE 0", capa(p))
+        self.assertTrue(p.cmd("RETR 1").startswith("+OK"))
+        p.multiline()
+        self.assertEqual(p.cmd("QUIT"), "+OK Logging out, 1 messages deleted (1 expired)")
+        self.assertEqual(self.d.messages("lexp"), [])
 
 
 
@@ -259,6 +274,71 @@ class LoginDelayLogged(LoginDelay):
 
     def test_users_own_values(self):
         pass
+
+
+
+class Expire(DaemonTest):
+    """pop3_expire = 30; zed's own is 0, kim's 2."""
+
+    workers = 1
+
+    def setUp(self):
+        self.extra_config = "pop3_expire = 30\n"
+        super().setUp()
+        write_passwd(self.d, {"ann": ("ann-secret", ""),
+                              "zed": ("zed-secret", "pop3_expire=0"),
+                              "kim": ("kim-secret", "pop3_expire=2")})
+        for user in ("ann", "zed", "kim"):
+            for i in range(3):
+                self.d.deliver(user, b"Subject: %d\n\nbody %d\n" % (i, i),
+                               name="%d.M%dP1.host" % (1700000000 + i, i))
+        self.d.start()
+
+    def session(self, user, commands, quit=True):
+        p = self.d.connect()
+        try:
+            assert p.line().startswith("+OK")
+            self.assertTrue(login(p, user, user + "-secret").startswith("+OK Logged in"))
+            caps = capa(p)
+            for command in commands:
+                self.assertTrue(p.cmd(command).startswith("+OK"), command)
+                if command.startswith(("RETR", "TOP")):
+                    p.multiline()
+            return caps, (p.cmd("QUIT") if quit else None)
+        finally:
+            p.close()
+
+    def test_expire_0_removes_what_was_retrieved_at_quit_only(self):
+        p = self.d.connect()
+        self.addCleanup(p.close)
+        p.line()
+        self.assertIn("EXPIRE 30 USER", capa(p))
+        # Retrieved, but no QUIT: nothing happens, not even a record.
+        caps, _ = self.session("zed", ["RETR 1"], quit=False)
+        self.assertIn("EXPIRE 0", caps)
+        _, bye = self.session("zed", ["STAT"])
+        self.assertEqual(bye, "+OK Logging out, 0 messages deleted")
+        self.assertEqual(len(self.d.messages("zed")), 3)
+        # RETR and QUIT: that one goes; TOP is no retrieval; a DELE counts as a DELE.
+        _, bye = self.session("zed", ["RETR 1", "TOP 2 0", "DELE 3"])
+        self.assertEqual(bye, "+OK Logging out, 2 messages deleted (1 expired)")
+        self.assertEqual(len(self.d.messages("zed")), 1)
+        self.d.wait_log("expire user=zed messages=1 expire_days=0")
+        r = subprocess.run([os.path.join(BIN, "popctl"), "-c", self.d.conf, "-s",
+                            os.path.join(self.d.run_dir, "control.sock"), "stats",
+                            "--prometheus"], capture_output=True, text=True, timeout=30)
+        self.assertIn("fastpop_messages_expired_total 1\n", r.stdout)
+        self.assertIn("fastpop_messages_deleted_total 2\n", r.stdout)
+
+    def test_days_keep_retrieved_messages(self):
+        caps, bye = self.session("kim", ["RETR 1", "RETR 2"])
+        self.assertIn("EXPIRE 2", caps)
+        self.assertEqual(bye, "+OK Logging out, 0 messages deleted")
+        caps, bye = self.session("ann", ["RETR 1"])
+        self.assertIn("EXPIRE 30", caps)
+        self.assertEqual(bye, "+OK Logging out, 0 messages deleted")
+        self.assertEqual(len(self.d.messages("kim")), 3)
+        self.assertEqual(len(self.d.messages("ann")), 3)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,8 @@
 #include "daemon/runtime/ipc.h"
 #include "daemon/runtime/user_policy.h"
 #include "shm/credcache.h"
+#include "shm/policy_store.h"
+#include "worker/expire.h"
 
 static void test_parsers(void **state)
 {
@@ -326,6 +328,111 @@ static void test_settings(void **state)
     unlink(path);
 }
 
+static void test_store(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/fastpop-policy-store.XXXXXX";
+    char path[128];
+    struct policy_store *ps;
+    int64_t when = 0;
+    int found = -1;
+
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/policy", dir);
+    assert_int_equal(policy_store_open(path, &ps), 0);
+    assert_int_equal(policy_store_last_login(ps, "amy", &when, &found), 0);
+    assert_int_equal(found, 0);
+    assert_int_equal(policy_store_set_last_login(ps, "amy", 1700000000), 0);
+    assert_int_equal(policy_store_set_last_login(ps, "bob", 5), 0);
+    assert_int_equal(policy_store_last_login(ps, "amy", &when, &found), 0);
+    assert_int_equal(found, 1);
+    assert_int_equal(when, 1700000000);
+    assert_int_not_equal(policy_store_set_last_login(ps, "", 5), 0);
+
+    /* Retrieval days: recorded once (the first retrieval's day stays), per maildir. */
+    struct policy_store_msg m[3] = {
+        { "u1", 2, 1, 0, 0 }, { "u2", 2, 0, 0, 0 }, { "u3", 2, 1, 0, 0 } };
+    assert_int_equal(policy_store_retrievals(ps, "/m/amy", m, 3, 100), 0);
+    assert_int_equal(m[0].day, 100);
+    assert_int_equal(m[1].day, POLICY_STORE_NOT_RETRIEVED);
+    assert_int_equal(m[2].day, 100);
+    m[1].retrieved_now = 1;
+    assert_int_equal(policy_store_retrievals(ps, "/m/amy", m, 3, 107), 0);
+    assert_int_equal(m[0].day, 100);
+    assert_int_equal(m[1].day, 107);
+    /* Another maildir with the same UIDLs is another mailbox. */
+    struct policy_store_msg other = { "u1", 2, 0, 0, 0 };
+    assert_int_equal(policy_store_retrievals(ps, "/m/bob", &other, 1, 107), 0);
+    assert_int_equal(other.day, POLICY_STORE_NOT_RETRIEVED);
+    /* Forgotten: gone. */
+    m[0].forget = 1;
+    assert_int_equal(policy_store_retrievals(ps, "/m/amy", m, 1, 108), 0);
+    m[0].forget = 0;
+    m[0].retrieved_now = 0;
+    assert_int_equal(policy_store_retrievals(ps, "/m/amy", m, 1, 108), 0);
+    assert_int_equal(m[0].day, POLICY_STORE_NOT_RETRIEVED);
+    /* The login records are still there: two kinds of keys, apart. */
+    assert_int_equal(policy_store_last_login(ps, "bob", &when, &found), 0);
+    assert_int_equal(when, 5);
+    policy_store_close(ps);
+
+    /* Reopened (a worker restart): the same state. */
+    assert_int_equal(policy_store_open(path, &ps), 0);
+    assert_int_equal(policy_store_last_login(ps, "amy", &when, &found), 0);
+    assert_int_equal(when, 1700000000);
+    policy_store_close(ps);
+    char cmd[200];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void test_expire_due(void **state)
+{
+    (void)state;
+    /* EXPIRE 0: whatever was retrieved, today included. */
+    assert_true(expire_due(100, 100, 0));
+    assert_false(expire_due(POLICY_STORE_NOT_RETRIEVED, 100, 0));
+    /* EXPIRE 2: kept at least two whole days: due on the third day after. */
+    assert_false(expire_due(100, 100, 2));
+    assert_false(expire_due(100, 102, 2));
+    assert_true(expire_due(100, 103, 2));
+    /* A retrieval "in the future" (the clock stepped back): kept. */
+    assert_false(expire_due(105, 100, 0));
+    assert_false(expire_due(POLICY_STORE_NOT_RETRIEVED, 100000, 1));
+}
+
+static void test_expire_setting(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/fastpop-policy-conf2.XXXXXX";
+    char err[512];
+    struct config cfg;
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+
+    config_defaults(&cfg);
+    assert_int_equal(cfg.pop3_expire, -1);   /* NEVER */
+    const char *ok[] = { "never", "NEVER", "0", "30", "3650" };
+    const int want[] = { -1, -1, 0, 30, 3650 };
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(ftruncate(fd, 0), 0);
+        assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+        dprintf(fd, "listen = 127.0.0.1:110\npop3_expire = %s\n", ok[i]);
+        assert_int_equal(config_load(path, &cfg, err, sizeof(err)), 0);
+        assert_int_equal(cfg.pop3_expire, want[i]);
+    }
+    const char *bad[] = { "3651", "-1", "soon", "7d" };
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(ftruncate(fd, 0), 0);
+        assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+        dprintf(fd, "listen = 127.0.0.1:110\npop3_expire = %s\n", bad[i]);
+        assert_int_equal(config_load(path, &cfg, err, sizeof(err)), -1);
+        assert_non_null(strstr(err, ":2: pop3_expire"));
+    }
+    close(fd);
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -336,6 +443,9 @@ int main(void)
         cmocka_unit_test(test_ldap_entry),
         cmocka_unit_test(test_authlib_options),
         cmocka_unit_test(test_settings),
+        cmocka_unit_test(test_store),
+        cmocka_unit_test(test_expire_due),
+        cmocka_unit_test(test_expire_setting),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
