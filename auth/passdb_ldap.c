@@ -84,18 +84,8 @@ static void answer(struct passdb_ldap *lb, int i, enum passdb_ldap_outcome out, 
     enum auth_status st = passdb_ldap_outcome_status(out);
     char why[AUTH_MESSAGE_MAX];
 
-    /* The entry's POP3 policy counts only now that the password is known to be right. */
-    if (st == AUTH_OK && r->ans.policy_bad != NULL) {
-        st = AUTH_TEMPFAIL;
-        reason = "policy-attribute";
-        snprintf(why, sizeof(why), "the entry's %s has a value that cannot be read",
-                 r->ans.policy_bad);
-        message = why;
-    } else if (st == AUTH_OK && r->ans.pop3_disabled) {
-        st = AUTH_REFUSED;
-        reason = "pop3-disabled";
-        message = "ldap_pop3_enabled_attribute is FALSE";
-    }
+    if (st == AUTH_OK)
+        st = passdb_ldap_entry_policy_status(&r->ans, &reason, &message, why, sizeof(why));
 
     if (r->stage == R_QUEUED)
         q_remove(lb, &lb->search_q, i);

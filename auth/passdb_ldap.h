@@ -210,6 +210,16 @@ int passdb_ldap_entry_result(const struct passdb_ldap_settings *s, const struct 
                       struct passdb_ldap_answer *ans);
 
 /*
+ * The answer once the password matched: AUTH_OK, or what the entry's POP3
+ * policy makes of it (AUTH_TEMPFAIL for an unreadable attribute, reason
+ * "policy-attribute", the message in why; AUTH_REFUSED for POP3 disabled,
+ * "pop3-disabled"), with *reason and *message replaced then.
+ */
+enum auth_status passdb_ldap_entry_policy_status(const struct passdb_ldap_answer *ans,
+                                                 const char **reason, const char **message,
+                                                 char *why, size_t whylen);
+
+/*
  * What an LDAP result code means for a login. Why these classes: a cached
  * password may stand in for the directory only while the directory cannot
  * answer (stale-if-error); when it does answer that the account may not log

@@ -220,6 +220,24 @@ int passdb_ldap_entry_result(const struct passdb_ldap_settings *s, const struct 
     return -1;
 }
 
+enum auth_status passdb_ldap_entry_policy_status(const struct passdb_ldap_answer *ans,
+                                                 const char **reason, const char **message,
+                                                 char *why, size_t whylen)
+{
+    if (ans->policy_bad != NULL) {
+        *reason = "policy-attribute";
+        snprintf(why, whylen, "the entry's %s has a value that cannot be read", ans->policy_bad);
+        *message = why;
+        return AUTH_TEMPFAIL;
+    }
+    if (ans->pop3_disabled) {
+        *reason = "pop3-disabled";
+        *message = "ldap_pop3_enabled_attribute is FALSE";
+        return AUTH_REFUSED;
+    }
+    return AUTH_OK;
+}
+
 enum passdb_ldap_outcome passdb_ldap_bind_outcome(int rc)
 {
     switch (rc) {

@@ -265,6 +265,25 @@ static void test_ldap_entry(void **state)
     f.pop3_enabled = "disabled";   /* not a boolean: fail closed, named */
     assert_int_equal(passdb_ldap_entry_result(&s, &f, &a), 0);
     assert_string_equal(a.policy_bad, "pop3On");
+
+    /* What the answer becomes once the password matched. */
+    const char *reason = "", *message = "";
+    char why[AUTH_MESSAGE_MAX];
+    assert_int_equal(passdb_ldap_entry_policy_status(&a, &reason, &message, why, sizeof(why)),
+                     AUTH_TEMPFAIL);
+    assert_string_equal(reason, "policy-attribute");
+    assert_non_null(strstr(message, "pop3On"));
+    f.pop3_enabled = "FALSE";
+    assert_int_equal(passdb_ldap_entry_result(&s, &f, &a), 0);
+    assert_int_equal(passdb_ldap_entry_policy_status(&a, &reason, &message, why, sizeof(why)),
+                     AUTH_REFUSED);
+    assert_string_equal(reason, "pop3-disabled");
+    f.pop3_enabled = "TRUE";
+    reason = "";
+    assert_int_equal(passdb_ldap_entry_result(&s, &f, &a), 0);
+    assert_int_equal(passdb_ldap_entry_policy_status(&a, &reason, &message, why, sizeof(why)),
+                     AUTH_OK);
+    assert_string_equal(reason, "");
 }
 
 static void test_authlib_options(void **state)
