@@ -175,3 +175,64 @@ int policy_store_retrievals(struct policy_store *ps, const char *path,
     }
     return rc;
 }
+
+/* Order of UIDLs for the prune's lookups: length, then bytes. */
+static int uidl_order(const void *a, const void *b)
+{
+    const struct policy_store_msg *x = *(const struct policy_store_msg *const *)a;
+    const struct policy_store_msg *y = *(const struct policy_store_msg *const *)b;
+    if (x->uidl_len != y->uidl_len)
+        return x->uidl_len < y->uidl_len ? -1 : 1;
+    return memcmp(x->uidl, y->uidl, x->uidl_len);
+}
+
+/* Drop the records under prefix (17 bytes) whose UIDL is not in sorted[0..n). */
+static int prune_txn(MDB_txn *txn, MDB_dbi dbi, const unsigned char *prefix,
+                     const struct policy_store_msg **sorted, size_t n, size_t *dropped)
+{
+    MDB_cursor *cur;
+    MDB_val k = { 17, (void *)prefix }, v;
+    int rc = mdb_cursor_open(txn, dbi, &cur);
+
+    if (rc != 0)
+        return rc;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+         rc == 0 && k.mv_size > 17 && memcmp(k.mv_data, prefix, 17) == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        struct policy_store_msg probe = { (const char *)k.mv_data + 17, k.mv_size - 17, 0, 0, 0 };
+        const struct policy_store_msg *p = &probe;
+        if (bsearch(&p, sorted, n, sizeof(*sorted), uidl_order) != NULL)
+            continue;
+        if ((rc = mdb_cursor_del(cur, 0)) != 0)
+            break;
+        (*dropped)++;
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND || rc == 0 ? 0 : rc;
+}
+
+int policy_store_prune(struct policy_store *ps, const char *path,
+                       const struct policy_store_msg *msgs, size_t n, size_t *dropped)
+{
+    unsigned char prefix[17];
+    MDB_txn *txn;
+
+    *dropped = 0;
+    const struct policy_store_msg **sorted = malloc((n ? n : 1) * sizeof(*sorted));
+    if (sorted == NULL)
+        return ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        sorted[i] = &msgs[i];
+    qsort(sorted, n, sizeof(*sorted), uidl_order);
+    prefix[0] = 'E';
+    hash128(path, strlen(path), prefix + 1);
+    int rc = lmdbenv_txn_begin(ps->env, 0, &txn);
+    if (rc == 0) {
+        rc = prune_txn(txn, ps->dbi, prefix, sorted, n, dropped);
+        rc = rc == 0 ? mdb_txn_commit(txn) : (mdb_txn_abort(txn), rc);
+    }
+    free((void *)sorted);
+    if (rc != 0)
+        *dropped = 0;
+    return rc;
+}

@@ -71,4 +71,13 @@ struct policy_store_msg {
 int policy_store_retrievals(struct policy_store *ps, const char *path,
                             struct policy_store_msg *msgs, size_t n, uint32_t today);
 
+/*
+ * Drop every retrieval record of the maildir at path whose UIDL is none of
+ * msgs[0..n) (only uidl and uidl_len are read): messages another program
+ * removed would otherwise keep their records forever. *dropped: how many.
+ * Deletions in a full map need no room, so there is no retry.
+ */
+int policy_store_prune(struct policy_store *ps, const char *path,
+                       const struct policy_store_msg *msgs, size_t n, size_t *dropped);
+
 #endif

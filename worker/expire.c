@@ -90,6 +90,11 @@ unsigned expire_before_update(struct conn *c)
             expired++;
         }
     }
+    /* Records of messages that went another way (another program) go too. */
+    size_t dropped;
+    int rc = policy_store_prune(ps, s->root, m, s->md->count, &dropped);
+    if (rc != 0)
+        login_policy_store_failed("expire prune", rc);
     free(m);
     if (expired > 0) {
         stats_add(SV_EXPIRED, expired);

@@ -13,7 +13,8 @@
  * host in the policy store (shm/policy_store.h), recorded at that
  * session's QUIT; a message is removed when today (UTC days) is more than
  * n days past it, so it stays at least n whole days. Records of removed
- * messages are dropped after the unlinks. Counted
+ * messages are dropped after the unlinks, and those of messages another
+ * program removed at each QUIT that applies EXPIRE. Counted
  * (fastpop_messages_expired_total) and logged ("expire user=...").
  */
 #ifndef FASTPOP_EXPIRE_H

@@ -390,6 +390,23 @@ static void test_store(void **state)
     m[0].retrieved_now = 0;
     assert_int_equal(policy_store_retrievals(ps, "/m/amy", m, 1, 108), 0);
     assert_int_equal(m[0].day, POLICY_STORE_NOT_RETRIEVED);
+    /* Prune: u2 and u3 are no longer in /m/amy; /m/bob and the logins are not touched. */
+    other.retrieved_now = 1;
+    assert_int_equal(policy_store_retrievals(ps, "/m/bob", &other, 1, 107), 0);
+    struct policy_store_msg still[1] = { { "u1", 2, 0, 0, 0 } };
+    size_t dropped = 99;
+    assert_int_equal(policy_store_prune(ps, "/m/amy", still, 1, &dropped), 0);
+    assert_int_equal(dropped, 2);
+    m[1].retrieved_now = 0;
+    m[2].retrieved_now = 0;
+    assert_int_equal(policy_store_retrievals(ps, "/m/amy", m, 3, 109), 0);
+    assert_int_equal(m[1].day, POLICY_STORE_NOT_RETRIEVED);
+    assert_int_equal(m[2].day, POLICY_STORE_NOT_RETRIEVED);
+    other.retrieved_now = 0;
+    assert_int_equal(policy_store_retrievals(ps, "/m/bob", &other, 1, 109), 0);
+    assert_int_equal(other.day, 107);
+    assert_int_equal(policy_store_prune(ps, "/m/amy", still, 1, &dropped), 0);
+    assert_int_equal(dropped, 0);
     /* The login records are still there: two kinds of keys, apart. */
     assert_int_equal(policy_store_last_login(ps, "bob", &when, &found), 0);
     assert_int_equal(when, 5);
