@@ -173,6 +173,7 @@ static void try_stale(const struct auth_request *req, const struct credcache_rec
     res->status = AUTH_OK;
     snprintf(res->user, sizeof(res->user), "%s", rec->user);
     snprintf(res->maildir, sizeof(res->maildir), "%s", rec->maildir);
+    res->policy = rec->policy;
     res->message[0] = '\0';
 }
 
@@ -218,7 +219,8 @@ static int record_answer(const struct auth_request *req, const struct auth_resul
         int i = forgotten_index(res->user);
         if (i >= 0)
             forgotten[i][0] = '\0';   /* it has a cached login again */
-        return credcache_record_ok(rec, req->password, res->user, res->maildir, now) == 0;
+        return credcache_record_ok(rec, req->password, res->user, res->maildir, &res->policy,
+                                   now) == 0;
     }
     /* AUTH_FAIL: record_fail also forgets a positive part for this password. */
     if (ttl.negative > 0 || rec->has_positive)
@@ -261,6 +263,7 @@ int cache_policy_before(const struct auth_request *req, struct auth_result *res)
         res->generation = rec.generation;
         snprintf(res->user, sizeof(res->user), "%s", rec.user);
         snprintf(res->maildir, sizeof(res->maildir), "%s", rec.maildir);
+        res->policy = rec.policy;
         outcome_log(req, "ok", "cached");
     }
     explicit_bzero(&rec, sizeof(rec));

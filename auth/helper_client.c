@@ -36,7 +36,8 @@ struct helper_client {
     struct buf msg;
 };
 
-static const struct auth_answer tempfail = { AUTH_TEMPFAIL, "", "", "", 0, "", "" };
+static const struct user_policy no_policy;
+static const struct auth_answer tempfail = { AUTH_TEMPFAIL, "", "", "", 0, "", "", &no_policy };
 
 /*
  * Hand a request's answer to its completion and free the request. The
@@ -119,8 +120,8 @@ static void handle_reply(struct helper_client *hc, const unsigned char *msg, siz
         }
         if (status == AUTH_TEMPFAIL && rep.message[0])
             log_warning("auth helper: temporary failure: %s", rep.message);
-        struct auth_answer a = { status,         rep.user, rep.maildir, rep.sasl,
-                                 rep.generation, rep.host, rep.message };
+        struct auth_answer a = { status,         rep.user,    rep.maildir, rep.sasl,
+                                 rep.generation, rep.host,    rep.message, &rep.policy };
         unlink_pending(hc, prev, p);
         deliver(hc, p, &a);
         return;

@@ -34,6 +34,7 @@ struct auth_answer {
     uint64_t generation;       /* PASS replies: the credential cache's, for the memo */
     const char *host;          /* PASS replies: the user's host, for the router */
     const char *message;       /* why, for a temporary failure */
+    const struct user_policy *policy; /* PASS replies, SCRAM results: the user's own */
 };
 
 /* The completion of a request: ctx as given to the request. */

@@ -18,7 +18,12 @@
  * level, where it is found), successes as "auth ok ..." (debug). Passwords
  * and hashes are never logged. A right password for an account that may not
  * use POP3 (AUTH_REFUSED) is logged "auth refused ... reason=<reason>" (info;
- * pop3-disabled, foreign-uid from auth/passdb_authlib.h): not a failure for fail2ban.
+ * pop3-disabled (authlib's disablepop3, the passwd-file's disablepop3=1,
+ * ldap_pop3_enabled_attribute FALSE), foreign-uid from auth/passdb_authlib.h):
+ * not a failure for fail2ban. A refusal comes only after the password
+ * matched: a wrong password is a failure like any other, so a guesser
+ * learns nothing about the account's state. A policy value the directory
+ * holds but that cannot be read is a tempfail, reason=policy-attribute.
  */
 #ifndef FASTPOP_AUTH_OUTCOME_H
 #define FASTPOP_AUTH_OUTCOME_H
@@ -49,6 +54,7 @@ struct auth_result {
     char maildir[AUTH_PATH_MAX];     /* absolute, on AUTH_OK */
     char host[AUTH_HOST_MAX];        /* ldap_host_attribute's value, on AUTH_OK; may be "" */
     char message[AUTH_MESSAGE_MAX];  /* for the worker's log; never for the client */
+    struct user_policy policy;       /* the user's own POP3 policy, on AUTH_OK (all zero: none) */
     /* AUTH_OK answered from or recorded in the credential cache: the generation
      * of this password's entry, for the worker's memo (worker/credcache_memo.h);
      * 0 otherwise (nothing to remember, e.g. a stale-if-error answer). */

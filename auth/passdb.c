@@ -69,6 +69,7 @@ static void to_result(const struct passdb_ldap_answer *ans, struct auth_result *
     if (ans->status == AUTH_OK) {
         snprintf(res->maildir, sizeof(res->maildir), "%s", ans->maildir);
         snprintf(res->host, sizeof(res->host), "%s", ans->host);
+        res->policy = ans->policy;
     }
     snprintf(res->message, sizeof(res->message), "%s", ans->message);
 }

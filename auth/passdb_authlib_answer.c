@@ -26,14 +26,14 @@ static void set_error(struct passdb_ldap_answer *ans, enum auth_status status, c
     snprintf(ans->message, sizeof(ans->message), "%s", message);
 }
 
-/* 1 if OPTIONS (name=value,name=value) says disablepop3=1, as Courier's pop3d reads it. */
-static int pop3_disabled(const char *options)
+/* 1 if OPTIONS (name=value,name=value) holds want ("disablepop3=1"), as Courier's pop3d reads it. */
+static int has_option(const char *options, const char *want)
 {
     const char *p = options;
 
     while (p != NULL && *p != '\0') {
         size_t len = strcspn(p, ",");
-        if (len == strlen("disablepop3=1") && strncmp(p, "disablepop3=1", len) == 0)
+        if (len == strlen(want) && strncmp(p, want, len) == 0)
             return 1;
         p = p[len] == ',' ? p + len + 1 : NULL;
     }
@@ -144,10 +144,12 @@ int passdb_authlib_parse(const struct passdb_authlib_settings *s, const char *lo
         set_error(ans, AUTH_REFUSED, "foreign-uid", why);
         goto out;
     }
-    if (f.options != NULL && pop3_disabled(f.options)) {
+    if (f.options != NULL && has_option(f.options, "disablepop3=1")) {
         set_error(ans, AUTH_REFUSED, "pop3-disabled", "OPTIONS has disablepop3=1");
         goto out;
     }
+    if (f.options != NULL && has_option(f.options, "disableinsecurepop3=1"))
+        ans->policy.flags |= USER_POLICY_NO_PLAINTEXT;
     if (find_maildir(s, &f, ans) == 0) {
         ans->status = AUTH_OK;
         ans->reason = "";

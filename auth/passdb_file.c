@@ -88,6 +88,35 @@ static int find_maildir(struct passdb *pdb, const struct passwd_entry *e, struct
     return -1;
 }
 
+/*
+ * The entry's POP3 policy into res, once the password matched (a wrong
+ * password is refused before, the same way for every account). -1 with res
+ * set: AUTH_REFUSED (disablepop3), or AUTH_TEMPFAIL for a value that cannot
+ * be read (logged here with its line; res->message starts with "policy").
+ */
+static int apply_policy(struct passdb *pdb, const struct passwd_entry *e, struct auth_result *res)
+{
+    char user[TEXT_LOG_ESCAPE_SIZE(AUTH_USER_MAX)];
+
+    if (e->policy_bad != NULL) {
+        log_error("passwd_file %s line %d: user %s: %s has a value that cannot be read; "
+                  "the user's logins fail temporarily", pdb->db.path, e->line,
+                  text_log_escape(e->user, user, sizeof(user)), e->policy_bad);
+        set_result(res, AUTH_TEMPFAIL, "policy field unreadable");
+        res->maildir[0] = '\0';
+        return -1;
+    }
+    if (e->pop3_disabled) {
+        /* The canonical name goes with it: the cache forgets the user's logins. */
+        snprintf(res->user, sizeof(res->user), "%s", e->user);
+        set_result(res, AUTH_REFUSED, "disablepop3 in the password file");
+        res->maildir[0] = '\0';
+        return -1;
+    }
+    res->policy = e->policy;
+    return 0;
+}
+
 int passdb_file_refresh(struct passdb *pdb)
 {
     int changed;
@@ -149,6 +178,11 @@ void passdb_file_check(struct passdb *pdb, const struct auth_request *req, struc
         outcome_log(req, "tempfail", "maildir");
         return;
     }
+    if (apply_policy(pdb, e, res) == -1) {
+        outcome_log(req, res->status == AUTH_REFUSED ? "refused" : "tempfail",
+                    res->status == AUTH_REFUSED ? "pop3-disabled" : "policy-attribute");
+        return;
+    }
     snprintf(res->user, sizeof(res->user), "%s", e->user);
     res->status = AUTH_OK;
     outcome_log(req, "ok", "");
@@ -165,17 +199,24 @@ int passdb_file_lookup_stored(struct passdb *pdb, const char *user, const char *
     return 0;
 }
 
-int passdb_file_result_ok(struct passdb *pdb, const char *user, struct auth_result *res)
+int passdb_file_result_ok(struct passdb *pdb, const char *user, struct auth_result *res,
+                          const char **reason)
 {
     memset(res, 0, sizeof(*res));
+    *reason = "user-vanished";
     const struct passwd_entry *e = passwd_db_lookup(&pdb->db, user);
     if (e == NULL) {
         /* Gone between the lookup and now (the file was reloaded): ask again later. */
         set_result(res, AUTH_TEMPFAIL, "user vanished during the exchange");
         return -1;
     }
+    *reason = "maildir";
     if (find_maildir(pdb, e, res) == -1)
         return -1;
+    if (apply_policy(pdb, e, res) == -1) {
+        *reason = res->status == AUTH_REFUSED ? "pop3-disabled" : "policy-attribute";
+        return -1;
+    }
     snprintf(res->user, sizeof(res->user), "%s", e->user);
     res->status = AUTH_OK;
     return 0;

@@ -31,9 +31,12 @@ int passdb_file_lookup_stored(struct passdb *pdb, const char *user, const char *
 
 /*
  * The AUTH_OK result for user, whose proof the caller has checked: the
- * canonical name and maildir into res. Returns 0, or -1 with res set to
- * AUTH_TEMPFAIL (the maildir cannot be made; logged).
+ * canonical name, maildir and POP3 policy into res. Returns 0, or -1 with
+ * res set to AUTH_TEMPFAIL (the maildir cannot be made, a policy field
+ * cannot be read; logged) or AUTH_REFUSED (disablepop3), and *reason the
+ * word for the outcome's log line.
  */
-int passdb_file_result_ok(struct passdb *pdb, const char *user, struct auth_result *res);
+int passdb_file_result_ok(struct passdb *pdb, const char *user, struct auth_result *res,
+                          const char **reason);
 
 #endif

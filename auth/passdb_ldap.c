@@ -33,7 +33,7 @@ struct lreq {
     char user[AUTH_USER_MAX];
     char password[AUTH_PASS_MAX];
     char *dn;
-    struct passdb_ldap_answer ans;     /* user and maildir, found before the bind */
+    struct passdb_ldap_answer ans;     /* user, maildir and policy, found before the bind */
 };
 
 struct passdb_ldap {
@@ -53,6 +53,10 @@ static void answer(struct passdb_ldap *lb, int i, enum passdb_ldap_outcome out, 
 {
     struct lreq *r = &lb->reqs[i];
     enum auth_status st = passdb_ldap_outcome_status(out);
+    char why[AUTH_MESSAGE_MAX];
+
+    if (st == AUTH_OK)
+        st = passdb_ldap_entry_policy_status(&r->ans, &reason, &message, why, sizeof(why));
 
     if (r->stage == R_QUEUED)
         passdb_fifo_remove(&lb->slots, &lb->search_q, i);
@@ -175,6 +179,10 @@ static void on_search(struct passdb_ldap *lb, int i, LDAP *ld, LDAPMessage *msg)
     char *maildir = first_value(ld, e, lb->s.maildir_attr);
     char *home = first_value(ld, e, lb->s.home_attr);
     char *host = first_value(ld, e, lb->s.host_attr);
+    char *enabled = first_value(ld, e, lb->s.pop3_enabled_attr);
+    char *plaintext = first_value(ld, e, lb->s.pop3_plaintext_attr);
+    char *delay = first_value(ld, e, lb->s.login_delay_attr);
+    char *expire = first_value(ld, e, lb->s.expire_attr);
     char *user = user_value(ld, e, lb->s.user_attr, r->user);
     struct berval **pw = NULL;
     char *pwv[16];
@@ -187,7 +195,8 @@ static void on_search(struct passdb_ldap *lb, int i, LDAP *ld, LDAPMessage *msg)
                 npw++;
         }
     }
-    struct passdb_ldap_found f = { dn, (const char *const *)pwv, npw, maildir, home, user, host };
+    struct passdb_ldap_found f = { dn, (const char *const *)pwv, npw, maildir, home, user, host,
+                                   enabled, plaintext, delay, expire };
 
     if (dn == NULL) {
         answer(lb, i, PASSDB_LDAP_OUTCOME_ERROR, "ldap-error", "entry without a DN");
@@ -215,6 +224,10 @@ static void on_search(struct passdb_ldap *lb, int i, LDAP *ld, LDAPMessage *msg)
     free(maildir);
     free(home);
     free(host);
+    free(enabled);
+    free(plaintext);
+    free(delay);
+    free(expire);
     free(user);
 }
 
@@ -293,7 +306,7 @@ static void start_search(struct passdb_ldap *lb, int i)
     struct lreq *r = &lb->reqs[i];
     struct passdb_ldap_conn *c = &lb->pool.conns[SERVICE];
     char filter[CONFIG_PATH_MAX + PASSDB_LDAP_FILTER_ESCAPE_SIZE(AUTH_USER_MAX)];
-    char *attrs[6];
+    char *attrs[10];
     int n = 0;
 
     passdb_fifo_remove(&lb->slots, &lb->search_q, i);
@@ -311,6 +324,12 @@ static void start_search(struct passdb_ldap *lb, int i)
         attrs[n++] = lb->s.host_attr;
     if (lb->s.user_attr[0])
         attrs[n++] = lb->s.user_attr;
+    char *policy_attrs[] = { lb->s.pop3_enabled_attr, lb->s.pop3_plaintext_attr,
+                             lb->s.login_delay_attr, lb->s.expire_attr };
+    for (size_t k = 0; k < sizeof(policy_attrs) / sizeof(policy_attrs[0]); k++) {
+        if (policy_attrs[k][0])
+            attrs[n++] = policy_attrs[k];
+    }
     if (lb->s.mode == CONFIG_LDAP_AUTH_PASSWORD)
         attrs[n++] = "userPassword";
     if (n == 0)

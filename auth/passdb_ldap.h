@@ -83,6 +83,11 @@ struct passdb_ldap_settings {
     char host_attr[CONFIG_NAME_MAX];  /* ldap_host_attribute; "" = not fetched */
     char home_attr[CONFIG_NAME_MAX];
     char user_attr[CONFIG_NAME_MAX];
+    /* The POP3 policy attributes (etc/fastpop.conf.5); "" = not fetched. */
+    char pop3_enabled_attr[CONFIG_NAME_MAX];
+    char pop3_plaintext_attr[CONFIG_NAME_MAX];
+    char login_delay_attr[CONFIG_NAME_MAX];
+    char expire_attr[CONFIG_NAME_MAX];
     char maildir_template[CONFIG_PATH_MAX];
     int connect_timeout;              /* seconds */
     int timeout;                      /* seconds */
@@ -107,6 +112,12 @@ struct passdb_ldap_answer {
     char maildir[AUTH_PATH_MAX];
     char host[AUTH_HOST_MAX];         /* ldap_host_attribute's value; "" if none or too long */
     char message[AUTH_MESSAGE_MAX];
+    struct user_policy policy;        /* the user's own POP3 policy (with AUTH_OK) */
+    /* Read from the entry, applied only once the password matched (so a
+     * guesser learns nothing): POP3 refused, or the policy attribute whose
+     * value cannot be read (NULL if none). */
+    int pop3_disabled;
+    const char *policy_bad;
 };
 
 /* Called from passdb_ldap_poll() (never from submit) with the ctx given to submit. */
@@ -165,6 +176,10 @@ struct passdb_ldap_found {
     const char *home;                 /* ldap_home_attribute value, or NULL */
     const char *user;                 /* the user attribute's value (passdb_ldap_entry_pick_user), or NULL */
     const char *host;                 /* ldap_host_attribute value, or NULL */
+    const char *pop3_enabled;         /* ldap_pop3_enabled_attribute value, or NULL */
+    const char *pop3_plaintext;       /* ldap_pop3_plaintext_attribute value, or NULL */
+    const char *login_delay;          /* ldap_login_delay_attribute value, or NULL */
+    const char *expire;               /* ldap_expire_attribute value, or NULL */
 };
 
 /* Of the user attribute's n values, the one equal to login ignoring ASCII case, else the first; NULL if n is 0. */
@@ -179,12 +194,30 @@ const char *passdb_ldap_entry_pick_user(const char *const *values, int n, const 
 int passdb_ldap_entry_verify(const struct passdb_ldap_found *f, const char *password);
 
 /*
- * Fill ans->user (f->user, which must follow daemon/runtime/username.h) and
- * ans->maildir from f. Returns 0, or -1 with ans set to tempfail
+ * Fill ans->user (f->user, which must follow daemon/runtime/username.h),
+ * ans->maildir and the POP3 policy (ans->policy, ans->pop3_disabled,
+ * ans->policy_bad) from f. Returns 0, or -1 with ans set to tempfail
  * (reason "user-attribute" or "maildir", message for the log).
+ *
+ * The policy attributes: ldap_pop3_enabled_attribute and
+ * ldap_pop3_plaintext_attribute hold a boolean (TRUE/FALSE as RFC 4517
+ * writes them; yes/no, 1/0, on/off, y/n too, any case): FALSE refuses POP3
+ * (-ERR [SYS/PERM]), or a login without TLS (-ERR [AUTH]); absent is TRUE.
+ * ldap_login_delay_attribute holds seconds, ldap_expire_attribute days or
+ * "never"; absent means the global setting.
  */
 int passdb_ldap_entry_result(const struct passdb_ldap_settings *s, const struct passdb_ldap_found *f,
                       struct passdb_ldap_answer *ans);
+
+/*
+ * The answer once the password matched: AUTH_OK, or what the entry's POP3
+ * policy makes of it (AUTH_TEMPFAIL for an unreadable attribute, reason
+ * "policy-attribute", the message in why; AUTH_REFUSED for POP3 disabled,
+ * "pop3-disabled"), with *reason and *message replaced then.
+ */
+enum auth_status passdb_ldap_entry_policy_status(const struct passdb_ldap_answer *ans,
+                                                 const char **reason, const char **message,
+                                                 char *why, size_t whylen);
 
 /*
  * What an LDAP result code means for a login. Why these classes: a cached

@@ -85,6 +85,13 @@ int passdb_ldap_settings_from(struct passdb_ldap_settings *s, const struct confi
     snprintf(s->maildir_attr, sizeof(s->maildir_attr), "%s", cfg->ldap_maildir_attribute);
     snprintf(s->home_attr, sizeof(s->home_attr), "%s", cfg->ldap_home_attribute);
     snprintf(s->host_attr, sizeof(s->host_attr), "%s", cfg->ldap_host_attribute);
+    snprintf(s->pop3_enabled_attr, sizeof(s->pop3_enabled_attr), "%s",
+             cfg->ldap_pop3_enabled_attribute);
+    snprintf(s->pop3_plaintext_attr, sizeof(s->pop3_plaintext_attr), "%s",
+             cfg->ldap_pop3_plaintext_attribute);
+    snprintf(s->login_delay_attr, sizeof(s->login_delay_attr), "%s",
+             cfg->ldap_login_delay_attribute);
+    snprintf(s->expire_attr, sizeof(s->expire_attr), "%s", cfg->ldap_expire_attribute);
     if (config_ldap_user_attribute(cfg, s->user_attr, sizeof(s->user_attr)) == -1) {
         snprintf(err, errlen, "ldap_user_filter compares no attribute with %%u alone: set "
                  "ldap_user_attribute");
@@ -134,10 +141,39 @@ const char *passdb_ldap_entry_pick_user(const char *const *values, int n, const 
     return n > 0 ? values[0] : NULL;
 }
 
+/* The policy attributes of f into ans; the first unreadable one is named in ans->policy_bad. */
+static void read_policy(const struct passdb_ldap_settings *s, const struct passdb_ldap_found *f,
+                        struct passdb_ldap_answer *ans)
+{
+    int on;
+
+    user_policy_init(&ans->policy);
+    ans->pop3_disabled = 0;
+    ans->policy_bad = NULL;
+    if (f->pop3_enabled != NULL) {
+        if (user_policy_parse_bool(f->pop3_enabled, &on) == -1)
+            ans->policy_bad = s->pop3_enabled_attr;
+        else
+            ans->pop3_disabled = !on;
+    }
+    if (f->pop3_plaintext != NULL) {
+        if (user_policy_parse_bool(f->pop3_plaintext, &on) == -1)
+            ans->policy_bad = ans->policy_bad ? ans->policy_bad : s->pop3_plaintext_attr;
+        else if (!on)
+            ans->policy.flags |= USER_POLICY_NO_PLAINTEXT;
+    }
+    if (f->login_delay != NULL && user_policy_set_login_delay(&ans->policy, f->login_delay) == -1)
+        ans->policy_bad = ans->policy_bad ? ans->policy_bad : s->login_delay_attr;
+    if (f->expire != NULL && user_policy_set_expire(&ans->policy, f->expire) == -1)
+        ans->policy_bad = ans->policy_bad ? ans->policy_bad : s->expire_attr;
+}
+
 int passdb_ldap_entry_result(const struct passdb_ldap_settings *s, const struct passdb_ldap_found *f,
                       struct passdb_ldap_answer *ans)
 {
     const char *user = f->user;
+
+    read_policy(s, f, ans);
 
     /* Never the login as typed: the directory matches names without regard to
      * case, and "alice" and "ALICE" must be one user (penalty, cache, lock, kick). */
@@ -182,6 +218,24 @@ int passdb_ldap_entry_result(const struct passdb_ldap_settings *s, const struct 
              : errno == EPERM ? "the user name cannot be used in the maildir path"
                               : "maildir template gives no absolute path");
     return -1;
+}
+
+enum auth_status passdb_ldap_entry_policy_status(const struct passdb_ldap_answer *ans,
+                                                 const char **reason, const char **message,
+                                                 char *why, size_t whylen)
+{
+    if (ans->policy_bad != NULL) {
+        *reason = "policy-attribute";
+        snprintf(why, whylen, "the entry's %s has a value that cannot be read", ans->policy_bad);
+        *message = why;
+        return AUTH_TEMPFAIL;
+    }
+    if (ans->pop3_disabled) {
+        *reason = "pop3-disabled";
+        *message = "ldap_pop3_enabled_attribute is FALSE";
+        return AUTH_REFUSED;
+    }
+    return AUTH_OK;
 }
 
 enum passdb_ldap_outcome passdb_ldap_bind_outcome(int rc)

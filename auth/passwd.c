@@ -45,13 +45,44 @@ static int is_blank(const char *s)
     return 1;
 }
 
-/* userdb_mail= / mail= in the space-separated extra field. */
+/* A POP3 policy field (auth/passwd.h) into e: 1 if tok is one, 0 if not. */
+static int parse_policy_field(char *tok, struct passwd_entry *e)
+{
+    char *eq = strchr(tok, '=');
+    int on = 0, rc;
+
+    if (eq == NULL)
+        return 0;
+    *eq = '\0';
+    const char *value = eq + 1;
+    if (strcmp(tok, "disablepop3") == 0) {
+        if ((rc = user_policy_parse_bool(value, &on)) == 0)
+            e->pop3_disabled = on;
+    } else if (strcmp(tok, "disableinsecurepop3") == 0) {
+        if ((rc = user_policy_parse_bool(value, &on)) == 0 && on)
+            e->policy.flags |= USER_POLICY_NO_PLAINTEXT;
+    } else if (strcmp(tok, "pop3_login_delay") == 0) {
+        rc = user_policy_set_login_delay(&e->policy, value);
+    } else if (strcmp(tok, "pop3_expire") == 0) {
+        rc = user_policy_set_expire(&e->policy, value);
+    } else {
+        *eq = '=';
+        return 0;
+    }
+    if (rc == -1 && e->policy_bad == NULL)
+        e->policy_bad = tok;   /* the name: the '=' is cut, so it is a string of its own */
+    return 1;
+}
+
+/* userdb_mail= / mail= and the POP3 policy in the space-separated extra field. */
 static void parse_extra(char *extra, struct passwd_entry *e)
 {
     char *save = NULL;
     for (char *tok = strtok_r(extra, " \t", &save); tok != NULL;
          tok = strtok_r(NULL, " \t", &save)) {
         char *value;
+        if (parse_policy_field(tok, e))
+            continue;
         if (strncmp(tok, "userdb_mail=", 12) == 0)
             value = tok + 12;
         else if (strncmp(tok, "mail=", 5) == 0)

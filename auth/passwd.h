@@ -6,7 +6,15 @@
  * one user per line; every field after the password may be left out; lines
  * that are blank or start with '#' are skipped. extra is space-separated
  * key=value; userdb_mail= (or mail=) "maildir:PATH[:options]" gives that
- * user's maildir instead of the configured template. uid, gid, gecos and
+ * user's maildir instead of the configured template. The user's POP3
+ * policy, named as Courier's authlib OPTIONS name it where it has a name:
+ *   disablepop3=1           the account may not use POP3 (-ERR [SYS/PERM]
+ *                           after a right password)
+ *   disableinsecurepop3=1   no login without TLS (-ERR [AUTH])
+ *   pop3_login_delay=N      RFC 2449 LOGIN-DELAY, seconds
+ *   pop3_expire=N|never     RFC 2449 EXPIRE, days
+ * (booleans: 1/0, yes/no, true/false, y/n, on/off). A value that cannot
+ * be read makes that user's logins fail temporarily, logged with the line. uid, gid, gecos and
  * shell are ignored: every mailbox is accessed as the configured mail user.
  *
  * User names match exactly, case included: "Bob" and "bob" are two users, as
@@ -24,6 +32,8 @@
 #include <stddef.h>
 #include <sys/stat.h>
 
+#include "daemon/runtime/user_policy.h"
+
 /* Bound on the file we agree to hold in memory. */
 #define PASSWD_FILE_MAX (64 * 1024 * 1024)
 
@@ -33,6 +43,9 @@ struct passwd_entry {
     const char *home;       /* "" if not given */
     const char *mail;       /* "" or the PATH of userdb_mail=maildir:PATH[:options] */
     int mail_unsupported;   /* userdb_mail names another format (mbox:, sdbox:...) */
+    int pop3_disabled;      /* disablepop3 */
+    struct user_policy policy;
+    const char *policy_bad; /* the extra field whose value cannot be read, or NULL */
     int line;
 };
 

@@ -123,14 +123,40 @@ int protocol_decode_view_request(const void *msg, size_t len, uint32_t *id)
 
 /* --- answers (helper -> worker) ------------------------------------------ */
 
+static int put_policy(struct buf *b, const struct user_policy *policy)
+{
+    struct user_policy none;
+
+    if (policy == NULL) {
+        user_policy_init(&none);
+        policy = &none;
+    }
+    if (ipc_put_u32(b, policy->flags) == -1 || ipc_put_u32(b, policy->login_delay) == -1 ||
+        ipc_put_u32(b, policy->expire_days) == -1)
+        return -1;
+    return 0;
+}
+
+/* The policy at the end of a reply, if there is one (an older helper's reply ends before it). */
+static void get_policy(struct ipc_reader *r, struct user_policy *policy)
+{
+    user_policy_init(policy);
+    if (r->left == 0)
+        return;
+    policy->flags = ipc_get_u32(r);
+    policy->login_delay = ipc_get_u32(r);
+    policy->expire_days = ipc_get_u32(r);
+}
+
 int protocol_encode_pass_reply(struct buf *b, uint32_t id, enum auth_status status,
                                const char *user, const char *maildir, const char *message,
-                               uint64_t generation, const char *host)
+                               uint64_t generation, const char *host,
+                               const struct user_policy *policy)
 {
     if (ipc_begin(b, AUTH_MSG_PASS_REPLY, id) == -1 || ipc_put_u32(b, (uint32_t)status) == -1 ||
         ipc_put_str(b, user) == -1 || ipc_put_str(b, maildir) == -1 ||
         ipc_put_str(b, message) == -1 || ipc_put_u64(b, generation) == -1 ||
-        ipc_put_str(b, host) == -1)
+        ipc_put_str(b, host) == -1 || put_policy(b, policy) == -1)
         return -1;
     return 0;
 }
@@ -148,12 +174,13 @@ int protocol_encode_scram_challenge(struct buf *b, uint32_t id, enum auth_status
 
 int protocol_encode_scram_result(struct buf *b, uint32_t id, enum auth_status status,
                                  const char *user, const char *maildir,
-                                 const char *server_final, const char *message)
+                                 const char *server_final, const char *message,
+                                 const struct user_policy *policy)
 {
     if (ipc_begin(b, AUTH_MSG_SCRAM_RESULT, id) == -1 ||
         ipc_put_u32(b, (uint32_t)status) == -1 || ipc_put_str(b, user) == -1 ||
         ipc_put_str(b, maildir) == -1 || ipc_put_str(b, server_final) == -1 ||
-        ipc_put_str(b, message) == -1)
+        ipc_put_str(b, message) == -1 || put_policy(b, policy) == -1)
         return -1;
     return 0;
 }
@@ -170,6 +197,7 @@ int protocol_decode_reply(const void *msg, size_t len, struct auth_reply *out)
     struct ipc_reader r;
 
     memset(out, 0, sizeof(*out));
+    user_policy_init(&out->policy);
     if (ipc_reader_init(&r, msg, len, &out->type, &out->id) == -1) {
         errno = EPROTO;
         return -1;
@@ -184,6 +212,7 @@ int protocol_decode_reply(const void *msg, size_t len, struct auth_reply *out)
         /* host came later (issue 15): a reply that ends before it names none. */
         if (r.left > 0)
             ipc_get_str(&r, out->host, sizeof(out->host));
+        get_policy(&r, &out->policy);
         break;
     case AUTH_MSG_SCRAM_CHALLENGE:
         ipc_get_str(&r, out->user, sizeof(out->user));
@@ -195,6 +224,7 @@ int protocol_decode_reply(const void *msg, size_t len, struct auth_reply *out)
         ipc_get_str(&r, out->maildir, sizeof(out->maildir));
         ipc_get_str(&r, out->sasl, sizeof(out->sasl));
         ipc_get_str(&r, out->message, sizeof(out->message));
+        get_policy(&r, &out->policy);
         break;
     case AUTH_MSG_VIEW:
         break;
@@ -202,7 +232,7 @@ int protocol_decode_reply(const void *msg, size_t len, struct auth_reply *out)
         errno = EPROTO;
         return -1;
     }
-    if (status > AUTH_REFUSED) {
+    if (status > AUTH_REFUSED || !user_policy_valid(&out->policy)) {
         errno = EPROTO;
         return -1;
     }

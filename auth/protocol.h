@@ -11,7 +11,8 @@
  *
  *   AUTH_MSG_PASS_REQUEST   id  str user, str password, str client_ip, str mechanism
  *   AUTH_MSG_PASS_REPLY     id  u32 status (enum auth_status), str canonical_user,
- *                               str maildir, str message, u64 generation, str host
+ *                               str maildir, str message, u64 generation, str host,
+ *                               u32 policy flags, u32 login_delay, u32 expire_days
  *
  * status AUTH_OK: the password matched; maildir is the absolute path of the
  * user's maildir (template already expanded). AUTH_FAIL: unknown user or
@@ -27,6 +28,10 @@
  * the router (daemon/router/) uses it; when it needs the host, its request
  * is never answered from the cache (AUTH_MECH_ROUTER_LOOKUP). A reply that
  * ends after generation, as before host existed, decodes with host "".
+ * The three policy fields (daemon/runtime/user_policy.h) are the user's own
+ * POP3 policy, with AUTH_OK; a reply that ends before them (an older helper)
+ * decodes as "nothing of the user's own", and values outside what
+ * user_policy_valid() takes make the message malformed.
  *
  * SCRAM-SHA-256 (RFC 5802/7677) runs in the helper, because the server side
  * needs the stored keys, which workers must never see. The worker relays the
@@ -42,7 +47,8 @@
  *   AUTH_MSG_SCRAM_FINISH   id  str client_first, str server_first,
  *                               str client_final, str client_ip
  *   AUTH_MSG_SCRAM_RESULT   id  u32 status, str canonical_user, str maildir,
- *                               str server_final, str message
+ *                               str server_final, str message, u32 policy flags,
+ *                               u32 login_delay, u32 expire_days (as PASS_REPLY)
  *
  * CHALLENGE status AUTH_OK means "send server_first to the client"; an
  * unknown user gets a made-up salt and fails only at FINISH, like a wrong
@@ -69,6 +75,7 @@
 #include <stdint.h>
 
 #include "daemon/runtime/buf.h"
+#include "daemon/runtime/user_policy.h"
 
 #define AUTH_PROTOCOL_VERSION 1
 
@@ -131,6 +138,7 @@ struct auth_reply {
     char message[AUTH_MESSAGE_MAX];
     uint64_t generation;                /* PASS_REPLY */
     char host[AUTH_HOST_MAX];           /* PASS_REPLY */
+    struct user_policy policy;          /* PASS_REPLY, SCRAM_RESULT; unset otherwise */
 };
 
 /*
@@ -172,15 +180,18 @@ int protocol_decode_scram_request(const void *msg, size_t len, uint32_t *type, u
                                   struct auth_scram_request *q);
 int protocol_decode_view_request(const void *msg, size_t len, uint32_t *id);
 
+/* policy NULL: nothing of the user's own (user_policy_init()). */
 int protocol_encode_pass_reply(struct buf *b, uint32_t id, enum auth_status status,
                                const char *user, const char *maildir, const char *message,
-                               uint64_t generation, const char *host);
+                               uint64_t generation, const char *host,
+                               const struct user_policy *policy);
 int protocol_encode_scram_challenge(struct buf *b, uint32_t id, enum auth_status status,
                                     const char *user, const char *server_first,
                                     const char *message);
 int protocol_encode_scram_result(struct buf *b, uint32_t id, enum auth_status status,
                                  const char *user, const char *maildir,
-                                 const char *server_final, const char *message);
+                                 const char *server_final, const char *message,
+                                 const struct user_policy *policy);
 int protocol_encode_view(struct buf *b, uint32_t id, enum auth_status status);
 
 /* PASS_REPLY, SCRAM_CHALLENGE, SCRAM_RESULT or VIEW; a status outside enum auth_status is malformed. */

@@ -36,7 +36,8 @@ static int build_reply(struct buf *b, uint32_t id, const struct auth_result *res
 
     return protocol_encode_pass_reply(b, id, res->status, user, res->maildir, res->message,
                                       res->status == AUTH_OK ? res->generation : 0,
-                                      res->status == AUTH_OK ? res->host : "");
+                                      res->status == AUTH_OK ? res->host : "",
+                                      res->status == AUTH_OK ? &res->policy : NULL);
 }
 
 static void log_blocked(const char *ip, double seconds)
@@ -371,7 +372,7 @@ static int scram_refusal(struct buf *reply, uint32_t type, uint32_t id, const ch
 {
     if (type == AUTH_MSG_SCRAM_START)
         return protocol_encode_scram_challenge(reply, id, status, user, "", "");
-    return protocol_encode_scram_result(reply, id, status, "", "", "", "");
+    return protocol_encode_scram_result(reply, id, status, "", "", "", "", NULL);
 }
 
 /*

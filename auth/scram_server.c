@@ -469,7 +469,8 @@ static int reply_result(struct step *st, const struct auth_result *res, const ch
 {
     st->status = res->status;
     return protocol_encode_scram_result(st->reply, st->id, res->status, res->user, res->maildir,
-                                        server_final, res->message);
+                                        server_final, res->message,
+                                        res->status == AUTH_OK ? &res->policy : NULL);
 }
 
 static int handle_finish(struct passdb *pdb, const char *client_first, const char *server_first,
@@ -515,8 +516,10 @@ static int handle_finish(struct passdb *pdb, const char *client_first, const cha
         log_failure(cf.user, ip, "failed", why);
         return reply_result(reply, &res, "");
     }
-    if (passdb_file_result_ok(pdb, cf.user, &res) == -1) {
-        log_failure(cf.user, ip, "tempfail", "maildir");
+    const char *reason;
+    if (passdb_file_result_ok(pdb, cf.user, &res, &reason) == -1) {
+        /* A refused account (disablepop3) gets no server-final either: it is no success. */
+        log_failure(cf.user, ip, res.status == AUTH_REFUSED ? "refused" : "tempfail", reason);
         server_final[0] = '\0';
     } else {
         char u[TEXT_LOG_ESCAPE_SIZE(AUTH_USER_MAX)], i[TEXT_LOG_ESCAPE_SIZE(AUTH_IP_MAX)];

@@ -18,8 +18,8 @@
 #include "daemon/runtime/trusted_dir.h"
 #include "shm/lmdb_env.h"
 
-/* Room for the largest record: header, both parts and both strings. */
-#define RECORD_MAX (64 + 2 * CREDCACHE_DK_LEN + CREDCACHE_USER_MAX + CREDCACHE_PATH_MAX)
+/* Room for the largest record: header, both parts (the positive one with its policy) and both strings. */
+#define RECORD_MAX (80 + 2 * CREDCACHE_DK_LEN + CREDCACHE_USER_MAX + CREDCACHE_PATH_MAX)
 
 struct credcache {
     MDB_env *env;

@@ -61,6 +61,7 @@
 #include <time.h>
 
 #include "daemon/runtime/limits.h"   /* CREDCACHE_KEY_MAX, CREDCACHE_USER_MAX, CREDCACHE_PATH_MAX */
+#include "daemon/runtime/user_policy.h"
 
 #define CREDCACHE_DIR "authcache"
 /* Both names carry the format: an older cache is never read, only deleted. */
@@ -105,6 +106,7 @@ struct credcache_record {
     unsigned char dk[CREDCACHE_DK_LEN];
     char user[CREDCACHE_USER_MAX];
     char maildir[CREDCACHE_PATH_MAX];
+    struct user_policy policy;   /* the user's own, as the backend last said (positive part) */
     int has_negative;
     int64_t failed_at;
     unsigned char neg_dk[CREDCACHE_DK_LEN];
@@ -116,6 +118,7 @@ struct credcache_login {
     uint64_t generation;
     char user[CREDCACHE_USER_MAX];
     char maildir[CREDCACHE_PATH_MAX];
+    struct user_policy policy;   /* enforced on a login the worker answers itself */
 };
 
 /* What a lookup found for a (name, password) pair. */
@@ -191,12 +194,13 @@ const struct credcache_record *credcache_dummy_record(void);
 /* A new record for a name never seen: random salt, default iterations. */
 int credcache_record_init(struct credcache_record *rec);
 
-/* Record a backend answer in rec (the salt stays). A success drops a
+/* Record a backend answer in rec (the salt stays). A success (with the
+ * user's policy; NULL: none of the user's own) drops a
  * negative part for the same password, and draws a new generation unless
  * the positive part already held this password; a failure keeps the
  * positive part (unless it was this very password). */
 int credcache_record_ok(struct credcache_record *rec, const char *password, const char *user,
-                        const char *maildir, time_t now);
+                        const char *maildir, const struct user_policy *policy, time_t now);
 int credcache_record_fail(struct credcache_record *rec, const char *password, time_t now);
 
 /* --- the environment ------------------------------------------------------ */

@@ -2,17 +2,22 @@
  * Credential cache records: the byte layouts, the verifier and the decision
  * the helper takes from a record. No LMDB here (see credcache.c).
  *
- * Verifier record (private env; little-endian, version 2):
+ * Verifier record (private env; little-endian, version 4):
  *   u8 version, u8 flags (1 = positive part, 2 = negative part), u16 zero,
  *   u32 iterations, salt[16],
  *   positive: i64 verified_at, u64 generation, dk[32], u16 len + user,
- *             u16 len + maildir
+ *             u16 len + maildir, policy
  *   negative: i64 failed_at, neg_dk[32]
- * Login-list record (shared env; version 3, so neither decodes as the other):
+ * Login-list record (shared env; version 5, so neither decodes as the other):
  *   u8 version, u8 zero, u16 zero, i64 verified_at, u64 generation,
- *   u16 len + user, u16 len + maildir
- * Version 1 (the verifier record in the shared env) is no longer read.
- * A version this code does not know is simply not used (a miss).
+ *   u16 len + user, u16 len + maildir, policy
+ * policy: u32 flags, u32 login_delay, u32 expire_days (daemon/runtime/user_policy.h);
+ * a policy user_policy_valid() refuses makes the record invalid.
+ * Versions 2 and 3 are the same without the policy: they are not read (a
+ * miss, so the backend is asked and the record rewritten with the policy),
+ * never taken as a login without one. Version 1 (the verifier record in the
+ * shared env) is no longer read either. A version this code does not know
+ * is simply not used (a miss).
  */
 #include "shm/credcache.h"
 
@@ -23,8 +28,8 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
-#define RECORD_VERSION 2
-#define LOGIN_VERSION 3
+#define RECORD_VERSION 4
+#define LOGIN_VERSION 5
 #define FLAG_POSITIVE 1u
 #define FLAG_NEGATIVE 2u
 
@@ -64,6 +69,15 @@ static void put_str(struct writer *w, const char *s, size_t cap)
     put(w, s, n);
 }
 
+static void put_policy(struct writer *w, const struct user_policy *p)
+{
+    if (!user_policy_valid(p))
+        w->bad = 1;
+    put_uint(w, p->flags, 4);
+    put_uint(w, p->login_delay, 4);
+    put_uint(w, p->expire_days, 4);
+}
+
 long credcache_encode(const struct credcache_record *rec, unsigned char *out, size_t outlen)
 {
     struct writer w = { out, outlen, 0 };
@@ -85,6 +99,7 @@ long credcache_encode(const struct credcache_record *rec, unsigned char *out, si
         put(&w, rec->dk, sizeof(rec->dk));
         put_str(&w, rec->user, sizeof(rec->user));
         put_str(&w, rec->maildir, sizeof(rec->maildir));
+        put_policy(&w, &rec->policy);
     }
     if (rec->has_negative) {
         put_uint(&w, (uint64_t)rec->failed_at, 8);
@@ -137,6 +152,15 @@ static void get_str(struct reader *r, char *out, size_t cap)
     out[n] = '\0';
 }
 
+static void get_policy(struct reader *r, struct user_policy *p)
+{
+    p->flags = (uint32_t)get_uint(r, 4);
+    p->login_delay = (uint32_t)get_uint(r, 4);
+    p->expire_days = (uint32_t)get_uint(r, 4);
+    if (!user_policy_valid(p))
+        r->bad = 1;
+}
+
 int credcache_decode(const void *data, size_t len, struct credcache_record *rec)
 {
     struct reader r = { data, len, 0 };
@@ -160,6 +184,7 @@ int credcache_decode(const void *data, size_t len, struct credcache_record *rec)
         get(&r, rec->dk, sizeof(rec->dk));
         get_str(&r, rec->user, sizeof(rec->user));
         get_str(&r, rec->maildir, sizeof(rec->maildir));
+        get_policy(&r, &rec->policy);
         if (rec->user[0] == '\0' || rec->maildir[0] != '/' || rec->generation == 0)
             r.bad = 1;
     }
@@ -191,6 +216,7 @@ long credcache_login_encode(const struct credcache_login *login, unsigned char *
     put_uint(&w, login->generation, 8);
     put_str(&w, login->user, sizeof(login->user));
     put_str(&w, login->maildir, sizeof(login->maildir));
+    put_policy(&w, &login->policy);
     if (w.bad) {
         errno = ENOBUFS;
         return -1;
@@ -209,6 +235,7 @@ int credcache_login_decode(const void *data, size_t len, struct credcache_login 
     login->generation = get_uint(&r, 8);
     get_str(&r, login->user, sizeof(login->user));
     get_str(&r, login->maildir, sizeof(login->maildir));
+    get_policy(&r, &login->policy);
     if (r.bad || r.left != 0 || version != LOGIN_VERSION || zero != 0 ||
         login->generation == 0 || login->user[0] == '\0' || login->maildir[0] != '/') {
         memset(login, 0, sizeof(*login));
@@ -229,6 +256,7 @@ int credcache_login_of(const struct credcache_record *rec, struct credcache_logi
     out->generation = rec->generation;
     memcpy(out->user, rec->user, sizeof(out->user));
     memcpy(out->maildir, rec->maildir, sizeof(out->maildir));
+    out->policy = rec->policy;
     return 0;
 }
 
@@ -364,12 +392,12 @@ int credcache_record_init(struct credcache_record *rec)
 }
 
 int credcache_record_ok(struct credcache_record *rec, const char *password, const char *user,
-                        const char *maildir, time_t now)
+                        const char *maildir, const struct user_policy *policy, time_t now)
 {
     unsigned char dk[CREDCACHE_DK_LEN];
 
     if (strlen(user) >= sizeof(rec->user) || strlen(maildir) >= sizeof(rec->maildir) ||
-        user[0] == '\0' || maildir[0] != '/') {
+        user[0] == '\0' || maildir[0] != '/' || (policy != NULL && !user_policy_valid(policy))) {
         errno = EINVAL;
         return -1;
     }
@@ -402,6 +430,10 @@ int credcache_record_ok(struct credcache_record *rec, const char *password, cons
     memcpy(rec->dk, dk, sizeof(dk));
     strcpy(rec->user, user);
     strcpy(rec->maildir, maildir);
+    if (policy != NULL)
+        rec->policy = *policy;
+    else
+        user_policy_init(&rec->policy);
     OPENSSL_cleanse(dk, sizeof(dk));
     return 0;
 }

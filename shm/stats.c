@@ -38,7 +38,8 @@ const char *const stats_login_names[STATS_LOGIN_RESULTS] = { "ok", "failed", "te
                                                              "in_use" };
 const char *const stats_cache_names[STATS_CACHE_RESULTS] = { "hit", "miss", "negative",
                                                              "stale" };
-const char *const stats_store_names[STATS_STORES] = { "index", "auth_cache" };
+const char *const stats_store_names[STATS_STORES] = { "index", "auth_cache", "policy" };
+const char *const stats_login_delay_names[STATS_LOGIN_DELAYS] = { "refused", "logged" };
 const char *const stats_role_names[STATS_ROLES] = { "auth", "worker", "metrics" };
 const char *const stats_dir_names[STATS_DIRS] = { "new", "cur" };
 const char *const stats_tls_names[STATS_TLS_RESULTS] = { "TLSv1.2", "TLSv1.3", "other",

@@ -69,7 +69,15 @@ enum stats_cache {
 enum stats_store {
     STATS_STORE_INDEX,       /* worker: a login whose mailbox index read or write failed */
     STATS_STORE_AUTH_CACHE,  /* worker or helper: a credential cache open, read or write */
+    STATS_STORE_POLICY,      /* worker: the policy store (shm/policy_store.h) */
     STATS_STORES,
+};
+
+/* Logins sooner than the user's LOGIN-DELAY (worker/login_policy.h), by pop3_login_delay_action. */
+enum stats_login_delay {
+    STATS_LOGIN_DELAY_REFUSED,
+    STATS_LOGIN_DELAY_LOGGED,
+    STATS_LOGIN_DELAYS,
 };
 
 /*
@@ -131,8 +139,10 @@ enum stats_value {
     SV_RETR_BYTES = SV_TLS + STATS_TLS_RESULTS,
     SV_TOP_BYTES,
     SV_DELETED,
+    SV_EXPIRED,                                         /* of SV_DELETED: by EXPIRE */
     SV_LDAP_ERRORS,
-    SV_STORE_ERRORS,                                    /* + enum stats_store */
+    SV_LOGIN_DELAY,                                     /* + enum stats_login_delay */
+    SV_STORE_ERRORS = SV_LOGIN_DELAY + STATS_LOGIN_DELAYS, /* + enum stats_store */
     SV_RESPAWNS = SV_STORE_ERRORS + STATS_STORES,       /* + enum stats_role; master only */
     SV_DIR_READS = SV_RESPAWNS + STATS_ROLES,           /* + enum stats_dir */
     SV_COMMAND_HIST = SV_DIR_READS + STATS_DIRS,        /* + command * HIST_VALUES */
@@ -150,6 +160,7 @@ extern const char *const stats_login_names[STATS_LOGIN_RESULTS];
 extern const char *const stats_cache_names[STATS_CACHE_RESULTS];
 extern const char *const stats_tls_names[STATS_TLS_RESULTS];
 extern const char *const stats_store_names[STATS_STORES];
+extern const char *const stats_login_delay_names[STATS_LOGIN_DELAYS];
 extern const char *const stats_role_names[STATS_ROLES];
 extern const char *const stats_dir_names[STATS_DIRS];
 extern const char *const stats_command_names[STATS_COMMANDS];

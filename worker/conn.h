@@ -16,6 +16,7 @@
 
 #include "daemon/runtime/buf.h"
 #include "daemon/runtime/config.h"
+#include "daemon/runtime/user_policy.h"
 #include "shm/scoreboard.h"
 #include "worker/loop.h"
 
@@ -122,6 +123,9 @@ struct conn {
     unsigned char memo_pretag[32];
     int memo_pending;
     uint64_t auth_generation;         /* the helper's answer: the cache generation, or 0 */
+    /* The user's own POP3 policy from the helper or the cache (daemon/runtime/user_policy.h). */
+    struct user_policy policy;
+    unsigned char *expire_retrieved;  /* per message: RETRieved, when EXPIRE applies (worker/expire.h) */
     struct sasl_exchange *sasl;       /* an AUTH exchange in progress (worker/pop3_sasl.c) */
     struct pop3_session *session;     /* mailbox state once logged in */
     struct mailbox_job *mailbox_job;  /* its maildir being read (worker/mailbox.c) */

@@ -27,6 +27,7 @@
 #include "worker/auth_client.h"
 #include "worker/loop.h"
 #include "worker/login.h"
+#include "worker/login_policy.h"
 #include "worker/mailbox.h"
 
 /* Until the helper has created the env, look again at most this often. */
@@ -167,7 +168,7 @@ static void password_answered(void *ctx, const struct auth_answer *a)
     if (c->fd == -1)
         return;   /* closed meanwhile; conn_close() cancels, this is belt and braces */
     c->auth_generation = a->generation;
-    login_finish(c, a->status, a->user, a->maildir);
+    login_finish(c, a->status, a->user, a->maildir, a->policy);
     /* From the helper's event, not c's own: c runs after the batch (conn_resume()). */
     conn_resume(c);
 }
@@ -186,7 +187,7 @@ enum pop3_verdict login_password(struct conn *c, const char *user, char *passwor
         explicit_bzero(password, strlen(password));
         c->auth_cached = 1;
         stats_cache(STATS_CACHE_HIT);
-        login_finish(c, AUTH_OK, login.user, login.maildir);
+        login_finish(c, AUTH_OK, login.user, login.maildir, &login.policy);
         explicit_bzero(&login, sizeof(login));
         return POP3_DEFERRED;
     }
@@ -226,6 +227,7 @@ static void mailbox_opened(struct conn *c, enum mailbox_open_result res)
     struct pop3_reply r = { 0 };
     if (res == MAILBOX_OPEN_OK) {
         pop3_set_state(c, POP3_TRANSACTION);
+        login_policy_logged_in(c);
         stats_login(c->auth_mech, STATS_LOGIN_OK);
         pop3_set_reply(&r, NULL, "Logged in, %u messages", mailbox_count(c->session));
         pop3_write_reply(c, POP3_OK, &r);
@@ -257,7 +259,7 @@ static void mailbox_loaded(struct conn *c, enum mailbox_open_result res)
 }
 
 void login_finish(struct conn *c, enum auth_status status, const char *user,
-                  const char *maildir)
+                  const char *maildir, const struct user_policy *policy)
 {
     struct pop3_reply r = { 0 };
 
@@ -279,6 +281,12 @@ void login_finish(struct conn *c, enum auth_status status, const char *user,
         pop3_set_reply(&r, "SYS/TEMP", "Temporary authentication failure, try again later");
         stats_login(c->auth_mech, STATS_LOGIN_TEMPFAIL);
         log_info("login tempfail user=%s ip=%s", c->user, c->ip);
+        c->user[0] = '\0';
+        pop3_set_state(c, POP3_AUTHORIZATION);
+        pop3_write_reply(c, POP3_ERR, &r);
+    } else if (login_policy_refuses(c, user, policy, &r)) {
+        /* The password was right; the user's own policy says no (logged there). */
+        stats_login(c->auth_mech, STATS_LOGIN_FAILED);
         c->user[0] = '\0';
         pop3_set_state(c, POP3_AUTHORIZATION);
         pop3_write_reply(c, POP3_ERR, &r);

@@ -28,13 +28,14 @@ enum pop3_verdict login_password(struct conn *c, const char *user, char *passwor
 
 /*
  * The end of every login attempt (c->auth_mech names the mechanism): write
- * the reply, count and log it, settle the memo; on AUTH_OK open the mailbox
+ * the reply, count and log it, settle the memo; on AUTH_OK check the user's
+ * policy (policy NULL: none of the user's own; worker/login_policy.h) and open the mailbox
  * of the canonical user at maildir (POP3_MAILBOX_LOAD while a loader thread
  * reads it). The caller has ended any SASL exchange. Does not resume c: a
  * caller outside c's own event calls conn_resume().
  */
 void login_finish(struct conn *c, enum auth_status status, const char *user,
-                  const char *maildir);
+                  const char *maildir, const struct user_policy *policy);
 
 /* The session ends: a request out at the helper is cancelled, the memo pre-tag wiped. */
 void login_abandon(struct conn *c);

@@ -11,6 +11,8 @@
 #include "shm/stats.h"
 #include "worker/conn_limits.h"
 #include "worker/login.h"
+#include "worker/expire.h"
+#include "worker/login_policy.h"
 #include "worker/loop.h"
 #include "worker/mailbox.h"
 #include "worker/pop3_sasl.h"
@@ -79,6 +81,8 @@ static void capa_body(struct conn *c)
     if (pop3_in(c, POP3_AUTHORIZATION) && pop3_plaintext_allowed(c))
         conn_reply(c, "USER\r\n");
     pop3_sasl_capa(c);
+    login_policy_capa(c);
+    expire_capa(c);
     conn_reply(c, "IMPLEMENTATION fastpop\r\n.\r\n");
 }
 
@@ -279,6 +283,7 @@ void pop3_release(struct conn *c)
     mailbox_close(c->session);
     c->session = NULL;
     pop3_sasl_release(c);
+    expire_release(c);
 }
 
 static const char *state_name(const struct conn *c)

@@ -108,7 +108,7 @@ static void fail(struct conn *c, const char *user)
         c->user[n] = '\0';
     }
     pop3_sasl_release(c);
-    login_finish(c, AUTH_FAIL, "", "");
+    login_finish(c, AUTH_FAIL, "", "", NULL);
 }
 
 /* The rule USER applies too (daemon/runtime/username.h): one rule for every mechanism. */
@@ -251,7 +251,8 @@ static void step(struct conn *c, char *msg, size_t len)
             memcpy(user, x->user, sizeof(user));
             memcpy(maildir, x->maildir, sizeof(maildir));
             pop3_sasl_release(c);
-            login_finish(c, AUTH_OK, user, maildir);
+            /* scram_answered() kept the user's policy in c->policy. */
+            login_finish(c, AUTH_OK, user, maildir, &c->policy);
         }
         return;
     }
@@ -366,7 +367,7 @@ static void scram_challenged(void *ctx, const struct auth_answer *a)
         strlen(server_first) >= sizeof(c->sasl->server_first) ||
         base64_encode(server_first, strlen(server_first), b64, sizeof(b64)) == -1) {
         pop3_sasl_release(c);
-        login_finish(c, status == AUTH_OK ? AUTH_TEMPFAIL : status, "", "");
+        login_finish(c, status == AUTH_OK ? AUTH_TEMPFAIL : status, "", "", NULL);
     } else {
         strcpy(c->sasl->server_first, server_first);
         challenge(c, STEP_SCRAM_FINAL, b64);
@@ -386,10 +387,11 @@ static void scram_answered(void *ctx, const struct auth_answer *a)
     if (c->sasl == NULL || status != AUTH_OK ||
         base64_encode(server_final, strlen(server_final), b64, sizeof(b64)) == -1) {
         pop3_sasl_release(c);
-        login_finish(c, status == AUTH_OK ? AUTH_TEMPFAIL : status, "", "");
+        login_finish(c, status == AUTH_OK ? AUTH_TEMPFAIL : status, "", "", NULL);
     } else {
         snprintf(c->sasl->user, sizeof(c->sasl->user), "%s", user);
         snprintf(c->sasl->maildir, sizeof(c->sasl->maildir), "%s", maildir);
+        c->policy = *a->policy;
         challenge(c, STEP_SCRAM_DONE, b64);
     }
     conn_resume(c);

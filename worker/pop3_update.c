@@ -1,10 +1,12 @@
 /*
  * UPDATE state (RFC 1939 section 6): entered only by QUIT from TRANSACTION.
  * This is the one place mail is deleted. A session that ends any other way
- * (drop, timeout, kill) never gets here, so it deletes nothing.
+ * (drop, timeout, kill) never gets here, so it deletes nothing. EXPIRE
+ * (worker/expire.h) adds the messages whose time is up to the client's DELEs.
  */
 #include "daemon/runtime/log.h"
 #include "shm/stats.h"
+#include "worker/expire.h"
 #include "worker/mailbox.h"
 #include "worker/pop3.h"
 
@@ -21,7 +23,9 @@ enum pop3_verdict pop3_cmd_quit_update(struct conn *c, char *args, struct pop3_r
         pop3_set_reply(r, "IN-USE", "Mailbox lock lost to another server, nothing deleted");
         return POP3_ERR;
     }
+    unsigned expired = expire_before_update(c);
     mailbox_update(c->session, &deleted, &failed);
+    expire_after_update(c);
     c->stats.deleted = deleted;
     stats_add(SV_DELETED, deleted);
     /* Unlock now: the client may log in again before it reads our reply. */
@@ -33,6 +37,10 @@ enum pop3_verdict pop3_cmd_quit_update(struct conn *c, char *args, struct pop3_r
                        deleted + failed);
         return POP3_ERR;
     }
-    pop3_set_reply(r, NULL, "Logging out, %u messages deleted", deleted);
+    if (expired > 0)
+        pop3_set_reply(r, NULL, "Logging out, %u messages deleted (%u expired)", deleted,
+                       expired);
+    else
+        pop3_set_reply(r, NULL, "Logging out, %u messages deleted", deleted);
     return POP3_OK;
 }

@@ -7,6 +7,7 @@
 #include "daemon/runtime/log.h"
 #include "maildir/stream.h"
 #include "shm/stats.h"
+#include "worker/expire.h"
 #include "worker/mailbox.h"
 
 /* One chunk read from the file at a time; small, since idle TLS and plain
@@ -62,6 +63,7 @@ static int retr_finish(struct conn *c, struct retr_job *r)
         c->stats.retr++;
         c->stats.retr_bytes += sent;
         stats_add(SV_RETR_BYTES, sent);
+        expire_note_retr(c, r->index);
         if (c->lp->cfg->mark_seen && mailbox_mark_seen(c->session, r->index) == -1)
             log_warning("user=%s: cannot mark message %zu seen: %m", c->user, r->index + 1);
     }

@@ -47,10 +47,15 @@ static const struct family families[] = {
       "dot-stuffing).", COUNTER, SV_RETR_BYTES, 1, "command", sent_commands, 2, NULL, NULL, 1 },
     { "messages_deleted", "Messages deleted at QUIT.", COUNTER, SV_DELETED, 1, NULL, NULL, 1,
       NULL, NULL, 1 },
+    { "messages_expired", "Messages removed at QUIT by EXPIRE (RFC 2449), also counted in "
+      "messages_deleted.", COUNTER, SV_EXPIRED, 1, NULL, NULL, 1, NULL, NULL, 1 },
     { "ldap_errors", "LDAP operations that failed (server down, timeout, error result).",
       COUNTER, SV_LDAP_ERRORS, 1, NULL, NULL, 1, NULL, NULL, 1 },
-    { "store_errors", "Failed operations on a cache store (mailbox index, credential cache): "
-      "full disk, corrupt or foreign file; logins went on without it.", COUNTER,
+    { "login_delay_early", "Logins sooner than the user's LOGIN-DELAY (RFC 2449), by "
+      "pop3_login_delay_action: refused, or let in and logged.", COUNTER, SV_LOGIN_DELAY, 1,
+      "action", stats_login_delay_names, STATS_LOGIN_DELAYS, NULL, NULL, 1 },
+    { "store_errors", "Failed operations on a cache store (mailbox index, credential cache, "
+      "policy store): full disk, corrupt or foreign file; logins went on without it.", COUNTER,
       SV_STORE_ERRORS, 1, "store", stats_store_names, STATS_STORES, NULL, NULL, 1 },
     { "respawns", "Child processes that exited unexpectedly and were started again, by role.",
       COUNTER, SV_RESPAWNS, 1, "role", stats_role_names, STATS_ROLES, NULL, NULL, 1 },

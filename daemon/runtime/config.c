@@ -24,6 +24,7 @@ static const char *const tls_versions[] = { "TLSv1.2", "TLSv1.3", NULL };
 static const char *const ldap_scopes[] = { "sub", "one", "base", NULL };
 static const char *const ldap_auths[] = { "bind", "password", NULL };
 static const char *const mailbox_locks[] = { "local", "shared", NULL };
+static const char *const login_delay_actions[] = { "refuse", "log", NULL };
 
 #define FIELD(f) .offset = offsetof(struct config, f), .size = sizeof(((struct config *)0)->f)
 
@@ -184,6 +185,17 @@ static const struct setting settings[] = {
     { .name = "tls_handshake_timeout", .type = &setting_seconds, FIELD(tls_handshake_timeout),
       .def = "30s", .min = 1, .max = 600 },
     { .name = "plaintext_auth", .type = &setting_bool, FIELD(plaintext_auth), .def = "no" },
+    /* RFC 2449 LOGIN-DELAY: 0 (none) by default, as in every other server; the
+     * bound is USER_POLICY_LOGIN_DELAY_MAX's (daemon/runtime/limits.h). refuse: the
+     * point of advertising it is that a client polling faster costs no login. */
+    { .name = "pop3_login_delay", .type = &setting_seconds, FIELD(pop3_login_delay), .def = "0",
+      .max = USER_POLICY_LOGIN_DELAY_MAX },
+    /* RFC 2449 EXPIRE: never by default (nothing is removed that the client did not
+     * DELE, as in every POP3 server); days bounded by USER_POLICY_EXPIRE_DAYS_MAX. */
+    { .name = "pop3_expire", .type = &setting_days_or_never, FIELD(pop3_expire),
+      .def = "never", .max = USER_POLICY_EXPIRE_DAYS_MAX },
+    { .name = "pop3_login_delay_action", .type = &setting_enum, FIELD(pop3_login_delay_action),
+      .def = "refuse", .choices = login_delay_actions },
     { .name = "plaintext_trusted", .type = &setting_cidrs, FIELD(plaintext_trusted), .def = "" },
     { .name = "proxy_trusted", .type = &setting_cidrs, FIELD(proxy_trusted), .def = "" },
     { .name = "proxy_timeout", .type = &setting_seconds, FIELD(proxy_timeout), .def = "5s",
@@ -217,6 +229,15 @@ static const struct setting settings[] = {
       .flags = SETTING_MAY_BE_EMPTY },
     { .name = "ldap_user_attribute", .type = &setting_string, FIELD(ldap_user_attribute), .def = "",
       .flags = SETTING_MAY_BE_EMPTY },
+    /* The user's POP3 policy (auth/passdb_ldap.h); empty: not read, nobody is restricted. */
+    { .name = "ldap_pop3_enabled_attribute", .type = &setting_string,
+      FIELD(ldap_pop3_enabled_attribute), .def = "", .flags = SETTING_MAY_BE_EMPTY },
+    { .name = "ldap_pop3_plaintext_attribute", .type = &setting_string,
+      FIELD(ldap_pop3_plaintext_attribute), .def = "", .flags = SETTING_MAY_BE_EMPTY },
+    { .name = "ldap_login_delay_attribute", .type = &setting_string,
+      FIELD(ldap_login_delay_attribute), .def = "", .flags = SETTING_MAY_BE_EMPTY },
+    { .name = "ldap_expire_attribute", .type = &setting_string, FIELD(ldap_expire_attribute),
+      .def = "", .flags = SETTING_MAY_BE_EMPTY },
     { .name = "ldap_connect_timeout", .type = &setting_seconds, FIELD(ldap_connect_timeout),
       .def = "5s", .min = 1, .max = 60 },
     { .name = "ldap_timeout", .type = &setting_seconds, FIELD(ldap_timeout), .def = "5s", .min = 1,

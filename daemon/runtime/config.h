@@ -36,6 +36,8 @@ enum config_log_target { CONFIG_LOG_SYSLOG, CONFIG_LOG_STDERR };
 enum config_tls_version { CONFIG_TLS_1_2, CONFIG_TLS_1_3 };
 enum config_ldap_scope { CONFIG_LDAP_SUB, CONFIG_LDAP_ONE, CONFIG_LDAP_BASE };
 enum config_ldap_auth { CONFIG_LDAP_AUTH_BIND, CONFIG_LDAP_AUTH_PASSWORD };
+/* pop3_login_delay_action: what a login sooner than LOGIN-DELAY gets. */
+enum config_login_delay_action { CONFIG_LOGIN_DELAY_REFUSE, CONFIG_LOGIN_DELAY_LOG };
 
 struct config_listen {
     char spec[CONFIG_NAME_MAX + 16];      /* the address as written, e.g. "[::1]:110" */
@@ -114,6 +116,9 @@ struct config {
     int  tls_ticket_lifetime;             /* seconds between ticket key rotations */
     int  tls_handshake_timeout;           /* seconds */
     int  plaintext_auth;                  /* USER/PASS, AUTH PLAIN/LOGIN without TLS */
+    int  pop3_login_delay;                /* RFC 2449 LOGIN-DELAY, seconds; 0 = none */
+    int  pop3_login_delay_action;         /* enum config_login_delay_action */
+    int  pop3_expire;                     /* RFC 2449 EXPIRE, days; -1 = NEVER */
     struct cidr_list plaintext_trusted;   /* ...allowed anyway from these networks */
     struct cidr_list proxy_trusted;       /* who may send a PROXY header */
     int  proxy_timeout;                   /* seconds to wait for the PROXY header */
@@ -134,6 +139,11 @@ struct config {
     char ldap_home_attribute[CONFIG_NAME_MAX];
     char ldap_host_attribute[CONFIG_NAME_MAX]; /* the user's backend, for the router; "" = none */
     char ldap_user_attribute[CONFIG_NAME_MAX];
+    /* The user's POP3 policy from the entry (auth/passdb_ldap.h); "" = not read. */
+    char ldap_pop3_enabled_attribute[CONFIG_NAME_MAX];
+    char ldap_pop3_plaintext_attribute[CONFIG_NAME_MAX];
+    char ldap_login_delay_attribute[CONFIG_NAME_MAX];
+    char ldap_expire_attribute[CONFIG_NAME_MAX];
     int  ldap_connect_timeout;            /* seconds */
     int  ldap_timeout;                    /* seconds, a whole lookup */
     int  ldap_bind_connections;

@@ -53,6 +53,7 @@ extern const struct setting_type setting_seconds;  /* integer with optional s/m/
 extern const struct setting_type setting_bool;
 extern const struct setting_type setting_enum;
 extern const struct setting_type setting_workers;  /* "auto" or an integer */
+extern const struct setting_type setting_days_or_never; /* "never" (-1) or an integer */
 extern const struct setting_type setting_listen;   /* repeatable addr:port [flags] */
 extern const struct setting_type setting_paths;    /* repeatable absolute path, kept in order */
 extern const struct setting_type setting_cidrs;    /* a list of networks */

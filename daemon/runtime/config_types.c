@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "daemon/runtime/config_private.h"
 #include "daemon/runtime/template_escape.h"
@@ -229,6 +230,25 @@ static int parse_workers(const struct setting *s, const char *value, struct conf
     return parse_int(s, value, cfg, err, errlen);
 }
 
+/* "never" (stored as -1), or whole days bounded like any integer (pop3_expire). */
+static int parse_days_or_never(const struct setting *s, const char *value, struct config *cfg,
+                               char *err, size_t errlen)
+{
+    if (strcasecmp(value, "never") == 0) {
+        *(int *)field_of(s, cfg) = -1;
+        return 0;
+    }
+    return parse_int(s, value, cfg, err, errlen);
+}
+
+static void print_days_or_never(const struct setting *s, const struct config *cfg, FILE *out)
+{
+    if (int_of(s, cfg) < 0)
+        fprintf(out, "%s = never\n", s->name);
+    else
+        print_int(s, cfg, out);
+}
+
 static void print_workers(const struct setting *s, const struct config *cfg, FILE *out)
 {
     if (int_of(s, cfg) == 0)
@@ -366,6 +386,7 @@ const struct setting_type setting_uidl_format = { parse_uidl_format, print_text,
 const struct setting_type setting_int = { parse_int, print_int, 0 };
 const struct setting_type setting_seconds = { parse_seconds, print_seconds, 0 };
 const struct setting_type setting_workers = { parse_workers, print_workers, 0 };
+const struct setting_type setting_days_or_never = { parse_days_or_never, print_days_or_never, 0 };
 const struct setting_type setting_bool = { parse_bool, print_bool, 0 };
 const struct setting_type setting_enum = { parse_enum, print_enum, 0 };
 const struct setting_type setting_paths = { parse_paths, print_paths, 1 };

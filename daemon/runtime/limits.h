@@ -57,6 +57,15 @@
 #define AUTH_MESSAGE_MAX 256
 /* A backend's name as the directory's host attribute holds it (route_pick.h: 64 + NUL). */
 #define AUTH_HOST_MAX 65
+/*
+ * Per-user POP3 policy (daemon/runtime/user_policy.h). LOGIN-DELAY: a day at
+ * most; a longer wait between logins is no polling policy but a closed
+ * account, which disablepop3 says better. EXPIRE: ten years at most, far
+ * past any retention policy, and small enough that days * 86400 never
+ * overflows a time_t anywhere.
+ */
+#define USER_POLICY_LOGIN_DELAY_MAX 86400
+#define USER_POLICY_EXPIRE_DAYS_MAX 3650
 /* One SCRAM message; real ones are under 300 bytes. */
 #define AUTH_SCRAM_MSG_MAX 1024
 

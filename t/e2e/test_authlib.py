@@ -4,8 +4,9 @@ started here in its own mount namespace (t/e2e/authlib_fixture.py): a good
 login end to end with USER/PASS and AUTH PLAIN (Courier's default maildir
 HOME/Maildir, and an absolute MAIL), a wrong password, a missing user,
 disablepop3=1 and a uid other than the mail user's refused with
--ERR [SYS/PERM], only the helper's group reaching the socket, more logins at
-once than the helper has authdaemond connections, passwd-file before authlib, and
+-ERR [SYS/PERM], disableinsecurepop3=1 refused without TLS with -ERR [AUTH],
+only the helper's group reaching the socket, more logins at once than the
+helper has authdaemond connections, passwd-file before authlib, and
 authdaemond down: a temporary failure, or a login from the stale credential
 cache for a user who logged in before."""
 
@@ -22,7 +23,8 @@ from authlib_fixture import Authdaemond, available, userdbpw
 from fastpop_harness import AUTH_USER, MAIL_GROUP, MAIL_USER, Daemon, main
 
 PASSWORDS = {"calice": "alice-courier-pw", "cbob": "bob-courier-pw",
-             "ccarol": "carol-courier-pw", "cdave": "dave-courier-pw"}
+             "ccarol": "carol-courier-pw", "cdave": "dave-courier-pw",
+             "cerin": "erin-courier-pw"}
 
 
 def b64(text):
@@ -30,7 +32,8 @@ def b64(text):
 
 
 def userdb_users(mail):
-    """calice: HOME only; cdave: an absolute MAIL; cbob: POP3 disabled; ccarol: another uid."""
+    """calice: HOME only; cdave: an absolute MAIL; cbob: POP3 disabled; ccarol: another uid;
+    cerin: no login without TLS."""
     uid, gid = pwd.getpwnam(MAIL_USER).pw_uid, grp.getgrnam(MAIL_GROUP).gr_gid
     other = pwd.getpwnam(AUTH_USER).pw_uid
 
@@ -42,7 +45,8 @@ def userdb_users(mail):
     return {"calice": entry("calice"),
             "cdave": entry("cdave", mail=os.path.join(mail, "cdave", "Maildir")),
             "cbob": entry("cbob", options="disablepop3=1"),
-            "ccarol": entry("ccarol", uid=other)}
+            "ccarol": entry("ccarol", uid=other),
+            "cerin": entry("cerin", options="disableinsecurepop3=1")}
 
 
 class AuthlibTest(unittest.TestCase):
@@ -115,6 +119,16 @@ class AuthlibTest(unittest.TestCase):
         self.d.wait_log("reason=foreign-uid")
         # A wrong password of a refused account is still just a failed login.
         self.assert_answer("cbob", "wrong", "-ERR [AUTH]")
+
+    def test_disableinsecurepop3_refuses_plaintext(self):
+        # plaintext_auth = yes lets everyone else in without TLS; not cerin (OPTIONS).
+        for plain in (False, True):
+            r, p = self.login("cerin", PASSWORDS["cerin"], plain)
+            p.close()
+            self.assertTrue(r.startswith("-ERR [AUTH] ") and "TLS" in r, r)
+        self.d.wait_log("login refused user=cerin ip=127.0.0.1 mechanism=USER reason=plaintext")
+        self.assert_answer("cerin", "wrong", "-ERR [AUTH] Authentication failed")
+        self.assert_answer("calice", PASSWORDS["calice"], "+OK")
 
     def test_more_logins_at_once_than_connections(self):
         # 16 clients at once, twice the helper's 8 authdaemond connections: the rest

@@ -24,10 +24,10 @@ from fastpop_harness import (AUTH_USER, IS_ROOT, MAIL_USER, Daemon, DaemonTest, 
 from ldap_fixture import Slapd, hash_ssha, ldap_config, person, secret_file
 from test_credcache import CacheCase
 
-# A verifier record's head: version 2 (or 1, the format before the split), flags (1
+# A verifier record's head: version 4 (2 before the user's policy, 1 before the split), flags (1
 # positive, 2 negative), a zero u16 and the iteration count (CREDCACHE_ITERATIONS:
 # 2,048 now, 10,000 for a while, 1,024 before the split), little-endian u32.
-RECORD_HEAD = re.compile(b"[\x01\x02][\x01\x02\x03]\x00\x00(?:\x00\x08|\x10\x27|\x00\x04)"
+RECORD_HEAD = re.compile(b"[\x01\x02\x04][\x01\x02\x03]\x00\x00(?:\x00\x08|\x10\x27|\x00\x04)"
                          b"\x00\x00", re.S)
 
 
@@ -40,12 +40,14 @@ def private_records(data):
         salt, p = data[p:p + 16], p + 16
         verifiers = []
         if flags & 1:
-            # after verified_at and (version 2) the generation
-            skip = 16 if data[m.start()] == 2 else 8
+            # after verified_at and (version 2 on) the generation
+            skip = 16 if data[m.start()] >= 2 else 8
             verifiers.append(data[p + skip:p + skip + 32])
             p += skip + 32
             for _ in range(2):                      # user, maildir
                 p += 2 + int.from_bytes(data[p:p + 2], "little")
+            if data[m.start()] >= 4:
+                p += 12                             # the user's policy
         if flags & 2:
             verifiers.append(data[p + 8:p + 40])
         found.append((salt, verifiers))

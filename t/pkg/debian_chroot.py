@@ -10,6 +10,7 @@ CACHE_VERSION changes). FASTPOP_DEB_MIRROR overrides the mirror.
 import fcntl
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -112,7 +113,33 @@ class Chroot:
     def sh(self, script, timeout=300, check=True):
         return self.run("sh", "-ec", script, timeout=timeout, check=check)
 
+    def processes(self):
+        """Pids of the processes running inside this chroot (their /proc/PID/root)."""
+        pids = []
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            try:
+                root = os.readlink("/proc/%s/root" % name)
+            except OSError:
+                continue
+            if root == self.root or root.startswith(self.root + "/"):
+                pids.append(int(name))
+        return pids
+
     def destroy(self):
+        # A test that failed half-way may have left the daemon running in here: each is
+        # stopped by its pid, found by its root directory, before the tree goes.
+        for _ in range(3):
+            pids = self.processes()
+            if not pids:
+                break
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.5)
         for target in reversed(self.mounts):
             subprocess.run(["umount", "-l", target], capture_output=True, timeout=30)
         # Only once nothing is mounted below it (never delete through a bind mount of /dev).

@@ -217,11 +217,11 @@ static void test_refused_crosses_the_protocol(void **state)
     struct buf b;
     struct auth_reply rep;
     buf_init(&b, IPC_MAX_MESSAGE);
-    assert_int_equal(protocol_encode_pass_reply(&b, 7, AUTH_REFUSED, "", "", "why", 0, ""), 0);
+    assert_int_equal(protocol_encode_pass_reply(&b, 7, AUTH_REFUSED, "", "", "why", 0, "", NULL), 0);
     assert_int_equal(protocol_decode_reply(buf_rptr(&b), buf_len(&b), &rep), 0);
     assert_int_equal(rep.status, AUTH_REFUSED);
     assert_int_equal(rep.id, 7);
-    assert_int_equal(protocol_encode_pass_reply(&b, 8, (enum auth_status)4, "", "", "", 0, ""), 0);
+    assert_int_equal(protocol_encode_pass_reply(&b, 8, (enum auth_status)4, "", "", "", 0, "", NULL), 0);
     assert_int_equal(protocol_decode_reply(buf_rptr(&b), buf_len(&b), &rep), -1);
     buf_free(&b);
 }

@@ -91,7 +91,7 @@ static void test_entry_result(void **state)
 
     /* the default filter compares uid with %u: uid names the user */
     assert_string_equal(s.user_attr, "uid");
-    struct passdb_ldap_found f = { "uid=bob,dc=x", NULL, 0, NULL, NULL, "bob@example.org", NULL };
+    struct passdb_ldap_found f = { "uid=bob,dc=x", NULL, 0, NULL, NULL, "bob@example.org", NULL, NULL, NULL, NULL, NULL };
     memset(&a, 0, sizeof(a));
     assert_int_equal(passdb_ldap_entry_result(&s, &f, &a), 0);
     assert_string_equal(a.user, "bob@example.org");
@@ -184,7 +184,7 @@ static void test_entry_host(void **state)
     snprintf(cfg.ldap_host_attribute, sizeof(cfg.ldap_host_attribute), "mailHost");
     assert_int_equal(passdb_ldap_settings_from(&s, &cfg, err, sizeof(err)), 0);
     assert_string_equal(s.host_attr, "mailHost");
-    struct passdb_ldap_found f = { "uid=bob,dc=x", NULL, 0, NULL, NULL, "bob", "pop2" };
+    struct passdb_ldap_found f = { "uid=bob,dc=x", NULL, 0, NULL, NULL, "bob", "pop2", NULL, NULL, NULL, NULL };
     memset(&ans, 0x55, sizeof(ans));
     assert_int_equal(passdb_ldap_entry_result(&s, &f, &ans), 0);
     assert_string_equal(ans.host, "pop2");
@@ -204,7 +204,7 @@ static void test_entry_verify(void **state)
     const char *one[] = { SSHA_SECRET };
     const char *several[] = { "{NOPE}x", "{SSHA}!!", "{PLAIN}other", SSHA_SECRET };
     const char *bad[] = { "{NOPE}x" };
-    struct passdb_ldap_found f = { "dn", one, 1, NULL, NULL, NULL, NULL };
+    struct passdb_ldap_found f = { "dn", one, 1, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL };
 
     assert_int_equal(passdb_ldap_entry_verify(&f, "secret"), SCHEME_MATCH);
     assert_int_equal(passdb_ldap_entry_verify(&f, "Secret"), SCHEME_MISMATCH);

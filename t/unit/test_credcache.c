@@ -25,7 +25,7 @@ static const time_t NOW = 1700000000;
 static void make_ok(struct credcache_record *rec, const char *pw, time_t when)
 {
     assert_int_equal(credcache_record_init(rec), 0);
-    assert_int_equal(credcache_record_ok(rec, pw, "alice", "/var/mail/alice", when), 0);
+    assert_int_equal(credcache_record_ok(rec, pw, "alice", "/var/mail/alice", NULL, when), 0);
 }
 
 static void test_encode_decode_roundtrip(void **state)
@@ -130,7 +130,7 @@ static void test_negative_and_transitions(void **state)
     assert_int_equal(credcache_judge(&r, "old-password", NOW + 300, &TTL), CREDCACHE_MISS);
 
     /* The backend now accepts the password that failed: the failure is forgotten. */
-    assert_int_equal(credcache_record_ok(&r, "old-password", "u", "/m", NOW + 20), 0);
+    assert_int_equal(credcache_record_ok(&r, "old-password", "u", "/m", NULL, NOW + 20), 0);
     assert_false(r.has_negative);
     assert_int_equal(credcache_judge(&r, "old-password", NOW + 21, &TTL), CREDCACHE_HIT_OK);
 
@@ -147,8 +147,8 @@ static void test_negative_and_transitions(void **state)
     assert_int_equal(credcache_judge(&r, "bad", NOW + 2, &TTL), CREDCACHE_HIT_FAIL);
 
     /* Bad input to record_ok. */
-    assert_int_equal(credcache_record_ok(&r, "x", "", "/m", NOW), -1);
-    assert_int_equal(credcache_record_ok(&r, "x", "u", "relative", NOW), -1);
+    assert_int_equal(credcache_record_ok(&r, "x", "", "/m", NULL, NOW), -1);
+    assert_int_equal(credcache_record_ok(&r, "x", "u", "relative", NULL, NOW), -1);
 }
 
 /*
@@ -167,8 +167,9 @@ static void test_login_record_has_no_verifier(void **state)
     assert_int_equal(credcache_record_fail(&rec, "wrong", NOW + 1), 0);
     assert_int_equal(credcache_login_of(&rec, &login), 0);
     long n = credcache_login_encode(&login, buf, sizeof(buf));
-    /* version + 3 zero bytes, verified_at, generation, 2 + "alice", 2 + "/var/mail/alice" */
-    assert_int_equal(n, 4 + 8 + 8 + 2 + 5 + 2 + 15);
+    /* version + 3 zero bytes, verified_at, generation, 2 + "alice", 2 + "/var/mail/alice",
+     * policy (3 x u32) */
+    assert_int_equal(n, 4 + 8 + 8 + 2 + 5 + 2 + 15 + 12);
     assert_null(memmem(buf, (size_t)n, rec.salt, sizeof(rec.salt)));
     assert_null(memmem(buf, (size_t)n, rec.dk, sizeof(rec.dk)));
     assert_null(memmem(buf, (size_t)n, rec.neg_dk, sizeof(rec.neg_dk)));
@@ -207,19 +208,19 @@ static void test_generation(void **state)
     make_ok(&rec, "secret", NOW);
     uint64_t first = rec.generation;
     assert_true(first != 0);
-    assert_int_equal(credcache_record_ok(&rec, "secret", "alice", "/var/mail/alice", NOW + 5),
+    assert_int_equal(credcache_record_ok(&rec, "secret", "alice", "/var/mail/alice", NULL, NOW + 5),
                      0);
     assert_true(rec.generation == first);
     assert_int_equal(credcache_record_fail(&rec, "guess", NOW + 6), 0);
     assert_true(rec.generation == first);   /* another password failed: the login stands */
     assert_int_equal(credcache_record_ok(&rec, "new-secret", "alice", "/var/mail/alice",
-                                         NOW + 7), 0);
+                                         NULL, NOW + 7), 0);
     assert_true(rec.generation != first && rec.generation != 0);
     uint64_t second = rec.generation;
     assert_int_equal(credcache_record_fail(&rec, "new-secret", NOW + 8), 0);
     assert_false(rec.has_positive);
     assert_int_equal(credcache_record_ok(&rec, "new-secret", "alice", "/var/mail/alice",
-                                         NOW + 9), 0);
+                                         NULL, NOW + 9), 0);
     assert_true(rec.generation != second && rec.generation != first);
     /* Flushed and made again for the same password: not the old generation. */
     make_ok(&again, "secret", NOW + 10);

@@ -27,7 +27,7 @@ static const time_t NOW = 1700000000;
 static void make_ok(struct credcache_record *rec, const char *pw, time_t when)
 {
     assert_int_equal(credcache_record_init(rec), 0);
-    assert_int_equal(credcache_record_ok(rec, pw, "alice", "/var/mail/alice", when), 0);
+    assert_int_equal(credcache_record_ok(rec, pw, "alice", "/var/mail/alice", NULL, when), 0);
 }
 
 /* A fresh state_dir per test, with the directories the master and the helper make. */
@@ -214,7 +214,7 @@ static void test_shared_file_has_no_verifier(void **state)
         struct credcache_record r;
         assert_int_equal(credcache_login_decode(val.mv_data, val.mv_size, &login), 0);
         assert_int_equal(val.mv_size, 4 + 8 + 8 + 2 + strlen(login.user) + 2 +
-                                          strlen(login.maildir));
+                                          strlen(login.maildir) + 12);
         assert_int_equal(credcache_decode(val.mv_data, val.mv_size, &r), -1);
         count++;
     }
@@ -380,7 +380,7 @@ static void test_forget_user(void **state)
     assert_int_equal(credcache_record_fail(&rec, "wrong", NOW), 0);
     assert_int_equal(credcache_put(w, "ALICE", &rec), 0);
     assert_int_equal(credcache_record_init(&rec), 0);
-    assert_int_equal(credcache_record_ok(&rec, "pw", "bob", "/var/mail/bob", NOW), 0);
+    assert_int_equal(credcache_record_ok(&rec, "pw", "bob", "/var/mail/bob", NULL, NOW), 0);
     assert_int_equal(credcache_put(w, "bob", &rec), 0);
     assert_int_equal(credcache_login_of(&rec, &login), 0);
     assert_int_equal(credcache_put_login(lw, "bob", &login), 0);

@@ -83,17 +83,17 @@ static void test_flushed_and_recreated_record_does_not_hit(void **state)
 
     assert_int_equal(credmemo_new(64, &m), 0);
     assert_int_equal(credcache_record_init(&rec), 0);
-    assert_int_equal(credcache_record_ok(&rec, "secret", "alice", "/var/mail/alice", NOW), 0);
+    assert_int_equal(credcache_record_ok(&rec, "secret", "alice", "/var/mail/alice", NULL, NOW), 0);
     uint64_t old = rec.generation;
     accepted(m, "alice", "secret", old);
     assert_true(vouches(m, "alice", "secret", old));
     /* A refresh of the same password keeps the generation: still answered. */
-    assert_int_equal(credcache_record_ok(&rec, "secret", "alice", "/var/mail/alice", NOW + 60),
+    assert_int_equal(credcache_record_ok(&rec, "secret", "alice", "/var/mail/alice", NULL, NOW + 60),
                      0);
     assert_true(vouches(m, "alice", "secret", rec.generation));
     /* popctl auth flush alice, then the same password accepted again. */
     assert_int_equal(credcache_record_init(&rec), 0);
-    assert_int_equal(credcache_record_ok(&rec, "secret", "alice", "/var/mail/alice", NOW + 120),
+    assert_int_equal(credcache_record_ok(&rec, "secret", "alice", "/var/mail/alice", NULL, NOW + 120),
                      0);
     assert_true(rec.generation != old);
     assert_false(vouches(m, "alice", "secret", rec.generation));
@@ -103,7 +103,7 @@ static void test_flushed_and_recreated_record_does_not_hit(void **state)
     assert_false(vouches(m, "alice", "secret", old));
     /* A password change: the old password is not vouched for under the new generation. */
     assert_int_equal(credcache_record_ok(&rec, "new-secret", "alice", "/var/mail/alice",
-                                         NOW + 180), 0);
+                                         NULL, NOW + 180), 0);
     assert_false(vouches(m, "alice", "secret", rec.generation));
     credmemo_free(m);
 }

@@ -219,7 +219,7 @@ static void test_pass_reply_host(void **state)
     struct buf b;
     struct auth_reply rep;
     buf_init(&b, IPC_MAX_MESSAGE);
-    assert_int_equal(protocol_encode_pass_reply(&b, 7, AUTH_OK, "amy", "/m/amy", "", 3, "pop2"),
+    assert_int_equal(protocol_encode_pass_reply(&b, 7, AUTH_OK, "amy", "/m/amy", "", 3, "pop2", NULL),
                      0);
     assert_int_equal(protocol_decode_reply(buf_rptr(&b), buf_len(&b), &rep), 0);
     assert_int_equal(rep.id, 7);
@@ -237,7 +237,7 @@ static void test_pass_reply_host(void **state)
     char longhost[AUTH_HOST_MAX + 1];
     memset(longhost, 'h', sizeof(longhost) - 1);
     longhost[sizeof(longhost) - 1] = '\0';
-    assert_int_equal(protocol_encode_pass_reply(&b, 9, AUTH_OK, "amy", "/m", "", 0, longhost), 0);
+    assert_int_equal(protocol_encode_pass_reply(&b, 9, AUTH_OK, "amy", "/m", "", 0, longhost, NULL), 0);
     assert_int_equal(protocol_decode_reply(buf_rptr(&b), buf_len(&b), &rep), -1);
     buf_free(&b);
 }

@@ -219,7 +219,7 @@ static void test_retr_through_a_tiny_send_buffer(void **state)
     /* Stand in for fastpop-auth: the helper's answer arrives. */
     struct conn *c = r->lp.conns;
     assert_non_null(c);
-    login_finish(c, AUTH_OK, "someone", r->root);
+    login_finish(c, AUTH_OK, "someone", r->root, NULL);
     conn_resume(c);
     pump(r, 4);
     size_t n = drain(r, got, 4096, 4096);
