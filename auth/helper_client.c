@@ -54,6 +54,13 @@ static void deliver(struct helper_client *hc, struct pending *p, const struct au
     free(p);
 }
 
+/* Nothing is out any more: the caller's timer for the oldest request can go. */
+static void none_out(struct helper_client *hc)
+{
+    if (hc->hooks.schedule != NULL)
+        hc->hooks.schedule(hc->hooks.arg, -1);
+}
+
 static void unlink_pending(struct helper_client *hc, struct pending *prev, struct pending *p)
 {
     if (prev)
@@ -63,6 +70,8 @@ static void unlink_pending(struct helper_client *hc, struct pending *prev, struc
     if (hc->tail == p)
         hc->tail = prev;
     p->next = NULL;
+    if (hc->head == NULL)
+        none_out(hc);
 }
 
 /* Every request out gets a temporary failure; the list is taken whole first. */
@@ -70,6 +79,7 @@ static void fail_all(struct helper_client *hc)
 {
     struct pending *p = hc->head;
     hc->head = hc->tail = NULL;
+    none_out(hc);
     while (p != NULL) {
         struct pending *next = p->next;
         deliver(hc, p, &tempfail);

@@ -50,8 +50,8 @@ struct helper_client_hooks {
     void (*unwatch)(void *arg, int fd);
     /*
      * A request went out with none before it: call helper_client_expire() in
-     * seconds (an event loop's timer). NULL: the caller polls
-     * helper_client_next_expiry() instead.
+     * seconds (an event loop's timer); seconds < 0: none is out any more.
+     * NULL: the caller polls helper_client_next_expiry() instead.
      */
     void (*schedule)(void *arg, double seconds);
     void *arg;

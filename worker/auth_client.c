@@ -37,13 +37,15 @@ static void unwatch(void *arg, int fd)
 
 /*
  * Requests share one timeout and are kept in the order sent, so the oldest
- * one's deadline is the only timer needed. One answered before it fires
- * leaves the timer early: on_expiry then finds nothing due and moves on.
+ * one's deadline is the only timer needed. When the oldest is answered
+ * first, the timer fires early: on_expiry finds nothing due and moves it.
  */
 static void schedule(void *arg, double seconds)
 {
     struct auth_client *ac = arg;
-    if (!ev_timer_armed(&ac->expiry))
+    if (seconds < 0)
+        ev_timer_cancel(ac->lp->ev, &ac->expiry);
+    else if (!ev_timer_armed(&ac->expiry))
         (void)ev_timer_arm_in(ac->lp->ev, &ac->expiry, seconds);
 }
 

@@ -244,12 +244,14 @@ class SiteReportAuthlib(unittest.TestCase):
         courier_list(root, names)
         d._own(root)
         d.maildir("cdave")
+        d.maildir("cerin")   # TLS-only: still a user whose UIDLs fastpop serves
         r = site(d, "--json", "--rate", "0")
         # None different, two that fastpop will not serve at all: exit 3.
         self.assertEqual(r.returncode, 3, r.stdout + r.stderr)
         doc = json.loads(r.stdout)
         users = {u["user"]: u for u in doc["users"]}
-        self.assertEqual(sorted(users), ["calice", "cbob", "ccarol", "cdave"])
+        self.assertEqual(sorted(users), ["calice", "cbob", "ccarol", "cdave", "cerin"])
+        self.assertEqual(users["cerin"]["status"], "identical")
         self.assertEqual(users["calice"]["status"], "identical")
         self.assertEqual(users["calice"]["matched"], 1)
         self.assertEqual(users["calice"]["maildir"], os.path.join(d.mail, "calice", "Maildir"))
@@ -257,7 +259,7 @@ class SiteReportAuthlib(unittest.TestCase):
         self.assertEqual(users["cbob"]["status"], "unreadable")
         self.assertIn("disablepop3", users["cbob"]["error"])
         self.assertIn("UID", users["ccarol"]["error"])
-        self.assertEqual(doc["summary"], {"checked": 4, "identical": 2, "different": 0,
+        self.assertEqual(doc["summary"], {"checked": 5, "identical": 3, "different": 0,
                                           "unreadable": 2})
         # authdaemond down: exit 2, nothing reported.
         courier.stop()
