@@ -108,9 +108,9 @@ static int known_init(struct known *k, const struct maildir *md)
     return 0;
 }
 
-static int known_size(void *arg, const char *name, size_t unique_len, uint64_t *size)
+/* The index of the recorded message with this unique name, or -1. */
+static long find_known(const struct known *k, const char *name, size_t unique_len)
 {
-    const struct known *k = arg;
     if (k->slots == NULL)
         return -1;
     for (size_t s = hash64(name, unique_len, HASH_SEED_A) & k->mask; k->slots[s] != 0;
@@ -118,12 +118,20 @@ static int known_size(void *arg, const char *name, size_t unique_len, uint64_t *
         size_t i = k->slots[s] - 1;
         const struct maildir_msg *m = &k->md->msgs[i];
         if (m->unique_len == unique_len &&
-            memcmp(maildir_msg_name(k->md, i), name, unique_len) == 0) {
-            *size = m->size;
-            return 0;
-        }
+            memcmp(maildir_msg_name(k->md, i), name, unique_len) == 0)
+            return (long)i;
     }
     return -1;
+}
+
+static int known_size(void *arg, const char *name, size_t unique_len, uint64_t *size)
+{
+    const struct known *k = arg;
+    long i = find_known(k, name, unique_len);
+    if (i < 0)
+        return -1;
+    *size = k->md->msgs[i].size;
+    return 0;
 }
 
 /* The UIDL the index recorded for a message, when X-UIDL headers chose it (maildir/xuidl.h). */
@@ -131,19 +139,11 @@ static int known_uidl(void *arg, const char *name, size_t unique_len, const char
                       size_t *len)
 {
     const struct known *k = arg;
-    if (k->slots == NULL)
+    long i = find_known(k, name, unique_len);
+    if (i < 0)
         return 0;
-    for (size_t s = hash64(name, unique_len, HASH_SEED_A) & k->mask; k->slots[s] != 0;
-         s = (s + 1) & k->mask) {
-        size_t i = k->slots[s] - 1;
-        const struct maildir_msg *m = &k->md->msgs[i];
-        if (m->unique_len == unique_len &&
-            memcmp(maildir_msg_name(k->md, i), name, unique_len) == 0) {
-            *uidl = maildir_msg_uidl(k->md, i, len);
-            return 1;
-        }
-    }
-    return 0;
+    *uidl = maildir_msg_uidl(k->md, (size_t)i, len);
+    return 1;
 }
 
 /* ---- the sync -------------------------------------------------------- */
