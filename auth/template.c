@@ -42,6 +42,38 @@ static int has_dot_component(const char *path)
     return 0;
 }
 
+/* What a maildir template's variables stand for. */
+struct template_vars {
+    const char *user, *local, *domain, *home;
+};
+
+static int value_of(void *arg, char var, const char **value, char *scratch)
+{
+    const struct template_vars *v = arg;
+    (void)scratch;
+    switch (var) {
+    case 'u':
+        *value = v->user;
+        return 0;
+    case 'n':
+        *value = v->local;
+        return 0;
+    case 'd':
+        *value = v->domain;
+        return 0;
+    case 'h':
+        if (v->home[0] == '\0') {
+            errno = ENOENT;
+            return -1;
+        }
+        *value = v->home;
+        return 0;
+    default:
+        errno = EINVAL;
+        return -1;
+    }
+}
+
 int template_expand(const char *tmpl, const char *user, const char *home, char *out,
                     size_t outlen)
 {
@@ -75,49 +107,9 @@ int template_expand(const char *tmpl, const char *user, const char *home, char *
         put(&o, home, strlen(home));
         tmpl++;
     }
-    for (const char *p = tmpl; *p; p++) {
-        if (*p != '%') {
-            put(&o, p, 1);
-            continue;
-        }
-        struct template_escape esc;
-        const char *why;
-        int n = template_escape_parse(p, TEMPLATE_MAILDIR_MODIFIERS, &esc, &why);
-        if (n == -1) {
-            errno = EINVAL;
-            return -1;
-        }
-        p += n - 1;
-        const char *value;
-        switch (esc.var) {
-        case 'u':
-            value = user;
-            break;
-        case 'n':
-            value = local;
-            break;
-        case 'd':
-            value = domain;
-            break;
-        case 'h':
-            if (home[0] == '\0') {
-                errno = ENOENT;
-                return -1;
-            }
-            value = home;
-            break;
-        case '%':
-            value = "%";
-            break;
-        default:
-            errno = EINVAL;
-            return -1;
-        }
-        if (template_escape_apply(&esc, value, &o) == -1) {
-            errno = EINVAL;
-            return -1;
-        }
-    }
+    struct template_vars vars = { user, local, domain, home };
+    if (template_expand_escapes(tmpl, TEMPLATE_MAILDIR_MODIFIERS, value_of, &vars, &o) == -1)
+        return -1;
     if (o.full) {
         errno = ENAMETOOLONG;
         return -1;

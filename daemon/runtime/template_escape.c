@@ -3,6 +3,7 @@
 #include "md5.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -230,5 +231,34 @@ int template_escape_apply(const struct template_escape *esc, const char *value,
     if (width != 0 && width < len)
         len = width;
     template_out_put(o, v, len);
+    return 0;
+}
+
+int template_expand_escapes(const char *fmt, const char *modifiers_allowed,
+                            template_value_fn *value_of, void *arg, struct template_out *o)
+{
+    char scratch[TEMPLATE_SCRATCH_MAX];
+
+    for (const char *p = fmt; *p; p++) {
+        if (*p != '%') {
+            template_out_put(o, p, 1);
+            continue;
+        }
+        struct template_escape esc;
+        const char *why;
+        int n = template_escape_parse(p, modifiers_allowed, &esc, &why);
+        if (n == -1) {
+            errno = EINVAL;
+            return -1;
+        }
+        p += n - 1;
+        const char *value = "%";
+        if (esc.var != '%' && value_of(arg, esc.var, &value, scratch) == -1)
+            return -1;
+        if (template_escape_apply(&esc, value, o) == -1) {
+            errno = EINVAL;
+            return -1;
+        }
+    }
     return 0;
 }

@@ -74,4 +74,21 @@ void template_out_put(struct template_out *o, const char *s, size_t n);
 int template_escape_apply(const struct template_escape *esc, const char *value,
                           struct template_out *o);
 
+/*
+ * The value of variable var for template_expand_escapes(): 0 with *value
+ * set (it may point into scratch, TEMPLATE_SCRATCH_MAX bytes), or -1 with
+ * errno set (EINVAL: no such variable here).
+ */
+enum { TEMPLATE_SCRATCH_MAX = 256 };
+typedef int template_value_fn(void *arg, char var, const char **value, char *scratch);
+
+/*
+ * Append fmt to o: bytes as they are, each escape (modifiers from
+ * modifiers_allowed) as value_of gives its variable, transformed. 0, or -1
+ * with errno (EINVAL: a bad escape or value; value_of's own). o->full says
+ * whether it fitted.
+ */
+int template_expand_escapes(const char *fmt, const char *modifiers_allowed,
+                            template_value_fn *value_of, void *arg, struct template_out *o);
+
 #endif
