@@ -66,4 +66,7 @@ int config_parse_long(const char *v, long *out);
 /* Some listener takes passwords in the clear through its trusted proxy. */
 int config_listen_any_plaintext(const struct config *cfg);
 
+/* The checks across settings, after the whole file was read (config_check.c). */
+int config_check_settings(struct config *cfg, char *err, size_t errlen);
+
 #endif
