@@ -2,15 +2,45 @@
  * UPDATE state (RFC 1939 section 6): entered only by QUIT from TRANSACTION.
  * This is the one place mail is deleted. A session that ends any other way
  * (drop, timeout, kill) never gets here, so it deletes nothing.
+ *
+ * The update may run on the worker's loader thread (worker/mailbox_update.h):
+ * the session is then POP3_UPDATE, reads no command, and is answered when
+ * the deletions are done and durable.
  */
 #include "daemon/runtime/log.h"
-#include "shm/stats.h"
 #include "worker/mailbox.h"
+#include "worker/mailbox_update.h"
 #include "worker/pop3.h"
+
+/* QUIT's reply from what the update did; the session is closed already. */
+static enum pop3_verdict quit_reply(struct conn *c, const struct mailbox_update_result *res,
+                                    struct pop3_reply *r)
+{
+    c->stats.deleted = res->deleted;
+    r->close_after = 1;
+    if (res->failed > 0) {
+        pop3_set_reply(r, "SYS/TEMP", "%u of %u deleted messages could not be removed",
+                       res->failed, res->deleted + res->failed);
+        return POP3_ERR;
+    }
+    pop3_set_reply(r, NULL, "Logging out, %u messages deleted", res->deleted);
+    return POP3_OK;
+}
+
+/* The update ran on the loader thread: answer QUIT now, from the loop. */
+static void quit_updated(struct conn *c, const struct mailbox_update_result *res)
+{
+    struct pop3_reply r = { 0 };
+    enum pop3_verdict v = quit_reply(c, res, &r);
+    pop3_write_reply(c, v, &r);
+    pop3_end_after_quit(c);
+    pop3_command_done(c);
+    conn_resume(c);
+}
 
 enum pop3_verdict pop3_cmd_quit_update(struct conn *c, char *args, struct pop3_reply *r)
 {
-    unsigned deleted, failed;
+    struct mailbox_update_result res;
     (void)args;
 
     if (!mailbox_still_locked(c->session, c->user)) {
@@ -21,18 +51,10 @@ enum pop3_verdict pop3_cmd_quit_update(struct conn *c, char *args, struct pop3_r
         pop3_set_reply(r, "IN-USE", "Mailbox lock lost to another server, nothing deleted");
         return POP3_ERR;
     }
-    mailbox_update(c->session, &deleted, &failed);
-    c->stats.deleted = deleted;
-    stats_add(SV_DELETED, deleted);
-    /* Unlock now: the client may log in again before it reads our reply. */
-    mailbox_close(c->session);
-    c->session = NULL;
-    r->close_after = 1;
-    if (failed > 0) {
-        pop3_set_reply(r, "SYS/TEMP", "%u of %u deleted messages could not be removed", failed,
-                       deleted + failed);
-        return POP3_ERR;
+    if (mailbox_update_start(c, quit_updated)) {
+        pop3_set_state(c, POP3_UPDATE);
+        return POP3_DEFERRED;
     }
-    pop3_set_reply(r, NULL, "Logging out, %u messages deleted", deleted);
-    return POP3_OK;
+    mailbox_update_now(c, &res);
+    return quit_reply(c, &res, r);
 }
