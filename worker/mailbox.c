@@ -426,7 +426,7 @@ int mailbox_mark_seen(struct pop3_session *s, size_t i)
         return -1;
     int renames = strcmp(want, name) != 0;
     if (renames)
-        index_own_before(mailbox_own(s), s->ix, s->root, s->cur_fd, 0, s->md);
+        index_own_before(mailbox_own(s), s->ix, s->root, s->cur_fd, 0);
     int rc = maildir_add_flag(s->cur_fd, name, 'S', renamed, sizeof(renamed));
     if (renames)
         index_own_after(mailbox_own(s), s->ix, s->cur_fd);

@@ -49,7 +49,7 @@ static void expunge_marked(struct pop3_session *s, struct mailbox_update_result 
         res->failed = (unsigned)(s->count - s->live_count);
         return;
     }
-    index_own_before(mailbox_own(s), s->ix, s->root, s->cur_fd, 1, s->md);
+    index_own_before(mailbox_own(s), s->ix, s->root, s->cur_fd, 1);
     for (size_t i = 0; i < s->md->count; i++) {
         if (!s->md->msgs[i].deleted)
             continue;
