@@ -358,6 +358,7 @@ static int copy_msg(struct maildir *out, const struct maildir *md, size_t i)
     struct maildir_msg *m = &out->msgs[out->count];
     *m = *src;
     m->deleted = 0;
+    m->seen_due = 0;
     if (strings_add(out, name, strlen(name), &m->name_off) == -1)
         return -1;
     /* A verbatim UIDL is the start of the name; a legacy or escaped one has its own bytes. */

@@ -35,12 +35,13 @@ struct maildir_msg {
     uint16_t unique_len; /* bytes of the name before ':' */
     uint16_t uidl_len;   /* legacy UIDLs (maildir/legacy.h) may pass 70 */
     uint8_t  deleted;    /* DELE mark: the session's to set and clear */
+    uint8_t  seen_due;   /* retrieved: the session flags it Seen at its end (its own too) */
 };
 
 /*
  * Messages in POP3 order: msgs[0] is message 1. Names and UIDLs live in
  * one string block, so 100,000 messages cost a few allocations. Fields
- * other than msgs[i].deleted are read-only for callers.
+ * other than msgs[i].deleted and seen_due are read-only for callers.
  */
 struct maildir {
     struct maildir_msg *msgs;

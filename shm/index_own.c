@@ -26,7 +26,7 @@ void index_own_foreign(struct index_own *o)
 }
 
 void index_own_before(struct index_own *o, struct mbindex *ix, const char *root, int curfd,
-                      int visible, const struct maildir *md)
+                      int visible)
 {
     struct stat st;
     if (!o->trusted)
@@ -43,12 +43,14 @@ void index_own_before(struct index_own *o, struct mbindex *ix, const char *root,
         return;
     struct index_dirstamp stale = o->stored;
     stale.trust = INDEX_STALE;
-    if (ix == NULL || mbindex_replace_cur(ix, root, &o->serial, &stale, md) != 0) {
+    struct maildir marker = { 0 };
+    if (ix == NULL || mbindex_replace_cur(ix, root, &o->serial, &stale, &marker) != 0) {
         /* Not stored stale: the record might hide this change. Nothing more is trusted. */
         o->trusted = 0;
         return;
     }
     o->stored = stale;
+    o->marker = 1;
 }
 
 void index_own_after(struct index_own *o, struct mbindex *ix, int curfd)
@@ -75,13 +77,13 @@ int index_own_record(struct index_own *o, struct mbindex *ix, const char *root,
 {
     if (!o->started || ix == NULL || md == NULL || o->serial == 0)
         return 0;
-    if (o->changes == 0 && !o->foreign)
+    if (o->changes == 0 && !o->foreign && !o->marker)
         return 0;
     /* Without trust the record must not match cur/ as it is now. */
     struct index_dirstamp stamp = o->trusted ? o->cur : o->stored;
     if (!o->trusted) {
-        if (o->stored.trust == INDEX_STALE)
-            return 0; /* already stale */
+        if (o->stored.trust == INDEX_STALE && !o->marker)
+            return 0; /* already stale, with the sizes it knows */
         stamp.trust = INDEX_STALE;
     }
     struct maildir *kept = NULL;

@@ -17,7 +17,11 @@
  * unlink), made less than a second after the stamp the record holds, may
  * leave cur/'s mtime as it is: the record is first stored stale, so a
  * session that dies before index_own_record() leaves no record that
- * matches cur/ and still lists the message.
+ * matches cur/ and still lists the message. That stale record is a marker
+ * without messages (a stale record's list only spares a listing the sizes
+ * of its files, and a marker costs a few hundred bytes where the list of a
+ * 100,000-message mailbox is 8 MB to encode and write); the list follows
+ * at the session's end, stale too if trust was lost meanwhile.
  */
 #ifndef FASTPOP_SHM_INDEX_OWN_H
 #define FASTPOP_SHM_INDEX_OWN_H
@@ -32,6 +36,7 @@ struct index_own {
     int trusted;                  /* the record vouched for the list and nothing foreign seen */
     int foreign;                  /* another program's change was seen */
     unsigned changes;             /* our renames and unlinks that moved cur/'s mtime */
+    int marker;                   /* the stale record stored first holds no messages */
     uint64_t serial;              /* the record the list belongs to; 0: none */
     struct index_dirstamp stored; /* cur/'s stamp in that record */
     struct index_dirstamp cur;    /* cur/ as the session knows it (after our last change) */
@@ -42,12 +47,12 @@ void index_own_start(struct index_own *o, const struct index_head *head);
 
 /*
  * Just before a change to cur/ (curfd). visible: the change is one a
- * record that missed it would hide from clients (an unlink); md is the
- * session's list, stored stale first when the record's stamp is that
- * recent (see above). Returns 0; failures only end the trust.
+ * record that missed it would hide from clients (an unlink); a stale
+ * marker is stored first when the record's stamp is that recent (see
+ * above). Failures only end the trust.
  */
 void index_own_before(struct index_own *o, struct mbindex *ix, const char *root, int curfd,
-                      int visible, const struct maildir *md);
+                      int visible);
 
 /* Just after it: cur/'s new stamp is ours. */
 void index_own_after(struct index_own *o, struct mbindex *ix, int curfd);

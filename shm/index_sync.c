@@ -310,7 +310,9 @@ static int list_cur(struct sync *s, struct maildir *list, unsigned moved,
  * Our moves leave cur/'s mtime as it is when they fall in the tick of its
  * stamp (the stamp is less than a second old, our own change's): should
  * this login die before its record is stored, the old record would still
- * match cur/ and hide what was moved. So it is stored stale first.
+ * match cur/ and hide what was moved. So it is stored stale first, as a
+ * marker without messages (shm/index_own.h: the list of a big mailbox is
+ * megabytes, and this login stores it again anyway).
  */
 static int stale_first(struct sync *s)
 {
@@ -318,8 +320,10 @@ static int stale_first(struct sync *s)
     clock_gettime(CLOCK_REALTIME, &now);
     if (index_stamp_settled(&s->old.cur_dir, &now))
         return 0;
+    struct maildir marker = { 0 };
     struct index_entry e = s->old;
     e.cur_dir.trust = INDEX_STALE;
+    e.md = &marker;
     return mbindex_put(s->ix, s->root, &e, NULL) == 0 ? 0 : -1;
 }
 

@@ -35,6 +35,7 @@ enum conn_state {
 
 struct pop3_session;
 struct mailbox_job;
+struct mailbox_update_job;
 struct sasl_exchange;
 struct conn;
 
@@ -126,9 +127,11 @@ struct conn {
     /* The user's own POP3 policy from the helper or the cache (daemon/runtime/user_policy.h). */
     struct user_policy policy;
     unsigned char *expire_retrieved;  /* per message: RETRieved, when EXPIRE applies (worker/expire.h) */
+    unsigned expired_at_quit;         /* of the messages QUIT removes, those EXPIRE chose */
     struct sasl_exchange *sasl;       /* an AUTH exchange in progress (worker/pop3_sasl.c) */
     struct pop3_session *session;     /* mailbox state once logged in */
     struct mailbox_job *mailbox_job;  /* its maildir being read (worker/mailbox.c) */
+    struct mailbox_update_job *update_job; /* its QUIT's update running (worker/mailbox_update.c) */
     struct conn_job *job;             /* long output in progress */
     int cmd_timing;                   /* enum stats_command being timed, or -1 */
     uint64_t cmd_started;             /* clock_mono_us() at its command line */

@@ -330,8 +330,7 @@ enum mailbox_open_result mailbox_open(struct conn *c, const char *maildir,
     return r;
 }
 
-/* The session's own changes, counted from the record its login answered from. */
-static struct index_own *own(struct pop3_session *s)
+struct index_own *mailbox_own(struct pop3_session *s)
 {
     if (!s->own.started)
         index_own_start(&s->own, &s->head);
@@ -362,7 +361,7 @@ int mailbox_load(struct pop3_session *s, const char *user)
     struct index_sync_result res;
     if (index_sync(NULL, s->root, time(NULL), &md, &res) == 0) {
         /* Not the record's list: nothing of it is taken on trust. */
-        index_own_foreign(own(s));
+        index_own_foreign(mailbox_own(s));
         if (md->count == s->count && md->total_size == s->total_size) {
             log_warning("user=%s: mailbox index record of %s changed during the session "
                         "(%s); the maildir, scanned again, still matches", user, s->root,
@@ -380,7 +379,7 @@ int mailbox_load(struct pop3_session *s, const char *user)
 }
 
 /* cur/, opened at the first command that needs a message file. */
-static int cur_fd(struct pop3_session *s)
+int mailbox_cur_fd(struct pop3_session *s)
 {
     if (s->cur_fd == -1 && maildir_open_cur(s->root, &s->cur_fd) == -1)
         return -1;
@@ -398,14 +397,14 @@ static int open_regular(int dirfd, const char *name)
 
 int mailbox_open_message(struct pop3_session *s, size_t i)
 {
-    if (cur_fd(s) == -1)
+    if (mailbox_cur_fd(s) == -1)
         return -1;
     const char *name = maildir_msg_name(s->md, i);
     int fd = open_regular(s->cur_fd, name);
     if (fd >= 0 || errno != ENOENT)
         return fd;
     /* Another program changed its flags: same unique part, new name. */
-    index_own_foreign(own(s));
+    index_own_foreign(mailbox_own(s));
     char found[NAME_MAX + 1];
     if (maildir_locate(s->cur_fd, name, s->md->msgs[i].unique_len, found, sizeof(found)) == -1)
         return -1;
@@ -417,62 +416,25 @@ int mailbox_open_message(struct pop3_session *s, size_t i)
 int mailbox_mark_seen(struct pop3_session *s, size_t i)
 {
     char renamed[NAME_MAX + 1], want[NAME_MAX + 1];
-    if (cur_fd(s) == -1)
+    if (mailbox_cur_fd(s) == -1)
         return -1;
     const char *name = maildir_msg_name(s->md, i);
     if (maildir_name_with_flag(name, 'S', want, sizeof(want)) == -1)
         return -1;
     int renames = strcmp(want, name) != 0;
     if (renames)
-        index_own_before(own(s), s->ix, s->root, s->cur_fd, 0, s->md);
+        index_own_before(mailbox_own(s), s->ix, s->root, s->cur_fd, 0);
     int rc = maildir_add_flag(s->cur_fd, name, 'S', renamed, sizeof(renamed));
     if (renames)
-        index_own_after(own(s), s->ix, s->cur_fd);
+        index_own_after(mailbox_own(s), s->ix, s->cur_fd);
     /* Not the name we gave it: another program renamed or removed it, or took that name. */
     if (rc == -1 || strcmp(renamed, want) != 0)
-        index_own_foreign(own(s));
+        index_own_foreign(mailbox_own(s));
     if (rc == -1)
         return -1;
     if (renamed[0] != '\0' && strcmp(renamed, name) != 0)
         return maildir_msg_rename(s->md, i, renamed);
     return 0;
-}
-
-void mailbox_update(struct pop3_session *s, unsigned *deleted, unsigned *failed)
-{
-    *deleted = *failed = 0;
-    s->updated = 1;
-    /* DELE loads the list and lowers live_count: nothing marked, nothing to walk. */
-    if (s->md == NULL || s->live_count == s->count)
-        return;
-    /* One bracket around the whole batch of unlinks (shm/index_own.h). */
-    if (cur_fd(s) != -1)
-        index_own_before(own(s), s->ix, s->root, s->cur_fd, 1, s->md);
-    for (size_t i = 0; i < s->md->count; i++) {
-        if (!s->md->msgs[i].deleted)
-            continue;
-        if (cur_fd(s) == -1) {
-            if (*failed == 0)
-                log_error("cannot open %s/cur: %s", s->root, strerror(errno));
-            (*failed)++;
-            continue;
-        }
-        int removed;
-        if (maildir_expunge(s->cur_fd, maildir_msg_name(s->md, i), &removed) == -1) {
-            log_error("cannot delete %s/cur/%s: %s", s->root, maildir_msg_name(s->md, i),
-                      strerror(errno));
-            (*failed)++;
-        } else {
-            (*deleted)++;
-        }
-        /* Gone already, renamed, or still there: another program was at work. */
-        if (removed != 1)
-            index_own_foreign(own(s));
-    }
-    if (*deleted > 0 && fsync(s->cur_fd) == -1)
-        log_warning("fsync %s/cur: %s", s->root, strerror(errno));
-    if (s->cur_fd != -1)
-        index_own_after(own(s), s->ix, s->cur_fd);
 }
 
 int mailbox_still_locked(struct pop3_session *s, const char *user)
@@ -485,6 +447,14 @@ int mailbox_still_locked(struct pop3_session *s, const char *user)
     return 0;
 }
 
+int mailbox_record_own(struct pop3_session *s)
+{
+    s->own_recorded = 1;
+    if (!s->own.started)
+        return 0;
+    return index_own_record(&s->own, s->ix, s->root, s->md, s->updated);
+}
+
 void mailbox_close(struct pop3_session *s)
 {
     if (s == NULL)
@@ -495,8 +465,8 @@ void mailbox_close(struct pop3_session *s)
      * nothing: that host may be changing cur/ now.
      */
     int lost = s->uses_shared && !s->shared.held;
-    if (s->locked && s->own.started && !lost) {
-        int rc = index_own_record(&s->own, s->ix, s->root, s->md, s->updated);
+    if (s->locked && !s->own_recorded && !lost) {
+        int rc = mailbox_record_own(s);
         if (rc != 0) {
             /* A cache: the next login lists cur/. Counted; the login path logs index trouble. */
             stats_store_error(STATS_STORE_INDEX);

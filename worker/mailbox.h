@@ -55,6 +55,8 @@ struct pop3_session {
     struct maildir *md;       /* NULL until mailbox_load */
     int load_failed;          /* mailbox_load failed once: it is not tried again */
     int updated;              /* mailbox_update ran: the messages marked deleted are gone */
+    int own_recorded;         /* mailbox_record_own ran: mailbox_close does not again */
+    size_t seen_due;          /* messages retrieved with mark_seen, flagged at the end */
     struct index_own own;     /* our renames and unlinks, for the index (shm/index_own.h) */
     size_t count;             /* messages numbered in this session */
     uint64_t total_size;
@@ -99,11 +101,19 @@ int mailbox_open_message(struct pop3_session *s, size_t i);
 /* Mark message i seen (S flag) by renaming; a vanished message is no error. */
 int mailbox_mark_seen(struct pop3_session *s, size_t i);
 /*
- * UPDATE: unlink every message marked deleted, then fsync cur/ so a removal
- * that was answered +OK stays removed. *deleted counts messages no longer
- * there (removed now or already gone), *failed the rest.
+ * cur/ of s, opened at the first call that needs it; -1 with errno. Like
+ * mailbox_own, for worker/mailbox_update.c, which may run them on the
+ * loader thread while it owns s.
  */
-void mailbox_update(struct pop3_session *s, unsigned *deleted, unsigned *failed);
+int mailbox_cur_fd(struct pop3_session *s);
+/* The session's own changes, counted from the record its login answered from. */
+struct index_own *mailbox_own(struct pop3_session *s);
+/*
+ * Store the session's own changes in the index (shm/index_own.h), once:
+ * mailbox_close does not again. Logs and counts nothing (safe on the
+ * loader thread): 0, or the LMDB or errno code for the caller to count.
+ */
+int mailbox_record_own(struct pop3_session *s);
 /*
  * Whether the session may still change the mailbox: 0 when its shared lock
  * was taken over by another host (logged with user), 1 otherwise.

@@ -12,8 +12,9 @@
 struct offload {
     struct ev_io io;                 /* the eventfd in the worker's event loop */
     struct loop *lp;
-    int efd;                         /* the thread writes 1 per finished job */
-    pthread_t thread;
+    int efd;                         /* a thread writes 1 per finished job */
+    pthread_t threads[OFFLOAD_THREADS_MAX];
+    unsigned nthreads;
     pthread_mutex_t lock;            /* guards the two queues and stopping */
     pthread_cond_t wake;
     struct offload_job *todo_head, *todo_tail;
@@ -85,12 +86,53 @@ static void on_eventfd(struct ev_loop *ev, struct ev_io *io, uint32_t events)
     deliver(o);
 }
 
-struct offload *offload_start(struct loop *lp)
+/* Stacks of this size: the jobs keep no big buffers on the stack, and a
+ * default 8 MB each would be 8 MB of address space per thread (RLIMIT_AS). */
+#define OFFLOAD_STACK_BYTES (1024 * 1024)
+
+/* Start n threads with every signal blocked (they inherit this mask). 0, or an errno. */
+static int start_threads(struct offload *o, unsigned n)
+{
+    pthread_attr_t attr;
+    sigset_t all, old;
+    int rc = pthread_attr_init(&attr);
+    if (rc != 0)
+        return rc;
+    pthread_attr_setstacksize(&attr, OFFLOAD_STACK_BYTES);
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    for (o->nthreads = 0; o->nthreads < n; o->nthreads++) {
+        rc = pthread_create(&o->threads[o->nthreads], &attr, run, o);
+        if (rc != 0)
+            break;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    /* Fewer threads than asked still work; none does not. */
+    return o->nthreads > 0 ? 0 : rc;
+}
+
+static void join_threads(struct offload *o)
+{
+    pthread_mutex_lock(&o->lock);
+    o->stopping = 1;
+    pthread_cond_broadcast(&o->wake);
+    pthread_mutex_unlock(&o->lock);
+    for (unsigned i = 0; i < o->nthreads; i++)
+        pthread_join(o->threads[i], NULL);
+}
+
+struct offload *offload_start(struct loop *lp, unsigned threads)
 {
     struct offload *o = calloc(1, sizeof(*o));
     int rc;
     if (o == NULL)
         return NULL;
+    if (threads == 0 || threads > OFFLOAD_THREADS_MAX) {
+        free(o);
+        errno = EINVAL;
+        return NULL;
+    }
     o->lp = lp;
     o->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (o->efd == -1) {
@@ -107,12 +149,7 @@ struct offload *offload_start(struct loop *lp)
         rc = errno;
         goto fail_cond;
     }
-    /* The thread inherits this mask: no signal is ever delivered to it. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    rc = pthread_create(&o->thread, NULL, run, o);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    rc = start_threads(o, threads);
     if (rc == 0)
         return o;
     ev_io_stop(lp->ev, &o->io);
@@ -145,11 +182,7 @@ void offload_stop(struct offload *o)
 {
     if (o == NULL)
         return;
-    pthread_mutex_lock(&o->lock);
-    o->stopping = 1;
-    pthread_cond_signal(&o->wake);
-    pthread_mutex_unlock(&o->lock);
-    pthread_join(o->thread, NULL);
+    join_threads(o);
     deliver(o);
     ev_io_stop(o->lp->ev, &o->io);
     close(o->efd);

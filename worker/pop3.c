@@ -15,6 +15,7 @@
 #include "worker/login_policy.h"
 #include "worker/loop.h"
 #include "worker/mailbox.h"
+#include "worker/mailbox_update.h"
 #include "worker/pop3_sasl.h"
 
 void pop3_set_reply(struct pop3_reply *r, const char *code, const char *fmt, ...)
@@ -32,6 +33,7 @@ static const char *const state_names[POP3_STATES] = {
     [POP3_MAILBOX_LOAD] = "mailbox-load",
     [POP3_SASL] = "sasl",
     [POP3_TRANSACTION] = "transaction",
+    [POP3_UPDATE] = "update",
 };
 
 int pop3_in(const struct conn *c, enum pop3_state state)
@@ -188,6 +190,14 @@ static void time_command(struct conn *c)
     c->cmd_started = clock_mono_us();
 }
 
+void pop3_end_after_quit(struct conn *c)
+{
+    if (c->lp->cfg->quit_linger > 0)
+        conn_set_state(c, CONN_LINGER);
+    else
+        conn_finish(c, "quit");
+}
+
 static void dispatch_command(struct conn *c, char *line, size_t len)
 {
     struct pop3_reply r = { 0 };
@@ -240,12 +250,8 @@ static void dispatch_command(struct conn *c, char *line, size_t len)
      * RFC 1939: the server closes after QUIT's reply. Lingering for the
      * client's close first is opt-in: a client that reads to EOF would wait.
      */
-    if (r.close_after && v != POP3_DEFERRED) {
-        if (c->lp->cfg->quit_linger > 0)
-            conn_set_state(c, CONN_LINGER);
-        else
-            conn_finish(c, "quit");
-    }
+    if (r.close_after && v != POP3_DEFERRED)
+        pop3_end_after_quit(c);
     if (r.start_tls && v == POP3_OK)
         conn_start_tls(c);
 }
@@ -265,7 +271,7 @@ void pop3_dispatch(struct conn *c, char *line, size_t len)
     /* Still waiting for the helper, the mailbox, the client's SASL response, or a job:
      * timed later. */
     if (c->job == NULL && !pop3_in(c, POP3_AUTH_WAIT) && !pop3_in(c, POP3_MAILBOX_LOAD) &&
-        !pop3_in(c, POP3_SASL))
+        !pop3_in(c, POP3_SASL) && !pop3_in(c, POP3_UPDATE))
         pop3_command_done(c);
 }
 
@@ -279,7 +285,9 @@ void pop3_release(struct conn *c)
     /* A late helper answer must not reach a closed session. */
     login_abandon(c);
     mailbox_abandon(c);   /* a load still running ends alone, then unlocks */
+    mailbox_update_abandon(c);   /* so does QUIT's update: the client asked for it */
     pop3_command_done(c);   /* a command cut short still took its time */
+    mailbox_apply_seen(c->session, c->user);   /* no QUIT: the flags, not the deletions */
     mailbox_close(c->session);
     c->session = NULL;
     pop3_sasl_release(c);
@@ -298,9 +306,10 @@ static int reading(const struct conn *c)
            pop3_in(c, POP3_TRANSACTION);
 }
 
+/* UPDATE too: a drain waits for its answer rather than cut it. */
 static int logged_in(const struct conn *c)
 {
-    return pop3_in(c, POP3_TRANSACTION);
+    return pop3_in(c, POP3_TRANSACTION) || pop3_in(c, POP3_UPDATE);
 }
 
 /* Not while the login's +OK waits for the loader thread. */

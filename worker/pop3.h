@@ -24,6 +24,7 @@ enum pop3_state {
     POP3_MAILBOX_LOAD,    /* logged in; its maildir is read on the loader thread */
     POP3_SASL,            /* AUTH: waiting for the client's next SASL response line */
     POP3_TRANSACTION,     /* logged in */
+    POP3_UPDATE,          /* QUIT's deletions run on the loader thread; answered after */
     POP3_STATES,
 };
 
@@ -94,6 +95,8 @@ void pop3_set_reply(struct pop3_reply *r, const char *code, const char *fmt, ...
 int pop3_plaintext_allowed(const struct conn *c);
 /* STLS is offered: TLS is configured, not yet on, and no one is logged in. */
 int pop3_stls_available(const struct conn *c);
+/* QUIT is answered: close (or linger for the client's close, quit_linger). */
+void pop3_end_after_quit(struct conn *c);
 /* Write a status line (and body) outside the dispatcher, for deferred replies. */
 void pop3_write_reply(struct conn *c, enum pop3_verdict v, const struct pop3_reply *r);
 

@@ -9,6 +9,7 @@
 #include "shm/stats.h"
 #include "worker/expire.h"
 #include "worker/mailbox.h"
+#include "worker/mailbox_update.h"
 
 /* One chunk read from the file at a time; small, since idle TLS and plain
  * sessions must stay cheap and the page cache already holds the file. */
@@ -64,8 +65,9 @@ static int retr_finish(struct conn *c, struct retr_job *r)
         c->stats.retr_bytes += sent;
         stats_add(SV_RETR_BYTES, sent);
         expire_note_retr(c, r->index);
-        if (c->lp->cfg->mark_seen && mailbox_mark_seen(c->session, r->index) == -1)
-            log_warning("user=%s: cannot mark message %zu seen: %m", c->user, r->index + 1);
+        /* Flagged at the session's end, unless deleted then (worker/mailbox_update.h). */
+        if (c->lp->cfg->mark_seen)
+            mailbox_retrieved(c->session, r->index);
     }
     return 1;
 }

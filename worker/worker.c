@@ -464,10 +464,10 @@ void worker_main(const struct worker_setup *ws)
      * One malloc arena, as before there was a second thread: glibc would give
      * the loader its own, reserving 64 MB of address space per worker, which
      * an operator's RLIMIT_AS (and the memory figures) would no longer see.
-     * The two threads rarely allocate at the same time.
+     * The loader threads wait on the disk far more than they allocate.
      */
     mallopt(M_ARENA_MAX, 1);
-    lp.offload = offload_start(&lp);
+    lp.offload = offload_start(&lp, OFFLOAD_THREADS);
     if (lp.offload == NULL)
         log_warning("cannot start the mailbox loader thread: %s; a login that reads a big "
                     "maildir holds up this worker's other sessions", strerror(errno));

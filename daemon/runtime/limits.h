@@ -105,6 +105,20 @@
 #define WORKERS_MAX 256
 
 /*
+ * Threads a worker runs its mailbox loads and QUIT updates on
+ * (worker/offload.h). Those wait on the file system, not the CPU: an
+ * unlink, a rename or the fsync of cur/ waits for ext4's journal (0.5 to
+ * several ms each on a busy disk), and metadata calls in flight together
+ * share its commits. One thread made every session's QUIT wait for the
+ * others' (the 20-client drain fell to 0.3x Dovecot's rate, whose
+ * processes all wait in parallel); 8 per worker keep the disk busy at the
+ * concurrency of the benchmark's drain and cost 1 MB of address space
+ * each. The maximum only bounds the worker's table of threads.
+ */
+#define OFFLOAD_THREADS 8
+#define OFFLOAD_THREADS_MAX 64
+
+/*
  * Children the master tracks, and slots in the statistics region: a reload
  * runs the old and the new generation at once (workers, one auth helper, the
  * metrics process each).
@@ -147,6 +161,8 @@ _Static_assert(LDAP_TIMEOUT_MAX < AUTH_TIMEOUT_SECONDS,
                "an LDAP lookup ends before the worker stops waiting for the helper");
 _Static_assert(AUTH_PENALTY_DELAY_MAX < AUTH_TIMEOUT_SECONDS,
                "a penalised answer comes before the worker stops waiting for the helper");
+_Static_assert(OFFLOAD_THREADS >= 1 && OFFLOAD_THREADS <= OFFLOAD_THREADS_MAX,
+               "a worker starts the threads its table holds");
 _Static_assert(2 * (WORKERS_MAX + 2) <= MAX_CHILDREN,
                "two generations of children fit the master's table");
 

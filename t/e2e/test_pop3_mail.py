@@ -74,6 +74,49 @@ def msg(n):
     return HEADERS + b"\nmessage number %d\n" % n
 
 
+class DirWatch:
+    """inotify on one directory (ctypes: no module needed): what happened to
+    which name, in order, while the block ran."""
+    MASKS = ((0x40, "moved_from"), (0x80, "moved_to"), (0x200, "deleted"),
+             (0x100, "created"))
+
+    def __init__(self, path):
+        import ctypes
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        self.fd = self.libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        if self.fd < 0:
+            raise OSError(ctypes.get_errno(), "inotify_init1")
+        mask = sum(m for m, _ in self.MASKS)
+        if self.libc.inotify_add_watch(self.fd, os.fsencode(path), mask) < 0:
+            os.close(self.fd)
+            raise OSError(ctypes.get_errno(), "inotify_add_watch " + path)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        os.close(self.fd)
+
+    def events(self):
+        import struct
+        data = b""
+        while True:
+            try:
+                chunk = os.read(self.fd, 65536)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            data += chunk
+        out, off = [], 0
+        while off + 16 <= len(data):
+            _, mask, _, length = struct.unpack_from("iIII", data, off)
+            name = data[off + 16:off + 16 + length].rstrip(b"\0").decode()
+            off += 16 + length
+            out += [(what, name) for m, what in self.MASKS if mask & m]
+        return out
+
+
 class MailCase(DaemonTest):
     users = {"alice": "alice-secret", "bob": "bob-secret"}
 
@@ -145,6 +188,20 @@ class DeleSemantics(MailCase):
         p.close()
         wait_until(lambda: len(self.d.messages("alice")) == 2, 10,
                    what="message 2 deleted after pipelined DELE+QUIT")
+        # The update runs to its end alone (the unlinks, then the fsync of cur/ and the
+        # index record), then lets the lock go: a next login gets in once it has, and not
+        # before (bounded: a lock never released fails here).
+        def logged_in():
+            q = self.d.connect()
+            r = q.login("alice", self.d.users["alice"])
+            if r.startswith("-ERR [IN-USE]"):
+                q.close()
+                return False
+            self.assertTrue(r.startswith("+OK"), r)
+            self.assertTrue(q.cmd("STAT").startswith("+OK 2 "))
+            q.close()
+            return True
+        wait_until(logged_in, 10, what="the lock released after the update")
 
     def test_dele_then_kill_worker_deletes_nothing_and_unlocks(self):
         self.d.start()
@@ -222,14 +279,51 @@ class Maildir(MailCase):
         self.assertTrue(p.cmd("TOP 4 0").startswith("+OK"))
         p.multiline()
         self.assertEqual(p.cmd("NOOP"), "+OK")
+        # The flags come at the session's end (a message deleted then is never renamed).
         self.assertEqual(self.d.messages("alice"), [
-            "cur/1700000001.M1P1.host:2,S", "cur/1700000002.M2P1.host:2,FS",
-            "cur/1700000003.M3P1.host:2,ST", "cur/1700000004.M4P1.host:2,"])
-        # A second RETR of a seen message changes nothing and still works.
+            "cur/1700000001.M1P1.host:2,", "cur/1700000002.M2P1.host:2,F",
+            "cur/1700000003.M3P1.host:2,T", "cur/1700000004.M4P1.host:2,"])
+        # A second RETR changes nothing and still works.
         self.retr(p, 1, msg(1))
         self.assertEqual(p.cmd("UIDL 1"), "+OK 1 1700000001.M1P1.host")
         self.assertEqual(p.cmd("QUIT"), "+OK Logging out, 0 messages deleted")
         p.close()
+        self.assertEqual(self.d.messages("alice"), [
+            "cur/1700000001.M1P1.host:2,S", "cur/1700000002.M2P1.host:2,FS",
+            "cur/1700000003.M3P1.host:2,ST", "cur/1700000004.M4P1.host:2,"])
+
+    def test_retrieved_then_deleted_message_is_never_renamed(self):
+        self.d.deliver("alice", msg(1), name="1700000001.M1P1.host")
+        self.d.deliver("alice", msg(2), name="1700000002.M2P1.host")
+        self.d.start()
+        p = self.session()
+        cur = os.path.join(self.root(), "cur")
+        with DirWatch(cur) as watch:
+            self.retr(p, 1, msg(1))
+            self.retr(p, 2, msg(2))
+            self.assertTrue(p.cmd("DELE 1").startswith("+OK"))
+            self.assertEqual(p.cmd("QUIT"), "+OK Logging out, 1 messages deleted")
+            events = watch.events()
+        p.close()
+        # Message 1 was only unlinked; message 2, kept, got its flag.
+        self.assertEqual(events, [("deleted", "1700000001.M1P1.host:2,"),
+                                  ("moved_from", "1700000002.M2P1.host:2,"),
+                                  ("moved_to", "1700000002.M2P1.host:2,S")])
+        self.assertEqual(self.d.messages("alice"), ["cur/1700000002.M2P1.host:2,S"])
+
+    def test_retr_then_drop_still_marks_seen(self):
+        self.d.deliver("alice", msg(1), name="1700000001.M1P1.host")
+        self.d.deliver("alice", msg(2), name="1700000002.M2P1.host")
+        self.d.start()
+        p = self.session()
+        self.retr(p, 2, msg(2))
+        self.assertTrue(p.cmd("DELE 2").startswith("+OK"))
+        port = p.sock.getsockname()[1]
+        p.close()
+        self.d.wait_log("port=%d reason=disconnected" % port)
+        # No QUIT: nothing deleted, but what was retrieved is seen.
+        self.assertEqual(self.d.messages("alice"), [
+            "cur/1700000001.M1P1.host:2,", "cur/1700000002.M2P1.host:2,S"])
 
     def test_flag_rename_by_another_program(self):
         self.d.deliver("alice", msg(1), name="1700000001.M1P1.host")
@@ -239,7 +333,7 @@ class Maildir(MailCase):
         self.assertEqual(p.cmd("UIDL 1"), "+OK 1 1700000001.M1P1.host")
         cur = os.path.join(self.root(), "cur")
         os.rename(os.path.join(cur, "1700000001.M1P1.host:2,"),
-                  os.path.join(cur, "1700000001.M1P1.host:2,FS"))
+                  os.path.join(cur, "1700000001.M1P1.host:2,F"))
         os.rename(os.path.join(cur, "1700000002.M2P1.host:2,"),
                   os.path.join(cur, "1700000002.M2P1.host:2,R"))
         self.retr(p, 1, msg(1))
@@ -249,14 +343,14 @@ class Maildir(MailCase):
         self.assertTrue(p.cmd("TOP 1 0").startswith("+OK"))
         self.assertEqual(p.multiline(), pop3_size(HEADERS + b"\n"))
         self.assertEqual(p.cmd("NOOP"), "+OK")
-        self.assertEqual(self.d.messages("alice"), [
-            "cur/1700000001.M1P1.host:2,FS", "cur/1700000002.M2P1.host:2,RS"])
-        # Renamed again after our RETR: DELE still finds it.
-        os.rename(os.path.join(cur, "1700000002.M2P1.host:2,RS"),
-                  os.path.join(cur, "1700000002.M2P1.host:2,RST"))
+        # Renamed again after our RETR: DELE still finds it, and so does the Seen flag.
+        os.rename(os.path.join(cur, "1700000002.M2P1.host:2,R"),
+                  os.path.join(cur, "1700000002.M2P1.host:2,RT"))
+        os.rename(os.path.join(cur, "1700000001.M1P1.host:2,F"),
+                  os.path.join(cur, "1700000001.M1P1.host:2,FT"))
         self.assertTrue(p.cmd("DELE 2").startswith("+OK"))
         self.assertEqual(p.cmd("QUIT"), "+OK Logging out, 1 messages deleted")
-        self.assertEqual(self.d.messages("alice"), ["cur/1700000001.M1P1.host:2,FS"])
+        self.assertEqual(self.d.messages("alice"), ["cur/1700000001.M1P1.host:2,FST"])
         p.close()
 
     def test_delivery_during_session_seen_by_next_session(self):

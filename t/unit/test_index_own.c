@@ -300,7 +300,7 @@ static void seen(struct fixture *f, struct session *s, const char *unique)
 {
     char renamed[NAME_MAX + 1];
     size_t i = find(s->md, unique);
-    index_own_before(&s->own, f->ix, f->root, s->curfd, 0, s->md);
+    index_own_before(&s->own, f->ix, f->root, s->curfd, 0);
     assert_int_equal(maildir_add_flag(s->curfd, maildir_msg_name(s->md, i), 'S', renamed,
                                       sizeof(renamed)), 0);
     index_own_after(&s->own, f->ix, s->curfd);
@@ -312,7 +312,7 @@ static void dele_quit(struct fixture *f, struct session *s, const char *unique)
     int removed;
     size_t i = find(s->md, unique);
     s->md->msgs[i].deleted = 1;
-    index_own_before(&s->own, f->ix, f->root, s->curfd, 1, s->md);
+    index_own_before(&s->own, f->ix, f->root, s->curfd, 1);
     assert_int_equal(maildir_expunge(s->curfd, maildir_msg_name(s->md, i), &removed), 0);
     if (removed != 1)
         index_own_foreign(&s->own);
@@ -468,6 +468,51 @@ static void test_unlink_soon_after_own_change_stores_stale_first(void **state)
     maildir_free(md);
 }
 
+/*
+ * The stale record stored before such an unlink is a marker without
+ * messages (a few hundred bytes, not the list); the session's end stores
+ * the list: trusted, or stale when trust was lost after the marker, so the
+ * next listing still knows the sizes.
+ */
+static void test_stale_first_is_a_marker_then_the_list(void **state)
+{
+    struct fixture *f = *state;
+    struct index_sync_result r;
+    struct session s;
+    struct index_head h;
+    cold(f);
+    put(f, "new/1700000100.M9P9.h", "new mail\n");
+    maildir_free(sync_ok(f, &r));
+    login(f, &s);
+    dele_quit(f, &s, "1700000100.M9P9.h");
+    assert_int_equal(mbindex_get_head(f->ix, f->root, &h), 0);
+    assert_int_equal(h.cur_dir.trust, INDEX_STALE);
+    assert_int_equal(h.count, 0);
+    end(f, &s, 1);
+    struct maildir *want = truth(f);
+    assert_int_equal(mbindex_get_head(f->ix, f->root, &h), 0);
+    assert_int_not_equal(h.cur_dir.trust, INDEX_STALE);
+    assert_int_equal(h.count, want->count);
+    maildir_free(want);
+
+    put(f, "new/1700000101.M8P8.h", "more mail\n");
+    maildir_free(sync_ok(f, &r));
+    login(f, &s);
+    dele_quit(f, &s, "1700000101.M8P8.h");
+    index_own_foreign(&s.own); /* another program's rename seen after the marker */
+    end(f, &s, 1);
+    want = truth(f);
+    assert_int_equal(mbindex_get_head(f->ix, f->root, &h), 0);
+    assert_int_equal(h.cur_dir.trust, INDEX_STALE);
+    assert_int_equal(h.count, want->count);
+    assert_int_equal(h.total_size, want->total_size);
+    maildir_free(want);
+    struct maildir *md = sync_ok(f, &r);
+    assert_true(r.read_cur);
+    assert_serves_truth(f, md);
+    maildir_free(md);
+}
+
 static void test_stamp_rules(void **state)
 {
     (void)state;
@@ -511,6 +556,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_session_changes_recorded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_session_sees_foreign_change, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stale_first_is_a_marker_then_the_list, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_unlink_soon_after_own_change_stores_stale_first,
                                         setup, teardown),
     };
