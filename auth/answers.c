@@ -9,14 +9,17 @@
 #include "daemon/runtime/log.h"
 
 struct held_answer {
+    struct answers *owner;
+    struct ev_timer due;       /* fires at the answer's time */
+    int index;                 /* its place in owner->held */
     int slot;
     uint32_t gen;
-    double send_at;
     size_t len;
     unsigned char msg[];
 };
 
-int answers_init(struct answers *a, int max_held)
+int answers_init(struct answers *a, int max_held, struct ev_loop *ev,
+                 answers_released_fn *released, void *arg)
 {
     memset(a, 0, sizeof(*a));
     for (int i = 0; i < ANSWERS_MAX_PEERS; i++)
@@ -27,12 +30,15 @@ int answers_init(struct answers *a, int max_held)
         return -1;
     }
     a->max_held = max_held;
+    a->ev = ev;
+    a->released = released;
+    a->released_arg = arg;
     return 0;
 }
 
 void answers_free(struct answers *a)
 {
-    (void)answers_flush(a, 0, 1);
+    (void)answers_flush_all(a);
     free(a->held);
     a->held = NULL;
 }
@@ -82,6 +88,31 @@ void answers_send_fd(struct answers *a, int slot, const struct buf *msg, int pas
     }
 }
 
+/* Send h if its connection is still the one it was for, and forget it. */
+static void release(struct held_answer *h)
+{
+    struct answers *a = h->owner;
+
+    ev_timer_cancel(a->ev, &h->due);
+    if (h->gen == a->gen[h->slot])
+        answers_send(a, h->slot, h->msg, h->len);
+    a->held[h->index] = a->held[--a->nheld];
+    a->held[h->index]->index = h->index;
+    free(h);
+}
+
+/* A held answer's time has come. */
+static void on_due(struct ev_loop *ev, struct ev_timer *timer)
+{
+    struct held_answer *h = timer->data;
+    struct answers *a = h->owner;
+
+    (void)ev;
+    release(h);
+    if (a->released != NULL)
+        a->released(a->released_arg);
+}
+
 int answers_send_at(struct answers *a, int slot, uint32_t gen, double at, double now,
                     const void *msg, size_t len)
 {
@@ -98,43 +129,28 @@ int answers_send_at(struct answers *a, int slot, uint32_t gen, double at, double
                   a->nheld >= a->max_held ? "table full" : "no memory");
         return -1;
     }
+    h->owner = a;
     h->slot = slot;
     h->gen = gen;
-    h->send_at = at;
     h->len = len;
     memcpy(h->msg, msg, len);
+    ev_timer_init(&h->due, on_due, h);
+    if (ev_timer_arm(a->ev, &h->due, at) == -1) {
+        log_error("auth penalty: cannot hold an answer (no memory for its timer); dropped, "
+                  "the worker times out");
+        free(h);
+        return -1;
+    }
+    h->index = a->nheld;
     a->held[a->nheld++] = h;
     return 0;
 }
 
-int answers_flush(struct answers *a, double now, int all)
+int answers_flush_all(struct answers *a)
 {
-    int left = 0;
+    int left = a->nheld;
 
-    for (int i = 0; i < a->nheld;) {
-        struct held_answer *h = a->held[i];
-        if (!all && h->send_at > now) {
-            i++;
-            continue;
-        }
-        if (h->gen == a->gen[h->slot])
-            answers_send(a, h->slot, h->msg, h->len);
-        free(h);
-        a->held[i] = a->held[--a->nheld];
-        left++;
-    }
+    while (a->nheld > 0)
+        release(a->held[a->nheld - 1]);
     return left;
-}
-
-int answers_timeout_ms(const struct answers *a, double now)
-{
-    double first = -1;
-
-    for (int i = 0; i < a->nheld; i++) {
-        if (first < 0 || a->held[i]->send_at < first)
-            first = a->held[i]->send_at;
-    }
-    if (first < 0)
-        return -1;
-    return first <= now ? 0 : (int)((first - now) * 1000) + 1;
 }

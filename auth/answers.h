@@ -14,23 +14,34 @@
 #include <stdint.h>
 
 #include "daemon/runtime/buf.h"
+#include "daemon/runtime/event_loop.h"
 
 /* Worker connections: one per worker process (auth/socket_server.h). */
 #define ANSWERS_MAX_PEERS 256
 
 struct held_answer;
 
+/* A held answer has left (sent, or dropped for a closed connection). */
+typedef void answers_released_fn(void *arg);
+
 struct answers {
     int fd[ANSWERS_MAX_PEERS];            /* -1: no connection */
     uint32_t gen[ANSWERS_MAX_PEERS];
     /* 1: an answer could not be sent; the connection is shut down and read no more. */
     unsigned char cut[ANSWERS_MAX_PEERS];
-    struct held_answer **held;            /* max_held slots */
+    struct held_answer **held;            /* max_held slots; each has its timer on ev */
     int nheld, max_held;
+    struct ev_loop *ev;
+    answers_released_fn *released;
+    void *released_arg;
 };
 
-/* Room for max_held answers held at once. -1: ENOMEM. */
-int answers_init(struct answers *a, int max_held);
+/*
+ * Room for max_held answers held at once, each on its own timer of ev;
+ * released(arg) runs when a held answer leaves on its timer. -1: ENOMEM.
+ */
+int answers_init(struct answers *a, int max_held, struct ev_loop *ev,
+                 answers_released_fn *released, void *arg);
 /* Send every held answer now (to the connections still open), then free. */
 void answers_free(struct answers *a);
 
@@ -52,10 +63,7 @@ void answers_send_fd(struct answers *a, int slot, const struct buf *msg, int pas
 int answers_send_at(struct answers *a, int slot, uint32_t gen, double at, double now,
                     const void *msg, size_t len);
 
-/* Send the held answers that are due at now (all of them if all). Returns how many left. */
-int answers_flush(struct answers *a, double now, int all);
-
-/* Milliseconds from now until the first held answer is due, or -1 if none is held. */
-int answers_timeout_ms(const struct answers *a, double now);
+/* Send every held answer now, due or not (a clean stop). Returns how many left. */
+int answers_flush_all(struct answers *a);
 
 #endif

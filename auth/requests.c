@@ -141,7 +141,17 @@ static void on_done(void *arg, uint64_t tag, const struct auth_request *req,
         finish(d, (int)tag, req, res);
 }
 
-int requests_init(struct auth_requests *d, struct passdb *pdb)
+/* A held answer has left on its timer: its room is free again. */
+static void on_released(void *arg)
+{
+    struct auth_requests *d = arg;
+
+    d->pending--;
+    if (d->pending == 0 && d->out.nheld == 0)
+        d->warned_full = 0;
+}
+
+int requests_init(struct auth_requests *d, struct passdb *pdb, struct ev_loop *ev)
 {
     struct penalty_config pc;
     struct ratelimit_config rc;
@@ -153,7 +163,7 @@ int requests_init(struct auth_requests *d, struct passdb *pdb)
     d->inflight = calloc(REQUESTS_MAX_INFLIGHT, sizeof(*d->inflight));
     penalty_config_from(&pc, &pdb->cfg);
     ratelimit_config_from(&rc, &pdb->cfg);
-    if (d->inflight == NULL || answers_init(&d->out, REQUESTS_MAX_PENDING) == -1 ||
+    if (d->inflight == NULL || answers_init(&d->out, REQUESTS_MAX_PENDING, ev, on_released, d) == -1 ||
         ratelimit_init(&d->rate, &rc, RATELIMIT_ENTRIES) == -1 ||
         penalty_init(&d->penalty, &pc) == -1) {
         free(d->inflight);
@@ -196,16 +206,9 @@ void requests_reconfigure(struct auth_requests *d)
     penalty_set_view(&d->penalty, d->view, clock_mono());
 }
 
-static void flush(struct auth_requests *d, int all)
-{
-    d->pending -= answers_flush(&d->out, clock_mono(), all);
-    if (d->pending == 0 && d->out.nheld == 0)
-        d->warned_full = 0;
-}
-
 void requests_free(struct auth_requests *d)
 {
-    flush(d, 1);
+    d->pending -= answers_flush_all(&d->out);
     passdb_set_done(d->pdb, NULL, NULL);
     answers_free(&d->out);
     free(d->inflight);
@@ -538,15 +541,14 @@ int requests_serve(struct auth_requests *d, int slot, int burst)
 
 int requests_timeout_ms(const struct auth_requests *d)
 {
-    int ms = passdb_timeout_ms(d->pdb), held_ms = answers_timeout_ms(&d->out, clock_mono());
-
-    return ms < 0 || (held_ms >= 0 && held_ms < ms) ? held_ms : ms;
+    return passdb_timeout_ms(d->pdb);
 }
 
 void requests_run(struct auth_requests *d)
 {
     passdb_poll(d->pdb);
-    flush(d, 0);
+    if (d->pending == 0)
+        d->warned_full = 0;   /* the next flood is warned about again */
 }
 
 /* 1 while a request waits for LDAP's answer. */

@@ -75,8 +75,11 @@ struct auth_requests {
     char router_pid_path[CONFIG_PATH_MAX + sizeof(ROUTER_PID_NAME) + 1];
 };
 
-/* Set up d for pdb (and register as pdb's done callback). -1: ENOMEM. */
-int requests_init(struct auth_requests *d, struct passdb *pdb);
+/*
+ * Set up d for pdb (and register as pdb's done callback); held answers wait
+ * on timers of ev. -1: ENOMEM.
+ */
+int requests_init(struct auth_requests *d, struct passdb *pdb, struct ev_loop *ev);
 /* New penalty settings from pdb->cfg (after a reload); scores are kept. */
 void requests_reconfigure(struct auth_requests *d);
 /*
@@ -104,9 +107,9 @@ void requests_peer_closed(struct auth_requests *d, int slot);
  */
 int requests_serve(struct auth_requests *d, int slot, int burst);
 
-/* Milliseconds until a held answer is due or the password databases need a poll, or -1. */
+/* Milliseconds until the password databases need a poll, or -1 (held answers have timers). */
 int requests_timeout_ms(const struct auth_requests *d);
-/* Poll the password databases and send the answers that are due. */
+/* Poll the password databases. */
 void requests_run(struct auth_requests *d);
 
 #endif

@@ -63,7 +63,7 @@ static void on_passdb(struct ev_loop *ev, struct ev_io *io, uint32_t events)
     (void)events;
 }
 
-/* A held answer is due, or a password database's deadline (an LDAP timeout, a retry). */
+/* A password database's deadline (an LDAP timeout, a retry); held answers have their own timers. */
 static void on_requests_due(struct ev_loop *ev, struct ev_timer *timer)
 {
     (void)ev;
@@ -116,10 +116,6 @@ int auth_server_init(struct auth_server *srv, struct passdb *pdb, int listen_fd,
         srv->peers[i].fd = -1;
     srv->passdb_fd_watched = -1;
     _Static_assert(REQUESTS_MAX_PEERS >= AUTH_SERVER_MAX_PEERS, "requests: too few peer slots");
-    if (requests_init(&srv->requests, pdb) == -1)
-        return -1;
-    auth_server_set_mail_user(srv, mail_user);
-
     int fl = fcntl(listen_fd, F_GETFL);
     if (fl == -1 || fcntl(listen_fd, F_SETFL, fl | O_NONBLOCK) == -1 ||
         fcntl(listen_fd, F_SETFD, FD_CLOEXEC) == -1)
@@ -127,6 +123,13 @@ int auth_server_init(struct auth_server *srv, struct passdb *pdb, int listen_fd,
     srv->ev = ev_loop_new();
     if (srv->ev == NULL)
         return -1;
+    if (requests_init(&srv->requests, pdb, srv->ev) == -1) {
+        ev_loop_free(srv->ev);
+        srv->ev = NULL;
+        errno = ENOMEM;
+        return -1;
+    }
+    auth_server_set_mail_user(srv, mail_user);
     ev_timer_init(&srv->requests_due, on_requests_due, srv);
     ev_loop_set_before_wait(srv->ev, before_wait, srv);
     if (ev_io_start(srv->ev, &srv->listen_io, listen_fd, EPOLLIN, on_listen, srv) == -1) {

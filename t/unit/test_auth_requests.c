@@ -24,6 +24,8 @@
 
 #include "auth/passdb.h"
 #include "auth/requests.h"
+#include "daemon/runtime/clock.h"
+#include "daemon/runtime/event_loop.h"
 #include "auth/protocol.h"
 #include "daemon/runtime/config.h"
 #include "daemon/runtime/ipc.h"
@@ -35,6 +37,7 @@ struct fixture {
     struct config cfg;
     struct passdb pdb;
     struct auth_requests d;
+    struct ev_loop *ev;     /* the held answers' timers */
     int sv[2];              /* sv[0]: the helper's end, sv[1]: the "worker" */
     struct buf req;
 };
@@ -66,7 +69,9 @@ static int setup(void **state)
 static void start(struct fixture *f)
 {
     assert_int_equal(passdb_init(&f->pdb, &f->cfg), 0);
-    assert_int_equal(requests_init(&f->d, &f->pdb), 0);
+    f->ev = ev_loop_new();
+    assert_non_null(f->ev);
+    assert_int_equal(requests_init(&f->d, &f->pdb, f->ev), 0);
     assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, f->sv), 0);
     assert_int_equal(fcntl(f->sv[0], F_SETFL, O_NONBLOCK), 0);
     assert_int_equal(fcntl(f->sv[1], F_SETFL, O_NONBLOCK), 0);
@@ -79,6 +84,8 @@ static int teardown(void **state)
     /* Held answers are dropped, not flushed into a socket nobody reads. */
     requests_peer_closed(&f->d, 0);
     requests_free(&f->d);
+    assert_int_equal(ev_loop_timer_count(f->ev), 0);
+    ev_loop_free(f->ev);
     passdb_free(&f->pdb);
     close(f->sv[0]);
     close(f->sv[1]);
@@ -175,7 +182,14 @@ static void test_pending_cap_answers_tempfail_never_early(void **state)
     assert_int_equal(count[AUTH_FAIL], 0);
     assert_int_equal(count[AUTH_OK], 0);
     assert_int_equal(f->d.pending, REQUESTS_MAX_PENDING);
-    assert_true(requests_timeout_ms(&f->d) > 10000);
+    /* each held answer waits on its own timer, none due within 10 s, all by 12 s */
+    assert_int_equal(ev_loop_timer_count(f->ev), REQUESTS_MAX_PENDING);
+    ev_loop_fire_timers(f->ev, clock_mono() + 10);
+    assert_int_equal(f->d.out.nheld, REQUESTS_MAX_PENDING);
+    ev_loop_fire_timers(f->ev, clock_mono() + 12.5);
+    assert_int_equal(f->d.out.nheld, 0);
+    assert_int_equal(f->d.pending, 0);
+    assert_int_equal(ev_loop_timer_count(f->ev), 0);
 }
 
 static void test_blocked_held_for_max_delay_and_counted(void **state)
@@ -204,7 +218,14 @@ static void test_blocked_held_for_max_delay_and_counted(void **state)
     assert_int_equal(count[AUTH_OK] + count[AUTH_TEMPFAIL], 0);
     assert_int_equal(count[AUTH_FAIL], 1);
     assert_int_equal(f->d.out.nheld, 1);
-    assert_true(requests_timeout_ms(&f->d) > 7000);
+    assert_int_equal(ev_loop_timer_count(f->ev), 1);
+    ev_loop_fire_timers(f->ev, clock_mono() + 7);
+    drain(f, count);
+    assert_int_equal(count[AUTH_FAIL], 1);   /* not yet */
+    ev_loop_fire_timers(f->ev, clock_mono() + 8.5);
+    drain(f, count);
+    assert_int_equal(count[AUTH_FAIL], 2);   /* refused after the 8 s maximum delay */
+    assert_int_equal(f->d.out.nheld, 0);
     /* and it counted against bob like any failure */
     assert_true(penalty_user_score(&f->d.penalty, "bob", now) >= before + 0.99);
 }

@@ -27,6 +27,7 @@
 #include "auth/passdb.h"
 #include "auth/passdb_file.h"
 #include "auth/requests.h"
+#include "daemon/runtime/event_loop.h"
 #include "auth/protocol.h"
 #include "auth/socket_server.h"
 #include "daemon/runtime/config.h"
@@ -51,6 +52,7 @@ struct fixture {
     struct config cfg;
     struct passdb pdb;
     struct auth_requests d; /* the helper's request path, serving sv[1] as peer slot 0 */
+    struct ev_loop *ev;     /* its timers */
     int sv[2];              /* sv[0]: the "worker", sv[1]: the helper's end; -1 when closed */
     struct buf req;
     pid_t server;           /* a forked helper still to be stopped */
@@ -83,7 +85,8 @@ static int setup(void **state)
      * their own tests (test_auth_requests.c); test_event_loop turns them on. */
     f->cfg.auth_penalty = 0;
     f->cfg.auth_rate_limit = 0;
-    if (passdb_init(&f->pdb, &f->cfg) == -1 || requests_init(&f->d, &f->pdb) == -1)
+    if (passdb_init(&f->pdb, &f->cfg) == -1 || (f->ev = ev_loop_new()) == NULL ||
+        requests_init(&f->d, &f->pdb, f->ev) == -1)
         return -1;
     f->sv[0] = f->sv[1] = -1;
     buf_init(&f->req, IPC_MAX_MESSAGE);
@@ -107,6 +110,7 @@ static int teardown(void **state)
         close(f->sv[1]);
     }
     requests_free(&f->d);
+    ev_loop_free(f->ev);
     passdb_free(&f->pdb);
     buf_free(&f->req);
     unlink(f->path);

@@ -24,6 +24,7 @@
 
 #include "auth/passdb.h"
 #include "auth/requests.h"
+#include "daemon/runtime/event_loop.h"
 #include "auth/protocol.h"
 #include "auth/scram_server.h"
 #include "daemon/runtime/ipc.h"
@@ -166,6 +167,7 @@ static void test_scram_client_first_parsing(void **state)
 static char tmpdir[64];
 static struct passdb pdb;
 static struct auth_requests disp;   /* the helper's request path, serving sv[1] */
+static struct ev_loop *ev;          /* its timers */
 static int sv[2];                   /* sv[0]: the "worker" */
 static time_t fake_now;
 
@@ -207,7 +209,9 @@ static int setup_helper(void **state)
     cfg.auth_penalty = 0;
     cfg.auth_rate_limit = 0;
     assert_int_equal(passdb_init(&pdb, &cfg), 0);
-    assert_int_equal(requests_init(&disp, &pdb), 0);
+    ev = ev_loop_new();
+    assert_non_null(ev);
+    assert_int_equal(requests_init(&disp, &pdb, ev), 0);
     assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv),
                      0);
     requests_peer_open(&disp, 0, sv[1], getpid());
@@ -224,6 +228,7 @@ static int teardown_helper(void **state)
     (void)state;
     requests_peer_closed(&disp, 0);
     requests_free(&disp);
+    ev_loop_free(ev);
     close(sv[0]);
     close(sv[1]);
     passdb_free(&pdb);
