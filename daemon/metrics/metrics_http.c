@@ -5,7 +5,6 @@
 #include <string.h>
 
 #include "daemon/runtime/buf.h"
-#include "daemon/runtime/clock.h"
 #include "daemon/runtime/control_proto.h"
 #include "daemon/runtime/http_clients.h"
 
@@ -70,7 +69,8 @@ static void answer(void *ctx, uint64_t token, const char *req, size_t len)
     buf_free(&doc);
 }
 
-struct metrics_http *metrics_http_new(int listen_fd, metrics_render_fn render, void *ctx)
+struct metrics_http *metrics_http_new(struct ev_loop *loop, int listen_fd, metrics_render_fn render,
+                                      void *ctx)
 {
     static const struct http_clients_limits lim = {
         .max_clients = METRICS_MAX_CLIENTS,
@@ -83,32 +83,10 @@ struct metrics_http *metrics_http_new(int listen_fd, metrics_render_fn render, v
         return NULL;
     mh->render = render;
     mh->render_ctx = ctx;
-    mh->clients = http_clients_new(listen_fd, &lim, answer, NULL, mh);
+    mh->clients = http_clients_new(loop, listen_fd, &lim, answer, NULL, mh);
     if (mh->clients == NULL) {
         free(mh);
         return NULL;
     }
     return mh;
-}
-
-int metrics_http_pollfds(const struct metrics_http *mh, struct pollfd *pfd, int max)
-{
-    return mh != NULL ? http_clients_pollfds(mh->clients, pfd, max) : 0;
-}
-
-void metrics_http_handle(struct metrics_http *mh, const struct pollfd *pfd, int n)
-{
-    if (mh != NULL)
-        http_clients_handle(mh->clients, pfd, n);
-}
-
-double metrics_http_next_wake(const struct metrics_http *mh, double now)
-{
-    return mh != NULL ? http_clients_next_wake(mh->clients, now) : -1.0;
-}
-
-void metrics_http_tick(struct metrics_http *mh, double now)
-{
-    if (mh != NULL)
-        http_clients_tick(mh->clients, now);
 }

@@ -5,7 +5,7 @@
  * stats --prometheus` but never reset. The master binds the socket and
  * hands it over; it never reads a byte of HTTP.
  *
- * It is a deliberately small HTTP/1.x server in one poll loop: one request
+ * It is a deliberately small HTTP/1.x server on the process's event loop: one request
  * per connection (then close), at most METRICS_MAX_CLIENTS at once (the
  * next is told 503), each given METRICS_CLIENT_SECONDS to send its request
  * and read the answer, requests of at most 8 KB (431). Anything but GET (or
@@ -16,25 +16,19 @@
 #ifndef FASTPOP_METRICS_HTTP_H
 #define FASTPOP_METRICS_HTTP_H
 
-#include <poll.h>
-
 #include "daemon/runtime/buf.h"
 
 #define METRICS_MAX_CLIENTS 8
 #define METRICS_CLIENT_SECONDS 5.0
 
 struct metrics_http;
+struct ev_loop;
 
 /* Append the document to doc: 0, or -1 for a 503. */
 typedef int (*metrics_render_fn)(void *ctx, struct buf *doc);
 
-/* Serve on listen_fd (listening, non-blocking); NULL without memory. */
-struct metrics_http *metrics_http_new(int listen_fd, metrics_render_fn render, void *ctx);
-
-int metrics_http_pollfds(const struct metrics_http *mh, struct pollfd *pfd, int max);
-void metrics_http_handle(struct metrics_http *mh, const struct pollfd *pfd, int n);
-/* Seconds until a client's time runs out, or -1; then metrics_http_tick() drops it. */
-double metrics_http_next_wake(const struct metrics_http *mh, double now);
-void metrics_http_tick(struct metrics_http *mh, double now);
+/* Serve on listen_fd (listening, non-blocking) from loop's turns; NULL without memory. */
+struct metrics_http *metrics_http_new(struct ev_loop *loop, int listen_fd, metrics_render_fn render,
+                                      void *ctx);
 
 #endif

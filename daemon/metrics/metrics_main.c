@@ -16,7 +16,7 @@
  * on SIGTERM, or when the master goes away (EOF on the feed).
  */
 #include <errno.h>
-#include <poll.h>
+#include <sys/epoll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,7 +27,7 @@
 #include "daemon/runtime/log.h"
 #include "daemon/metrics/metrics_feed.h"
 #include "daemon/metrics/metrics_http.h"
-#include "daemon/runtime/clock.h"
+#include "daemon/runtime/event_loop.h"
 #include "daemon/runtime/program.h"
 #include "shm/stats.h"
 #include "daemon/metrics/stats_render.h"
@@ -90,8 +90,11 @@ static int render(void *ctx, struct buf *doc)
 }
 
 /* Between scrapes only late answers (to an ask that timed out) arrive: drop them. */
-static void drain_feed(int fd)
+static void drain_feed(struct ev_loop *loop, struct ev_io *io, uint32_t events)
 {
+    int fd = io->fd;
+    (void)loop;
+    (void)events;
     unsigned char msg[IPC_MAX_MESSAGE];
     for (;;) {
         ssize_t n = ipc_recv(fd, msg, sizeof(msg));
@@ -115,21 +118,17 @@ int main(int argc, char **argv)
     program_start("metrics", o.foreground, o.log_level);
 
     struct feed feed = { .fd = o.feed_fd, .next_id = 1 };
-    struct metrics_http *mh = metrics_http_new(o.listen_fd, render, &feed);
+    struct ev_loop *loop = ev_loop_new();
+    if (loop == NULL)
+        log_fatal("event loop: %s", strerror(errno));
+    struct ev_io feed_io = { 0 };
+    if (ev_io_start(loop, &feed_io, feed.fd, EPOLLIN, drain_feed, NULL) == -1)
+        log_fatal("watching the feed: %s", strerror(errno));
+    struct metrics_http *mh = metrics_http_new(loop, o.listen_fd, render, &feed);
     if (mh == NULL)
         log_fatal("out of memory");
     log_debug("serving GET /metrics");
-    for (;;) {
-        struct pollfd pfd[2 + METRICS_MAX_CLIENTS];
-        pfd[0] = (struct pollfd){ .fd = feed.fd, .events = POLLIN };
-        int n = 1 + metrics_http_pollfds(mh, pfd + 1, METRICS_MAX_CLIENTS + 1);
-        double wake = metrics_http_next_wake(mh, clock_mono());
-        int ms = wake < 0 ? -1 : (int)(wake * 1000.0) + 1;
-        if (poll(pfd, (nfds_t)n, ms) == -1 && errno != EINTR)
-            log_fatal("poll: %s", strerror(errno));
-        if (pfd[0].revents != 0)
-            drain_feed(feed.fd);
-        metrics_http_handle(mh, pfd + 1, n - 1);
-        metrics_http_tick(mh, clock_mono());
-    }
+    /* Nothing stops the loop: SIGTERM or the master's EOF end the process. */
+    ev_loop_run(loop);
+    log_fatal("epoll_wait: %s", strerror(errno));
 }

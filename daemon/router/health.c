@@ -5,8 +5,11 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include "daemon/runtime/event_loop.h"
 
 /* A greeting line is short; a longer one is not a POP3 server's. */
 #define GREETING_MAX 512
@@ -14,23 +17,32 @@
 enum probe_state { PROBE_IDLE, PROBE_CONNECTING, PROBE_READING };
 
 struct probe {
+    struct health *h;
+    size_t i;                  /* its backend */
     int fd;
     enum probe_state state;
-    double deadline;
+    struct ev_io io;
+    struct ev_timer timeout;   /* no greeting by then: down */
     char line[GREETING_MAX];
     size_t have;
 };
 
 struct health {
+    struct ev_loop *loop;
     struct route_backend *b;
     size_t n;
     struct probe *p;
-    double interval, timeout, next_round;
+    double interval, timeout;
+    struct ev_timer round;     /* the next round of checks */
     int proxy_protocol;
 };
 
-struct health *health_new(struct route_backend *b, size_t n, double interval, double timeout,
-                          int proxy_protocol)
+static void on_round(struct ev_loop *loop, struct ev_timer *timer);
+static void on_probe_event(struct ev_loop *loop, struct ev_io *io, uint32_t events);
+static void on_probe_timeout(struct ev_loop *loop, struct ev_timer *timer);
+
+struct health *health_new(struct ev_loop *loop, struct route_backend *b, size_t n,
+                          double interval, double timeout, int proxy_protocol)
 {
     struct health *h = calloc(1, sizeof(*h));
     if (h == NULL)
@@ -40,14 +52,25 @@ struct health *health_new(struct route_backend *b, size_t n, double interval, do
         free(h);
         return NULL;
     }
+    h->loop = loop;
     h->b = b;
     h->n = n;
     h->interval = interval;
     h->timeout = timeout;
     h->proxy_protocol = proxy_protocol;
     for (size_t i = 0; i < n; i++) {
+        h->p[i].h = h;
+        h->p[i].i = i;
         h->p[i].fd = -1;
+        ev_timer_init(&h->p[i].timeout, on_probe_timeout, &h->p[i]);
         b[i].up = b[i].draining = 0;
+    }
+    /* The first round starts at the loop's first turn. */
+    ev_timer_init(&h->round, on_round, h);
+    if (ev_timer_arm_in(loop, &h->round, 0.0) == -1) {
+        free(h->p);
+        free(h);
+        return NULL;
     }
     return h;
 }
@@ -55,7 +78,9 @@ struct health *health_new(struct route_backend *b, size_t n, double interval, do
 static void finish(struct health *h, size_t i, int up, int draining)
 {
     struct probe *p = &h->p[i];
+    ev_timer_cancel(h->loop, &p->timeout);
     if (p->fd >= 0) {
+        ev_io_stop(h->loop, &p->io);
         if (up) {
             static const char quit[] = "QUIT\r\n";
             (void)send(p->fd, quit, sizeof(quit) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -73,9 +98,13 @@ void health_free(struct health *h)
 {
     if (h == NULL)
         return;
+    ev_timer_cancel(h->loop, &h->round);
     for (size_t i = 0; i < h->n; i++) {
-        if (h->p[i].fd >= 0)
+        ev_timer_cancel(h->loop, &h->p[i].timeout);
+        if (h->p[i].fd >= 0) {
+            ev_io_stop(h->loop, &h->p[i].io);
             close(h->p[i].fd);
+        }
     }
     free(h->p);
     free(h);
@@ -107,8 +136,15 @@ static void start(struct health *h, size_t i, double now)
     struct probe *p = &h->p[i];
     struct sockaddr_storage ss;
     socklen_t len;
+    /*
+     * A check whose time ran out with this round (interval == timeout) is
+     * ended first, whichever of the two timers the loop ran first, so the
+     * backend is checked again now.
+     */
+    if (p->fd >= 0 && p->timeout.deadline <= now)
+        finish(h, i, 0, 0);
     if (p->fd >= 0)
-        return;   /* the last one is still running: its own deadline ends it */
+        return;   /* the last one is still running: its own timer ends it */
     if (backend_address(&h->b[i], &ss, &len) == -1) {
         finish(h, i, 0, 0);
         return;
@@ -118,27 +154,13 @@ static void start(struct health *h, size_t i, double now)
         finish(h, i, 0, 0);
         return;
     }
-    p->deadline = now + h->timeout;
     p->have = 0;
-    if (connect(p->fd, (struct sockaddr *)&ss, len) == 0 || errno == EINPROGRESS)
+    if ((connect(p->fd, (struct sockaddr *)&ss, len) == 0 || errno == EINPROGRESS) &&
+        ev_io_start(h->loop, &p->io, p->fd, EPOLLOUT, on_probe_event, p) == 0 &&
+        ev_timer_arm(h->loop, &p->timeout, now + h->timeout) == 0)
         p->state = PROBE_CONNECTING;
     else
         finish(h, i, 0, 0);
-}
-
-int health_pollfds(const struct health *h, struct pollfd *pfd, int max)
-{
-    int k = 0;
-    for (size_t i = 0; i < h->n && k < max; i++) {
-        const struct probe *p = &h->p[i];
-        if (p->fd < 0)
-            continue;
-        pfd[k].fd = p->fd;
-        pfd[k].events = p->state == PROBE_CONNECTING ? POLLOUT : POLLIN;
-        pfd[k].revents = 0;
-        k++;
-    }
-    return k;
 }
 
 static void connected(struct health *h, size_t i)
@@ -157,7 +179,10 @@ static void connected(struct health *h, size_t i)
             return;
         }
     }
-    p->state = PROBE_READING;
+    if (ev_io_modify(h->loop, &p->io, EPOLLIN) == -1)
+        finish(h, i, 0, 0);
+    else
+        p->state = PROBE_READING;
 }
 
 static void read_greeting(struct health *h, size_t i)
@@ -185,43 +210,30 @@ static void read_greeting(struct health *h, size_t i)
         finish(h, i, 0, 0);
 }
 
-void health_handle(struct health *h, const struct pollfd *pfd, int n, double now)
+static void on_probe_event(struct ev_loop *loop, struct ev_io *io, uint32_t events)
 {
-    (void)now;
-    for (int k = 0; k < n; k++) {
-        if (pfd[k].revents == 0)
-            continue;
-        for (size_t i = 0; i < h->n; i++) {
-            if (h->p[i].fd != pfd[k].fd)
-                continue;
-            if (h->p[i].state == PROBE_CONNECTING)
-                connected(h, i);
-            else
-                read_greeting(h, i);
-            break;
-        }
-    }
+    struct probe *p = io->data;
+    (void)loop;
+    (void)events;
+    if (p->state == PROBE_CONNECTING)
+        connected(p->h, p->i);
+    else
+        read_greeting(p->h, p->i);
 }
 
-double health_next_wake(const struct health *h, double now)
+static void on_probe_timeout(struct ev_loop *loop, struct ev_timer *timer)
 {
-    double next = h->next_round - now;
-    for (size_t i = 0; i < h->n; i++) {
-        if (h->p[i].fd >= 0 && h->p[i].deadline - now < next)
-            next = h->p[i].deadline - now;
-    }
-    return next < 0 ? 0 : next;
+    struct probe *p = timer->data;
+    (void)loop;
+    finish(p->h, p->i, 0, 0);
 }
 
-void health_tick(struct health *h, double now)
+static void on_round(struct ev_loop *loop, struct ev_timer *timer)
 {
-    for (size_t i = 0; i < h->n; i++) {
-        if (h->p[i].fd >= 0 && now >= h->p[i].deadline)
-            finish(h, i, 0, 0);
-    }
-    if (now < h->next_round)
-        return;
-    h->next_round = now + h->interval;
+    struct health *h = timer->data;
+    double now = ev_loop_now(loop);
+    /* Cannot fail: the heap slot this timer just left is free. */
+    (void)ev_timer_arm(loop, &h->round, now + h->interval);
     for (size_t i = 0; i < h->n; i++)
         start(h, i, now);
 }

@@ -11,29 +11,22 @@
 #ifndef FASTPOP_ROUTER_HEALTH_H
 #define FASTPOP_ROUTER_HEALTH_H
 
-#include <poll.h>
 #include <stddef.h>
 
 #include "daemon/router/route_pick.h"
 
 struct health;
+struct ev_loop;
 
 /*
  * Watch b[0..n) (their up/draining fields are written here; they start
- * down until their first check). proxy_protocol: send a PROXY header first.
- * NULL without memory.
+ * down until their first check) from loop's turns: the first round starts
+ * at the next turn, each check is an ev_io watch with a timer for
+ * `timeout`, each round a timer. proxy_protocol: send a PROXY header
+ * first. NULL without memory.
  */
-struct health *health_new(struct route_backend *b, size_t n, double interval, double timeout,
-                          int proxy_protocol);
+struct health *health_new(struct ev_loop *loop, struct route_backend *b, size_t n,
+                          double interval, double timeout, int proxy_protocol);
 void health_free(struct health *h);
-
-/* Descriptors of the checks in flight; returns how many were written (at most max). */
-int health_pollfds(const struct health *h, struct pollfd *pfd, int max);
-/* Serve what poll reported on those descriptors. */
-void health_handle(struct health *h, const struct pollfd *pfd, int n, double now);
-/* Seconds until health_tick() has work (a round to start, a check to time out). */
-double health_next_wake(const struct health *h, double now);
-/* Start a round when one is due; end checks that ran out of time. */
-void health_tick(struct health *h, double now);
 
 #endif

@@ -24,11 +24,11 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <unistd.h>
 
 #include "auth/helper_client.h"
@@ -38,6 +38,7 @@
 #include "daemon/router/route_pick.h"
 #include "daemon/runtime/clock.h"
 #include "daemon/runtime/config.h"
+#include "daemon/runtime/event_loop.h"
 #include "daemon/runtime/http_clients.h"
 #include "daemon/runtime/log.h"
 #include "daemon/runtime/program.h"
@@ -74,8 +75,11 @@ struct pending_login {
 };
 
 struct router {
+    struct ev_loop *loop;
     struct http_clients *http;
     struct helper_client *helper;   /* the connection to fastpop-auth */
+    struct ev_io helper_io;         /* its descriptor, while connected */
+    struct ev_timer helper_expiry;  /* when the oldest request out times out */
     struct health *health;
     struct host_cache *hosts;
     struct route_backend backends[CONFIG_ROUTER_BACKENDS_MAX];
@@ -269,6 +273,50 @@ static void on_helper(void *ctx, const struct auth_answer *rep)
     send_answer(r, tag, out);
 }
 
+static void on_helper_event(struct ev_loop *loop, struct ev_io *io, uint32_t events)
+{
+    struct router *r = io->data;
+    (void)loop;
+    helper_client_readable(r->helper, (events & (EPOLLHUP | EPOLLERR)) != 0);
+}
+
+static int watch_helper(void *arg, int fd)
+{
+    struct router *r = arg;
+    return ev_io_start(r->loop, &r->helper_io, fd, EPOLLIN, on_helper_event, r);
+}
+
+static void unwatch_helper(void *arg, int fd)
+{
+    struct router *r = arg;
+    (void)fd;
+    ev_io_stop(r->loop, &r->helper_io);
+}
+
+/*
+ * Requests share one timeout and are kept in the order sent, so the oldest
+ * one's deadline is the only timer needed. When the oldest is answered
+ * first, the timer fires early: on_helper_expiry finds nothing due and moves it.
+ */
+static void schedule_helper(void *arg, double seconds)
+{
+    struct router *r = arg;
+    if (seconds < 0)
+        ev_timer_cancel(r->loop, &r->helper_expiry);
+    else if (!ev_timer_armed(&r->helper_expiry))
+        (void)ev_timer_arm_in(r->loop, &r->helper_expiry, seconds);
+}
+
+static void on_helper_expiry(struct ev_loop *loop, struct ev_timer *timer)
+{
+    struct router *r = timer->data;
+    double now = ev_loop_now(loop);
+    helper_client_expire(r->helper, now);
+    double left = helper_client_next_expiry(r->helper, now);
+    if (left >= 0)
+        (void)ev_timer_arm(loop, &r->helper_expiry, now + left);
+}
+
 static void setup(struct router *r, const struct options *o)
 {
     struct config_backend cb[CONFIG_ROUTER_BACKENDS_MAX];
@@ -289,21 +337,21 @@ static void setup(struct router *r, const struct options *o)
         b->port = cb[i].port;
     }
     r->nbackends = (size_t)n;
-    r->http = http_clients_new(o->listen_fd, &lim, on_request, on_gone, r);
-    static const struct helper_client_hooks hooks = {
-        .reconnect_seconds = ROUTER_HELPER_RETRY_SECONDS,
+    r->loop = ev_loop_new();
+    if (r->loop == NULL)
+        log_fatal("event loop: %s", strerror(errno));
+    r->http = http_clients_new(r->loop, o->listen_fd, &lim, on_request, on_gone, r);
+    const struct helper_client_hooks hooks = {
+        .watch = watch_helper, .unwatch = unwatch_helper, .schedule = schedule_helper,
+        .arg = r, .reconnect_seconds = ROUTER_HELPER_RETRY_SECONDS,
     };
+    ev_timer_init(&r->helper_expiry, on_helper_expiry, r);
     r->helper = helper_client_new(o->auth_socket, &hooks);
-    r->health = health_new(r->backends, r->nbackends, o->check_interval, ROUTER_CHECK_TIMEOUT,
-                           o->proxy_protocol);
+    r->health = health_new(r->loop, r->backends, r->nbackends, o->check_interval,
+                           ROUTER_CHECK_TIMEOUT, o->proxy_protocol);
     r->hosts = host_cache_new(o->cache_ttl);
     if (r->http == NULL || r->helper == NULL || r->health == NULL || r->hosts == NULL)
         log_fatal("out of memory");
-}
-
-static double earliest(double a, double b)
-{
-    return a < 0 ? b : b < 0 ? a : a < b ? a : b;
 }
 
 int main(int argc, char **argv)
@@ -315,28 +363,7 @@ int main(int argc, char **argv)
     static struct router r;
     setup(&r, &o);
     log_info("routing to %zu backends", r.nbackends);
-    for (;;) {
-        enum { MAX_PFD = 1 + ROUTER_MAX_CLIENTS + 1 + CONFIG_ROUTER_BACKENDS_MAX };
-        struct pollfd pfd[MAX_PFD];
-        int nh = http_clients_pollfds(r.http, pfd, MAX_PFD);
-        int na = 0;
-        if (helper_client_fd(r.helper) >= 0)
-            pfd[nh + na++] = (struct pollfd){ .fd = helper_client_fd(r.helper), .events = POLLIN };
-        int nb = health_pollfds(r.health, pfd + nh + na, MAX_PFD - nh - na);
-        double now = clock_mono();
-        double wake = earliest(http_clients_next_wake(r.http, now),
-                               earliest(helper_client_next_expiry(r.helper, now),
-                                        health_next_wake(r.health, now)));
-        int ms = wake < 0 ? -1 : (int)(wake * 1000.0) + 1;
-        if (poll(pfd, (nfds_t)(nh + na + nb), ms) == -1 && errno != EINTR)
-            log_fatal("poll: %s", strerror(errno));
-        now = clock_mono();
-        health_handle(r.health, pfd + nh + na, nb, now);
-        if (na == 1 && pfd[nh].revents != 0)
-            helper_client_readable(r.helper, (pfd[nh].revents & (POLLHUP | POLLERR)) != 0);
-        http_clients_handle(r.http, pfd, nh);
-        health_tick(r.health, now);
-        helper_client_expire(r.helper, now);
-        http_clients_tick(r.http, now);
-    }
+    /* Nothing stops the loop: SIGTERM ends the process. */
+    ev_loop_run(r.loop);
+    log_fatal("epoll_wait: %s", strerror(errno));
 }

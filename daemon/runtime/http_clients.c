@@ -3,24 +3,30 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "daemon/runtime/buf.h"
-#include "daemon/runtime/clock.h"
+#include "daemon/runtime/event_loop.h"
 
 struct http_client {
+    struct http_clients *hc;
     int fd;                /* -1: free */
     uint32_t gen;          /* bumped at each accept: old tokens stop matching */
     int waiting;           /* the request went to the owner; no answer yet */
     int answering;         /* the answer is queued in out */
     int finishing;         /* out is sent and our side shut: reading to the client's EOF */
-    double deadline;       /* monotonic */
+    uint32_t events;       /* what io waits for now */
+    struct ev_io io;
+    struct ev_timer timeout;   /* client_seconds after the accept: the client is dropped */
     struct buf in, out;
 };
 
 struct http_clients {
+    struct ev_loop *loop;
     int listen_fd;
+    struct ev_io listen_io;
     struct http_clients_limits lim;
     http_request_fn on_request;
     http_gone_fn on_gone;
@@ -37,6 +43,8 @@ static void drop(struct http_clients *hc, struct http_client *cl)
 {
     int tell = cl->waiting;
     uint64_t token = token_of(hc, cl);
+    ev_io_stop(hc->loop, &cl->io);
+    ev_timer_cancel(hc->loop, &cl->timeout);
     close(cl->fd);
     cl->fd = -1;
     cl->waiting = 0;
@@ -107,6 +115,40 @@ static void read_to_eof(struct http_clients *hc, struct http_client *cl)
         drop(hc, cl);
 }
 
+/* A client waiting for its answer is read too: its EOF means it gave up. */
+static void watch_for_next(struct http_clients *hc, struct http_client *cl)
+{
+    uint32_t want = cl->answering && !cl->finishing ? EPOLLOUT : EPOLLIN;
+    if (cl->fd == -1 || want == cl->events)
+        return;
+    if (ev_io_modify(hc->loop, &cl->io, want) == -1)
+        drop(hc, cl);
+    else
+        cl->events = want;
+}
+
+static void on_client_event(struct ev_loop *loop, struct ev_io *io, uint32_t events)
+{
+    struct http_client *cl = io->data;
+    struct http_clients *hc = cl->hc;
+    (void)loop;
+    (void)events;
+    if (cl->finishing || cl->waiting)
+        read_to_eof(hc, cl);   /* bytes after the request are dropped */
+    else if (!cl->answering)
+        read_request(hc, cl);
+    if (cl->fd != -1 && cl->answering && !cl->finishing)
+        write_answer(hc, cl);
+    watch_for_next(hc, cl);
+}
+
+static void on_client_timeout(struct ev_loop *loop, struct ev_timer *timer)
+{
+    struct http_client *cl = timer->data;
+    (void)loop;
+    drop(cl->hc, cl);
+}
+
 static void accept_client(struct http_clients *hc)
 {
     int fd = accept4(hc->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -115,10 +157,16 @@ static void accept_client(struct http_clients *hc)
     for (unsigned i = 0; i < hc->lim.max_clients; i++) {
         struct http_client *cl = &hc->clients[i];
         if (cl->fd == -1) {
+            if (ev_io_start(hc->loop, &cl->io, fd, EPOLLIN, on_client_event, cl) == -1 ||
+                ev_timer_arm_in(hc->loop, &cl->timeout, hc->lim.client_seconds) == -1) {
+                ev_io_stop(hc->loop, &cl->io);
+                close(fd);   /* the client sees a close and retries */
+                return;
+            }
             cl->fd = fd;
             cl->gen++;
+            cl->events = EPOLLIN;
             cl->waiting = cl->answering = cl->finishing = 0;
-            cl->deadline = clock_mono() + hc->lim.client_seconds;
             buf_init(&cl->in, hc->lim.request_max);
             buf_init(&cl->out, hc->lim.answer_max);
             return;
@@ -132,7 +180,15 @@ static void accept_client(struct http_clients *hc)
     close(fd);
 }
 
-struct http_clients *http_clients_new(int listen_fd, const struct http_clients_limits *lim,
+static void on_listen_event(struct ev_loop *loop, struct ev_io *io, uint32_t events)
+{
+    (void)loop;
+    (void)events;
+    accept_client(io->data);
+}
+
+struct http_clients *http_clients_new(struct ev_loop *loop, int listen_fd,
+                                      const struct http_clients_limits *lim,
                                       http_request_fn on_request, http_gone_fn on_gone,
                                       void *ctx)
 {
@@ -144,13 +200,23 @@ struct http_clients *http_clients_new(int listen_fd, const struct http_clients_l
         free(hc);
         return NULL;
     }
+    hc->loop = loop;
     hc->listen_fd = listen_fd;
     hc->lim = *lim;
     hc->on_request = on_request;
     hc->on_gone = on_gone;
     hc->ctx = ctx;
-    for (unsigned i = 0; i < lim->max_clients; i++)
-        hc->clients[i].fd = -1;
+    for (unsigned i = 0; i < lim->max_clients; i++) {
+        struct http_client *cl = &hc->clients[i];
+        cl->hc = hc;
+        cl->fd = -1;
+        ev_timer_init(&cl->timeout, on_client_timeout, cl);
+    }
+    if (ev_io_start(loop, &hc->listen_io, listen_fd, EPOLLIN, on_listen_event, hc) == -1) {
+        free(hc->clients);
+        free(hc);
+        return NULL;
+    }
     return hc;
 }
 
@@ -163,6 +229,7 @@ void http_clients_free(struct http_clients *hc)
         if (hc->clients[i].fd != -1)
             drop(hc, &hc->clients[i]);
     }
+    ev_io_stop(hc->loop, &hc->listen_io);
     close(hc->listen_fd);
     free(hc->clients);
     free(hc);
@@ -179,71 +246,6 @@ int http_clients_answer(struct http_clients *hc, uint64_t token, const char *byt
     queue(cl, bytes, len);
     /* Usually the whole answer fits the socket buffer at once. */
     write_answer(hc, cl);
+    watch_for_next(hc, cl);
     return 0;
-}
-
-int http_clients_pollfds(const struct http_clients *hc, struct pollfd *pfd, int max)
-{
-    int n = 0;
-    if (hc == NULL || max < 1)
-        return 0;
-    pfd[n++] = (struct pollfd){ .fd = hc->listen_fd, .events = POLLIN };
-    for (unsigned i = 0; i < hc->lim.max_clients && n < max; i++) {
-        const struct http_client *cl = &hc->clients[i];
-        if (cl->fd == -1)
-            continue;
-        /* A client waiting for its answer is read too: its EOF means it gave up. */
-        short ev = cl->answering && !cl->finishing ? POLLOUT : POLLIN;
-        pfd[n++] = (struct pollfd){ .fd = cl->fd, .events = ev };
-    }
-    return n;
-}
-
-void http_clients_handle(struct http_clients *hc, const struct pollfd *pfd, int n)
-{
-    if (hc == NULL)
-        return;
-    for (int k = 0; k < n; k++) {
-        if (pfd[k].revents == 0)
-            continue;
-        if (pfd[k].fd == hc->listen_fd) {
-            accept_client(hc);
-            continue;
-        }
-        for (unsigned i = 0; i < hc->lim.max_clients; i++) {
-            struct http_client *cl = &hc->clients[i];
-            if (cl->fd != pfd[k].fd)
-                continue;
-            if (cl->finishing || cl->waiting)
-                read_to_eof(hc, cl);   /* bytes after the request are dropped */
-            else if (!cl->answering)
-                read_request(hc, cl);
-            if (cl->fd != -1 && cl->answering && !cl->finishing)
-                write_answer(hc, cl);
-            break;
-        }
-    }
-}
-
-double http_clients_next_wake(const struct http_clients *hc, double now)
-{
-    double first = -1.0;
-    for (unsigned i = 0; hc != NULL && i < hc->lim.max_clients; i++) {
-        const struct http_client *cl = &hc->clients[i];
-        if (cl->fd == -1)
-            continue;
-        double left = cl->deadline > now ? cl->deadline - now : 0.0;
-        if (first < 0 || left < first)
-            first = left;
-    }
-    return first;
-}
-
-void http_clients_tick(struct http_clients *hc, double now)
-{
-    for (unsigned i = 0; hc != NULL && i < hc->lim.max_clients; i++) {
-        struct http_client *cl = &hc->clients[i];
-        if (cl->fd != -1 && now >= cl->deadline)
-            drop(hc, cl);
-    }
 }

@@ -16,11 +16,11 @@
 #ifndef FASTPOP_HTTP_CLIENTS_H
 #define FASTPOP_HTTP_CLIENTS_H
 
-#include <poll.h>
 #include <stddef.h>
 #include <stdint.h>
 
 struct http_clients;
+struct ev_loop;
 
 /*
  * A client's header block is complete: req[0..len) (NUL-terminated, the
@@ -38,20 +38,18 @@ struct http_clients_limits {
     size_t answer_max;     /* the largest answer the owner queues */
 };
 
-/* Serve on listen_fd (listening, non-blocking; closed by http_clients_free). NULL without memory. */
-struct http_clients *http_clients_new(int listen_fd, const struct http_clients_limits *lim,
+/*
+ * Serve on listen_fd (listening, non-blocking; closed by http_clients_free)
+ * from loop's turns: each client is an ev_io watch with an ev_timer for its
+ * client_seconds. NULL without memory.
+ */
+struct http_clients *http_clients_new(struct ev_loop *loop, int listen_fd,
+                                      const struct http_clients_limits *lim,
                                       http_request_fn on_request, http_gone_fn on_gone,
                                       void *ctx);
 void http_clients_free(struct http_clients *hc);
 
 /* Queue the whole answer (status line, headers, body) for token's client; -1 if it is gone. */
 int http_clients_answer(struct http_clients *hc, uint64_t token, const char *bytes, size_t len);
-
-/* At most 1 + max_clients descriptors. */
-int http_clients_pollfds(const struct http_clients *hc, struct pollfd *pfd, int max);
-void http_clients_handle(struct http_clients *hc, const struct pollfd *pfd, int n);
-/* Seconds until a client's time runs out, or -1; then http_clients_tick() drops it. */
-double http_clients_next_wake(const struct http_clients *hc, double now);
-void http_clients_tick(struct http_clients *hc, double now);
 
 #endif

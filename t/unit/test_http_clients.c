@@ -14,13 +14,14 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "daemon/runtime/clock.h"
+#include "daemon/runtime/event_loop.h"
 #include "daemon/runtime/http_clients.h"
 
 struct owner {
@@ -67,15 +68,14 @@ static int client(int port)
     return fd;
 }
 
+static struct ev_loop *loop;
+
 /* A bounded number of loop turns, each waiting at most 50 ms. */
-static void serve(struct http_clients *hc, int turns)
+static void serve(int turns)
 {
-    for (int i = 0; i < turns; i++) {
-        struct pollfd pfd[8];
-        int n = http_clients_pollfds(hc, pfd, 8);
-        if (poll(pfd, (nfds_t)n, 50) > 0)
-            http_clients_handle(hc, pfd, n);
-    }
+    ev_loop_set_max_wait(loop, 50);
+    for (int i = 0; i < turns; i++)
+        assert_true(ev_loop_once(loop) >= 0);
 }
 
 /* Everything the server sent until it closed (bounded by the socket's 2 s timeout). */
@@ -102,12 +102,12 @@ static void test_answer_later_and_stale_token(void **state)
     (void)state;
     struct owner o = { 0 };
     int port;
-    struct http_clients *hc = http_clients_new(listener(&port), &lim, on_request, on_gone, &o);
+    struct http_clients *hc = http_clients_new(loop, listener(&port), &lim, on_request, on_gone, &o);
     assert_non_null(hc);
     int c = client(port);
     static const char req[] = "GET /auth HTTP/1.0\r\nAuth-User: a\r\n\r\n";
     assert_int_equal(send(c, req, sizeof(req) - 1, 0), (ssize_t)(sizeof(req) - 1));
-    serve(hc, 10);
+    serve(10);
     assert_int_equal(o.requests, 1);
     assert_string_equal(o.last_request, req);
     uint64_t token = o.last_token;
@@ -116,7 +116,7 @@ static void test_answer_later_and_stale_token(void **state)
     assert_int_equal(http_clients_answer(hc, token, "x", 1), -1);
     assert_int_equal(http_clients_answer(hc, token + 1, "x", 1), -1);
     shutdown(c, SHUT_WR);
-    serve(hc, 5);
+    serve(5);
     char got[256];
     read_all(c, got, sizeof(got));
     assert_string_equal(got, "HTTP/1.0 200 OK\r\n\r\n");
@@ -130,13 +130,13 @@ static void test_hangup_while_waiting_is_reported(void **state)
     (void)state;
     struct owner o = { 0 };
     int port;
-    struct http_clients *hc = http_clients_new(listener(&port), &lim, on_request, on_gone, &o);
+    struct http_clients *hc = http_clients_new(loop, listener(&port), &lim, on_request, on_gone, &o);
     int c = client(port);
     assert_int_equal(send(c, "GET / HTTP/1.0\r\n\r\n", 18, 0), 18);
-    serve(hc, 10);
+    serve(10);
     assert_int_equal(o.requests, 1);
     close(c);
-    serve(hc, 10);
+    serve(10);
     assert_int_equal(o.gone, 1);
     assert_int_equal(http_clients_answer(hc, o.last_token, "x", 1), -1);
     http_clients_free(hc);
@@ -148,28 +148,54 @@ static void test_too_long_and_too_many(void **state)
     struct owner o = { 0 };
     int port;
     char got[256], big[100];
-    struct http_clients *hc = http_clients_new(listener(&port), &lim, on_request, on_gone, &o);
+    struct http_clients *hc = http_clients_new(loop, listener(&port), &lim, on_request, on_gone, &o);
     int c = client(port);
     memset(big, 'a', sizeof(big));
     assert_int_equal(send(c, big, sizeof(big), 0), (ssize_t)sizeof(big));
-    serve(hc, 10);
+    serve(10);
     shutdown(c, SHUT_WR);
-    serve(hc, 5);
+    serve(5);
     read_all(c, got, sizeof(got));
     assert_non_null(strstr(got, "431"));
     assert_int_equal(o.requests, 0);
     close(c);
-    serve(hc, 5);
+    serve(5);
     /* Two clients hold both places; the third is told 503 at once. */
     int a = client(port), b = client(port);
-    serve(hc, 5);
+    serve(5);
     int third = client(port);
-    serve(hc, 5);
+    serve(5);
     read_all(third, got, sizeof(got));
     assert_non_null(strstr(got, "503"));
     close(third);
     close(a);
     close(b);
+    http_clients_free(hc);
+}
+
+/* Each client's client_seconds is its own timer of the loop: past it, a waiting client is gone. */
+static void test_client_timeout_is_a_timer(void **state)
+{
+    (void)state;
+    struct owner o = { 0 };
+    int port;
+    char got[256];
+    struct http_clients *hc = http_clients_new(loop, listener(&port), &lim, on_request, on_gone, &o);
+    assert_non_null(hc);
+    int fd = client(port);
+    assert_int_equal(send(fd, "GET / HTTP/1.0\r\n\r\n", 18, 0), 18);
+    serve(10);
+    assert_int_equal(o.requests, 1);
+    assert_int_equal(ev_loop_timer_count(loop), 1);
+    ev_loop_fire_timers(loop, clock_mono() + lim.client_seconds - 1.0);
+    assert_int_equal(o.gone, 0);
+    ev_loop_fire_timers(loop, clock_mono() + lim.client_seconds + 0.1);
+    assert_int_equal(o.gone, 1);
+    assert_int_equal(ev_loop_timer_count(loop), 0);
+    read_all(fd, got, sizeof(got));
+    assert_string_equal(got, "");
+    assert_int_equal(http_clients_answer(hc, o.last_token, "x", 1), -1);
+    close(fd);
     http_clients_free(hc);
 }
 
@@ -179,6 +205,11 @@ int main(void)
         cmocka_unit_test(test_answer_later_and_stale_token),
         cmocka_unit_test(test_hangup_while_waiting_is_reported),
         cmocka_unit_test(test_too_long_and_too_many),
+        cmocka_unit_test(test_client_timeout_is_a_timer),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    loop = ev_loop_new();
+    assert_non_null(loop);
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    ev_loop_free(loop);
+    return rc;
 }

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "daemon/router/health.h"
+#include "daemon/runtime/event_loop.h"
 
 struct fake {
     int listen_fd;
@@ -48,24 +49,19 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Run the checker and the fake servers together for `seconds`. */
-static void run(struct health *h, struct fake *f, size_t nf, double seconds)
+/* Run the checker's loop and the fake servers together for `seconds`. */
+static void run(struct ev_loop *loop, struct fake *f, size_t nf, double seconds)
 {
     double end = now_s() + seconds;
+    ev_loop_set_max_wait(loop, 10);
     for (int turns = 0; turns < 10000 && now_s() < end; turns++) {
-        struct pollfd pfd[16];
-        int n = health_pollfds(h, pfd, 8);
-        int base = n;
+        struct pollfd pfd[8];
+        assert_true(ev_loop_once(loop) >= 0);
+        for (size_t i = 0; i < nf; i++)
+            pfd[i] = (struct pollfd){ .fd = f[i].listen_fd, .events = POLLIN };
+        poll(pfd, (nfds_t)nf, 0);
         for (size_t i = 0; i < nf; i++) {
-            pfd[n].fd = f[i].listen_fd;
-            pfd[n].events = POLLIN;
-            pfd[n].revents = 0;
-            n++;
-        }
-        double wait = health_next_wake(h, now_s());
-        poll(pfd, (nfds_t)n, wait > 0.05 ? 50 : (int)(wait * 1000) + 1);
-        for (size_t i = 0; i < nf; i++) {
-            if (pfd[base + (int)i].revents & POLLIN) {
+            if (pfd[i].revents & POLLIN) {
                 int c = accept(f[i].listen_fd, NULL, NULL);
                 if (c >= 0) {
                     if (f[i].conn_fd >= 0)
@@ -86,8 +82,6 @@ static void run(struct health *h, struct fake *f, size_t nf, double seconds)
                 f[i].conn_fd = -1;
             }
         }
-        health_handle(h, pfd, base, now_s());
-        health_tick(h, now_s());
     }
 }
 
@@ -109,10 +103,11 @@ static void test_states(void **state)
     b[3].port = listen_on(&gone);
     close(gone);   /* nothing listens there now: refused */
     snprintf(b[3].ip, sizeof(b[3].ip), "127.0.0.1");
-    struct health *h = health_new(b, 4, 0.2, 1.0, 1);
+    struct ev_loop *loop = ev_loop_new();
+    assert_non_null(loop);
+    struct health *h = health_new(loop, b, 4, 0.2, 1.0, 1);
     assert_non_null(h);
-    health_tick(h, now_s());
-    run(h, f, 3, 2.5);
+    run(loop, f, 3, 2.5);
     assert_true(b[0].up && !b[0].draining);
     assert_true(b[1].up && b[1].draining);
     assert_false(b[2].up);   /* never greeted within the timeout */
@@ -122,9 +117,12 @@ static void test_states(void **state)
     close(f[0].listen_fd);
     if (f[0].conn_fd >= 0)
         close(f[0].conn_fd);
-    run(h, f + 1, 2, 2.5);
+    run(loop, f + 1, 2, 2.5);
     assert_false(b[0].up);
     health_free(h);
+    /* Every check's watch and timer, and the round's timer, went with it. */
+    assert_int_equal(ev_loop_timer_count(loop), 0);
+    ev_loop_free(loop);
     for (int i = 1; i < 3; i++) {
         close(f[i].listen_fd);
         if (f[i].conn_fd >= 0)
