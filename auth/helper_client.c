@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -28,6 +29,8 @@ struct pending {
 
 struct helper_client {
     struct helper_client_hooks hooks;
+    struct ev_io io;               /* the connection, while there is one */
+    struct ev_timer expiry;        /* when the oldest request out times out */
     int fd;
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
     uint32_t next_id;
@@ -35,6 +38,8 @@ struct helper_client {
     struct pending *head, *tail;   /* in deadline order */
     struct buf msg;
 };
+
+static void on_expiry(struct ev_loop *loop, struct ev_timer *timer);
 
 static const struct user_policy no_policy;
 static const struct auth_answer tempfail = { AUTH_TEMPFAIL, "", "", "", 0, "", "", &no_policy };
@@ -57,8 +62,7 @@ static void deliver(struct helper_client *hc, struct pending *p, const struct au
 /* Nothing is out any more: the caller's timer for the oldest request can go. */
 static void none_out(struct helper_client *hc)
 {
-    if (hc->hooks.schedule != NULL)
-        hc->hooks.schedule(hc->hooks.arg, -1);
+    ev_timer_cancel(hc->hooks.loop, &hc->expiry);
 }
 
 static void unlink_pending(struct helper_client *hc, struct pending *prev, struct pending *p)
@@ -89,8 +93,7 @@ static void fail_all(struct helper_client *hc)
 
 static void close_connection(struct helper_client *hc)
 {
-    if (hc->hooks.unwatch != NULL)
-        hc->hooks.unwatch(hc->hooks.arg, hc->fd);
+    ev_io_stop(hc->hooks.loop, &hc->io);
     close(hc->fd);
     hc->fd = -1;
 }
@@ -159,9 +162,13 @@ static void handle_view(struct helper_client *hc, const unsigned char *msg, size
     hc->hooks.on_view(passfd);
 }
 
-void helper_client_readable(struct helper_client *hc, int hangup)
+/* The connection is readable (or hung up): read the answers. */
+static void on_event(struct ev_loop *loop, struct ev_io *io, uint32_t events)
 {
+    struct helper_client *hc = io->data;
+    int hangup = (events & (EPOLLHUP | EPOLLERR)) != 0;
     unsigned char msg[IPC_MAX_MESSAGE];
+    (void)loop;
 
     for (int i = 0; i < HELPER_CLIENT_READS_PER_EVENT && hc->fd != -1; i++) {
         int passfd = -1;
@@ -207,7 +214,7 @@ int helper_client_connect(struct helper_client *hc)
         close(fd);
         return -1;
     }
-    if (hc->hooks.watch != NULL && hc->hooks.watch(hc->hooks.arg, fd) == -1) {
+    if (ev_io_start(hc->hooks.loop, &hc->io, fd, EPOLLIN, on_event, hc) == -1) {
         close(fd);
         return -1;
     }
@@ -238,6 +245,7 @@ struct helper_client *helper_client_new(const char *socket_path,
         return NULL;
     }
     hc->hooks = *hooks;
+    ev_timer_init(&hc->expiry, on_expiry, hc);
     hc->fd = -1;
     hc->last_connect = -hooks->reconnect_seconds;
     strcpy(hc->path, socket_path);
@@ -251,6 +259,7 @@ void helper_client_free(struct helper_client *hc)
         return;
     if (hc->fd != -1)
         close_connection(hc);
+    ev_timer_cancel(hc->hooks.loop, &hc->expiry);
     while (hc->head != NULL) {
         struct pending *p = hc->head;
         unlink_pending(hc, NULL, p);
@@ -308,8 +317,7 @@ static uint32_t send_request(struct helper_client *hc, struct pending *p, int en
         hc->tail->next = p;
     } else {
         hc->head = p;
-        if (hc->hooks.schedule != NULL)
-            hc->hooks.schedule(hc->hooks.arg, AUTH_TIMEOUT_SECONDS);
+        (void)ev_timer_arm_in(hc->hooks.loop, &hc->expiry, AUTH_TIMEOUT_SECONDS);
     }
     hc->tail = p;
     return p->id;
@@ -358,14 +366,6 @@ void helper_client_cancel(struct helper_client *hc, uint32_t id)
     }
 }
 
-double helper_client_next_expiry(const struct helper_client *hc, double now)
-{
-    if (hc->head == NULL)
-        return -1;
-    double left = hc->head->deadline - now;
-    return left < 0 ? 0 : left;
-}
-
 void helper_client_expire(struct helper_client *hc, double now)
 {
     while (hc->head != NULL && hc->head->deadline <= now) {
@@ -375,4 +375,17 @@ void helper_client_expire(struct helper_client *hc, double now)
         unlink_pending(hc, NULL, p);
         deliver(hc, p, &tempfail);
     }
+}
+
+/*
+ * The oldest request's deadline. When the oldest is answered first, the
+ * timer fires early: nothing is due, and it moves to the next one's.
+ */
+static void on_expiry(struct ev_loop *loop, struct ev_timer *timer)
+{
+    struct helper_client *hc = timer->data;
+    double now = ev_loop_now(loop);
+    helper_client_expire(hc, now);
+    if (hc->head != NULL)
+        (void)ev_timer_arm(loop, &hc->expiry, hc->head->deadline);
 }

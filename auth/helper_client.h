@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "auth/protocol.h"
+#include "daemon/runtime/event_loop.h"
 
 struct helper_client;
 
@@ -44,17 +45,12 @@ typedef void auth_done_fn(void *ctx, const struct auth_answer *answer);
 typedef void auth_view_fn(int fd);
 
 struct helper_client_hooks {
-    /* The connection's descriptor: watch it for input (-1: give the connection up) ... */
-    int (*watch)(void *arg, int fd);
-    /* ... and stop, just before it is closed. Either may be NULL. */
-    void (*unwatch)(void *arg, int fd);
     /*
-     * A request went out with none before it: call helper_client_expire() in
-     * seconds (an event loop's timer); seconds < 0: none is out any more.
-     * NULL: the caller polls helper_client_next_expiry() instead.
+     * The event loop the connection and the requests' timeout live on: the
+     * client watches its descriptor and keeps one timer, for the oldest
+     * request (all share AUTH_TIMEOUT_SECONDS and go in order).
      */
-    void (*schedule)(void *arg, double seconds);
-    void *arg;
+    struct ev_loop *loop;
     /* NULL: no view is asked for, and one that arrives is closed unread. */
     auth_view_fn *on_view;
     /* How long each request waited, answered or not; NULL if not measured. */
@@ -78,8 +74,6 @@ void helper_client_free(struct helper_client *hc);
 int helper_client_connect(struct helper_client *hc);
 /* The connection's descriptor, -1 when there is none. */
 int helper_client_fd(const struct helper_client *hc);
-/* The descriptor is readable (or hung up: hangup != 0): read the answers. */
-void helper_client_readable(struct helper_client *hc, int hangup);
 
 /*
  * The requests: each returns its id (never 0), or 0 with errno when it could
@@ -99,9 +93,7 @@ uint32_t helper_client_scram_finish(struct helper_client *hc, const char *client
 /* Drop request id's completion (0 is ignored): its answer will not be delivered. */
 void helper_client_cancel(struct helper_client *hc, uint32_t id);
 
-/* Seconds until the oldest request times out, or -1 if none is out. */
-double helper_client_next_expiry(const struct helper_client *hc, double now);
-/* Answer timed-out requests with a temporary failure. */
+/* Answer the requests out at now or earlier with a temporary failure (the timer does it). */
 void helper_client_expire(struct helper_client *hc, double now);
 
 #endif

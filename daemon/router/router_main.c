@@ -78,8 +78,6 @@ struct router {
     struct ev_loop *loop;
     struct http_clients *http;
     struct helper_client *helper;   /* the connection to fastpop-auth */
-    struct ev_io helper_io;         /* its descriptor, while connected */
-    struct ev_timer helper_expiry;  /* when the oldest request out times out */
     struct health *health;
     struct host_cache *hosts;
     struct route_backend backends[CONFIG_ROUTER_BACKENDS_MAX];
@@ -273,50 +271,6 @@ static void on_helper(void *ctx, const struct auth_answer *rep)
     send_answer(r, tag, out);
 }
 
-static void on_helper_event(struct ev_loop *loop, struct ev_io *io, uint32_t events)
-{
-    struct router *r = io->data;
-    (void)loop;
-    helper_client_readable(r->helper, (events & (EPOLLHUP | EPOLLERR)) != 0);
-}
-
-static int watch_helper(void *arg, int fd)
-{
-    struct router *r = arg;
-    return ev_io_start(r->loop, &r->helper_io, fd, EPOLLIN, on_helper_event, r);
-}
-
-static void unwatch_helper(void *arg, int fd)
-{
-    struct router *r = arg;
-    (void)fd;
-    ev_io_stop(r->loop, &r->helper_io);
-}
-
-/*
- * Requests share one timeout and are kept in the order sent, so the oldest
- * one's deadline is the only timer needed. When the oldest is answered
- * first, the timer fires early: on_helper_expiry finds nothing due and moves it.
- */
-static void schedule_helper(void *arg, double seconds)
-{
-    struct router *r = arg;
-    if (seconds < 0)
-        ev_timer_cancel(r->loop, &r->helper_expiry);
-    else if (!ev_timer_armed(&r->helper_expiry))
-        (void)ev_timer_arm_in(r->loop, &r->helper_expiry, seconds);
-}
-
-static void on_helper_expiry(struct ev_loop *loop, struct ev_timer *timer)
-{
-    struct router *r = timer->data;
-    double now = ev_loop_now(loop);
-    helper_client_expire(r->helper, now);
-    double left = helper_client_next_expiry(r->helper, now);
-    if (left >= 0)
-        (void)ev_timer_arm(loop, &r->helper_expiry, now + left);
-}
-
 static void setup(struct router *r, const struct options *o)
 {
     struct config_backend cb[CONFIG_ROUTER_BACKENDS_MAX];
@@ -342,10 +296,8 @@ static void setup(struct router *r, const struct options *o)
         log_fatal("event loop: %s", strerror(errno));
     r->http = http_clients_new(r->loop, o->listen_fd, &lim, on_request, on_gone, r);
     const struct helper_client_hooks hooks = {
-        .watch = watch_helper, .unwatch = unwatch_helper, .schedule = schedule_helper,
-        .arg = r, .reconnect_seconds = ROUTER_HELPER_RETRY_SECONDS,
+        .loop = r->loop, .reconnect_seconds = ROUTER_HELPER_RETRY_SECONDS,
     };
-    ev_timer_init(&r->helper_expiry, on_helper_expiry, r);
     r->helper = helper_client_new(o->auth_socket, &hooks);
     r->health = health_new(r->loop, r->backends, r->nbackends, o->check_interval,
                            ROUTER_CHECK_TIMEOUT, o->proxy_protocol);
